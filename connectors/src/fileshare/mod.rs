@@ -1,0 +1,132 @@
+//! File shares: a mounted SMB/NFS share or a local directory tree.
+//!
+//! Reads metadata only (one `stat` per entry); the only files it opens are the
+//! marker files named in the config, read-only and without touching their atime.
+//! Each file becomes a [`RecordKind::File`] record whose path is relative to the
+//! root, classified by path globs; each folder matched by a `folders` glob also
+//! becomes one [`RecordKind::Folder`] record whose `last_activity` is the newest
+//! modification inside it (for "customer folders untouched for three years").
+//!
+//! Event dates come from marker files: a position folder holding `TILLSATT.txt`
+//! with the date the position was filled gives every application below it the date
+//! `position_filled`, so a rule can count "days since the position was filled".
+//!
+//! The walk is parallel ([`ignore::WalkParallel`]); per-entry problems (permission
+//! denied, symlink loops, names that are not UTF-8, files that vanish mid-walk) are
+//! counted and the walk goes on.
+
+mod owners;
+mod walk;
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::{ConnectorError, Connector, RecordSink, ScanContext, ScanReport};
+
+/// `type = "fileshare"`: a directory tree read through the local file system.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileshareConfig {
+    /// Root of the share, e.g. `/mnt/share`. Record paths are relative to it.
+    pub root: PathBuf,
+    /// Globs (relative to the root) of paths to skip entirely, e.g.
+    /// `["**/.snapshot", "**/~$*"]`. Default: none.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Follow symbolic links (loops are detected and counted). Default: false.
+    #[serde(default)]
+    pub follow_symlinks: bool,
+    /// Walker threads; 0 picks the number of cores. Default: 0.
+    #[serde(default)]
+    pub threads: usize,
+    /// Path globs that classify files; the first match sets the record attribute
+    /// `class`, which rules can select on.
+    #[serde(default)]
+    pub classify: Vec<ClassifyConfig>,
+    /// Marker files that give every record below their folder a named date.
+    #[serde(default)]
+    pub markers: Vec<MarkerConfig>,
+    /// Folders summarised as one record each (kind `folder`).
+    #[serde(default)]
+    pub folders: Vec<ClassifyConfig>,
+}
+
+/// One path glob and the class it gives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifyConfig {
+    /// Glob relative to the root, `/`-separated; `**` crosses folders,
+    /// e.g. `ekonomi/fakturor/**`.
+    pub glob: String,
+    /// The class, e.g. `invoice`.
+    pub class: String,
+}
+
+/// A marker file that dates the folder it is in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkerConfig {
+    /// File name to look for in every folder, e.g. `TILLSATT.txt`.
+    pub file: String,
+    /// The date's name on records below, e.g. `position_filled`.
+    pub date: String,
+    /// Where the date is read: `content` (the first `YYYY-MM-DD` in the file) or
+    /// `mtime` (the marker's modification time). Default: `content`.
+    #[serde(default)]
+    pub date_from: MarkerDateFrom,
+}
+
+/// Where a marker's date comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkerDateFrom {
+    /// The first ISO date in the file's first 4 KiB.
+    #[default]
+    Content,
+    /// The marker file's modification time.
+    Mtime,
+}
+
+/// Config errors found when building the connector.
+#[derive(Debug, thiserror::Error)]
+pub enum FileshareConfigError {
+    /// A glob does not parse.
+    #[error("invalid glob {glob:?}: {source}")]
+    Glob {
+        /// The glob as written.
+        glob: String,
+        /// Why it is invalid.
+        #[source]
+        source: globset::Error,
+    },
+}
+
+/// A built file-share source, ready to scan.
+#[derive(Debug, Clone)]
+pub struct FileshareSource {
+    config: FileshareConfig,
+    plan: walk::WalkPlan,
+}
+
+impl FileshareSource {
+    /// Check the config (globs compile) and build the source.
+    pub fn build(config: FileshareConfig) -> Result<FileshareSource, FileshareConfigError> {
+        let plan = walk::WalkPlan::new(&config)?;
+        Ok(FileshareSource { config, plan })
+    }
+}
+
+impl Connector for FileshareSource {
+    async fn scan(
+        &self,
+        context: ScanContext,
+        sink: RecordSink,
+    ) -> Result<ScanReport, ConnectorError> {
+        let config = self.config.clone();
+        let plan = self.plan.clone();
+        tokio::task::spawn_blocking(move || walk::walk(&config, &plan, &context, &sink))
+            .await
+            .map_err(|error| ConnectorError::Worker(error.to_string()))?
+    }
+}

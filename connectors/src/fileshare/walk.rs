@@ -1,0 +1,423 @@
+//! The parallel walk behind the file-share connector.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use ignore::{WalkBuilder, WalkState};
+
+use super::owners::OwnerNames;
+use super::{FileshareConfig, FileshareConfigError, MarkerConfig, MarkerDateFrom};
+use crate::local_fs::{date_from_path, first_iso_date, name_to_text, read_prefix, to_utc};
+use crate::{
+    ConnectorError, ProblemKind, Record, RecordKind, RecordSink, ScanContext, ScanReport,
+};
+
+/// The config, compiled once.
+#[derive(Debug, Clone)]
+pub(crate) struct WalkPlan {
+    exclude: GlobSet,
+    classify: GlobSet,
+    classes: Vec<String>,
+    folders: GlobSet,
+    folder_classes: Vec<String>,
+    markers: Vec<MarkerConfig>,
+}
+
+fn compile(globs: &[&str]) -> Result<GlobSet, FileshareConfigError> {
+    let mut set = GlobSetBuilder::new();
+    for glob in globs {
+        let compiled = GlobBuilder::new(glob)
+            .literal_separator(true)
+            .build()
+            .map_err(|source| FileshareConfigError::Glob {
+                glob: (*glob).to_owned(),
+                source,
+            })?;
+        set.add(compiled);
+    }
+    set.build().map_err(|source| FileshareConfigError::Glob {
+        glob: globs.join(", "),
+        source,
+    })
+}
+
+impl WalkPlan {
+    pub(crate) fn new(config: &FileshareConfig) -> Result<WalkPlan, FileshareConfigError> {
+        let exclude: Vec<&str> = config.exclude.iter().map(String::as_str).collect();
+        let classify: Vec<&str> = config.classify.iter().map(|c| c.glob.as_str()).collect();
+        let folders: Vec<&str> = config.folders.iter().map(|c| c.glob.as_str()).collect();
+        Ok(WalkPlan {
+            exclude: compile(&exclude)?,
+            classify: compile(&classify)?,
+            classes: config.classify.iter().map(|c| c.class.clone()).collect(),
+            folders: compile(&folders)?,
+            folder_classes: config.folders.iter().map(|c| c.class.clone()).collect(),
+            markers: config.markers.clone(),
+        })
+    }
+
+    fn tracks_directories(&self) -> bool {
+        !self.markers.is_empty() || !self.folder_classes.is_empty()
+    }
+
+    fn is_marker(&self, name: &std::ffi::OsStr) -> bool {
+        self.markers.iter().any(|marker| name == marker.file.as_str())
+    }
+}
+
+/// What a directory passes down to everything below it.
+#[derive(Debug, Default)]
+struct DirInfo {
+    /// Marker dates in effect (the nearest marker of each name wins).
+    dates: Vec<(String, DateTime<Utc>)>,
+    /// Summarised folders (relative paths) this directory is inside of, or is.
+    folders: Vec<String>,
+}
+
+/// A summarised folder being accumulated.
+#[derive(Debug)]
+struct FolderState {
+    class: String,
+    owner: Arc<str>,
+    modified: Option<DateTime<Utc>>,
+    newest: Option<DateTime<Utc>>,
+    files: u64,
+}
+
+struct Shared<'a> {
+    root: &'a Path,
+    plan: &'a WalkPlan,
+    context: &'a ScanContext,
+    owners: OwnerNames,
+    report: Mutex<ScanReport>,
+    dirs: Mutex<HashMap<PathBuf, Arc<DirInfo>>>,
+    folders: Mutex<HashMap<String, FolderState>>,
+    failure: Mutex<Option<ConnectorError>>,
+}
+
+/// Walk the share and send one record per file, then one per summarised folder.
+pub(crate) fn walk(
+    config: &FileshareConfig,
+    plan: &WalkPlan,
+    context: &ScanContext,
+    sink: &RecordSink,
+) -> Result<ScanReport, ConnectorError> {
+    let root = config.root.as_path();
+    let unreadable = |source: std::io::Error| ConnectorError::RootUnreadable {
+        path: root.display().to_string(),
+        source,
+    };
+    let metadata = std::fs::metadata(root).map_err(unreadable)?;
+    if !metadata.is_dir() {
+        return Err(unreadable(std::io::Error::other("not a directory")));
+    }
+    // A share that is mounted but unreadable would otherwise look empty, and an
+    // empty share resolves every finding.
+    std::fs::read_dir(root).map_err(unreadable)?;
+
+    let shared = Shared {
+        root,
+        plan,
+        context,
+        owners: OwnerNames::default(),
+        report: Mutex::new(ScanReport::default()),
+        dirs: Mutex::new(HashMap::new()),
+        folders: Mutex::new(HashMap::new()),
+        failure: Mutex::new(None),
+    };
+    WalkBuilder::new(root)
+        .standard_filters(false)
+        .follow_links(config.follow_symlinks)
+        .threads(config.threads)
+        .build_parallel()
+        .run(|| {
+            let mut worker = Worker {
+                shared: &shared,
+                sink: sink.clone(),
+                report: ScanReport::default(),
+            };
+            Box::new(move |entry| worker.visit(entry))
+        });
+
+    if let Some(failure) = take(&shared.failure) {
+        return Err(failure);
+    }
+    if context.cancel.is_cancelled() {
+        return Err(ConnectorError::Cancelled);
+    }
+    let mut report = take(&shared.report);
+    let folders = take(&shared.folders);
+    for (path, state) in folders {
+        let mut record = Record::new(RecordKind::Folder, context.source.clone(), path);
+        record.container = parent_of(&record.path).to_owned();
+        record.owner = Some(state.owner.to_string());
+        record.timestamps.modified = state.modified;
+        record.timestamps.last_activity = state.newest.or(state.modified);
+        record.attributes.insert("class".into(), state.class);
+        record
+            .attributes
+            .insert("file_count".into(), state.files.to_string());
+        sink.send_blocking(record)?;
+        report.records += 1;
+    }
+    Ok(report)
+}
+
+fn take<T: Default>(mutex: &Mutex<T>) -> T {
+    match mutex.lock() {
+        Ok(mut guard) => std::mem::take(&mut *guard),
+        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+    }
+}
+
+fn parent_of(path: &str) -> &str {
+    path.rsplit_once('/').map(|(parent, _)| parent).unwrap_or("")
+}
+
+struct Worker<'s, 'a> {
+    shared: &'s Shared<'a>,
+    sink: RecordSink,
+    report: ScanReport,
+}
+
+impl Drop for Worker<'_, '_> {
+    fn drop(&mut self) {
+        let local = std::mem::take(&mut self.report);
+        match self.shared.report.lock() {
+            Ok(mut report) => report.merge(local),
+            Err(poisoned) => poisoned.into_inner().merge(local),
+        }
+    }
+}
+
+impl Worker<'_, '_> {
+    fn visit(&mut self, entry: Result<ignore::DirEntry, ignore::Error>) -> WalkState {
+        if self.shared.context.cancel.is_cancelled() {
+            return WalkState::Quit;
+        }
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                self.problem(&error, None);
+                return WalkState::Continue;
+            }
+        };
+        let Some(relative) = self.relative_text(entry.path()) else {
+            return WalkState::Continue;
+        };
+        if entry.depth() > 0 && name_to_text(entry.file_name()).1 {
+            self.report.count(ProblemKind::NonUtf8Name);
+        }
+        if entry.depth() > 0 && self.shared.plan.exclude.is_match(&relative) {
+            return WalkState::Skip;
+        }
+        let Some(file_type) = entry.file_type() else {
+            return WalkState::Continue;
+        };
+        if file_type.is_dir() {
+            if self.shared.plan.tracks_directories() {
+                self.dir_info(entry.path(), &relative);
+            }
+            return WalkState::Continue;
+        }
+        if !file_type.is_file() || self.shared.plan.is_marker(entry.file_name()) {
+            return WalkState::Continue;
+        }
+        let metadata = match entry.metadata() {
+            Ok(metadata) => metadata,
+            Err(error) => {
+                self.problem(&error, Some(&relative));
+                return WalkState::Continue;
+            }
+        };
+        let record = self.file_record(entry.path(), relative, &metadata);
+        match self.sink.send_blocking(record) {
+            Ok(()) => {
+                self.report.records += 1;
+                WalkState::Continue
+            }
+            Err(error) => {
+                if let Ok(mut failure) = self.shared.failure.lock() {
+                    failure.get_or_insert(error);
+                }
+                WalkState::Quit
+            }
+        }
+    }
+
+    /// The path relative to the root, `/`-separated, names that are not UTF-8
+    /// escaped.
+    fn relative_text(&self, path: &Path) -> Option<String> {
+        let relative = path.strip_prefix(self.shared.root).ok()?;
+        let mut text = String::new();
+        for component in relative.components() {
+            if !text.is_empty() {
+                text.push('/');
+            }
+            text.push_str(&name_to_text(component.as_os_str()).0);
+        }
+        Some(text)
+    }
+
+    fn file_record(&self, path: &Path, relative: String, metadata: &std::fs::Metadata) -> Record {
+        let shared = self.shared;
+        let mut record = Record::new(RecordKind::File, shared.context.source.clone(), relative);
+        record.container = parent_of(&record.path).to_owned();
+        let owner = shared.owners.name(metadata.uid());
+        record.owner = Some(owner.to_string());
+        let modified = metadata.modified().ok().and_then(to_utc);
+        record.timestamps.modified = modified;
+        record.timestamps.created = metadata.created().ok().and_then(to_utc);
+        if let Some(date) = date_from_path(&record.path) {
+            record.dates.insert("path_date".into(), date);
+        }
+        if let Some(class) = shared
+            .plan
+            .classify
+            .matches(&record.path)
+            .into_iter()
+            .min()
+            .and_then(|index| shared.plan.classes.get(index))
+        {
+            record.attributes.insert("class".into(), class.clone());
+        }
+        record
+            .attributes
+            .insert("size_bytes".into(), metadata.len().to_string());
+        if shared.plan.tracks_directories()
+            && let Some(parent) = path.parent()
+        {
+            let info = self.dir_info(parent, &record.container);
+            for (name, date) in &info.dates {
+                record.dates.insert(name.clone(), *date);
+            }
+            if !info.folders.is_empty()
+                && let Ok(mut folders) = shared.folders.lock()
+            {
+                for folder in &info.folders {
+                    if let Some(state) = folders.get_mut(folder) {
+                        state.files += 1;
+                        state.newest = state.newest.max(modified);
+                    }
+                }
+            }
+        }
+        record
+    }
+
+    /// What `dir` inherits and adds, computed once per directory. Parents are
+    /// normally visited before their children; when not, they are computed here.
+    fn dir_info(&self, dir: &Path, relative: &str) -> Arc<DirInfo> {
+        let shared = self.shared;
+        if let Ok(dirs) = shared.dirs.lock()
+            && let Some(info) = dirs.get(dir)
+        {
+            return info.clone();
+        }
+        let mut info = DirInfo::default();
+        if dir != shared.root
+            && let Some(parent) = dir.parent()
+            && parent.starts_with(shared.root)
+        {
+            let parent_info = self.dir_info(parent, parent_of(relative));
+            info.dates = parent_info.dates.clone();
+            info.folders = parent_info.folders.clone();
+        }
+        for marker in &shared.plan.markers {
+            if let Some(date) = self.marker_date(&dir.join(&marker.file), marker) {
+                info.dates.retain(|(name, _)| name != &marker.date);
+                info.dates.push((marker.date.clone(), date));
+            }
+        }
+        if dir != shared.root
+            && let Some(class) = shared
+                .plan
+                .folders
+                .matches(relative)
+                .into_iter()
+                .min()
+                .and_then(|index| shared.plan.folder_classes.get(index))
+        {
+            info.folders.push(relative.to_owned());
+            let metadata = std::fs::symlink_metadata(dir).ok();
+            let state = FolderState {
+                class: class.clone(),
+                owner: shared
+                    .owners
+                    .name(metadata.as_ref().map(|m| m.uid()).unwrap_or(0)),
+                modified: metadata.and_then(|m| m.modified().ok()).and_then(to_utc),
+                newest: None,
+                files: 0,
+            };
+            if let Ok(mut folders) = shared.folders.lock() {
+                folders.entry(relative.to_owned()).or_insert(state);
+            }
+        }
+        let info = Arc::new(info);
+        if let Ok(mut dirs) = shared.dirs.lock() {
+            dirs.insert(dir.to_path_buf(), info.clone());
+        }
+        info
+    }
+
+    fn marker_date(&self, path: &Path, marker: &MarkerConfig) -> Option<DateTime<Utc>> {
+        let metadata = std::fs::metadata(path).ok()?;
+        if !metadata.is_file() {
+            return None;
+        }
+        let date = match marker.date_from {
+            MarkerDateFrom::Mtime => metadata.modified().ok().and_then(to_utc),
+            MarkerDateFrom::Content => read_prefix(path, 4096)
+                .ok()
+                .and_then(|bytes| first_iso_date(&String::from_utf8_lossy(&bytes))),
+        };
+        if date.is_none() {
+            if let Ok(mut report) = self.shared.report.lock() {
+                report.count(ProblemKind::BadMarker);
+            }
+        }
+        date
+    }
+
+    fn problem(&mut self, error: &ignore::Error, relative: Option<&str>) {
+        match error {
+            ignore::Error::Partial(errors) => {
+                for error in errors {
+                    self.problem(error, relative);
+                }
+            }
+            ignore::Error::WithLineNumber { err, .. } | ignore::Error::WithDepth { err, .. } => {
+                self.problem(err, relative);
+            }
+            ignore::Error::WithPath { path, err } => {
+                let relative = self.relative_text(path);
+                self.problem(err, Some(relative.as_deref().unwrap_or("")));
+            }
+            ignore::Error::Loop { .. } => self.report.count(ProblemKind::SymlinkLoop),
+            ignore::Error::Io(io) => {
+                let kind = match io.kind() {
+                    std::io::ErrorKind::PermissionDenied => ProblemKind::PermissionDenied,
+                    std::io::ErrorKind::NotFound => ProblemKind::Vanished,
+                    _ => ProblemKind::Io,
+                };
+                self.report.count(kind);
+                if kind.hides_content() {
+                    // Unknown place: protect the whole source rather than guess.
+                    self.report
+                        .unread_prefixes
+                        .push(relative.unwrap_or("").to_owned());
+                }
+            }
+            _ => {
+                self.report.count(ProblemKind::Io);
+                self.report
+                    .unread_prefixes
+                    .push(relative.unwrap_or("").to_owned());
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The read side of tillsyn: one module per kind of store, all behind [`Connector`],
+//! all producing [`Record`]s.
+//!
+//! Layout:
+//! - [`record`]: the normalised record, the only type rules and connectors share.
+//! - [`fileshare`]: a mounted share or local directory tree, metadata only.
+//! - [`maildir`]: Maildir++ trees as Dovecot keeps them, headers only.
+//!
+//! Every connector reads and never writes. Records stream through a bounded
+//! channel ([`RecordSink`]) so no connector holds a whole store in memory. Problems
+//! with single items (an unreadable directory, a malformed mail) are counted in the
+//! [`ScanReport`] and the scan goes on; only problems that make the whole scan
+//! meaningless (the root is missing) end it with a [`ConnectorError`].
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::panic)]
+
+pub mod fileshare;
+pub mod maildir;
+pub mod record;
+mod local_fs;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use record::{Address, Participants, Record, RecordKind, Timestamps};
+
+/// What the rules that apply to a source need from it; the connector skips work
+/// nobody asked for (a stale-inbox rule needs no headers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Mail From/To/Cc.
+    pub participants: bool,
+}
+
+/// A flag a scan polls to stop early (shutdown, timeout). Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    /// Ask the scan to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    /// Whether stopping was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What a connector gets for one scan.
+#[derive(Debug, Clone)]
+pub struct ScanContext {
+    /// The source's name, stamped on every record.
+    pub source: Arc<str>,
+    /// What the rules need.
+    pub needs: Needs,
+    /// Set when the scan should stop; the connector then returns
+    /// [`ConnectorError::Cancelled`].
+    pub cancel: CancelFlag,
+}
+
+/// Where a connector sends its records. Bounded: a slow consumer slows the walk
+/// rather than filling memory.
+#[derive(Debug, Clone)]
+pub struct RecordSink(tokio::sync::mpsc::Sender<Record>);
+
+impl RecordSink {
+    /// A sink and the receiver the scan runner reads from.
+    pub fn channel(capacity: usize) -> (RecordSink, tokio::sync::mpsc::Receiver<Record>) {
+        let (sender, receiver) = tokio::sync::mpsc::channel(capacity);
+        (RecordSink(sender), receiver)
+    }
+
+    /// Send from a blocking thread (file walks).
+    pub fn send_blocking(&self, record: Record) -> Result<(), ConnectorError> {
+        self.0
+            .blocking_send(record)
+            .map_err(|_| ConnectorError::SinkClosed)
+    }
+
+    /// Send from async code (network connectors).
+    pub async fn send(&self, record: Record) -> Result<(), ConnectorError> {
+        self.0
+            .send(record)
+            .await
+            .map_err(|_| ConnectorError::SinkClosed)
+    }
+}
+
+/// A problem with one item that the scan counted and went past. The set is closed
+/// so it can be a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProblemKind {
+    /// A directory or file the auditor may not read.
+    PermissionDenied,
+    /// A symbolic link that leads back into its own ancestry.
+    SymlinkLoop,
+    /// An item that disappeared between listing and reading.
+    Vanished,
+    /// A file name that is not valid UTF-8 (still scanned, under an escaped name).
+    NonUtf8Name,
+    /// A mail whose header could not be parsed (still scanned by its dates).
+    MalformedMail,
+    /// A mail file of zero bytes.
+    EmptyMail,
+    /// A mail header larger than the read limit (parsed as far as read).
+    OversizedHeader,
+    /// A marker file without a readable date.
+    BadMarker,
+    /// Any other I/O error on one item.
+    Io,
+}
+
+impl ProblemKind {
+    /// Stable snake_case name, for metrics, the store and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::PermissionDenied => "permission_denied",
+            ProblemKind::SymlinkLoop => "symlink_loop",
+            ProblemKind::Vanished => "vanished",
+            ProblemKind::NonUtf8Name => "non_utf8_name",
+            ProblemKind::MalformedMail => "malformed_mail",
+            ProblemKind::EmptyMail => "empty_mail",
+            ProblemKind::OversizedHeader => "oversized_header",
+            ProblemKind::BadMarker => "bad_marker",
+            ProblemKind::Io => "io",
+        }
+    }
+
+    /// Whether items were left unread because of it, so earlier findings under the
+    /// affected place must not be resolved. A non-UTF-8 name or a malformed header
+    /// still yields a record; an unreadable directory does not. A symlink loop
+    /// hides nothing: its target is an ancestor that is walked anyway.
+    pub fn hides_content(self) -> bool {
+        matches!(self, ProblemKind::PermissionDenied | ProblemKind::Io)
+    }
+}
+
+/// What a finished scan reports besides its records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Records sent.
+    pub records: u64,
+    /// Problems counted, by kind.
+    pub problems: BTreeMap<ProblemKind, u64>,
+    /// Record-path prefixes (as in [`Record::path`]) whose content could not be
+    /// read; findings under them are kept open rather than resolved. An empty
+    /// string means the whole source.
+    pub unread_prefixes: Vec<String>,
+}
+
+impl ScanReport {
+    /// Count one problem.
+    pub fn count(&mut self, kind: ProblemKind) {
+        *self.problems.entry(kind).or_insert(0) += 1;
+    }
+
+    /// All problems counted.
+    pub fn problem_total(&self) -> u64 {
+        self.problems.values().sum()
+    }
+
+    /// Fold another report (from a worker thread) into this one.
+    pub fn merge(&mut self, other: ScanReport) {
+        self.records += other.records;
+        for (kind, count) in other.problems {
+            *self.problems.entry(kind).or_insert(0) += count;
+        }
+        self.unread_prefixes.extend(other.unread_prefixes);
+    }
+}
+
+/// A problem that ends a whole scan.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// The configured root cannot be read at all.
+    #[error("cannot read {path}: {source}")]
+    RootUnreadable {
+        /// The configured root.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The scan was asked to stop before it finished.
+    #[error("scan cancelled before it finished")]
+    Cancelled,
+    /// The consumer of records went away (the runner ended the scan).
+    #[error("record consumer stopped")]
+    SinkClosed,
+    /// A worker thread ended abnormally.
+    #[error("scan worker failed: {0}")]
+    Worker(String),
+}
+
+impl ConnectorError {
+    /// Bounded error kind for metrics and the store.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConnectorError::RootUnreadable { .. } => "root_unreadable",
+            ConnectorError::Cancelled => "cancelled",
+            ConnectorError::SinkClosed => "sink_closed",
+            ConnectorError::Worker(_) => "worker",
+        }
+    }
+}
+
+/// One kind of store. Each source in the config becomes one value of a type that
+/// implements this; the scan runner drives it.
+pub trait Connector {
+    /// Read the store and send one record per item to `sink`. Returns the counted
+    /// problems; returns an error when the scan as a whole failed.
+    fn scan(
+        &self,
+        context: ScanContext,
+        sink: RecordSink,
+    ) -> impl std::future::Future<Output = Result<ScanReport, ConnectorError>> + Send;
+}
