@@ -1,1 +1,143 @@
-fn main(){}
+//! The `tillsyn` command: parses arguments, sets up logging, runs a command from
+//! [`tillsyn::cli`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tillsyn::cli;
+use tillsyn::output::Format;
+use tillsyn::store::FindingFilter;
+
+const DEFAULT_CONFIG: &str = "/etc/tillsyn/config.toml";
+
+#[derive(Parser)]
+#[command(name = "tillsyn", version, about = "Checks whether an organisation keeps the promises of its privacy policy.")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build a small example organisation on disk, audit it and summarise.
+    Demo {
+        /// Folder to build it in (replaced on re-run). Default: a folder in $TMPDIR.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Scan sources once and print the findings.
+    Scan {
+        /// Run one pass and exit.
+        #[arg(long)]
+        once: bool,
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Scan only this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Exit 1 when there are findings (2 still means a source failed).
+        #[arg(long)]
+        fail_on_findings: bool,
+    },
+    /// List findings from the store.
+    Findings {
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Only open findings (the default).
+        #[arg(long, conflicts_with_all = ["resolved", "all"])]
+        open: bool,
+        /// Only resolved findings.
+        #[arg(long, conflicts_with = "all")]
+        resolved: bool,
+        /// Open and resolved findings.
+        #[arg(long)]
+        all: bool,
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Check a config file and report every problem with its line.
+    CheckConfig {
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TILLSYN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("tillsyn: {error:#}");
+            ExitCode::from(cli::EXIT_FAILED)
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr();
+    let code = match args.command {
+        Command::Demo { dir } => {
+            let dir = dir.unwrap_or_else(tillsyn::demo::default_dir);
+            runtime.block_on(tillsyn::demo::run(&dir, &mut stdout))?
+        }
+        Command::Scan {
+            once,
+            config,
+            source,
+            format,
+            fail_on_findings,
+        } => {
+            if !once {
+                return Err(cli::CliError::NeedsOnce.into());
+            }
+            let scan = cli::ScanArgs {
+                config,
+                source,
+                format,
+                fail_on_findings,
+            };
+            runtime.block_on(cli::scan(&scan, &mut stdout, &mut stderr))?
+        }
+        Command::Findings {
+            config,
+            open: _,
+            resolved,
+            all,
+            source,
+            format,
+        } => {
+            let filter = if all {
+                FindingFilter::All
+            } else if resolved {
+                FindingFilter::Resolved
+            } else {
+                FindingFilter::Open
+            };
+            cli::findings(&config, filter, source.as_deref(), format, &mut stdout)?
+        }
+        Command::CheckConfig { config } => cli::check_config(&config, &mut stdout)?,
+    };
+    Ok(code)
+}

@@ -1,0 +1,546 @@
+//! The config file: reading it, checking it, and saying everything wrong with it at
+//! once, each problem with its line.
+//!
+//! Sections: `[daemon]`, `[privacy]`, `[[sources]]` (tagged by `type`), and
+//! `[[rules]]` (tagged by `kind`). Unknown keys are refused. The document is parsed
+//! once with spans; each section and each array entry is then read on its own, so
+//! a mistake in one source does not hide a mistake in a rule. Checks that span
+//! entries (duplicate names, rules naming unknown sources, unreadable secret files)
+//! run after that and add to the same list.
+//!
+//! Relative paths in the file are relative to the file's own folder.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tillsyn_connectors::fileshare::{FileshareConfig, FileshareSource};
+use tillsyn_connectors::maildir::{MaildirConfig, MaildirSource};
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use crate::rules::config::{
+    Check, Conditions, MaxAgeCheck, MaxRecipientsCheck, RuleConfig, Severity,
+};
+use crate::secret::{self, Secret};
+
+/// A whole, checked config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// `[daemon]`.
+    pub daemon: DaemonConfig,
+    /// `[privacy]`.
+    pub privacy: PrivacyConfig,
+    /// `[[sources]]`, in file order.
+    pub sources: Vec<SourceConfig>,
+    /// `[[rules]]`, in file order.
+    pub rules: Vec<RuleConfig>,
+}
+
+/// `[daemon]`: where tillsyn keeps its state and which clock it reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Folder for the findings database and the pseudonym key. Created (mode 0700)
+    /// when missing. Default: `/var/lib/tillsyn` (systemd's `StateDirectory=`).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// IANA time zone for calendar rules (fiscal year ends) and schedules, e.g.
+    /// `Europe/Stockholm`. Default: `UTC`.
+    #[serde(default)]
+    pub timezone: Timezone,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> DaemonConfig {
+        DaemonConfig {
+            state_dir: default_state_dir(),
+            timezone: Timezone::default(),
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/tillsyn")
+}
+
+/// An IANA time zone name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timezone(pub chrono_tz::Tz);
+
+impl<'de> Deserialize<'de> for Timezone {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Timezone, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse::<chrono_tz::Tz>().map(Timezone).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "unknown time zone {name:?}; use an IANA name such as \"Europe/Stockholm\" or \"UTC\""
+            ))
+        })
+    }
+}
+
+/// `[privacy]`: how people are shown in output.
+#[derive(Debug, Clone, Default)]
+pub struct PrivacyConfig {
+    /// Show owners (mailbox accounts, file owners) by name. When false they are
+    /// shown as keyed pseudonyms (HMAC-SHA-256), stable across runs. Default: false.
+    pub name_owners: bool,
+    /// The pseudonym key, from `key_file` or `key_env`; when neither is set, a key
+    /// generated once in the state dir (`pseudonym.key`) is used.
+    pub key: Option<Secret>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrivacyFile {
+    #[serde(default)]
+    name_owners: bool,
+    #[serde(default)]
+    key_file: Option<PathBuf>,
+    #[serde(default)]
+    key_env: Option<String>,
+}
+
+/// One `[[sources]]` entry.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Unique name, used in findings, metrics and `--source`.
+    pub name: String,
+    /// The store and its settings, from `type`.
+    pub settings: SourceSettings,
+}
+
+/// The kinds of store, by `type`.
+#[derive(Debug, Clone)]
+pub enum SourceSettings {
+    /// `type = "fileshare"`.
+    Fileshare(FileshareConfig),
+    /// `type = "maildir"`.
+    Maildir(MaildirConfig),
+}
+
+impl SourceSettings {
+    /// The `type` spelling.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SourceSettings::Fileshare(_) => "fileshare",
+            SourceSettings::Maildir(_) => "maildir",
+        }
+    }
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Everything wrong with a config file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors {
+    /// The file.
+    pub path: PathBuf,
+    /// Each problem, in file order.
+    pub issues: Vec<ConfigIssue>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.issues.len();
+        writeln!(
+            f,
+            "{}: {count} problem{}",
+            self.path.display(),
+            if count == 1 { "" } else { "s" }
+        )?;
+        for issue in &self.issues {
+            match issue.line {
+                Some(line) => writeln!(f, "  {}:{line}: {}", self.path.display(), issue.message)?,
+                None => writeln!(f, "  {}: {}", self.path.display(), issue.message)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Read and check a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigErrors {
+        path: path.to_path_buf(),
+        issues: vec![ConfigIssue {
+            line: None,
+            message: format!("cannot read the config file: {error}"),
+        }],
+    })?;
+    parse(&text, path)
+}
+
+/// Check a config given as text; `path` names it in messages and anchors relative
+/// paths.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    let base = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut reader = Reader {
+        text,
+        base,
+        issues: Vec::new(),
+    };
+    let config = reader.read(path);
+    let mut issues = reader.issues;
+    issues.sort_by_key(|issue| issue.line.unwrap_or(0));
+    match config {
+        Some(config) if issues.is_empty() => Ok(config),
+        _ => Err(ConfigErrors {
+            path: path.to_path_buf(),
+            issues,
+        }),
+    }
+}
+
+type Spanned<'i> = toml::Spanned<DeValue<'i>>;
+
+struct Reader<'t> {
+    text: &'t str,
+    base: &'t Path,
+    issues: Vec<ConfigIssue>,
+}
+
+impl<'t> Reader<'t> {
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|byte| **byte == b'\n')
+            .count()
+            + 1
+    }
+
+    fn issue(&mut self, offset: Option<usize>, message: impl Into<String>) {
+        let line = offset.map(|offset| self.line_of(offset));
+        self.issues.push(ConfigIssue {
+            line,
+            message: message.into(),
+        });
+    }
+
+    /// The line of `needle` inside `span`, else of the span's start: points an
+    /// error found after parsing (a bad glob, an unknown source) at its line.
+    fn locate(&self, span: &std::ops::Range<usize>, needle: &str) -> usize {
+        let end = span.end.min(self.text.len());
+        let start = span.start.min(end);
+        self.text[start..end]
+            .find(needle)
+            .map(|found| start + found)
+            .unwrap_or(start)
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        let text = path.to_string_lossy();
+        if path.is_absolute() || text.starts_with("$CREDENTIALS_DIRECTORY") || text.starts_with("${")
+        {
+            path.to_path_buf()
+        } else {
+            self.base.join(path)
+        }
+    }
+
+    fn deserialize<T: DeserializeOwned>(&mut self, value: Spanned<'_>, what: &str) -> Option<T> {
+        let span = value.span();
+        match T::deserialize(ValueDeserializer::from(value)) {
+            Ok(parsed) => Some(parsed),
+            Err(error) => {
+                let offset = error.span().unwrap_or(span).start;
+                self.issue(Some(offset), format!("{what}: {}", error.message()));
+                None
+            }
+        }
+    }
+
+    fn read(&mut self, path: &Path) -> Option<Config> {
+        let (document, syntax) = DeTable::parse_recoverable(self.text);
+        if !syntax.is_empty() {
+            for error in syntax {
+                let offset = error.span().map(|span| span.start);
+                self.issue(offset, error.message().to_owned());
+            }
+            return None;
+        }
+        let mut daemon = Some(DaemonConfig::default());
+        let mut privacy = Some(PrivacyConfig::default());
+        let mut privacy_span = 0..0;
+        let mut sources = Vec::new();
+        let mut rules = Vec::new();
+        let mut source_spans = Vec::new();
+        let mut rule_spans = Vec::new();
+        for (key, value) in document.into_inner() {
+            let key_span = key.span();
+            match key.get_ref().as_ref() {
+                "daemon" => daemon = self.deserialize(value, "[daemon]"),
+                "privacy" => {
+                    privacy_span = value.span();
+                    privacy = self
+                        .deserialize::<PrivacyFile>(value, "[privacy]")
+                        .and_then(|file| self.privacy(file, &privacy_span));
+                }
+                "sources" => {
+                    for entry in self.array(value, "sources") {
+                        let span = entry.span();
+                        if let Some(source) = self.source(entry) {
+                            sources.push(source);
+                            source_spans.push(span);
+                        }
+                    }
+                }
+                "rules" => {
+                    for entry in self.array(value, "rules") {
+                        let span = entry.span();
+                        if let Some(rule) = self.rule(entry) {
+                            rules.push(rule);
+                            rule_spans.push(span);
+                        }
+                    }
+                }
+                other => self.issue(
+                    Some(key_span.start),
+                    format!(
+                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources` or `rules`"
+                    ),
+                ),
+            }
+        }
+        self.cross_checks(&sources, &source_spans, &rules, &rule_spans);
+        let mut daemon = daemon?;
+        daemon.state_dir = self.resolve(&daemon.state_dir);
+        Some(Config {
+            path: path.to_path_buf(),
+            daemon,
+            privacy: privacy?,
+            sources,
+            rules,
+        })
+    }
+
+    fn array<'i>(&mut self, value: Spanned<'i>, name: &str) -> Vec<Spanned<'i>> {
+        let span = value.span();
+        match value.into_inner() {
+            DeValue::Array(array) => array.into_iter().collect(),
+            _ => {
+                self.issue(
+                    Some(span.start),
+                    format!("`{name}` must be an array of tables: write [[{name}]]"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// Split an entry into its common keys (taken out, as raw values) and the rest.
+    fn split<'i>(
+        &mut self,
+        entry: Spanned<'i>,
+        section: &str,
+        common: &[&str],
+    ) -> Option<(Vec<Option<Spanned<'i>>>, Spanned<'i>)> {
+        let span = entry.span();
+        let DeValue::Table(table) = entry.into_inner() else {
+            self.issue(Some(span.start), format!("each [[{section}]] entry must be a table"));
+            return None;
+        };
+        let mut taken: Vec<Option<Spanned<'i>>> = common.iter().map(|_| None).collect();
+        let mut rest = DeTable::new();
+        for (key, value) in table {
+            match common.iter().position(|name| *name == key.get_ref().as_ref()) {
+                Some(index) => taken[index] = Some(value),
+                None => {
+                    rest.insert(key, value);
+                }
+            }
+        }
+        Some((taken, toml::Spanned::new(span, DeValue::Table(rest))))
+    }
+
+    fn string(&mut self, value: Option<Spanned<'_>>, what: &str, at: usize) -> Option<String> {
+        match value {
+            None => {
+                self.issue(Some(at), format!("{what} is missing"));
+                None
+            }
+            Some(value) => self.deserialize::<String>(value, what),
+        }
+    }
+
+    fn source(&mut self, entry: Spanned<'_>) -> Option<SourceConfig> {
+        let span = entry.span();
+        let (mut common, rest) = self.split(entry, "sources", &["name", "type"])?;
+        let kind_value = common[1].take();
+        let name = self.string(common[0].take(), "[[sources]] `name`", span.start)?;
+        let what = format!("source {name:?}");
+        let kind_span = kind_value.as_ref().map(|value| value.span());
+        let kind = self.string(kind_value, &format!("{what}: `type`"), span.start)?;
+        let settings = match kind.as_str() {
+            "fileshare" => {
+                let mut config: FileshareConfig = self.deserialize(rest, &what)?;
+                config.root = self.resolve(&config.root);
+                if let Err(error) = FileshareSource::build(config.clone()) {
+                    let glob = match &error {
+                        tillsyn_connectors::fileshare::FileshareConfigError::Glob { glob, .. } => {
+                            glob.clone()
+                        }
+                    };
+                    let at = self.locate(&span, &glob);
+                    self.issue(Some(at), format!("{what}: {error}"));
+                    return None;
+                }
+                SourceSettings::Fileshare(config)
+            }
+            "maildir" => {
+                let mut config: MaildirConfig = self.deserialize(rest, &what)?;
+                config.root = self.resolve(&config.root);
+                let _ = MaildirSource::build(config.clone());
+                SourceSettings::Maildir(config)
+            }
+            other => {
+                self.issue(
+                    kind_span.map(|span| span.start),
+                    format!("{what}: unknown type {other:?}; expected \"fileshare\" or \"maildir\""),
+                );
+                return None;
+            }
+        };
+        Some(SourceConfig { name, settings })
+    }
+
+    fn rule(&mut self, entry: Spanned<'_>) -> Option<RuleConfig> {
+        let span = entry.span();
+        let common = ["id", "kind", "policy", "severity", "description", "when"];
+        let (mut values, rest) = self.split(entry, "rules", &common)?;
+        let id = self.string(values[0].take(), "[[rules]] `id`", span.start)?;
+        let what = format!("rule {id:?}");
+        let kind_value = values[1].take();
+        let kind_span = kind_value.as_ref().map(|value| value.span());
+        let kind = self.string(kind_value, &format!("{what}: `kind`"), span.start);
+        let policy = self.string(
+            values[2].take(),
+            &format!("{what}: `policy` (the promise it checks, quoted)"),
+            span.start,
+        );
+        let severity = match values[3].take() {
+            Some(value) => self.deserialize::<Severity>(value, &what),
+            None => Some(Severity::default()),
+        };
+        let description = match values[4].take() {
+            Some(value) => self.deserialize::<String>(value, &what).map(Some),
+            None => Some(None),
+        };
+        let when = match values[5].take() {
+            Some(value) => self.deserialize::<Conditions>(value, &format!("{what}: [rules.when]")),
+            None => Some(Conditions::default()),
+        };
+        let check = match kind.as_deref() {
+            Some("max_age") => self
+                .deserialize::<MaxAgeCheck>(rest, &what)
+                .map(Check::MaxAge),
+            Some("max_recipients") => self
+                .deserialize::<MaxRecipientsCheck>(rest, &what)
+                .map(Check::MaxRecipients),
+            Some(other) => {
+                self.issue(
+                    kind_span.map(|span| span.start),
+                    format!(
+                        "{what}: unknown kind {other:?}; expected \"max_age\" or \"max_recipients\""
+                    ),
+                );
+                None
+            }
+            None => None,
+        };
+        Some(RuleConfig {
+            id,
+            policy: policy?,
+            severity: severity?,
+            description: description?,
+            when: when?,
+            check: check?,
+        })
+    }
+
+    fn privacy(&mut self, file: PrivacyFile, span: &std::ops::Range<usize>) -> Option<PrivacyConfig> {
+        let key = match (&file.key_file, &file.key_env) {
+            (Some(_), Some(_)) => {
+                self.issue(
+                    Some(self.locate(span, "key_env")),
+                    "[privacy]: set `key_file` or `key_env`, not both",
+                );
+                return None;
+            }
+            (Some(path), None) => match secret::read_file(&self.resolve(path)) {
+                Ok(key) => Some(key),
+                Err(error) => {
+                    self.issue(Some(self.locate(span, "key_file")), format!("[privacy]: {error}"));
+                    return None;
+                }
+            },
+            (None, Some(name)) => match secret::read_env(name) {
+                Ok(key) => Some(key),
+                Err(error) => {
+                    self.issue(Some(self.locate(span, "key_env")), format!("[privacy]: {error}"));
+                    return None;
+                }
+            },
+            (None, None) => None,
+        };
+        if let Some(key) = &key
+            && key.expose().len() < 16
+        {
+            self.issue(
+                Some(span.start),
+                "[privacy]: the pseudonym key must be at least 16 bytes",
+            );
+            return None;
+        }
+        Some(PrivacyConfig {
+            name_owners: file.name_owners,
+            key,
+        })
+    }
+
+    fn cross_checks(
+        &mut self,
+        sources: &[SourceConfig],
+        source_spans: &[std::ops::Range<usize>],
+        rules: &[RuleConfig],
+        rule_spans: &[std::ops::Range<usize>],
+    ) {
+        let mut names = BTreeSet::new();
+        for (source, span) in sources.iter().zip(source_spans) {
+            if !names.insert(source.name.as_str()) {
+                let at = self.locate(span, &source.name);
+                self.issue(Some(at), format!("source name {:?} is used twice", source.name));
+            }
+        }
+        let mut ids = BTreeSet::new();
+        for (rule, span) in rules.iter().zip(rule_spans) {
+            if !ids.insert(rule.id.as_str()) {
+                let at = self.locate(span, &rule.id);
+                self.issue(Some(at), format!("rule id {:?} is used twice", rule.id));
+            }
+            for source in &rule.when.sources {
+                if !names.contains(source.as_str()) {
+                    let at = self.locate(span, &format!("\"{source}\""));
+                    self.issue(
+                        Some(at),
+                        format!("rule {:?}: unknown source {source:?} in `when.sources`", rule.id),
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! tillsyn ("oversight") checks, continuously, whether an organisation keeps the
+//! promises of its own privacy policy: it reads mailboxes, directories, CRMs and
+//! file shares, never writing to them, finds where reality breaks a promise, and
+//! reports it.
+//!
+//! Layout of the workspace:
+//! - `connectors/` (crate `tillsyn-connectors`): the read side, one module per kind
+//!   of store behind one trait, producing normalised records.
+//! - `src/` (this crate):
+//!   - [`config`]: the TOML config, checked with every error and its line.
+//!   - [`period`]: human durations with calendar months (`"36 months"`).
+//!   - [`rules`]: the rules engine; sees only records.
+//!   - [`store`]: the SQLite findings store: scans, findings, checkpoints.
+//!   - [`scan`]: the scan runner from connector to stored findings.
+//!   - [`privacy`]: owner names or keyed pseudonyms in output.
+//!   - [`secret`]: secrets from files or the environment, redacted.
+//!   - [`output`]: findings as a table or JSON Lines.
+//!   - [`cli`]: the commands; `main.rs` only parses arguments.
+//!   - [`demo`]: builds a small organisation on disk and audits it.
+//! - `reports/`: report templates (data, not code).
+//! - `examples/policies/`: one policy pack per seed company, quoting its promises.
+//! - `config.example.toml`: every key, commented, with its default.
+//! - `systemd/`: service files; `tests/`: integration tests against real stores.
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::panic)]
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod output;
+pub mod period;
+pub mod privacy;
+pub mod rules;
+pub mod scan;
+pub mod secret;
+pub mod store;

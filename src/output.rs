@@ -1,0 +1,161 @@
+//! Findings and scan results as people and programs read them: an aligned table, or
+//! JSON Lines (one finding per line). Owners pass through [`OwnerDisplay`], so
+//! output never names a person unless the config says so.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::privacy::OwnerDisplay;
+use crate::scan::ScanOutcome;
+use crate::store::{Finding, ScanStatus};
+
+/// Output format for findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for a terminal.
+    Table,
+    /// JSON Lines: one finding per line.
+    Json,
+}
+
+/// One finding as printed in JSON.
+#[derive(Debug, Serialize)]
+pub struct FindingLine<'a> {
+    /// Rule id.
+    pub rule: &'a str,
+    /// Source name.
+    pub source: &'a str,
+    /// Severity.
+    pub severity: &'a str,
+    /// Where the record is: relative path, or `account/folder/name` for mail.
+    pub record: &'a str,
+    /// Record kind.
+    pub kind: &'a str,
+    /// Owner, named or pseudonymised per `[privacy]`.
+    pub owner: String,
+    /// Days since the rule's timestamp.
+    pub age_days: Option<i64>,
+    /// What was measured.
+    pub detail: &'a str,
+    /// The promise, quoted.
+    pub policy: &'a str,
+    /// First seen, RFC 3339.
+    pub first_seen: String,
+    /// Resolved, RFC 3339, if it has been.
+    pub resolved_at: Option<String>,
+}
+
+/// Write findings to `out`. `policies` maps rule id to the quoted promise.
+pub fn write_findings(
+    out: &mut dyn Write,
+    format: Format,
+    findings: &[Finding],
+    policies: &BTreeMap<String, String>,
+    owners: &OwnerDisplay,
+) -> std::io::Result<()> {
+    match format {
+        Format::Json => {
+            for finding in findings {
+                let line = FindingLine {
+                    rule: &finding.rule,
+                    source: &finding.source,
+                    severity: &finding.severity,
+                    record: &finding.record_id,
+                    kind: &finding.record_kind,
+                    owner: owners.show(finding.owner.as_deref()),
+                    age_days: finding.age_days,
+                    detail: &finding.detail,
+                    policy: policies
+                        .get(&finding.rule)
+                        .map(String::as_str)
+                        .unwrap_or("(rule no longer in the config)"),
+                    first_seen: finding.first_seen.to_rfc3339(),
+                    resolved_at: finding.resolved_at.map(|time| time.to_rfc3339()),
+                };
+                serde_json::to_writer(&mut *out, &line)?;
+                out.write_all(b"\n")?;
+            }
+            Ok(())
+        }
+        Format::Table => {
+            if findings.is_empty() {
+                return writeln!(out, "No findings.");
+            }
+            let header = ["SEVERITY", "RULE", "SOURCE", "AGE", "OWNER", "RECORD"];
+            let rows: Vec<[String; 6]> = findings
+                .iter()
+                .map(|finding| {
+                    [
+                        finding.severity.clone(),
+                        finding.rule.clone(),
+                        finding.source.clone(),
+                        finding
+                            .age_days
+                            .map(|days| format!("{days}d"))
+                            .unwrap_or_else(|| "-".into()),
+                        owners.show(finding.owner.as_deref()),
+                        finding.record_id.clone(),
+                    ]
+                })
+                .collect();
+            let mut widths = header.map(str::len);
+            for row in &rows {
+                for (width, cell) in widths.iter_mut().zip(row) {
+                    *width = (*width).max(cell.chars().count());
+                }
+            }
+            let print = |out: &mut dyn Write, cells: [&str; 6]| -> std::io::Result<()> {
+                let mut line = String::new();
+                for (index, cell) in cells.iter().enumerate() {
+                    if index == cells.len() - 1 {
+                        line.push_str(cell);
+                    } else {
+                        let pad = widths[index] - cell.chars().count();
+                        line.push_str(cell);
+                        line.push_str(&" ".repeat(pad + 2));
+                    }
+                }
+                writeln!(out, "{}", line.trim_end())
+            };
+            print(out, header)?;
+            for row in &rows {
+                print(out, row.each_ref().map(String::as_str))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// One line per scanned source: how it ended and what it changed.
+pub fn describe_outcome(outcome: &ScanOutcome) -> String {
+    let mut line = format!(
+        "{}: {}, {} records, {} findings ({} new, {} resolved, {} open)",
+        outcome.source,
+        match outcome.status {
+            ScanStatus::Complete => "scanned",
+            ScanStatus::Partial => "PARTIAL (some places unreadable; findings there kept open)",
+            ScanStatus::Failed => "FAILED (nothing resolved; earlier findings kept open)",
+            ScanStatus::Running => "still running",
+        },
+        outcome.records,
+        outcome.findings,
+        outcome.tally.new,
+        outcome.tally.resolved,
+        outcome.tally.open,
+    );
+    let problems: u64 = outcome.problems.iter().map(|(_, count)| count).sum();
+    if problems > 0 {
+        let list: Vec<String> = outcome
+            .problems
+            .iter()
+            .map(|(kind, count)| format!("{} {count}", kind.as_str()))
+            .collect();
+        line.push_str(&format!("; {problems} problems: {}", list.join(", ")));
+    }
+    if let Some((kind, message)) = &outcome.error {
+        line.push_str(&format!("; error [{kind}]: {message}"));
+    }
+    line
+}

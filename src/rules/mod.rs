@@ -1,0 +1,333 @@
+//! The rules engine: which records a rule looks at, and whether a record breaks it.
+//!
+//! Rules see only [`Record`]s, never a protocol type. A [`RuleSet`] is compiled once
+//! from the config; [`RuleSet::for_source`] picks the rules that can apply to one
+//! source and what they need from it (the scan plan), and
+//! [`SourceRules::evaluate`] checks one record against them.
+//!
+//! Kinds:
+//! - `max_age`: kept longer than allowed, counted from a timestamp, optionally from
+//!   the end of the fiscal year it falls in, plus a grace. With `date:NAME` the clock
+//!   starts at an event (a position filled) and records without it are not due.
+//! - `max_recipients`: a message copied to more people than allowed, own domains
+//!   excluded.
+
+pub mod config;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use globset::{GlobSet, GlobSetBuilder};
+use tillsyn_connectors::{Address, Needs, Record};
+
+use self::config::{
+    Anchor, Check, Conditions, MaxAgeCheck, MaxRecipientsCheck, MonthDay, RecipientField,
+    RuleConfig, TimestampField,
+};
+
+/// A rule with its globs compiled.
+#[derive(Debug)]
+pub struct CompiledRule {
+    /// The rule as configured.
+    pub config: RuleConfig,
+    paths: GlobSet,
+    exclude: GlobSet,
+}
+
+/// Why rules could not be compiled.
+#[derive(Debug, thiserror::Error)]
+#[error("rule {rule:?}: cannot compile its path globs: {source}")]
+pub struct RuleError {
+    rule: String,
+    #[source]
+    source: globset::Error,
+}
+
+/// All configured rules, compiled.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    rules: Vec<Arc<CompiledRule>>,
+    timezone: chrono_tz::Tz,
+}
+
+/// The rules that apply to one source, and what they need from it.
+#[derive(Debug, Clone)]
+pub struct SourceRules {
+    rules: Vec<Arc<CompiledRule>>,
+    timezone: chrono_tz::Tz,
+    /// What the connector must provide.
+    pub needs: Needs,
+}
+
+/// One broken rule on one record.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    /// The rule.
+    pub rule: Arc<CompiledRule>,
+    /// Whole days since the rule's timestamp (for mail: since received), if known.
+    pub age_days: Option<i64>,
+    /// What was measured, in words, without personal data.
+    pub detail: String,
+}
+
+fn glob_set(rule: &RuleConfig, globs: &[config::PathGlob]) -> Result<GlobSet, RuleError> {
+    let mut builder = GlobSetBuilder::new();
+    for glob in globs {
+        builder.add(glob.glob.clone());
+    }
+    builder.build().map_err(|source| RuleError {
+        rule: rule.id.clone(),
+        source,
+    })
+}
+
+impl RuleSet {
+    /// Compile the configured rules.
+    pub fn new(rules: &[RuleConfig], timezone: chrono_tz::Tz) -> Result<RuleSet, RuleError> {
+        let rules = rules
+            .iter()
+            .map(|rule| {
+                Ok(Arc::new(CompiledRule {
+                    paths: glob_set(rule, &rule.when.paths)?,
+                    exclude: glob_set(rule, &rule.when.exclude_paths)?,
+                    config: rule.clone(),
+                }))
+            })
+            .collect::<Result<Vec<_>, RuleError>>()?;
+        Ok(RuleSet { rules, timezone })
+    }
+
+    /// The rules that can apply to records of `source`.
+    pub fn for_source(&self, source: &str) -> SourceRules {
+        let rules: Vec<Arc<CompiledRule>> = self
+            .rules
+            .iter()
+            .filter(|rule| {
+                let sources = &rule.config.when.sources;
+                sources.is_empty() || sources.iter().any(|name| name == source)
+            })
+            .cloned()
+            .collect();
+        let needs = Needs {
+            participants: rules
+                .iter()
+                .any(|rule| matches!(rule.config.check, Check::MaxRecipients(_))),
+        };
+        SourceRules {
+            rules,
+            timezone: self.timezone,
+            needs,
+        }
+    }
+
+    /// Every rule, in config order.
+    pub fn rules(&self) -> impl Iterator<Item = &RuleConfig> {
+        self.rules.iter().map(|rule| &rule.config)
+    }
+}
+
+impl SourceRules {
+    /// How many rules apply.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether no rule applies.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The rules `record` breaks at `now`.
+    pub fn evaluate(&self, record: &Record, now: DateTime<Utc>) -> Vec<Violation> {
+        self.rules
+            .iter()
+            .filter(|rule| selects(rule, record))
+            .filter_map(|rule| {
+                let (age_days, detail) = match &rule.config.check {
+                    Check::MaxAge(check) => max_age(check, record, now, self.timezone)?,
+                    Check::MaxRecipients(check) => max_recipients(check, record, now)?,
+                };
+                Some(Violation {
+                    rule: rule.clone(),
+                    age_days,
+                    detail,
+                })
+            })
+            .collect()
+    }
+}
+
+fn selects(rule: &CompiledRule, record: &Record) -> bool {
+    let when: &Conditions = &rule.config.when;
+    if !when.kinds.is_empty() && !when.kinds.contains(&record.kind) {
+        return false;
+    }
+    if !when.folders.is_empty() && !when.folders.iter().any(|folder| in_folder(record, folder)) {
+        return false;
+    }
+    if !when.paths.is_empty() && !rule.paths.is_match(&record.path) {
+        return false;
+    }
+    if rule.exclude.is_match(&record.path) {
+        return false;
+    }
+    let attributes_match = when
+        .attributes
+        .iter()
+        .all(|(name, value)| record.attributes.get(name) == Some(value));
+    let present = when
+        .present
+        .iter()
+        .all(|name| record.attributes.contains_key(name) || record.dates.contains_key(name));
+    attributes_match && present
+}
+
+fn in_folder(record: &Record, folder: &str) -> bool {
+    if folder.starts_with('\\') {
+        return record
+            .attributes
+            .get("special_use")
+            .is_some_and(|special| special.eq_ignore_ascii_case(folder));
+    }
+    if folder.eq_ignore_ascii_case("INBOX") {
+        return record.container.eq_ignore_ascii_case("INBOX");
+    }
+    record.container == folder
+}
+
+fn timestamp(record: &Record, field: &TimestampField) -> Option<DateTime<Utc>> {
+    let times = &record.timestamps;
+    match field {
+        TimestampField::Received => times.received,
+        TimestampField::Created => times.created,
+        TimestampField::Modified => times.modified,
+        TimestampField::LastActivity => times.last_activity,
+        TimestampField::Date(name) => record.dates.get(name).copied(),
+    }
+}
+
+/// The first instant after the fiscal year that `start` falls in, in `timezone`.
+pub fn after_fiscal_year(
+    start: DateTime<Utc>,
+    year_end: MonthDay,
+    timezone: chrono_tz::Tz,
+) -> Option<DateTime<Utc>> {
+    let local = start.with_timezone(&timezone).date_naive();
+    let this_year = NaiveDate::from_ymd_opt(local.year(), year_end.month, year_end.day)?;
+    let end = if local <= this_year {
+        this_year
+    } else {
+        NaiveDate::from_ymd_opt(local.year() + 1, year_end.month, year_end.day)?
+    };
+    let midnight = end.succ_opt()?.and_hms_opt(0, 0, 0)?;
+    let instant = timezone
+        .from_local_datetime(&midnight)
+        .earliest()
+        .map(|time| time.with_timezone(&Utc))
+        .unwrap_or_else(|| midnight.and_utc());
+    Some(instant)
+}
+
+fn days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
+    (to - from).num_days()
+}
+
+fn max_age(
+    check: &MaxAgeCheck,
+    record: &Record,
+    now: DateTime<Utc>,
+    timezone: chrono_tz::Tz,
+) -> Option<(Option<i64>, String)> {
+    let (field, start) = check
+        .timestamp
+        .0
+        .iter()
+        .find_map(|field| timestamp(record, field).map(|time| (field, time)))?;
+    let clock_start = match check.anchor {
+        Anchor::None => start,
+        Anchor::EndOfYear => after_fiscal_year(
+            start,
+            check.fiscal_year_end.unwrap_or(MonthDay { month: 12, day: 31 }),
+            timezone,
+        )?,
+    };
+    let due = check.max_age.after(clock_start)?;
+    let deadline = check.grace.after(due)?;
+    if now <= deadline {
+        return None;
+    }
+    let age = days_between(start, now);
+    let limit = if check.grace.is_zero() {
+        check.max_age.to_string()
+    } else {
+        format!("{} + {} grace", check.max_age, check.grace)
+    };
+    let from = match check.anchor {
+        Anchor::None => String::new(),
+        Anchor::EndOfYear => " after the fiscal year end".to_owned(),
+    };
+    // Dates in the organisation's own time zone: a year end is its year end.
+    let detail = format!(
+        "{field} {}, {age} days ago; limit {limit}{from}, overdue since {}",
+        start.with_timezone(&timezone).format("%Y-%m-%d"),
+        deadline.with_timezone(&timezone).format("%Y-%m-%d"),
+    );
+    Some((Some(age), detail))
+}
+
+fn excluded(address: &Address, domains: &[String]) -> bool {
+    let domain = address.domain();
+    domains.iter().any(|excluded| {
+        let excluded = excluded.trim_start_matches('@');
+        domain.eq_ignore_ascii_case(excluded)
+            || (domain.len() > excluded.len()
+                && domain.as_bytes()[domain.len() - excluded.len() - 1] == b'.'
+                && domain[domain.len() - excluded.len()..].eq_ignore_ascii_case(excluded))
+    })
+}
+
+fn max_recipients(
+    check: &MaxRecipientsCheck,
+    record: &Record,
+    now: DateTime<Utc>,
+) -> Option<(Option<i64>, String)> {
+    let participants = record.participants.as_ref()?;
+    let (label, lists): (&str, Vec<&Vec<Address>>) = match check.count {
+        RecipientField::Cc => ("Cc", vec![&participants.cc]),
+        RecipientField::To => ("To", vec![&participants.to]),
+        RecipientField::Total => ("To+Cc", vec![&participants.to, &participants.cc]),
+    };
+    let mut counted: Vec<&Address> = lists
+        .into_iter()
+        .flatten()
+        .filter(|address| !excluded(address, &check.exclude_domains))
+        .collect();
+    counted.sort_by(|a, b| a.address.cmp(&b.address));
+    counted.dedup_by(|a, b| a.address == b.address);
+    let count = counted.len();
+    if count <= check.max as usize {
+        return None;
+    }
+    let mut domains: Vec<&str> = counted.iter().map(|address| address.domain()).collect();
+    domains.sort_unstable();
+    domains.dedup();
+    let scope = if check.exclude_domains.is_empty() {
+        ""
+    } else {
+        " outside the excluded domains"
+    };
+    let detail = format!(
+        "{count} {label} recipients{scope} in {} domain{} (limit {})",
+        domains.len(),
+        if domains.len() == 1 { "" } else { "s" },
+        check.max
+    );
+    let age = record
+        .timestamps
+        .received
+        .map(|received| days_between(received, now));
+    Some((age, detail))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,257 @@
+//! The scan runner: one scan of one source, from connector to stored findings.
+//!
+//! It owns what every connector would otherwise repeat: recording the scan's start
+//! and end, streaming records through a bounded channel into the rules engine,
+//! writing findings in batches, and deciding how the scan ended. Connectors only
+//! produce records.
+//!
+//! A scan ends `complete` (read everything), `partial` (finished, some places
+//! unreadable: nothing under them resolves) or `failed` (nothing resolves). The
+//! findings a failed scan saw are still recorded, so a breach seen once is not lost.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use tillsyn_connectors::fileshare::FileshareSource;
+use tillsyn_connectors::maildir::MaildirSource;
+use tillsyn_connectors::{
+    CancelFlag, Connector, ConnectorError, ProblemKind, RecordSink, ScanContext, ScanReport,
+};
+
+use crate::config::{SourceConfig, SourceSettings};
+use crate::rules::{RuleSet, SourceRules};
+use crate::store::{NewFinding, ScanStatus, ScanTally, Store, StoreError};
+
+/// Findings are written in transactions of this many.
+const BATCH: usize = 1000;
+/// Records in flight between connector and rules.
+const CHANNEL: usize = 1024;
+
+/// A source built from its config, ready to scan. One arm per kind of store.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file share.
+    Fileshare(FileshareSource),
+    /// Local Maildirs.
+    Maildir(MaildirSource),
+}
+
+/// Why a source could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The file-share config is invalid.
+    #[error(transparent)]
+    Fileshare(#[from] tillsyn_connectors::fileshare::FileshareConfigError),
+}
+
+impl Source {
+    /// Build the connector for a configured source.
+    pub fn build(config: &SourceConfig) -> Result<Source, BuildError> {
+        Ok(match &config.settings {
+            SourceSettings::Fileshare(settings) => {
+                Source::Fileshare(FileshareSource::build(settings.clone())?)
+            }
+            SourceSettings::Maildir(settings) => {
+                Source::Maildir(MaildirSource::build(settings.clone()))
+            }
+        })
+    }
+
+    async fn scan(
+        &self,
+        context: ScanContext,
+        sink: RecordSink,
+    ) -> Result<ScanReport, ConnectorError> {
+        match self {
+            Source::Fileshare(source) => source.scan(context, sink).await,
+            Source::Maildir(source) => source.scan(context, sink).await,
+        }
+    }
+}
+
+/// The result of one scan.
+#[derive(Debug, Clone)]
+pub struct ScanOutcome {
+    /// Source name.
+    pub source: String,
+    /// Scan id in the store.
+    pub scan_id: i64,
+    /// How it ended.
+    pub status: ScanStatus,
+    /// Records read.
+    pub records: u64,
+    /// Findings seen in this scan.
+    pub findings: u64,
+    /// New, resolved and open after the scan (zero resolved when failed).
+    pub tally: ScanTally,
+    /// Problems counted, by kind.
+    pub problems: Vec<(ProblemKind, u64)>,
+    /// Why it failed: bounded kind and message.
+    pub error: Option<(String, String)>,
+}
+
+/// Errors that stop the runner itself (not a failed scan, which is an outcome).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A worker task ended abnormally.
+    #[error("scan worker failed: {0}")]
+    Worker(String),
+}
+
+/// Scan one source at `now` and store what was found.
+pub async fn scan_source(
+    name: &str,
+    source: &Source,
+    rules: &RuleSet,
+    store: &Arc<Mutex<Store>>,
+    now: DateTime<Utc>,
+    cancel: CancelFlag,
+) -> Result<ScanOutcome, RunError> {
+    let source_rules = rules.for_source(name);
+    let owned_name = name.to_owned();
+    let scan_id = with_store(store, move |store| store.begin_scan(&owned_name, now)).await?;
+    let context = ScanContext {
+        source: Arc::from(name),
+        needs: source_rules.needs,
+        cancel,
+    };
+    let (sink, mut receiver) = RecordSink::channel(CHANNEL);
+    let consumer_store = store.clone();
+    let source_name = name.to_owned();
+    let consumer = tokio::task::spawn_blocking(move || {
+        consume(&mut receiver, &source_rules, &consumer_store, scan_id, &source_name, now)
+    });
+    let scanned = source.scan(context, sink).await;
+    let (records, findings) = consumer
+        .await
+        .map_err(|error| RunError::Worker(error.to_string()))??;
+    let finished = Utc::now();
+    let owned_name = name.to_owned();
+    match scanned {
+        Ok(report) => {
+            let problems: Vec<(ProblemKind, u64)> =
+                report.problems.iter().map(|(k, v)| (*k, *v)).collect();
+            let status = if report.unread_prefixes.is_empty() {
+                ScanStatus::Complete
+            } else {
+                ScanStatus::Partial
+            };
+            let unread = report.unread_prefixes.clone();
+            let stored_problems: Vec<(&'static str, u64)> =
+                problems.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            let tally = with_store(store, move |store| {
+                store.finish_scan(scan_id, status, records, &stored_problems, &unread, finished)
+            })
+            .await?;
+            Ok(ScanOutcome {
+                source: owned_name,
+                scan_id,
+                status,
+                records,
+                findings,
+                tally,
+                problems,
+                error: None,
+            })
+        }
+        Err(error) => {
+            let kind = error.kind().to_owned();
+            let message = error.to_string();
+            let (stored_kind, stored_message) = (kind.clone(), message.clone());
+            with_store(store, move |store| {
+                store.fail_scan(scan_id, records, &stored_kind, &stored_message, finished)
+            })
+            .await?;
+            let open = with_store(store, {
+                let name = owned_name.clone();
+                move |store| {
+                    store
+                        .findings(crate::store::FindingFilter::Open, Some(&name), None)
+                        .map(|open| open.len() as u64)
+                }
+            })
+            .await?;
+            Ok(ScanOutcome {
+                source: owned_name,
+                scan_id,
+                status: ScanStatus::Failed,
+                records,
+                findings,
+                tally: ScanTally {
+                    new: 0,
+                    resolved: 0,
+                    open,
+                },
+                problems: Vec::new(),
+                error: Some((kind, message)),
+            })
+        }
+    }
+}
+
+async fn with_store<T: Send + 'static>(
+    store: &Arc<Mutex<Store>>,
+    work: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, RunError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = store
+            .lock()
+            .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
+        work(&mut guard).map_err(RunError::Store)
+    })
+    .await
+    .map_err(|error| RunError::Worker(error.to_string()))?
+}
+
+/// Evaluate records as they arrive and store findings in batches. Returns records
+/// read and findings seen.
+fn consume(
+    receiver: &mut tokio::sync::mpsc::Receiver<tillsyn_connectors::Record>,
+    rules: &SourceRules,
+    store: &Arc<Mutex<Store>>,
+    scan_id: i64,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<(u64, u64), RunError> {
+    let mut records = 0u64;
+    let mut findings = 0u64;
+    let mut batch: Vec<NewFinding> = Vec::with_capacity(BATCH);
+    let flush = |batch: &mut Vec<NewFinding>| -> Result<(), RunError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut guard = store
+            .lock()
+            .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
+        guard.record_findings(scan_id, source, now, batch)?;
+        batch.clear();
+        Ok(())
+    };
+    while let Some(record) = receiver.blocking_recv() {
+        records += 1;
+        for violation in rules.evaluate(&record, now) {
+            findings += 1;
+            batch.push(NewFinding {
+                rule: violation.rule.config.id.clone(),
+                record_id: record.id.clone(),
+                record_path: record.path.clone(),
+                record_kind: record.kind.as_str(),
+                owner: record.owner.clone(),
+                severity: violation.rule.config.severity.as_str(),
+                detail: violation.detail,
+                age_days: violation.age_days,
+            });
+        }
+        if batch.len() >= BATCH {
+            // Stop reading on a store error: dropping the receiver ends the
+            // connector with SinkClosed, and the scan is recorded as failed.
+            flush(&mut batch)?;
+        }
+    }
+    flush(&mut batch)?;
+    Ok((records, findings))
+}

@@ -1,0 +1,56 @@
+//! Schema migrations, applied in order; `PRAGMA user_version` holds how many ran.
+//! Append new steps; never edit a released one.
+
+/// Each step's SQL.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: scans, findings, checkpoints.
+    r#"
+    CREATE TABLE scans (
+        id            INTEGER PRIMARY KEY,
+        source        TEXT    NOT NULL,
+        started_at    INTEGER NOT NULL,
+        finished_at   INTEGER,
+        status        TEXT    NOT NULL CHECK (status IN ('running', 'complete', 'partial', 'failed')),
+        records       INTEGER NOT NULL DEFAULT 0,
+        error_kind    TEXT,
+        error_message TEXT
+    );
+    CREATE INDEX scans_by_source ON scans (source, started_at);
+
+    CREATE TABLE scan_problems (
+        scan_id INTEGER NOT NULL REFERENCES scans (id),
+        kind    TEXT    NOT NULL,
+        count   INTEGER NOT NULL,
+        PRIMARY KEY (scan_id, kind)
+    );
+
+    CREATE TABLE findings (
+        id              INTEGER PRIMARY KEY,
+        rule            TEXT    NOT NULL,
+        source          TEXT    NOT NULL,
+        record_id       TEXT    NOT NULL,
+        record_path     TEXT    NOT NULL,
+        record_kind     TEXT    NOT NULL,
+        owner           TEXT,
+        severity        TEXT    NOT NULL,
+        detail          TEXT    NOT NULL,
+        age_days        INTEGER,
+        first_seen      INTEGER NOT NULL,
+        first_seen_scan INTEGER NOT NULL,
+        last_seen       INTEGER NOT NULL,
+        last_seen_scan  INTEGER NOT NULL,
+        resolved_at     INTEGER,
+        resolved_scan   INTEGER
+    );
+    CREATE UNIQUE INDEX open_findings ON findings (rule, source, record_id) WHERE resolved_at IS NULL;
+    CREATE INDEX findings_by_source ON findings (source, resolved_at);
+
+    CREATE TABLE checkpoints (
+        source     TEXT    NOT NULL,
+        key        TEXT    NOT NULL,
+        value      TEXT    NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (source, key)
+    );
+    "#,
+];

@@ -1,0 +1,510 @@
+//! The findings store: an embedded SQLite database in the state dir.
+//!
+//! It keeps every scan (with its status and counted problems), every finding with
+//! `first_seen` / `last_seen` / `resolved_at`, and per-source checkpoints for
+//! incremental scans. The rule that keeps the auditor honest lives here: a finding
+//! is resolved only by a later scan of its source that *finished* and no longer saw
+//! it. A failed scan resolves nothing; a partial one resolves nothing under the
+//! places it could not read. A scan left `running` by a crash is marked failed when
+//! the store is next opened.
+//!
+//! rusqlite is synchronous: callers on async code use `spawn_blocking`.
+
+mod migrations;
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The state dir could not be made or used.
+    #[error("cannot use state dir {path}: {source}")]
+    StateDir {
+        /// The dir.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A database operation failed.
+    #[error("findings database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database is newer than this program.
+    #[error("findings database has schema version {found}, newer than this tillsyn ({known}); upgrade tillsyn")]
+    TooNew {
+        /// Version on disk.
+        found: usize,
+        /// Newest version known here.
+        known: usize,
+    },
+}
+
+impl StoreError {
+    /// Bounded kind for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::StateDir { .. } => "state_dir",
+            StoreError::Sqlite(_) => "sqlite",
+            StoreError::TooNew { .. } => "schema_too_new",
+        }
+    }
+}
+
+/// How a scan ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanStatus {
+    /// Still running (or interrupted, until the store is reopened).
+    Running,
+    /// Read everything.
+    Complete,
+    /// Finished, but some places could not be read.
+    Partial,
+    /// Did not finish.
+    Failed,
+}
+
+impl ScanStatus {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanStatus::Running => "running",
+            ScanStatus::Complete => "complete",
+            ScanStatus::Partial => "partial",
+            ScanStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> ScanStatus {
+        match text {
+            "running" => ScanStatus::Running,
+            "complete" => ScanStatus::Complete,
+            "partial" => ScanStatus::Partial,
+            _ => ScanStatus::Failed,
+        }
+    }
+}
+
+/// A finding as the scan runner hands it to the store.
+#[derive(Debug, Clone)]
+pub struct NewFinding {
+    /// Rule id.
+    pub rule: String,
+    /// Record id within the source.
+    pub record_id: String,
+    /// Record path, for unread-prefix protection.
+    pub record_path: String,
+    /// Record kind.
+    pub record_kind: &'static str,
+    /// Owner as the store knows it.
+    pub owner: Option<String>,
+    /// Severity.
+    pub severity: &'static str,
+    /// What was measured.
+    pub detail: String,
+    /// Days since the rule's timestamp.
+    pub age_days: Option<i64>,
+}
+
+/// A stored finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Row id.
+    pub id: i64,
+    /// Rule id.
+    pub rule: String,
+    /// Source name.
+    pub source: String,
+    /// Record id.
+    pub record_id: String,
+    /// Record kind.
+    pub record_kind: String,
+    /// Owner (raw; output pseudonymises it).
+    pub owner: Option<String>,
+    /// Severity.
+    pub severity: String,
+    /// What was measured.
+    pub detail: String,
+    /// Days since the rule's timestamp, when last seen.
+    pub age_days: Option<i64>,
+    /// First seen.
+    pub first_seen: DateTime<Utc>,
+    /// Last seen.
+    pub last_seen: DateTime<Utc>,
+    /// Resolved, if it has been.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Scan that first saw it.
+    pub first_seen_scan: i64,
+}
+
+/// Which findings to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindingFilter {
+    /// Not resolved.
+    Open,
+    /// Resolved.
+    Resolved,
+    /// Both.
+    All,
+}
+
+/// What finishing a scan changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanTally {
+    /// Findings first seen in this scan.
+    pub new: u64,
+    /// Findings this scan resolved.
+    pub resolved: u64,
+    /// Findings of the source open after the scan.
+    pub open: u64,
+}
+
+/// A stored scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanRow {
+    /// Scan id.
+    pub id: i64,
+    /// Source.
+    pub source: String,
+    /// Started.
+    pub started_at: DateTime<Utc>,
+    /// Finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Status.
+    pub status: ScanStatus,
+    /// Records read.
+    pub records: u64,
+    /// Error kind for failed scans.
+    pub error_kind: Option<String>,
+}
+
+/// The open database.
+pub struct Store {
+    connection: Connection,
+}
+
+fn to_time(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap_or_default()
+}
+
+impl Store {
+    /// Open (creating when needed) `findings.sqlite` in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        let state_error = |source| StoreError::StateDir {
+            path: state_dir.to_path_buf(),
+            source,
+        };
+        if !state_dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(state_dir)
+                .map_err(state_error)?;
+        }
+        let path = state_dir.join("findings.sqlite");
+        let connection = Connection::open(&path)?;
+        // The database holds where personal data was found: owner-only.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(state_error)?;
+        connection.busy_timeout(std::time::Duration::from_secs(10))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { connection };
+        store.migrate()?;
+        store.fail_interrupted_scans()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let version = self.schema_version()?;
+        let known = migrations::MIGRATIONS.len();
+        if version > known {
+            return Err(StoreError::TooNew {
+                found: version,
+                known,
+            });
+        }
+        for (index, sql) in migrations::MIGRATIONS.iter().enumerate().skip(version) {
+            let transaction = self.connection.transaction()?;
+            transaction.execute_batch(sql)?;
+            transaction.pragma_update(None, "user_version", (index + 1) as i64)?;
+            transaction.commit()?;
+        }
+        Ok(())
+    }
+
+    fn fail_interrupted_scans(&mut self) -> Result<(), StoreError> {
+        self.connection.execute(
+            "UPDATE scans SET status = 'failed', error_kind = 'interrupted',
+                 error_message = 'tillsyn stopped before the scan finished'
+             WHERE status = 'running'",
+            [],
+        )?;
+        Ok(())
+    }
+
+    /// Schema version in use.
+    pub fn schema_version(&self) -> Result<usize, StoreError> {
+        let version: i64 = self
+            .connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))?;
+        Ok(usize::try_from(version).unwrap_or(0))
+    }
+
+    /// Record the start of a scan; returns its id.
+    pub fn begin_scan(&mut self, source: &str, started_at: DateTime<Utc>) -> Result<i64, StoreError> {
+        self.connection.execute(
+            "INSERT INTO scans (source, started_at, status) VALUES (?1, ?2, 'running')",
+            params![source, started_at.timestamp()],
+        )?;
+        Ok(self.connection.last_insert_rowid())
+    }
+
+    /// Store findings seen by scan `scan_id` of `source` at `seen_at`: new ones are
+    /// inserted, open ones get their `last_seen` moved on.
+    pub fn record_findings(
+        &mut self,
+        scan_id: i64,
+        source: &str,
+        seen_at: DateTime<Utc>,
+        findings: &[NewFinding],
+    ) -> Result<(), StoreError> {
+        let transaction = self.connection.transaction()?;
+        {
+            let mut upsert = transaction.prepare_cached(
+                "INSERT INTO findings (rule, source, record_id, record_path, record_kind, owner,
+                     severity, detail, age_days, first_seen, first_seen_scan, last_seen, last_seen_scan)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?11)
+                 ON CONFLICT (rule, source, record_id) WHERE resolved_at IS NULL DO UPDATE SET
+                     record_path = excluded.record_path, owner = excluded.owner,
+                     severity = excluded.severity, detail = excluded.detail,
+                     age_days = excluded.age_days, last_seen = excluded.last_seen,
+                     last_seen_scan = excluded.last_seen_scan",
+            )?;
+            for finding in findings {
+                upsert.execute(params![
+                    finding.rule,
+                    source,
+                    finding.record_id,
+                    finding.record_path,
+                    finding.record_kind,
+                    finding.owner,
+                    finding.severity,
+                    finding.detail,
+                    finding.age_days,
+                    seen_at.timestamp(),
+                    scan_id,
+                ])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// Finish a scan that read its source to the end (`Complete` or `Partial`):
+    /// resolve the source's open findings it did not see, except those under
+    /// `unread_prefixes` (an empty prefix protects the whole source).
+    pub fn finish_scan(
+        &mut self,
+        scan_id: i64,
+        status: ScanStatus,
+        records: u64,
+        problems: &[(&str, u64)],
+        unread_prefixes: &[String],
+        finished_at: DateTime<Utc>,
+    ) -> Result<ScanTally, StoreError> {
+        let transaction = self.connection.transaction()?;
+        let source: String = transaction.query_row(
+            "SELECT source FROM scans WHERE id = ?1",
+            [scan_id],
+            |row| row.get(0),
+        )?;
+        transaction.execute(
+            "UPDATE scans SET status = ?2, finished_at = ?3, records = ?4 WHERE id = ?1",
+            params![scan_id, status.as_str(), finished_at.timestamp(), records as i64],
+        )?;
+        for (kind, count) in problems {
+            transaction.execute(
+                "INSERT INTO scan_problems (scan_id, kind, count) VALUES (?1, ?2, ?3)",
+                params![scan_id, kind, *count as i64],
+            )?;
+        }
+        let mut resolved = 0u64;
+        let protect_all = unread_prefixes.iter().any(String::is_empty);
+        if matches!(status, ScanStatus::Complete | ScanStatus::Partial) && !protect_all {
+            let unseen: Vec<(i64, String)> = {
+                let mut query = transaction.prepare(
+                    "SELECT id, record_path FROM findings
+                     WHERE source = ?1 AND resolved_at IS NULL AND last_seen_scan < ?2",
+                )?;
+                query
+                    .query_map(params![source, scan_id], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            let mut resolve = transaction.prepare(
+                "UPDATE findings SET resolved_at = ?2, resolved_scan = ?3 WHERE id = ?1",
+            )?;
+            for (id, path) in unseen {
+                let hidden = unread_prefixes.iter().any(|prefix| {
+                    path == *prefix
+                        || (path.starts_with(prefix.as_str())
+                            && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+                });
+                if !hidden {
+                    resolve.execute(params![id, finished_at.timestamp(), scan_id])?;
+                    resolved += 1;
+                }
+            }
+        }
+        let new: i64 = transaction.query_row(
+            "SELECT count(*) FROM findings WHERE first_seen_scan = ?1",
+            [scan_id],
+            |row| row.get(0),
+        )?;
+        let open: i64 = transaction.query_row(
+            "SELECT count(*) FROM findings WHERE source = ?1 AND resolved_at IS NULL",
+            [&source],
+            |row| row.get(0),
+        )?;
+        transaction.commit()?;
+        Ok(ScanTally {
+            new: new as u64,
+            resolved,
+            open: open as u64,
+        })
+    }
+
+    /// Mark a scan failed. Nothing is resolved; findings it saw stay as recorded.
+    pub fn fail_scan(
+        &mut self,
+        scan_id: i64,
+        records: u64,
+        error_kind: &str,
+        error_message: &str,
+        finished_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.connection.execute(
+            "UPDATE scans SET status = 'failed', finished_at = ?2, records = ?3,
+                 error_kind = ?4, error_message = ?5 WHERE id = ?1",
+            params![
+                scan_id,
+                finished_at.timestamp(),
+                records as i64,
+                error_kind,
+                error_message
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Findings, newest rule/source/record order, optionally for one source and
+    /// only those seen by one scan.
+    pub fn findings(
+        &self,
+        filter: FindingFilter,
+        source: Option<&str>,
+        seen_by_scan: Option<i64>,
+    ) -> Result<Vec<Finding>, StoreError> {
+        let state = match filter {
+            FindingFilter::Open => "resolved_at IS NULL",
+            FindingFilter::Resolved => "resolved_at IS NOT NULL",
+            FindingFilter::All => "1",
+        };
+        let sql = format!(
+            "SELECT id, rule, source, record_id, record_kind, owner, severity, detail, age_days,
+                    first_seen, last_seen, resolved_at, first_seen_scan
+             FROM findings
+             WHERE {state} AND (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR last_seen_scan = ?2)
+             ORDER BY rule, source, record_id, id"
+        );
+        let mut query = self.connection.prepare(&sql)?;
+        let rows = query.query_map(params![source, seen_by_scan], |row| {
+            Ok(Finding {
+                id: row.get(0)?,
+                rule: row.get(1)?,
+                source: row.get(2)?,
+                record_id: row.get(3)?,
+                record_kind: row.get(4)?,
+                owner: row.get(5)?,
+                severity: row.get(6)?,
+                detail: row.get(7)?,
+                age_days: row.get(8)?,
+                first_seen: to_time(row.get(9)?),
+                last_seen: to_time(row.get(10)?),
+                resolved_at: row.get::<_, Option<i64>>(11)?.map(to_time),
+                first_seen_scan: row.get(12)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The latest scan of `source`.
+    pub fn last_scan(&self, source: &str) -> Result<Option<ScanRow>, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT id, source, started_at, finished_at, status, records, error_kind
+                 FROM scans WHERE source = ?1 ORDER BY id DESC LIMIT 1",
+                [source],
+                |row| {
+                    Ok(ScanRow {
+                        id: row.get(0)?,
+                        source: row.get(1)?,
+                        started_at: to_time(row.get(2)?),
+                        finished_at: row.get::<_, Option<i64>>(3)?.map(to_time),
+                        status: ScanStatus::parse(&row.get::<_, String>(4)?),
+                        records: row.get::<_, i64>(5)? as u64,
+                        error_kind: row.get(6)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Problems counted by a scan, by kind.
+    pub fn scan_problems(&self, scan_id: i64) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut query = self
+            .connection
+            .prepare("SELECT kind, count FROM scan_problems WHERE scan_id = ?1 ORDER BY kind")?;
+        let rows = query.query_map([scan_id], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A checkpoint value for incremental scans.
+    pub fn checkpoint(&self, source: &str, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT value FROM checkpoints WHERE source = ?1 AND key = ?2",
+                params![source, key],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Set a checkpoint value.
+    pub fn set_checkpoint(
+        &mut self,
+        source: &str,
+        key: &str,
+        value: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.connection.execute(
+            "INSERT INTO checkpoints (source, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (source, key) DO UPDATE SET value = excluded.value,
+                 updated_at = excluded.updated_at",
+            params![source, key, value, now.timestamp()],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
