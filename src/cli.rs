@@ -143,7 +143,11 @@ pub async fn scan_once(
 }
 
 /// `tillsyn scan --once`.
-pub async fn scan(args: &ScanArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, CliError> {
+pub async fn scan(
+    args: &ScanArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, CliError> {
     let config = config::load(&args.config)?;
     let (outcomes, store) = scan_once(&config, args.source.as_deref()).await?;
     let owners = OwnerDisplay::new(&config.privacy, &config.daemon.state_dir)?;
@@ -230,10 +234,16 @@ pub fn check_config(config_path: &std::path::Path, out: &mut dyn Write) -> Resul
         let reaches = config
             .sources
             .iter()
-            .filter(|source| rule.when.sources.is_empty() || rule.when.sources.contains(&source.name))
+            .filter(|source| {
+                rule.when.sources.is_empty() || rule.when.sources.contains(&source.name)
+            })
             .count();
         if reaches == 0 {
-            writeln!(out, "  warning: rule {} applies to no configured source", rule.id)?;
+            writeln!(
+                out,
+                "  warning: rule {} applies to no configured source",
+                rule.id
+            )?;
         }
     }
     Ok(EXIT_OK)

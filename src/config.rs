@@ -192,6 +192,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         text,
         base,
         issues: Vec::new(),
+        source_names: Vec::new(),
+        rule_refs: Vec::new(),
     };
     let config = reader.read(path);
     let mut issues = reader.issues;
@@ -211,6 +213,11 @@ struct Reader<'t> {
     text: &'t str,
     base: &'t Path,
     issues: Vec<ConfigIssue>,
+    /// Every source name read, with its entry's span, even when the entry has
+    /// other errors: cross-checks still see it.
+    source_names: Vec<(String, std::ops::Range<usize>)>,
+    /// Every rule id and its `when.sources`, likewise.
+    rule_refs: Vec<(String, std::ops::Range<usize>, Vec<String>)>,
 }
 
 impl<'t> Reader<'t> {
@@ -231,20 +238,40 @@ impl<'t> Reader<'t> {
         });
     }
 
-    /// The line of `needle` inside `span`, else of the span's start: points an
-    /// error found after parsing (a bad glob, an unknown source) at its line.
+    /// The offset of `needle` inside the entry that starts at `span` (up to the
+    /// next `[[…]]`, `[daemon]` or `[privacy]` header), else the entry's start:
+    /// points an error found after parsing (a bad glob, an unknown source) at its
+    /// line. Spans of tables cover only their header, hence the search.
     fn locate(&self, span: &std::ops::Range<usize>, needle: &str) -> usize {
-        let end = span.end.min(self.text.len());
-        let start = span.start.min(end);
-        self.text[start..end]
+        let start = span.start.min(self.text.len());
+        let entry_end = self.entry_end(start);
+        self.text[start..entry_end]
             .find(needle)
             .map(|found| start + found)
             .unwrap_or(start)
     }
 
+    fn entry_end(&self, start: usize) -> usize {
+        let mut offset = start;
+        for line in self.text[start..].split_inclusive('\n') {
+            let trimmed = line.trim_start();
+            let top_level = trimmed.starts_with("[[")
+                || (trimmed.starts_with('[')
+                    && !trimmed.starts_with("[sources.")
+                    && !trimmed.starts_with("[rules."));
+            if offset > start && top_level {
+                return offset;
+            }
+            offset += line.len();
+        }
+        self.text.len()
+    }
+
     fn resolve(&self, path: &Path) -> PathBuf {
         let text = path.to_string_lossy();
-        if path.is_absolute() || text.starts_with("$CREDENTIALS_DIRECTORY") || text.starts_with("${")
+        if path.is_absolute()
+            || text.starts_with("$CREDENTIALS_DIRECTORY")
+            || text.starts_with("${")
         {
             path.to_path_buf()
         } else {
@@ -278,8 +305,6 @@ impl<'t> Reader<'t> {
         let mut privacy_span = 0..0;
         let mut sources = Vec::new();
         let mut rules = Vec::new();
-        let mut source_spans = Vec::new();
-        let mut rule_spans = Vec::new();
         for (key, value) in document.into_inner() {
             let key_span = key.span();
             match key.get_ref().as_ref() {
@@ -292,19 +317,15 @@ impl<'t> Reader<'t> {
                 }
                 "sources" => {
                     for entry in self.array(value, "sources") {
-                        let span = entry.span();
                         if let Some(source) = self.source(entry) {
                             sources.push(source);
-                            source_spans.push(span);
                         }
                     }
                 }
                 "rules" => {
                     for entry in self.array(value, "rules") {
-                        let span = entry.span();
                         if let Some(rule) = self.rule(entry) {
                             rules.push(rule);
-                            rule_spans.push(span);
                         }
                     }
                 }
@@ -316,7 +337,7 @@ impl<'t> Reader<'t> {
                 ),
             }
         }
-        self.cross_checks(&sources, &source_spans, &rules, &rule_spans);
+        self.cross_checks();
         let mut daemon = daemon?;
         daemon.state_dir = self.resolve(&daemon.state_dir);
         Some(Config {
@@ -351,13 +372,19 @@ impl<'t> Reader<'t> {
     ) -> Option<(Vec<Option<Spanned<'i>>>, Spanned<'i>)> {
         let span = entry.span();
         let DeValue::Table(table) = entry.into_inner() else {
-            self.issue(Some(span.start), format!("each [[{section}]] entry must be a table"));
+            self.issue(
+                Some(span.start),
+                format!("each [[{section}]] entry must be a table"),
+            );
             return None;
         };
         let mut taken: Vec<Option<Spanned<'i>>> = common.iter().map(|_| None).collect();
         let mut rest = DeTable::new();
         for (key, value) in table {
-            match common.iter().position(|name| *name == key.get_ref().as_ref()) {
+            match common
+                .iter()
+                .position(|name| *name == key.get_ref().as_ref())
+            {
                 Some(index) => taken[index] = Some(value),
                 None => {
                     rest.insert(key, value);
@@ -382,6 +409,7 @@ impl<'t> Reader<'t> {
         let (mut common, rest) = self.split(entry, "sources", &["name", "type"])?;
         let kind_value = common[1].take();
         let name = self.string(common[0].take(), "[[sources]] `name`", span.start)?;
+        self.source_names.push((name.clone(), span.clone()));
         let what = format!("source {name:?}");
         let kind_span = kind_value.as_ref().map(|value| value.span());
         let kind = self.string(kind_value, &format!("{what}: `type`"), span.start)?;
@@ -391,9 +419,9 @@ impl<'t> Reader<'t> {
                 config.root = self.resolve(&config.root);
                 if let Err(error) = FileshareSource::build(config.clone()) {
                     let glob = match &error {
-                        tillsyn_connectors::fileshare::FileshareConfigError::Glob { glob, .. } => {
-                            glob.clone()
-                        }
+                        tillsyn_connectors::fileshare::FileshareConfigError::Glob {
+                            glob, ..
+                        } => glob.clone(),
                     };
                     let at = self.locate(&span, &glob);
                     self.issue(Some(at), format!("{what}: {error}"));
@@ -410,7 +438,9 @@ impl<'t> Reader<'t> {
             other => {
                 self.issue(
                     kind_span.map(|span| span.start),
-                    format!("{what}: unknown type {other:?}; expected \"fileshare\" or \"maildir\""),
+                    format!(
+                        "{what}: unknown type {other:?}; expected \"fileshare\" or \"maildir\""
+                    ),
                 );
                 return None;
             }
@@ -444,6 +474,11 @@ impl<'t> Reader<'t> {
             Some(value) => self.deserialize::<Conditions>(value, &format!("{what}: [rules.when]")),
             None => Some(Conditions::default()),
         };
+        let referenced = when
+            .as_ref()
+            .map(|when| when.sources.clone())
+            .unwrap_or_default();
+        self.rule_refs.push((id.clone(), span.clone(), referenced));
         let check = match kind.as_deref() {
             Some("max_age") => self
                 .deserialize::<MaxAgeCheck>(rest, &what)
@@ -472,7 +507,11 @@ impl<'t> Reader<'t> {
         })
     }
 
-    fn privacy(&mut self, file: PrivacyFile, span: &std::ops::Range<usize>) -> Option<PrivacyConfig> {
+    fn privacy(
+        &mut self,
+        file: PrivacyFile,
+        span: &std::ops::Range<usize>,
+    ) -> Option<PrivacyConfig> {
         let key = match (&file.key_file, &file.key_env) {
             (Some(_), Some(_)) => {
                 self.issue(
@@ -484,14 +523,20 @@ impl<'t> Reader<'t> {
             (Some(path), None) => match secret::read_file(&self.resolve(path)) {
                 Ok(key) => Some(key),
                 Err(error) => {
-                    self.issue(Some(self.locate(span, "key_file")), format!("[privacy]: {error}"));
+                    self.issue(
+                        Some(self.locate(span, "key_file")),
+                        format!("[privacy]: {error}"),
+                    );
                     return None;
                 }
             },
             (None, Some(name)) => match secret::read_env(name) {
                 Ok(key) => Some(key),
                 Err(error) => {
-                    self.issue(Some(self.locate(span, "key_env")), format!("[privacy]: {error}"));
+                    self.issue(
+                        Some(self.locate(span, "key_env")),
+                        format!("[privacy]: {error}"),
+                    );
                     return None;
                 }
             },
@@ -512,32 +557,28 @@ impl<'t> Reader<'t> {
         })
     }
 
-    fn cross_checks(
-        &mut self,
-        sources: &[SourceConfig],
-        source_spans: &[std::ops::Range<usize>],
-        rules: &[RuleConfig],
-        rule_spans: &[std::ops::Range<usize>],
-    ) {
+    fn cross_checks(&mut self) {
+        let source_names = std::mem::take(&mut self.source_names);
+        let rule_refs = std::mem::take(&mut self.rule_refs);
         let mut names = BTreeSet::new();
-        for (source, span) in sources.iter().zip(source_spans) {
-            if !names.insert(source.name.as_str()) {
-                let at = self.locate(span, &source.name);
-                self.issue(Some(at), format!("source name {:?} is used twice", source.name));
+        for (name, span) in &source_names {
+            if !names.insert(name.as_str()) {
+                let at = self.locate(span, &format!("\"{name}\""));
+                self.issue(Some(at), format!("source name {name:?} is used twice"));
             }
         }
         let mut ids = BTreeSet::new();
-        for (rule, span) in rules.iter().zip(rule_spans) {
-            if !ids.insert(rule.id.as_str()) {
-                let at = self.locate(span, &rule.id);
-                self.issue(Some(at), format!("rule id {:?} is used twice", rule.id));
+        for (id, span, sources) in &rule_refs {
+            if !ids.insert(id.as_str()) {
+                let at = self.locate(span, &format!("\"{id}\""));
+                self.issue(Some(at), format!("rule id {id:?} is used twice"));
             }
-            for source in &rule.when.sources {
+            for source in sources {
                 if !names.contains(source.as_str()) {
                     let at = self.locate(span, &format!("\"{source}\""));
                     self.issue(
                         Some(at),
-                        format!("rule {:?}: unknown source {source:?} in `when.sources`", rule.id),
+                        format!("rule {id:?}: unknown source {source:?} in `when.sources`"),
                     );
                 }
             }

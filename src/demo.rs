@@ -50,7 +50,10 @@ struct Dice(u64);
 
 impl Dice {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn below(&mut self, n: u64) -> u64 {
@@ -172,9 +175,18 @@ impl Builder {
                 self.message(&maildir, &from, std::slice::from_ref(&me), &[], received)?;
             }
             // Copied to colleagues only: internal, not counted.
-            let internal: Vec<String> = PEOPLE.iter().map(|(a, _)| format!("{a}@{DOMAIN}")).collect();
+            let internal: Vec<String> = PEOPLE
+                .iter()
+                .map(|(a, _)| format!("{a}@{DOMAIN}"))
+                .collect();
             let received = self.days_ago(3);
-            self.message(&maildir, &colleague, std::slice::from_ref(&me), &internal, received)?;
+            self.message(
+                &maildir,
+                &colleague,
+                std::slice::from_ref(&me),
+                &internal,
+                received,
+            )?;
             // Sent mail: every other person copies customers widely.
             let sent = maildir.join(".Sent");
             let received = self.days_ago(2 + index as i64);
@@ -203,7 +215,9 @@ impl Builder {
             }
             for n in 1..=applicants {
                 let received = self.some_days_ago(120, 30);
-                let cv = folder.join("ansokningar").join(format!("sokande-{n:02}-cv.pdf"));
+                let cv = folder
+                    .join("ansokningar")
+                    .join(format!("sokande-{n:02}-cv.pdf"));
                 write_file(&cv, b"%PDF-1.4 demo\n", received)?;
             }
         }
@@ -372,9 +386,8 @@ pub fn build(dir: &Path, now: DateTime<Utc>) -> Result<PathBuf, DemoError> {
 
 /// `tillsyn demo`: build, scan, summarise by promise.
 pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
-    let config_path = build(dir, Utc::now()).map_err(|error| {
-        CliError::Output(std::io::Error::other(error.to_string()))
-    })?;
+    let config_path = build(dir, Utc::now())
+        .map_err(|error| CliError::Output(std::io::Error::other(error.to_string())))?;
     let config = config::load(&config_path)?;
     let (outcomes, store) = crate::cli::scan_once(&config, None).await?;
     let owners = OwnerDisplay::new(&config.privacy, &config.daemon.state_dir)?;
@@ -391,7 +404,10 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
     writeln!(out)?;
     let mut by_rule: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
     for finding in &findings {
-        by_rule.entry(finding.rule.as_str()).or_default().push(finding);
+        by_rule
+            .entry(finding.rule.as_str())
+            .or_default()
+            .push(finding);
     }
     let broken = config
         .rules
@@ -444,9 +460,24 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
         }
     }
     writeln!(out)?;
-    writeln!(out, "Owners are shown as keyed pseudonyms ([privacy] name_owners = false).")?;
-    writeln!(out, "See every finding:  tillsyn findings --config {}", config_path.display())?;
-    writeln!(out, "Scan again:         tillsyn scan --once --config {}", config_path.display())?;
+    writeln!(
+        out,
+        "Owners are shown as keyed pseudonyms ([privacy] name_owners = false)."
+    )?;
+    writeln!(
+        out,
+        "See every finding:  tillsyn findings --config {}",
+        config_path.display()
+    )?;
+    writeln!(
+        out,
+        "Scan again:         tillsyn scan --once --config {}",
+        config_path.display()
+    )?;
     let failed = outcomes.iter().any(|o| o.status == ScanStatus::Failed);
-    Ok(if failed { crate::cli::EXIT_FAILED } else { crate::cli::EXIT_OK })
+    Ok(if failed {
+        crate::cli::EXIT_FAILED
+    } else {
+        crate::cli::EXIT_OK
+    })
 }

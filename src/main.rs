@@ -12,7 +12,11 @@ use tillsyn::store::FindingFilter;
 const DEFAULT_CONFIG: &str = "/etc/tillsyn/config.toml";
 
 #[derive(Parser)]
-#[command(name = "tillsyn", version, about = "Checks whether an organisation keeps the promises of its privacy policy.")]
+#[command(
+    name = "tillsyn",
+    version,
+    about = "Checks whether an organisation keeps the promises of its privacy policy."
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,

@@ -101,9 +101,7 @@ fn unit(name: &str) -> Option<Unit> {
             Unit::Seconds(1)
         }
         "min" | "mins" | "minute" | "minutes" | "minut" | "minuter" => Unit::Seconds(60),
-        "h" | "hr" | "hrs" | "hour" | "hours" | "tim" | "timme" | "timmar" => {
-            Unit::Seconds(3600)
-        }
+        "h" | "hr" | "hrs" | "hour" | "hours" | "tim" | "timme" | "timmar" => Unit::Seconds(3600),
         "d" | "day" | "days" | "dag" | "dagar" => Unit::Seconds(86_400),
         "w" | "wk" | "week" | "weeks" | "v" | "vecka" | "veckor" => Unit::Seconds(604_800),
         "mo" | "mon" | "month" | "months" | "mån" | "månad" | "månader" => Unit::Months(1),
@@ -125,7 +123,9 @@ impl std::str::FromStr for Period {
         let mut rest = trimmed;
         let too_large = || PeriodError::TooLarge(text.to_owned());
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             if digits == 0 {
                 return Err(PeriodError::MissingNumber(text.to_owned()));
             }
@@ -191,7 +191,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).single().expect("valid date")
+        Utc.with_ymd_and_hms(y, m, d, 12, 0, 0)
+            .single()
+            .expect("valid date")
     }
 
     #[test]
@@ -215,24 +217,39 @@ mod tests {
             assert_eq!(period.to_string(), *text);
         }
         let hours: Period = "72h".parse().expect("72h");
-        assert_eq!(hours.fixed(), Some(std::time::Duration::from_secs(72 * 3600)));
+        assert_eq!(
+            hours.fixed(),
+            Some(std::time::Duration::from_secs(72 * 3600))
+        );
         assert_eq!("1y".parse::<Period>().expect("1y").fixed(), None);
     }
 
     #[test]
     fn refuses_what_it_cannot_read() {
         assert_eq!("".parse::<Period>(), Err(PeriodError::Empty));
-        assert!(matches!("36m".parse::<Period>(), Err(PeriodError::AmbiguousM(_))));
+        assert!(matches!(
+            "36m".parse::<Period>(),
+            Err(PeriodError::AmbiguousM(_))
+        ));
         assert!(matches!(
             "31 fortnights".parse::<Period>(),
             Err(PeriodError::UnknownUnit { .. })
         ));
-        assert!(matches!("31".parse::<Period>(), Err(PeriodError::UnknownUnit { .. })));
-        assert!(matches!("days".parse::<Period>(), Err(PeriodError::MissingNumber(_))));
+        assert!(matches!(
+            "31".parse::<Period>(),
+            Err(PeriodError::UnknownUnit { .. })
+        ));
+        assert!(matches!(
+            "days".parse::<Period>(),
+            Err(PeriodError::MissingNumber(_))
+        ));
         assert!(matches!(
             "99999999999999999999d".parse::<Period>(),
             Err(PeriodError::TooLarge(_))
         ));
-        assert!(matches!("20000y".parse::<Period>(), Err(PeriodError::TooLarge(_))));
+        assert!(matches!(
+            "20000y".parse::<Period>(),
+            Err(PeriodError::TooLarge(_))
+        ));
     }
 }

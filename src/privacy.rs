@@ -63,7 +63,10 @@ impl OwnerDisplay {
         };
         mac.update(owner.as_bytes());
         let digest = mac.finalize().into_bytes();
-        let hex: String = digest[..6].iter().map(|byte| format!("{byte:02x}")).collect();
+        let hex: String = digest[..6]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
         format!("p-{hex}")
     }
 }
@@ -116,7 +119,11 @@ mod tests {
         assert_ne!(alias, first.show(Some("bertil.berg")));
         let other_dir = tempfile::tempdir().expect("tempdir");
         let other = OwnerDisplay::new(&privacy, other_dir.path()).expect("key");
-        assert_ne!(alias, other.show(Some("anna.svensson")), "different key, different pseudonym");
+        assert_ne!(
+            alias,
+            other.show(Some("anna.svensson")),
+            "different key, different pseudonym"
+        );
         let named = OwnerDisplay::new(
             &PrivacyConfig {
                 name_owners: true,

@@ -122,7 +122,14 @@ pub async fn scan_source(
     let consumer_store = store.clone();
     let source_name = name.to_owned();
     let consumer = tokio::task::spawn_blocking(move || {
-        consume(&mut receiver, &source_rules, &consumer_store, scan_id, &source_name, now)
+        consume(
+            &mut receiver,
+            &source_rules,
+            &consumer_store,
+            scan_id,
+            &source_name,
+            now,
+        )
     });
     let scanned = source.scan(context, sink).await;
     let (records, findings) = consumer
@@ -143,7 +150,14 @@ pub async fn scan_source(
             let stored_problems: Vec<(&'static str, u64)> =
                 problems.iter().map(|(k, v)| (k.as_str(), *v)).collect();
             let tally = with_store(store, move |store| {
-                store.finish_scan(scan_id, status, records, &stored_problems, &unread, finished)
+                store.finish_scan(
+                    scan_id,
+                    status,
+                    records,
+                    &stored_problems,
+                    &unread,
+                    finished,
+                )
             })
             .await?;
             Ok(ScanOutcome {

@@ -56,7 +56,9 @@ pub enum SecretError {
     #[error("secret from {0} is empty")]
     Empty(String),
     /// `$CREDENTIALS_DIRECTORY` was used but systemd did not set it.
-    #[error("{0} uses $CREDENTIALS_DIRECTORY, which is not set (it is set by systemd's LoadCredential=)")]
+    #[error(
+        "{0} uses $CREDENTIALS_DIRECTORY, which is not set (it is set by systemd's LoadCredential=)"
+    )]
     NoCredentialsDirectory(PathBuf),
 }
 

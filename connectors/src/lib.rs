@@ -15,9 +15,9 @@
 #![deny(clippy::unwrap_used, clippy::panic)]
 
 pub mod fileshare;
+mod local_fs;
 pub mod maildir;
 pub mod record;
-mod local_fs;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -247,7 +247,9 @@ fn max_age(
         Anchor::None => start,
         Anchor::EndOfYear => after_fiscal_year(
             start,
-            check.fiscal_year_end.unwrap_or(MonthDay { month: 12, day: 31 }),
+            check
+                .fiscal_year_end
+                .unwrap_or(MonthDay { month: 12, day: 31 }),
             timezone,
         )?,
     };

@@ -34,7 +34,9 @@ pub enum StoreError {
     #[error("findings database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// The database is newer than this program.
-    #[error("findings database has schema version {found}, newer than this tillsyn ({known}); upgrade tillsyn")]
+    #[error(
+        "findings database has schema version {found}, newer than this tillsyn ({known}); upgrade tillsyn"
+    )]
     TooNew {
         /// Version on disk.
         found: usize,
@@ -256,7 +258,11 @@ impl Store {
     }
 
     /// Record the start of a scan; returns its id.
-    pub fn begin_scan(&mut self, source: &str, started_at: DateTime<Utc>) -> Result<i64, StoreError> {
+    pub fn begin_scan(
+        &mut self,
+        source: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
         self.connection.execute(
             "INSERT INTO scans (source, started_at, status) VALUES (?1, ?2, 'running')",
             params![source, started_at.timestamp()],
@@ -318,14 +324,18 @@ impl Store {
         finished_at: DateTime<Utc>,
     ) -> Result<ScanTally, StoreError> {
         let transaction = self.connection.transaction()?;
-        let source: String = transaction.query_row(
-            "SELECT source FROM scans WHERE id = ?1",
-            [scan_id],
-            |row| row.get(0),
-        )?;
+        let source: String =
+            transaction.query_row("SELECT source FROM scans WHERE id = ?1", [scan_id], |row| {
+                row.get(0)
+            })?;
         transaction.execute(
             "UPDATE scans SET status = ?2, finished_at = ?3, records = ?4 WHERE id = ?1",
-            params![scan_id, status.as_str(), finished_at.timestamp(), records as i64],
+            params![
+                scan_id,
+                status.as_str(),
+                finished_at.timestamp(),
+                records as i64
+            ],
         )?;
         for (kind, count) in problems {
             transaction.execute(
@@ -342,7 +352,9 @@ impl Store {
                      WHERE source = ?1 AND resolved_at IS NULL AND last_seen_scan < ?2",
                 )?;
                 query
-                    .query_map(params![source, scan_id], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .query_map(params![source, scan_id], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?
                     .collect::<Result<_, _>>()?
             };
             let mut resolve = transaction.prepare(

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::{ConnectorError, Connector, RecordSink, ScanContext, ScanReport};
+use crate::{Connector, ConnectorError, RecordSink, ScanContext, ScanReport};
 
 /// `type = "fileshare"`: a directory tree read through the local file system.
 #[derive(Debug, Clone, Deserialize)]

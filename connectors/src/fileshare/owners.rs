@@ -20,9 +20,7 @@ impl OwnerNames {
         {
             return name.clone();
         }
-        let name: Arc<str> = lookup(uid)
-            .unwrap_or_else(|| format!("uid:{uid}"))
-            .into();
+        let name: Arc<str> = lookup(uid).unwrap_or_else(|| format!("uid:{uid}")).into();
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(uid, name.clone());
         }

@@ -12,9 +12,7 @@ use ignore::{WalkBuilder, WalkState};
 use super::owners::OwnerNames;
 use super::{FileshareConfig, FileshareConfigError, MarkerConfig, MarkerDateFrom};
 use crate::local_fs::{date_from_path, first_iso_date, name_to_text, read_prefix, to_utc};
-use crate::{
-    ConnectorError, ProblemKind, Record, RecordKind, RecordSink, ScanContext, ScanReport,
-};
+use crate::{ConnectorError, ProblemKind, Record, RecordKind, RecordSink, ScanContext, ScanReport};
 
 /// The config, compiled once.
 #[derive(Debug, Clone)]
@@ -65,7 +63,9 @@ impl WalkPlan {
     }
 
     fn is_marker(&self, name: &std::ffi::OsStr) -> bool {
-        self.markers.iter().any(|marker| name == marker.file.as_str())
+        self.markers
+            .iter()
+            .any(|marker| name == marker.file.as_str())
     }
 }
 
@@ -175,7 +175,9 @@ fn take<T: Default>(mutex: &Mutex<T>) -> T {
 }
 
 fn parent_of(path: &str) -> &str {
-    path.rsplit_once('/').map(|(parent, _)| parent).unwrap_or("")
+    path.rsplit_once('/')
+        .map(|(parent, _)| parent)
+        .unwrap_or("")
 }
 
 struct Worker<'s, 'a> {

@@ -21,8 +21,8 @@ use serde::Deserialize;
 
 use crate::local_fs::{name_to_text, open_read_only, to_utc};
 use crate::{
-    Address, Connector, ConnectorError, Participants, ProblemKind, Record, RecordKind,
-    RecordSink, ScanContext, ScanReport,
+    Address, Connector, ConnectorError, Participants, ProblemKind, Record, RecordKind, RecordSink,
+    ScanContext, ScanReport,
 };
 
 /// `type = "maildir"`: local Maildir++ mailboxes.
@@ -147,7 +147,9 @@ fn scan_blocking(
                 };
                 loop {
                     let next = queue.lock().ok().and_then(|mut queue| queue.next());
-                    let Some((account, maildir)) = next else { break };
+                    let Some((account, maildir)) = next else {
+                        break;
+                    };
                     if let Err(error) = reader.account(&account, &maildir) {
                         if let Ok(mut failure) = failure.lock() {
                             failure.get_or_insert(error);
@@ -198,7 +200,9 @@ impl AccountReader<'_> {
                 }
             };
             let (raw, escaped) = name_to_text(&entry.file_name());
-            let Some(stored) = raw.strip_prefix('.') else { continue };
+            let Some(stored) = raw.strip_prefix('.') else {
+                continue;
+            };
             if stored.is_empty() || stored == "." || !entry.path().join("cur").is_dir() {
                 continue;
             }
@@ -328,11 +332,12 @@ impl AccountReader<'_> {
                 header
             }
             Err(error) => {
-                self.report.count(if error.kind() == std::io::ErrorKind::NotFound {
-                    ProblemKind::Vanished
-                } else {
-                    ProblemKind::Io
-                });
+                self.report
+                    .count(if error.kind() == std::io::ErrorKind::NotFound {
+                        ProblemKind::Vanished
+                    } else {
+                        ProblemKind::Io
+                    });
                 return Participants::default();
             }
         };
