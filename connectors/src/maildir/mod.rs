@@ -292,11 +292,7 @@ impl AccountReader<'_> {
                 return Ok(());
             }
         };
-        // The unique part stays when flags change (`unique:2,FLAGS`).
-        let (unique, flags) = match file_name.split_once(':') {
-            Some((unique, info)) => (unique, info.strip_prefix("2,").unwrap_or("")),
-            None => (file_name.as_str(), ""),
-        };
+        let (unique, flags) = unique_name(&file_name);
         let id = format!("{prefix}/{unique}");
         let mut record = Record::new(RecordKind::Message, self.context.source.clone(), id);
         record.container = folder.to_owned();
@@ -370,6 +366,22 @@ impl AccountReader<'_> {
     }
 }
 
+/// A Maildir file name's unique part and its flags. The unique part stays when a
+/// client changes flags (`unique:2,FLAGS`); Dovecot's size fields (`,S=123`,
+/// `,W=130`) are dropped too, they only repeat what the file says.
+fn unique_name(file_name: &str) -> (&str, &str) {
+    let (base, flags) = match file_name.split_once(':') {
+        Some((base, info)) => (base, info.strip_prefix("2,").unwrap_or("")),
+        None => (file_name, ""),
+    };
+    let unique = [",S=", ",W="]
+        .iter()
+        .filter_map(|field| base.find(field))
+        .min()
+        .map_or(base, |end| &base[..end]);
+    (unique, flags)
+}
+
 /// Read a message's header block: up to the first empty line, at most `limit`
 /// bytes. Returns the bytes and whether the end of the header was found.
 fn read_header(path: &Path, limit: usize) -> std::io::Result<(Vec<u8>, bool)> {
@@ -411,6 +423,19 @@ fn header_end(bytes: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unique_names_ignore_flags_and_sizes() {
+        let cases = [
+            ("1700.M1P2.host,S=120,W=124:2,RS", ("1700.M1P2.host", "RS")),
+            ("1700.M1P2.host,W=124,S=120:2,", ("1700.M1P2.host", "")),
+            ("1700.M1P2.host", ("1700.M1P2.host", "")),
+            ("1700.M1P2.host:1,experimental", ("1700.M1P2.host", "")),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(unique_name(name), expected, "{name}");
+        }
+    }
 
     #[test]
     fn finds_the_end_of_headers() {

@@ -1,0 +1,185 @@
+//! Helpers shared by the integration tests: building trees with planted
+//! violations (files with chosen mtimes, Maildir messages with chosen received
+//! times), running the real `tillsyn` binary, and reading its JSON output.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+/// Seconds in a day.
+pub const DAY: u64 = 86_400;
+
+/// `days` days before now.
+pub fn days_ago(days: u64) -> SystemTime {
+    SystemTime::now() - Duration::from_secs(days * DAY)
+}
+
+/// Write `content` to `path` (parents created) and set its mtime.
+pub fn file_at(path: &Path, content: &[u8], modified: SystemTime) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create parent");
+    }
+    std::fs::write(path, content).expect("write file");
+    set_mtime(path, modified);
+}
+
+/// Set a file's or folder's mtime.
+pub fn set_mtime(path: &Path, modified: SystemTime) {
+    let file = std::fs::File::open(path).expect("open for mtime");
+    file.set_modified(modified).expect("set mtime");
+}
+
+/// A Maildir++ mailbox for one account under `root/<account>/Maildir`.
+pub struct Mailbox {
+    pub dir: PathBuf,
+    counter: u32,
+}
+
+impl Mailbox {
+    pub fn new(root: &Path, account: &str) -> Mailbox {
+        let dir = root.join(account).join("Maildir");
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("maildir");
+        }
+        Mailbox { dir, counter: 0 }
+    }
+
+    fn folder_dir(&self, folder: &str) -> PathBuf {
+        if folder == "INBOX" {
+            self.dir.clone()
+        } else {
+            let dir = self.dir.join(format!(".{folder}"));
+            for sub in ["cur", "new", "tmp"] {
+                std::fs::create_dir_all(dir.join(sub)).expect("folder");
+            }
+            dir
+        }
+    }
+
+    /// Deliver a raw message into `folder` (INBOX or a Maildir++ folder name as
+    /// stored on disk) received `days` days ago. Returns the record id tillsyn
+    /// gives it: `account/folder/unique`.
+    pub fn raw(
+        &mut self,
+        account_folder: (&str, &str),
+        raw: &[u8],
+        received: SystemTime,
+    ) -> String {
+        let (account, folder) = account_folder;
+        self.counter += 1;
+        let unique = format!("{}.M{}P7.test", 1_700_000_000 + self.counter, self.counter);
+        let name = format!("{unique},S={}:2,S", raw.len());
+        file_at(
+            &self.folder_dir(folder).join("cur").join(name),
+            raw,
+            received,
+        );
+        format!("{account}/{}/{unique}", decode_folder(folder))
+    }
+
+    /// Deliver a well-formed message with the given recipients.
+    pub fn message(
+        &mut self,
+        account: &str,
+        folder: &str,
+        to: &[&str],
+        cc: &[&str],
+        received_days_ago: u64,
+        date_header: &str,
+    ) -> String {
+        let mut text = format!(
+            "From: Someone <sender@example.org>\r\nTo: {}\r\n",
+            to.join(", ")
+        );
+        if !cc.is_empty() {
+            text.push_str(&format!("Cc: {}\r\n", cc.join(", ")));
+        }
+        text.push_str(&format!(
+            "Subject: test\r\nDate: {date_header}\r\nMessage-ID: <{}@test>\r\n\r\nbody\r\n",
+            self.counter
+        ));
+        self.raw(
+            (account, folder),
+            text.as_bytes(),
+            days_ago(received_days_ago),
+        )
+    }
+}
+
+fn decode_folder(folder: &str) -> String {
+    folder.replace('.', "/")
+}
+
+/// Run the tillsyn binary with `args`.
+pub fn tillsyn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tillsyn"))
+        .args(args)
+        .env("TILLSYN_LOG", "warn")
+        .output()
+        .expect("run tillsyn")
+}
+
+/// Run tillsyn as an unprivileged user when the tests run as root, so that
+/// permission bits apply (root reads everything). Uses util-linux `setpriv`.
+pub fn tillsyn_unprivileged(args: &[&str]) -> Output {
+    if !running_as_root() {
+        return tillsyn(args);
+    }
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_tillsyn"))
+        .args(args)
+        .env("TILLSYN_LOG", "warn")
+        .output()
+        .expect("run tillsyn through setpriv")
+}
+
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Text of stdout and stderr.
+pub fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Parse JSON Lines output into values.
+pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}")))
+        .collect()
+}
+
+/// `rule:record` pairs from JSON findings.
+pub fn pairs(findings: &[serde_json::Value]) -> BTreeSet<String> {
+    findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{}:{}",
+                f["rule"].as_str().unwrap_or("?"),
+                f["record"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+/// Assert two sets are equal, listing misses and false alarms separately.
+pub fn assert_exact(found: &BTreeSet<String>, planted: &BTreeSet<String>) {
+    let missed: Vec<&String> = planted.difference(found).collect();
+    let false_alarms: Vec<&String> = found.difference(planted).collect();
+    assert!(
+        missed.is_empty() && false_alarms.is_empty(),
+        "missed {} planted violations: {missed:#?}\nfalse alarms {}: {false_alarms:#?}",
+        missed.len(),
+        false_alarms.len()
+    );
+}
