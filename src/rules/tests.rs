@@ -135,7 +135,9 @@ max = 5
             })
             .collect()
     };
-    let cases: &[(&str, &[&str], &[&str], &[&str])] = &[
+    /// folder, To, Cc, rules broken
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a str], &'a [&'a str]);
+    let cases: &[Case] = &[
         // folder, to, cc, rules broken
         (
             "INBOX",

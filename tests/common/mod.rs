@@ -129,11 +129,28 @@ pub fn tillsyn_unprivileged(args: &[&str]) -> Output {
     }
     Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_tillsyn"))
+        .arg(world_executable_binary())
         .args(args)
         .env("TILLSYN_LOG", "warn")
         .output()
         .expect("run tillsyn through setpriv")
+}
+
+/// A copy of the binary that an unprivileged user can run wherever the checkout
+/// lives (its parents may be closed to others).
+fn world_executable_binary() -> PathBuf {
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("tillsyn-test-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("bin dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
+        let copy = dir.join("tillsyn");
+        std::fs::copy(env!("CARGO_BIN_EXE_tillsyn"), &copy).expect("copy binary");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod bin");
+        copy
+    })
+    .clone()
 }
 
 pub fn running_as_root() -> bool {

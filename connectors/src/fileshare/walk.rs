@@ -377,10 +377,10 @@ impl Worker<'_, '_> {
                 .ok()
                 .and_then(|bytes| first_iso_date(&String::from_utf8_lossy(&bytes))),
         };
-        if date.is_none() {
-            if let Ok(mut report) = self.shared.report.lock() {
-                report.count(ProblemKind::BadMarker);
-            }
+        if date.is_none()
+            && let Ok(mut report) = self.shared.report.lock()
+        {
+            report.count(ProblemKind::BadMarker);
         }
         date
     }

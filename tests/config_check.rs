@@ -1,0 +1,142 @@
+//! The config as an admin meets it: the shipped example and policy packs parse;
+//! a broken config gets every problem at once, each with its line, and a non-zero
+//! exit; secrets never print.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn example_config_and_every_policy_pack_pass_check_config() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut files = vec![format!("{root}/config.example.toml")];
+    for entry in std::fs::read_dir(format!("{root}/examples/policies")).expect("packs") {
+        files.push(entry.expect("entry").path().display().to_string());
+    }
+    assert!(files.len() >= 6, "example config and five packs: {files:?}");
+    for file in files {
+        let output = tillsyn(&["check-config", "--config", &file]);
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{file}: {stdout}{stderr}");
+        assert!(stdout.contains(": OK"), "{file}: {stdout}");
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        r#"[daemon]
+state_dir = "state"
+timezone = "Mars/Olympus"
+
+[privacy]
+name_owners = false
+key_file = "missing-key"
+
+[[sources]]
+name = "share"
+type = "fileshare"
+root = "/srv/share"
+folow_symlinks = true
+
+[[rules]]
+id = "stale"
+kind = "max_age"
+policy = "x"
+max_age = "31 fortnights"
+when = { sources = ["share", "nosuch"] }
+
+[[rules]]
+id = "cc"
+kind = "max_recipients"
+policy = "y"
+max = 3
+[rules.when]
+paths = ["a/[b"]
+
+[[rules]]
+id = "stale"
+kind = "max_age"
+max_age = "36m"
+policy = "z"
+"#,
+    )
+    .expect("write");
+    let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
+    let (stdout, _) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let expected: &[(usize, &str)] = &[
+        (3, "unknown time zone \"Mars/Olympus\""),
+        (7, "missing-key"),
+        (13, "unknown field `folow_symlinks`"),
+        (19, "unknown unit \"fortnights\""),
+        (20, "unknown source \"nosuch\""),
+        (28, "invalid glob"),
+        (31, "rule id \"stale\" is used twice"),
+        (33, "ambiguous unit \"m\""),
+    ];
+    for (line, fragment) in expected {
+        let found = stdout
+            .lines()
+            .any(|l| l.contains(&format!("bad.toml:{line}:")) && l.contains(fragment));
+        assert!(found, "line {line} should report {fragment:?}:\n{stdout}");
+    }
+    assert!(
+        stdout.contains(&format!("{} problems", expected.len())),
+        "{stdout}"
+    );
+
+    // A scan refuses the same config: exit 2, the same messages.
+    let scan = tillsyn(&["scan", "--once", "--config", config.to_str().expect("utf8")]);
+    let (_, stderr) = text(&scan);
+    assert_eq!(scan.status.code(), Some(2));
+    assert!(
+        stderr.contains("unknown field `folow_symlinks`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_syntax_error_names_its_line_and_a_secret_never_prints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("syntax.toml");
+    std::fs::write(
+        &config,
+        "[daemon]\nstate_dir = \"s\"\n[[sources]\nname = 1\n",
+    )
+    .expect("write");
+    let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
+    let (stdout, _) = text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout.contains("syntax.toml:3:"), "{stdout}");
+
+    // A key too short to be safe is refused without printing it.
+    std::fs::write(dir.path().join("key"), "hunter2-short\n").expect("key");
+    std::fs::write(&config, "[privacy]\nkey_file = \"key\"\n").expect("write");
+    let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout.contains("at least 16 bytes"), "{stdout}");
+    assert!(!stdout.contains("hunter2") && !stderr.contains("hunter2"));
+}
+
+#[test]
+fn unknown_source_and_missing_once_are_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[daemon]\nstate_dir = \"s\"\n[[sources]]\nname = \"a\"\ntype = \"fileshare\"\nroot = \".\"\n").expect("write");
+    let path = config.to_str().expect("utf8");
+    let output = tillsyn(&["scan", "--once", "--config", path, "--source", "b"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output)
+            .1
+            .contains("no source named \"b\"; configured: a")
+    );
+    let output = tillsyn(&["scan", "--config", path]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).1.contains("needs --once"));
+}
