@@ -32,5 +32,5 @@ pub mod period;
 pub mod privacy;
 pub mod rules;
 pub mod scan;
-pub mod secret;
+pub use tillsyn_connectors::secret;
 pub mod store;

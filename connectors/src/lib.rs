@@ -5,6 +5,8 @@
 //! - [`record`]: the normalised record, the only type rules and connectors share.
 //! - [`fileshare`]: a mounted share or local directory tree, metadata only.
 //! - [`maildir`]: Maildir++ trees as Dovecot keeps them, headers only.
+//! - [`secret`]: passwords, tokens and keys, read from files or the environment
+//!   and redacted in every `Debug` and `Display`.
 //!
 //! Every connector reads and never writes. Records stream through a bounded
 //! channel ([`RecordSink`]) so no connector holds a whole store in memory. Problems
@@ -16,8 +18,10 @@
 
 pub mod fileshare;
 mod local_fs;
+mod mail_headers;
 pub mod maildir;
 pub mod record;
+pub mod secret;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use crate::local_fs::{name_to_text, open_read_only, to_utc};
 use crate::{
-    Address, Connector, ConnectorError, Participants, ProblemKind, Record, RecordKind, RecordSink,
+    Connector, ConnectorError, Participants, ProblemKind, Record, RecordKind, RecordSink,
     ScanContext, ScanReport,
 };
 
@@ -337,39 +337,12 @@ impl AccountReader<'_> {
                 return Participants::default();
             }
         };
-        // Some delivery agents keep mbox's "From sender date" line on top.
-        let header = match header.strip_prefix(b"From ") {
-            Some(_) => header
-                .iter()
-                .position(|byte| *byte == b'\n')
-                .map_or(&header[..0], |end| &header[end + 1..]),
-            None => &header[..],
-        };
-        let Some(message) = self
-            .parser
-            .parse_headers(header)
-            .filter(|message| !message.headers().is_empty() && starts_with_field(header))
-        else {
-            self.report.count(ProblemKind::MalformedMail);
-            return Participants::default();
-        };
-        let collect = |address: Option<&mail_parser::Address<'_>>| -> Vec<Address> {
-            address
-                .map(|list| {
-                    list.iter()
-                        .filter_map(|addr| addr.address())
-                        .map(|address| Address {
-                            address: address.trim().to_lowercase(),
-                        })
-                        .filter(|address| !address.address.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        Participants {
-            from: collect(message.from()),
-            to: collect(message.to()),
-            cc: collect(message.cc()),
+        match crate::mail_headers::participants(&self.parser, &header) {
+            Ok(participants) => participants,
+            Err(crate::mail_headers::HeaderProblem::Malformed) => {
+                self.report.count(ProblemKind::MalformedMail);
+                Participants::default()
+            }
         }
     }
 }
@@ -388,17 +361,6 @@ fn unique_name(file_name: &str) -> (&str, &str) {
         .min()
         .map_or(base, |end| &base[..end]);
     (unique, flags)
-}
-
-/// Whether a header block starts like one: a field name of printable ASCII other
-/// than `:` (RFC 5322 §2.2), then `:`. mail-parser accepts nearly anything; this
-/// tells a message from binary junk in a mail folder.
-fn starts_with_field(header: &[u8]) -> bool {
-    let name_len = header
-        .iter()
-        .take_while(|byte| (33..=126).contains(*byte) && **byte != b':')
-        .count();
-    name_len > 0 && header.get(name_len) == Some(&b':')
 }
 
 /// Read a message's header block: up to the first empty line, at most `limit`
@@ -454,16 +416,6 @@ mod tests {
         for (name, expected) in cases {
             assert_eq!(unique_name(name), expected, "{name}");
         }
-    }
-
-    #[test]
-    fn tells_headers_from_junk() {
-        assert!(starts_with_field(b"From: a@b.se\r\n"));
-        assert!(starts_with_field(b"X-Odd_Name-1: v\n"));
-        assert!(!starts_with_field(b"\x00\x01junk: x"));
-        assert!(!starts_with_field(b"no colon here\n"));
-        assert!(!starts_with_field(b": empty name"));
-        assert!(!starts_with_field(b""));
     }
 
     #[test]
