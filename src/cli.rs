@@ -223,7 +223,7 @@ pub fn check_config(config_path: &std::path::Path, out: &mut dyn Write) -> Resul
             source.name,
             source.settings.type_name(),
             applicable.len(),
-            if applicable.needs.participants {
+            if applicable.participants {
                 ", reads mail headers"
             } else {
                 ""

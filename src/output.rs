@@ -154,6 +154,17 @@ pub fn describe_outcome(outcome: &ScanOutcome) -> String {
             .collect();
         line.push_str(&format!("; {problems} problems: {}", list.join(", ")));
     }
+    if !outcome.work.is_empty() {
+        let list: Vec<String> = outcome
+            .work
+            .iter()
+            .map(|(name, count)| format!("{name} {count}"))
+            .collect();
+        line.push_str(&format!("; work: {}", list.join(", ")));
+    }
+    for note in &outcome.notes {
+        line.push_str(&format!("\n  {}: {note}", outcome.source));
+    }
     if let Some((kind, message)) = &outcome.error {
         line.push_str(&format!("; error [{kind}]: {message}"));
     }

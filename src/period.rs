@@ -71,6 +71,14 @@ impl Period {
         shifted.checked_add_signed(chrono::TimeDelta::try_seconds(seconds)?)
     }
 
+    /// `end` minus this period: the inverse of [`Period::after`] (seconds first,
+    /// then calendar months). `None` past the representable range.
+    pub fn before(&self, end: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let seconds = i64::try_from(self.seconds).ok()?;
+        let shifted = end.checked_sub_signed(chrono::TimeDelta::try_seconds(seconds)?)?;
+        shifted.checked_sub_months(Months::new(self.months))
+    }
+
     /// The fixed length, for timeouts and intervals; `None` when the period has
     /// calendar months, whose length varies.
     pub fn fixed(&self) -> Option<std::time::Duration> {
@@ -216,6 +224,8 @@ mod tests {
             assert_eq!(period.after(start), Some(*expected), "{text}");
             assert_eq!(period.to_string(), *text);
         }
+        let back: Period = "1 month 1d".parse().expect("period");
+        assert_eq!(back.before(at(2020, 3, 31)), Some(at(2020, 2, 29)));
         let hours: Period = "72h".parse().expect("72h");
         assert_eq!(
             hours.fixed(),

@@ -20,7 +20,7 @@ use tillsyn_connectors::{
 
 use crate::config::{SourceConfig, SourceSettings};
 use crate::rules::{RuleSet, SourceRules};
-use crate::store::{NewFinding, ScanStatus, ScanTally, Store, StoreError};
+use crate::store::{NewFinding, ScanEnd, ScanStatus, ScanTally, Store, StoreError};
 
 /// Findings are written in transactions of this many.
 const BATCH: usize = 1000;
@@ -86,6 +86,10 @@ pub struct ScanOutcome {
     pub tally: ScanTally,
     /// Problems counted, by kind.
     pub problems: Vec<(ProblemKind, u64)>,
+    /// What went wrong with parts of the store, one line each.
+    pub notes: Vec<String>,
+    /// Work the connector did, by name.
+    pub work: std::collections::BTreeMap<&'static str, u64>,
     /// Why it failed: bounded kind and message.
     pub error: Option<(String, String)>,
 }
@@ -112,11 +116,16 @@ pub async fn scan_source(
 ) -> Result<ScanOutcome, RunError> {
     let source_rules = rules.for_source(name);
     let owned_name = name.to_owned();
-    let scan_id = with_store(store, move |store| store.begin_scan(&owned_name, now)).await?;
+    let (scan_id, checkpoints) = with_store(store, move |store| {
+        let checkpoints = store.checkpoints(&owned_name)?;
+        Ok((store.begin_scan(&owned_name, now)?, checkpoints))
+    })
+    .await?;
     let context = ScanContext {
         source: Arc::from(name),
-        needs: source_rules.needs,
+        needs: source_rules.needs(now),
         cancel,
+        checkpoints,
     };
     let (sink, mut receiver) = RecordSink::channel(CHANNEL);
     let consumer_store = store.clone();
@@ -146,18 +155,21 @@ pub async fn scan_source(
             } else {
                 ScanStatus::Partial
             };
-            let unread = report.unread_prefixes.clone();
             let stored_problems: Vec<(&'static str, u64)> =
                 problems.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            let notes = report.notes.clone();
+            let work = report.work.clone();
             let tally = with_store(store, move |store| {
-                store.finish_scan(
-                    scan_id,
+                let end = ScanEnd {
                     status,
                     records,
-                    &stored_problems,
-                    &unread,
-                    finished,
-                )
+                    problems: &stored_problems,
+                    unread_prefixes: &report.unread_prefixes,
+                    carried: &report.carried,
+                    checkpoints: &report.checkpoints,
+                    finished_at: finished,
+                };
+                store.finish_scan(scan_id, &end)
             })
             .await?;
             Ok(ScanOutcome {
@@ -168,6 +180,8 @@ pub async fn scan_source(
                 findings,
                 tally,
                 problems,
+                notes,
+                work,
                 error: None,
             })
         }
@@ -200,6 +214,8 @@ pub async fn scan_source(
                     open,
                 },
                 problems: Vec::new(),
+                notes: Vec::new(),
+                work: Default::default(),
                 error: Some((kind, message)),
             })
         }

@@ -35,6 +35,10 @@ pub use record::{Address, Participants, Record, RecordKind, Timestamps};
 pub struct Needs {
     /// Mail From/To/Cc.
     pub participants: bool,
+    /// When set, only records received before this instant can break a rule: a
+    /// connector may leave younger ones out (an IMAP `UID SEARCH BEFORE` instead of
+    /// a download). It may still send them; rules check exactly.
+    pub received_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A flag a scan polls to stop early (shutdown, timeout). Cheap to clone.
@@ -62,6 +66,9 @@ pub struct ScanContext {
     /// Set when the scan should stop; the connector then returns
     /// [`ConnectorError::Cancelled`].
     pub cancel: CancelFlag,
+    /// What the connector saved after its last finished scan of this source
+    /// (see [`ScanReport::checkpoints`]); empty on the first scan.
+    pub checkpoints: BTreeMap<String, String>,
 }
 
 /// Where a connector sends its records. Bounded: a slow consumer slows the walk
@@ -112,6 +119,8 @@ pub enum ProblemKind {
     OversizedHeader,
     /// A marker file without a readable date.
     BadMarker,
+    /// A whole account could not be read (login refused, connection lost).
+    AccountFailed,
     /// Any other I/O error on one item.
     Io,
 }
@@ -128,6 +137,7 @@ impl ProblemKind {
             ProblemKind::EmptyMail => "empty_mail",
             ProblemKind::OversizedHeader => "oversized_header",
             ProblemKind::BadMarker => "bad_marker",
+            ProblemKind::AccountFailed => "account_failed",
             ProblemKind::Io => "io",
         }
     }
@@ -137,7 +147,10 @@ impl ProblemKind {
     /// still yields a record; an unreadable directory does not. A symlink loop
     /// hides nothing: its target is an ancestor that is walked anyway.
     pub fn hides_content(self) -> bool {
-        matches!(self, ProblemKind::PermissionDenied | ProblemKind::Io)
+        matches!(
+            self,
+            ProblemKind::PermissionDenied | ProblemKind::Io | ProblemKind::AccountFailed
+        )
     }
 }
 
@@ -152,6 +165,29 @@ pub struct ScanReport {
     /// read; findings under them are kept open rather than resolved. An empty
     /// string means the whole source.
     pub unread_prefixes: Vec<String>,
+    /// Places read incrementally: records there that did not change since the
+    /// last scan were not sent again, so their open findings are kept, unless the
+    /// record is listed as gone.
+    pub carried: Vec<CarriedScope>,
+    /// State to hand back in [`ScanContext::checkpoints`] next time; saved only
+    /// when the scan finishes. Keys not returned are forgotten.
+    pub checkpoints: BTreeMap<String, String>,
+    /// What went wrong with parts of the store, one line each, for the operator
+    /// (e.g. which account refused the login). No record content.
+    pub notes: Vec<String>,
+    /// Work done, by name (e.g. `headers_fetched`), to show and to test that
+    /// incremental scans fetch only what changed.
+    pub work: BTreeMap<&'static str, u64>,
+}
+
+/// A place whose unchanged records were not sent again (see
+/// [`ScanReport::carried`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CarriedScope {
+    /// Record-path prefix, e.g. `anna/INBOX`.
+    pub prefix: String,
+    /// Record paths under the prefix that no longer exist: their findings resolve.
+    pub gone: Vec<String>,
 }
 
 impl ScanReport {
@@ -172,6 +208,17 @@ impl ScanReport {
             *self.problems.entry(kind).or_insert(0) += count;
         }
         self.unread_prefixes.extend(other.unread_prefixes);
+        self.carried.extend(other.carried);
+        self.checkpoints.extend(other.checkpoints);
+        self.notes.extend(other.notes);
+        for (name, count) in other.work {
+            *self.work.entry(name).or_insert(0) += count;
+        }
+    }
+
+    /// Count work done.
+    pub fn add_work(&mut self, name: &'static str, count: u64) {
+        *self.work.entry(name).or_insert(0) += count;
     }
 }
 

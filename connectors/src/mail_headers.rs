@@ -77,7 +77,9 @@ mod tests {
 
     #[test]
     fn reads_what_real_mail_holds() {
-        let cases: &[(&[u8], Result<&[&str], HeaderProblem>)] = &[
+        /// A header block and the Cc addresses read from it.
+        type Case<'a> = (&'a [u8], Result<&'a [&'a str], HeaderProblem>);
+        let cases: &[Case] = &[
             (
                 b"From: a@b.se\r\nCc: X <X@Y.se>, z@y.se\r\n\r\n",
                 Ok(&["x@y.se", "z@y.se"]),

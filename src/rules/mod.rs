@@ -55,8 +55,8 @@ pub struct RuleSet {
 pub struct SourceRules {
     rules: Vec<Arc<CompiledRule>>,
     timezone: chrono_tz::Tz,
-    /// What the connector must provide.
-    pub needs: Needs,
+    /// Whether any rule reads mail participants.
+    pub participants: bool,
 }
 
 /// One broken rule on one record.
@@ -108,15 +108,13 @@ impl RuleSet {
             })
             .cloned()
             .collect();
-        let needs = Needs {
-            participants: rules
-                .iter()
-                .any(|rule| matches!(rule.config.check, Check::MaxRecipients(_))),
-        };
+        let participants = rules
+            .iter()
+            .any(|rule| matches!(rule.config.check, Check::MaxRecipients(_)));
         SourceRules {
             rules,
             timezone: self.timezone,
-            needs,
+            participants,
         }
     }
 
@@ -127,6 +125,38 @@ impl RuleSet {
 }
 
 impl SourceRules {
+    /// What the connector must provide for a scan at `now` (the scan plan).
+    ///
+    /// When every rule is an age rule that counts from `received`, a record
+    /// received at or after the latest of the rules' cutoffs (`now` − age − grace)
+    /// cannot break any of them, so the connector may leave it out. An end-of-year
+    /// anchor only moves deadlines later, so it keeps that true.
+    pub fn needs(&self, now: DateTime<Utc>) -> Needs {
+        let cutoffs: Option<Vec<DateTime<Utc>>> = self
+            .rules
+            .iter()
+            .map(|rule| match &rule.config.check {
+                Check::MaxAge(check)
+                    if check.timestamp.0.first() == Some(&TimestampField::Received) =>
+                {
+                    check
+                        .grace
+                        .before(now)
+                        .and_then(|time| check.max_age.before(time))
+                }
+                _ => None,
+            })
+            .collect();
+        let received_before = match cutoffs {
+            Some(cutoffs) if !self.participants => cutoffs.into_iter().max(),
+            _ => None,
+        };
+        Needs {
+            participants: self.participants,
+            received_before,
+        }
+    }
+
     /// How many rules apply.
     pub fn len(&self) -> usize {
         self.rules.len()

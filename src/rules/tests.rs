@@ -200,7 +200,8 @@ max = 5
         broken(&set, &headerless).is_empty(),
         "no participants read, nothing to count"
     );
-    assert!(set.for_source("mail").needs.participants);
+    assert!(set.for_source("mail").participants);
+    assert_eq!(set.for_source("mail").needs(now()).received_before, None);
 }
 
 #[test]
@@ -357,4 +358,28 @@ when = { kinds = ["folder"], exclude_paths = ["kunder/arkiv-*"], present = ["cla
     as_file.timestamps.last_activity = Some(now() - TimeDelta::days(2000));
     as_file.attributes.insert("class".into(), "customer".into());
     assert!(broken(&set, &as_file).is_empty(), "kind filter");
+}
+
+#[test]
+fn the_plan_pushes_an_age_cutoff_down_only_when_every_rule_allows_it() {
+    let two = rules(&format!(
+        "{STALE_INBOX}\n[[rules]]\nid = \"old\"\nkind = \"max_age\"\npolicy = \"p\"\n\
+         max_age = \"1y\"\ngrace = \"10d\"\ntimestamp = \"received\"\n"
+    ));
+    // The shortest clock (31 days) decides: anything younger breaks neither rule.
+    assert_eq!(
+        two.for_source("mail").needs(now()).received_before,
+        Some(now() - TimeDelta::days(31))
+    );
+    let with_modified = rules(&format!(
+        "{STALE_INBOX}\n[[rules]]\nid = \"m\"\nkind = \"max_age\"\npolicy = \"p\"\n\
+         max_age = \"1y\"\ntimestamp = \"modified\"\n"
+    ));
+    assert_eq!(
+        with_modified
+            .for_source("mail")
+            .needs(now())
+            .received_before,
+        None
+    );
 }

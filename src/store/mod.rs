@@ -15,8 +15,11 @@ mod migrations;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
+use tillsyn_connectors::CarriedScope;
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +165,25 @@ pub struct ScanTally {
     pub resolved: u64,
     /// Findings of the source open after the scan.
     pub open: u64,
+}
+
+/// How a scan that read its source to the end finished.
+#[derive(Debug, Clone)]
+pub struct ScanEnd<'a> {
+    /// `Complete` or `Partial` (anything else resolves nothing).
+    pub status: ScanStatus,
+    /// Records read.
+    pub records: u64,
+    /// Problems counted, by kind.
+    pub problems: &'a [(&'a str, u64)],
+    /// Record-path prefixes that could not be read.
+    pub unread_prefixes: &'a [String],
+    /// Places read incrementally.
+    pub carried: &'a [CarriedScope],
+    /// The connector's new checkpoints (replace the old ones).
+    pub checkpoints: &'a BTreeMap<String, String>,
+    /// When it finished.
+    pub finished_at: DateTime<Utc>,
 }
 
 /// A stored scan.
@@ -313,15 +335,13 @@ impl Store {
 
     /// Finish a scan that read its source to the end (`Complete` or `Partial`):
     /// resolve the source's open findings it did not see, except those under
-    /// `unread_prefixes` (an empty prefix protects the whole source).
+    /// unread prefixes (an empty prefix protects the whole source) and those under
+    /// carried scopes whose records were not reported gone; and replace the
+    /// source's checkpoints.
     pub fn finish_scan(
         &mut self,
         scan_id: i64,
-        status: ScanStatus,
-        records: u64,
-        problems: &[(&str, u64)],
-        unread_prefixes: &[String],
-        finished_at: DateTime<Utc>,
+        end: &ScanEnd<'_>,
     ) -> Result<ScanTally, StoreError> {
         let transaction = self.connection.transaction()?;
         let source: String =
@@ -332,20 +352,24 @@ impl Store {
             "UPDATE scans SET status = ?2, finished_at = ?3, records = ?4 WHERE id = ?1",
             params![
                 scan_id,
-                status.as_str(),
-                finished_at.timestamp(),
-                records as i64
+                end.status.as_str(),
+                end.finished_at.timestamp(),
+                end.records as i64
             ],
         )?;
-        for (kind, count) in problems {
+        for (kind, count) in end.problems {
             transaction.execute(
                 "INSERT INTO scan_problems (scan_id, kind, count) VALUES (?1, ?2, ?3)",
                 params![scan_id, kind, *count as i64],
             )?;
         }
+        let under = |path: &str, prefix: &str| {
+            prefix.is_empty()
+                || path == prefix
+                || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+        };
         let mut resolved = 0u64;
-        let protect_all = unread_prefixes.iter().any(String::is_empty);
-        if matches!(status, ScanStatus::Complete | ScanStatus::Partial) && !protect_all {
+        if matches!(end.status, ScanStatus::Complete | ScanStatus::Partial) {
             let unseen: Vec<(i64, String)> = {
                 let mut query = transaction.prepare(
                     "SELECT id, record_path FROM findings
@@ -360,16 +384,33 @@ impl Store {
             let mut resolve = transaction.prepare(
                 "UPDATE findings SET resolved_at = ?2, resolved_scan = ?3 WHERE id = ?1",
             )?;
+            let mut carry = transaction
+                .prepare("UPDATE findings SET last_seen = ?2, last_seen_scan = ?3 WHERE id = ?1")?;
             for (id, path) in unseen {
-                let hidden = unread_prefixes.iter().any(|prefix| {
-                    path == *prefix
-                        || (path.starts_with(prefix.as_str())
-                            && path.as_bytes().get(prefix.len()) == Some(&b'/'))
-                });
-                if !hidden {
-                    resolve.execute(params![id, finished_at.timestamp(), scan_id])?;
-                    resolved += 1;
+                if end
+                    .unread_prefixes
+                    .iter()
+                    .any(|prefix| under(&path, prefix))
+                {
+                    continue;
                 }
+                let carried = end.carried.iter().find(|scope| under(&path, &scope.prefix));
+                match carried {
+                    Some(scope) if !scope.gone.contains(&path) => {
+                        carry.execute(params![id, end.finished_at.timestamp(), scan_id])?;
+                    }
+                    _ => {
+                        resolve.execute(params![id, end.finished_at.timestamp(), scan_id])?;
+                        resolved += 1;
+                    }
+                }
+            }
+            transaction.execute("DELETE FROM checkpoints WHERE source = ?1", [&source])?;
+            for (key, value) in end.checkpoints {
+                transaction.execute(
+                    "INSERT INTO checkpoints (source, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![source, key, value, end.finished_at.timestamp()],
+                )?;
             }
         }
         let new: i64 = transaction.query_row(
@@ -485,6 +526,15 @@ impl Store {
         let rows = query.query_map([scan_id], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
         })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every checkpoint of a source.
+    pub fn checkpoints(&self, source: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        let mut query = self
+            .connection
+            .prepare("SELECT key, value FROM checkpoints WHERE source = ?1")?;
+        let rows = query.query_map([source], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

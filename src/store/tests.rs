@@ -1,7 +1,10 @@
 //! The store's promises: resolution only by finished scans, partial scans protect
 //! what they could not read, interrupted scans become failed.
 
+use std::collections::BTreeMap;
+
 use chrono::{TimeDelta, Utc};
+use tillsyn_connectors::CarriedScope;
 
 use super::*;
 
@@ -40,16 +43,16 @@ fn scan(store: &mut Store, seen: &[NewFinding], status: ScanStatus, unread: &[&s
         return ScanTally::default();
     }
     let unread: Vec<String> = unread.iter().map(|p| p.to_string()).collect();
-    store
-        .finish_scan(
-            id,
-            status,
-            seen.len() as u64,
-            &[("permission_denied", 1)],
-            &unread,
-            now,
-        )
-        .expect("finish")
+    let end = ScanEnd {
+        status,
+        records: seen.len() as u64,
+        problems: &[("permission_denied", 1)],
+        unread_prefixes: &unread,
+        carried: &[],
+        checkpoints: &BTreeMap::new(),
+        finished_at: now,
+    };
+    store.finish_scan(id, &end).expect("finish")
 }
 
 #[test]
@@ -143,9 +146,16 @@ fn first_seen_stays_and_last_seen_moves() {
     store
         .record_findings(id, "share", earlier, &[finding("r", "a")])
         .expect("record");
-    store
-        .finish_scan(id, ScanStatus::Complete, 1, &[], &[], earlier)
-        .expect("finish");
+    let end = ScanEnd {
+        status: ScanStatus::Complete,
+        records: 1,
+        problems: &[],
+        unread_prefixes: &[],
+        carried: &[],
+        checkpoints: &BTreeMap::new(),
+        finished_at: earlier,
+    };
+    store.finish_scan(id, &end).expect("finish");
     scan(&mut store, &[finding("r", "a")], ScanStatus::Complete, &[]);
     let found = store
         .findings(FindingFilter::Open, None, None)
@@ -201,4 +211,52 @@ fn refuses_a_newer_schema() {
         Store::open(dir.path()),
         Err(StoreError::TooNew { found: 99, .. })
     ));
+}
+
+#[test]
+fn carried_scopes_keep_unchanged_records_and_resolve_the_gone_and_checkpoints_follow_finished_scans()
+ {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path()).expect("open");
+    let a = finding("cc", "anna/INBOX/1");
+    let b = finding("cc", "anna/INBOX/2");
+    let c = finding("cc", "bo/INBOX/3");
+    scan(&mut store, &[a, b, c], ScanStatus::Complete, &[]);
+    let now = Utc::now();
+    let id = store.begin_scan("share", now).expect("begin");
+    let carried = [CarriedScope {
+        prefix: "anna/INBOX".into(),
+        gone: vec!["anna/INBOX/2".into()],
+    }];
+    let checkpoints = BTreeMap::from([("anna/INBOX".to_owned(), "7:3".to_owned())]);
+    let end = ScanEnd {
+        status: ScanStatus::Complete,
+        records: 0,
+        problems: &[],
+        unread_prefixes: &[],
+        carried: &carried,
+        checkpoints: &checkpoints,
+        finished_at: now,
+    };
+    let tally = store.finish_scan(id, &end).expect("finish");
+    // 1 carried (unchanged), 2 gone (resolved), 3 not seen and not carried (resolved).
+    assert_eq!(
+        tally,
+        ScanTally {
+            new: 0,
+            resolved: 2,
+            open: 1
+        }
+    );
+    assert_eq!(open_ids(&store), ["cc:anna/INBOX/1"]);
+    assert_eq!(
+        store.checkpoints("share").expect("checkpoints"),
+        checkpoints
+    );
+    // A failed scan keeps the old checkpoints.
+    scan(&mut store, &[], ScanStatus::Failed, &[]);
+    assert_eq!(
+        store.checkpoints("share").expect("checkpoints"),
+        checkpoints
+    );
 }
