@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tillsyn_connectors::fileshare::{FileshareConfig, FileshareSource};
+use tillsyn_connectors::imap::{ImapConfig, ImapSource};
 use tillsyn_connectors::maildir::{MaildirConfig, MaildirSource};
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
@@ -120,6 +121,8 @@ pub enum SourceSettings {
     Fileshare(FileshareConfig),
     /// `type = "maildir"`.
     Maildir(MaildirConfig),
+    /// `type = "imap"`.
+    Imap(ImapConfig),
 }
 
 impl SourceSettings {
@@ -128,6 +131,7 @@ impl SourceSettings {
         match self {
             SourceSettings::Fileshare(_) => "fileshare",
             SourceSettings::Maildir(_) => "maildir",
+            SourceSettings::Imap(_) => "imap",
         }
     }
 }
@@ -435,11 +439,27 @@ impl<'t> Reader<'t> {
                 let _ = MaildirSource::build(config.clone());
                 SourceSettings::Maildir(config)
             }
+            "imap" => {
+                let mut config: ImapConfig = self.deserialize(rest, &what)?;
+                config.resolve_paths(|path| self.resolve(path));
+                // Reads the credentials now, so a missing secret file is a config
+                // error with its line, not a failed scan at night.
+                if let Err(error) = ImapSource::build(config.clone()) {
+                    let key = match &error {
+                        tillsyn_connectors::imap::ImapBuildError::Tls(_) => "ca_file",
+                        tillsyn_connectors::imap::ImapBuildError::Accounts(_) => "auth",
+                    };
+                    let at = self.locate(&span, key);
+                    self.issue(Some(at), format!("{what}: {error}"));
+                    return None;
+                }
+                SourceSettings::Imap(config)
+            }
             other => {
                 self.issue(
                     kind_span.map(|span| span.start),
                     format!(
-                        "{what}: unknown type {other:?}; expected \"fileshare\" or \"maildir\""
+                        "{what}: unknown type {other:?}; expected \"fileshare\", \"maildir\" or \"imap\""
                     ),
                 );
                 return None;

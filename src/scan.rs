@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use tillsyn_connectors::fileshare::FileshareSource;
+use tillsyn_connectors::imap::ImapSource;
 use tillsyn_connectors::maildir::MaildirSource;
 use tillsyn_connectors::{
     CancelFlag, Connector, ConnectorError, ProblemKind, RecordSink, ScanContext, ScanReport,
@@ -34,6 +35,8 @@ pub enum Source {
     Fileshare(FileshareSource),
     /// Local Maildirs.
     Maildir(MaildirSource),
+    /// Mailboxes over IMAP.
+    Imap(ImapSource),
 }
 
 /// Why a source could not be built.
@@ -42,6 +45,9 @@ pub enum BuildError {
     /// The file-share config is invalid.
     #[error(transparent)]
     Fileshare(#[from] tillsyn_connectors::fileshare::FileshareConfigError),
+    /// The IMAP credentials or TLS settings could not be read.
+    #[error(transparent)]
+    Imap(#[from] tillsyn_connectors::imap::ImapBuildError),
 }
 
 impl Source {
@@ -54,6 +60,7 @@ impl Source {
             SourceSettings::Maildir(settings) => {
                 Source::Maildir(MaildirSource::build(settings.clone()))
             }
+            SourceSettings::Imap(settings) => Source::Imap(ImapSource::build(settings.clone())?),
         })
     }
 
@@ -65,6 +72,7 @@ impl Source {
         match self {
             Source::Fileshare(source) => source.scan(context, sink).await,
             Source::Maildir(source) => source.scan(context, sink).await,
+            Source::Imap(source) => source.scan(context, sink).await,
         }
     }
 }

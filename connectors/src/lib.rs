@@ -5,6 +5,7 @@
 //! - [`record`]: the normalised record, the only type rules and connectors share.
 //! - [`fileshare`]: a mounted share or local directory tree, metadata only.
 //! - [`maildir`]: Maildir++ trees as Dovecot keeps them, headers only.
+//! - [`imap`]: mailboxes over IMAP (EXAMINE and BODY.PEEK only), incremental.
 //! - [`secret`]: passwords, tokens and keys, read from files or the environment
 //!   and redacted in every `Debug` and `Display`.
 //!
@@ -17,9 +18,11 @@
 #![deny(clippy::unwrap_used, clippy::panic)]
 
 pub mod fileshare;
+pub mod imap;
 mod local_fs;
 mod mail_headers;
 pub mod maildir;
+mod mutf7;
 pub mod record;
 pub mod secret;
 
@@ -29,16 +32,35 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use record::{Address, Participants, Record, RecordKind, Timestamps};
 
-/// What the rules that apply to a source need from it; the connector skips work
-/// nobody asked for (a stale-inbox rule needs no headers).
+/// What the rules that apply to a source need from it (the scan plan); the
+/// connector skips work nobody asked for (a stale-inbox rule needs no headers).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Needs {
     /// Mail From/To/Cc.
     pub participants: bool,
-    /// When set, only records received before this instant can break a rule: a
-    /// connector may leave younger ones out (an IMAP `UID SEARCH BEFORE` instead of
-    /// a download). It may still send them; rules check exactly.
-    pub received_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// The latest instant before which a record's `received` time can break an
+    /// age rule (`now` − age − grace of the shortest such rule); `None` when no age
+    /// rule counts from `received`.
+    pub age_cutoff: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only age rules apply, so records received at or after `age_cutoff` cannot
+    /// break anything and may be left out (an IMAP `UID SEARCH BEFORE` rather than
+    /// a download).
+    pub only_age: bool,
+    /// An unchanged record can start breaking an age rule only by its `received`
+    /// time passing `age_cutoff` (no rule anchors at a fiscal year end), so an
+    /// incremental scan may re-check just the records that crossed it.
+    pub windowed_ages: bool,
+    /// Fingerprint of the applicable rules: an incremental connector rescans in
+    /// full when it changes.
+    pub plan: u64,
+}
+
+impl Needs {
+    /// The cutoff below which records must be sent, when younger ones may be left
+    /// out.
+    pub fn received_before(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        if self.only_age { self.age_cutoff } else { None }
+    }
 }
 
 /// A flag a scan polls to stop early (shutdown, timeout). Cheap to clone.
@@ -188,6 +210,25 @@ pub struct CarriedScope {
     pub prefix: String,
     /// Record paths under the prefix that no longer exist: their findings resolve.
     pub gone: Vec<String>,
+    /// When set, the records under the prefix are numbered (`…/N`, as IMAP UIDs)
+    /// and these numbers, sorted, are the ones still there: any other is gone.
+    pub present: Option<std::sync::Arc<Vec<u32>>>,
+}
+
+impl CarriedScope {
+    /// Whether the record at `path` (under the prefix) is still there.
+    pub fn still_there(&self, path: &str) -> bool {
+        if self.gone.iter().any(|gone| gone == path) {
+            return false;
+        }
+        match &self.present {
+            None => true,
+            Some(present) => path
+                .rsplit_once('/')
+                .and_then(|(_, number)| number.parse::<u32>().ok())
+                .is_some_and(|number| present.binary_search(&number).is_ok()),
+        }
+    }
 }
 
 impl ScanReport {
@@ -240,6 +281,14 @@ pub enum ConnectorError {
     /// The consumer of records went away (the runner ended the scan).
     #[error("record consumer stopped")]
     SinkClosed,
+    /// The store could not be read at all (every account refused, server down).
+    #[error("{message}")]
+    Unavailable {
+        /// Bounded kind: connect, tls, auth, timeout, connection_lost, protocol.
+        kind: &'static str,
+        /// What happened, naming accounts, never record content or secrets.
+        message: String,
+    },
     /// A worker thread ended abnormally.
     #[error("scan worker failed: {0}")]
     Worker(String),
@@ -253,6 +302,7 @@ impl ConnectorError {
             ConnectorError::Cancelled => "cancelled",
             ConnectorError::SinkClosed => "sink_closed",
             ConnectorError::Worker(_) => "worker",
+            ConnectorError::Unavailable { kind, .. } => kind,
         }
     }
 }

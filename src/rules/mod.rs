@@ -127,34 +127,53 @@ impl RuleSet {
 impl SourceRules {
     /// What the connector must provide for a scan at `now` (the scan plan).
     ///
-    /// When every rule is an age rule that counts from `received`, a record
-    /// received at or after the latest of the rules' cutoffs (`now` − age − grace)
-    /// cannot break any of them, so the connector may leave it out. An end-of-year
-    /// anchor only moves deadlines later, so it keeps that true.
+    /// A message received at `t` can break an age rule counting from `received`
+    /// only if `t` < `now` − age − grace; the latest such cutoff over the rules is
+    /// `age_cutoff`. An end-of-year anchor only moves deadlines later, so records
+    /// younger than the cutoff still break nothing, but it lets an old record
+    /// become due without crossing the cutoff again, so it turns windows off.
     pub fn needs(&self, now: DateTime<Utc>) -> Needs {
-        let cutoffs: Option<Vec<DateTime<Utc>>> = self
-            .rules
-            .iter()
-            .map(|rule| match &rule.config.check {
-                Check::MaxAge(check)
-                    if check.timestamp.0.first() == Some(&TimestampField::Received) =>
-                {
-                    check
-                        .grace
-                        .before(now)
-                        .and_then(|time| check.max_age.before(time))
-                }
-                _ => None,
-            })
-            .collect();
-        let received_before = match cutoffs {
-            Some(cutoffs) if !self.participants => cutoffs.into_iter().max(),
-            _ => None,
-        };
+        let mut age_cutoff: Option<DateTime<Utc>> = None;
+        let mut windowed_ages = true;
+        // Leaving young records out is safe only if every rule is an age rule
+        // that reads `received` first (a record with it never falls back to
+        // another timestamp).
+        let only_age = self.rules.iter().all(|rule| {
+            matches!(&rule.config.check, Check::MaxAge(check)
+                if check.timestamp.0.first() == Some(&TimestampField::Received))
+        });
+        for rule in &self.rules {
+            if let Check::MaxAge(check) = &rule.config.check
+                && check.timestamp.0.contains(&TimestampField::Received)
+            {
+                let cutoff = check
+                    .grace
+                    .before(now)
+                    .and_then(|time| check.max_age.before(time));
+                age_cutoff = age_cutoff.max(cutoff);
+                windowed_ages &= check.anchor == Anchor::None;
+            }
+        }
         Needs {
             participants: self.participants,
-            received_before,
+            age_cutoff,
+            only_age,
+            windowed_ages,
+            plan: self.plan(),
         }
+    }
+
+    /// FNV-1a over the applicable rules as configured: stable across runs and
+    /// builds, changed by any edit to a rule.
+    fn plan(&self) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for rule in &self.rules {
+            for byte in format!("{:?}", rule.config).bytes() {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        hash
     }
 
     /// How many rules apply.

@@ -201,7 +201,7 @@ max = 5
         "no participants read, nothing to count"
     );
     assert!(set.for_source("mail").participants);
-    assert_eq!(set.for_source("mail").needs(now()).received_before, None);
+    assert_eq!(set.for_source("mail").needs(now()).received_before(), None);
 }
 
 #[test]
@@ -367,19 +367,25 @@ fn the_plan_pushes_an_age_cutoff_down_only_when_every_rule_allows_it() {
          max_age = \"1y\"\ngrace = \"10d\"\ntimestamp = \"received\"\n"
     ));
     // The shortest clock (31 days) decides: anything younger breaks neither rule.
+    let needs = two.for_source("mail").needs(now());
+    assert_eq!(needs.received_before(), Some(now() - TimeDelta::days(31)));
+    assert!(needs.windowed_ages);
+    assert_ne!(
+        needs.plan,
+        rules(STALE_INBOX).for_source("mail").needs(now()).plan
+    );
     assert_eq!(
-        two.for_source("mail").needs(now()).received_before,
-        Some(now() - TimeDelta::days(31))
+        needs.plan,
+        two.for_source("mail")
+            .needs(now() + TimeDelta::days(1))
+            .plan
     );
     let with_modified = rules(&format!(
         "{STALE_INBOX}\n[[rules]]\nid = \"m\"\nkind = \"max_age\"\npolicy = \"p\"\n\
          max_age = \"1y\"\ntimestamp = \"modified\"\n"
     ));
-    assert_eq!(
-        with_modified
-            .for_source("mail")
-            .needs(now())
-            .received_before,
-        None
-    );
+    // A rule that reads another timestamp turns the pushdown off.
+    let needs = with_modified.for_source("mail").needs(now());
+    assert_eq!(needs.received_before(), None);
+    assert_eq!(needs.age_cutoff, Some(now() - TimeDelta::days(31)));
 }

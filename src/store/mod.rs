@@ -396,7 +396,7 @@ impl Store {
                 }
                 let carried = end.carried.iter().find(|scope| under(&path, &scope.prefix));
                 match carried {
-                    Some(scope) if !scope.gone.contains(&path) => {
+                    Some(scope) if scope.still_there(&path) => {
                         carry.execute(params![id, end.finished_at.timestamp(), scan_id])?;
                     }
                     _ => {

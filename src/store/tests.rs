@@ -227,6 +227,7 @@ fn carried_scopes_keep_unchanged_records_and_resolve_the_gone_and_checkpoints_fo
     let carried = [CarriedScope {
         prefix: "anna/INBOX".into(),
         gone: vec!["anna/INBOX/2".into()],
+        present: None,
     }];
     let checkpoints = BTreeMap::from([("anna/INBOX".to_owned(), "7:3".to_owned())]);
     let end = ScanEnd {
@@ -259,4 +260,34 @@ fn carried_scopes_keep_unchanged_records_and_resolve_the_gone_and_checkpoints_fo
         store.checkpoints("share").expect("checkpoints"),
         checkpoints
     );
+}
+
+#[test]
+fn numbered_scopes_resolve_what_is_no_longer_present() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path()).expect("open");
+    let seen: Vec<NewFinding> = [1, 5, 9, 12]
+        .iter()
+        .map(|uid| finding("cc", &format!("anna/INBOX/{uid}")))
+        .collect();
+    scan(&mut store, &seen, ScanStatus::Complete, &[]);
+    let now = Utc::now();
+    let id = store.begin_scan("share", now).expect("begin");
+    let carried = [CarriedScope {
+        prefix: "anna/INBOX".into(),
+        gone: Vec::new(),
+        present: Some(std::sync::Arc::new(vec![1, 2, 3, 9, 10])),
+    }];
+    let end = ScanEnd {
+        status: ScanStatus::Complete,
+        records: 0,
+        problems: &[],
+        unread_prefixes: &[],
+        carried: &carried,
+        checkpoints: &BTreeMap::new(),
+        finished_at: now,
+    };
+    let tally = store.finish_scan(id, &end).expect("finish");
+    assert_eq!(tally.resolved, 2);
+    assert_eq!(open_ids(&store), ["cc:anna/INBOX/1", "cc:anna/INBOX/9"]);
 }

@@ -11,8 +11,6 @@
 //! Malformed, empty or oversized headers are counted and the message is still a
 //! record, so it is still checked by its dates.
 
-mod mutf7;
-
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -209,7 +207,7 @@ impl AccountReader<'_> {
             if escaped {
                 self.report.count(ProblemKind::NonUtf8Name);
             }
-            let folder: Vec<String> = stored.split('.').map(mutf7::decode).collect();
+            let folder: Vec<String> = stored.split('.').map(crate::mutf7::decode).collect();
             self.folder(account, &folder.join("/"), &entry.path())?;
         }
         Ok(())

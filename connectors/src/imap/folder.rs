@@ -1,0 +1,532 @@
+//! Reading one account: which folders, and for each folder a full or an
+//! incremental read, turning FETCH responses into records.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_imap::imap_proto::{MessageSection, SectionPath};
+use async_imap::types::{Fetch, NameAttribute};
+use chrono::{DateTime, TimeDelta, Utc};
+use futures::StreamExt;
+use mail_parser::MessageParser;
+
+use super::config::{Account, ImapConfig};
+use super::transport::{self, ImapError, ImapSession, from_imap, timed};
+use crate::mail_headers::{self, HeaderProblem};
+use crate::{
+    CarriedScope, Participants, ProblemKind, Record, RecordKind, RecordSink, ScanContext,
+    ScanReport,
+};
+
+/// Names that hold sent mail on servers without SPECIAL-USE.
+const SENT_NAMES: [&str; 5] = [
+    "sent",
+    "sent items",
+    "sent messages",
+    "skickat",
+    "skickade objekt",
+];
+
+/// Only these headers are fetched: the participants, nothing else.
+const HEADER_QUERY: &str =
+    "(UID INTERNALDATE RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (FROM TO CC)])";
+const DATE_QUERY: &str = "(UID INTERNALDATE RFC822.SIZE FLAGS)";
+
+/// A folder chosen for reading.
+#[derive(Debug, Clone)]
+struct Folder {
+    /// The name as the server spells it (modified UTF-7), for commands.
+    raw: String,
+    /// The name for people and record ids.
+    display: String,
+    /// `\Inbox`, `\Sent`, … when known.
+    special_use: Option<&'static str>,
+}
+
+/// What an incremental read starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Checkpoint {
+    uid_validity: u32,
+    last_uid: u32,
+    cutoff: Option<i64>,
+    plan: u64,
+}
+
+impl Checkpoint {
+    fn encode(&self) -> String {
+        format!(
+            "v1 {} {} {} {:x}",
+            self.uid_validity,
+            self.last_uid,
+            self.cutoff.map_or("-".to_owned(), |c| c.to_string()),
+            self.plan
+        )
+    }
+
+    fn decode(text: &str) -> Option<Checkpoint> {
+        let mut parts = text.split(' ');
+        if parts.next()? != "v1" {
+            return None;
+        }
+        let uid_validity = parts.next()?.parse().ok()?;
+        let last_uid = parts.next()?.parse().ok()?;
+        let cutoff = match parts.next()? {
+            "-" => None,
+            number => Some(number.parse().ok()?),
+        };
+        let plan = u64::from_str_radix(parts.next()?, 16).ok()?;
+        Some(Checkpoint {
+            uid_validity,
+            last_uid,
+            cutoff,
+            plan,
+        })
+    }
+}
+
+/// IMAP's date for SEARCH: `21-Nov-2026`.
+fn search_date(time: DateTime<Utc>) -> String {
+    time.format("%d-%b-%Y").to_string()
+}
+
+/// Sorted UIDs as a compact set (`1:5,7,9:12`), in pieces of at most `batch`.
+fn uid_sets(mut uids: Vec<u32>, batch: usize) -> Vec<String> {
+    uids.sort_unstable();
+    uids.dedup();
+    uids.chunks(batch.max(1))
+        .map(|chunk| {
+            let mut parts = Vec::new();
+            let mut start = chunk[0];
+            let mut end = chunk[0];
+            for &uid in &chunk[1..] {
+                if uid == end + 1 {
+                    end = uid;
+                } else {
+                    parts.push(range_text(start, end));
+                    start = uid;
+                    end = uid;
+                }
+            }
+            parts.push(range_text(start, end));
+            parts.join(",")
+        })
+        .collect()
+}
+
+fn range_text(start: u32, end: u32) -> String {
+    if start == end {
+        start.to_string()
+    } else {
+        format!("{start}:{end}")
+    }
+}
+
+fn to_uids(set: HashSet<u32>) -> Vec<u32> {
+    let mut uids: Vec<u32> = set.into_iter().collect();
+    uids.sort_unstable();
+    uids
+}
+
+/// Read one account: log in, choose folders, read each.
+pub(crate) async fn read_account(
+    config: &ImapConfig,
+    tls: &Arc<rustls::ClientConfig>,
+    account: &Account,
+    context: &ScanContext,
+    sink: &RecordSink,
+    report: &mut ScanReport,
+) -> Result<(), ImapError> {
+    let mut session = transport::login(config, tls, account).await?;
+    let folders = choose_folders(config, &mut session, report, &account.name).await?;
+    let mut reader = FolderReader {
+        config,
+        account: &account.name,
+        context,
+        sink,
+        report,
+        parser: MessageParser::new(),
+    };
+    for folder in &folders {
+        reader.folder(&mut session, folder).await?;
+    }
+    // Courtesy only: the read is complete whether or not the server answers.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), session.logout()).await;
+    Ok(())
+}
+
+async fn choose_folders(
+    config: &ImapConfig,
+    session: &mut ImapSession,
+    report: &mut ScanReport,
+    account: &str,
+) -> Result<Vec<Folder>, ImapError> {
+    let seconds = config.timeout_seconds;
+    let mut listed: Vec<(String, Vec<NameAttribute<'static>>)> = Vec::new();
+    {
+        let mut names = timed(seconds, async {
+            session.list(Some(""), Some("*")).await.map_err(from_imap)
+        })
+        .await?;
+        while let Some(name) = timed(seconds, async { Ok(names.next().await) }).await? {
+            let name = name.map_err(from_imap)?;
+            let attributes = name
+                .attributes()
+                .iter()
+                .map(|attribute| match attribute {
+                    NameAttribute::Sent => NameAttribute::Sent,
+                    NameAttribute::Archive => NameAttribute::Archive,
+                    NameAttribute::Drafts => NameAttribute::Drafts,
+                    NameAttribute::Junk => NameAttribute::Junk,
+                    NameAttribute::Trash => NameAttribute::Trash,
+                    NameAttribute::All => NameAttribute::All,
+                    NameAttribute::Flagged => NameAttribute::Flagged,
+                    NameAttribute::NoSelect => NameAttribute::NoSelect,
+                    _ => NameAttribute::Marked,
+                })
+                .collect();
+            listed.push((name.name().to_owned(), attributes));
+        }
+    }
+    let special = |attributes: &[NameAttribute<'_>]| -> Option<&'static str> {
+        attributes.iter().find_map(|attribute| match attribute {
+            NameAttribute::Sent => Some("\\Sent"),
+            NameAttribute::Archive => Some("\\Archive"),
+            NameAttribute::Drafts => Some("\\Drafts"),
+            NameAttribute::Junk => Some("\\Junk"),
+            NameAttribute::Trash => Some("\\Trash"),
+            NameAttribute::All => Some("\\All"),
+            NameAttribute::Flagged => Some("\\Flagged"),
+            _ => None,
+        })
+    };
+    let has_sent = listed
+        .iter()
+        .any(|(_, attributes)| special(attributes) == Some("\\Sent"));
+    let folders: Vec<Folder> = listed
+        .iter()
+        .filter(|(_, attributes)| !attributes.contains(&NameAttribute::NoSelect))
+        .map(|(raw, attributes)| {
+            let display = crate::mutf7::decode(raw);
+            let special_use = if raw.eq_ignore_ascii_case("INBOX") {
+                Some("\\Inbox")
+            } else if !has_sent && SENT_NAMES.contains(&display.to_lowercase().as_str()) {
+                Some("\\Sent")
+            } else {
+                special(attributes)
+            };
+            Folder {
+                raw: raw.clone(),
+                display,
+                special_use,
+            }
+        })
+        .collect();
+    let mut chosen: Vec<Folder> = Vec::new();
+    for wanted in &config.folders {
+        let matches: Vec<&Folder> = folders
+            .iter()
+            .filter(|folder| {
+                if wanted == "*" {
+                    true
+                } else if wanted.starts_with('\\') {
+                    folder
+                        .special_use
+                        .is_some_and(|special| special.eq_ignore_ascii_case(wanted))
+                } else if wanted.eq_ignore_ascii_case("INBOX") {
+                    folder.raw.eq_ignore_ascii_case("INBOX")
+                } else {
+                    folder.display == *wanted
+                }
+            })
+            .collect();
+        if matches.is_empty() && wanted != "*" {
+            report
+                .notes
+                .push(format!("account {account}: no folder {wanted}"));
+        }
+        for folder in matches {
+            if !chosen.iter().any(|seen| seen.raw == folder.raw) {
+                chosen.push(folder.clone());
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+struct FolderReader<'a> {
+    config: &'a ImapConfig,
+    account: &'a str,
+    context: &'a ScanContext,
+    sink: &'a RecordSink,
+    report: &'a mut ScanReport,
+    parser: MessageParser,
+}
+
+impl FolderReader<'_> {
+    async fn folder(
+        &mut self,
+        session: &mut ImapSession,
+        folder: &Folder,
+    ) -> Result<(), ImapError> {
+        let seconds = self.config.timeout_seconds;
+        let mailbox = timed(seconds, async {
+            session.examine(&folder.raw).await.map_err(from_imap)
+        })
+        .await?;
+        let prefix = format!("{}/{}", self.account, folder.display);
+        let uid_validity = mailbox.uid_validity.unwrap_or(0);
+        let last_uid = match mailbox.uid_next {
+            Some(next) => next.saturating_sub(1),
+            None if mailbox.exists == 0 => 0,
+            None => {
+                let all = self.search(session, "ALL").await?;
+                all.iter().copied().max().unwrap_or(0)
+            }
+        };
+        let needs = self.context.needs;
+        let previous = self
+            .context
+            .checkpoints
+            .get(&prefix)
+            .and_then(|text| Checkpoint::decode(text))
+            .filter(|previous| {
+                previous.uid_validity == uid_validity
+                    && previous.plan == needs.plan
+                    && previous.last_uid <= last_uid
+                    && (needs.windowed_ages || needs.age_cutoff.is_none())
+            });
+        if mailbox.exists > 0 {
+            match previous {
+                Some(previous) => {
+                    self.incremental(session, folder, &prefix, previous, last_uid)
+                        .await?
+                }
+                None => self.range(session, folder, 1, last_uid).await?,
+            }
+        }
+        let checkpoint = Checkpoint {
+            uid_validity,
+            last_uid,
+            cutoff: needs.age_cutoff.map(|cutoff| cutoff.timestamp()),
+            plan: needs.plan,
+        };
+        self.report.checkpoints.insert(prefix, checkpoint.encode());
+        Ok(())
+    }
+
+    async fn incremental(
+        &mut self,
+        session: &mut ImapSession,
+        folder: &Folder,
+        prefix: &str,
+        previous: Checkpoint,
+        last_uid: u32,
+    ) -> Result<(), ImapError> {
+        // New mail since the last read.
+        self.range(session, folder, previous.last_uid + 1, last_uid)
+            .await?;
+        if previous.last_uid == 0 {
+            return Ok(());
+        }
+        // Older mail whose age crossed the cutoff since the last read: re-dated
+        // (SEARCH is by whole days, so two days' margin; rules check exactly).
+        if let Some(cutoff) = self.context.needs.age_cutoff {
+            let since = previous
+                .cutoff
+                .and_then(|seconds| DateTime::from_timestamp(seconds, 0))
+                .unwrap_or(cutoff)
+                - TimeDelta::days(2);
+            let query = format!(
+                "UID 1:{} SINCE {} BEFORE {}",
+                previous.last_uid,
+                search_date(since),
+                search_date(cutoff + TimeDelta::days(2))
+            );
+            let crossed = to_uids(self.search(session, &query).await?);
+            for set in uid_sets(crossed, self.config.fetch_batch as usize) {
+                self.fetch(session, folder, &set, false).await?;
+            }
+        }
+        // Which of the old UIDs are still there: findings of the others resolve.
+        let present = self
+            .search(session, &format!("UID 1:{}", previous.last_uid))
+            .await?;
+        self.report.add_work("uids_listed", present.len() as u64);
+        let gone: Vec<String> = Vec::new();
+        self.report.carried.push(CarriedScope {
+            prefix: prefix.to_owned(),
+            gone,
+            present: Some(Arc::new(to_uids(present))),
+        });
+        Ok(())
+    }
+
+    /// Read UIDs `first..=last` as the plan needs: headers, or the dates of the
+    /// candidates a server-side search picks, or all dates.
+    async fn range(
+        &mut self,
+        session: &mut ImapSession,
+        folder: &Folder,
+        first: u32,
+        last: u32,
+    ) -> Result<(), ImapError> {
+        if first > last {
+            return Ok(());
+        }
+        let needs = self.context.needs;
+        let batch = self.config.fetch_batch.max(1);
+        if needs.participants {
+            let mut start = first;
+            while start <= last {
+                let end = start.saturating_add(batch - 1).min(last);
+                self.fetch(session, folder, &range_text(start, end), true)
+                    .await?;
+                if end == u32::MAX {
+                    break;
+                }
+                start = end + 1;
+            }
+        } else if let Some(cutoff) = needs.received_before() {
+            let query = format!(
+                "UID {} BEFORE {}",
+                range_text(first, last),
+                search_date(cutoff + TimeDelta::days(2))
+            );
+            let candidates = to_uids(self.search(session, &query).await?);
+            for set in uid_sets(candidates, batch as usize) {
+                self.fetch(session, folder, &set, false).await?;
+            }
+        } else {
+            self.fetch(session, folder, &range_text(first, last), false)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn search(
+        &mut self,
+        session: &mut ImapSession,
+        query: &str,
+    ) -> Result<HashSet<u32>, ImapError> {
+        let seconds = self.config.timeout_seconds;
+        timed(seconds, async {
+            session.uid_search(query).await.map_err(from_imap)
+        })
+        .await
+    }
+
+    async fn fetch(
+        &mut self,
+        session: &mut ImapSession,
+        folder: &Folder,
+        set: &str,
+        headers: bool,
+    ) -> Result<(), ImapError> {
+        let seconds = self.config.timeout_seconds;
+        let query = if headers { HEADER_QUERY } else { DATE_QUERY };
+        let mut stream = timed(seconds, async {
+            session.uid_fetch(set, query).await.map_err(from_imap)
+        })
+        .await?;
+        while let Some(item) = timed(seconds, async { Ok(stream.next().await) }).await? {
+            if self.context.cancel.is_cancelled() {
+                return Err(ImapError::Cancelled);
+            }
+            let fetch = item.map_err(from_imap)?;
+            // Unsolicited FETCH responses (flag changes by other clients) carry
+            // no UID or no date: not ours to read.
+            let Some(record) = self.record(&fetch, folder, headers) else {
+                continue;
+            };
+            self.report.add_work(
+                if headers {
+                    "headers_fetched"
+                } else {
+                    "dates_fetched"
+                },
+                1,
+            );
+            self.sink.send(record).await.map_err(|_| ImapError::Sink)?;
+            self.report.records += 1;
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, fetch: &Fetch, folder: &Folder, headers: bool) -> Option<Record> {
+        let uid = fetch.uid?;
+        let received = fetch.internal_date()?.with_timezone(&Utc);
+        let id = format!("{}/{}/{uid}", self.account, folder.display);
+        let mut record = Record::new(RecordKind::Message, self.context.source.clone(), id);
+        record.container = folder.display.clone();
+        record.owner = Some(self.account.to_owned());
+        record.timestamps.received = Some(received);
+        if let Some(size) = fetch.size {
+            record
+                .attributes
+                .insert("size_bytes".into(), size.to_string());
+        }
+        let flags: Vec<String> = fetch.flags().map(|flag| format!("{flag:?}")).collect();
+        record.attributes.insert("flags".into(), flags.join(" "));
+        if let Some(special_use) = folder.special_use {
+            record
+                .attributes
+                .insert("special_use".into(), special_use.to_owned());
+        }
+        if headers {
+            let header = fetch
+                .section(&SectionPath::Full(MessageSection::Header))
+                .unwrap_or_default();
+            let participants = if header.iter().all(|byte| byte.is_ascii_whitespace()) {
+                // No From, To or Cc at all: nothing to count, nothing broken.
+                Participants::default()
+            } else {
+                match mail_headers::participants(&self.parser, header) {
+                    Ok(participants) => participants,
+                    Err(HeaderProblem::Malformed) => {
+                        self.report.count(ProblemKind::MalformedMail);
+                        Participants::default()
+                    }
+                }
+            };
+            record.participants = Some(participants);
+        }
+        Some(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_compress_and_split() {
+        assert_eq!(uid_sets(vec![5, 1, 2, 3, 9, 10, 7], 100), ["1:3,5,7,9:10"]);
+        assert_eq!(uid_sets(vec![1, 2, 3, 4, 5], 2), ["1:2", "3:4", "5"]);
+        assert!(uid_sets(Vec::new(), 10).is_empty());
+    }
+
+    #[test]
+    fn checkpoints_round_trip_and_reject_garbage() {
+        let checkpoint = Checkpoint {
+            uid_validity: 1_700_000_000,
+            last_uid: 42,
+            cutoff: Some(1_790_000_000),
+            plan: 0xdead_beef,
+        };
+        assert_eq!(Checkpoint::decode(&checkpoint.encode()), Some(checkpoint));
+        let no_cutoff = Checkpoint {
+            cutoff: None,
+            ..checkpoint
+        };
+        assert_eq!(Checkpoint::decode(&no_cutoff.encode()), Some(no_cutoff));
+        for garbage in ["", "v2 1 2 - 3", "v1 x 2 - 3", "v1 1 2"] {
+            assert_eq!(Checkpoint::decode(garbage), None, "{garbage}");
+        }
+    }
+
+    #[test]
+    fn search_dates_are_imap_dates() {
+        let time = DateTime::from_timestamp(1_795_300_000, 0).expect("time");
+        assert_eq!(search_date(time), "21-Nov-2026");
+    }
+}

@@ -1,0 +1,356 @@
+//! Connecting and logging in: TCP, TLS (implicit or STARTTLS) with an explicit
+//! root store, the greeting, and authentication. Every wait has a timeout; errors
+//! are sorted into kinds that say whether trying again can help, and their
+//! messages never carry server data beyond the server's own status text.
+
+use std::fmt::Debug;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_imap::{Client, Session};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::config::{Account, ImapConfig, Login, Security, TokenSource};
+
+/// Any byte stream an IMAP session can run over.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Io for T {}
+
+/// A logged-in session.
+pub(crate) type ImapSession = Session<Box<dyn Io>>;
+
+/// What went wrong talking to the server.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ImapError {
+    /// TCP connection refused, unreachable, DNS failure.
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS handshake failed (untrusted or mismatched certificate, protocol).
+    #[error("TLS with {address} failed: {message}")]
+    Tls { address: String, message: String },
+    /// The server refused the login.
+    #[error("login refused: {0}")]
+    Auth(String),
+    /// An OAuth token could not be had.
+    #[error("no OAuth token: {0}")]
+    Token(String),
+    /// The server did not answer in time.
+    #[error("no answer within {0} s")]
+    Timeout(u64),
+    /// The connection broke.
+    #[error("connection lost: {0}")]
+    Lost(String),
+    /// The server answered something unexpected, or refused a command.
+    #[error("{0}")]
+    Protocol(String),
+    /// The scan was asked to stop.
+    #[error("cancelled")]
+    Cancelled,
+    /// The record consumer went away.
+    #[error("record consumer stopped")]
+    Sink,
+}
+
+impl ImapError {
+    /// Whether a new connection might succeed.
+    pub(crate) fn retryable(&self) -> bool {
+        matches!(
+            self,
+            ImapError::Connect { .. } | ImapError::Timeout(_) | ImapError::Lost(_)
+        )
+    }
+
+    /// Bounded kind, for counts.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            ImapError::Connect { .. } => "connect",
+            ImapError::Tls { .. } => "tls",
+            ImapError::Auth(_) => "auth",
+            ImapError::Token(_) => "token",
+            ImapError::Timeout(_) => "timeout",
+            ImapError::Lost(_) => "connection_lost",
+            ImapError::Protocol(_) => "protocol",
+            ImapError::Cancelled => "cancelled",
+            ImapError::Sink => "sink_closed",
+        }
+    }
+}
+
+/// Turn a library error into ours. Parse errors may quote server data (message
+/// content): only their kind is kept.
+pub(crate) fn from_imap(error: async_imap::error::Error) -> ImapError {
+    use async_imap::error::Error;
+    match error {
+        Error::Io(io) => ImapError::Lost(io.to_string()),
+        Error::ConnectionLost => ImapError::Lost("closed by the server".into()),
+        Error::No(text) | Error::Bad(text) => ImapError::Protocol(format!("server said: {text}")),
+        Error::Parse(_) => ImapError::Protocol("unparseable server response".into()),
+        Error::Validate(_) => ImapError::Protocol("invalid character in a command argument".into()),
+        other => ImapError::Protocol(other.to_string()),
+    }
+}
+
+/// Run `future` with the configured timeout.
+pub(crate) async fn timed<T>(
+    seconds: u64,
+    future: impl std::future::Future<Output = Result<T, ImapError>>,
+) -> Result<T, ImapError> {
+    tokio::time::timeout(Duration::from_secs(seconds), future)
+        .await
+        .map_err(|_| ImapError::Timeout(seconds))?
+}
+
+/// Why the TLS settings could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    /// The CA file could not be read or holds no certificate.
+    #[error("CA file {path}: {message}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// rustls refused the settings.
+    #[error("TLS settings: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// TLS client settings: the system's roots plus `ca_file`, always verified, with
+/// the aws-lc-rs provider set explicitly (no process-wide default needed).
+pub(crate) fn tls_config(
+    ca_file: Option<&Path>,
+) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
+    let mut roots = rustls::RootCertStore::empty();
+    // Errors here are per-certificate problems in the system store; what loaded
+    // is still used. The CA file, if given, must load completely.
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_file {
+        let ca_error = |message: String| TlsSetupError::CaFile {
+            path: path.display().to_string(),
+            message,
+        };
+        let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|error| ca_error(error.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|error| ca_error(error.to_string()))?;
+        if certificates.is_empty() {
+            return Err(ca_error("no certificate in it".into()));
+        }
+        for certificate in certificates {
+            roots
+                .add(certificate)
+                .map_err(|error| ca_error(error.to_string()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+async fn tls_upgrade(
+    config: &ImapConfig,
+    tls: &Arc<rustls::ClientConfig>,
+    tcp: TcpStream,
+    address: &str,
+) -> Result<Box<dyn Io>, ImapError> {
+    let server_name = ServerName::try_from(config.host.clone()).map_err(|_| ImapError::Tls {
+        address: address.to_owned(),
+        message: format!("{:?} is not a valid host name", config.host),
+    })?;
+    let connector = tokio_rustls::TlsConnector::from(tls.clone());
+    let stream = connector
+        .connect(server_name, tcp)
+        .await
+        .map_err(|error| ImapError::Tls {
+            address: address.to_owned(),
+            message: error.to_string(),
+        })?;
+    Ok(Box::new(stream))
+}
+
+/// Open a connection and read the greeting; for STARTTLS, upgrade first.
+pub(crate) async fn connect(
+    config: &ImapConfig,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<Client<Box<dyn Io>>, ImapError> {
+    let address = format!("{}:{}", config.host, config.port());
+    let seconds = config.timeout_seconds;
+    let tcp = timed(seconds, async {
+        TcpStream::connect((config.host.as_str(), config.port()))
+            .await
+            .map_err(|source| ImapError::Connect {
+                address: address.clone(),
+                source,
+            })
+    })
+    .await?;
+    let _ = tcp.set_nodelay(true);
+    let stream: Box<dyn Io> = match config.security {
+        Security::Plain => Box::new(tcp),
+        Security::Tls => timed(seconds, tls_upgrade(config, tls, tcp, &address)).await?,
+        Security::Starttls => {
+            let tcp = timed(seconds, starttls(tcp)).await?;
+            timed(seconds, tls_upgrade(config, tls, tcp, &address)).await?
+        }
+    };
+    let mut client = Client::new(stream);
+    if config.security != Security::Starttls {
+        let greeting = timed(seconds, async {
+            client
+                .read_response()
+                .await
+                .map_err(|error| ImapError::Lost(error.to_string()))
+        })
+        .await?;
+        if greeting.is_none() {
+            return Err(ImapError::Lost("closed before its greeting".into()));
+        }
+    }
+    Ok(client)
+}
+
+/// Read the greeting and ask for STARTTLS on the plain connection.
+async fn starttls(tcp: TcpStream) -> Result<TcpStream, ImapError> {
+    let lost = |error: std::io::Error| ImapError::Lost(error.to_string());
+    let mut reader = BufReader::new(tcp);
+    let mut line = String::new();
+    reader.read_line(&mut line).await.map_err(lost)?;
+    if !line.starts_with("* OK") {
+        return Err(ImapError::Protocol("unexpected greeting".into()));
+    }
+    reader
+        .get_mut()
+        .write_all(b"T0 STARTTLS\r\n")
+        .await
+        .map_err(lost)?;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await.map_err(lost)? == 0 {
+            return Err(ImapError::Lost("closed during STARTTLS".into()));
+        }
+        if let Some(status) = line.strip_prefix("T0 ") {
+            if status.starts_with("OK") {
+                break;
+            }
+            return Err(ImapError::Protocol(format!(
+                "server refused STARTTLS: {}",
+                status.trim()
+            )));
+        }
+    }
+    // Nothing may follow the OK before the handshake; a buffered byte would be a
+    // plaintext injection attempt.
+    if !reader.buffer().is_empty() {
+        return Err(ImapError::Protocol("data after STARTTLS OK".into()));
+    }
+    Ok(reader.into_inner())
+}
+
+struct XOAuth2 {
+    response: String,
+}
+
+impl async_imap::Authenticator for XOAuth2 {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        // A second challenge carries the error JSON; an empty answer ends it.
+        std::mem::take(&mut self.response)
+    }
+}
+
+async fn token(source: &TokenSource, user: &str, seconds: u64) -> Result<String, ImapError> {
+    let bytes = match source {
+        TokenSource::File(path) => crate::secret::read_file(path)
+            .map_err(|error| ImapError::Token(error.to_string()))?
+            .expose()
+            .to_vec(),
+        TokenSource::Command(command) => {
+            let args: Vec<String> = command
+                .iter()
+                .map(|arg| arg.replace("{user}", user))
+                .collect();
+            let output = timed(seconds, async {
+                tokio::process::Command::new(&args[0])
+                    .args(&args[1..])
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .await
+                    .map_err(|error| ImapError::Token(format!("cannot run {}: {error}", args[0])))
+            })
+            .await?;
+            if !output.status.success() {
+                return Err(ImapError::Token(format!(
+                    "{} exited with {}",
+                    args[0], output.status
+                )));
+            }
+            output.stdout
+        }
+    };
+    let token = String::from_utf8(bytes)
+        .map_err(|_| ImapError::Token("token is not text".into()))?
+        .trim()
+        .to_owned();
+    if token.is_empty() {
+        return Err(ImapError::Token("token is empty".into()));
+    }
+    Ok(token)
+}
+
+/// Connect and log in as `account`.
+pub(crate) async fn login(
+    config: &ImapConfig,
+    tls: &Arc<rustls::ClientConfig>,
+    account: &Account,
+) -> Result<ImapSession, ImapError> {
+    let client = connect(config, tls).await?;
+    let seconds = config.timeout_seconds;
+    let refused = |error: async_imap::error::Error| match error {
+        async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => {
+            ImapError::Auth(text)
+        }
+        other => from_imap(other),
+    };
+    match &account.login {
+        Login::Password { user, password } => {
+            let password = std::str::from_utf8(password.expose())
+                .map_err(|_| ImapError::Auth("password is not UTF-8".into()))?;
+            timed(seconds, async {
+                client
+                    .login(user, password)
+                    .await
+                    .map_err(|(error, _)| refused(error))
+            })
+            .await
+        }
+        Login::Xoauth2 {
+            user,
+            token: source,
+        } => {
+            let token = token(source, user, seconds).await?;
+            let authenticator = XOAuth2 {
+                response: format!("user={user}\x01auth=Bearer {token}\x01\x01"),
+            };
+            timed(seconds, async {
+                client
+                    .authenticate("XOAUTH2", authenticator)
+                    .await
+                    .map_err(|(error, _)| refused(error))
+            })
+            .await
+        }
+    }
+}
