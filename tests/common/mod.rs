@@ -200,3 +200,5 @@ pub fn assert_exact(found: &BTreeSet<String>, planted: &BTreeSet<String>) {
         false_alarms.len()
     );
 }
+
+pub mod dovecot;

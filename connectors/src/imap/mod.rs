@@ -174,3 +174,43 @@ impl Connector for ImapSource {
         Ok(total)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The connector's source never calls a command that changes a mailbox. The
+    /// integration tests prove flags and UIDs stay; this keeps a future edit from
+    /// even trying.
+    #[test]
+    fn no_mutating_command_is_ever_called() {
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("folder.rs"),
+            include_str!("transport.rs"),
+        ];
+        let forbidden = [
+            ".select(",
+            ".store(",
+            ".uid_store(",
+            ".copy(",
+            ".uid_copy(",
+            ".mv(",
+            ".uid_mv(",
+            ".expunge(",
+            ".uid_expunge(",
+            ".append(",
+            ".delete(",
+            ".rename(",
+            ".create(",
+            ".subscribe(",
+            ".close(",
+            "\"BODY[",
+        ];
+        for source in sources {
+            // This test's own list is the one place the names may appear.
+            let code = source.split("#[cfg(test)]").next().unwrap_or(source);
+            for word in forbidden {
+                assert!(!code.contains(word), "IMAP connector must not use {word}");
+            }
+        }
+    }
+}

@@ -84,6 +84,15 @@ impl ImapError {
     }
 }
 
+/// The server's own words from async-imap's NO/BAD text, which arrives as
+/// `code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")`.
+fn server_text(text: &str) -> String {
+    text.split_once("info: Some(\"")
+        .and_then(|(_, rest)| rest.rsplit_once("\")"))
+        .map(|(info, _)| info.replace("\\\"", "\""))
+        .unwrap_or_else(|| text.to_owned())
+}
+
 /// Turn a library error into ours. Parse errors may quote server data (message
 /// content): only their kind is kept.
 pub(crate) fn from_imap(error: async_imap::error::Error) -> ImapError {
@@ -91,7 +100,9 @@ pub(crate) fn from_imap(error: async_imap::error::Error) -> ImapError {
     match error {
         Error::Io(io) => ImapError::Lost(io.to_string()),
         Error::ConnectionLost => ImapError::Lost("closed by the server".into()),
-        Error::No(text) | Error::Bad(text) => ImapError::Protocol(format!("server said: {text}")),
+        Error::No(text) | Error::Bad(text) => {
+            ImapError::Protocol(format!("server said: {}", server_text(&text)))
+        }
         Error::Parse(_) => ImapError::Protocol("unparseable server response".into()),
         Error::Validate(_) => ImapError::Protocol("invalid character in a command argument".into()),
         other => ImapError::Protocol(other.to_string()),
@@ -259,6 +270,22 @@ async fn starttls(tcp: TcpStream) -> Result<TcpStream, ImapError> {
     Ok(reader.into_inner())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::server_text;
+
+    #[test]
+    fn keeps_only_the_servers_words() {
+        assert_eq!(
+            server_text(
+                r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#
+            ),
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        );
+        assert_eq!(server_text("plain text"), "plain text");
+    }
+}
+
 struct XOAuth2 {
     response: String,
 }
@@ -320,7 +347,7 @@ pub(crate) async fn login(
     let seconds = config.timeout_seconds;
     let refused = |error: async_imap::error::Error| match error {
         async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => {
-            ImapError::Auth(text)
+            ImapError::Auth(server_text(&text))
         }
         other => from_imap(other),
     };

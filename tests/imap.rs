@@ -1,0 +1,305 @@
+//! The IMAP connector against a real Dovecot: planted stale and wide-CC mail found
+//! exactly, nothing changed on the server, TLS and STARTTLS with a test CA, clear
+//! failures (wrong CA, wrong password, server down, server killed mid-scan), the
+//! master-user login, incremental rescans and malformed mail.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::dovecot::{Dovecot, message};
+use common::*;
+
+const RECENT: &str = "Mon, 2 Nov 2026 10:00:00 +0000";
+const ANCIENT: &str = "Mon, 1 Jan 2001 10:00:00 +0000";
+
+const RULES: &str = r#"
+[[rules]]
+id = "stale-inbox"
+kind = "max_age"
+policy = "medarbetare i sin månadsrutin ska behandla och ta bort sina e-postmeddelanden från inkorgen"
+max_age = "31d"
+timestamp = "received"
+when = { folders = ["INBOX"] }
+
+[[rules]]
+id = "wide-cc"
+kind = "max_recipients"
+policy = "Vi strävar efter att minimera de personer som blir kopierade (CC:)"
+max = 3
+exclude_domains = ["firma.se"]
+when = { folders = ["INBOX", "\\Sent"] }
+"#;
+
+/// Write a config for an IMAP source; `source` is the `[[sources]]` body after
+/// `type = "imap"`.
+fn write_config(dir: &Path, source: &str, rules: &str) -> String {
+    let text = format!(
+        "[daemon]\nstate_dir = \"state\"\n\n[[sources]]\nname = \"mail\"\ntype = \"imap\"\n{source}\n{rules}"
+    );
+    let path = dir.join("tillsyn.toml");
+    std::fs::write(&path, text).expect("config");
+    path.to_str().expect("utf8").to_owned()
+}
+
+fn accounts_file(dir: &Path, accounts: &[(&str, &str)]) -> String {
+    let mut text = String::new();
+    for (user, password) in accounts {
+        text.push_str(&format!(
+            "[[accounts]]\nuser = \"{user}\"\npassword = \"{password}\"\n"
+        ));
+    }
+    let path = dir.join("accounts.toml");
+    std::fs::write(&path, text).expect("accounts");
+    path.to_str().expect("utf8").to_owned()
+}
+
+fn tls_source(server: &Dovecot, accounts: &str, ca: &str) -> String {
+    format!(
+        "host = \"localhost\"\nport = {}\nsecurity = \"tls\"\nca_file = \"{}\"\ntimeout_seconds = 10\nattempts = 1\n\
+         auth = {{ method = \"password\", accounts_file = \"{accounts}\" }}\n",
+        server.tls_port,
+        server.path(ca).display()
+    )
+}
+
+fn scan(config: &str) -> (std::process::Output, BTreeSet<String>) {
+    let output = tillsyn(&["scan", "--once", "--config", config, "--format", "json"]);
+    let found = pairs(&json_lines(&output));
+    (output, found)
+}
+
+fn open_findings(config: &str) -> BTreeSet<String> {
+    pairs(&json_lines(&tillsyn(&[
+        "findings", "--open", "--config", config, "--format", "json",
+    ])))
+}
+
+#[test]
+fn finds_planted_mail_exactly_over_tls_and_changes_nothing() {
+    let server = Dovecot::start(&[("anna", "anna-pw"), ("bo", "bo-pw")]);
+    let mut planted = BTreeSet::new();
+    let four_external = ["a@kund.se", "b@kund.se", "c@annan.se", "d@tredje.se"];
+    let three_external = ["a@kund.se", "b@kund.se", "c@annan.se"];
+    let mixed = [
+        "a@kund.se",
+        "x@firma.se",
+        "y@sub.firma.se",
+        "b@kund.se",
+        "c@annan.se",
+    ];
+    {
+        let mut anna = server.client("anna", "anna-pw");
+        let uid = anna.append("INBOX", &message(&["anna@firma.se"], &[], RECENT, 1), 45);
+        planted.insert(format!("stale-inbox:anna/INBOX/{uid}"));
+        let uid = anna.append("INBOX", &message(&["anna@firma.se"], &[], RECENT, 2), 800);
+        planted.insert(format!("stale-inbox:anna/INBOX/{uid}"));
+        anna.append("INBOX", &message(&["anna@firma.se"], &[], RECENT, 3), 20);
+        // Backdated only in its Date: header: received two days ago.
+        anna.append("INBOX", &message(&["anna@firma.se"], &[], ANCIENT, 4), 2);
+        // Stale and wide, in one message: two findings.
+        let uid = anna.append(
+            "INBOX",
+            &message(&["anna@firma.se"], &four_external, RECENT, 5),
+            60,
+        );
+        planted.insert(format!("stale-inbox:anna/INBOX/{uid}"));
+        planted.insert(format!("wide-cc:anna/INBOX/{uid}"));
+        anna.append(
+            "INBOX",
+            &message(&["anna@firma.se"], &three_external, RECENT, 6),
+            1,
+        );
+        let uid = anna.append(
+            "Sent",
+            &message(&["kund@kund.se"], &four_external, RECENT, 7),
+            300,
+        );
+        planted.insert(format!("wide-cc:anna/Sent/{uid}"));
+        // Old mail outside the inbox is not stale; wide mail in Trash is out of scope.
+        anna.append(
+            "Trash",
+            &message(&["anna@firma.se"], &four_external, ANCIENT, 8),
+            900,
+        );
+    }
+    {
+        let mut bo = server.client("bo", "bo-pw");
+        let uid = bo.append("INBOX", &message(&["bo@firma.se"], &[], RECENT, 9), 33);
+        planted.insert(format!("stale-inbox:bo/INBOX/{uid}"));
+        bo.append("INBOX", &message(&["bo@firma.se"], &[], RECENT, 10), 29);
+        bo.append("Sent", &message(&["kund@kund.se"], &mixed, RECENT, 11), 3);
+        let uid = bo.append(
+            "Sent",
+            &message(&["kund@kund.se"], &mixed[..4], RECENT, 12),
+            3,
+        );
+        // Internal addresses are not counted: 2 external of 4; not wide.
+        let _ = uid;
+    }
+    let mut snapshot_client = server.client("anna", "anna-pw");
+    let mut bo_client = server.client("bo", "bo-pw");
+    let before: Vec<Vec<String>> = ["INBOX", "Sent", "Trash"]
+        .iter()
+        .map(|folder| snapshot_client.snapshot(folder))
+        .chain(
+            ["INBOX", "Sent"]
+                .iter()
+                .map(|folder| bo_client.snapshot(folder)),
+        )
+        .collect();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = accounts_file(dir.path(), &[("anna", "anna-pw"), ("bo", "bo-pw")]);
+    let config = write_config(dir.path(), &tls_source(&server, &accounts, "ca.pem"), RULES);
+    let (output, found) = scan(&config);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}\n{}", server.log());
+    assert_exact(&found, &planted);
+    assert!(
+        !stderr.contains("anna-pw") && !stderr.contains("bo-pw"),
+        "{stderr}"
+    );
+
+    let after: Vec<Vec<String>> = ["INBOX", "Sent", "Trash"]
+        .iter()
+        .map(|folder| snapshot_client.snapshot(folder))
+        .chain(
+            ["INBOX", "Sent"]
+                .iter()
+                .map(|folder| bo_client.snapshot(folder)),
+        )
+        .collect();
+    assert_eq!(
+        before, after,
+        "the scan changed flags, UIDs or HIGHESTMODSEQ"
+    );
+    assert!(
+        before.iter().flatten().all(|line| !line.contains("\\Seen")),
+        "planted mail is unread, and stays so"
+    );
+}
+
+#[test]
+fn tls_starttls_master_user_and_clear_failures() {
+    let server = Dovecot::start(&[("anna", "anna-pw"), ("bo", "bo-pw")]);
+    {
+        let mut anna = server.client("anna", "anna-pw");
+        anna.append("INBOX", &message(&["anna@firma.se"], &[], RECENT, 1), 90);
+        let mut bo = server.client("bo", "bo-pw");
+        bo.append("INBOX", &message(&["bo@firma.se"], &[], RECENT, 2), 90);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = accounts_file(dir.path(), &[("anna", "anna-pw"), ("bo", "bo-pw")]);
+    let expected: BTreeSet<String> = [
+        "stale-inbox:anna/INBOX/1".to_owned(),
+        "stale-inbox:bo/INBOX/1".to_owned(),
+    ]
+    .into();
+
+    // STARTTLS on the plain port, verified against the test CA.
+    let starttls = format!(
+        "host = \"127.0.0.1\"\nport = {}\nsecurity = \"starttls\"\nca_file = \"{}\"\nattempts = 1\n\
+         auth = {{ method = \"password\", accounts_file = \"{good}\" }}\n",
+        server.port,
+        server.path("ca.pem").display()
+    );
+    let config = write_config(dir.path(), &starttls, RULES);
+    let (output, found) = scan(&config);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_exact(&found, &expected);
+
+    // The Dovecot master user reads both mailboxes with one secret.
+    std::fs::write(dir.path().join("master.pw"), "master-secret\n").expect("pw");
+    let master = format!(
+        "host = \"localhost\"\nport = {}\nca_file = \"{}\"\nattempts = 1\n\
+         auth = {{ method = \"master\", master_user = \"tillsyn-master\", password_file = \"master.pw\", users = [\"anna\", \"bo\"] }}\n",
+        server.tls_port,
+        server.path("ca.pem").display()
+    );
+    let config = write_config(dir.path(), &master, RULES);
+    let (output, found) = scan(&config);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_exact(&found, &expected);
+
+    // Plain IMAP is refused unless allowed, at config time.
+    let plain = format!(
+        "host = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\n\
+         auth = {{ method = \"password\", accounts_file = \"{good}\" }}\n",
+        server.port
+    );
+    let config = write_config(dir.path(), &plain, RULES);
+    let check = tillsyn(&["check-config", "--config", &config]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        text(&check).0.contains("allow_plaintext"),
+        "{:?}",
+        text(&check)
+    );
+
+    // From here on the store holds the two findings; failures must keep them.
+    let config = write_config(dir.path(), &tls_source(&server, &good, "ca.pem"), RULES);
+    let (output, _) = scan(&config);
+    assert_eq!(output.status.code(), Some(0));
+    let failures: [(&str, String, &[&str]); 3] = [
+        (
+            "wrong CA",
+            tls_source(&server, &good, "other-ca.pem"),
+            &["account anna", "account bo", "certificate"],
+        ),
+        (
+            "wrong password",
+            tls_source(
+                &server,
+                &accounts_file(dir.path(), &[("anna", "nope"), ("bo", "nope")]),
+                "ca.pem",
+            ),
+            &["account anna", "account bo", "login refused"],
+        ),
+        (
+            "server down",
+            tls_source(&server, &good, "ca.pem").replace(&server.tls_port.to_string(), "1"),
+            &["account anna", "cannot connect"],
+        ),
+    ];
+    for (case, source, words) in failures {
+        let config = write_config(dir.path(), &source, RULES);
+        let started = std::time::Instant::now();
+        let output = tillsyn(&["scan", "--once", "--config", &config]);
+        let (_, stderr) = text(&output);
+        eprintln!("{case} ({:?}): {stderr}", started.elapsed());
+        assert_eq!(output.status.code(), Some(2), "{case}: {stderr}");
+        assert!(stderr.contains("FAILED"), "{case}: {stderr}");
+        for word in words {
+            assert!(
+                stderr.contains(word),
+                "{case}: {word:?} missing in {stderr}"
+            );
+        }
+        assert!(
+            !stderr.contains("nope") && !stderr.contains("anna-pw"),
+            "{case}: secret in {stderr}"
+        );
+        assert_exact(&open_findings(&config), &expected);
+    }
+
+    // One account failing: the other is read, the failed one keeps its findings.
+    let half = accounts_file(dir.path(), &[("anna", "anna-pw"), ("bo", "wrong")]);
+    let config = write_config(dir.path(), &tls_source(&server, &half, "ca.pem"), RULES);
+    {
+        let mut anna = server.client("anna", "anna-pw");
+        anna.expunge("INBOX", 1);
+    }
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("PARTIAL") && stderr.contains("account bo: login refused"),
+        "{stderr}"
+    );
+    assert_exact(
+        &open_findings(&config),
+        &BTreeSet::from(["stale-inbox:bo/INBOX/1".to_owned()]),
+    );
+}
