@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::dovecot::{Dovecot, message};
+use common::dovecot::{Dovecot, Proxy, message};
 use common::*;
 
 const RECENT: &str = "Mon, 2 Nov 2026 10:00:00 +0000";
@@ -302,4 +302,237 @@ fn tls_starttls_master_user_and_clear_failures() {
         &open_findings(&config),
         &BTreeSet::from(["stale-inbox:bo/INBOX/1".to_owned()]),
     );
+}
+
+/// `count` messages written straight into `user`'s Maildir (Dovecot's
+/// INTERNALDATE is the file's mtime): message `n` is `age(n)` days old and has
+/// `cc(n)` Cc addresses outside firma.se.
+fn bulk_mail(
+    server: &Dovecot,
+    user: &str,
+    count: u32,
+    age: impl Fn(u32) -> u64,
+    cc: impl Fn(u32) -> usize,
+) {
+    let mut mailbox = Mailbox::new(&server.homes(), user);
+    let external: Vec<String> = (0..8).map(|n| format!("k{n}@kund{n}.se")).collect();
+    for n in 0..count {
+        let cc: Vec<&str> = external.iter().take(cc(n)).map(String::as_str).collect();
+        let text = message(&[&format!("{user}@firma.se")], &cc, RECENT, n);
+        mailbox.raw((user, "INBOX"), &text, days_ago(age(n)));
+    }
+    server.fix_ownership();
+}
+
+fn plain_source(port: u16, accounts: &str) -> String {
+    format!(
+        "host = \"127.0.0.1\"\nport = {port}\nsecurity = \"plain\"\nallow_plaintext = true\n\
+         timeout_seconds = 5\nattempts = 2\nfetch_batch = 200\n\
+         auth = {{ method = \"password\", accounts_file = \"{accounts}\" }}\n"
+    )
+}
+
+#[test]
+fn a_server_killed_mid_scan_fails_the_scan_and_the_next_scan_completes() {
+    let mut server = Dovecot::start(&[("anna", "anna-pw")]);
+    bulk_mail(
+        &server,
+        "anna",
+        3000,
+        |n| if n % 10 == 0 { 90 } else { 2 },
+        |n| if n % 100 == 0 { 5 } else { 1 },
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = accounts_file(dir.path(), &[("anna", "anna-pw")]);
+    let proxy = Proxy::start(server.port, 100_000);
+    let config = write_config(dir.path(), &plain_source(proxy.port, &accounts), RULES);
+
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tillsyn"))
+        .args(["scan", "--once", "--config", &config])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !proxy.tripped.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(std::time::Instant::now() < deadline, "scan never got going");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    server.kill();
+    let output = child.wait_with_output().expect("wait");
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("FAILED") && stderr.contains("account anna"),
+        "{stderr}"
+    );
+
+    server.restart();
+    let config = write_config(dir.path(), &plain_source(server.port, &accounts), RULES);
+    let (output, found) = scan(&config);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        found
+            .iter()
+            .filter(|f| f.starts_with("stale-inbox:"))
+            .count(),
+        300,
+        "{stderr}"
+    );
+    assert_eq!(
+        found.iter().filter(|f| f.starts_with("wide-cc:")).count(),
+        30,
+        "{stderr}"
+    );
+}
+
+fn work(stderr: &str, name: &str) -> u64 {
+    stderr
+        .split(&format!("{name} "))
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn rescans_fetch_only_what_changed_and_expunged_mail_resolves() {
+    let server = Dovecot::start(&[("anna", "anna-pw")]);
+    // 10,000 messages: every 50th is stale, every 500th is copied widely.
+    bulk_mail(
+        &server,
+        "anna",
+        10_000,
+        |n| if n % 50 == 0 { 40 } else { 3 },
+        |n| if n % 500 == 0 { 4 } else { 0 },
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = accounts_file(dir.path(), &[("anna", "anna-pw")]);
+    let config = write_config(dir.path(), &plain_source(server.port, &accounts), RULES);
+
+    let (output, first) = scan(&config);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(work(&stderr, "headers_fetched"), 10_000, "{stderr}");
+    assert_eq!(
+        first
+            .iter()
+            .filter(|f| f.starts_with("stale-inbox:"))
+            .count(),
+        200
+    );
+    assert_eq!(
+        first.iter().filter(|f| f.starts_with("wide-cc:")).count(),
+        20
+    );
+
+    // Ten new messages, one of them wide; one old violating message expunged.
+    let mut client = server.client("anna", "anna-pw");
+    let mut expected = first.clone();
+    for n in 0..10 {
+        let cc: &[&str] = if n == 0 {
+            &["a@x.se", "b@x.se", "c@y.se", "d@z.se"]
+        } else {
+            &[]
+        };
+        let uid = client.append(
+            "INBOX",
+            &message(&["anna@firma.se"], cc, RECENT, 20_000 + n),
+            1,
+        );
+        if n == 0 {
+            expected.insert(format!("wide-cc:anna/INBOX/{uid}"));
+        }
+    }
+    let victim = first
+        .iter()
+        .find(|f| f.starts_with("wide-cc:"))
+        .and_then(|f| f.rsplit('/').next())
+        .and_then(|uid| uid.parse::<u32>().ok())
+        .expect("a wide-cc finding");
+    client.expunge("INBOX", victim);
+    let gone: BTreeSet<String> = first
+        .iter()
+        .filter(|f| f.ends_with(&format!("/INBOX/{victim}")))
+        .cloned()
+        .collect();
+    // Every 500th message is also stale: both of its findings go.
+    assert_eq!(gone.len(), 2, "{gone:?}");
+    expected.retain(|f| !gone.contains(f));
+
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        work(&stderr, "headers_fetched"),
+        10,
+        "only the new mail: {stderr}"
+    );
+    assert_exact(&open_findings(&config), &expected);
+    let resolved = pairs(&json_lines(&tillsyn(&[
+        "findings",
+        "--resolved",
+        "--config",
+        &config,
+        "--format",
+        "json",
+    ])));
+    assert_exact(&resolved, &gone);
+
+    // Nothing changed: nothing fetched, nothing resolved.
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(work(&stderr, "headers_fetched"), 0, "{stderr}");
+    assert!(stderr.contains("0 new, 0 resolved"), "{stderr}");
+    assert_exact(&open_findings(&config), &expected);
+
+    // A new UIDVALIDITY (the server rebuilt its UID list): a full read again.
+    let maildir = server.homes().join("anna/Maildir");
+    for entry in std::fs::read_dir(&maildir).expect("maildir").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("dovecot") {
+            let _ = std::fs::remove_file(entry.path())
+                .or_else(|_| std::fs::remove_dir_all(entry.path()));
+        }
+    }
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(work(&stderr, "headers_fetched"), 10_009, "{stderr}");
+}
+
+#[test]
+fn malformed_mail_is_scanned_without_harm() {
+    let server = Dovecot::start(&[("anna", "anna-pw")]);
+    let mut client = server.client("anna", "anna-pw");
+    let mut huge = b"X-Filler: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 100 * 1024));
+    huge.extend_from_slice(b"\r\nCc: a@x.se, b@x.se, c@y.se, d@z.se\r\n\r\nbody");
+    let corpus: Vec<Vec<u8>> = vec![
+        b"From: J\xf6rg <j@x.se>\r\nTo: \xe5\xe4\xf6@x.se\r\nCc: =?utf-8?B?!!!?= <a@x.se>, =?iso-8859-1?Q?J=F6rg?= <b@x.se>,\r\n c@y.se, d@z.se\r\n\r\nbody".to_vec(),
+        b"Subject: no addresses at all\r\n\r\nbody".to_vec(),
+        b"\x00\x01\x02 binary junk with no header".to_vec(),
+        huge,
+        b"Cc: undisclosed-recipients:;\r\n\r\n".to_vec(),
+        b"Cc: \"unterminated <a@x.se\r\n\r\n".to_vec(),
+    ];
+    let mut wide = BTreeSet::new();
+    for (n, raw) in corpus.iter().enumerate() {
+        let uid = client.append("INBOX", raw, 1);
+        if n == 0 || n == 3 {
+            wide.insert(format!("wide-cc:anna/INBOX/{uid}"));
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = accounts_file(dir.path(), &[("anna", "anna-pw")]);
+    let config = write_config(dir.path(), &plain_source(server.port, &accounts), RULES);
+    let (output, found) = scan(&config);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} records", corpus.len())),
+        "every message scanned: {stderr}"
+    );
+    assert_exact(&found, &wide);
 }

@@ -385,13 +385,11 @@ impl RawImap {
         self.write(b"\r\n");
         let lines = self.read_until(&tag);
         let done = lines.last().expect("tagged");
-        let uid = done
-            .split("APPENDUID ")
+        done.split("APPENDUID ")
             .nth(1)
             .and_then(|rest| rest.split([' ', ']']).nth(1))
             .and_then(|uid| uid.parse().ok())
-            .expect("APPENDUID");
-        uid
+            .expect("APPENDUID")
     }
 
     /// Everything a scan must not change in a folder: UIDVALIDITY, HIGHESTMODSEQ,
@@ -434,4 +432,54 @@ pub fn message(to: &[&str], cc: &[&str], date_header: &str, id: u32) -> Vec<u8> 
         "Subject: test {id}\r\nDate: {date_header}\r\nMessage-ID: <{id}@test>\r\n\r\nbody {id}\r\n"
     ));
     text.into_bytes()
+}
+
+/// A TCP proxy in front of a server that counts the bytes the server sends and
+/// raises a flag once `threshold` have passed: lets a test act mid-transfer.
+pub struct Proxy {
+    pub port: u16,
+    pub tripped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start(target_port: u16, threshold: usize) -> Proxy {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("address").port();
+        let tripped = Arc::new(AtomicBool::new(false));
+        let passed = Arc::new(AtomicUsize::new(0));
+        let flag = tripped.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else {
+                    continue; // server gone: the client sees the connection drop
+                };
+                let (mut client_read, mut server_write) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut client_read, &mut server_write);
+                });
+                let (mut server_read, mut client_write) = (server, client);
+                let passed = passed.clone();
+                let flag = flag.clone();
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 16384];
+                    while let Ok(read) = server_read.read(&mut buffer) {
+                        if read == 0 || client_write.write_all(&buffer[..read]).is_err() {
+                            break;
+                        }
+                        if passed.fetch_add(read, Ordering::SeqCst) + read >= threshold {
+                            flag.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    let _ = client_write.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Proxy { port, tripped }
+    }
 }

@@ -270,22 +270,6 @@ async fn starttls(tcp: TcpStream) -> Result<TcpStream, ImapError> {
     Ok(reader.into_inner())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::server_text;
-
-    #[test]
-    fn keeps_only_the_servers_words() {
-        assert_eq!(
-            server_text(
-                r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#
-            ),
-            "[AUTHENTICATIONFAILED] Authentication failed."
-        );
-        assert_eq!(server_text("plain text"), "plain text");
-    }
-}
-
 struct XOAuth2 {
     response: String,
 }
@@ -379,5 +363,21 @@ pub(crate) async fn login(
             })
             .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_text;
+
+    #[test]
+    fn keeps_only_the_servers_words() {
+        assert_eq!(
+            server_text(
+                r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#
+            ),
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        );
+        assert_eq!(server_text("plain text"), "plain text");
     }
 }
