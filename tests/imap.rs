@@ -536,3 +536,66 @@ fn malformed_mail_is_scanned_without_harm() {
     );
     assert_exact(&found, &wide);
 }
+
+#[test]
+fn xoauth2_with_a_token_file_or_a_token_command() {
+    let server = Dovecot::start(&[("anna", "anna-pw"), ("bo", "bo-pw")]);
+    {
+        let mut anna = server.client("anna", "anna-pw");
+        anna.append("INBOX", &message(&["anna@firma.se"], &[], RECENT, 1), 90);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let expected = BTreeSet::from(["stale-inbox:anna/INBOX/1".to_owned()]);
+    let source = |auth: &str| {
+        format!(
+            "host = \"localhost\"\nport = {}\nca_file = \"{}\"\nattempts = 1\nauth = {auth}\n",
+            server.tls_port,
+            server.path("ca.pem").display()
+        )
+    };
+
+    std::fs::write(dir.path().join("token"), server.token("anna")).expect("token");
+    let config = write_config(
+        dir.path(),
+        &source(r#"{ method = "xoauth2", users = ["anna"], token_file = "token" }"#),
+        RULES,
+    );
+    let (output, found) = scan(&config);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{:?}\n{}",
+        text(&output),
+        server.log()
+    );
+    assert_exact(&found, &expected);
+
+    // A command prints a fresh token per user; bo's has bo's name.
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir_all(&tokens).expect("dir");
+    for user in ["anna", "bo"] {
+        std::fs::write(tokens.join(user), server.token(user)).expect("token");
+    }
+    let auth = format!(
+        r#"{{ method = "xoauth2", users = ["anna", "bo"], token_command = ["cat", "{}/{{user}}"] }}"#,
+        tokens.display()
+    );
+    let config = write_config(dir.path(), &source(&auth), RULES);
+    let (output, found) = scan(&config);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_exact(&found, &expected);
+
+    // A token for someone else is refused, and the token never shows.
+    let wrong = server.token("bo");
+    std::fs::write(dir.path().join("token"), &wrong).expect("token");
+    let config = write_config(
+        dir.path(),
+        &source(r#"{ method = "xoauth2", users = ["anna"], token_file = "token" }"#),
+        RULES,
+    );
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("account anna: login refused"), "{stderr}");
+    assert!(!stderr.contains(&wrong) && !stdout.contains(&wrong));
+}

@@ -148,6 +148,7 @@ ssl = yes
 ssl_cert = <{dir}/server.pem
 ssl_key = <{dir}/server.key
 disable_plaintext_auth = no
+auth_mechanisms = plain login xoauth2 oauthbearer
 auth_failure_delay = 0
 login_trusted_networks = 127.0.0.0/8
 auth_master_user_separator = *
@@ -156,6 +157,12 @@ default_login_user = dovenull
 first_valid_uid = 1
 mail_location = maildir:~/Maildir
 mail_fsync = never
+# XOAUTH2 with JWTs checked locally against keys/default/HS256/default.
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {dir}/oauth2.conf
+}}
 passdb {{
   driver = passwd-file
   master = yes
@@ -204,6 +211,18 @@ namespace inbox {{
             dir = path.display()
         );
         std::fs::write(path.join("dovecot.conf"), config).expect("config");
+        std::fs::write(
+            path.join("oauth2.conf"),
+            format!(
+                "introspection_mode = local\nlocal_validation_key_dict = fs:posix:prefix={}/keys/\n\
+                 username_attribute = sub\n",
+                path.display()
+            ),
+        )
+        .expect("oauth2 config");
+        let key_dir = path.join("keys/default/HS256");
+        std::fs::create_dir_all(&key_dir).expect("keys");
+        std::fs::write(key_dir.join("default"), base64(OAUTH_KEY, false)).expect("key");
         chown_tree(&path.join("home"));
         let mut dovecot = Dovecot {
             dir,
@@ -277,6 +296,21 @@ namespace inbox {{
         chown_tree(&self.homes());
     }
 
+    /// A bearer token (an HS256 JWT) Dovecot accepts for `user`.
+    pub fn token(&self, user: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let now = chrono::Utc::now().timestamp();
+        let header = base64(br#"{"alg":"HS256","typ":"JWT"}"#, true);
+        let claims = format!(
+            r#"{{"sub":"{user}","iat":{now},"nbf":{now},"exp":{}}}"#,
+            now + 3600
+        );
+        let signed = format!("{header}.{}", base64(claims.as_bytes(), true));
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(OAUTH_KEY).expect("key");
+        mac.update(signed.as_bytes());
+        format!("{signed}.{}", base64(&mac.finalize().into_bytes(), true))
+    }
+
     /// A raw client logged in as `user`.
     pub fn client(&self, user: &str, password: &str) -> RawImap {
         RawImap::login(self.port, user, password)
@@ -287,6 +321,29 @@ impl Drop for Dovecot {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The key the test server checks bearer tokens with.
+const OAUTH_KEY: &[u8] = b"tillsyn-test-oauth-key-32-bytes!";
+
+/// Base64, standard or URL-safe without padding (for JWTs).
+fn base64(bytes: &[u8], url: bool) -> String {
+    let alphabet: &[u8; 64] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+        if !url {
+            out.push_str(&"=".repeat(3 - chunk.len()));
+        }
+    }
+    out
 }
 
 fn chown_tree(path: &Path) {
