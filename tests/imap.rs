@@ -599,3 +599,37 @@ fn xoauth2_with_a_token_file_or_a_token_command() {
     assert!(stderr.contains("account anna: login refused"), "{stderr}");
     assert!(!stderr.contains(&wrong) && !stdout.contains(&wrong));
 }
+
+#[test]
+fn a_message_that_becomes_due_between_two_incremental_scans_is_found() {
+    let server = Dovecot::start(&[("anna", "anna-pw")]);
+    let mut client = server.client("anna", "anna-pw");
+    client.append("INBOX", &message(&["anna@firma.se"], &[], RECENT, 1), 40);
+    // Received just now: not due under a 3-second rule yet.
+    let young = client.append("INBOX", &message(&["anna@firma.se"], &[], RECENT, 2), 0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = accounts_file(dir.path(), &[("anna", "anna-pw")]);
+    let rules = RULES.replace("max_age = \"31d\"", "max_age = \"3s\"");
+    let config = write_config(dir.path(), &plain_source(server.port, &accounts), &rules);
+    let (output, first) = scan(&config);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_eq!(
+        first,
+        BTreeSet::from(["stale-inbox:anna/INBOX/1".to_owned()])
+    );
+
+    // Time passes; nothing in the mailbox changes. The rescan is incremental
+    // (no headers fetched) and still finds the message that became due.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(work(&stderr, "headers_fetched"), 0, "{stderr}");
+    assert_exact(
+        &open_findings(&config),
+        &BTreeSet::from([
+            "stale-inbox:anna/INBOX/1".to_owned(),
+            format!("stale-inbox:anna/INBOX/{young}"),
+        ]),
+    );
+}

@@ -1,0 +1,428 @@
+//! IMAP benchmark: tillsyn side by side with its peers, in one run, on one
+//! Dovecot with a bulk-loaded INBOX. See BENCHMARKS.md for results and targets.
+//!
+//!     cargo bench --bench imap                      # 100k messages
+//!     cargo bench --bench imap -- --messages 20000  # smaller
+//!     cargo bench --bench imap -- --rss 1000000     # peak RSS on a 1M mailbox too
+//!
+//! Needs Dovecot (dovecot-imapd), imapfilter and python3. Runs as root (Dovecot
+//! needs it to switch to the mail user).
+//!
+//! Mail is written straight into the Maildir, then indexed once by a read-write
+//! session, as delivery and users' own clients leave a real mailbox. "cold":
+//! Dovecot restarted and the kernel's page cache dropped before the run. "warm":
+//! the median of 5 runs after. Every number is a whole process or a whole session
+//! from connect to logout.
+
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/common/dovecot.rs"]
+mod dovecot;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use dovecot::Dovecot;
+
+const USER: &str = "bench";
+const PASSWORD: &str = "bench-pw";
+const WARM_RUNS: usize = 5;
+
+fn arg(name: &str) -> Option<u64> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Write `count` ~2 KB messages into `user`'s INBOX: every `stale_every`-th is
+/// 60–400 days old (the rest under 30), every 50th has 5 external Cc.
+fn load(server: &Dovecot, user: &str, count: u64, stale_every: u64) -> Duration {
+    let started = Instant::now();
+    let cur = server.homes().join(user).join("Maildir/cur");
+    std::fs::create_dir_all(&cur).expect("maildir");
+    let now = SystemTime::now();
+    let threads = 2;
+    std::thread::scope(|scope| {
+        for thread in 0..threads {
+            let cur = &cur;
+            scope.spawn(move || {
+                let mut n = thread;
+                while n < count {
+                    let days = if n % stale_every == 0 {
+                        60 + n % 340
+                    } else {
+                        n % 29
+                    };
+                    let cc = if n % 50 == 0 {
+                        "Cc: a@kund.se, b@kund.se, c@annan.se, d@tredje.se, e@fjarde.se\r\n"
+                    } else {
+                        ""
+                    };
+                    let mut text = format!(
+                        "From: Sender {n} <sender{n}@example.org>\r\nTo: {user}@firma.se\r\n{cc}\
+                         Subject: Message number {n}\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n\
+                         Message-ID: <{n}@bench>\r\nContent-Type: text/plain\r\n\r\n"
+                    );
+                    while text.len() < 2048 {
+                        text.push_str(
+                            "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n",
+                        );
+                    }
+                    let size = text.len();
+                    let path = cur.join(format!(
+                        "{}.M{n}P1.bench,S={size},W={size}:2,S",
+                        1_700_000_000 + n
+                    ));
+                    std::fs::write(&path, &text).expect("write");
+                    let file = std::fs::File::options()
+                        .write(true)
+                        .open(&path)
+                        .expect("open");
+                    file.set_modified(now - Duration::from_secs(days * 86_400 + n % 3600))
+                        .expect("mtime");
+                    n += threads;
+                }
+            });
+        }
+    });
+    server.fix_ownership();
+    let password = if user == USER { PASSWORD } else { "million-pw" };
+    server.client(user, password).command("SELECT INBOX");
+    started.elapsed()
+}
+
+/// Make the next read cold: Dovecot restarted, its cache of fetched header
+/// fields deleted (it rebuilds it on demand; the index stays), the page cache
+/// dropped (where the kernel allows it; said in the output).
+fn make_cold(server: &mut Dovecot) -> bool {
+    server.kill();
+    for user in [USER, "million"] {
+        let _ = std::fs::remove_file(
+            server
+                .homes()
+                .join(user)
+                .join("Maildir/dovecot.index.cache"),
+        );
+    }
+    // SAFETY: sync(2) has no preconditions.
+    unsafe { libc::sync() };
+    let dropped = std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
+    server.restart();
+    dropped
+}
+
+/// Run a command; returns its wall time and peak RSS (KiB), from wait4.
+fn measure(command: &mut Command) -> (Duration, u64) {
+    let started = Instant::now();
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child; rusage is plain data written by wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::wait4(pid, &mut status, 0, &mut usage);
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{command:?} failed: {stderr}"
+    );
+    (elapsed, usage.ru_maxrss as u64)
+}
+
+/// One raw IMAP session: login, EXAMINE INBOX, `command`, logout. Returns the
+/// time and the bytes of the command's response.
+fn raw_session(port: u16, command: &str) -> (Duration, usize) {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut wait_for = |stream: &mut TcpStream, tag: &str| -> usize {
+        let needle = format!("\r\n{tag} OK");
+        let mut tail: Vec<u8> = b"\r\n".to_vec();
+        let mut total = 0;
+        loop {
+            let read = stream.read(&mut buffer).expect("read");
+            assert!(read > 0, "closed");
+            total += read;
+            tail.extend_from_slice(&buffer[..read]);
+            if tail.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                return total;
+            }
+            let keep = tail.len().saturating_sub(needle.len() + 64);
+            tail.drain(..keep);
+        }
+    };
+    let mut greeting = [0u8; 512];
+    let _ = stream.read(&mut greeting).expect("greeting");
+    stream
+        .write_all(format!("T1 LOGIN {USER} {PASSWORD}\r\n").as_bytes())
+        .expect("write");
+    wait_for(&mut stream, "T1");
+    stream.write_all(b"T2 EXAMINE INBOX\r\n").expect("write");
+    wait_for(&mut stream, "T2");
+    stream
+        .write_all(format!("T3 {command}\r\n").as_bytes())
+        .expect("write");
+    let bytes = wait_for(&mut stream, "T3");
+    stream.write_all(b"T4 LOGOUT\r\n").expect("write");
+    (started.elapsed(), bytes)
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+struct Tool<'a> {
+    name: &'a str,
+    run: Box<dyn FnMut() -> (Duration, u64) + 'a>,
+}
+
+/// Cold sample, then warm median, for each tool in turn.
+fn compare(
+    server: &mut Dovecot,
+    title: &str,
+    tools: Vec<Tool<'_>>,
+) -> Vec<(String, Duration, Duration, u64)> {
+    println!(
+        "\n### {title}\n\n| tool | cold | warm (median of {WARM_RUNS}) | peak RSS |\n|---|---|---|---|"
+    );
+    let mut rows = Vec::new();
+    for mut tool in tools {
+        make_cold(server);
+        let (cold, _) = (tool.run)();
+        let mut warm = Vec::new();
+        let mut rss = 0;
+        for _ in 0..WARM_RUNS {
+            let (time, peak) = (tool.run)();
+            warm.push(time);
+            rss = rss.max(peak);
+        }
+        let warm = median(warm);
+        let rss_text = if rss > 0 {
+            format!("{:.1} MB", rss as f64 / 1024.0)
+        } else {
+            "-".into()
+        };
+        println!(
+            "| {} | {:.3} s | {:.3} s | {rss_text} |",
+            tool.name,
+            cold.as_secs_f64(),
+            warm.as_secs_f64()
+        );
+        rows.push((tool.name.to_owned(), cold, warm, rss));
+    }
+    rows
+}
+
+fn tillsyn_config(dir: &Path, port: u16, rule: &str, state: &str) -> PathBuf {
+    std::fs::write(
+        dir.join("accounts.toml"),
+        format!("[[accounts]]\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n"),
+    )
+    .expect("accounts");
+    let path = dir.join(format!("{state}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\nstate_dir = \"{state}\"\n[[sources]]\nname = \"mail\"\ntype = \"imap\"\n\
+             host = \"127.0.0.1\"\nport = {port}\nsecurity = \"plain\"\nallow_plaintext = true\n\
+             folders = [\"INBOX\"]\ntimeout_seconds = 600\n\
+             auth = {{ method = \"password\", accounts_file = \"accounts.toml\" }}\n{rule}"
+        ),
+    )
+    .expect("config");
+    path
+}
+
+const STALE_RULE: &str = "[[rules]]\nid = \"stale\"\nkind = \"max_age\"\npolicy = \"p\"\nmax_age = \"30d\"\ntimestamp = \"received\"\n";
+const CC_RULE: &str =
+    "[[rules]]\nid = \"cc\"\nkind = \"max_recipients\"\npolicy = \"p\"\nmax = 3\n";
+
+fn tillsyn(config: &Path, fresh_state: bool) -> Command {
+    if fresh_state {
+        let state = config.with_extension("").to_string_lossy().into_owned();
+        let state_dir = config
+            .parent()
+            .expect("dir")
+            .join(Path::new(&state).file_name().expect("name"));
+        let _ = std::fs::remove_dir_all(state_dir);
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tillsyn"));
+    command.args(["scan", "--once", "--config"]).arg(config);
+    command
+}
+
+fn main() {
+    let messages = arg("--messages").unwrap_or(100_000);
+    let stale_every = arg("--stale-every").unwrap_or(20);
+    let million = arg("--rss");
+    let binary = env!("CARGO_BIN_EXE_tillsyn");
+    assert!(Path::new(binary).exists(), "build tillsyn first");
+    let mut server = Dovecot::start(&[(USER, PASSWORD), ("million", "million-pw")]);
+    let loaded = load(&server, USER, messages, stale_every);
+    let drops = make_cold(&mut server);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = server.port;
+    let cutoff = (chrono::Utc::now() - chrono::TimeDelta::days(30))
+        .format("%d-%b-%Y")
+        .to_string();
+    println!(
+        "## IMAP benchmark: {messages} messages of ~2 KB in one INBOX, 1 in {stale_every} older than 30 days\n\n\
+         Loaded and indexed in {:.1} s. Machine: {} cores. Dovecot {}. Page cache dropped for cold runs: {}.",
+        loaded.as_secs_f64(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        String::from_utf8_lossy(
+            &Command::new("dovecot")
+                .arg("--version")
+                .output()
+                .expect("dovecot")
+                .stdout
+        )
+        .trim(),
+        if drops { "yes" } else { "no (not permitted)" }
+    );
+
+    // (a) Stale-inbox audit.
+    let lua = dir.path().join("stale.lua");
+    std::fs::write(
+        &lua,
+        format!(
+            "options.timeout = 600\noptions.subscribe = false\noptions.starttls = false\n\
+             account = IMAP {{ server = '127.0.0.1', port = {port}, username = '{USER}', password = '{PASSWORD}' }}\n\
+             results = account.INBOX:is_older(30)\nprint(#results)\n"
+        ),
+    )
+    .expect("lua");
+    let stale = tillsyn_config(dir.path(), port, STALE_RULE, "stale");
+    let search = format!("UID SEARCH BEFORE {cutoff}");
+    let a = compare(
+        &mut server,
+        "(a) stale-inbox audit (messages older than 30 days)",
+        vec![
+            Tool {
+                name: "raw socket `UID SEARCH BEFORE`",
+                run: Box::new(|| (raw_session(port, &search).0, 0)),
+            },
+            Tool {
+                name: "tillsyn scan --once (age rule)",
+                run: Box::new(|| measure(&mut tillsyn(&stale, true))),
+            },
+            Tool {
+                name: "imapfilter `is_older(30)`",
+                run: Box::new(|| measure(Command::new("imapfilter").arg("-c").arg(&lua))),
+            },
+        ],
+    );
+
+    // (b) Full header scan.
+    let fetch =
+        "UID FETCH 1:* (UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (FROM TO CC DATE MESSAGE-ID)])";
+    let python = dir.path().join("fetch.py");
+    std::fs::write(
+        &python,
+        format!(
+            "import imaplib\nm = imaplib.IMAP4('127.0.0.1', {port})\nm.login('{USER}', '{PASSWORD}')\n\
+             m.select('INBOX', readonly=True)\n\
+             typ, data = m.uid('FETCH', '1:*', '(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (FROM TO CC DATE MESSAGE-ID)])')\n\
+             assert typ == 'OK'\nm.logout()\n"
+        ),
+    )
+    .expect("python");
+    let headers = tillsyn_config(dir.path(), port, CC_RULE, "headers");
+    let b = compare(
+        &mut server,
+        "(b) full header scan (From, To, Cc of every message)",
+        vec![
+            Tool {
+                name: "raw socket `UID FETCH 1:* (… HEADER.FIELDS …)`",
+                run: Box::new(|| (raw_session(port, fetch).0, 0)),
+            },
+            Tool {
+                name: "tillsyn scan --once (Cc rule, full read)",
+                run: Box::new(|| measure(&mut tillsyn(&headers, true))),
+            },
+            Tool {
+                name: "Python imaplib, same FETCH",
+                run: Box::new(|| measure(Command::new("/usr/bin/python3").arg(&python))),
+            },
+        ],
+    );
+
+    // (c) Unchanged rescan.
+    let rescan = tillsyn_config(
+        dir.path(),
+        port,
+        &format!("{CC_RULE}\n{STALE_RULE}"),
+        "rescan",
+    );
+    measure(&mut tillsyn(&rescan, true));
+    let c = compare(
+        &mut server,
+        "(c) rescan of the unchanged mailbox (Cc and age rules, incremental)",
+        vec![Tool {
+            name: "tillsyn scan --once, rescan",
+            run: Box::new(|| measure(&mut tillsyn(&rescan, false))),
+        }],
+    );
+    let full = b[1].2;
+
+    println!("\n### Against the targets (warm)\n");
+    let ratio = |x: Duration, y: Duration| x.as_secs_f64() / y.as_secs_f64();
+    println!(
+        "- (a) tillsyn / raw search = {:.2}× (target ≤ 1.5×); imapfilter / tillsyn = {:.1}× (target ≥ 5×)",
+        ratio(a[1].2, a[0].2),
+        ratio(a[2].2, a[1].2)
+    );
+    println!(
+        "- (b) tillsyn throughput / raw socket = {:.2}× (target ≥ 0.8×); Python imaplib / tillsyn time = {:.2}×",
+        ratio(b[0].2, b[1].2),
+        ratio(b[2].2, b[1].2)
+    );
+    println!(
+        "- (c) full scan / unchanged rescan = {:.1}× (target ≥ 20×)",
+        ratio(full, c[0].2)
+    );
+
+    if let Some(count) = million {
+        let loaded = load(&server, "million", count, stale_every);
+        let config = tillsyn_config(
+            dir.path(),
+            port,
+            &format!("{CC_RULE}\n{STALE_RULE}"),
+            "million",
+        );
+        // Same settings, the other account.
+        std::fs::write(
+            dir.path().join("accounts.toml"),
+            "[[accounts]]\nuser = \"million\"\npassword = \"million-pw\"\n",
+        )
+        .expect("accounts");
+        make_cold(&mut server);
+        let (cold, cold_rss) = measure(&mut tillsyn(&config, true));
+        let (rescan, rescan_rss) = measure(&mut tillsyn(&config, false));
+        println!(
+            "\n### (d) {count} messages (loaded in {:.0} s): full scan with headers cold {:.1} s, peak RSS {:.1} MB; \
+             rescan {:.2} s, peak RSS {:.1} MB (target < 100 MB)",
+            loaded.as_secs_f64(),
+            cold.as_secs_f64(),
+            cold_rss as f64 / 1024.0,
+            rescan.as_secs_f64(),
+            rescan_rss as f64 / 1024.0
+        );
+    }
+}
