@@ -14,8 +14,20 @@ fn example_config_and_every_policy_pack_pass_check_config() {
         files.push(entry.expect("entry").path().display().to_string());
     }
     assert!(files.len() >= 6, "example config and five packs: {files:?}");
+    // The example's IMAP source reads its accounts from systemd's credentials
+    // directory, as the service would.
+    let credentials = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        credentials.path().join("imap-accounts.toml"),
+        "[[accounts]]\nuser = \"anna\"\npassword = \"example\"\n",
+    )
+    .expect("accounts");
     for file in files {
-        let output = tillsyn(&["check-config", "--config", &file]);
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tillsyn"))
+            .args(["check-config", "--config", &file])
+            .env("CREDENTIALS_DIRECTORY", credentials.path())
+            .output()
+            .expect("run tillsyn");
         let (stdout, stderr) = text(&output);
         assert_eq!(output.status.code(), Some(0), "{file}: {stdout}{stderr}");
         assert!(stdout.contains(": OK"), "{file}: {stdout}");

@@ -370,6 +370,42 @@ impl Store {
         };
         let mut resolved = 0u64;
         if matches!(end.status, ScanStatus::Complete | ScanStatus::Partial) {
+            let finished = end.finished_at.timestamp();
+            let mut resolve = transaction.prepare(
+                "UPDATE findings SET resolved_at = ?2, resolved_scan = ?3 WHERE id = ?1",
+            )?;
+            // Carried scopes: findings this scan did not see, of records no longer
+            // there, resolve; the others stay, in one statement per scope (a
+            // rescan of an unchanged mailbox carries thousands).
+            for scope in end.carried {
+                if scope.present.is_some() || !scope.gone.is_empty() {
+                    let unseen_here: Vec<(i64, String)> = {
+                        let mut query = transaction.prepare(
+                            "SELECT id, record_path FROM findings
+                             WHERE source = ?1 AND resolved_at IS NULL AND last_seen_scan < ?2
+                               AND (record_path = ?3
+                                    OR substr(record_path, 1, length(?3) + 1) = ?3 || '/')",
+                        )?;
+                        query
+                            .query_map(params![source, scan_id, scope.prefix], |row| {
+                                Ok((row.get(0)?, row.get(1)?))
+                            })?
+                            .collect::<Result<_, _>>()?
+                    };
+                    for (id, path) in unseen_here {
+                        if !scope.still_there(&path) {
+                            resolve.execute(params![id, finished, scan_id])?;
+                            resolved += 1;
+                        }
+                    }
+                }
+                transaction.execute(
+                    "UPDATE findings SET last_seen = ?4, last_seen_scan = ?2
+                     WHERE source = ?1 AND resolved_at IS NULL AND last_seen_scan < ?2
+                       AND (record_path = ?3 OR substr(record_path, 1, length(?3) + 1) = ?3 || '/')",
+                    params![source, scan_id, scope.prefix, finished],
+                )?;
+            }
             let unseen: Vec<(i64, String)> = {
                 let mut query = transaction.prepare(
                     "SELECT id, record_path FROM findings
@@ -381,11 +417,6 @@ impl Store {
                     })?
                     .collect::<Result<_, _>>()?
             };
-            let mut resolve = transaction.prepare(
-                "UPDATE findings SET resolved_at = ?2, resolved_scan = ?3 WHERE id = ?1",
-            )?;
-            let mut carry = transaction
-                .prepare("UPDATE findings SET last_seen = ?2, last_seen_scan = ?3 WHERE id = ?1")?;
             for (id, path) in unseen {
                 if end
                     .unread_prefixes
@@ -394,16 +425,8 @@ impl Store {
                 {
                     continue;
                 }
-                let carried = end.carried.iter().find(|scope| under(&path, &scope.prefix));
-                match carried {
-                    Some(scope) if scope.still_there(&path) => {
-                        carry.execute(params![id, end.finished_at.timestamp(), scan_id])?;
-                    }
-                    _ => {
-                        resolve.execute(params![id, end.finished_at.timestamp(), scan_id])?;
-                        resolved += 1;
-                    }
-                }
+                resolve.execute(params![id, finished, scan_id])?;
+                resolved += 1;
             }
             transaction.execute("DELETE FROM checkpoints WHERE source = ?1", [&source])?;
             for (key, value) in end.checkpoints {

@@ -273,6 +273,10 @@ fn numbered_scopes_resolve_what_is_no_longer_present() {
     scan(&mut store, &seen, ScanStatus::Complete, &[]);
     let now = Utc::now();
     let id = store.begin_scan("share", now).expect("begin");
+    // New mail read in this scan: numbered beyond what `present` covers.
+    store
+        .record_findings(id, "share", now, &[finding("cc", "anna/INBOX/20")])
+        .expect("record");
     let carried = [CarriedScope {
         prefix: "anna/INBOX".into(),
         gone: Vec::new(),
@@ -289,5 +293,8 @@ fn numbered_scopes_resolve_what_is_no_longer_present() {
     };
     let tally = store.finish_scan(id, &end).expect("finish");
     assert_eq!(tally.resolved, 2);
-    assert_eq!(open_ids(&store), ["cc:anna/INBOX/1", "cc:anna/INBOX/9"]);
+    assert_eq!(
+        open_ids(&store),
+        ["cc:anna/INBOX/1", "cc:anna/INBOX/20", "cc:anna/INBOX/9"]
+    );
 }

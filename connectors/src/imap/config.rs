@@ -43,7 +43,9 @@ pub struct ImapConfig {
     /// an untrusted certificate), with doubling pauses from 1 s. Default: 3.
     #[serde(default = "default_attempts")]
     pub attempts: u32,
-    /// UIDs per FETCH command when reading headers. Default: 1000.
+    /// UIDs per FETCH command when reading headers: larger means fewer round
+    /// trips, smaller means less to read again after a broken connection.
+    /// Default: 5000.
     #[serde(default = "default_fetch_batch")]
     pub fetch_batch: u32,
 }
@@ -61,7 +63,7 @@ fn default_attempts() -> u32 {
     3
 }
 fn default_fetch_batch() -> u32 {
-    1000
+    5000
 }
 
 /// Transport security.
@@ -241,7 +243,8 @@ struct AccountEntry {
 fn user_list(users: &[String], users_file: &Option<PathBuf>) -> Result<Vec<String>, AccountsError> {
     let mut list = users.to_vec();
     if let Some(file) = users_file {
-        let text = std::fs::read_to_string(file).map_err(|source| SecretError::File {
+        let file = secret::expand_credentials_dir(file)?;
+        let text = std::fs::read_to_string(&file).map_err(|source| SecretError::File {
             path: file.clone(),
             source,
         })?;
@@ -262,6 +265,8 @@ pub(crate) fn accounts(config: &ImapConfig) -> Result<Vec<Account>, AccountsErro
     }
     let accounts: Vec<Account> = match &config.auth {
         AuthConfig::Password { accounts_file } => {
+            // Through LoadCredential= the file lives in $CREDENTIALS_DIRECTORY.
+            let accounts_file = &secret::expand_credentials_dir(accounts_file)?;
             let text =
                 std::fs::read_to_string(accounts_file).map_err(|source| SecretError::File {
                     path: accounts_file.clone(),
