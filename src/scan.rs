@@ -248,7 +248,7 @@ async fn with_store<T: Send + 'static>(
 /// Evaluate records as they arrive and store findings in batches. Returns records
 /// read and findings seen.
 fn consume(
-    receiver: &mut tokio::sync::mpsc::Receiver<tillsyn_connectors::Record>,
+    receiver: &mut tokio::sync::mpsc::Receiver<Vec<tillsyn_connectors::Record>>,
     rules: &SourceRules,
     store: &Arc<Mutex<Store>>,
     scan_id: i64,
@@ -257,7 +257,7 @@ fn consume(
 ) -> Result<(u64, u64), RunError> {
     let mut records = 0u64;
     let mut findings = 0u64;
-    let mut batch: Vec<NewFinding> = Vec::with_capacity(BATCH);
+    let mut findings_batch: Vec<NewFinding> = Vec::with_capacity(BATCH);
     let flush = |batch: &mut Vec<NewFinding>| -> Result<(), RunError> {
         if batch.is_empty() {
             return Ok(());
@@ -269,27 +269,29 @@ fn consume(
         batch.clear();
         Ok(())
     };
-    while let Some(record) = receiver.blocking_recv() {
-        records += 1;
-        for violation in rules.evaluate(&record, now) {
-            findings += 1;
-            batch.push(NewFinding {
-                rule: violation.rule.config.id.clone(),
-                record_id: record.id.clone(),
-                record_path: record.path.clone(),
-                record_kind: record.kind.as_str(),
-                owner: record.owner.clone(),
-                severity: violation.rule.config.severity.as_str(),
-                detail: violation.detail,
-                age_days: violation.age_days,
-            });
-        }
-        if batch.len() >= BATCH {
-            // Stop reading on a store error: dropping the receiver ends the
-            // connector with SinkClosed, and the scan is recorded as failed.
-            flush(&mut batch)?;
+    while let Some(batch) = receiver.blocking_recv() {
+        for record in batch {
+            records += 1;
+            for violation in rules.evaluate(&record, now) {
+                findings += 1;
+                findings_batch.push(NewFinding {
+                    rule: violation.rule.config.id.clone(),
+                    record_id: record.id.clone(),
+                    record_path: record.path.clone(),
+                    record_kind: record.kind.as_str(),
+                    owner: record.owner.clone(),
+                    severity: violation.rule.config.severity.as_str(),
+                    detail: violation.detail,
+                    age_days: violation.age_days,
+                });
+            }
+            if findings_batch.len() >= BATCH {
+                // Stop reading on a store error: dropping the receiver ends the
+                // connector with SinkClosed, and the scan is recorded as failed.
+                flush(&mut findings_batch)?;
+            }
         }
     }
-    flush(&mut batch)?;
+    flush(&mut findings_batch)?;
     Ok((records, findings))
 }

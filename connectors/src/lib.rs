@@ -94,30 +94,102 @@ pub struct ScanContext {
 }
 
 /// Where a connector sends its records. Bounded: a slow consumer slows the walk
-/// rather than filling memory.
-#[derive(Debug, Clone)]
-pub struct RecordSink(tokio::sync::mpsc::Sender<Record>);
+/// rather than filling memory. Records travel in batches, so the consumer wakes
+/// once per batch rather than once per record; each clone has its own batch,
+/// sent when full, on `flush`, and at the latest when the clone is dropped.
+#[derive(Debug)]
+pub struct RecordSink {
+    sender: tokio::sync::mpsc::Sender<Vec<Record>>,
+    batch: Vec<Record>,
+}
+
+/// Records per batch.
+const SINK_BATCH: usize = 256;
+
+impl Clone for RecordSink {
+    fn clone(&self) -> RecordSink {
+        RecordSink {
+            sender: self.sender.clone(),
+            batch: Vec::new(),
+        }
+    }
+}
 
 impl RecordSink {
-    /// A sink and the receiver the scan runner reads from.
-    pub fn channel(capacity: usize) -> (RecordSink, tokio::sync::mpsc::Receiver<Record>) {
-        let (sender, receiver) = tokio::sync::mpsc::channel(capacity);
-        (RecordSink(sender), receiver)
+    /// A sink and the receiver the scan runner reads batches from; `capacity` is
+    /// in records.
+    pub fn channel(capacity: usize) -> (RecordSink, tokio::sync::mpsc::Receiver<Vec<Record>>) {
+        let (sender, receiver) = tokio::sync::mpsc::channel((capacity / SINK_BATCH).max(1));
+        (
+            RecordSink {
+                sender,
+                batch: Vec::new(),
+            },
+            receiver,
+        )
     }
 
     /// Send from a blocking thread (file walks).
-    pub fn send_blocking(&self, record: Record) -> Result<(), ConnectorError> {
-        self.0
-            .blocking_send(record)
+    pub fn send_blocking(&mut self, record: Record) -> Result<(), ConnectorError> {
+        self.batch.push(record);
+        if self.batch.len() >= SINK_BATCH {
+            self.flush_blocking()?;
+        }
+        Ok(())
+    }
+
+    /// Send what is batched, from a blocking thread.
+    pub fn flush_blocking(&mut self) -> Result<(), ConnectorError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(SINK_BATCH));
+        self.sender
+            .blocking_send(batch)
             .map_err(|_| ConnectorError::SinkClosed)
     }
 
     /// Send from async code (network connectors).
-    pub async fn send(&self, record: Record) -> Result<(), ConnectorError> {
-        self.0
-            .send(record)
+    pub async fn send(&mut self, record: Record) -> Result<(), ConnectorError> {
+        self.batch.push(record);
+        if self.batch.len() >= SINK_BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Send what is batched, from async code.
+    pub async fn flush(&mut self) -> Result<(), ConnectorError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(SINK_BATCH));
+        self.sender
+            .send(batch)
             .await
             .map_err(|_| ConnectorError::SinkClosed)
+    }
+}
+
+impl Drop for RecordSink {
+    /// A batch a connector did not flush is still delivered: at once when there
+    /// is room, else from a short-lived thread that may wait (never blocking an
+    /// async worker).
+    fn drop(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        match self.sender.try_send(batch) {
+            Ok(()) => {}
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {}
+            Err(tokio::sync::mpsc::error::TrySendError::Full(batch)) => {
+                let sender = self.sender.clone();
+                std::thread::spawn(move || {
+                    let _ = sender.blocking_send(batch);
+                });
+            }
+        }
     }
 }
 
@@ -317,4 +389,29 @@ pub trait Connector {
         context: ScanContext,
         sink: RecordSink,
     ) -> impl std::future::Future<Output = Result<ScanReport, ConnectorError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(n: usize) -> Record {
+        Record::new(RecordKind::File, Arc::from("s"), n.to_string())
+    }
+
+    #[test]
+    fn a_dropped_sink_delivers_what_it_batched_even_when_the_channel_is_full() {
+        let (mut sink, mut receiver) = RecordSink::channel(SINK_BATCH);
+        // Fill the one-batch channel, then leave a partial batch unflushed.
+        for n in 0..SINK_BATCH + 10 {
+            sink.send_blocking(record(n)).expect("send");
+        }
+        drop(sink);
+        let mut ids = Vec::new();
+        while let Some(batch) = receiver.blocking_recv() {
+            ids.extend(batch.into_iter().map(|r| r.id));
+        }
+        let expected: Vec<String> = (0..SINK_BATCH + 10).map(|n| n.to_string()).collect();
+        assert_eq!(ids, expected);
+    }
 }

@@ -151,6 +151,7 @@ pub(crate) fn walk(
     }
     let mut report = take(&shared.report);
     let folders = take(&shared.folders);
+    let mut sink = sink.clone();
     for (path, state) in folders {
         let mut record = Record::new(RecordKind::Folder, context.source.clone(), path);
         record.container = parent_of(&record.path).to_owned();
@@ -164,6 +165,7 @@ pub(crate) fn walk(
         sink.send_blocking(record)?;
         report.records += 1;
     }
+    sink.flush_blocking()?;
     Ok(report)
 }
 
@@ -188,6 +190,12 @@ struct Worker<'s, 'a> {
 
 impl Drop for Worker<'_, '_> {
     fn drop(&mut self) {
+        // Walker threads may block: send the last batch here, in order.
+        if let Err(error) = self.sink.flush_blocking()
+            && let Ok(mut failure) = self.shared.failure.lock()
+        {
+            failure.get_or_insert(error);
+        }
         let local = std::mem::take(&mut self.report);
         match self.shared.report.lock() {
             Ok(mut report) => report.merge(local),

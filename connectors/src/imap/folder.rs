@@ -186,7 +186,7 @@ pub(crate) async fn read_account(
         config,
         account: &account.name,
         context,
-        sink,
+        sink: sink.clone(),
         report,
         parser: MessageParser::new(),
         earliest_young: None,
@@ -194,6 +194,7 @@ pub(crate) async fn read_account(
     for folder in &folders {
         reader.folder(&mut session, folder).await?;
     }
+    reader.sink.flush().await.map_err(|_| ImapError::Sink)?;
     // Courtesy only: the read is complete whether or not the server answers.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), session.logout()).await;
     Ok(())
@@ -302,7 +303,7 @@ struct FolderReader<'a> {
     config: &'a ImapConfig,
     account: &'a str,
     context: &'a ScanContext,
-    sink: &'a RecordSink,
+    sink: RecordSink,
     report: &'a mut ScanReport,
     parser: MessageParser,
     /// Earliest received time, among messages read in this folder, at or after

@@ -58,7 +58,10 @@ impl ImapSource {
     /// Read credentials and TLS settings; nothing is contacted yet.
     pub fn build(config: ImapConfig) -> Result<ImapSource, ImapBuildError> {
         let accounts = config::accounts(&config)?;
-        let tls = transport::tls_config(config.ca_file.as_deref())?;
+        let tls = transport::tls_config(
+            config.ca_file.as_deref(),
+            config.security != Security::Plain,
+        )?;
         Ok(ImapSource {
             config: Arc::new(config),
             accounts: Arc::new(accounts),

@@ -135,16 +135,25 @@ pub enum TlsSetupError {
     Rustls(#[from] rustls::Error),
 }
 
+/// The system's root certificates, read once per process (parsing them is most of
+/// the time of a rescan that finds nothing new). Certificates the system store
+/// holds but rustls cannot parse are skipped; what loaded is used.
+fn native_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+}
+
 /// TLS client settings: the system's roots plus `ca_file`, always verified, with
-/// the aws-lc-rs provider set explicitly (no process-wide default needed).
+/// the aws-lc-rs provider set explicitly (no process-wide default needed). A
+/// plain connection (`with_system_roots` false) still gets a config, unused.
 pub(crate) fn tls_config(
     ca_file: Option<&Path>,
+    with_system_roots: bool,
 ) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
     let mut roots = rustls::RootCertStore::empty();
-    // Errors here are per-certificate problems in the system store; what loaded
-    // is still used. The CA file, if given, must load completely.
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
+    if with_system_roots {
+        roots.add_parsable_certificates(native_roots().iter().cloned());
+    }
     if let Some(path) = ca_file {
         let ca_error = |message: String| TlsSetupError::CaFile {
             path: path.display().to_string(),

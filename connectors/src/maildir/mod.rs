@@ -139,7 +139,7 @@ fn scan_blocking(
                 let mut reader = AccountReader {
                     config,
                     context,
-                    sink,
+                    sink: sink.clone(),
                     report: ScanReport::default(),
                     parser: MessageParser::new(),
                 };
@@ -154,6 +154,11 @@ fn scan_blocking(
                         }
                         break;
                     }
+                }
+                if let Err(error) = reader.sink.flush_blocking()
+                    && let Ok(mut failure) = failure.lock()
+                {
+                    failure.get_or_insert(error);
                 }
                 if let Ok(mut total) = total.lock() {
                     total.merge(std::mem::take(&mut reader.report));
@@ -172,7 +177,7 @@ fn scan_blocking(
 struct AccountReader<'a> {
     config: &'a MaildirConfig,
     context: &'a ScanContext,
-    sink: &'a RecordSink,
+    sink: RecordSink,
     report: ScanReport,
     parser: MessageParser,
 }
