@@ -157,12 +157,10 @@ pub async fn scan(
         let store = store
             .lock()
             .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
+        // What is open for each scanned source now: seen in this scan, carried
+        // by an incremental read, or kept where the scan could not read.
         for outcome in &outcomes {
-            findings.extend(store.findings(
-                FindingFilter::All,
-                Some(&outcome.source),
-                Some(outcome.scan_id),
-            )?);
+            findings.extend(store.findings(FindingFilter::Open, Some(&outcome.source), None)?);
         }
     }
     output::write_findings(out, args.format, &findings, &policies, &owners)?;

@@ -137,7 +137,8 @@ pub struct Finding {
     pub age_days: Option<i64>,
     /// First seen.
     pub first_seen: DateTime<Utc>,
-    /// Last seen.
+    /// The last time a scan read the record and saw the breach (an incremental
+    /// scan that did not read an unchanged record leaves it as it was).
     pub last_seen: DateTime<Utc>,
     /// Resolved, if it has been.
     pub resolved_at: Option<DateTime<Utc>>,
@@ -374,38 +375,10 @@ impl Store {
             let mut resolve = transaction.prepare(
                 "UPDATE findings SET resolved_at = ?2, resolved_scan = ?3 WHERE id = ?1",
             )?;
-            // Carried scopes: findings this scan did not see, of records no longer
-            // there, resolve; the others stay, in one statement per scope (a
-            // rescan of an unchanged mailbox carries thousands).
-            for scope in end.carried {
-                if scope.present.is_some() || !scope.gone.is_empty() {
-                    let unseen_here: Vec<(i64, String)> = {
-                        let mut query = transaction.prepare(
-                            "SELECT id, record_path FROM findings
-                             WHERE source = ?1 AND resolved_at IS NULL AND last_seen_scan < ?2
-                               AND (record_path = ?3
-                                    OR substr(record_path, 1, length(?3) + 1) = ?3 || '/')",
-                        )?;
-                        query
-                            .query_map(params![source, scan_id, scope.prefix], |row| {
-                                Ok((row.get(0)?, row.get(1)?))
-                            })?
-                            .collect::<Result<_, _>>()?
-                    };
-                    for (id, path) in unseen_here {
-                        if !scope.still_there(&path) {
-                            resolve.execute(params![id, finished, scan_id])?;
-                            resolved += 1;
-                        }
-                    }
-                }
-                transaction.execute(
-                    "UPDATE findings SET last_seen = ?4, last_seen_scan = ?2
-                     WHERE source = ?1 AND resolved_at IS NULL AND last_seen_scan < ?2
-                       AND (record_path = ?3 OR substr(record_path, 1, length(?3) + 1) = ?3 || '/')",
-                    params![source, scan_id, scope.prefix, finished],
-                )?;
-            }
+            // What this scan did not see resolves, unless it lies where the scan
+            // could not read, or where it read incrementally and the record is
+            // still there (its finding is carried; `last_seen` stays the last
+            // time the record was actually read).
             let unseen: Vec<(i64, String)> = {
                 let mut query = transaction.prepare(
                     "SELECT id, record_path FROM findings
@@ -425,8 +398,15 @@ impl Store {
                 {
                     continue;
                 }
-                resolve.execute(params![id, finished, scan_id])?;
-                resolved += 1;
+                let carried = end
+                    .carried
+                    .iter()
+                    .find(|scope| under(&path, &scope.prefix))
+                    .is_some_and(|scope| scope.still_there(&path));
+                if !carried {
+                    resolve.execute(params![id, finished, scan_id])?;
+                    resolved += 1;
+                }
             }
             transaction.execute("DELETE FROM checkpoints WHERE source = ?1", [&source])?;
             for (key, value) in end.checkpoints {
@@ -490,12 +470,18 @@ impl Store {
             FindingFilter::Resolved => "resolved_at IS NOT NULL",
             FindingFilter::All => "1",
         };
+        // Open findings are unique by (rule, source, record): that order is the
+        // partial index's, no sort needed.
+        let order = match filter {
+            FindingFilter::Open => "rule, source, record_id",
+            FindingFilter::Resolved | FindingFilter::All => "rule, source, record_id, id",
+        };
         let sql = format!(
             "SELECT id, rule, source, record_id, record_kind, owner, severity, detail, age_days,
                     first_seen, last_seen, resolved_at, first_seen_scan
              FROM findings
              WHERE {state} AND (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR last_seen_scan = ?2)
-             ORDER BY rule, source, record_id, id"
+             ORDER BY {order}"
         );
         let mut query = self.connection.prepare(&sql)?;
         let rows = query.query_map(params![source, seen_by_scan], |row| {
