@@ -130,10 +130,11 @@ pub async fn scan_once(
                 findings = outcome.findings,
                 "Scan finished."
             ),
-            Some((kind, message)) => tracing::warn!(
+            // The message names accounts (often addresses): it goes to the
+            // operator's output and the store, never to the log.
+            Some((kind, _)) => tracing::warn!(
                 source = %outcome.source,
                 error_kind = %kind,
-                error = %message,
                 "Scan failed."
             ),
         }

@@ -47,6 +47,18 @@ pub struct FindingLine<'a> {
     pub resolved_at: Option<String>,
 }
 
+/// `owner` as output may show it, from `cache` when already computed.
+fn show<'a>(
+    cache: &mut std::collections::HashMap<Option<&'a str>, String>,
+    owners: &OwnerDisplay,
+    owner: Option<&'a str>,
+) -> String {
+    cache
+        .entry(owner)
+        .or_insert_with(|| owners.show(owner))
+        .clone()
+}
+
 /// Write findings to `out`. `policies` maps rule id to the quoted promise.
 pub fn write_findings(
     out: &mut dyn Write,
@@ -55,6 +67,10 @@ pub fn write_findings(
     policies: &BTreeMap<String, String>,
     owners: &OwnerDisplay,
 ) -> std::io::Result<()> {
+    // Few owners, many findings: each pseudonym is computed once.
+    let mut shown: std::collections::HashMap<Option<&str>, String> = Default::default();
+    let mut out = std::io::BufWriter::new(out);
+    let out: &mut dyn Write = &mut out;
     match format {
         Format::Json => {
             for finding in findings {
@@ -64,7 +80,7 @@ pub fn write_findings(
                     severity: &finding.severity,
                     record: &finding.record_id,
                     kind: &finding.record_kind,
-                    owner: owners.show(finding.owner.as_deref()),
+                    owner: show(&mut shown, owners, finding.owner.as_deref()),
                     age_days: finding.age_days,
                     detail: &finding.detail,
                     policy: policies
@@ -95,7 +111,7 @@ pub fn write_findings(
                             .age_days
                             .map(|days| format!("{days}d"))
                             .unwrap_or_else(|| "-".into()),
-                        owners.show(finding.owner.as_deref()),
+                        show(&mut shown, owners, finding.owner.as_deref()),
                         finding.record_id.clone(),
                     ]
                 })

@@ -63,11 +63,14 @@ impl OwnerDisplay {
         };
         mac.update(owner.as_bytes());
         let digest = mac.finalize().into_bytes();
-        let hex: String = digest[..6]
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
-        format!("p-{hex}")
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut pseudonym = String::with_capacity(14);
+        pseudonym.push_str("p-");
+        for byte in &digest[..6] {
+            pseudonym.push(HEX[usize::from(byte >> 4)] as char);
+            pseudonym.push(HEX[usize::from(byte & 15)] as char);
+        }
+        pseudonym
     }
 }
 

@@ -281,6 +281,16 @@ fn tls_starttls_master_user_and_clear_failures() {
             !stderr.contains("nope") && !stderr.contains("anna-pw"),
             "{case}: secret in {stderr}"
         );
+        // The operator's output names the accounts; the log line does not.
+        let log: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.contains("Scan failed."))
+            .collect();
+        assert_eq!(log.len(), 1, "{case}: {stderr}");
+        assert!(
+            !log[0].contains("anna") && !log[0].contains("bo:"),
+            "{case}: account in log {log:?}"
+        );
         assert_exact(&open_findings(&config), &expected);
     }
 

@@ -53,4 +53,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (source, key)
     );
     "#,
+    // 2: counting a scan's new findings without reading the whole history.
+    r#"
+    CREATE INDEX findings_by_first_scan ON findings (first_seen_scan);
+    "#,
 ];
