@@ -238,9 +238,6 @@ impl Store {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
-        // Read pages through mmap rather than copying them in: listing and
-        // resolving findings reads every open one.
-        connection.pragma_update(None, "mmap_size", 256i64 * 1024 * 1024)?;
         let mut store = Store { connection };
         store.migrate()?;
         store.fail_interrupted_scans()?;
