@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tillsyn_connectors::fileshare::{FileshareConfig, FileshareSource};
 use tillsyn_connectors::imap::{ImapConfig, ImapSource};
-use tillsyn_connectors::maildir::{MaildirConfig, MaildirSource};
+use tillsyn_connectors::maildir::MaildirConfig;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::rules::config::{
@@ -436,7 +436,6 @@ impl<'t> Reader<'t> {
             "maildir" => {
                 let mut config: MaildirConfig = self.deserialize(rest, &what)?;
                 config.root = self.resolve(&config.root);
-                let _ = MaildirSource::build(config.clone());
                 SourceSettings::Maildir(config)
             }
             "imap" => {
