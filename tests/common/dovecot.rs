@@ -235,7 +235,12 @@ namespace inbox {{
     }
 
     fn launch(&mut self) {
-        let child = Command::new("dovecot")
+        // Debian installs it in /usr/sbin, not always on a test's PATH.
+        let binary = ["/usr/sbin/dovecot", "/usr/local/sbin/dovecot"]
+            .into_iter()
+            .find(|path| Path::new(path).exists())
+            .unwrap_or("dovecot");
+        let child = Command::new(binary)
             .args(["-F", "-c"])
             .arg(self.dir.path().join("dovecot.conf"))
             .stdout(Stdio::null())
