@@ -398,10 +398,12 @@ impl Store {
                 {
                     continue;
                 }
+                // Folders nest (`Arkiv`, `Arkiv/2024`): the closest scope decides.
                 let carried = end
                     .carried
                     .iter()
-                    .find(|scope| under(&path, &scope.prefix))
+                    .filter(|scope| under(&path, &scope.prefix))
+                    .max_by_key(|scope| scope.prefix.len())
                     .is_some_and(|scope| scope.still_there(&path));
                 if !carried {
                     resolve.execute(params![id, finished, scan_id])?;

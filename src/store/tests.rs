@@ -298,3 +298,41 @@ fn numbered_scopes_resolve_what_is_no_longer_present() {
         ["cc:anna/INBOX/1", "cc:anna/INBOX/20", "cc:anna/INBOX/9"]
     );
 }
+
+#[test]
+fn nested_folders_are_judged_by_their_own_scope() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path()).expect("open");
+    let seen = [
+        finding("cc", "anna/Arkiv/7"),
+        finding("cc", "anna/Arkiv/2024/7"),
+    ];
+    scan(&mut store, &seen, ScanStatus::Complete, &[]);
+    let now = Utc::now();
+    let id = store.begin_scan("share", now).expect("begin");
+    // UID 7 is still in Arkiv but gone from Arkiv/2024.
+    let carried = [
+        CarriedScope {
+            prefix: "anna/Arkiv".into(),
+            gone: Vec::new(),
+            present: Some(std::sync::Arc::new(vec![7])),
+        },
+        CarriedScope {
+            prefix: "anna/Arkiv/2024".into(),
+            gone: Vec::new(),
+            present: Some(std::sync::Arc::new(vec![8])),
+        },
+    ];
+    let end = ScanEnd {
+        status: ScanStatus::Complete,
+        records: 0,
+        problems: &[],
+        unread_prefixes: &[],
+        carried: &carried,
+        checkpoints: &BTreeMap::new(),
+        finished_at: now,
+    };
+    let tally = store.finish_scan(id, &end).expect("finish");
+    assert_eq!(tally.resolved, 1);
+    assert_eq!(open_ids(&store), ["cc:anna/Arkiv/7"]);
+}
