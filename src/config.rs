@@ -22,7 +22,7 @@ use tillsyn_connectors::maildir::MaildirConfig;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::rules::config::{
-    Check, Conditions, MaxAgeCheck, MaxRecipientsCheck, RuleConfig, Severity,
+    Check, Conditions, MaxAgeCheck, MaxIntervalCheck, MaxRecipientsCheck, RuleConfig, Severity,
 };
 use crate::secret::{self, Secret};
 
@@ -505,11 +505,14 @@ impl<'t> Reader<'t> {
             Some("max_recipients") => self
                 .deserialize::<MaxRecipientsCheck>(rest, &what)
                 .map(Check::MaxRecipients),
+            Some("max_interval") => self
+                .deserialize::<MaxIntervalCheck>(rest, &what)
+                .map(Check::MaxInterval),
             Some(other) => {
                 self.issue(
                     kind_span.map(|span| span.start),
                     format!(
-                        "{what}: unknown kind {other:?}; expected \"max_age\" or \"max_recipients\""
+                        "{what}: unknown kind {other:?}; expected \"max_age\", \"max_recipients\" or \"max_interval\""
                     ),
                 );
                 None

@@ -132,6 +132,9 @@ pub enum Check {
     MaxAge(MaxAgeCheck),
     /// `kind = "max_recipients"`: a message may reach at most this many people.
     MaxRecipients(MaxRecipientsCheck),
+    /// `kind = "max_interval"`: a second event must follow a first within a
+    /// limit ("reported within 72 hours of detection").
+    MaxInterval(MaxIntervalCheck),
 }
 
 impl Check {
@@ -140,6 +143,7 @@ impl Check {
         match self {
             Check::MaxAge(_) => "max_age",
             Check::MaxRecipients(_) => "max_recipients",
+            Check::MaxInterval(_) => "max_interval",
         }
     }
 }
@@ -314,4 +318,27 @@ pub enum RecipientField {
     To,
     /// To and Cc.
     Total,
+}
+
+/// Keys of a `max_interval` rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaxIntervalCheck {
+    /// When the clock starts, e.g. `date:detected`. A record without it is not
+    /// checked. Required.
+    pub from: TimestampField,
+    /// The event that must follow, e.g. `date:reported`. While it is missing the
+    /// clock runs on to now: overdue once the limit has passed. Required.
+    pub to: TimestampField,
+    /// The longest allowed interval, e.g. `"72h"`. Required.
+    pub max: Period,
+}
+
+impl<'de> Deserialize<'de> for TimestampField {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<TimestampField, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }

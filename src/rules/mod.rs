@@ -11,6 +11,8 @@
 //!   starts at an event (a position filled) and records without it are not due.
 //! - `max_recipients`: a message copied to more people than allowed, own domains
 //!   excluded.
+//! - `max_interval`: a second event late after a first, or still missing once the
+//!   limit has passed ("incidents reported within 72 hours of detection").
 
 pub mod config;
 
@@ -21,8 +23,8 @@ use globset::{GlobSet, GlobSetBuilder};
 use tillsyn_connectors::{Address, Needs, Record};
 
 use self::config::{
-    Anchor, Check, Conditions, MaxAgeCheck, MaxRecipientsCheck, MonthDay, RecipientField,
-    RuleConfig, TimestampField,
+    Anchor, Check, Conditions, MaxAgeCheck, MaxIntervalCheck, MaxRecipientsCheck, MonthDay,
+    RecipientField, RuleConfig, TimestampField,
 };
 
 /// A rule with its globs compiled.
@@ -195,6 +197,7 @@ impl SourceRules {
                 let (age_days, detail) = match &rule.config.check {
                     Check::MaxAge(check) => max_age(check, record, now, self.timezone)?,
                     Check::MaxRecipients(check) => max_recipients(check, record, now)?,
+                    Check::MaxInterval(check) => max_interval(check, record, now, self.timezone)?,
                 };
                 Some(Violation {
                     rule: rule.clone(),
@@ -324,6 +327,39 @@ fn max_age(
         deadline.with_timezone(&timezone).format("%Y-%m-%d"),
     );
     Some((Some(age), detail))
+}
+
+fn max_interval(
+    check: &MaxIntervalCheck,
+    record: &Record,
+    now: DateTime<Utc>,
+    timezone: chrono_tz::Tz,
+) -> Option<(Option<i64>, String)> {
+    let start = timestamp(record, &check.from)?;
+    let deadline = check.max.after(start)?;
+    let local = |time: DateTime<Utc>| time.with_timezone(&timezone).format("%Y-%m-%d %H:%M");
+    let hours = |from: DateTime<Utc>, to: DateTime<Utc>| (to - from).num_hours();
+    let detail = match timestamp(record, &check.to) {
+        Some(end) if end > deadline => format!(
+            "{} {}, {} {} h later (limit {})",
+            check.from,
+            local(start),
+            check.to,
+            hours(start, end),
+            check.max
+        ),
+        Some(_) => return None,
+        None if now > deadline => format!(
+            "{} {}, no {} after {} h (limit {})",
+            check.from,
+            local(start),
+            check.to,
+            hours(start, now),
+            check.max
+        ),
+        None => return None,
+    };
+    Some((Some(days_between(start, now)), detail))
 }
 
 fn excluded(address: &Address, domains: &[String]) -> bool {

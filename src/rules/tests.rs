@@ -389,3 +389,59 @@ fn the_plan_pushes_an_age_cutoff_down_only_when_every_rule_allows_it() {
     assert_eq!(needs.received_before(), None);
     assert_eq!(needs.age_cutoff, Some(now() - TimeDelta::days(31)));
 }
+
+#[test]
+fn interval_rules_catch_late_and_missing_second_events() {
+    let set = rules(
+        r#"
+[[rules]]
+id = "incident-72h"
+kind = "max_interval"
+policy = "Incidenter ... rapporterar vi till Datainspektionen inom 72 timmar efter upptäckt"
+from = "date:detected"
+to = "date:reported"
+max = "72h"
+"#,
+    );
+    let hours = |h: i64| now() - TimeDelta::hours(h);
+    let incident = |detected: Option<i64>, reported: Option<i64>| {
+        let mut record = Record::new(
+            RecordKind::CrmObject,
+            Arc::from("share"),
+            "incident/1".into(),
+        );
+        if let Some(h) = detected {
+            record.dates.insert("detected".into(), hours(h));
+        }
+        if let Some(h) = reported {
+            record.dates.insert("reported".into(), hours(h));
+        }
+        record
+    };
+    // (hours ago detected, hours ago reported, broken)
+    let cases: &[(Option<i64>, Option<i64>, bool)] = &[
+        (Some(100), Some(50), false), // reported after 50 h
+        (Some(100), Some(28), false), // exactly 72 h later: on time
+        (Some(100), Some(27), true),  // 73 h later
+        (Some(100), None, true),      // never reported, 100 h on
+        (Some(70), None, false),      // not reported yet, still within 72 h
+        (None, Some(1), false),       // nothing detected: no clock
+    ];
+    for (detected, reported, expected) in cases {
+        let broken = !broken(&set, &incident(*detected, *reported)).is_empty();
+        assert_eq!(
+            broken, *expected,
+            "detected {detected:?} reported {reported:?}"
+        );
+    }
+    let detail = set
+        .for_source("share")
+        .evaluate(&incident(Some(100), None), now())
+        .pop()
+        .expect("violation")
+        .detail;
+    assert!(
+        detail.contains("no reported after 100 h (limit 72h)"),
+        "{detail}"
+    );
+}
