@@ -138,17 +138,14 @@ fn finds_planted_mail_exactly_over_tls_and_changes_nothing() {
         // Internal addresses are not counted: 2 external of 4; not wide.
         let _ = uid;
     }
-    let mut snapshot_client = server.client("anna", "anna-pw");
+    let mut anna_client = server.client("anna", "anna-pw");
     let mut bo_client = server.client("bo", "bo-pw");
-    let before: Vec<Vec<String>> = ["INBOX", "Sent", "Trash"]
-        .iter()
-        .map(|folder| snapshot_client.snapshot(folder))
-        .chain(
-            ["INBOX", "Sent"]
-                .iter()
-                .map(|folder| bo_client.snapshot(folder)),
-        )
-        .collect();
+    let mut snapshot = || -> Vec<Vec<String>> {
+        let anna = ["INBOX", "Sent", "Trash"].map(|folder| anna_client.snapshot(folder));
+        let bo = ["INBOX", "Sent"].map(|folder| bo_client.snapshot(folder));
+        anna.into_iter().chain(bo).collect()
+    };
+    let before = snapshot();
 
     let dir = tempfile::tempdir().expect("tempdir");
     let accounts = accounts_file(dir.path(), &[("anna", "anna-pw"), ("bo", "bo-pw")]);
@@ -162,15 +159,7 @@ fn finds_planted_mail_exactly_over_tls_and_changes_nothing() {
         "{stderr}"
     );
 
-    let after: Vec<Vec<String>> = ["INBOX", "Sent", "Trash"]
-        .iter()
-        .map(|folder| snapshot_client.snapshot(folder))
-        .chain(
-            ["INBOX", "Sent"]
-                .iter()
-                .map(|folder| bo_client.snapshot(folder)),
-        )
-        .collect();
+    let after = snapshot();
     assert_eq!(
         before, after,
         "the scan changed flags, UIDs or HIGHESTMODSEQ"

@@ -1,4 +1,4 @@
-//! Table tests for rule selection and the two checks.
+//! Table tests for rule selection, each rule kind and the scan plan.
 
 use std::sync::Arc;
 

@@ -8,6 +8,25 @@ use tillsyn_connectors::CarriedScope;
 
 use super::*;
 
+/// Finish scan `id` at `now` as complete, with these carried scopes.
+fn finish_carried(
+    store: &mut Store,
+    id: i64,
+    carried: &[CarriedScope],
+    now: chrono::DateTime<Utc>,
+) -> ScanTally {
+    let end = ScanEnd {
+        status: ScanStatus::Complete,
+        records: 0,
+        problems: &[],
+        unread_prefixes: &[],
+        carried,
+        checkpoints: &BTreeMap::new(),
+        finished_at: now,
+    };
+    store.finish_scan(id, &end).expect("finish")
+}
+
 fn finding(rule: &str, path: &str) -> NewFinding {
     NewFinding {
         rule: rule.into(),
@@ -282,16 +301,7 @@ fn numbered_scopes_resolve_what_is_no_longer_present() {
         gone: Vec::new(),
         present: Some(std::sync::Arc::new(vec![1, 2, 3, 9, 10])),
     }];
-    let end = ScanEnd {
-        status: ScanStatus::Complete,
-        records: 0,
-        problems: &[],
-        unread_prefixes: &[],
-        carried: &carried,
-        checkpoints: &BTreeMap::new(),
-        finished_at: now,
-    };
-    let tally = store.finish_scan(id, &end).expect("finish");
+    let tally = finish_carried(&mut store, id, &carried, now);
     assert_eq!(tally.resolved, 2);
     assert_eq!(
         open_ids(&store),
@@ -323,16 +333,7 @@ fn nested_folders_are_judged_by_their_own_scope() {
             present: Some(std::sync::Arc::new(vec![8])),
         },
     ];
-    let end = ScanEnd {
-        status: ScanStatus::Complete,
-        records: 0,
-        problems: &[],
-        unread_prefixes: &[],
-        carried: &carried,
-        checkpoints: &BTreeMap::new(),
-        finished_at: now,
-    };
-    let tally = store.finish_scan(id, &end).expect("finish");
+    let tally = finish_carried(&mut store, id, &carried, now);
     assert_eq!(tally.resolved, 1);
     assert_eq!(open_ids(&store), ["cc:anna/Arkiv/7"]);
 }
