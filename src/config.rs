@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tillsyn_connectors::fileshare::{FileshareConfig, FileshareSource};
 use tillsyn_connectors::imap::{ImapConfig, ImapSource};
+use tillsyn_connectors::ldap::{LdapConfig, LdapSource};
 use tillsyn_connectors::maildir::MaildirConfig;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
@@ -123,6 +124,8 @@ pub enum SourceSettings {
     Maildir(MaildirConfig),
     /// `type = "imap"`.
     Imap(ImapConfig),
+    /// `type = "ldap"`.
+    Ldap(LdapConfig),
 }
 
 impl SourceSettings {
@@ -132,6 +135,7 @@ impl SourceSettings {
             SourceSettings::Fileshare(_) => "fileshare",
             SourceSettings::Maildir(_) => "maildir",
             SourceSettings::Imap(_) => "imap",
+            SourceSettings::Ldap(_) => "ldap",
         }
     }
 }
@@ -454,11 +458,26 @@ impl<'t> Reader<'t> {
                 }
                 SourceSettings::Imap(config)
             }
+            "ldap" => {
+                let mut config: LdapConfig = self.deserialize(rest, &what)?;
+                LdapSource::resolve_paths(&mut config, |path| self.resolve(path));
+                if let Err(error) = LdapSource::build(config.clone()) {
+                    let key = match &error {
+                        tillsyn_connectors::ldap::LdapBuildError::Secret(_) => "password_file",
+                        tillsyn_connectors::ldap::LdapBuildError::Tls(_) => "ca_file",
+                        tillsyn_connectors::ldap::LdapBuildError::Invalid(_) => "url",
+                    };
+                    let at = self.locate(&span, key);
+                    self.issue(Some(at), format!("{what}: {error}"));
+                    return None;
+                }
+                SourceSettings::Ldap(config)
+            }
             other => {
                 self.issue(
                     kind_span.map(|span| span.start),
                     format!(
-                        "{what}: unknown type {other:?}; expected \"fileshare\", \"maildir\" or \"imap\""
+                        "{what}: unknown type {other:?}; expected \"fileshare\", \"maildir\", \"imap\" or \"ldap\""
                     ),
                 );
                 return None;

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use tillsyn_connectors::fileshare::FileshareSource;
 use tillsyn_connectors::imap::ImapSource;
+use tillsyn_connectors::ldap::LdapSource;
 use tillsyn_connectors::maildir::MaildirSource;
 use tillsyn_connectors::{
     CancelFlag, Connector, ConnectorError, ProblemKind, RecordSink, ScanContext, ScanReport,
@@ -37,6 +38,8 @@ pub enum Source {
     Maildir(MaildirSource),
     /// Mailboxes over IMAP.
     Imap(ImapSource),
+    /// A directory over LDAP.
+    Ldap(LdapSource),
 }
 
 /// Why a source could not be built.
@@ -48,6 +51,9 @@ pub enum BuildError {
     /// The IMAP credentials or TLS settings could not be read.
     #[error(transparent)]
     Imap(#[from] tillsyn_connectors::imap::ImapBuildError),
+    /// The LDAP settings could not be used.
+    #[error(transparent)]
+    Ldap(#[from] tillsyn_connectors::ldap::LdapBuildError),
 }
 
 impl Source {
@@ -61,6 +67,7 @@ impl Source {
                 Source::Maildir(MaildirSource::build(settings.clone()))
             }
             SourceSettings::Imap(settings) => Source::Imap(ImapSource::build(settings.clone())?),
+            SourceSettings::Ldap(settings) => Source::Ldap(LdapSource::build(settings.clone())?),
         })
     }
 
@@ -73,6 +80,7 @@ impl Source {
             Source::Fileshare(source) => source.scan(context, sink).await,
             Source::Maildir(source) => source.scan(context, sink).await,
             Source::Imap(source) => source.scan(context, sink).await,
+            Source::Ldap(source) => source.scan(context, sink).await,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`fileshare`]: a mounted share or local directory tree, metadata only.
 //! - [`maildir`]: Maildir++ trees as Dovecot keeps them, headers only.
 //! - [`imap`]: mailboxes over IMAP (EXAMINE and BODY.PEEK only), incremental.
+//! - [`ldap`]: directories over LDAP, paged, only the attributes rules need.
 //! - [`secret`]: passwords, tokens and keys, read from files or the environment
 //!   and redacted in every `Debug` and `Display`.
 //!
@@ -19,12 +20,14 @@
 
 pub mod fileshare;
 pub mod imap;
+pub mod ldap;
 mod local_fs;
 mod mail_headers;
 pub mod maildir;
 mod mutf7;
 pub mod record;
 pub mod secret;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -215,6 +218,12 @@ pub enum ProblemKind {
     BadMarker,
     /// A whole account could not be read (login refused, connection lost).
     AccountFailed,
+    /// A directory referral, not followed.
+    Referral,
+    /// A directory entry that could not be decoded.
+    MalformedEntry,
+    /// A date attribute that could not be read as a date.
+    BadDate,
     /// Any other I/O error on one item.
     Io,
 }
@@ -232,6 +241,9 @@ impl ProblemKind {
             ProblemKind::OversizedHeader => "oversized_header",
             ProblemKind::BadMarker => "bad_marker",
             ProblemKind::AccountFailed => "account_failed",
+            ProblemKind::Referral => "referral",
+            ProblemKind::MalformedEntry => "malformed_entry",
+            ProblemKind::BadDate => "bad_date",
             ProblemKind::Io => "io",
         }
     }

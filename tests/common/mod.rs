@@ -202,3 +202,4 @@ pub fn assert_exact(found: &BTreeSet<String>, planted: &BTreeSet<String>) {
 }
 
 pub mod dovecot;
+pub mod slapd;

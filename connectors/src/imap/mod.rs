@@ -32,7 +32,7 @@ use futures::StreamExt;
 use self::config::Account;
 pub use self::config::{AccountsError, AuthConfig, ImapConfig, Security};
 use self::transport::ImapError;
-pub use self::transport::TlsSetupError;
+pub use crate::tls::TlsSetupError;
 use crate::{Connector, ConnectorError, ProblemKind, RecordSink, ScanContext, ScanReport};
 
 /// Why an IMAP source could not be built.
@@ -58,7 +58,7 @@ impl ImapSource {
     /// Read credentials and TLS settings; nothing is contacted yet.
     pub fn build(config: ImapConfig) -> Result<ImapSource, ImapBuildError> {
         let accounts = config::accounts(&config)?;
-        let tls = transport::tls_config(
+        let tls = crate::tls::tls_config(
             config.ca_file.as_deref(),
             config.security != Security::Plain,
         )?;

@@ -1,0 +1,409 @@
+//! Directories over LDAP (OpenLDAP, Active Directory): people and contacts as
+//! records, for promises about former customers, opt-outs and list membership.
+//!
+//! - **Read-only.** One simple bind, then searches; nothing else is sent.
+//! - **Paged.** RFC 2696 paged results (`page_size`, at most 1000, Active
+//!   Directory's cap), so a non-admin bind reads past the server's size limit.
+//! - **Only what rules need.** The search asks for the mapped attributes and
+//!   dates, the owner attribute and `modifyTimestamp`, nothing else.
+//! - **TLS.** `ldaps://` or StartTLS with an explicit root store (the system's
+//!   and `ca_file`): ldap3 would otherwise fall back silently to an empty one.
+//! - **Referrals** are not followed: counted and skipped.
+//!
+//! Each entry becomes a [`RecordKind::Contact`] record: id = its DN (lower-cased:
+//! DNs compare case-insensitively), owner = the owner attribute (e.g. `mail`),
+//! attributes and dates as mapped in the config.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use serde::Deserialize;
+
+use crate::secret::{self, Secret};
+use crate::{
+    Connector, ConnectorError, ProblemKind, Record, RecordKind, RecordSink, ScanContext, ScanReport,
+};
+
+/// `type = "ldap"`: a directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapConfig {
+    /// `ldap://host:389` or `ldaps://host:636`. Required.
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS. Default: false.
+    #[serde(default)]
+    pub starttls: bool,
+    /// Allow `ldap://` without StartTLS (the password crosses unencrypted; for
+    /// loopback tests). Default: false.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// PEM file of an internal CA, trusted besides the system's. Default: none.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// DN to bind as, e.g. `cn=tillsyn,ou=services,dc=example,dc=se`. Required.
+    pub bind_dn: String,
+    /// File holding the bind password. Required.
+    pub password_file: PathBuf,
+    /// Where to search, e.g. `ou=people,dc=example,dc=se`. Required.
+    pub base_dn: String,
+    /// Search filter. Default: `(objectClass=*)`.
+    #[serde(default = "default_filter")]
+    pub filter: String,
+    /// Entries per page (1–1000). Default: 500.
+    #[serde(default = "default_page_size")]
+    pub page_size: i32,
+    /// Attribute naming whose entry it is (shown pseudonymised). Default: `mail`.
+    #[serde(default = "default_owner_attribute")]
+    pub owner_attribute: String,
+    /// Record attribute name → LDAP attribute, e.g.
+    /// `{ status = "customerStatus", opt_out = "marketingOptOut" }`. Several
+    /// values are joined with `;`. Default: none.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// Record date name → LDAP attribute holding a GeneralizedTime or
+    /// `YYYY-MM-DD`, e.g. `{ customer_ended = "customerEndDate" }`. Default: none.
+    #[serde(default)]
+    pub dates: BTreeMap<String, String>,
+    /// Longest wait for any server response, in seconds. Default: 60.
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+}
+
+fn default_filter() -> String {
+    "(objectClass=*)".into()
+}
+fn default_page_size() -> i32 {
+    500
+}
+fn default_owner_attribute() -> String {
+    "mail".into()
+}
+fn default_timeout_seconds() -> u64 {
+    60
+}
+
+/// Why an LDAP source could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum LdapBuildError {
+    /// The password file could not be read.
+    #[error(transparent)]
+    Secret(#[from] secret::SecretError),
+    /// TLS settings could not be made.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsSetupError),
+    /// A setting is out of range or unsafe.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A built LDAP source.
+#[derive(Debug, Clone)]
+pub struct LdapSource {
+    config: Arc<LdapConfig>,
+    password: Secret,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl LdapSource {
+    /// Check the settings and read the password; nothing is contacted yet.
+    pub fn build(config: LdapConfig) -> Result<LdapSource, LdapBuildError> {
+        if !(1..=1000).contains(&config.page_size) {
+            return Err(LdapBuildError::Invalid(format!(
+                "page_size {} is outside 1–1000",
+                config.page_size
+            )));
+        }
+        let encrypted = config.url.starts_with("ldaps://") || config.starttls;
+        if !encrypted && !config.allow_plaintext {
+            return Err(LdapBuildError::Invalid(
+                "ldap:// without starttls sends the password unencrypted; use ldaps://, \
+                 starttls = true, or allow_plaintext = true (loopback tests only)"
+                    .into(),
+            ));
+        }
+        let password = secret::read_file(&config.password_file)?;
+        let tls = crate::tls::tls_config(config.ca_file.as_deref(), encrypted)?;
+        Ok(LdapSource {
+            config: Arc::new(config),
+            password,
+            tls,
+        })
+    }
+
+    /// Make relative paths relative to the config file's folder.
+    pub fn resolve_paths(config: &mut LdapConfig, resolve: impl Fn(&Path) -> PathBuf) {
+        config.password_file = resolve(&config.password_file);
+        if let Some(ca) = &mut config.ca_file {
+            *ca = resolve(ca);
+        }
+    }
+
+    fn requested_attributes(&self) -> Vec<String> {
+        let config = &self.config;
+        let mut wanted: Vec<String> = config
+            .attributes
+            .values()
+            .chain(config.dates.values())
+            .cloned()
+            .collect();
+        wanted.push(config.owner_attribute.clone());
+        wanted.push("modifyTimestamp".into());
+        wanted.sort_by_key(|name| name.to_lowercase());
+        wanted.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        wanted
+    }
+}
+
+/// What an LDAP result code means, for messages (RFC 4511 §A.2).
+fn result_name(rc: u32) -> &'static str {
+    match rc {
+        0 => "success",
+        3 => "time limit exceeded",
+        4 => "size limit exceeded (is paging allowed for this bind?)",
+        10 => "referral",
+        11 => "admin limit exceeded (page_size above the server's limit?)",
+        32 => "no such object (check base_dn)",
+        34 => "invalid DN syntax",
+        48 => "inappropriate authentication",
+        49 => "invalid credentials (wrong bind DN or password)",
+        50 => "insufficient access rights",
+        51 => "busy",
+        52 => "unavailable",
+        53 => "unwilling to perform",
+        _ => "error",
+    }
+}
+
+/// The kind of failure, by where it happened.
+fn unavailable(kind: &'static str, message: String) -> ConnectorError {
+    ConnectorError::Unavailable { kind, message }
+}
+
+fn classify(error: &ldap3::LdapError) -> &'static str {
+    let text = error.to_string().to_lowercase();
+    if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+        "tls"
+    } else if matches!(error, ldap3::LdapError::Timeout { .. }) {
+        "timeout"
+    } else {
+        "connect"
+    }
+}
+
+impl Connector for LdapSource {
+    async fn scan(
+        &self,
+        context: ScanContext,
+        mut sink: RecordSink,
+    ) -> Result<ScanReport, ConnectorError> {
+        let config = &self.config;
+        let timeout = Duration::from_secs(config.timeout_seconds);
+        let settings = LdapConnSettings::new()
+            .set_conn_timeout(timeout)
+            .set_starttls(config.starttls)
+            .set_config(self.tls.clone());
+        let (connection, mut ldap) = LdapConnAsync::with_settings(settings, &config.url)
+            .await
+            .map_err(|error| {
+                unavailable(
+                    classify(&error),
+                    format!("cannot connect to {}: {error}", config.url),
+                )
+            })?;
+        ldap3::drive!(connection);
+        let password = std::str::from_utf8(self.password.expose())
+            .map_err(|_| unavailable("auth", "the bind password is not UTF-8".into()))?;
+        let bound = ldap
+            .with_timeout(timeout)
+            .simple_bind(&config.bind_dn, password)
+            .await
+            .map_err(|error| unavailable(classify(&error), format!("bind failed: {error}")))?;
+        if bound.rc != 0 {
+            return Err(unavailable(
+                "auth",
+                format!(
+                    "bind as {} refused: {} ({}) {}",
+                    config.bind_dn,
+                    result_name(bound.rc),
+                    bound.rc,
+                    bound.text.trim()
+                )
+                .trim_end()
+                .to_owned(),
+            ));
+        }
+        let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(config.page_size)),
+        ];
+        let mut stream = ldap
+            .with_timeout(timeout)
+            .streaming_search_with(
+                adapters,
+                &config.base_dn,
+                Scope::Subtree,
+                &config.filter,
+                self.requested_attributes(),
+            )
+            .await
+            .map_err(|error| unavailable("protocol", format!("search failed: {error}")))?;
+        let mut report = ScanReport::default();
+        loop {
+            if context.cancel.is_cancelled() {
+                return Err(ConnectorError::Cancelled);
+            }
+            let entry = match stream.next().await {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
+                Err(error) => {
+                    return Err(unavailable(
+                        "connection_lost",
+                        format!("search broke off after {} entries: {error}", report.records),
+                    ));
+                }
+            };
+            if entry.is_ref() {
+                report.count(ProblemKind::Referral);
+                continue;
+            }
+            // ldap3 panics on entries it cannot decode: one bad entry is counted,
+            // it does not end the daemon.
+            let Ok(entry) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                SearchEntry::construct(entry)
+            })) else {
+                report.count(ProblemKind::MalformedEntry);
+                continue;
+            };
+            let record = self.record(&context, entry, &mut report);
+            sink.send(record).await?;
+            report.records += 1;
+        }
+        let result = stream.finish().await;
+        // 0 success; 4 sizeLimitExceeded would mean paging was ignored.
+        if result.rc != 0 {
+            return Err(unavailable(
+                "protocol",
+                format!(
+                    "search ended with {} ({}) {} after {} entries",
+                    result_name(result.rc),
+                    result.rc,
+                    result.text.trim(),
+                    report.records
+                ),
+            ));
+        }
+        sink.flush().await?;
+        let _ = ldap.unbind().await;
+        report.add_work("entries_read", report.records);
+        Ok(report)
+    }
+}
+
+impl LdapSource {
+    fn record(&self, context: &ScanContext, entry: SearchEntry, report: &mut ScanReport) -> Record {
+        let config = &self.config;
+        let get = |name: &str| -> Option<&Vec<String>> {
+            entry
+                .attrs
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .map(|(_, values)| values)
+        };
+        let mut record = Record::new(
+            RecordKind::Contact,
+            context.source.clone(),
+            entry.dn.to_lowercase(),
+        );
+        record.container = config.base_dn.clone();
+        record.owner = get(&config.owner_attribute).and_then(|values| values.first().cloned());
+        for (name, attribute) in &config.attributes {
+            if let Some(values) = get(attribute) {
+                record.attributes.insert(name.clone(), values.join(";"));
+            }
+        }
+        for (name, attribute) in &config.dates {
+            if let Some(value) = get(attribute).and_then(|values| values.first()) {
+                match parse_directory_time(value) {
+                    Some(time) => {
+                        record.dates.insert(name.clone(), time);
+                    }
+                    None => report.count(ProblemKind::BadDate),
+                }
+            }
+        }
+        record.timestamps.modified = get("modifyTimestamp")
+            .and_then(|values| values.first())
+            .and_then(|value| parse_directory_time(value));
+        record
+    }
+}
+
+/// A GeneralizedTime (`20240115103000Z`, with optional fraction and offset) or a
+/// plain `YYYY-MM-DD`, as UTC.
+pub(crate) fn parse_directory_time(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return date.and_hms_opt(0, 0, 0).map(|time| time.and_utc());
+    }
+    let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
+    let rest = &text[digits.len()..];
+    let base = match digits.len() {
+        14 => NaiveDateTime::parse_from_str(&digits, "%Y%m%d%H%M%S").ok()?,
+        12 => NaiveDateTime::parse_from_str(&format!("{digits}00"), "%Y%m%d%H%M%S").ok()?,
+        10 => NaiveDateTime::parse_from_str(&format!("{digits}0000"), "%Y%m%d%H%M%S").ok()?,
+        _ => return None,
+    };
+    // Skip a fraction (".123" or ",123"), then read Z or ±hhmm.
+    let rest = rest
+        .strip_prefix(['.', ','])
+        .map(|after| after.trim_start_matches(|c: char| c.is_ascii_digit()))
+        .unwrap_or(rest);
+    let offset_seconds = match rest {
+        "Z" | "z" => 0,
+        offset if offset.len() == 5 || offset.len() == 3 => {
+            let sign = match &offset[..1] {
+                "+" => 1,
+                "-" => -1,
+                _ => return None,
+            };
+            let hours: i32 = offset[1..3].parse().ok()?;
+            let minutes: i32 = if offset.len() == 5 {
+                offset[3..5].parse().ok()?
+            } else {
+                0
+            };
+            sign * (hours * 3600 + minutes * 60)
+        }
+        _ => return None,
+    };
+    Some(base.and_utc() - chrono::TimeDelta::seconds(i64::from(offset_seconds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_directory_time;
+
+    #[test]
+    fn reads_directory_times() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("20240115103000Z", Some("2024-01-15T10:30:00+00:00")),
+            ("20240115103000.5Z", Some("2024-01-15T10:30:00+00:00")),
+            ("20240115103000+0200", Some("2024-01-15T08:30:00+00:00")),
+            ("202401151030Z", Some("2024-01-15T10:30:00+00:00")),
+            ("2024-01-15", Some("2024-01-15T00:00:00+00:00")),
+            ("20241315103000Z", None),
+            ("20240115103000", None),
+            ("yesterday", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            let got = parse_directory_time(text).map(|time| time.to_rfc3339());
+            assert_eq!(got.as_deref(), *expected, "{text:?}");
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The LDAP connector against a real slapd: 5,000 entries read by a non-admin bind
+//! through paging (an unpaged search stops at 500), former customers kept past the
+//! promise found exactly, and clear failures (wrong password, wrong CA, server
+//! down) that resolve nothing.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::slapd::{Person, SERVICE_DN, SERVICE_PASSWORD, SUFFIX, Slapd};
+use common::*;
+
+const RULE: &str = r#"
+[[rules]]
+id = "P8-former-customers"
+kind = "max_age"
+policy = "Vi sparar dina Kunduppgifter så länge som du är kund hos oss."
+max_age = "12 months"
+timestamp = "date:customer_ended"
+when = { attributes = { status = "former" } }
+"#;
+
+fn generalized(days_ago: i64) -> String {
+    (chrono::Utc::now() - chrono::TimeDelta::days(days_ago))
+        .format("%Y%m%d%H%M%SZ")
+        .to_string()
+}
+
+/// 5,000 people: every 100th a former customer for two years (planted), every
+/// 100th + 50 a former customer for six months, every 250th + 7 an active
+/// customer with a stale end date (not former: not a breach).
+fn people() -> (Vec<Person>, BTreeSet<String>) {
+    let mut planted = BTreeSet::new();
+    let people = (0..5000)
+        .map(|n| {
+            let (status, ended) = if n % 100 == 0 {
+                ("former", Some(generalized(730)))
+            } else if n % 100 == 50 {
+                ("former", Some(generalized(180)))
+            } else if n % 250 == 7 {
+                ("active", Some(generalized(1500)))
+            } else {
+                ("active", None)
+            };
+            let person = Person {
+                uid: format!("p{n}"),
+                status,
+                ended,
+                opt_out: n % 3 == 0,
+            };
+            if n % 100 == 0 {
+                planted.insert(format!("P8-former-customers:{}", person.dn()));
+            }
+            person
+        })
+        .collect();
+    (people, planted)
+}
+
+fn write_config(dir: &Path, url: &str, ca: &Path, password: &str) -> String {
+    std::fs::write(dir.join("ldap.pw"), format!("{password}\n")).expect("password");
+    let text = format!(
+        "[daemon]\nstate_dir = \"state\"\n\n[[sources]]\nname = \"directory\"\ntype = \"ldap\"\n\
+         url = \"{url}\"\nca_file = \"{}\"\nbind_dn = \"{SERVICE_DN}\"\npassword_file = \"ldap.pw\"\n\
+         base_dn = \"ou=people,{SUFFIX}\"\nfilter = \"(objectClass=inetOrgPerson)\"\ntimeout_seconds = 10\n\
+         attributes = {{ status = \"customerStatus\", opt_out = \"marketingOptOut\" }}\n\
+         dates = {{ customer_ended = \"customerEndDate\" }}\n{RULE}",
+        ca.display()
+    );
+    let path = dir.join("tillsyn.toml");
+    std::fs::write(&path, text).expect("config");
+    path.to_str().expect("utf8").to_owned()
+}
+
+fn open_findings(config: &str) -> BTreeSet<String> {
+    pairs(&json_lines(&tillsyn(&[
+        "findings", "--open", "--config", config, "--format", "json",
+    ])))
+}
+
+#[test]
+fn reads_5000_entries_through_paging_and_finds_former_customers_exactly() {
+    let (people, planted) = people();
+    let server = Slapd::start(&people);
+
+    // The control: the same bind without paging stops at the server's limit.
+    let unpaged = std::process::Command::new("ldapsearch")
+        .args([
+            "-x",
+            "-H",
+            &format!("ldap://127.0.0.1:{}", server.port),
+            "-D",
+            SERVICE_DN,
+            "-w",
+            SERVICE_PASSWORD,
+        ])
+        .args([
+            "-b",
+            &format!("ou=people,{SUFFIX}"),
+            "(objectClass=inetOrgPerson)",
+            "1.1",
+        ])
+        .output()
+        .expect("ldapsearch (Debian package ldap-utils)");
+    assert_eq!(
+        unpaged.status.code(),
+        Some(4),
+        "sizeLimitExceeded without paging"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("ldaps://localhost:{}", server.tls_port);
+    let config = write_config(dir.path(), &url, &server.path("ca.pem"), SERVICE_PASSWORD);
+    let output = tillsyn(&["scan", "--once", "--config", &config, "--format", "json"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("5000 records"), "{stderr}");
+    assert_exact(&pairs(&json_lines(&output)), &planted);
+    assert!(!stderr.contains(SERVICE_PASSWORD));
+}
+
+#[test]
+fn wrong_password_wrong_ca_and_server_down_fail_clearly_and_resolve_nothing() {
+    let (people, planted) = people();
+    let mut server = Slapd::start(&people);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("ldaps://localhost:{}", server.tls_port);
+    let config = write_config(dir.path(), &url, &server.path("ca.pem"), SERVICE_PASSWORD);
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+
+    let cases = [
+        (
+            "wrong password",
+            url.clone(),
+            server.path("ca.pem"),
+            "wrong-pw",
+            "invalid credentials",
+        ),
+        (
+            "wrong CA",
+            url.clone(),
+            server.path("other-ca.pem"),
+            SERVICE_PASSWORD,
+            "tls",
+        ),
+    ];
+    for (case, url, ca, password, word) in cases {
+        let config = write_config(dir.path(), &url, &ca, password);
+        let output = tillsyn(&["scan", "--once", "--config", &config]);
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{case}: {stderr}");
+        assert!(
+            stderr.contains("FAILED") && stderr.contains(word),
+            "{case}: {stderr}"
+        );
+        assert!(
+            !stderr.contains(password) || password == SERVICE_PASSWORD,
+            "{case}: password shown"
+        );
+        assert_exact(&open_findings(&config), &planted);
+    }
+    server.kill();
+    let config = write_config(dir.path(), &url, &server.path("ca.pem"), SERVICE_PASSWORD);
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "server down: {stderr}");
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+    assert_exact(&open_findings(&config), &planted);
+}
