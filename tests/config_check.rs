@@ -22,6 +22,7 @@ fn example_config_and_every_policy_pack_pass_check_config() {
         "[[accounts]]\nuser = \"anna\"\npassword = \"example\"\n",
     )
     .expect("accounts");
+    std::fs::write(credentials.path().join("ldap-password"), "example\n").expect("password");
     for file in files {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_tillsyn"))
             .args(["check-config", "--config", &file])

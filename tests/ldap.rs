@@ -60,9 +60,11 @@ fn people() -> (Vec<Person>, BTreeSet<String>) {
 
 fn write_config(dir: &Path, url: &str, ca: &Path, password: &str) -> String {
     std::fs::write(dir.join("ldap.pw"), format!("{password}\n")).expect("password");
+    // ldap:// means StartTLS here: the password never crosses in the clear.
+    let starttls = url.starts_with("ldap://");
     let text = format!(
         "[daemon]\nstate_dir = \"state\"\n\n[[sources]]\nname = \"directory\"\ntype = \"ldap\"\n\
-         url = \"{url}\"\nca_file = \"{}\"\nbind_dn = \"{SERVICE_DN}\"\npassword_file = \"ldap.pw\"\n\
+         url = \"{url}\"\nstarttls = {starttls}\nca_file = \"{}\"\nbind_dn = \"{SERVICE_DN}\"\npassword_file = \"ldap.pw\"\n\
          base_dn = \"ou=people,{SUFFIX}\"\nfilter = \"(objectClass=inetOrgPerson)\"\ntimeout_seconds = 10\n\
          attributes = {{ status = \"customerStatus\", opt_out = \"marketingOptOut\" }}\n\
          dates = {{ customer_ended = \"customerEndDate\" }}\n{RULE}",
@@ -118,6 +120,26 @@ fn reads_5000_entries_through_paging_and_finds_former_customers_exactly() {
     assert!(stderr.contains("5000 records"), "{stderr}");
     assert_exact(&pairs(&json_lines(&output)), &planted);
     assert!(!stderr.contains(SERVICE_PASSWORD));
+
+    // The same over StartTLS on the plain port.
+    let url = format!("ldap://localhost:{}", server.port);
+    let config = write_config(dir.path(), &url, &server.path("ca.pem"), SERVICE_PASSWORD);
+    let output = tillsyn(&["scan", "--once", "--config", &config, "--format", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_exact(&pairs(&json_lines(&output)), &planted);
+
+    // Plain ldap:// without StartTLS is refused unless allowed.
+    let plain = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("starttls = true", "starttls = false");
+    std::fs::write(&config, plain).expect("config");
+    let check = tillsyn(&["check-config", "--config", &config]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        text(&check).0.contains("allow_plaintext"),
+        "{:?}",
+        text(&check)
+    );
 }
 
 #[test]
