@@ -21,10 +21,13 @@ mod dovecot;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use dovecot::Dovecot;
+use support::{measure, median};
+
+mod support;
 
 const USER: &str = "bench";
 const PASSWORD: &str = "bench-pw";
@@ -115,35 +118,6 @@ fn make_cold(server: &mut Dovecot) -> bool {
     dropped
 }
 
-/// Run a command; returns its wall time and peak RSS (KiB), from wait4.
-// The child is reaped by wait4 below, which clippy cannot see.
-#[allow(clippy::zombie_processes)]
-fn measure(command: &mut Command) -> (Duration, u64) {
-    let started = Instant::now();
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    let pid = child.id() as libc::pid_t;
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr {
-        let _ = pipe.read_to_string(&mut stderr);
-    }
-    let mut status = 0;
-    // SAFETY: waiting for our own child; rusage is plain data written by wait4.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe {
-        libc::wait4(pid, &mut status, 0, &mut usage);
-    }
-    let elapsed = started.elapsed();
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{command:?} failed: {stderr}"
-    );
-    (elapsed, usage.ru_maxrss as u64)
-}
-
 /// One raw IMAP session: login, EXAMINE INBOX, `command`, logout. Returns the
 /// time and the bytes of the command's response.
 fn raw_session(port: u16, command: &str) -> (Duration, usize) {
@@ -180,11 +154,6 @@ fn raw_session(port: u16, command: &str) -> (Duration, usize) {
     let bytes = wait_for(&mut stream, "T3");
     stream.write_all(b"T4 LOGOUT\r\n").expect("write");
     (started.elapsed(), bytes)
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
 }
 
 struct Tool<'a> {

@@ -93,6 +93,7 @@ rootdn \"cn=admin,{SUFFIX}\"
 rootpw admin-secret
 directory {dir}/db
 dbnosync
+maxsize 2147483648
 access to attrs=userPassword by self write by anonymous auth by * none
 access to * by users read by * none
 ",
@@ -176,6 +177,12 @@ access to * by users read by * none
             }
             let _ = child.wait();
         }
+    }
+
+    /// Stop and start again (the data stays).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
