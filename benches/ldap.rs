@@ -10,10 +10,10 @@
 //! and page by 1000. "cold": slapd restarted and the page cache dropped;
 //! "warm": the median of 5 runs after.
 
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 #[path = "../tests/common/dovecot.rs"]
 mod dovecot;
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 #[path = "../tests/common/slapd.rs"]
 mod slapd;
 mod support;
