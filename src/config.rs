@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tillsyn_connectors::fileshare::{FileshareConfig, FileshareSource};
+use tillsyn_connectors::http::{HttpConfig, HttpSource};
 use tillsyn_connectors::imap::{ImapConfig, ImapSource};
 use tillsyn_connectors::ldap::{LdapConfig, LdapSource};
 use tillsyn_connectors::maildir::MaildirConfig;
@@ -126,6 +127,8 @@ pub enum SourceSettings {
     Imap(ImapConfig),
     /// `type = "ldap"`.
     Ldap(LdapConfig),
+    /// `type = "http"`.
+    Http(HttpConfig),
 }
 
 impl SourceSettings {
@@ -136,6 +139,7 @@ impl SourceSettings {
             SourceSettings::Maildir(_) => "maildir",
             SourceSettings::Imap(_) => "imap",
             SourceSettings::Ldap(_) => "ldap",
+            SourceSettings::Http(_) => "http",
         }
     }
 }
@@ -473,11 +477,26 @@ impl<'t> Reader<'t> {
                 }
                 SourceSettings::Ldap(config)
             }
+            "http" => {
+                let mut config: HttpConfig = self.deserialize(rest, &what)?;
+                HttpSource::resolve_paths(&mut config, |path| self.resolve(path));
+                if let Err(error) = HttpSource::build(config.clone()) {
+                    let key = match &error {
+                        tillsyn_connectors::http::HttpBuildError::Secret(_) => "auth",
+                        tillsyn_connectors::http::HttpBuildError::Tls(_) => "ca_file",
+                        tillsyn_connectors::http::HttpBuildError::Invalid(_) => "url",
+                    };
+                    let at = self.locate(&span, key);
+                    self.issue(Some(at), format!("{what}: {error}"));
+                    return None;
+                }
+                SourceSettings::Http(config)
+            }
             other => {
                 self.issue(
                     kind_span.map(|span| span.start),
                     format!(
-                        "{what}: unknown type {other:?}; expected \"fileshare\", \"maildir\", \"imap\" or \"ldap\""
+                        "{what}: unknown type {other:?}; expected \"fileshare\", \"maildir\", \"imap\", \"ldap\" or \"http\""
                     ),
                 );
                 return None;

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use tillsyn_connectors::fileshare::FileshareSource;
+use tillsyn_connectors::http::HttpSource;
 use tillsyn_connectors::imap::ImapSource;
 use tillsyn_connectors::ldap::LdapSource;
 use tillsyn_connectors::maildir::MaildirSource;
@@ -40,6 +41,8 @@ pub enum Source {
     Imap(ImapSource),
     /// A directory over LDAP.
     Ldap(LdapSource),
+    /// A CRM or register over HTTP.
+    Http(HttpSource),
 }
 
 /// Why a source could not be built.
@@ -54,6 +57,9 @@ pub enum BuildError {
     /// The LDAP settings could not be used.
     #[error(transparent)]
     Ldap(#[from] tillsyn_connectors::ldap::LdapBuildError),
+    /// The HTTP settings could not be used.
+    #[error(transparent)]
+    Http(#[from] tillsyn_connectors::http::HttpBuildError),
 }
 
 impl Source {
@@ -68,6 +74,7 @@ impl Source {
             }
             SourceSettings::Imap(settings) => Source::Imap(ImapSource::build(settings.clone())?),
             SourceSettings::Ldap(settings) => Source::Ldap(LdapSource::build(settings.clone())?),
+            SourceSettings::Http(settings) => Source::Http(HttpSource::build(settings.clone())?),
         })
     }
 
@@ -81,6 +88,7 @@ impl Source {
             Source::Maildir(source) => source.scan(context, sink).await,
             Source::Imap(source) => source.scan(context, sink).await,
             Source::Ldap(source) => source.scan(context, sink).await,
+            Source::Http(source) => source.scan(context, sink).await,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! - [`maildir`]: Maildir++ trees as Dovecot keeps them, headers only.
 //! - [`imap`]: mailboxes over IMAP (EXAMINE and BODY.PEEK only), incremental.
 //! - [`ldap`]: directories over LDAP, paged, only the attributes rules need.
+//! - [`http`]: CRMs and registers over HTTP/JSON, paginated, JSON pointers.
 //! - [`secret`]: passwords, tokens and keys, read from files or the environment
 //!   and redacted in every `Debug` and `Display`.
 //!
@@ -19,6 +20,7 @@
 #![deny(clippy::unwrap_used, clippy::panic)]
 
 pub mod fileshare;
+pub mod http;
 pub mod imap;
 pub mod ldap;
 mod local_fs;

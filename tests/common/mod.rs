@@ -201,5 +201,6 @@ pub fn assert_exact(found: &BTreeSet<String>, planted: &BTreeSet<String>) {
     );
 }
 
+pub mod crm;
 pub mod dovecot;
 pub mod slapd;

@@ -1,0 +1,652 @@
+//! CRMs, ticket systems, incident registers and list services over HTTP/JSON:
+//! cases, contacts, incidents and list members as records.
+//!
+//! One source is one endpoint, read page by page (`page`/`offset` parameters, a
+//! cursor field in the body, or a `Link: rel="next"` header). Items are mapped to
+//! records with JSON pointers (`/id`, `/contact/email`). Only GET is ever sent.
+//! Every request has a timeout; 429 waits as long as `Retry-After` says (bounded)
+//! and 5xx and broken connections are tried again with doubling pauses. A page
+//! that is not JSON, or an item without the mapped id, fails the scan with a
+//! message naming the page: a half-read endpoint must not resolve findings.
+//! Credentials travel in headers, are read from files, and never appear in a
+//! message (URLs in messages have their query strings removed).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::secret::{self, Secret};
+use crate::{
+    Connector, ConnectorError, ProblemKind, Record, RecordKind, RecordSink, ScanContext, ScanReport,
+};
+
+/// `type = "http"`: one JSON endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The first page's URL. Required.
+    pub url: String,
+    /// Allow `http://` (unencrypted; loopback tests only). Default: false.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// PEM file of an internal CA, trusted besides the system's. Default: none.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// `{ bearer_file = "FILE" }` or `{ username = "u", password_file = "FILE" }`.
+    /// Default: none.
+    #[serde(default)]
+    pub auth: Option<HttpAuth>,
+    /// JSON pointer to the array of items in a page; `""` when the page is the
+    /// array. Default: `/items`.
+    #[serde(default = "default_items")]
+    pub items: String,
+    /// How pages follow each other. Default: `{ type = "none" }` (one page).
+    #[serde(default)]
+    pub pagination: Pagination,
+    /// Record kind: `crm_object` or `contact`. Default: `crm_object`.
+    #[serde(default = "default_kind")]
+    pub kind: RecordKind,
+    /// JSON pointer to each item's stable id. Required.
+    pub id: String,
+    /// JSON pointer to whose data it is (an address; shown pseudonymised).
+    /// Default: none.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Record attribute name → JSON pointer. Arrays are joined with `;`.
+    /// Default: none.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// Record date name → JSON pointer to an RFC 3339 time, a `YYYY-MM-DD` date
+    /// or Unix seconds. Default: none.
+    #[serde(default)]
+    pub dates: BTreeMap<String, String>,
+    /// JSON pointer to the last contact or activity. Default: none.
+    #[serde(default)]
+    pub last_activity: Option<String>,
+    /// Longest wait for one response, in seconds. Default: 60.
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+    /// Tries per page after 429, 5xx or a broken connection. Default: 4.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Longest `Retry-After` honoured, in seconds; a longer one fails the scan
+    /// rather than stalling it. Default: 120.
+    #[serde(default = "default_max_retry_after")]
+    pub max_retry_after_seconds: u64,
+    /// Safety stop for endpoints that never end. Default: 1,000,000 pages.
+    #[serde(default = "default_max_pages")]
+    pub max_pages: u64,
+}
+
+fn default_items() -> String {
+    "/items".into()
+}
+fn default_kind() -> RecordKind {
+    RecordKind::CrmObject
+}
+fn default_timeout_seconds() -> u64 {
+    60
+}
+fn default_attempts() -> u32 {
+    4
+}
+fn default_max_retry_after() -> u64 {
+    120
+}
+fn default_max_pages() -> u64 {
+    1_000_000
+}
+
+/// Credentials for an endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum HttpAuth {
+    /// `Authorization: Bearer …` from a file.
+    Bearer {
+        /// The token file.
+        bearer_file: PathBuf,
+    },
+    /// HTTP basic auth with the password from a file.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password file.
+        password_file: PathBuf,
+    },
+}
+
+/// How pages follow each other.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Pagination {
+    /// A single page.
+    #[default]
+    None,
+    /// `?page=N` (from `start`), with `?per_page=size`; ends at a short page.
+    Page {
+        /// Page parameter. Default: `page`.
+        #[serde(default = "default_page_param")]
+        param: String,
+        /// First page number. Default: 1.
+        #[serde(default = "default_page_start")]
+        start: u64,
+        /// Page-size parameter. Default: `per_page`.
+        #[serde(default = "default_size_param")]
+        size_param: String,
+        /// Items per page. Default: 100.
+        #[serde(default = "default_size")]
+        size: u64,
+    },
+    /// `?offset=N&limit=size`; ends at a short page.
+    Offset {
+        /// Offset parameter. Default: `offset`.
+        #[serde(default = "default_offset_param")]
+        param: String,
+        /// Limit parameter. Default: `limit`.
+        #[serde(default = "default_limit_param")]
+        size_param: String,
+        /// Items per page. Default: 100.
+        #[serde(default = "default_size")]
+        size: u64,
+    },
+    /// A cursor in the body (JSON pointer `next`), sent back as `?param=…`;
+    /// ends when it is missing, null or empty.
+    Cursor {
+        /// Cursor parameter. Default: `cursor`.
+        #[serde(default = "default_cursor_param")]
+        param: String,
+        /// JSON pointer to the next cursor. Default: `/next_cursor`.
+        #[serde(default = "default_next")]
+        next: String,
+    },
+    /// The `Link: <url>; rel="next"` response header (RFC 8288).
+    Link,
+}
+
+fn default_page_param() -> String {
+    "page".into()
+}
+fn default_page_start() -> u64 {
+    1
+}
+fn default_size_param() -> String {
+    "per_page".into()
+}
+fn default_size() -> u64 {
+    100
+}
+fn default_offset_param() -> String {
+    "offset".into()
+}
+fn default_limit_param() -> String {
+    "limit".into()
+}
+fn default_cursor_param() -> String {
+    "cursor".into()
+}
+fn default_next() -> String {
+    "/next_cursor".into()
+}
+
+/// Why an HTTP source could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpBuildError {
+    /// A credential file could not be read.
+    #[error(transparent)]
+    Secret(#[from] secret::SecretError),
+    /// TLS settings could not be made.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsSetupError),
+    /// A setting is unusable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone)]
+enum Credentials {
+    None,
+    Bearer(Secret),
+    Basic(String, Secret),
+}
+
+/// A built HTTP source.
+#[derive(Debug, Clone)]
+pub struct HttpSource {
+    config: Arc<HttpConfig>,
+    credentials: Credentials,
+    client: reqwest::Client,
+}
+
+impl HttpSource {
+    /// Check the settings, read the credentials, build the client.
+    pub fn build(config: HttpConfig) -> Result<HttpSource, HttpBuildError> {
+        let url = reqwest::Url::parse(&config.url)
+            .map_err(|error| HttpBuildError::Invalid(format!("url: {error}")))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if config.allow_plaintext => {}
+            "http" => {
+                return Err(HttpBuildError::Invalid(
+                    "http:// sends credentials unencrypted; use https://, or allow_plaintext = true \
+                     (loopback tests only)"
+                        .into(),
+                ));
+            }
+            other => {
+                return Err(HttpBuildError::Invalid(format!(
+                    "unsupported scheme {other:?}"
+                )));
+            }
+        }
+        let credentials = match &config.auth {
+            None => Credentials::None,
+            Some(HttpAuth::Bearer { bearer_file }) => {
+                Credentials::Bearer(secret::read_file(bearer_file)?)
+            }
+            Some(HttpAuth::Basic {
+                username,
+                password_file,
+            }) => Credentials::Basic(username.clone(), secret::read_file(password_file)?),
+        };
+        let tls = crate::tls::tls_config(config.ca_file.as_deref(), true)?;
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured((*tls).clone())
+            .timeout(Duration::from_secs(config.timeout_seconds))
+            .user_agent(concat!("tillsyn/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| HttpBuildError::Invalid(format!("HTTP client: {error}")))?;
+        Ok(HttpSource {
+            config: Arc::new(config),
+            credentials,
+            client,
+        })
+    }
+
+    /// Make relative paths relative to the config file's folder.
+    pub fn resolve_paths(config: &mut HttpConfig, resolve: impl Fn(&Path) -> PathBuf) {
+        if let Some(ca) = &mut config.ca_file {
+            *ca = resolve(ca);
+        }
+        match &mut config.auth {
+            Some(HttpAuth::Bearer { bearer_file }) => *bearer_file = resolve(bearer_file),
+            Some(HttpAuth::Basic { password_file, .. }) => *password_file = resolve(password_file),
+            None => {}
+        }
+    }
+}
+
+/// A URL fit for a message: no query string (it may carry keys), no userinfo.
+fn shown(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+fn failed(kind: &'static str, message: String) -> ConnectorError {
+    ConnectorError::Unavailable { kind, message }
+}
+
+/// `Link: <https://…?page=2>; rel="next", <…>; rel="last"` → the next URL.
+fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .find_map(|part| {
+            let (target, params) = part.split_once(';')?;
+            let rel_next = params.split(';').any(|param| {
+                let param = param.trim().to_lowercase();
+                param == "rel=\"next\"" || param == "rel=next"
+            });
+            let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+            rel_next.then(|| target.to_owned())
+        })
+}
+
+/// A JSON value as attribute text: strings as they are, arrays joined with `;`.
+fn text_of(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(text) => Some(text.clone()),
+        Value::Array(values) => Some(
+            values
+                .iter()
+                .filter_map(text_of)
+                .collect::<Vec<_>>()
+                .join(";"),
+        ),
+        other => Some(other.to_string()),
+    }
+}
+
+/// RFC 3339, `YYYY-MM-DD`, or Unix seconds (number or digits).
+pub(crate) fn parse_json_time(value: &Value) -> Option<DateTime<Utc>> {
+    match value {
+        Value::Number(number) => DateTime::from_timestamp(number.as_i64()?, 0),
+        Value::String(text) => {
+            let text = text.trim();
+            if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+                return Some(time.with_timezone(&Utc));
+            }
+            if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+                return date.and_hms_opt(0, 0, 0).map(|time| time.and_utc());
+            }
+            text.parse::<i64>()
+                .ok()
+                .and_then(|seconds| DateTime::from_timestamp(seconds, 0))
+        }
+        _ => None,
+    }
+}
+
+impl HttpSource {
+    /// GET one page, trying again after 429, 5xx and broken connections.
+    async fn get(
+        &self,
+        url: &reqwest::Url,
+        page: u64,
+        report: &mut ScanReport,
+    ) -> Result<(reqwest::header::HeaderMap, Vec<u8>), ConnectorError> {
+        let config = &self.config;
+        let mut pause = Duration::from_secs(1);
+        let mut attempt = 1;
+        loop {
+            let mut request = self.client.get(url.clone());
+            request = match &self.credentials {
+                Credentials::None => request,
+                Credentials::Bearer(token) => {
+                    let token = String::from_utf8_lossy(token.expose()).into_owned();
+                    request.bearer_auth(token)
+                }
+                Credentials::Basic(user, password) => {
+                    let password = String::from_utf8_lossy(password.expose()).into_owned();
+                    request.basic_auth(user, Some(password))
+                }
+            };
+            let where_ = format!("page {page} ({})", shown(url));
+            let outcome = request.send().await;
+            let retry_after = match outcome {
+                Ok(response) => {
+                    let status = response.status();
+                    if status.is_success() {
+                        let headers = response.headers().clone();
+                        let body = response.bytes().await.map_err(|error| {
+                            failed(
+                                "connection_lost",
+                                format!("{where_}: body broke off: {}", error.without_url()),
+                            )
+                        })?;
+                        return Ok((headers, body.to_vec()));
+                    }
+                    if status == reqwest::StatusCode::UNAUTHORIZED
+                        || status == reqwest::StatusCode::FORBIDDEN
+                    {
+                        return Err(failed(
+                            "auth",
+                            format!("{where_}: {status}: the server refused the credentials"),
+                        ));
+                    }
+                    if status != reqwest::StatusCode::TOO_MANY_REQUESTS && !status.is_server_error()
+                    {
+                        return Err(failed("protocol", format!("{where_}: {status}")));
+                    }
+                    if attempt >= config.attempts.max(1) {
+                        return Err(failed(
+                            "protocol",
+                            format!("{where_}: {status} after {attempt} tries"),
+                        ));
+                    }
+                    report.add_work("retries", 1);
+                    response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|value| value.to_str().ok())
+                        .and_then(|value| value.trim().parse::<u64>().ok())
+                }
+                Err(error) => {
+                    if attempt >= config.attempts.max(1) {
+                        let kind = if error.is_timeout() {
+                            "timeout"
+                        } else {
+                            "connect"
+                        };
+                        return Err(failed(
+                            kind,
+                            format!("{where_}: {} after {attempt} tries", error.without_url()),
+                        ));
+                    }
+                    report.add_work("retries", 1);
+                    None
+                }
+            };
+            let wait = match retry_after {
+                Some(seconds) if seconds > config.max_retry_after_seconds => {
+                    return Err(failed(
+                        "protocol",
+                        format!(
+                            "{where_}: the server asks to wait {seconds} s, more than max_retry_after_seconds"
+                        ),
+                    ));
+                }
+                Some(seconds) => Duration::from_secs(seconds),
+                None => pause,
+            };
+            tokio::time::sleep(wait).await;
+            pause *= 2;
+            attempt += 1;
+        }
+    }
+
+    fn record(
+        &self,
+        context: &ScanContext,
+        item: &Value,
+        where_: &str,
+        index: usize,
+        report: &mut ScanReport,
+    ) -> Result<Record, ConnectorError> {
+        let config = &self.config;
+        let id = item
+            .pointer(&config.id)
+            .and_then(text_of)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                failed(
+                    "protocol",
+                    format!(
+                        "{where_}: item {index} has no {} (the mapped id)",
+                        config.id
+                    ),
+                )
+            })?;
+        let mut record = Record::new(config.kind, context.source.clone(), id);
+        record.owner = config
+            .owner
+            .as_ref()
+            .and_then(|pointer| item.pointer(pointer))
+            .and_then(text_of);
+        for (name, pointer) in &config.attributes {
+            if let Some(text) = item.pointer(pointer).and_then(text_of) {
+                record.attributes.insert(name.clone(), text);
+            }
+        }
+        for (name, pointer) in &config.dates {
+            match item.pointer(pointer) {
+                None | Some(Value::Null) => {}
+                Some(value) => match parse_json_time(value) {
+                    Some(time) => {
+                        record.dates.insert(name.clone(), time);
+                    }
+                    None => report.count(ProblemKind::BadDate),
+                },
+            }
+        }
+        record.timestamps.last_activity = config
+            .last_activity
+            .as_ref()
+            .and_then(|pointer| item.pointer(pointer))
+            .and_then(parse_json_time);
+        Ok(record)
+    }
+}
+
+impl Connector for HttpSource {
+    async fn scan(
+        &self,
+        context: ScanContext,
+        mut sink: RecordSink,
+    ) -> Result<ScanReport, ConnectorError> {
+        let config = &self.config;
+        let first = reqwest::Url::parse(&config.url)
+            .map_err(|error| failed("protocol", format!("url: {error}")))?;
+        let mut report = ScanReport::default();
+        let mut next = Some(first.clone());
+        let mut page: u64 = 0;
+        let mut offset: u64 = 0;
+        while let Some(url) = next.take() {
+            if context.cancel.is_cancelled() {
+                return Err(ConnectorError::Cancelled);
+            }
+            page += 1;
+            if page > config.max_pages {
+                return Err(failed(
+                    "protocol",
+                    format!("more than max_pages = {} pages", config.max_pages),
+                ));
+            }
+            let mut url = url;
+            match &config.pagination {
+                Pagination::Page {
+                    param,
+                    start,
+                    size_param,
+                    size,
+                } => {
+                    url.query_pairs_mut()
+                        .append_pair(param, &(start + page - 1).to_string())
+                        .append_pair(size_param, &size.to_string());
+                }
+                Pagination::Offset {
+                    param,
+                    size_param,
+                    size,
+                } => {
+                    url.query_pairs_mut()
+                        .append_pair(param, &offset.to_string())
+                        .append_pair(size_param, &size.to_string());
+                }
+                Pagination::None | Pagination::Cursor { .. } | Pagination::Link => {}
+            }
+            let (headers, body) = self.get(&url, page, &mut report).await?;
+            let where_ = format!("page {page} ({})", shown(&url));
+            let document: Value = serde_json::from_slice(&body)
+                .map_err(|error| failed("protocol", format!("{where_}: not JSON ({error})")))?;
+            let items = if config.items.is_empty() {
+                Some(&document)
+            } else {
+                document.pointer(&config.items)
+            };
+            let Some(Value::Array(items)) = items else {
+                return Err(failed(
+                    "protocol",
+                    format!(
+                        "{where_}: no array at {:?} (the mapped items)",
+                        config.items
+                    ),
+                ));
+            };
+            for (index, item) in items.iter().enumerate() {
+                let record = self.record(&context, item, &where_, index, &mut report)?;
+                sink.send(record).await?;
+                report.records += 1;
+            }
+            report.add_work("pages", 1);
+            let count = items.len() as u64;
+            next = match &config.pagination {
+                Pagination::None => None,
+                Pagination::Page { size, .. } => {
+                    (count >= *size && count > 0).then(|| first.clone())
+                }
+                Pagination::Offset { size, .. } => {
+                    offset += count;
+                    (count >= *size && count > 0).then(|| first.clone())
+                }
+                Pagination::Cursor { param, next } => document
+                    .pointer(next)
+                    .and_then(text_of)
+                    .filter(|cursor| !cursor.is_empty())
+                    .map(|cursor| {
+                        let mut url = first.clone();
+                        url.query_pairs_mut().append_pair(param, &cursor);
+                        url
+                    }),
+                Pagination::Link => match next_link(&headers) {
+                    None => None,
+                    Some(link) => Some(url.join(&link).map_err(|error| {
+                        failed("protocol", format!("{where_}: bad Link header ({error})"))
+                    })?),
+                },
+            };
+        }
+        sink.flush().await?;
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_link_headers_times_and_values() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::LINK,
+            "<https://x.se/a?page=3>; rel=\"next\", <https://x.se/a?page=9>; rel=\"last\""
+                .parse()
+                .expect("header"),
+        );
+        assert_eq!(
+            next_link(&headers).as_deref(),
+            Some("https://x.se/a?page=3")
+        );
+        assert_eq!(next_link(&reqwest::header::HeaderMap::new()), None);
+        let times = [
+            (
+                serde_json::json!("2024-01-15T10:30:00+02:00"),
+                Some("2024-01-15T08:30:00+00:00"),
+            ),
+            (
+                serde_json::json!("2024-01-15"),
+                Some("2024-01-15T00:00:00+00:00"),
+            ),
+            (
+                serde_json::json!(1_705_314_600),
+                Some("2024-01-15T10:30:00+00:00"),
+            ),
+            (serde_json::json!("soon"), None),
+            (serde_json::json!(true), None),
+        ];
+        for (value, expected) in times {
+            let got = parse_json_time(&value).map(|time| time.to_rfc3339());
+            assert_eq!(got.as_deref(), expected, "{value}");
+        }
+        assert_eq!(
+            text_of(&serde_json::json!(["a", "b"])).as_deref(),
+            Some("a;b")
+        );
+        assert_eq!(text_of(&serde_json::json!(42)).as_deref(), Some("42"));
+        assert_eq!(text_of(&Value::Null), None);
+        let url = reqwest::Url::parse("https://user:pw@crm.se/api/cases?api_key=SECRET&page=2")
+            .expect("url");
+        assert_eq!(shown(&url), "https://crm.se/api/cases");
+    }
+}

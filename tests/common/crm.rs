@@ -1,0 +1,130 @@
+//! A CRM-like HTTP server on loopback for the HTTP connector's tests: JSON pages of
+//! `{"items": [...], "total": N}` by `?page=&per_page=`, a bearer token required,
+//! and faults on demand (429 with Retry-After, a 500, a page that is not JSON, an
+//! item without its id). One request per connection, answered and closed.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+/// What the server does; shared with the test, which can change it between scans.
+#[derive(Default)]
+pub struct Behaviour {
+    pub items: Vec<serde_json::Value>,
+    pub token: String,
+    /// (page, status) answered once, at that page's first request.
+    pub faults: Vec<(u64, u16)>,
+    /// Pages answered with a body that is not JSON.
+    pub malformed_pages: Vec<u64>,
+    /// Every request's page, in order.
+    pub requested: Vec<u64>,
+    /// Every Authorization header seen.
+    pub authorizations: Vec<String>,
+}
+
+pub struct CrmServer {
+    pub port: u16,
+    pub behaviour: Arc<Mutex<Behaviour>>,
+}
+
+impl CrmServer {
+    pub fn start(behaviour: Behaviour) -> CrmServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let behaviour = Arc::new(Mutex::new(behaviour));
+        let shared = behaviour.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let shared = shared.clone();
+                std::thread::spawn(move || answer(stream, &shared));
+            }
+        });
+        CrmServer { port, behaviour }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/cases", self.port)
+    }
+}
+
+fn answer(stream: TcpStream, shared: &Mutex<Behaviour>) {
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let mut authorization = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_err() || line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if line.to_ascii_lowercase().starts_with("authorization:") {
+            authorization = line["authorization:".len()..].trim().to_owned();
+        }
+    }
+    let target = request_line.split_whitespace().nth(1).unwrap_or("/");
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let param = |name: &str| -> Option<u64> {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(key, _)| *key == name)
+            .and_then(|(_, value)| value.parse().ok())
+    };
+    let page = param("page").unwrap_or(1);
+    let per_page = param("per_page").unwrap_or(100) as usize;
+    let (status, extra, body) = {
+        let Ok(mut behaviour) = shared.lock() else {
+            return;
+        };
+        behaviour.requested.push(page);
+        behaviour.authorizations.push(authorization.clone());
+        if authorization != format!("Bearer {}", behaviour.token) {
+            (
+                401,
+                String::new(),
+                "{\"error\":\"unauthorized\"}".to_owned(),
+            )
+        } else if let Some(index) = behaviour.faults.iter().position(|(p, _)| *p == page) {
+            let (_, status) = behaviour.faults.remove(index);
+            let extra = if status == 429 {
+                "Retry-After: 1\r\n".to_owned()
+            } else {
+                String::new()
+            };
+            (status, extra, "{\"error\":\"try again\"}".to_owned())
+        } else if behaviour.malformed_pages.contains(&page) {
+            (
+                200,
+                String::new(),
+                "{\"items\": [ {\"id\": \"x\"".to_owned(),
+            )
+        } else {
+            let start = ((page - 1) as usize) * per_page;
+            let items: Vec<serde_json::Value> = behaviour
+                .items
+                .iter()
+                .skip(start)
+                .take(per_page)
+                .cloned()
+                .collect();
+            let body = serde_json::json!({ "items": items, "total": behaviour.items.len() });
+            (200, String::new(), body.to_string())
+        }
+    };
+    let reason = match status {
+        200 => "OK",
+        401 => "Unauthorized",
+        429 => "Too Many Requests",
+        _ => "Internal Server Error",
+    };
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = reader.into_inner();
+    let _ = stream.write_all(response.as_bytes());
+}

@@ -1,0 +1,181 @@
+//! The HTTP connector against a CRM-like server on loopback: closed cases kept past
+//! 30 days (P4) and support history past 36 months (P6) found exactly through
+//! paging, 429 and 500 tried again, and a malformed page, an item without its id or
+//! a refused token failing the scan by name without resolving anything or showing
+//! the token.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::crm::{Behaviour, CrmServer};
+use common::*;
+
+const TOKEN: &str = "crm-token-7f3a9";
+
+const RULES: &str = r#"
+[[rules]]
+id = "P4-closed-cases"
+kind = "max_age"
+policy = "När ett ärende är avklarat ska personinformationen raderas eller anonymiseras"
+max_age = "30d"
+timestamp = "date:closed"
+when = { sources = ["crm"], attributes = { status = "closed" } }
+
+[[rules]]
+id = "P6-support-history"
+kind = "max_age"
+policy = "Ärendehistorik från sälj- och supportärenden raderas efter maximalt 36 månader från kontakten."
+max_age = "36 months"
+timestamp = "last_activity"
+when = { sources = ["crm"] }
+"#;
+
+fn days_ago(days: i64) -> String {
+    (chrono::Utc::now() - chrono::TimeDelta::days(days)).to_rfc3339()
+}
+
+/// 250 cases over three pages of 100.
+fn cases() -> (Vec<serde_json::Value>, BTreeSet<String>) {
+    let mut planted = BTreeSet::new();
+    let items = (0..250)
+        .map(|n| {
+            let id = format!("case-{n}");
+            let (status, closed) = match n % 10 {
+                0 => ("closed", Some(days_ago(45))),
+                5 => ("closed", Some(days_ago(20))),
+                7 => ("open", None),
+                _ => ("closed", Some(days_ago(3))),
+            };
+            if n % 10 == 0 {
+                planted.insert(format!("P4-closed-cases:{id}"));
+            }
+            let last_contact = match n % 25 {
+                3 => days_ago(40 * 31),
+                4 => days_ago(35 * 30),
+                _ => days_ago(10),
+            };
+            if n % 25 == 3 {
+                planted.insert(format!("P6-support-history:{id}"));
+            }
+            serde_json::json!({
+                "id": id,
+                "contact": { "email": format!("kund{n}@kund.se") },
+                "status": status,
+                "closed_at": closed,
+                "last_contact": last_contact,
+            })
+        })
+        .collect();
+    (items, planted)
+}
+
+fn write_config(dir: &Path, url: &str, token: &str) -> String {
+    std::fs::write(dir.join("crm.token"), format!("{token}\n")).expect("token");
+    let text = format!(
+        "[daemon]\nstate_dir = \"state\"\n\n[[sources]]\nname = \"crm\"\ntype = \"http\"\nurl = \"{url}\"\n\
+         allow_plaintext = true\nauth = {{ bearer_file = \"crm.token\" }}\nitems = \"/items\"\n\
+         pagination = {{ type = \"page\", size = 100 }}\nid = \"/id\"\nowner = \"/contact/email\"\n\
+         attributes = {{ status = \"/status\" }}\ndates = {{ closed = \"/closed_at\" }}\n\
+         last_activity = \"/last_contact\"\ntimeout_seconds = 5\nattempts = 3\n{RULES}"
+    );
+    let path = dir.join("tillsyn.toml");
+    std::fs::write(&path, text).expect("config");
+    path.to_str().expect("utf8").to_owned()
+}
+
+fn open_findings(config: &str) -> BTreeSet<String> {
+    pairs(&json_lines(&tillsyn(&[
+        "findings", "--open", "--config", config, "--format", "json",
+    ])))
+}
+
+#[test]
+fn pages_through_retries_and_finds_exactly_the_planted_cases() {
+    let (items, planted) = cases();
+    let server = CrmServer::start(Behaviour {
+        items,
+        token: TOKEN.into(),
+        faults: vec![(2, 429), (3, 500)],
+        ..Behaviour::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &server.url(), TOKEN);
+    let output = tillsyn(&["scan", "--once", "--config", &config, "--format", "json"]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("250 records") && stderr.contains("retries 2"),
+        "{stderr}"
+    );
+    assert_exact(&pairs(&json_lines(&output)), &planted);
+    assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN));
+    let behaviour = server.behaviour.lock().expect("lock");
+    assert_eq!(behaviour.requested, [1, 2, 2, 3, 3]);
+    assert!(
+        behaviour
+            .authorizations
+            .iter()
+            .all(|a| a == &format!("Bearer {TOKEN}"))
+    );
+}
+
+#[test]
+fn a_bad_page_a_missing_id_or_a_refused_token_fails_by_name_and_resolves_nothing() {
+    let (items, planted) = cases();
+    let server = CrmServer::start(Behaviour {
+        items,
+        token: TOKEN.into(),
+        ..Behaviour::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &server.url(), TOKEN);
+    assert_eq!(
+        tillsyn(&["scan", "--once", "--config", &config])
+            .status
+            .code(),
+        Some(0)
+    );
+
+    let check = |config: &str, words: &[&str], case: &str| {
+        let output = tillsyn(&["scan", "--once", "--config", config]);
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{case}: {stderr}");
+        for word in words {
+            assert!(
+                stderr.contains(word),
+                "{case}: {word:?} missing in {stderr}"
+            );
+        }
+        assert!(
+            !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
+            "{case}: token shown"
+        );
+        assert!(!stderr.contains("wrong-token"), "{case}: token shown");
+        assert_exact(&open_findings(config), &planted);
+    };
+
+    server.behaviour.lock().expect("lock").malformed_pages = vec![2];
+    check(
+        &config,
+        &["FAILED", "page 2", "not JSON", "/api/cases"],
+        "malformed page",
+    );
+
+    {
+        let mut behaviour = server.behaviour.lock().expect("lock");
+        behaviour.malformed_pages.clear();
+        if let Some(item) = behaviour.items.get_mut(230) {
+            item.as_object_mut().expect("object").remove("id");
+        }
+    }
+    check(&config, &["page 3", "item 30 has no /id"], "missing id");
+
+    let wrong = write_config(dir.path(), &server.url(), "wrong-token");
+    check(
+        &wrong,
+        &["page 1", "refused the credentials"],
+        "wrong token",
+    );
+}
