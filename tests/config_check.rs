@@ -23,6 +23,7 @@ fn example_config_and_every_policy_pack_pass_check_config() {
     )
     .expect("accounts");
     std::fs::write(credentials.path().join("ldap-password"), "example\n").expect("password");
+    std::fs::write(credentials.path().join("crm-token"), "example-token\n").expect("token");
     for file in files {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_tillsyn"))
             .args(["check-config", "--config", &file])
