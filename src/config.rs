@@ -24,7 +24,8 @@ use tillsyn_connectors::maildir::MaildirConfig;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::rules::config::{
-    Check, Conditions, MaxAgeCheck, MaxIntervalCheck, MaxRecipientsCheck, RuleConfig, Severity,
+    Check, Conditions, ConflictCheck, MaxAgeCheck, MaxIntervalCheck, MaxRecipientsCheck,
+    RuleConfig, Severity,
 };
 use crate::secret::{self, Secret};
 
@@ -546,17 +547,25 @@ impl<'t> Reader<'t> {
             Some("max_interval") => self
                 .deserialize::<MaxIntervalCheck>(rest, &what)
                 .map(Check::MaxInterval),
+            Some("conflict") => self
+                .deserialize::<ConflictCheck>(rest, &what)
+                .map(Check::Conflict),
             Some(other) => {
                 self.issue(
                     kind_span.map(|span| span.start),
                     format!(
-                        "{what}: unknown kind {other:?}; expected \"max_age\", \"max_recipients\" or \"max_interval\""
+                        "{what}: unknown kind {other:?}; expected \"max_age\", \"max_recipients\", \"max_interval\" or \"conflict\""
                     ),
                 );
                 None
             }
             None => None,
         };
+        if let Some(Check::Conflict(conflict)) = &check
+            && let Some(last) = self.rule_refs.last_mut()
+        {
+            last.2.extend(conflict.marked_by.sources.iter().cloned());
+        }
         Some(RuleConfig {
             id,
             policy: policy?,

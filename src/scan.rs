@@ -23,7 +23,7 @@ use tillsyn_connectors::{
 
 use crate::config::{SourceConfig, SourceSettings};
 use crate::rules::{RuleSet, SourceRules};
-use crate::store::{NewFinding, ScanEnd, ScanStatus, ScanTally, Store, StoreError};
+use crate::store::{NewConflictKey, NewFinding, ScanEnd, ScanStatus, ScanTally, Store, StoreError};
 
 /// Findings are written in transactions of this many.
 const BATCH: usize = 1000;
@@ -139,6 +139,7 @@ pub async fn scan_source(
     cancel: CancelFlag,
 ) -> Result<ScanOutcome, RunError> {
     let source_rules = rules.for_source(name);
+    let conflict_rules = source_rules.conflict_rules();
     let owned_name = name.to_owned();
     let (scan_id, checkpoints) = with_store(store, move |store| {
         let checkpoints = store.checkpoints(&owned_name)?;
@@ -191,6 +192,7 @@ pub async fn scan_source(
                     unread_prefixes: &report.unread_prefixes,
                     carried: &report.carried,
                     checkpoints: &report.checkpoints,
+                    conflict_rules: &conflict_rules,
                     finished_at: finished,
                 };
                 store.finish_scan(scan_id, &end)
@@ -274,6 +276,7 @@ fn consume(
     let mut records = 0u64;
     let mut findings = 0u64;
     let mut findings_batch: Vec<NewFinding> = Vec::with_capacity(BATCH);
+    let mut keys_batch: Vec<NewConflictKey> = Vec::new();
     let flush = |batch: &mut Vec<NewFinding>| -> Result<(), RunError> {
         if batch.is_empty() {
             return Ok(());
@@ -282,6 +285,17 @@ fn consume(
             .lock()
             .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
         guard.record_findings(scan_id, source, now, batch)?;
+        batch.clear();
+        Ok(())
+    };
+    let flush_keys = |batch: &mut Vec<NewConflictKey>| -> Result<(), RunError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut guard = store
+            .lock()
+            .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
+        guard.record_conflict_keys(scan_id, source, batch)?;
         batch.clear();
         Ok(())
     };
@@ -301,6 +315,20 @@ fn consume(
                     age_days: violation.age_days,
                 });
             }
+            for key in rules.conflict_keys(&record) {
+                keys_batch.push(NewConflictKey {
+                    rule: key.rule,
+                    side: key.side.as_str(),
+                    key: key.key,
+                    record_id: record.id.clone(),
+                    record_path: record.path.clone(),
+                    record_kind: record.kind.as_str(),
+                    owner: record.owner.clone(),
+                });
+            }
+            if keys_batch.len() >= BATCH {
+                flush_keys(&mut keys_batch)?;
+            }
             if findings_batch.len() >= BATCH {
                 // Stop reading on a store error: dropping the receiver ends the
                 // connector with SinkClosed, and the scan is recorded as failed.
@@ -309,5 +337,6 @@ fn consume(
         }
     }
     flush(&mut findings_batch)?;
+    flush_keys(&mut keys_batch)?;
     Ok((records, findings))
 }

@@ -135,6 +135,10 @@ pub enum Check {
     /// `kind = "max_interval"`: a second event must follow a first within a
     /// limit ("reported within 72 hours of detection").
     MaxInterval(MaxIntervalCheck),
+    /// `kind = "conflict"`: records selected by `when` must not exist for a
+    /// person whom records selected by `marked_by` mark ("unsubscribed, yet still
+    /// on the list"), joined across sources.
+    Conflict(ConflictCheck),
 }
 
 impl Check {
@@ -144,6 +148,7 @@ impl Check {
             Check::MaxAge(_) => "max_age",
             Check::MaxRecipients(_) => "max_recipients",
             Check::MaxInterval(_) => "max_interval",
+            Check::Conflict(_) => "conflict",
         }
     }
 }
@@ -341,4 +346,22 @@ impl<'de> Deserialize<'de> for TimestampField {
         let text = String::deserialize(deserializer)?;
         text.parse().map_err(serde::de::Error::custom)
     }
+}
+
+/// Keys of a `conflict` rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConflictCheck {
+    /// The records that mark a person, e.g. `{ sources = ["crm"], attributes =
+    /// { opt_out = "true" } }`. The rule's own `when` selects the records that
+    /// must then not exist. Required.
+    pub marked_by: Conditions,
+    /// What identifies a person on both sides: `owner` or an attribute name,
+    /// compared trimmed and lower-cased (addresses). Default: `owner`.
+    #[serde(default = "default_key")]
+    pub key: String,
+}
+
+fn default_key() -> String {
+    "owner".into()
 }

@@ -34,6 +34,39 @@ pub struct CompiledRule {
     pub config: RuleConfig,
     paths: GlobSet,
     exclude: GlobSet,
+    /// For `conflict` rules: the `marked_by` globs.
+    marked_paths: GlobSet,
+    marked_exclude: GlobSet,
+}
+
+/// Which side of a `conflict` rule a record is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictSide {
+    /// It marks a person (an opt-out).
+    Marked,
+    /// It must not exist for a marked person (a list membership).
+    Forbidden,
+}
+
+impl ConflictSide {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictSide::Marked => "marked",
+            ConflictSide::Forbidden => "forbidden",
+        }
+    }
+}
+
+/// A record's part in a `conflict` rule: which rule, which side, whose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictKey {
+    /// Rule id.
+    pub rule: String,
+    /// Side.
+    pub side: ConflictSide,
+    /// The person's key, trimmed and lower-cased.
+    pub key: String,
 }
 
 /// Why rules could not be compiled.
@@ -89,9 +122,18 @@ impl RuleSet {
         let rules = rules
             .iter()
             .map(|rule| {
+                let (marked_paths, marked_exclude) = match &rule.check {
+                    Check::Conflict(check) => (
+                        glob_set(rule, &check.marked_by.paths)?,
+                        glob_set(rule, &check.marked_by.exclude_paths)?,
+                    ),
+                    _ => (GlobSet::empty(), GlobSet::empty()),
+                };
                 Ok(Arc::new(CompiledRule {
                     paths: glob_set(rule, &rule.when.paths)?,
                     exclude: glob_set(rule, &rule.when.exclude_paths)?,
+                    marked_paths,
+                    marked_exclude,
                     config: rule.clone(),
                 }))
             })
@@ -105,8 +147,11 @@ impl RuleSet {
             .rules
             .iter()
             .filter(|rule| {
-                let sources = &rule.config.when.sources;
-                sources.is_empty() || sources.iter().any(|name| name == source)
+                let in_sources =
+                    |sources: &[String]| sources.is_empty() || sources.iter().any(|n| n == source);
+                in_sources(&rule.config.when.sources)
+                    || matches!(&rule.config.check, Check::Conflict(check)
+                        if in_sources(&check.marked_by.sources))
             })
             .cloned()
             .collect();
@@ -178,6 +223,61 @@ impl SourceRules {
         hash
     }
 
+    /// The record's parts in `conflict` rules, for the join across sources.
+    pub fn conflict_keys(&self, record: &Record) -> Vec<ConflictKey> {
+        let mut keys = Vec::new();
+        for rule in &self.rules {
+            let Check::Conflict(check) = &rule.config.check else {
+                continue;
+            };
+            let key = if check.key == "owner" {
+                record.owner.as_deref()
+            } else {
+                record.attributes.get(&check.key).map(String::as_str)
+            };
+            let Some(key) = key
+                .map(|k| k.trim().to_lowercase())
+                .filter(|k| !k.is_empty())
+            else {
+                continue;
+            };
+            let in_sources = |sources: &[String]| {
+                sources.is_empty() || sources.iter().any(|name| **name == *record.source)
+            };
+            if in_sources(&rule.config.when.sources) && selects(rule, record) {
+                keys.push(ConflictKey {
+                    rule: rule.config.id.clone(),
+                    side: ConflictSide::Forbidden,
+                    key: key.clone(),
+                });
+            }
+            if in_sources(&check.marked_by.sources)
+                && matches(
+                    &check.marked_by,
+                    &rule.marked_paths,
+                    &rule.marked_exclude,
+                    record,
+                )
+            {
+                keys.push(ConflictKey {
+                    rule: rule.config.id.clone(),
+                    side: ConflictSide::Marked,
+                    key,
+                });
+            }
+        }
+        keys
+    }
+
+    /// The `conflict` rules this source takes part in: id and severity.
+    pub fn conflict_rules(&self) -> Vec<(String, &'static str)> {
+        self.rules
+            .iter()
+            .filter(|rule| matches!(rule.config.check, Check::Conflict(_)))
+            .map(|rule| (rule.config.id.clone(), rule.config.severity.as_str()))
+            .collect()
+    }
+
     /// How many rules apply.
     pub fn len(&self) -> usize {
         self.rules.len()
@@ -198,6 +298,8 @@ impl SourceRules {
                     Check::MaxAge(check) => max_age(check, record, now, self.timezone)?,
                     Check::MaxRecipients(check) => max_recipients(check, record, now)?,
                     Check::MaxInterval(check) => max_interval(check, record, now, self.timezone)?,
+                    // Judged across sources from the keys, not record by record.
+                    Check::Conflict(_) => return None,
                 };
                 Some(Violation {
                     rule: rule.clone(),
@@ -210,17 +312,22 @@ impl SourceRules {
 }
 
 fn selects(rule: &CompiledRule, record: &Record) -> bool {
-    let when: &Conditions = &rule.config.when;
+    matches(&rule.config.when, &rule.paths, &rule.exclude, record)
+}
+
+/// Whether `record` meets `when` (its path globs compiled as `paths`/`exclude`).
+/// Sources are checked by the caller.
+fn matches(when: &Conditions, paths: &GlobSet, exclude: &GlobSet, record: &Record) -> bool {
     if !when.kinds.is_empty() && !when.kinds.contains(&record.kind) {
         return false;
     }
     if !when.folders.is_empty() && !when.folders.iter().any(|folder| in_folder(record, folder)) {
         return false;
     }
-    if !when.paths.is_empty() && !rule.paths.is_match(&record.path) {
+    if !when.paths.is_empty() && !paths.is_match(&record.path) {
         return false;
     }
-    if rule.exclude.is_match(&record.path) {
+    if exclude.is_match(&record.path) {
         return false;
     }
     let attributes_match = when

@@ -57,4 +57,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX findings_by_first_scan ON findings (first_seen_scan);
     "#,
+    // 3: the people each source's records belong to, for `conflict` rules joined
+    // across sources. A finished scan replaces its source's rows.
+    r#"
+    CREATE TABLE conflict_keys (
+        rule        TEXT    NOT NULL,
+        side        TEXT    NOT NULL CHECK (side IN ('marked', 'forbidden')),
+        source      TEXT    NOT NULL,
+        key         TEXT    NOT NULL,
+        record_id   TEXT    NOT NULL,
+        record_path TEXT    NOT NULL,
+        record_kind TEXT    NOT NULL,
+        owner       TEXT,
+        scan_id     INTEGER NOT NULL
+    );
+    CREATE INDEX conflict_keys_by_rule ON conflict_keys (rule, side, key);
+    CREATE INDEX conflict_keys_by_source ON conflict_keys (source, scan_id);
+    "#,
 ];

@@ -168,6 +168,25 @@ pub struct ScanTally {
     pub open: u64,
 }
 
+/// A record's part in a `conflict` rule, as the scan runner stores it.
+#[derive(Debug, Clone)]
+pub struct NewConflictKey {
+    /// Rule id.
+    pub rule: String,
+    /// `marked` or `forbidden`.
+    pub side: &'static str,
+    /// The person's key.
+    pub key: String,
+    /// Record id.
+    pub record_id: String,
+    /// Record path.
+    pub record_path: String,
+    /// Record kind.
+    pub record_kind: &'static str,
+    /// Owner as the store knows it.
+    pub owner: Option<String>,
+}
+
 /// How a scan that read its source to the end finished.
 #[derive(Debug, Clone)]
 pub struct ScanEnd<'a> {
@@ -183,6 +202,9 @@ pub struct ScanEnd<'a> {
     pub carried: &'a [CarriedScope],
     /// The connector's new checkpoints (replace the old ones).
     pub checkpoints: &'a BTreeMap<String, String>,
+    /// The `conflict` rules this source takes part in, with their severities:
+    /// judged again from every source's latest keys.
+    pub conflict_rules: &'a [(String, &'static str)],
     /// When it finished.
     pub finished_at: DateTime<Utc>,
 }
@@ -375,6 +397,37 @@ impl Store {
             let mut resolve = transaction.prepare(
                 "UPDATE findings SET resolved_at = ?2, resolved_scan = ?3 WHERE id = ?1",
             )?;
+            // This scan's keys replace the source's older ones, except where it
+            // could not read or did not read again.
+            let older: Vec<(i64, String)> = {
+                let mut query = transaction.prepare(
+                    "SELECT rowid, record_path FROM conflict_keys WHERE source = ?1 AND scan_id < ?2",
+                )?;
+                query
+                    .query_map(params![source, scan_id], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?
+                    .collect::<Result<_, _>>()?
+            };
+            {
+                let mut delete =
+                    transaction.prepare("DELETE FROM conflict_keys WHERE rowid = ?1")?;
+                for (rowid, path) in older {
+                    let kept =
+                        end.unread_prefixes
+                            .iter()
+                            .any(|prefix| under(&path, prefix))
+                            || end.carried.iter().any(|scope| {
+                                under(&path, &scope.prefix) && scope.still_there(&path)
+                            });
+                    if !kept {
+                        delete.execute([rowid])?;
+                    }
+                }
+            }
+            for (rule, severity) in end.conflict_rules {
+                resolved += judge_conflicts(&transaction, rule, severity, scan_id, finished)?;
+            }
             // What this scan did not see resolves, unless it lies where the scan
             // could not read, or where it read incrementally and the record is
             // still there (its finding is carried; `last_seen` stays the last
@@ -436,6 +489,38 @@ impl Store {
         })
     }
 
+    /// Store conflict keys seen by scan `scan_id` of `source`.
+    pub fn record_conflict_keys(
+        &mut self,
+        scan_id: i64,
+        source: &str,
+        keys: &[NewConflictKey],
+    ) -> Result<(), StoreError> {
+        let transaction = self.connection.transaction()?;
+        {
+            let mut insert = transaction.prepare_cached(
+                "INSERT INTO conflict_keys (rule, side, source, key, record_id, record_path,
+                     record_kind, owner, scan_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for key in keys {
+                insert.execute(params![
+                    key.rule,
+                    key.side,
+                    source,
+                    key.key,
+                    key.record_id,
+                    key.record_path,
+                    key.record_kind,
+                    key.owner,
+                    scan_id
+                ])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
     /// Mark a scan failed. Nothing is resolved; findings it saw stay as recorded.
     pub fn fail_scan(
         &mut self,
@@ -456,6 +541,9 @@ impl Store {
                 error_message
             ],
         )?;
+        // A half-read source does not change who is on which side.
+        self.connection
+            .execute("DELETE FROM conflict_keys WHERE scan_id = ?1", [scan_id])?;
         Ok(())
     }
 
@@ -577,6 +665,66 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// Judge a `conflict` rule from every source's latest keys: a forbidden record
+/// whose person is marked is a finding (new or seen again by this scan); the
+/// rule's open findings no longer in that set resolve. Returns how many resolved.
+fn judge_conflicts(
+    transaction: &rusqlite::Transaction<'_>,
+    rule: &str,
+    severity: &str,
+    scan_id: i64,
+    finished: i64,
+) -> Result<u64, StoreError> {
+    let current: Vec<(String, String, String, String, Option<String>, String)> = {
+        let mut query = transaction.prepare(
+            "SELECT f.source, f.record_id, f.record_path, f.record_kind, f.owner,
+                    (SELECT m.source FROM conflict_keys m
+                     WHERE m.rule = f.rule AND m.side = 'marked' AND m.key = f.key
+                     ORDER BY m.source LIMIT 1)
+             FROM conflict_keys f
+             WHERE f.rule = ?1 AND f.side = 'forbidden'
+               AND EXISTS (SELECT 1 FROM conflict_keys m
+                           WHERE m.rule = f.rule AND m.side = 'marked' AND m.key = f.key)
+             GROUP BY f.source, f.record_id",
+        )?;
+        query
+            .query_map([rule], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?
+    };
+    {
+        let mut upsert = transaction.prepare_cached(
+            "INSERT INTO findings (rule, source, record_id, record_path, record_kind, owner,
+                 severity, detail, age_days, first_seen, first_seen_scan, last_seen, last_seen_scan)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?9, ?10)
+             ON CONFLICT (rule, source, record_id) WHERE resolved_at IS NULL DO UPDATE SET
+                 record_path = excluded.record_path, owner = excluded.owner,
+                 severity = excluded.severity, detail = excluded.detail,
+                 last_seen = excluded.last_seen, last_seen_scan = excluded.last_seen_scan",
+        )?;
+        for (source, record_id, path, kind, owner, marked_in) in &current {
+            let detail = format!("still here, while the same person is marked in {marked_in}");
+            upsert.execute(params![
+                rule, source, record_id, path, kind, owner, severity, detail, finished, scan_id
+            ])?;
+        }
+    }
+    let resolved = transaction.execute(
+        "UPDATE findings SET resolved_at = ?2, resolved_scan = ?3
+         WHERE rule = ?1 AND resolved_at IS NULL AND last_seen_scan < ?3",
+        params![rule, finished, scan_id],
+    )?;
+    Ok(resolved as u64)
 }
 
 #[cfg(test)]

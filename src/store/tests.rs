@@ -22,6 +22,7 @@ fn finish_carried(
         unread_prefixes: &[],
         carried,
         checkpoints: &BTreeMap::new(),
+        conflict_rules: &[],
         finished_at: now,
     };
     store.finish_scan(id, &end).expect("finish")
@@ -69,6 +70,7 @@ fn scan(store: &mut Store, seen: &[NewFinding], status: ScanStatus, unread: &[&s
         unread_prefixes: &unread,
         carried: &[],
         checkpoints: &BTreeMap::new(),
+        conflict_rules: &[],
         finished_at: now,
     };
     store.finish_scan(id, &end).expect("finish")
@@ -172,6 +174,7 @@ fn first_seen_stays_and_last_seen_moves() {
         unread_prefixes: &[],
         carried: &[],
         checkpoints: &BTreeMap::new(),
+        conflict_rules: &[],
         finished_at: earlier,
     };
     store.finish_scan(id, &end).expect("finish");
@@ -256,6 +259,7 @@ fn carried_scopes_keep_unchanged_records_and_resolve_the_gone_and_checkpoints_fo
         unread_prefixes: &[],
         carried: &carried,
         checkpoints: &checkpoints,
+        conflict_rules: &[],
         finished_at: now,
     };
     let tally = store.finish_scan(id, &end).expect("finish");
