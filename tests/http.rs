@@ -179,3 +179,38 @@ fn a_bad_page_a_missing_id_or_a_refused_token_fails_by_name_and_resolves_nothing
         "wrong token",
     );
 }
+
+#[test]
+fn a_slow_page_times_out_is_tried_again_and_a_stuck_one_fails_the_scan() {
+    let (items, planted) = cases();
+    let server = CrmServer::start(Behaviour {
+        items,
+        token: TOKEN.into(),
+        slow_pages: vec![(2, 3)],
+        ..Behaviour::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &server.url(), TOKEN);
+    let config_text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        config_text.replace("timeout_seconds = 5", "timeout_seconds = 1"),
+    )
+    .expect("config");
+    let output = tillsyn(&["scan", "--once", "--config", &config, "--format", "json"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("retries 1"), "{stderr}");
+    assert_exact(&pairs(&json_lines(&output)), &planted);
+
+    // Slow at every try: the scan fails by name and resolves nothing.
+    server.behaviour.lock().expect("lock").slow_pages = vec![(3, 3), (3, 3), (3, 3)];
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("page 3") && stderr.contains("after 3 tries"),
+        "{stderr}"
+    );
+    assert_exact(&open_findings(&config), &planted);
+}

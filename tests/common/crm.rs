@@ -17,6 +17,9 @@ pub struct Behaviour {
     pub faults: Vec<(u64, u16)>,
     /// Pages answered with a body that is not JSON.
     pub malformed_pages: Vec<u64>,
+    /// (page, seconds): that page's first request waits this long before its
+    /// answer (a slow server).
+    pub slow_pages: Vec<(u64, u64)>,
     /// Every request's page, in order.
     pub requested: Vec<u64>,
     /// Every Authorization header seen.
@@ -76,6 +79,19 @@ fn answer(stream: TcpStream, shared: &Mutex<Behaviour>) {
     };
     let page = param("page").unwrap_or(1);
     let per_page = param("per_page").unwrap_or(100) as usize;
+    let delay = {
+        let Ok(mut behaviour) = shared.lock() else {
+            return;
+        };
+        behaviour
+            .slow_pages
+            .iter()
+            .position(|(p, _)| *p == page)
+            .map(|index| behaviour.slow_pages.remove(index).1)
+    };
+    if let Some(seconds) = delay {
+        std::thread::sleep(std::time::Duration::from_secs(seconds));
+    }
     let (status, extra, body) = {
         let Ok(mut behaviour) = shared.lock() else {
             return;
