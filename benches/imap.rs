@@ -17,6 +17,9 @@
 #[allow(unused_imports)]
 #[path = "../tests/common/dovecot.rs"]
 mod dovecot;
+#[allow(dead_code)]
+#[path = "../tests/common/process.rs"]
+mod process;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

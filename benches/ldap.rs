@@ -13,6 +13,9 @@
 #[allow(unused_imports)]
 #[path = "../tests/common/dovecot.rs"]
 mod dovecot;
+#[allow(dead_code)]
+#[path = "../tests/common/process.rs"]
+mod process;
 #[allow(unused_imports)]
 #[path = "../tests/common/slapd.rs"]
 mod slapd;

@@ -10,6 +10,8 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+
+use super::process::{free_port, kill_group};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,13 +25,6 @@ pub struct Dovecot {
     /// Implicit TLS port.
     pub tls_port: u16,
     child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("free port")
 }
 
 fn run(command: &mut Command) {
@@ -268,13 +263,7 @@ namespace inbox {{
 
     /// Kill the whole process group at once (what a crash looks like).
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) on our own child's process group.
-            unsafe {
-                libc::kill(-(child.id() as i32), libc::SIGKILL);
-            }
-            let _ = child.wait();
-        }
+        kill_group(&mut self.child);
     }
 
     /// Start again after `kill`.

@@ -203,4 +203,5 @@ pub fn assert_exact(found: &BTreeSet<String>, planted: &BTreeSet<String>) {
 
 pub mod crm;
 pub mod dovecot;
+pub mod process;
 pub mod slapd;

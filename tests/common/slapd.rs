@@ -9,6 +9,8 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+
+use super::process::{free_port, kill_group};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -46,13 +48,6 @@ fn binary(name: &str) -> String {
         .map(|dir| format!("{dir}{name}"))
         .find(|path| Path::new(path).exists())
         .unwrap_or_else(|| name.to_owned())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("free port")
 }
 
 const SCHEMA: &str = "\
@@ -170,13 +165,7 @@ access to * by users read by * none
     }
 
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) on our own child's process group.
-            unsafe {
-                libc::kill(-(child.id() as i32), libc::SIGKILL);
-            }
-            let _ = child.wait();
-        }
+        kill_group(&mut self.child);
     }
 
     /// Stop and start again (the data stays).
