@@ -20,7 +20,9 @@
 //! - `reports/`: report templates (data, not code).
 //! - `examples/policies/`: one policy pack per seed company, quoting its promises.
 //! - `config.example.toml`: every key, commented, with its default.
-//! - `systemd/`: service files; `tests/`: integration tests against real stores.
+//! - `systemd/`: service files; `tests/`: integration tests against real stores
+//!   (Dovecot, slapd, an HTTP server, generated trees); `benches/`: comparisons
+//!   with peer tools, results in `BENCHMARKS.md`.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::panic)]
 

@@ -10,9 +10,11 @@
 //! - [`http`]: CRMs and registers over HTTP/JSON, paginated, JSON pointers.
 //! - [`secret`]: passwords, tokens and keys, read from files or the environment
 //!   and redacted in every `Debug` and `Display`.
+//! - [`tls`]: the TLS client settings the network connectors share.
 //!
 //! Every connector reads and never writes. Records stream through a bounded
-//! channel ([`RecordSink`]) so no connector holds a whole store in memory. Problems
+//! channel ([`RecordSink`], in batches) so no connector holds a whole store in
+//! memory. Problems
 //! with single items (an unreadable directory, a malformed mail) are counted in the
 //! [`ScanReport`] and the scan goes on; only problems that make the whole scan
 //! meaningless (the root is missing) end it with a [`ConnectorError`].
