@@ -54,12 +54,9 @@ pub enum BuildError {
     /// The IMAP credentials or TLS settings could not be read.
     #[error(transparent)]
     Imap(#[from] tillsyn_connectors::imap::ImapBuildError),
-    /// The LDAP settings could not be used.
+    /// The LDAP or HTTP settings could not be used.
     #[error(transparent)]
-    Ldap(#[from] tillsyn_connectors::ldap::LdapBuildError),
-    /// The HTTP settings could not be used.
-    #[error(transparent)]
-    Http(#[from] tillsyn_connectors::http::HttpBuildError),
+    Network(#[from] tillsyn_connectors::SourceSetupError),
 }
 
 impl Source {

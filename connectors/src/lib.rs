@@ -395,6 +395,20 @@ impl ConnectorError {
     }
 }
 
+/// Why a network source (LDAP, HTTP) could not be built from its settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceSetupError {
+    /// A credential file could not be read.
+    #[error(transparent)]
+    Secret(#[from] secret::SecretError),
+    /// TLS settings could not be made.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsSetupError),
+    /// A setting is out of range, unusable or unsafe.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// One kind of store. Each source in the config becomes one value of a type that
 /// implements this; the scan runner drives it.
 pub trait Connector {

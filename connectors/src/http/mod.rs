@@ -193,19 +193,8 @@ fn default_next() -> String {
     "/next_cursor".into()
 }
 
-/// Why an HTTP source could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum HttpBuildError {
-    /// A credential file could not be read.
-    #[error(transparent)]
-    Secret(#[from] secret::SecretError),
-    /// TLS settings could not be made.
-    #[error(transparent)]
-    Tls(#[from] crate::tls::TlsSetupError),
-    /// A setting is unusable.
-    #[error("{0}")]
-    Invalid(String),
-}
+/// Why this source could not be built (shared with the other network sources).
+pub type HttpBuildError = crate::SourceSetupError;
 
 #[derive(Debug, Clone)]
 enum Credentials {

@@ -87,19 +87,8 @@ fn default_timeout_seconds() -> u64 {
     60
 }
 
-/// Why an LDAP source could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum LdapBuildError {
-    /// The password file could not be read.
-    #[error(transparent)]
-    Secret(#[from] secret::SecretError),
-    /// TLS settings could not be made.
-    #[error(transparent)]
-    Tls(#[from] crate::tls::TlsSetupError),
-    /// A setting is out of range or unsafe.
-    #[error("{0}")]
-    Invalid(String),
-}
+/// Why this source could not be built (shared with the other network sources).
+pub type LdapBuildError = crate::SourceSetupError;
 
 /// A built LDAP source.
 #[derive(Debug, Clone)]
