@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use tillsyn_connectors::CancelFlag;
 
 use crate::config::{self, Config, ConfigErrors};
 use crate::output::{self, Format};
@@ -119,7 +118,7 @@ pub async fn scan_once(
             &rules,
             &store,
             Utc::now(),
-            CancelFlag::default(),
+            &scan::Stop::default(),
         )
         .await?;
         match &outcome.error {

@@ -23,10 +23,12 @@ use tillsyn_connectors::ldap::{LdapConfig, LdapSource};
 use tillsyn_connectors::maildir::MaildirConfig;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use crate::period::Period;
 use crate::rules::config::{
     Check, Conditions, ConflictCheck, MaxAgeCheck, MaxIntervalCheck, MaxRecipientsCheck,
     RuleConfig, Severity,
 };
+use crate::schedule::Schedule;
 use crate::secret::{self, Secret};
 
 /// A whole, checked config.
@@ -56,6 +58,15 @@ pub struct DaemonConfig {
     /// `Europe/Stockholm`. Default: `UTC`.
     #[serde(default)]
     pub timezone: Timezone,
+    /// Address `tillsyn run` serves `/metrics`, `/healthz` and `/readyz` on.
+    /// Default: `127.0.0.1:9436` (loopback only). Read at start; a reload keeps
+    /// the old one.
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+    /// Seconds in-flight scans get to stop on shutdown before they are cut off
+    /// and recorded as failed. Default: 5.
+    #[serde(default = "default_shutdown_grace_seconds")]
+    pub shutdown_grace_seconds: u64,
 }
 
 impl Default for DaemonConfig {
@@ -63,9 +74,22 @@ impl Default for DaemonConfig {
         DaemonConfig {
             state_dir: default_state_dir(),
             timezone: Timezone::default(),
+            listen: default_listen(),
+            shutdown_grace_seconds: default_shutdown_grace_seconds(),
         }
     }
 }
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 9436))
+}
+
+fn default_shutdown_grace_seconds() -> u64 {
+    5
+}
+
+/// When a source is scanned if its entry sets no `schedule`: 02:00 every day.
+pub const DEFAULT_SCHEDULE: &str = "0 0 2 * * *";
 
 fn default_state_dir() -> PathBuf {
     PathBuf::from("/var/lib/tillsyn")
@@ -113,6 +137,9 @@ struct PrivacyFile {
 pub struct SourceConfig {
     /// Unique name, used in findings, metrics and `--source`.
     pub name: String,
+    /// When `tillsyn run` scans it: six-field cron, seconds first, in
+    /// `daemon.timezone`. Default: [`DEFAULT_SCHEDULE`].
+    pub schedule: Schedule,
     /// The store and its settings, from `type`.
     pub settings: SourceSettings,
 }
@@ -419,11 +446,15 @@ impl<'t> Reader<'t> {
 
     fn source(&mut self, entry: Spanned<'_>) -> Option<SourceConfig> {
         let span = entry.span();
-        let (mut common, rest) = self.split(entry, "sources", &["name", "type"])?;
+        let (mut common, rest) = self.split(entry, "sources", &["name", "type", "schedule"])?;
         let kind_value = common[1].take();
         let name = self.string(common[0].take(), "[[sources]] `name`", span.start)?;
         self.source_names.push((name.clone(), span.clone()));
         let what = format!("source {name:?}");
+        let schedule = match common[2].take() {
+            Some(value) => self.deserialize::<Schedule>(value, &what),
+            None => Schedule::parse(DEFAULT_SCHEDULE).ok(),
+        };
         let kind_span = kind_value.as_ref().map(|value| value.span());
         let kind = self.string(kind_value, &format!("{what}: `type`"), span.start)?;
         let settings = match kind.as_str() {
@@ -503,12 +534,24 @@ impl<'t> Reader<'t> {
                 return None;
             }
         };
-        Some(SourceConfig { name, settings })
+        Some(SourceConfig {
+            name,
+            schedule: schedule?,
+            settings,
+        })
     }
 
     fn rule(&mut self, entry: Spanned<'_>) -> Option<RuleConfig> {
         let span = entry.span();
-        let common = ["id", "kind", "policy", "severity", "description", "when"];
+        let common = [
+            "id",
+            "kind",
+            "policy",
+            "severity",
+            "description",
+            "when",
+            "alert_after",
+        ];
         let (mut values, rest) = self.split(entry, "rules", &common)?;
         let id = self.string(values[0].take(), "[[rules]] `id`", span.start)?;
         let what = format!("rule {id:?}");
@@ -531,6 +574,10 @@ impl<'t> Reader<'t> {
         let when = match values[5].take() {
             Some(value) => self.deserialize::<Conditions>(value, &format!("{what}: [rules.when]")),
             None => Some(Conditions::default()),
+        };
+        let alert_after = match values[6].take() {
+            Some(value) => self.deserialize::<Period>(value, &what),
+            None => Some(Period::zero()),
         };
         let referenced = when
             .as_ref()
@@ -573,6 +620,7 @@ impl<'t> Reader<'t> {
             description: description?,
             when: when?,
             check: check?,
+            alert_after: alert_after?,
         })
     }
 

@@ -28,11 +28,14 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod demo;
+pub mod metrics;
 pub mod output;
 pub mod period;
 pub mod privacy;
 pub mod rules;
 pub mod scan;
+pub mod schedule;
 pub use tillsyn_connectors::secret;
 pub mod store;

@@ -69,6 +69,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Run as a service: scan each source on its schedule, serve /metrics,
+    /// reload on SIGHUP, stop on SIGTERM.
+    Run {
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Check a config file and report every problem with its line.
     CheckConfig {
         /// Config file.
@@ -79,13 +86,23 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TILLSYN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+    // The service logs what it does; one-shot commands only what went wrong.
+    let default_level = match args.command {
+        Command::Run { .. } => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TILLSYN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // Under systemd, journald stamps each line itself.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        logs.without_time().init();
+    } else {
+        logs.init();
+    }
     match run(args) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
@@ -142,6 +159,15 @@ fn run(args: Args) -> anyhow::Result<u8> {
             cli::findings(&config, filter, source.as_deref(), format, &mut stdout)?
         }
         Command::CheckConfig { config } => cli::check_config(&config, &mut stdout)?,
+        Command::Run { config } => {
+            drop(stdout);
+            let result = runtime.block_on(tillsyn::daemon::run(config));
+            // Connector threads that did not notice the stop in time must not
+            // hold the process open.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+            result?;
+            cli::EXIT_OK
+        }
     };
     Ok(code)
 }

@@ -126,6 +126,33 @@ pub enum RunError {
     Worker(String),
 }
 
+/// How a scan is stopped from outside: `flag` asks the connector to stop; if it
+/// has not stopped `grace` after that, the runner drops it and records the scan
+/// as failed (`cancelled`), so shutdown never waits on a stuck server.
+#[derive(Debug, Clone)]
+pub struct Stop {
+    /// Set to ask the scan to stop.
+    pub flag: CancelFlag,
+    /// How long the connector gets to notice.
+    pub grace: std::time::Duration,
+}
+
+impl Default for Stop {
+    fn default() -> Stop {
+        Stop {
+            flag: CancelFlag::default(),
+            grace: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+impl Stop {
+    async fn cut_off(&self) {
+        self.flag.cancelled().await;
+        tokio::time::sleep(self.grace).await;
+    }
+}
+
 /// Scan one source at `now` and store what was found.
 pub async fn scan_source(
     name: &str,
@@ -133,7 +160,7 @@ pub async fn scan_source(
     rules: &RuleSet,
     store: &Arc<Mutex<Store>>,
     now: DateTime<Utc>,
-    cancel: CancelFlag,
+    stop: &Stop,
 ) -> Result<ScanOutcome, RunError> {
     let source_rules = rules.for_source(name);
     let conflict_rules = source_rules.conflict_rules();
@@ -146,7 +173,7 @@ pub async fn scan_source(
     let context = ScanContext {
         source: Arc::from(name),
         needs: source_rules.needs(now),
-        cancel,
+        cancel: stop.flag.clone(),
         checkpoints,
     };
     let (sink, mut receiver) = RecordSink::channel(CHANNEL);
@@ -162,7 +189,11 @@ pub async fn scan_source(
             now,
         )
     });
-    let scanned = source.scan(context, sink).await;
+    // Dropping the connector's future drops its sink, which ends the consumer.
+    let scanned = tokio::select! {
+        scanned = source.scan(context, sink) => scanned,
+        () = stop.cut_off() => Err(ConnectorError::Cancelled),
+    };
     let (records, findings) = consumer
         .await
         .map_err(|error| RunError::Worker(error.to_string()))??;
@@ -245,7 +276,8 @@ pub async fn scan_source(
     }
 }
 
-async fn with_store<T: Send + 'static>(
+/// Run `work` on the store on a blocking thread (SQLite is synchronous).
+pub async fn with_store<T: Send + 'static>(
     store: &Arc<Mutex<Store>>,
     work: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, RunError> {

@@ -70,18 +70,38 @@ impl Needs {
     }
 }
 
-/// A flag a scan polls to stop early (shutdown, timeout). Cheap to clone.
-#[derive(Debug, Clone, Default)]
-pub struct CancelFlag(Arc<AtomicBool>);
+/// A flag a scan polls to stop early (shutdown, timeout), and can await. Cheap
+/// to clone; every clone sees the same flag.
+#[derive(Debug, Clone)]
+pub struct CancelFlag {
+    flag: Arc<AtomicBool>,
+    wake: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for CancelFlag {
+    fn default() -> CancelFlag {
+        CancelFlag {
+            flag: Arc::new(AtomicBool::new(false)),
+            wake: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+}
 
 impl CancelFlag {
     /// Ask the scan to stop.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.flag.store(true, Ordering::Relaxed);
+        self.wake.send_replace(true);
     }
     /// Whether stopping was asked for.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.flag.load(Ordering::Relaxed)
+    }
+    /// Wait until stopping is asked for (at once if it already was).
+    pub async fn cancelled(&self) {
+        let mut receiver = self.wake.subscribe();
+        // The sender lives in `self`, so waiting cannot fail.
+        let _ = receiver.wait_for(|cancelled| *cancelled).await;
     }
 }
 
@@ -233,6 +253,23 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
+    /// Every kind, so counters of each can be exported before any occurs.
+    pub const ALL: &'static [ProblemKind] = &[
+        ProblemKind::PermissionDenied,
+        ProblemKind::SymlinkLoop,
+        ProblemKind::Vanished,
+        ProblemKind::NonUtf8Name,
+        ProblemKind::MalformedMail,
+        ProblemKind::EmptyMail,
+        ProblemKind::OversizedHeader,
+        ProblemKind::BadMarker,
+        ProblemKind::AccountFailed,
+        ProblemKind::Referral,
+        ProblemKind::MalformedEntry,
+        ProblemKind::BadDate,
+        ProblemKind::Io,
+    ];
+
     /// Stable snake_case name, for metrics, the store and output.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -25,6 +25,10 @@ pub struct RuleConfig {
     pub when: Conditions,
     /// The check (`kind = "max_age"` or `"max_recipients"`, with its keys).
     pub check: Check,
+    /// How long a breach of this rule may stay open before the alerting rules in
+    /// `monitoring/` fire: the time the organisation gives itself to act. Exported
+    /// as `tillsyn_rule_alert_after_seconds`. Default: `0d`.
+    pub alert_after: Period,
 }
 
 /// Severity of a rule's findings.

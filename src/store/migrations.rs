@@ -74,4 +74,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX conflict_keys_by_rule ON conflict_keys (rule, side, key);
     CREATE INDEX conflict_keys_by_source ON conflict_keys (source, scan_id);
     "#,
+    // 4: the daemon counts each scan's resolved findings per rule, and groups the
+    // open ones per rule and source, after every scan.
+    r#"
+    CREATE INDEX findings_by_resolved_scan ON findings (resolved_scan) WHERE resolved_scan IS NOT NULL;
+    CREATE INDEX open_findings_by_rule ON findings (rule, source, first_seen) WHERE resolved_at IS NULL;
+    "#,
 ];

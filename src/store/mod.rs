@@ -209,6 +209,30 @@ pub struct ScanEnd<'a> {
     pub finished_at: DateTime<Utc>,
 }
 
+/// Open findings of one rule in one source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenGroup {
+    /// Rule id.
+    pub rule: String,
+    /// Source name.
+    pub source: String,
+    /// How many are open.
+    pub count: u64,
+    /// When the longest-open of them was first seen.
+    pub oldest_first_seen: DateTime<Utc>,
+}
+
+/// What one scan changed for one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleChanges {
+    /// Rule id.
+    pub rule: String,
+    /// Findings first seen.
+    pub new: u64,
+    /// Findings resolved.
+    pub resolved: u64,
+}
+
 /// A stored scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanRow {
@@ -615,6 +639,56 @@ impl Store {
                 },
             )
             .optional()?)
+    }
+
+    /// Open findings per rule and source, with the earliest `first_seen` among
+    /// them: what the metrics show as open violations and their age.
+    pub fn open_summary(&self) -> Result<Vec<OpenGroup>, StoreError> {
+        let mut query = self.connection.prepare(
+            "SELECT rule, source, count(*), min(first_seen) FROM findings
+             WHERE resolved_at IS NULL GROUP BY rule, source ORDER BY rule, source",
+        )?;
+        let rows = query.query_map([], |row| {
+            Ok(OpenGroup {
+                rule: row.get(0)?,
+                source: row.get(1)?,
+                count: row.get::<_, i64>(2)? as u64,
+                oldest_first_seen: to_time(row.get(3)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Per rule, the findings scan `scan_id` saw first and those it resolved
+    /// (including `conflict` findings it resolved on another source).
+    pub fn scan_changes(&self, scan_id: i64) -> Result<Vec<RuleChanges>, StoreError> {
+        let mut query = self.connection.prepare(
+            "SELECT rule, sum(first_seen_scan = ?1), sum(resolved_scan IS NOT NULL AND resolved_scan = ?1)
+             FROM findings WHERE first_seen_scan = ?1 OR resolved_scan = ?1
+             GROUP BY rule ORDER BY rule",
+        )?;
+        let rows = query.query_map([scan_id], |row| {
+            Ok(RuleChanges {
+                rule: row.get(0)?,
+                new: row.get::<_, i64>(1)? as u64,
+                resolved: row.get::<_, i64>(2)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// When the latest scan of `source` that read to the end (complete or
+    /// partial) finished.
+    pub fn last_success(&self, source: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT max(finished_at) FROM scans
+                 WHERE source = ?1 AND status IN ('complete', 'partial')",
+                [source],
+                |row| row.get::<_, Option<i64>>(0),
+            )?
+            .map(to_time))
     }
 
     /// Problems counted by a scan, by kind.

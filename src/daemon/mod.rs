@@ -1,0 +1,376 @@
+//! `tillsyn run`: the long-running service. It scans each source on its own
+//! schedule, serves `/metrics`, `/healthz` and `/readyz`, reloads its config on
+//! SIGHUP and stops cleanly on SIGTERM or SIGINT.
+//!
+//! Shape (after mini-redis): [`run`] loads the config, opens the store, binds the
+//! HTTP listener, then starts one task per source ([`scheduler`]) and the HTTP
+//! server ([`http`]), and waits for signals. The running config is a
+//! [`tokio::sync::watch`] value: a reload swaps it, and each source task picks up
+//! its new schedule and rules after the scan it may be running. A reload that does
+//! not check out changes nothing, is logged with its reasons and shows as
+//! `tillsyn_config_last_reload_successful 0`.
+//!
+//! Shutdown is a [`Stop`] flag shared by every scan: it asks connectors to stop,
+//! and a scan that has not stopped `shutdown_grace_seconds` later is cut off and
+//! recorded as failed (`cancelled`), never as finished. The store is written in
+//! transactions, so it is consistent whenever the process ends.
+//!
+//! systemd: `READY=1` once the listener is bound and every source is scheduled,
+//! `RELOADING=1`/`READY=1` around a reload, `STOPPING=1` at shutdown, and
+//! `WATCHDOG=1` at half the `WatchdogSec=` interval, from a task that also checks
+//! the store answers, so a wedged store stops the pings.
+
+pub mod http;
+pub mod scheduler;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use sd_notify::NotifyState;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::{self, Config, ConfigErrors};
+use crate::metrics::{KnownSeries, Metrics, MetricsError};
+use crate::rules::{RuleError, RuleSet};
+use crate::scan::{BuildError, RunError, Source, Stop, with_store};
+use crate::schedule::Schedule;
+use crate::store::{Store, StoreError};
+
+/// Why the daemon could not start (once running, problems are logged and
+/// counted, not returned).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The config is invalid.
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    /// Rules did not compile.
+    #[error(transparent)]
+    Rules(#[from] RuleError),
+    /// A source could not be built.
+    #[error("source {name:?}: {source}")]
+    Build {
+        /// Source name.
+        name: String,
+        /// Why.
+        source: BuildError,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store could not be read.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// Metrics could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// The HTTP address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The configured `daemon.listen`.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// One source as the daemon runs it.
+#[derive(Debug)]
+pub struct ScheduledSource {
+    /// The connector.
+    pub source: Source,
+    /// When it is scanned.
+    pub schedule: Schedule,
+}
+
+/// A config made ready to run: rules compiled, sources built.
+pub struct Loaded {
+    /// The config.
+    pub config: Config,
+    /// Compiled rules.
+    pub rules: Arc<RuleSet>,
+    /// Sources by name.
+    pub sources: BTreeMap<String, Arc<ScheduledSource>>,
+    /// The metric series this config defines.
+    pub known: KnownSeries,
+}
+
+impl Loaded {
+    /// Load, check and build everything `path` names. Reads credential files.
+    pub fn load(path: &Path) -> Result<Loaded, DaemonError> {
+        let config = config::load(path)?;
+        let rules = Arc::new(RuleSet::new(&config.rules, config.daemon.timezone.0)?);
+        let mut sources = BTreeMap::new();
+        for source in &config.sources {
+            let built = Source::build(source).map_err(|error| DaemonError::Build {
+                name: source.name.clone(),
+                source: error,
+            })?;
+            sources.insert(
+                source.name.clone(),
+                Arc::new(ScheduledSource {
+                    source: built,
+                    schedule: source.schedule.clone(),
+                }),
+            );
+        }
+        let known = KnownSeries::from_config(&config, Utc::now());
+        Ok(Loaded {
+            config,
+            rules,
+            sources,
+            known,
+        })
+    }
+}
+
+/// What the daemon's tasks share.
+pub struct Shared {
+    /// The findings store.
+    pub store: Arc<Mutex<Store>>,
+    /// The metrics.
+    pub metrics: Metrics,
+    /// Set at shutdown; every scan watches it.
+    pub stop: Stop,
+}
+
+/// Run the daemon with the config at `path` until SIGTERM or SIGINT.
+pub async fn run(path: PathBuf) -> Result<(), DaemonError> {
+    let mut hangups = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let mut terminations = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut interrupts = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+
+    let loaded = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || Loaded::load(&path)
+    })
+    .await
+    .map_err(|error| RunError::Worker(error.to_string()))??;
+    let state_dir = loaded.config.daemon.state_dir.clone();
+    let listen = loaded.config.daemon.listen;
+    let grace = Duration::from_secs(loaded.config.daemon.shutdown_grace_seconds);
+    let store = tokio::task::spawn_blocking(move || Store::open(&state_dir))
+        .await
+        .map_err(|error| RunError::Worker(error.to_string()))??;
+    let shared = Arc::new(Shared {
+        store: Arc::new(Mutex::new(store)),
+        metrics: Metrics::new()?,
+        stop: Stop {
+            flag: Default::default(),
+            grace,
+        },
+    });
+    let history = restore_metrics(&shared, &loaded).await?;
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            address: listen,
+            source,
+        })?;
+    let (config_sender, config_receiver) = watch::channel(Arc::new(loaded));
+    let server = tokio::spawn(http::serve(
+        listener,
+        shared.clone(),
+        config_receiver.clone(),
+    ));
+
+    let mut sources = JoinSet::new();
+    let mut started: BTreeMap<String, ()> = BTreeMap::new();
+    start_sources(
+        &shared,
+        &config_receiver,
+        &history,
+        &mut sources,
+        &mut started,
+    );
+    tracing::info!(
+        address = %listen,
+        sources = started.len(),
+        "tillsyn is running."
+    );
+    notify(&[NotifyState::Ready, NotifyState::Status("running")]);
+    let watchdog = sd_notify::watchdog_enabled()
+        .map(|interval| tokio::spawn(watchdog(shared.clone(), interval / 2)));
+
+    loop {
+        tokio::select! {
+            _ = hangups.recv() => {
+                notify(&[NotifyState::Reloading]);
+                reload(&path, &shared, &config_sender).await;
+                start_sources(
+                    &shared,
+                    &config_receiver,
+                    &BTreeMap::new(),
+                    &mut sources,
+                    &mut started,
+                );
+                notify(&[NotifyState::Ready]);
+            }
+            _ = terminations.recv() => break,
+            _ = interrupts.recv() => break,
+        }
+    }
+
+    tracing::info!("Stopping: in-flight scans are asked to stop.");
+    notify(&[NotifyState::Stopping]);
+    shared.stop.flag.cancel();
+    // A scan stops by itself or is cut off after `grace`; the extra seconds
+    // cover recording it as failed.
+    let deadline = tokio::time::sleep(grace + Duration::from_secs(5));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = sources.join_next() => if next.is_none() { break },
+            () = &mut deadline => {
+                tracing::warn!("Scans did not stop in time; exiting without them.");
+                sources.abort_all();
+                break;
+            }
+        }
+    }
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
+    server.abort();
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+/// Per source, whether a scheduled run was missed while the daemon was down
+/// (or the source was never scanned): those scan once at start.
+type History = BTreeMap<String, bool>;
+
+async fn restore_metrics(shared: &Arc<Shared>, loaded: &Loaded) -> Result<History, DaemonError> {
+    let names: Vec<String> = loaded.sources.keys().cloned().collect();
+    let rows = with_store(&shared.store, move |store| {
+        let mut rows = Vec::new();
+        for name in names {
+            let last = store.last_scan(&name)?;
+            let success = store.last_success(&name)?;
+            rows.push((name, last, success));
+        }
+        Ok((rows, store.open_summary()?))
+    })
+    .await?;
+    let (rows, open) = rows;
+    let now = Utc::now();
+    shared.metrics.configure(&loaded.known, &open, now);
+    let zone = loaded.config.daemon.timezone.0;
+    let mut history = History::new();
+    for (name, last, success) in rows {
+        shared
+            .metrics
+            .restore_source(&name, last.as_ref().map(|row| row.status), success);
+        let due = match (&last, loaded.sources.get(&name)) {
+            (None, _) => true,
+            (Some(row), Some(source)) => source.schedule.missed_since(row.started_at, now, zone),
+            (Some(_), None) => false,
+        };
+        history.insert(name, due);
+    }
+    Ok(history)
+}
+
+fn start_sources(
+    shared: &Arc<Shared>,
+    config: &watch::Receiver<Arc<Loaded>>,
+    history: &History,
+    tasks: &mut JoinSet<()>,
+    started: &mut BTreeMap<String, ()>,
+) {
+    let names: Vec<String> = config.borrow().sources.keys().cloned().collect();
+    for name in names {
+        if started.contains_key(&name) {
+            continue;
+        }
+        // A source added by a reload has no missed run; it scans at its first
+        // scheduled time, unless it was never scanned at all.
+        let catch_up = history.get(&name).copied().unwrap_or(true);
+        tasks.spawn(scheduler::source_loop(
+            name.clone(),
+            shared.clone(),
+            config.clone(),
+            catch_up,
+        ));
+        started.insert(name, ());
+    }
+}
+
+async fn reload(path: &Path, shared: &Arc<Shared>, sender: &watch::Sender<Arc<Loaded>>) {
+    let loaded = tokio::task::spawn_blocking({
+        let path = path.to_path_buf();
+        move || Loaded::load(&path)
+    })
+    .await;
+    let loaded = match loaded {
+        Ok(Ok(loaded)) => loaded,
+        Ok(Err(error)) => {
+            shared.metrics.reload_failed();
+            tracing::warn!(
+                error = %error.to_string().trim_end(),
+                "Config reload refused; the previous config keeps running."
+            );
+            return;
+        }
+        Err(error) => {
+            shared.metrics.reload_failed();
+            tracing::warn!(error = %error, "Config reload failed; the previous config keeps running.");
+            return;
+        }
+    };
+    {
+        let running = sender.borrow();
+        if running.config.daemon.listen != loaded.config.daemon.listen
+            || running.config.daemon.state_dir != loaded.config.daemon.state_dir
+        {
+            tracing::warn!(
+                "daemon.listen and daemon.state_dir take effect at the next restart; the rest of the config is reloaded."
+            );
+        }
+    }
+    let open = with_store(&shared.store, |store| store.open_summary()).await;
+    match open {
+        Ok(open) => shared.metrics.configure(&loaded.known, &open, Utc::now()),
+        Err(error) => {
+            shared.metrics.reload_failed();
+            tracing::warn!(error = %error, "Config reload failed reading the store; the previous config keeps running.");
+            return;
+        }
+    }
+    tracing::info!(
+        sources = loaded.sources.len(),
+        rules = loaded.config.rules.len(),
+        "Config reloaded."
+    );
+    sender.send_replace(Arc::new(loaded));
+}
+
+async fn watchdog(shared: Arc<Shared>, every: Duration) {
+    let mut ticks = tokio::time::interval(every.max(Duration::from_millis(100)));
+    loop {
+        ticks.tick().await;
+        // Ping only while the store answers: a wedged store should get the
+        // service restarted, not kept alive.
+        if with_store(&shared.store, |store| store.schema_version())
+            .await
+            .is_ok()
+        {
+            notify(&[NotifyState::Watchdog]);
+        }
+    }
+}
+
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(error) = sd_notify::notify(states) {
+        tracing::debug!(error = %error, "Could not notify systemd.");
+    }
+}
