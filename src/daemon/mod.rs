@@ -197,14 +197,14 @@ pub async fn run(path: PathBuf) -> Result<(), DaemonError> {
         sources = started.len(),
         "tillsyn is running."
     );
-    notify(&[NotifyState::Ready, NotifyState::Status("running")]);
+    notify(Notice::Ready);
     let watchdog = sd_notify::watchdog_enabled()
         .map(|interval| tokio::spawn(watchdog(shared.clone(), interval / 2)));
 
     loop {
         tokio::select! {
             _ = hangups.recv() => {
-                notify(&[NotifyState::Reloading]);
+                notify(Notice::Reloading);
                 reload(&path, &shared, &config_sender).await;
                 start_sources(
                     &shared,
@@ -213,7 +213,7 @@ pub async fn run(path: PathBuf) -> Result<(), DaemonError> {
                     &mut sources,
                     &mut started,
                 );
-                notify(&[NotifyState::Ready]);
+                notify(Notice::Ready);
             }
             _ = terminations.recv() => break,
             _ = interrupts.recv() => break,
@@ -221,7 +221,7 @@ pub async fn run(path: PathBuf) -> Result<(), DaemonError> {
     }
 
     tracing::info!("Stopping: in-flight scans are asked to stop.");
-    notify(&[NotifyState::Stopping]);
+    notify(Notice::Stopping);
     shared.stop.flag.cancel();
     // A scan stops by itself or is cut off after `grace`; the extra seconds
     // cover recording it as failed.
@@ -364,13 +364,49 @@ async fn watchdog(shared: Arc<Shared>, every: Duration) {
             .await
             .is_ok()
         {
-            notify(&[NotifyState::Watchdog]);
+            notify(Notice::Watchdog);
         }
     }
 }
 
-fn notify(states: &[NotifyState<'_>]) {
-    if let Err(error) = sd_notify::notify(states) {
-        tracing::debug!(error = %error, "Could not notify systemd.");
+/// What the daemon tells systemd.
+#[derive(Debug, Clone, Copy)]
+enum Notice {
+    Ready,
+    Reloading,
+    Stopping,
+    Watchdog,
+}
+
+/// Tell systemd, without waiting: a notify socket whose queue is full blocks
+/// the sender, so the messages go through a bounded queue to a thread of their
+/// own, and are dropped (not waited for) when that queue is full.
+fn notify(notice: Notice) {
+    static QUEUE: std::sync::OnceLock<Option<std::sync::mpsc::SyncSender<Notice>>> =
+        std::sync::OnceLock::new();
+    let queue = QUEUE.get_or_init(|| {
+        std::env::var_os("NOTIFY_SOCKET")?;
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Notice>(16);
+        let spawned = std::thread::Builder::new()
+            .name("sd-notify".into())
+            .spawn(move || {
+                for notice in receiver {
+                    let states: &[NotifyState<'_>] = match notice {
+                        Notice::Ready => &[NotifyState::Ready, NotifyState::Status("running")],
+                        Notice::Reloading => &[NotifyState::Reloading],
+                        Notice::Stopping => &[NotifyState::Stopping],
+                        Notice::Watchdog => &[NotifyState::Watchdog],
+                    };
+                    if let Err(error) = sd_notify::notify(states) {
+                        tracing::debug!(error = %error, "Could not notify systemd.");
+                    }
+                }
+            });
+        spawned.ok().map(|_| sender)
+    });
+    if let Some(queue) = queue
+        && queue.try_send(notice).is_err()
+    {
+        tracing::debug!("systemd notification dropped: the queue is full.");
     }
 }

@@ -20,6 +20,8 @@ pub struct Behaviour {
     /// (page, seconds): that page's first request waits this long before its
     /// answer (a slow server).
     pub slow_pages: Vec<(u64, u64)>,
+    /// Milliseconds every request waits before its answer (a slow server).
+    pub delay_ms: u64,
     /// Every request's page, in order.
     pub requested: Vec<u64>,
     /// Every Authorization header seen.
@@ -83,15 +85,15 @@ fn answer(stream: TcpStream, shared: &Mutex<Behaviour>) {
         let Ok(mut behaviour) = shared.lock() else {
             return;
         };
-        behaviour
+        let slow = behaviour
             .slow_pages
             .iter()
             .position(|(p, _)| *p == page)
-            .map(|index| behaviour.slow_pages.remove(index).1)
+            .map(|index| behaviour.slow_pages.remove(index).1);
+        std::time::Duration::from_secs(slow.unwrap_or(0))
+            + std::time::Duration::from_millis(behaviour.delay_ms)
     };
-    if let Some(seconds) = delay {
-        std::thread::sleep(std::time::Duration::from_secs(seconds));
-    }
+    std::thread::sleep(delay);
     let (status, extra, body) = {
         let Ok(mut behaviour) = shared.lock() else {
             return;

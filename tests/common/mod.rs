@@ -202,6 +202,7 @@ pub fn assert_exact(found: &BTreeSet<String>, planted: &BTreeSet<String>) {
 }
 
 pub mod crm;
+pub mod daemon;
 pub mod dovecot;
 pub mod process;
 pub mod slapd;
