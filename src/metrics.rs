@@ -196,6 +196,13 @@ impl Metrics {
             "When the monthly report was last accepted by the mail server (Unix time); 0 when never.",
         )?;
         registry.register(Box::new(report_last_sent.clone()))?;
+        // The monthly report has no config section yet, so it is never enabled;
+        // the alert on a report not sent is gated on this.
+        let report_enabled = IntGauge::new(
+            "tillsyn_report_enabled",
+            "1 when a monthly report is configured, so TillsynReportNotSent applies.",
+        )?;
+        registry.register(Box::new(report_enabled))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

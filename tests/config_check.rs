@@ -18,12 +18,20 @@ fn example_config_and_every_policy_pack_pass_check_config() {
     // directory, as the service would.
     let credentials = tempfile::tempdir().expect("tempdir");
     std::fs::write(
-        credentials.path().join("imap-accounts.toml"),
+        credentials.path().join("tillsyn_imap-accounts.toml"),
         "[[accounts]]\nuser = \"anna\"\npassword = \"example\"\n",
     )
     .expect("accounts");
-    std::fs::write(credentials.path().join("ldap-password"), "example\n").expect("password");
-    std::fs::write(credentials.path().join("crm-token"), "example-token\n").expect("token");
+    std::fs::write(
+        credentials.path().join("tillsyn_ldap-password"),
+        "example\n",
+    )
+    .expect("password");
+    std::fs::write(
+        credentials.path().join("tillsyn_crm-token"),
+        "example-token\n",
+    )
+    .expect("token");
     for file in files {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_tillsyn"))
             .args(["check-config", "--config", &file])
