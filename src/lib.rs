@@ -17,10 +17,15 @@
 //!   - [`output`]: findings as a table or JSON Lines.
 //!   - [`cli`]: the commands; `main.rs` only parses arguments.
 //!   - [`demo`]: builds a small organisation on disk and audits it.
+//!   - [`schedule`]: six-field cron schedules in the configured time zone.
+//!   - [`metrics`]: the Prometheus registry and what updates it.
+//!   - [`daemon`]: `tillsyn run`: per-source scheduling, `/metrics`, reloads,
+//!     shutdown.
 //! - `reports/`: report templates (data, not code).
 //! - `examples/policies/`: one policy pack per seed company, quoting its promises.
 //! - `config.example.toml`: every key, commented, with its default.
-//! - `systemd/`: service files; `tests/`: integration tests against real stores
+//! - `systemd/`: the hardened service unit; `monitoring/`: alerting rules and a
+//!   Grafana dashboard; `tests/`: integration tests against real stores
 //!   (Dovecot, slapd, an HTTP server, generated trees); `benches/`: comparisons
 //!   with peer tools, results in `BENCHMARKS.md`.
 #![deny(missing_docs)]
