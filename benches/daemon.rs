@@ -59,7 +59,11 @@ fn config(port: u16, schedule: &str) -> String {
 
 fn get(port: u16, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     Some(response)
@@ -79,7 +83,10 @@ fn metric(port: u16, series: &str) -> f64 {
 fn wait(what: &str, mut condition: impl FnMut() -> bool) {
     let start = Instant::now();
     while !condition() {
-        assert!(start.elapsed() < Duration::from_secs(900), "gave up waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(900),
+            "gave up waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -109,7 +116,9 @@ fn load(port: u16, rate: u64, seconds: u64) -> Load {
             tasks.spawn(async move {
                 let started = Instant::now();
                 let ok = match client.get(&url).send().await {
-                    Ok(response) if response.status().is_success() => response.bytes().await.is_ok(),
+                    Ok(response) if response.status().is_success() => {
+                        response.bytes().await.is_ok()
+                    }
                     _ => false,
                 };
                 (started.elapsed(), ok)
@@ -169,7 +178,12 @@ fn cpu_ticks(pid: u32) -> u64 {
     // Fields after the command name (which may hold spaces) start after ')'.
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |n: usize| fields.get(n).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let field = |n: usize| {
+        fields
+            .get(n)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of stat: 12 and 13 after ')'.
     field(11) + field(12)
 }
@@ -232,7 +246,10 @@ fn main() {
     let peak = proc_field(pid, "status", "VmHWM:");
 
     let idle = load(port, rate, seconds.min(10));
-    report(&format!("{rate}/s for {} s, no scan running", seconds.min(10)), idle);
+    report(
+        &format!("{rate}/s for {} s, no scan running", seconds.min(10)),
+        idle,
+    );
 
     println!(
         "\nScans completed during the busy phase: {scans_during:.0} (last one {last_duration:.2} s).\n\

@@ -183,10 +183,7 @@ fn in_daemon(dir: &Path, port: u16) -> (f64, f64) {
         }
     }
     let rescans = daemon_scans(&config, listen, WARM_RUNS);
-    (
-        median(fulls).as_secs_f64(),
-        median(rescans).as_secs_f64(),
-    )
+    (median(fulls).as_secs_f64(), median(rescans).as_secs_f64())
 }
 
 /// Run `tillsyn run` until it has finished `count` scans; their durations.
@@ -199,7 +196,11 @@ fn daemon_scans(config: &Path, listen: u16, count: usize) -> Vec<Duration> {
         .expect("tillsyn run");
     let scrape = |series: &str| -> Option<f64> {
         let mut stream = TcpStream::connect(("127.0.0.1", listen)).ok()?;
-        write!(stream, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
         let mut response = String::new();
         stream.read_to_string(&mut response).ok()?;
         response
@@ -212,7 +213,10 @@ fn daemon_scans(config: &Path, listen: u16, count: usize) -> Vec<Duration> {
     let mut seen = 0.0;
     let started = Instant::now();
     while durations.len() < count {
-        assert!(started.elapsed() < Duration::from_secs(1800), "daemon scans stalled");
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "daemon scans stalled"
+        );
         std::thread::sleep(Duration::from_millis(100));
         let scans = scrape("tillsyn_scans_total{source=\"mail\"}").unwrap_or(0.0);
         if scans > seen {

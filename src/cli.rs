@@ -59,6 +59,12 @@ pub enum CliError {
     /// Writing output failed.
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
+    /// A report could not be built.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+    /// A report could not be mailed.
+    #[error(transparent)]
+    Mail(#[from] crate::report::mail::MailError),
     /// `scan` without `--once`.
     #[error(
         "`tillsyn scan` runs one pass and needs --once; scheduled scanning is the job of the daemon"
@@ -245,4 +251,100 @@ pub fn check_config(config_path: &std::path::Path, out: &mut dyn Write) -> Resul
         }
     }
     Ok(EXIT_OK)
+}
+
+/// Arguments of `tillsyn report`.
+#[derive(Debug, Clone)]
+pub struct ReportArgs {
+    /// Config file.
+    pub config: PathBuf,
+    /// The month; default the one before the current one.
+    pub month: Option<crate::report::Month>,
+    /// Where to write the files.
+    pub out: Option<PathBuf>,
+    /// Send it (through the outbox).
+    pub send: bool,
+}
+
+/// `tillsyn report`: write a month's report to files and/or send it.
+pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliError> {
+    use crate::report::{self, Month, mail};
+    let config = Arc::new(config::load(&args.config)?);
+    let zone = config.daemon.timezone.0;
+    let month = args
+        .month
+        .unwrap_or_else(|| Month::of(Utc::now(), zone).previous());
+    let store = Arc::new(Mutex::new(Store::open(&config.daemon.state_dir)?));
+    let directory = match (&args.out, args.send) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, false) => Some(PathBuf::from(format!("tillsyn-report-{month}"))),
+        (None, true) => None,
+    };
+    if let Some(dir) = directory {
+        let rendered = {
+            let config = config.clone();
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || -> Result<report::render::Rendered, CliError> {
+                let guard = store
+                    .lock()
+                    .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
+                let built = report::build(&config, &guard, month, Utc::now())?;
+                let templates = config.report.as_ref().and_then(|r| r.templates_dir.clone());
+                Ok(report::render::render(&built, templates.as_deref())
+                    .map_err(report::ReportError::from)?)
+            })
+            .await
+            .map_err(|error| RunError::Worker(error.to_string()))??
+        };
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("report.html"), &rendered.html_file)?;
+        std::fs::write(dir.join("report.txt"), &rendered.text)?;
+        std::fs::write(dir.join("trend.png"), &rendered.png)?;
+        std::fs::write(dir.join(format!("tillsyn-{month}.csv")), &rendered.csv)?;
+        writeln!(out, "{}", rendered.subject)?;
+        writeln!(
+            out,
+            "Written to {}: report.html, report.txt, trend.png, tillsyn-{month}.csv",
+            dir.display()
+        )?;
+    }
+    if !args.send {
+        return Ok(EXIT_OK);
+    }
+    let mail_config = config
+        .report
+        .as_ref()
+        .and_then(|report| report.mail.clone())
+        .ok_or(mail::MailError::NotConfigured)?;
+    let entry = mail::prepare(&config, &store, month, Utc::now()).await?;
+    if let Some(sent) = entry.sent_at {
+        writeln!(
+            out,
+            "The report for {month} was sent on {}; it is not sent twice.",
+            sent.to_rfc3339()
+        )?;
+        return Ok(EXIT_OK);
+    }
+    match mail::deliver(&mail_config, &entry.message).await {
+        Ok(()) => {
+            let key = month.to_string();
+            let at = Utc::now();
+            crate::scan::with_store(&store, move |store| store.outbox_sent(&key, at)).await?;
+            writeln!(out, "Sent the report for {month}: {}", entry.subject)?;
+            Ok(EXIT_OK)
+        }
+        Err(error) => {
+            let wait = mail::backoff(&mail_config, entry.attempts);
+            let next = Utc::now()
+                + chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::hours(1));
+            let (key, text) = (month.to_string(), error.to_string());
+            crate::scan::with_store(&store, move |store| store.outbox_failed(&key, &text, next))
+                .await?;
+            writeln!(
+                out,
+                "Not sent: {error}\nThe report for {month} waits in the outbox; `tillsyn run` keeps trying, or run this again."
+            )?;
+            Ok(EXIT_FAILED)
+        }
+    }
 }

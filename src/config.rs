@@ -24,6 +24,9 @@ use tillsyn_connectors::maildir::MaildirConfig;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::period::Period;
+use crate::report::config::{
+    DEFAULT_REPORT_SCHEDULE, MailConfig, ReportConfig, ReportFile, SmtpConfig, SmtpSecurity,
+};
 use crate::rules::config::{
     Check, Conditions, ConflictCheck, MaxAgeCheck, MaxIntervalCheck, MaxRecipientsCheck,
     RuleConfig, Severity,
@@ -44,6 +47,8 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// `[[rules]]`, in file order.
     pub rules: Vec<RuleConfig>,
+    /// `[report]`, when present.
+    pub report: Option<ReportConfig>,
 }
 
 /// `[daemon]`: where tillsyn keeps its state and which clock it reads.
@@ -298,7 +303,8 @@ impl<'t> Reader<'t> {
             let top_level = trimmed.starts_with("[[")
                 || (trimmed.starts_with('[')
                     && !trimmed.starts_with("[sources.")
-                    && !trimmed.starts_with("[rules."));
+                    && !trimmed.starts_with("[rules.")
+                    && !trimmed.starts_with("[report."));
             if offset > start && top_level {
                 return offset;
             }
@@ -345,6 +351,7 @@ impl<'t> Reader<'t> {
         let mut privacy_span = 0..0;
         let mut sources = Vec::new();
         let mut rules = Vec::new();
+        let mut report = Some(None);
         for (key, value) in document.into_inner() {
             let key_span = key.span();
             match key.get_ref().as_ref() {
@@ -355,6 +362,7 @@ impl<'t> Reader<'t> {
                         .deserialize::<PrivacyFile>(value, "[privacy]")
                         .and_then(|file| self.privacy(file, &privacy_span));
                 }
+                "report" => report = self.report(value).map(Some),
                 "sources" => {
                     for entry in self.array(value, "sources") {
                         if let Some(source) = self.source(entry) {
@@ -372,7 +380,7 @@ impl<'t> Reader<'t> {
                 other => self.issue(
                     Some(key_span.start),
                     format!(
-                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources` or `rules`"
+                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources`, `rules` or `report`"
                     ),
                 ),
             }
@@ -386,6 +394,123 @@ impl<'t> Reader<'t> {
             privacy: privacy?,
             sources,
             rules,
+            report: report?,
+        })
+    }
+
+    fn report(&mut self, value: Spanned<'_>) -> Option<ReportConfig> {
+        let span = value.span();
+        let file: ReportFile = self.deserialize(value, "[report]")?;
+        let schedule = match file.schedule {
+            Some(schedule) => schedule,
+            None => Schedule::parse(DEFAULT_REPORT_SCHEDULE).ok()?,
+        };
+        let templates_dir = file.templates_dir.as_deref().map(|path| self.resolve(path));
+        let mail = match (file.sender, file.recipients.is_empty(), file.smtp) {
+            (None, true, None) => None,
+            (Some(sender), false, Some(smtp)) => {
+                let mut valid = true;
+                for address in std::iter::once(&sender).chain(&file.recipients) {
+                    if let Err(error) = address.parse::<lettre::message::Mailbox>() {
+                        let at = self.locate(&span, address);
+                        self.issue(
+                            Some(at),
+                            format!("[report]: {address:?} is not a mail address: {error}"),
+                        );
+                        valid = false;
+                    }
+                }
+                let smtp = self.smtp(smtp, &span);
+                if !valid {
+                    return None;
+                }
+                Some(MailConfig {
+                    sender,
+                    recipients: file.recipients,
+                    smtp: smtp?,
+                    retry_seconds: file.retry_seconds.max(1),
+                })
+            }
+            _ => {
+                self.issue(
+                    Some(span.start),
+                    "[report]: to mail the report, set `sender`, `recipients` and [report.smtp] together (or none of them to only write files)",
+                );
+                return None;
+            }
+        };
+        Some(ReportConfig {
+            schedule,
+            language: file.language,
+            name_owners: file.name_owners,
+            organisation: file.organisation,
+            templates_dir,
+            mail,
+        })
+    }
+
+    fn smtp(
+        &mut self,
+        file: crate::report::config::SmtpFile,
+        span: &std::ops::Range<usize>,
+    ) -> Option<SmtpConfig> {
+        if file.security == SmtpSecurity::Plain && !file.allow_plaintext {
+            self.issue(
+                Some(self.locate(span, "security")),
+                "[report.smtp]: security = \"plain\" sends the report and any password unencrypted; set allow_plaintext = true only for a relay on loopback",
+            );
+            return None;
+        }
+        let password = match (&file.password_file, &file.password_env) {
+            (Some(_), Some(_)) => {
+                self.issue(
+                    Some(self.locate(span, "password_env")),
+                    "[report.smtp]: set `password_file` or `password_env`, not both",
+                );
+                return None;
+            }
+            (Some(path), None) => match secret::read_file(&self.resolve(path)) {
+                Ok(password) => Some(password),
+                Err(error) => {
+                    self.issue(
+                        Some(self.locate(span, "password_file")),
+                        format!("[report.smtp]: {error}"),
+                    );
+                    return None;
+                }
+            },
+            (None, Some(name)) => match secret::read_env(name) {
+                Ok(password) => Some(password),
+                Err(error) => {
+                    self.issue(
+                        Some(self.locate(span, "password_env")),
+                        format!("[report.smtp]: {error}"),
+                    );
+                    return None;
+                }
+            },
+            (None, None) => None,
+        };
+        if password.is_some() != file.username.is_some() {
+            self.issue(
+                Some(self.locate(span, "username")),
+                "[report.smtp]: `username` and a password go together",
+            );
+            return None;
+        }
+        let port = file.port.unwrap_or(match file.security {
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::Plain => 25,
+        });
+        Some(SmtpConfig {
+            host: file.host,
+            port,
+            security: file.security,
+            username: file.username,
+            password,
+            ca_file: file.ca_file.as_deref().map(|path| self.resolve(path)),
+            timeout_seconds: file.timeout_seconds.max(1),
         })
     }
 

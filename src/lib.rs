@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod output;
 pub mod period;
 pub mod privacy;
+pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod schedule;

@@ -76,6 +76,23 @@ enum Command {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Make the monthly compliance report: write it to files, send it, or both.
+    Report {
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The month, YYYY-MM. Default: the month before this one.
+        #[arg(long)]
+        month: Option<tillsyn::report::Month>,
+        /// Folder to write report.html, report.txt, trend.png and the CSV to.
+        /// Default without --send: ./tillsyn-report-YYYY-MM.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Send it to the configured recipients (once per month: the outbox keeps
+        /// it and never sends a month twice).
+        #[arg(long)]
+        send: bool,
+    },
     /// Check a config file and report every problem with its line.
     CheckConfig {
         /// Config file.
@@ -86,6 +103,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    tillsyn_connectors::tls::install_default_provider();
     // The service logs what it does; one-shot commands only what went wrong.
     let default_level = match args.command {
         Command::Run { .. } => "info",
@@ -159,6 +177,20 @@ fn run(args: Args) -> anyhow::Result<u8> {
             cli::findings(&config, filter, source.as_deref(), format, &mut stdout)?
         }
         Command::CheckConfig { config } => cli::check_config(&config, &mut stdout)?,
+        Command::Report {
+            config,
+            month,
+            out,
+            send,
+        } => {
+            let args = cli::ReportArgs {
+                config,
+                month,
+                out,
+                send,
+            };
+            runtime.block_on(cli::report(&args, &mut stdout))?
+        }
         Command::Run { config } => {
             drop(stdout);
             let result = runtime.block_on(tillsyn::daemon::run(config));

@@ -68,3 +68,11 @@ pub fn tls_config(
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
+
+/// Make aws-lc-rs the process's default rustls provider, for libraries that build
+/// their own TLS configs from it (the SMTP client). Call once, first thing; a
+/// second call changes nothing.
+pub fn install_default_provider() {
+    // Err means a provider is installed already: the first one stays.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -80,4 +80,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX findings_by_resolved_scan ON findings (resolved_scan) WHERE resolved_scan IS NOT NULL;
     CREATE INDEX open_findings_by_rule ON findings (rule, source, first_seen) WHERE resolved_at IS NULL;
     "#,
+    // 5: the monthly report's outbox. A month's report is stored, rendered, before
+    // it is sent, and sent once: `sent_at` is set when the server accepted it.
+    r#"
+    CREATE TABLE report_outbox (
+        month           TEXT    PRIMARY KEY,
+        created_at      INTEGER NOT NULL,
+        subject         TEXT    NOT NULL,
+        message         BLOB    NOT NULL,
+        sent_at         INTEGER,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        next_attempt_at INTEGER NOT NULL
+    );
+    "#,
 ];

@@ -11,6 +11,9 @@
 //! rusqlite is synchronous: callers on async code use `spawn_blocking`.
 
 mod migrations;
+mod report;
+
+pub use report::{OpenAt, OutboxEntry, RuleHistory, ScanSummary};
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -46,6 +49,9 @@ pub enum StoreError {
         /// Newest version known here.
         known: usize,
     },
+    /// A row that was just written is not there.
+    #[error("findings database: a row of {0} went missing")]
+    Missing(&'static str),
 }
 
 impl StoreError {
@@ -55,6 +61,7 @@ impl StoreError {
             StoreError::StateDir { .. } => "state_dir",
             StoreError::Sqlite(_) => "sqlite",
             StoreError::TooNew { .. } => "schema_too_new",
+            StoreError::Missing(_) => "missing_row",
         }
     }
 }

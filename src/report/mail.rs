@@ -1,0 +1,279 @@
+//! The report as mail, and the outbox that sends each month's report once.
+//!
+//! One MIME message: `multipart/mixed` holding `multipart/related` (the
+//! `multipart/alternative` text and HTML bodies, and the chart as an inline PNG
+//! the HTML shows by `cid:`) and the CSV as an attachment. Subject and names are
+//! UTF-8 (å, ä, ö); `Date` and `Message-ID` are set.
+//!
+//! The outbox (a store table) holds the finished message, bytes as sent, before
+//! the first attempt. Delivery sends those bytes, never a re-render, and marks the
+//! month sent once the server has accepted it; a refused or failed delivery is
+//! tried again with a doubling wait (from `retry_seconds`, at most an hour). A
+//! month already in the outbox is never rendered or sent again, so a restart, a
+//! second daemon tick or `tillsyn report --send` cannot send it twice.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lettre::address::Envelope;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::config::{MailConfig, SmtpSecurity};
+use super::render::{CHART_CID, Rendered};
+use super::{Month, ReportError, build, render::render};
+use crate::config::Config;
+use crate::scan::{RunError, with_store};
+use crate::store::{OutboxEntry, Store};
+
+/// Longest wait between two delivery attempts.
+const MAX_RETRY: Duration = Duration::from_secs(3600);
+
+/// Why a report could not be made into mail or delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// An address did not parse.
+    #[error("mail address {address:?}: {reason}")]
+    Address {
+        /// The address.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+    /// The message could not be built.
+    #[error("building the report mail: {0}")]
+    Build(String),
+    /// TLS settings could not be made.
+    #[error("SMTP TLS settings: {0}")]
+    Tls(String),
+    /// The server refused it or could not be reached.
+    #[error("sending the report to {server}: {reason}")]
+    Send {
+        /// `host:port`.
+        server: String,
+        /// Why.
+        reason: String,
+    },
+    /// The config has no `[report]` mail settings.
+    #[error(
+        "no mail settings: add sender, recipients and [report.smtp] to [report] to send the report"
+    )]
+    NotConfigured,
+    /// Building the report failed.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] RunError),
+}
+
+impl MailError {
+    /// Bounded kind, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MailError::Address { .. } => "address",
+            MailError::Build(_) => "build",
+            MailError::Tls(_) => "tls",
+            MailError::Send { .. } => "send",
+            MailError::NotConfigured => "not_configured",
+            MailError::Report(_) => "report",
+            MailError::Store(_) => "store",
+        }
+    }
+}
+
+fn mailbox(address: &str) -> Result<Mailbox, MailError> {
+    address
+        .parse()
+        .map_err(|error: lettre::address::AddressError| MailError::Address {
+            address: address.to_owned(),
+            reason: error.to_string(),
+        })
+}
+
+/// The whole message for `month`, as bytes.
+pub fn message(
+    rendered: &Rendered,
+    mail: &MailConfig,
+    month: Month,
+    now: DateTime<Utc>,
+) -> Result<Vec<u8>, MailError> {
+    let from = mailbox(&mail.sender)?;
+    let domain = from.email.domain().to_owned();
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(rendered.subject.clone())
+        .date(now.into())
+        .message_id(Some(format!(
+            "<tillsyn-report-{month}-{}@{domain}>",
+            now.timestamp()
+        )));
+    for recipient in &mail.recipients {
+        builder = builder.to(mailbox(recipient)?);
+    }
+    let png_type = ContentType::parse("image/png").map_err(|e| MailError::Build(e.to_string()))?;
+    let csv_type = ContentType::parse("text/csv; charset=utf-8")
+        .map_err(|e| MailError::Build(e.to_string()))?;
+    let body = MultiPart::mixed()
+        .multipart(
+            MultiPart::related()
+                .multipart(MultiPart::alternative_plain_html(
+                    rendered.text.clone(),
+                    rendered.html.clone(),
+                ))
+                .singlepart(
+                    Attachment::new_inline(CHART_CID.to_owned())
+                        .body(rendered.png.clone(), png_type),
+                ),
+        )
+        .singlepart(attachment(month, &rendered.csv, csv_type));
+    let message = builder
+        .multipart(body)
+        .map_err(|error| MailError::Build(error.to_string()))?;
+    Ok(message.formatted())
+}
+
+fn attachment(month: Month, csv: &[u8], content_type: ContentType) -> SinglePart {
+    Attachment::new(format!("tillsyn-{month}.csv")).body(csv.to_vec(), content_type)
+}
+
+/// Send stored message bytes through the configured server.
+pub async fn deliver(mail: &MailConfig, bytes: &[u8]) -> Result<(), MailError> {
+    let smtp = &mail.smtp;
+    let server = format!("{}:{}", smtp.host, smtp.port);
+    let tls = |host: &str| -> Result<TlsParameters, MailError> {
+        let mut builder = TlsParameters::builder(host.to_owned());
+        if let Some(path) = &smtp.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|error| MailError::Tls(format!("{}: {error}", path.display())))?;
+            let certificate = Certificate::from_pem(&pem)
+                .map_err(|error| MailError::Tls(format!("{}: {error}", path.display())))?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        builder
+            .build_rustls()
+            .map_err(|error| MailError::Tls(error.to_string()))
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+        .port(smtp.port)
+        .timeout(Some(Duration::from_secs(smtp.timeout_seconds)));
+    builder = match smtp.security {
+        SmtpSecurity::Tls => builder.tls(Tls::Wrapper(tls(&smtp.host)?)),
+        SmtpSecurity::Starttls => builder.tls(Tls::Required(tls(&smtp.host)?)),
+        SmtpSecurity::Plain => builder.tls(Tls::None),
+    };
+    if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
+        builder = builder.credentials(Credentials::new(
+            user.clone(),
+            String::from_utf8_lossy(password.expose())
+                .trim_end()
+                .to_owned(),
+        ));
+    }
+    let transport = builder.build();
+    let from = mailbox(&mail.sender)?.email;
+    let to = mail
+        .recipients
+        .iter()
+        .map(|recipient| mailbox(recipient).map(|m| m.email))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envelope =
+        Envelope::new(Some(from), to).map_err(|error| MailError::Build(error.to_string()))?;
+    transport
+        .send_raw(&envelope, bytes)
+        .await
+        .map(|_| ())
+        .map_err(|error| MailError::Send {
+            server,
+            reason: error.to_string(),
+        })
+}
+
+/// The wait before attempt number `attempts + 1`.
+pub fn backoff(mail: &MailConfig, attempts: u32) -> Duration {
+    let first = Duration::from_secs(mail.retry_seconds);
+    first
+        .checked_mul(1u32 << attempts.min(16))
+        .unwrap_or(MAX_RETRY)
+        .min(MAX_RETRY)
+}
+
+/// Make `month`'s report and put it in the outbox, unless the outbox has it
+/// already; returns the outbox entry.
+pub async fn prepare(
+    config: &Arc<Config>,
+    store: &Arc<Mutex<Store>>,
+    month: Month,
+    now: DateTime<Utc>,
+) -> Result<OutboxEntry, MailError> {
+    let mail = config
+        .report
+        .as_ref()
+        .and_then(|report| report.mail.clone())
+        .ok_or(MailError::NotConfigured)?;
+    let key = month.to_string();
+    if let Some(entry) = with_store(store, move |store| store.outbox(&key)).await? {
+        return Ok(entry);
+    }
+    let config = config.clone();
+    let shared = store.clone();
+    let built = tokio::task::spawn_blocking(move || -> Result<(String, Vec<u8>), MailError> {
+        let report = {
+            let guard = shared
+                .lock()
+                .map_err(|_| MailError::Store(RunError::Worker("store lock poisoned".into())))?;
+            build(&config, &guard, month, now)?
+        };
+        let templates = config.report.as_ref().and_then(|r| r.templates_dir.clone());
+        let rendered = render(&report, templates.as_deref()).map_err(ReportError::from)?;
+        let bytes = message(&rendered, &mail, month, now)?;
+        Ok((rendered.subject, bytes))
+    })
+    .await
+    .map_err(|error| MailError::Store(RunError::Worker(error.to_string())))??;
+    let (subject, bytes) = built;
+    let key = month.to_string();
+    Ok(with_store(store, move |store| {
+        store.outbox_put(&key, &subject, &bytes, now)
+    })
+    .await?)
+}
+
+/// Try to deliver every outbox entry that is due at `now`. Returns the months
+/// delivered and the failures (month and error).
+pub async fn deliver_due(
+    mail: &MailConfig,
+    store: &Arc<Mutex<Store>>,
+    now: DateTime<Utc>,
+) -> Result<(Vec<String>, Vec<(String, MailError)>), MailError> {
+    let pending = with_store(store, |store| store.outbox_pending()).await?;
+    let mut sent = Vec::new();
+    let mut failed = Vec::new();
+    for entry in pending {
+        if entry.next_attempt_at > now {
+            continue;
+        }
+        match deliver(mail, &entry.message).await {
+            Ok(()) => {
+                let month = entry.month.clone();
+                let at = Utc::now();
+                with_store(store, move |store| store.outbox_sent(&month, at)).await?;
+                sent.push(entry.month);
+            }
+            Err(error) => {
+                let wait = backoff(mail, entry.attempts);
+                let next = Utc::now()
+                    + chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::hours(1));
+                let month = entry.month.clone();
+                let text = error.to_string();
+                with_store(store, move |store| store.outbox_failed(&month, &text, next)).await?;
+                failed.push((entry.month, error));
+            }
+        }
+    }
+    Ok((sent, failed))
+}

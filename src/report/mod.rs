@@ -1,0 +1,706 @@
+//! The monthly compliance report: what management reads once a month, promise by
+//! promise, all taken from the findings store's history.
+//!
+//! - [`build`] reads the store for one month (in the configured time zone): what
+//!   was open at the month's end, what was new and resolved during it, a 12-month
+//!   trend per promise, and which sources were verified. A source with no complete
+//!   scan in the month is *not verified*, and a promise that has no open violation
+//!   but a source that was not verified is shown as *not verified*, never as kept.
+//! - [`render`] turns that into a subject, a plain-text and an HTML body
+//!   (handlebars templates in `reports/`, overridable), a trend chart as PNG and a
+//!   CSV of the open findings.
+//! - [`mail`] wraps it as one MIME message, keeps it in the store's outbox and
+//!   delivers it exactly once per month.
+//!
+//! Everything is computed relative to the month's end, not to today, so a report
+//! for a past month reads the same whenever it is made. Owners are keyed
+//! pseudonyms unless `report.name_owners` is set; where a record's path holds its
+//! owner (a mail account), the pseudonym replaces it there too.
+
+pub mod chart;
+pub mod config;
+pub mod mail;
+pub mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::privacy::OwnerDisplay;
+use crate::store::{OpenAt, Store, StoreError};
+use config::Language;
+
+/// Months in the trend, the report's own included.
+pub const TREND_MONTHS: usize = 12;
+/// Longest-open cases listed per promise.
+pub const OLDEST_CASES: usize = 5;
+/// Locations listed per promise.
+pub const LOCATIONS: usize = 8;
+
+/// A calendar month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Month {
+    /// Year.
+    pub year: i32,
+    /// 1–12.
+    pub month: u32,
+}
+
+/// Why a month could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid month {0:?}; write YYYY-MM, e.g. 2026-10")]
+pub struct MonthError(pub String);
+
+impl std::str::FromStr for Month {
+    type Err = MonthError;
+    fn from_str(text: &str) -> Result<Month, MonthError> {
+        let error = || MonthError(text.to_owned());
+        let (year, month) = text.split_once('-').ok_or_else(error)?;
+        let year: i32 = year.parse().map_err(|_| error())?;
+        let month: u32 = month.parse().map_err(|_| error())?;
+        if !(1..=12).contains(&month) || !(1970..=9999).contains(&year) || text.len() != 7 {
+            return Err(error());
+        }
+        Ok(Month { year, month })
+    }
+}
+
+impl std::fmt::Display for Month {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+impl Month {
+    /// The month `time` falls in, in `zone`.
+    pub fn of(time: DateTime<Utc>, zone: Tz) -> Month {
+        let local = time.with_timezone(&zone);
+        Month {
+            year: local.year(),
+            month: local.month(),
+        }
+    }
+
+    /// The month before.
+    pub fn previous(self) -> Month {
+        if self.month == 1 {
+            Month {
+                year: self.year - 1,
+                month: 12,
+            }
+        } else {
+            Month {
+                year: self.year,
+                month: self.month - 1,
+            }
+        }
+    }
+
+    /// The month after.
+    pub fn next(self) -> Month {
+        if self.month == 12 {
+            Month {
+                year: self.year + 1,
+                month: 1,
+            }
+        } else {
+            Month {
+                year: self.year,
+                month: self.month + 1,
+            }
+        }
+    }
+
+    /// Midnight at the start of the month in `zone`, as UTC.
+    pub fn start(self, zone: Tz) -> DateTime<Utc> {
+        let date = NaiveDate::from_ymd_opt(self.year, self.month, 1).unwrap_or_default();
+        let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+        zone.from_local_datetime(&midnight)
+            .earliest()
+            .map(|time| time.with_timezone(&Utc))
+            .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
+    }
+
+    /// The start of the next month: the end of this one.
+    pub fn end(self, zone: Tz) -> DateTime<Utc> {
+        self.next().start(zone)
+    }
+
+    /// "oktober 2026" / "October 2026".
+    pub fn name(self, language: Language) -> String {
+        const SV: [&str; 12] = [
+            "januari",
+            "februari",
+            "mars",
+            "april",
+            "maj",
+            "juni",
+            "juli",
+            "augusti",
+            "september",
+            "oktober",
+            "november",
+            "december",
+        ];
+        const EN: [&str; 12] = [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ];
+        let index = (self.month as usize).saturating_sub(1).min(11);
+        match language {
+            Language::Sv => format!("{} {}", SV[index], self.year),
+            Language::En => format!("{} {}", EN[index], self.year),
+        }
+    }
+
+    /// "okt" / "Oct", for chart axes.
+    pub fn short_name(self, language: Language) -> String {
+        self.name(language).chars().take(3).collect()
+    }
+}
+
+/// Everything the templates see.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportData {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// The month in words.
+    pub month_name: String,
+    /// The month before, in words.
+    pub previous_month_name: String,
+    /// The organisation, when configured.
+    pub organisation: Option<String>,
+    /// The day the figures are of: the month's last day, or today for a month
+    /// not yet over, `YYYY-MM-DD`.
+    pub month_end: String,
+    /// The first month of the trend, in words.
+    pub trend_from: String,
+    /// The time zone dates are in.
+    pub timezone: String,
+    /// The one-screen summary.
+    pub summary: Summary,
+    /// One section per promise (rule), in config order.
+    pub promises: Vec<Promise>,
+    /// Per source: was it verified this month.
+    pub coverage: Vec<SourceCoverage>,
+    /// Whether owners are shown by name.
+    pub owners_named: bool,
+    /// The trend chart's `src` in the HTML (set when rendering).
+    pub chart_src: String,
+    /// Month labels of the trend, oldest first.
+    pub trend_months: Vec<String>,
+}
+
+/// The summary at the top.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Promises checked.
+    pub promises: usize,
+    /// With no open violation and every source verified.
+    pub kept: usize,
+    /// With open violations at the month's end.
+    pub broken: usize,
+    /// With no open violation known, but a source not verified.
+    pub not_verified: usize,
+    /// Open violations at the month's end.
+    pub open: u64,
+    /// Open at the end of the month before.
+    pub open_previous: u64,
+    /// `open - open_previous`, signed: "+4", "−2", "±0".
+    pub change: String,
+    /// First seen during the month.
+    pub new: u64,
+    /// Resolved during the month.
+    pub resolved: u64,
+    /// Sources configured.
+    pub sources: usize,
+    /// Sources not verified this month.
+    pub sources_not_verified: usize,
+}
+
+/// One promise's section.
+#[derive(Debug, Clone, Serialize)]
+pub struct Promise {
+    /// Rule id.
+    pub id: String,
+    /// The promise, quoted.
+    pub policy: String,
+    /// What the rule checks.
+    pub description: Option<String>,
+    /// Severity.
+    pub severity: String,
+    /// `broken`, `kept` or `not_verified`.
+    pub status: &'static str,
+    /// Open at the month's end.
+    pub open: u64,
+    /// Open at the end of the month before.
+    pub open_previous: u64,
+    /// Signed change.
+    pub change: String,
+    /// First seen during the month.
+    pub new: u64,
+    /// Resolved during the month.
+    pub resolved: u64,
+    /// The longest-open cases.
+    pub oldest: Vec<Case>,
+    /// Where the open ones are, most first.
+    pub locations: Vec<Location>,
+    /// Open at each month's end, oldest first.
+    pub trend: Vec<u64>,
+    /// Sources it checks.
+    pub sources: Vec<String>,
+    /// Of those, the ones not verified this month.
+    pub unverified_sources: Vec<String>,
+}
+
+/// One open violation, as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Case {
+    /// Source.
+    pub source: String,
+    /// Folder or part of the source.
+    pub location: String,
+    /// Owner, named or pseudonymised.
+    pub owner: String,
+    /// First seen, `YYYY-MM-DD`.
+    pub since: String,
+    /// Days open at the month's end.
+    pub open_days: i64,
+    /// What was measured.
+    pub detail: String,
+}
+
+/// A count of open violations in one place.
+#[derive(Debug, Clone, Serialize)]
+pub struct Location {
+    /// Source.
+    pub source: String,
+    /// Folder or part of the source ("" for the source as a whole).
+    pub location: String,
+    /// Open violations there.
+    pub count: u64,
+}
+
+/// A source's coverage in the month.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceCoverage {
+    /// Source name.
+    pub name: String,
+    /// Its `type`.
+    pub kind: String,
+    /// `verified` (a complete scan), `partial` (read, but not all of it) or
+    /// `not_verified` (no scan read it to the end).
+    pub status: &'static str,
+    /// Scans started in the month.
+    pub scans: usize,
+    /// Of them complete.
+    pub complete: usize,
+    /// Partial.
+    pub partial: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Last complete or partial scan's end in the month, `YYYY-MM-DD HH:MM`.
+    pub last_success: Option<String>,
+    /// Kinds of the failures.
+    pub error_kinds: Vec<String>,
+}
+
+/// The open findings at the month's end, one row each, for the CSV.
+#[derive(Debug, Clone, Serialize)]
+pub struct CsvRow {
+    /// Rule id.
+    pub rule: String,
+    /// Severity.
+    pub severity: String,
+    /// Source.
+    pub source: String,
+    /// Folder or part.
+    pub location: String,
+    /// Record, with the owner pseudonymised where it appears in it.
+    pub record: String,
+    /// Record kind.
+    pub kind: String,
+    /// Owner.
+    pub owner: String,
+    /// First seen, `YYYY-MM-DD`.
+    pub first_seen: String,
+    /// Days open at the month's end.
+    pub open_days: i64,
+    /// What was measured.
+    pub detail: String,
+}
+
+/// A built report: the template data and the CSV rows.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The month.
+    pub month: Month,
+    /// The language.
+    pub language: Language,
+    /// What the templates see.
+    pub data: ReportData,
+    /// The open findings.
+    pub rows: Vec<CsvRow>,
+}
+
+/// Errors building a report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The pseudonym key is unusable.
+    #[error(transparent)]
+    Key(#[from] crate::privacy::KeyError),
+    /// A template failed.
+    #[error(transparent)]
+    Render(#[from] render::RenderError),
+}
+
+/// The place of a record within its source, without naming anyone: the mail
+/// folder (not the account), a file's top folder, a directory entry's parent;
+/// nothing for a CRM item.
+pub fn location(kind: &str, path: &str) -> String {
+    match kind {
+        "message" => {
+            let parts: Vec<&str> = path.split('/').collect();
+            if parts.len() >= 3 {
+                parts[1..parts.len() - 1].join("/")
+            } else {
+                String::new()
+            }
+        }
+        "file" | "folder" => match path.split_once('/') {
+            Some((top, _)) => top.to_owned(),
+            None => String::new(),
+        },
+        "contact" => path
+            .split_once(',')
+            .map(|(_, parent)| parent.trim().to_owned())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+fn signed(change: i64) -> String {
+    match change {
+        0 => "±0".to_owned(),
+        change if change > 0 => format!("+{change}"),
+        change => format!("−{}", change.unsigned_abs()),
+    }
+}
+
+fn local_date(time: DateTime<Utc>, zone: Tz) -> String {
+    time.with_timezone(&zone).format("%Y-%m-%d").to_string()
+}
+
+/// Read the store and build `month`'s report under `config`, as of the month's
+/// end, or of `now` for a month not yet over.
+pub fn build(
+    config: &Config,
+    store: &Store,
+    month: Month,
+    now: DateTime<Utc>,
+) -> Result<Report, ReportError> {
+    let zone = config.daemon.timezone.0;
+    let report_config = config.report.clone();
+    let language = report_config
+        .as_ref()
+        .map_or(Language::default(), |report| report.language);
+    let owners_named = report_config
+        .as_ref()
+        .is_some_and(|report| report.name_owners);
+    let mut privacy = config.privacy.clone();
+    privacy.name_owners = owners_named;
+    let owners = OwnerDisplay::new(&privacy, &config.daemon.state_dir)?;
+
+    let start = month.start(zone);
+    let end = month.end(zone).min(now.max(start));
+    let mut months = vec![month];
+    while months.len() < TREND_MONTHS {
+        let earliest = months[0].previous();
+        months.insert(0, earliest);
+    }
+    let moments: Vec<DateTime<Utc>> = months.iter().map(|m| m.end(zone).min(end)).collect();
+    let history = store.rule_history(&moments)?;
+    let open = store.open_at(end)?;
+    let scans = store.scans_between(start, end)?;
+
+    // Coverage per configured source.
+    let mut coverage = Vec::new();
+    for source in &config.sources {
+        let mine: Vec<_> = scans
+            .iter()
+            .filter(|scan| scan.source == source.name)
+            .collect();
+        let count = |status: &str| mine.iter().filter(|scan| scan.status == status).count();
+        let (complete, partial, failed) = (count("complete"), count("partial"), count("failed"));
+        let last_success = mine
+            .iter()
+            .filter(|scan| scan.status == "complete" || scan.status == "partial")
+            .filter_map(|scan| scan.finished_at)
+            .max()
+            .map(|at| at.with_timezone(&zone).format("%Y-%m-%d %H:%M").to_string());
+        let error_kinds: BTreeSet<String> = mine
+            .iter()
+            .filter(|scan| scan.status == "failed")
+            .filter_map(|scan| scan.error_kind.clone())
+            .collect();
+        coverage.push(SourceCoverage {
+            name: source.name.clone(),
+            kind: source.settings.type_name().to_owned(),
+            status: if complete > 0 {
+                "verified"
+            } else if partial > 0 {
+                "partial"
+            } else {
+                "not_verified"
+            },
+            scans: mine.len(),
+            complete,
+            partial,
+            failed,
+            last_success,
+            error_kinds: error_kinds.into_iter().collect(),
+        });
+    }
+    let verified: BTreeSet<&str> = coverage
+        .iter()
+        .filter(|source| source.status == "verified")
+        .map(|source| source.name.as_str())
+        .collect();
+
+    // Owners shown once each.
+    let mut shown: BTreeMap<Option<String>, String> = BTreeMap::new();
+    let mut show = |owner: &Option<String>| -> String {
+        shown
+            .entry(owner.clone())
+            .or_insert_with(|| owners.show(owner.as_deref()))
+            .clone()
+    };
+
+    let mut by_rule: BTreeMap<&str, Vec<&OpenAt>> = BTreeMap::new();
+    for finding in &open {
+        by_rule
+            .entry(finding.rule.as_str())
+            .or_default()
+            .push(finding);
+    }
+    let mut promises = Vec::new();
+    for rule in &config.rules {
+        let sources: Vec<String> = config
+            .sources
+            .iter()
+            .filter(|source| {
+                rule.when.sources.is_empty() || rule.when.sources.contains(&source.name)
+            })
+            .map(|source| source.name.clone())
+            .collect();
+        let unverified_sources: Vec<String> = sources
+            .iter()
+            .filter(|source| !verified.contains(source.as_str()))
+            .cloned()
+            .collect();
+        let rule_history = history.get(&rule.id).cloned().unwrap_or_default();
+        let mut trend = rule_history.open_at.clone();
+        trend.resize(TREND_MONTHS, 0);
+        let findings = by_rule.get(rule.id.as_str()).cloned().unwrap_or_default();
+        let open_now = findings.len() as u64;
+        let open_previous = trend.get(TREND_MONTHS - 2).copied().unwrap_or(0);
+        // Oldest first: `open_at` is ordered by rule, then first seen.
+        let oldest = findings
+            .iter()
+            .take(OLDEST_CASES)
+            .map(|finding| Case {
+                source: finding.source.clone(),
+                location: location(&finding.record_kind, &finding.record_path),
+                owner: show(&finding.owner),
+                since: local_date(finding.first_seen, zone),
+                open_days: (end - finding.first_seen).num_days(),
+                detail: finding.detail.clone(),
+            })
+            .collect();
+        let mut places: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for finding in &findings {
+            *places
+                .entry((
+                    finding.source.clone(),
+                    location(&finding.record_kind, &finding.record_path),
+                ))
+                .or_insert(0) += 1;
+        }
+        let mut locations: Vec<Location> = places
+            .into_iter()
+            .map(|((source, location), count)| Location {
+                source,
+                location,
+                count,
+            })
+            .collect();
+        locations.sort_by(|a, b| b.count.cmp(&a.count).then(a.source.cmp(&b.source)));
+        locations.truncate(LOCATIONS);
+        let status = if open_now > 0 {
+            "broken"
+        } else if unverified_sources.is_empty() {
+            "kept"
+        } else {
+            "not_verified"
+        };
+        promises.push(Promise {
+            id: rule.id.clone(),
+            policy: rule.policy.clone(),
+            description: rule.description.clone(),
+            severity: rule.severity.as_str().to_owned(),
+            status,
+            open: open_now,
+            open_previous,
+            change: signed(open_now as i64 - open_previous as i64),
+            new: rule_history.new,
+            resolved: rule_history.resolved,
+            oldest,
+            locations,
+            trend,
+            sources,
+            unverified_sources,
+        });
+    }
+
+    let configured: BTreeSet<&str> = config.rules.iter().map(|rule| rule.id.as_str()).collect();
+    let rows: Vec<CsvRow> = open
+        .iter()
+        .filter(|finding| configured.contains(finding.rule.as_str()))
+        .map(|finding| {
+            let owner = show(&finding.owner);
+            let record = match &finding.owner {
+                Some(name) if !owners_named && !name.is_empty() => {
+                    finding.record_path.replace(name.as_str(), &owner)
+                }
+                _ => finding.record_path.clone(),
+            };
+            CsvRow {
+                rule: finding.rule.clone(),
+                severity: finding.severity.clone(),
+                source: finding.source.clone(),
+                location: location(&finding.record_kind, &finding.record_path),
+                record,
+                kind: finding.record_kind.clone(),
+                owner,
+                first_seen: local_date(finding.first_seen, zone),
+                open_days: (end - finding.first_seen).num_days(),
+                detail: finding.detail.clone(),
+            }
+        })
+        .collect();
+
+    let open_total: u64 = promises.iter().map(|p| p.open).sum();
+    let open_previous: u64 = promises.iter().map(|p| p.open_previous).sum();
+    let count = |status: &str| promises.iter().filter(|p| p.status == status).count();
+    let summary = Summary {
+        promises: promises.len(),
+        kept: count("kept"),
+        broken: count("broken"),
+        not_verified: count("not_verified"),
+        open: open_total,
+        open_previous,
+        change: signed(open_total as i64 - open_previous as i64),
+        new: promises.iter().map(|p| p.new).sum(),
+        resolved: promises.iter().map(|p| p.resolved).sum(),
+        sources: coverage.len(),
+        sources_not_verified: coverage.iter().filter(|s| s.status != "verified").count(),
+    };
+    let last_day = end - chrono::TimeDelta::seconds(1);
+    let data = ReportData {
+        month: month.to_string(),
+        month_name: month.name(language),
+        previous_month_name: month.previous().name(language),
+        organisation: report_config.and_then(|report| report.organisation),
+        month_end: local_date(last_day, zone),
+        trend_from: months[0].name(language),
+        timezone: zone.name().to_owned(),
+        summary,
+        promises,
+        coverage,
+        owners_named,
+        chart_src: String::new(),
+        trend_months: months.iter().map(|m| m.short_name(language)).collect(),
+    };
+    Ok(Report {
+        month,
+        language,
+        data,
+        rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_parse_and_step() {
+        let october: Month = "2026-10".parse().unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(october.to_string(), "2026-10");
+        assert_eq!(october.next().next().next().to_string(), "2027-01");
+        assert_eq!(
+            "2026-01"
+                .parse::<Month>()
+                .map(Month::previous)
+                .map(|m| m.to_string()),
+            Ok("2025-12".into())
+        );
+        for bad in ["2026-13", "2026-0", "26-10", "2026/10", "2026-10-01", ""] {
+            assert!(bad.parse::<Month>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn month_bounds_follow_the_time_zone() {
+        let zone: Tz = chrono_tz::Europe::Stockholm;
+        let october: Month = "2026-10".parse().unwrap_or_else(|e| unreachable!("{e}"));
+        // 1 October 00:00 CEST is 30 September 22:00 UTC; 1 November 00:00 CET is
+        // 31 October 23:00 UTC.
+        assert_eq!(
+            october.start(zone).to_rfc3339(),
+            "2026-09-30T22:00:00+00:00"
+        );
+        assert_eq!(october.end(zone).to_rfc3339(), "2026-10-31T23:00:00+00:00");
+        assert_eq!(october.name(Language::Sv), "oktober 2026");
+        assert_eq!(october.name(Language::En), "October 2026");
+    }
+
+    #[test]
+    fn locations_name_places_not_people() {
+        assert_eq!(location("message", "anna@firma.se/INBOX/123"), "INBOX");
+        assert_eq!(
+            location("message", "anna@firma.se/Arkiv/2024/9"),
+            "Arkiv/2024"
+        );
+        assert_eq!(location("file", "HR/Anna Andersson/cv.pdf"), "HR");
+        assert_eq!(location("file", "a.txt"), "");
+        assert_eq!(
+            location("contact", "cn=Anna Andersson,ou=people,dc=firma,dc=se"),
+            "ou=people,dc=firma,dc=se"
+        );
+        assert_eq!(location("crm_object", "case-17"), "");
+    }
+
+    #[test]
+    fn changes_are_signed() {
+        assert_eq!(signed(0), "±0");
+        assert_eq!(signed(4), "+4");
+        assert_eq!(signed(-2), "−2");
+    }
+}

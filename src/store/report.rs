@@ -1,0 +1,258 @@
+//! What the monthly report reads from the store (findings open at a moment,
+//! counts per month, the scans of a month) and the report outbox.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError, to_time};
+
+/// A finding as it stood at some moment (open then).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenAt {
+    /// Rule id.
+    pub rule: String,
+    /// Source name.
+    pub source: String,
+    /// Record kind.
+    pub record_kind: String,
+    /// Record path.
+    pub record_path: String,
+    /// Owner, as stored.
+    pub owner: Option<String>,
+    /// Severity.
+    pub severity: String,
+    /// What was measured.
+    pub detail: String,
+    /// First seen.
+    pub first_seen: DateTime<Utc>,
+}
+
+/// One rule's numbers over a run of months.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleHistory {
+    /// Open at each of the given moments, in order.
+    pub open_at: Vec<u64>,
+    /// First seen in the last month (between the last two moments).
+    pub new: u64,
+    /// Resolved in the last month.
+    pub resolved: u64,
+}
+
+/// A scan's outcome, for coverage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanSummary {
+    /// Source.
+    pub source: String,
+    /// Status.
+    pub status: String,
+    /// Finished, if it did.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Error kind for failed scans.
+    pub error_kind: Option<String>,
+}
+
+/// A month's report in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Subject line.
+    pub subject: String,
+    /// The whole message, as sent.
+    pub message: Vec<u8>,
+    /// When the server accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Not before this.
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Findings open at `moment`: first seen before it and not resolved by then.
+    pub fn open_at(&self, moment: DateTime<Utc>) -> Result<Vec<OpenAt>, StoreError> {
+        let mut query = self.connection.prepare(
+            "SELECT rule, source, record_kind, record_path, owner, severity, detail, first_seen
+             FROM findings
+             WHERE first_seen < ?1 AND (resolved_at IS NULL OR resolved_at >= ?1)
+             ORDER BY rule, first_seen, id",
+        )?;
+        let rows = query.query_map([moment.timestamp()], |row| {
+            Ok(OpenAt {
+                rule: row.get(0)?,
+                source: row.get(1)?,
+                record_kind: row.get(2)?,
+                record_path: row.get(3)?,
+                owner: row.get(4)?,
+                severity: row.get(5)?,
+                detail: row.get(6)?,
+                first_seen: to_time(row.get(7)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Per rule: how many findings were open at each of `moments` (ascending),
+    /// and how many were first seen and resolved between the last two. One pass
+    /// over the findings.
+    pub fn rule_history(
+        &self,
+        moments: &[DateTime<Utc>],
+    ) -> Result<BTreeMap<String, RuleHistory>, StoreError> {
+        let (Some(first), Some(last)) = (moments.first(), moments.last()) else {
+            return Ok(BTreeMap::new());
+        };
+        let previous = moments
+            .len()
+            .checked_sub(2)
+            .map_or(*first, |index| moments[index]);
+        let mut columns = Vec::new();
+        for moment in moments {
+            let at = moment.timestamp();
+            columns.push(format!(
+                "sum(first_seen < {at} AND (resolved_at IS NULL OR resolved_at >= {at}))"
+            ));
+        }
+        let (from, to) = (previous.timestamp(), last.timestamp());
+        columns.push(format!("sum(first_seen >= {from} AND first_seen < {to})"));
+        columns.push(format!(
+            "sum(resolved_at IS NOT NULL AND resolved_at >= {from} AND resolved_at < {to})"
+        ));
+        let sql = format!(
+            "SELECT rule, {} FROM findings
+             WHERE first_seen < ?2 AND (resolved_at IS NULL OR resolved_at >= ?1)
+             GROUP BY rule",
+            columns.join(", ")
+        );
+        let mut query = self.connection.prepare(&sql)?;
+        let count = moments.len();
+        let rows = query.query_map(params![first.timestamp(), to], |row| {
+            let mut open_at = Vec::with_capacity(count);
+            for index in 0..count {
+                open_at.push(row.get::<_, Option<i64>>(index + 1)?.unwrap_or(0) as u64);
+            }
+            Ok((
+                row.get::<_, String>(0)?,
+                RuleHistory {
+                    open_at,
+                    new: row.get::<_, Option<i64>>(count + 1)?.unwrap_or(0) as u64,
+                    resolved: row.get::<_, Option<i64>>(count + 2)?.unwrap_or(0) as u64,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Scans that started in `[from, to)`.
+    pub fn scans_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ScanSummary>, StoreError> {
+        let mut query = self.connection.prepare(
+            "SELECT source, status, finished_at, error_kind FROM scans
+             WHERE started_at >= ?1 AND started_at < ?2 ORDER BY id",
+        )?;
+        let rows = query.query_map(params![from.timestamp(), to.timestamp()], |row| {
+            Ok(ScanSummary {
+                source: row.get(0)?,
+                status: row.get(1)?,
+                finished_at: row.get::<_, Option<i64>>(2)?.map(to_time),
+                error_kind: row.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The outbox entry of `month`.
+    pub fn outbox(&self, month: &str) -> Result<Option<OutboxEntry>, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT month, subject, message, sent_at, attempts, last_error, next_attempt_at
+                 FROM report_outbox WHERE month = ?1",
+                [month],
+                outbox_row,
+            )
+            .optional()?)
+    }
+
+    /// Put `month`'s rendered report in the outbox, unless one is there already
+    /// (then that one stays, sent or not). Returns the entry the outbox holds.
+    pub fn outbox_put(
+        &mut self,
+        month: &str,
+        subject: &str,
+        message: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<OutboxEntry, StoreError> {
+        self.connection.execute(
+            "INSERT OR IGNORE INTO report_outbox (month, created_at, subject, message, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, ?2)",
+            params![month, now.timestamp(), subject, message],
+        )?;
+        self.outbox(month)?
+            .ok_or(StoreError::Missing("report_outbox"))
+    }
+
+    /// Months whose report waits to be sent, oldest first.
+    pub fn outbox_pending(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut query = self.connection.prepare(
+            "SELECT month, subject, message, sent_at, attempts, last_error, next_attempt_at
+             FROM report_outbox WHERE sent_at IS NULL ORDER BY month",
+        )?;
+        let rows = query.query_map([], outbox_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The server accepted `month`'s report.
+    pub fn outbox_sent(&mut self, month: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.connection.execute(
+            "UPDATE report_outbox SET sent_at = ?2, attempts = attempts + 1, last_error = NULL
+             WHERE month = ?1 AND sent_at IS NULL",
+            params![month, at.timestamp()],
+        )?;
+        Ok(())
+    }
+
+    /// A delivery of `month`'s report failed; try again from `next`.
+    pub fn outbox_failed(
+        &mut self,
+        month: &str,
+        error: &str,
+        next: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.connection.execute(
+            "UPDATE report_outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
+             WHERE month = ?1 AND sent_at IS NULL",
+            params![month, error, next.timestamp()],
+        )?;
+        Ok(())
+    }
+
+    /// When a report was last accepted by the mail server.
+    pub fn last_report_sent(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self
+            .connection
+            .query_row("SELECT max(sent_at) FROM report_outbox", [], |row| {
+                row.get::<_, Option<i64>>(0)
+            })?
+            .map(to_time))
+    }
+}
+
+fn outbox_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEntry> {
+    Ok(OutboxEntry {
+        month: row.get(0)?,
+        subject: row.get(1)?,
+        message: row.get(2)?,
+        sent_at: row.get::<_, Option<i64>>(3)?.map(to_time),
+        attempts: row.get::<_, i64>(4)? as u32,
+        last_error: row.get(5)?,
+        next_attempt_at: to_time(row.get(6)?),
+    })
+}
