@@ -72,6 +72,7 @@ pub struct Metrics {
     reload_success: IntGauge,
     reload_timestamp: Gauge,
     report_last_sent: Gauge,
+    report_enabled: IntGauge,
     /// When the longest-open violation of each rule was first seen: the age
     /// gauge is worked out from it at every scrape, so it grows between scans.
     oldest_first_seen: Mutex<BTreeMap<String, Option<DateTime<Utc>>>>,
@@ -196,13 +197,12 @@ impl Metrics {
             "When the monthly report was last accepted by the mail server (Unix time); 0 when never.",
         )?;
         registry.register(Box::new(report_last_sent.clone()))?;
-        // The monthly report has no config section yet, so it is never enabled;
-        // the alert on a report not sent is gated on this.
+        // The alert on a report not sent is gated on this.
         let report_enabled = IntGauge::new(
             "tillsyn_report_enabled",
-            "1 when a monthly report is configured, so TillsynReportNotSent applies.",
+            "1 when the monthly report is configured to be mailed, so TillsynReportNotSent applies.",
         )?;
-        registry.register(Box::new(report_enabled))?;
+        registry.register(Box::new(report_enabled.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -302,6 +302,7 @@ impl Metrics {
             reload_success,
             reload_timestamp,
             report_last_sent,
+            report_enabled,
             oldest_first_seen: Mutex::new(BTreeMap::new()),
         })
     }
@@ -461,6 +462,11 @@ impl Metrics {
             .copied()
             .unwrap_or("worker");
         self.scan_errors.with_label_values(&[source, kind]).inc();
+    }
+
+    /// Whether the monthly report is mailed under the running config.
+    pub fn report_enabled(&self, enabled: bool) {
+        self.report_enabled.set(i64::from(enabled));
     }
 
     /// Set the time the monthly report was last sent.

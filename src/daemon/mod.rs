@@ -21,6 +21,7 @@
 //! the store answers, so a wedged store stops the pings.
 
 pub mod http;
+pub mod reporting;
 pub mod scheduler;
 
 use std::collections::BTreeMap;
@@ -192,6 +193,10 @@ pub async fn run(path: PathBuf) -> Result<(), DaemonError> {
         &mut sources,
         &mut started,
     );
+    sources.spawn(reporting::report_loop(
+        shared.clone(),
+        config_receiver.clone(),
+    ));
     tracing::info!(
         address = %listen,
         sources = started.len(),

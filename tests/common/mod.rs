@@ -206,3 +206,4 @@ pub mod daemon;
 pub mod dovecot;
 pub mod process;
 pub mod slapd;
+pub mod smtp;

@@ -1,0 +1,108 @@
+//! The monthly report in the daemon: made at the report schedule's first tick
+//! after a month ends, put in the outbox, and delivered; deliveries that fail are
+//! tried again with a doubling wait until the server accepts them.
+//!
+//! At start the report of the month just ended is made if its time has passed
+//! and the outbox does not have it (the daemon was down at the time). Each month
+//! is made and sent once: the outbox keeps it, across restarts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use super::{Loaded, Shared};
+use crate::report::Month;
+use crate::report::mail::{deliver_due, prepare};
+use crate::scan::with_store;
+
+/// Longest single sleep before the wall clock is read again.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// Make and deliver monthly reports until the daemon stops.
+pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Loaded>>) {
+    if let Ok(Some(at)) = with_store(&shared.store, |store| store.last_report_sent()).await {
+        shared.metrics.report_sent(at);
+    }
+    loop {
+        if shared.stop.flag.is_cancelled() {
+            return;
+        }
+        let loaded = config.borrow_and_update().clone();
+        let report = loaded.config.report.clone();
+        let mail = report.as_ref().and_then(|report| report.mail.clone());
+        shared.metrics.report_enabled(mail.is_some());
+        let (Some(report), Some(mail)) = (report, mail) else {
+            // Nothing to send: wait for a reload that configures it.
+            tokio::select! {
+                changed = config.changed() => if changed.is_err() { return },
+                () = shared.stop.flag.cancelled() => return,
+            }
+            continue;
+        };
+        let zone = loaded.config.daemon.timezone.0;
+        let now = Utc::now();
+        let month = Month::of(now, zone).previous();
+        let due = report
+            .schedule
+            .next_after(month.end(zone) - chrono::TimeDelta::seconds(1), zone);
+        if due.is_some_and(|due| due <= now) {
+            let config = Arc::new(loaded.config.clone());
+            match prepare(&config, &shared.store, month, now).await {
+                Ok(entry) if entry.sent_at.is_none() && entry.attempts == 0 => {
+                    tracing::info!(month = %month, "Monthly report made; sending it.");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::error!(
+                    month = %month,
+                    error_kind = error.kind(),
+                    error = %error,
+                    "The monthly report could not be made."
+                ),
+            }
+        }
+        let mut next_retry: Option<DateTime<Utc>> = None;
+        match deliver_due(&mail, &shared.store, Utc::now()).await {
+            Ok((sent, failed)) => {
+                for month in sent {
+                    tracing::info!(month = %month, "Monthly report sent.");
+                    shared.metrics.report_sent(Utc::now());
+                }
+                for (month, error) in failed {
+                    // The server's words can hold recipients: only the kind is
+                    // logged; the store keeps the message.
+                    tracing::warn!(
+                        month = %month,
+                        error_kind = error.kind(),
+                        "Monthly report not delivered; it waits in the outbox and is tried again."
+                    );
+                }
+            }
+            Err(error) => {
+                tracing::error!(
+                    error_kind = error.kind(),
+                    "The report outbox could not be read."
+                )
+            }
+        }
+        if let Ok(pending) = with_store(&shared.store, |store| store.outbox_pending()).await {
+            next_retry = pending.iter().map(|entry| entry.next_attempt_at).min();
+        }
+        let next_tick = report.schedule.next_after(Utc::now(), zone);
+        let wake = match (next_tick, next_retry) {
+            (Some(tick), Some(retry)) => Some(tick.min(retry)),
+            (tick, retry) => tick.or(retry),
+        };
+        let wait = wake
+            .map(|wake| (wake - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or(MAX_SLEEP)
+            .min(MAX_SLEEP)
+            .max(Duration::from_millis(200));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            changed = config.changed() => if changed.is_err() { return },
+            () = shared.stop.flag.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,666 @@
+//! The monthly report: mailed through a real SMTP server (aiosmtpd) with text,
+//! HTML, the chart and the CSV, counts that match the store, a failing source
+//! shown as not verified; the outbox delivering exactly once when the server comes
+//! back, across daemon restarts; the text report against golden files; and the
+//! HTML rendered by headless Chromium.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use common::daemon::{Daemon, wait_for};
+use common::process::free_port;
+use common::smtp::SmtpSink;
+use common::*;
+use mail_parser::{MessageParser, MimeHeaders};
+use tillsyn::report::{self, Month};
+use tillsyn::store::{NewFinding, ScanEnd, ScanStatus, Store};
+
+fn files_and_rules(dir: &Path) {
+    let share = dir.join("share");
+    for (name, days) in [
+        ("a.txt", 40),
+        ("b/c.txt", 100),
+        ("d.txt", 400),
+        ("e.txt", 2),
+    ] {
+        file_at(&share.join(name), b"x", days_ago(days));
+    }
+}
+
+fn config_text(smtp_port: u16, extra_daemon: &str) -> String {
+    format!(
+        r#"
+[daemon]
+state_dir = "state"
+{extra_daemon}
+
+[[sources]]
+name = "files"
+type = "fileshare"
+root = "share"
+
+[[sources]]
+name = "archive"
+type = "fileshare"
+root = "archive-that-is-gone"
+
+[[rules]]
+id = "old-files"
+kind = "max_age"
+policy = "Files are deleted after 30 days."
+max_age = "30d"
+timestamp = "modified"
+when = {{ sources = ["files"] }}
+
+[[rules]]
+id = "old-archive"
+kind = "max_age"
+policy = "The archive is weeded yearly."
+max_age = "365d"
+timestamp = "modified"
+when = {{ sources = ["archive"] }}
+
+[report]
+language = "en"
+organisation = "Åkesson & Öberg AB"
+sender = "tillsyn@exempel.se"
+recipients = ["ledningen@exempel.se", "dataskydd@exempel.se"]
+retry_seconds = 1
+
+[report.smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "plain"
+allow_plaintext = true
+timeout_seconds = 10
+"#
+    )
+}
+
+fn this_month() -> Month {
+    Month::of(Utc::now(), chrono_tz::UTC)
+}
+
+/// The number after `label` on the line that starts with it.
+fn figure(text: &str, label: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.trim_start().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} figure in:\n{text}"))
+}
+
+#[test]
+fn the_mailed_report_has_every_part_counts_from_the_store_and_shows_a_failing_source_unverified() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    files_and_rules(dir.path());
+    let port = free_port();
+    let config = dir.path().join("tillsyn.toml");
+    std::fs::write(&config, config_text(port, "")).expect("config");
+    let config = config.to_str().expect("utf8").to_owned();
+    for _ in 0..2 {
+        // The archive fails every scan: exit 2.
+        assert_eq!(
+            tillsyn(&["scan", "--once", "--config", &config])
+                .status
+                .code(),
+            Some(2)
+        );
+    }
+    let open = json_lines(&tillsyn(&[
+        "findings", "--config", &config, "--format", "json",
+    ]));
+    assert_eq!(open.len(), 3, "the planted files");
+
+    let mut sink = SmtpSink::start(dir.path(), port);
+    let month = this_month();
+    let out = dir.path().join("out");
+    let output = tillsyn(&[
+        "report",
+        "--config",
+        &config,
+        "--month",
+        &month.to_string(),
+        "--send",
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1);
+    let message = MessageParser::default()
+        .parse(&messages[0])
+        .expect("the report parses as mail");
+
+    let subject = message.subject().expect("subject");
+    assert!(
+        subject.contains(&month.name(report::config::Language::En)),
+        "{subject}"
+    );
+    assert!(
+        subject.starts_with("Åkesson & Öberg AB"),
+        "UTF-8 subject: {subject}"
+    );
+    assert!(message.date().is_some(), "Date header");
+    assert!(
+        message
+            .message_id()
+            .is_some_and(|id| id.contains(&month.to_string())),
+        "Message-ID"
+    );
+    let to: Vec<String> = message
+        .to()
+        .map(|to| {
+            to.iter()
+                .filter_map(|a| a.address().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(to, ["ledningen@exempel.se", "dataskydd@exempel.se"]);
+
+    let text_body = message.body_text(0).expect("text part").into_owned();
+    let html_body = message.body_html(0).expect("html part").into_owned();
+    assert_eq!(figure(&text_body, "Open violations"), open.len() as u64);
+    assert_eq!(figure(&text_body, "Broken"), 1);
+    assert_eq!(figure(&text_body, "Not verified"), 1);
+    assert_eq!(figure(&text_body, "Kept"), 0);
+    assert!(
+        text_body.contains("archive (fileshare): NOT VERIFIED"),
+        "{text_body}"
+    );
+    assert!(
+        text_body.contains("files (fileshare): verified"),
+        "{text_body}"
+    );
+    assert!(
+        text_body.contains("old-archive: NOT VERIFIED"),
+        "{text_body}"
+    );
+    assert!(html_body.contains("id=\"summary\""));
+    assert!(html_body.contains("cid:trend-chart"));
+    assert!(
+        html_body.contains("Åkesson &amp; Öberg AB"),
+        "HTML is escaped"
+    );
+
+    let mut png = None;
+    let mut csv = None;
+    for part in message.attachments() {
+        let content_type = part
+            .content_type()
+            .map(|t| format!("{}/{}", t.ctype(), t.subtype().unwrap_or_default()));
+        match content_type.as_deref() {
+            Some("image/png") => {
+                assert_eq!(part.content_id(), Some("trend-chart"));
+                png = Some(part.contents().to_vec());
+            }
+            Some("text/csv") => {
+                assert_eq!(
+                    part.attachment_name(),
+                    Some(format!("tillsyn-{month}.csv").as_str())
+                );
+                csv = Some(String::from_utf8_lossy(part.contents()).into_owned());
+            }
+            other => panic!("unexpected attachment {other:?}"),
+        }
+    }
+    let png = png.expect("inline chart");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    let csv = csv.expect("CSV attachment");
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(rows[0].starts_with("rule,severity,source,location,record"));
+    assert_eq!(rows.len() - 1, open.len(), "{csv}");
+    let records: std::collections::BTreeSet<String> = open
+        .iter()
+        .map(|finding| finding["record"].as_str().unwrap_or("").to_owned())
+        .collect();
+    for row in &rows[1..] {
+        assert!(
+            records.iter().any(|record| row.contains(record.as_str())),
+            "{row}"
+        );
+    }
+
+    // The files written beside it are the same report.
+    let written = std::fs::read_to_string(out.join("report.txt")).expect("report.txt");
+    assert_eq!(figure(&written, "Open violations"), open.len() as u64);
+    assert!(out.join("trend.png").exists() && out.join("report.html").exists());
+
+    // Never twice.
+    let again = tillsyn(&[
+        "report",
+        "--config",
+        &config,
+        "--month",
+        &month.to_string(),
+        "--send",
+    ]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(text(&again).0.contains("not sent twice"));
+    assert_eq!(sink.messages().len(), 1);
+    sink.stop();
+}
+
+fn outbox(state: &Path) -> Vec<(String, Option<i64>, i64)> {
+    let connection = rusqlite::Connection::open_with_flags(
+        state.join("findings.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open store");
+    connection
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .expect("busy timeout");
+    let mut query = connection
+        .prepare("SELECT month, sent_at, attempts FROM report_outbox ORDER BY month")
+        .expect("query");
+    query
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("outbox")
+}
+
+#[test]
+fn with_the_mail_server_down_the_report_waits_and_is_delivered_once_across_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    files_and_rules(dir.path());
+    let smtp_port = free_port();
+    let listen = free_port();
+    let config = dir.path().join("tillsyn.toml");
+    std::fs::write(
+        &config,
+        config_text(smtp_port, &format!("listen = \"127.0.0.1:{listen}\"")),
+    )
+    .expect("config");
+    let state = dir.path().join("state");
+    let previous = this_month().previous().to_string();
+
+    // The month before this one ended, so its report is due at start; the
+    // server is down.
+    let mut daemon = Daemon::start(&config, listen, dir.path(), &[]);
+    wait_for("a failed delivery", || {
+        state.join("findings.sqlite").exists()
+            && outbox(&state)
+                .first()
+                .is_some_and(|(_, _, attempts)| *attempts >= 1)
+    });
+    assert_eq!(
+        daemon.metrics().value("tillsyn_report_enabled", &[]),
+        Some(1.0)
+    );
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit().code(), Some(0));
+    let before = outbox(&state);
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].0, previous);
+    assert_eq!(before[0].1, None, "not sent");
+
+    // Restarted, still down: the same entry is tried again, no second one.
+    let mut daemon = Daemon::start(&config, listen, dir.path(), &[]);
+    wait_for("another failed delivery", || {
+        outbox(&state)
+            .first()
+            .is_some_and(|(_, _, attempts)| *attempts > before[0].2)
+    });
+    assert_eq!(outbox(&state).len(), 1);
+
+    // The server comes back: delivered once.
+    let mut sink = SmtpSink::start(dir.path(), smtp_port);
+    wait_for("the delivery", || sink.messages().len() == 1);
+    wait_for("the outbox to mark it sent", || {
+        outbox(&state)
+            .first()
+            .is_some_and(|(_, sent, _)| sent.is_some())
+    });
+    wait_for("the last-sent metric", || {
+        daemon
+            .metrics()
+            .value("tillsyn_report_last_sent_timestamp_seconds", &[])
+            .is_some_and(|at| at > 0.0)
+    });
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit().code(), Some(0));
+
+    // Restarted once more with the server up: nothing is sent again.
+    let mut daemon = Daemon::start(&config, listen, dir.path(), &[]);
+    wait_for("the daemon to read the outbox", || {
+        daemon
+            .metrics()
+            .value("tillsyn_report_last_sent_timestamp_seconds", &[])
+            .is_some_and(|at| at > 0.0)
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit().code(), Some(0));
+    assert_eq!(sink.messages().len(), 1, "sent more than once");
+    let received = sink.messages();
+    let message = MessageParser::default()
+        .parse(&received[0])
+        .expect("parses");
+    let subject = message.subject().unwrap_or_default().to_owned();
+    let month: Month = previous.parse().expect("month");
+    assert!(
+        subject.contains(&month.name(report::config::Language::En)),
+        "{subject}"
+    );
+    let log = daemon.log_text();
+    assert!(
+        !log.contains("ledningen@exempel.se"),
+        "the log names a recipient"
+    );
+    sink.stop();
+}
+
+// ---------------------------------------------------------------------------
+// A store with a known history, for the golden text and the rendered HTML.
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .expect("time")
+}
+
+fn finding(rule: &str, path: &str, kind: &'static str, owner: &str, detail: &str) -> NewFinding {
+    NewFinding {
+        rule: rule.into(),
+        record_id: path.into(),
+        record_path: path.into(),
+        record_kind: kind,
+        owner: Some(owner.into()),
+        severity: "medium",
+        detail: detail.into(),
+        age_days: None,
+    }
+}
+
+fn scan(store: &mut Store, source: &str, when: &str, findings: &[NewFinding], failed: bool) {
+    let time = at(when);
+    let id = store.begin_scan(source, time).expect("begin");
+    store
+        .record_findings(id, source, time, findings)
+        .expect("findings");
+    if failed {
+        store
+            .fail_scan(id, 0, "auth", "login refused", time)
+            .expect("fail");
+    } else {
+        store
+            .finish_scan(
+                id,
+                &ScanEnd {
+                    status: ScanStatus::Complete,
+                    records: findings.len() as u64 + 10,
+                    problems: &[],
+                    unread_prefixes: &[],
+                    carried: &[],
+                    checkpoints: &BTreeMap::new(),
+                    conflict_rules: &[],
+                    finished_at: time + chrono::TimeDelta::minutes(3),
+                },
+            )
+            .expect("finish");
+    }
+}
+
+const GOLDEN_CONFIG: &str = r#"
+[daemon]
+state_dir = "state"
+timezone = "Europe/Stockholm"
+
+[privacy]
+key_file = "pseudonym.key"
+
+[[sources]]
+name = "mail"
+type = "maildir"
+root = "mail"
+
+[[sources]]
+name = "crm"
+type = "http"
+url = "http://127.0.0.1:9/api/cases"
+allow_plaintext = true
+items = "/items"
+id = "/id"
+
+[[rules]]
+id = "stale-inbox"
+kind = "max_age"
+policy = "medarbetare i sin månadsrutin ska behandla och ta bort sina e-postmeddelanden från inkorgen"
+description = "Mail left in an inbox longer than the monthly routine allows."
+max_age = "31d"
+timestamp = "received"
+when = { sources = ["mail"], folders = ["INBOX"] }
+
+[[rules]]
+id = "wide-cc"
+kind = "max_recipients"
+policy = "Vi strävar efter att minimera de personer som blir kopierade (CC:)"
+severity = "low"
+max = 3
+when = { sources = ["mail"] }
+
+[[rules]]
+id = "closed-cases"
+kind = "max_age"
+policy = "När ett ärende är avklarat ska personinformationen raderas eller anonymiseras"
+severity = "high"
+max_age = "30d"
+timestamp = "date:closed"
+when = { sources = ["crm"] }
+"#;
+
+/// Three months of scans: stale mail comes and goes, one wide-CC mail stays, and
+/// the CRM's only scan in March fails.
+fn golden_store(dir: &Path, language: &str) -> tillsyn::config::Config {
+    std::fs::write(dir.join("pseudonym.key"), "golden-test-key-0123456789").expect("key");
+    let text = format!(
+        "{GOLDEN_CONFIG}\n[report]\nlanguage = \"{language}\"\norganisation = \"Exempel AB\"\n"
+    );
+    let path = dir.join("tillsyn.toml");
+    std::fs::write(&path, &text).expect("config");
+    let config = tillsyn::config::load(&path).expect("golden config");
+    let mut store = Store::open(&config.daemon.state_dir).expect("store");
+    let a = finding(
+        "stale-inbox",
+        "anna@exempel.se/INBOX/1",
+        "message",
+        "anna@exempel.se",
+        "received 2025-11-02; limit 31d",
+    );
+    let b = finding(
+        "stale-inbox",
+        "bo@exempel.se/INBOX/7",
+        "message",
+        "bo@exempel.se",
+        "received 2025-12-20; limit 31d",
+    );
+    let c = finding(
+        "stale-inbox",
+        "anna@exempel.se/INBOX/2",
+        "message",
+        "anna@exempel.se",
+        "received 2025-12-28; limit 31d",
+    );
+    let d = finding(
+        "wide-cc",
+        "bo@exempel.se/Sent/3",
+        "message",
+        "bo@exempel.se",
+        "6 Cc recipients outside the excluded domains (limit 3)",
+    );
+    let e = finding(
+        "stale-inbox",
+        "cia@exempel.se/INBOX/4",
+        "message",
+        "cia@exempel.se",
+        "received 2026-01-30; limit 31d",
+    );
+    let crm = finding(
+        "closed-cases",
+        "case-17",
+        "crm_object",
+        "kund@kund.se",
+        "closed 2025-12-01; limit 30d",
+    );
+    scan(
+        &mut store,
+        "mail",
+        "2026-01-10T02:00:00Z",
+        &[a.clone(), b.clone(), c.clone(), d.clone()],
+        false,
+    );
+    scan(
+        &mut store,
+        "crm",
+        "2026-01-10T02:10:00Z",
+        std::slice::from_ref(&crm),
+        false,
+    );
+    scan(
+        &mut store,
+        "mail",
+        "2026-02-10T02:00:00Z",
+        &[a.clone(), b.clone(), d.clone()],
+        false,
+    );
+    scan(
+        &mut store,
+        "crm",
+        "2026-02-10T02:10:00Z",
+        std::slice::from_ref(&crm),
+        false,
+    );
+    scan(
+        &mut store,
+        "mail",
+        "2026-03-10T02:00:00Z",
+        &[a.clone(), d.clone(), e.clone()],
+        false,
+    );
+    scan(&mut store, "crm", "2026-03-10T02:10:00Z", &[], true);
+    config
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+}
+
+#[test]
+fn the_text_report_matches_its_golden_file_in_both_languages() {
+    for language in ["en", "sv"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = golden_store(dir.path(), language);
+        let store = Store::open(&config.daemon.state_dir).expect("store");
+        let month: Month = "2026-03".parse().expect("month");
+        let now = at("2026-04-05T08:00:00Z");
+        let built = report::build(&config, &store, month, now).expect("build");
+        let rendered = report::render::render(&built, None).expect("render");
+        let golden = golden_path(&format!("report-2026-03.{language}.txt"));
+        let actual = format!("Subject: {}\n\n{}", rendered.subject, rendered.text);
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(golden.parent().expect("dir")).expect("golden dir");
+            std::fs::write(&golden, &actual).expect("write golden");
+        }
+        let expected = std::fs::read_to_string(&golden)
+            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", golden.display()));
+        assert_eq!(
+            actual, expected,
+            "{language}: the text report changed (UPDATE_GOLDEN=1 to accept)"
+        );
+        // What the golden file shows follows from the history above.
+        assert_eq!(
+            built.data.summary.open, 4,
+            "a, d, e and the CRM case at the end of March"
+        );
+        assert_eq!(built.data.summary.new, 1, "e");
+        assert_eq!(built.data.summary.resolved, 1, "b");
+        assert_eq!(
+            built.data.summary.open_previous, 4,
+            "a, b, d and the CRM case"
+        );
+        let crm = built
+            .data
+            .coverage
+            .iter()
+            .find(|s| s.name == "crm")
+            .expect("crm");
+        assert_eq!(crm.status, "not_verified");
+        let closed = built
+            .data
+            .promises
+            .iter()
+            .find(|p| p.id == "closed-cases")
+            .expect("rule");
+        // The CRM case was open at the end of February and the failed March scan
+        // resolved nothing: still open, and the source unverified.
+        assert_eq!((closed.status, closed.open), ("broken", 1));
+        assert!(!actual.contains("anna@exempel.se"), "an owner is named");
+    }
+}
+
+#[test]
+fn headless_chromium_renders_the_html_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = golden_store(dir.path(), "sv");
+    let store = Store::open(&config.daemon.state_dir).expect("store");
+    let built = report::build(
+        &config,
+        &store,
+        "2026-03".parse().expect("month"),
+        at("2026-04-05T08:00:00Z"),
+    )
+    .expect("build");
+    let rendered = report::render::render(&built, None).expect("render");
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/report-render");
+    std::fs::create_dir_all(&out).expect("out dir");
+    std::fs::write(out.join("report.html"), &rendered.html_file).expect("html");
+    std::fs::write(out.join("trend.png"), &rendered.png).expect("png");
+    let screenshot = out.join("report-screenshot.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let url = format!("file://{}", out.join("report.html").display());
+    let chromium = |args: &[&str]| {
+        std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+            ])
+            .args(args)
+            .arg(&url)
+            .output()
+            .expect("chromium (Debian package chromium; ./scripts/test installs it)")
+    };
+    let dom = chromium(&["--dump-dom"]);
+    let dom_text = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom_text.contains("<table id=\"summary\">"), "{dom_text}");
+    let shot = chromium(&[
+        &format!("--screenshot={}", screenshot.display()),
+        "--window-size=1000,2200",
+    ]);
+    assert!(screenshot.exists(), "no screenshot: {}", text(&shot).1);
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&screenshot).expect("screenshot"),
+    ));
+    let mut reader = decoder.read_info().expect("PNG header");
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut pixels).expect("PNG data");
+    let channels = info.color_type.samples();
+    let total = (info.width * info.height) as usize;
+    let inked = pixels[..info.buffer_size()]
+        .chunks(channels)
+        .filter(|pixel| pixel.iter().take(3).any(|value| *value < 200))
+        .count();
+    // Text, tables and the chart: well above an empty page, well below a dark one.
+    assert!(
+        inked * 100 > total && inked * 2 < total,
+        "{inked} of {total} pixels inked: blank or broken rendering"
+    );
+}
