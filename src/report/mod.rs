@@ -428,7 +428,10 @@ pub fn build(
     let owners = OwnerDisplay::new(&privacy, &config.daemon.state_dir)?;
 
     let start = month.start(zone);
-    let end = month.end(zone).min(now.max(start));
+    // Stored times are whole seconds: "as of now" takes in this second too.
+    let end = month
+        .end(zone)
+        .min(now.max(start) + chrono::TimeDelta::seconds(1));
     let mut months = vec![month];
     while months.len() < TREND_MONTHS {
         let earliest = months[0].previous();
