@@ -582,28 +582,32 @@ pub fn build(
     }
 
     let configured: BTreeSet<&str> = config.rules.iter().map(|rule| rule.id.as_str()).collect();
+    drop(by_rule);
+    // The open findings become the CSV's rows, moved rather than copied: a large
+    // history can hold hundreds of thousands.
     let rows: Vec<CsvRow> = open
-        .iter()
+        .into_iter()
         .filter(|finding| configured.contains(finding.rule.as_str()))
         .map(|finding| {
             let owner = show(&finding.owner);
+            let location = location(&finding.record_kind, &finding.record_path);
             let record = match &finding.owner {
                 Some(name) if !owners_named && !name.is_empty() => {
                     finding.record_path.replace(name.as_str(), &owner)
                 }
-                _ => finding.record_path.clone(),
+                _ => finding.record_path,
             };
             CsvRow {
-                rule: finding.rule.clone(),
-                severity: finding.severity.clone(),
-                source: finding.source.clone(),
-                location: location(&finding.record_kind, &finding.record_path),
+                rule: finding.rule,
+                severity: finding.severity,
+                source: finding.source,
+                location,
                 record,
-                kind: finding.record_kind.clone(),
+                kind: finding.record_kind,
                 owner,
                 first_seen: local_date(finding.first_seen, zone),
                 open_days: (end - finding.first_seen).num_days(),
-                detail: finding.detail.clone(),
+                detail: finding.detail,
             }
         })
         .collect();
