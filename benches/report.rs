@@ -53,7 +53,8 @@ impl Lcg {
 }
 
 fn config(dir: &Path) -> std::path::PathBuf {
-    let mut text = String::from("[daemon]\nstate_dir = \"state\"\ntimezone = \"Europe/Stockholm\"\n");
+    let mut text =
+        String::from("[daemon]\nstate_dir = \"state\"\ntimezone = \"Europe/Stockholm\"\n");
     for source in SOURCES {
         text.push_str(&format!(
             "\n[[sources]]\nname = \"{source}\"\ntype = \"maildir\"\nroot = \"{source}\"\n"
@@ -158,7 +159,10 @@ fn fill(dir: &Path, findings: u64, month: Month) -> u64 {
 fn main() {
     let findings = arg("--findings", 1_000_000);
     let dir = tempfile::tempdir().expect("tempdir");
-    let month = Month::of(Utc::now() - TimeDelta::days(40), chrono_tz::Europe::Stockholm);
+    let month = Month::of(
+        Utc::now() - TimeDelta::days(40),
+        chrono_tz::Europe::Stockholm,
+    );
     let config = config(dir.path());
     let started = std::time::Instant::now();
     let open = fill(dir.path(), findings, month);
@@ -193,8 +197,16 @@ fn main() {
         .map(|m| m.len())
         .unwrap_or(0);
     println!("\n| run | time | peak RSS |\n|---|---|---|");
-    println!("| cold | {:.2} s | {:.1} MB |", cold.as_secs_f64(), cold_rss as f64 / 1024.0);
-    println!("| warm (median of 3) | {:.2} s | {:.1} MB (max) |", warm.as_secs_f64(), rss as f64 / 1024.0);
+    println!(
+        "| cold | {:.2} s | {:.1} MB |",
+        cold.as_secs_f64(),
+        cold_rss as f64 / 1024.0
+    );
+    println!(
+        "| warm (median of 3) | {:.2} s | {:.1} MB (max) |",
+        warm.as_secs_f64(),
+        rss as f64 / 1024.0
+    );
     println!(
         "\nOutput: report.html, report.txt, trend.png and a CSV of {open} open findings ({:.1} MB). Targets: under 5 s and under 200 MB.",
         csv as f64 / 1e6

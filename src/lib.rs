@@ -20,8 +20,10 @@
 //!   - [`schedule`]: six-field cron schedules in the configured time zone.
 //!   - [`metrics`]: the Prometheus registry and what updates it.
 //!   - [`daemon`]: `tillsyn run`: per-source scheduling, `/metrics`, reloads,
-//!     shutdown.
-//! - `reports/`: report templates (data, not code).
+//!     shutdown, the monthly report's schedule.
+//!   - [`report`]: the monthly compliance report: data from the store,
+//!     templates, chart, CSV, mail and outbox.
+//! - `reports/`: the report's handlebars templates and chart font (data, not code).
 //! - `examples/policies/`: one policy pack per seed company, quoting its promises.
 //! - `config.example.toml`: every key, commented, with its default.
 //! - `systemd/`: the hardened service unit; `monitoring/`: alerting rules and a

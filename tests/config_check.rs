@@ -32,6 +32,11 @@ fn example_config_and_every_policy_pack_pass_check_config() {
         "example-token\n",
     )
     .expect("token");
+    std::fs::write(
+        credentials.path().join("tillsyn_smtp-password"),
+        "example\n",
+    )
+    .expect("smtp password");
     for file in files {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_tillsyn"))
             .args(["check-config", "--config", &file])
@@ -118,6 +123,67 @@ policy = "z"
     assert!(
         stderr.contains("unknown field `folow_symlinks`"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn report_and_schedule_mistakes_are_reported_with_their_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        r#"[daemon]
+state_dir = "state"
+listen = "localhost"
+
+[[sources]]
+name = "share"
+type = "fileshare"
+root = "/srv/share"
+schedule = "0 3 * * *"
+
+[report]
+language = "de"
+sender = "not an address"
+recipients = ["ok@example.se"]
+
+[report.smtp]
+host = "127.0.0.1"
+security = "plain"
+"#,
+    )
+    .expect("write");
+    let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
+    let (stdout, _) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    for (line, fragment) in [
+        (3, "invalid socket address"),
+        (9, "six fields"),
+        (12, "unknown variant `de`"),
+    ] {
+        let found = stdout
+            .lines()
+            .any(|l| l.contains(&format!("bad.toml:{line}:")) && l.contains(fragment));
+        assert!(found, "line {line} should report {fragment:?}:\n{stdout}");
+    }
+
+    // With the language fixed, the address and the plaintext server are next.
+    let text_fixed = std::fs::read_to_string(&config)
+        .expect("read")
+        .replace("language = \"de\"", "language = \"en\"")
+        .replace("listen = \"localhost\"", "")
+        .replace("schedule = \"0 3 * * *\"", "schedule = \"0 0 3 * * *\"");
+    std::fs::write(&config, text_fixed).expect("write");
+    let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
+    let (stdout, _) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(":13: [report]: \"not an address\" is not a mail address"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(":18: [report.smtp]: security = \"plain\""),
+        "{stdout}"
     );
 }
 
