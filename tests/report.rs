@@ -186,6 +186,10 @@ fn the_mailed_report_has_every_part_counts_from_the_store_and_shows_a_failing_so
         html_body.contains("Åkesson &amp; Öberg AB"),
         "HTML is escaped"
     );
+    assert!(
+        text_body.contains("Åkesson & Öberg AB"),
+        "text is not escaped"
+    );
 
     let mut png = None;
     let mut csv = None;
@@ -241,6 +245,51 @@ fn the_mailed_report_has_every_part_counts_from_the_store_and_shows_a_failing_so
     ]);
     assert_eq!(again.status.code(), Some(0));
     assert!(text(&again).0.contains("not sent twice"));
+    assert_eq!(sink.messages().len(), 1);
+    sink.stop();
+}
+
+#[test]
+fn starttls_with_the_internal_ca_delivers_and_a_wrong_ca_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    files_and_rules(dir.path());
+    common::dovecot::make_ca(dir.path(), "ca");
+    common::dovecot::make_ca(dir.path(), "other-ca");
+    common::dovecot::make_server_cert(dir.path(), "ca");
+    let port = free_port();
+    let mut sink = SmtpSink::start_with_starttls(
+        dir.path(),
+        port,
+        &dir.path().join("server.pem"),
+        &dir.path().join("server.key"),
+    );
+    let write = |ca: &str| {
+        let text = config_text(port, "")
+            .replace("host = \"127.0.0.1\"", "host = \"localhost\"")
+            .replace(
+                "security = \"plain\"\nallow_plaintext = true",
+                &format!("security = \"starttls\"\nca_file = \"{ca}.pem\""),
+            );
+        let path = dir.path().join("tillsyn.toml");
+        std::fs::write(&path, text).expect("config");
+        path.to_str().expect("utf8").to_owned()
+    };
+    let month = this_month().to_string();
+
+    // Signed by another CA: refused, naming the server, and left in the outbox.
+    let config = write("other-ca");
+    let refused = tillsyn(&["report", "--config", &config, "--month", &month, "--send"]);
+    let (stdout, stderr) = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("localhost:{port}")), "{stdout}");
+    assert!(stdout.contains("waits in the outbox"), "{stdout}");
+    assert!(sink.messages().is_empty());
+
+    // The right CA: the waiting report goes out over STARTTLS.
+    let config = write("ca");
+    let sent = tillsyn(&["report", "--config", &config, "--month", &month, "--send"]);
+    let (stdout, stderr) = text(&sent);
+    assert_eq!(sent.status.code(), Some(0), "{stdout}{stderr}");
     assert_eq!(sink.messages().len(), 1);
     sink.stop();
 }

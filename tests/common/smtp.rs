@@ -16,6 +16,15 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Start on `port`, keeping messages under `dir/maildir`.
     pub fn start(dir: &Path, port: u16) -> SmtpSink {
+        SmtpSink::start_with(dir, port, None)
+    }
+
+    /// Start offering STARTTLS with `cert` and `key` (PEM files).
+    pub fn start_with_starttls(dir: &Path, port: u16, cert: &Path, key: &Path) -> SmtpSink {
+        SmtpSink::start_with(dir, port, Some((cert, key)))
+    }
+
+    fn start_with(dir: &Path, port: u16, tls: Option<(&Path, &Path)>) -> SmtpSink {
         let maildir = dir.join("maildir");
         for sub in ["cur", "new", "tmp"] {
             std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
@@ -28,6 +37,14 @@ impl SmtpSink {
             .arg(&maildir)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if let Some((cert, key)) = tls {
+            command
+                .arg("--tlscert")
+                .arg(cert)
+                .arg("--tlskey")
+                .arg(key)
+                .arg("--no-requiretls");
+        }
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command
             .spawn()
