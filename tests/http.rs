@@ -214,3 +214,77 @@ fn a_slow_page_times_out_is_tried_again_and_a_stuck_one_fails_the_scan() {
     );
     assert_exact(&open_findings(&config), &planted);
 }
+
+#[test]
+fn incremental_rescans_ask_only_for_changes_and_a_full_read_resolves_deleted_items() {
+    let (mut items, mut planted) = cases();
+    // Each case last changed at its own second, ten days ago.
+    let base = chrono::Utc::now() - chrono::TimeDelta::days(10);
+    for (n, item) in items.iter_mut().enumerate() {
+        let changed = base + chrono::TimeDelta::seconds(n as i64);
+        item["updated_at"] = changed.to_rfc3339().into();
+    }
+    let server = CrmServer::start(Behaviour {
+        items,
+        token: TOKEN.into(),
+        ..Behaviour::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &server.url(), TOKEN);
+    let text_incremental = std::fs::read_to_string(&config).expect("config").replace(
+        "attempts = 3\n",
+        "attempts = 3\nincremental = { field = \"/updated_at\", full_every_hours = 24 }\n",
+    );
+    std::fs::write(&config, text_incremental).expect("config");
+    let scan = |records: u64| {
+        server.behaviour.lock().expect("lock").requested.clear();
+        let output = tillsyn(&["scan", "--once", "--config", &config]);
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert!(stderr.contains(&format!(", {records} records")), "{stderr}");
+        stderr
+    };
+
+    let first = scan(250);
+    assert!(!first.contains("incremental"), "{first}");
+    assert_exact(&open_findings(&config), &planted);
+
+    // Nothing changed: one page with the newest case only (the API's
+    // `updated_since` includes its bound); every finding stays.
+    let unchanged = scan(1);
+    assert!(unchanged.contains("incremental 1"), "{unchanged}");
+    assert_eq!(server.behaviour.lock().expect("lock").requested, [1]);
+    assert_exact(&open_findings(&config), &planted);
+
+    // case-0 is reopened (its finding resolves), case-3 turns out closed 60 days
+    // ago (a new finding), case-10 is deleted (carried until a full read).
+    let now = chrono::Utc::now().to_rfc3339();
+    {
+        let mut behaviour = server.behaviour.lock().expect("lock");
+        behaviour.items[0]["status"] = "open".into();
+        behaviour.items[0]["closed_at"] = serde_json::Value::Null;
+        behaviour.items[0]["updated_at"] = now.clone().into();
+        behaviour.items[3]["closed_at"] = days_ago(60).into();
+        behaviour.items[3]["updated_at"] = now.into();
+        behaviour.items.remove(10);
+    }
+    scan(3);
+    planted.remove("P4-closed-cases:case-0");
+    planted.insert("P4-closed-cases:case-3".into());
+    assert_exact(&open_findings(&config), &planted);
+
+    // The last full read "25 hours ago": everything is read, case-10 resolves.
+    let connection =
+        rusqlite::Connection::open(dir.path().join("state/findings.sqlite")).expect("store");
+    connection
+        .execute(
+            "UPDATE checkpoints SET value = CAST(value AS INTEGER) - 90000 WHERE key = 'http.full_at'",
+            [],
+        )
+        .expect("backdate");
+    drop(connection);
+    let full = scan(249);
+    assert!(!full.contains("incremental"), "{full}");
+    planted.remove("P4-closed-cases:case-10");
+    assert_exact(&open_findings(&config), &planted);
+}

@@ -191,3 +191,83 @@ fn wrong_password_wrong_ca_and_server_down_fail_clearly_and_resolve_nothing() {
     assert!(stderr.contains("cannot connect"), "{stderr}");
     assert_exact(&open_findings(&config), &planted);
 }
+
+fn work(stderr: &str, name: &str) -> u64 {
+    stderr
+        .split(&format!("{name} "))
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn incremental_rescans_read_only_changed_entries_and_a_full_read_resolves_deleted_ones() {
+    let (people, mut planted) = people();
+    let server = Slapd::start(&people);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("ldaps://localhost:{}", server.tls_port);
+    let config = write_config(dir.path(), &url, &server.path("ca.pem"), SERVICE_PASSWORD);
+    let text_with_incremental = std::fs::read_to_string(&config).expect("config").replace(
+        "timeout_seconds = 10\n",
+        "timeout_seconds = 10\nincremental_full_every_hours = 24\n",
+    );
+    std::fs::write(&config, text_with_incremental).expect("config");
+    let scan = || {
+        let output = tillsyn(&["scan", "--once", "--config", &config]);
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        stderr
+    };
+
+    let first = scan();
+    assert_eq!(work(&first, "entries_read"), 5000, "{first}");
+    assert_eq!(work(&first, "incremental"), 0, "{first}");
+    assert_exact(&open_findings(&config), &planted);
+
+    // Nothing changed: the rescan reads nothing and keeps every finding.
+    let unchanged = scan();
+    assert_eq!(work(&unchanged, "entries_read"), 0, "{unchanged}");
+    assert_eq!(work(&unchanged, "incremental"), 1, "{unchanged}");
+    assert_exact(&open_findings(&config), &planted);
+
+    // p0 becomes a customer again (its finding resolves), p1 leaves two years ago
+    // (a new finding), and p200 is deleted (carried until a full read).
+    let dn = |uid: &str| format!("uid={uid},ou=people,{SUFFIX}");
+    server.modify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: customerStatus\ncustomerStatus: active\n\n\
+         dn: {}\nchangetype: modify\nreplace: customerStatus\ncustomerStatus: former\n-\n\
+         replace: customerEndDate\ncustomerEndDate: {}\n\n\
+         dn: {}\nchangetype: delete\n",
+        dn("p0"),
+        dn("p1"),
+        generalized(800),
+        dn("p200"),
+    ));
+    let changed = scan();
+    assert_eq!(
+        work(&changed, "entries_read"),
+        2,
+        "only p0 and p1: {changed}"
+    );
+    planted.remove(&format!("P8-former-customers:{}", dn("p0")));
+    planted.insert(format!("P8-former-customers:{}", dn("p1")));
+    assert_exact(&open_findings(&config), &planted);
+
+    // The last full read made "25 hours ago": this scan reads everything, and
+    // the deleted entry's finding resolves.
+    let store = dir.path().join("state/findings.sqlite");
+    let connection = rusqlite::Connection::open(&store).expect("store");
+    connection
+        .execute(
+            "UPDATE checkpoints SET value = CAST(value AS INTEGER) - 90000 WHERE key = 'ldap.full_at'",
+            [],
+        )
+        .expect("backdate");
+    drop(connection);
+    let full = scan();
+    assert_eq!(work(&full, "entries_read"), 4999, "{full}");
+    assert_eq!(work(&full, "incremental"), 0, "{full}");
+    planted.remove(&format!("P8-former-customers:{}", dn("p200")));
+    assert_exact(&open_findings(&config), &planted);
+}

@@ -333,7 +333,9 @@ pub struct ScanReport {
 pub struct CarriedScope {
     /// Record-path prefix, e.g. `anna/INBOX`.
     pub prefix: String,
-    /// Record paths under the prefix that no longer exist: their findings resolve.
+    /// Record paths under the prefix whose findings this scan decides anew,
+    /// sorted: those it did not see again resolve (the record is gone, or was
+    /// read again and no longer breaks a rule).
     pub gone: Vec<String>,
     /// When set, the records under the prefix are numbered (`…/N`, as IMAP UIDs)
     /// and these numbers, sorted, are the ones still there: any other is gone.
@@ -343,7 +345,11 @@ pub struct CarriedScope {
 impl CarriedScope {
     /// Whether the record at `path` (under the prefix) is still there.
     pub fn still_there(&self, path: &str) -> bool {
-        if self.gone.iter().any(|gone| gone == path) {
+        if self
+            .gone
+            .binary_search_by(|gone| gone.as_str().cmp(path))
+            .is_ok()
+        {
             return false;
         }
         match &self.present {

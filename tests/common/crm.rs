@@ -79,6 +79,13 @@ fn answer(stream: TcpStream, shared: &Mutex<Behaviour>) {
             .find(|(key, _)| *key == name)
             .and_then(|(_, value)| value.parse().ok())
     };
+    // `updated_since=T`: only items whose `updated_at` is T or later (RFC 3339
+    // in UTC, so text order is time order).
+    let updated_since: Option<String> = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "updated_since")
+        .map(|(_, value)| value.replace("%3A", ":").replace("%2B", "+"));
     let page = param("page").unwrap_or(1);
     let per_page = param("per_page").unwrap_or(100) as usize;
     let delay = {
@@ -125,11 +132,18 @@ fn answer(stream: TcpStream, shared: &Mutex<Behaviour>) {
             let items: Vec<serde_json::Value> = behaviour
                 .items
                 .iter()
+                .filter(|item| {
+                    updated_since.as_ref().is_none_or(|since| {
+                        item["updated_at"]
+                            .as_str()
+                            .is_some_and(|at| at >= since.as_str())
+                    })
+                })
                 .skip(start)
                 .take(per_page)
                 .cloned()
                 .collect();
-            let body = serde_json::json!({ "items": items, "total": behaviour.items.len() });
+            let body = serde_json::json!({ "items": items });
             (200, String::new(), body.to_string())
         }
     };

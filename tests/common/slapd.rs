@@ -105,7 +105,8 @@ access to * by users read by * none
         for person in people {
             ldif.push_str(&format!(
                 "dn: {}\nobjectClass: inetOrgPerson\nobjectClass: tillsynContact\nuid: {}\ncn: {}\nsn: {}\n\
-                 mail: {}@kund.se\ncustomerStatus: {}\nmarketingOptOut: {}\n",
+                 mail: {}@kund.se\ncustomerStatus: {}\nmarketingOptOut: {}\n\
+                 modifyTimestamp: 20250102030405Z\n",
                 person.dn(),
                 person.uid,
                 person.uid,
@@ -172,6 +173,30 @@ access to * by users read by * none
     pub fn restart(&mut self) {
         self.kill();
         self.launch();
+    }
+
+    /// Change the directory online as its administrator (`ldapmodify` with
+    /// `changetype` records), as people and systems do between scans.
+    pub fn modify(&self, ldif: &str) {
+        let path = self.dir.path().join("change.ldif");
+        std::fs::write(&path, ldif).expect("ldif");
+        let output = Command::new("ldapmodify")
+            .args(["-x", "-H", &format!("ldap://127.0.0.1:{}", self.port)])
+            .args([
+                "-D",
+                &format!("cn=admin,{SUFFIX}"),
+                "-w",
+                "admin-secret",
+                "-f",
+            ])
+            .arg(&path)
+            .output()
+            .expect("ldapmodify (Debian package ldap-utils)");
+        assert!(
+            output.status.success(),
+            "ldapmodify: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

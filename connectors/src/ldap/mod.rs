@@ -13,6 +13,18 @@
 //! Each entry becomes a [`RecordKind::Contact`] record: id = its DN (lower-cased:
 //! DNs compare case-insensitively), owner = the owner attribute (e.g. `mail`),
 //! attributes and dates as mapped in the config.
+//!
+//! **Incremental** (`incremental_full_every_hours`): where the server keeps
+//! `modifyTimestamp`, a rescan asks only for entries changed since the newest
+//! `modifyTimestamp` the last scan saw (the server's clock, not ours): strictly
+//! newer when that time lies more than [`SETTLE_SECONDS`] before the scan (no
+//! entry can still be stamped with it), else that time included (entries stamped
+//! in the same second are read again rather than missed). Their
+//! findings are judged again; everyone else's are carried. Entries deleted since,
+//! and entries whose dates came due without the entry changing, are only seen by
+//! a full read: one runs when the last is older than the set number of hours, when
+//! the rules or the search change, and whenever the server gave no
+//! `modifyTimestamp`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -72,7 +84,26 @@ pub struct LdapConfig {
     /// Longest wait for any server response, in seconds. Default: 60.
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
+    /// Read only entries changed since the last scan (by `modifyTimestamp`),
+    /// with a full read when the last one is older than this many hours: that
+    /// read also resolves deleted entries and finds entries whose dates came due
+    /// without a change. Default: none (every scan reads everything).
+    #[serde(default)]
+    pub incremental_full_every_hours: Option<u64>,
 }
+
+/// Checkpoint: when the last full read started (Unix seconds).
+const FULL_AT: &str = "ldap.full_at";
+/// Checkpoint: the newest `modifyTimestamp` seen, as the server wrote it.
+const SINCE: &str = "ldap.since";
+/// Checkpoint: what the reads asked for (rules, filter, attributes); a change
+/// means a full read.
+const PLAN: &str = "ldap.plan";
+/// Checkpoint: "1" when [`SINCE`] was settled at the scan (see the module docs).
+const SETTLED: &str = "ldap.since_settled";
+/// How far behind our clock a `modifyTimestamp` must be to count as settled:
+/// covers clock skew between this host and the directory.
+pub const SETTLE_SECONDS: i64 = 600;
 
 fn default_filter() -> String {
     "(objectClass=*)".into()
@@ -145,6 +176,16 @@ impl LdapSource {
         wanted.sort_by_key(|name| name.to_lowercase());
         wanted.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
         wanted
+    }
+}
+
+/// A filter in parentheses, as `(&…)` needs its parts.
+fn parenthesised(filter: &str) -> String {
+    let filter = filter.trim();
+    if filter.starts_with('(') {
+        filter.to_owned()
+    } else {
+        format!("({filter})")
     }
 }
 
@@ -226,6 +267,21 @@ impl Connector for LdapSource {
                 .to_owned(),
             ));
         }
+        let plan = self.plan_fingerprint(&context);
+        let now = Utc::now().timestamp();
+        let since = self.incremental_since(&context, &plan, now);
+        let settled = context.checkpoints.get(SETTLED).map(String::as_str) == Some("1");
+        let filter = match &since {
+            Some(since) if settled => format!(
+                "(&{}(modifyTimestamp>={since})(!(modifyTimestamp={since})))",
+                parenthesised(&config.filter)
+            ),
+            Some(since) => format!(
+                "(&{}(modifyTimestamp>={since}))",
+                parenthesised(&config.filter)
+            ),
+            None => config.filter.clone(),
+        };
         let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> = vec![
             Box::new(EntriesOnly::new()),
             Box::new(PagedResults::new(config.page_size)),
@@ -236,12 +292,17 @@ impl Connector for LdapSource {
                 adapters,
                 &config.base_dn,
                 Scope::Subtree,
-                &config.filter,
+                &filter,
                 self.requested_attributes(),
             )
             .await
             .map_err(|error| unavailable("protocol", format!("search failed: {error}")))?;
         let mut report = ScanReport::default();
+        // The newest modifyTimestamp seen, and the DNs read (an incremental read
+        // re-judges exactly these).
+        let mut newest: Option<String> = since.clone();
+        let mut every_entry_dated = true;
+        let mut read: Vec<String> = Vec::new();
         loop {
             if context.cancel.is_cancelled() {
                 return Err(ConnectorError::Cancelled);
@@ -268,7 +329,26 @@ impl Connector for LdapSource {
                 report.count(ProblemKind::MalformedEntry);
                 continue;
             };
+            match entry
+                .attrs
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case("modifyTimestamp"))
+                .and_then(|(_, values)| values.first())
+            {
+                Some(stamp) => {
+                    if newest
+                        .as_deref()
+                        .is_none_or(|newest| stamp.as_str() > newest)
+                    {
+                        newest = Some(stamp.clone());
+                    }
+                }
+                None => every_entry_dated = false,
+            }
             let record = self.record(&context, entry, &mut report);
+            if since.is_some() {
+                read.push(record.path.clone());
+            }
             sink.send(record).await?;
             report.records += 1;
         }
@@ -289,11 +369,64 @@ impl Connector for LdapSource {
         sink.flush().await?;
         let _ = ldap.unbind().await;
         report.add_work("entries_read", report.records);
+        if config.incremental_full_every_hours.is_some() && every_entry_dated {
+            let full_at = match &since {
+                Some(_) => context.checkpoints.get(FULL_AT).cloned(),
+                None => Some(now.to_string()),
+            };
+            if let (Some(full_at), Some(newest)) = (full_at, newest) {
+                let settled = parse_directory_time(&newest)
+                    .is_some_and(|time| time.timestamp() < now - SETTLE_SECONDS);
+                report.checkpoints.insert(FULL_AT.into(), full_at);
+                report.checkpoints.insert(SINCE.into(), newest);
+                report
+                    .checkpoints
+                    .insert(SETTLED.into(), if settled { "1" } else { "0" }.into());
+                report.checkpoints.insert(PLAN.into(), plan);
+            }
+        }
+        if since.is_some() {
+            read.sort();
+            report.add_work("incremental", 1);
+            report.carried.push(crate::CarriedScope {
+                prefix: String::new(),
+                gone: read,
+                present: None,
+            });
+        }
         Ok(report)
     }
 }
 
 impl LdapSource {
+    /// What the reads ask for: rules, base, filter and attributes.
+    fn plan_fingerprint(&self, context: &ScanContext) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        context.needs.plan.hash(&mut hasher);
+        self.config.base_dn.hash(&mut hasher);
+        self.config.filter.hash(&mut hasher);
+        self.requested_attributes().hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
+    }
+
+    /// The `modifyTimestamp` to read changes from, when this scan may be
+    /// incremental.
+    fn incremental_since(&self, context: &ScanContext, plan: &str, now: i64) -> Option<String> {
+        let hours = self.config.incremental_full_every_hours?;
+        let checkpoints = &context.checkpoints;
+        let full_at: i64 = checkpoints.get(FULL_AT)?.parse().ok()?;
+        let fresh = now.saturating_sub(full_at) < i64::try_from(hours.saturating_mul(3600)).ok()?;
+        let since = checkpoints.get(SINCE)?;
+        // Only a GeneralizedTime goes into the filter.
+        let well_formed = parse_directory_time(since).is_some()
+            && since
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, 'Z' | 'z' | '.' | ',' | '+' | '-'));
+        (fresh && checkpoints.get(PLAN).map(String::as_str) == Some(plan) && well_formed)
+            .then(|| since.clone())
+    }
+
     fn record(&self, context: &ScanContext, entry: SearchEntry, report: &mut ScanReport) -> Record {
         let config = &self.config;
         let get = |name: &str| -> Option<&Vec<String>> {
