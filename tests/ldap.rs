@@ -271,3 +271,94 @@ fn incremental_rescans_read_only_changed_entries_and_a_full_read_resolves_delete
     planted.remove(&format!("P8-former-customers:{}", dn("p200")));
     assert_exact(&open_findings(&config), &planted);
 }
+
+#[test]
+fn group_members_carry_their_groups_and_a_group_change_is_seen_by_the_next_scan() {
+    let people: Vec<Person> = (0..20)
+        .map(|n| Person {
+            uid: format!("p{n}"),
+            status: "active",
+            ended: None,
+            opt_out: n % 3 == 0,
+        })
+        .collect();
+    let dn = |uid: &str| format!("uid={uid},ou=people,{SUFFIX}");
+    let stamp = "modifyTimestamp: 20250102030405Z\n";
+    let groups = format!(
+        "dn: ou=lists,{SUFFIX}\nobjectClass: organizationalUnit\nou: lists\n{stamp}\n\
+         dn: cn=marketing,ou=lists,{SUFFIX}\nobjectClass: groupOfNames\ncn: marketing\n\
+         member: {}\nmember: {}\nmember: {}\nmember: {}\nmember: {}\nmember: {}\n{stamp}\n\
+         dn: cn=staff,ou=lists,{SUFFIX}\nobjectClass: groupOfUniqueNames\ncn: staff\n\
+         uniqueMember: {}#'0101'B\n{stamp}\n",
+        dn("p0"),
+        dn("p1"),
+        dn("p2"),
+        dn("p3"),
+        dn("p4"),
+        dn("p5").replace("uid=p5", "UID=p5"),
+        dn("p3"),
+    );
+    let server = Slapd::start_with(&people, &groups);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ldap.pw"), SERVICE_PASSWORD).expect("pw");
+    let config = dir.path().join("tillsyn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[daemon]
+state_dir = "state"
+
+[[sources]]
+name = "directory"
+type = "ldap"
+url = "ldap://127.0.0.1:{port}"
+allow_plaintext = true
+bind_dn = "{SERVICE_DN}"
+password_file = "ldap.pw"
+base_dn = "ou=people,{SUFFIX}"
+filter = "(objectClass=inetOrgPerson)"
+attributes = {{ opt_out = "marketingOptOut" }}
+group_base_dn = "ou=lists,{SUFFIX}"
+incremental_full_every_hours = 24
+
+[[rules]]
+id = "P10-opted-out-on-marketing-list"
+kind = "conflict"
+policy = "om direktreklamspärr inte har begärts"
+when = {{ sources = ["directory"], attributes = {{ groups = "CN=Marketing,OU=Lists,{SUFFIX}" }} }}
+marked_by = {{ sources = ["directory"], attributes = {{ opt_out = "TRUE" }} }}
+"#,
+            port = server.port
+        ),
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf8").to_owned();
+    let scan = || {
+        let output = tillsyn(&["scan", "--once", "--config", &config]);
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        stderr
+    };
+    let finding = |uid: &str| format!("P10-opted-out-on-marketing-list:{}", dn(uid).to_lowercase());
+
+    let first = scan();
+    assert_eq!(work(&first, "groups_read"), 2, "{first}");
+    // Marketing members p0–p5 who opted out: p0 and p3 (p3 is staff too).
+    let mut expected: BTreeSet<String> = ["p0", "p3"].iter().map(|uid| finding(uid)).collect();
+    assert_exact(&open_findings(&config), &expected);
+
+    // Unchanged: nothing read again.
+    let unchanged = scan();
+    assert_eq!(work(&unchanged, "entries_read"), 0, "{unchanged}");
+
+    // p9 (opted out) joins the list; no person entry changes, the group does:
+    // the next scan reads everyone and finds p9.
+    server.modify(&format!(
+        "dn: cn=marketing,ou=lists,{SUFFIX}\nchangetype: modify\nadd: member\nmember: {}\n",
+        dn("p9")
+    ));
+    let after = scan();
+    assert_eq!(work(&after, "entries_read"), 20, "{after}");
+    expected.insert(finding("p9"));
+    assert_exact(&open_findings(&config), &expected);
+}

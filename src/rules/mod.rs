@@ -330,15 +330,30 @@ fn matches(when: &Conditions, paths: &GlobSet, exclude: &GlobSet, record: &Recor
     if exclude.is_match(&record.path) {
         return false;
     }
-    let attributes_match = when
-        .attributes
-        .iter()
-        .all(|(name, value)| record.attributes.get(name) == Some(value));
+    let attributes_match = when.attributes.iter().all(|(name, wanted)| {
+        record
+            .attributes
+            .get(name)
+            .is_some_and(|value| attribute_matches(value, wanted))
+    });
     let present = when
         .present
         .iter()
         .all(|name| record.attributes.contains_key(name) || record.dates.contains_key(name));
     attributes_match && present
+}
+
+/// Whether an attribute `value` satisfies a condition `wanted`: equal ignoring
+/// ASCII case (directories and CRMs are loose about case: `Closed`, DNs), or, for
+/// a list (several values joined with `;`, as group memberships are), one of its
+/// items so.
+pub fn attribute_matches(value: &str, wanted: &str) -> bool {
+    let wanted = wanted.trim();
+    value.trim().eq_ignore_ascii_case(wanted)
+        || (value.contains(';')
+            && value
+                .split(';')
+                .any(|item| item.trim().eq_ignore_ascii_case(wanted)))
 }
 
 fn in_folder(record: &Record, folder: &str) -> bool {

@@ -445,3 +445,21 @@ max = "72h"
         "{detail}"
     );
 }
+
+#[test]
+fn an_attribute_condition_matches_one_item_of_a_list() {
+    use crate::rules::attribute_matches;
+    assert!(attribute_matches("closed", "closed"));
+    assert!(attribute_matches("Closed", "closed"));
+    assert!(!attribute_matches("closed", "close"));
+    let groups = "cn=staff,ou=lists,dc=example,dc=se;cn=Marketing,ou=lists,dc=example,dc=se";
+    assert!(attribute_matches(
+        groups,
+        "cn=marketing,ou=lists,dc=example,dc=se"
+    ));
+    assert!(!attribute_matches(
+        groups,
+        "cn=market,ou=lists,dc=example,dc=se"
+    ));
+    assert!(!attribute_matches("a;b", "a;"));
+}

@@ -60,6 +60,12 @@ objectclass ( 1.3.6.1.4.1.32473.2.1 NAME 'tillsynContact' AUXILIARY MAY ( custom
 impl Slapd {
     /// Start slapd holding `people` under ou=people.
     pub fn start(people: &[Person]) -> Slapd {
+        Slapd::start_with(people, "")
+    }
+
+    /// Start with `people` and more entries (`extra`, LDIF without
+    /// `changetype`), all bulk-loaded, all last modified on 2 January 2025.
+    pub fn start_with(people: &[Person], extra: &str) -> Slapd {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path();
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -120,6 +126,7 @@ access to * by users read by * none
             }
             ldif.push('\n');
         }
+        ldif.push_str(extra);
         std::fs::write(path.join("data.ldif"), ldif).expect("ldif");
         let output = Command::new(binary("slapadd"))
             .args(["-q", "-f"])

@@ -14,6 +14,11 @@
 //! DNs compare case-insensitively), owner = the owner attribute (e.g. `mail`),
 //! attributes and dates as mapped in the config.
 //!
+//! **Groups** (`group_base_dn`): for directories without `memberOf`, the group
+//! entries under that base are read first and each person's record gets the
+//! DNs of the groups that list it as `member` or `uniqueMember`, joined with
+//! `;`, as the attribute `groups_attribute`.
+//!
 //! **Incremental** (`incremental_full_every_hours`): where the server keeps
 //! `modifyTimestamp`, a rescan asks only for entries changed since the newest
 //! `modifyTimestamp` the last scan saw (the server's clock, not ours): strictly
@@ -84,6 +89,18 @@ pub struct LdapConfig {
     /// Longest wait for any server response, in seconds. Default: 60.
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
+    /// Where group entries are, e.g. `ou=lists,dc=example,dc=se`: each record
+    /// then gets the (lower-cased) DNs of the groups listing it as `member` or
+    /// `uniqueMember`. Default: none.
+    #[serde(default)]
+    pub group_base_dn: Option<String>,
+    /// Which entries under `group_base_dn` are groups. Default:
+    /// `(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))`.
+    #[serde(default = "default_group_filter")]
+    pub group_filter: String,
+    /// Record attribute that receives the group DNs. Default: `groups`.
+    #[serde(default = "default_groups_attribute")]
+    pub groups_attribute: String,
     /// Read only entries changed since the last scan (by `modifyTimestamp`),
     /// with a full read when the last one is older than this many hours: that
     /// read also resolves deleted entries and finds entries whose dates came due
@@ -117,6 +134,15 @@ fn default_owner_attribute() -> String {
 fn default_timeout_seconds() -> u64 {
     60
 }
+fn default_group_filter() -> String {
+    "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))".into()
+}
+fn default_groups_attribute() -> String {
+    "groups".into()
+}
+
+/// Member DN (lower-cased) → the DNs of the groups listing it.
+type Memberships = std::collections::HashMap<String, Vec<String>>;
 
 /// Why this source could not be built (shared with the other network sources).
 pub type LdapBuildError = crate::SourceSetupError;
@@ -269,8 +295,32 @@ impl Connector for LdapSource {
         }
         let plan = self.plan_fingerprint(&context);
         let now = Utc::now().timestamp();
-        let since = self.incremental_since(&context, &plan, now);
+        let mut since = self.incremental_since(&context, &plan, now);
         let settled = context.checkpoints.get(SETTLED).map(String::as_str) == Some("1");
+        let mut report = ScanReport::default();
+        let mut group_stamp: Option<String> = None;
+        let groups = match &config.group_base_dn {
+            None => None,
+            Some(base) => {
+                let (groups, newest) = self
+                    .read_groups(&mut ldap, base, timeout, &context, &mut report)
+                    .await?;
+                // A group changed since the last scan: who is in it may have
+                // changed for people whose own entries did not; read everyone.
+                if let (Some(group), Some(since_text)) = (&newest, &since) {
+                    let changed = if settled {
+                        group.as_str() > since_text.as_str()
+                    } else {
+                        group.as_str() >= since_text.as_str()
+                    };
+                    if changed {
+                        since = None;
+                    }
+                }
+                group_stamp = newest;
+                Some(groups)
+            }
+        };
         let filter = match &since {
             Some(since) if settled => format!(
                 "(&{}(modifyTimestamp>={since})(!(modifyTimestamp={since})))",
@@ -297,10 +347,9 @@ impl Connector for LdapSource {
             )
             .await
             .map_err(|error| unavailable("protocol", format!("search failed: {error}")))?;
-        let mut report = ScanReport::default();
-        // The newest modifyTimestamp seen, and the DNs read (an incremental read
-        // re-judges exactly these).
-        let mut newest: Option<String> = since.clone();
+        // The newest modifyTimestamp seen (groups' included), and the DNs read
+        // (an incremental read judges exactly these again).
+        let mut newest: Option<String> = since.clone().max(group_stamp);
         let mut every_entry_dated = true;
         let mut read: Vec<String> = Vec::new();
         loop {
@@ -345,7 +394,7 @@ impl Connector for LdapSource {
                 }
                 None => every_entry_dated = false,
             }
-            let record = self.record(&context, entry, &mut report);
+            let record = self.record(&context, entry, groups.as_ref(), &mut report);
             if since.is_some() {
                 read.push(record.path.clone());
             }
@@ -407,7 +456,107 @@ impl LdapSource {
         self.config.base_dn.hash(&mut hasher);
         self.config.filter.hash(&mut hasher);
         self.requested_attributes().hash(&mut hasher);
+        self.config.group_base_dn.hash(&mut hasher);
+        self.config.group_filter.hash(&mut hasher);
+        self.config.groups_attribute.hash(&mut hasher);
         format!("{:016x}", hasher.finish())
+    }
+
+    /// Read every group under `base`: who is in which, and the newest
+    /// `modifyTimestamp` among them.
+    async fn read_groups(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        base: &str,
+        timeout: Duration,
+        context: &ScanContext,
+        report: &mut ScanReport,
+    ) -> Result<(Memberships, Option<String>), ConnectorError> {
+        let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(self.config.page_size)),
+        ];
+        let mut stream = ldap
+            .with_timeout(timeout)
+            .streaming_search_with(
+                adapters,
+                base,
+                Scope::Subtree,
+                &self.config.group_filter,
+                vec![
+                    "member".to_owned(),
+                    "uniqueMember".to_owned(),
+                    "modifyTimestamp".to_owned(),
+                ],
+            )
+            .await
+            .map_err(|error| unavailable("protocol", format!("group search failed: {error}")))?;
+        let mut memberships = Memberships::new();
+        let mut newest: Option<String> = None;
+        let mut groups = 0u64;
+        loop {
+            if context.cancel.is_cancelled() {
+                return Err(ConnectorError::Cancelled);
+            }
+            let entry = match stream.next().await {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
+                Err(error) => {
+                    return Err(unavailable(
+                        "connection_lost",
+                        format!("group search broke off after {groups} groups: {error}"),
+                    ));
+                }
+            };
+            if entry.is_ref() {
+                report.count(ProblemKind::Referral);
+                continue;
+            }
+            let Ok(entry) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                SearchEntry::construct(entry)
+            })) else {
+                report.count(ProblemKind::MalformedEntry);
+                continue;
+            };
+            groups += 1;
+            let group = entry.dn.to_lowercase();
+            for (name, values) in &entry.attrs {
+                if name.eq_ignore_ascii_case("modifyTimestamp") {
+                    if let Some(stamp) = values.first()
+                        && newest
+                            .as_deref()
+                            .is_none_or(|newest| stamp.as_str() > newest)
+                    {
+                        newest = Some(stamp.clone());
+                    }
+                    continue;
+                }
+                for member in values {
+                    // uniqueMember may end in an optional UID: `…#'0101'B`.
+                    let dn = member
+                        .split('#')
+                        .next()
+                        .unwrap_or(member)
+                        .trim()
+                        .to_lowercase();
+                    memberships.entry(dn).or_default().push(group.clone());
+                }
+            }
+        }
+        let result = stream.finish().await;
+        if result.rc != 0 {
+            return Err(unavailable(
+                "protocol",
+                format!(
+                    "group search ended with {} ({}) {}",
+                    result_name(result.rc),
+                    result.rc,
+                    result.text.trim()
+                ),
+            ));
+        }
+        report.add_work("groups_read", groups);
+        Ok((memberships, newest))
     }
 
     /// The `modifyTimestamp` to read changes from, when this scan may be
@@ -427,7 +576,13 @@ impl LdapSource {
             .then(|| since.clone())
     }
 
-    fn record(&self, context: &ScanContext, entry: SearchEntry, report: &mut ScanReport) -> Record {
+    fn record(
+        &self,
+        context: &ScanContext,
+        entry: SearchEntry,
+        groups: Option<&Memberships>,
+        report: &mut ScanReport,
+    ) -> Record {
         let config = &self.config;
         let get = |name: &str| -> Option<&Vec<String>> {
             entry
@@ -461,6 +616,13 @@ impl LdapSource {
         record.timestamps.modified = get("modifyTimestamp")
             .and_then(|values| values.first())
             .and_then(|value| parse_directory_time(value));
+        if let Some(mut listed) = groups.and_then(|groups| groups.get(&record.id)).cloned() {
+            listed.sort();
+            listed.dedup();
+            record
+                .attributes
+                .insert(config.groups_attribute.clone(), listed.join(";"));
+        }
         record
     }
 }
