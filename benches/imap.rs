@@ -28,21 +28,13 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use dovecot::Dovecot;
-use support::{measure, median};
+use support::{arg, measure, median};
 
 mod support;
 
 const USER: &str = "bench";
 const PASSWORD: &str = "bench-pw";
 const WARM_RUNS: usize = 5;
-
-fn arg(name: &str) -> Option<u64> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-}
 
 /// Write `count` ~2 KB messages into `user`'s INBOX: every `stale_every`-th is
 /// 60–400 days old (the rest under 30), every 50th has 5 external Cc.

@@ -26,7 +26,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use slapd::{Person, SERVICE_DN, SERVICE_PASSWORD, SUFFIX, Slapd};
-use support::{measure, median};
+use support::{arg, measure, median};
 
 const WARM_RUNS: usize = 5;
 const ATTRIBUTES: [&str; 5] = [
@@ -36,14 +36,6 @@ const ATTRIBUTES: [&str; 5] = [
     "mail",
     "modifyTimestamp",
 ];
-
-fn arg(name: &str) -> Option<u64> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-}
 
 fn make_cold(server: &mut Slapd) {
     server.restart();

@@ -31,12 +31,7 @@ const RULES: [&str; 6] = [
 const SOURCES: [&str; 3] = ["mail", "crm", "share"];
 
 fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    support::arg(name).unwrap_or(default)
 }
 
 /// A small deterministic generator (the numbers only need to be spread).

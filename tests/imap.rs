@@ -386,15 +386,6 @@ fn a_server_killed_mid_scan_fails_the_scan_and_the_next_scan_completes() {
     );
 }
 
-fn work(stderr: &str, name: &str) -> u64 {
-    stderr
-        .split(&format!("{name} "))
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|number| number.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn rescans_fetch_only_what_changed_and_expunged_mail_resolves() {
     let server = Dovecot::start(&[("anna", "anna-pw")]);

@@ -192,15 +192,6 @@ fn wrong_password_wrong_ca_and_server_down_fail_clearly_and_resolve_nothing() {
     assert_exact(&open_findings(&config), &planted);
 }
 
-fn work(stderr: &str, name: &str) -> u64 {
-    stderr
-        .split(&format!("{name} "))
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|number| number.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn incremental_rescans_read_only_changed_entries_and_a_full_read_resolves_deleted_ones() {
     let (people, mut planted) = people();

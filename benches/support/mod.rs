@@ -1,5 +1,5 @@
-//! What the benchmarks share: running a command and measuring its wall time and
-//! peak RSS (from `wait4`), and medians.
+//! What the benchmarks share: their `--name N` arguments, running a command and
+//! measuring its wall time and peak RSS, and medians.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -70,4 +70,15 @@ pub fn measure(command: &mut Command) -> (Duration, u64) {
 pub fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
+}
+
+/// The number after `name` on the command line (`--messages 20000`).
+// Not every bench takes arguments.
+#[allow(dead_code)]
+pub fn arg(name: &str) -> Option<u64> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
 }

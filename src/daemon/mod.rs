@@ -25,7 +25,7 @@ pub mod http;
 pub mod reporting;
 pub mod scheduler;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -186,7 +186,7 @@ pub async fn run(path: PathBuf) -> Result<(), DaemonError> {
     ));
 
     let mut sources = JoinSet::new();
-    let mut started: BTreeMap<String, ()> = BTreeMap::new();
+    let mut started: BTreeSet<String> = BTreeSet::new();
     start_sources(
         &shared,
         &config_receiver,
@@ -291,11 +291,11 @@ fn start_sources(
     config: &watch::Receiver<Arc<Loaded>>,
     history: &History,
     tasks: &mut JoinSet<()>,
-    started: &mut BTreeMap<String, ()>,
+    started: &mut BTreeSet<String>,
 ) {
     let names: Vec<String> = config.borrow().sources.keys().cloned().collect();
     for name in names {
-        if started.contains_key(&name) {
+        if started.contains(&name) {
             continue;
         }
         // A source added by a reload has no missed run; it scans at its first
@@ -307,7 +307,7 @@ fn start_sources(
             config.clone(),
             catch_up,
         ));
-        started.insert(name, ());
+        started.insert(name);
     }
 }
 

@@ -189,6 +189,17 @@ pub fn pairs(findings: &[serde_json::Value]) -> BTreeSet<String> {
         .collect()
 }
 
+/// A connector's work count (`work: name N`) from a scan's summary on stderr;
+/// 0 when not reported.
+pub fn work(stderr: &str, name: &str) -> u64 {
+    stderr
+        .split(&format!("{name} "))
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Assert two sets are equal, listing misses and false alarms separately.
 pub fn assert_exact(found: &BTreeSet<String>, planted: &BTreeSet<String>) {
     let missed: Vec<&String> = planted.difference(found).collect();

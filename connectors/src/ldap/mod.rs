@@ -205,6 +205,48 @@ impl LdapSource {
     }
 }
 
+/// The next entry of a search, `None` at its end. Referrals and entries ldap3
+/// cannot decode are counted and skipped; a broken-off search fails the scan.
+async fn next_entry(
+    stream: &mut ldap3::SearchStream<'_, String, Vec<String>>,
+    context: &ScanContext,
+    report: &mut ScanReport,
+    what: &str,
+) -> Result<Option<SearchEntry>, ConnectorError> {
+    let mut entries = 0u64;
+    loop {
+        if context.cancel.is_cancelled() {
+            return Err(ConnectorError::Cancelled);
+        }
+        let entry = match stream.next().await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                return Err(unavailable(
+                    "connection_lost",
+                    format!(
+                        "{what} broke off after {} entries: {error}",
+                        report.records + entries
+                    ),
+                ));
+            }
+        };
+        entries += 1;
+        if entry.is_ref() {
+            report.count(ProblemKind::Referral);
+            continue;
+        }
+        // ldap3 panics on entries it cannot decode: one bad entry is counted, it
+        // does not end the daemon.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            SearchEntry::construct(entry)
+        })) {
+            Ok(entry) => return Ok(Some(entry)),
+            Err(_) => report.count(ProblemKind::MalformedEntry),
+        }
+    }
+}
+
 /// A filter in parentheses, as `(&…)` needs its parts.
 fn parenthesised(filter: &str) -> String {
     let filter = filter.trim();
@@ -352,32 +394,7 @@ impl Connector for LdapSource {
         let mut newest: Option<String> = since.clone().max(group_stamp);
         let mut every_entry_dated = true;
         let mut read: Vec<String> = Vec::new();
-        loop {
-            if context.cancel.is_cancelled() {
-                return Err(ConnectorError::Cancelled);
-            }
-            let entry = match stream.next().await {
-                Ok(Some(entry)) => entry,
-                Ok(None) => break,
-                Err(error) => {
-                    return Err(unavailable(
-                        "connection_lost",
-                        format!("search broke off after {} entries: {error}", report.records),
-                    ));
-                }
-            };
-            if entry.is_ref() {
-                report.count(ProblemKind::Referral);
-                continue;
-            }
-            // ldap3 panics on entries it cannot decode: one bad entry is counted,
-            // it does not end the daemon.
-            let Ok(entry) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                SearchEntry::construct(entry)
-            })) else {
-                report.count(ProblemKind::MalformedEntry);
-                continue;
-            };
+        while let Some(entry) = next_entry(&mut stream, &context, &mut report, "search").await? {
             match entry
                 .attrs
                 .iter()
@@ -494,30 +511,7 @@ impl LdapSource {
         let mut memberships = Memberships::new();
         let mut newest: Option<String> = None;
         let mut groups = 0u64;
-        loop {
-            if context.cancel.is_cancelled() {
-                return Err(ConnectorError::Cancelled);
-            }
-            let entry = match stream.next().await {
-                Ok(Some(entry)) => entry,
-                Ok(None) => break,
-                Err(error) => {
-                    return Err(unavailable(
-                        "connection_lost",
-                        format!("group search broke off after {groups} groups: {error}"),
-                    ));
-                }
-            };
-            if entry.is_ref() {
-                report.count(ProblemKind::Referral);
-                continue;
-            }
-            let Ok(entry) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                SearchEntry::construct(entry)
-            })) else {
-                report.count(ProblemKind::MalformedEntry);
-                continue;
-            };
+        while let Some(entry) = next_entry(&mut stream, context, report, "group search").await? {
             groups += 1;
             let group = entry.dn.to_lowercase();
             for (name, values) in &entry.attrs {
