@@ -6,7 +6,8 @@
 //! is resolved only by a later scan of its source that *finished* and no longer saw
 //! it. A failed scan resolves nothing; a partial one resolves nothing under the
 //! places it could not read. A scan left `running` by a crash is marked failed when
-//! the store is next opened.
+//! the store is next opened by a process that is alone with it (`store.lock`), so
+//! a command run beside the daemon never fails the daemon's scan in progress.
 //!
 //! rusqlite is synchronous: callers on async code use `spawn_blocking`.
 
@@ -262,6 +263,10 @@ pub struct ScanRow {
 /// The open database.
 pub struct Store {
     connection: Connection,
+    /// `store.lock`, held while this process has the store open, when it could
+    /// take it: the first tillsyn process (the daemon, say) holds it, and only
+    /// the holder marks `running` scans as interrupted.
+    lock: Option<std::fs::File>,
 }
 
 fn to_time(seconds: i64) -> DateTime<Utc> {
@@ -291,9 +296,21 @@ impl Store {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
-        let mut store = Store { connection };
+        // A `running` scan is a crashed one only when no other tillsyn process
+        // has the store open: `tillsyn findings` run beside the daemon must not
+        // mark the daemon's scan in progress as failed.
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(state_dir.join("store.lock"))
+            .map_err(state_error)?;
+        let lock = lock.try_lock().is_ok().then_some(lock);
+        let mut store = Store { connection, lock };
         store.migrate()?;
-        store.fail_interrupted_scans()?;
+        if store.lock.is_some() {
+            store.fail_interrupted_scans()?;
+        }
         Ok(store)
     }
 

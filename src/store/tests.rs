@@ -188,6 +188,24 @@ fn first_seen_stays_and_last_seen_moves() {
 }
 
 #[test]
+fn a_scan_running_in_another_process_is_not_taken_for_a_crashed_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The daemon's store, with a scan in progress.
+    let mut daemon = Store::open(dir.path()).expect("open");
+    let scan = daemon.begin_scan("share", Utc::now()).expect("begin");
+    // `tillsyn findings` beside it: the scan stays running.
+    let beside = Store::open(dir.path()).expect("open beside");
+    let last = beside.last_scan("share").expect("query").expect("a scan");
+    assert_eq!((last.id, last.status), (scan, ScanStatus::Running));
+    drop(beside);
+    // The daemon is gone (crashed): the next opener marks it interrupted.
+    drop(daemon);
+    let after = Store::open(dir.path()).expect("reopen");
+    let last = after.last_scan("share").expect("query").expect("a scan");
+    assert_eq!(last.status, ScanStatus::Failed);
+}
+
+#[test]
 fn interrupted_scans_are_failed_on_reopen_and_migrations_are_idempotent() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
