@@ -4,6 +4,7 @@
 //!     cargo bench --bench imap                      # 100k messages
 //!     cargo bench --bench imap -- --messages 20000  # smaller
 //!     cargo bench --bench imap -- --rss 1000000     # peak RSS on a 1M mailbox too
+//!     cargo bench --bench imap -- --hold 600        # only load, then keep the server up
 //!
 //! Needs Dovecot (dovecot-imapd), imapfilter and python3. Runs as root (Dovecot
 //! needs it to switch to the mail user).
@@ -321,6 +322,17 @@ fn main() {
     let drops = make_cold(&mut server);
     let dir = tempfile::tempdir().expect("tempdir");
     let port = server.port;
+    // `--hold SECONDS`: keep the loaded server up for a profiler instead of
+    // benchmarking; prints a config that reads every header.
+    if let Some(seconds) = arg("--hold") {
+        let config = tillsyn_config(dir.path(), port, CC_RULE, "hold");
+        println!(
+            "Holding Dovecot on port {port} for {seconds} s.\n{binary} scan --once --config {}",
+            config.display()
+        );
+        std::thread::sleep(Duration::from_secs(seconds));
+        return;
+    }
     let cutoff = (chrono::Utc::now() - chrono::TimeDelta::days(30))
         .format("%d-%b-%Y")
         .to_string();
