@@ -298,8 +298,8 @@ fn start_sources(
         if started.contains(&name) {
             continue;
         }
-        // A source added by a reload has no missed run; it scans at its first
-        // scheduled time, unless it was never scanned at all.
+        // At start, `history` says whether a run was missed; a source added by
+        // a reload is not in it and scans at once, as a new source does at start.
         let catch_up = history.get(&name).copied().unwrap_or(true);
         tasks.spawn(scheduler::source_loop(
             name.clone(),
