@@ -474,6 +474,12 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
         "Scan again:         tillsyn scan --once --config {}",
         config_path.display()
     )?;
+    writeln!(
+        out,
+        "Monthly report:     tillsyn report --config {} --month {} --out DIR",
+        config_path.display(),
+        crate::report::Month::of(chrono::Utc::now(), chrono_tz::Europe::Stockholm)
+    )?;
     let failed = outcomes.iter().any(|o| o.status == ScanStatus::Failed);
     Ok(if failed {
         crate::cli::EXIT_FAILED
