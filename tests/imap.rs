@@ -159,6 +159,28 @@ fn finds_planted_mail_exactly_over_tls_and_changes_nothing() {
         "{stderr}"
     );
 
+    // With only the Cc rule no date is asked for; the same mail breaks it.
+    let cc_only = RULES
+        .split("[[rules]]")
+        .find(|rule| rule.contains("wide-cc"))
+        .map(|rule| format!("[[rules]]{rule}"))
+        .expect("the wide-cc rule");
+    let cc_dir = tempfile::tempdir().expect("tempdir");
+    let cc_accounts = accounts_file(cc_dir.path(), &[("anna", "anna-pw"), ("bo", "bo-pw")]);
+    let cc_config = write_config(
+        cc_dir.path(),
+        &tls_source(&server, &cc_accounts, "ca.pem"),
+        &cc_only,
+    );
+    let (output, found) = scan(&cc_config);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    let wide: BTreeSet<String> = planted
+        .iter()
+        .filter(|pair| pair.starts_with("wide-cc:"))
+        .cloned()
+        .collect();
+    assert_exact(&found, &wide);
+
     let after = snapshot();
     assert_eq!(
         before, after,

@@ -32,6 +32,8 @@ const SENT_NAMES: [&str; 5] = [
 /// to compute it (Dovecot does, the first time: 0.3 s per 1000 messages). No
 /// FLAGS: no rule reads them.
 const HEADER_QUERY: &str = "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (FROM TO CC)])";
+/// The same without INTERNALDATE, when no rule on the source reads a date.
+const HEADER_ONLY_QUERY: &str = "(UID BODY.PEEK[HEADER.FIELDS (FROM TO CC)])";
 const DATE_QUERY: &str = "(UID INTERNALDATE)";
 
 /// A folder chosen for reading.
@@ -517,7 +519,12 @@ impl FolderReader<'_> {
         headers: bool,
     ) -> Result<(), ImapError> {
         let seconds = self.config.timeout_seconds;
-        let query = if headers { HEADER_QUERY } else { DATE_QUERY };
+        let dated = !headers || self.context.needs.age_cutoff.is_some();
+        let query = match (headers, dated) {
+            (true, true) => HEADER_QUERY,
+            (true, false) => HEADER_ONLY_QUERY,
+            (false, _) => DATE_QUERY,
+        };
         let mut stream = timed(seconds, async {
             session.uid_fetch(set, query).await.map_err(from_imap)
         })
@@ -548,13 +555,21 @@ impl FolderReader<'_> {
 
     fn record(&mut self, fetch: &Fetch, folder: &Folder, headers: bool) -> Option<Record> {
         let uid = fetch.uid?;
-        let received = fetch.internal_date()?.with_timezone(&Utc);
+        let header_section = SectionPath::Full(MessageSection::Header);
+        // Without an age rule the date is not asked for (see `fetch`); then the
+        // header section tells our answers from unsolicited FETCH responses.
+        let received = if headers && self.context.needs.age_cutoff.is_none() {
+            fetch.section(&header_section)?;
+            None
+        } else {
+            Some(fetch.internal_date()?.with_timezone(&Utc))
+        };
         let id = format!("{}/{}/{uid}", self.account, folder.display);
         let mut record = Record::new(RecordKind::Message, self.context.source.clone(), id);
         record.container = folder.display.clone();
         record.owner = Some(self.account.to_owned());
-        record.timestamps.received = Some(received);
-        if let Some(cutoff) = self.context.needs.age_cutoff
+        record.timestamps.received = received;
+        if let (Some(cutoff), Some(received)) = (self.context.needs.age_cutoff, received)
             && received >= cutoff
         {
             self.earliest_young = Some(self.earliest_young.map_or(received, |e| e.min(received)));
@@ -570,9 +585,7 @@ impl FolderReader<'_> {
                 .insert("special_use".into(), special_use.to_owned());
         }
         if headers {
-            let header = fetch
-                .section(&SectionPath::Full(MessageSection::Header))
-                .unwrap_or_default();
+            let header = fetch.section(&header_section).unwrap_or_default();
             let participants = if header.iter().all(|byte| byte.is_ascii_whitespace()) {
                 // No From, To or Cc at all: nothing to count, nothing broken.
                 Participants::default()
