@@ -404,6 +404,69 @@ fn with_the_mail_server_down_the_report_waits_and_is_delivered_once_across_resta
     sink.stop();
 }
 
+#[test]
+fn a_daemon_down_over_several_month_ends_makes_each_missed_report_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    files_and_rules(dir.path());
+    let smtp_port = free_port();
+    let listen = free_port();
+    let config = dir.path().join("tillsyn.toml");
+    std::fs::write(
+        &config,
+        config_text(smtp_port, &format!("listen = \"127.0.0.1:{listen}\"")),
+    )
+    .expect("config");
+    let config_path = config.to_str().expect("utf8").to_owned();
+    // The store as an earlier install left it: the report of three months ago
+    // was the last one sent.
+    assert_eq!(
+        tillsyn(&["scan", "--once", "--config", &config_path])
+            .status
+            .code(),
+        Some(2),
+        "the archive source fails"
+    );
+    let last_sent = this_month().previous().previous().previous();
+    let connection =
+        rusqlite::Connection::open(dir.path().join("state/findings.sqlite")).expect("store");
+    connection
+        .execute(
+            "INSERT INTO report_outbox (month, created_at, subject, message, sent_at, attempts, next_attempt_at)
+             VALUES (?1, 0, 'earlier', x'00', 1, 1, 0)",
+            [last_sent.to_string()],
+        )
+        .expect("earlier report");
+    drop(connection);
+
+    let mut sink = SmtpSink::start(dir.path(), smtp_port);
+    let mut daemon = Daemon::start(&config, listen, dir.path(), &[]);
+    wait_for("the two missed reports", || sink.messages().len() == 2);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit().code(), Some(0));
+    let received = sink.messages();
+    assert_eq!(received.len(), 2, "each missed month once");
+    let mut subjects: Vec<String> = received
+        .iter()
+        .map(|raw| {
+            MessageParser::default()
+                .parse(raw)
+                .and_then(|message| message.subject().map(str::to_owned))
+                .expect("subject")
+        })
+        .collect();
+    subjects.sort();
+    let expected = [last_sent.next(), last_sent.next().next()];
+    for month in expected {
+        let name = month.name(report::config::Language::En);
+        assert!(
+            subjects.iter().any(|subject| subject.contains(&name)),
+            "{name} missing in {subjects:?}"
+        );
+    }
+    sink.stop();
+}
+
 // ---------------------------------------------------------------------------
 // A store with a known history, for the golden text and the rendered HTML.
 

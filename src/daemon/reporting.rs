@@ -2,9 +2,10 @@
 //! after a month ends, put in the outbox, and delivered; deliveries that fail are
 //! tried again with a doubling wait until the server accepts them.
 //!
-//! At start the report of the month just ended is made if its time has passed
-//! and the outbox does not have it (the daemon was down at the time). Each month
-//! is made and sent once: the outbox keeps it, across restarts.
+//! At start the reports the daemon missed while it was down are made: every month
+//! after the newest one in the outbox whose time has passed (at most a year; on a
+//! fresh install only the month just ended). Each month is made and sent once:
+//! the outbox keeps it, across restarts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,11 +44,27 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
         };
         let zone = loaded.config.daemon.timezone.0;
         let now = Utc::now();
-        let month = Month::of(now, zone).previous();
-        let due = report
-            .schedule
-            .next_after(month.end(zone) - chrono::TimeDelta::seconds(1), zone);
-        if due.is_some_and(|due| due <= now) {
+        let latest = Month::of(now, zone).previous();
+        // Every month since the newest one in the outbox (at most a year), or
+        // only the month just ended on a fresh install: a daemon that was down
+        // over several month ends makes each report it missed.
+        let newest = with_store(&shared.store, |store| store.newest_outbox_month())
+            .await
+            .ok()
+            .flatten()
+            .and_then(|month| month.parse::<Month>().ok());
+        let mut months = vec![latest];
+        while months.len() < 12 && newest.is_some_and(|newest| newest < months[0].previous()) {
+            let earlier = months[0].previous();
+            months.insert(0, earlier);
+        }
+        for month in months {
+            let due = report
+                .schedule
+                .next_after(month.end(zone) - chrono::TimeDelta::seconds(1), zone);
+            if !due.is_some_and(|due| due <= now) {
+                continue;
+            }
             let config = Arc::new(loaded.config.clone());
             match prepare(&config, &shared.store, month, now).await {
                 Ok(entry) if entry.sent_at.is_none() && entry.attempts == 0 => {

@@ -234,6 +234,15 @@ impl Store {
         Ok(())
     }
 
+    /// The newest month in the outbox, sent or not.
+    pub fn newest_outbox_month(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .connection
+            .query_row("SELECT max(month) FROM report_outbox", [], |row| {
+                row.get::<_, Option<String>>(0)
+            })?)
+    }
+
     /// When a report was last accepted by the mail server.
     pub fn last_report_sent(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(self
