@@ -62,7 +62,7 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
             let due = report
                 .schedule
                 .next_after(month.end(zone) - chrono::TimeDelta::seconds(1), zone);
-            if !due.is_some_and(|due| due <= now) {
+            if due.is_none_or(|due| due > now) {
                 continue;
             }
             let config = Arc::new(loaded.config.clone());
