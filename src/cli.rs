@@ -238,9 +238,7 @@ pub fn check_config(config_path: &std::path::Path, out: &mut dyn Write) -> Resul
         let reaches = config
             .sources
             .iter()
-            .filter(|source| {
-                rule.when.sources.is_empty() || rule.when.sources.contains(&source.name)
-            })
+            .filter(|source| rule.when.names_source(&source.name))
             .count();
         if reaches == 0 {
             writeln!(

@@ -123,7 +123,7 @@ impl KnownSeries {
         let mut pairs = BTreeSet::new();
         for rule in &config.rules {
             for source in &config.sources {
-                if rule.when.sources.is_empty() || rule.when.sources.contains(&source.name) {
+                if rule.when.names_source(&source.name) {
                     pairs.insert((rule.id.clone(), source.name.clone()));
                 }
             }

@@ -507,9 +507,7 @@ pub fn build(
         let sources: Vec<String> = config
             .sources
             .iter()
-            .filter(|source| {
-                rule.when.sources.is_empty() || rule.when.sources.contains(&source.name)
-            })
+            .filter(|source| rule.when.names_source(&source.name))
             .map(|source| source.name.clone())
             .collect();
         let unverified_sources: Vec<String> = sources

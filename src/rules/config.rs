@@ -103,6 +103,14 @@ pub struct Conditions {
     pub present: Vec<String>,
 }
 
+impl Conditions {
+    /// Whether these conditions take in records of `source` (no `sources` means
+    /// every source).
+    pub fn names_source(&self, source: &str) -> bool {
+        self.sources.is_empty() || self.sources.iter().any(|name| name == source)
+    }
+}
+
 /// A path glob, checked when the config is read.
 #[derive(Clone)]
 pub struct PathGlob {

@@ -147,11 +147,9 @@ impl RuleSet {
             .rules
             .iter()
             .filter(|rule| {
-                let in_sources =
-                    |sources: &[String]| sources.is_empty() || sources.iter().any(|n| n == source);
-                in_sources(&rule.config.when.sources)
+                rule.config.when.names_source(source)
                     || matches!(&rule.config.check, Check::Conflict(check)
-                        if in_sources(&check.marked_by.sources))
+                        if check.marked_by.names_source(source))
             })
             .cloned()
             .collect();
@@ -241,17 +239,14 @@ impl SourceRules {
             else {
                 continue;
             };
-            let in_sources = |sources: &[String]| {
-                sources.is_empty() || sources.iter().any(|name| **name == *record.source)
-            };
-            if in_sources(&rule.config.when.sources) && selects(rule, record) {
+            if rule.config.when.names_source(&record.source) && selects(rule, record) {
                 keys.push(ConflictKey {
                     rule: rule.config.id.clone(),
                     side: ConflictSide::Forbidden,
                     key: key.clone(),
                 });
             }
-            if in_sources(&check.marked_by.sources)
+            if check.marked_by.names_source(&record.source)
                 && matches(
                     &check.marked_by,
                     &rule.marked_paths,
