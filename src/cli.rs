@@ -323,21 +323,12 @@ pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
         )?;
         return Ok(EXIT_OK);
     }
-    match mail::deliver(&mail_config, &entry.message).await {
+    match mail::deliver_entry(&mail_config, &store, &entry).await? {
         Ok(()) => {
-            let key = month.to_string();
-            let at = Utc::now();
-            crate::scan::with_store(&store, move |store| store.outbox_sent(&key, at)).await?;
             writeln!(out, "Sent the report for {month}: {}", entry.subject)?;
             Ok(EXIT_OK)
         }
         Err(error) => {
-            let wait = mail::backoff(&mail_config, entry.attempts);
-            let next = Utc::now()
-                + chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::hours(1));
-            let (key, text) = (month.to_string(), error.to_string());
-            crate::scan::with_store(&store, move |store| store.outbox_failed(&key, &text, next))
-                .await?;
             writeln!(
                 out,
                 "Not sent: {error}\nThe report for {month} waits in the outbox; `tillsyn run` keeps trying, or run this again."

@@ -194,7 +194,7 @@ pub async fn deliver(mail: &MailConfig, bytes: &[u8]) -> Result<(), MailError> {
 }
 
 /// The wait before attempt number `attempts + 1`.
-pub fn backoff(mail: &MailConfig, attempts: u32) -> Duration {
+fn backoff(mail: &MailConfig, attempts: u32) -> Duration {
     let first = Duration::from_secs(mail.retry_seconds);
     first
         .checked_mul(1u32 << attempts.min(16))
@@ -257,23 +257,36 @@ pub async fn deliver_due(
         if entry.next_attempt_at > now {
             continue;
         }
-        match deliver(mail, &entry.message).await {
-            Ok(()) => {
-                let month = entry.month.clone();
-                let at = Utc::now();
-                with_store(store, move |store| store.outbox_sent(&month, at)).await?;
-                sent.push(entry.month);
-            }
-            Err(error) => {
-                let wait = backoff(mail, entry.attempts);
-                let next = Utc::now()
-                    + chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::hours(1));
-                let month = entry.month.clone();
-                let text = error.to_string();
-                with_store(store, move |store| store.outbox_failed(&month, &text, next)).await?;
-                failed.push((entry.month, error));
-            }
+        match deliver_entry(mail, store, &entry).await? {
+            Ok(()) => sent.push(entry.month),
+            Err(error) => failed.push((entry.month, error)),
         }
     }
     Ok((sent, failed))
+}
+
+/// Try to deliver one outbox entry and record how it went: sent, or failed and
+/// when to try again. The outer error is the store's; the inner one the
+/// delivery's.
+pub async fn deliver_entry(
+    mail: &MailConfig,
+    store: &Arc<Mutex<Store>>,
+    entry: &OutboxEntry,
+) -> Result<Result<(), MailError>, MailError> {
+    let month = entry.month.clone();
+    match deliver(mail, &entry.message).await {
+        Ok(()) => {
+            let at = Utc::now();
+            with_store(store, move |store| store.outbox_sent(&month, at)).await?;
+            Ok(Ok(()))
+        }
+        Err(error) => {
+            let wait = backoff(mail, entry.attempts);
+            let next = Utc::now()
+                + chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::hours(1));
+            let text = error.to_string();
+            with_store(store, move |store| store.outbox_failed(&month, &text, next)).await?;
+            Ok(Err(error))
+        }
+    }
 }
