@@ -74,7 +74,7 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
                 Err(error) => tracing::error!(
                     month = %month,
                     error_kind = error.kind(),
-                    error = %error,
+                    error = error.loggable().as_deref().unwrap_or("(not logged: may name a person)"),
                     "The monthly report could not be made."
                 ),
             }

@@ -72,6 +72,15 @@ pub enum MailError {
 }
 
 impl MailError {
+    /// The message for a log line: none when it may hold an address (a bad
+    /// address, or the server's own words about a recipient).
+    pub fn loggable(&self) -> Option<String> {
+        match self {
+            MailError::Address { .. } | MailError::Send { .. } => None,
+            other => Some(other.to_string()),
+        }
+    }
+
     /// Bounded kind, for logs.
     pub fn kind(&self) -> &'static str {
         match self {
