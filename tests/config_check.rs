@@ -49,6 +49,16 @@ fn example_config_and_every_policy_pack_pass_check_config() {
     }
 }
 
+/// Each (line, fragment) appears in `output` as a problem of `file` at that line.
+fn assert_reported(output: &str, file: &str, expected: &[(usize, &str)]) {
+    for (line, fragment) in expected {
+        let found = output
+            .lines()
+            .any(|l| l.contains(&format!("{file}:{line}:")) && l.contains(fragment));
+        assert!(found, "line {line} should report {fragment:?}:\n{output}");
+    }
+}
+
 #[test]
 fn every_problem_is_reported_at_once_with_its_line() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -105,12 +115,7 @@ policy = "z"
         (31, "rule id \"stale\" is used twice"),
         (33, "ambiguous unit \"m\""),
     ];
-    for (line, fragment) in expected {
-        let found = stdout
-            .lines()
-            .any(|l| l.contains(&format!("bad.toml:{line}:")) && l.contains(fragment));
-        assert!(found, "line {line} should report {fragment:?}:\n{stdout}");
-    }
+    assert_reported(&stdout, "bad.toml", expected);
     assert!(
         stdout.contains(&format!("{} problems", expected.len())),
         "{stdout}"
@@ -156,16 +161,15 @@ security = "plain"
     let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
     let (stdout, _) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
-    for (line, fragment) in [
-        (3, "invalid socket address"),
-        (9, "six fields"),
-        (12, "unknown variant `de`"),
-    ] {
-        let found = stdout
-            .lines()
-            .any(|l| l.contains(&format!("bad.toml:{line}:")) && l.contains(fragment));
-        assert!(found, "line {line} should report {fragment:?}:\n{stdout}");
-    }
+    assert_reported(
+        &stdout,
+        "bad.toml",
+        &[
+            (3, "invalid socket address"),
+            (9, "six fields"),
+            (12, "unknown variant `de`"),
+        ],
+    );
 
     // With the language fixed, the address and the plaintext server are next.
     let text_fixed = std::fs::read_to_string(&config)

@@ -35,19 +35,6 @@ fn cases() -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Three files older than 30 days and two younger ones.
-fn share(root: &Path) {
-    for (name, days) in [
-        ("a.txt", 40),
-        ("b.txt", 100),
-        ("c/d.txt", 400),
-        ("e.txt", 2),
-        ("f.txt", 10),
-    ] {
-        file_at(&root.join(name), b"x", days_ago(days));
-    }
-}
-
 fn config_text(port: u16, crm_url: &str, extra_rules: &str) -> String {
     format!(
         r#"
@@ -108,14 +95,7 @@ struct Scan {
 }
 
 fn scans(state: &Path, source: &str) -> Vec<Scan> {
-    let connection = rusqlite::Connection::open_with_flags(
-        state.join("findings.sqlite"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("open store");
-    connection
-        .busy_timeout(std::time::Duration::from_secs(10))
-        .expect("busy timeout");
+    let connection = open_store(state);
     let mut query = connection
         .prepare(
             "SELECT started_at, finished_at, status, error_kind FROM scans
@@ -139,7 +119,7 @@ fn scans(state: &Path, source: &str) -> Vec<Scan> {
 #[test]
 fn runs_on_schedule_reloads_keeps_failed_sources_and_stops_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    share(&dir.path().join("share"));
+    old_and_new_files(&dir.path().join("share"));
     std::fs::write(dir.path().join("crm.token"), TOKEN).expect("token");
     let server = CrmServer::start(Behaviour {
         items: cases(),
@@ -346,7 +326,7 @@ when = { sources = ["files"] }
             .all(|scan| scan.status != "running"),
         "a scan was left running"
     );
-    let connection = rusqlite::Connection::open(state.join("findings.sqlite")).expect("open");
+    let connection = open_store(&state);
     let integrity: String = connection
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
         .expect("integrity");
@@ -369,7 +349,7 @@ when = { sources = ["files"] }
 #[test]
 fn a_run_missed_while_down_runs_once_at_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    share(&dir.path().join("share"));
+    old_and_new_files(&dir.path().join("share"));
     let port = free_port();
     let config = dir.path().join("tillsyn.toml");
     // Daily at 03:00: during the test it never comes round by itself.
@@ -404,7 +384,7 @@ fn a_run_missed_while_down_runs_once_at_start() {
     assert_eq!(scans(&state, "files").len(), 1);
 
     // The last scan two days back: 03:00 passed while down, so one scan at start.
-    let connection = rusqlite::Connection::open(state.join("findings.sqlite")).expect("open");
+    let connection = open_store(&state);
     connection
         .execute(
             "UPDATE scans SET started_at = started_at - 172800, finished_at = finished_at - 172800",

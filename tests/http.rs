@@ -274,15 +274,7 @@ fn incremental_rescans_ask_only_for_changes_and_a_full_read_resolves_deleted_ite
     assert_exact(&open_findings(&config), &planted);
 
     // The last full read "25 hours ago": everything is read, case-10 resolves.
-    let connection =
-        rusqlite::Connection::open(dir.path().join("state/findings.sqlite")).expect("store");
-    connection
-        .execute(
-            "UPDATE checkpoints SET value = CAST(value AS INTEGER) - 90000 WHERE key = 'http.full_at'",
-            [],
-        )
-        .expect("backdate");
-    drop(connection);
+    backdate_full_read(&dir.path().join("state"), "http.full_at");
     let full = scan(249);
     assert!(!full.contains("incremental"), "{full}");
     planted.remove("P4-closed-cases:case-10");

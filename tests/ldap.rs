@@ -247,15 +247,7 @@ fn incremental_rescans_read_only_changed_entries_and_a_full_read_resolves_delete
 
     // The last full read made "25 hours ago": this scan reads everything, and
     // the deleted entry's finding resolves.
-    let store = dir.path().join("state/findings.sqlite");
-    let connection = rusqlite::Connection::open(&store).expect("store");
-    connection
-        .execute(
-            "UPDATE checkpoints SET value = CAST(value AS INTEGER) - 90000 WHERE key = 'ldap.full_at'",
-            [],
-        )
-        .expect("backdate");
-    drop(connection);
+    backdate_full_read(&dir.path().join("state"), "ldap.full_at");
     let full = scan();
     assert_eq!(work(&full, "entries_read"), 4999, "{full}");
     assert_eq!(work(&full, "incremental"), 0, "{full}");

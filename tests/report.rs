@@ -18,18 +18,6 @@ use mail_parser::{MessageParser, MimeHeaders};
 use tillsyn::report::{self, Month};
 use tillsyn::store::{NewFinding, ScanEnd, ScanStatus, Store};
 
-fn files_and_rules(dir: &Path) {
-    let share = dir.join("share");
-    for (name, days) in [
-        ("a.txt", 40),
-        ("b/c.txt", 100),
-        ("d.txt", 400),
-        ("e.txt", 2),
-    ] {
-        file_at(&share.join(name), b"x", days_ago(days));
-    }
-}
-
 fn config_text(smtp_port: u16, extra_daemon: &str) -> String {
     format!(
         r#"
@@ -96,7 +84,7 @@ fn figure(text: &str, label: &str) -> u64 {
 #[test]
 fn the_mailed_report_has_every_part_counts_from_the_store_and_shows_a_failing_source_unverified() {
     let dir = tempfile::tempdir().expect("tempdir");
-    files_and_rules(dir.path());
+    old_and_new_files(&dir.path().join("share"));
     let port = free_port();
     let config = dir.path().join("tillsyn.toml");
     std::fs::write(&config, config_text(port, "")).expect("config");
@@ -252,7 +240,7 @@ fn the_mailed_report_has_every_part_counts_from_the_store_and_shows_a_failing_so
 #[test]
 fn starttls_with_the_internal_ca_delivers_and_a_wrong_ca_is_refused_by_name() {
     let dir = tempfile::tempdir().expect("tempdir");
-    files_and_rules(dir.path());
+    old_and_new_files(&dir.path().join("share"));
     common::dovecot::make_ca(dir.path(), "ca");
     common::dovecot::make_ca(dir.path(), "other-ca");
     common::dovecot::make_server_cert(dir.path(), "ca");
@@ -294,15 +282,22 @@ fn starttls_with_the_internal_ca_delivers_and_a_wrong_ca_is_refused_by_name() {
     sink.stop();
 }
 
-fn outbox(state: &Path) -> Vec<(String, Option<i64>, i64)> {
-    let connection = rusqlite::Connection::open_with_flags(
-        state.join("findings.sqlite"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+/// Files with violations and a config for `tillsyn run` that mails the report;
+/// returns the config's path, the SMTP port it names and the metrics port.
+fn daemon_with_report(dir: &Path) -> (PathBuf, u16, u16) {
+    old_and_new_files(&dir.join("share"));
+    let (smtp_port, listen) = (free_port(), free_port());
+    let config = dir.join("tillsyn.toml");
+    std::fs::write(
+        &config,
+        config_text(smtp_port, &format!("listen = \"127.0.0.1:{listen}\"")),
     )
-    .expect("open store");
-    connection
-        .busy_timeout(std::time::Duration::from_secs(10))
-        .expect("busy timeout");
+    .expect("config");
+    (config, smtp_port, listen)
+}
+
+fn outbox(state: &Path) -> Vec<(String, Option<i64>, i64)> {
+    let connection = open_store(state);
     let mut query = connection
         .prepare("SELECT month, sent_at, attempts FROM report_outbox ORDER BY month")
         .expect("query");
@@ -316,15 +311,7 @@ fn outbox(state: &Path) -> Vec<(String, Option<i64>, i64)> {
 #[test]
 fn with_the_mail_server_down_the_report_waits_and_is_delivered_once_across_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    files_and_rules(dir.path());
-    let smtp_port = free_port();
-    let listen = free_port();
-    let config = dir.path().join("tillsyn.toml");
-    std::fs::write(
-        &config,
-        config_text(smtp_port, &format!("listen = \"127.0.0.1:{listen}\"")),
-    )
-    .expect("config");
+    let (config, smtp_port, listen) = daemon_with_report(dir.path());
     let state = dir.path().join("state");
     let previous = this_month().previous().to_string();
 
@@ -407,15 +394,7 @@ fn with_the_mail_server_down_the_report_waits_and_is_delivered_once_across_resta
 #[test]
 fn a_daemon_down_over_several_month_ends_makes_each_missed_report_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    files_and_rules(dir.path());
-    let smtp_port = free_port();
-    let listen = free_port();
-    let config = dir.path().join("tillsyn.toml");
-    std::fs::write(
-        &config,
-        config_text(smtp_port, &format!("listen = \"127.0.0.1:{listen}\"")),
-    )
-    .expect("config");
+    let (config, smtp_port, listen) = daemon_with_report(dir.path());
     let config_path = config.to_str().expect("utf8").to_owned();
     // The store as an earlier install left it: the report of three months ago
     // was the last one sent.
@@ -427,16 +406,13 @@ fn a_daemon_down_over_several_month_ends_makes_each_missed_report_once() {
         "the archive source fails"
     );
     let last_sent = this_month().previous().previous().previous();
-    let connection =
-        rusqlite::Connection::open(dir.path().join("state/findings.sqlite")).expect("store");
-    connection
+    open_store(&dir.path().join("state"))
         .execute(
             "INSERT INTO report_outbox (month, created_at, subject, message, sent_at, attempts, next_attempt_at)
              VALUES (?1, 0, 'earlier', x'00', 1, 1, 0)",
             [last_sent.to_string()],
         )
         .expect("earlier report");
-    drop(connection);
 
     let mut sink = SmtpSink::start(dir.path(), smtp_port);
     let mut daemon = Daemon::start(&config, listen, dir.path(), &[]);

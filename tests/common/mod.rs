@@ -189,6 +189,42 @@ pub fn pairs(findings: &[serde_json::Value]) -> BTreeSet<String> {
         .collect()
 }
 
+/// The findings store in `state` (a state dir), opened beside a running tillsyn.
+pub fn open_store(state: &Path) -> rusqlite::Connection {
+    let connection =
+        rusqlite::Connection::open(state.join("findings.sqlite")).expect("open the store");
+    connection
+        .busy_timeout(Duration::from_secs(10))
+        .expect("busy timeout");
+    connection
+}
+
+/// Move a source's checkpoint `key` (Unix seconds) 25 hours into the past, as
+/// if the last full read were that old.
+pub fn backdate_full_read(state: &Path, key: &str) {
+    let changed = open_store(state)
+        .execute(
+            "UPDATE checkpoints SET value = CAST(value AS INTEGER) - 90000 WHERE key = ?1",
+            [key],
+        )
+        .expect("backdate");
+    assert_eq!(changed, 1, "no checkpoint {key}");
+}
+
+/// Five files under `root`: modified 40, 100 and 400 days ago (three older than
+/// 30 days, one older than a year) and 2 and 10 days ago.
+pub fn old_and_new_files(root: &Path) {
+    for (name, days) in [
+        ("a.txt", 40),
+        ("b.txt", 100),
+        ("c/d.txt", 400),
+        ("e.txt", 2),
+        ("f.txt", 10),
+    ] {
+        file_at(&root.join(name), b"x", days_ago(days));
+    }
+}
+
 /// A connector's work count (`work: name N`) from a scan's summary on stderr;
 /// 0 when not reported.
 pub fn work(stderr: &str, name: &str) -> u64 {
