@@ -249,11 +249,7 @@ pub async fn scan_source(
             .await?;
             let open = with_store(store, {
                 let name = owned_name.clone();
-                move |store| {
-                    store
-                        .findings(crate::store::FindingFilter::Open, Some(&name), None)
-                        .map(|open| open.len() as u64)
-                }
+                move |store| store.open_count(&name)
             })
             .await?;
             Ok(ScanOutcome {

@@ -74,7 +74,10 @@ impl Needs {
 /// to clone; every clone sees the same flag.
 #[derive(Debug, Clone)]
 pub struct CancelFlag {
+    /// Polled by connectors per record or batch: a load, no lock.
     flag: Arc<AtomicBool>,
+    /// Wakes those that await the stop (the runner's cut-off, the daemon's
+    /// waits); set together with `flag`.
     wake: Arc<tokio::sync::watch::Sender<bool>>,
 }
 

@@ -524,17 +524,18 @@ impl Store {
             [scan_id],
             |row| row.get(0),
         )?;
-        let open: i64 = transaction.query_row(
-            "SELECT count(*) FROM findings WHERE source = ?1 AND resolved_at IS NULL",
-            [&source],
-            |row| row.get(0),
-        )?;
+        let open = open_count(&transaction, &source)?;
         transaction.commit()?;
         Ok(ScanTally {
             new: new as u64,
             resolved,
-            open: open as u64,
+            open,
         })
+    }
+
+    /// How many findings of `source` are open.
+    pub fn open_count(&self, source: &str) -> Result<u64, StoreError> {
+        open_count(&self.connection, source)
     }
 
     /// Store conflict keys seen by scan `scan_id` of `source`.
@@ -763,6 +764,15 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+fn open_count(connection: &Connection, source: &str) -> Result<u64, StoreError> {
+    let open: i64 = connection.query_row(
+        "SELECT count(*) FROM findings WHERE source = ?1 AND resolved_at IS NULL",
+        [source],
+        |row| row.get(0),
+    )?;
+    Ok(open as u64)
 }
 
 /// Judge a `conflict` rule from every source's latest keys: a forbidden record
