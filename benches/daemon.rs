@@ -13,24 +13,18 @@
 //!    and measures the idle daemon: CPU over 30 s and RSS.
 //! 4. Scrapes again at the same rate with no scan running, for comparison.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 #[allow(dead_code)]
+#[path = "../tests/common/process.rs"]
+mod process;
+#[allow(dead_code)]
 mod support;
 
 fn arg(name: &str, default: u64) -> u64 {
     support::arg(name).unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 fn build_share(root: &Path, files: u64) {
@@ -55,27 +49,8 @@ fn config(port: u16, schedule: &str) -> String {
     )
 }
 
-fn get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
-}
-
 fn metric(port: u16, series: &str) -> f64 {
-    get(port, "/metrics")
-        .and_then(|text| {
-            text.lines()
-                .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
-                .and_then(|line| line.rsplit(' ').next())
-                .and_then(|value| value.parse().ok())
-        })
-        .unwrap_or(0.0)
+    support::scrape(port, series).unwrap_or(0.0)
 }
 
 fn wait(what: &str, mut condition: impl FnMut() -> bool) {
@@ -197,7 +172,7 @@ fn main() {
         "Share of {files} files, all violations, built in {:.1} s.",
         built.elapsed().as_secs_f64()
     );
-    let port = free_port();
+    let port = process::free_port();
     let config_path = dir.path().join("tillsyn.toml");
     std::fs::write(&config_path, config(port, "* * * * * *")).expect("config");
     let mut daemon: Child = Command::new(env!("CARGO_BIN_EXE_tillsyn"))

@@ -187,21 +187,7 @@ fn daemon_scans(config: &Path, listen: u16, count: usize) -> Vec<Duration> {
         .env("TILLSYN_LOG", "warn")
         .spawn()
         .expect("tillsyn run");
-    let scrape = |series: &str| -> Option<f64> {
-        let mut stream = TcpStream::connect(("127.0.0.1", listen)).ok()?;
-        write!(
-            stream,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        response
-            .lines()
-            .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
-            .and_then(|line| line.rsplit(' ').next())
-            .and_then(|value| value.parse().ok())
-    };
+    let scrape = |series: &str| support::scrape(listen, series);
     let mut durations = Vec::new();
     let mut seen = 0.0;
     let started = Instant::now();

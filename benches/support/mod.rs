@@ -1,5 +1,6 @@
 //! What the benchmarks share: their `--name N` arguments, running a command and
-//! measuring its wall time and peak RSS, and medians.
+//! measuring its wall time and peak RSS, medians, and reading one series from a
+//! running daemon's `/metrics`.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -81,4 +82,25 @@ pub fn arg(name: &str) -> Option<u64> {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
+}
+
+/// The value of the series `series` (name and labels exactly as exported) in the
+/// daemon's `/metrics` on loopback `port`; `None` when it does not answer.
+// Not every bench runs the daemon.
+#[allow(dead_code)]
+pub fn scrape(port: u16, series: &str) -> Option<f64> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response
+        .lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
 }
