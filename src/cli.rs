@@ -1,9 +1,15 @@
 //! The commands behind the `tillsyn` binary. `main.rs` parses arguments and calls
 //! these; each returns the process exit status or a typed error.
 //!
-//! Exit statuses of `scan --once`: 0 every source scanned, 1 findings present and
-//! `--fail-on-findings` given, 2 a source failed (or nothing could be scanned).
-//! `check-config`: 0 valid, 1 invalid.
+//! Exit statuses, the same for every command:
+//! - 0 ([`EXIT_OK`]): done; every source asked for was read.
+//! - 1 ([`EXIT_FINDINGS`]): findings present, and the caller asked to fail on them
+//!   (`--fail-on-findings`).
+//! - 2 ([`EXIT_FAILED`]): a source failed or could not be reached
+//!   (`check-config --connect`), the store or the mail server failed, or a
+//!   source is being scanned by another process.
+//! - 3 ([`EXIT_CONFIG`]): the config is invalid (every problem is printed with
+//!   its line).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,11 +27,13 @@ use crate::store::{FindingFilter, ScanStatus, Store, StoreError};
 
 /// Exit status: all good.
 pub const EXIT_OK: u8 = 0;
-/// Exit status: findings present and the caller asked to fail on them; or an
-/// invalid config for `check-config`.
+/// Exit status: findings present and the caller asked to fail on them.
 pub const EXIT_FINDINGS: u8 = 1;
-/// Exit status: a scan failed or could not start.
+/// Exit status: a source failed, could not be reached or is busy; or the store
+/// or mail server failed.
 pub const EXIT_FAILED: u8 = 2;
+/// Exit status: the config is invalid.
+pub const EXIT_CONFIG: u8 = 3;
 
 /// Errors a command reports before exiting.
 #[derive(Debug, thiserror::Error)]
@@ -65,11 +73,27 @@ pub enum CliError {
     /// A report could not be mailed.
     #[error(transparent)]
     Mail(#[from] crate::report::mail::MailError),
+    /// A command-line argument is unusable.
+    #[error("{0}")]
+    BadArgument(String),
+    /// `explain` named no finding in the store.
+    #[error("no finding with id {0} in the store; `tillsyn findings --all` lists them")]
+    NoFinding(i64),
     /// `scan` without `--once`.
     #[error(
         "`tillsyn scan` runs one pass and needs --once; scheduled scanning is the job of the daemon"
     )]
     NeedsOnce,
+}
+
+impl CliError {
+    /// The exit status this error ends the process with.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(_) | CliError::Rules(_) | CliError::Build(_) => EXIT_CONFIG,
+            _ => EXIT_FAILED,
+        }
+    }
 }
 
 /// Arguments of `tillsyn scan`.
@@ -83,6 +107,12 @@ pub struct ScanArgs {
     pub format: Format,
     /// Exit 1 when findings are present.
     pub fail_on_findings: bool,
+    /// Scan against a private copy of the store: nothing is written.
+    pub dry_run: bool,
+    /// Wait for a source another process is scanning, rather than refuse it.
+    pub wait: bool,
+    /// Show people by name.
+    pub reveal: bool,
 }
 
 fn policies(config: &Config) -> BTreeMap<String, String> {
@@ -93,11 +123,38 @@ fn policies(config: &Config) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// What one pass over the sources did.
+pub struct ScanPass {
+    /// One outcome per source scanned.
+    pub outcomes: Vec<ScanOutcome>,
+    /// Sources not scanned because another process was scanning them.
+    pub busy: Vec<StoreError>,
+    /// The store the pass wrote to.
+    pub store: Arc<Mutex<Store>>,
+}
+
 /// Scan every source once (or the one named) and store what was found.
 pub async fn scan_once(
     config: &Config,
     source_filter: Option<&str>,
 ) -> Result<(Vec<ScanOutcome>, Arc<Mutex<Store>>), CliError> {
+    let store = Store::open(&config.daemon.state_dir)?;
+    let pass = scan_pass(config, source_filter, store, false).await?;
+    if let Some(busy) = pass.busy.into_iter().next() {
+        return Err(busy.into());
+    }
+    Ok((pass.outcomes, pass.store))
+}
+
+/// Scan every source once (or the one named) into `store`. A source another
+/// process is scanning is waited for (`wait`) or left out and listed in
+/// [`ScanPass::busy`].
+pub async fn scan_pass(
+    config: &Config,
+    source_filter: Option<&str>,
+    store: Store,
+    wait: bool,
+) -> Result<ScanPass, CliError> {
     let rules = RuleSet::new(&config.rules, config.daemon.timezone.0)?;
     let selected: Vec<_> = config
         .sources
@@ -113,20 +170,30 @@ pub async fn scan_once(
             known: known.join(", "),
         });
     }
-    let store = Arc::new(Mutex::new(Store::open(&config.daemon.state_dir)?));
+    let store = Arc::new(Mutex::new(store));
     let mut outcomes = Vec::new();
+    let mut busy = Vec::new();
     for source_config in selected {
         let source = Source::build(source_config)?;
+        let job = scan::Job {
+            name: &source_config.name,
+            source: &source,
+            timeout: source_config.scan_timeout,
+        };
         tracing::info!(source = %source_config.name, "Scan started.");
-        let outcome = scan::scan_source(
-            &source_config.name,
-            &source,
-            &rules,
-            &store,
-            Utc::now(),
-            &scan::Stop::default(),
-        )
-        .await?;
+        let outcome = loop {
+            match scan::scan_source(job, &rules, &store, Utc::now(), &scan::Stop::default()).await {
+                Err(RunError::Store(StoreError::Leased { .. })) if wait => {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(RunError::Store(leased @ StoreError::Leased { .. })) => {
+                    busy.push(leased);
+                    break None;
+                }
+                other => break Some(other?),
+            }
+        };
+        let Some(outcome) = outcome else { continue };
         match &outcome.error {
             None => tracing::info!(
                 source = %outcome.source,
@@ -145,7 +212,11 @@ pub async fn scan_once(
         }
         outcomes.push(outcome);
     }
-    Ok((outcomes, store))
+    Ok(ScanPass {
+        outcomes,
+        busy,
+        store,
+    })
 }
 
 /// `tillsyn scan --once`.
@@ -155,28 +226,49 @@ pub async fn scan(
     err: &mut dyn Write,
 ) -> Result<u8, CliError> {
     let config = config::load(&args.config)?;
-    let (outcomes, store) = scan_once(&config, args.source.as_deref()).await?;
-    let owners = OwnerDisplay::new(&config.privacy, &config.daemon.state_dir)?;
+    let store = if args.dry_run {
+        Store::open_copy(&config.daemon.state_dir)?
+    } else {
+        Store::open(&config.daemon.state_dir)?
+    };
+    let pass = scan_pass(&config, args.source.as_deref(), store, args.wait).await?;
+    let owners = display(&config, args.reveal)?;
     let policies = policies(&config);
     let mut findings = Vec::new();
     {
-        let store = store
+        let mut store = pass
+            .store
             .lock()
             .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
         // What is open for each scanned source now: seen in this scan, carried
         // by an incremental read, or kept where the scan could not read.
-        for outcome in &outcomes {
+        for outcome in &pass.outcomes {
             findings.extend(store.findings(FindingFilter::Open, Some(&outcome.source), None)?);
+        }
+        if !args.dry_run
+            && let Some(cutoff) = config.daemon.retention.before(Utc::now())
+        {
+            store.prune(cutoff)?;
         }
     }
     output::write_findings(out, args.format, &findings, &policies, &owners)?;
-    for outcome in &outcomes {
-        writeln!(err, "{}", output::describe_outcome(outcome))?;
+    for outcome in &pass.outcomes {
+        writeln!(err, "{}", output::describe_outcome(outcome, &owners))?;
     }
-    let failed = outcomes
+    for busy in &pass.busy {
+        writeln!(
+            err,
+            "{busy}. Run again when it is done, or with --wait to wait for it."
+        )?;
+    }
+    if args.dry_run {
+        writeln!(err, "Dry run: nothing was written to the store.")?;
+    }
+    let failed = pass
+        .outcomes
         .iter()
         .any(|outcome| outcome.status == ScanStatus::Failed);
-    Ok(if failed {
+    Ok(if failed || !pass.busy.is_empty() {
         EXIT_FAILED
     } else if args.fail_on_findings && !findings.is_empty() {
         EXIT_FINDINGS
@@ -185,29 +277,223 @@ pub async fn scan(
     })
 }
 
-/// `tillsyn findings`: what the store holds.
+/// Arguments of `tillsyn findings`.
+#[derive(Debug, Clone, Default)]
+pub struct FindingsArgs {
+    /// Open, resolved or all, and the store-side filters.
+    pub query: crate::store::FindingQuery,
+    /// Only findings first seen on or after this day (`YYYY-MM-DD`, in
+    /// `daemon.timezone`) or instant (RFC 3339).
+    pub since: Option<String>,
+    /// Only findings whose owner shows as this (a pseudonym, or a name with
+    /// `--reveal` or `name_owners`).
+    pub owner: Option<String>,
+    /// Show people by name, whatever the config says.
+    pub reveal: bool,
+}
+
+/// `tillsyn findings`: what the store holds. Reads no connector secret.
 pub fn findings(
     config_path: &std::path::Path,
-    filter: FindingFilter,
-    source: Option<&str>,
+    args: &FindingsArgs,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<u8, CliError> {
-    let config = config::load(config_path)?;
+    let config = config::load_offline(config_path)?;
     let store = Store::open(&config.daemon.state_dir)?;
-    let owners = OwnerDisplay::new(&config.privacy, &config.daemon.state_dir)?;
-    let findings = store.findings(filter, source, None)?;
+    let owners = display(&config, args.reveal)?;
+    let mut query = args.query.clone();
+    if let Some(since) = &args.since {
+        query.since = Some(parse_since(since, config.daemon.timezone.0)?);
+    }
+    let mut findings = store.query(&query)?;
+    if let Some(wanted) = &args.owner {
+        findings.retain(|finding| owners.show(finding.owner.as_deref()) == *wanted);
+    }
     output::write_findings(out, format, &findings, &policies(&config), &owners)?;
     Ok(EXIT_OK)
 }
 
-/// `tillsyn check-config`: validate and summarise.
-pub fn check_config(config_path: &std::path::Path, out: &mut dyn Write) -> Result<u8, CliError> {
+/// `--since`: a local day or an RFC 3339 instant.
+fn parse_since(text: &str, zone: chrono_tz::Tz) -> Result<chrono::DateTime<Utc>, CliError> {
+    if let Ok(instant) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(instant.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .and_then(|midnight| midnight.and_local_timezone(zone).earliest())
+        .map(|local| local.with_timezone(&Utc))
+        .ok_or_else(|| {
+            CliError::BadArgument(format!(
+                "--since {text:?}: give YYYY-MM-DD or an RFC 3339 time"
+            ))
+        })
+}
+
+/// The log filter: `TILLSYN_LOG` (or `default_level`) applies to tillsyn's own
+/// crates; other crates log warnings and errors only unless named in it
+/// (`TILLSYN_LOG=debug,ldap3=debug`), since protocol crates may log what they
+/// carry (addresses, DNs) at debug level.
+pub fn log_filter(setting: Option<&str>, default_level: &str) -> tracing_subscriber::EnvFilter {
+    let setting = setting.unwrap_or(default_level);
+    let mut directives = vec!["warn".to_owned()];
+    for directive in setting.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        if directive.contains('=') || directive.contains('[') {
+            directives.push(directive.to_owned());
+        } else {
+            directives.push(format!("tillsyn={directive}"));
+            directives.push(format!("tillsyn_connectors={directive}"));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(directives.join(",")).unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "warn,tillsyn={default_level},tillsyn_connectors={default_level}"
+        ))
+    })
+}
+
+/// How people are shown: per the config, or by name with `--reveal`.
+fn display(config: &Config, reveal: bool) -> Result<OwnerDisplay, CliError> {
+    let owners = OwnerDisplay::for_config(config)?;
+    Ok(if reveal { owners.revealing() } else { owners })
+}
+
+/// `tillsyn explain ID`: one finding, the rule behind it and how it was judged.
+pub fn explain(
+    config_path: &std::path::Path,
+    id: i64,
+    reveal: bool,
+    out: &mut dyn Write,
+) -> Result<u8, CliError> {
+    use crate::rules::config::Check;
+    let config = config::load_offline(config_path)?;
+    let store = Store::open(&config.daemon.state_dir)?;
+    let owners = display(&config, reveal)?;
+    let finding = store.finding(id)?.ok_or(CliError::NoFinding(id))?;
+    let zone = config.daemon.timezone.0;
+    let local = |time: chrono::DateTime<Utc>| {
+        time.with_timezone(&zone)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    };
+    writeln!(out, "Finding {}", finding.id)?;
+    writeln!(
+        out,
+        "  record:     {} ({}) in source {}",
+        owners.record(
+            &finding.source,
+            &finding.record_kind,
+            &finding.record_id,
+            finding.owner.as_deref()
+        ),
+        finding.record_kind,
+        finding.source
+    )?;
+    writeln!(
+        out,
+        "  owner:      {}",
+        owners.show(finding.owner.as_deref())
+    )?;
+    writeln!(out, "  rule:       {} [{}]", finding.rule, finding.severity)?;
+    let rule = config.rules.iter().find(|rule| rule.id == finding.rule);
+    match rule {
+        None => writeln!(out, "  promise:    (the rule is no longer in the config)")?,
+        Some(rule) => {
+            writeln!(out, "  promise:    \"{}\"", rule.policy)?;
+            match &rule.check {
+                Check::MaxAge(check) => {
+                    let fields: Vec<String> = check
+                        .timestamp
+                        .0
+                        .iter()
+                        .map(|field| format!("{field} ({})", timestamp_origin(&field.to_string())))
+                        .collect();
+                    writeln!(
+                        out,
+                        "  clock:      from the first of: {}",
+                        fields.join(", ")
+                    )?;
+                    let anchor = match check.anchor {
+                        crate::rules::config::Anchor::None => "the timestamp itself".to_owned(),
+                        crate::rules::config::Anchor::EndOfYear => {
+                            "the end of the fiscal year the timestamp falls in".to_owned()
+                        }
+                    };
+                    writeln!(
+                        out,
+                        "  deadline:   {anchor} + max_age {} + grace {}; broken once now is past it",
+                        check.max_age, check.grace
+                    )?;
+                }
+                Check::MaxRecipients(check) => writeln!(
+                    out,
+                    "  limit:      at most {} {:?} recipients outside {:?}; age counts from received",
+                    check.max, check.count, check.exclude_domains
+                )?,
+                Check::MaxInterval(check) => writeln!(
+                    out,
+                    "  deadline:   {} must follow {} within {}",
+                    check.to, check.from, check.max
+                )?,
+                Check::Conflict(_) => writeln!(
+                    out,
+                    "  conflict:   the record is on a list its person was marked off (joined by keyed address)"
+                )?,
+            }
+        }
+    }
+    writeln!(out, "  measured:   {}", owners.text(&finding.detail))?;
+    if let Some(days) = finding.age_days {
+        writeln!(out, "  age:        {days} days when last seen")?;
+    }
+    writeln!(
+        out,
+        "  first seen: {} (scan {})",
+        local(finding.first_seen),
+        finding.first_seen_scan
+    )?;
+    writeln!(
+        out,
+        "  last seen:  {} (scan {})",
+        local(finding.last_seen),
+        finding.last_seen_scan
+    )?;
+    match (finding.resolved_at, finding.resolved_scan) {
+        (Some(at), Some(scan)) => writeln!(
+            out,
+            "  resolved:   {} (scan {scan} no longer saw it)",
+            local(at)
+        )?,
+        (Some(at), None) => writeln!(out, "  resolved:   {}", local(at))?,
+        _ => writeln!(out, "  resolved:   no, still open")?,
+    }
+    Ok(EXIT_OK)
+}
+
+/// Where a record's named timestamp comes from, in words.
+fn timestamp_origin(field: &str) -> &'static str {
+    match field {
+        "received" => "IMAP INTERNALDATE or the Maildir file's mtime; never the sender's Date:",
+        "modified" => "the file's modification time, or the entry's modify timestamp",
+        "created" => "the file's birth time where the file system keeps one",
+        "last_activity" => "the newest change inside a folder, or the last contact in the CRM",
+        _ => "a named date: a marker file, a mapped attribute or field, or a path date",
+    }
+}
+
+/// `tillsyn check-config [--connect]`: validate and summarise; with `connect`,
+/// try every source read-only too.
+pub async fn check_config(
+    config_path: &std::path::Path,
+    connect: bool,
+    out: &mut dyn Write,
+) -> Result<u8, CliError> {
     let config = match config::load(config_path) {
         Ok(config) => config,
         Err(errors) => {
             write!(out, "{errors}")?;
-            return Ok(EXIT_FINDINGS);
+            return Ok(EXIT_CONFIG);
         }
     };
     let rules = RuleSet::new(&config.rules, config.daemon.timezone.0)?;
@@ -248,7 +534,31 @@ pub fn check_config(config_path: &std::path::Path, out: &mut dyn Write) -> Resul
             )?;
         }
     }
-    Ok(EXIT_OK)
+    if !connect {
+        return Ok(EXIT_OK);
+    }
+    let owners = OwnerDisplay::for_config(&config)?;
+    let mut failed = 0;
+    writeln!(out, "Connecting (read-only):")?;
+    for source_config in &config.sources {
+        let result = match Source::build(source_config) {
+            Ok(source) => source.probe().await.map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match result {
+            Ok(seen) => writeln!(out, "  {}: OK — {}", source_config.name, owners.text(&seen))?,
+            Err(reason) => {
+                failed += 1;
+                writeln!(
+                    out,
+                    "  {}: FAILED — {}",
+                    source_config.name,
+                    owners.text(&reason)
+                )?;
+            }
+        }
+    }
+    Ok(if failed > 0 { EXIT_FAILED } else { EXIT_OK })
 }
 
 /// Arguments of `tillsyn report`.
@@ -267,7 +577,13 @@ pub struct ReportArgs {
 /// `tillsyn report`: write a month's report to files and/or send it.
 pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliError> {
     use crate::report::{self, Month, mail};
-    let config = Arc::new(config::load(&args.config)?);
+    // Writing files needs no secret; sending needs the SMTP password only.
+    let secrets = if args.send {
+        config::Secrets::MAIL
+    } else {
+        config::Secrets::NONE
+    };
+    let config = Arc::new(config::load_with(&args.config, secrets)?);
     let zone = config.daemon.timezone.0;
     let month = args
         .month
@@ -294,11 +610,11 @@ pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
             .await
             .map_err(|error| RunError::Worker(error.to_string()))??
         };
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("report.html"), &rendered.html_file)?;
-        std::fs::write(dir.join("report.txt"), &rendered.text)?;
-        std::fs::write(dir.join("trend.png"), &rendered.png)?;
-        std::fs::write(dir.join(format!("tillsyn-{month}.csv")), &rendered.csv)?;
+        crate::privacy::create_private_dir(&dir)?;
+        crate::privacy::write_private(&dir.join("report.html"), rendered.html_file.as_bytes())?;
+        crate::privacy::write_private(&dir.join("report.txt"), rendered.text.as_bytes())?;
+        crate::privacy::write_private(&dir.join("trend.png"), &rendered.png)?;
+        crate::privacy::write_private(&dir.join(format!("tillsyn-{month}.csv")), &rendered.csv)?;
         writeln!(out, "{}", rendered.subject)?;
         writeln!(
             out,
@@ -324,11 +640,18 @@ pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
         return Ok(EXIT_OK);
     }
     match mail::deliver_entry(&mail_config, &store, &entry).await? {
-        Ok(()) => {
+        mail::Delivery::Sent => {
             writeln!(out, "Sent the report for {month}: {}", entry.subject)?;
             Ok(EXIT_OK)
         }
-        Err(error) => {
+        mail::Delivery::Claimed => {
+            writeln!(
+                out,
+                "The report for {month} is being sent by another tillsyn process (the daemon); it is not sent twice."
+            )?;
+            Ok(EXIT_OK)
+        }
+        mail::Delivery::Failed(error) => {
             writeln!(
                 out,
                 "Not sent: {error}\nThe report for {month} waits in the outbox; `tillsyn run` keeps trying, or run this again."

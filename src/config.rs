@@ -72,6 +72,16 @@ pub struct DaemonConfig {
     /// and recorded as failed. Default: 5.
     #[serde(default = "default_shutdown_grace_seconds")]
     pub shutdown_grace_seconds: u64,
+    /// How long the store keeps what is over: resolved findings, finished scans,
+    /// conflict keys and sent reports older than this are deleted (open findings
+    /// stay). Default: `"13 months"`, one more than the report's 12-month trend.
+    #[serde(default = "default_retention")]
+    pub retention: Period,
+}
+
+fn default_retention() -> Period {
+    // A constant that parses.
+    "13 months".parse().unwrap_or_else(|_| Period::days(396))
 }
 
 impl Default for DaemonConfig {
@@ -81,6 +91,7 @@ impl Default for DaemonConfig {
             timezone: Timezone::default(),
             listen: default_listen(),
             shutdown_grace_seconds: default_shutdown_grace_seconds(),
+            retention: default_retention(),
         }
     }
 }
@@ -92,6 +103,9 @@ fn default_listen() -> std::net::SocketAddr {
 fn default_shutdown_grace_seconds() -> u64 {
     5
 }
+
+/// How long a scan may run if its source sets no `scan_timeout`.
+pub const DEFAULT_SCAN_TIMEOUT: &str = "6h";
 
 /// When a source is scanned if its entry sets no `schedule`: 02:00 every day.
 pub const DEFAULT_SCHEDULE: &str = "0 0 2 * * *";
@@ -145,6 +159,17 @@ pub struct SourceConfig {
     /// When `tillsyn run` scans it: six-field cron, seconds first, in
     /// `daemon.timezone`. Default: [`DEFAULT_SCHEDULE`].
     pub schedule: Schedule,
+    /// How long one scan may run before it is stopped and recorded as failed
+    /// (`timeout`); the deadline also stops the file walkers. Default: 6 hours
+    /// ([`DEFAULT_SCAN_TIMEOUT`]).
+    pub scan_timeout: std::time::Duration,
+    /// Globs over record paths (as in rule `paths`) whose last segment names a
+    /// person: a file name (`"Rekrytering/**"`), a home or customer folder
+    /// (`"*"`, `"Kunder/*"`). Output shows those segments as pseudonyms unless
+    /// `[privacy] name_owners` is set; `"*"` on an HTTP source marks every id.
+    /// Default: none (accounts, owners' own folders, DN values and mail-address
+    /// ids are pseudonymised anyway).
+    pub personal_paths: Vec<crate::rules::config::PathGlob>,
     /// The store and its settings, from `type`.
     pub settings: SourceSettings,
 }
@@ -214,8 +239,47 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// Read and check a config file.
+/// Which secrets a command needs read while its config is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Secrets {
+    /// The connectors' credentials and TLS settings (scanning commands).
+    pub connectors: bool,
+    /// The SMTP password of `[report.smtp]` (sending the report).
+    pub mail: bool,
+}
+
+impl Secrets {
+    /// Everything: the daemon, `scan`, `check-config`.
+    pub const ALL: Secrets = Secrets {
+        connectors: true,
+        mail: true,
+    };
+    /// Nothing: commands that only read the store (`findings`, `explain`,
+    /// `report` without `--send`) run from a shell without the secrets.
+    pub const NONE: Secrets = Secrets {
+        connectors: false,
+        mail: false,
+    };
+    /// Only the mail password (`report --send`).
+    pub const MAIL: Secrets = Secrets {
+        connectors: false,
+        mail: true,
+    };
+}
+
+/// Read and check a config file, reading every secret it names.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, Secrets::ALL)
+}
+
+/// Read and check a config file for a command that does not scan: no connector
+/// credential is read and no TLS is built. The pseudonym key is still read.
+pub fn load_offline(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, Secrets::NONE)
+}
+
+/// Read and check a config file, reading only the `secrets` asked for.
+pub fn load_with(path: &Path, secrets: Secrets) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|error| ConfigErrors {
         path: path.to_path_buf(),
         issues: vec![ConfigIssue {
@@ -223,12 +287,17 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             message: format!("cannot read the config file: {error}"),
         }],
     })?;
-    parse(&text, path)
+    parse_with(&text, path, secrets)
 }
 
 /// Check a config given as text; `path` names it in messages and anchors relative
 /// paths.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    parse_with(text, path, Secrets::ALL)
+}
+
+/// [`parse`], reading only the `secrets` asked for.
+pub fn parse_with(text: &str, path: &Path, secrets: Secrets) -> Result<Config, ConfigErrors> {
     let base = path
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
@@ -236,6 +305,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let mut reader = Reader {
         text,
         base,
+        secrets,
         issues: Vec::new(),
         source_names: Vec::new(),
         rule_refs: Vec::new(),
@@ -257,6 +327,7 @@ type Spanned<'i> = toml::Spanned<DeValue<'i>>;
 struct Reader<'t> {
     text: &'t str,
     base: &'t Path,
+    secrets: Secrets,
     issues: Vec<ConfigIssue>,
     /// Every source name read, with its entry's span, even when the entry has
     /// other errors: cross-checks still see it.
@@ -401,6 +472,13 @@ impl<'t> Reader<'t> {
     fn report(&mut self, value: Spanned<'_>) -> Option<ReportConfig> {
         let span = value.span();
         let file: ReportFile = self.deserialize(value, "[report]")?;
+        if file.name_owners.is_some() {
+            self.issue(
+                Some(self.locate(&span, "name_owners")),
+                "[report]: `name_owners` has moved to `[privacy] name_owners`, which decides for every output (CLI, report, mail, logs); remove it here",
+            );
+            return None;
+        }
         let schedule = match file.schedule {
             Some(schedule) => schedule,
             None => Schedule::parse(DEFAULT_REPORT_SCHEDULE).ok()?,
@@ -442,7 +520,6 @@ impl<'t> Reader<'t> {
         Some(ReportConfig {
             schedule,
             language: file.language,
-            name_owners: file.name_owners,
             organisation: file.organisation,
             templates_dir,
             mail,
@@ -469,6 +546,7 @@ impl<'t> Reader<'t> {
                 );
                 return None;
             }
+            _ if !self.secrets.mail => None,
             (Some(path), None) => match secret::read_file(&self.resolve(path)) {
                 Ok(password) => Some(password),
                 Err(error) => {
@@ -491,7 +569,8 @@ impl<'t> Reader<'t> {
             },
             (None, None) => None,
         };
-        if password.is_some() != file.username.is_some() {
+        let named_password = file.password_file.is_some() || file.password_env.is_some();
+        if named_password != file.username.is_some() {
             self.issue(
                 Some(self.locate(span, "username")),
                 "[report.smtp]: `username` and a password go together",
@@ -571,7 +650,11 @@ impl<'t> Reader<'t> {
 
     fn source(&mut self, entry: Spanned<'_>) -> Option<SourceConfig> {
         let span = entry.span();
-        let (mut common, rest) = self.split(entry, "sources", &["name", "type", "schedule"])?;
+        let (mut common, rest) = self.split(
+            entry,
+            "sources",
+            &["name", "type", "schedule", "personal_paths", "scan_timeout"],
+        )?;
         let kind_value = common[1].take();
         let name = self.string(common[0].take(), "[[sources]] `name`", span.start)?;
         self.source_names.push((name.clone(), span.clone()));
@@ -579,6 +662,33 @@ impl<'t> Reader<'t> {
         let schedule = match common[2].take() {
             Some(value) => self.deserialize::<Schedule>(value, &what),
             None => Schedule::parse(DEFAULT_SCHEDULE).ok(),
+        };
+        let personal_paths = match common[3].take() {
+            Some(value) => self.deserialize::<Vec<crate::rules::config::PathGlob>>(
+                value,
+                &format!("{what}: `personal_paths`"),
+            ),
+            None => Some(Vec::new()),
+        };
+        let scan_timeout = match common[4].take() {
+            Some(value) => {
+                let at = value.span().start;
+                self.deserialize::<Period>(value, &format!("{what}: `scan_timeout`"))
+                    .and_then(|period| match period.fixed() {
+                        Some(duration) if !duration.is_zero() => Some(duration),
+                        _ => {
+                            self.issue(
+                                Some(at),
+                                format!("{what}: `scan_timeout` must be a fixed, non-zero time such as \"30m\" or \"6h\" (not months or years)"),
+                            );
+                            None
+                        }
+                    })
+            }
+            None => DEFAULT_SCAN_TIMEOUT
+                .parse::<Period>()
+                .ok()
+                .and_then(|p| p.fixed()),
         };
         let kind_span = kind_value.as_ref().map(|value| value.span());
         let kind = self.string(kind_value, &format!("{what}: `type`"), span.start)?;
@@ -608,7 +718,9 @@ impl<'t> Reader<'t> {
                 config.resolve_paths(|path| self.resolve(path));
                 // Reads the credentials now, so a missing secret file is a config
                 // error with its line, not a failed scan at night.
-                if let Err(error) = ImapSource::build(config.clone()) {
+                if self.secrets.connectors
+                    && let Err(error) = ImapSource::build(config.clone())
+                {
                     let key = match &error {
                         tillsyn_connectors::imap::ImapBuildError::Tls(_) => "ca_file",
                         tillsyn_connectors::imap::ImapBuildError::Accounts(_) => "auth",
@@ -622,7 +734,9 @@ impl<'t> Reader<'t> {
             "ldap" => {
                 let mut config: LdapConfig = self.deserialize(rest, &what)?;
                 LdapSource::resolve_paths(&mut config, |path| self.resolve(path));
-                if let Err(error) = LdapSource::build(config.clone()) {
+                if self.secrets.connectors
+                    && let Err(error) = LdapSource::build(config.clone())
+                {
                     let key = match &error {
                         tillsyn_connectors::ldap::LdapBuildError::Secret(_) => "password_file",
                         tillsyn_connectors::ldap::LdapBuildError::Tls(_) => "ca_file",
@@ -637,7 +751,9 @@ impl<'t> Reader<'t> {
             "http" => {
                 let mut config: HttpConfig = self.deserialize(rest, &what)?;
                 HttpSource::resolve_paths(&mut config, |path| self.resolve(path));
-                if let Err(error) = HttpSource::build(config.clone()) {
+                if self.secrets.connectors
+                    && let Err(error) = HttpSource::build(config.clone())
+                {
                     let key = match &error {
                         tillsyn_connectors::http::HttpBuildError::Secret(_) => "auth",
                         tillsyn_connectors::http::HttpBuildError::Tls(_) => "ca_file",
@@ -662,6 +778,8 @@ impl<'t> Reader<'t> {
         Some(SourceConfig {
             name,
             schedule: schedule?,
+            scan_timeout: scan_timeout?,
+            personal_paths: personal_paths?,
             settings,
         })
     }

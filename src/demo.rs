@@ -390,7 +390,7 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
         .map_err(|error| CliError::Output(std::io::Error::other(error.to_string())))?;
     let config = config::load(&config_path)?;
     let (outcomes, store) = crate::cli::scan_once(&config, None).await?;
-    let owners = OwnerDisplay::new(&config.privacy, &config.daemon.state_dir)?;
+    let owners = OwnerDisplay::for_config(&config)?;
     let findings = store
         .lock()
         .map_err(|_| CliError::Output(std::io::Error::other("store lock poisoned")))?
@@ -399,7 +399,11 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
     writeln!(out, "tillsyn demo — Exempel AB, built in {}", dir.display())?;
     writeln!(out)?;
     for outcome in &outcomes {
-        writeln!(out, "  {}", crate::output::describe_outcome(outcome))?;
+        writeln!(
+            out,
+            "  {}",
+            crate::output::describe_outcome(outcome, &owners)
+        )?;
     }
     writeln!(out)?;
     let mut by_rule: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
@@ -450,7 +454,12 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
                 out,
                 "      {}:{}  owner {}  — {}",
                 finding.source,
-                finding.record_id,
+                owners.record(
+                    &finding.source,
+                    &finding.record_kind,
+                    &finding.record_id,
+                    finding.owner.as_deref()
+                ),
                 owners.show(finding.owner.as_deref()),
                 finding.detail
             )?;

@@ -47,6 +47,18 @@ enum Command {
         /// Exit 1 when there are findings (2 still means a source failed).
         #[arg(long)]
         fail_on_findings: bool,
+        /// Read and evaluate, print what was found, and write nothing to the
+        /// store (no findings, no scans, no checkpoints).
+        #[arg(long)]
+        dry_run: bool,
+        /// If another tillsyn process is scanning a source, wait for it rather
+        /// than refuse (exit 2).
+        #[arg(long)]
+        wait: bool,
+        /// PRINTS PERSONAL DATA: show accounts, names and paths in full, whatever
+        /// `[privacy] name_owners` says.
+        #[arg(long)]
+        reveal: bool,
     },
     /// List findings from the store.
     Findings {
@@ -65,9 +77,36 @@ enum Command {
         /// Only this source.
         #[arg(long)]
         source: Option<String>,
+        /// Only this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only findings first seen on or after this day (YYYY-MM-DD, in
+        /// daemon.timezone) or time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this owner, as the output shows it (a pseudonym `p-…`).
+        #[arg(long)]
+        owner: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// PRINTS PERSONAL DATA: show accounts, names and paths in full, whatever
+        /// `[privacy] name_owners` says.
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Explain one finding: the rule, the promise, the timestamp used and where it
+    /// came from, how the age and deadline were computed, first and last seen.
+    Explain {
+        /// The finding's id (the ID column of `tillsyn findings`).
+        id: i64,
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// PRINTS PERSONAL DATA: show the record's location and owner in full, to
+        /// act on the finding.
+        #[arg(long)]
+        reveal: bool,
     },
     /// Run as a service: scan each source on its schedule, serve /metrics,
     /// reload on SIGHUP, stop on SIGTERM.
@@ -98,6 +137,11 @@ enum Command {
         /// Config file.
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Also try every source, read-only: IMAP login and LIST, LDAP bind and a
+        /// one-entry search of the base, the first HTTP page, share and Maildir
+        /// roots readable. Exit 2 when any fails.
+        #[arg(long)]
+        connect: bool,
     },
 }
 
@@ -109,8 +153,7 @@ fn main() -> ExitCode {
         Command::Run { .. } => "info",
         _ => "warn",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TILLSYN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let filter = cli::log_filter(std::env::var("TILLSYN_LOG").ok().as_deref(), default_level);
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -125,7 +168,10 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             eprintln!("tillsyn: {error:#}");
-            ExitCode::from(cli::EXIT_FAILED)
+            let code = error
+                .downcast_ref::<cli::CliError>()
+                .map_or(cli::EXIT_FAILED, cli::CliError::exit_code);
+            ExitCode::from(code)
         }
     }
 }
@@ -147,6 +193,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
             source,
             format,
             fail_on_findings,
+            dry_run,
+            wait,
+            reveal,
         } => {
             if !once {
                 return Err(cli::CliError::NeedsOnce.into());
@@ -156,6 +205,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 source,
                 format,
                 fail_on_findings,
+                dry_run,
+                wait,
+                reveal,
             };
             runtime.block_on(cli::scan(&scan, &mut stdout, &mut stderr))?
         }
@@ -165,7 +217,11 @@ fn run(args: Args) -> anyhow::Result<u8> {
             resolved,
             all,
             source,
+            rule,
+            since,
+            owner,
             format,
+            reveal,
         } => {
             let filter = if all {
                 FindingFilter::All
@@ -174,9 +230,23 @@ fn run(args: Args) -> anyhow::Result<u8> {
             } else {
                 FindingFilter::Open
             };
-            cli::findings(&config, filter, source.as_deref(), format, &mut stdout)?
+            let args = cli::FindingsArgs {
+                query: tillsyn::store::FindingQuery {
+                    filter,
+                    source,
+                    rule,
+                    ..Default::default()
+                },
+                since,
+                owner,
+                reveal,
+            };
+            cli::findings(&config, &args, format, &mut stdout)?
         }
-        Command::CheckConfig { config } => cli::check_config(&config, &mut stdout)?,
+        Command::Explain { id, config, reveal } => cli::explain(&config, id, reveal, &mut stdout)?,
+        Command::CheckConfig { config, connect } => {
+            runtime.block_on(cli::check_config(&config, connect, &mut stdout))?
+        }
         Command::Report {
             config,
             month,

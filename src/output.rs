@@ -23,14 +23,17 @@ pub enum Format {
 /// One finding as printed in JSON.
 #[derive(Debug, Serialize)]
 pub struct FindingLine<'a> {
+    /// The finding's id in the store (`tillsyn explain ID`).
+    pub id: i64,
     /// Rule id.
     pub rule: &'a str,
     /// Source name.
     pub source: &'a str,
     /// Severity.
     pub severity: &'a str,
-    /// Where the record is: relative path, or `account/folder/name` for mail.
-    pub record: &'a str,
+    /// Where the record is: relative path, or `account/folder/name` for mail,
+    /// with the parts that name a person pseudonymised per `[privacy]`.
+    pub record: String,
     /// Record kind.
     pub kind: &'a str,
     /// Owner, named or pseudonymised per `[privacy]`.
@@ -75,10 +78,16 @@ pub fn write_findings(
         Format::Json => {
             for finding in findings {
                 let line = FindingLine {
+                    id: finding.id,
                     rule: &finding.rule,
                     source: &finding.source,
                     severity: &finding.severity,
-                    record: &finding.record_id,
+                    record: owners.record(
+                        &finding.source,
+                        &finding.record_kind,
+                        &finding.record_id,
+                        finding.owner.as_deref(),
+                    ),
                     kind: &finding.record_kind,
                     owner: show(&mut shown, owners, finding.owner.as_deref()),
                     age_days: finding.age_days,
@@ -99,11 +108,12 @@ pub fn write_findings(
             if findings.is_empty() {
                 return writeln!(out, "No findings.");
             }
-            let header = ["SEVERITY", "RULE", "SOURCE", "AGE", "OWNER", "RECORD"];
-            let rows: Vec<[String; 6]> = findings
+            let header = ["ID", "SEVERITY", "RULE", "SOURCE", "AGE", "OWNER", "RECORD"];
+            let rows: Vec<[String; 7]> = findings
                 .iter()
                 .map(|finding| {
                     [
+                        finding.id.to_string(),
                         finding.severity.clone(),
                         finding.rule.clone(),
                         finding.source.clone(),
@@ -112,7 +122,12 @@ pub fn write_findings(
                             .map(|days| format!("{days}d"))
                             .unwrap_or_else(|| "-".into()),
                         show(&mut shown, owners, finding.owner.as_deref()),
-                        finding.record_id.clone(),
+                        owners.record(
+                            &finding.source,
+                            &finding.record_kind,
+                            &finding.record_id,
+                            finding.owner.as_deref(),
+                        ),
                     ]
                 })
                 .collect();
@@ -122,7 +137,7 @@ pub fn write_findings(
                     *width = (*width).max(cell.chars().count());
                 }
             }
-            let print = |out: &mut dyn Write, cells: [&str; 6]| -> std::io::Result<()> {
+            let print = |out: &mut dyn Write, cells: [&str; 7]| -> std::io::Result<()> {
                 let mut line = String::new();
                 for (index, cell) in cells.iter().enumerate() {
                     if index == cells.len() - 1 {
@@ -144,8 +159,9 @@ pub fn write_findings(
     }
 }
 
-/// One line per scanned source: how it ended and what it changed.
-pub fn describe_outcome(outcome: &ScanOutcome) -> String {
+/// One line per scanned source: how it ended and what it changed. Notes and
+/// errors pass through `owners`, as they may name an account.
+pub fn describe_outcome(outcome: &ScanOutcome, owners: &OwnerDisplay) -> String {
     let mut line = format!(
         "{}: {}, {} records, {} findings ({} new, {} resolved, {} open)",
         outcome.source,
@@ -179,10 +195,10 @@ pub fn describe_outcome(outcome: &ScanOutcome) -> String {
         line.push_str(&format!("; work: {}", list.join(", ")));
     }
     for note in &outcome.notes {
-        line.push_str(&format!("\n  {}: {note}", outcome.source));
+        line.push_str(&format!("\n  {}: {}", outcome.source, owners.text(note)));
     }
     if let Some((kind, message)) = &outcome.error {
-        line.push_str(&format!("; error [{kind}]: {message}"));
+        line.push_str(&format!("; error [{kind}]: {}", owners.text(message)));
     }
     line
 }

@@ -1,27 +1,65 @@
 //! How people appear in output: by name only where the config says so, otherwise as
-//! a keyed pseudonym.
+//! a keyed pseudonym. Every output path (the CLI, the report, the mailed message,
+//! logs of scan problems) goes through [`OwnerDisplay`], so the one switch
+//! `[privacy] name_owners` decides for all of them.
 //!
 //! The pseudonym is HMAC-SHA-256 over the owner's name with a secret key, never a
 //! plain hash: account names and identity numbers come from spaces small enough to
 //! hash in full and look up. The key comes from `[privacy] key_file`/`key_env` or is
 //! generated once into `STATE_DIR/pseudonym.key` (mode 0600), so a pseudonym stays
 //! the same from scan to scan and report to report.
+//!
+//! Record locations keep the structure that names nobody and replace the parts that
+//! name a person by the pseudonym of that part:
+//! - mail (`account/folder/uid`): the account;
+//! - directory entries (a DN): the values of the entry's own RDN
+//!   (`cn=p-…,ou=people,dc=…`);
+//! - any path segment equal to the record's owner (home folders), any segment whose
+//!   path matches one of the source's `personal_paths` globs (file names of
+//!   applications, customer folders), keeping a file's extension;
+//! - record ids that are mail addresses (a CRM keyed by e-mail), and every id of a
+//!   source whose `personal_paths` holds `"*"`.
+//!
+//! Free text that may name a person (a connector's note "account anna@…: login
+//! refused") carries those parts between the markers of
+//! [`tillsyn_connectors::mark_personal`]; [`OwnerDisplay::text`] pseudonymises or
+//! unmarks them, and pseudonymises any mail address left in the text.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use globset::{GlobSet, GlobSetBuilder};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tillsyn_connectors::{PERSONAL_END, PERSONAL_START};
 
-use crate::config::PrivacyConfig;
+use crate::config::{Config, PrivacyConfig, SourceSettings};
 use crate::secret::Secret;
 
-/// Turns owners into what output may show.
+/// Turns owners, record locations and problem notes into what output may show.
 #[derive(Debug, Clone)]
 pub struct OwnerDisplay {
     name_owners: bool,
     key: Secret,
+    shapes: HashMap<String, SourceShape>,
+}
+
+/// How the records of one source name people.
+#[derive(Debug, Clone)]
+struct SourceShape {
+    kind: ShapeKind,
+    personal_paths: GlobSet,
+    every_id_personal: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShapeKind {
+    Mail,
+    Directory,
+    Api,
+    Files,
 }
 
 /// Why the pseudonym key could not be had.
@@ -34,7 +72,9 @@ pub struct KeyError {
 }
 
 impl OwnerDisplay {
-    /// Set up from the config, reading or creating the key in `state_dir`.
+    /// Set up from the privacy section alone, reading or creating the key in
+    /// `state_dir`. Record locations are then shaped by their kind only; use
+    /// [`OwnerDisplay::for_config`] where the sources are known.
     pub fn new(privacy: &PrivacyConfig, state_dir: &Path) -> Result<OwnerDisplay, KeyError> {
         let key = match &privacy.key {
             Some(key) => key.clone(),
@@ -43,7 +83,51 @@ impl OwnerDisplay {
         Ok(OwnerDisplay {
             name_owners: privacy.name_owners,
             key,
+            shapes: HashMap::new(),
         })
+    }
+
+    /// Set up for a whole config: the privacy switch and key, and how each
+    /// source's records name people.
+    pub fn for_config(config: &Config) -> Result<OwnerDisplay, KeyError> {
+        let mut display = OwnerDisplay::new(&config.privacy, &config.daemon.state_dir)?;
+        for source in &config.sources {
+            let kind = match source.settings {
+                SourceSettings::Imap(_) | SourceSettings::Maildir(_) => ShapeKind::Mail,
+                SourceSettings::Ldap(_) => ShapeKind::Directory,
+                SourceSettings::Http(_) => ShapeKind::Api,
+                SourceSettings::Fileshare(_) => ShapeKind::Files,
+            };
+            let mut builder = GlobSetBuilder::new();
+            let mut every_id_personal = false;
+            for glob in &source.personal_paths {
+                every_id_personal |= glob.text == "*" || glob.text == "**";
+                builder.add(glob.glob.clone());
+            }
+            // Each glob compiled when the config was read; a set of them cannot
+            // fail to build, but an empty set is the safe fallback.
+            let personal_paths = builder.build().unwrap_or_else(|_| GlobSet::empty());
+            display.shapes.insert(
+                source.name.clone(),
+                SourceShape {
+                    kind,
+                    personal_paths,
+                    every_id_personal,
+                },
+            );
+        }
+        Ok(display)
+    }
+
+    /// The same, showing everything by name (`--reveal`).
+    pub fn revealing(mut self) -> OwnerDisplay {
+        self.name_owners = true;
+        self
+    }
+
+    /// Whether people are shown by name.
+    pub fn names_owners(&self) -> bool {
+        self.name_owners
     }
 
     /// What to show for `owner`.
@@ -72,6 +156,220 @@ impl OwnerDisplay {
         }
         pseudonym
     }
+
+    /// A record's location (its id or path in `source`) as output may show it.
+    pub fn record(&self, source: &str, kind: &str, path: &str, owner: Option<&str>) -> String {
+        if self.name_owners {
+            return path.to_owned();
+        }
+        let shape = self.shapes.get(source);
+        let shape_kind = shape.map(|shape| shape.kind).unwrap_or(match kind {
+            "message" => ShapeKind::Mail,
+            "file" | "folder" => ShapeKind::Files,
+            _ if looks_like_dn(path) => ShapeKind::Directory,
+            _ => ShapeKind::Api,
+        });
+        match shape_kind {
+            ShapeKind::Directory if looks_like_dn(path) => self.distinguished_name(path),
+            ShapeKind::Api | ShapeKind::Directory => {
+                if path.contains('@')
+                    || shape.is_some_and(|shape| {
+                        shape.every_id_personal || shape.personal_paths.is_match(path)
+                    })
+                {
+                    self.pseudonym(path)
+                } else {
+                    path.to_owned()
+                }
+            }
+            ShapeKind::Mail | ShapeKind::Files => {
+                let mut shown = String::with_capacity(path.len());
+                let mut prefix_end = 0;
+                for (index, segment) in path.split('/').enumerate() {
+                    prefix_end += segment.len();
+                    let prefix = &path[..prefix_end.min(path.len())];
+                    let personal = (shape_kind == ShapeKind::Mail && index == 0)
+                        || owner.is_some_and(|owner| {
+                            !owner.is_empty() && segment.eq_ignore_ascii_case(owner)
+                        })
+                        || segment.contains('@')
+                        || shape.is_some_and(|shape| shape.personal_paths.is_match(prefix));
+                    if index > 0 {
+                        shown.push('/');
+                    }
+                    if personal {
+                        shown.push_str(&self.segment(segment, shape_kind == ShapeKind::Files));
+                    } else {
+                        shown.push_str(segment);
+                    }
+                    prefix_end += 1;
+                }
+                shown
+            }
+        }
+    }
+
+    /// One path segment's pseudonym; a file keeps its extension.
+    fn segment(&self, segment: &str, keep_extension: bool) -> String {
+        match segment.rsplit_once('.') {
+            Some((stem, extension))
+                if keep_extension
+                    && !stem.is_empty()
+                    && (1..=5).contains(&extension.len())
+                    && extension.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                format!("{}.{extension}", self.pseudonym(segment))
+            }
+            _ => self.pseudonym(segment),
+        }
+    }
+
+    /// A DN with the values of its own (leftmost) RDN pseudonymised.
+    fn distinguished_name(&self, dn: &str) -> String {
+        let (leaf, parent) = split_first_rdn(dn);
+        let mut shown = String::with_capacity(dn.len());
+        for (index, part) in split_unescaped(leaf, '+').into_iter().enumerate() {
+            if index > 0 {
+                shown.push('+');
+            }
+            match part.split_once('=') {
+                Some((attribute, value)) => {
+                    shown.push_str(attribute);
+                    shown.push('=');
+                    shown.push_str(&self.pseudonym(value.trim()));
+                }
+                None => shown.push_str(&self.pseudonym(part)),
+            }
+        }
+        if let Some(parent) = parent {
+            shown.push(',');
+            shown.push_str(parent);
+        }
+        shown
+    }
+
+    /// Free text from a connector or the store (a problem note, an error
+    /// message): marked personal parts pseudonymised (or unmarked when people are
+    /// named), and any mail address left in it pseudonymised.
+    pub fn text(&self, text: &str) -> String {
+        let mut shown = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find(PERSONAL_START) {
+            shown.push_str(&rest[..start]);
+            let after = &rest[start + PERSONAL_START.len_utf8()..];
+            let (part, next) = match after.find(PERSONAL_END) {
+                Some(end) => (&after[..end], &after[end + PERSONAL_END.len_utf8()..]),
+                None => (after, ""),
+            };
+            if self.name_owners {
+                shown.push_str(part);
+            } else {
+                shown.push_str(&self.pseudonym(part));
+            }
+            rest = next;
+        }
+        shown.push_str(rest);
+        if self.name_owners {
+            shown
+        } else {
+            self.addresses(&shown)
+        }
+    }
+
+    /// Every `local@domain` token in `text` replaced by its pseudonym.
+    fn addresses(&self, text: &str) -> String {
+        let is_address_char =
+            |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '@' | '%');
+        let mut shown = String::with_capacity(text.len());
+        let mut token = String::new();
+        let flush = |token: &mut String, shown: &mut String| {
+            let trimmed = token.trim_end_matches('.');
+            let trailing = &token[trimmed.len()..];
+            match trimmed.split_once('@') {
+                Some((local, domain))
+                    if !local.is_empty() && domain.contains('.') && !domain.contains('@') =>
+                {
+                    shown.push_str(&self.pseudonym(&trimmed.to_lowercase()));
+                    shown.push_str(trailing);
+                }
+                _ => shown.push_str(token),
+            }
+            token.clear();
+        };
+        for c in text.chars() {
+            if is_address_char(c) {
+                token.push(c);
+            } else {
+                flush(&mut token, &mut shown);
+                shown.push(c);
+            }
+        }
+        flush(&mut token, &mut shown);
+        shown
+    }
+}
+
+fn looks_like_dn(path: &str) -> bool {
+    path.split_once('=')
+        .is_some_and(|(attribute, _)| !attribute.is_empty() && !attribute.contains('/'))
+}
+
+/// The first RDN and the rest of a DN, at the first comma not escaped by `\`.
+fn split_first_rdn(dn: &str) -> (&str, Option<&str>) {
+    let mut escaped = false;
+    for (index, c) in dn.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            ',' if !escaped => return (&dn[..index], Some(&dn[index + 1..])),
+            _ => escaped = false,
+        }
+    }
+    (dn, None)
+}
+
+fn split_unescaped(text: &str, separator: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut escaped = false;
+    let mut start = 0;
+    for (index, c) in text.char_indices() {
+        if c == '\\' && !escaped {
+            escaped = true;
+            continue;
+        }
+        if c == separator && !escaped {
+            parts.push(&text[start..index]);
+            start = index + c.len_utf8();
+        }
+        escaped = false;
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+/// Create `dir` (and missing parents) owner-only (0700), whatever the umask; an
+/// existing folder is made owner-only too, since what tillsyn writes there can
+/// name people.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Write `bytes` to `path`, owner-only (0600) from its first byte, whatever the
+/// umask; an existing file is replaced and made owner-only.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)
 }
 
 fn state_key(path: &Path) -> Result<Secret, KeyError> {
@@ -137,5 +435,167 @@ mod tests {
         .expect("key");
         assert_eq!(named.show(Some("anna.svensson")), "anna.svensson");
         assert_eq!(named.show(None), "-");
+    }
+
+    fn display_for(text: &str, dir: &Path) -> OwnerDisplay {
+        let config_text = format!(
+            r#"
+[daemon]
+state_dir = "{}"
+[[sources]]
+name = "mail"
+type = "maildir"
+root = "/nonexistent"
+[[sources]]
+name = "share"
+type = "fileshare"
+root = "/nonexistent"
+personal_paths = ["Rekrytering/*/*", "Kunder/*"]
+[[sources]]
+name = "crm"
+type = "http"
+url = "http://127.0.0.1:1/contacts"
+allow_plaintext = true
+id = "/id"
+{text}
+"#,
+            dir.display()
+        );
+        let config =
+            crate::config::parse(&config_text, &dir.join("config.toml")).expect("config parses");
+        OwnerDisplay::for_config(&config).expect("display")
+    }
+
+    #[test]
+    fn locations_keep_their_structure_and_lose_their_people() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shown = display_for("", dir.path());
+        let p = |text: &str| shown.pseudonym(text);
+        let cases: &[(&str, &str, &str, Option<&str>, String)] = &[
+            (
+                "mail",
+                "message",
+                "anna@firma.se/INBOX/17",
+                Some("anna@firma.se"),
+                format!("{}/INBOX/17", p("anna@firma.se")),
+            ),
+            (
+                "share",
+                "file",
+                "Rekrytering/2024-utvecklare/CV_Anna_Svensson.pdf",
+                Some("hr"),
+                format!(
+                    "Rekrytering/2024-utvecklare/{}.pdf",
+                    p("CV_Anna_Svensson.pdf")
+                ),
+            ),
+            (
+                "share",
+                "folder",
+                "Kunder/Bertil Berg AB",
+                None,
+                format!("Kunder/{}", p("Bertil Berg AB")),
+            ),
+            (
+                "share",
+                "file",
+                "hem/anna/privat.txt",
+                Some("anna"),
+                format!("hem/{}/privat.txt", p("anna")),
+            ),
+            (
+                "share",
+                "file",
+                "Ekonomi/Fakturor/2016/f-1001.pdf",
+                Some("kalle"),
+                "Ekonomi/Fakturor/2016/f-1001.pdf".to_owned(),
+            ),
+            (
+                "ldap",
+                "contact",
+                "cn=anna andersson,ou=people,dc=firma,dc=se",
+                None,
+                format!("cn={},ou=people,dc=firma,dc=se", p("anna andersson")),
+            ),
+            (
+                "ldap",
+                "contact",
+                "cn=svensson\\, anna+uid=as,ou=people,dc=se",
+                None,
+                format!(
+                    "cn={}+uid={},ou=people,dc=se",
+                    p("svensson\\, anna"),
+                    p("as")
+                ),
+            ),
+            ("crm", "contact", "anna@kund.se", None, p("anna@kund.se")),
+            (
+                "crm",
+                "crm_object",
+                "case-4711",
+                None,
+                "case-4711".to_owned(),
+            ),
+        ];
+        for (source, kind, path, owner, expected) in cases {
+            assert_eq!(
+                &shown.record(source, kind, path, *owner),
+                expected,
+                "{source} {path}"
+            );
+        }
+        // Revealed, everything is as stored.
+        let revealed = shown.clone().revealing();
+        for (source, kind, path, owner, _) in cases {
+            assert_eq!(&revealed.record(source, kind, path, *owner), path);
+        }
+    }
+
+    #[test]
+    fn every_id_of_a_source_can_be_marked_personal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_text = format!(
+            "[daemon]\nstate_dir = {:?}\n[[sources]]\nname = \"crm\"\ntype = \"http\"\nurl = \"http://127.0.0.1:1/x\"\nallow_plaintext = true\nid = \"/name\"\npersonal_paths = [\"*\"]\n",
+            dir.path().display().to_string()
+        );
+        let config =
+            crate::config::parse(&config_text, &dir.path().join("c.toml")).expect("config");
+        let shown = OwnerDisplay::for_config(&config).expect("display");
+        assert_eq!(
+            shown.record("crm", "contact", "Anna Svensson", None),
+            shown.pseudonym("Anna Svensson")
+        );
+    }
+
+    #[test]
+    fn notes_lose_marked_names_and_addresses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shown = display_for("", dir.path());
+        let note = format!(
+            "account {}: login refused; sent by Bertil.Berg@Firma.se.",
+            tillsyn_connectors::mark_personal("anna")
+        );
+        let text = shown.text(&note);
+        assert_eq!(
+            text,
+            format!(
+                "account {}: login refused; sent by {}.",
+                shown.pseudonym("anna"),
+                shown.pseudonym("bertil.berg@firma.se")
+            )
+        );
+        assert!(!text.contains("anna") && !text.to_lowercase().contains("bertil"));
+        let revealed = shown.clone().revealing();
+        assert_eq!(
+            revealed.text(&note),
+            "account anna: login refused; sent by Bertil.Berg@Firma.se."
+        );
+        // No address, nothing changes; an unclosed marker still hides its part.
+        assert_eq!(shown.text("root 12 ok @ 3"), "root 12 ok @ 3");
+        let open = format!("x {}", tillsyn_connectors::PERSONAL_START);
+        assert_eq!(
+            shown.text(&format!("{open}anna")),
+            format!("x {}", shown.pseudonym("anna"))
+        );
     }
 }

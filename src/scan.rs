@@ -75,6 +75,19 @@ impl Source {
         })
     }
 
+    /// Try the source read-only without scanning it (`check-config --connect`):
+    /// IMAP login and LIST for every account, LDAP bind and a one-entry search of
+    /// the base, the first HTTP page, share and Maildir roots listed.
+    pub async fn probe(&self) -> Result<String, ConnectorError> {
+        match self {
+            Source::Fileshare(source) => source.probe(),
+            Source::Maildir(source) => source.probe(),
+            Source::Imap(source) => source.probe().await,
+            Source::Ldap(source) => source.probe().await,
+            Source::Http(source) => source.probe().await,
+        }
+    }
+
     async fn scan(
         &self,
         context: ScanContext,
@@ -146,34 +159,97 @@ impl Default for Stop {
     }
 }
 
-impl Stop {
-    async fn cut_off(&self) {
-        self.flag.cancelled().await;
-        tokio::time::sleep(self.grace).await;
-    }
+/// How long a scan's lease on its source lasts without renewal; the runner
+/// renews it every third of that while the scan runs, so a crashed process's
+/// source is free again within this time.
+pub const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Why a scan stopped before its connector finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopped {
+    /// Shutdown asked for it.
+    Cancelled,
+    /// The source's `scan_timeout` passed.
+    Timeout,
+}
+
+/// One scan to run: which source, built, and how long it may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    /// The source's name.
+    pub name: &'a str,
+    /// The built connector.
+    pub source: &'a Source,
+    /// The source's `scan_timeout`.
+    pub timeout: std::time::Duration,
 }
 
 /// Scan one source at `now` and store what was found.
+///
+/// The scan first takes the source's lease in the store; when another process
+/// holds it, nothing is read or written and the error is
+/// [`StoreError::Leased`]. The lease is renewed while the scan runs and given up
+/// at the end. The connector runs in a task of its own: a panic there fails this
+/// scan (kind `panic`), recorded like any other failure, and never the caller.
+/// At `job.timeout` the scan is asked to stop (file walkers poll the same flag)
+/// and, `stop.grace` later, cut off and recorded as failed (kind `timeout`).
 pub async fn scan_source(
-    name: &str,
-    source: &Source,
+    job: Job<'_>,
     rules: &RuleSet,
     store: &Arc<Mutex<Store>>,
     now: DateTime<Utc>,
     stop: &Stop,
 ) -> Result<ScanOutcome, RunError> {
+    let name = job.name;
     let source_rules = rules.for_source(name);
     let conflict_rules = source_rules.conflict_rules();
     let owned_name = name.to_owned();
     let (scan_id, checkpoints) = with_store(store, move |store| {
+        store.take_lease(&owned_name, Utc::now(), lease_until())?;
         let checkpoints = store.checkpoints(&owned_name)?;
         Ok((store.begin_scan(&owned_name, now)?, checkpoints))
     })
     .await?;
+    let result = run_scan(
+        job,
+        source_rules,
+        conflict_rules,
+        store,
+        scan_id,
+        checkpoints,
+        now,
+        stop,
+    )
+    .await;
+    let owned_name = name.to_owned();
+    let released = with_store(store, move |store| store.release_lease(&owned_name)).await;
+    let outcome = result?;
+    released?;
+    Ok(outcome)
+}
+
+fn lease_until() -> DateTime<Utc> {
+    Utc::now() + chrono::TimeDelta::from_std(LEASE).unwrap_or(chrono::TimeDelta::seconds(60))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_scan(
+    job: Job<'_>,
+    source_rules: SourceRules,
+    conflict_rules: Vec<(String, &'static str)>,
+    store: &Arc<Mutex<Store>>,
+    scan_id: i64,
+    checkpoints: std::collections::BTreeMap<String, String>,
+    now: DateTime<Utc>,
+    stop: &Stop,
+) -> Result<ScanOutcome, RunError> {
+    let name = job.name;
+    // This scan's own flag: set by shutdown or by the deadline, whichever first.
+    let scan_flag = CancelFlag::default();
     let context = ScanContext {
         source: Arc::from(name),
         needs: source_rules.needs(now),
-        cancel: stop.flag.clone(),
+        cancel: scan_flag.clone(),
         checkpoints,
     };
     let (sink, mut receiver) = RecordSink::channel(CHANNEL);
@@ -189,14 +265,85 @@ pub async fn scan_source(
             now,
         )
     });
-    // Dropping the connector's future drops its sink, which ends the consumer.
-    let scanned = tokio::select! {
-        scanned = source.scan(context, sink) => scanned,
-        () = stop.cut_off() => Err(ConnectorError::Cancelled),
+    // The connector in a task of its own, so that a panic in it is this scan's
+    // failure. Aborting the task drops its sink, which ends the consumer.
+    let source = job.source.clone();
+    let mut connector = tokio::spawn(async move { source.scan(context, sink).await });
+    let deadline = tokio::time::sleep(job.timeout);
+    tokio::pin!(deadline);
+    let mut renew = tokio::time::interval(LEASE / 3);
+    renew.tick().await;
+    let mut stopped: Option<(Stopped, tokio::time::Instant)> = None;
+    let scanned = loop {
+        let cut_off = async {
+            match stopped {
+                Some((_, at)) => tokio::time::sleep_until(at + stop.grace).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            joined = &mut connector => break match joined {
+                Ok(result) => result,
+                Err(error) if error.is_panic() => Err(ConnectorError::Panicked(format!(
+                    "the connector ({})",
+                    panic_text(error.into_panic())
+                ))),
+                Err(error) => Err(ConnectorError::Worker(error.to_string())),
+            },
+            () = stop.flag.cancelled(), if stopped.is_none() => {
+                scan_flag.cancel();
+                stopped = Some((Stopped::Cancelled, tokio::time::Instant::now()));
+            }
+            () = &mut deadline, if stopped.is_none() => {
+                tracing::warn!(source = %name, timeout_seconds = job.timeout.as_secs(), "Scan deadline passed; stopping it.");
+                scan_flag.cancel();
+                stopped = Some((Stopped::Timeout, tokio::time::Instant::now()));
+            }
+            () = cut_off => {
+                connector.abort();
+                break Err(ConnectorError::Cancelled);
+            }
+            _ = renew.tick() => {
+                let owned = name.to_owned();
+                // A store that does not answer now will be reported by the
+                // scan's own writes; the lease then simply runs out.
+                let _ = with_store(store, move |store| store.renew_lease(&owned, lease_until())).await;
+            }
+        }
     };
-    let (records, findings) = consumer
-        .await
-        .map_err(|error| RunError::Worker(error.to_string()))??;
+    let scanned = match (scanned, stopped) {
+        (Err(ConnectorError::Cancelled), Some((Stopped::Timeout, _))) => {
+            Err(ConnectorError::Unavailable {
+                kind: "timeout",
+                message: format!(
+                    "the scan ran past its scan_timeout of {} s and was stopped",
+                    job.timeout.as_secs()
+                ),
+            })
+        }
+        (scanned, _) => scanned,
+    };
+    let consumed = match consumer.await {
+        Ok(result) => Ok(result),
+        Err(error) if error.is_panic() => Err(ConnectorError::Panicked(format!(
+            "the rules engine ({})",
+            panic_text(error.into_panic())
+        ))),
+        Err(error) => Err(ConnectorError::Worker(error.to_string())),
+    };
+    let (records, findings, scanned) = match consumed {
+        Ok(Ok((records, findings))) => (records, findings, scanned),
+        // The rules or the store failed under the scan: it did not see every
+        // record, so it fails, whatever the connector says.
+        Ok(Err(error)) => (
+            0,
+            0,
+            Err(ConnectorError::Worker(format!(
+                "evaluating records: {error}"
+            ))),
+        ),
+        Err(error) => (0, 0, Err(error)),
+    };
     let finished = Utc::now();
     let owned_name = name.to_owned();
     match scanned {
@@ -270,6 +417,15 @@ pub async fn scan_source(
             })
         }
     }
+}
+
+/// A panic's message, when it has one.
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
 }
 
 /// Run `work` on the store on a blocking thread (SQLite is synchronous).

@@ -104,7 +104,7 @@ policy = "z"
     .expect("write");
     let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
     let (stdout, _) = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
     let expected: &[(usize, &str)] = &[
         (3, "unknown time zone \"Mars/Olympus\""),
         (7, "missing-key"),
@@ -121,10 +121,11 @@ policy = "z"
         "{stdout}"
     );
 
-    // A scan refuses the same config: exit 2, the same messages.
+    // A scan refuses the same config: exit 3 (config invalid, as for every
+    // command), the same messages.
     let scan = tillsyn(&["scan", "--once", "--config", config.to_str().expect("utf8")]);
     let (_, stderr) = text(&scan);
-    assert_eq!(scan.status.code(), Some(2));
+    assert_eq!(scan.status.code(), Some(3));
     assert!(
         stderr.contains("unknown field `folow_symlinks`"),
         "{stderr}"
@@ -160,7 +161,7 @@ security = "plain"
     .expect("write");
     let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
     let (stdout, _) = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
     assert_reported(
         &stdout,
         "bad.toml",
@@ -180,7 +181,7 @@ security = "plain"
     std::fs::write(&config, text_fixed).expect("write");
     let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
     let (stdout, _) = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
     assert!(
         stdout.contains(":13: [report]: \"not an address\" is not a mail address"),
         "{stdout}"
@@ -202,7 +203,7 @@ fn a_syntax_error_names_its_line_and_a_secret_never_prints() {
     .expect("write");
     let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
     let (stdout, _) = text(&output);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(3));
     assert!(stdout.contains("syntax.toml:3:"), "{stdout}");
 
     // A key too short to be safe is refused without printing it.
@@ -210,7 +211,7 @@ fn a_syntax_error_names_its_line_and_a_secret_never_prints() {
     std::fs::write(&config, "[privacy]\nkey_file = \"key\"\n").expect("write");
     let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
     let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(3));
     assert!(stdout.contains("at least 16 bytes"), "{stdout}");
     assert!(!stdout.contains("hunter2") && !stderr.contains("hunter2"));
 }

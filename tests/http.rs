@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::crm::{Behaviour, CrmServer};
+use common::crm::{Behaviour, CrmServer, Next};
 use common::*;
 
 const TOKEN: &str = "crm-token-7f3a9";
@@ -112,7 +112,9 @@ fn pages_through_retries_and_finds_exactly_the_planted_cases() {
     assert_exact(&pairs(&json_lines(&output)), &planted);
     assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN));
     let behaviour = server.behaviour.lock().expect("lock");
-    assert_eq!(behaviour.requested, [1, 2, 2, 3, 3]);
+    // Page 3 is short, yet only the empty page 4 ends the read: a short page is
+    // no end signal (servers cap page sizes).
+    assert_eq!(behaviour.requested, [1, 2, 2, 3, 3, 4]);
     assert!(
         behaviour
             .authorizations
@@ -253,7 +255,7 @@ fn incremental_rescans_ask_only_for_changes_and_a_full_read_resolves_deleted_ite
     // `updated_since` includes its bound); every finding stays.
     let unchanged = scan(1);
     assert!(unchanged.contains("incremental 1"), "{unchanged}");
-    assert_eq!(server.behaviour.lock().expect("lock").requested, [1]);
+    assert_eq!(server.behaviour.lock().expect("lock").requested, [1, 2]);
     assert_exact(&open_findings(&config), &planted);
 
     // case-0 is reopened (its finding resolves), case-3 turns out closed 60 days
@@ -278,5 +280,170 @@ fn incremental_rescans_ask_only_for_changes_and_a_full_read_resolves_deleted_ite
     let full = scan(249);
     assert!(!full.contains("incremental"), "{full}");
     planted.remove("P4-closed-cases:case-10");
+    assert_exact(&open_findings(&config), &planted);
+}
+
+/// `config` with its pagination line replaced by `pagination`.
+fn with_pagination(config: &str, pagination: &str) {
+    let text = std::fs::read_to_string(config).expect("config").replace(
+        "pagination = { type = \"page\", size = 100 }",
+        &format!("pagination = {pagination}"),
+    );
+    std::fs::write(config, text).expect("config");
+}
+
+#[test]
+fn a_server_that_caps_its_page_size_is_read_to_the_end() {
+    let (items, planted) = cases();
+    let server = CrmServer::start(Behaviour {
+        items,
+        token: TOKEN.into(),
+        cap_per_page: Some(40),
+        ..Behaviour::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &server.url(), TOKEN);
+    // Asked for 100 a page, given 40: the first page is short, yet not the end.
+    let output = tillsyn(&["scan", "--once", "--config", &config, "--format", "json"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("crm: scanned, 250 records"), "{stderr}");
+    assert_exact(&pairs(&json_lines(&output)), &planted);
+    assert_eq!(
+        server.behaviour.lock().expect("lock").requested,
+        [1, 2, 3, 4, 5, 6, 7, 8],
+        "seven pages of 40, then the empty page that ends it"
+    );
+
+    // With the total the body announces, the read stops once it is reached.
+    server.behaviour.lock().expect("lock").requested.clear();
+    with_pagination(
+        &config,
+        "{ type = \"page\", size = 100, total = \"/total\" }",
+    );
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        server.behaviour.lock().expect("lock").requested,
+        [1, 2, 3, 4, 5, 6, 7]
+    );
+    assert_exact(&open_findings(&config), &planted);
+}
+
+#[test]
+fn a_total_that_is_not_reached_fails_the_scan_and_resolves_nothing() {
+    let (items, planted) = cases();
+    let server = CrmServer::start(Behaviour {
+        items,
+        token: TOKEN.into(),
+        ..Behaviour::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &server.url(), TOKEN);
+    with_pagination(
+        &config,
+        "{ type = \"page\", size = 100, total = \"/total\" }",
+    );
+    assert_eq!(
+        tillsyn(&["scan", "--once", "--config", &config])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_exact(&open_findings(&config), &planted);
+    // Every planted case closes, but the server now counts one item it never
+    // gives: the read is not complete, so nothing may resolve.
+    {
+        let mut behaviour = server.behaviour.lock().expect("lock");
+        for item in &mut behaviour.items {
+            item["status"] = serde_json::json!("open");
+            item["last_contact"] = serde_json::json!(days_ago(1));
+        }
+        behaviour.total_bias = 1;
+    }
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("[incomplete]") && stderr.contains("holds 251 items but gave 250"),
+        "{stderr}"
+    );
+    assert_exact(&open_findings(&config), &planted);
+    // Counted right again, the same read resolves every one.
+    server.behaviour.lock().expect("lock").total_bias = 0;
+    assert_eq!(
+        tillsyn(&["scan", "--once", "--config", &config])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert!(open_findings(&config).is_empty());
+}
+
+#[test]
+fn next_urls_in_the_body_are_followed_to_the_end() {
+    let (items, planted) = cases();
+    let server = CrmServer::start(Behaviour {
+        items,
+        token: TOKEN.into(),
+        cap_per_page: Some(60),
+        next: Next::Body,
+        ..Behaviour::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &server.url(), TOKEN);
+    with_pagination(&config, "{ type = \"next_url\", next = \"/next\" }");
+    let output = tillsyn(&["scan", "--once", "--config", &config, "--format", "json"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("250 records"), "{stderr}");
+    assert_exact(&pairs(&json_lines(&output)), &planted);
+    // The first URL has no page parameter (page 1); then 2 to 5 from the body.
+    assert_eq!(
+        server.behaviour.lock().expect("lock").requested,
+        [1, 2, 3, 4, 5]
+    );
+}
+
+#[test]
+fn a_next_link_to_another_origin_is_refused_and_gets_no_credentials() {
+    let (items, planted) = cases();
+    let elsewhere = CrmServer::start(Behaviour {
+        items: items.clone(),
+        token: TOKEN.into(),
+        ..Behaviour::default()
+    });
+    let server = CrmServer::start(Behaviour {
+        items,
+        token: TOKEN.into(),
+        next: Next::Link(elsewhere.url()),
+        ..Behaviour::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &server.url(), TOKEN);
+    with_pagination(&config, "{ type = \"link\" }");
+    // Same-origin links first: the whole read works.
+    server.behaviour.lock().expect("lock").next = Next::Link(server.url());
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_exact(&open_findings(&config), &planted);
+
+    // Then a link to another port: not followed, the scan fails by name.
+    server.behaviour.lock().expect("lock").next = Next::Link(elsewhere.url());
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("[foreign_link]")
+            && stderr.contains(&format!("http://127.0.0.1:{}", elsewhere.port)),
+        "{stderr}"
+    );
+    let other = elsewhere.behaviour.lock().expect("lock");
+    assert!(
+        other.requested.is_empty() && other.authorizations.is_empty(),
+        "the other origin was contacted: {:?}",
+        other.authorizations
+    );
     assert_exact(&open_findings(&config), &planted);
 }

@@ -134,7 +134,7 @@ fn reads_5000_entries_through_paging_and_finds_former_customers_exactly() {
         .replace("starttls = true", "starttls = false");
     std::fs::write(&config, plain).expect("config");
     let check = tillsyn(&["check-config", "--config", &config]);
-    assert_eq!(check.status.code(), Some(1));
+    assert_eq!(check.status.code(), Some(3));
     assert!(
         text(&check).0.contains("allow_plaintext"),
         "{:?}",
@@ -344,4 +344,85 @@ marked_by = {{ sources = ["directory"], attributes = {{ opt_out = "TRUE" }} }}
     assert_eq!(work(&after, "entries_read"), 20, "{after}");
     expected.insert(finding("p9"));
     assert_exact(&open_findings(&config), &expected);
+}
+
+/// Dates kept as free text (`customerEndText`), as directories do.
+fn text_date_config(dir: &Path, server: &Slapd) -> String {
+    let config = write_config(
+        dir,
+        &format!("ldaps://127.0.0.1:{}", server.tls_port),
+        &server.path("ca.pem"),
+        SERVICE_PASSWORD,
+    );
+    let text = std::fs::read_to_string(&config).expect("config").replace(
+        "dates = { customer_ended = \"customerEndDate\" }",
+        "dates = { customer_ended = \"customerEndText\" }\nincremental_full_every_hours = 24",
+    );
+    std::fs::write(&config, text).expect("config");
+    config
+}
+
+#[test]
+fn a_date_it_cannot_read_keeps_the_finding_open_and_never_panics() {
+    let people: Vec<Person> = ["kept", "garbled", "accented", "fixed"]
+        .iter()
+        .map(|uid| Person {
+            uid: (*uid).to_owned(),
+            status: "former",
+            ended: None,
+            opt_out: false,
+        })
+        .collect();
+    let server = Slapd::start(&people);
+    let long_ago = generalized(730);
+    let mut ldif = String::new();
+    for person in &people {
+        ldif.push_str(&format!(
+            "dn: {}\nchangetype: modify\nadd: customerEndText\ncustomerEndText: {long_ago}\n\n",
+            person.dn()
+        ));
+    }
+    server.modify(&ldif);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = text_date_config(dir.path(), &server);
+    let planted: BTreeSet<String> = people
+        .iter()
+        .map(|person| format!("P8-former-customers:{}", person.dn()))
+        .collect();
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_exact(&open_findings(&config), &planted);
+
+    // Two dates turn unreadable (one with a non-ASCII byte where the offset
+    // goes, which once panicked the parser); one turns recent, so its finding
+    // must resolve in the same scan.
+    let recent = generalized(10);
+    server.modify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: customerEndText\ncustomerEndText: 2024-13-45\n\n\
+         dn: {}\nchangetype: modify\nreplace: customerEndText\ncustomerEndText: 20240115103000é1\n\n\
+         dn: {}\nchangetype: modify\nreplace: customerEndText\ncustomerEndText: {recent}\n\n",
+        people[1].dn(),
+        people[2].dn(),
+        people[3].dn(),
+    ));
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("PARTIAL") && stderr.contains("bad_date 2"),
+        "{stderr}"
+    );
+    let still: BTreeSet<String> = people[..3]
+        .iter()
+        .map(|person| format!("P8-former-customers:{}", person.dn()))
+        .collect();
+    assert_exact(&open_findings(&config), &still);
+
+    // A full read (as the next periodic one) judges the same way.
+    backdate_full_read(&dir.path().join("state"), "ldap.full_at");
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("PARTIAL"), "{stderr}");
+    assert_exact(&open_findings(&config), &still);
 }

@@ -37,7 +37,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use record::{Address, Participants, Record, RecordKind, Timestamps};
+pub use record::{
+    Address, PERSONAL_END, PERSONAL_START, Participants, Record, RecordKind, Timestamps,
+    mark_personal,
+};
 
 /// What the rules that apply to a source need from it (the scan plan); the
 /// connector skips work nobody asked for (a stale-inbox rule needs no headers).
@@ -426,6 +429,10 @@ pub enum ConnectorError {
     /// A worker thread ended abnormally.
     #[error("scan worker failed: {0}")]
     Worker(String),
+    /// Code under the scan panicked (a bug, met on data it did not expect): the
+    /// scan fails, the daemon goes on.
+    #[error("{0} panicked; the scan is failed and nothing is resolved")]
+    Panicked(String),
 }
 
 impl ConnectorError {
@@ -436,6 +443,7 @@ impl ConnectorError {
             ConnectorError::Cancelled => "cancelled",
             ConnectorError::SinkClosed => "sink_closed",
             ConnectorError::Worker(_) => "worker",
+            ConnectorError::Panicked(_) => "panic",
             ConnectorError::Unavailable { kind, .. } => kind,
         }
     }

@@ -99,6 +99,21 @@ pub(crate) fn date_from_path(path: &str) -> Option<DateTime<Utc>> {
     })
 }
 
+/// List `root`'s first entries without reading any file: Ok with what was seen,
+/// or why the root cannot be read.
+pub(crate) fn probe_root(root: &std::path::Path) -> Result<String, crate::ConnectorError> {
+    let unreadable = |source| crate::ConnectorError::RootUnreadable {
+        path: root.display().to_string(),
+        source,
+    };
+    let mut entries = std::fs::read_dir(root).map_err(unreadable)?;
+    match entries.next() {
+        Some(Err(error)) => Err(unreadable(error)),
+        Some(Ok(_)) => Ok(format!("{} is readable", root.display())),
+        None => Ok(format!("{} is readable (and empty)", root.display())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

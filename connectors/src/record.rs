@@ -131,3 +131,23 @@ impl Record {
         }
     }
 }
+
+/// Opens a part of a note or error message that may name a person (an account, a
+/// DN): output pseudonymises what stands between this and [`PERSONAL_END`] unless
+/// the config names people.
+pub const PERSONAL_START: char = '\u{2039}';
+/// Closes a part opened by [`PERSONAL_START`].
+pub const PERSONAL_END: char = '\u{203A}';
+
+/// `text` marked as naming a person, for notes and error messages (see
+/// [`PERSONAL_START`]). Marker characters inside it are dropped.
+pub fn mark_personal(text: &str) -> String {
+    let mut marked = String::with_capacity(text.len() + 6);
+    marked.push(PERSONAL_START);
+    marked.extend(
+        text.chars()
+            .filter(|c| *c != PERSONAL_START && *c != PERSONAL_END),
+    );
+    marked.push(PERSONAL_END);
+    marked
+}

@@ -84,6 +84,22 @@ pub enum DaemonError {
     Signals(std::io::Error),
 }
 
+impl DaemonError {
+    /// Bounded kind, for logs that must not quote the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DaemonError::Config(_) => "config",
+            DaemonError::Rules(_) => "rules",
+            DaemonError::Build { .. } => "source_build",
+            DaemonError::Store(error) => error.kind(),
+            DaemonError::Run(_) => "store",
+            DaemonError::Metrics(_) => "metrics",
+            DaemonError::Listen { .. } => "listen",
+            DaemonError::Signals(_) => "signals",
+        }
+    }
+}
+
 /// One source as the daemon runs it.
 #[derive(Debug)]
 pub struct ScheduledSource {
@@ -91,6 +107,8 @@ pub struct ScheduledSource {
     pub source: Source,
     /// When it is scanned.
     pub schedule: Schedule,
+    /// How long one scan may take.
+    pub timeout: std::time::Duration,
 }
 
 /// A config made ready to run: rules compiled, sources built.
@@ -121,6 +139,7 @@ impl Loaded {
                 Arc::new(ScheduledSource {
                     source: built,
                     schedule: source.schedule.clone(),
+                    timeout: source.scan_timeout,
                 }),
             );
         }
@@ -321,10 +340,29 @@ async fn reload(path: &Path, shared: &Arc<Shared>, sender: &watch::Sender<Arc<Lo
         Ok(Ok(loaded)) => loaded,
         Ok(Err(error)) => {
             shared.metrics.reload_failed();
-            tracing::warn!(
-                error = %error.to_string().trim_end(),
-                "Config reload refused; the previous config keeps running."
-            );
+            // A config problem quotes the operator's values (a recipient's
+            // address, a bind DN): the log gets where the problems are, and
+            // `check-config` prints them in full to whoever runs it.
+            match &error {
+                DaemonError::Config(errors) => {
+                    let lines: Vec<String> = errors
+                        .issues
+                        .iter()
+                        .map(|issue| issue.line.map_or("-".to_owned(), |line| line.to_string()))
+                        .collect();
+                    tracing::warn!(
+                        problems = errors.issues.len(),
+                        lines = %lines.join(", "),
+                        "Config reload refused; the previous config keeps running. Run `tillsyn check-config --config {}` for the details.",
+                        path.display()
+                    );
+                }
+                other => tracing::warn!(
+                    error_kind = other.kind(),
+                    "Config reload refused; the previous config keeps running. Run `tillsyn check-config --config {}` for the details.",
+                    path.display()
+                ),
+            }
             return;
         }
         Err(error) => {

@@ -119,19 +119,23 @@ async fn scan_now(
     shared.metrics.scan_running(name, true);
     tracing::info!(source = %name, "Scan started.");
     let started = Instant::now();
-    let result = scan::scan_source(
+    let job = scan::Job {
         name,
-        &source.source,
-        &loaded.rules,
-        &shared.store,
-        Utc::now(),
-        &shared.stop,
-    )
-    .await;
+        source: &source.source,
+        timeout: source.timeout,
+    };
+    let result =
+        scan::scan_source(job, &loaded.rules, &shared.store, Utc::now(), &shared.stop).await;
     let duration = started.elapsed().as_secs_f64();
     shared.metrics.scan_running(name, false);
     match result {
         Ok(outcome) => record(&outcome, duration, loaded, shared).await,
+        Err(scan::RunError::Store(crate::store::StoreError::Leased { .. })) => {
+            // Another process (a `scan --once`, another instance) is scanning
+            // it: this tick is skipped, as when the previous scan still runs.
+            shared.metrics.scans_skipped(name, 1);
+            tracing::info!(source = %name, "Scan skipped: another tillsyn process is scanning this source.");
+        }
         Err(error) => {
             // The runner itself failed (the store): the scan may not even be
             // recorded, so count it here.
@@ -143,7 +147,13 @@ async fn scan_now(
 
 async fn record(outcome: &ScanOutcome, duration: f64, loaded: &Loaded, shared: &Arc<Shared>) {
     let scan_id = outcome.scan_id;
+    let retention = loaded.config.daemon.retention.clone();
     let store_view = with_store(&shared.store, move |store| {
+        // What is older than the retention goes after every scan (indexed
+        // deletes; nothing to do most of the time).
+        if let Some(cutoff) = retention.before(Utc::now()) {
+            store.prune(cutoff)?;
+        }
         Ok((store.scan_changes(scan_id)?, store.open_summary()?))
     })
     .await;

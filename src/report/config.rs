@@ -40,9 +40,6 @@ pub struct ReportConfig {
     pub schedule: Schedule,
     /// `sv` or `en`.
     pub language: Language,
-    /// Name owners in the report and its CSV. When false they are keyed
-    /// pseudonyms (the `[privacy]` key).
-    pub name_owners: bool,
     /// The organisation's name, for the title.
     pub organisation: Option<String>,
     /// A folder with templates that replace the built-in ones, file by file.
@@ -105,8 +102,9 @@ pub(crate) struct ReportFile {
     pub schedule: Option<Schedule>,
     #[serde(default)]
     pub language: Language,
+    /// Replaced by `[privacy] name_owners`; kept only to say so.
     #[serde(default)]
-    pub name_owners: bool,
+    pub name_owners: Option<bool>,
     #[serde(default)]
     pub organisation: Option<String>,
     #[serde(default)]

@@ -267,27 +267,57 @@ pub async fn deliver_due(
             continue;
         }
         match deliver_entry(mail, store, &entry).await? {
-            Ok(()) => sent.push(entry.month),
-            Err(error) => failed.push((entry.month, error)),
+            Delivery::Sent => sent.push(entry.month),
+            Delivery::Failed(error) => failed.push((entry.month, error)),
+            Delivery::Claimed => {}
         }
     }
     Ok((sent, failed))
 }
 
+/// How one delivery attempt went.
+#[derive(Debug)]
+pub enum Delivery {
+    /// The server accepted it.
+    Sent,
+    /// It failed; it waits in the outbox for its next attempt.
+    Failed(MailError),
+    /// Another process claimed it first (and is sending it, or has): nothing was
+    /// sent from here.
+    Claimed,
+}
+
 /// Try to deliver one outbox entry and record how it went: sent, or failed and
-/// when to try again. The outer error is the store's; the inner one the
-/// delivery's.
+/// when to try again. The entry is claimed in the store first, so of two
+/// processes trying at once (the daemon and `tillsyn report --send`) only one
+/// sends. The error is the store's.
 pub async fn deliver_entry(
     mail: &MailConfig,
     store: &Arc<Mutex<Store>>,
     entry: &OutboxEntry,
-) -> Result<Result<(), MailError>, MailError> {
+) -> Result<Delivery, MailError> {
     let month = entry.month.clone();
+    // Long enough for every SMTP step to time out once; a crashed sender's
+    // claim runs out after it.
+    let hold = chrono::TimeDelta::seconds(
+        i64::try_from(mail.smtp.timeout_seconds.saturating_mul(4)).unwrap_or(3600) + 60,
+    );
+    let claimed = with_store(store, {
+        let month = month.clone();
+        move |store| {
+            let now = Utc::now();
+            store.outbox_claim(&month, now, now + hold)
+        }
+    })
+    .await?;
+    if !claimed {
+        return Ok(Delivery::Claimed);
+    }
     match deliver(mail, &entry.message).await {
         Ok(()) => {
             let at = Utc::now();
             with_store(store, move |store| store.outbox_sent(&month, at)).await?;
-            Ok(Ok(()))
+            Ok(Delivery::Sent)
         }
         Err(error) => {
             let wait = backoff(mail, entry.attempts);
@@ -295,7 +325,7 @@ pub async fn deliver_entry(
                 + chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::hours(1));
             let text = error.to_string();
             with_store(store, move |store| store.outbox_failed(&month, &text, next)).await?;
-            Ok(Err(error))
+            Ok(Delivery::Failed(error))
         }
     }
 }

@@ -420,12 +420,8 @@ pub fn build(
     let language = report_config
         .as_ref()
         .map_or(Language::default(), |report| report.language);
-    let owners_named = report_config
-        .as_ref()
-        .is_some_and(|report| report.name_owners);
-    let mut privacy = config.privacy.clone();
-    privacy.name_owners = owners_named;
-    let owners = OwnerDisplay::new(&privacy, &config.daemon.state_dir)?;
+    let owners = OwnerDisplay::for_config(config)?;
+    let owners_named = owners.names_owners();
 
     let start = month.start(zone);
     // Stored times are whole seconds: "as of now" takes in this second too.
@@ -527,7 +523,15 @@ pub fn build(
             .take(OLDEST_CASES)
             .map(|finding| Case {
                 source: finding.source.clone(),
-                location: location(&finding.record_kind, &finding.record_path),
+                location: location(
+                    &finding.record_kind,
+                    &owners.record(
+                        &finding.source,
+                        &finding.record_kind,
+                        &finding.record_path,
+                        finding.owner.as_deref(),
+                    ),
+                ),
                 owner: show(&finding.owner),
                 since: local_date(finding.first_seen, zone),
                 open_days: (end - finding.first_seen).num_days(),
@@ -539,7 +543,15 @@ pub fn build(
             *places
                 .entry((
                     finding.source.clone(),
-                    location(&finding.record_kind, &finding.record_path),
+                    location(
+                        &finding.record_kind,
+                        &owners.record(
+                            &finding.source,
+                            &finding.record_kind,
+                            &finding.record_path,
+                            finding.owner.as_deref(),
+                        ),
+                    ),
                 ))
                 .or_insert(0) += 1;
         }
@@ -588,13 +600,13 @@ pub fn build(
         .filter(|finding| configured.contains(finding.rule.as_str()))
         .map(|finding| {
             let owner = show(&finding.owner);
-            let location = location(&finding.record_kind, &finding.record_path);
-            let record = match &finding.owner {
-                Some(name) if !owners_named && !name.is_empty() => {
-                    finding.record_path.replace(name.as_str(), &owner)
-                }
-                _ => finding.record_path,
-            };
+            let record = owners.record(
+                &finding.source,
+                &finding.record_kind,
+                &finding.record_path,
+                finding.owner.as_deref(),
+            );
+            let location = location(&finding.record_kind, &record);
             CsvRow {
                 rule: finding.rule,
                 severity: finding.severity,

@@ -94,4 +94,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         next_attempt_at INTEGER NOT NULL
     );
     "#,
+    // 6: leases, so two processes never scan one source at once; an outbox claim,
+    // so two processes never send one month's report twice.
+    r#"
+    CREATE TABLE scan_leases (
+        source     TEXT    PRIMARY KEY,
+        holder     TEXT    NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    ALTER TABLE report_outbox ADD COLUMN claimed_by TEXT;
+    ALTER TABLE report_outbox ADD COLUMN claimed_until INTEGER;
+    CREATE INDEX scans_by_finish ON scans (finished_at);
+    CREATE INDEX findings_by_resolved_at ON findings (resolved_at) WHERE resolved_at IS NOT NULL;
+    "#,
 ];

@@ -16,7 +16,7 @@ mod report;
 
 pub use report::{OpenAt, OutboxEntry, RuleHistory, ScanSummary};
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use std::collections::BTreeMap;
@@ -53,6 +53,18 @@ pub enum StoreError {
     /// A row that was just written is not there.
     #[error("findings database: a row of {0} went missing")]
     Missing(&'static str),
+    /// Another process is scanning the source.
+    #[error(
+        "source {name:?} is being scanned by another tillsyn process ({holder}, lease until {until}); not scanned twice at once"
+    )]
+    Leased {
+        /// The source.
+        name: String,
+        /// Who holds the lease: host:pid:random.
+        holder: String,
+        /// When the lease runs out unless renewed.
+        until: DateTime<Utc>,
+    },
 }
 
 impl StoreError {
@@ -63,6 +75,7 @@ impl StoreError {
             StoreError::Sqlite(_) => "sqlite",
             StoreError::TooNew { .. } => "schema_too_new",
             StoreError::Missing(_) => "missing_row",
+            StoreError::Leased { .. } => "leased",
         }
     }
 }
@@ -152,12 +165,47 @@ pub struct Finding {
     pub resolved_at: Option<DateTime<Utc>>,
     /// Scan that first saw it.
     pub first_seen_scan: i64,
+    /// Scan that last saw it.
+    pub last_seen_scan: i64,
+    /// Scan that resolved it, if one did.
+    pub resolved_scan: Option<i64>,
+}
+
+/// Rows [`Store::prune`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneCounts {
+    /// Resolved findings.
+    pub findings: u64,
+    /// Scans (with their problem counts).
+    pub scans: u64,
+    /// Conflict keys.
+    pub conflict_keys: u64,
+    /// Sent reports.
+    pub reports: u64,
+}
+
+/// What [`Store::query`] selects; `None` fields select everything.
+#[derive(Debug, Clone, Default)]
+pub struct FindingQuery {
+    /// Open, resolved or all.
+    pub filter: FindingFilter,
+    /// Only this source.
+    pub source: Option<String>,
+    /// Only this rule.
+    pub rule: Option<String>,
+    /// Only findings first seen at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only those last seen by this scan.
+    pub seen_by_scan: Option<i64>,
+    /// Only this finding.
+    pub id: Option<i64>,
 }
 
 /// Which findings to list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum FindingFilter {
     /// Not resolved.
+    #[default]
     Open,
     /// Resolved.
     Resolved,
@@ -267,6 +315,45 @@ pub struct Store {
     /// take it: the first tillsyn process (the daemon, say) holds it, and only
     /// the holder marks `running` scans as interrupted.
     lock: Option<std::fs::File>,
+    /// Who this process is in leases and outbox claims: host, pid and a random
+    /// part, so a restarted process never takes its predecessor's lease for its
+    /// own.
+    holder: String,
+}
+
+/// The columns [`finding_row`] reads, in its order.
+const FINDING_COLUMNS: &str = "id, rule, source, record_id, record_kind, owner, severity, detail,
+    age_days, first_seen, last_seen, resolved_at, first_seen_scan, last_seen_scan, resolved_scan";
+
+fn finding_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Finding> {
+    Ok(Finding {
+        id: row.get(0)?,
+        rule: row.get(1)?,
+        source: row.get(2)?,
+        record_id: row.get(3)?,
+        record_kind: row.get(4)?,
+        owner: row.get(5)?,
+        severity: row.get(6)?,
+        detail: row.get(7)?,
+        age_days: row.get(8)?,
+        first_seen: to_time(row.get(9)?),
+        last_seen: to_time(row.get(10)?),
+        resolved_at: row.get::<_, Option<i64>>(11)?.map(to_time),
+        first_seen_scan: row.get(12)?,
+        last_seen_scan: row.get(13)?,
+        resolved_scan: row.get(14)?,
+    })
+}
+
+fn holder_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned());
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
 }
 
 fn to_time(seconds: i64) -> DateTime<Utc> {
@@ -288,10 +375,19 @@ impl Store {
                 .map_err(state_error)?;
         }
         let path = state_dir.join("findings.sqlite");
-        let connection = Connection::open(&path)?;
-        // The database holds where personal data was found: owner-only.
+        // The database holds where personal data was found: owner-only from its
+        // first byte, whatever the umask (SQLite gives its WAL and shared-memory
+        // files the database's mode).
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(state_error)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .map_err(state_error)?;
+        let connection = Connection::open(&path)?;
         connection.busy_timeout(std::time::Duration::from_secs(10))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
@@ -303,14 +399,44 @@ impl Store {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(state_dir.join("store.lock"))
             .map_err(state_error)?;
         let lock = lock.try_lock().is_ok().then_some(lock);
-        let mut store = Store { connection, lock };
+        let mut store = Store {
+            connection,
+            lock,
+            holder: holder_id(),
+        };
         store.migrate()?;
         if store.lock.is_some() {
             store.fail_interrupted_scans()?;
         }
+        Ok(store)
+    }
+
+    /// A private in-memory copy of the store in `state_dir` (empty when there is
+    /// none yet), for `scan --dry-run`: scans run against it exactly as against
+    /// the real one, and nothing reaches the file.
+    pub fn open_copy(state_dir: &Path) -> Result<Store, StoreError> {
+        let mut connection = Connection::open_in_memory()?;
+        let path = state_dir.join("findings.sqlite");
+        if path.exists() {
+            let source = Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            source.busy_timeout(std::time::Duration::from_secs(10))?;
+            let backup = rusqlite::backup::Backup::new(&source, &mut connection)?;
+            backup.run_to_completion(1000, std::time::Duration::ZERO, None)?;
+        }
+        let mut store = Store {
+            connection,
+            lock: None,
+            holder: holder_id(),
+        };
+        store.migrate()?;
         Ok(store)
     }
 
@@ -348,6 +474,116 @@ impl Store {
             .connection
             .pragma_query_value(None, "user_version", |row| row.get(0))?;
         Ok(usize::try_from(version).unwrap_or(0))
+    }
+
+    /// Forget what is older than `cutoff` (`[daemon] retention`): resolved
+    /// findings resolved before it, scans finished before it (but each source's
+    /// latest scan and latest successful scan, which the daemon's catch-up and
+    /// metrics read), conflict keys recorded by scans started before it, sent
+    /// reports sent before it, and expired leases. Open findings stay whatever
+    /// their age. Returns the rows removed.
+    pub fn prune(&mut self, cutoff: DateTime<Utc>) -> Result<PruneCounts, StoreError> {
+        let cutoff = cutoff.timestamp();
+        let transaction = self.connection.transaction()?;
+        let findings = transaction.execute(
+            "DELETE FROM findings WHERE resolved_at IS NOT NULL AND resolved_at < ?1",
+            [cutoff],
+        )?;
+        let conflict_keys = transaction.execute(
+            "DELETE FROM conflict_keys WHERE scan_id IN
+                 (SELECT id FROM scans WHERE started_at < ?1)",
+            [cutoff],
+        )?;
+        let kept = "SELECT max(id) FROM scans GROUP BY source
+                    UNION SELECT max(id) FROM scans WHERE status IN ('complete', 'partial') GROUP BY source";
+        transaction.execute(
+            &format!(
+                "DELETE FROM scan_problems WHERE scan_id IN
+                     (SELECT id FROM scans WHERE finished_at < ?1 AND id NOT IN ({kept}))"
+            ),
+            [cutoff],
+        )?;
+        let scans = transaction.execute(
+            &format!("DELETE FROM scans WHERE finished_at < ?1 AND id NOT IN ({kept})"),
+            [cutoff],
+        )?;
+        let reports = transaction.execute(
+            "DELETE FROM report_outbox WHERE sent_at IS NOT NULL AND sent_at < ?1",
+            [cutoff],
+        )?;
+        transaction.execute(
+            "DELETE FROM scan_leases WHERE expires_at < ?1",
+            [Utc::now().timestamp()],
+        )?;
+        transaction.commit()?;
+        Ok(PruneCounts {
+            findings: findings as u64,
+            scans: scans as u64,
+            conflict_keys: conflict_keys as u64,
+            reports: reports as u64,
+        })
+    }
+
+    /// This process's name in leases and claims.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// Take `source`'s scan lease until `until`, unless another process holds it
+    /// unexpired: then `Err(StoreError::Leased)` naming the holder. One
+    /// immediate transaction, so of two processes racing exactly one wins.
+    pub fn take_lease(
+        &mut self,
+        source: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current: Option<(String, i64)> = transaction
+            .query_row(
+                "SELECT holder, expires_at FROM scan_leases WHERE source = ?1",
+                [source],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        if let Some((holder, expires_at)) = current
+            && holder != self.holder
+            && expires_at >= now.timestamp()
+        {
+            return Err(StoreError::Leased {
+                name: source.to_owned(),
+                holder,
+                until: to_time(expires_at),
+            });
+        }
+        transaction.execute(
+            "INSERT INTO scan_leases (source, holder, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at",
+            params![source, self.holder, until.timestamp()],
+        )?;
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// Move this process's lease on `source` on to `until`; false when the lease
+    /// is no longer this process's.
+    pub fn renew_lease(&mut self, source: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let changed = self.connection.execute(
+            "UPDATE scan_leases SET expires_at = ?3 WHERE source = ?1 AND holder = ?2",
+            params![source, self.holder, until.timestamp()],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// Give up this process's lease on `source`.
+    pub fn release_lease(&mut self, source: &str) -> Result<(), StoreError> {
+        self.connection.execute(
+            "DELETE FROM scan_leases WHERE source = ?1 AND holder = ?2",
+            params![source, self.holder],
+        )?;
+        Ok(())
     }
 
     /// Record the start of a scan; returns its id.
@@ -604,43 +840,58 @@ impl Store {
         source: Option<&str>,
         seen_by_scan: Option<i64>,
     ) -> Result<Vec<Finding>, StoreError> {
-        let state = match filter {
+        self.query(&FindingQuery {
+            filter,
+            source: source.map(str::to_owned),
+            seen_by_scan,
+            ..FindingQuery::default()
+        })
+    }
+
+    /// Findings that match `query`, in rule/source/record order.
+    pub fn query(&self, query: &FindingQuery) -> Result<Vec<Finding>, StoreError> {
+        let state = match query.filter {
             FindingFilter::Open => "resolved_at IS NULL",
             FindingFilter::Resolved => "resolved_at IS NOT NULL",
             FindingFilter::All => "1",
         };
         // Open findings are unique by (rule, source, record): that order is the
         // partial index's, no sort needed.
-        let order = match filter {
+        let order = match query.filter {
             FindingFilter::Open => "rule, source, record_id",
             FindingFilter::Resolved | FindingFilter::All => "rule, source, record_id, id",
         };
         let sql = format!(
-            "SELECT id, rule, source, record_id, record_kind, owner, severity, detail, age_days,
-                    first_seen, last_seen, resolved_at, first_seen_scan
+            "SELECT {FINDING_COLUMNS}
              FROM findings
              WHERE {state} AND (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR last_seen_scan = ?2)
+                 AND (?3 IS NULL OR rule = ?3) AND (?4 IS NULL OR first_seen >= ?4)
+                 AND (?5 IS NULL OR id = ?5)
              ORDER BY {order}"
         );
-        let mut query = self.connection.prepare(&sql)?;
-        let rows = query.query_map(params![source, seen_by_scan], |row| {
-            Ok(Finding {
-                id: row.get(0)?,
-                rule: row.get(1)?,
-                source: row.get(2)?,
-                record_id: row.get(3)?,
-                record_kind: row.get(4)?,
-                owner: row.get(5)?,
-                severity: row.get(6)?,
-                detail: row.get(7)?,
-                age_days: row.get(8)?,
-                first_seen: to_time(row.get(9)?),
-                last_seen: to_time(row.get(10)?),
-                resolved_at: row.get::<_, Option<i64>>(11)?.map(to_time),
-                first_seen_scan: row.get(12)?,
-            })
-        })?;
+        let mut statement = self.connection.prepare(&sql)?;
+        let rows = statement.query_map(
+            params![
+                query.source,
+                query.seen_by_scan,
+                query.rule,
+                query.since.map(|since| since.timestamp()),
+                query.id,
+            ],
+            finding_row,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One finding by id.
+    pub fn finding(&self, id: i64) -> Result<Option<Finding>, StoreError> {
+        Ok(self
+            .query(&FindingQuery {
+                filter: FindingFilter::All,
+                id: Some(id),
+                ..FindingQuery::default()
+            })?
+            .pop())
     }
 
     /// The latest scan of `source`.

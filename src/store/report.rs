@@ -209,10 +209,30 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Claim `month`'s unsent report for this process until `until`, before
+    /// sending it: true when this process may send it now, false when it was
+    /// sent meanwhile or another process holds an unexpired claim. One write, so
+    /// of two processes racing, exactly one wins.
+    pub fn outbox_claim(
+        &mut self,
+        month: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let changed = self.connection.execute(
+            "UPDATE report_outbox SET claimed_by = ?2, claimed_until = ?3
+             WHERE month = ?1 AND sent_at IS NULL
+               AND (claimed_until IS NULL OR claimed_until < ?4 OR claimed_by = ?2)",
+            params![month, self.holder, until.timestamp(), now.timestamp()],
+        )?;
+        Ok(changed == 1)
+    }
+
     /// The server accepted `month`'s report.
     pub fn outbox_sent(&mut self, month: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.connection.execute(
-            "UPDATE report_outbox SET sent_at = ?2, attempts = attempts + 1, last_error = NULL
+            "UPDATE report_outbox SET sent_at = ?2, attempts = attempts + 1, last_error = NULL,
+                 claimed_by = NULL, claimed_until = NULL
              WHERE month = ?1 AND sent_at IS NULL",
             params![month, at.timestamp()],
         )?;
@@ -227,7 +247,8 @@ impl Store {
         next: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.connection.execute(
-            "UPDATE report_outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
+            "UPDATE report_outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3,
+                 claimed_by = NULL, claimed_until = NULL
              WHERE month = ?1 AND sent_at IS NULL",
             params![month, error, next.timestamp()],
         )?;

@@ -359,3 +359,274 @@ fn nested_folders_are_judged_by_their_own_scope() {
     assert_eq!(tally.resolved, 1);
     assert_eq!(open_ids(&store), ["cc:anna/Arkiv/7"]);
 }
+
+#[test]
+fn a_lease_keeps_a_second_process_out_until_it_is_released_or_runs_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut daemon = Store::open(dir.path()).expect("open");
+    let mut once = Store::open(dir.path()).expect("open");
+    assert_ne!(daemon.holder(), once.holder());
+    let now = Utc::now();
+    let until = now + TimeDelta::seconds(60);
+    daemon.take_lease("share", now, until).expect("first lease");
+    // Taking it again is the holder's renewal, not a conflict.
+    daemon.take_lease("share", now, until).expect("same holder");
+    let refused = once.take_lease("share", now, until);
+    assert!(
+        matches!(&refused, Err(StoreError::Leased { name, holder, .. })
+            if name == "share" && holder == daemon.holder()),
+        "expected Leased, got {refused:?}"
+    );
+    // Another source is free.
+    once.take_lease("ldap", now, until).expect("other source");
+    // Renewal works only for the holder.
+    assert!(daemon.renew_lease("share", until).expect("renew"));
+    assert!(!once.renew_lease("share", until).expect("renew"));
+    // Released, the other process gets it.
+    daemon.release_lease("share").expect("release");
+    once.take_lease("share", now, until).expect("after release");
+    // A crashed holder's lease runs out: past its expiry anyone takes it.
+    let later = until + TimeDelta::seconds(1);
+    daemon
+        .take_lease("share", later, later + TimeDelta::seconds(60))
+        .expect("expired lease taken over");
+}
+
+#[test]
+fn of_two_processes_claiming_one_report_exactly_one_wins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut daemon = Store::open(dir.path()).expect("open");
+    let mut cli = Store::open(dir.path()).expect("open");
+    let now = Utc::now();
+    daemon
+        .outbox_put("2026-10", "subject", b"message", now)
+        .expect("put");
+    let until = now + TimeDelta::seconds(120);
+    assert!(daemon.outbox_claim("2026-10", now, until).expect("claim"));
+    assert!(!cli.outbox_claim("2026-10", now, until).expect("claim"));
+    // A failed delivery gives the claim up; then the other may try.
+    daemon
+        .outbox_failed("2026-10", "down", now)
+        .expect("failed");
+    assert!(cli.outbox_claim("2026-10", now, until).expect("claim"));
+    cli.outbox_sent("2026-10", now).expect("sent");
+    // Sent is final: nobody claims it again, even after the claim would expire.
+    assert!(
+        !daemon
+            .outbox_claim("2026-10", until + TimeDelta::seconds(1), until)
+            .expect("claim")
+    );
+}
+
+#[test]
+fn a_stale_claim_of_a_crashed_sender_runs_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut crashed = Store::open(dir.path()).expect("open");
+    let mut next = Store::open(dir.path()).expect("open");
+    let now = Utc::now();
+    crashed
+        .outbox_put("2026-09", "subject", b"message", now)
+        .expect("put");
+    let until = now + TimeDelta::seconds(60);
+    assert!(crashed.outbox_claim("2026-09", now, until).expect("claim"));
+    assert!(!next.outbox_claim("2026-09", until, until).expect("claim"));
+    let later = until + TimeDelta::seconds(1);
+    assert!(
+        next.outbox_claim("2026-09", later, later + TimeDelta::seconds(60))
+            .expect("claim")
+    );
+}
+
+#[test]
+fn pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path()).expect("open");
+    let now = Utc::now();
+    let long_ago = now - TimeDelta::days(500);
+    let months_ago = now - TimeDelta::days(200);
+    // Scan 1, 500 days ago: sees old.pdf and still.pdf.
+    let first = store.begin_scan("share", long_ago).expect("begin");
+    store
+        .record_findings(
+            first,
+            "share",
+            long_ago,
+            &[finding("r", "old.pdf"), finding("r", "still.pdf")],
+        )
+        .expect("record");
+    finish_carried(&mut store, first, &[], long_ago);
+    // A list source last read 500 days ago: its people are forgotten with it.
+    let list = store.begin_scan("list", long_ago).expect("begin");
+    store
+        .record_conflict_keys(
+            list,
+            "list",
+            &[NewConflictKey {
+                rule: "c".into(),
+                side: "marked",
+                key: "k".into(),
+                record_id: "member-1".into(),
+                record_path: "member-1".into(),
+                record_kind: "contact",
+                owner: None,
+            }],
+        )
+        .expect("keys");
+    let end = ScanEnd {
+        status: ScanStatus::Complete,
+        records: 1,
+        problems: &[],
+        unread_prefixes: &[],
+        carried: &[],
+        checkpoints: &BTreeMap::new(),
+        conflict_rules: &[],
+        finished_at: long_ago,
+    };
+    store.finish_scan(list, &end).expect("finish");
+    // Scan 2, 499 days ago: old.pdf gone (resolved then), still.pdf open.
+    let second_at = long_ago + TimeDelta::days(1);
+    let second = store.begin_scan("share", second_at).expect("begin");
+    store
+        .record_findings(second, "share", second_at, &[finding("r", "still.pdf")])
+        .expect("record");
+    finish_carried(&mut store, second, &[], second_at);
+    // Scan 3, 200 days ago: inside the retention; sees still.pdf and mid.pdf.
+    let third = store.begin_scan("share", months_ago).expect("begin");
+    store
+        .record_findings(
+            third,
+            "share",
+            months_ago,
+            &[finding("r", "still.pdf"), finding("r", "mid.pdf")],
+        )
+        .expect("record");
+    finish_carried(&mut store, third, &[], months_ago);
+    // Scan 4 now: mid.pdf resolved now (recently: kept).
+    let fourth = store.begin_scan("share", now).expect("begin");
+    store
+        .record_findings(fourth, "share", now, &[finding("r", "still.pdf")])
+        .expect("record");
+    finish_carried(&mut store, fourth, &[], now);
+    store
+        .outbox_put("2025-05", "old report", b"m", long_ago)
+        .expect("put");
+    store.outbox_sent("2025-05", long_ago).expect("sent");
+    store
+        .outbox_put("2026-10", "new report", b"m", now)
+        .expect("put");
+    store.outbox_sent("2026-10", now).expect("sent");
+    store
+        .outbox_put("2025-06", "never sent", b"m", long_ago)
+        .expect("put");
+
+    let cutoff = now - TimeDelta::days(396);
+    let pruned = store.prune(cutoff).expect("prune");
+    assert_eq!(
+        pruned,
+        PruneCounts {
+            findings: 1,
+            scans: 2,
+            conflict_keys: 1,
+            reports: 1,
+        }
+    );
+    let all: Vec<String> = store
+        .findings(FindingFilter::All, None, None)
+        .expect("findings")
+        .into_iter()
+        .map(|f| {
+            format!(
+                "{}:{}",
+                f.record_id,
+                if f.resolved_at.is_some() {
+                    "resolved"
+                } else {
+                    "open"
+                }
+            )
+        })
+        .collect();
+    // The 500-day-old open finding stays; the recently resolved one stays.
+    assert_eq!(all, ["mid.pdf:resolved", "still.pdf:open"]);
+    assert!(store.outbox("2025-05").expect("outbox").is_none());
+    assert!(store.outbox("2026-10").expect("outbox").is_some());
+    assert!(
+        store.outbox("2025-06").expect("outbox").is_some(),
+        "an unsent report is never pruned"
+    );
+    // The trend's months are intact: the latest scan and those inside it stay,
+    // and so does a source's only (old) scan, which the daemon's catch-up reads.
+    assert_eq!(
+        store.last_scan("share").expect("last").map(|s| s.id),
+        Some(fourth)
+    );
+    assert_eq!(
+        store.last_scan("list").expect("last").map(|s| s.id),
+        Some(list)
+    );
+    let kept = store
+        .scans_between(months_ago - TimeDelta::days(1), now + TimeDelta::days(1))
+        .expect("scans");
+    assert_eq!(kept.len(), 2);
+    // A second prune has nothing left to do.
+    assert_eq!(store.prune(cutoff).expect("prune"), PruneCounts::default());
+}
+
+#[test]
+fn a_dry_run_copy_sees_the_store_and_never_writes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut store = Store::open(dir.path()).expect("open");
+        scan(
+            &mut store,
+            &[finding("r", "a.pdf")],
+            ScanStatus::Complete,
+            &[],
+        );
+    }
+    let path = dir.path().join("findings.sqlite");
+    let before = std::fs::read(&path).expect("read");
+    let mut copy = Store::open_copy(dir.path()).expect("copy");
+    assert_eq!(open_ids(&copy), ["r:a.pdf"]);
+    // A scan in the copy resolves a.pdf there only.
+    scan(&mut copy, &[], ScanStatus::Complete, &[]);
+    assert!(open_ids(&copy).is_empty());
+    drop(copy);
+    assert_eq!(std::fs::read(&path).expect("read"), before);
+    let store = Store::open(dir.path()).expect("open");
+    assert_eq!(open_ids(&store), ["r:a.pdf"]);
+    // Without a store yet, the copy starts empty and creates no file.
+    let empty = tempfile::tempdir().expect("tempdir");
+    let copy = Store::open_copy(empty.path()).expect("copy");
+    assert!(open_ids(&copy).is_empty());
+    assert!(!empty.path().join("findings.sqlite").exists());
+}
+
+#[test]
+fn the_store_files_are_owner_only_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    // SAFETY: umask only changes this process's file-creation mask.
+    let old = unsafe { libc::umask(0o000) };
+    let store = Store::open(&state);
+    unsafe { libc::umask(old) };
+    let mut store = store.expect("open");
+    scan(
+        &mut store,
+        &[finding("r", "a.pdf")],
+        ScanStatus::Complete,
+        &[],
+    );
+    let mode = |name: &str| {
+        std::fs::metadata(state.join(name))
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(""), 0o700);
+    assert_eq!(mode("findings.sqlite"), 0o600);
+    assert_eq!(mode("store.lock"), 0o600);
+    assert_eq!(mode("findings.sqlite-wal"), 0o600);
+}

@@ -26,6 +26,27 @@ pub struct Behaviour {
     pub requested: Vec<u64>,
     /// Every Authorization header seen.
     pub authorizations: Vec<String>,
+    /// At most this many items per page, whatever the client asks (servers cap
+    /// page sizes silently); pages are numbered by this size then.
+    pub cap_per_page: Option<usize>,
+    /// Added to the `total` the body announces (a server that loses an item
+    /// between its count and its pages).
+    pub total_bias: i64,
+    /// Give the next page as a URL: in the body's `next` (`Next::Body`), or in
+    /// a `Link` header pointing at this base URL (`Next::Link`), e.g. another
+    /// server's.
+    pub next: Next,
+}
+
+/// How the server points at the next page, besides `?page=`.
+#[derive(Default, Clone)]
+pub enum Next {
+    #[default]
+    None,
+    /// `"next": "/api/cases?page=N&per_page=M"` in the body, relative.
+    Body,
+    /// `Link: <BASE?page=N&per_page=M>; rel="next"`.
+    Link(String),
 }
 
 pub struct CrmServer {
@@ -128,8 +149,11 @@ fn answer(stream: TcpStream, shared: &Mutex<Behaviour>) {
                 "{\"items\": [ {\"id\": \"x\"".to_owned(),
             )
         } else {
+            let per_page = behaviour
+                .cap_per_page
+                .map_or(per_page, |cap| per_page.min(cap));
             let start = ((page - 1) as usize) * per_page;
-            let items: Vec<serde_json::Value> = behaviour
+            let matching: Vec<&serde_json::Value> = behaviour
                 .items
                 .iter()
                 .filter(|item| {
@@ -139,12 +163,33 @@ fn answer(stream: TcpStream, shared: &Mutex<Behaviour>) {
                             .is_some_and(|at| at >= since.as_str())
                     })
                 })
+                .collect();
+            let total = matching.len();
+            let items: Vec<serde_json::Value> = matching
+                .into_iter()
                 .skip(start)
                 .take(per_page)
                 .cloned()
                 .collect();
-            let body = serde_json::json!({ "items": items });
-            (200, String::new(), body.to_string())
+            let more = start + items.len() < total;
+            let next_query = format!("page={}&per_page={per_page}", page + 1);
+            let mut body = serde_json::json!({
+                "items": items,
+                "total": total as i64 + behaviour.total_bias,
+            });
+            let mut extra = String::new();
+            match &behaviour.next {
+                Next::None => {}
+                Next::Body if more => {
+                    body["next"] = serde_json::json!(format!("/api/cases?{next_query}"));
+                }
+                Next::Body => {}
+                Next::Link(base) if more => {
+                    extra = format!("Link: <{base}?{next_query}>; rel=\"next\"\r\n");
+                }
+                Next::Link(_) => {}
+            }
+            (200, extra, body.to_string())
         }
     };
     let reason = match status {

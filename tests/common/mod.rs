@@ -113,12 +113,31 @@ fn decode_folder(folder: &str) -> String {
 }
 
 /// Run the tillsyn binary with `args`.
+///
+/// `scan` and `findings` get `--reveal`: the detection tests compare the record
+/// paths they planted, as an admin acting on findings would see them. What the
+/// default output hides is tested in `tests/privacy.rs` through
+/// [`tillsyn_as_configured`].
 pub fn tillsyn(args: &[&str]) -> Output {
+    tillsyn_as_configured(&revealing(args))
+}
+
+/// Run tillsyn with exactly these arguments (no `--reveal` added).
+pub fn tillsyn_as_configured(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tillsyn"))
         .args(args)
         .env("TILLSYN_LOG", "warn")
         .output()
         .expect("run tillsyn")
+}
+
+/// `args`, with `--reveal` after `scan` and `findings`.
+fn revealing<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut args = args.to_vec();
+    if matches!(args.first(), Some(&"scan") | Some(&"findings")) && !args.contains(&"--reveal") {
+        args.insert(1, "--reveal");
+    }
+    args
 }
 
 /// Run tillsyn as an unprivileged user when the tests run as root, so that
@@ -130,7 +149,7 @@ pub fn tillsyn_unprivileged(args: &[&str]) -> Output {
     Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(world_executable_binary())
-        .args(args)
+        .args(revealing(args))
         .env("TILLSYN_LOG", "warn")
         .output()
         .expect("run tillsyn through setpriv")

@@ -117,6 +117,14 @@ impl FileshareSource {
     }
 }
 
+impl FileshareSource {
+    /// Whether the root can be listed, read-only: what `check-config
+    /// --connect` runs.
+    pub fn probe(&self) -> Result<String, ConnectorError> {
+        crate::local_fs::probe_root(&self.config.root)
+    }
+}
+
 impl Connector for FileshareSource {
     async fn scan(
         &self,

@@ -165,7 +165,10 @@ pub enum Pagination {
     /// A single page.
     #[default]
     None,
-    /// `?page=N` (from `start`), with `?per_page=size`; ends at a short page.
+    /// `?page=N` (from `start`), with `?per_page=size`. Ends at an empty page,
+    /// or when a total the server gives (`total`, `total_pages`, or the
+    /// `X-Total-Count` header) is reached; never at a merely short page, since
+    /// servers cap page sizes silently.
     Page {
         /// Page parameter. Default: `page`.
         #[serde(default = "default_page_param")]
@@ -179,8 +182,15 @@ pub enum Pagination {
         /// Items per page. Default: 100.
         #[serde(default = "default_size")]
         size: u64,
+        /// JSON pointer to the total number of items, e.g. `/total`. Default: none.
+        #[serde(default)]
+        total: Option<String>,
+        /// JSON pointer to the number of pages, e.g. `/total_pages`. Default: none.
+        #[serde(default)]
+        total_pages: Option<String>,
     },
-    /// `?offset=N&limit=size`; ends at a short page.
+    /// `?offset=N&limit=size`. Ends at an empty page or at a total the server
+    /// gives (`total` or `X-Total-Count`), never at a merely short page.
     Offset {
         /// Offset parameter. Default: `offset`.
         #[serde(default = "default_offset_param")]
@@ -191,6 +201,9 @@ pub enum Pagination {
         /// Items per page. Default: 100.
         #[serde(default = "default_size")]
         size: u64,
+        /// JSON pointer to the total number of items, e.g. `/total`. Default: none.
+        #[serde(default)]
+        total: Option<String>,
     },
     /// A cursor in the body (JSON pointer `next`), sent back as `?param=…`;
     /// ends when it is missing, null or empty.
@@ -202,8 +215,22 @@ pub enum Pagination {
         #[serde(default = "default_next")]
         next: String,
     },
-    /// The `Link: <url>; rel="next"` response header (RFC 8288).
+    /// The `Link: <url>; rel="next"` response header (RFC 8288); ends when there
+    /// is none. Followed only to the configured URL's origin.
     Link,
+    /// A next-page URL in the body (JSON pointer `next`, e.g.
+    /// `/@odata.nextLink` or `/links/next`); ends when it is missing, null or
+    /// empty. Followed only to the configured URL's origin.
+    #[serde(rename = "next_url")]
+    NextUrl {
+        /// JSON pointer to the next page's URL. Default: `/next`.
+        #[serde(default = "default_next_url")]
+        next: String,
+    },
+}
+
+fn default_next_url() -> String {
+    "/next".into()
 }
 
 fn default_page_param() -> String {
@@ -314,6 +341,31 @@ fn shown(url: &reqwest::Url) -> String {
     let _ = url.set_username("");
     let _ = url.set_password(None);
     url.to_string()
+}
+
+/// A next-page link, resolved against the page it came from, if it stays at
+/// the configured URL's origin (scheme, host and port): credentials go nowhere
+/// else, and a link elsewhere fails the scan.
+fn same_origin(
+    page: &reqwest::Url,
+    configured: &reqwest::Url,
+    link: &str,
+    where_: &str,
+) -> Result<reqwest::Url, ConnectorError> {
+    let next = page
+        .join(link)
+        .map_err(|error| failed("protocol", format!("{where_}: bad next link ({error})")))?;
+    if next.origin() != configured.origin() {
+        return Err(failed(
+            "foreign_link",
+            format!(
+                "{where_}: the next page is at another origin ({}), not {}; not followed, and no credentials were sent there",
+                next.origin().ascii_serialization(),
+                configured.origin().ascii_serialization()
+            ),
+        ));
+    }
+    Ok(next)
 }
 
 fn failed(kind: &'static str, message: String) -> ConnectorError {
@@ -512,7 +564,12 @@ impl HttpSource {
                     Some(time) => {
                         record.dates.insert(name.clone(), time);
                     }
-                    None => report.count(ProblemKind::BadDate),
+                    // Without the date no rule can judge the record: its
+                    // findings stay open (the scan is partial for it).
+                    None => {
+                        report.count(ProblemKind::BadDate);
+                        report.unread_prefixes.push(record.path.clone());
+                    }
                 },
             }
         }
@@ -554,6 +611,9 @@ impl Connector for HttpSource {
         let mut next = Some(first.clone());
         let mut page: u64 = 0;
         let mut offset: u64 = 0;
+        let mut items_read: u64 = 0;
+        // The item count the server announced, once it has.
+        let mut expected: Option<u64> = None;
         while let Some(url) = next.take() {
             if context.cancel.is_cancelled() {
                 return Err(ConnectorError::Cancelled);
@@ -572,6 +632,7 @@ impl Connector for HttpSource {
                     start,
                     size_param,
                     size,
+                    ..
                 } => {
                     url.query_pairs_mut()
                         .append_pair(param, &(start + page - 1).to_string())
@@ -581,12 +642,16 @@ impl Connector for HttpSource {
                     param,
                     size_param,
                     size,
+                    ..
                 } => {
                     url.query_pairs_mut()
                         .append_pair(param, &offset.to_string())
                         .append_pair(size_param, &size.to_string());
                 }
-                Pagination::None | Pagination::Cursor { .. } | Pagination::Link => {}
+                Pagination::None
+                | Pagination::Cursor { .. }
+                | Pagination::Link
+                | Pagination::NextUrl { .. } => {}
             }
             let (headers, body) = self.get(&url, page, &mut report).await?;
             let where_ = format!("page {page} ({})", shown(&url));
@@ -627,14 +692,45 @@ impl Connector for HttpSource {
             }
             report.add_work("pages", 1);
             let count = items.len() as u64;
+            items_read += count;
+            let header_total = headers
+                .get("x-total-count")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.trim().parse::<u64>().ok());
+            let total_items = |pointer: &Option<String>| {
+                pointer
+                    .as_deref()
+                    .and_then(|pointer| document.pointer(pointer))
+                    .and_then(Value::as_u64)
+                    .or(header_total)
+            };
             next = match &config.pagination {
                 Pagination::None => None,
-                Pagination::Page { size, .. } => {
-                    (count >= *size && count > 0).then(|| first.clone())
+                Pagination::Page {
+                    total, total_pages, ..
+                } => {
+                    let pages = total_pages
+                        .as_deref()
+                        .and_then(|pointer| document.pointer(pointer))
+                        .and_then(Value::as_u64);
+                    expected = total_items(total).or(expected);
+                    let more = match (expected, pages) {
+                        _ if count == 0 => false,
+                        (Some(total), _) => items_read < total,
+                        (None, Some(pages)) => page < pages,
+                        (None, None) => true,
+                    };
+                    more.then(|| first.clone())
                 }
-                Pagination::Offset { size, .. } => {
+                Pagination::Offset { total, .. } => {
                     offset += count;
-                    (count >= *size && count > 0).then(|| first.clone())
+                    expected = total_items(total).or(expected);
+                    let more = match expected {
+                        _ if count == 0 => false,
+                        Some(total) => items_read < total,
+                        None => true,
+                    };
+                    more.then(|| first.clone())
                 }
                 Pagination::Cursor { param, next } => document
                     .pointer(next)
@@ -647,11 +743,27 @@ impl Connector for HttpSource {
                     }),
                 Pagination::Link => match next_link(&headers) {
                     None => None,
-                    Some(link) => Some(url.join(&link).map_err(|error| {
-                        failed("protocol", format!("{where_}: bad Link header ({error})"))
-                    })?),
+                    Some(link) => Some(same_origin(&url, &first, &link, &where_)?),
+                },
+                Pagination::NextUrl { next } => match document
+                    .pointer(next)
+                    .and_then(text_of)
+                    .filter(|link| !link.is_empty())
+                {
+                    None => None,
+                    Some(link) => Some(same_origin(&url, &first, &link, &where_)?),
                 },
             };
+        }
+        if let Some(total) = expected
+            && items_read < total
+        {
+            return Err(failed(
+                "incomplete",
+                format!(
+                    "the API said it holds {total} items but gave {items_read} before its last page; the read is not complete"
+                ),
+            ));
         }
         sink.flush().await?;
         if config.incremental.is_some() && every_item_dated {
@@ -680,6 +792,58 @@ impl Connector for HttpSource {
 }
 
 impl HttpSource {
+    /// Fetch the first page, read-only, and check it is JSON with the mapped
+    /// items: what `check-config --connect` runs.
+    pub async fn probe(&self) -> Result<String, ConnectorError> {
+        let config = &self.config;
+        let mut url = reqwest::Url::parse(&config.url)
+            .map_err(|error| failed("protocol", format!("url: {error}")))?;
+        match &config.pagination {
+            Pagination::Page {
+                param,
+                start,
+                size_param,
+                size,
+                ..
+            } => {
+                url.query_pairs_mut()
+                    .append_pair(param, &start.to_string())
+                    .append_pair(size_param, &size.to_string());
+            }
+            Pagination::Offset {
+                param,
+                size_param,
+                size,
+                ..
+            } => {
+                url.query_pairs_mut()
+                    .append_pair(param, "0")
+                    .append_pair(size_param, &size.to_string());
+            }
+            _ => {}
+        }
+        let mut report = ScanReport::default();
+        let (_, body) = self.get(&url, 1, &mut report).await?;
+        let document: Value = serde_json::from_slice(&body)
+            .map_err(|error| failed("protocol", format!("page 1: not JSON ({error})")))?;
+        let items = if config.items.is_empty() {
+            Some(&document)
+        } else {
+            document.pointer(&config.items)
+        };
+        match items {
+            Some(Value::Array(items)) => Ok(format!(
+                "first page read: {} items at {:?}",
+                items.len(),
+                config.items
+            )),
+            _ => Err(failed(
+                "protocol",
+                format!("page 1: no array at {:?} (the mapped items)", config.items),
+            )),
+        }
+    }
+
     /// What the reads serve: the rules and the mapping.
     fn plan_fingerprint(&self, context: &ScanContext) -> String {
         use std::hash::{Hash, Hasher};

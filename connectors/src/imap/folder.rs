@@ -288,9 +288,10 @@ async fn choose_folders(
             })
             .collect();
         if matches.is_empty() && wanted != "*" {
-            report
-                .notes
-                .push(format!("account {account}: no folder {wanted}"));
+            report.notes.push(format!(
+                "account {}: no folder {wanted}",
+                crate::mark_personal(account)
+            ));
         }
         for folder in matches {
             if !chosen.iter().any(|seen| seen.raw == folder.raw) {
@@ -335,10 +336,14 @@ impl FolderReader<'_> {
             }
         };
         let needs = self.context.needs;
+        // Without UIDVALIDITY and UIDNEXT the server gives no way to tell that a
+        // folder is unchanged: it is read in full, and no checkpoint is kept.
+        let comparable = mailbox.uid_validity.is_some() && mailbox.uid_next.is_some();
         let previous = self
             .context
             .checkpoints
             .get(&prefix)
+            .filter(|_| comparable)
             .and_then(|text| Checkpoint::decode(text))
             .filter(|previous| {
                 previous.uid_validity == uid_validity
@@ -368,7 +373,11 @@ impl FolderReader<'_> {
             next_due: next_due.map(|due| due.timestamp()),
             plan: needs.plan,
         };
-        self.report.checkpoints.insert(prefix, checkpoint.encode());
+        if comparable {
+            self.report.checkpoints.insert(prefix, checkpoint.encode());
+        } else {
+            self.report.add_work("folders_without_uidvalidity", 1);
+        }
         Ok(())
     }
 

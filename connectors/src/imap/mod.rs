@@ -69,6 +69,74 @@ impl ImapSource {
         })
     }
 
+    /// Try every account, read-only: log in and LIST (at most
+    /// `max_connections` at once). Returns what was checked, or the failures,
+    /// accounts marked personal.
+    pub async fn probe(&self) -> Result<String, ConnectorError> {
+        let seconds = self.config.timeout_seconds;
+        let results: Vec<(String, Result<usize, ImapError>)> =
+            futures::stream::iter(0..self.accounts.len())
+                .map(|index| {
+                    let source = self.clone();
+                    async move {
+                        let account = &source.accounts[index];
+                        let result = async {
+                            let mut session =
+                                transport::login(&source.config, &source.tls, account).await?;
+                            let folders = transport::timed(seconds, async {
+                                let names = session
+                                    .list(Some(""), Some("*"))
+                                    .await
+                                    .map_err(transport::from_imap)?;
+                                let names: Vec<_> = names.collect().await;
+                                Ok(names.len())
+                            })
+                            .await?;
+                            let _ = tokio::time::timeout(
+                                std::time::Duration::from_secs(5),
+                                session.logout(),
+                            )
+                            .await;
+                            Ok(folders)
+                        }
+                        .await;
+                        (account.name.clone(), result)
+                    }
+                })
+                .buffer_unordered(self.config.max_connections.max(1))
+                .collect()
+                .await;
+        let mut failures: Vec<(String, ImapError)> = Vec::new();
+        let mut folders = 0;
+        for (name, result) in results {
+            match result {
+                Ok(count) => folders += count,
+                Err(error) => failures.push((name, error)),
+            }
+        }
+        failures.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some((_, first)) = failures.first() {
+            let shown: Vec<String> = failures
+                .iter()
+                .take(5)
+                .map(|(name, error)| format!("account {}: {error}", crate::mark_personal(name)))
+                .collect();
+            return Err(ConnectorError::Unavailable {
+                kind: first.kind(),
+                message: format!(
+                    "{} of {} accounts failed: {}",
+                    failures.len(),
+                    self.accounts.len(),
+                    shown.join("; ")
+                ),
+            });
+        }
+        Ok(format!(
+            "{} accounts logged in and listed {folders} folders",
+            self.accounts.len()
+        ))
+    }
+
     /// How many accounts it reads.
     pub fn account_count(&self) -> usize {
         self.accounts.len()
@@ -146,7 +214,7 @@ impl Connector for ImapSource {
             let shown: Vec<String> = failures
                 .iter()
                 .take(5)
-                .map(|(name, error)| format!("account {name}: {error}"))
+                .map(|(name, error)| format!("account {}: {error}", crate::mark_personal(name)))
                 .collect();
             let more = failures.len().saturating_sub(5);
             return Err(ConnectorError::Unavailable {
@@ -165,7 +233,9 @@ impl Connector for ImapSource {
         for (name, error) in failures {
             tracing::warn!(error_kind = error.kind(), "IMAP account could not be read.");
             total.count(ProblemKind::AccountFailed);
-            total.notes.push(format!("account {name}: {error}"));
+            total
+                .notes
+                .push(format!("account {}: {error}", crate::mark_personal(&name)));
             // Keep its earlier findings (and its old checkpoints) as they were.
             total.unread_prefixes.push(name.clone());
             for (key, value) in &context.checkpoints {

@@ -233,7 +233,15 @@ async fn next_entry(
         };
         entries += 1;
         if entry.is_ref() {
+            // What the referral points at is not read, and which entries it
+            // holds is unknown: nothing of this source resolves this time.
             report.count(ProblemKind::Referral);
+            if !report.unread_prefixes.iter().any(String::is_empty) {
+                report.unread_prefixes.push(String::new());
+                report.notes.push(format!(
+                    "{what}: a referral was not followed; the scan is partial and no finding of this source resolves"
+                ));
+            }
             continue;
         }
         // ldap3 panics on entries it cannot decode: one bad entry is counted, it
@@ -293,12 +301,9 @@ fn classify(error: &ldap3::LdapError) -> &'static str {
     }
 }
 
-impl Connector for LdapSource {
-    async fn scan(
-        &self,
-        context: ScanContext,
-        mut sink: RecordSink,
-    ) -> Result<ScanReport, ConnectorError> {
+impl LdapSource {
+    /// Connect and bind read-only.
+    async fn bind(&self) -> Result<ldap3::Ldap, ConnectorError> {
         let config = &self.config;
         let timeout = Duration::from_secs(config.timeout_seconds);
         let settings = LdapConnSettings::new()
@@ -326,7 +331,7 @@ impl Connector for LdapSource {
                 "auth",
                 format!(
                     "bind as {} refused: {} ({}) {}",
-                    config.bind_dn,
+                    crate::mark_personal(&config.bind_dn),
                     result_name(bound.rc),
                     bound.rc,
                     bound.text.trim()
@@ -335,6 +340,52 @@ impl Connector for LdapSource {
                 .to_owned(),
             ));
         }
+        Ok(ldap)
+    }
+
+    /// Bind and read the base entry alone (scope base, size limit 1),
+    /// read-only: what `check-config --connect` runs.
+    pub async fn probe(&self) -> Result<String, ConnectorError> {
+        let config = &self.config;
+        let timeout = Duration::from_secs(config.timeout_seconds);
+        let mut ldap = self.bind().await?;
+        let found = ldap
+            .with_timeout(timeout)
+            .with_search_options(ldap3::SearchOptions::new().sizelimit(1))
+            .search(&config.base_dn, Scope::Base, "(objectClass=*)", vec!["1.1"])
+            .await
+            .map_err(|error| {
+                unavailable(
+                    classify(&error),
+                    format!("search of the base failed: {error}"),
+                )
+            })?;
+        let (entries, result) = (found.0, found.1);
+        let _ = ldap.unbind().await;
+        if result.rc != 0 || entries.is_empty() {
+            return Err(unavailable(
+                "protocol",
+                format!(
+                    "the base {} could not be read: {} ({})",
+                    config.base_dn,
+                    result_name(result.rc),
+                    result.rc
+                ),
+            ));
+        }
+        Ok(format!("bound and read the base {}", config.base_dn))
+    }
+}
+
+impl Connector for LdapSource {
+    async fn scan(
+        &self,
+        context: ScanContext,
+        mut sink: RecordSink,
+    ) -> Result<ScanReport, ConnectorError> {
+        let config = &self.config;
+        let timeout = Duration::from_secs(config.timeout_seconds);
+        let mut ldap = self.bind().await?;
         let plan = self.plan_fingerprint(&context);
         let now = Utc::now().timestamp();
         let mut since = self.incremental_since(&context, &plan, now);
@@ -603,7 +654,12 @@ impl LdapSource {
                     Some(time) => {
                         record.dates.insert(name.clone(), time);
                     }
-                    None => report.count(ProblemKind::BadDate),
+                    // Without the date a rule cannot judge the entry: its
+                    // findings stay open (the scan is partial for it).
+                    None => {
+                        report.count(ProblemKind::BadDate);
+                        report.unread_prefixes.push(record.path.clone());
+                    }
                 }
             }
         }
@@ -643,7 +699,9 @@ pub(crate) fn parse_directory_time(text: &str) -> Option<DateTime<Utc>> {
         .unwrap_or(rest);
     let offset_seconds = match rest {
         "Z" | "z" => 0,
-        offset if offset.len() == 5 || offset.len() == 3 => {
+        // ASCII only: the slices below are by byte, and a server may send
+        // anything after the digits.
+        offset if offset.is_ascii() && (offset.len() == 5 || offset.len() == 3) => {
             let sign = match &offset[..1] {
                 "+" => 1,
                 "-" => -1,

@@ -81,6 +81,14 @@ impl MaildirSource {
     }
 }
 
+impl MaildirSource {
+    /// Whether the root can be listed, read-only: what `check-config
+    /// --connect` runs.
+    pub fn probe(&self) -> Result<String, ConnectorError> {
+        crate::local_fs::probe_root(&self.config.root)
+    }
+}
+
 impl Connector for MaildirSource {
     async fn scan(
         &self,
