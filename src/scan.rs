@@ -200,7 +200,27 @@ pub async fn scan_source(
     now: DateTime<Utc>,
     stop: &Stop,
 ) -> Result<ScanOutcome, RunError> {
-    let name = job.name;
+    let source = job.source.clone();
+    let read = move |context: ScanContext, sink: RecordSink| async move {
+        source.scan(context, sink).await
+    };
+    scan_with(job.name, job.timeout, read, rules, store, now, stop).await
+}
+
+/// [`scan_source`] over any reader: `read` is started in a task of its own
+/// with the scan's context and sink.
+async fn scan_with<F>(
+    name: &str,
+    timeout: std::time::Duration,
+    read: impl FnOnce(ScanContext, RecordSink) -> F,
+    rules: &RuleSet,
+    store: &Arc<Mutex<Store>>,
+    now: DateTime<Utc>,
+    stop: &Stop,
+) -> Result<ScanOutcome, RunError>
+where
+    F: std::future::Future<Output = Result<ScanReport, ConnectorError>> + Send + 'static,
+{
     let source_rules = rules.for_source(name);
     let conflict_rules = source_rules.conflict_rules();
     let owned_name = name.to_owned();
@@ -210,17 +230,14 @@ pub async fn scan_source(
         Ok((store.begin_scan(&owned_name, now)?, checkpoints))
     })
     .await?;
-    let result = run_scan(
-        job,
-        source_rules,
-        conflict_rules,
-        store,
+    let scan = Started {
+        name,
+        timeout,
         scan_id,
         checkpoints,
         now,
-        stop,
-    )
-    .await;
+    };
+    let result = run_scan(scan, read, source_rules, conflict_rules, store, stop).await;
     let owned_name = name.to_owned();
     let released = with_store(store, move |store| store.release_lease(&owned_name)).await;
     let outcome = result?;
@@ -232,18 +249,33 @@ fn lease_until() -> DateTime<Utc> {
     Utc::now() + chrono::TimeDelta::from_std(LEASE).unwrap_or(chrono::TimeDelta::seconds(60))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_scan(
-    job: Job<'_>,
-    source_rules: SourceRules,
-    conflict_rules: Vec<(String, &'static str)>,
-    store: &Arc<Mutex<Store>>,
+/// A scan that has its lease and its row in the store.
+struct Started<'a> {
+    name: &'a str,
+    timeout: std::time::Duration,
     scan_id: i64,
     checkpoints: std::collections::BTreeMap<String, String>,
     now: DateTime<Utc>,
+}
+
+async fn run_scan<F>(
+    scan: Started<'_>,
+    read: impl FnOnce(ScanContext, RecordSink) -> F,
+    source_rules: SourceRules,
+    conflict_rules: Vec<(String, &'static str)>,
+    store: &Arc<Mutex<Store>>,
     stop: &Stop,
-) -> Result<ScanOutcome, RunError> {
-    let name = job.name;
+) -> Result<ScanOutcome, RunError>
+where
+    F: std::future::Future<Output = Result<ScanReport, ConnectorError>> + Send + 'static,
+{
+    let Started {
+        name,
+        timeout,
+        scan_id,
+        checkpoints,
+        now,
+    } = scan;
     // This scan's own flag: set by shutdown or by the deadline, whichever first.
     let scan_flag = CancelFlag::default();
     let context = ScanContext {
@@ -267,9 +299,8 @@ async fn run_scan(
     });
     // The connector in a task of its own, so that a panic in it is this scan's
     // failure. Aborting the task drops its sink, which ends the consumer.
-    let source = job.source.clone();
-    let mut connector = tokio::spawn(async move { source.scan(context, sink).await });
-    let deadline = tokio::time::sleep(job.timeout);
+    let mut connector = tokio::spawn(read(context, sink));
+    let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let mut renew = tokio::time::interval(LEASE / 3);
     renew.tick().await;
@@ -295,7 +326,7 @@ async fn run_scan(
                 stopped = Some((Stopped::Cancelled, tokio::time::Instant::now()));
             }
             () = &mut deadline, if stopped.is_none() => {
-                tracing::warn!(source = %name, timeout_seconds = job.timeout.as_secs(), "Scan deadline passed; stopping it.");
+                tracing::warn!(source = %name, timeout_seconds = timeout.as_secs(), "Scan deadline passed; stopping it.");
                 scan_flag.cancel();
                 stopped = Some((Stopped::Timeout, tokio::time::Instant::now()));
             }
@@ -317,7 +348,7 @@ async fn run_scan(
                 kind: "timeout",
                 message: format!(
                     "the scan ran past its scan_timeout of {} s and was stopped",
-                    job.timeout.as_secs()
+                    timeout.as_secs()
                 ),
             })
         }
@@ -520,4 +551,151 @@ fn consume(
     flush(&mut findings_batch)?;
     flush_keys(&mut keys_batch)?;
     Ok((records, findings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn setup() -> (tempfile::TempDir, Arc<Mutex<Store>>, RuleSet) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Mutex::new(Store::open(dir.path()).expect("store")));
+        let rules = RuleSet::new(&[], chrono_tz::UTC).expect("rules");
+        (dir, store, rules)
+    }
+
+    fn quick_stop() -> Stop {
+        Stop {
+            flag: CancelFlag::default(),
+            grace: Duration::from_millis(100),
+        }
+    }
+
+    fn last_scan(store: &Arc<Mutex<Store>>) -> crate::store::ScanRow {
+        store
+            .lock()
+            .expect("lock")
+            .last_scan("s")
+            .expect("scan")
+            .expect("a scan row")
+    }
+
+    #[tokio::test]
+    #[allow(clippy::panic)]
+    async fn a_panicking_reader_fails_its_scan_and_nothing_else() {
+        let (_dir, store, rules) = setup();
+        let read = |_context: ScanContext, _sink: RecordSink| async move {
+            if std::hint::black_box(true) {
+                panic!("a parser met something it did not expect");
+            }
+            Ok(ScanReport::default())
+        };
+        let outcome = scan_with(
+            "s",
+            Duration::from_secs(60),
+            read,
+            &rules,
+            &store,
+            Utc::now(),
+            &quick_stop(),
+        )
+        .await
+        .expect("the runner itself survives");
+        assert_eq!(outcome.status, ScanStatus::Failed);
+        let (kind, message) = outcome.error.expect("an error");
+        assert_eq!(kind, "panic");
+        assert!(message.contains("did not expect"), "{message}");
+        let row = last_scan(&store);
+        assert_eq!(row.status, ScanStatus::Failed);
+        assert_eq!(row.error_kind.as_deref(), Some("panic"));
+        // The lease is given back: the next scan runs.
+        let outcome = scan_with(
+            "s",
+            Duration::from_secs(60),
+            |_c: ScanContext, _s: RecordSink| async { Ok(ScanReport::default()) },
+            &rules,
+            &store,
+            Utc::now(),
+            &quick_stop(),
+        )
+        .await
+        .expect("scan");
+        assert_eq!(outcome.status, ScanStatus::Complete);
+    }
+
+    #[tokio::test]
+    async fn the_deadline_stops_a_reader_that_polls_the_flag() {
+        let (_dir, store, rules) = setup();
+        let read = |context: ScanContext, _sink: RecordSink| async move {
+            while !context.cancel.is_cancelled() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(ConnectorError::Cancelled)
+        };
+        let outcome = scan_with(
+            "s",
+            Duration::from_millis(50),
+            read,
+            &rules,
+            &store,
+            Utc::now(),
+            &quick_stop(),
+        )
+        .await
+        .expect("runner");
+        assert_eq!(outcome.status, ScanStatus::Failed);
+        assert_eq!(outcome.error.expect("error").0, "timeout");
+        assert_eq!(last_scan(&store).error_kind.as_deref(), Some("timeout"));
+    }
+
+    #[tokio::test]
+    async fn the_deadline_cuts_off_a_reader_stuck_where_it_cannot_poll() {
+        let (_dir, store, rules) = setup();
+        // As a walker blocked in a hung NFS stat: it never looks at the flag.
+        let read = |_context: ScanContext, _sink: RecordSink| async move {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(ScanReport::default())
+        };
+        let outcome = scan_with(
+            "s",
+            Duration::from_millis(50),
+            read,
+            &rules,
+            &store,
+            Utc::now(),
+            &quick_stop(),
+        )
+        .await
+        .expect("runner");
+        assert_eq!(outcome.status, ScanStatus::Failed);
+        assert_eq!(outcome.error.expect("error").0, "timeout");
+    }
+
+    #[tokio::test]
+    async fn a_source_leased_by_another_process_is_not_scanned() {
+        let (dir, store, rules) = setup();
+        let mut other = Store::open(dir.path()).expect("second process");
+        other
+            .take_lease("s", Utc::now(), Utc::now() + chrono::TimeDelta::seconds(60))
+            .expect("lease");
+        let result = scan_with(
+            "s",
+            Duration::from_secs(60),
+            |_c: ScanContext, _s: RecordSink| async { Ok(ScanReport::default()) },
+            &rules,
+            &store,
+            Utc::now(),
+            &quick_stop(),
+        )
+        .await;
+        assert!(
+            matches!(result, Err(RunError::Store(StoreError::Leased { .. }))),
+            "{result:?}"
+        );
+        assert!(
+            store.lock().expect("lock").last_scan("s").expect("scan").is_none(),
+            "nothing was recorded"
+        );
+    }
 }

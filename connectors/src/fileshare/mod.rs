@@ -138,3 +138,54 @@ impl Connector for FileshareSource {
             .map_err(|error| ConnectorError::Worker(error.to_string()))?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scan runner's deadline sets the scan's flag; the walker, on its
+    /// blocking threads, stops at the next entry rather than finish the share.
+    #[tokio::test]
+    async fn the_walk_stops_when_its_flag_is_set() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for n in 0..50 {
+            let folder = dir.path().join(format!("d{n}"));
+            std::fs::create_dir_all(&folder).expect("dir");
+            std::fs::write(folder.join("f.txt"), b"x").expect("file");
+        }
+        let source = FileshareSource::build(FileshareConfig {
+            root: dir.path().to_path_buf(),
+            exclude: Vec::new(),
+            follow_symlinks: false,
+            threads: 1,
+            classify: Vec::new(),
+            markers: Vec::new(),
+            folders: Vec::new(),
+        })
+        .expect("source");
+        let context = ScanContext {
+            source: std::sync::Arc::from("share"),
+            needs: crate::Needs::default(),
+            cancel: crate::CancelFlag::default(),
+            checkpoints: Default::default(),
+        };
+        let (sink, mut receiver) = RecordSink::channel(1024);
+        let drain = tokio::spawn(async move { while receiver.recv().await.is_some() {} });
+        let uncancelled = source.scan(context.clone(), sink).await;
+        assert!(uncancelled.is_ok(), "{uncancelled:?}");
+        let context = ScanContext {
+            cancel: crate::CancelFlag::default(),
+            ..context
+        };
+        context.cancel.cancel();
+        let (sink, mut receiver) = RecordSink::channel(1024);
+        let drain2 = tokio::spawn(async move { while receiver.recv().await.is_some() {} });
+        let cancelled = source.scan(context, sink).await;
+        assert!(
+            matches!(cancelled, Err(ConnectorError::Cancelled)),
+            "{cancelled:?}"
+        );
+        drain.await.expect("drain");
+        drain2.await.expect("drain");
+    }
+}

@@ -450,3 +450,40 @@ mod tests {
         assert_eq!(header.len(), 10_000);
     }
 }
+
+#[cfg(test)]
+mod cancel_tests {
+    use super::*;
+
+    /// As for the file share: the deadline's flag stops the Maildir walk.
+    #[tokio::test]
+    async fn the_walk_stops_when_its_flag_is_set() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cur = dir.path().join("anna/Maildir/cur");
+        std::fs::create_dir_all(&cur).expect("dir");
+        std::fs::create_dir_all(dir.path().join("anna/Maildir/new")).expect("dir");
+        for n in 0..20 {
+            std::fs::write(cur.join(format!("{n}.M1P1.host:2,S")), b"Subject: x\n\nb")
+                .expect("mail");
+        }
+        let config: MaildirConfig =
+            toml::from_str(&format!("root = {:?}", dir.path().display().to_string()))
+                .expect("config");
+        let source = MaildirSource::build(config);
+        let context = ScanContext {
+            source: std::sync::Arc::from("mail"),
+            needs: crate::Needs::default(),
+            cancel: crate::CancelFlag::default(),
+            checkpoints: Default::default(),
+        };
+        context.cancel.cancel();
+        let (sink, mut receiver) = RecordSink::channel(1024);
+        let drain = tokio::spawn(async move { while receiver.recv().await.is_some() {} });
+        let cancelled = source.scan(context, sink).await;
+        assert!(
+            matches!(cancelled, Err(ConnectorError::Cancelled)),
+            "{cancelled:?}"
+        );
+        drain.await.expect("drain");
+    }
+}
