@@ -694,7 +694,12 @@ mod tests {
             "{result:?}"
         );
         assert!(
-            store.lock().expect("lock").last_scan("s").expect("scan").is_none(),
+            store
+                .lock()
+                .expect("lock")
+                .last_scan("s")
+                .expect("scan")
+                .is_none(),
             "nothing was recorded"
         );
     }
