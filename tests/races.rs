@@ -164,7 +164,14 @@ fn the_daemon_and_report_send_racing_on_one_month_send_one_mail() {
     );
     // The month's report is made while the server is down: it waits in the
     // outbox, due again a second later.
-    let first = tillsyn(&["report", "--send", "--month", &month, "--config", config_text]);
+    let first = tillsyn(&[
+        "report",
+        "--send",
+        "--month",
+        &month,
+        "--config",
+        config_text,
+    ]);
     assert_eq!(first.status.code(), Some(2), "{:?}", text(&first));
     std::thread::sleep(std::time::Duration::from_millis(1100));
 
@@ -174,7 +181,14 @@ fn the_daemon_and_report_send_racing_on_one_month_send_one_mail() {
     let senders: Vec<std::process::Child> = (0..3)
         .map(|_| {
             Command::new(env!("CARGO_BIN_EXE_tillsyn"))
-                .args(["report", "--send", "--month", &month, "--config", config_text])
+                .args([
+                    "report",
+                    "--send",
+                    "--month",
+                    &month,
+                    "--config",
+                    config_text,
+                ])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
