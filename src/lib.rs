@@ -39,6 +39,8 @@ pub mod daemon;
 pub mod demo;
 pub mod metrics;
 pub mod output;
+#[cfg(test)]
+mod parser_properties;
 pub mod period;
 pub mod privacy;
 pub mod report;

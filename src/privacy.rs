@@ -224,7 +224,8 @@ impl OwnerDisplay {
         }
     }
 
-    /// A DN with the values of its own (leftmost) RDN pseudonymised.
+    /// A DN with the values of its own (leftmost) RDN pseudonymised, and any
+    /// value further up that is a mail address.
     fn distinguished_name(&self, dn: &str) -> String {
         let (leaf, parent) = split_first_rdn(dn);
         let mut shown = String::with_capacity(dn.len());
@@ -232,20 +233,40 @@ impl OwnerDisplay {
             if index > 0 {
                 shown.push('+');
             }
-            match part.split_once('=') {
-                Some((attribute, value)) => {
-                    shown.push_str(attribute);
-                    shown.push('=');
-                    shown.push_str(&self.pseudonym(value.trim()));
-                }
-                None => shown.push_str(&self.pseudonym(part)),
-            }
+            self.push_rdn_part(&mut shown, part, true);
         }
-        if let Some(parent) = parent {
+        // Further up, only a value that is a mail address names someone.
+        let mut rest = parent;
+        while let Some(dn) = rest {
+            let (rdn, next) = split_first_rdn(dn);
             shown.push(',');
-            shown.push_str(parent);
+            self.push_rdn_part(&mut shown, rdn, rdn.contains('@'));
+            rest = next;
         }
         shown
+    }
+
+    /// `attribute=value` with the value pseudonymised when `personal`; a part
+    /// whose attribute is no attribute name is pseudonymised whole.
+    fn push_rdn_part(&self, shown: &mut String, part: &str, personal: bool) {
+        match part.split_once('=') {
+            Some((attribute, value))
+                if !attribute.is_empty()
+                    && attribute
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b' ')) =>
+            {
+                shown.push_str(attribute);
+                shown.push('=');
+                if personal {
+                    shown.push_str(&self.pseudonym(value.trim()));
+                } else {
+                    shown.push_str(value);
+                }
+            }
+            _ if personal => shown.push_str(&self.pseudonym(part)),
+            _ => shown.push_str(part),
+        }
     }
 
     /// Free text from a connector or the store (a problem note, an error

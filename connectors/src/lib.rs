@@ -29,6 +29,8 @@ mod local_fs;
 mod mail_headers;
 pub mod maildir;
 mod mutf7;
+#[cfg(test)]
+mod parser_properties;
 pub mod record;
 pub mod secret;
 pub mod tls;

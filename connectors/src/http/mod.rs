@@ -373,7 +373,7 @@ fn failed(kind: &'static str, message: String) -> ConnectorError {
 }
 
 /// `Link: <https://…?page=2>; rel="next", <…>; rel="last"` → the next URL.
-fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
+pub(crate) fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
     headers
         .get_all(reqwest::header::LINK)
         .iter()
@@ -391,7 +391,7 @@ fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
 }
 
 /// A JSON value as attribute text: strings as they are, arrays joined with `;`.
-fn text_of(value: &Value) -> Option<String> {
+pub(crate) fn text_of(value: &Value) -> Option<String> {
     match value {
         Value::Null => None,
         Value::String(text) => Some(text.clone()),

@@ -1,0 +1,89 @@
+//! Property tests: no parser of outside data panics, whatever a server, a file
+//! or a mail sends. Each property feeds arbitrary text or bytes, plus text shaped
+//! like the real thing (digits, offsets, separators, non-ASCII where ASCII is
+//! expected) so the generator reaches the parsers' deeper branches. The runs
+//! and their counts are recorded in FUZZING.md; `PROPTEST_CASES=N` raises the
+//! count.
+
+use proptest::prelude::*;
+
+/// Text shaped like a directory or API time: digits, then a tail of offset
+/// signs, fractions, letters and non-ASCII characters.
+fn time_like() -> impl Strategy<Value = String> {
+    (
+        "[0-9]{0,16}",
+        prop::collection::vec(
+            prop_oneof![
+                Just("Z".to_owned()),
+                Just("+".to_owned()),
+                Just("-".to_owned()),
+                Just(".".to_owned()),
+                Just(",".to_owned()),
+                Just("é".to_owned()),
+                Just("ä0".to_owned()),
+                Just("\u{1F600}".to_owned()),
+                "[0-9]{1,4}",
+                "\\PC",
+            ],
+            0..5,
+        ),
+    )
+        .prop_map(|(digits, tail)| format!("{digits}{}", tail.concat()))
+}
+
+proptest! {
+    #[test]
+    fn directory_times_never_panic(text in prop_oneof![time_like(), "\\PC*"]) {
+        let _ = crate::ldap::parse_directory_time(&text);
+    }
+
+    #[test]
+    fn api_times_never_panic(text in prop_oneof![time_like(), "\\PC*"], number in any::<i64>()) {
+        let _ = crate::http::parse_json_time(&serde_json::Value::String(text));
+        let _ = crate::http::parse_json_time(&serde_json::json!(number));
+    }
+
+    #[test]
+    fn dates_in_paths_and_markers_never_panic(
+        text in prop_oneof![
+            "([0-9]{1,4}[-/_ .]?){0,6}\\PC{0,8}",
+            "\\PC*",
+        ]
+    ) {
+        let _ = crate::local_fs::date_from_path(&text);
+        let _ = crate::local_fs::first_iso_date(&text);
+    }
+
+    #[test]
+    fn mail_headers_never_panic(
+        header in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..512),
+            "((From|To|Cc|Date|Subject): [^\\r\\n]{0,40}\\r?\\n[ \\t]?){0,6}"
+                .prop_map(String::into_bytes),
+        ]
+    ) {
+        let parser = mail_parser::MessageParser::new();
+        let _ = crate::mail_headers::participants(&parser, &header);
+    }
+
+    #[test]
+    fn folder_names_never_panic(name in prop_oneof!["&[A-Za-z0-9+,]{0,12}-?\\PC{0,4}", "\\PC*"]) {
+        let _ = crate::mutf7::decode(&name);
+    }
+
+    #[test]
+    fn next_links_and_json_values_never_panic(
+        link in "\\PC{0,80}",
+        json in "\\PC{0,64}",
+    ) {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(value) = reqwest::header::HeaderValue::from_str(&link) {
+            headers.insert(reqwest::header::LINK, value);
+        }
+        let _ = crate::http::next_link(&headers);
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&json) {
+            let _ = crate::http::text_of(&value);
+            let _ = value.pointer(&link);
+        }
+    }
+}
