@@ -10,9 +10,12 @@
 //!   - [`config`]: the TOML config, checked with every error and its line.
 //!   - [`period`]: human durations with calendar months (`"36 months"`).
 //!   - [`rules`]: the rules engine; sees only records.
-//!   - [`store`]: the SQLite findings store: scans, findings, checkpoints.
-//!   - [`scan`]: the scan runner from connector to stored findings.
-//!   - [`privacy`]: owner names or keyed pseudonyms in output.
+//!   - [`store`]: the SQLite findings store: scans, findings, checkpoints,
+//!     scan leases, the report outbox and its claims, retention.
+//!   - [`scan`]: the scan runner from connector to stored findings; owns the
+//!     lifecycle (lease, deadline, panics, cancellation).
+//!   - [`privacy`]: what output may show of people: names or keyed
+//!     pseudonyms, for owners, record locations and notes; private files.
 //!   - [`secret`]: secrets from files or the environment, redacted.
 //!   - [`output`]: findings as a table or JSON Lines.
 //!   - [`cli`]: the commands; `main.rs` only parses arguments.

@@ -271,7 +271,21 @@ fn findings_explain_and_report_need_no_connector_secret() {
         dir.path().join("report").to_str().expect("utf8"),
     ]);
     assert_eq!(report.status.code(), Some(0), "{:?}", text(&report));
-    assert!(dir.path().join("report/report.html").exists());
+    // What the report holds is private: owner-only, whatever the umask.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&dir.path().join("report")), 0o700);
+    for file in std::fs::read_dir(dir.path().join("report")).expect("report dir") {
+        let path = file.expect("entry").path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    assert_eq!(mode(&dir.path().join("state/pseudonym.key")), 0o600);
 }
 
 #[test]

@@ -233,3 +233,29 @@ fn unknown_source_and_missing_once_are_clear_errors() {
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).1.contains("needs --once"));
 }
+
+#[test]
+fn the_old_report_switch_is_refused_naming_the_one_that_replaced_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("old.toml");
+    std::fs::write(
+        &config,
+        "[daemon]\nstate_dir = \"s\"\n\n[report]\nlanguage = \"en\"\nname_owners = true\n",
+    )
+    .expect("write");
+    let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
+    let (stdout, _) = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("old.toml:6: [report]: `name_owners` has moved to `[privacy] name_owners`"),
+        "{stdout}"
+    );
+    // In [privacy] it is accepted.
+    std::fs::write(
+        &config,
+        "[daemon]\nstate_dir = \"s\"\n\n[privacy]\nname_owners = true\n\n[report]\nlanguage = \"en\"\n",
+    )
+    .expect("write");
+    let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+}

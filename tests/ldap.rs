@@ -426,3 +426,67 @@ fn a_date_it_cannot_read_keeps_the_finding_open_and_never_panics() {
     assert!(stderr.contains("PARTIAL"), "{stderr}");
     assert_exact(&open_findings(&config), &still);
 }
+
+#[test]
+fn a_referral_it_does_not_follow_makes_the_scan_partial_and_resolves_nothing() {
+    let people = vec![
+        Person {
+            uid: "gone".into(),
+            status: "former",
+            ended: Some(generalized(730)),
+            opt_out: false,
+        },
+        Person {
+            uid: "stays".into(),
+            status: "former",
+            ended: Some(generalized(730)),
+            opt_out: false,
+        },
+    ];
+    // Part of the tree lives on a partner's server: slapd answers with a
+    // search reference there.
+    let referral = format!(
+        "dn: ou=partner,ou=people,{SUFFIX}\nobjectClass: referral\nobjectClass: extensibleObject\n\
+         ou: partner\nref: ldap://partner.invalid/ou=people,dc=partner,dc=se\n\n"
+    );
+    let server = Slapd::start_with(&people, &referral);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!("ldaps://127.0.0.1:{}", server.tls_port),
+        &server.path("ca.pem"),
+        SERVICE_PASSWORD,
+    );
+    let planted: BTreeSet<String> = people
+        .iter()
+        .map(|person| format!("P8-former-customers:{}", person.dn()))
+        .collect();
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("PARTIAL") && stderr.contains("referral 1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("a referral was not followed"), "{stderr}");
+    assert_exact(&open_findings(&config), &planted);
+    // One person's entry goes; with part of the tree unread, nothing resolves.
+    server.modify(&format!("dn: {}\nchangetype: delete\n\n", people[0].dn()));
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("0 resolved"), "{stderr}");
+    assert_exact(&open_findings(&config), &planted);
+    // Without the referral, the same scan resolves exactly the one gone.
+    server.modify(&format!(
+        "dn: ou=partner,ou=people,{SUFFIX}\nchangetype: delete\n\n"
+    ));
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("PARTIAL"), "{stderr}");
+    assert_exact(
+        &open_findings(&config),
+        &[format!("P8-former-customers:{}", people[1].dn())].into(),
+    );
+}

@@ -13,9 +13,9 @@
 //!   delivers it exactly once per month.
 //!
 //! Everything is computed relative to the month's end, not to today, so a report
-//! for a past month reads the same whenever it is made. Owners are keyed
-//! pseudonyms unless `report.name_owners` is set; where a record's path holds its
-//! owner (a mail account), the pseudonym replaces it there too.
+//! for a past month reads the same whenever it is made. Owners and the parts of
+//! record locations that name people are keyed pseudonyms unless
+//! `[privacy] name_owners` is set (see [`crate::privacy`]).
 
 pub mod chart;
 pub mod config;

@@ -189,7 +189,9 @@ access to * by users read by * none
         let path = self.dir.path().join("change.ldif");
         std::fs::write(&path, ldif).expect("ldif");
         let output = Command::new("ldapmodify")
-            .args(["-x", "-H", &format!("ldap://127.0.0.1:{}", self.port)])
+            // -M (ManageDsaIT): a referral object is changed as an entry,
+            // not followed.
+            .args(["-x", "-M", "-H", &format!("ldap://127.0.0.1:{}", self.port)])
             .args([
                 "-D",
                 &format!("cn=admin,{SUFFIX}"),

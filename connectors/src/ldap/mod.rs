@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use serde::Deserialize;
 
@@ -231,6 +231,11 @@ async fn next_entry(
                 ));
             }
         };
+        // Intermediate responses carry no entry (EntriesOnly would drop them,
+        // and the references below with them).
+        if entry.is_intermediate() {
+            continue;
+        }
         entries += 1;
         if entry.is_ref() {
             // What the referral points at is not read, and which entries it
@@ -425,10 +430,8 @@ impl Connector for LdapSource {
             ),
             None => config.filter.clone(),
         };
-        let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> = vec![
-            Box::new(EntriesOnly::new()),
-            Box::new(PagedResults::new(config.page_size)),
-        ];
+        let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> =
+            vec![Box::new(PagedResults::new(config.page_size))];
         let mut stream = ldap
             .with_timeout(timeout)
             .streaming_search_with(
@@ -540,10 +543,8 @@ impl LdapSource {
         context: &ScanContext,
         report: &mut ScanReport,
     ) -> Result<(Memberships, Option<String>), ConnectorError> {
-        let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> = vec![
-            Box::new(EntriesOnly::new()),
-            Box::new(PagedResults::new(self.config.page_size)),
-        ];
+        let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> =
+            vec![Box::new(PagedResults::new(self.config.page_size))];
         let mut stream = ldap
             .with_timeout(timeout)
             .streaming_search_with(
