@@ -572,6 +572,19 @@ mod tests {
         }
     }
 
+    /// Scan source `s` with `read` under `timeout`, with a short grace.
+    async fn scan_reading<F>(
+        store: &Arc<Mutex<Store>>,
+        rules: &RuleSet,
+        timeout: Duration,
+        read: impl FnOnce(ScanContext, RecordSink) -> F,
+    ) -> Result<ScanOutcome, RunError>
+    where
+        F: std::future::Future<Output = Result<ScanReport, ConnectorError>> + Send + 'static,
+    {
+        scan_with("s", timeout, read, rules, store, Utc::now(), &quick_stop()).await
+    }
+
     fn last_scan(store: &Arc<Mutex<Store>>) -> crate::store::ScanRow {
         store
             .lock()
@@ -591,17 +604,9 @@ mod tests {
             }
             Ok(ScanReport::default())
         };
-        let outcome = scan_with(
-            "s",
-            Duration::from_secs(60),
-            read,
-            &rules,
-            &store,
-            Utc::now(),
-            &quick_stop(),
-        )
-        .await
-        .expect("the runner itself survives");
+        let outcome = scan_reading(&store, &rules, Duration::from_secs(60), read)
+            .await
+            .expect("the runner itself survives");
         assert_eq!(outcome.status, ScanStatus::Failed);
         let (kind, message) = outcome.error.expect("an error");
         assert_eq!(kind, "panic");
@@ -610,14 +615,11 @@ mod tests {
         assert_eq!(row.status, ScanStatus::Failed);
         assert_eq!(row.error_kind.as_deref(), Some("panic"));
         // The lease is given back: the next scan runs.
-        let outcome = scan_with(
-            "s",
+        let outcome = scan_reading(
+            &store,
+            &rules,
             Duration::from_secs(60),
             |_c: ScanContext, _s: RecordSink| async { Ok(ScanReport::default()) },
-            &rules,
-            &store,
-            Utc::now(),
-            &quick_stop(),
         )
         .await
         .expect("scan");
@@ -633,17 +635,9 @@ mod tests {
             }
             Err(ConnectorError::Cancelled)
         };
-        let outcome = scan_with(
-            "s",
-            Duration::from_millis(50),
-            read,
-            &rules,
-            &store,
-            Utc::now(),
-            &quick_stop(),
-        )
-        .await
-        .expect("runner");
+        let outcome = scan_reading(&store, &rules, Duration::from_millis(50), read)
+            .await
+            .expect("runner");
         assert_eq!(outcome.status, ScanStatus::Failed);
         assert_eq!(outcome.error.expect("error").0, "timeout");
         assert_eq!(last_scan(&store).error_kind.as_deref(), Some("timeout"));
@@ -657,17 +651,9 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(ScanReport::default())
         };
-        let outcome = scan_with(
-            "s",
-            Duration::from_millis(50),
-            read,
-            &rules,
-            &store,
-            Utc::now(),
-            &quick_stop(),
-        )
-        .await
-        .expect("runner");
+        let outcome = scan_reading(&store, &rules, Duration::from_millis(50), read)
+            .await
+            .expect("runner");
         assert_eq!(outcome.status, ScanStatus::Failed);
         assert_eq!(outcome.error.expect("error").0, "timeout");
     }
@@ -679,14 +665,11 @@ mod tests {
         other
             .take_lease("s", Utc::now(), Utc::now() + chrono::TimeDelta::seconds(60))
             .expect("lease");
-        let result = scan_with(
-            "s",
+        let result = scan_reading(
+            &store,
+            &rules,
             Duration::from_secs(60),
             |_c: ScanContext, _s: RecordSink| async { Ok(ScanReport::default()) },
-            &rules,
-            &store,
-            Utc::now(),
-            &quick_stop(),
         )
         .await;
         assert!(

@@ -292,17 +292,26 @@ fn with_pagination(config: &str, pagination: &str) {
     std::fs::write(config, text).expect("config");
 }
 
-#[test]
-fn a_server_that_caps_its_page_size_is_read_to_the_end() {
+/// The planted cases on a CRM server behaving as `behaviour` says (its items
+/// and token filled in), a folder and a config reading it.
+fn planted_crm(behaviour: Behaviour) -> (CrmServer, tempfile::TempDir, String, BTreeSet<String>) {
     let (items, planted) = cases();
     let server = CrmServer::start(Behaviour {
         items,
         token: TOKEN.into(),
-        cap_per_page: Some(40),
-        ..Behaviour::default()
+        ..behaviour
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), &server.url(), TOKEN);
+    (server, dir, config, planted)
+}
+
+#[test]
+fn a_server_that_caps_its_page_size_is_read_to_the_end() {
+    let (server, _dir, config, planted) = planted_crm(Behaviour {
+        cap_per_page: Some(40),
+        ..Behaviour::default()
+    });
     // Asked for 100 a page, given 40: the first page is short, yet not the end.
     let output = tillsyn(&["scan", "--once", "--config", &config, "--format", "json"]);
     let (_, stderr) = text(&output);
@@ -333,14 +342,9 @@ fn a_server_that_caps_its_page_size_is_read_to_the_end() {
 
 #[test]
 fn a_total_that_is_not_reached_fails_the_scan_and_resolves_nothing() {
-    let (items, planted) = cases();
-    let server = CrmServer::start(Behaviour {
-        items,
-        token: TOKEN.into(),
+    let (server, _dir, config, planted) = planted_crm(Behaviour {
         ..Behaviour::default()
     });
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &server.url(), TOKEN);
     with_pagination(
         &config,
         "{ type = \"page\", size = 100, total = \"/total\" }",
@@ -383,16 +387,11 @@ fn a_total_that_is_not_reached_fails_the_scan_and_resolves_nothing() {
 
 #[test]
 fn next_urls_in_the_body_are_followed_to_the_end() {
-    let (items, planted) = cases();
-    let server = CrmServer::start(Behaviour {
-        items,
-        token: TOKEN.into(),
+    let (server, _dir, config, planted) = planted_crm(Behaviour {
         cap_per_page: Some(60),
         next: Next::Body,
         ..Behaviour::default()
     });
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &server.url(), TOKEN);
     with_pagination(&config, "{ type = \"next_url\", next = \"/next\" }");
     let output = tillsyn(&["scan", "--once", "--config", &config, "--format", "json"]);
     let (_, stderr) = text(&output);

@@ -482,6 +482,18 @@ pub fn build(
         .map(|source| source.name.as_str())
         .collect();
 
+    // Where a finding is, as output may show it.
+    let shown_location = |finding: &OpenAt| {
+        location(
+            &finding.record_kind,
+            &owners.record(
+                &finding.source,
+                &finding.record_kind,
+                &finding.record_path,
+                finding.owner.as_deref(),
+            ),
+        )
+    };
     // Owners shown once each.
     let mut shown: BTreeMap<Option<String>, String> = BTreeMap::new();
     let mut show = |owner: &Option<String>| -> String {
@@ -523,15 +535,7 @@ pub fn build(
             .take(OLDEST_CASES)
             .map(|finding| Case {
                 source: finding.source.clone(),
-                location: location(
-                    &finding.record_kind,
-                    &owners.record(
-                        &finding.source,
-                        &finding.record_kind,
-                        &finding.record_path,
-                        finding.owner.as_deref(),
-                    ),
-                ),
+                location: shown_location(finding),
                 owner: show(&finding.owner),
                 since: local_date(finding.first_seen, zone),
                 open_days: (end - finding.first_seen).num_days(),
@@ -541,18 +545,7 @@ pub fn build(
         let mut places: BTreeMap<(String, String), u64> = BTreeMap::new();
         for finding in &findings {
             *places
-                .entry((
-                    finding.source.clone(),
-                    location(
-                        &finding.record_kind,
-                        &owners.record(
-                            &finding.source,
-                            &finding.record_kind,
-                            &finding.record_path,
-                            finding.owner.as_deref(),
-                        ),
-                    ),
-                ))
+                .entry((finding.source.clone(), shown_location(finding)))
                 .or_insert(0) += 1;
         }
         let mut locations: Vec<Location> = places

@@ -229,6 +229,40 @@ pub enum Pagination {
     },
 }
 
+impl Pagination {
+    /// Add the query parameters that ask for page number `page` (counted from
+    /// 1) or the items from `offset`, for the kinds that take them.
+    fn ask_for(&self, url: &mut reqwest::Url, page: u64, offset: u64) {
+        match self {
+            Pagination::Page {
+                param,
+                start,
+                size_param,
+                size,
+                ..
+            } => {
+                url.query_pairs_mut()
+                    .append_pair(param, &(start + page - 1).to_string())
+                    .append_pair(size_param, &size.to_string());
+            }
+            Pagination::Offset {
+                param,
+                size_param,
+                size,
+                ..
+            } => {
+                url.query_pairs_mut()
+                    .append_pair(param, &offset.to_string())
+                    .append_pair(size_param, &size.to_string());
+            }
+            Pagination::None
+            | Pagination::Cursor { .. }
+            | Pagination::Link
+            | Pagination::NextUrl { .. } => {}
+        }
+    }
+}
+
 fn default_next_url() -> String {
     "/next".into()
 }
@@ -626,33 +660,7 @@ impl Connector for HttpSource {
                 ));
             }
             let mut url = url;
-            match &config.pagination {
-                Pagination::Page {
-                    param,
-                    start,
-                    size_param,
-                    size,
-                    ..
-                } => {
-                    url.query_pairs_mut()
-                        .append_pair(param, &(start + page - 1).to_string())
-                        .append_pair(size_param, &size.to_string());
-                }
-                Pagination::Offset {
-                    param,
-                    size_param,
-                    size,
-                    ..
-                } => {
-                    url.query_pairs_mut()
-                        .append_pair(param, &offset.to_string())
-                        .append_pair(size_param, &size.to_string());
-                }
-                Pagination::None
-                | Pagination::Cursor { .. }
-                | Pagination::Link
-                | Pagination::NextUrl { .. } => {}
-            }
+            config.pagination.ask_for(&mut url, page, offset);
             let (headers, body) = self.get(&url, page, &mut report).await?;
             let where_ = format!("page {page} ({})", shown(&url));
             let document: Value = serde_json::from_slice(&body)
@@ -798,30 +806,7 @@ impl HttpSource {
         let config = &self.config;
         let mut url = reqwest::Url::parse(&config.url)
             .map_err(|error| failed("protocol", format!("url: {error}")))?;
-        match &config.pagination {
-            Pagination::Page {
-                param,
-                start,
-                size_param,
-                size,
-                ..
-            } => {
-                url.query_pairs_mut()
-                    .append_pair(param, &start.to_string())
-                    .append_pair(size_param, &size.to_string());
-            }
-            Pagination::Offset {
-                param,
-                size_param,
-                size,
-                ..
-            } => {
-                url.query_pairs_mut()
-                    .append_pair(param, "0")
-                    .append_pair(size_param, &size.to_string());
-            }
-            _ => {}
-        }
+        config.pagination.ask_for(&mut url, 1, 0);
         let mut report = ScanReport::default();
         let (_, body) = self.get(&url, 1, &mut report).await?;
         let document: Value = serde_json::from_slice(&body)
