@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::dovecot::{Dovecot, Proxy, message};
+use common::dovecot::{Dovecot, LineFilterProxy, Proxy, message};
 use common::*;
 
 const RECENT: &str = "Mon, 2 Nov 2026 10:00:00 +0000";
@@ -644,4 +644,45 @@ fn a_message_that_becomes_due_between_two_incremental_scans_is_found() {
             format!("stale-inbox:anna/INBOX/{young}"),
         ]),
     );
+}
+
+#[test]
+fn a_folder_without_uidvalidity_is_read_in_full_every_time() {
+    let server = Dovecot::start(&[("anna", "anna-pw")]);
+    let mut anna = server.client("anna", "anna-pw");
+    anna.command("CREATE Arkiv");
+    anna.append("Arkiv", &message(&["anna@firma.se"], &[], RECENT, 1), 90);
+    anna.append("Arkiv", &message(&["anna@firma.se"], &[], RECENT, 2), 90);
+    // A server that never says UIDVALIDITY or UIDNEXT.
+    let proxy = LineFilterProxy::start(server.port, &["[UIDVALIDITY ", "[UIDNEXT "]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = accounts_file(dir.path(), &[("anna", "anna-pw")]);
+    let rules = RULES.replace("folders = [\"INBOX\"]", "folders = [\"Arkiv\"]");
+    let source = format!(
+        "{}folders = [\"Arkiv\"]\n",
+        plain_source(proxy.port, &accounts)
+    );
+    let config = write_config(dir.path(), &source, &rules);
+    let (output, found) = scan(&config);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(work(&stderr, "folders_without_uidvalidity"), 1, "{stderr}");
+    let first: BTreeSet<String> = [
+        "stale-inbox:anna/Arkiv/1".to_owned(),
+        "stale-inbox:anna/Arkiv/2".to_owned(),
+    ]
+    .into();
+    assert_exact(&found, &first);
+
+    // The folder is deleted and made anew: UIDs start again from 1, and no
+    // UIDVALIDITY says so. Message 1 is old again, message 2 is new.
+    anna.command("DELETE Arkiv");
+    anna.command("CREATE Arkiv");
+    anna.append("Arkiv", &message(&["anna@firma.se"], &[], RECENT, 3), 90);
+    anna.append("Arkiv", &message(&["anna@firma.se"], &[], RECENT, 4), 1);
+    let (output, found) = scan(&config);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("incremental"), "{stderr}");
+    assert_exact(&found, &["stale-inbox:anna/Arkiv/1".to_owned()].into());
 }

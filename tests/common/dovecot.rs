@@ -534,3 +534,54 @@ impl Proxy {
         Proxy { port, tripped }
     }
 }
+
+/// A TCP proxy that passes the client's bytes on as they are and drops the
+/// server's lines that contain any of `dropped`: a server that leaves out
+/// parts of its answers (UIDVALIDITY, UIDNEXT), as some do.
+pub struct LineFilterProxy {
+    pub port: u16,
+}
+
+impl LineFilterProxy {
+    pub fn start(target_port: u16, dropped: &'static [&'static str]) -> LineFilterProxy {
+        use std::io::BufRead;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("address").port();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else {
+                    continue;
+                };
+                let (mut client_read, mut server_write) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut client_read, &mut server_write);
+                });
+                let mut client_write = client;
+                std::thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(server);
+                    let mut line = Vec::new();
+                    loop {
+                        line.clear();
+                        match reader.read_until(b'\n', &mut line) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                        let text = String::from_utf8_lossy(&line);
+                        if dropped.iter().any(|word| text.contains(word)) {
+                            continue;
+                        }
+                        if client_write.write_all(&line).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = client_write.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        LineFilterProxy { port }
+    }
+}
