@@ -283,6 +283,8 @@ root = "mail"
 name = "share"
 type = "fileshare"
 root = "share"
+# Applicants' and customers' names are in these file and folder names.
+personal_paths = ["rekrytering/*/ansokningar/*", "kunder/*"]
 classify = [
   { glob = "rekrytering/**/ansokningar/**", class = "application" },
   { glob = "ekonomi/fakturor/**", class = "invoice" },
@@ -471,7 +473,7 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
     writeln!(out)?;
     writeln!(
         out,
-        "Owners are shown as keyed pseudonyms ([privacy] name_owners = false)."
+        "People are shown as keyed pseudonyms ([privacy] name_owners = false; --reveal shows them)."
     )?;
     writeln!(
         out,
