@@ -81,7 +81,12 @@ fn servers() -> Servers {
 #[derive(Default)]
 struct Breakage {
     imap_password: Option<&'static str>,
+    imap_ca: Option<&'static str>,
+    imap_port: Option<u16>,
+    ldap_password: Option<&'static str>,
     ldap_ca: Option<&'static str>,
+    ldap_port: Option<u16>,
+    http_token: Option<&'static str>,
     http_port: Option<u16>,
     share_root: Option<&'static str>,
 }
@@ -97,8 +102,16 @@ fn write_config(dir: &Path, servers: &Servers, broken: &Breakage) -> String {
         ),
     )
     .expect("accounts");
-    std::fs::write(dir.join("ldap.pw"), format!("{SERVICE_PASSWORD}\n")).expect("pw");
-    std::fs::write(dir.join("crm.token"), format!("{TOKEN}\n")).expect("token");
+    std::fs::write(
+        dir.join("ldap.pw"),
+        format!("{}\n", broken.ldap_password.unwrap_or(SERVICE_PASSWORD)),
+    )
+    .expect("pw");
+    std::fs::write(
+        dir.join("crm.token"),
+        format!("{}\n", broken.http_token.unwrap_or(TOKEN)),
+    )
+    .expect("token");
     let crm_url = match broken.http_port {
         Some(port) => format!("http://127.0.0.1:{port}/api/cases"),
         None => servers.crm.url(),
@@ -149,9 +162,12 @@ name = "maildirs"
 type = "maildir"
 root = "maildirs"
 {RULES}"#,
-        imap_port = servers.dovecot.tls_port,
-        imap_ca = servers.dovecot.path("ca.pem").display(),
-        ldap_port = servers.slapd.tls_port,
+        imap_port = broken.imap_port.unwrap_or(servers.dovecot.tls_port),
+        imap_ca = servers
+            .dovecot
+            .path(broken.imap_ca.unwrap_or("ca.pem"))
+            .display(),
+        ldap_port = broken.ldap_port.unwrap_or(servers.slapd.tls_port),
         ldap_ca = servers
             .slapd
             .path(broken.ldap_ca.unwrap_or("ca.pem"))
@@ -197,35 +213,75 @@ fn check_config_connect_says_per_source_ok_or_why_not() {
     let after = servers.dovecot.client("anna", "anna-pw").snapshot("INBOX");
     assert_eq!(before, after);
 
-    // Each source broken its own way: each says why, the others stay OK.
-    let broken = Breakage {
-        imap_password: Some("wrong-pw"),
-        ldap_ca: Some("other-ca.pem"),
-        http_port: Some(free_port()),
-        share_root: Some("no-such-share"),
-    };
-    let config = write_config(dir.path(), &servers, &broken);
-    let output = tillsyn(&["check-config", "--connect", "--config", &config]);
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
-    let seen: std::collections::BTreeMap<String, String> = verdicts(&stdout).into_iter().collect();
-    let expect = |name: &str, words: &[&str]| {
-        let verdict = &seen[name];
-        assert!(verdict.starts_with("FAILED"), "{name}: {verdict}");
-        for word in words {
-            assert!(verdict.contains(word), "{name}: {verdict} lacks {word:?}");
+    // Each source broken its own way, three times over (a wrong password, a
+    // wrong CA, nothing listening): each says why, the untouched stay OK.
+    let check = |broken: &Breakage, expected: &[(&str, &[&str])]| {
+        let config = write_config(dir.path(), &servers, broken);
+        let output = tillsyn(&["check-config", "--connect", "--config", &config]);
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
+        let seen: std::collections::BTreeMap<String, String> =
+            verdicts(&stdout).into_iter().collect();
+        assert_eq!(seen.len(), 5, "{stdout}");
+        for (name, verdict) in &seen {
+            match expected.iter().find(|(broken, _)| broken == name) {
+                None => assert!(verdict.starts_with("OK"), "{name}: {verdict}"),
+                Some((_, words)) => {
+                    assert!(verdict.starts_with("FAILED"), "{name}: {verdict}");
+                    for word in *words {
+                        assert!(verdict.contains(word), "{name}: {verdict} lacks {word:?}");
+                    }
+                }
+            }
         }
+        // Account names are pseudonyms: the privacy switch holds here too.
+        assert!(!stdout.contains("account anna"), "{stdout}");
     };
-    expect(
-        "mail",
-        &["1 of 2 accounts failed", "login refused", "account p-"],
+    check(
+        &Breakage {
+            imap_password: Some("wrong-pw"),
+            ldap_password: Some("wrong-pw"),
+            http_token: Some("wrong-token"),
+            ..Breakage::default()
+        },
+        &[
+            (
+                "mail",
+                &["1 of 2 accounts failed", "login refused", "account p-"],
+            ),
+            (
+                "directory",
+                &["bind as cn=tillsyn,ou=services", "invalid credentials"],
+            ),
+            ("crm", &["401", "refused the credentials"]),
+        ],
     );
-    expect("directory", &["cannot connect"]);
-    expect("crm", &["page 1", "after 1 tries"]);
-    expect("share", &["no-such-share"]);
-    assert!(seen["maildirs"].starts_with("OK"), "{stdout}");
-    // The account name is a pseudonym: the privacy switch holds here too.
-    assert!(!stdout.contains("account anna"), "{stdout}");
+    check(
+        &Breakage {
+            imap_ca: Some("other-ca.pem"),
+            ldap_ca: Some("other-ca.pem"),
+            ..Breakage::default()
+        },
+        &[
+            ("mail", &["2 of 2 accounts failed", "TLS"]),
+            ("directory", &["cannot connect"]),
+        ],
+    );
+    check(
+        &Breakage {
+            imap_port: Some(free_port()),
+            ldap_port: Some(free_port()),
+            http_port: Some(free_port()),
+            share_root: Some("no-such-share"),
+            ..Breakage::default()
+        },
+        &[
+            ("mail", &["cannot connect"]),
+            ("directory", &["cannot connect"]),
+            ("crm", &["page 1", "after 1 tries"]),
+            ("share", &["no-such-share"]),
+        ],
+    );
 }
 
 #[test]

@@ -336,7 +336,7 @@ impl LdapSource {
                 "auth",
                 format!(
                     "bind as {} refused: {} ({}) {}",
-                    crate::mark_personal(&config.bind_dn),
+                    config.bind_dn,
                     result_name(bound.rc),
                     bound.rc,
                     bound.text.trim()
