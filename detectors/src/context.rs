@@ -1,13 +1,16 @@
-//! Context words, found in one Aho-Corasick pass over the text: words that
-//! name what a number is ("personnummer", "född", "IBAN", a custom detector's
-//! own keywords), and words that speak against a personnummer or phone number
-//! ("faktura", "OCR", "orgnr", "bankgiro": invoice, order and reference
-//! numbers that happen to pass the checks). ASCII letters match in any case; a
-//! keyword counts only where a word starts.
+//! Context words: words that name what a number is ("personnummer", "född",
+//! "IBAN", a custom detector's own keywords), and words that speak against a
+//! personnummer, phone or card number ("faktura", "OCR", "orgnr", "bankgiro":
+//! invoice, order and reference numbers that happen to pass the checks). ASCII
+//! letters match in either case; a keyword counts only where a word starts.
+//!
+//! The keywords are extra patterns of the set's one regex rather than a second
+//! (Aho-Corasick) pass: the lazy DFA moves through text at the same cost per
+//! byte whatever the number of literals it holds, so the keywords come at no
+//! extra pass. Measured on the detector benchmark: the separate Aho-Corasick
+//! pass was 40 % of the instructions (callgrind) of a personnummer scan.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-
-use crate::{BuildError, Builtin, CustomDetector, DetectorId};
+use crate::{Builtin, CustomDetector, DetectorId};
 
 /// Words that name a Swedish identity number.
 const PERSONNUMMER: &[&str] = &[
@@ -35,7 +38,7 @@ const PERSONNUMMER: &[&str] = &[
 ];
 
 const PHONE: &[&str] = &[
-    "tel", "telefon", "mobil", "mobile", "phone", "ring", "sms", "fax", "växel",
+    "tel", "telefon", "mobil", "mobile", "phone", "ring", "sms", "fax", "växel", "VÄXEL",
 ];
 const CARD: &[&str] = &["kort", "card", "visa", "mastercard", "amex", "kreditkort"];
 const IBAN: &[&str] = &["iban", "konto", "account", "bic", "swift"];
@@ -81,10 +84,10 @@ enum Meaning {
     Against,
 }
 
-/// The compiled keyword sets.
+/// The keywords, as extra patterns of the detector set's one regex: a keyword
+/// hit and a candidate are found in the same pass over the text.
 #[derive(Debug)]
 pub(crate) struct Context {
-    automaton: AhoCorasick,
     meanings: Vec<Meaning>,
     lengths: Vec<usize>,
 }
@@ -95,10 +98,17 @@ pub(crate) struct Found {
     hits: Vec<(usize, usize, Meaning)>,
     /// The longest keyword's length: no hit ends further after its start.
     longest: usize,
+    /// The widest window of any detector in the set.
+    widest: usize,
+    /// Hits before this index end before any window still to be asked about:
+    /// candidates are asked about in text order, so it only moves forward.
+    cursor: std::cell::Cell<usize>,
 }
 
 impl Context {
-    pub(crate) fn new(customs: &[CustomDetector]) -> Result<Context, BuildError> {
+    /// The keyword list and, for each keyword, its pattern (ASCII letters in
+    /// either case; other bytes as written).
+    pub(crate) fn new(customs: &[CustomDetector]) -> (Context, Vec<String>) {
         let mut words: Vec<String> = Vec::new();
         let mut meanings = Vec::new();
         let mut add = |list: &[&str], meaning: Meaning| {
@@ -127,44 +137,54 @@ impl Context {
             }
         }
         let lengths = words.iter().map(String::len).collect();
-        let automaton = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&words)
-            .map_err(|error| BuildError::Keywords(error.to_string()))?;
-        Ok(Context {
-            automaton,
-            meanings,
-            lengths,
-        })
+        let patterns = words
+            .iter()
+            .map(|word| format!("(?i-u:{})", escape(word)))
+            .collect();
+        (Context { meanings, lengths }, patterns)
     }
 
-    /// Every keyword in `text` that starts a word.
-    pub(crate) fn find(&self, text: &[u8]) -> Found {
-        let mut hits = Vec::new();
-        for found in self.automaton.find_iter(text) {
-            let start = found.start();
-            let starts_word = start == 0 || {
-                let before = text[start - 1];
-                !(before.is_ascii_alphanumeric() || before >= 0x80)
-            };
-            if !starts_word {
-                continue;
-            }
-            let index = found.pattern().as_usize();
-            if let (Some(meaning), Some(length)) =
-                (self.meanings.get(index), self.lengths.get(index))
-            {
-                hits.push((start, start + length, *meaning));
-            }
+    /// Collects the keyword hits of one text, as the set's regex reports them;
+    /// `widest` is the largest window any detector of the set uses.
+    pub(crate) fn collector(&self, widest: usize) -> Found {
+        Found {
+            hits: Vec::new(),
+            longest: self.lengths.iter().copied().max().unwrap_or(0),
+            widest,
+            cursor: std::cell::Cell::new(0),
         }
-        let longest = self.lengths.iter().copied().max().unwrap_or(0);
-        Found { hits, longest }
+    }
+
+    /// Record keyword `index` found at `start` in `text`, if it starts a word.
+    pub(crate) fn record(&self, found: &mut Found, text: &[u8], index: usize, start: usize) {
+        let starts_word = start == 0 || {
+            let before = text[start - 1];
+            !(before.is_ascii_alphanumeric() || before >= 0x80)
+        };
+        if !starts_word {
+            return;
+        }
+        if let (Some(meaning), Some(length)) = (self.meanings.get(index), self.lengths.get(index)) {
+            found.hits.push((start, start + length, *meaning));
+        }
     }
 }
 
+/// `word` as a regex matching itself.
+fn escape(word: &str) -> String {
+    let mut escaped = String::with_capacity(word.len() * 2);
+    for c in word.chars() {
+        if c.is_ascii_punctuation() || c == ' ' {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 impl Found {
-    /// Keywords overlapping `start - window .. end + window`.
+    /// Keywords overlapping `start - window .. end + window`. Asked in text
+    /// order of `start` (see `cursor`).
     fn near(
         &self,
         start: usize,
@@ -173,8 +193,18 @@ impl Found {
     ) -> impl Iterator<Item = &(usize, usize, Meaning)> {
         let from = start.saturating_sub(window);
         let to = end.saturating_add(window);
-        // Hits are in text order; skip those ending before the window.
-        let first = self.hits.partition_point(|hit| hit.0 + self.longest < from);
+        // Hits are in text order; skip those that end before the widest
+        // window of this or any later candidate can reach.
+        let earliest = start.saturating_sub(self.widest);
+        let mut first = self.cursor.get();
+        while self
+            .hits
+            .get(first)
+            .is_some_and(|hit| hit.0 + self.longest < earliest)
+        {
+            first += 1;
+        }
+        self.cursor.set(first);
         self.hits[first..]
             .iter()
             .take_while(move |hit| hit.0 < to)

@@ -4,14 +4,13 @@
 //! of what they match, the identity index of data-subject lookups.
 //!
 //! Pure functions over bytes: no I/O, no clock (today's date is a parameter),
-//! no allocation per byte. A scan is two passes at most over a text, whatever
-//! the number of detectors:
-//! 1. one multi-pattern regex (`regex-automata`'s meta engine, leftmost-first)
-//!    finds candidates. Patterns use ASCII classes and ASCII word boundaries
-//!    (`(?-u:\b)`): a Unicode `\b` makes the fast engine give up at the first
-//!    å, ä or ö, about 15× slower on Swedish text;
-//! 2. one Aho-Corasick pass finds context keywords (personnummer, född, …;
-//!    and words that speak against a match: faktura, OCR, orgnr, …).
+//! no allocation per byte. A scan is one pass over a text, whatever
+//! the number of detectors: one multi-pattern regex (`regex-automata`'s meta
+//! engine, leftmost-first) finds candidates and context keywords (personnummer,
+//! född, …; and words that speak against a match: faktura, OCR, orgnr, …)
+//! together. Patterns use ASCII classes and ASCII word boundaries
+//! (`(?-u:\b)`): a Unicode `\b` makes the fast engine give up at the first å,
+//! ä or ö, about 15× slower on Swedish text.
 //!
 //! Each candidate is then validated by its kind (date and Luhn, mod 97, card
 //! prefixes, octets) and given a [`Confidence`]. What leaves this crate is the
@@ -127,7 +126,8 @@ impl Builtin {
     }
 
     /// The candidate pattern: ASCII classes and ASCII word boundaries only.
-    fn pattern(self) -> &'static str {
+    /// Public so that benchmarks can give a peer tool the same candidates.
+    pub fn pattern(self) -> &'static str {
         match self {
             // 10 or 12 digits, at most one - or + before the last four.
             Builtin::Personnummer => r"(?-u:\b)(?:[0-9]{2})?[0-9]{6}[-+]?[0-9]{4}(?-u:\b)",
@@ -143,14 +143,14 @@ impl Builtin {
             Builtin::Phone => {
                 r"(?:\+46|(?-u:\b)0046|(?-u:\b)0)[ -]?(?:\(0\)[ -]?)?[1-9][0-9]{0,2}[ -]?[0-9](?:[ -]?[0-9]){4,7}(?-u:\b)"
             }
+            // Unbounded parts (lengths are checked after): counted repetitions
+            // multiply the automaton's states and slow the whole set down.
             Builtin::Email => {
-                r"(?-u:\b)[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}(?-u:\b)"
+                r"(?-u:\b)[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}(?-u:\b)"
             }
             Builtin::Ipv4 => r"(?-u:\b)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?-u:\b)",
-            // Colon-separated hex groups (validated by the standard parser).
-            Builtin::Ipv6 => {
-                r"(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?|::(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})"
-            }
+            // Colon-separated hex groups, validated by the standard parser.
+            Builtin::Ipv6 => r"[0-9A-Fa-f]*(?::[0-9A-Fa-f]*){2,}",
         }
     }
 }
@@ -197,9 +197,6 @@ pub enum BuildError {
         /// Why.
         message: String,
     },
-    /// Keywords could not be compiled.
-    #[error("detector keywords: {0}")]
-    Keywords(String),
 }
 
 /// Which detector a match came from.
@@ -227,6 +224,22 @@ pub struct Match {
     /// lower-case e-mail, IBAN and card digits without spaces, the address as
     /// parsed.
     pub normalised: String,
+}
+
+/// One match as [`DetectorSet::scan_each`] hands it over: the normalised value
+/// is borrowed and lives until the next match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found<'a> {
+    /// The detector.
+    pub detector: DetectorId,
+    /// How sure.
+    pub confidence: Confidence,
+    /// Byte range in the text.
+    pub start: usize,
+    /// End of the byte range (exclusive).
+    pub end: usize,
+    /// The value in its canonical form (see [`Match::normalised`]).
+    pub normalised: &'a str,
 }
 
 /// A compiled set of detectors, shared by every scan (cheap to share: build
@@ -267,11 +280,19 @@ impl DetectorSet {
             patterns.push(custom.pattern.clone());
             detectors.push(DetectorId::Custom(index));
         }
-        let regex = Regex::new_many(&patterns).map_err(|error| BuildError::Pattern {
-            name: "(the set)".into(),
-            message: error.to_string(),
-        })?;
-        let context = context::Context::new(&customs)?;
+        // Keywords last: where a candidate and a keyword start at one place,
+        // the candidate wins (leftmost-first takes the earlier pattern).
+        let (context, keyword_patterns) = context::Context::new(&customs);
+        patterns.extend(keyword_patterns);
+        // A larger cache for the lazy DFA than the default 2 MB: the set has
+        // many states, and a cache that fills is cleared and rebuilt mid-text.
+        let regex = Regex::builder()
+            .configure(Regex::config().hybrid_cache_capacity(16 << 20))
+            .build_many(&patterns)
+            .map_err(|error| BuildError::Pattern {
+                name: "(the set)".into(),
+                message: error.to_string(),
+            })?;
         Ok(DetectorSet {
             regex,
             detectors,
@@ -300,88 +321,129 @@ impl DetectorSet {
     /// Every match in `text` at `min` confidence or above.
     pub fn scan(&self, text: &[u8], today: Today, min: Confidence) -> Vec<Match> {
         let mut matches = Vec::new();
-        let mut keywords: Option<context::Found> = None;
-        for found in self.regex.find_iter(text) {
-            let (start, end) = (found.start(), found.end());
-            let Some(detector) = self.detectors.get(found.pattern().as_usize()).copied() else {
-                continue;
-            };
-            let keywords = keywords.get_or_insert_with(|| self.context.find(text));
-            for judged in self.judge(detector, &text[start..end], today) {
-                let confidence = match self.apply_context(detector, judged.0, keywords, start, end)
-                {
-                    Some(confidence) if confidence >= min => confidence,
-                    _ => continue,
-                };
-                matches.push(Match {
-                    detector: judged.2,
-                    confidence,
-                    start,
-                    end,
-                    normalised: judged.1,
-                });
-            }
-        }
+        self.scan_each(text, today, min, |found| {
+            matches.push(Match {
+                detector: found.detector,
+                confidence: found.confidence,
+                start: found.start,
+                end: found.end,
+                normalised: found.normalised.to_owned(),
+            });
+        });
         matches
     }
 
-    /// The candidate judged as what its pattern says, and (for a digit run
-    /// that is no personnummer) as a phone number too: (confidence before
-    /// context, normalised value, detector).
+    /// [`DetectorSet::scan`], handing each match to `visit` with its
+    /// normalised value borrowed: nothing is allocated per match for the
+    /// common kinds, so a caller that only counts or hashes pays for neither.
+    pub fn scan_each(
+        &self,
+        text: &[u8],
+        today: Today,
+        min: Confidence,
+        mut visit: impl FnMut(Found<'_>),
+    ) {
+        // One pass: candidates and keywords together. A candidate's context may
+        // lie after it, so candidates are judged once the pass is done.
+        let mut candidates: Vec<(DetectorId, usize, usize)> = Vec::new();
+        let widest = self
+            .customs
+            .iter()
+            .map(|custom| custom.window)
+            .fold(DEFAULT_WINDOW, usize::max);
+        let mut keywords = self.context.collector(widest);
+        for found in self.regex.find_iter(text) {
+            let (start, end) = (found.start(), found.end());
+            let index = found.pattern().as_usize();
+            match self.detectors.get(index) {
+                Some(detector) => candidates.push((*detector, start, end)),
+                None => {
+                    self.context
+                        .record(&mut keywords, text, index - self.detectors.len(), start)
+                }
+            }
+        }
+        let mut values = [String::new(), String::new()];
+        for (detector, start, end) in candidates {
+            let judged = self.judge(detector, &text[start..end], today, &mut values);
+            for (slot, judged) in judged.into_iter().enumerate() {
+                let Some((confidence, detector)) = judged else {
+                    continue;
+                };
+                let confidence =
+                    match self.apply_context(detector, confidence, &keywords, start, end) {
+                        Some(confidence) if confidence >= min => confidence,
+                        _ => continue,
+                    };
+                visit(Found {
+                    detector,
+                    confidence,
+                    start,
+                    end,
+                    normalised: &values[slot],
+                });
+            }
+        }
+    }
+
+    /// The candidate judged as what its pattern says, and (for a digit run)
+    /// as a phone number too: up to two (confidence before context, detector),
+    /// each with its normalised value written into the same slot of `values`.
     fn judge(
         &self,
         detector: DetectorId,
         candidate: &[u8],
         today: Today,
-    ) -> Vec<(Confidence, String, DetectorId)> {
-        let mut judged = Vec::new();
+        values: &mut [String; 2],
+    ) -> [Option<(Confidence, DetectorId)>; 2] {
         match detector {
             DetectorId::Builtin(Builtin::Personnummer) => {
-                if let personnummer::Verdict::Person {
-                    canonical,
-                    formatted,
-                    ..
-                } = personnummer::judge(candidate, today)
-                {
-                    let confidence = if formatted {
-                        Confidence::Medium
-                    } else {
-                        Confidence::Low
-                    };
-                    judged.push((
-                        confidence,
-                        String::from_utf8_lossy(&canonical).into_owned(),
-                        detector,
-                    ));
-                }
+                let person = match personnummer::judge(candidate, today) {
+                    personnummer::Verdict::Person {
+                        canonical,
+                        formatted,
+                        ..
+                    } => {
+                        values[0].clear();
+                        // ASCII digits only.
+                        values[0].extend(canonical.iter().map(|digit| char::from(*digit)));
+                        Some((
+                            if formatted {
+                                Confidence::Medium
+                            } else {
+                                Confidence::Low
+                            },
+                            detector,
+                        ))
+                    }
+                    _ => None,
+                };
                 // A bare 07x… run is a mobile number as well (the phone
                 // pattern comes later in the set and never sees it).
-                if let Some(phone) = validate::phone(candidate) {
-                    judged.push((
-                        Confidence::Medium,
-                        phone,
-                        DetectorId::Builtin(Builtin::Phone),
-                    ));
-                }
+                let phone = validate::phone_into(candidate, &mut values[1])
+                    .then_some((Confidence::Medium, DetectorId::Builtin(Builtin::Phone)));
+                [person, phone]
             }
             DetectorId::Builtin(builtin) => {
-                if let Some((confidence, normalised)) = validate::builtin(builtin, candidate) {
-                    judged.push((confidence, normalised, detector));
-                }
+                let judged = validate::builtin(builtin, candidate).map(|(confidence, value)| {
+                    values[0] = value;
+                    (confidence, detector)
+                });
+                [judged, None]
             }
             DetectorId::Custom(index) => {
-                if let Some(custom) = self.customs.get(index)
-                    && validate::custom(custom, candidate)
-                {
-                    judged.push((
-                        Confidence::Medium,
-                        String::from_utf8_lossy(candidate).into_owned(),
-                        detector,
-                    ));
-                }
+                let judged = self
+                    .customs
+                    .get(index)
+                    .filter(|custom| validate::custom(custom, candidate))
+                    .map(|_| {
+                        values[0].clear();
+                        values[0].push_str(&String::from_utf8_lossy(candidate));
+                        (Confidence::Medium, detector)
+                    });
+                [judged, None]
             }
         }
-        judged
     }
 
     /// Context moves a confidence: a naming keyword nearby lifts it a level
@@ -409,7 +471,9 @@ impl DetectorSet {
         }
         if matches!(
             detector,
-            DetectorId::Builtin(Builtin::Personnummer) | DetectorId::Builtin(Builtin::Phone)
+            DetectorId::Builtin(Builtin::Personnummer)
+                | DetectorId::Builtin(Builtin::Phone)
+                | DetectorId::Builtin(Builtin::PaymentCard)
         ) && keywords.negative_near(start, end, window)
         {
             return confidence.demoted();

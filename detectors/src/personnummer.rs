@@ -42,8 +42,19 @@ pub enum Verdict {
 
 /// Judge `text` (digits with at most one `-` or `+`, nothing else).
 pub fn judge(text: &[u8], today: Today) -> Verdict {
+    if text.len() > 13 {
+        return Verdict::Invalid;
+    }
     let separator = text.iter().position(|b| *b == b'-' || *b == b'+');
-    let digits: Vec<u8> = text.iter().copied().filter(u8::is_ascii_digit).collect();
+    let mut digits = [0u8; 13];
+    let mut count = 0;
+    for byte in text {
+        if byte.is_ascii_digit() {
+            digits[count] = *byte;
+            count += 1;
+        }
+    }
+    let digits = &digits[..count];
     if digits.len() + usize::from(separator.is_some()) != text.len() {
         return Verdict::Invalid;
     }
@@ -56,7 +67,7 @@ pub fn judge(text: &[u8], today: Today) -> Verdict {
     let plus = separator.is_some_and(|at| text[at] == b'+');
     let (century, ten): (Option<u32>, &[u8]) = match digits.len() {
         12 => (Some(number(&digits[..2])), &digits[2..]),
-        10 => (None, &digits[..]),
+        10 => (None, digits),
         _ => return Verdict::Invalid,
     };
     if !crate::checksum::luhn(ten) {
@@ -98,8 +109,10 @@ pub fn judge(text: &[u8], today: Today) -> Verdict {
         return Verdict::Invalid;
     }
     let mut canonical = [0u8; 12];
-    let full = format!("{year:04}");
-    canonical[..4].copy_from_slice(full.as_bytes());
+    for (index, place) in [1000, 100, 10, 1].iter().enumerate() {
+        // `year` has four digits: 1800–2099.
+        canonical[index] = b'0' + ((year / place) % 10) as u8;
+    }
     canonical[4..].copy_from_slice(&ten[2..]);
     Verdict::Person {
         canonical,

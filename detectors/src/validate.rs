@@ -142,38 +142,63 @@ fn card(candidate: &[u8]) -> Option<String> {
 /// A Swedish phone number in E.164 (`+46…`), from `+46`, `0046` or a national
 /// `0`, with an optional `(0)`: 7 to 9 digits after the country code.
 pub(crate) fn phone(candidate: &[u8]) -> Option<String> {
-    let text: Vec<u8> = candidate
-        .iter()
-        .copied()
-        .filter(|b| !matches!(b, b' ' | b'-'))
-        .collect();
-    let national: &[u8] = text
+    let mut normalised = String::new();
+    phone_into(candidate, &mut normalised).then_some(normalised)
+}
+
+/// [`phone`], writing the E.164 form into `out` (cleared first); false when it
+/// is no phone number. Allocates nothing once `out` has room.
+pub(crate) fn phone_into(candidate: &[u8], out: &mut String) -> bool {
+    out.clear();
+    if !matches!(candidate.first(), Some(b'0' | b'+')) || candidate.len() > 32 {
+        return false;
+    }
+    let mut kept = [0u8; 32];
+    let mut count = 0;
+    for byte in candidate {
+        if !matches!(byte, b' ' | b'-') {
+            kept[count] = *byte;
+            count += 1;
+        }
+    }
+    let text = &kept[..count];
+    let Some(national) = text
         .strip_prefix(b"+46")
         .or_else(|| text.strip_prefix(b"0046"))
-        .or_else(|| text.strip_prefix(b"0"))?;
+        .or_else(|| text.strip_prefix(b"0"))
+    else {
+        return false;
+    };
     let national = national.strip_prefix(b"(0)").unwrap_or(national);
     if !national.iter().all(u8::is_ascii_digit) || !(7..=9).contains(&national.len()) {
-        return None;
+        return false;
     }
     // No trunk zero after the country code, and mobile numbers (7x) have 9.
     match national.first() {
-        Some(b'0') | None => return None,
-        Some(b'7') if national.len() != 9 => return None,
+        Some(b'0') | None => return false,
+        Some(b'7') if national.len() != 9 => return false,
         _ => {}
     }
-    Some(format!("+46{}", String::from_utf8_lossy(national)))
+    out.push_str("+46");
+    // ASCII digits, checked above.
+    out.extend(national.iter().map(|digit| char::from(*digit)));
+    true
 }
 
 fn email(candidate: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(candidate).ok()?;
     let (local, domain) = text.rsplit_once('@')?;
+    let top = domain.rsplit('.').next().unwrap_or("");
     if local.is_empty()
+        || local.len() > 64
+        || domain.len() > 253
+        || !(2..=24).contains(&top.len())
         || local.starts_with('.')
         || local.ends_with('.')
         || local.contains("..")
         || domain
             .split('.')
-            .any(|label| label.is_empty() || label.starts_with('-'))
+            .any(|label| label.is_empty() || label.len() > 63 || label.starts_with('-'))
     {
         return None;
     }
@@ -196,10 +221,13 @@ fn ipv4(candidate: &[u8]) -> Option<String> {
 
 fn ipv6(candidate: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(candidate).ok()?;
-    // A time such as 10:30:00 is not an address: at least one letter or
-    // a `::`, or all eight groups.
+    // Not a time (10:30:00) nor code (std::vec): at least two groups, a
+    // digit, and a letter or a `::` or all eight groups.
     let groups = text.split(':').filter(|group| !group.is_empty()).count();
-    if !text.contains("::") && groups < 8 && !text.bytes().any(|b| b.is_ascii_alphabetic()) {
+    if groups < 2
+        || !text.bytes().any(|b| b.is_ascii_digit())
+        || (!text.contains("::") && groups < 8 && !text.bytes().any(|b| b.is_ascii_alphabetic()))
+    {
         return None;
     }
     text.parse::<std::net::Ipv6Addr>()
@@ -269,6 +297,8 @@ mod tests {
         assert_eq!(ipv4(b"1.02.3.4"), None);
         assert_eq!(ipv6(b"2001:db8::1").as_deref(), Some("2001:db8::1"));
         assert_eq!(ipv6(b"10:30:00"), None);
+        assert_eq!(ipv6(b"d::"), None, "std::vec");
+        assert_eq!(ipv6(b"::"), None);
         assert_eq!(
             ipv6(b"fe80::1ff:fe23:4567:890a").as_deref(),
             Some("fe80::1ff:fe23:4567:890a")
