@@ -155,7 +155,7 @@ pub async fn scan_pass(
     store: Store,
     wait: bool,
 ) -> Result<ScanPass, CliError> {
-    let rules = RuleSet::new(&config.rules, config.daemon.timezone.0)?;
+    let rules = RuleSet::for_config(config)?;
     let selected: Vec<_> = config
         .sources
         .iter()
@@ -440,6 +440,13 @@ pub fn explain(
                     out,
                     "  conflict:   the record is on a list its person was marked off (joined by keyed address)"
                 )?,
+                Check::Contains(check) => writeln!(
+                    out,
+                    "  content:    at least {} match(es) of {} at {} confidence or above, in mail bodies, text attachments or file text (values are never kept)",
+                    check.min_count,
+                    check.detectors.join(", "),
+                    check.min_confidence.level().as_str()
+                )?,
             }
         }
     }
@@ -496,7 +503,7 @@ pub async fn check_config(
             return Ok(EXIT_CONFIG);
         }
     };
-    let rules = RuleSet::new(&config.rules, config.daemon.timezone.0)?;
+    let rules = RuleSet::for_config(&config)?;
     writeln!(
         out,
         "{}: OK — {} sources, {} rules, state in {}",

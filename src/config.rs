@@ -49,6 +49,33 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     /// `[report]`, when present.
     pub report: Option<ReportConfig>,
+    /// `[[detectors]]`: the organisation's own detectors for `contains` rules.
+    pub detectors: Vec<tillsyn_detectors::CustomDetector>,
+}
+
+/// One `[[detectors]]` entry as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetectorFile {
+    name: String,
+    pattern: String,
+    #[serde(default)]
+    checksum: Option<ChecksumFile>,
+    #[serde(default)]
+    keywords: Vec<String>,
+    #[serde(default = "default_detector_window")]
+    window: usize,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum ChecksumFile {
+    Luhn,
+    Mod97,
+}
+
+fn default_detector_window() -> usize {
+    tillsyn_detectors::DEFAULT_WINDOW
 }
 
 /// `[daemon]`: where tillsyn keeps its state and which clock it reads.
@@ -309,6 +336,7 @@ pub fn parse_with(text: &str, path: &Path, secrets: Secrets) -> Result<Config, C
         issues: Vec::new(),
         source_names: Vec::new(),
         rule_refs: Vec::new(),
+        detector_names: Vec::new(),
     };
     let config = reader.read(path);
     let mut issues = reader.issues;
@@ -334,6 +362,8 @@ struct Reader<'t> {
     source_names: Vec<(String, std::ops::Range<usize>)>,
     /// Every rule id and its `when.sources`, likewise.
     rule_refs: Vec<(String, std::ops::Range<usize>, Vec<String>)>,
+    /// Every `[[detectors]]` name read, valid or not.
+    detector_names: Vec<String>,
 }
 
 impl<'t> Reader<'t> {
@@ -423,6 +453,7 @@ impl<'t> Reader<'t> {
         let mut sources = Vec::new();
         let mut rules = Vec::new();
         let mut report = Some(None);
+        let mut detectors = Vec::new();
         for (key, value) in document.into_inner() {
             let key_span = key.span();
             match key.get_ref().as_ref() {
@@ -448,14 +479,22 @@ impl<'t> Reader<'t> {
                         }
                     }
                 }
+                "detectors" => {
+                    for entry in self.array(value, "detectors") {
+                        if let Some(detector) = self.detector(entry) {
+                            detectors.push(detector);
+                        }
+                    }
+                }
                 other => self.issue(
                     Some(key_span.start),
                     format!(
-                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources`, `rules` or `report`"
+                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources`, `rules`, `detectors` or `report`"
                     ),
                 ),
             }
         }
+        self.check_detector_names(&rules);
         self.cross_checks();
         let mut daemon = daemon?;
         daemon.state_dir = self.resolve(&daemon.state_dir);
@@ -466,7 +505,86 @@ impl<'t> Reader<'t> {
             sources,
             rules,
             report: report?,
+            detectors,
         })
+    }
+
+    fn detector(&mut self, entry: Spanned<'_>) -> Option<tillsyn_detectors::CustomDetector> {
+        let span = entry.span();
+        let file: DetectorFile = self.deserialize(entry, "[[detectors]]")?;
+        // Named even if broken below: rules that name it are not wrong too.
+        self.detector_names.push(file.name.clone());
+        let detector = tillsyn_detectors::CustomDetector {
+            name: file.name,
+            pattern: file.pattern,
+            checksum: file.checksum.map(|checksum| match checksum {
+                ChecksumFile::Luhn => tillsyn_detectors::Checksum::Luhn,
+                ChecksumFile::Mod97 => tillsyn_detectors::Checksum::Mod97,
+            }),
+            keywords: file.keywords,
+            window: file.window,
+        };
+        if tillsyn_detectors::Builtin::named(&detector.name).is_some() {
+            self.issue(
+                Some(self.locate(&span, "name")),
+                format!(
+                    "[[detectors]] {:?}: that name is a built-in detector's; choose another",
+                    detector.name
+                ),
+            );
+            return None;
+        }
+        if let Err(error) = tillsyn_detectors::DetectorSet::with(&[], vec![detector.clone()]) {
+            self.issue(
+                Some(self.locate(&span, "pattern")),
+                format!("[[detectors]]: {error}"),
+            );
+            return None;
+        }
+        Some(detector)
+    }
+
+    /// Every detector a `contains` rule names is a built-in or a `[[detectors]]`.
+    fn check_detector_names(&mut self, rules: &[RuleConfig]) {
+        let spans: Vec<(String, std::ops::Range<usize>)> = self
+            .rule_refs
+            .iter()
+            .map(|(id, span, _)| (id.clone(), span.clone()))
+            .collect();
+        for rule in rules {
+            let Check::Contains(check) = &rule.check else {
+                continue;
+            };
+            let span = spans
+                .iter()
+                .find(|(id, _)| *id == rule.id)
+                .map(|(_, span)| span.clone())
+                .unwrap_or(0..0);
+            if check.detectors.is_empty() {
+                self.issue(
+                    Some(span.start),
+                    format!("rule {:?}: `detectors` names none", rule.id),
+                );
+            }
+            for name in &check.detectors {
+                let known = tillsyn_detectors::Builtin::named(name).is_some()
+                    || self.detector_names.contains(name);
+                if !known {
+                    let builtins: Vec<&str> = tillsyn_detectors::Builtin::ALL
+                        .iter()
+                        .map(|builtin| builtin.as_str())
+                        .collect();
+                    self.issue(
+                        Some(self.locate(&span, &format!("\"{name}\""))),
+                        format!(
+                            "rule {:?}: unknown detector {name:?}; built-in: {}, or a [[detectors]] name",
+                            rule.id,
+                            builtins.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
     }
 
     fn report(&mut self, value: Spanned<'_>) -> Option<ReportConfig> {
@@ -840,11 +958,14 @@ impl<'t> Reader<'t> {
             Some("conflict") => self
                 .deserialize::<ConflictCheck>(rest, &what)
                 .map(Check::Conflict),
+            Some("contains") => self
+                .deserialize::<crate::rules::config::ContainsCheck>(rest, &what)
+                .map(Check::Contains),
             Some(other) => {
                 self.issue(
                     kind_span.map(|span| span.start),
                     format!(
-                        "{what}: unknown kind {other:?}; expected \"max_age\", \"max_recipients\", \"max_interval\" or \"conflict\""
+                        "{what}: unknown kind {other:?}; expected \"max_age\", \"max_recipients\", \"max_interval\", \"conflict\" or \"contains\""
                     ),
                 );
                 None

@@ -283,6 +283,7 @@ where
         needs: source_rules.needs(now),
         cancel: scan_flag.clone(),
         checkpoints,
+        content: source_rules.content_plan(now),
     };
     let (sink, mut receiver) = RecordSink::channel(CHANNEL);
     let consumer_store = store.clone();

@@ -3,6 +3,8 @@
 //!
 //! Layout:
 //! - [`record`]: the normalised record, the only type rules and connectors share.
+//! - [`content`]: text inside records (mail bodies, text files), run through
+//!   the detectors where it is read; only what they matched travels on.
 //! - [`fileshare`]: a mounted share or local directory tree, metadata only.
 //! - [`maildir`]: Maildir++ trees as Dovecot keeps them, headers only.
 //! - [`imap`]: mailboxes over IMAP (EXAMINE and BODY.PEEK only), incremental.
@@ -21,6 +23,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::panic)]
 
+pub mod content;
 pub mod fileshare;
 pub mod http;
 pub mod imap;
@@ -65,6 +68,8 @@ pub struct Needs {
     /// Fingerprint of the applicable rules: an incremental connector rescans in
     /// full when it changes.
     pub plan: u64,
+    /// A rule reads inside records ([`ScanContext::content`] says how).
+    pub content: bool,
 }
 
 impl Needs {
@@ -126,6 +131,8 @@ pub struct ScanContext {
     /// What the connector saved after its last finished scan of this source
     /// (see [`ScanReport::checkpoints`]); empty on the first scan.
     pub checkpoints: BTreeMap<String, String>,
+    /// The detectors and limits, when a rule reads inside records.
+    pub content: Option<Arc<content::ContentPlan>>,
 }
 
 /// Where a connector sends its records. Bounded: a slow consumer slows the walk
@@ -248,6 +255,9 @@ pub enum ProblemKind {
     OversizedHeader,
     /// A marker file without a readable date.
     BadMarker,
+    /// Content over its read limit (a message, part or file): not read, and
+    /// the record's findings stay open.
+    OversizedContent,
     /// A whole account could not be read (login refused, connection lost).
     AccountFailed,
     /// A directory referral, not followed.
@@ -271,6 +281,7 @@ impl ProblemKind {
         ProblemKind::EmptyMail,
         ProblemKind::OversizedHeader,
         ProblemKind::BadMarker,
+        ProblemKind::OversizedContent,
         ProblemKind::AccountFailed,
         ProblemKind::Referral,
         ProblemKind::MalformedEntry,
@@ -289,6 +300,7 @@ impl ProblemKind {
             ProblemKind::EmptyMail => "empty_mail",
             ProblemKind::OversizedHeader => "oversized_header",
             ProblemKind::BadMarker => "bad_marker",
+            ProblemKind::OversizedContent => "oversized_content",
             ProblemKind::AccountFailed => "account_failed",
             ProblemKind::Referral => "referral",
             ProblemKind::MalformedEntry => "malformed_entry",

@@ -112,6 +112,8 @@ pub struct Record {
     pub participants: Option<Participants>,
     /// Other attributes (classification, mail special-use, status fields).
     pub attributes: BTreeMap<String, String>,
+    /// What the detectors found inside it, when a rule asked.
+    pub content: Option<crate::content::Content>,
 }
 
 impl Record {
@@ -128,6 +130,7 @@ impl Record {
             dates: BTreeMap::new(),
             participants: None,
             attributes: BTreeMap::new(),
+            content: None,
         }
     }
 }

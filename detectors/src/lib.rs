@@ -272,9 +272,14 @@ impl DetectorSet {
         }
         for (index, custom) in customs.iter().enumerate() {
             if let Err(error) = Regex::new(&custom.pattern) {
+                // The syntax error says where and why; the build error alone
+                // only says which pattern.
+                let message = error
+                    .syntax_error()
+                    .map_or_else(|| error.to_string(), ToString::to_string);
                 return Err(BuildError::Pattern {
                     name: custom.name.clone(),
-                    message: error.to_string(),
+                    message,
                 });
             }
             patterns.push(custom.pattern.clone());

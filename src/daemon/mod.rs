@@ -127,7 +127,7 @@ impl Loaded {
     /// Load, check and build everything `path` names. Reads credential files.
     pub fn load(path: &Path) -> Result<Loaded, DaemonError> {
         let config = config::load(path)?;
-        let rules = Arc::new(RuleSet::new(&config.rules, config.daemon.timezone.0)?);
+        let rules = Arc::new(RuleSet::for_config(&config)?);
         let mut sources = BTreeMap::new();
         for source in &config.sources {
             let built = Source::build(source).map_err(|error| DaemonError::Build {

@@ -151,6 +151,10 @@ pub enum Check {
     /// person whom records selected by `marked_by` mark ("unsubscribed, yet still
     /// on the list"), joined across sources.
     Conflict(ConflictCheck),
+    /// `kind = "contains"`: a record must not hold this personal data in its
+    /// content (mail bodies and attachments, file text): "send personal data by
+    /// mail as little as possible".
+    Contains(ContainsCheck),
 }
 
 impl Check {
@@ -161,6 +165,7 @@ impl Check {
             Check::MaxRecipients(_) => "max_recipients",
             Check::MaxInterval(_) => "max_interval",
             Check::Conflict(_) => "conflict",
+            Check::Contains(_) => "contains",
         }
     }
 }
@@ -322,6 +327,51 @@ pub struct MaxRecipientsCheck {
     /// with their subdomains, e.g. `["example.se"]`. Default: none.
     #[serde(default)]
     pub exclude_domains: Vec<String>,
+}
+
+/// Keys of a `contains` rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainsCheck {
+    /// Detectors whose matches count: built-in (`personnummer`, `iban`,
+    /// `payment_card`, `phone`, `email`, `ipv4`, `ipv6`) or the names of
+    /// `[[detectors]]`. Required.
+    pub detectors: Vec<String>,
+    /// The lowest confidence that counts: `low`, `medium` or `high`. Default:
+    /// `medium` (a bare 10-digit number with nothing around it is only `low`).
+    #[serde(default)]
+    pub min_confidence: MinConfidence,
+    /// Matches needed in one record for a finding. Default: 1.
+    #[serde(default = "default_min_count")]
+    pub min_count: u64,
+}
+
+fn default_min_count() -> u64 {
+    1
+}
+
+/// A confidence as written in the config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MinConfidence {
+    /// Every valid match.
+    Low,
+    /// Written as such numbers are written, or named nearby.
+    #[default]
+    Medium,
+    /// Written as such and named nearby.
+    High,
+}
+
+impl MinConfidence {
+    /// The detectors' confidence.
+    pub fn level(self) -> tillsyn_detectors::Confidence {
+        match self {
+            MinConfidence::Low => tillsyn_detectors::Confidence::Low,
+            MinConfidence::Medium => tillsyn_detectors::Confidence::Medium,
+            MinConfidence::High => tillsyn_detectors::Confidence::High,
+        }
+    }
 }
 
 /// Which header's recipients count.

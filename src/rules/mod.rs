@@ -13,6 +13,8 @@
 //!   excluded.
 //! - `max_interval`: a second event late after a first, or still missing once the
 //!   limit has passed ("incidents reported within 72 hours of detection").
+//! - `contains`: personal data inside a record (a personnummer in a mail body),
+//!   as the detectors found it, at a minimum confidence and count.
 
 pub mod config;
 
@@ -71,11 +73,19 @@ pub struct ConflictKey {
 
 /// Why rules could not be compiled.
 #[derive(Debug, thiserror::Error)]
-#[error("rule {rule:?}: cannot compile its path globs: {source}")]
-pub struct RuleError {
-    rule: String,
-    #[source]
-    source: globset::Error,
+pub enum RuleError {
+    /// A rule's path globs.
+    #[error("rule {rule:?}: cannot compile its path globs: {source}")]
+    Globs {
+        /// The rule.
+        rule: String,
+        /// Why.
+        #[source]
+        source: globset::Error,
+    },
+    /// The detectors of `contains` rules.
+    #[error(transparent)]
+    Detectors(#[from] tillsyn_detectors::BuildError),
 }
 
 /// All configured rules, compiled.
@@ -83,6 +93,8 @@ pub struct RuleError {
 pub struct RuleSet {
     rules: Vec<Arc<CompiledRule>>,
     timezone: chrono_tz::Tz,
+    /// The detectors, when a `contains` rule needs them.
+    detectors: Option<Arc<tillsyn_detectors::DetectorSet>>,
 }
 
 /// The rules that apply to one source, and what they need from it.
@@ -90,6 +102,7 @@ pub struct RuleSet {
 pub struct SourceRules {
     rules: Vec<Arc<CompiledRule>>,
     timezone: chrono_tz::Tz,
+    detectors: Option<Arc<tillsyn_detectors::DetectorSet>>,
     /// Whether any rule reads mail participants.
     pub participants: bool,
 }
@@ -110,7 +123,7 @@ fn glob_set(rule: &RuleConfig, globs: &[config::PathGlob]) -> Result<GlobSet, Ru
     for glob in globs {
         builder.add(glob.glob.clone());
     }
-    builder.build().map_err(|source| RuleError {
+    builder.build().map_err(|source| RuleError::Globs {
         rule: rule.id.clone(),
         source,
     })
@@ -138,7 +151,26 @@ impl RuleSet {
                 }))
             })
             .collect::<Result<Vec<_>, RuleError>>()?;
-        Ok(RuleSet { rules, timezone })
+        Ok(RuleSet {
+            rules,
+            timezone,
+            detectors: None,
+        })
+    }
+
+    /// Compile the rules of `config`, with the detectors its `contains` rules
+    /// use (the built-ins and `[[detectors]]`), built once.
+    pub fn for_config(config: &crate::config::Config) -> Result<RuleSet, RuleError> {
+        let mut set = RuleSet::new(&config.rules, config.daemon.timezone.0)?;
+        if set
+            .rules
+            .iter()
+            .any(|rule| matches!(rule.config.check, Check::Contains(_)))
+        {
+            let detectors = tillsyn_detectors::DetectorSet::new(config.detectors.clone())?;
+            set.detectors = Some(Arc::new(detectors));
+        }
+        Ok(set)
     }
 
     /// The rules that can apply to records of `source`.
@@ -159,6 +191,7 @@ impl RuleSet {
         SourceRules {
             rules,
             timezone: self.timezone,
+            detectors: self.detectors.clone(),
             participants,
         }
     }
@@ -199,13 +232,69 @@ impl SourceRules {
                 windowed_ages &= check.anchor == Anchor::None;
             }
         }
+        let content = self
+            .rules
+            .iter()
+            .any(|rule| matches!(rule.config.check, Check::Contains(_)));
         Needs {
             participants: self.participants,
+            // A content rule reads every record: none may be left out.
             age_cutoff,
-            only_age,
-            windowed_ages,
+            only_age: only_age && !content,
+            windowed_ages: windowed_ages && !content,
             plan: self.plan(),
+            content,
         }
+    }
+
+    /// What the connector reads inside records at `now`: the detectors, the
+    /// lowest confidence any `contains` rule counts, and the files they look
+    /// at; `None` when no rule of the source reads content.
+    pub fn content_plan(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Option<Arc<tillsyn_connectors::content::ContentPlan>> {
+        let detectors = self.detectors.clone()?;
+        let checks: Vec<(&CompiledRule, &config::ContainsCheck)> = self
+            .rules
+            .iter()
+            .filter_map(|rule| match &rule.config.check {
+                Check::Contains(check) => Some((rule.as_ref(), check)),
+                _ => None,
+            })
+            .collect();
+        let min = checks
+            .iter()
+            .map(|(_, check)| check.min_confidence.level())
+            .min()?;
+        // Files: the union of the rules' path globs; a rule without any reads
+        // every file.
+        let files = if checks
+            .iter()
+            .any(|(rule, _)| rule.config.when.paths.is_empty())
+        {
+            None
+        } else {
+            let mut builder = GlobSetBuilder::new();
+            for (rule, _) in &checks {
+                for glob in &rule.config.when.paths {
+                    builder.add(glob.glob.clone());
+                }
+            }
+            builder.build().ok()
+        };
+        let local = now.with_timezone(&self.timezone);
+        Some(Arc::new(tillsyn_connectors::content::ContentPlan {
+            detectors,
+            min,
+            today: tillsyn_detectors::Today {
+                year: u32::try_from(local.year()).unwrap_or(2026),
+                month: local.month(),
+                day: local.day(),
+            },
+            limits: Default::default(),
+            files,
+        }))
     }
 
     /// FNV-1a over the applicable rules as configured: stable across runs and
@@ -293,6 +382,7 @@ impl SourceRules {
                     Check::MaxAge(check) => max_age(check, record, now, self.timezone)?,
                     Check::MaxRecipients(check) => max_recipients(check, record, now)?,
                     Check::MaxInterval(check) => max_interval(check, record, now, self.timezone)?,
+                    Check::Contains(check) => contains(check, record, now)?,
                     // Judged across sources from the keys, not record by record.
                     Check::Conflict(_) => return None,
                 };
@@ -477,6 +567,79 @@ fn max_interval(
         None => return None,
     };
     Some((Some(days_between(start, now)), detail))
+}
+
+fn contains(
+    check: &config::ContainsCheck,
+    record: &Record,
+    now: DateTime<Utc>,
+) -> Option<(Option<i64>, String)> {
+    let content = record.content.as_ref()?;
+    let min = check.min_confidence.level();
+    let count = content.count(&check.detectors, min);
+    if count == 0 || count < check.min_count {
+        return None;
+    }
+    // Which detectors, how many at each confidence, in which kinds of part;
+    // never the values, nor attachment names (they may name a person).
+    let mut by_detector: std::collections::BTreeMap<&str, [u64; 3]> = Default::default();
+    let (mut bodies, mut attachments, mut files) = (0, 0, 0);
+    for part in &content.parts {
+        let mut counted = false;
+        for found in &part.matches {
+            if found.confidence >= min && check.detectors.contains(&found.detector) {
+                let levels = by_detector.entry(found.detector.as_str()).or_default();
+                levels[found.confidence as usize] += 1;
+                counted = true;
+            }
+        }
+        if counted {
+            match part.part {
+                tillsyn_connectors::content::Part::Body => bodies += 1,
+                tillsyn_connectors::content::Part::Attachment(_) => attachments += 1,
+                tillsyn_connectors::content::Part::File => files += 1,
+            }
+        }
+    }
+    let found: Vec<String> = by_detector
+        .iter()
+        .map(|(detector, levels)| {
+            let shown: Vec<String> = [
+                ("high", levels[2]),
+                ("medium", levels[1]),
+                ("low", levels[0]),
+            ]
+            .iter()
+            .filter(|(_, count)| *count > 0)
+            .map(|(level, count)| format!("{count} {level}"))
+            .collect();
+            format!(
+                "{detector} {} ({})",
+                levels.iter().sum::<u64>(),
+                shown.join(", ")
+            )
+        })
+        .collect();
+    let mut places = Vec::new();
+    if bodies > 0 {
+        places.push("the body".to_owned());
+    }
+    if attachments > 0 {
+        places.push(format!(
+            "{attachments} attachment{}",
+            if attachments == 1 { "" } else { "s" }
+        ));
+    }
+    if files > 0 {
+        places.push("the file".to_owned());
+    }
+    let detail = format!("{} in {}", found.join("; "), places.join(" and "));
+    let age = record
+        .timestamps
+        .received
+        .or(record.timestamps.modified)
+        .map(|time| days_between(time, now));
+    Some((age, detail))
 }
 
 fn excluded(address: &Address, domains: &[String]) -> bool {

@@ -168,6 +168,7 @@ mod tests {
             needs: crate::Needs::default(),
             cancel: crate::CancelFlag::default(),
             checkpoints: Default::default(),
+            content: None,
         };
         let (sink, mut receiver) = RecordSink::channel(1024);
         let drain = tokio::spawn(async move { while receiver.recv().await.is_some() {} });

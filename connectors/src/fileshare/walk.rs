@@ -244,7 +244,10 @@ impl Worker<'_, '_> {
                 return WalkState::Continue;
             }
         };
-        let record = self.file_record(entry.path(), relative, &metadata);
+        let mut record = self.file_record(entry.path(), relative, &metadata);
+        if let Some(plan) = &self.shared.context.content {
+            self.read_content(plan, entry.path(), &metadata, &mut record);
+        }
         match self.sink.send_blocking(record) {
             Ok(()) => {
                 self.report.records += 1;
@@ -271,6 +274,51 @@ impl Worker<'_, '_> {
             text.push_str(&name_to_text(component.as_os_str()).0);
         }
         Some(text)
+    }
+
+    /// Read a text file a content rule looks at, within the limit, and keep
+    /// what the detectors found. Too large or unreadable: counted, and the
+    /// record's findings stay open.
+    fn read_content(
+        &mut self,
+        plan: &crate::content::ContentPlan,
+        path: &Path,
+        metadata: &std::fs::Metadata,
+        record: &mut Record,
+    ) {
+        if !crate::content::is_text_name(&record.path)
+            || plan
+                .files
+                .as_ref()
+                .is_some_and(|files| !files.is_match(&record.path))
+        {
+            return;
+        }
+        if metadata.len() > plan.limits.file_bytes {
+            self.report.count(ProblemKind::OversizedContent);
+            self.report.unread_prefixes.push(record.path.clone());
+            return;
+        }
+        match read_prefix(
+            path,
+            usize::try_from(plan.limits.file_bytes).unwrap_or(usize::MAX),
+        ) {
+            Ok(bytes) => {
+                self.report.add_work("files_content_read", 1);
+                record.content = Some(crate::content::Content {
+                    parts: vec![plan.detect(crate::content::Part::File, &bytes)],
+                });
+            }
+            Err(error) => {
+                let kind = match error.kind() {
+                    std::io::ErrorKind::NotFound => ProblemKind::Vanished,
+                    std::io::ErrorKind::PermissionDenied => ProblemKind::PermissionDenied,
+                    _ => ProblemKind::Io,
+                };
+                self.report.count(kind);
+                self.report.unread_prefixes.push(record.path.clone());
+            }
+        }
     }
 
     fn file_record(&self, path: &Path, relative: String, metadata: &std::fs::Metadata) -> Record {

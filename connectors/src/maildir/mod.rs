@@ -321,9 +321,53 @@ impl AccountReader<'_> {
         if self.context.needs.participants {
             record.participants = Some(self.participants(&path, metadata.len()));
         }
+        if let Some(plan) = &self.context.content {
+            record.content = self.content(plan, &path, metadata.len(), &record.path);
+        }
         self.sink.send_blocking(record)?;
         self.report.records += 1;
         Ok(())
+    }
+
+    /// The message read whole (within the limit) and its bodies and text
+    /// attachments run through the detectors. Too large, unreadable or not
+    /// MIME: counted, and the record's findings stay open (`None`).
+    fn content(
+        &mut self,
+        plan: &crate::content::ContentPlan,
+        path: &Path,
+        size: u64,
+        record_path: &str,
+    ) -> Option<crate::content::Content> {
+        let unread = |report: &mut ScanReport, kind: ProblemKind| {
+            report.count(kind);
+            report.unread_prefixes.push(record_path.to_owned());
+        };
+        if size > plan.limits.message_bytes {
+            unread(&mut self.report, ProblemKind::OversizedContent);
+            return None;
+        }
+        let limit = usize::try_from(plan.limits.message_bytes).unwrap_or(usize::MAX);
+        let raw = match crate::local_fs::read_prefix(path, limit) {
+            Ok(raw) => raw,
+            Err(error) => {
+                let kind = if error.kind() == std::io::ErrorKind::NotFound {
+                    ProblemKind::Vanished
+                } else {
+                    ProblemKind::Io
+                };
+                unread(&mut self.report, kind);
+                return None;
+            }
+        };
+        self.report.add_work("messages_content_read", 1);
+        match plan.mail(&self.parser, &raw) {
+            Some(content) => Some(content),
+            None => {
+                unread(&mut self.report, ProblemKind::MalformedMail);
+                None
+            }
+        }
     }
 
     fn participants(&mut self, path: &Path, size: u64) -> Participants {
@@ -475,6 +519,7 @@ mod cancel_tests {
             needs: crate::Needs::default(),
             cancel: crate::CancelFlag::default(),
             checkpoints: Default::default(),
+            content: None,
         };
         context.cancel.cancel();
         let (sink, mut receiver) = RecordSink::channel(1024);

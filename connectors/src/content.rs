@@ -1,0 +1,186 @@
+//! What a connector reads *inside* a record when a `contains` rule needs it:
+//! the text of mail bodies and of text files, run through the detectors at once
+//! so that only what they matched travels on (the detector, the confidence and
+//! the normalised value, which the runner turns into counts and keyed hashes).
+//! The text itself is never kept, logged or stored.
+//!
+//! Bounded: a message, a part and a file larger than its limit is not read (the
+//! record is counted as `oversized_content` and its findings stay open), so
+//! memory per record is capped.
+//!
+//! This first part reads mail bodies (text/plain, and text/html with its tags
+//! removed, in the transfer encodings and charsets that mail-parser decodes)
+//! and plain-text attachments and files. Office documents, PDF and archives
+//! follow in their own isolated extractor.
+
+use std::sync::Arc;
+
+use mail_parser::{MessageParser, MimeHeaders, PartType};
+use tillsyn_detectors::{Confidence, DetectorSet, Today};
+
+/// What the rules of a source need read inside records, and the limits.
+#[derive(Debug)]
+pub struct ContentPlan {
+    /// The detectors every content rule of the source asks for, built once.
+    pub detectors: Arc<DetectorSet>,
+    /// The lowest confidence any rule asks for: lower matches are dropped.
+    pub min: Confidence,
+    /// Today, in the organisation's time zone, for personnummer centuries.
+    pub today: Today,
+    /// Byte limits.
+    pub limits: ContentLimits,
+    /// Path globs (as rule `paths`) of the files whose content a rule needs;
+    /// `None`: every file.
+    pub files: Option<globset::GlobSet>,
+}
+
+/// How much is read, at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentLimits {
+    /// A whole message. Default 25 MB.
+    pub message_bytes: u64,
+    /// One body part or attachment, decoded. Default 10 MB.
+    pub part_bytes: u64,
+    /// One file on a share. Default 20 MB.
+    pub file_bytes: u64,
+}
+
+impl Default for ContentLimits {
+    fn default() -> ContentLimits {
+        ContentLimits {
+            message_bytes: 25 << 20,
+            part_bytes: 10 << 20,
+            file_bytes: 20 << 20,
+        }
+    }
+}
+
+/// What was found inside one record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Content {
+    /// Each part read, in order.
+    pub parts: Vec<ContentPart>,
+}
+
+/// One part of a record: a mail body, an attachment, or a file's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentPart {
+    /// Which part.
+    pub part: Part,
+    /// What the detectors matched in it.
+    pub matches: Vec<ContentMatch>,
+}
+
+/// Which part of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// A message body (text, or HTML as text).
+    Body,
+    /// An attachment, by its file name (which may name a person).
+    Attachment(String),
+    /// A file's own text.
+    File,
+}
+
+/// One match inside a part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentMatch {
+    /// Detector name.
+    pub detector: String,
+    /// How sure.
+    pub confidence: Confidence,
+    /// The normalised value, to be hashed with the pseudonym key and dropped;
+    /// never stored or shown.
+    pub normalised: String,
+}
+
+impl ContentPlan {
+    /// Detect in one decoded text.
+    pub fn detect(&self, part: Part, text: &[u8]) -> ContentPart {
+        let mut matches = Vec::new();
+        self.detectors
+            .scan_each(text, self.today, self.min, |found| {
+                matches.push(ContentMatch {
+                    detector: self.detectors.name(found.detector).to_owned(),
+                    confidence: found.confidence,
+                    normalised: found.normalised.to_owned(),
+                });
+            });
+        ContentPart { part, matches }
+    }
+
+    /// The bodies and text attachments of one raw message. `None` when the
+    /// message does not parse as MIME at all.
+    pub fn mail(&self, parser: &MessageParser, raw: &[u8]) -> Option<Content> {
+        let message = parser.parse(raw)?;
+        let mut content = Content::default();
+        let limit = usize::try_from(self.limits.part_bytes).unwrap_or(usize::MAX);
+        // Bodies: text/plain as it is, text/html converted to text. A message
+        // with both alternatives has its text read once, from the plain one.
+        let text_count = message.text_body.len();
+        let html_count = message.html_body.len();
+        let mut read_bodies = std::collections::BTreeSet::new();
+        for index in 0..text_count {
+            if let Some(part_id) = message.text_body.get(index)
+                && read_bodies.insert(*part_id)
+                && let Some(text) = message.body_text(index)
+            {
+                let bytes = text.as_bytes();
+                content
+                    .parts
+                    .push(self.detect(Part::Body, &bytes[..bytes.len().min(limit)]));
+            }
+        }
+        if text_count == 0 {
+            for index in 0..html_count {
+                if let Some(text) = message.body_text(index) {
+                    let bytes = text.as_bytes();
+                    content
+                        .parts
+                        .push(self.detect(Part::Body, &bytes[..bytes.len().min(limit)]));
+                }
+            }
+        }
+        for attachment in message.attachments() {
+            let name = attachment.attachment_name().unwrap_or("").to_owned();
+            let text = match &attachment.body {
+                PartType::Text(text) => Some(text.as_bytes().to_vec()),
+                PartType::Html(html) => Some(html.as_bytes().to_vec()),
+                PartType::Binary(bytes) | PartType::InlineBinary(bytes) if is_text_name(&name) => {
+                    Some(bytes.to_vec())
+                }
+                _ => None,
+            };
+            if let Some(text) = text {
+                content
+                    .parts
+                    .push(self.detect(Part::Attachment(name), &text[..text.len().min(limit)]));
+            }
+        }
+        Some(content)
+    }
+}
+
+/// Whether a file name is one whose bytes are text (read without an
+/// extractor): plain text, CSV, logs and the like.
+pub fn is_text_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [
+        ".txt", ".csv", ".tsv", ".log", ".md", ".json", ".xml", ".htm", ".html", ".eml",
+    ]
+    .iter()
+    .any(|extension| lower.ends_with(extension))
+        || lower.contains(".log.")
+        || lower.contains("access.log")
+}
+
+impl Content {
+    /// Matches of the `detectors` named at `min` or above, over every part.
+    pub fn count(&self, detectors: &[String], min: Confidence) -> u64 {
+        self.parts
+            .iter()
+            .flat_map(|part| &part.matches)
+            .filter(|found| found.confidence >= min && detectors.contains(&found.detector))
+            .count() as u64
+    }
+}
