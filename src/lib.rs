@@ -6,6 +6,8 @@
 //! Layout of the workspace:
 //! - `connectors/` (crate `tillsyn-connectors`): the read side, one module per kind
 //!   of store behind one trait, producing normalised records.
+//! - `detectors/` (crate `tillsyn-detectors`): personal data in text (personnummer,
+//!   IBAN, cards, phones, addresses, custom), for `contains` rules.
 //! - `src/` (this crate):
 //!   - [`config`]: the TOML config, checked with every error and its line.
 //!   - [`period`]: human durations with calendar months (`"36 months"`).
