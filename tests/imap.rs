@@ -686,3 +686,134 @@ fn a_folder_without_uidvalidity_is_read_in_full_every_time() {
     assert!(!stderr.contains("incremental"), "{stderr}");
     assert_exact(&found, &["stale-inbox:anna/Arkiv/1".to_owned()].into());
 }
+
+const CONTENT_RULE: &str = r#"
+[[rules]]
+id = "P3-personnummer-in-mail"
+kind = "contains"
+policy = "i så liten utsträckning som möjligt skicka personuppgifter per mail"
+detectors = ["personnummer"]
+when = { folders = ["\\Sent"] }
+"#;
+
+fn with_body(id: u32, content_headers: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: Anna <anna@firma.se>\r\nTo: kund@example.org\r\nSubject: ärende {id}\r\n\
+         Date: Mon, 2 Nov 2026 10:00:00 +0100\r\nMessage-ID: <c{id}@test>\r\nMIME-Version: 1.0\r\n\
+         {content_headers}\r\n{body}"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn content_is_read_with_peek_and_only_for_new_mail() {
+    let server = Dovecot::start(&[("anna", "anna-pw")]);
+    let mut anna = server.client("anna", "anna-pw");
+    let mut planted = BTreeSet::new();
+    let plant = |anna: &mut common::dovecot::RawImap,
+                 planted: &mut BTreeSet<String>,
+                 id: u32,
+                 headers: &str,
+                 body: &str,
+                 hit: bool| {
+        let uid = anna.append("Sent", &with_body(id, headers, body), 3);
+        if hit {
+            planted.insert(format!("P3-personnummer-in-mail:anna/Sent/{uid}"));
+        }
+    };
+    let plain = "Content-Type: text/plain; charset=utf-8\r\n";
+    plant(
+        &mut anna,
+        &mut planted,
+        1,
+        plain,
+        "Personnummer 19811218-9876.\r\n",
+        true,
+    );
+    plant(
+        &mut anna,
+        &mut planted,
+        2,
+        "Content-Type: multipart/mixed; boundary=\"b\"\r\n",
+        "--b\r\nContent-Type: text/plain\r\n\r\nSe bilagan.\r\n--b\r\n\
+         Content-Type: text/csv; name=\"lista.csv\"\r\nContent-Disposition: attachment; filename=\"lista.csv\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\nTmFtbjtQTlIKQW5uYTs4MTEyMTgtOTg3Ngo=\r\n--b--\r\n",
+        true,
+    );
+    plant(
+        &mut anna,
+        &mut planted,
+        3,
+        plain,
+        "Orgnr 556677-8899, fakturanr 811218-9876.\r\n",
+        false,
+    );
+    plant(
+        &mut anna,
+        &mut planted,
+        4,
+        plain,
+        "Ring 070-123 45 67.\r\n",
+        false,
+    );
+    // The inbox is not the rule's.
+    anna.append(
+        "INBOX",
+        &with_body(5, plain, "Personnummer 19811218-9876.\r\n"),
+        3,
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = accounts_file(dir.path(), &[("anna", "anna-pw")]);
+    let source = format!(
+        "{}folders = [\"INBOX\", \"\\\\Sent\"]\n",
+        plain_source(server.port, &accounts)
+    );
+    let config = write_config(dir.path(), &source, CONTENT_RULE);
+    let before = anna.snapshot("Sent");
+    let (output, found) = scan(&config);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_exact(&found, &planted);
+    // The four in Sent; the inbox is no content rule's, so it is not read.
+    assert_eq!(work(&stderr, "messages_content_read"), 4, "{stderr}");
+    // BODY.PEEK only: no flag, no MODSEQ moved.
+    assert_eq!(
+        before,
+        anna.snapshot("Sent"),
+        "the scan changed the mailbox"
+    );
+    assert!(
+        before.iter().all(|line| !line.contains("\\Seen")),
+        "planted mail is unread, and stays so"
+    );
+
+    // Three new messages, one of them with a number: only they are read.
+    plant(
+        &mut anna,
+        &mut planted,
+        6,
+        plain,
+        "Här är mitt pnr 811218-9876.\r\n",
+        true,
+    );
+    plant(&mut anna, &mut planted, 7, plain, "Inget här.\r\n", false);
+    plant(
+        &mut anna,
+        &mut planted,
+        8,
+        plain,
+        "Datum 2026-11-30.\r\n",
+        false,
+    );
+    let (output, _) = scan(&config);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(work(&stderr, "messages_content_read"), 3, "{stderr}");
+    assert_exact(&open_findings(&config), &planted);
+    // Unchanged: nothing is read again.
+    let (output, _) = scan(&config);
+    let (_, stderr) = text(&output);
+    assert_eq!(work(&stderr, "messages_content_read"), 0, "{stderr}");
+    assert_exact(&open_findings(&config), &planted);
+}

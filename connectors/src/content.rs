@@ -18,8 +18,11 @@ use std::sync::Arc;
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use tillsyn_detectors::{Confidence, DetectorSet, Today};
 
+/// Whether a content rule looks at a record, judged on what is known before
+/// its content is read (folder, path, kind, attributes).
+pub type Wants = Arc<dyn Fn(&crate::Record) -> bool + Send + Sync>;
+
 /// What the rules of a source need read inside records, and the limits.
-#[derive(Debug)]
 pub struct ContentPlan {
     /// The detectors every content rule of the source asks for, built once.
     pub detectors: Arc<DetectorSet>,
@@ -29,9 +32,20 @@ pub struct ContentPlan {
     pub today: Today,
     /// Byte limits.
     pub limits: ContentLimits,
-    /// Path globs (as rule `paths`) of the files whose content a rule needs;
-    /// `None`: every file.
-    pub files: Option<globset::GlobSet>,
+    /// Whether a content rule looks at a record: content is read only for
+    /// those (a Sent-mail rule reads no inbox).
+    pub wants: Wants,
+}
+
+impl std::fmt::Debug for ContentPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContentPlan")
+            .field("detectors", &self.detectors)
+            .field("min", &self.min)
+            .field("today", &self.today)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How much is read, at most.

@@ -238,18 +238,20 @@ impl SourceRules {
             .any(|rule| matches!(rule.config.check, Check::Contains(_)));
         Needs {
             participants: self.participants,
-            // A content rule reads every record: none may be left out.
+            // A content rule reads every record: none may be left out. What a
+            // message holds never changes, so incremental reads stay as they are.
             age_cutoff,
             only_age: only_age && !content,
-            windowed_ages: windowed_ages && !content,
+            windowed_ages,
             plan: self.plan(),
             content,
         }
     }
 
     /// What the connector reads inside records at `now`: the detectors, the
-    /// lowest confidence any `contains` rule counts, and the files they look
-    /// at; `None` when no rule of the source reads content.
+    /// lowest confidence any `contains` rule counts, and which records they
+    /// look at (the rules' own conditions, judged before the content is read);
+    /// `None` when no rule of the source reads content.
     pub fn content_plan(
         &self,
         now: DateTime<Utc>,
@@ -267,22 +269,14 @@ impl SourceRules {
             .iter()
             .map(|(_, check)| check.min_confidence.level())
             .min()?;
-        // Files: the union of the rules' path globs; a rule without any reads
-        // every file.
-        let files = if checks
+        let rules: Vec<Arc<CompiledRule>> = self
+            .rules
             .iter()
-            .any(|(rule, _)| rule.config.when.paths.is_empty())
-        {
-            None
-        } else {
-            let mut builder = GlobSetBuilder::new();
-            for (rule, _) in &checks {
-                for glob in &rule.config.when.paths {
-                    builder.add(glob.glob.clone());
-                }
-            }
-            builder.build().ok()
-        };
+            .filter(|rule| matches!(rule.config.check, Check::Contains(_)))
+            .cloned()
+            .collect();
+        let wants: tillsyn_connectors::content::Wants =
+            Arc::new(move |record: &Record| rules.iter().any(|rule| selects(rule, record)));
         let local = now.with_timezone(&self.timezone);
         Some(Arc::new(tillsyn_connectors::content::ContentPlan {
             detectors,
@@ -293,7 +287,7 @@ impl SourceRules {
                 day: local.day(),
             },
             limits: Default::default(),
-            files,
+            wants,
         }))
     }
 

@@ -286,12 +286,7 @@ impl Worker<'_, '_> {
         metadata: &std::fs::Metadata,
         record: &mut Record,
     ) {
-        if !crate::content::is_text_name(&record.path)
-            || plan
-                .files
-                .as_ref()
-                .is_some_and(|files| !files.is_match(&record.path))
-        {
+        if !crate::content::is_text_name(&record.path) || !(plan.wants)(record) {
             return;
         }
         if metadata.len() > plan.limits.file_bytes {

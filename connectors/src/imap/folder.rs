@@ -477,11 +477,13 @@ impl FolderReader<'_> {
         }
         let needs = self.context.needs;
         let batch = self.config.fetch_batch.max(1);
-        if needs.participants {
+        // Headers and content are read in batches: a batch's records wait for
+        // their content, so memory stays bounded by the batch.
+        if needs.participants || needs.content {
             let mut start = first;
             while start <= last {
                 let end = start.saturating_add(batch - 1).min(last);
-                self.fetch(session, folder, &range_text(start, end), true)
+                self.fetch(session, folder, &range_text(start, end), needs.participants)
                     .await?;
                 if end == u32::MAX {
                     break;
@@ -534,30 +536,139 @@ impl FolderReader<'_> {
             (true, false) => HEADER_ONLY_QUERY,
             (false, _) => DATE_QUERY,
         };
-        let mut stream = timed(seconds, async {
-            session.uid_fetch(set, query).await.map_err(from_imap)
-        })
-        .await?;
-        while let Some(item) = timed(seconds, async { Ok(stream.next().await) }).await? {
-            if self.context.cancel.is_cancelled() {
-                return Err(ImapError::Cancelled);
+        // A content rule needs each message's size first, to leave out those
+        // over the limit before their bodies are asked for.
+        let plan = self.context.content.clone();
+        let query = match &plan {
+            Some(_) => std::borrow::Cow::Owned(query.replacen("(UID", "(UID RFC822.SIZE", 1)),
+            None => std::borrow::Cow::Borrowed(query),
+        };
+        let mut held: Vec<(u32, Record)> = Vec::new();
+        {
+            let mut stream = timed(seconds, async {
+                session
+                    .uid_fetch(set, query.as_ref())
+                    .await
+                    .map_err(from_imap)
+            })
+            .await?;
+            while let Some(item) = timed(seconds, async { Ok(stream.next().await) }).await? {
+                if self.context.cancel.is_cancelled() {
+                    return Err(ImapError::Cancelled);
+                }
+                let fetch = item.map_err(from_imap)?;
+                // Unsolicited FETCH responses (flag changes by other clients)
+                // carry no UID or no date: not ours to read.
+                let Some(record) = self.record(&fetch, folder, headers) else {
+                    continue;
+                };
+                self.report.add_work(
+                    if headers {
+                        "headers_fetched"
+                    } else {
+                        "dates_fetched"
+                    },
+                    1,
+                );
+                match (&plan, fetch.uid) {
+                    // Held until its content is read.
+                    (Some(_), Some(uid)) => held.push((uid, record)),
+                    _ => {
+                        self.sink.send(record).await.map_err(|_| ImapError::Sink)?;
+                        self.report.records += 1;
+                    }
+                }
             }
-            let fetch = item.map_err(from_imap)?;
-            // Unsolicited FETCH responses (flag changes by other clients) carry
-            // no UID or no date: not ours to read.
-            let Some(record) = self.record(&fetch, folder, headers) else {
+        }
+        if let Some(plan) = plan {
+            self.read_content(session, &plan, &mut held).await?;
+            for (_, record) in held {
+                self.sink.send(record).await.map_err(|_| ImapError::Sink)?;
+                self.report.records += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetch the held messages whole (`BODY.PEEK[]`: `\Seen` never changes),
+    /// those within the size limit, and attach what the detectors found. A
+    /// message over the limit, or one that is not MIME, is counted and its
+    /// findings stay open.
+    async fn read_content(
+        &mut self,
+        session: &mut ImapSession,
+        plan: &crate::content::ContentPlan,
+        held: &mut [(u32, Record)],
+    ) -> Result<(), ImapError> {
+        let seconds = self.config.timeout_seconds;
+        let mut wanted: Vec<u32> = Vec::new();
+        for (uid, record) in held.iter() {
+            if !(plan.wants)(record) {
                 continue;
-            };
-            self.report.add_work(
-                if headers {
-                    "headers_fetched"
-                } else {
-                    "dates_fetched"
-                },
-                1,
-            );
-            self.sink.send(record).await.map_err(|_| ImapError::Sink)?;
-            self.report.records += 1;
+            }
+            let size: u64 = record
+                .attributes
+                .get("size_bytes")
+                .and_then(|size| size.parse().ok())
+                .unwrap_or(0);
+            if size > plan.limits.message_bytes {
+                self.report.count(ProblemKind::OversizedContent);
+                self.report.unread_prefixes.push(record.path.clone());
+            } else {
+                wanted.push(*uid);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let index: std::collections::HashMap<u32, usize> = held
+            .iter()
+            .enumerate()
+            .map(|(position, (uid, _))| (*uid, position))
+            .collect();
+        let mut read = std::collections::HashSet::new();
+        for set in uid_sets(wanted.clone(), self.config.fetch_batch.max(1) as usize) {
+            let mut stream = timed(seconds, async {
+                session
+                    .uid_fetch(&set, "(UID BODY.PEEK[])")
+                    .await
+                    .map_err(from_imap)
+            })
+            .await?;
+            while let Some(item) = timed(seconds, async { Ok(stream.next().await) }).await? {
+                if self.context.cancel.is_cancelled() {
+                    return Err(ImapError::Cancelled);
+                }
+                let fetch = item.map_err(from_imap)?;
+                let (Some(uid), Some(raw)) = (fetch.uid, fetch.body()) else {
+                    continue;
+                };
+                let Some(position) = index.get(&uid) else {
+                    continue;
+                };
+                read.insert(uid);
+                self.report.add_work("messages_content_read", 1);
+                let record = &mut held[*position].1;
+                match plan.mail(&self.parser, raw) {
+                    Some(content) => record.content = Some(content),
+                    None => {
+                        self.report.count(ProblemKind::MalformedMail);
+                        self.report.unread_prefixes.push(record.path.clone());
+                    }
+                }
+            }
+        }
+        // Expunged between the two fetches: gone, and its findings with it at
+        // the next read; this time they stay.
+        for uid in wanted {
+            if !read.contains(&uid)
+                && let Some(position) = index.get(&uid)
+            {
+                self.report.count(ProblemKind::Vanished);
+                self.report
+                    .unread_prefixes
+                    .push(held[*position].1.path.clone());
+            }
         }
         Ok(())
     }

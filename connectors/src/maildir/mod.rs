@@ -321,7 +321,9 @@ impl AccountReader<'_> {
         if self.context.needs.participants {
             record.participants = Some(self.participants(&path, metadata.len()));
         }
-        if let Some(plan) = &self.context.content {
+        if let Some(plan) = &self.context.content
+            && (plan.wants)(&record)
+        {
             record.content = self.content(plan, &path, metadata.len(), &record.path);
         }
         self.sink.send_blocking(record)?;
