@@ -146,6 +146,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A document extraction worker (see tillsyn_extract): no logging, no
+    // runtime, one document in, its text out.
+    let arguments: Vec<String> = std::env::args().collect();
+    if arguments.get(1).map(String::as_str) == Some(tillsyn_extract::isolated_argument()) {
+        let status = tillsyn_extract::worker_main(&arguments[2..]);
+        return ExitCode::from(u8::try_from(status).unwrap_or(1));
+    }
     let args = Args::parse();
     tillsyn_connectors::tls::install_default_provider();
     // The service logs what it does; one-shot commands only what went wrong.

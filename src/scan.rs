@@ -283,7 +283,13 @@ where
         needs: source_rules.needs(now),
         cancel: scan_flag.clone(),
         checkpoints,
-        content: source_rules.content_plan(now),
+        // Documents are read by workers of this binary (`tillsyn __extract`).
+        content: source_rules.content_plan(
+            now,
+            tillsyn_extract::Isolated::of_this_binary()
+                .ok()
+                .map(Arc::new),
+        ),
     };
     let (sink, mut receiver) = RecordSink::channel(CHANNEL);
     let consumer_store = store.clone();

@@ -301,3 +301,140 @@ fn store_text(state: &Path) -> String {
     }
     text
 }
+
+#[test]
+fn documents_are_read_by_a_worker_and_hostile_ones_fail_alone() {
+    use tillsyn_extract::samples::{docx, pdf, zip_of};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let share = dir.path().join("share");
+    let rule = "id-numbers-outside-hr";
+    let mut planted = BTreeSet::new();
+    let word =
+        docx("<w:p><w:r><w:t>Personnummer: 811218-</w:t></w:r><w:r><w:t>9876</w:t></w:r></w:p>");
+    let sheet = zip_of(&[(
+        "xl/sharedStrings.xml",
+        b"<sst><si><t>pnr</t></si><si><t>19811218-9876</t></si></sst>" as &[u8],
+    )]);
+    let odt = zip_of(&[(
+        "content.xml",
+        "<office:document-content xmlns:office=\"o\" xmlns:text=\"t\"><text:p>Född 701063-2391</text:p></office:document-content>"
+            .as_bytes(),
+    )]);
+    let archive = zip_of(&[("inner/cv.docx", &word), ("readme.txt", b"ingenting")]);
+    for (name, bytes, hit) in [
+        ("Kunder/a/cv.docx", word.clone(), true),
+        ("Kunder/a/lista.xlsx", sheet, true),
+        ("Kunder/a/brev.odt", odt, true),
+        ("Kunder/a/intyg.pdf", pdf("Personnummer 811218-9876"), true),
+        ("Kunder/a/ansokan.zip", archive, true),
+        (
+            "Kunder/a/ren.docx",
+            docx("<w:p><w:r><w:t>Inget att se</w:t></w:r></w:p>"),
+            false,
+        ),
+        ("Kunder/a/faktura.pdf", pdf("Fakturanr 811218-9876"), false),
+    ] {
+        file_at(&share.join(name), &bytes, days_ago(3));
+        if hit {
+            planted.insert(format!("{rule}:{name}"));
+        }
+    }
+    // Hostile documents, each failing only its own record.
+    let mut nested = zip_of(&[("deep.txt", b"pnr 811218-9876" as &[u8])]);
+    for level in 0..4 {
+        nested = zip_of(&[(&format!("level{level}.zip"), &nested)]);
+    }
+    let bomb = zip_of(&[("zeros.txt", &vec![0u8; 60 << 20])]);
+    let whole = pdf("Personnummer 811218-9876");
+    let noise: Vec<u8> = (0..8192u32)
+        .map(|n| (n.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let huge = docx(&format!("<w:p><w:t>{}</w:t></w:p>", "x".repeat(60 << 20)));
+    for (name, bytes) in [
+        ("Kunder/b/nested.zip", nested),
+        ("Kunder/b/bomb.zip", bomb),
+        ("Kunder/b/cut.pdf", whole[..whole.len() / 3].to_vec()),
+        ("Kunder/b/scan.pdf", noise),
+        ("Kunder/b/huge.docx", huge),
+    ] {
+        file_at(&share.join(name), &bytes, days_ago(3));
+    }
+    // A hostile document that was a finding before keeps it open.
+    let config = dir.path().join("tillsyn.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    let config = config.to_str().expect("utf8");
+    let output = tillsyn(&[
+        "scan", "--once", "--source", "share", "--config", config, "--format", "json",
+    ]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_exact(&pairs(&json_lines(&output)), &planted);
+    assert!(stderr.contains("PARTIAL"), "{stderr}");
+    assert!(stderr.contains("unreadable_content 5"), "{stderr}");
+    assert_eq!(work(&stderr, "files_content_read"), 12, "{stderr}");
+}
+
+#[test]
+fn a_document_attached_to_mail_is_read() {
+    use tillsyn_extract::samples::docx;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut mailbox = Mailbox::new(&dir.path().join("mail"), "anna");
+    let word = docx("<w:p><w:r><w:t>Personnummer 811218-9876</w:t></w:r></w:p>");
+    let encoded = base64(&word);
+    let id = sent(
+        &mut mailbox,
+        "Content-Type: multipart/mixed; boundary=\"b1\"\r\n",
+        &format!(
+            "--b1\r\nContent-Type: text/plain\r\n\r\nCV bifogas.\r\n--b1\r\n\
+             Content-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document; name=\"cv.docx\"\r\n\
+             Content-Disposition: attachment; filename=\"cv.docx\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n--b1--\r\n"
+        ),
+    );
+    let config = dir.path().join("tillsyn.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    let output = tillsyn(&[
+        "scan",
+        "--once",
+        "--source",
+        "mail",
+        "--config",
+        config.to_str().expect("utf8"),
+        "--format",
+        "json",
+    ]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let findings = json_lines(&output);
+    assert_exact(
+        &pairs(&findings),
+        &[format!("P3-personnummer-in-mail:{id}")].into(),
+    );
+    assert_eq!(
+        findings[0]["detail"],
+        "personnummer 1 (1 high) in 1 attachment"
+    );
+}
+
+/// Standard base64, in lines of 76.
+fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for (index, chunk) in bytes.chunks(3).enumerate() {
+        if index > 0 && index % 19 == 0 {
+            out.push_str("\r\n");
+        }
+        let value = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for position in 0..4 {
+            if position <= chunk.len() {
+                out.push(char::from(
+                    TABLE[(value >> (18 - 6 * position) & 63) as usize],
+                ));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

@@ -8,10 +8,13 @@
 //! record is counted as `oversized_content` and its findings stay open), so
 //! memory per record is capped.
 //!
-//! This first part reads mail bodies (text/plain, and text/html with its tags
-//! removed, in the transfer encodings and charsets that mail-parser decodes)
-//! and plain-text attachments and files. Office documents, PDF and archives
-//! follow in their own isolated extractor.
+//! Read: mail bodies (text/plain, and text/html with its tags removed, in the
+//! transfer encodings and charsets that mail-parser decodes), plain-text
+//! attachments and files, and PDF, DOCX, XLSX, ODT/ODS and ZIP attachments and
+//! files through the extractor, which runs each document in a worker process
+//! of its own ([`tillsyn_extract::Isolated`]). A document that cannot be read
+//! (malformed, hostile, over a limit, too slow) fails alone: it is counted as
+//! `unreadable_content` and its record's findings stay open.
 
 use std::sync::Arc;
 
@@ -35,6 +38,9 @@ pub struct ContentPlan {
     /// Whether a content rule looks at a record: content is read only for
     /// those (a Sent-mail rule reads no inbox).
     pub wants: Wants,
+    /// The document extractor; without one, documents are not read (only
+    /// text), and not counted as unreadable either.
+    pub extractor: Option<Arc<tillsyn_extract::Isolated>>,
 }
 
 impl std::fmt::Debug for ContentPlan {
@@ -74,6 +80,9 @@ impl Default for ContentLimits {
 pub struct Content {
     /// Each part read, in order.
     pub parts: Vec<ContentPart>,
+    /// Parts that could not be read (a document that failed to extract, an
+    /// attachment over the limit): the record is not fully judged.
+    pub unreadable: u32,
 }
 
 /// One part of a record: a mail body, an attachment, or a file's text.
@@ -157,35 +166,54 @@ impl ContentPlan {
         }
         for attachment in message.attachments() {
             let name = attachment.attachment_name().unwrap_or("").to_owned();
-            let text = match &attachment.body {
-                PartType::Text(text) => Some(text.as_bytes().to_vec()),
-                PartType::Html(html) => Some(html.as_bytes().to_vec()),
-                PartType::Binary(bytes) | PartType::InlineBinary(bytes) if is_text_name(&name) => {
-                    Some(bytes.to_vec())
-                }
-                _ => None,
+            let bytes: &[u8] = match &attachment.body {
+                PartType::Text(text) => text.as_bytes(),
+                PartType::Html(html) => html.as_bytes(),
+                PartType::Binary(bytes) | PartType::InlineBinary(bytes) => bytes,
+                _ => continue,
             };
-            if let Some(text) = text {
+            let text_part = matches!(attachment.body, PartType::Text(_) | PartType::Html(_))
+                || is_text_name(&name);
+            if !text_part && tillsyn_extract::kind(&name, bytes).is_none() {
+                continue;
+            }
+            if bytes.len() > limit {
+                content.unreadable += 1;
+                continue;
+            }
+            if text_part {
                 content
                     .parts
-                    .push(self.detect(Part::Attachment(name), &text[..text.len().min(limit)]));
+                    .push(self.detect(Part::Attachment(name), bytes));
+            } else if let Some(part) = self.document(Part::Attachment(name.clone()), &name, bytes) {
+                match part {
+                    Ok(part) => content.parts.push(part),
+                    Err(_) => content.unreadable += 1,
+                }
             }
         }
         Some(content)
     }
 }
 
-/// Whether a file name is one whose bytes are text (read without an
-/// extractor): plain text, CSV, logs and the like.
-pub fn is_text_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    [
-        ".txt", ".csv", ".tsv", ".log", ".md", ".json", ".xml", ".htm", ".html", ".eml",
-    ]
-    .iter()
-    .any(|extension| lower.ends_with(extension))
-        || lower.contains(".log.")
-        || lower.contains("access.log")
+pub use tillsyn_extract::is_text_name;
+
+impl ContentPlan {
+    /// A document's text through the extractor, run through the detectors;
+    /// `None` without an extractor.
+    pub fn document(
+        &self,
+        part: Part,
+        name: &str,
+        bytes: &[u8],
+    ) -> Option<Result<ContentPart, tillsyn_extract::ExtractError>> {
+        let extractor = self.extractor.as_ref()?;
+        Some(
+            extractor
+                .extract(name, bytes)
+                .map(|text| self.detect(part, text.as_bytes())),
+        )
+    }
 }
 
 impl Content {

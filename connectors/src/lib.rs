@@ -258,6 +258,9 @@ pub enum ProblemKind {
     /// Content over its read limit (a message, part or file): not read, and
     /// the record's findings stay open.
     OversizedContent,
+    /// A document that could not be read (malformed, hostile, over a limit
+    /// inside it, too slow): the record's findings stay open.
+    UnreadableContent,
     /// A whole account could not be read (login refused, connection lost).
     AccountFailed,
     /// A directory referral, not followed.
@@ -282,6 +285,7 @@ impl ProblemKind {
         ProblemKind::OversizedHeader,
         ProblemKind::BadMarker,
         ProblemKind::OversizedContent,
+        ProblemKind::UnreadableContent,
         ProblemKind::AccountFailed,
         ProblemKind::Referral,
         ProblemKind::MalformedEntry,
@@ -301,6 +305,7 @@ impl ProblemKind {
             ProblemKind::OversizedHeader => "oversized_header",
             ProblemKind::BadMarker => "bad_marker",
             ProblemKind::OversizedContent => "oversized_content",
+            ProblemKind::UnreadableContent => "unreadable_content",
             ProblemKind::AccountFailed => "account_failed",
             ProblemKind::Referral => "referral",
             ProblemKind::MalformedEntry => "malformed_entry",

@@ -255,6 +255,7 @@ impl SourceRules {
     pub fn content_plan(
         &self,
         now: DateTime<Utc>,
+        extractor: Option<Arc<tillsyn_extract::Isolated>>,
     ) -> Option<Arc<tillsyn_connectors::content::ContentPlan>> {
         let detectors = self.detectors.clone()?;
         let checks: Vec<(&CompiledRule, &config::ContainsCheck)> = self
@@ -288,6 +289,7 @@ impl SourceRules {
             },
             limits: Default::default(),
             wants,
+            extractor,
         }))
     }
 

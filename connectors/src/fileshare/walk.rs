@@ -286,33 +286,50 @@ impl Worker<'_, '_> {
         metadata: &std::fs::Metadata,
         record: &mut Record,
     ) {
-        if !crate::content::is_text_name(&record.path) || !(plan.wants)(record) {
+        let text = crate::content::is_text_name(&record.path);
+        let document =
+            !text && plan.extractor.is_some() && tillsyn_extract::kind(&record.path, &[]).is_some();
+        if !(text || document) || !(plan.wants)(record) {
             return;
         }
+        let unread = |report: &mut ScanReport, kind: ProblemKind| {
+            report.count(kind);
+            report.unread_prefixes.push(record.path.clone());
+        };
         if metadata.len() > plan.limits.file_bytes {
-            self.report.count(ProblemKind::OversizedContent);
-            self.report.unread_prefixes.push(record.path.clone());
+            unread(&mut self.report, ProblemKind::OversizedContent);
             return;
         }
-        match read_prefix(
+        let bytes = match read_prefix(
             path,
             usize::try_from(plan.limits.file_bytes).unwrap_or(usize::MAX),
         ) {
-            Ok(bytes) => {
-                self.report.add_work("files_content_read", 1);
-                record.content = Some(crate::content::Content {
-                    parts: vec![plan.detect(crate::content::Part::File, &bytes)],
-                });
-            }
+            Ok(bytes) => bytes,
             Err(error) => {
                 let kind = match error.kind() {
                     std::io::ErrorKind::NotFound => ProblemKind::Vanished,
                     std::io::ErrorKind::PermissionDenied => ProblemKind::PermissionDenied,
                     _ => ProblemKind::Io,
                 };
-                self.report.count(kind);
-                self.report.unread_prefixes.push(record.path.clone());
+                unread(&mut self.report, kind);
+                return;
             }
+        };
+        self.report.add_work("files_content_read", 1);
+        let part = if text {
+            Some(Ok(plan.detect(crate::content::Part::File, &bytes)))
+        } else {
+            plan.document(crate::content::Part::File, &record.path, &bytes)
+        };
+        match part {
+            Some(Ok(part)) => {
+                record.content = Some(crate::content::Content {
+                    parts: vec![part],
+                    unreadable: 0,
+                });
+            }
+            Some(Err(_)) => unread(&mut self.report, ProblemKind::UnreadableContent),
+            None => {}
         }
     }
 

@@ -597,7 +597,7 @@ impl FolderReader<'_> {
     async fn read_content(
         &mut self,
         session: &mut ImapSession,
-        plan: &crate::content::ContentPlan,
+        plan: &Arc<crate::content::ContentPlan>,
         held: &mut [(u32, Record)],
     ) -> Result<(), ImapError> {
         let seconds = self.config.timeout_seconds;
@@ -648,9 +648,26 @@ impl FolderReader<'_> {
                 };
                 read.insert(uid);
                 self.report.add_work("messages_content_read", 1);
+                // Documents are extracted by worker processes: wait for them
+                // on a blocking thread, not on the runtime's.
+                let owned = (plan.clone(), raw.to_vec());
+                let content = tokio::task::spawn_blocking(move || {
+                    let (plan, raw) = owned;
+                    plan.mail(&MessageParser::new(), &raw)
+                })
+                .await
+                .map_err(|error| ImapError::Lost(format!("content worker: {error}")))?;
                 let record = &mut held[*position].1;
-                match plan.mail(&self.parser, raw) {
-                    Some(content) => record.content = Some(content),
+                match content {
+                    Some(content) => {
+                        for _ in 0..content.unreadable {
+                            self.report.count(ProblemKind::UnreadableContent);
+                        }
+                        if content.unreadable > 0 {
+                            self.report.unread_prefixes.push(record.path.clone());
+                        }
+                        record.content = Some(content);
+                    }
                     None => {
                         self.report.count(ProblemKind::MalformedMail);
                         self.report.unread_prefixes.push(record.path.clone());

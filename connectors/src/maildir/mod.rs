@@ -364,7 +364,12 @@ impl AccountReader<'_> {
         };
         self.report.add_work("messages_content_read", 1);
         match plan.mail(&self.parser, &raw) {
-            Some(content) => Some(content),
+            Some(content) => {
+                for _ in 0..content.unreadable {
+                    unread(&mut self.report, ProblemKind::UnreadableContent);
+                }
+                Some(content)
+            }
             None => {
                 unread(&mut self.report, ProblemKind::MalformedMail);
                 None
