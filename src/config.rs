@@ -51,6 +51,81 @@ pub struct Config {
     pub report: Option<ReportConfig>,
     /// `[[detectors]]`: the organisation's own detectors for `contains` rules.
     pub detectors: Vec<tillsyn_detectors::CustomDetector>,
+    /// `[content]`: how much `contains` rules read, at most.
+    pub content: ContentConfig,
+}
+
+/// `[content]`: the limits of reading inside records. Every key has a default;
+/// a record over a limit is not read, is counted (`oversized_content` or
+/// `unreadable_content`), and keeps its findings open.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentConfig {
+    /// A whole mail message. Default: 25 MB.
+    #[serde(default = "default_message_bytes")]
+    pub message_bytes: u64,
+    /// One body part or attachment, decoded. Default: 10 MB.
+    #[serde(default = "default_part_bytes")]
+    pub part_bytes: u64,
+    /// One file on a share. Default: 20 MB.
+    #[serde(default = "default_file_bytes")]
+    pub file_bytes: u64,
+    /// One member of an archive or document (ZIP, DOCX, …), decompressed.
+    /// Default: 50 MB.
+    #[serde(default = "default_member_bytes")]
+    pub member_bytes: u64,
+    /// Everything decompressed out of one document. Default: 200 MB.
+    #[serde(default = "default_archive_total_bytes")]
+    pub archive_total_bytes: u64,
+    /// Archives inside archives, the document itself counting 1. Default: 3.
+    #[serde(default = "default_archive_depth")]
+    pub archive_depth: u32,
+    /// Seconds a document may take to extract. Default: 30.
+    #[serde(default = "default_document_seconds")]
+    pub document_seconds: u64,
+    /// Memory (address space) of a document's extraction worker. Default: 1 GB.
+    #[serde(default = "default_document_memory_bytes")]
+    pub document_memory_bytes: u64,
+}
+
+impl Default for ContentConfig {
+    fn default() -> ContentConfig {
+        ContentConfig {
+            message_bytes: default_message_bytes(),
+            part_bytes: default_part_bytes(),
+            file_bytes: default_file_bytes(),
+            member_bytes: default_member_bytes(),
+            archive_total_bytes: default_archive_total_bytes(),
+            archive_depth: default_archive_depth(),
+            document_seconds: default_document_seconds(),
+            document_memory_bytes: default_document_memory_bytes(),
+        }
+    }
+}
+
+fn default_message_bytes() -> u64 {
+    25 << 20
+}
+fn default_part_bytes() -> u64 {
+    10 << 20
+}
+fn default_file_bytes() -> u64 {
+    20 << 20
+}
+fn default_member_bytes() -> u64 {
+    50 << 20
+}
+fn default_archive_total_bytes() -> u64 {
+    200 << 20
+}
+fn default_archive_depth() -> u32 {
+    3
+}
+fn default_document_seconds() -> u64 {
+    30
+}
+fn default_document_memory_bytes() -> u64 {
+    1 << 30
 }
 
 /// One `[[detectors]]` entry as written.
@@ -454,6 +529,7 @@ impl<'t> Reader<'t> {
         let mut rules = Vec::new();
         let mut report = Some(None);
         let mut detectors = Vec::new();
+        let mut content = Some(ContentConfig::default());
         for (key, value) in document.into_inner() {
             let key_span = key.span();
             match key.get_ref().as_ref() {
@@ -479,6 +555,7 @@ impl<'t> Reader<'t> {
                         }
                     }
                 }
+                "content" => content = self.deserialize(value, "[content]"),
                 "detectors" => {
                     for entry in self.array(value, "detectors") {
                         if let Some(detector) = self.detector(entry) {
@@ -489,7 +566,7 @@ impl<'t> Reader<'t> {
                 other => self.issue(
                     Some(key_span.start),
                     format!(
-                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources`, `rules`, `detectors` or `report`"
+                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources`, `rules`, `detectors`, `content` or `report`"
                     ),
                 ),
             }
@@ -506,6 +583,7 @@ impl<'t> Reader<'t> {
             rules,
             report: report?,
             detectors,
+            content: content?,
         })
     }
 

@@ -283,13 +283,7 @@ where
         needs: source_rules.needs(now),
         cancel: scan_flag.clone(),
         checkpoints,
-        // Documents are read by workers of this binary (`tillsyn __extract`).
-        content: source_rules.content_plan(
-            now,
-            tillsyn_extract::Isolated::of_this_binary()
-                .ok()
-                .map(Arc::new),
-        ),
+        content: source_rules.content_plan(now),
     };
     let (sink, mut receiver) = RecordSink::channel(CHANNEL);
     let consumer_store = store.clone();

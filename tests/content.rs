@@ -438,3 +438,34 @@ fn base64(bytes: &[u8]) -> String {
     }
     out
 }
+
+#[test]
+fn content_limits_come_from_the_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let share = dir.path().join("share");
+    file_at(
+        &share.join("Kunder/a.txt"),
+        b"personnummer 811218-9876 and more text to pass forty bytes",
+        days_ago(3),
+    );
+    file_at(&share.join("Kunder/b.txt"), b"pnr 811218-9876", days_ago(3));
+    let config = dir.path().join("tillsyn.toml");
+    std::fs::write(&config, format!("{CONFIG}\n[content]\nfile_bytes = 40\n")).expect("config");
+    let output = tillsyn(&[
+        "scan",
+        "--once",
+        "--source",
+        "share",
+        "--config",
+        config.to_str().expect("utf8"),
+        "--format",
+        "json",
+    ]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("oversized_content 1"), "{stderr}");
+    assert_exact(
+        &pairs(&json_lines(&output)),
+        &["id-numbers-outside-hr:Kunder/b.txt".to_owned()].into(),
+    );
+}

@@ -95,6 +95,8 @@ pub struct RuleSet {
     timezone: chrono_tz::Tz,
     /// The detectors, when a `contains` rule needs them.
     detectors: Option<Arc<tillsyn_detectors::DetectorSet>>,
+    /// `[content]` limits.
+    limits: crate::config::ContentConfig,
 }
 
 /// The rules that apply to one source, and what they need from it.
@@ -103,6 +105,7 @@ pub struct SourceRules {
     rules: Vec<Arc<CompiledRule>>,
     timezone: chrono_tz::Tz,
     detectors: Option<Arc<tillsyn_detectors::DetectorSet>>,
+    limits: crate::config::ContentConfig,
     /// Whether any rule reads mail participants.
     pub participants: bool,
 }
@@ -155,6 +158,7 @@ impl RuleSet {
             rules,
             timezone,
             detectors: None,
+            limits: Default::default(),
         })
     }
 
@@ -162,6 +166,7 @@ impl RuleSet {
     /// use (the built-ins and `[[detectors]]`), built once.
     pub fn for_config(config: &crate::config::Config) -> Result<RuleSet, RuleError> {
         let mut set = RuleSet::new(&config.rules, config.daemon.timezone.0)?;
+        set.limits = config.content.clone();
         if set
             .rules
             .iter()
@@ -192,6 +197,7 @@ impl RuleSet {
             rules,
             timezone: self.timezone,
             detectors: self.detectors.clone(),
+            limits: self.limits.clone(),
             participants,
         }
     }
@@ -255,7 +261,6 @@ impl SourceRules {
     pub fn content_plan(
         &self,
         now: DateTime<Utc>,
-        extractor: Option<Arc<tillsyn_extract::Isolated>>,
     ) -> Option<Arc<tillsyn_connectors::content::ContentPlan>> {
         let detectors = self.detectors.clone()?;
         let checks: Vec<(&CompiledRule, &config::ContainsCheck)> = self
@@ -287,9 +292,30 @@ impl SourceRules {
                 month: local.month(),
                 day: local.day(),
             },
-            limits: Default::default(),
+            limits: tillsyn_connectors::content::ContentLimits {
+                message_bytes: self.limits.message_bytes,
+                part_bytes: self.limits.part_bytes,
+                file_bytes: self.limits.file_bytes,
+            },
             wants,
-            extractor,
+            // Documents are read by workers of this binary (`tillsyn __extract`).
+            extractor: tillsyn_extract::Isolated::of_this_binary()
+                .ok()
+                .map(|isolated| {
+                    Arc::new(tillsyn_extract::Isolated {
+                        limits: tillsyn_extract::Limits {
+                            member_bytes: self.limits.member_bytes,
+                            total_bytes: self.limits.archive_total_bytes,
+                            depth: self.limits.archive_depth,
+                            ..isolated.limits
+                        },
+                        deadline: std::time::Duration::from_secs(
+                            self.limits.document_seconds.max(1),
+                        ),
+                        memory_bytes: self.limits.document_memory_bytes,
+                        ..isolated
+                    })
+                }),
         }))
     }
 
