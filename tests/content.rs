@@ -469,3 +469,56 @@ fn content_limits_come_from_the_config() {
         &["id-numbers-outside-hr:Kunder/b.txt".to_owned()].into(),
     );
 }
+
+#[test]
+fn an_unchanged_share_is_not_read_again() {
+    use tillsyn_extract::samples::docx;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let share = dir.path().join("share");
+    file_at(&share.join("Kunder/a.txt"), b"pnr 811218-9876", days_ago(3));
+    file_at(&share.join("Kunder/b.txt"), b"inget", days_ago(3));
+    file_at(
+        &share.join("Kunder/c.docx"),
+        &docx("<w:p><w:r><w:t>Personnummer 701063-2391</w:t></w:r></w:p>"),
+        days_ago(3),
+    );
+    file_at(
+        &share.join("Kunder/d.pdf"),
+        b"not a pdf at all",
+        days_ago(3),
+    );
+    let config = dir.path().join("tillsyn.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    let config = config.to_str().expect("utf8");
+    let scan = || {
+        let output = tillsyn(&[
+            "scan", "--once", "--source", "share", "--config", config, "--format", "json",
+        ]);
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        (pairs(&json_lines(&output)), stderr)
+    };
+    let expected: BTreeSet<String> = [
+        "id-numbers-outside-hr:Kunder/a.txt".to_owned(),
+        "id-numbers-outside-hr:Kunder/c.docx".to_owned(),
+    ]
+    .into();
+    let (first, stderr) = scan();
+    assert_exact(&first, &expected);
+    assert_eq!(work(&stderr, "files_content_read"), 4, "{stderr}");
+    // Unchanged: nothing is read, the findings stand, and the unreadable one
+    // is still unreadable (partial, its findings kept).
+    let (again, stderr) = scan();
+    assert_exact(&again, &expected);
+    assert_eq!(work(&stderr, "files_content_read"), 0, "{stderr}");
+    assert_eq!(work(&stderr, "files_content_cached"), 4, "{stderr}");
+    assert!(stderr.contains("unreadable_content 1"), "{stderr}");
+    // One file changes: it alone is read, and its finding goes.
+    file_at(&share.join("Kunder/a.txt"), b"inget nu", days_ago(1));
+    let (changed, stderr) = scan();
+    assert_eq!(work(&stderr, "files_content_read"), 1, "{stderr}");
+    assert_exact(
+        &changed,
+        &["id-numbers-outside-hr:Kunder/c.docx".to_owned()].into(),
+    );
+}

@@ -113,7 +113,8 @@ pub struct ContentMatch {
     /// How sure.
     pub confidence: Confidence,
     /// The normalised value, to be hashed with the pseudonym key and dropped;
-    /// never stored or shown.
+    /// never stored or shown. Empty for a file whose matches come from the
+    /// content cache (it was not read again).
     pub normalised: String,
 }
 
@@ -217,6 +218,79 @@ impl ContentPlan {
 }
 
 impl Content {
+    /// What the detectors found, without the values, as one line of text: a
+    /// file's entry in the share's content cache (`!` when it could not be
+    /// read). Parts keep their kind; detector names are escaped.
+    pub fn encode_summary(&self) -> String {
+        if self.unreadable > 0 {
+            return "!".to_owned();
+        }
+        let mut counts: std::collections::BTreeMap<(String, Confidence), u64> = Default::default();
+        for found in self.parts.iter().flat_map(|part| &part.matches) {
+            *counts
+                .entry((found.detector.clone(), found.confidence))
+                .or_default() += 1;
+        }
+        counts
+            .iter()
+            .map(|((detector, confidence), count)| {
+                format!(
+                    "{}~{}~{count}",
+                    detector
+                        .replace('%', "%25")
+                        .replace(',', "%2C")
+                        .replace('~', "%7E"),
+                    confidence.as_str()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The content [`Content::encode_summary`] wrote, as one file part with
+    /// its matches (values left empty); `None` when the text is not one.
+    pub fn decode_summary(text: &str) -> Option<Content> {
+        if text == "!" {
+            return Some(Content {
+                parts: Vec::new(),
+                unreadable: 1,
+            });
+        }
+        let mut matches = Vec::new();
+        for entry in text.split(',').filter(|entry| !entry.is_empty()) {
+            let mut fields = entry.split('~');
+            let detector = fields
+                .next()?
+                .replace("%7E", "~")
+                .replace("%2C", ",")
+                .replace("%25", "%");
+            let confidence = match fields.next()? {
+                "low" => Confidence::Low,
+                "medium" => Confidence::Medium,
+                "high" => Confidence::High,
+                _ => return None,
+            };
+            let count: usize = fields.next()?.parse().ok()?;
+            if fields.next().is_some() || count > 1_000_000 {
+                return None;
+            }
+            for _ in 0..count {
+                matches.push(ContentMatch {
+                    detector: detector.clone(),
+                    confidence,
+                    normalised: String::new(),
+                });
+            }
+        }
+        Some(Content {
+            parts: vec![ContentPart {
+                part: Part::File,
+                matches,
+            }],
+            unreadable: 0,
+        })
+    }
+
     /// Matches of the `detectors` named at `min` or above, over every part.
     pub fn count(&self, detectors: &[String], min: Confidence) -> u64 {
         self.parts

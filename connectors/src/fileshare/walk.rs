@@ -300,6 +300,29 @@ impl Worker<'_, '_> {
             unread(&mut self.report, ProblemKind::OversizedContent);
             return;
         }
+        // Unchanged since the last scan (same size and mtime, same rules): what
+        // the detectors found then stands, and the file is not read again.
+        let key = format!("content:{}", record.path);
+        let stamp = format!(
+            "{}:{}.{}:{:x}|",
+            metadata.len(),
+            metadata.mtime(),
+            metadata.mtime_nsec(),
+            self.shared.context.needs.plan
+        );
+        if let Some(cached) = self.shared.context.checkpoints.get(&key)
+            && let Some(summary) = cached.strip_prefix(&stamp)
+            && let Some(content) = crate::content::Content::decode_summary(summary)
+        {
+            self.report.add_work("files_content_cached", 1);
+            self.report.checkpoints.insert(key, cached.clone());
+            if content.unreadable > 0 {
+                unread(&mut self.report, ProblemKind::UnreadableContent);
+            } else {
+                record.content = Some(content);
+            }
+            return;
+        }
         let bytes = match read_prefix(
             path,
             usize::try_from(plan.limits.file_bytes).unwrap_or(usize::MAX),
@@ -321,15 +344,25 @@ impl Worker<'_, '_> {
         } else {
             plan.document(crate::content::Part::File, &record.path, &bytes)
         };
-        match part {
-            Some(Ok(part)) => {
-                record.content = Some(crate::content::Content {
-                    parts: vec![part],
-                    unreadable: 0,
-                });
+        let content = match part {
+            Some(Ok(part)) => crate::content::Content {
+                parts: vec![part],
+                unreadable: 0,
+            },
+            Some(Err(_)) => {
+                unread(&mut self.report, ProblemKind::UnreadableContent);
+                crate::content::Content {
+                    parts: Vec::new(),
+                    unreadable: 1,
+                }
             }
-            Some(Err(_)) => unread(&mut self.report, ProblemKind::UnreadableContent),
-            None => {}
+            None => return,
+        };
+        self.report
+            .checkpoints
+            .insert(key, format!("{stamp}{}", content.encode_summary()));
+        if content.unreadable == 0 {
+            record.content = Some(content);
         }
     }
 
