@@ -68,6 +68,8 @@ pub fn measure(command: &mut Command) -> (Duration, u64) {
 }
 
 /// The median of some durations.
+// Not every bench repeats its runs.
+#[allow(dead_code)]
 pub fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
