@@ -38,7 +38,10 @@ fn write_share(root: &Path, files: usize) {
         std::fs::create_dir_all(&folder).expect("folder");
         let text = line(n);
         let (name, bytes) = match n % 10 {
-            0..=3 => (format!("anteckning{n}.txt"), format!("{text}\nmer text\n").into_bytes()),
+            0..=3 => (
+                format!("anteckning{n}.txt"),
+                format!("{text}\nmer text\n").into_bytes(),
+            ),
             4 | 5 => (
                 format!("brev{n}.docx"),
                 docx(&format!("<w:p><w:r><w:t>{text}</w:t></w:r></w:p>")),
@@ -69,7 +72,10 @@ fn write_share(root: &Path, files: usize) {
 fn main() {
     for tool in ["pdftotext", "unzip", "rg"] {
         assert!(
-            Command::new("which").arg(tool).output().is_ok_and(|o| o.status.success()),
+            Command::new("which")
+                .arg(tool)
+                .output()
+                .is_ok_and(|o| o.status.success()),
             "{tool} is needed (poppler-utils, unzip, ripgrep)"
         );
     }

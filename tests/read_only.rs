@@ -1,7 +1,7 @@
 //! A scan changes nothing it reads: no file's content, size, mode, mtime or ctime,
 //! and no access time where the kernel lets the auditor avoid it (it opens marker
-//! files and mail headers with O_NOATIME, which works for the files' owner and
-//! for root).
+//! files, mail headers, whole messages and documents read for content with
+//! O_NOATIME, which works for the files' owner and for root).
 
 mod common;
 
@@ -40,6 +40,12 @@ id = "cc"
 kind = "max_recipients"
 policy = "p"
 max = 1
+
+[[rules]]
+id = "content"
+kind = "contains"
+policy = "p"
+detectors = ["personnummer"]
 
 [[rules]]
 id = "untouched"
@@ -113,6 +119,11 @@ fn a_scan_changes_nothing_it_reads() {
     );
     file_at(&share.join("jobb/cv.pdf"), b"cv", days_ago(400));
     file_at(
+        &share.join("jobb/lista.txt"),
+        b"personnummer 811218-9876",
+        days_ago(400),
+    );
+    file_at(
         &share.join("kunder/acme/avtal.pdf"),
         b"avtal",
         days_ago(2000),
@@ -170,8 +181,17 @@ fn a_scan_changes_nothing_it_reads() {
     let found = pairs(&json_lines(&output));
     assert_eq!(
         found.len(),
-        4,
-        "the scan did read markers, folders and headers: {found:?}"
+        6,
+        "the scan did read markers, folders, headers and content: {found:?}"
+    );
+    assert!(
+        found.contains("content:jobb/lista.txt"),
+        "the text file was read inside: {found:?}"
+    );
+    let (_, stderr) = text(&output);
+    assert!(
+        work(&stderr, "files_content_read") >= 2 && work(&stderr, "messages_content_read") == 2,
+        "documents and messages were read whole: {stderr}"
     );
     let after = snapshot(&data);
     assert_eq!(before.len(), after.len(), "entries added or removed");
