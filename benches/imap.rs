@@ -5,6 +5,7 @@
 //!     cargo bench --bench imap -- --messages 20000  # smaller
 //!     cargo bench --bench imap -- --rss 1000000     # peak RSS on a 1M mailbox too
 //!     cargo bench --bench imap -- --hold 600        # only load, then keep the server up
+//!     cargo bench --bench imap -- --content         # content scan (contains rule) only
 //!
 //! Needs Dovecot (dovecot-imapd), imapfilter and python3. Runs as root (Dovecot
 //! needs it to switch to the mail user).
@@ -39,7 +40,7 @@ const WARM_RUNS: usize = 5;
 
 /// Write `count` ~2 KB messages into `user`'s INBOX: every `stale_every`-th is
 /// 60–400 days old (the rest under 30), every 50th has 5 external Cc.
-fn load(server: &Dovecot, user: &str, count: u64, stale_every: u64) -> Duration {
+fn load(server: &Dovecot, user: &str, count: u64, stale_every: u64, attachments: bool) -> Duration {
     let started = Instant::now();
     let cur = server.homes().join(user).join("Maildir/cur");
     std::fs::create_dir_all(&cur).expect("maildir");
@@ -64,12 +65,40 @@ fn load(server: &Dovecot, user: &str, count: u64, stale_every: u64) -> Duration 
                     let mut text = format!(
                         "From: Sender {n} <sender{n}@example.org>\r\nTo: {user}@firma.se\r\n{cc}\
                          Subject: Message number {n}\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n\
-                         Message-ID: <{n}@bench>\r\nContent-Type: text/plain\r\n\r\n"
+                         Message-ID: <{n}@bench>\r\n"
                     );
-                    while text.len() < 2048 {
-                        text.push_str(
-                            "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n",
-                        );
+                    if attachments {
+                        // A body, one in twenty with a personnummer, and a small
+                        // CSV attachment, one in ten with one.
+                        let number = if n % 20 == 0 { "Personnummer 811218-9876." } else { "Inget nummer." };
+                        let csv = if n % 10 == 0 {
+                            // "Namn;Pnr\nAnna;811218-9876\n"
+                            "TmFtbjtQbnIKQW5uYTs4MTEyMTgtOTg3Ngo="
+                        } else {
+                            // "Namn;Belopp\nAnna;100\n"
+                            "TmFtbjtCZWxvcHAKQW5uYTsxMDAK"
+                        };
+                        text.push_str(&format!(
+                            "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+                             --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{number}\r\n"
+                        ));
+                        while text.len() < 2048 {
+                            text.push_str(
+                                "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n",
+                            );
+                        }
+                        text.push_str(&format!(
+                            "--b\r\nContent-Type: text/csv; name=\"lista.csv\"\r\n\
+                             Content-Disposition: attachment; filename=\"lista.csv\"\r\n\
+                             Content-Transfer-Encoding: base64\r\n\r\n{csv}\r\n--b--\r\n"
+                        ));
+                    } else {
+                        text.push_str("Content-Type: text/plain\r\n\r\n");
+                        while text.len() < 2048 {
+                            text.push_str(
+                                "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n",
+                            );
+                        }
                     }
                     let size = text.len();
                     let path = cur.join(format!(
@@ -283,6 +312,52 @@ const STALE_RULE: &str = "[[rules]]\nid = \"stale\"\nkind = \"max_age\"\npolicy 
 const CC_RULE: &str =
     "[[rules]]\nid = \"cc\"\nkind = \"max_recipients\"\npolicy = \"p\"\nmax = 3\n";
 
+const CONTENT_RULE: &str = "[[rules]]\nid = \"p3\"\nkind = \"contains\"\npolicy = \"p\"\ndetectors = [\"personnummer\"]\n";
+
+/// The content scan: every message fetched whole (`BODY.PEEK[]`) by a raw
+/// socket, and by tillsyn with a `contains` rule (fresh store: every message
+/// read), which parses MIME, decodes the attachment and runs the detectors.
+fn content_comparison(server: &mut Dovecot, dir: &Path, messages: u64, loaded: Duration) {
+    let port = server.port;
+    println!(
+        "## IMAP content benchmark: {messages} messages of ~2.3 KB with a CSV attachment in one INBOX\n\n\
+         Loaded and indexed in {:.1} s.",
+        loaded.as_secs_f64()
+    );
+    let config = tillsyn_config(dir, port, CONTENT_RULE, "content");
+    let rows = compare(
+        server,
+        "(d) content scan: every message read whole",
+        vec![
+            Tool {
+                name: "raw socket `UID FETCH 1:* BODY.PEEK[]`",
+                run: Box::new(|| (raw_session(port, "UID FETCH 1:* BODY.PEEK[]").0, 0)),
+            },
+            Tool {
+                name: "tillsyn scan --once (contains personnummer)",
+                run: Box::new(|| measure(&mut tillsyn(&config, true))),
+            },
+        ],
+    );
+    let output = tillsyn(&config, true)
+        .args(["--format", "json"])
+        .output()
+        .expect("tillsyn");
+    let findings = String::from_utf8_lossy(&output.stdout).lines().count();
+    println!(
+        "\n- tillsyn throughput / raw socket = {:.2}× warm (target ≥ 0.7×); {findings} findings (expected {})",
+        rows[0].2.as_secs_f64() / rows[1].2.as_secs_f64(),
+        (0..messages).filter(|n| n % 10 == 0).count()
+    );
+    let (again, _) = measure(&mut tillsyn(&config, false));
+    let (_, first, _, _) = &rows[1];
+    println!(
+        "- unchanged rescan {:.3} s, {:.1}× faster than the cold first scan",
+        again.as_secs_f64(),
+        first.as_secs_f64() / again.as_secs_f64()
+    );
+}
+
 fn tillsyn(config: &Path, fresh_state: bool) -> Command {
     if fresh_state {
         let state = config.with_extension("").to_string_lossy().into_owned();
@@ -304,7 +379,8 @@ fn main() {
     let binary = env!("CARGO_BIN_EXE_tillsyn");
     assert!(Path::new(binary).exists(), "build tillsyn first");
     let mut server = Dovecot::start(&[(USER, PASSWORD), ("million", "million-pw")]);
-    let loaded = load(&server, USER, messages, stale_every);
+    let content_only = std::env::args().any(|argument| argument == "--content");
+    let loaded = load(&server, USER, messages, stale_every, content_only);
     let drops = make_cold(&mut server);
     let dir = tempfile::tempdir().expect("tempdir");
     let port = server.port;
@@ -317,6 +393,10 @@ fn main() {
             config.display()
         );
         std::thread::sleep(Duration::from_secs(seconds));
+        return;
+    }
+    if content_only {
+        content_comparison(&mut server, dir.path(), messages, loaded);
         return;
     }
     let cutoff = (chrono::Utc::now() - chrono::TimeDelta::days(30))
@@ -462,7 +542,7 @@ fn main() {
     );
 
     if let Some(count) = million {
-        let loaded = load(&server, "million", count, stale_every);
+        let loaded = load(&server, "million", count, stale_every, false);
         let config = tillsyn_config(
             dir.path(),
             port,
