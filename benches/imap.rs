@@ -312,7 +312,8 @@ const STALE_RULE: &str = "[[rules]]\nid = \"stale\"\nkind = \"max_age\"\npolicy 
 const CC_RULE: &str =
     "[[rules]]\nid = \"cc\"\nkind = \"max_recipients\"\npolicy = \"p\"\nmax = 3\n";
 
-const CONTENT_RULE: &str = "[[rules]]\nid = \"p3\"\nkind = \"contains\"\npolicy = \"p\"\ndetectors = [\"personnummer\"]\n";
+const CONTENT_RULE: &str =
+    "[[rules]]\nid = \"p3\"\nkind = \"contains\"\npolicy = \"p\"\ndetectors = [\"personnummer\"]\n";
 
 /// The content scan: every message fetched whole (`BODY.PEEK[]`) by a raw
 /// socket, and by tillsyn with a `contains` rule (fresh store: every message

@@ -446,3 +446,53 @@ fn a_next_link_to_another_origin_is_refused_and_gets_no_credentials() {
     );
     assert_exact(&open_findings(&config), &planted);
 }
+
+#[test]
+fn personal_data_in_a_mapped_text_field_is_found() {
+    let items = (0..30)
+        .map(|n| {
+            let notes = match n % 10 {
+                0 => "Kunden lämnade sitt personnummer 811218-9876 i telefon.".to_owned(),
+                5 => "Fakturanr 811218-9876 betald.".to_owned(),
+                _ => format!("Ärende {n} löst."),
+            };
+            serde_json::json!({ "id": format!("case-{n}"), "status": "open", "notes": notes })
+        })
+        .collect();
+    let server = CrmServer::start(Behaviour {
+        items,
+        token: TOKEN.into(),
+        ..Behaviour::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &server.url(), TOKEN);
+    let written = std::fs::read_to_string(&config).expect("config").replace(
+        "attributes = { status = \"/status\" }",
+        "attributes = { status = \"/status\", notes = \"/notes\" }",
+    );
+    std::fs::write(
+        &config,
+        format!(
+            "{written}\n[[rules]]\nid = \"P4-notes\"\nkind = \"contains\"\npolicy = \"p\"\ndetectors = [\"personnummer\"]\nwhen = {{ sources = [\"crm\"] }}\n"
+        ),
+    )
+    .expect("config");
+    let output = tillsyn(&["scan", "--once", "--config", &config, "--format", "json"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let found: BTreeSet<String> = pairs(&json_lines(&output))
+        .into_iter()
+        .filter(|pair| pair.starts_with("P4-notes:"))
+        .collect();
+    let planted: BTreeSet<String> = ["case-0", "case-10", "case-20"]
+        .iter()
+        .map(|id| format!("P4-notes:{id}"))
+        .collect();
+    assert_exact(&found, &planted);
+    let detail = json_lines(&output)
+        .into_iter()
+        .find(|finding| finding["rule"] == "P4-notes")
+        .expect("a finding")["detail"]
+        .clone();
+    assert_eq!(detail, "personnummer 1 (1 high) in field notes");
+}

@@ -8,7 +8,8 @@
 //! record is counted as `oversized_content` and its findings stay open), so
 //! memory per record is capped.
 //!
-//! Read: mail bodies (text/plain, and text/html with its tags removed, in the
+//! Read: the mapped fields of directory entries and API items (case notes),
+//! mail bodies (text/plain, and text/html with its tags removed, in the
 //! transfer encodings and charsets that mail-parser decodes), plain-text
 //! attachments and files, and PDF, DOCX, XLSX, ODT/ODS and ZIP attachments and
 //! files through the extractor, which runs each document in a worker process
@@ -103,6 +104,9 @@ pub enum Part {
     Attachment(String),
     /// A file's own text.
     File,
+    /// A mapped field of a directory entry or an API item (case notes), by
+    /// its config name.
+    Field(String),
 }
 
 /// One match inside a part.
@@ -200,6 +204,23 @@ impl ContentPlan {
 pub use tillsyn_extract::is_text_name;
 
 impl ContentPlan {
+    /// The mapped fields of a directory entry or API item (its attributes),
+    /// each run through the detectors, when a content rule looks at it.
+    pub fn fields(&self, record: &crate::Record) -> Option<Content> {
+        if !(self.wants)(record) {
+            return None;
+        }
+        let parts = record
+            .attributes
+            .iter()
+            .map(|(name, value)| self.detect(Part::Field(name.clone()), value.as_bytes()))
+            .collect();
+        Some(Content {
+            parts,
+            unreadable: 0,
+        })
+    }
+
     /// A document's text through the extractor, run through the detectors;
     /// `None` without an extractor.
     pub fn document(

@@ -606,6 +606,7 @@ fn contains(
     // never the values, nor attachment names (they may name a person).
     let mut by_detector: std::collections::BTreeMap<&str, [u64; 3]> = Default::default();
     let (mut bodies, mut attachments, mut files) = (0, 0, 0);
+    let mut fields: Vec<&str> = Vec::new();
     for part in &content.parts {
         let mut counted = false;
         for found in &part.matches {
@@ -620,6 +621,7 @@ fn contains(
                 tillsyn_connectors::content::Part::Body => bodies += 1,
                 tillsyn_connectors::content::Part::Attachment(_) => attachments += 1,
                 tillsyn_connectors::content::Part::File => files += 1,
+                tillsyn_connectors::content::Part::Field(ref name) => fields.push(name),
             }
         }
     }
@@ -654,6 +656,10 @@ fn contains(
     }
     if files > 0 {
         places.push("the file".to_owned());
+    }
+    if !fields.is_empty() {
+        // Field names are the config's own words.
+        places.push(format!("field {}", fields.join(", ")));
     }
     let detail = format!("{} in {}", found.join("; "), places.join(" and "));
     let age = record

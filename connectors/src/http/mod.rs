@@ -612,6 +612,9 @@ impl HttpSource {
             .as_ref()
             .and_then(|pointer| item.pointer(pointer))
             .and_then(parse_json_time);
+        if let Some(plan) = &context.content {
+            record.content = plan.fields(&record);
+        }
         Ok(record)
     }
 }

@@ -674,6 +674,9 @@ impl LdapSource {
                 .attributes
                 .insert(config.groups_attribute.clone(), listed.join(";"));
         }
+        if let Some(plan) = &context.content {
+            record.content = plan.fields(&record);
+        }
         record
     }
 }
