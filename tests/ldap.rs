@@ -490,3 +490,38 @@ fn a_referral_it_does_not_follow_makes_the_scan_partial_and_resolves_nothing() {
         &[format!("P8-former-customers:{}", people[1].dn())].into(),
     );
 }
+
+#[test]
+fn personal_data_in_a_mapped_attribute_is_found() {
+    let notes = format!(
+        "dn: uid=noted,ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: noted\ncn: noted\nsn: noted\n\
+         description: Kundens personnummer 811218-9876\n\n\
+         dn: uid=decoy,ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: decoy\ncn: decoy\nsn: decoy\n\
+         description: Orgnr 556677-8899, fakturanr 811218-9876\n\n"
+    );
+    let server = Slapd::start_with(&[], &notes);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!("ldaps://127.0.0.1:{}", server.tls_port),
+        &server.path("ca.pem"),
+        SERVICE_PASSWORD,
+    );
+    let written = std::fs::read_to_string(&config).expect("config").replace(
+        "attributes = { status = \"customerStatus\", opt_out = \"marketingOptOut\" }",
+        "attributes = { status = \"customerStatus\", notes = \"description\" }",
+    );
+    std::fs::write(
+        &config,
+        format!(
+            "{written}\n[[rules]]\nid = \"notes\"\nkind = \"contains\"\npolicy = \"p\"\ndetectors = [\"personnummer\"]\n"
+        ),
+    )
+    .expect("config");
+    let output = tillsyn(&["scan", "--once", "--config", &config, "--format", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_exact(
+        &pairs(&json_lines(&output)),
+        &[format!("notes:uid=noted,ou=people,{SUFFIX}")].into(),
+    );
+}
