@@ -36,6 +36,25 @@ const HEADER_QUERY: &str = "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (FROM TO C
 const HEADER_ONLY_QUERY: &str = "(UID BODY.PEEK[HEADER.FIELDS (FROM TO CC)])";
 const DATE_QUERY: &str = "(UID INTERNALDATE)";
 
+/// Messages being parsed and judged on a blocking thread: `(position in the
+/// held records, what was found)`.
+type Judging = tokio::task::JoinHandle<Vec<(usize, Option<crate::content::Content>)>>;
+
+/// Parse and judge fetched messages (`(position, raw)`) on one blocking thread:
+/// documents are extracted by worker processes, which must not be awaited on
+/// the runtime's threads, and one hand-off per message would cost more than the
+/// parsing.
+fn judge(plan: &Arc<crate::content::ContentPlan>, pending: Vec<(usize, Vec<u8>)>) -> Judging {
+    let plan = plan.clone();
+    tokio::task::spawn_blocking(move || {
+        let parser = MessageParser::new();
+        pending
+            .into_iter()
+            .map(|(position, raw)| (position, plan.mail(&parser, &raw)))
+            .collect()
+    })
+}
+
 /// A folder chosen for reading.
 #[derive(Debug, Clone)]
 struct Folder {
@@ -627,6 +646,13 @@ impl FolderReader<'_> {
             .map(|(position, (uid, _))| (*uid, position))
             .collect();
         let mut read = std::collections::HashSet::new();
+        // Messages wait here, up to a byte budget, and are judged together
+        // (see `judge`).
+        // One batch is judged while the next is received.
+        const PENDING_BYTES: usize = 8 << 20;
+        let mut pending: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut pending_bytes = 0;
+        let mut in_flight: Option<Judging> = None;
         for set in uid_sets(wanted.clone(), self.config.fetch_batch.max(1) as usize) {
             let mut stream = timed(seconds, async {
                 session
@@ -648,32 +674,22 @@ impl FolderReader<'_> {
                 };
                 read.insert(uid);
                 self.report.add_work("messages_content_read", 1);
-                // Documents are extracted by worker processes: wait for them
-                // on a blocking thread, not on the runtime's.
-                let owned = (plan.clone(), raw.to_vec());
-                let content = tokio::task::spawn_blocking(move || {
-                    let (plan, raw) = owned;
-                    plan.mail(&MessageParser::new(), &raw)
-                })
-                .await
-                .map_err(|error| ImapError::Lost(format!("content worker: {error}")))?;
-                let record = &mut held[*position].1;
-                match content {
-                    Some(content) => {
-                        for _ in 0..content.unreadable {
-                            self.report.count(ProblemKind::UnreadableContent);
-                        }
-                        if content.unreadable > 0 {
-                            self.report.unread_prefixes.push(record.path.clone());
-                        }
-                        record.content = Some(content);
+                pending_bytes += raw.len();
+                pending.push((*position, raw.to_vec()));
+                if pending_bytes >= PENDING_BYTES {
+                    if let Some(judging) = in_flight.take() {
+                        self.attach(judging.await, held)?;
                     }
-                    None => {
-                        self.report.count(ProblemKind::MalformedMail);
-                        self.report.unread_prefixes.push(record.path.clone());
-                    }
+                    in_flight = Some(judge(plan, std::mem::take(&mut pending)));
+                    pending_bytes = 0;
                 }
             }
+        }
+        if let Some(judging) = in_flight.take() {
+            self.attach(judging.await, held)?;
+        }
+        if !pending.is_empty() {
+            self.attach(judge(plan, pending).await, held)?;
         }
         // Expunged between the two fetches: gone, and its findings with it at
         // the next read; this time they stay.
@@ -685,6 +701,36 @@ impl FolderReader<'_> {
                 self.report
                     .unread_prefixes
                     .push(held[*position].1.path.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Attach what [`judge`] found to the held records.
+    fn attach(
+        &mut self,
+        judged: Result<Vec<(usize, Option<crate::content::Content>)>, tokio::task::JoinError>,
+        held: &mut [(u32, Record)],
+    ) -> Result<(), ImapError> {
+        let judged = judged.map_err(|error| ImapError::Lost(format!("content worker: {error}")))?;
+        for (position, content) in judged {
+            let Some((_, record)) = held.get_mut(position) else {
+                continue;
+            };
+            match content {
+                Some(content) => {
+                    for _ in 0..content.unreadable {
+                        self.report.count(ProblemKind::UnreadableContent);
+                    }
+                    if content.unreadable > 0 {
+                        self.report.unread_prefixes.push(record.path.clone());
+                    }
+                    record.content = Some(content);
+                }
+                None => {
+                    self.report.count(ProblemKind::MalformedMail);
+                    self.report.unread_prefixes.push(record.path.clone());
+                }
             }
         }
         Ok(())
