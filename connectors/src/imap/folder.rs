@@ -555,14 +555,34 @@ impl FolderReader<'_> {
             (true, false) => HEADER_ONLY_QUERY,
             (false, _) => DATE_QUERY,
         };
-        // A content rule needs each message's size first, to leave out those
-        // over the limit before their bodies are asked for.
-        let plan = self.context.content.clone();
+        // Content, when a content rule looks at this folder: each message
+        // fetched whole in the same round (`BODY.PEEK[]`, so `\Seen` never
+        // changes), cut one byte past the limit so that a message over it
+        // costs no more than the limit and is known to be over.
+        let plan = self
+            .context
+            .content
+            .clone()
+            .filter(|plan| (plan.wants)(&self.folder_probe(folder)));
         let query = match &plan {
-            Some(_) => std::borrow::Cow::Owned(query.replacen("(UID", "(UID RFC822.SIZE", 1)),
+            Some(plan) => std::borrow::Cow::Owned(query.replacen(
+                "(UID",
+                &format!(
+                    "(UID RFC822.SIZE BODY.PEEK[]<0.{}>",
+                    plan.limits.message_bytes.saturating_add(1)
+                ),
+                1,
+            )),
             None => std::borrow::Cow::Borrowed(query),
         };
+        // Records wait for their content; messages wait, up to a byte budget,
+        // to be judged together, one batch while the next is received (see
+        // `judge`).
+        const PENDING_BYTES: usize = 8 << 20;
         let mut held: Vec<(u32, Record)> = Vec::new();
+        let mut pending: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut pending_bytes = 0;
+        let mut in_flight: Option<Judging> = None;
         {
             let mut stream = timed(seconds, async {
                 session
@@ -589,96 +609,36 @@ impl FolderReader<'_> {
                     },
                     1,
                 );
-                match (&plan, fetch.uid) {
-                    // Held until its content is read.
-                    (Some(_), Some(uid)) => held.push((uid, record)),
-                    _ => {
-                        self.sink.send(record).await.map_err(|_| ImapError::Sink)?;
-                        self.report.records += 1;
+                let (Some(plan), Some(uid)) = (&plan, fetch.uid) else {
+                    self.sink.send(record).await.map_err(|_| ImapError::Sink)?;
+                    self.report.records += 1;
+                    continue;
+                };
+                if (plan.wants)(&record) {
+                    let limit = plan.limits.message_bytes;
+                    match fetch.body() {
+                        Some(raw)
+                            if raw.len() as u64 > limit
+                                || fetch.size.is_some_and(|size| u64::from(size) > limit) =>
+                        {
+                            self.report.count(ProblemKind::OversizedContent);
+                            self.report.unread_prefixes.push(record.path.clone());
+                        }
+                        Some(raw) => {
+                            self.report.add_work("messages_content_read", 1);
+                            pending_bytes += raw.len();
+                            pending.push((held.len(), raw.to_vec()));
+                        }
+                        None => {
+                            self.report.count(ProblemKind::Vanished);
+                            self.report.unread_prefixes.push(record.path.clone());
+                        }
                     }
                 }
-            }
-        }
-        if let Some(plan) = plan {
-            self.read_content(session, &plan, &mut held).await?;
-            for (_, record) in held {
-                self.sink.send(record).await.map_err(|_| ImapError::Sink)?;
-                self.report.records += 1;
-            }
-        }
-        Ok(())
-    }
-
-    /// Fetch the held messages whole (`BODY.PEEK[]`: `\Seen` never changes),
-    /// those within the size limit, and attach what the detectors found. A
-    /// message over the limit, or one that is not MIME, is counted and its
-    /// findings stay open.
-    async fn read_content(
-        &mut self,
-        session: &mut ImapSession,
-        plan: &Arc<crate::content::ContentPlan>,
-        held: &mut [(u32, Record)],
-    ) -> Result<(), ImapError> {
-        let seconds = self.config.timeout_seconds;
-        let mut wanted: Vec<u32> = Vec::new();
-        for (uid, record) in held.iter() {
-            if !(plan.wants)(record) {
-                continue;
-            }
-            let size: u64 = record
-                .attributes
-                .get("size_bytes")
-                .and_then(|size| size.parse().ok())
-                .unwrap_or(0);
-            if size > plan.limits.message_bytes {
-                self.report.count(ProblemKind::OversizedContent);
-                self.report.unread_prefixes.push(record.path.clone());
-            } else {
-                wanted.push(*uid);
-            }
-        }
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let index: std::collections::HashMap<u32, usize> = held
-            .iter()
-            .enumerate()
-            .map(|(position, (uid, _))| (*uid, position))
-            .collect();
-        let mut read = std::collections::HashSet::new();
-        // Messages wait here, up to a byte budget, and are judged together
-        // (see `judge`).
-        // One batch is judged while the next is received.
-        const PENDING_BYTES: usize = 8 << 20;
-        let mut pending: Vec<(usize, Vec<u8>)> = Vec::new();
-        let mut pending_bytes = 0;
-        let mut in_flight: Option<Judging> = None;
-        for set in uid_sets(wanted.clone(), self.config.fetch_batch.max(1) as usize) {
-            let mut stream = timed(seconds, async {
-                session
-                    .uid_fetch(&set, "(UID BODY.PEEK[])")
-                    .await
-                    .map_err(from_imap)
-            })
-            .await?;
-            while let Some(item) = timed(seconds, async { Ok(stream.next().await) }).await? {
-                if self.context.cancel.is_cancelled() {
-                    return Err(ImapError::Cancelled);
-                }
-                let fetch = item.map_err(from_imap)?;
-                let (Some(uid), Some(raw)) = (fetch.uid, fetch.body()) else {
-                    continue;
-                };
-                let Some(position) = index.get(&uid) else {
-                    continue;
-                };
-                read.insert(uid);
-                self.report.add_work("messages_content_read", 1);
-                pending_bytes += raw.len();
-                pending.push((*position, raw.to_vec()));
+                held.push((uid, record));
                 if pending_bytes >= PENDING_BYTES {
                     if let Some(judging) = in_flight.take() {
-                        self.attach(judging.await, held)?;
+                        self.attach(judging.await, &mut held)?;
                     }
                     in_flight = Some(judge(plan, std::mem::take(&mut pending)));
                     pending_bytes = 0;
@@ -686,24 +646,33 @@ impl FolderReader<'_> {
             }
         }
         if let Some(judging) = in_flight.take() {
-            self.attach(judging.await, held)?;
+            self.attach(judging.await, &mut held)?;
         }
-        if !pending.is_empty() {
-            self.attach(judge(plan, pending).await, held)?;
+        if let Some(plan) = &plan
+            && !pending.is_empty()
+        {
+            self.attach(judge(plan, pending).await, &mut held)?;
         }
-        // Expunged between the two fetches: gone, and its findings with it at
-        // the next read; this time they stay.
-        for uid in wanted {
-            if !read.contains(&uid)
-                && let Some(position) = index.get(&uid)
-            {
-                self.report.count(ProblemKind::Vanished);
-                self.report
-                    .unread_prefixes
-                    .push(held[*position].1.path.clone());
-            }
+        for (_, record) in held {
+            self.sink.send(record).await.map_err(|_| ImapError::Sink)?;
+            self.report.records += 1;
         }
         Ok(())
+    }
+
+    /// A record standing for any message of `folder`, to ask whether a
+    /// content rule looks at the folder at all before its bodies are fetched.
+    fn folder_probe(&self, folder: &Folder) -> Record {
+        let id = format!("{}/{}/0", self.account, folder.display);
+        let mut record = Record::new(RecordKind::Message, self.context.source.clone(), id);
+        record.container = folder.display.clone();
+        record.owner = Some(self.account.to_owned());
+        if let Some(special_use) = folder.special_use {
+            record
+                .attributes
+                .insert("special_use".into(), special_use.to_owned());
+        }
+        record
     }
 
     /// Attach what [`judge`] found to the held records.
