@@ -817,3 +817,35 @@ fn content_is_read_with_peek_and_only_for_new_mail() {
     assert_eq!(work(&stderr, "messages_content_read"), 0, "{stderr}");
     assert_exact(&open_findings(&config), &planted);
 }
+
+#[test]
+fn a_content_rule_on_message_attributes_still_reads_its_folder() {
+    let server = Dovecot::start(&[("anna", "anna-pw")]);
+    let mut anna = server.client("anna", "anna-pw");
+    let plain = "Content-Type: text/plain; charset=utf-8\r\n";
+    let uid = anna.append(
+        "Sent",
+        &with_body(1, plain, "Personnummer 19811218-9876.\r\n"),
+        3,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = accounts_file(dir.path(), &[("anna", "anna-pw")]);
+    let source = format!(
+        "{}folders = [\"\\\\Sent\"]\n",
+        plain_source(server.port, &accounts)
+    );
+    // `present` names a per-message attribute, unknown before the fetch: the
+    // folder is read all the same, and the message judged on what it has.
+    let rule = CONTENT_RULE.replace(
+        "when = { folders = [\"\\\\Sent\"] }",
+        "when = { folders = [\"\\\\Sent\"], present = [\"size_bytes\"] }",
+    );
+    assert_ne!(rule, CONTENT_RULE);
+    let config = write_config(dir.path(), &source, &rule);
+    let (output, found) = scan(&config);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_exact(
+        &found,
+        &[format!("P3-personnummer-in-mail:anna/Sent/{uid}")].into(),
+    );
+}

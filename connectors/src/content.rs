@@ -39,6 +39,11 @@ pub struct ContentPlan {
     /// Whether a content rule looks at a record: content is read only for
     /// those (a Sent-mail rule reads no inbox).
     pub wants: Wants,
+    /// Whether a content rule could look at any record in a place (a mail
+    /// folder, judged on a record standing for it): the rules' kind, folder
+    /// and path conditions only, since one message's attributes are not known
+    /// before it is fetched.
+    pub wants_place: Wants,
     /// The document extractor; without one, documents are not read (only
     /// text), and not counted as unreadable either.
     pub extractor: Option<Arc<tillsyn_extract::Isolated>>,

@@ -281,8 +281,14 @@ impl SourceRules {
             .filter(|rule| matches!(rule.config.check, Check::Contains(_)))
             .cloned()
             .collect();
+        let place_rules = rules.clone();
         let wants: tillsyn_connectors::content::Wants =
             Arc::new(move |record: &Record| rules.iter().any(|rule| selects(rule, record)));
+        let wants_place: tillsyn_connectors::content::Wants = Arc::new(move |record: &Record| {
+            place_rules
+                .iter()
+                .any(|rule| matches_place(&rule.config.when, &rule.paths, &rule.exclude, record))
+        });
         let local = now.with_timezone(&self.timezone);
         Some(Arc::new(tillsyn_connectors::content::ContentPlan {
             detectors,
@@ -298,6 +304,7 @@ impl SourceRules {
                 file_bytes: self.limits.file_bytes,
             },
             wants,
+            wants_place,
             // Documents are read by workers of this binary (`tillsyn __extract`).
             extractor: tillsyn_extract::Isolated::of_this_binary()
                 .ok()
@@ -425,6 +432,24 @@ fn selects(rule: &CompiledRule, record: &Record) -> bool {
 /// Whether `record` meets `when` (its path globs compiled as `paths`/`exclude`).
 /// Sources are checked by the caller.
 fn matches(when: &Conditions, paths: &GlobSet, exclude: &GlobSet, record: &Record) -> bool {
+    matches_place(when, paths, exclude, record) && {
+        let attributes_match = when.attributes.iter().all(|(name, wanted)| {
+            record
+                .attributes
+                .get(name)
+                .is_some_and(|value| attribute_matches(value, wanted))
+        });
+        let present = when
+            .present
+            .iter()
+            .all(|name| record.attributes.contains_key(name) || record.dates.contains_key(name));
+        attributes_match && present
+    }
+}
+
+/// The conditions of `when` that a place decides (kind, folder, path), not
+/// those of one record's attributes: whether a record there could meet it.
+fn matches_place(when: &Conditions, paths: &GlobSet, exclude: &GlobSet, record: &Record) -> bool {
     if !when.kinds.is_empty() && !when.kinds.contains(&record.kind) {
         return false;
     }
@@ -434,20 +459,7 @@ fn matches(when: &Conditions, paths: &GlobSet, exclude: &GlobSet, record: &Recor
     if !when.paths.is_empty() && !paths.is_match(&record.path) {
         return false;
     }
-    if exclude.is_match(&record.path) {
-        return false;
-    }
-    let attributes_match = when.attributes.iter().all(|(name, wanted)| {
-        record
-            .attributes
-            .get(name)
-            .is_some_and(|value| attribute_matches(value, wanted))
-    });
-    let present = when
-        .present
-        .iter()
-        .all(|name| record.attributes.contains_key(name) || record.dates.contains_key(name));
-    attributes_match && present
+    !exclude.is_match(&record.path)
 }
 
 /// Whether an attribute `value` satisfies a condition `wanted`: equal ignoring

@@ -563,7 +563,7 @@ impl FolderReader<'_> {
             .context
             .content
             .clone()
-            .filter(|plan| (plan.wants)(&self.folder_probe(folder)));
+            .filter(|plan| (plan.wants_place)(&self.folder_probe(folder)));
         let query = match &plan {
             Some(plan) => std::borrow::Cow::Owned(query.replacen(
                 "(UID",
