@@ -60,25 +60,15 @@ impl std::fmt::Debug for ContentPlan {
     }
 }
 
-/// How much is read, at most.
+/// How much is read, at most (the defaults are `[content]`'s, in the config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContentLimits {
-    /// A whole message. Default 25 MB.
+    /// A whole message.
     pub message_bytes: u64,
-    /// One body part or attachment, decoded. Default 10 MB.
+    /// One body part or attachment, decoded.
     pub part_bytes: u64,
-    /// One file on a share. Default 20 MB.
+    /// One file on a share.
     pub file_bytes: u64,
-}
-
-impl Default for ContentLimits {
-    fn default() -> ContentLimits {
-        ContentLimits {
-            message_bytes: 25 << 20,
-            part_bytes: 10 << 20,
-            file_bytes: 20 << 20,
-        }
-    }
 }
 
 /// What was found inside one record.
@@ -315,14 +305,5 @@ impl Content {
             }],
             unreadable: 0,
         })
-    }
-
-    /// Matches of the `detectors` named at `min` or above, over every part.
-    pub fn count(&self, detectors: &[String], min: Confidence) -> u64 {
-        self.parts
-            .iter()
-            .flat_map(|part| &part.matches)
-            .filter(|found| found.confidence >= min && detectors.contains(&found.detector))
-            .count() as u64
     }
 }

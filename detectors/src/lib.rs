@@ -306,11 +306,6 @@ impl DetectorSet {
         })
     }
 
-    /// The custom detectors, in the order [`DetectorId::Custom`] counts them.
-    pub fn customs(&self) -> &[CustomDetector] {
-        &self.customs
-    }
-
     /// A detector's name.
     pub fn name(&self, detector: DetectorId) -> &str {
         match detector {

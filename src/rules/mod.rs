@@ -263,24 +263,19 @@ impl SourceRules {
         now: DateTime<Utc>,
     ) -> Option<Arc<tillsyn_connectors::content::ContentPlan>> {
         let detectors = self.detectors.clone()?;
-        let checks: Vec<(&CompiledRule, &config::ContainsCheck)> = self
-            .rules
-            .iter()
-            .filter_map(|rule| match &rule.config.check {
-                Check::Contains(check) => Some((rule.as_ref(), check)),
-                _ => None,
-            })
-            .collect();
-        let min = checks
-            .iter()
-            .map(|(_, check)| check.min_confidence.level())
-            .min()?;
         let rules: Vec<Arc<CompiledRule>> = self
             .rules
             .iter()
             .filter(|rule| matches!(rule.config.check, Check::Contains(_)))
             .cloned()
             .collect();
+        let min = rules
+            .iter()
+            .filter_map(|rule| match &rule.config.check {
+                Check::Contains(check) => Some(check.min_confidence.level()),
+                _ => None,
+            })
+            .min()?;
         let place_rules = rules.clone();
         let wants: tillsyn_connectors::content::Wants =
             Arc::new(move |record: &Record| rules.iter().any(|rule| selects(rule, record)));
@@ -610,10 +605,6 @@ fn contains(
 ) -> Option<(Option<i64>, String)> {
     let content = record.content.as_ref()?;
     let min = check.min_confidence.level();
-    let count = content.count(&check.detectors, min);
-    if count == 0 || count < check.min_count {
-        return None;
-    }
     // Which detectors, how many at each confidence, in which kinds of part;
     // never the values, nor attachment names (they may name a person).
     let mut by_detector: std::collections::BTreeMap<&str, [u64; 3]> = Default::default();
@@ -636,6 +627,10 @@ fn contains(
                 tillsyn_connectors::content::Part::Field(ref name) => fields.push(name),
             }
         }
+    }
+    let count: u64 = by_detector.values().flatten().sum();
+    if count == 0 || count < check.min_count {
+        return None;
     }
     let found: Vec<String> = by_detector
         .iter()
