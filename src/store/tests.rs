@@ -437,6 +437,16 @@ fn a_stale_claim_of_a_crashed_sender_runs_out() {
     );
 }
 
+/// A complete scan of "share" at `at` that saw `seen`; returns its id.
+fn share_scan(store: &mut Store, at: chrono::DateTime<Utc>, seen: &[NewFinding]) -> i64 {
+    let id = store.begin_scan("share", at).expect("begin");
+    store
+        .record_findings(id, "share", at, seen)
+        .expect("record");
+    finish_carried(store, id, &[], at);
+    id
+}
+
 #[test]
 fn pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -445,16 +455,11 @@ fn pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest() {
     let long_ago = now - TimeDelta::days(500);
     let months_ago = now - TimeDelta::days(200);
     // Scan 1, 500 days ago: sees old.pdf and still.pdf.
-    let first = store.begin_scan("share", long_ago).expect("begin");
-    store
-        .record_findings(
-            first,
-            "share",
-            long_ago,
-            &[finding("r", "old.pdf"), finding("r", "still.pdf")],
-        )
-        .expect("record");
-    finish_carried(&mut store, first, &[], long_ago);
+    share_scan(
+        &mut store,
+        long_ago,
+        &[finding("r", "old.pdf"), finding("r", "still.pdf")],
+    );
     // A list source last read 500 days ago: its people are forgotten with it.
     let list = store.begin_scan("list", long_ago).expect("begin");
     store
@@ -485,28 +490,15 @@ fn pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest() {
     store.finish_scan(list, &end).expect("finish");
     // Scan 2, 499 days ago: old.pdf gone (resolved then), still.pdf open.
     let second_at = long_ago + TimeDelta::days(1);
-    let second = store.begin_scan("share", second_at).expect("begin");
-    store
-        .record_findings(second, "share", second_at, &[finding("r", "still.pdf")])
-        .expect("record");
-    finish_carried(&mut store, second, &[], second_at);
+    share_scan(&mut store, second_at, &[finding("r", "still.pdf")]);
     // Scan 3, 200 days ago: inside the retention; sees still.pdf and mid.pdf.
-    let third = store.begin_scan("share", months_ago).expect("begin");
-    store
-        .record_findings(
-            third,
-            "share",
-            months_ago,
-            &[finding("r", "still.pdf"), finding("r", "mid.pdf")],
-        )
-        .expect("record");
-    finish_carried(&mut store, third, &[], months_ago);
+    share_scan(
+        &mut store,
+        months_ago,
+        &[finding("r", "still.pdf"), finding("r", "mid.pdf")],
+    );
     // Scan 4 now: mid.pdf resolved now (recently: kept).
-    let fourth = store.begin_scan("share", now).expect("begin");
-    store
-        .record_findings(fourth, "share", now, &[finding("r", "still.pdf")])
-        .expect("record");
-    finish_carried(&mut store, fourth, &[], now);
+    let fourth = share_scan(&mut store, now, &[finding("r", "still.pdf")]);
     store
         .outbox_put("2025-05", "old report", b"m", long_ago)
         .expect("put");
