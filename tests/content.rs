@@ -7,14 +7,17 @@
 //! number). Found exactly at the default confidence: misses and false alarms
 //! both fail. No finding, output or store row holds a planted number.
 //!
-//! This covers mail bodies and text; PDF, Office documents and archives come
-//! with the isolated extractor (issue 11, later part).
+//! The mail corpus (`common::mail_corpus`) is read from a Maildir and from
+//! Dovecot over IMAP, with the same answers required of both; over IMAP only
+//! the parts worth reading are fetched. Documents on the share, hostile ones
+//! among them, are read by the isolated extractor.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use common::mail_corpus::{self, sent_mail};
 use common::*;
 
 const CONFIG: &str = r#"
@@ -51,70 +54,20 @@ name = "kundnummer"
 pattern = '(?-u:\b)K-[0-9]{6}(?-u:\b)'
 checksum = "luhn"
 keywords = ["kund"]
-"#;
 
-/// A message in Sent with these headers' extra lines and this body.
-fn sent(mailbox: &mut Mailbox, headers: &str, body: &str) -> String {
-    let raw = format!(
-        "From: Anna <anna@firma.se>\r\nTo: kund@example.org\r\nSubject: Ärende\r\n\
-         Date: Mon, 2 Nov 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\n{headers}\r\n{body}"
-    );
-    mailbox.raw(("anna", "Sent"), raw.as_bytes(), days_ago(5))
-}
+[content]
+part_bytes = 1048576
+"#;
 
 fn plant(root: &Path) -> BTreeSet<String> {
     let mut planted = BTreeSet::new();
     let rule = "P3-personnummer-in-mail";
     let mut mailbox = Mailbox::new(&root.join("mail"), "anna");
-    let mut hit = |id: String| {
-        planted.insert(format!("{rule}:{id}"));
-    };
-    hit(sent(
-        &mut mailbox,
-        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n",
-        "Hej! Annas personnummer är 19811218-9876, som du bad om.\r\n",
-    ));
-    hit(sent(
-        &mut mailbox,
-        "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n",
-        "S=F6kanden =E4r f=F6dd 811218-9876 i V=E4xj=F6.\r\n",
-    ));
-    hit(sent(
-        &mut mailbox,
-        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n",
-        // "Kollegan har samordningsnummer 701063-2391.\n"
-        "S29sbGVnYW4gaGFyIHNhbW9yZG5pbmdzbnVtbWVyIDcwMTA2My0yMzkxLgo=\r\n",
-    ));
-    hit(sent(
-        &mut mailbox,
-        "Content-Type: text/html; charset=windows-1252\r\nContent-Transfer-Encoding: quoted-printable\r\n",
-        "<html><body><p>Personnummer: <b>811218-9876</b></p><p>H=E4lsningar</p></body></html>\r\n",
-    ));
-    hit(sent(
-        &mut mailbox,
-        "Content-Type: multipart/mixed; boundary=\"b1\"\r\n",
-        "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSe bifogad lista.\r\n\
-         --b1\r\nContent-Type: text/plain; name=\"lista.txt\"\r\n\
-         Content-Disposition: attachment; filename=\"lista.txt\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\n\
-         TmFtbjtQZXJzb25udW1tZXIKQW5uYTsxOTgxMTIxOC05ODc2Cg==\r\n--b1--\r\n",
-    ));
-    // Decoys: none of these is a person's number at medium confidence.
-    for body in [
-        "Personnummer 811218-9875 (fel kontrollsiffra).",
-        "Personnummer 810230-9872 (30 februari finns inte).",
-        "Vårt orgnr är 556677-8899.",
-        "Ring mig på 070-123 45 67 eller 0701234567.",
-        "Fakturanr 811218-9876, förfaller 2026-12-31.",
-        "OCR 8112189876 ska anges vid betalning.",
-        "Mötet flyttas till 2024-01-15 kl 10:30.",
-        "Referens 8112189876 utan sammanhang.",
-    ] {
-        sent(
-            &mut mailbox,
-            "Content-Type: text/plain; charset=utf-8\r\n",
-            &format!("{body}\r\n"),
-        );
+    for message in sent_mail() {
+        let id = mailbox.raw(("anna", "Sent"), &message.raw, days_ago(5));
+        if message.hit {
+            planted.insert(format!("{rule}:{id}"));
+        }
     }
     // The same number in the inbox is not this rule's business (Sent only).
     mailbox.raw(
@@ -168,10 +121,19 @@ fn personal_data_in_mail_and_files_is_found_exactly() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let findings = json_lines(&output);
     assert_exact(&pairs(&findings), &planted);
-    // Only what a content rule looks at is read: the 13 messages in Sent (not
+    // Only what a content rule looks at is read: the messages in Sent (not
     // the inbox), and the four files under Kunder/ (not HR/).
-    assert_eq!(work(&stderr, "messages_content_read"), 13, "{stderr}");
+    assert_eq!(
+        work(&stderr, "messages_content_read"),
+        sent_mail().len() as u64,
+        "{stderr}"
+    );
     assert_eq!(work(&stderr, "files_content_read"), 4, "{stderr}");
+    // The hostile attachments failed alone, counted; the scan says partial.
+    let (unreadable, oversized) = mail_corpus::HOSTILE_COUNTS;
+    assert_eq!(work(&stderr, "unreadable_content"), unreadable, "{stderr}");
+    assert_eq!(work(&stderr, "oversized_content"), oversized, "{stderr}");
+    assert!(stderr.contains("PARTIAL"), "{stderr}");
     // Findings say what and where, never the value.
     let attachment = findings
         .iter()
@@ -375,71 +337,6 @@ fn documents_are_read_by_a_worker_and_hostile_ones_fail_alone() {
 }
 
 #[test]
-fn a_document_attached_to_mail_is_read() {
-    use tillsyn_extract::samples::docx;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut mailbox = Mailbox::new(&dir.path().join("mail"), "anna");
-    let word = docx("<w:p><w:r><w:t>Personnummer 811218-9876</w:t></w:r></w:p>");
-    let encoded = base64(&word);
-    let id = sent(
-        &mut mailbox,
-        "Content-Type: multipart/mixed; boundary=\"b1\"\r\n",
-        &format!(
-            "--b1\r\nContent-Type: text/plain\r\n\r\nCV bifogas.\r\n--b1\r\n\
-             Content-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document; name=\"cv.docx\"\r\n\
-             Content-Disposition: attachment; filename=\"cv.docx\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n--b1--\r\n"
-        ),
-    );
-    let config = dir.path().join("tillsyn.toml");
-    std::fs::write(&config, CONFIG).expect("config");
-    let output = tillsyn(&[
-        "scan",
-        "--once",
-        "--source",
-        "mail",
-        "--config",
-        config.to_str().expect("utf8"),
-        "--format",
-        "json",
-    ]);
-    let (_, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let findings = json_lines(&output);
-    assert_exact(
-        &pairs(&findings),
-        &[format!("P3-personnummer-in-mail:{id}")].into(),
-    );
-    assert_eq!(
-        findings[0]["detail"],
-        "personnummer 1 (1 high) in 1 attachment"
-    );
-}
-
-/// Standard base64, in lines of 76.
-fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for (index, chunk) in bytes.chunks(3).enumerate() {
-        if index > 0 && index % 19 == 0 {
-            out.push_str("\r\n");
-        }
-        let value = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for position in 0..4 {
-            if position <= chunk.len() {
-                out.push(char::from(
-                    TABLE[(value >> (18 - 6 * position) & 63) as usize],
-                ));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[test]
 fn content_limits_come_from_the_config() {
     let dir = tempfile::tempdir().expect("tempdir");
     let share = dir.path().join("share");
@@ -450,7 +347,11 @@ fn content_limits_come_from_the_config() {
     );
     file_at(&share.join("Kunder/b.txt"), b"pnr 811218-9876", days_ago(3));
     let config = dir.path().join("tillsyn.toml");
-    std::fs::write(&config, format!("{CONFIG}\n[content]\nfile_bytes = 40\n")).expect("config");
+    std::fs::write(
+        &config,
+        CONFIG.replace("[content]\n", "[content]\nfile_bytes = 40\n"),
+    )
+    .expect("config");
     let output = tillsyn(&[
         "scan",
         "--once",
@@ -521,4 +422,109 @@ fn an_unchanged_share_is_not_read_again() {
         &changed,
         &["id-numbers-outside-hr:Kunder/c.docx".to_owned()].into(),
     );
+}
+
+/// The Maildir corpus again, from Dovecot over IMAP: the same findings and
+/// the same counts, only the parts worth reading fetched (no picture), nothing
+/// on the server changed, and a rescan after ten new messages reads those ten.
+#[test]
+fn the_mail_corpus_over_imap_fetches_only_the_parts_worth_reading() {
+    use common::dovecot::Dovecot;
+    let server = Dovecot::start(&[("anna", "anna-pw")]);
+    let mut anna = server.client("anna", "anna-pw");
+    let rule = "P3-personnummer-in-mail";
+    let mut planted = BTreeSet::new();
+    let corpus = sent_mail();
+    for message in &corpus {
+        let uid = anna.append("Sent", &message.raw, 5);
+        if message.hit {
+            planted.insert(format!("{rule}:anna/Sent/{uid}"));
+        }
+    }
+    anna.append(
+        "INBOX",
+        b"From: x@example.org\r\nSubject: x\r\n\r\nPersonnummer 19811218-9876\r\n",
+        5,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = dir.path().join("accounts.toml");
+    std::fs::write(
+        &accounts,
+        "[[accounts]]\nuser = \"anna\"\npassword = \"anna-pw\"\n",
+    )
+    .expect("accounts");
+    let config = dir.path().join("tillsyn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nstate_dir = \"state\"\ntimezone = \"Europe/Stockholm\"\n\n\
+             [[sources]]\nname = \"mail\"\ntype = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\n\
+             security = \"plain\"\nallow_plaintext = true\nfolders = [\"INBOX\", \"\\\\Sent\"]\n\
+             auth = {{ method = \"password\", accounts_file = \"{}\" }}\n\n\
+             [[rules]]\nid = \"{rule}\"\nkind = \"contains\"\npolicy = \"P3\"\n\
+             detectors = [\"personnummer\"]\nwhen = {{ sources = [\"mail\"], folders = [\"\\\\Sent\"] }}\n\n\
+             [content]\npart_bytes = {}\n",
+            server.port,
+            accounts.display(),
+            mail_corpus::PART_BYTES
+        ),
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf8");
+    let before = anna.snapshot("Sent");
+    let output = tillsyn(&["scan", "--once", "--config", config, "--format", "json"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_exact(&pairs(&json_lines(&output)), &planted);
+    assert_eq!(
+        work(&stderr, "messages_content_read"),
+        corpus.len() as u64,
+        "{stderr}"
+    );
+    let (unreadable, oversized) = mail_corpus::HOSTILE_COUNTS;
+    assert_eq!(work(&stderr, "unreadable_content"), unreadable, "{stderr}");
+    assert_eq!(work(&stderr, "oversized_content"), oversized, "{stderr}");
+    assert!(stderr.contains("PARTIAL"), "{stderr}");
+    // Pictures were never fetched; the rest part by part.
+    assert_eq!(
+        work(&stderr, "message_parts_skipped"),
+        mail_corpus::IMAGE_PARTS,
+        "{stderr}"
+    );
+    assert!(
+        work(&stderr, "message_parts_read") > corpus.len() as u64,
+        "{stderr}"
+    );
+    // BODY.PEEK only: no flag and no MODSEQ moved, `\Seen` included.
+    assert_eq!(
+        before,
+        anna.snapshot("Sent"),
+        "the scan changed the mailbox"
+    );
+    assert!(before.iter().all(|line| !line.contains("\\Seen")));
+
+    // Ten new messages, every other one with a number: only they are read.
+    for index in 0..10 {
+        let body = if index % 2 == 0 {
+            "Personnummer 19811218-9876.\r\n"
+        } else {
+            "Inget här.\r\n"
+        };
+        let uid = anna.append(
+            "Sent",
+            &mail_corpus::message("Content-Type: text/plain; charset=utf-8\r\n", body),
+            1,
+        );
+        if index % 2 == 0 {
+            planted.insert(format!("{rule}:anna/Sent/{uid}"));
+        }
+    }
+    let output = tillsyn(&["scan", "--once", "--config", config, "--format", "json"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(work(&stderr, "messages_content_read"), 10, "{stderr}");
+    let open = pairs(&json_lines(&tillsyn(&[
+        "findings", "--open", "--config", config, "--format", "json",
+    ])));
+    assert_exact(&open, &planted);
 }

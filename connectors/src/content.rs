@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use mail_parser::{MessageParser, MimeHeaders, PartType};
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use tillsyn_detectors::{Confidence, DetectorSet, Today};
 
 /// Whether a content rule looks at a record, judged on what is known before
@@ -76,9 +76,12 @@ pub struct ContentLimits {
 pub struct Content {
     /// Each part read, in order.
     pub parts: Vec<ContentPart>,
-    /// Parts that could not be read (a document that failed to extract, an
-    /// attachment over the limit): the record is not fully judged.
+    /// Parts that could not be read (a document that failed to extract, a
+    /// message that is not MIME): the record is not fully judged.
     pub unreadable: u32,
+    /// Parts over the part limit, not read: the record is not fully judged
+    /// either.
+    pub oversized: u32,
 }
 
 /// One part of a record: a mail body, an attachment, or a file's text.
@@ -132,11 +135,44 @@ impl ContentPlan {
         ContentPart { part, matches }
     }
 
-    /// The bodies and text attachments of one raw message. `None` when the
-    /// message does not parse as MIME at all.
+    /// The bodies and attachments of one raw message. `None` when the message
+    /// does not parse as MIME at all.
     pub fn mail(&self, parser: &MessageParser, raw: &[u8]) -> Option<Content> {
         let message = parser.parse(raw)?;
         let mut content = Content::default();
+        self.message(&message, 0, &mut content);
+        Some(content)
+    }
+
+    /// The parts of one message fetched one by one (IMAP part selection):
+    /// each is a made MIME header and the part's raw bytes (`None` when the
+    /// server sent none), read as a one-part message.
+    pub fn mail_parts(
+        &self,
+        parser: &MessageParser,
+        parts: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Content {
+        let mut content = Content::default();
+        let mut raw = Vec::new();
+        for (header, body) in parts {
+            let Some(body) = body else {
+                content.unreadable += 1;
+                continue;
+            };
+            raw.clear();
+            raw.extend_from_slice(header);
+            raw.extend_from_slice(body);
+            match parser.parse(&raw) {
+                Some(message) => self.message(&message, 0, &mut content),
+                None => content.unreadable += 1,
+            }
+        }
+        content
+    }
+
+    /// One parsed message into `content`; forwarded messages inside it too,
+    /// down to [`FORWARDED_DEPTH`].
+    fn message(&self, message: &Message<'_>, depth: u32, content: &mut Content) {
         let limit = usize::try_from(self.limits.part_bytes).unwrap_or(usize::MAX);
         // Bodies: text/plain as it is, text/html converted to text. A message
         // with both alternatives has its text read once, from the plain one.
@@ -170,7 +206,15 @@ impl ContentPlan {
                 PartType::Text(text) => text.as_bytes(),
                 PartType::Html(html) => html.as_bytes(),
                 PartType::Binary(bytes) | PartType::InlineBinary(bytes) => bytes,
-                _ => continue,
+                PartType::Message(forwarded) => {
+                    if depth < FORWARDED_DEPTH {
+                        self.message(forwarded, depth + 1, content);
+                    } else {
+                        content.unreadable += 1;
+                    }
+                    continue;
+                }
+                PartType::Multipart(_) => continue,
             };
             let text_part = matches!(attachment.body, PartType::Text(_) | PartType::Html(_))
                 || is_text_name(&name);
@@ -178,7 +222,7 @@ impl ContentPlan {
                 continue;
             }
             if bytes.len() > limit {
-                content.unreadable += 1;
+                content.oversized += 1;
                 continue;
             }
             if text_part {
@@ -192,9 +236,12 @@ impl ContentPlan {
                 }
             }
         }
-        Some(content)
     }
 }
+
+/// Forwarded messages inside forwarded messages are read this deep; a deeper
+/// one is counted unreadable.
+const FORWARDED_DEPTH: u32 = 8;
 
 pub use tillsyn_extract::is_text_name;
 
@@ -212,7 +259,7 @@ impl ContentPlan {
             .collect();
         Some(Content {
             parts,
-            unreadable: 0,
+            ..Content::default()
         })
     }
 
@@ -238,7 +285,7 @@ impl Content {
     /// file's entry in the share's content cache (`!` when it could not be
     /// read). Parts keep their kind; detector names are escaped.
     pub fn encode_summary(&self) -> String {
-        if self.unreadable > 0 {
+        if self.unreadable > 0 || self.oversized > 0 {
             return "!".to_owned();
         }
         let mut counts: std::collections::BTreeMap<(String, Confidence), u64> = Default::default();
@@ -270,6 +317,7 @@ impl Content {
             return Some(Content {
                 parts: Vec::new(),
                 unreadable: 1,
+                ..Content::default()
             });
         }
         let mut matches = Vec::new();
@@ -303,7 +351,7 @@ impl Content {
                 part: Part::File,
                 matches,
             }],
-            unreadable: 0,
+            ..Content::default()
         })
     }
 }

@@ -141,6 +141,23 @@ pub fn kind(name: &str, head: &[u8]) -> Option<Kind> {
     }
 }
 
+/// The format of a MIME media type (`application/pdf`), when it is one this
+/// crate reads: for mail attachments whose names say nothing.
+pub fn kind_of_media_type(media_type: &str) -> Option<Kind> {
+    match media_type.to_ascii_lowercase().as_str() {
+        "application/pdf" | "application/x-pdf" => Some(Kind::Pdf),
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        | "application/vnd.ms-word.document.macroenabled.12" => Some(Kind::Docx),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        | "application/vnd.ms-excel.sheet.macroenabled.12" => Some(Kind::Xlsx),
+        "application/vnd.oasis.opendocument.text"
+        | "application/vnd.oasis.opendocument.spreadsheet"
+        | "application/vnd.oasis.opendocument.presentation" => Some(Kind::Odf),
+        "application/zip" | "application/x-zip-compressed" | "application/x-zip" => Some(Kind::Zip),
+        _ => None,
+    }
+}
+
 /// Whether a name is one of the text formats read as they are.
 pub fn is_text_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();

@@ -270,6 +270,7 @@ pub fn assert_exact(found: &BTreeSet<String>, planted: &BTreeSet<String>) {
 pub mod crm;
 pub mod daemon;
 pub mod dovecot;
+pub mod mail_corpus;
 pub mod process;
 pub mod slapd;
 pub mod smtp;

@@ -347,13 +347,13 @@ impl Worker<'_, '_> {
         let content = match part {
             Some(Ok(part)) => crate::content::Content {
                 parts: vec![part],
-                unreadable: 0,
+                ..Default::default()
             },
             Some(Err(_)) => {
                 unread(&mut self.report, ProblemKind::UnreadableContent);
                 crate::content::Content {
-                    parts: Vec::new(),
                     unreadable: 1,
+                    ..Default::default()
                 }
             }
             None => return,

@@ -1,7 +1,7 @@
 //! Reading one account: which folders, and for each folder a full or an
 //! incremental read, turning FETCH responses into records.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use async_imap::imap_proto::{MessageSection, SectionPath};
@@ -11,7 +11,9 @@ use futures::StreamExt;
 use mail_parser::MessageParser;
 
 use super::config::{Account, ImapConfig};
+use super::structure::{self, Selection};
 use super::transport::{self, ImapError, ImapSession, from_imap, timed};
+use crate::content::{Content, ContentPlan};
 use crate::mail_headers::{self, HeaderProblem};
 use crate::{
     CarriedScope, Participants, ProblemKind, Record, RecordKind, RecordSink, ScanContext,
@@ -38,21 +40,96 @@ const DATE_QUERY: &str = "(UID INTERNALDATE)";
 
 /// Messages being parsed and judged on a blocking thread: `(position in the
 /// held records, what was found)`.
-type Judging = tokio::task::JoinHandle<Vec<(usize, Option<crate::content::Content>)>>;
+type Judging = tokio::task::JoinHandle<Vec<(usize, Option<Content>)>>;
 
-/// Parse and judge fetched messages (`(position, raw)`) on one blocking thread:
-/// documents are extracted by worker processes, which must not be awaited on
-/// the runtime's threads, and one hand-off per message would cost more than the
-/// parsing.
-fn judge(plan: &Arc<crate::content::ContentPlan>, pending: Vec<(usize, Vec<u8>)>) -> Judging {
+/// What waits to be judged, for one held record.
+enum Unjudged {
+    /// The whole message (the server sent no structure).
+    Whole(Vec<u8>),
+    /// The chosen parts: each one's made header and raw bytes (`None` when
+    /// the server sent none).
+    Parts(Vec<(Vec<u8>, Option<Vec<u8>>)>),
+}
+
+/// Parse and judge fetched messages on one blocking thread: documents are
+/// extracted by worker processes, which must not be awaited on the runtime's
+/// threads, and one hand-off per message would cost more than the parsing.
+fn judge(plan: &Arc<ContentPlan>, pending: Vec<(usize, Unjudged)>) -> Judging {
     let plan = plan.clone();
     tokio::task::spawn_blocking(move || {
         let parser = MessageParser::new();
         pending
             .into_iter()
-            .map(|(position, raw)| (position, plan.mail(&parser, &raw)))
+            .map(|(position, unjudged)| {
+                let content = match unjudged {
+                    Unjudged::Whole(raw) => plan.mail(&parser, &raw),
+                    Unjudged::Parts(parts) => Some(plan.mail_parts(&parser, &parts)),
+                };
+                (position, content)
+            })
             .collect()
     })
+}
+
+/// Messages whose parts are to be fetched, by UID: their position in the held
+/// records, and the parts.
+type ByUid = HashMap<u32, (usize, Selection)>;
+
+/// Messages wait, up to this many bytes, to be judged together.
+const PENDING_BYTES: usize = 8 << 20;
+
+/// Fetched content on its way to [`judge`]: one batch is judged while the
+/// next is received.
+struct JudgeQueue {
+    plan: Arc<ContentPlan>,
+    pending: Vec<(usize, Unjudged)>,
+    pending_bytes: usize,
+    in_flight: Option<Judging>,
+}
+
+impl JudgeQueue {
+    fn new(plan: &Arc<ContentPlan>) -> JudgeQueue {
+        JudgeQueue {
+            plan: plan.clone(),
+            pending: Vec::new(),
+            pending_bytes: 0,
+            in_flight: None,
+        }
+    }
+
+    async fn push(
+        &mut self,
+        reader: &mut FolderReader<'_>,
+        held: &mut [(u32, Record)],
+        position: usize,
+        unjudged: Unjudged,
+        bytes: usize,
+    ) -> Result<(), ImapError> {
+        self.pending.push((position, unjudged));
+        self.pending_bytes += bytes;
+        if self.pending_bytes >= PENDING_BYTES {
+            if let Some(judging) = self.in_flight.take() {
+                reader.attach(judging.await, held)?;
+            }
+            self.in_flight = Some(judge(&self.plan, std::mem::take(&mut self.pending)));
+            self.pending_bytes = 0;
+        }
+        Ok(())
+    }
+
+    async fn finish(
+        mut self,
+        reader: &mut FolderReader<'_>,
+        held: &mut [(u32, Record)],
+    ) -> Result<(), ImapError> {
+        if let Some(judging) = self.in_flight.take() {
+            reader.attach(judging.await, held)?;
+        }
+        if !self.pending.is_empty() {
+            reader.attach(judge(&self.plan, self.pending).await, held)?;
+        }
+        Ok(())
+    }
 }
 
 /// A folder chosen for reading.
@@ -555,34 +632,24 @@ impl FolderReader<'_> {
             (true, false) => HEADER_ONLY_QUERY,
             (false, _) => DATE_QUERY,
         };
-        // Content, when a content rule looks at this folder: each message
-        // fetched whole in the same round (`BODY.PEEK[]`, so `\Seen` never
-        // changes), cut one byte past the limit so that a message over it
-        // costs no more than the limit and is known to be over.
+        // Content, when a content rule looks at this folder: each message's
+        // structure comes with its headers, and the parts worth reading are
+        // fetched after (see `read_content`).
         let plan = self
             .context
             .content
             .clone()
             .filter(|plan| (plan.wants_place)(&self.folder_probe(folder)));
         let query = match &plan {
-            Some(plan) => std::borrow::Cow::Owned(query.replacen(
-                "(UID",
-                &format!(
-                    "(UID RFC822.SIZE BODY.PEEK[]<0.{}>",
-                    plan.limits.message_bytes.saturating_add(1)
-                ),
-                1,
-            )),
+            Some(_) => {
+                std::borrow::Cow::Owned(query.replacen("(UID", "(UID RFC822.SIZE BODYSTRUCTURE", 1))
+            }
             None => std::borrow::Cow::Borrowed(query),
         };
-        // Records wait for their content; messages wait, up to a byte budget,
-        // to be judged together, one batch while the next is received (see
-        // `judge`).
-        const PENDING_BYTES: usize = 8 << 20;
+        // Records wait for their content, so a batch's records go on together.
         let mut held: Vec<(u32, Record)> = Vec::new();
-        let mut pending: Vec<(usize, Vec<u8>)> = Vec::new();
-        let mut pending_bytes = 0;
-        let mut in_flight: Option<Judging> = None;
+        let mut by_parts: Vec<(usize, Selection)> = Vec::new();
+        let mut whole: Vec<usize> = Vec::new();
         {
             let mut stream = timed(seconds, async {
                 session
@@ -616,48 +683,180 @@ impl FolderReader<'_> {
                 };
                 if (plan.wants)(&record) {
                     let limit = plan.limits.message_bytes;
-                    match fetch.body() {
-                        Some(raw)
-                            if raw.len() as u64 > limit
-                                || fetch.size.is_some_and(|size| u64::from(size) > limit) =>
-                        {
+                    match fetch.bodystructure() {
+                        Some(root) => {
+                            let selection = structure::select(root, plan.limits.part_bytes);
+                            self.report
+                                .add_work("message_parts_skipped", selection.skipped.into());
+                            if selection.octets() > limit {
+                                self.report.count(ProblemKind::OversizedContent);
+                                self.report.unread_prefixes.push(record.path.clone());
+                            } else {
+                                for _ in 0..selection.too_large {
+                                    self.report.count(ProblemKind::OversizedContent);
+                                }
+                                if selection.too_large > 0 {
+                                    self.report.unread_prefixes.push(record.path.clone());
+                                }
+                                self.report.add_work("messages_content_read", 1);
+                                by_parts.push((held.len(), selection));
+                            }
+                        }
+                        None if fetch.size.is_some_and(|size| u64::from(size) > limit) => {
                             self.report.count(ProblemKind::OversizedContent);
                             self.report.unread_prefixes.push(record.path.clone());
                         }
-                        Some(raw) => {
-                            self.report.add_work("messages_content_read", 1);
-                            pending_bytes += raw.len();
-                            pending.push((held.len(), raw.to_vec()));
-                        }
                         None => {
-                            self.report.count(ProblemKind::Vanished);
-                            self.report.unread_prefixes.push(record.path.clone());
+                            self.report.add_work("messages_content_read", 1);
+                            whole.push(held.len());
                         }
                     }
                 }
                 held.push((uid, record));
-                if pending_bytes >= PENDING_BYTES {
-                    if let Some(judging) = in_flight.take() {
-                        self.attach(judging.await, &mut held)?;
-                    }
-                    in_flight = Some(judge(plan, std::mem::take(&mut pending)));
-                    pending_bytes = 0;
-                }
             }
         }
-        if let Some(judging) = in_flight.take() {
-            self.attach(judging.await, &mut held)?;
-        }
-        if let Some(plan) = &plan
-            && !pending.is_empty()
-        {
-            self.attach(judge(plan, pending).await, &mut held)?;
+        if let Some(plan) = &plan {
+            self.read_content(session, plan, &mut held, by_parts, whole)
+                .await?;
         }
         for (_, record) in held {
             self.sink.send(record).await.map_err(|_| ImapError::Sink)?;
             self.report.records += 1;
         }
         Ok(())
+    }
+
+    /// Fetch and judge the content of held records: the chosen parts of each
+    /// message, messages of the same shape (the same sections) in one command,
+    /// and whole messages where the server gave no structure, each cut one
+    /// byte past the limit (so one over it costs no more than the limit and is
+    /// known to be over). `BODY.PEEK` only: `\Seen` never changes. A message
+    /// gone between the two reads (expunged) is counted as vanished.
+    async fn read_content(
+        &mut self,
+        session: &mut ImapSession,
+        plan: &Arc<ContentPlan>,
+        held: &mut [(u32, Record)],
+        by_parts: Vec<(usize, Selection)>,
+        whole: Vec<usize>,
+    ) -> Result<(), ImapError> {
+        let seconds = self.config.timeout_seconds;
+        let batch = self.config.fetch_batch.max(1) as usize;
+        let mut queue = JudgeQueue::new(plan);
+        // Messages by shape (their sections), each by UID.
+        let mut shapes: BTreeMap<Vec<Vec<u32>>, ByUid> = BTreeMap::new();
+        for (position, selection) in by_parts {
+            let Some((uid, record)) = held.get_mut(position) else {
+                continue;
+            };
+            if selection.parts.is_empty() {
+                // Nothing in it is text or a document: judged as it is.
+                record.content = Some(Content::default());
+                continue;
+            }
+            shapes
+                .entry(selection.shape())
+                .or_default()
+                .insert(*uid, (position, selection));
+        }
+        for (shape, mut waiting) in shapes {
+            let sections: Vec<String> = shape
+                .iter()
+                .map(|section| format!("BODY.PEEK[{}]", structure::section_text(section)))
+                .collect();
+            let query = format!("(UID {})", sections.join(" "));
+            for set in uid_sets(waiting.keys().copied().collect(), batch) {
+                let mut stream = timed(seconds, async {
+                    session.uid_fetch(&set, &query).await.map_err(from_imap)
+                })
+                .await?;
+                while let Some(item) = timed(seconds, async { Ok(stream.next().await) }).await? {
+                    if self.context.cancel.is_cancelled() {
+                        return Err(ImapError::Cancelled);
+                    }
+                    let fetch = item.map_err(from_imap)?;
+                    let Some((position, selection)) =
+                        fetch.uid.and_then(|uid| waiting.remove(&uid))
+                    else {
+                        continue;
+                    };
+                    let mut bytes = 0;
+                    let parts: Vec<(Vec<u8>, Option<Vec<u8>>)> = selection
+                        .parts
+                        .into_iter()
+                        .map(|part| {
+                            let body = fetch
+                                .section(&SectionPath::Part(part.section, None))
+                                .map(<[u8]>::to_vec);
+                            bytes += body.as_ref().map_or(0, Vec::len);
+                            (part.header, body)
+                        })
+                        .collect();
+                    self.report
+                        .add_work("message_parts_read", parts.len() as u64);
+                    queue
+                        .push(self, held, position, Unjudged::Parts(parts), bytes)
+                        .await?;
+                }
+            }
+            for (position, _) in waiting.into_values() {
+                self.vanished(held, position);
+            }
+        }
+        if !whole.is_empty() {
+            let limit = plan.limits.message_bytes;
+            let query = format!("(UID BODY.PEEK[]<0.{}>)", limit.saturating_add(1));
+            let mut waiting: HashMap<u32, usize> = whole
+                .into_iter()
+                .filter_map(|position| held.get(position).map(|(uid, _)| (*uid, position)))
+                .collect();
+            for set in uid_sets(waiting.keys().copied().collect(), batch) {
+                let mut stream = timed(seconds, async {
+                    session.uid_fetch(&set, &query).await.map_err(from_imap)
+                })
+                .await?;
+                while let Some(item) = timed(seconds, async { Ok(stream.next().await) }).await? {
+                    if self.context.cancel.is_cancelled() {
+                        return Err(ImapError::Cancelled);
+                    }
+                    let fetch = item.map_err(from_imap)?;
+                    let (Some(position), Some(raw)) =
+                        (fetch.uid.and_then(|uid| waiting.remove(&uid)), fetch.body())
+                    else {
+                        continue;
+                    };
+                    if raw.len() as u64 > limit {
+                        self.report.count(ProblemKind::OversizedContent);
+                        if let Some((_, record)) = held.get(position) {
+                            self.report.unread_prefixes.push(record.path.clone());
+                        }
+                        continue;
+                    }
+                    queue
+                        .push(
+                            self,
+                            held,
+                            position,
+                            Unjudged::Whole(raw.to_vec()),
+                            raw.len(),
+                        )
+                        .await?;
+                }
+            }
+            for position in waiting.into_values() {
+                self.vanished(held, position);
+            }
+        }
+        queue.finish(self, held).await
+    }
+
+    /// A message whose content was to be read is gone (expunged since its
+    /// structure was read): counted, and its findings stay open.
+    fn vanished(&mut self, held: &[(u32, Record)], position: usize) {
+        self.report.count(ProblemKind::Vanished);
+        if let Some((_, record)) = held.get(position) {
+            self.report.unread_prefixes.push(record.path.clone());
+        }
     }
 
     /// A record standing for any message of `folder`, to ask whether a
@@ -678,7 +877,7 @@ impl FolderReader<'_> {
     /// Attach what [`judge`] found to the held records.
     fn attach(
         &mut self,
-        judged: Result<Vec<(usize, Option<crate::content::Content>)>, tokio::task::JoinError>,
+        judged: Result<Vec<(usize, Option<Content>)>, tokio::task::JoinError>,
         held: &mut [(u32, Record)],
     ) -> Result<(), ImapError> {
         let judged = judged.map_err(|error| ImapError::Lost(format!("content worker: {error}")))?;
@@ -691,7 +890,10 @@ impl FolderReader<'_> {
                     for _ in 0..content.unreadable {
                         self.report.count(ProblemKind::UnreadableContent);
                     }
-                    if content.unreadable > 0 {
+                    for _ in 0..content.oversized {
+                        self.report.count(ProblemKind::OversizedContent);
+                    }
+                    if content.unreadable > 0 || content.oversized > 0 {
                         self.report.unread_prefixes.push(record.path.clone());
                     }
                     record.content = Some(content);

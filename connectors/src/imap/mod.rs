@@ -13,6 +13,10 @@
 //!   rescan reads new UIDs, re-dates only messages whose age crossed the cutoff
 //!   since, and lists the UIDs still there so findings of expunged or moved
 //!   messages resolve. A changed UIDVALIDITY or plan means a full read.
+//! - **Content, part by part.** In a folder a `contains` rule looks at, each
+//!   message's BODYSTRUCTURE comes with its headers; then only the parts worth
+//!   reading are fetched (`BODY.PEEK[n]`), messages of the same shape in one
+//!   command. A server that sends no structure has the message fetched whole.
 //! - **Robust.** Every wait has a timeout; a broken connection is retried with
 //!   backoff; accounts are read in parallel up to `max_connections`; an account
 //!   that fails is reported and its earlier findings stay open while the others
@@ -23,6 +27,7 @@
 
 mod config;
 mod folder;
+mod structure;
 mod transport;
 
 use std::sync::Arc;

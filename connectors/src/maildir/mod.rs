@@ -368,6 +368,9 @@ impl AccountReader<'_> {
                 for _ in 0..content.unreadable {
                     unread(&mut self.report, ProblemKind::UnreadableContent);
                 }
+                for _ in 0..content.oversized {
+                    unread(&mut self.report, ProblemKind::OversizedContent);
+                }
                 Some(content)
             }
             None => {
