@@ -5,6 +5,7 @@
 //! - [`record`]: the normalised record, the only type rules and connectors share.
 //! - [`content`]: text inside records (mail bodies, text files), run through
 //!   the detectors where it is read; only what they matched travels on.
+//! - [`identity`]: keyed hashes of identifiers, the only form they are kept in.
 //! - [`fileshare`]: a mounted share or local directory tree, metadata only.
 //! - [`maildir`]: Maildir++ trees as Dovecot keeps them, headers only.
 //! - [`imap`]: mailboxes over IMAP (EXAMINE and BODY.PEEK only), incremental.
@@ -26,6 +27,7 @@
 pub mod content;
 pub mod fileshare;
 pub mod http;
+pub mod identity;
 pub mod imap;
 pub mod ldap;
 mod local_fs;

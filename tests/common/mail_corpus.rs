@@ -23,8 +23,13 @@ pub const HOSTILE_COUNTS: (u64, u64) = (5, 1);
 /// The `[content] part_bytes` the corpus expects.
 pub const PART_BYTES: u64 = 1 << 20;
 
-/// Image parts in [`sent_mail`]: an IMAP scan never fetches them.
+/// Image parts in [`sent_mail`]: an IMAP scan never fetches them (they are in
+/// messages over the size IMAP reads whole).
 pub const IMAGE_PARTS: u64 = 2;
+
+/// Messages in [`sent_mail`] over the size IMAP reads whole: their parts are
+/// fetched one by one.
+pub const LARGE_MESSAGES: u64 = 5;
 
 /// A message from Anna with these extra header lines and this body.
 pub fn message(headers: &str, body: &str) -> Vec<u8> {
@@ -68,8 +73,12 @@ pub fn sent_mail() -> Vec<Planted> {
             .as_bytes(),
     )]);
     let archive = zip_of(&[("inner/cv.docx", &word), ("readme.txt", b"ingenting")]);
+    // A picture as large as photos are (over the size IMAP reads whole).
     let png = [
         b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" as &[u8],
+        &(0..100_000u32)
+            .map(|n| (n.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect::<Vec<u8>>(),
         b"tEXt Personnummer 19811218-9876",
     ]
     .concat();

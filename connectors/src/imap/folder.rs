@@ -75,6 +75,11 @@ fn judge(plan: &Arc<ContentPlan>, pending: Vec<(usize, Unjudged)>) -> Judging {
 /// records, and the parts.
 type ByUid = HashMap<u32, (usize, Selection)>;
 
+/// A message this small is fetched whole with its headers: asking for its
+/// structure first would cost a round trip more than the bytes it could save.
+/// Larger ones are fetched part by part.
+const WHOLE_MESSAGE_BYTES: u64 = 64 << 10;
+
 /// Messages wait, up to this many bytes, to be judged together.
 const PENDING_BYTES: usize = 8 << 20;
 
@@ -633,23 +638,29 @@ impl FolderReader<'_> {
             (false, _) => DATE_QUERY,
         };
         // Content, when a content rule looks at this folder: each message's
-        // structure comes with its headers, and the parts worth reading are
-        // fetched after (see `read_content`).
+        // size and first bytes come with its headers. A small message is then
+        // complete and judged whole; a larger one has its structure read and
+        // only its parts worth reading fetched (see `read_large`).
         let plan = self
             .context
             .content
             .clone()
             .filter(|plan| (plan.wants_place)(&self.folder_probe(folder)));
+        let small = plan
+            .as_ref()
+            .map_or(0, |plan| WHOLE_MESSAGE_BYTES.min(plan.limits.message_bytes));
         let query = match &plan {
-            Some(_) => {
-                std::borrow::Cow::Owned(query.replacen("(UID", "(UID RFC822.SIZE BODYSTRUCTURE", 1))
-            }
+            Some(_) => std::borrow::Cow::Owned(query.replacen(
+                "(UID",
+                &format!("(UID RFC822.SIZE BODY.PEEK[]<0.{small}>"),
+                1,
+            )),
             None => std::borrow::Cow::Borrowed(query),
         };
         // Records wait for their content, so a batch's records go on together.
         let mut held: Vec<(u32, Record)> = Vec::new();
-        let mut by_parts: Vec<(usize, Selection)> = Vec::new();
-        let mut whole: Vec<usize> = Vec::new();
+        let mut large: Vec<usize> = Vec::new();
+        let mut queue = plan.as_ref().map(JudgeQueue::new);
         {
             let mut stream = timed(seconds, async {
                 session
@@ -676,47 +687,38 @@ impl FolderReader<'_> {
                     },
                     1,
                 );
-                let (Some(plan), Some(uid)) = (&plan, fetch.uid) else {
+                let (Some(plan), Some(queue), Some(uid)) = (&plan, &mut queue, fetch.uid) else {
                     self.sink.send(record).await.map_err(|_| ImapError::Sink)?;
                     self.report.records += 1;
                     continue;
                 };
-                if (plan.wants)(&record) {
-                    let limit = plan.limits.message_bytes;
-                    match fetch.bodystructure() {
-                        Some(root) => {
-                            let selection = structure::select(root, plan.limits.part_bytes);
-                            self.report
-                                .add_work("message_parts_skipped", selection.skipped.into());
-                            if selection.octets() > limit {
-                                self.report.count(ProblemKind::OversizedContent);
-                                self.report.unread_prefixes.push(record.path.clone());
-                            } else {
-                                for _ in 0..selection.too_large {
-                                    self.report.count(ProblemKind::OversizedContent);
-                                }
-                                if selection.too_large > 0 {
-                                    self.report.unread_prefixes.push(record.path.clone());
-                                }
-                                self.report.add_work("messages_content_read", 1);
-                                by_parts.push((held.len(), selection));
-                            }
-                        }
-                        None if fetch.size.is_some_and(|size| u64::from(size) > limit) => {
-                            self.report.count(ProblemKind::OversizedContent);
-                            self.report.unread_prefixes.push(record.path.clone());
-                        }
-                        None => {
-                            self.report.add_work("messages_content_read", 1);
-                            whole.push(held.len());
-                        }
-                    }
-                }
+                let position = held.len();
+                let wanted = (plan.wants)(&record);
                 held.push((uid, record));
+                if !wanted {
+                    continue;
+                }
+                match (fetch.size, fetch.body()) {
+                    (Some(size), Some(raw))
+                        if raw.len() as u64 == u64::from(size) && u64::from(size) <= small =>
+                    {
+                        self.report.add_work("messages_content_read", 1);
+                        queue
+                            .push(
+                                self,
+                                &mut held,
+                                position,
+                                Unjudged::Whole(raw.to_vec()),
+                                raw.len(),
+                            )
+                            .await?;
+                    }
+                    _ => large.push(position),
+                }
             }
         }
-        if let Some(plan) = &plan {
-            self.read_content(session, plan, &mut held, by_parts, whole)
+        if let (Some(plan), Some(queue)) = (&plan, queue) {
+            self.read_large(session, plan, &mut held, large, queue)
                 .await?;
         }
         for (_, record) in held {
@@ -724,6 +726,82 @@ impl FolderReader<'_> {
             self.report.records += 1;
         }
         Ok(())
+    }
+
+    /// The content of the larger messages: their structures, then what
+    /// [`read_content`](Self::read_content) fetches of them.
+    async fn read_large(
+        &mut self,
+        session: &mut ImapSession,
+        plan: &Arc<ContentPlan>,
+        held: &mut [(u32, Record)],
+        large: Vec<usize>,
+        queue: JudgeQueue,
+    ) -> Result<(), ImapError> {
+        let seconds = self.config.timeout_seconds;
+        let batch = self.config.fetch_batch.max(1) as usize;
+        let limit = plan.limits.message_bytes;
+        let mut by_parts: Vec<(usize, Selection)> = Vec::new();
+        let mut whole: Vec<usize> = Vec::new();
+        let mut waiting: HashMap<u32, usize> = large
+            .into_iter()
+            .filter_map(|position| held.get(position).map(|(uid, _)| (*uid, position)))
+            .collect();
+        for set in uid_sets(waiting.keys().copied().collect(), batch) {
+            let mut stream = timed(seconds, async {
+                session
+                    .uid_fetch(&set, "(UID RFC822.SIZE BODYSTRUCTURE)")
+                    .await
+                    .map_err(from_imap)
+            })
+            .await?;
+            while let Some(item) = timed(seconds, async { Ok(stream.next().await) }).await? {
+                if self.context.cancel.is_cancelled() {
+                    return Err(ImapError::Cancelled);
+                }
+                let fetch = item.map_err(from_imap)?;
+                let Some((position, path)) = fetch
+                    .uid
+                    .and_then(|uid| waiting.remove(&uid))
+                    .and_then(|position| Some((position, held.get(position)?.1.path.clone())))
+                else {
+                    continue;
+                };
+                match fetch.bodystructure() {
+                    Some(root) => {
+                        let selection = structure::select(root, plan.limits.part_bytes);
+                        self.report
+                            .add_work("message_parts_skipped", selection.skipped.into());
+                        if selection.octets() > limit {
+                            self.report.count(ProblemKind::OversizedContent);
+                            self.report.unread_prefixes.push(path);
+                            continue;
+                        }
+                        for _ in 0..selection.too_large {
+                            self.report.count(ProblemKind::OversizedContent);
+                        }
+                        if selection.too_large > 0 {
+                            self.report.unread_prefixes.push(path);
+                        }
+                        self.report.add_work("messages_content_read", 1);
+                        by_parts.push((position, selection));
+                    }
+                    None if fetch.size.is_some_and(|size| u64::from(size) > limit) => {
+                        self.report.count(ProblemKind::OversizedContent);
+                        self.report.unread_prefixes.push(path);
+                    }
+                    None => {
+                        self.report.add_work("messages_content_read", 1);
+                        whole.push(position);
+                    }
+                }
+            }
+        }
+        for position in waiting.into_values() {
+            self.vanished(held, position);
+        }
+        self.read_content(session, plan, held, by_parts, whole, queue)
+            .await
     }
 
     /// Fetch and judge the content of held records: the chosen parts of each
@@ -739,10 +817,10 @@ impl FolderReader<'_> {
         held: &mut [(u32, Record)],
         by_parts: Vec<(usize, Selection)>,
         whole: Vec<usize>,
+        mut queue: JudgeQueue,
     ) -> Result<(), ImapError> {
         let seconds = self.config.timeout_seconds;
         let batch = self.config.fetch_batch.max(1) as usize;
-        let mut queue = JudgeQueue::new(plan);
         // Messages by shape (their sections), each by UID.
         let mut shapes: BTreeMap<Vec<Vec<u32>>, ByUid> = BTreeMap::new();
         for (position, selection) in by_parts {
