@@ -155,7 +155,8 @@ pub async fn scan_pass(
     store: Store,
     wait: bool,
 ) -> Result<ScanPass, CliError> {
-    let rules = RuleSet::for_config(config)?;
+    let rules =
+        RuleSet::for_config(config)?.with_identity_key(crate::privacy::identity_key(config)?);
     let selected: Vec<_> = config
         .sources
         .iter()

@@ -76,13 +76,9 @@ impl OwnerDisplay {
     /// `state_dir`. Record locations are then shaped by their kind only; use
     /// [`OwnerDisplay::for_config`] where the sources are known.
     pub fn new(privacy: &PrivacyConfig, state_dir: &Path) -> Result<OwnerDisplay, KeyError> {
-        let key = match &privacy.key {
-            Some(key) => key.clone(),
-            None => state_key(&state_dir.join("pseudonym.key"))?,
-        };
         Ok(OwnerDisplay {
             name_owners: privacy.name_owners,
-            key,
+            key: pseudonym_key(privacy, state_dir)?,
             shapes: HashMap::new(),
         })
     }
@@ -391,6 +387,25 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .open(path)?;
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(bytes)
+}
+
+/// The pseudonym key: `[privacy] key_file`/`key_env`, or the one kept in the
+/// state directory (made on first use).
+fn pseudonym_key(privacy: &PrivacyConfig, state_dir: &Path) -> Result<Secret, KeyError> {
+    match &privacy.key {
+        Some(key) => Ok(key.clone()),
+        None => state_key(&state_dir.join("pseudonym.key")),
+    }
+}
+
+/// What hashes identifiers for the identity index: the pseudonym key, so an
+/// identifier can be looked up only by whoever holds it.
+pub fn identity_key(
+    config: &Config,
+) -> Result<tillsyn_connectors::identity::IdentityKey, KeyError> {
+    Ok(tillsyn_connectors::identity::IdentityKey::new(
+        pseudonym_key(&config.privacy, &config.daemon.state_dir)?,
+    ))
 }
 
 fn state_key(path: &Path) -> Result<Secret, KeyError> {

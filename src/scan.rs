@@ -23,7 +23,9 @@ use tillsyn_connectors::{
 
 use crate::config::{SourceConfig, SourceSettings};
 use crate::rules::{RuleSet, SourceRules};
-use crate::store::{NewConflictKey, NewFinding, ScanEnd, ScanStatus, ScanTally, Store, StoreError};
+use crate::store::{
+    NewConflictKey, NewFinding, NewIdentity, ScanEnd, ScanStatus, ScanTally, Store, StoreError,
+};
 
 /// Findings are written in transactions of this many.
 const BATCH: usize = 1000;
@@ -490,27 +492,23 @@ fn consume(
     let mut findings = 0u64;
     let mut findings_batch: Vec<NewFinding> = Vec::with_capacity(BATCH);
     let mut keys_batch: Vec<NewConflictKey> = Vec::new();
-    let flush = |batch: &mut Vec<NewFinding>| -> Result<(), RunError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let mut guard = store
-            .lock()
-            .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
-        guard.record_findings(scan_id, source, now, batch)?;
-        batch.clear();
-        Ok(())
+    let mut identities_batch: Vec<NewIdentity> = Vec::new();
+    // Stop reading on a store error: dropping the receiver ends the connector
+    // with SinkClosed, and the scan is recorded as failed.
+    let flush = |batch: &mut Vec<NewFinding>| {
+        flush_batch(store, batch, |store, rows| {
+            store.record_findings(scan_id, source, now, rows)
+        })
     };
-    let flush_keys = |batch: &mut Vec<NewConflictKey>| -> Result<(), RunError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let mut guard = store
-            .lock()
-            .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
-        guard.record_conflict_keys(scan_id, source, batch)?;
-        batch.clear();
-        Ok(())
+    let flush_keys = |batch: &mut Vec<NewConflictKey>| {
+        flush_batch(store, batch, |store, rows| {
+            store.record_conflict_keys(scan_id, source, rows)
+        })
+    };
+    let flush_identities = |batch: &mut Vec<NewIdentity>| {
+        flush_batch(store, batch, |store, rows| {
+            store.record_identities(scan_id, source, rows)
+        })
     };
     while let Some(batch) = receiver.blocking_recv() {
         for record in batch {
@@ -539,19 +537,76 @@ fn consume(
                     owner: record.owner.clone(),
                 });
             }
+            identities_of(&record, &mut identities_batch);
             if keys_batch.len() >= BATCH {
                 flush_keys(&mut keys_batch)?;
             }
+            if identities_batch.len() >= BATCH {
+                flush_identities(&mut identities_batch)?;
+            }
             if findings_batch.len() >= BATCH {
-                // Stop reading on a store error: dropping the receiver ends the
-                // connector with SinkClosed, and the scan is recorded as failed.
                 flush(&mut findings_batch)?;
             }
         }
     }
     flush(&mut findings_batch)?;
     flush_keys(&mut keys_batch)?;
+    flush_identities(&mut identities_batch)?;
     Ok((records, findings))
+}
+
+/// Write a batch of rows with the store locked, and empty it.
+fn flush_batch<T>(
+    store: &Arc<Mutex<Store>>,
+    batch: &mut Vec<T>,
+    write: impl FnOnce(&mut Store, &[T]) -> Result<(), crate::store::StoreError>,
+) -> Result<(), RunError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut guard = store
+        .lock()
+        .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
+    write(&mut guard, batch)?;
+    batch.clear();
+    Ok(())
+}
+
+/// The identifiers the detectors found in a record, each once per field, as
+/// identity index rows (keyed hashes only).
+fn identities_of(record: &tillsyn_connectors::Record, rows: &mut Vec<NewIdentity>) {
+    use tillsyn_connectors::content::Part;
+    let Some(content) = &record.content else {
+        return;
+    };
+    let time = record
+        .timestamps
+        .received
+        .or(record.timestamps.modified)
+        .map(|time| time.timestamp());
+    let mut seen = std::collections::BTreeSet::new();
+    for part in &content.parts {
+        let field = match &part.part {
+            Part::Body => "body",
+            Part::Attachment(_) => "attachment",
+            Part::File => "file",
+            Part::Field(name) => name.as_str(),
+        };
+        for found in &part.matches {
+            if seen.insert((found.hash, found.detector.as_str(), field)) {
+                rows.push(NewIdentity {
+                    hash: found.hash,
+                    kind: found.detector.clone(),
+                    field: field.to_owned(),
+                    record_id: record.id.clone(),
+                    record_path: record.path.clone(),
+                    record_kind: record.kind.as_str(),
+                    owner: record.owner.clone(),
+                    record_time: time,
+                });
+            }
+        }
+    }
 }
 
 #[cfg(test)]

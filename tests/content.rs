@@ -14,7 +14,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use common::mail_corpus::{self, sent_mail};
@@ -59,14 +59,21 @@ keywords = ["kund"]
 part_bytes = 1048576
 "#;
 
-fn plant(root: &Path) -> BTreeSet<String> {
+/// The planted findings, and which mail records hold each number.
+type Planted = (BTreeSet<String>, BTreeMap<&'static str, BTreeSet<String>>);
+
+fn plant(root: &Path) -> Planted {
     let mut planted = BTreeSet::new();
+    let mut holders: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
     let rule = "P3-personnummer-in-mail";
     let mut mailbox = Mailbox::new(&root.join("mail"), "anna");
     for message in sent_mail() {
         let id = mailbox.raw(("anna", "Sent"), &message.raw, days_ago(5));
         if message.hit {
             planted.insert(format!("{rule}:{id}"));
+        }
+        if let Some(number) = message.number {
+            holders.entry(number).or_default().insert(id);
         }
     }
     // The same number in the inbox is not this rule's business (Sent only).
@@ -105,14 +112,14 @@ fn plant(root: &Path) -> BTreeSet<String> {
         b"Personnummer 19811218-9876\n",
         days_ago(3),
     );
-    planted
+    (planted, holders)
 }
 
 #[test]
 fn personal_data_in_mail_and_files_is_found_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
     // K-123456 and K-123457 fail Luhn: no kundnummer in the csv files.
-    let planted = plant(dir.path());
+    let (planted, holders) = plant(dir.path());
     let config = dir.path().join("tillsyn.toml");
     std::fs::write(&config, CONFIG).expect("config");
     let config = config.to_str().expect("utf8");
@@ -150,8 +157,24 @@ fn personal_data_in_mail_and_files_is_found_exactly() {
     for number in ["9876", "2391", "8112189876", "701063"] {
         assert!(!stdout.contains(number), "{number} in the output");
     }
-    let dump = store_text(&dir.path().join("state"));
-    for number in ["9876", "2391"] {
+    // The identity index holds each number where it was planted, as a keyed
+    // hash; the store holds no number in any written form.
+    let state = dir.path().join("state");
+    for (number, records) in &holders {
+        assert_eq!(&indexed(&state, "mail", number), records, "{number}");
+    }
+    assert_eq!(
+        indexed(&state, "share", mail_corpus::PERSONNUMMER),
+        BTreeSet::from(["Kunder/acme/anteckningar.txt".to_owned()])
+    );
+    let dump = store_text(&state);
+    for number in [
+        "811218-9876",
+        "8112189876",
+        "198112189876",
+        "701063-2391",
+        "7010632391",
+    ] {
         assert!(!dump.contains(number), "{number} in the store");
     }
 }
@@ -245,11 +268,35 @@ fn luhn(digits: &str) -> bool {
     tillsyn_detectors::checksum::luhn(digits.as_bytes())
 }
 
+/// The records of `source` the identity index holds `number` (a normalised
+/// personnummer) in, found by its keyed hash as `tillsyn subject` would.
+fn indexed(state: &Path, source: &str, number: &str) -> BTreeSet<String> {
+    use tillsyn_connectors::identity::IdentityKey;
+    use tillsyn_connectors::secret::Secret;
+    let key = std::fs::read(state.join("pseudonym.key")).expect("key");
+    let hash = IdentityKey::new(Secret::new(key)).hash("personnummer", number);
+    let connection = open_store(state);
+    let mut query = connection
+        .prepare("SELECT record_id FROM identities WHERE source = ?1 AND hash = ?2")
+        .expect("select");
+    query
+        .query_map(rusqlite::params![source, &hash[..]], |row| row.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("ids")
+}
+
 /// Every text value in the store, for searching.
 fn store_text(state: &Path) -> String {
     let connection = open_store(state);
     let mut text = String::new();
-    for table in ["findings", "scans", "checkpoints", "conflict_keys"] {
+    for table in [
+        "findings",
+        "scans",
+        "checkpoints",
+        "conflict_keys",
+        "identities",
+    ] {
         let mut statement = connection
             .prepare(&format!("SELECT * FROM {table}"))
             .expect("select");
@@ -414,13 +461,30 @@ fn an_unchanged_share_is_not_read_again() {
     assert_eq!(work(&stderr, "files_content_read"), 0, "{stderr}");
     assert_eq!(work(&stderr, "files_content_cached"), 4, "{stderr}");
     assert!(stderr.contains("unreadable_content 1"), "{stderr}");
-    // One file changes: it alone is read, and its finding goes.
+    // The identity index is kept from the cache (which holds keyed hashes).
+    let state = dir.path().join("state");
+    let holds = |number: &str| indexed(&state, "share", number);
+    assert_eq!(
+        holds(mail_corpus::PERSONNUMMER),
+        ["Kunder/a.txt".to_owned()].into()
+    );
+    assert_eq!(
+        holds(mail_corpus::SAMORDNINGSNUMMER),
+        ["Kunder/c.docx".to_owned()].into()
+    );
+    // One file changes: it alone is read, and its finding and its identity
+    // row go.
     file_at(&share.join("Kunder/a.txt"), b"inget nu", days_ago(1));
     let (changed, stderr) = scan();
     assert_eq!(work(&stderr, "files_content_read"), 1, "{stderr}");
     assert_exact(
         &changed,
         &["id-numbers-outside-hr:Kunder/c.docx".to_owned()].into(),
+    );
+    assert!(holds(mail_corpus::PERSONNUMMER).is_empty());
+    assert_eq!(
+        holds(mail_corpus::SAMORDNINGSNUMMER),
+        ["Kunder/c.docx".to_owned()].into()
     );
 }
 

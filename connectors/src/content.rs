@@ -1,7 +1,8 @@
 //! What a connector reads *inside* a record when a `contains` rule needs it:
 //! the text of mail bodies and of text files, run through the detectors at once
 //! so that only what they matched travels on (the detector, the confidence and
-//! the normalised value, which the runner turns into counts and keyed hashes).
+//! and the keyed hash of the value: the value itself is dropped where it was
+//! found).
 //! The text itself is never kept, logged or stored.
 //!
 //! Bounded: a message, a part and a file larger than its limit is not read (the
@@ -21,6 +22,8 @@ use std::sync::Arc;
 
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use tillsyn_detectors::{Confidence, DetectorSet, Today};
+
+use crate::identity::{IdentityHash, IdentityKey};
 
 /// Whether a content rule looks at a record, judged on what is known before
 /// its content is read (folder, path, kind, attributes).
@@ -47,6 +50,8 @@ pub struct ContentPlan {
     /// The document extractor; without one, documents are not read (only
     /// text), and not counted as unreadable either.
     pub extractor: Option<Arc<tillsyn_extract::Isolated>>,
+    /// Hashes what the detectors match, under the pseudonym key.
+    pub identity: IdentityKey,
 }
 
 impl std::fmt::Debug for ContentPlan {
@@ -114,10 +119,9 @@ pub struct ContentMatch {
     pub detector: String,
     /// How sure.
     pub confidence: Confidence,
-    /// The normalised value, to be hashed with the pseudonym key and dropped;
-    /// never stored or shown. Empty for a file whose matches come from the
-    /// content cache (it was not read again).
-    pub normalised: String,
+    /// The keyed hash of the normalised value ([`crate::identity`]): what
+    /// the identity index keeps. The value itself never leaves [`ContentPlan::detect`].
+    pub hash: IdentityHash,
 }
 
 impl ContentPlan {
@@ -129,7 +133,9 @@ impl ContentPlan {
                 matches.push(ContentMatch {
                     detector: self.detectors.name(found.detector).to_owned(),
                     confidence: found.confidence,
-                    normalised: found.normalised.to_owned(),
+                    hash: self
+                        .identity
+                        .hash(self.detectors.name(found.detector), found.normalised),
                 });
             });
         ContentPart { part, matches }
@@ -281,29 +287,32 @@ impl ContentPlan {
 }
 
 impl Content {
-    /// What the detectors found, without the values, as one line of text: a
-    /// file's entry in the share's content cache (`!` when it could not be
-    /// read). Parts keep their kind; detector names are escaped.
+    /// What the detectors found, as one line of text: a file's entry in the
+    /// share's content cache (`!` when it could not be read). Per detector,
+    /// confidence and keyed hash, the number of matches; never a value.
+    /// Detector names are escaped.
     pub fn encode_summary(&self) -> String {
         if self.unreadable > 0 || self.oversized > 0 {
             return "!".to_owned();
         }
-        let mut counts: std::collections::BTreeMap<(String, Confidence), u64> = Default::default();
+        let mut counts: std::collections::BTreeMap<(&str, Confidence, IdentityHash), u64> =
+            Default::default();
         for found in self.parts.iter().flat_map(|part| &part.matches) {
             *counts
-                .entry((found.detector.clone(), found.confidence))
+                .entry((&found.detector, found.confidence, found.hash))
                 .or_default() += 1;
         }
         counts
             .iter()
-            .map(|((detector, confidence), count)| {
+            .map(|((detector, confidence, hash), count)| {
                 format!(
-                    "{}~{}~{count}",
+                    "{}~{}~{count}~{}",
                     detector
                         .replace('%', "%25")
                         .replace(',', "%2C")
                         .replace('~', "%7E"),
-                    confidence.as_str()
+                    confidence.as_str(),
+                    crate::identity::to_hex(hash)
                 )
             })
             .collect::<Vec<_>>()
@@ -311,11 +320,11 @@ impl Content {
     }
 
     /// The content [`Content::encode_summary`] wrote, as one file part with
-    /// its matches (values left empty); `None` when the text is not one.
+    /// its matches; `None` when the text is not one (an entry of an older
+    /// format is not: the file is read again).
     pub fn decode_summary(text: &str) -> Option<Content> {
         if text == "!" {
             return Some(Content {
-                parts: Vec::new(),
                 unreadable: 1,
                 ..Content::default()
             });
@@ -335,14 +344,15 @@ impl Content {
                 _ => return None,
             };
             let count: usize = fields.next()?.parse().ok()?;
-            if fields.next().is_some() || count > 1_000_000 {
+            let hash = crate::identity::from_hex(fields.next()?)?;
+            if fields.next().is_some() || count > 1_000_000 || matches.len() > 10_000_000 {
                 return None;
             }
             for _ in 0..count {
                 matches.push(ContentMatch {
                     detector: detector.clone(),
                     confidence,
-                    normalised: String::new(),
+                    hash,
                 });
             }
         }

@@ -82,6 +82,9 @@ pub enum DaemonError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The pseudonym key could not be read or made.
+    #[error(transparent)]
+    Key(#[from] crate::privacy::KeyError),
 }
 
 impl DaemonError {
@@ -96,6 +99,7 @@ impl DaemonError {
             DaemonError::Metrics(_) => "metrics",
             DaemonError::Listen { .. } => "listen",
             DaemonError::Signals(_) => "signals",
+            DaemonError::Key(_) => "pseudonym_key",
         }
     }
 }
@@ -127,7 +131,9 @@ impl Loaded {
     /// Load, check and build everything `path` names. Reads credential files.
     pub fn load(path: &Path) -> Result<Loaded, DaemonError> {
         let config = config::load(path)?;
-        let rules = Arc::new(RuleSet::for_config(&config)?);
+        let rules = Arc::new(
+            RuleSet::for_config(&config)?.with_identity_key(crate::privacy::identity_key(&config)?),
+        );
         let mut sources = BTreeMap::new();
         for source in &config.sources {
             let built = Source::build(source).map_err(|error| DaemonError::Build {

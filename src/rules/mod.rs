@@ -97,6 +97,8 @@ pub struct RuleSet {
     detectors: Option<Arc<tillsyn_detectors::DetectorSet>>,
     /// `[content]` limits.
     limits: crate::config::ContentConfig,
+    /// Hashes what the detectors find (see [`RuleSet::with_identity_key`]).
+    identity: Option<tillsyn_connectors::identity::IdentityKey>,
 }
 
 /// The rules that apply to one source, and what they need from it.
@@ -106,6 +108,7 @@ pub struct SourceRules {
     timezone: chrono_tz::Tz,
     detectors: Option<Arc<tillsyn_detectors::DetectorSet>>,
     limits: crate::config::ContentConfig,
+    identity: Option<tillsyn_connectors::identity::IdentityKey>,
     /// Whether any rule reads mail participants.
     pub participants: bool,
 }
@@ -159,7 +162,15 @@ impl RuleSet {
             timezone,
             detectors: None,
             limits: Default::default(),
+            identity: None,
         })
+    }
+
+    /// The key that hashes what the detectors find, for scanning: without
+    /// one, `contains` rules read nothing (checking a config needs no key).
+    pub fn with_identity_key(mut self, key: tillsyn_connectors::identity::IdentityKey) -> RuleSet {
+        self.identity = Some(key);
+        self
     }
 
     /// Compile the rules of `config`, with the detectors its `contains` rules
@@ -198,6 +209,7 @@ impl RuleSet {
             timezone: self.timezone,
             detectors: self.detectors.clone(),
             limits: self.limits.clone(),
+            identity: self.identity.clone(),
             participants,
         }
     }
@@ -263,6 +275,7 @@ impl SourceRules {
         now: DateTime<Utc>,
     ) -> Option<Arc<tillsyn_connectors::content::ContentPlan>> {
         let detectors = self.detectors.clone()?;
+        let identity = self.identity.clone()?;
         let rules: Vec<Arc<CompiledRule>> = self
             .rules
             .iter()
@@ -300,6 +313,7 @@ impl SourceRules {
             },
             wants,
             wants_place,
+            identity,
             // Documents are read by workers of this binary (`tillsyn __extract`).
             extractor: tillsyn_extract::Isolated::of_this_binary()
                 .ok()

@@ -107,4 +107,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX scans_by_finish ON scans (finished_at);
     CREATE INDEX findings_by_resolved_at ON findings (resolved_at) WHERE resolved_at IS NOT NULL;
     "#,
+    // 7: the identity index: the keyed hash of each identifier found in a record
+    // (never the identifier), its kind, the field that held it, and where. Rows
+    // follow the records: a record read again has its rows renewed, one gone
+    // has them removed.
+    r#"
+    CREATE TABLE identities (
+        hash        BLOB    NOT NULL,
+        kind        TEXT    NOT NULL,
+        field       TEXT    NOT NULL,
+        source      TEXT    NOT NULL,
+        record_id   TEXT    NOT NULL,
+        record_path TEXT    NOT NULL,
+        record_kind TEXT    NOT NULL,
+        owner       TEXT,
+        record_time INTEGER,
+        scan_id     INTEGER NOT NULL
+    );
+    CREATE INDEX identities_by_hash ON identities (hash);
+    CREATE UNIQUE INDEX identities_by_record ON identities (source, record_id, hash, field);
+    CREATE INDEX identities_by_scan ON identities (source, scan_id);
+    "#,
 ];

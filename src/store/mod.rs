@@ -180,6 +180,8 @@ pub struct PruneCounts {
     pub scans: u64,
     /// Conflict keys.
     pub conflict_keys: u64,
+    /// Identity index rows of sources not scanned since the cutoff.
+    pub identities: u64,
     /// Sent reports.
     pub reports: u64,
 }
@@ -241,6 +243,48 @@ pub struct NewConflictKey {
     pub record_kind: &'static str,
     /// Owner as the store knows it.
     pub owner: Option<String>,
+}
+
+/// One identifier found in a record, as the identity index keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewIdentity {
+    /// The keyed hash ([`tillsyn_connectors::identity`]).
+    pub hash: tillsyn_connectors::identity::IdentityHash,
+    /// What kind of identifier: a detector's name (`personnummer`, `email`, …).
+    pub kind: String,
+    /// Where in the record: `body`, `attachment`, `file`, or a field's name.
+    pub field: String,
+    /// Record id.
+    pub record_id: String,
+    /// Record path.
+    pub record_path: String,
+    /// Record kind.
+    pub record_kind: &'static str,
+    /// Owner as the store knows it.
+    pub owner: Option<String>,
+    /// When the record was received or last modified (seconds).
+    pub record_time: Option<i64>,
+}
+
+/// One place the identity index holds an identifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRow {
+    /// Source name.
+    pub source: String,
+    /// What kind of identifier matched.
+    pub kind: String,
+    /// Which field held it.
+    pub field: String,
+    /// Record id.
+    pub record_id: String,
+    /// Record path.
+    pub record_path: String,
+    /// Record kind.
+    pub record_kind: String,
+    /// Owner as the store knows it.
+    pub owner: Option<String>,
+    /// When the record was received or last modified.
+    pub record_time: Option<DateTime<Utc>>,
 }
 
 /// How a scan that read its source to the end finished.
@@ -507,6 +551,13 @@ impl Store {
             &format!("DELETE FROM scans WHERE finished_at < ?1 AND id NOT IN ({kept})"),
             [cutoff],
         )?;
+        // A source not scanned since the cutoff (gone from the config): its
+        // identity rows go with it.
+        let identities = transaction.execute(
+            "DELETE FROM identities WHERE source NOT IN
+                 (SELECT source FROM scans WHERE started_at >= ?1)",
+            [cutoff],
+        )?;
         let reports = transaction.execute(
             "DELETE FROM report_outbox WHERE sent_at IS NOT NULL AND sent_at < ?1",
             [cutoff],
@@ -520,6 +571,7 @@ impl Store {
             findings: findings as u64,
             scans: scans as u64,
             conflict_keys: conflict_keys as u64,
+            identities: identities as u64,
             reports: reports as u64,
         })
     }
@@ -670,44 +722,17 @@ impl Store {
                 params![scan_id, kind, *count as i64],
             )?;
         }
-        let under = |path: &str, prefix: &str| {
-            prefix.is_empty()
-                || path == prefix
-                || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
-        };
+        let under = under_prefix;
         let mut resolved = 0u64;
         if matches!(end.status, ScanStatus::Complete | ScanStatus::Partial) {
             let finished = end.finished_at.timestamp();
             let mut resolve = transaction.prepare(
                 "UPDATE findings SET resolved_at = ?2, resolved_scan = ?3 WHERE id = ?1",
             )?;
-            // This scan's keys replace the source's older ones, except where it
-            // could not read or did not read again.
-            let older: Vec<(i64, String)> = {
-                let mut query = transaction.prepare(
-                    "SELECT rowid, record_path FROM conflict_keys WHERE source = ?1 AND scan_id < ?2",
-                )?;
-                query
-                    .query_map(params![source, scan_id], |row| {
-                        Ok((row.get(0)?, row.get(1)?))
-                    })?
-                    .collect::<Result<_, _>>()?
-            };
-            {
-                let mut delete =
-                    transaction.prepare("DELETE FROM conflict_keys WHERE rowid = ?1")?;
-                for (rowid, path) in older {
-                    let kept =
-                        end.unread_prefixes
-                            .iter()
-                            .any(|prefix| under(&path, prefix))
-                            || end.carried.iter().any(|scope| {
-                                under(&path, &scope.prefix) && scope.still_there(&path)
-                            });
-                    if !kept {
-                        delete.execute([rowid])?;
-                    }
-                }
+            // This scan's keys and identities replace the source's older ones,
+            // except where it could not read or did not read again.
+            for table in ["conflict_keys", "identities"] {
+                replace_older_rows(&transaction, table, &source, scan_id, end)?;
             }
             for (rule, severity) in end.conflict_rules {
                 resolved += judge_conflicts(&transaction, rule, severity, scan_id, finished)?;
@@ -804,6 +829,84 @@ impl Store {
         }
         transaction.commit()?;
         Ok(())
+    }
+
+    /// Store the identifiers found in records read by scan `scan_id` of
+    /// `source`. A row already there (the same record, hash and field) is
+    /// renewed; [`Store::finish_scan`] removes the rows of records gone.
+    pub fn record_identities(
+        &mut self,
+        scan_id: i64,
+        source: &str,
+        identities: &[NewIdentity],
+    ) -> Result<(), StoreError> {
+        let transaction = self.connection.transaction()?;
+        {
+            let mut upsert = transaction.prepare_cached(
+                "INSERT INTO identities (hash, kind, field, source, record_id, record_path,
+                     record_kind, owner, record_time, scan_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (source, record_id, hash, field) DO UPDATE SET
+                     kind = excluded.kind, record_path = excluded.record_path,
+                     record_kind = excluded.record_kind, owner = excluded.owner,
+                     record_time = excluded.record_time, scan_id = excluded.scan_id",
+            )?;
+            for identity in identities {
+                upsert.execute(params![
+                    &identity.hash[..],
+                    identity.kind,
+                    identity.field,
+                    source,
+                    identity.record_id,
+                    identity.record_path,
+                    identity.record_kind,
+                    identity.owner,
+                    identity.record_time,
+                    scan_id
+                ])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// Every place the identity index holds one of `hashes`, by source and
+    /// record.
+    pub fn identities(
+        &self,
+        hashes: &[tillsyn_connectors::identity::IdentityHash],
+    ) -> Result<Vec<IdentityRow>, StoreError> {
+        let mut query = self.connection.prepare_cached(
+            "SELECT source, kind, field, record_id, record_path, record_kind, owner, record_time
+             FROM identities WHERE hash = ?1",
+        )?;
+        let mut rows = Vec::new();
+        for hash in hashes {
+            let found = query.query_map([&hash[..]], |row| {
+                Ok(IdentityRow {
+                    source: row.get(0)?,
+                    kind: row.get(1)?,
+                    field: row.get(2)?,
+                    record_id: row.get(3)?,
+                    record_path: row.get(4)?,
+                    record_kind: row.get(5)?,
+                    owner: row.get(6)?,
+                    record_time: row.get::<_, Option<i64>>(7)?.map(to_time),
+                })
+            })?;
+            for row in found {
+                rows.push(row?);
+            }
+        }
+        rows.sort_by(|a, b| {
+            (&a.source, &a.record_path, &a.kind, &a.field).cmp(&(
+                &b.source,
+                &b.record_path,
+                &b.kind,
+                &b.field,
+            ))
+        });
+        Ok(rows)
     }
 
     /// Mark a scan failed. Nothing is resolved; findings it saw stay as recorded.
@@ -1015,6 +1118,57 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// Remove `table`'s rows of `source` that scans before `scan_id` recorded,
+/// except those under an unread prefix or a carried scope whose record is
+/// still there: what this scan read replaces them.
+fn replace_older_rows(
+    transaction: &rusqlite::Transaction<'_>,
+    table: &str,
+    source: &str,
+    scan_id: i64,
+    end: &ScanEnd<'_>,
+) -> Result<(), StoreError> {
+    if end.unread_prefixes.is_empty() && end.carried.is_empty() {
+        transaction.execute(
+            &format!("DELETE FROM {table} WHERE source = ?1 AND scan_id < ?2"),
+            params![source, scan_id],
+        )?;
+        return Ok(());
+    }
+    let older: Vec<(i64, String)> = {
+        let mut query = transaction.prepare(&format!(
+            "SELECT rowid, record_path FROM {table} WHERE source = ?1 AND scan_id < ?2"
+        ))?;
+        query
+            .query_map(params![source, scan_id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?
+    };
+    let mut delete = transaction.prepare(&format!("DELETE FROM {table} WHERE rowid = ?1"))?;
+    for (rowid, path) in older {
+        let kept = end
+            .unread_prefixes
+            .iter()
+            .any(|prefix| under_prefix(&path, prefix))
+            || end
+                .carried
+                .iter()
+                .any(|scope| under_prefix(&path, &scope.prefix) && scope.still_there(&path));
+        if !kept {
+            delete.execute([rowid])?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` is `prefix` or lies below it (an empty prefix holds all).
+fn under_prefix(path: &str, prefix: &str) -> bool {
+    prefix.is_empty()
+        || path == prefix
+        || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
 fn open_count(connection: &Connection, source: &str) -> Result<u64, StoreError> {

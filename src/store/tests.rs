@@ -41,6 +41,105 @@ fn finding(rule: &str, path: &str) -> NewFinding {
     }
 }
 
+fn identity(hash: [u8; 16], path: &str) -> NewIdentity {
+    NewIdentity {
+        hash,
+        kind: "personnummer".into(),
+        field: "body".into(),
+        record_id: path.into(),
+        record_path: path.into(),
+        record_kind: "message",
+        owner: Some("anna".into()),
+        record_time: Some(1_790_000_000),
+    }
+}
+
+/// Where the index holds `hash`, as record paths.
+fn holding(store: &Store, hash: [u8; 16]) -> Vec<String> {
+    store
+        .identities(&[hash])
+        .expect("lookup")
+        .into_iter()
+        .map(|row| row.record_path)
+        .collect()
+}
+
+#[test]
+fn identity_rows_follow_their_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path()).expect("open");
+    let now = Utc::now();
+    let person = [1; 16];
+    let other = [2; 16];
+    // Scan 1 reads three messages; the person is in two.
+    let first = store.begin_scan("mail", now).expect("begin");
+    store
+        .record_identities(
+            first,
+            "mail",
+            &[
+                identity(person, "anna/INBOX/1"),
+                identity(person, "anna/INBOX/2"),
+                identity(other, "anna/INBOX/3"),
+            ],
+        )
+        .expect("identities");
+    finish_carried(&mut store, first, &[], now);
+    assert_eq!(holding(&store, person), ["anna/INBOX/1", "anna/INBOX/2"]);
+    let rows = store.identities(&[person]).expect("lookup");
+    assert_eq!(rows[0].kind, "personnummer");
+    assert_eq!(rows[0].field, "body");
+    assert_eq!(
+        rows[0].record_time.map(|t| t.timestamp()),
+        Some(1_790_000_000)
+    );
+    // Scan 2 is incremental: it reads message 4 (the person again) and
+    // learns that 2 is gone and 1 and 3 are still there. Message 1 is read
+    // again (its row renewed, not doubled).
+    let second = store.begin_scan("mail", now).expect("begin");
+    store
+        .record_identities(
+            second,
+            "mail",
+            &[
+                identity(person, "anna/INBOX/1"),
+                identity(person, "anna/INBOX/4"),
+            ],
+        )
+        .expect("identities");
+    let carried = [CarriedScope {
+        prefix: "anna/INBOX".into(),
+        gone: Vec::new(),
+        present: Some(std::sync::Arc::new(vec![1, 3, 4])),
+    }];
+    finish_carried(&mut store, second, &carried, now);
+    assert_eq!(holding(&store, person), ["anna/INBOX/1", "anna/INBOX/4"]);
+    assert_eq!(holding(&store, other), ["anna/INBOX/3"]);
+    // Scan 3 reads everything again and the person is in none: all gone,
+    // except where the scan could not read (`anna/Sent` unread).
+    let third = store.begin_scan("mail", now).expect("begin");
+    store
+        .record_identities(third, "mail", &[identity(other, "anna/INBOX/3")])
+        .expect("identities");
+    let end = ScanEnd {
+        status: ScanStatus::Partial,
+        records: 3,
+        problems: &[],
+        unread_prefixes: &["anna/INBOX/4".to_owned()],
+        carried: &[],
+        checkpoints: &BTreeMap::new(),
+        conflict_rules: &[],
+        finished_at: now,
+    };
+    store.finish_scan(third, &end).expect("finish");
+    assert_eq!(holding(&store, person), ["anna/INBOX/4"]);
+    assert_eq!(holding(&store, other), ["anna/INBOX/3"]);
+    // A failed scan changes nothing.
+    let failed = store.begin_scan("mail", now).expect("begin");
+    store.fail_scan(failed, 0, "io", "down", now).expect("fail");
+    assert_eq!(holding(&store, person), ["anna/INBOX/4"]);
+}
+
 fn open_ids(store: &Store) -> Vec<String> {
     store
         .findings(FindingFilter::Open, Some("share"), None)
@@ -477,6 +576,9 @@ fn pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest() {
             }],
         )
         .expect("keys");
+    store
+        .record_identities(list, "list", &[identity([9; 16], "member-1")])
+        .expect("identities");
     let end = ScanEnd {
         status: ScanStatus::Complete,
         records: 1,
@@ -498,7 +600,14 @@ fn pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest() {
         &[finding("r", "still.pdf"), finding("r", "mid.pdf")],
     );
     // Scan 4 now: mid.pdf resolved now (recently: kept).
-    let fourth = share_scan(&mut store, now, &[finding("r", "still.pdf")]);
+    let fourth = store.begin_scan("share", now).expect("begin");
+    store
+        .record_findings(fourth, "share", now, &[finding("r", "still.pdf")])
+        .expect("record");
+    store
+        .record_identities(fourth, "share", &[identity([7; 16], "still.pdf")])
+        .expect("identities");
+    finish_carried(&mut store, fourth, &[], now);
     store
         .outbox_put("2025-05", "old report", b"m", long_ago)
         .expect("put");
@@ -519,9 +628,12 @@ fn pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest() {
             findings: 1,
             scans: 2,
             conflict_keys: 1,
+            identities: 1,
             reports: 1,
         }
     );
+    assert_eq!(store.identities(&[[9; 16]]).expect("lookup").len(), 0);
+    assert_eq!(store.identities(&[[7; 16]]).expect("lookup").len(), 1);
     let all: Vec<String> = store
         .findings(FindingFilter::All, None, None)
         .expect("findings")

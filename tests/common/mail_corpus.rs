@@ -14,7 +14,14 @@ pub struct Planted {
     pub raw: Vec<u8>,
     /// Whether the P3 rule (personnummer, default confidence) must find it.
     pub hit: bool,
+    /// The number it holds at that confidence, normalised (12 digits).
+    pub number: Option<&'static str>,
 }
+
+/// The personnummer most messages hold, normalised.
+pub const PERSONNUMMER: &str = "198112189876";
+/// The samordningsnummer two hold, normalised.
+pub const SAMORDNINGSNUMMER: &str = "197010632391";
 
 /// What the hostile attachments of [`sent_mail`] must be counted as, with
 /// `part_bytes` at [`PART_BYTES`]: (`unreadable_content`, `oversized_content`).
@@ -58,8 +65,21 @@ pub fn with_attachments(body: &str, attachments: &[(&str, &str, &[u8])]) -> Vec<
 
 /// The corpus, in delivery order.
 pub fn sent_mail() -> Vec<Planted> {
-    let hit = |raw: Vec<u8>| Planted { raw, hit: true };
-    let clean = |raw: Vec<u8>| Planted { raw, hit: false };
+    let hit = |raw: Vec<u8>| Planted {
+        raw,
+        hit: true,
+        number: Some(PERSONNUMMER),
+    };
+    let coordination = |raw: Vec<u8>| Planted {
+        raw,
+        hit: true,
+        number: Some(SAMORDNINGSNUMMER),
+    };
+    let clean = |raw: Vec<u8>| Planted {
+        raw,
+        hit: false,
+        number: None,
+    };
     let plain = "Content-Type: text/plain; charset=utf-8\r\n";
     let word =
         docx("<w:p><w:r><w:t>Personnummer: 811218-</w:t></w:r><w:r><w:t>9876</w:t></w:r></w:p>");
@@ -91,7 +111,7 @@ pub fn sent_mail() -> Vec<Planted> {
             "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n",
             "S=F6kanden =E4r f=F6dd 811218-9876 i V=E4xj=F6.\r\n",
         )),
-        hit(message(
+        coordination(message(
             "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n",
             // "Kollegan har samordningsnummer 701063-2391.\n"
             "S29sbGVnYW4gaGFyIHNhbW9yZG5pbmdzbnVtbWVyIDcwMTA2My0yMzkxLgo=\r\n",
@@ -133,7 +153,7 @@ pub fn sent_mail() -> Vec<Planted> {
             "Listan.",
             &[("application/octet-stream", "lista.xlsx", &sheet)],
         )),
-        hit(with_attachments(
+        coordination(with_attachments(
             "Brevet.",
             &[("application/vnd.oasis.opendocument.text", "brev.odt", &odt)],
         )),
