@@ -178,12 +178,30 @@ impl RuleSet {
     pub fn for_config(config: &crate::config::Config) -> Result<RuleSet, RuleError> {
         let mut set = RuleSet::new(&config.rules, config.daemon.timezone.0)?;
         set.limits = config.content.clone();
-        if set
+        // Only the detectors some `contains` rule names: every other pattern
+        // would cost a scan of every text for nothing.
+        let named: std::collections::BTreeSet<&str> = set
             .rules
             .iter()
-            .any(|rule| matches!(rule.config.check, Check::Contains(_)))
-        {
-            let detectors = tillsyn_detectors::DetectorSet::new(config.detectors.clone())?;
+            .filter_map(|rule| match &rule.config.check {
+                Check::Contains(check) => Some(check.detectors.iter().map(String::as_str)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        if !named.is_empty() {
+            let builtins: Vec<tillsyn_detectors::Builtin> = tillsyn_detectors::Builtin::ALL
+                .iter()
+                .copied()
+                .filter(|builtin| named.contains(builtin.as_str()))
+                .collect();
+            let customs = config
+                .detectors
+                .iter()
+                .filter(|custom| named.contains(custom.name.as_str()))
+                .cloned()
+                .collect();
+            let detectors = tillsyn_detectors::DetectorSet::with(&builtins, customs)?;
             set.detectors = Some(Arc::new(detectors));
         }
         Ok(set)
