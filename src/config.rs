@@ -61,7 +61,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContentConfig {
-    /// A whole mail message. Default: 25 MB.
+    /// What is read of one mail message: the file (Maildir), or the parts
+    /// chosen from its structure (IMAP). Default: 25 MB.
     #[serde(default = "default_message_bytes")]
     pub message_bytes: u64,
     /// One body part or attachment, decoded. Default: 10 MB.

@@ -849,3 +849,46 @@ fn a_content_rule_on_message_attributes_still_reads_its_folder() {
         &[format!("P3-personnummer-in-mail:anna/Sent/{uid}")].into(),
     );
 }
+
+#[test]
+fn mail_dated_again_is_not_read_again_and_its_content_findings_stay() {
+    let server = Dovecot::start(&[("anna", "anna-pw")]);
+    let mut anna = server.client("anna", "anna-pw");
+    let plain = "Content-Type: text/plain; charset=utf-8\r\n";
+    // Received now: young under a 3-second rule, and holding a number.
+    let young = anna.append(
+        "Sent",
+        &with_body(1, plain, "Personnummer 19811218-9876.\r\n"),
+        0,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = accounts_file(dir.path(), &[("anna", "anna-pw")]);
+    let source = format!(
+        "{}folders = [\"\\\\Sent\"]\n",
+        plain_source(server.port, &accounts)
+    );
+    let rules = format!(
+        "{CONTENT_RULE}\n[[rules]]\nid = \"stale-sent\"\nkind = \"max_age\"\npolicy = \"p\"\n\
+         max_age = \"3s\"\ntimestamp = \"received\"\n"
+    );
+    let config = write_config(dir.path(), &source, &rules);
+    let (output, first) = scan(&config);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(work(&stderr, "messages_content_read"), 1, "{stderr}");
+    let p3 = format!("P3-personnummer-in-mail:anna/Sent/{young}");
+    assert_exact(&first, &BTreeSet::from([p3.clone()]));
+
+    // The message's age crosses the cutoff: it is dated again, its content is
+    // not fetched again, and its P3 finding stays open beside the new one.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let (output, _) = scan(&config);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(work(&stderr, "dates_fetched"), 1, "{stderr}");
+    assert_eq!(work(&stderr, "messages_content_read"), 0, "{stderr}");
+    assert_exact(
+        &open_findings(&config),
+        &BTreeSet::from([p3, format!("stale-sent:anna/Sent/{young}")]),
+    );
+}

@@ -68,7 +68,7 @@ impl std::fmt::Debug for ContentPlan {
 /// How much is read, at most (the defaults are `[content]`'s, in the config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContentLimits {
-    /// A whole message.
+    /// One message: the file (Maildir), or the parts chosen (IMAP).
     pub message_bytes: u64,
     /// One body part or attachment, decoded.
     pub part_bytes: u64,

@@ -139,6 +139,18 @@ impl JudgeQueue {
     }
 }
 
+/// What one FETCH round reads of each message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Participants' headers (and dates when a rule needs them), and content
+    /// where a content rule looks.
+    Headers,
+    /// Dates, and content where a content rule looks.
+    Dates,
+    /// Dates only: messages read before, dated again.
+    DatesOnly,
+}
+
 /// A folder chosen for reading.
 #[derive(Debug, Clone)]
 struct Folder {
@@ -534,8 +546,10 @@ impl FolderReader<'_> {
                     search_date(until)
                 );
                 let crossed = to_uids(self.search(session, &query).await?);
+                // Only dated again: a message's content never changes under its
+                // UID, and what was found in it stands (carried below).
                 for set in uid_sets(crossed, self.config.fetch_batch as usize) {
-                    self.fetch(session, folder, &set, false).await?;
+                    self.fetch(session, folder, &set, Read::DatesOnly).await?;
                 }
                 // Everything received before the window's end (less a day, for
                 // the server's time zone) was in it.
@@ -586,7 +600,12 @@ impl FolderReader<'_> {
             let mut start = first;
             while start <= last {
                 let end = start.saturating_add(batch - 1).min(last);
-                self.fetch(session, folder, &range_text(start, end), needs.participants)
+                let read = if needs.participants {
+                    Read::Headers
+                } else {
+                    Read::Dates
+                };
+                self.fetch(session, folder, &range_text(start, end), read)
                     .await?;
                 if end == u32::MAX {
                     break;
@@ -603,11 +622,11 @@ impl FolderReader<'_> {
             );
             let candidates = to_uids(self.search(session, &query).await?);
             for set in uid_sets(candidates, batch as usize) {
-                self.fetch(session, folder, &set, false).await?;
+                self.fetch(session, folder, &set, Read::Dates).await?;
             }
             Ok(Some(until - TimeDelta::days(1)))
         } else {
-            self.fetch(session, folder, &range_text(first, last), false)
+            self.fetch(session, folder, &range_text(first, last), Read::Dates)
                 .await?;
             Ok(None)
         }
@@ -630,9 +649,10 @@ impl FolderReader<'_> {
         session: &mut ImapSession,
         folder: &Folder,
         set: &str,
-        headers: bool,
+        read: Read,
     ) -> Result<(), ImapError> {
         let seconds = self.config.timeout_seconds;
+        let headers = read == Read::Headers;
         let dated = !headers || self.context.needs.age_cutoff.is_some();
         let query = match (headers, dated) {
             (true, true) => HEADER_QUERY,
@@ -647,6 +667,7 @@ impl FolderReader<'_> {
             .context
             .content
             .clone()
+            .filter(|_| read != Read::DatesOnly)
             .filter(|plan| (plan.wants_place)(&self.folder_probe(folder)));
         let small = plan
             .as_ref()
