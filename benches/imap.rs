@@ -6,6 +6,7 @@
 //!     cargo bench --bench imap -- --rss 1000000     # peak RSS on a 1M mailbox too
 //!     cargo bench --bench imap -- --hold 600        # only load, then keep the server up
 //!     cargo bench --bench imap -- --content         # content scan (contains rule) only
+//!     cargo bench --bench imap -- --content --photos 50   # one message in 50 with a 200 KB photo
 //!
 //! Needs Dovecot (dovecot-imapd), imapfilter and python3. Runs as root (Dovecot
 //! needs it to switch to the mail user).
@@ -40,8 +41,44 @@ const WARM_RUNS: usize = 5;
 
 /// Write `count` ~2 KB messages into `user`'s INBOX: every `stale_every`-th is
 /// 60–400 days old (the rest under 30), every 50th has 5 external Cc.
-fn load(server: &Dovecot, user: &str, count: u64, stale_every: u64, attachments: bool) -> Duration {
+/// What the bulk-loaded messages hold: headers and a text body only, or (for
+/// content scans) a body, a CSV attachment and, one message in `photo_every`
+/// (0: none), a 200 KB JPEG photo besides.
+#[derive(Clone, Copy)]
+enum Bodies {
+    Text,
+    Attachments { photo_every: u64 },
+}
+
+fn load(server: &Dovecot, user: &str, count: u64, stale_every: u64, bodies: Bodies) -> Duration {
     let started = Instant::now();
+    // One photo's bytes (noise, as a compressed picture is), in base64.
+    let photo: String = {
+        let bytes: Vec<u8> = (0..200_000u32)
+            .map(|n| (n.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut text = String::new();
+        for (index, chunk) in bytes.chunks(3).enumerate() {
+            if index > 0 && index % 19 == 0 {
+                text.push_str("\r\n");
+            }
+            let value = (u32::from(chunk[0]) << 16)
+                | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*chunk.get(2).unwrap_or(&0));
+            for position in 0..4 {
+                if position <= chunk.len() {
+                    text.push(char::from(
+                        table[(value >> (18 - 6 * position) & 63) as usize],
+                    ));
+                } else {
+                    text.push('=');
+                }
+            }
+        }
+        text
+    };
+    let photo = &photo;
     let cur = server.homes().join(user).join("Maildir/cur");
     std::fs::create_dir_all(&cur).expect("maildir");
     let now = SystemTime::now();
@@ -67,7 +104,7 @@ fn load(server: &Dovecot, user: &str, count: u64, stale_every: u64, attachments:
                          Subject: Message number {n}\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n\
                          Message-ID: <{n}@bench>\r\n"
                     );
-                    if attachments {
+                    if let Bodies::Attachments { photo_every } = bodies {
                         // A body, one in twenty with a personnummer, and a small
                         // CSV attachment, one in ten with one.
                         let number = if n % 20 == 0 { "Personnummer 811218-9876." } else { "Inget nummer." };
@@ -90,8 +127,16 @@ fn load(server: &Dovecot, user: &str, count: u64, stale_every: u64, attachments:
                         text.push_str(&format!(
                             "--b\r\nContent-Type: text/csv; name=\"lista.csv\"\r\n\
                              Content-Disposition: attachment; filename=\"lista.csv\"\r\n\
-                             Content-Transfer-Encoding: base64\r\n\r\n{csv}\r\n--b--\r\n"
+                             Content-Transfer-Encoding: base64\r\n\r\n{csv}\r\n"
                         ));
+                        if photo_every > 0 && n % photo_every == 1 {
+                            text.push_str(&format!(
+                                "--b\r\nContent-Type: image/jpeg; name=\"foto.jpg\"\r\n\
+                                 Content-Disposition: attachment; filename=\"foto.jpg\"\r\n\
+                                 Content-Transfer-Encoding: base64\r\n\r\n{photo}\r\n"
+                            ));
+                        }
+                        text.push_str("--b--\r\n");
                     } else {
                         text.push_str("Content-Type: text/plain\r\n\r\n");
                         while text.len() < 2048 {
@@ -320,15 +365,19 @@ const CONTENT_RULE: &str =
 /// read), which parses MIME, decodes the attachment and runs the detectors.
 fn content_comparison(server: &mut Dovecot, dir: &Path, messages: u64, loaded: Duration) {
     let port = server.port;
+    let photos = match arg("--photos").unwrap_or(0) {
+        0 => String::new(),
+        every => format!(", one in {every} with a 200 KB JPEG photo besides"),
+    };
     println!(
-        "## IMAP content benchmark: {messages} messages of ~2.3 KB with a CSV attachment in one INBOX\n\n\
+        "## IMAP content benchmark: {messages} messages of ~2.3 KB with a CSV attachment{photos} in one INBOX\n\n\
          Loaded and indexed in {:.1} s.",
         loaded.as_secs_f64()
     );
     let config = tillsyn_config(dir, port, CONTENT_RULE, "content");
     let rows = compare(
         server,
-        "(d) content scan: every message read whole",
+        "(d) content scan",
         vec![
             Tool {
                 name: "raw socket `UID FETCH 1:* BODY.PEEK[]`",
@@ -381,7 +430,14 @@ fn main() {
     assert!(Path::new(binary).exists(), "build tillsyn first");
     let mut server = Dovecot::start(&[(USER, PASSWORD), ("million", "million-pw")]);
     let content_only = std::env::args().any(|argument| argument == "--content");
-    let loaded = load(&server, USER, messages, stale_every, content_only);
+    let bodies = if content_only {
+        Bodies::Attachments {
+            photo_every: arg("--photos").unwrap_or(0),
+        }
+    } else {
+        Bodies::Text
+    };
+    let loaded = load(&server, USER, messages, stale_every, bodies);
     let drops = make_cold(&mut server);
     let dir = tempfile::tempdir().expect("tempdir");
     let port = server.port;
@@ -543,7 +599,7 @@ fn main() {
     );
 
     if let Some(count) = million {
-        let loaded = load(&server, "million", count, stale_every, false);
+        let loaded = load(&server, "million", count, stale_every, Bodies::Text);
         let config = tillsyn_config(
             dir.path(),
             port,
