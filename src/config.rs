@@ -10,7 +10,7 @@
 //!
 //! Relative paths in the file are relative to the file's own folder.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -53,7 +53,43 @@ pub struct Config {
     pub detectors: Vec<tillsyn_detectors::CustomDetector>,
     /// `[content]`: how much `contains` rules read, at most.
     pub content: ContentConfig,
+    /// `[identity]`: what the identity index takes in.
+    pub identity: IdentityConfig,
 }
+
+/// `[identity]`: the identity index behind `tillsyn subject` and erasure
+/// checks. It holds keyed hashes of identifiers (never the identifiers) and
+/// where each was found.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Keep the index at all. Default: true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Read the From, To and Cc addresses of every message in mail sources for
+    /// the index, also where no rule counts recipients (one header fetch per
+    /// new message). Default: true.
+    #[serde(default = "default_true")]
+    pub mail_addresses: bool,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> IdentityConfig {
+        IdentityConfig {
+            enabled: true,
+            mail_addresses: true,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The kinds of identifier the index normalises itself; any other kind named
+/// in a source's `identifiers` (an employee or customer number) is kept as
+/// written, trimmed.
+pub const IDENTIFIER_KINDS: [&str; 3] = ["email", "personnummer", "phone"];
 
 /// `[content]`: the limits of reading inside records. Every key has a default;
 /// a record over a limit is not read, is counted (`oversized_content` or
@@ -273,6 +309,12 @@ pub struct SourceConfig {
     /// Default: none (accounts, owners' own folders, DN values and mail-address
     /// ids are pseudonymised anyway).
     pub personal_paths: Vec<crate::rules::config::PathGlob>,
+    /// Record attribute (as the source maps it) → identifier kind, for the
+    /// identity index: `{ mail = "email", pnr = "personnummer" }`. Kinds:
+    /// `email`, `personnummer`, `phone`, or a word of the organisation's own
+    /// (`employee_number`). Default: none (owners, mail addresses and what
+    /// detectors find are indexed anyway).
+    pub identifiers: BTreeMap<String, String>,
     /// The store and its settings, from `type`.
     pub settings: SourceSettings,
 }
@@ -531,6 +573,7 @@ impl<'t> Reader<'t> {
         let mut report = Some(None);
         let mut detectors = Vec::new();
         let mut content = Some(ContentConfig::default());
+        let mut identity = Some(IdentityConfig::default());
         for (key, value) in document.into_inner() {
             let key_span = key.span();
             match key.get_ref().as_ref() {
@@ -557,6 +600,7 @@ impl<'t> Reader<'t> {
                     }
                 }
                 "content" => content = self.deserialize(value, "[content]"),
+                "identity" => identity = self.deserialize(value, "[identity]"),
                 "detectors" => {
                     for entry in self.array(value, "detectors") {
                         if let Some(detector) = self.detector(entry) {
@@ -567,7 +611,7 @@ impl<'t> Reader<'t> {
                 other => self.issue(
                     Some(key_span.start),
                     format!(
-                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources`, `rules`, `detectors`, `content` or `report`"
+                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources`, `rules`, `detectors`, `content`, `identity` or `report`"
                     ),
                 ),
             }
@@ -585,6 +629,7 @@ impl<'t> Reader<'t> {
             report: report?,
             detectors,
             content: content?,
+            identity: identity?,
         })
     }
 
@@ -850,8 +895,16 @@ impl<'t> Reader<'t> {
         let (mut common, rest) = self.split(
             entry,
             "sources",
-            &["name", "type", "schedule", "personal_paths", "scan_timeout"],
+            &[
+                "name",
+                "type",
+                "schedule",
+                "personal_paths",
+                "scan_timeout",
+                "identifiers",
+            ],
         )?;
+        let identifiers_value = common[5].take();
         let kind_value = common[1].take();
         let name = self.string(common[0].take(), "[[sources]] `name`", span.start)?;
         self.source_names.push((name.clone(), span.clone()));
@@ -972,11 +1025,57 @@ impl<'t> Reader<'t> {
                 return None;
             }
         };
+        let identifiers = match identifiers_value {
+            Some(value) => {
+                let at = value.span().start;
+                let identifiers = self.deserialize::<BTreeMap<String, String>>(
+                    value,
+                    &format!("{what}: `identifiers`"),
+                )?;
+                let mapped: Option<&BTreeMap<String, String>> = match &settings {
+                    SourceSettings::Ldap(config) => Some(&config.attributes),
+                    SourceSettings::Http(config) => Some(&config.attributes),
+                    _ => None,
+                };
+                for (attribute, kind) in &identifiers {
+                    let known_kind = !kind.is_empty()
+                        && kind
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                    if !known_kind {
+                        self.issue(
+                            Some(at),
+                            format!(
+                                "{what}: `identifiers`: kind {kind:?} of {attribute:?} must be \"email\", \"personnummer\", \"phone\" or a word in a-z, 0-9 and _"
+                            ),
+                        );
+                    }
+                    match mapped {
+                        Some(mapped) if mapped.contains_key(attribute) => {}
+                        Some(_) => self.issue(
+                            Some(at),
+                            format!(
+                                "{what}: `identifiers` names {attribute:?}, which is not in its `attributes`"
+                            ),
+                        ),
+                        None => self.issue(
+                            Some(at),
+                            format!(
+                                "{what}: `identifiers` is for sources that map attributes (ldap, http)"
+                            ),
+                        ),
+                    }
+                }
+                identifiers
+            }
+            None => BTreeMap::new(),
+        };
         Some(SourceConfig {
             name,
             schedule: schedule?,
             scan_timeout: scan_timeout?,
             personal_paths: personal_paths?,
+            identifiers,
             settings,
         })
     }

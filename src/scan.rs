@@ -493,6 +493,7 @@ fn consume(
     let mut findings_batch: Vec<NewFinding> = Vec::with_capacity(BATCH);
     let mut keys_batch: Vec<NewConflictKey> = Vec::new();
     let mut identities_batch: Vec<NewIdentity> = Vec::new();
+    let identity = rules.identity_plan(now);
     // Stop reading on a store error: dropping the receiver ends the connector
     // with SinkClosed, and the scan is recorded as failed.
     let flush = |batch: &mut Vec<NewFinding>| {
@@ -537,7 +538,9 @@ fn consume(
                     owner: record.owner.clone(),
                 });
             }
-            identities_of(&record, &mut identities_batch);
+            if let Some(identity) = &identity {
+                identity.rows(&record, &mut identities_batch);
+            }
             if keys_batch.len() >= BATCH {
                 flush_keys(&mut keys_batch)?;
             }
@@ -570,43 +573,6 @@ fn flush_batch<T>(
     write(&mut guard, batch)?;
     batch.clear();
     Ok(())
-}
-
-/// The identifiers the detectors found in a record, each once per field, as
-/// identity index rows (keyed hashes only).
-fn identities_of(record: &tillsyn_connectors::Record, rows: &mut Vec<NewIdentity>) {
-    use tillsyn_connectors::content::Part;
-    let Some(content) = &record.content else {
-        return;
-    };
-    let time = record
-        .timestamps
-        .received
-        .or(record.timestamps.modified)
-        .map(|time| time.timestamp());
-    let mut seen = std::collections::BTreeSet::new();
-    for part in &content.parts {
-        let field = match &part.part {
-            Part::Body => "body",
-            Part::Attachment(_) => "attachment",
-            Part::File => "file",
-            Part::Field(name) => name.as_str(),
-        };
-        for found in &part.matches {
-            if seen.insert((found.hash, found.detector.as_str(), field)) {
-                rows.push(NewIdentity {
-                    hash: found.hash,
-                    kind: found.detector.clone(),
-                    field: field.to_owned(),
-                    record_id: record.id.clone(),
-                    record_path: record.path.clone(),
-                    record_kind: record.kind.as_str(),
-                    owner: record.owner.clone(),
-                    record_time: time,
-                });
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,33 @@ use regex_automata::meta::Regex;
 
 pub use personnummer::Today;
 
+/// An identifier as someone gave it (a privacy officer's request, a line of an
+/// erasure register, a directory attribute) in the canonical form the
+/// detectors give the same identifier found in text, so that both hash alike:
+/// a personnummer or samordningsnummer as 12 digits (an organisationsnummer is
+/// refused), a phone number in E.164, an e-mail address in lower case, IBAN
+/// and card digits without spaces. `None` when it is not one.
+pub fn canonical(kind: Builtin, text: &str, today: Today) -> Option<String> {
+    let text = text.trim();
+    let text = if kind == Builtin::Email {
+        text.strip_prefix("mailto:").unwrap_or(text)
+    } else {
+        text
+    };
+    match kind {
+        Builtin::Personnummer => {
+            let compact: Vec<u8> = text.bytes().filter(|byte| *byte != b' ').collect();
+            match personnummer::judge(&compact, today) {
+                personnummer::Verdict::Person { canonical, .. } => {
+                    Some(canonical.iter().map(|digit| char::from(*digit)).collect())
+                }
+                _ => None,
+            }
+        }
+        _ => validate::builtin(kind, text.as_bytes()).map(|(_, value)| value),
+    }
+}
+
 /// How sure a match is. Ordered: `Low < Medium < High`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Confidence {

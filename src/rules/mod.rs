@@ -99,6 +99,10 @@ pub struct RuleSet {
     limits: crate::config::ContentConfig,
     /// Hashes what the detectors find (see [`RuleSet::with_identity_key`]).
     identity: Option<tillsyn_connectors::identity::IdentityKey>,
+    /// `[identity]`.
+    identity_config: crate::config::IdentityConfig,
+    /// Each source's `identifiers`.
+    identifiers: std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 /// The rules that apply to one source, and what they need from it.
@@ -109,7 +113,10 @@ pub struct SourceRules {
     detectors: Option<Arc<tillsyn_detectors::DetectorSet>>,
     limits: crate::config::ContentConfig,
     identity: Option<tillsyn_connectors::identity::IdentityKey>,
-    /// Whether any rule reads mail participants.
+    identity_config: crate::config::IdentityConfig,
+    identifiers: std::collections::BTreeMap<String, String>,
+    /// Whether any rule reads mail participants, or the identity index takes
+    /// mail addresses.
     pub participants: bool,
 }
 
@@ -163,6 +170,8 @@ impl RuleSet {
             detectors: None,
             limits: Default::default(),
             identity: None,
+            identity_config: Default::default(),
+            identifiers: Default::default(),
         })
     }
 
@@ -178,6 +187,12 @@ impl RuleSet {
     pub fn for_config(config: &crate::config::Config) -> Result<RuleSet, RuleError> {
         let mut set = RuleSet::new(&config.rules, config.daemon.timezone.0)?;
         set.limits = config.content.clone();
+        set.identity_config = config.identity.clone();
+        set.identifiers = config
+            .sources
+            .iter()
+            .map(|source| (source.name.clone(), source.identifiers.clone()))
+            .collect();
         // Only the detectors some `contains` rule names: every other pattern
         // would cost a scan of every text for nothing.
         let named: std::collections::BTreeSet<&str> = set
@@ -219,15 +234,21 @@ impl RuleSet {
             })
             .cloned()
             .collect();
-        let participants = rules
-            .iter()
-            .any(|rule| matches!(rule.config.check, Check::MaxRecipients(_)));
+        let indexes_addresses = self.identity.is_some()
+            && self.identity_config.enabled
+            && self.identity_config.mail_addresses;
+        let participants = indexes_addresses
+            || rules
+                .iter()
+                .any(|rule| matches!(rule.config.check, Check::MaxRecipients(_)));
         SourceRules {
             rules,
             timezone: self.timezone,
             detectors: self.detectors.clone(),
             limits: self.limits.clone(),
             identity: self.identity.clone(),
+            identity_config: self.identity_config.clone(),
+            identifiers: self.identifiers.get(source).cloned().unwrap_or_default(),
             participants,
         }
     }
@@ -239,6 +260,29 @@ impl RuleSet {
 }
 
 impl SourceRules {
+    /// How records become identity index rows at `now`; `None` when the
+    /// index is off or there is no key (checking a config).
+    pub fn identity_plan(&self, now: DateTime<Utc>) -> Option<crate::identity::IdentityPlan> {
+        if !self.identity_config.enabled {
+            return None;
+        }
+        Some(crate::identity::IdentityPlan::new(
+            self.identity.clone()?,
+            self.identifiers.clone(),
+            self.today(now),
+        ))
+    }
+
+    /// Today in the organisation's time zone, for personnummer centuries.
+    fn today(&self, now: DateTime<Utc>) -> tillsyn_detectors::Today {
+        let local = now.with_timezone(&self.timezone);
+        tillsyn_detectors::Today {
+            year: u32::try_from(local.year()).unwrap_or(2026),
+            month: local.month(),
+            day: local.day(),
+        }
+    }
+
     /// What the connector must provide for a scan at `now` (the scan plan).
     ///
     /// A message received at `t` can break an age rule counting from `received`
@@ -315,15 +359,10 @@ impl SourceRules {
                 .iter()
                 .any(|rule| matches_place(&rule.config.when, &rule.paths, &rule.exclude, record))
         });
-        let local = now.with_timezone(&self.timezone);
         Some(Arc::new(tillsyn_connectors::content::ContentPlan {
             detectors,
             min,
-            today: tillsyn_detectors::Today {
-                year: u32::try_from(local.year()).unwrap_or(2026),
-                month: local.month(),
-                day: local.day(),
-            },
+            today: self.today(now),
             limits: tillsyn_connectors::content::ContentLimits {
                 message_bytes: self.limits.message_bytes,
                 part_bytes: self.limits.part_bytes,
