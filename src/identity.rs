@@ -95,7 +95,7 @@ impl IdentityPlan {
                     record_id: record.id.clone(),
                     record_path: record.path.clone(),
                     record_kind: record.kind.as_str(),
-                    owner: record.owner.clone(),
+                    container: record.container.clone(),
                     record_time: time,
                 });
             }

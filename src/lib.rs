@@ -55,3 +55,4 @@ pub mod scan;
 pub mod schedule;
 pub use tillsyn_connectors::secret;
 pub mod store;
+pub mod subject;

@@ -108,6 +108,39 @@ enum Command {
         #[arg(long)]
         reveal: bool,
     },
+    /// PRINTS PERSONAL DATA: where the organisation holds data about one person
+    /// (a registerutdrag), from the identity index; no store is read. Every
+    /// lookup is logged in the store (kinds and keyed hashes, never the values).
+    Subject {
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// An e-mail address (any case).
+        #[arg(long)]
+        email: Vec<String>,
+        /// A personnummer or samordningsnummer, in any written form.
+        #[arg(long)]
+        personnummer: Vec<String>,
+        /// A Swedish phone number, in any written form.
+        #[arg(long)]
+        phone: Vec<String>,
+        /// An account name (a mailbox or file owner without an address).
+        #[arg(long)]
+        account: Vec<String>,
+        /// KIND=VALUE, for a kind a source's `identifiers` names
+        /// (employee_number=E-1007).
+        #[arg(long = "id")]
+        ids: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = tillsyn::subject::SubjectFormat::Text)]
+        format: tillsyn::subject::SubjectFormat,
+        /// Language of the HTML summary.
+        #[arg(long, value_enum, default_value_t = tillsyn::report::config::Language::Sv)]
+        lang: tillsyn::report::config::Language,
+        /// Write the report to this file (created 0600) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run as a service: scan each source on its schedule, serve /metrics,
     /// reload on SIGHUP, stop on SIGTERM.
     Run {
@@ -251,6 +284,50 @@ fn run(args: Args) -> anyhow::Result<u8> {
             cli::findings(&config, &args, format, &mut stdout)?
         }
         Command::Explain { id, config, reveal } => cli::explain(&config, id, reveal, &mut stdout)?,
+        Command::Subject {
+            config,
+            email,
+            personnummer,
+            phone,
+            account,
+            ids,
+            format,
+            lang,
+            out,
+        } => {
+            let mut asked = Vec::new();
+            for (kind, values) in [
+                ("email", email),
+                ("personnummer", personnummer),
+                ("phone", phone),
+                ("account", account),
+            ] {
+                asked.extend(values.into_iter().map(|value| tillsyn::subject::Asked {
+                    kind: kind.to_owned(),
+                    value,
+                }));
+            }
+            for id in ids {
+                let Some((kind, value)) = id.split_once('=') else {
+                    return Err(cli::CliError::BadArgument(
+                        "--id wants KIND=VALUE, such as employee_number=E-1007".into(),
+                    )
+                    .into());
+                };
+                asked.push(tillsyn::subject::Asked {
+                    kind: kind.trim().to_owned(),
+                    value: value.to_owned(),
+                });
+            }
+            let args = tillsyn::subject::SubjectArgs {
+                config,
+                asked,
+                format,
+                language: lang,
+                out,
+            };
+            tillsyn::subject::run(&args, &mut stdout)?
+        }
         Command::CheckConfig { config, connect } => {
             runtime.block_on(cli::check_config(&config, connect, &mut stdout))?
         }

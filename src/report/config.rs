@@ -13,7 +13,7 @@ use crate::secret::Secret;
 pub const DEFAULT_REPORT_SCHEDULE: &str = "0 0 6 1 * *";
 
 /// Report language.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     /// Swedish.

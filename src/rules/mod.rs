@@ -120,6 +120,21 @@ pub struct SourceRules {
     pub participants: bool,
 }
 
+/// A promise that governs a record, as the subject locator shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Governing {
+    /// Rule id.
+    pub rule: String,
+    /// The quoted promise.
+    pub policy: String,
+    /// When the policy says the record must be gone (`max_age` rules whose
+    /// timestamp the record has).
+    pub deadline: Option<DateTime<Utc>>,
+    /// The rule also asks for attributes of the record, not checked here: it
+    /// governs the record if those hold.
+    pub conditional: bool,
+}
+
 /// One broken rule on one record.
 #[derive(Debug, Clone)]
 pub struct Violation {
@@ -260,6 +275,29 @@ impl RuleSet {
 }
 
 impl SourceRules {
+    /// The rules whose place conditions (source, kind, folder, path) take in
+    /// `record`, each with the deadline it sets, if any.
+    pub fn governing(&self, record: &Record) -> Vec<Governing> {
+        self.rules
+            .iter()
+            .filter(|rule| {
+                rule.config.when.names_source(&record.source)
+                    && matches_place(&rule.config.when, &rule.paths, &rule.exclude, record)
+            })
+            .map(|rule| Governing {
+                rule: rule.config.id.clone(),
+                policy: rule.config.policy.clone(),
+                deadline: match &rule.config.check {
+                    Check::MaxAge(check) => max_age_deadline(check, record, self.timezone)
+                        .map(|(_, _, deadline)| deadline),
+                    _ => None,
+                },
+                conditional: !rule.config.when.attributes.is_empty()
+                    || !rule.config.when.present.is_empty(),
+            })
+            .collect()
+    }
+
     /// How records become identity index rows at `now`; `None` when the
     /// index is off or there is no key (checking a config).
     pub fn identity_plan(&self, now: DateTime<Utc>) -> Option<crate::identity::IdentityPlan> {
@@ -597,23 +635,7 @@ fn max_age(
     now: DateTime<Utc>,
     timezone: chrono_tz::Tz,
 ) -> Option<(Option<i64>, String)> {
-    let (field, start) = check
-        .timestamp
-        .0
-        .iter()
-        .find_map(|field| timestamp(record, field).map(|time| (field, time)))?;
-    let clock_start = match check.anchor {
-        Anchor::None => start,
-        Anchor::EndOfYear => after_fiscal_year(
-            start,
-            check
-                .fiscal_year_end
-                .unwrap_or(MonthDay { month: 12, day: 31 }),
-            timezone,
-        )?,
-    };
-    let due = check.max_age.after(clock_start)?;
-    let deadline = check.grace.after(due)?;
+    let (field, start, deadline) = max_age_deadline(check, record, timezone)?;
     if now <= deadline {
         return None;
     }
@@ -634,6 +656,33 @@ fn max_age(
         deadline.with_timezone(&timezone).format("%Y-%m-%d"),
     );
     Some((Some(age), detail))
+}
+
+/// When a max_age rule says `record` must be gone: the timestamp it counts
+/// from (and which), and the deadline (max_age and grace after it, or after
+/// its fiscal year).
+fn max_age_deadline<'a>(
+    check: &'a MaxAgeCheck,
+    record: &Record,
+    timezone: chrono_tz::Tz,
+) -> Option<(&'a TimestampField, DateTime<Utc>, DateTime<Utc>)> {
+    let (field, start) = check
+        .timestamp
+        .0
+        .iter()
+        .find_map(|field| timestamp(record, field).map(|time| (field, time)))?;
+    let clock_start = match check.anchor {
+        Anchor::None => start,
+        Anchor::EndOfYear => after_fiscal_year(
+            start,
+            check
+                .fiscal_year_end
+                .unwrap_or(MonthDay { month: 12, day: 31 }),
+            timezone,
+        )?,
+    };
+    let due = check.max_age.after(clock_start)?;
+    Some((field, start, check.grace.after(due)?))
 }
 
 fn max_interval(

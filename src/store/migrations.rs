@@ -108,7 +108,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX findings_by_resolved_at ON findings (resolved_at) WHERE resolved_at IS NOT NULL;
     "#,
     // 7: the identity index: the keyed hash of each identifier found in a record
-    // (never the identifier), its kind, the field that held it, and where. Rows
+    // (never the identifier, nor the record's owner), its kind, the field that
+    // held it, and where. Rows
     // follow the records: a record read again has its rows renewed, one gone
     // has them removed.
     r#"
@@ -120,12 +121,24 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         record_id   TEXT    NOT NULL,
         record_path TEXT    NOT NULL,
         record_kind TEXT    NOT NULL,
-        owner       TEXT,
+        container   TEXT    NOT NULL,
         record_time INTEGER,
         scan_id     INTEGER NOT NULL
     );
     CREATE INDEX identities_by_hash ON identities (hash);
     CREATE UNIQUE INDEX identities_by_record ON identities (source, record_id, hash, field);
     CREATE INDEX identities_by_scan ON identities (source, scan_id);
+    "#,
+    // 8: the audit log of `tillsyn subject`: a lookup is itself processing of
+    // personal data. The kinds asked for, their keyed hashes (never the
+    // identifiers), and how many places were found.
+    r#"
+    CREATE TABLE subject_lookups (
+        id       INTEGER PRIMARY KEY,
+        at       INTEGER NOT NULL,
+        kinds    TEXT    NOT NULL,
+        hashes   TEXT    NOT NULL,
+        hits     INTEGER NOT NULL
+    );
     "#,
 ];

@@ -260,8 +260,8 @@ pub struct NewIdentity {
     pub record_path: String,
     /// Record kind.
     pub record_kind: &'static str,
-    /// Owner as the store knows it.
-    pub owner: Option<String>,
+    /// The container it lives in (a mail folder, a directory, a base DN).
+    pub container: String,
     /// When the record was received or last modified (seconds).
     pub record_time: Option<i64>,
 }
@@ -281,10 +281,23 @@ pub struct IdentityRow {
     pub record_path: String,
     /// Record kind.
     pub record_kind: String,
-    /// Owner as the store knows it.
-    pub owner: Option<String>,
+    /// The container it lives in.
+    pub container: String,
     /// When the record was received or last modified.
     pub record_time: Option<DateTime<Utc>>,
+}
+
+/// One `tillsyn subject` lookup, as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectLookup {
+    /// When it ran.
+    pub at: DateTime<Utc>,
+    /// The kinds of identifier asked for, sorted (`email`, `personnummer`).
+    pub kinds: Vec<String>,
+    /// Their keyed hashes, in hex.
+    pub hashes: Vec<String>,
+    /// Places found.
+    pub hits: u64,
 }
 
 /// How a scan that read its source to the end finished.
@@ -562,6 +575,7 @@ impl Store {
             "DELETE FROM report_outbox WHERE sent_at IS NOT NULL AND sent_at < ?1",
             [cutoff],
         )?;
+        transaction.execute("DELETE FROM subject_lookups WHERE at < ?1", [cutoff])?;
         transaction.execute(
             "DELETE FROM scan_leases WHERE expires_at < ?1",
             [Utc::now().timestamp()],
@@ -844,11 +858,11 @@ impl Store {
         {
             let mut upsert = transaction.prepare_cached(
                 "INSERT INTO identities (hash, kind, field, source, record_id, record_path,
-                     record_kind, owner, record_time, scan_id)
+                     record_kind, container, record_time, scan_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (source, record_id, hash, field) DO UPDATE SET
                      kind = excluded.kind, record_path = excluded.record_path,
-                     record_kind = excluded.record_kind, owner = excluded.owner,
+                     record_kind = excluded.record_kind, container = excluded.container,
                      record_time = excluded.record_time, scan_id = excluded.scan_id",
             )?;
             for identity in identities {
@@ -860,7 +874,7 @@ impl Store {
                     identity.record_id,
                     identity.record_path,
                     identity.record_kind,
-                    identity.owner,
+                    identity.container,
                     identity.record_time,
                     scan_id
                 ])?;
@@ -877,7 +891,8 @@ impl Store {
         hashes: &[tillsyn_connectors::identity::IdentityHash],
     ) -> Result<Vec<IdentityRow>, StoreError> {
         let mut query = self.connection.prepare_cached(
-            "SELECT source, kind, field, record_id, record_path, record_kind, owner, record_time
+            "SELECT source, kind, field, record_id, record_path, record_kind, container,
+                 record_time
              FROM identities WHERE hash = ?1",
         )?;
         let mut rows = Vec::new();
@@ -890,7 +905,7 @@ impl Store {
                     record_id: row.get(3)?,
                     record_path: row.get(4)?,
                     record_kind: row.get(5)?,
-                    owner: row.get(6)?,
+                    container: row.get(6)?,
                     record_time: row.get::<_, Option<i64>>(7)?.map(to_time),
                 })
             })?;
@@ -907,6 +922,42 @@ impl Store {
             ))
         });
         Ok(rows)
+    }
+
+    /// Log one `tillsyn subject` lookup (the audit log).
+    pub fn log_subject_lookup(&mut self, lookup: &SubjectLookup) -> Result<(), StoreError> {
+        self.connection.execute(
+            "INSERT INTO subject_lookups (at, kinds, hashes, hits) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                lookup.at.timestamp(),
+                lookup.kinds.join(","),
+                lookup.hashes.join(","),
+                lookup.hits as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The audit log of lookups, oldest first.
+    pub fn subject_lookups(&self) -> Result<Vec<SubjectLookup>, StoreError> {
+        let mut query = self
+            .connection
+            .prepare("SELECT at, kinds, hashes, hits FROM subject_lookups ORDER BY id")?;
+        let split = |text: String| -> Vec<String> {
+            text.split(',')
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let rows = query.query_map([], |row| {
+            Ok(SubjectLookup {
+                at: to_time(row.get(0)?),
+                kinds: split(row.get(1)?),
+                hashes: split(row.get(2)?),
+                hits: row.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Mark a scan failed. Nothing is resolved; findings it saw stay as recorded.

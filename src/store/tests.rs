@@ -49,7 +49,7 @@ fn identity(hash: [u8; 16], path: &str) -> NewIdentity {
         record_id: path.into(),
         record_path: path.into(),
         record_kind: "message",
-        owner: Some("anna".into()),
+        container: "INBOX".into(),
         record_time: Some(1_790_000_000),
     }
 }

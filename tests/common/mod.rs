@@ -274,3 +274,14 @@ pub mod mail_corpus;
 pub mod process;
 pub mod slapd;
 pub mod smtp;
+
+/// Run tillsyn with `args` (as [`tillsyn`] does) and these environment
+/// variables set.
+pub fn tillsyn_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tillsyn"));
+    command.args(revealing(args)).env("TILLSYN_LOG", "warn");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("run tillsyn")
+}

@@ -1,0 +1,662 @@
+//! `tillsyn subject`: where the organisation holds data about one person, the
+//! basis of a registerutdrag (GDPR art. 15) or of an erasure (art. 17).
+//!
+//! The lookup reads the identity index only (keyed hashes and where each was
+//! found, see [`crate::identity`]): no mailbox, directory or share is read, so
+//! it answers at once. Each identifier given is normalised as the scans
+//! normalise what they find, hashed under the pseudonym key, and looked up.
+//!
+//! The locator report lists, per configured store:
+//! - what the index covers there, by which means (mail headers, the owner, a
+//!   mapped attribute, a `contains` rule's detectors), and how current it is
+//!   (the last scan, and whether it read everything);
+//! - each place found: the record (named in full: this command exists to name
+//!   the person), its kind and date, which identifier matched in which field,
+//!   the promises that govern it and when they say it must be gone, and the
+//!   findings open on it.
+//!
+//! Formats: text, JSON, CSV, and a short HTML summary in Swedish or English.
+//! The report goes to stdout or to a file created 0600; never to a log. Every
+//! lookup is written to the store's audit log (`subject_lookups`): when, the
+//! kinds asked for and their keyed hashes (never the identifiers), and how many
+//! places were found.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::cli::{CliError, EXIT_OK};
+use crate::config::{self, Config, SourceSettings};
+use crate::identity::IdentityPlan;
+use crate::report::config::Language;
+use crate::rules::RuleSet;
+use crate::rules::config::Check;
+use crate::store::{FindingFilter, IdentityRow, Store, SubjectLookup};
+
+/// One identifier as the privacy officer gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    /// `email`, `personnummer`, `phone`, `account`, or a kind of a source's
+    /// `identifiers`.
+    pub kind: String,
+    /// As given.
+    pub value: String,
+}
+
+/// The formats of the locator report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SubjectFormat {
+    /// Plain text, per store.
+    Text,
+    /// One JSON document.
+    Json,
+    /// One row per place found.
+    Csv,
+    /// A short HTML summary a person can read.
+    Html,
+}
+
+/// Arguments of `tillsyn subject`.
+#[derive(Debug, Clone)]
+pub struct SubjectArgs {
+    /// Config file.
+    pub config: PathBuf,
+    /// The identifiers to look up (at least one).
+    pub asked: Vec<Asked>,
+    /// Output format.
+    pub format: SubjectFormat,
+    /// Language of the HTML summary.
+    pub language: Language,
+    /// Write here (created 0600) instead of stdout.
+    pub out: Option<PathBuf>,
+}
+
+/// The locator report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Locator {
+    /// When the lookup ran.
+    pub generated_at: DateTime<Utc>,
+    /// What was looked up.
+    pub asked: Vec<AskedShown>,
+    /// Every configured store, found in or not.
+    pub stores: Vec<StoreSection>,
+}
+
+/// An identifier looked up, as the report shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AskedShown {
+    /// Its kind.
+    pub kind: String,
+    /// As given.
+    pub value: String,
+}
+
+/// One store in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreSection {
+    /// Source name.
+    pub source: String,
+    /// `imap`, `ldap`, …
+    pub store_type: String,
+    /// How current the index is for it: `complete`, `partial` (some places
+    /// could not be read), `failed` or `never` (the latest scan).
+    pub last_scan: String,
+    /// When its latest complete or partial scan finished.
+    pub indexed_at: Option<DateTime<Utc>>,
+    /// What the index covers there, per kind asked.
+    pub coverage: Vec<Coverage>,
+    /// The places found.
+    pub places: Vec<Place>,
+}
+
+/// Whether and how the index covers one kind of identifier in one store.
+#[derive(Debug, Clone, Serialize)]
+pub struct Coverage {
+    /// The kind.
+    pub kind: String,
+    /// By which means, in words; empty when not covered.
+    pub means: Vec<String>,
+}
+
+/// One place a person was found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Place {
+    /// The record, in full.
+    pub record: String,
+    /// Its kind (`message`, `file`, `contact`, …).
+    pub record_kind: String,
+    /// Received or last modified.
+    pub record_time: Option<DateTime<Utc>>,
+    /// Which identifiers matched, each `kind in field`.
+    pub matched: Vec<String>,
+    /// The promises that govern it.
+    pub governed_by: Vec<GoverningShown>,
+    /// Rules with a finding open on it.
+    pub open_findings: Vec<String>,
+}
+
+/// A promise governing a place.
+#[derive(Debug, Clone, Serialize)]
+pub struct GoverningShown {
+    /// Rule id.
+    pub rule: String,
+    /// The quoted promise.
+    pub policy: String,
+    /// When it says the record must be gone.
+    pub gone_by: Option<DateTime<Utc>>,
+    /// It also asks for attributes of the record, not checked here.
+    pub conditional: bool,
+}
+
+/// Run `tillsyn subject`: look up, write the report, log the lookup.
+pub fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliError> {
+    if args.asked.is_empty() {
+        return Err(CliError::BadArgument(
+            "name at least one identifier: --email, --personnummer, --phone, --account or --id KIND=VALUE".into(),
+        ));
+    }
+    let config = config::load_offline(&args.config)?;
+    let mut store = Store::open(&config.daemon.state_dir)?;
+    let now = Utc::now();
+    let locator = lookup(&config, &store, &args.asked, now)?;
+    let hits: u64 = locator
+        .stores
+        .iter()
+        .map(|store| store.places.len() as u64)
+        .sum();
+    let plan = identity_plan(&config, now)?;
+    let mut kinds: Vec<String> = args.asked.iter().map(|asked| asked.kind.clone()).collect();
+    kinds.sort();
+    kinds.dedup();
+    let mut hashes: Vec<String> = args
+        .asked
+        .iter()
+        .filter_map(|asked| plan.hash(&asked.kind, &asked.value))
+        .map(|hash| tillsyn_connectors::identity::to_hex(&hash))
+        .collect();
+    hashes.sort();
+    store.log_subject_lookup(&SubjectLookup {
+        at: now,
+        kinds,
+        hashes,
+        hits,
+    })?;
+    let rendered = render(&locator, args.format, args.language, &config)?;
+    match &args.out {
+        Some(path) => crate::privacy::write_private(path, rendered.as_bytes())?,
+        None => stdout.write_all(rendered.as_bytes())?,
+    }
+    Ok(EXIT_OK)
+}
+
+fn identity_plan(config: &Config, now: DateTime<Utc>) -> Result<IdentityPlan, CliError> {
+    let key = crate::privacy::identity_key(config)?;
+    let local = now.with_timezone(&config.daemon.timezone.0);
+    use chrono::Datelike;
+    Ok(IdentityPlan::new(
+        key,
+        BTreeMap::new(),
+        tillsyn_detectors::Today {
+            year: u32::try_from(local.year()).unwrap_or(2026),
+            month: local.month(),
+            day: local.day(),
+        },
+    ))
+}
+
+/// Look `asked` up in the index and build the report. An identifier that is
+/// not one of its kind (a personnummer with a wrong check digit) is an error:
+/// a lookup that cannot match must not read as "not found".
+pub fn lookup(
+    config: &Config,
+    store: &Store,
+    asked: &[Asked],
+    now: DateTime<Utc>,
+) -> Result<Locator, CliError> {
+    let plan = identity_plan(config, now)?;
+    let mut hashes = Vec::new();
+    for asked in asked {
+        let hash = plan.hash(&asked.kind, &asked.value).ok_or_else(|| {
+            CliError::BadArgument(format!(
+                "the {} given is not a valid {}; nothing was looked up",
+                asked.kind, asked.kind
+            ))
+        })?;
+        hashes.push(hash);
+    }
+    let rows = store.identities(&hashes)?;
+    let rules = RuleSet::for_config(config)?;
+    let mut by_source: BTreeMap<&str, Vec<&IdentityRow>> = BTreeMap::new();
+    for row in &rows {
+        by_source.entry(row.source.as_str()).or_default().push(row);
+    }
+    let mut stores = Vec::new();
+    for source in &config.sources {
+        let last = store.last_scan(&source.name)?;
+        let last_scan = match &last {
+            None => "never".to_owned(),
+            Some(scan) => scan.status.as_str().to_owned(),
+        };
+        let indexed_at = store.last_success(&source.name)?;
+        let source_rules = rules.for_source(&source.name);
+        let found = by_source.remove(source.name.as_str()).unwrap_or_default();
+        // One place per record, with every identifier that matched it.
+        let mut places: BTreeMap<&str, Vec<&IdentityRow>> = BTreeMap::new();
+        for row in found {
+            places.entry(row.record_id.as_str()).or_default().push(row);
+        }
+        let open = store.query(&crate::store::FindingQuery {
+            filter: FindingFilter::Open,
+            source: Some(source.name.clone()),
+            ..Default::default()
+        })?;
+        let places = places
+            .into_values()
+            .filter_map(|rows| {
+                let first = rows.first()?;
+                let record = record_of(first);
+                let mut matched: Vec<String> = rows
+                    .iter()
+                    .map(|row| format!("{} in {}", row.kind, row.field))
+                    .collect();
+                matched.sort();
+                matched.dedup();
+                Some(Place {
+                    record: first.record_path.clone(),
+                    record_kind: first.record_kind.clone(),
+                    record_time: first.record_time,
+                    matched,
+                    governed_by: source_rules
+                        .governing(&record)
+                        .into_iter()
+                        .map(|governing| GoverningShown {
+                            rule: governing.rule,
+                            policy: governing.policy,
+                            gone_by: governing.deadline,
+                            conditional: governing.conditional,
+                        })
+                        .collect(),
+                    open_findings: open
+                        .iter()
+                        .filter(|finding| finding.record_id == first.record_id)
+                        .map(|finding| finding.rule.clone())
+                        .collect(),
+                })
+            })
+            .collect();
+        stores.push(StoreSection {
+            source: source.name.clone(),
+            store_type: source.settings.type_name().to_owned(),
+            last_scan,
+            indexed_at,
+            coverage: asked_kinds(asked)
+                .into_iter()
+                .map(|kind| Coverage {
+                    means: coverage(config, source, &kind),
+                    kind,
+                })
+                .collect(),
+            places,
+        });
+    }
+    Ok(Locator {
+        generated_at: now,
+        asked: asked
+            .iter()
+            .map(|asked| AskedShown {
+                kind: asked.kind.clone(),
+                value: asked.value.clone(),
+            })
+            .collect(),
+        stores,
+    })
+}
+
+fn asked_kinds(asked: &[Asked]) -> Vec<String> {
+    let mut kinds: Vec<String> = asked.iter().map(|asked| asked.kind.clone()).collect();
+    kinds.sort();
+    kinds.dedup();
+    kinds
+}
+
+/// A record standing for an index row, for the rules' place conditions.
+fn record_of(row: &IdentityRow) -> tillsyn_connectors::Record {
+    use tillsyn_connectors::RecordKind;
+    let kind = match row.record_kind.as_str() {
+        "message" => RecordKind::Message,
+        "folder" => RecordKind::Folder,
+        "contact" => RecordKind::Contact,
+        "crm_object" => RecordKind::CrmObject,
+        _ => RecordKind::File,
+    };
+    let mut record =
+        tillsyn_connectors::Record::new(kind, row.source.as_str().into(), row.record_id.clone());
+    record.path = row.record_path.clone();
+    record.container = row.container.clone();
+    match kind {
+        RecordKind::Message => record.timestamps.received = row.record_time,
+        _ => record.timestamps.modified = row.record_time,
+    }
+    record
+}
+
+/// How the index covers `kind` in `source`, in words; empty when it does not.
+fn coverage(config: &Config, source: &config::SourceConfig, kind: &str) -> Vec<String> {
+    let mut means = Vec::new();
+    if !config.identity.enabled {
+        return means;
+    }
+    let mail = matches!(
+        source.settings,
+        SourceSettings::Imap(_) | SourceSettings::Maildir(_)
+    );
+    if mail && kind == "email" && config.identity.mail_addresses {
+        means.push("From, To and Cc of every message".to_owned());
+    }
+    // Owners are addresses or account names; a file's owner is an account.
+    let owner = match &source.settings {
+        SourceSettings::Imap(_) | SourceSettings::Maildir(_) => Some("the mailbox's account"),
+        SourceSettings::Ldap(_) => Some("each entry's owner attribute"),
+        SourceSettings::Http(config) if config.owner.is_some() => Some("each item's owner"),
+        SourceSettings::Http(_) => None,
+        SourceSettings::Fileshare(_) if kind == "account" => Some("each file's owner"),
+        SourceSettings::Fileshare(_) => None,
+    };
+    if let Some(owner) = owner
+        && (kind == "email" || kind == "account")
+    {
+        means.push(owner.to_owned());
+    }
+    for (attribute, identifier) in &source.identifiers {
+        if identifier == kind {
+            means.push(format!("attribute {attribute}"));
+        }
+    }
+    for rule in &config.rules {
+        if let Check::Contains(check) = &rule.check
+            && rule.when.names_source(&source.name)
+            && check.detectors.iter().any(|detector| detector == kind)
+        {
+            let place = match source.settings {
+                SourceSettings::Imap(_) | SourceSettings::Maildir(_) => {
+                    "mail bodies and attachments"
+                }
+                SourceSettings::Fileshare(_) => "file content",
+                _ => "mapped fields",
+            };
+            means.push(format!(
+                "{place} where rule {} reads (from {} confidence)",
+                rule.id,
+                check.min_confidence.level().as_str()
+            ));
+        }
+    }
+    means
+}
+
+fn render(
+    locator: &Locator,
+    format: SubjectFormat,
+    language: Language,
+    config: &Config,
+) -> Result<String, CliError> {
+    let zone = config.daemon.timezone.0;
+    let day = |time: DateTime<Utc>| time.with_timezone(&zone).format("%Y-%m-%d").to_string();
+    let when = |time: DateTime<Utc>| {
+        time.with_timezone(&zone)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    };
+    match format {
+        SubjectFormat::Json => serde_json::to_string_pretty(locator)
+            .map(|text| text + "\n")
+            .map_err(|error| CliError::BadArgument(format!("JSON: {error}"))),
+        SubjectFormat::Csv => {
+            let mut writer = csv::Writer::from_writer(Vec::new());
+            let mut row = |fields: &[&str]| {
+                writer
+                    .write_record(fields)
+                    .map_err(|error| CliError::BadArgument(format!("CSV: {error}")))
+            };
+            row(&[
+                "source",
+                "store_type",
+                "record",
+                "record_kind",
+                "record_date",
+                "matched",
+                "governed_by",
+                "gone_by",
+                "open_findings",
+            ])?;
+            for store in &locator.stores {
+                for place in &store.places {
+                    let gone_by: Vec<String> = place
+                        .governed_by
+                        .iter()
+                        .filter_map(|governing| governing.gone_by.map(day))
+                        .collect();
+                    let governed: Vec<&str> = place
+                        .governed_by
+                        .iter()
+                        .map(|governing| governing.rule.as_str())
+                        .collect();
+                    row(&[
+                        &store.source,
+                        &store.store_type,
+                        &place.record,
+                        &place.record_kind,
+                        &place.record_time.map(day).unwrap_or_default(),
+                        &place.matched.join("; "),
+                        &governed.join("; "),
+                        &gone_by.join("; "),
+                        &place.open_findings.join("; "),
+                    ])?;
+                }
+            }
+            let bytes = writer
+                .into_inner()
+                .map_err(|error| CliError::BadArgument(format!("CSV: {error}")))?;
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
+        }
+        SubjectFormat::Text => {
+            let mut text = String::new();
+            let asked: Vec<String> = locator
+                .asked
+                .iter()
+                .map(|asked| format!("{} {}", asked.kind, asked.value))
+                .collect();
+            text.push_str(&format!(
+                "Subject lookup, {}: {}\n",
+                when(locator.generated_at),
+                asked.join(", ")
+            ));
+            let total: usize = locator.stores.iter().map(|store| store.places.len()).sum();
+            text.push_str(&format!(
+                "{total} place(s) in {} store(s).\n",
+                locator.stores.len()
+            ));
+            for store in &locator.stores {
+                text.push_str(&format!(
+                    "\n{} ({}): last scan {}, indexed {}\n",
+                    store.source,
+                    store.store_type,
+                    store.last_scan,
+                    store.indexed_at.map_or("never".to_owned(), when)
+                ));
+                for coverage in &store.coverage {
+                    if coverage.means.is_empty() {
+                        text.push_str(&format!("  {}: NOT COVERED here\n", coverage.kind));
+                    } else {
+                        text.push_str(&format!(
+                            "  {}: covered by {}\n",
+                            coverage.kind,
+                            coverage.means.join("; ")
+                        ));
+                    }
+                }
+                if store.places.is_empty() {
+                    text.push_str("  found: nothing\n");
+                }
+                for place in &store.places {
+                    text.push_str(&format!(
+                        "  - {} ({}{}): {}\n",
+                        place.record,
+                        place.record_kind,
+                        place
+                            .record_time
+                            .map(|time| format!(", {}", day(time)))
+                            .unwrap_or_default(),
+                        place.matched.join(", ")
+                    ));
+                    for governing in &place.governed_by {
+                        text.push_str(&format!(
+                            "      promise {}: \"{}\"{}{}\n",
+                            governing.rule,
+                            governing.policy,
+                            governing
+                                .gone_by
+                                .map(|time| format!(", to be gone by {}", day(time)))
+                                .unwrap_or_default(),
+                            if governing.conditional {
+                                " (if its conditions hold)"
+                            } else {
+                                ""
+                            }
+                        ));
+                    }
+                    if !place.open_findings.is_empty() {
+                        text.push_str(&format!(
+                            "      open findings: {}\n",
+                            place.open_findings.join(", ")
+                        ));
+                    }
+                }
+            }
+            Ok(text)
+        }
+        SubjectFormat::Html => Ok(html(locator, language, &day, &when)),
+    }
+}
+
+/// HTML with every outside value escaped.
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+fn html(
+    locator: &Locator,
+    language: Language,
+    day: &dyn Fn(DateTime<Utc>) -> String,
+    when: &dyn Fn(DateTime<Utc>) -> String,
+) -> String {
+    let sv = language == Language::Sv;
+    let words = |swedish: &'static str, english: &'static str| if sv { swedish } else { english };
+    let mut page = format!(
+        "<!DOCTYPE html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title></head><body>\n",
+        language.as_str(),
+        words(
+            "Registerutdrag: var uppgifterna finns",
+            "Where the data is held"
+        )
+    );
+    page.push_str(&format!(
+        "<h1>{}</h1>\n<p>{} {}. {}: {}</p>\n",
+        words(
+            "Var finns uppgifter om personen?",
+            "Where is data about this person held?"
+        ),
+        words("Sökt", "Looked up"),
+        escape(&when(locator.generated_at)),
+        words("Uppgifter", "Identifiers"),
+        escape(
+            &locator
+                .asked
+                .iter()
+                .map(|asked| format!("{} {}", asked.kind, asked.value))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    ));
+    for store in &locator.stores {
+        page.push_str(&format!(
+            "<h2>{} ({})</h2>\n<p>{} {}; {} {}.</p>\n",
+            escape(&store.source),
+            escape(&store.store_type),
+            words("Senaste genomsökning:", "Last scan:"),
+            escape(&store.last_scan),
+            words("indexet från", "index as of"),
+            escape(
+                &store
+                    .indexed_at
+                    .map_or(words("aldrig", "never").to_owned(), when)
+            )
+        ));
+        let uncovered: Vec<&str> = store
+            .coverage
+            .iter()
+            .filter(|coverage| coverage.means.is_empty())
+            .map(|coverage| coverage.kind.as_str())
+            .collect();
+        if !uncovered.is_empty() {
+            page.push_str(&format!(
+                "<p><strong>{}</strong> {}</p>\n",
+                words("Ej täckt här:", "Not covered here:"),
+                escape(&uncovered.join(", "))
+            ));
+        }
+        if store.places.is_empty() {
+            page.push_str(&format!(
+                "<p>{}</p>\n",
+                words("Inget hittat.", "Nothing found.")
+            ));
+            continue;
+        }
+        page.push_str(&format!(
+            "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>\n",
+            words("Post", "Record"),
+            words("Datum", "Date"),
+            words("Träff", "Matched"),
+            words("Löfte", "Promise"),
+            words("Ska vara borta", "To be gone by")
+        ));
+        for place in &store.places {
+            let promises: Vec<String> = place
+                .governed_by
+                .iter()
+                .map(|governing| format!("{} \u{201c}{}\u{201d}", governing.rule, governing.policy))
+                .collect();
+            let gone_by: Vec<String> = place
+                .governed_by
+                .iter()
+                .filter_map(|governing| governing.gone_by.map(day))
+                .collect();
+            page.push_str(&format!(
+                "<tr><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                escape(&place.record),
+                escape(&place.record_kind),
+                escape(&place.record_time.map(day).unwrap_or_default()),
+                escape(&place.matched.join(", ")),
+                escape(&promises.join("; ")),
+                escape(&gone_by.join("; "))
+            ));
+        }
+        page.push_str("</table>\n");
+    }
+    page.push_str("</body></html>\n");
+    page
+}
