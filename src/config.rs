@@ -66,18 +66,19 @@ pub struct IdentityConfig {
     /// Keep the index at all. Default: true.
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// Read the From, To and Cc addresses of every message in mail sources for
-    /// the index, also where no rule counts recipients (one header fetch per
-    /// new message). Default: true.
-    #[serde(default = "default_true")]
-    pub mail_addresses: bool,
+    /// Mail's From, To and Cc addresses are indexed wherever a scan reads
+    /// them (a rule counts recipients). `true` reads them for the index in
+    /// every mail source, also where no rule needs them: one header fetch per
+    /// new message (see BENCHMARKS.md for the cost). Default: false.
+    #[serde(default)]
+    pub read_mail_headers: bool,
 }
 
 impl Default for IdentityConfig {
     fn default() -> IdentityConfig {
         IdentityConfig {
             enabled: true,
-            mail_addresses: true,
+            read_mail_headers: false,
         }
     }
 }

@@ -3,10 +3,13 @@
 //! and erasure checks can find a person without the store ever holding who.
 //!
 //! What a record gives:
-//! - its owner (a mailbox account, a file's owner, an entry's owner attribute,
-//!   a CRM item's owner pointer): kind `email` when it is an address, else
-//!   `account`;
-//! - mail: every From, To and Cc address (`email`);
+//! - its owner (a file's owner, an entry's owner attribute, a CRM item's owner
+//!   pointer): kind `email` when it is an address, else `account`. A mailbox's
+//!   account is one row per folder (record kind `folder`, the folder's path),
+//!   not one per message;
+//! - mail: every From, To and Cc address (`email`) but the mailbox owner's
+//!   own (the folder's row stands for those), where the scan reads them: a
+//!   rule counts recipients, or `[identity] read_mail_headers` is set;
 //! - directory entries and API items: the attributes a source's `identifiers`
 //!   names, each with its kind (several values split on `;`);
 //! - content: what the detectors matched, already hashed where it was read.
@@ -16,7 +19,7 @@
 //! in a directory are one person. Kinds of the organisation's own (an
 //! employee number) are kept as written, trimmed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tillsyn_connectors::Record;
 use tillsyn_connectors::identity::{IdentityHash, IdentityKey};
@@ -47,7 +50,15 @@ pub struct IdentityPlan {
     /// Record attribute → identifier kind.
     identifiers: BTreeMap<String, String>,
     today: Today,
+    /// Hashes made this scan, by kind and value as written: one correspondent
+    /// is in many messages. Emptied when full.
+    cache: HashMap<(String, String), Option<IdentityHash>>,
+    /// Mail folders whose account row this scan has written.
+    folders: HashSet<String>,
 }
+
+/// Hashes remembered at most, per scan.
+const CACHE_ENTRIES: usize = 1 << 16;
 
 impl IdentityPlan {
     /// A plan hashing under `key`, reading the attributes `identifiers` names,
@@ -61,6 +72,8 @@ impl IdentityPlan {
             key,
             identifiers,
             today,
+            cache: HashMap::new(),
+            folders: HashSet::new(),
         }
     }
 
@@ -78,32 +91,58 @@ impl IdentityPlan {
             .or_else(|| self.hash("account", owner).map(|hash| ("account", hash)))
     }
 
+    /// [`IdentityPlan::hash`], remembered for the rest of the scan.
+    fn cached_hash(&mut self, kind: &str, value: &str) -> Option<IdentityHash> {
+        if let Some(hash) = self.cache.get(&(kind.to_owned(), value.to_owned())) {
+            return *hash;
+        }
+        if self.cache.len() >= CACHE_ENTRIES {
+            self.cache.clear();
+        }
+        let hash = self.hash(kind, value);
+        self.cache.insert((kind.to_owned(), value.to_owned()), hash);
+        hash
+    }
+
     /// Every identifier `record` holds, once per kind and field, as rows.
-    pub fn rows(&self, record: &Record, rows: &mut Vec<NewIdentity>) {
-        let mut seen: BTreeSet<(IdentityHash, String, String)> = BTreeSet::new();
+    pub fn rows(&mut self, record: &Record, rows: &mut Vec<NewIdentity>) {
         let time = record
             .timestamps
             .received
             .or(record.timestamps.modified)
             .map(|time| time.timestamp());
-        let mut add = |hash: IdentityHash, kind: &str, field: &str| {
-            if seen.insert((hash, kind.to_owned(), field.to_owned())) {
-                rows.push(NewIdentity {
-                    hash,
-                    kind: kind.to_owned(),
-                    field: field.to_owned(),
-                    record_id: record.id.clone(),
-                    record_path: record.path.clone(),
-                    record_kind: record.kind.as_str(),
-                    container: record.container.clone(),
-                    record_time: time,
-                });
+        let mut found: Vec<(IdentityHash, String, String)> = Vec::new();
+        let mut mailbox_owner = None;
+        if let Some(owner) = &record.owner {
+            let owner_kind = if self.cached_hash("email", owner).is_some() {
+                "email"
+            } else {
+                "account"
+            };
+            if let Some(hash) = self.cached_hash(owner_kind, owner) {
+                if record.kind == tillsyn_connectors::RecordKind::Message {
+                    mailbox_owner = Some(hash);
+                    // The mailbox's account: one row for its folder.
+                    let folder = record
+                        .path
+                        .rsplit_once('/')
+                        .map_or(record.path.as_str(), |(folder, _)| folder);
+                    if self.folders.insert(folder.to_owned()) {
+                        rows.push(NewIdentity {
+                            hash,
+                            kind: owner_kind.to_owned(),
+                            field: "owner".to_owned(),
+                            record_id: folder.to_owned(),
+                            record_path: folder.to_owned(),
+                            record_kind: tillsyn_connectors::RecordKind::Folder.as_str(),
+                            container: record.container.clone(),
+                            record_time: None,
+                        });
+                    }
+                } else {
+                    found.push((hash, owner_kind.to_owned(), "owner".to_owned()));
+                }
             }
-        };
-        if let Some(owner) = &record.owner
-            && let Some((kind, hash)) = self.owner_hash(owner)
-        {
-            add(hash, kind, "owner");
         }
         if let Some(participants) = &record.participants {
             for (field, addresses) in [
@@ -112,8 +151,12 @@ impl IdentityPlan {
                 ("cc", &participants.cc),
             ] {
                 for address in addresses {
-                    if let Some(hash) = self.hash("email", &address.address) {
-                        add(hash, "email", field);
+                    // The mailbox owner's own address is in most of its
+                    // messages; the folder's row already says they are theirs.
+                    if let Some(hash) = self.cached_hash("email", &address.address)
+                        && mailbox_owner != Some(hash)
+                    {
+                        found.push((hash, "email".to_owned(), field.to_owned()));
                     }
                 }
             }
@@ -124,7 +167,7 @@ impl IdentityPlan {
             };
             for value in values.split(';') {
                 if let Some(hash) = self.hash(kind, value) {
-                    add(hash, kind, attribute);
+                    found.push((hash, kind.clone(), attribute.clone()));
                 }
             }
         }
@@ -137,10 +180,24 @@ impl IdentityPlan {
                     Part::File => "file",
                     Part::Field(name) => name.as_str(),
                 };
-                for found in &part.matches {
-                    add(found.hash, &found.detector, field);
+                for matched in &part.matches {
+                    found.push((matched.hash, matched.detector.clone(), field.to_owned()));
                 }
             }
+        }
+        found.sort_unstable();
+        found.dedup();
+        for (hash, kind, field) in found {
+            rows.push(NewIdentity {
+                hash,
+                kind,
+                field,
+                record_id: record.id.clone(),
+                record_path: record.path.clone(),
+                record_kind: record.kind.as_str(),
+                container: record.container.clone(),
+                record_time: time,
+            });
         }
     }
 }
@@ -148,6 +205,7 @@ impl IdentityPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     const TODAY: Today = Today {
         year: 2026,
@@ -199,7 +257,7 @@ mod tests {
     fn a_record_gives_its_owner_addresses_mapped_attributes_and_content() {
         use tillsyn_connectors::{Address, Participants, RecordKind};
         let key = IdentityKey::new(tillsyn_connectors::secret::Secret::new(vec![3; 32]));
-        let plan = IdentityPlan::new(
+        let mut plan = IdentityPlan::new(
             key,
             BTreeMap::from([
                 ("pnr".to_owned(), "personnummer".to_owned()),
@@ -216,7 +274,9 @@ mod tests {
             to: vec![Address {
                 address: "anna@firma.se".into(),
             }],
-            cc: Vec::new(),
+            cc: vec![Address {
+                address: "cecilia@example.org".into(),
+            }],
         });
         record
             .attributes
@@ -235,14 +295,23 @@ mod tests {
             BTreeSet::from([
                 ("email".to_owned(), "owner".to_owned()),
                 ("email".to_owned(), "from".to_owned()),
-                ("email".to_owned(), "to".to_owned()),
+                ("email".to_owned(), "cc".to_owned()),
                 ("personnummer".to_owned(), "pnr".to_owned()),
                 ("phone".to_owned(), "phones".to_owned()),
             ])
         );
-        // The owner and the To address are one person, found by either.
+        // The mailbox owner is one row for the folder, not one per message
+        // (nor again for being in To).
         let anna = plan.hash("email", "Anna@Firma.se").expect("hash");
-        assert_eq!(rows.iter().filter(|row| row.hash == anna).count(), 2);
+        let owner_rows: Vec<&NewIdentity> = rows.iter().filter(|row| row.hash == anna).collect();
+        assert_eq!(owner_rows.len(), 1);
+        assert_eq!(owner_rows[0].record_id, "anna/INBOX");
+        assert_eq!(owner_rows[0].record_kind, "folder");
+        let mut second = Record::new(RecordKind::Message, "mail".into(), "anna/INBOX/2".into());
+        second.owner = Some("anna@firma.se".into());
+        let mut more = Vec::new();
+        plan.rows(&second, &mut more);
+        assert!(more.is_empty(), "{more:?}");
         assert_eq!(
             plan.hash("personnummer", "811218-9876"),
             rows.iter()

@@ -493,7 +493,7 @@ fn consume(
     let mut findings_batch: Vec<NewFinding> = Vec::with_capacity(BATCH);
     let mut keys_batch: Vec<NewConflictKey> = Vec::new();
     let mut identities_batch: Vec<NewIdentity> = Vec::new();
-    let identity = rules.identity_plan(now);
+    let mut identity = rules.identity_plan(now);
     // Stop reading on a store error: dropping the receiver ends the connector
     // with SinkClosed, and the scan is recorded as failed.
     let flush = |batch: &mut Vec<NewFinding>| {
@@ -538,7 +538,7 @@ fn consume(
                     owner: record.owner.clone(),
                 });
             }
-            if let Some(identity) = &identity {
+            if let Some(identity) = &mut identity {
                 identity.rows(&record, &mut identities_batch);
             }
             if keys_batch.len() >= BATCH {

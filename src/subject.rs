@@ -353,7 +353,11 @@ fn coverage(config: &Config, source: &config::SourceConfig, kind: &str) -> Vec<S
         source.settings,
         SourceSettings::Imap(_) | SourceSettings::Maildir(_)
     );
-    if mail && kind == "email" && config.identity.mail_addresses {
+    let headers_read = config.identity.read_mail_headers
+        || config.rules.iter().any(|rule| {
+            matches!(rule.check, Check::MaxRecipients(_)) && rule.when.names_source(&source.name)
+        });
+    if mail && kind == "email" && headers_read {
         means.push("From, To and Cc of every message".to_owned());
     }
     // Owners are addresses or account names; a file's owner is an account.

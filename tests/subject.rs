@@ -141,6 +141,9 @@ security = "plain"
 allow_plaintext = true
 auth = {{ method = "password", accounts_file = "accounts.toml" }}
 
+[identity]
+read_mail_headers = true
+
 [[sources]]
 name = "directory"
 type = "ldap"

@@ -19,7 +19,8 @@ pub type IdentityHash = [u8; 16];
 /// Hashes identifiers under the pseudonym key. `Debug` shows no key.
 #[derive(Clone)]
 pub struct IdentityKey {
-    key: Secret,
+    /// HMAC with the key already absorbed: each hash starts from a copy.
+    keyed: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for IdentityKey {
@@ -31,23 +32,24 @@ impl std::fmt::Debug for IdentityKey {
 impl IdentityKey {
     /// A hasher under `key` (the pseudonym key).
     pub fn new(key: Secret) -> IdentityKey {
-        IdentityKey { key }
+        // HMAC takes keys of any length: the fallback cannot happen.
+        let keyed = Hmac::<Sha256>::new_from_slice(key.expose())
+            .unwrap_or_else(|_| <Hmac<Sha256> as hmac::digest::KeyInit>::new(&Default::default()));
+        IdentityKey { keyed }
     }
 
     /// The keyed hash of `normalised`, an identifier of `kind` (a detector's
     /// name: `personnummer`, `email`, `phone`, …) in its canonical form.
     pub fn hash(&self, kind: &str, normalised: &str) -> IdentityHash {
         let mut hash = [0u8; 16];
-        // HMAC takes keys of any length: this cannot fail.
-        if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.key.expose()) {
-            // Domain-separated from the owner pseudonyms made with the same key.
-            mac.update(b"tillsyn identity\0");
-            mac.update(kind.as_bytes());
-            mac.update(b"\0");
-            mac.update(normalised.as_bytes());
-            let full = mac.finalize().into_bytes();
-            hash.copy_from_slice(&full[..16]);
-        }
+        let mut mac = self.keyed.clone();
+        // Domain-separated from the owner pseudonyms made with the same key.
+        mac.update(b"tillsyn identity\0");
+        mac.update(kind.as_bytes());
+        mac.update(b"\0");
+        mac.update(normalised.as_bytes());
+        let full = mac.finalize().into_bytes();
+        hash.copy_from_slice(&full[..16]);
         hash
     }
 }

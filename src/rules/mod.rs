@@ -251,7 +251,7 @@ impl RuleSet {
             .collect();
         let indexes_addresses = self.identity.is_some()
             && self.identity_config.enabled
-            && self.identity_config.mail_addresses;
+            && self.identity_config.read_mail_headers;
         let participants = indexes_addresses
             || rules
                 .iter()

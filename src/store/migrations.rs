@@ -115,18 +115,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     CREATE TABLE identities (
         hash        BLOB    NOT NULL,
-        kind        TEXT    NOT NULL,
-        field       TEXT    NOT NULL,
         source      TEXT    NOT NULL,
         record_id   TEXT    NOT NULL,
+        field       TEXT    NOT NULL,
+        kind        TEXT    NOT NULL,
         record_path TEXT    NOT NULL,
         record_kind TEXT    NOT NULL,
         container   TEXT    NOT NULL,
         record_time INTEGER,
-        scan_id     INTEGER NOT NULL
-    );
-    CREATE INDEX identities_by_hash ON identities (hash);
-    CREATE UNIQUE INDEX identities_by_record ON identities (source, record_id, hash, field);
+        scan_id     INTEGER NOT NULL,
+        PRIMARY KEY (hash, source, record_id, field)
+    ) WITHOUT ROWID;
     CREATE INDEX identities_by_scan ON identities (source, scan_id);
     "#,
     // 8: the audit log of `tillsyn subject`: a lookup is itself processing of

@@ -449,6 +449,7 @@ impl Store {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
+        connection.pragma_update(None, "cache_size", -16384)?;
         // A `running` scan is a crashed one only when no other tillsyn process
         // has the store open: `tillsyn findings` run beside the daemon must not
         // mark the daemon's scan in progress as failed.
@@ -466,6 +467,7 @@ impl Store {
             holder: holder_id(),
         };
         store.migrate()?;
+        store.create_staging()?;
         if store.lock.is_some() {
             store.fail_interrupted_scans()?;
         }
@@ -494,7 +496,30 @@ impl Store {
             holder: holder_id(),
         };
         store.migrate()?;
+        store.create_staging()?;
         Ok(store)
+    }
+
+    /// This connection's staging table for identity rows (see
+    /// [`Store::record_identities`]): a temporary table in a temporary file,
+    /// gone with the connection, so a crashed scan leaves nothing behind.
+    fn create_staging(&self) -> Result<(), StoreError> {
+        self.connection.pragma_update(None, "temp_store", "FILE")?;
+        self.connection.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS staged_identities (
+                 scan_id     INTEGER NOT NULL,
+                 hash        BLOB    NOT NULL,
+                 source      TEXT    NOT NULL,
+                 record_id   TEXT    NOT NULL,
+                 field       TEXT    NOT NULL,
+                 kind        TEXT    NOT NULL,
+                 record_path TEXT    NOT NULL,
+                 record_kind TEXT    NOT NULL,
+                 container   TEXT    NOT NULL,
+                 record_time INTEGER
+             );",
+        )?;
+        Ok(())
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
@@ -745,9 +770,21 @@ impl Store {
             )?;
             // This scan's keys and identities replace the source's older ones,
             // except where it could not read or did not read again.
-            for table in ["conflict_keys", "identities"] {
-                replace_older_rows(&transaction, table, &source, scan_id, end)?;
-            }
+            replace_older_conflict_keys(&transaction, &source, scan_id, end)?;
+            transaction.execute(
+                "INSERT INTO identities (hash, source, record_id, field, kind, record_path,
+                     record_kind, container, record_time, scan_id)
+                 SELECT hash, source, record_id, field, kind, record_path, record_kind,
+                     container, record_time, scan_id
+                 FROM staged_identities WHERE scan_id = ?1
+                 ORDER BY hash, source, record_id, field
+                 ON CONFLICT (hash, source, record_id, field) DO UPDATE SET
+                     kind = excluded.kind, record_path = excluded.record_path,
+                     record_kind = excluded.record_kind, container = excluded.container,
+                     record_time = excluded.record_time, scan_id = excluded.scan_id",
+                [scan_id],
+            )?;
+            replace_older_identities(&transaction, &source, scan_id, end)?;
             for (rule, severity) in end.conflict_rules {
                 resolved += judge_conflicts(&transaction, rule, severity, scan_id, finished)?;
             }
@@ -794,6 +831,10 @@ impl Store {
                 )?;
             }
         }
+        transaction.execute(
+            "DELETE FROM staged_identities WHERE scan_id = ?1",
+            [scan_id],
+        )?;
         let new: i64 = transaction.query_row(
             "SELECT count(*) FROM findings WHERE first_seen_scan = ?1",
             [scan_id],
@@ -845,9 +886,12 @@ impl Store {
         Ok(())
     }
 
-    /// Store the identifiers found in records read by scan `scan_id` of
-    /// `source`. A row already there (the same record, hash and field) is
-    /// renewed; [`Store::finish_scan`] removes the rows of records gone.
+    /// Stage the identifiers found in records read by scan `scan_id` of
+    /// `source`. They reach the index when the scan finishes
+    /// ([`Store::finish_scan`]), sorted by hash, so that each page of the index
+    /// is written once per scan rather than once per batch; a failed scan's
+    /// rows never do. A row already in the index (the same hash, record and
+    /// field) is renewed; the rows of records gone are removed then.
     pub fn record_identities(
         &mut self,
         scan_id: i64,
@@ -856,27 +900,23 @@ impl Store {
     ) -> Result<(), StoreError> {
         let transaction = self.connection.transaction()?;
         {
-            let mut upsert = transaction.prepare_cached(
-                "INSERT INTO identities (hash, kind, field, source, record_id, record_path,
-                     record_kind, container, record_time, scan_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (source, record_id, hash, field) DO UPDATE SET
-                     kind = excluded.kind, record_path = excluded.record_path,
-                     record_kind = excluded.record_kind, container = excluded.container,
-                     record_time = excluded.record_time, scan_id = excluded.scan_id",
+            let mut insert = transaction.prepare_cached(
+                "INSERT INTO staged_identities (scan_id, hash, source, record_id, field, kind,
+                     record_path, record_kind, container, record_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             for identity in identities {
-                upsert.execute(params![
+                insert.execute(params![
+                    scan_id,
                     &identity.hash[..],
-                    identity.kind,
-                    identity.field,
                     source,
                     identity.record_id,
+                    identity.field,
+                    identity.kind,
                     identity.record_path,
                     identity.record_kind,
                     identity.container,
                     identity.record_time,
-                    scan_id
                 ])?;
             }
         }
@@ -980,9 +1020,14 @@ impl Store {
                 error_message
             ],
         )?;
-        // A half-read source does not change who is on which side.
+        // A half-read source does not change who is on which side, nor whom
+        // the identity index finds where.
         self.connection
             .execute("DELETE FROM conflict_keys WHERE scan_id = ?1", [scan_id])?;
+        self.connection.execute(
+            "DELETE FROM staged_identities WHERE scan_id = ?1",
+            [scan_id],
+        )?;
         Ok(())
     }
 
@@ -1171,45 +1216,85 @@ impl Store {
     }
 }
 
-/// Remove `table`'s rows of `source` that scans before `scan_id` recorded,
-/// except those under an unread prefix or a carried scope whose record is
-/// still there: what this scan read replaces them.
-fn replace_older_rows(
+/// Whether a row about `path`, recorded before this scan, stays: it lies where
+/// the scan could not read, or where it read incrementally and the record is
+/// still there (a carried scope's own path is its folder, there too).
+fn kept(end: &ScanEnd<'_>, path: &str) -> bool {
+    end.unread_prefixes
+        .iter()
+        .any(|prefix| under_prefix(path, prefix))
+        || end.carried.iter().any(|scope| {
+            scope.prefix == path || (under_prefix(path, &scope.prefix) && scope.still_there(path))
+        })
+}
+
+/// Remove the conflict keys of `source` that scans before `scan_id` recorded,
+/// except those [`kept`].
+fn replace_older_conflict_keys(
     transaction: &rusqlite::Transaction<'_>,
-    table: &str,
     source: &str,
     scan_id: i64,
     end: &ScanEnd<'_>,
 ) -> Result<(), StoreError> {
     if end.unread_prefixes.is_empty() && end.carried.is_empty() {
         transaction.execute(
-            &format!("DELETE FROM {table} WHERE source = ?1 AND scan_id < ?2"),
+            "DELETE FROM conflict_keys WHERE source = ?1 AND scan_id < ?2",
             params![source, scan_id],
         )?;
         return Ok(());
     }
     let older: Vec<(i64, String)> = {
-        let mut query = transaction.prepare(&format!(
-            "SELECT rowid, record_path FROM {table} WHERE source = ?1 AND scan_id < ?2"
-        ))?;
+        let mut query = transaction.prepare(
+            "SELECT rowid, record_path FROM conflict_keys WHERE source = ?1 AND scan_id < ?2",
+        )?;
         query
             .query_map(params![source, scan_id], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })?
             .collect::<Result<_, _>>()?
     };
-    let mut delete = transaction.prepare(&format!("DELETE FROM {table} WHERE rowid = ?1"))?;
+    let mut delete = transaction.prepare("DELETE FROM conflict_keys WHERE rowid = ?1")?;
     for (rowid, path) in older {
-        let kept = end
-            .unread_prefixes
-            .iter()
-            .any(|prefix| under_prefix(&path, prefix))
-            || end
-                .carried
-                .iter()
-                .any(|scope| under_prefix(&path, &scope.prefix) && scope.still_there(&path));
-        if !kept {
+        if !kept(end, &path) {
             delete.execute([rowid])?;
+        }
+    }
+    Ok(())
+}
+
+/// Remove the identity rows of `source` that scans before `scan_id` recorded,
+/// except those [`kept`].
+fn replace_older_identities(
+    transaction: &rusqlite::Transaction<'_>,
+    source: &str,
+    scan_id: i64,
+    end: &ScanEnd<'_>,
+) -> Result<(), StoreError> {
+    if end.unread_prefixes.is_empty() && end.carried.is_empty() {
+        transaction.execute(
+            "DELETE FROM identities WHERE source = ?1 AND scan_id < ?2",
+            params![source, scan_id],
+        )?;
+        return Ok(());
+    }
+    type Key = (Vec<u8>, String, String, String);
+    let older: Vec<Key> = {
+        let mut query = transaction.prepare(
+            "SELECT hash, record_id, field, record_path FROM identities
+             WHERE source = ?1 AND scan_id < ?2",
+        )?;
+        query
+            .query_map(params![source, scan_id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })?
+            .collect::<Result<_, _>>()?
+    };
+    let mut delete = transaction.prepare(
+        "DELETE FROM identities WHERE hash = ?1 AND source = ?2 AND record_id = ?3 AND field = ?4",
+    )?;
+    for (hash, record_id, field, path) in older {
+        if !kept(end, &path) {
+            delete.execute(params![hash, source, record_id, field])?;
         }
     }
     Ok(())
