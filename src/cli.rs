@@ -448,6 +448,11 @@ pub fn explain(
                     check.detectors.join(", "),
                     check.min_confidence.level().as_str()
                 )?,
+                Check::Erased(check) => writeln!(
+                    out,
+                    "  erasure:    the record holds an identifier on the erasure register (matched by keyed hash) more than {} after the request",
+                    check.deadline
+                )?,
             }
         }
     }
@@ -505,6 +510,19 @@ pub async fn check_config(
         }
     };
     let rules = RuleSet::for_config(&config)?;
+    // The erasure register's lines are checked with a throwaway key: nothing
+    // is hashed for keeps, nothing is stored.
+    if let Some(path) = &config.erasure.register {
+        let plan = crate::identity::IdentityPlan::new(
+            tillsyn_connectors::identity::IdentityKey::new(crate::secret::Secret::new(vec![0; 32])),
+            Default::default(),
+            crate::rules::today(config.daemon.timezone.0, Utc::now()),
+        );
+        if let Err(error) = crate::erasure::read_register(path, &plan, config.daemon.timezone.0) {
+            writeln!(out, "{}: 1 problem\n  {error}", config_path.display())?;
+            return Ok(EXIT_CONFIG);
+        }
+    }
     writeln!(
         out,
         "{}: OK — {} sources, {} rules, state in {}",

@@ -55,6 +55,19 @@ pub struct Config {
     pub content: ContentConfig,
     /// `[identity]`: what the identity index takes in.
     pub identity: IdentityConfig,
+    /// `[erasure]`: the erasure register, when there is one.
+    pub erasure: ErasureConfig,
+}
+
+/// `[erasure]`: where the erasure register is.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureConfig {
+    /// A CSV file of erasure requests, one per line: `kind,identifier,date`
+    /// (`personnummer,19811218-9876,2026-10-01`). Read at each scan and
+    /// `tillsyn erasure import`; only keyed hashes are kept, so the file may be
+    /// removed once read. Default: none.
+    pub register: Option<PathBuf>,
 }
 
 /// `[identity]`: the identity index behind `tillsyn subject` and erasure
@@ -575,6 +588,7 @@ impl<'t> Reader<'t> {
         let mut detectors = Vec::new();
         let mut content = Some(ContentConfig::default());
         let mut identity = Some(IdentityConfig::default());
+        let mut erasure = Some(ErasureConfig::default());
         for (key, value) in document.into_inner() {
             let key_span = key.span();
             match key.get_ref().as_ref() {
@@ -602,6 +616,14 @@ impl<'t> Reader<'t> {
                 }
                 "content" => content = self.deserialize(value, "[content]"),
                 "identity" => identity = self.deserialize(value, "[identity]"),
+                "erasure" => {
+                    erasure = self
+                        .deserialize::<ErasureConfig>(value, "[erasure]")
+                        .map(|mut erasure| {
+                            erasure.register = erasure.register.map(|path| self.resolve(&path));
+                            erasure
+                        })
+                }
                 "detectors" => {
                     for entry in self.array(value, "detectors") {
                         if let Some(detector) = self.detector(entry) {
@@ -612,13 +634,28 @@ impl<'t> Reader<'t> {
                 other => self.issue(
                     Some(key_span.start),
                     format!(
-                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources`, `rules`, `detectors`, `content`, `identity` or `report`"
+                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources`, `rules`, `detectors`, `content`, `identity`, `erasure` or `report`"
                     ),
                 ),
             }
         }
         self.check_detector_names(&rules);
         self.cross_checks();
+        if let Some(identity) = &identity
+            && !identity.enabled
+        {
+            for rule in &rules {
+                if matches!(rule.check, Check::Erased(_)) {
+                    self.issue(
+                        None,
+                        format!(
+                            "rule {:?}: kind \"erased\" needs the identity index ([identity] enabled = true)",
+                            rule.id
+                        ),
+                    );
+                }
+            }
+        }
         let mut daemon = daemon?;
         daemon.state_dir = self.resolve(&daemon.state_dir);
         Some(Config {
@@ -631,6 +668,7 @@ impl<'t> Reader<'t> {
             detectors,
             content: content?,
             identity: identity?,
+            erasure: erasure?,
         })
     }
 
@@ -1140,11 +1178,14 @@ impl<'t> Reader<'t> {
             Some("contains") => self
                 .deserialize::<crate::rules::config::ContainsCheck>(rest, &what)
                 .map(Check::Contains),
+            Some("erased") => self
+                .deserialize::<crate::rules::config::ErasedCheck>(rest, &what)
+                .map(Check::Erased),
             Some(other) => {
                 self.issue(
                     kind_span.map(|span| span.start),
                     format!(
-                        "{what}: unknown kind {other:?}; expected \"max_age\", \"max_recipients\", \"max_interval\", \"conflict\" or \"contains\""
+                        "{what}: unknown kind {other:?}; expected \"max_age\", \"max_recipients\", \"max_interval\", \"conflict\", \"contains\" or \"erased\""
                     ),
                 );
                 None

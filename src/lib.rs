@@ -42,6 +42,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod erasure;
 pub mod identity;
 pub mod metrics;
 pub mod output;

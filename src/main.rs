@@ -141,6 +141,17 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Read the erasure register into the store (keyed hashes only) and show
+    /// each request's state in every store: erased, still there, overdue, or
+    /// not verified.
+    Erasure {
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run as a service: scan each source on its schedule, serve /metrics,
     /// reload on SIGHUP, stop on SIGTERM.
     Run {
@@ -284,6 +295,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
             cli::findings(&config, &args, format, &mut stdout)?
         }
         Command::Explain { id, config, reveal } => cli::explain(&config, id, reveal, &mut stdout)?,
+        Command::Erasure { config, json } => tillsyn::erasure::run(&config, json, &mut stdout)?,
         Command::Subject {
             config,
             email,

@@ -226,12 +226,30 @@ where
     let source_rules = rules.for_source(name);
     let conflict_rules = source_rules.conflict_rules();
     let owned_name = name.to_owned();
-    let (scan_id, checkpoints) = with_store(store, move |store| {
+    let judges_erasures = source_rules.judges_erasures();
+    let importer = rules.clone();
+    let (scan_id, checkpoints, erasures) = with_store(store, move |store| {
         store.take_lease(&owned_name, Utc::now(), lease_until())?;
+        // The erasure register, when there is one, is read at every scan: a
+        // register with bad lines is refused whole (its line numbers logged,
+        // never its content), and what the store holds stays.
+        if let Some(Err(error)) = importer.import_erasures(store, now) {
+            tracing::warn!(source = %owned_name, error = %error, "Erasure register not read.");
+        }
+        let erasures: crate::rules::Erasures = if judges_erasures {
+            store
+                .erasure_requests()?
+                .into_iter()
+                .map(|request| (request.hash, request.requested_at))
+                .collect()
+        } else {
+            Default::default()
+        };
         let checkpoints = store.checkpoints(&owned_name)?;
-        Ok((store.begin_scan(&owned_name, now)?, checkpoints))
+        Ok((store.begin_scan(&owned_name, now)?, checkpoints, erasures))
     })
     .await?;
+    let source_rules = source_rules.with_erasures(Arc::new(erasures));
     let scan = Started {
         name,
         timeout,
@@ -539,7 +557,21 @@ fn consume(
                 });
             }
             if let Some(identity) = &mut identity {
+                let start = identities_batch.len();
                 identity.rows(&record, &mut identities_batch);
+                for unerased in rules.unerased(&record, &identities_batch[start..], now) {
+                    findings += 1;
+                    findings_batch.push(NewFinding {
+                        rule: unerased.rule.config.id.clone(),
+                        record_id: unerased.record_id,
+                        record_path: unerased.record_path,
+                        record_kind: unerased.record_kind,
+                        owner: record.owner.clone(),
+                        severity: unerased.rule.config.severity.as_str(),
+                        detail: unerased.detail,
+                        age_days: Some(unerased.age_days),
+                    });
+                }
             }
             if keys_batch.len() >= BATCH {
                 flush_keys(&mut keys_batch)?;

@@ -344,7 +344,7 @@ fn record_of(row: &IdentityRow) -> tillsyn_connectors::Record {
 }
 
 /// How the index covers `kind` in `source`, in words; empty when it does not.
-fn coverage(config: &Config, source: &config::SourceConfig, kind: &str) -> Vec<String> {
+pub fn coverage(config: &Config, source: &config::SourceConfig, kind: &str) -> Vec<String> {
     let mut means = Vec::new();
     if !config.identity.enabled {
         return means;

@@ -155,6 +155,24 @@ pub enum Check {
     /// content (mail bodies and attachments, file text): "send personal data by
     /// mail as little as possible".
     Contains(ContainsCheck),
+    /// `kind = "erased"`: a person on the erasure register must be in no
+    /// record once `deadline` has passed since the request ("the customer can
+    /// ask at any time to have their personal data erased").
+    Erased(ErasedCheck),
+}
+
+/// `kind = "erased"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasedCheck {
+    /// How long after the request the data may remain. Default: `"30d"`, the
+    /// month GDPR art. 12(3) gives.
+    #[serde(default = "default_erasure_deadline")]
+    pub deadline: Period,
+}
+
+fn default_erasure_deadline() -> Period {
+    Period::days(30)
 }
 
 impl Check {
@@ -166,6 +184,7 @@ impl Check {
             Check::MaxInterval(_) => "max_interval",
             Check::Conflict(_) => "conflict",
             Check::Contains(_) => "contains",
+            Check::Erased(_) => "erased",
         }
     }
 }

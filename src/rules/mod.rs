@@ -103,6 +103,8 @@ pub struct RuleSet {
     identity_config: crate::config::IdentityConfig,
     /// Each source's `identifiers`.
     identifiers: std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
+    /// `[erasure] register`.
+    erasure_register: Option<std::path::PathBuf>,
 }
 
 /// The rules that apply to one source, and what they need from it.
@@ -115,9 +117,44 @@ pub struct SourceRules {
     identity: Option<tillsyn_connectors::identity::IdentityKey>,
     identity_config: crate::config::IdentityConfig,
     identifiers: std::collections::BTreeMap<String, String>,
+    /// Erasure requests (keyed hash → when requested), for `erased` rules.
+    erasures: Arc<Erasures>,
     /// Whether any rule reads mail participants, or the identity index takes
     /// mail addresses.
     pub participants: bool,
+}
+
+/// Today in `zone`, for personnummer centuries.
+pub fn today(zone: chrono_tz::Tz, now: DateTime<Utc>) -> tillsyn_detectors::Today {
+    let local = now.with_timezone(&zone);
+    tillsyn_detectors::Today {
+        year: u32::try_from(local.year()).unwrap_or(2026),
+        month: local.month(),
+        day: local.day(),
+    }
+}
+
+/// Erasure requests as `erased` rules see them: keyed hash → when requested.
+pub type Erasures =
+    std::collections::HashMap<tillsyn_connectors::identity::IdentityHash, DateTime<Utc>>;
+
+/// A record (or its mailbox folder) that still holds an identifier whose
+/// erasure is overdue.
+#[derive(Debug, Clone)]
+pub struct Unerased {
+    /// The `erased` rule.
+    pub rule: Arc<CompiledRule>,
+    /// Where: the record's id, path and kind (a mailbox's folder when it is
+    /// the mailbox's own account).
+    pub record_id: String,
+    /// Record path.
+    pub record_path: String,
+    /// Record kind.
+    pub record_kind: &'static str,
+    /// Days since the earliest overdue request.
+    pub age_days: i64,
+    /// What, in words, without the identifier.
+    pub detail: String,
 }
 
 /// A promise that governs a record, as the subject locator shows it.
@@ -187,6 +224,7 @@ impl RuleSet {
             identity: None,
             identity_config: Default::default(),
             identifiers: Default::default(),
+            erasure_register: None,
         })
     }
 
@@ -203,6 +241,7 @@ impl RuleSet {
         let mut set = RuleSet::new(&config.rules, config.daemon.timezone.0)?;
         set.limits = config.content.clone();
         set.identity_config = config.identity.clone();
+        set.erasure_register = config.erasure.register.clone();
         set.identifiers = config
             .sources
             .iter()
@@ -264,8 +303,33 @@ impl RuleSet {
             identity: self.identity.clone(),
             identity_config: self.identity_config.clone(),
             identifiers: self.identifiers.get(source).cloned().unwrap_or_default(),
+            erasures: Arc::default(),
             participants,
         }
+    }
+
+    /// Read the erasure register into the store (keyed hashes only), when
+    /// there is one and a key; `None` otherwise.
+    pub fn import_erasures(
+        &self,
+        store: &mut crate::store::Store,
+        now: DateTime<Utc>,
+    ) -> Option<Result<u64, crate::erasure::ImportError>> {
+        let path = self.erasure_register.as_ref()?;
+        let plan = crate::identity::IdentityPlan::new(
+            self.identity.clone()?,
+            Default::default(),
+            today(self.timezone, now),
+        );
+        Some(
+            crate::erasure::read_register(path, &plan, self.timezone)
+                .map_err(crate::erasure::ImportError::from)
+                .and_then(|requests| {
+                    store
+                        .import_erasures(&requests, now)
+                        .map_err(crate::erasure::ImportError::from)
+                }),
+        )
     }
 
     /// Every rule, in config order.
@@ -275,6 +339,96 @@ impl RuleSet {
 }
 
 impl SourceRules {
+    /// These rules with the erasure requests `erased` rules judge against.
+    pub fn with_erasures(mut self, erasures: Arc<Erasures>) -> SourceRules {
+        self.erasures = erasures;
+        self
+    }
+
+    /// Whether an `erased` rule looks at this source.
+    pub fn judges_erasures(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|rule| matches!(rule.config.check, Check::Erased(_)))
+    }
+
+    /// The places among `rows` (the identity rows of `record`) that still
+    /// hold an identifier whose erasure is past an `erased` rule's deadline
+    /// at `now`, one per rule and place.
+    pub fn unerased(
+        &self,
+        record: &Record,
+        rows: &[crate::store::NewIdentity],
+        now: DateTime<Utc>,
+    ) -> Vec<Unerased> {
+        if self.erasures.is_empty() {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        for rule in &self.rules {
+            let Check::Erased(check) = &rule.config.check else {
+                continue;
+            };
+            if !selects(rule, record) {
+                continue;
+            }
+            // By place: the record, or its folder for the mailbox's account.
+            let mut places: std::collections::BTreeMap<&str, Vec<&crate::store::NewIdentity>> =
+                Default::default();
+            for row in rows {
+                let Some(requested) = self.erasures.get(&row.hash) else {
+                    continue;
+                };
+                if check
+                    .deadline
+                    .after(*requested)
+                    .is_some_and(|due| now > due)
+                {
+                    places.entry(row.record_id.as_str()).or_default().push(row);
+                }
+            }
+            for (_, overdue) in places {
+                let Some(first) = overdue.first() else {
+                    continue;
+                };
+                let earliest = overdue
+                    .iter()
+                    .filter_map(|row| self.erasures.get(&row.hash))
+                    .min()
+                    .copied()
+                    .unwrap_or(now);
+                let mut held: Vec<String> = overdue
+                    .iter()
+                    .map(|row| format!("{} in {}", row.kind, row.field))
+                    .collect();
+                held.sort();
+                held.dedup();
+                let local = |time: DateTime<Utc>| {
+                    time.with_timezone(&self.timezone)
+                        .format("%Y-%m-%d")
+                        .to_string()
+                };
+                found.push(Unerased {
+                    rule: rule.clone(),
+                    record_id: first.record_id.clone(),
+                    record_path: first.record_path.clone(),
+                    record_kind: first.record_kind,
+                    age_days: days_between(earliest, now),
+                    detail: format!(
+                        "erasure requested {}, due {}, not carried out: {}",
+                        local(earliest),
+                        check
+                            .deadline
+                            .after(earliest)
+                            .map_or_else(String::new, local),
+                        held.join(", ")
+                    ),
+                });
+            }
+        }
+        found
+    }
+
     /// The rules whose place conditions (source, kind, folder, path) take in
     /// `record`, each with the deadline it sets, if any.
     pub fn governing(&self, record: &Record) -> Vec<Governing> {
@@ -313,12 +467,7 @@ impl SourceRules {
 
     /// Today in the organisation's time zone, for personnummer centuries.
     fn today(&self, now: DateTime<Utc>) -> tillsyn_detectors::Today {
-        let local = now.with_timezone(&self.timezone);
-        tillsyn_detectors::Today {
-            year: u32::try_from(local.year()).unwrap_or(2026),
-            month: local.month(),
-            day: local.day(),
-        }
+        today(self.timezone, now)
     }
 
     /// What the connector must provide for a scan at `now` (the scan plan).
@@ -518,6 +667,8 @@ impl SourceRules {
                     Check::Contains(check) => contains(check, record, now)?,
                     // Judged across sources from the keys, not record by record.
                     Check::Conflict(_) => return None,
+                    // Judged from the record's identity rows (`unerased`).
+                    Check::Erased(_) => return None,
                 };
                 Some(Violation {
                     rule: rule.clone(),

@@ -140,4 +140,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         hits     INTEGER NOT NULL
     );
     "#,
+    // 9: the erasure register as tillsyn keeps it: the keyed hash of each
+    // identifier whose erasure was requested (never the identifier), its kind,
+    // and when it was requested (the earliest, when listed twice).
+    r#"
+    CREATE TABLE erasure_requests (
+        hash         BLOB    PRIMARY KEY,
+        kind         TEXT    NOT NULL,
+        requested_at INTEGER NOT NULL,
+        imported_at  INTEGER NOT NULL
+    );
+    "#,
 ];

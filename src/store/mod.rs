@@ -300,6 +300,17 @@ pub struct SubjectLookup {
     pub hits: u64,
 }
 
+/// One erasure request, as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasureRequest {
+    /// The keyed hash of the identifier.
+    pub hash: tillsyn_connectors::identity::IdentityHash,
+    /// Its kind.
+    pub kind: String,
+    /// When the erasure was requested or granted.
+    pub requested_at: DateTime<Utc>,
+}
+
 /// How a scan that read its source to the end finished.
 #[derive(Debug, Clone)]
 pub struct ScanEnd<'a> {
@@ -812,12 +823,14 @@ impl Store {
                     continue;
                 }
                 // Folders nest (`Arkiv`, `Arkiv/2024`): the closest scope decides.
+                // A finding on a folder read incrementally (its scope's own
+                // path) stays: the folder is there.
                 let carried = end
                     .carried
                     .iter()
                     .filter(|scope| under(&path, &scope.prefix))
                     .max_by_key(|scope| scope.prefix.len())
-                    .is_some_and(|scope| scope.still_there(&path));
+                    .is_some_and(|scope| scope.prefix == path || scope.still_there(&path));
                 if !carried {
                     resolve.execute(params![id, finished, scan_id])?;
                     resolved += 1;
@@ -962,6 +975,79 @@ impl Store {
             ))
         });
         Ok(rows)
+    }
+
+    /// Add erasure requests (keyed hashes only). One already there keeps the
+    /// earlier of the two dates. Returns how many were new.
+    pub fn import_erasures(
+        &mut self,
+        requests: &[ErasureRequest],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let transaction = self.connection.transaction()?;
+        let before: i64 =
+            transaction.query_row("SELECT count(*) FROM erasure_requests", [], |row| {
+                row.get(0)
+            })?;
+        {
+            let mut upsert = transaction.prepare_cached(
+                "INSERT INTO erasure_requests (hash, kind, requested_at, imported_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (hash) DO UPDATE SET
+                     requested_at = min(requested_at, excluded.requested_at)",
+            )?;
+            for request in requests {
+                upsert.execute(params![
+                    &request.hash[..],
+                    request.kind,
+                    request.requested_at.timestamp(),
+                    now.timestamp()
+                ])?;
+            }
+        }
+        let after: i64 =
+            transaction.query_row("SELECT count(*) FROM erasure_requests", [], |row| {
+                row.get(0)
+            })?;
+        transaction.commit()?;
+        Ok((after - before).max(0) as u64)
+    }
+
+    /// Every erasure request, oldest first.
+    pub fn erasure_requests(&self) -> Result<Vec<ErasureRequest>, StoreError> {
+        let mut query = self.connection.prepare(
+            "SELECT hash, kind, requested_at FROM erasure_requests ORDER BY requested_at, hash",
+        )?;
+        let rows = query.query_map([], |row| {
+            let bytes: Vec<u8> = row.get(0)?;
+            let mut hash = [0u8; 16];
+            if bytes.len() == 16 {
+                hash.copy_from_slice(&bytes);
+            }
+            Ok(ErasureRequest {
+                hash,
+                kind: row.get(1)?,
+                requested_at: to_time(row.get(2)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether the index holds `hash` in `source`.
+    pub fn holds(
+        &self,
+        source: &str,
+        hash: &tillsyn_connectors::identity::IdentityHash,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT 1 FROM identities WHERE hash = ?1 AND source = ?2 LIMIT 1",
+                params![&hash[..], source],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     /// Log one `tillsyn subject` lookup (the audit log).

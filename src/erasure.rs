@@ -1,0 +1,406 @@
+//! Erasure verification (GDPR art. 17): the register of people whose data
+//! must be gone, kept as keyed hashes, and where each one still is.
+//!
+//! The register is a CSV file (`[erasure] register`), one request per line:
+//!
+//! ```text
+//! kind,identifier,date
+//! personnummer,19811218-9876,2026-10-01
+//! email,anna@kund.se,2026-10-20
+//! ```
+//!
+//! The header line is optional; blank lines and lines starting with `#` are
+//! skipped. Kinds are those of the identity index (`email`, `personnummer`,
+//! `phone`, `account`, or a kind a source's `identifiers` names); the date is
+//! when the erasure was requested or granted (`YYYY-MM-DD` in `daemon.timezone`,
+//! or RFC 3339). Each identifier is normalised and hashed under the pseudonym
+//! key, and only the hash, the kind and the date are stored: once read, the
+//! file may be removed. A file with a bad line is refused whole, with every
+//! bad line's number (never its content), and nothing already stored is lost.
+//!
+//! Rule kind `erased` then makes a finding of every record that still holds an
+//! identifier on the register once its deadline (default 30 days) has passed;
+//! [`status`] says, per request and store, whether the data is gone, still
+//! there, or cannot be told (the store was not completely scanned since).
+
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::identity::IdentityPlan;
+use crate::rules::config::Check;
+use crate::store::{ErasureRequest, ScanStatus, Store, StoreError};
+
+/// Why the register could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The file could not be read.
+    #[error("erasure register {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Lines that are not requests; nothing was imported.
+    #[error("erasure register {path}: nothing imported; {}", problems.iter().map(|(line, problem)| format!("line {line}: {problem}")).collect::<Vec<_>>().join("; "))]
+    Lines {
+        /// The file.
+        path: String,
+        /// Each bad line's number and what is wrong (never its content).
+        problems: Vec<(usize, String)>,
+    },
+}
+
+/// Read the register at `path`, hashing each identifier with `plan`. A
+/// missing file is an empty register (it may be removed once imported).
+pub fn read_register(
+    path: &Path,
+    plan: &IdentityPlan,
+    zone: chrono_tz::Tz,
+) -> Result<Vec<ErasureRequest>, RegisterError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(RegisterError::Io {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    };
+    parse_register(&text, plan, zone).map_err(|problems| RegisterError::Lines {
+        path: path.display().to_string(),
+        problems,
+    })
+}
+
+/// The requests in `text`, or every bad line's number and problem.
+pub fn parse_register(
+    text: &str,
+    plan: &IdentityPlan,
+    zone: chrono_tz::Tz,
+) -> Result<Vec<ErasureRequest>, Vec<(usize, String)>> {
+    let mut requests = Vec::new();
+    let mut problems = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if number == 1
+            && fields
+                .first()
+                .is_some_and(|first| first.eq_ignore_ascii_case("kind"))
+        {
+            continue;
+        }
+        let [kind, identifier, date] = fields[..] else {
+            problems.push((
+                number,
+                format!("{} fields; expected kind,identifier,date", fields.len()),
+            ));
+            continue;
+        };
+        let kind_ok = !kind.is_empty()
+            && kind
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !kind_ok {
+            problems.push((
+                number,
+                "the kind must be email, personnummer, phone, account or a word in a-z, 0-9 and _"
+                    .to_owned(),
+            ));
+            continue;
+        }
+        let Some(hash) = plan.hash(kind, identifier) else {
+            problems.push((number, format!("not a valid {kind}")));
+            continue;
+        };
+        let Some(requested_at) = parse_date(date, zone) else {
+            problems.push((
+                number,
+                "the date must be YYYY-MM-DD or an RFC 3339 time".to_owned(),
+            ));
+            continue;
+        };
+        requests.push(ErasureRequest {
+            hash,
+            kind: kind.to_owned(),
+            requested_at,
+        });
+    }
+    if problems.is_empty() {
+        Ok(requests)
+    } else {
+        Err(problems)
+    }
+}
+
+fn parse_date(text: &str, zone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.with_timezone(&Utc));
+    }
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    zone.from_local_datetime(&day.and_hms_opt(0, 0, 0)?)
+        .earliest()
+        .map(|time| time.with_timezone(&Utc))
+}
+
+/// Import the configured register into the store (keyed hashes only).
+/// Returns how many requests were new; `Ok(0)` without a register.
+pub fn import(
+    config: &Config,
+    plan: &IdentityPlan,
+    store: &mut Store,
+    now: DateTime<Utc>,
+) -> Result<u64, ImportError> {
+    let Some(path) = &config.erasure.register else {
+        return Ok(0);
+    };
+    let requests = read_register(path, plan, config.daemon.timezone.0)?;
+    Ok(store.import_erasures(&requests, now)?)
+}
+
+/// Why an import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The register is unreadable or has bad lines.
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One request's state in one store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreState {
+    /// Not held, by a complete scan that finished after the deadline: verified
+    /// erased.
+    Erased,
+    /// Not held by the last complete scan, and the deadline is still ahead.
+    NotFound,
+    /// Still held, and the deadline has not passed.
+    Pending,
+    /// Still held after the deadline: erasure not carried out.
+    Overdue,
+    /// No complete scan of the store since the request's deadline (or since
+    /// the request), or the index does not cover the kind there: cannot be
+    /// told. Never shown as erased.
+    NotVerified,
+}
+
+/// One request's state, store by store.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestStatus {
+    /// The first 8 hex digits of the keyed hash: names the request without
+    /// naming the person.
+    pub reference: String,
+    /// The identifier's kind.
+    pub kind: String,
+    /// When it was requested.
+    pub requested_at: DateTime<Utc>,
+    /// When the data must be gone (the first `erased` rule's deadline).
+    pub due: Option<DateTime<Utc>>,
+    /// Per store in the config: its name and the state.
+    pub stores: Vec<(String, StoreState)>,
+}
+
+impl RequestStatus {
+    /// The request overall: overdue anywhere is overdue; else not verified
+    /// anywhere is not verified; else erased only when every store says so.
+    pub fn overall(&self) -> StoreState {
+        let states: Vec<StoreState> = self.stores.iter().map(|(_, state)| *state).collect();
+        if states.contains(&StoreState::Overdue) {
+            StoreState::Overdue
+        } else if states.contains(&StoreState::NotVerified) {
+            StoreState::NotVerified
+        } else if states.contains(&StoreState::Pending) {
+            StoreState::Pending
+        } else if states.iter().all(|state| *state == StoreState::Erased) {
+            StoreState::Erased
+        } else {
+            StoreState::NotFound
+        }
+    }
+}
+
+/// Every request's state at `now`, from the index and the scans.
+pub fn status(
+    config: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<Vec<RequestStatus>, StoreError> {
+    let deadline = config.rules.iter().find_map(|rule| match &rule.check {
+        Check::Erased(check) => Some(check.deadline.clone()),
+        _ => None,
+    });
+    let mut statuses = Vec::new();
+    for request in store.erasure_requests()? {
+        let due = deadline
+            .as_ref()
+            .and_then(|deadline| deadline.after(request.requested_at));
+        let mut stores = Vec::new();
+        for source in &config.sources {
+            if crate::subject::coverage(config, source, &request.kind).is_empty() {
+                stores.push((source.name.clone(), StoreState::NotVerified));
+                continue;
+            }
+            let held = store.holds(&source.name, &request.hash)?;
+            let last_complete = store
+                .last_scan(&source.name)?
+                .filter(|scan| scan.status == ScanStatus::Complete)
+                .and_then(|scan| scan.finished_at);
+            let past_due = due.is_some_and(|due| now > due);
+            let state = match (held, last_complete) {
+                (true, _) if past_due => StoreState::Overdue,
+                (true, _) => StoreState::Pending,
+                (false, Some(finished)) if finished >= request.requested_at => match due {
+                    Some(due) if finished > due => StoreState::Erased,
+                    _ => StoreState::NotFound,
+                },
+                (false, _) => StoreState::NotVerified,
+            };
+            stores.push((source.name.clone(), state));
+        }
+        statuses.push(RequestStatus {
+            reference: tillsyn_connectors::identity::to_hex(&request.hash)[..8].to_owned(),
+            kind: request.kind,
+            requested_at: request.requested_at,
+            due,
+            stores,
+        });
+    }
+    Ok(statuses)
+}
+
+/// `tillsyn erasure`: read the register into the store, then print every
+/// request's state per store (`json`: one document; otherwise a table).
+/// Requests are named by the first 8 hex digits of their keyed hash, never by
+/// the identifier. A register with bad lines: every bad line's number, nothing
+/// imported, exit 3.
+pub fn run(
+    config_path: &Path,
+    json: bool,
+    out: &mut dyn std::io::Write,
+) -> Result<u8, crate::cli::CliError> {
+    use crate::cli::{CliError, EXIT_CONFIG, EXIT_OK};
+    let config = crate::config::load_offline(config_path)?;
+    let rules = crate::rules::RuleSet::for_config(&config)?
+        .with_identity_key(crate::privacy::identity_key(&config)?);
+    let mut store = Store::open(&config.daemon.state_dir)?;
+    let now = Utc::now();
+    match rules.import_erasures(&mut store, now) {
+        Some(Err(ImportError::Register(error))) => {
+            writeln!(out, "{error}")?;
+            return Ok(EXIT_CONFIG);
+        }
+        Some(Err(ImportError::Store(error))) => return Err(CliError::Store(error)),
+        Some(Ok(new)) => writeln!(out, "erasure register read: {new} new request(s)")?,
+        None => {}
+    }
+    let statuses = status(&config, &store, now)?;
+    let zone = config.daemon.timezone.0;
+    let day = |time: DateTime<Utc>| time.with_timezone(&zone).format("%Y-%m-%d").to_string();
+    if json {
+        let text = serde_json::to_string_pretty(&statuses)
+            .map_err(|error| CliError::BadArgument(format!("JSON: {error}")))?;
+        writeln!(out, "{text}")?;
+        return Ok(EXIT_OK);
+    }
+    writeln!(out, "{} erasure request(s)", statuses.len())?;
+    for request in &statuses {
+        let stores: Vec<String> = request
+            .stores
+            .iter()
+            .map(|(name, state)| format!("{name} {}", state_text(*state)))
+            .collect();
+        writeln!(
+            out,
+            "{} {} requested {} due {}: {} ({})",
+            request.reference,
+            request.kind,
+            day(request.requested_at),
+            request.due.map_or("-".to_owned(), day),
+            state_text(request.overall()),
+            stores.join(", ")
+        )?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// A state in words.
+pub fn state_text(state: StoreState) -> &'static str {
+    match state {
+        StoreState::Erased => "erased",
+        StoreState::NotFound => "not found (deadline ahead)",
+        StoreState::Pending => "still there (deadline ahead)",
+        StoreState::Overdue => "OVERDUE: erasure not carried out",
+        StoreState::NotVerified => "NOT VERIFIED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use tillsyn_connectors::identity::IdentityKey;
+    use tillsyn_connectors::secret::Secret;
+
+    fn plan() -> IdentityPlan {
+        IdentityPlan::new(
+            IdentityKey::new(Secret::new(vec![5; 32])),
+            BTreeMap::new(),
+            tillsyn_detectors::Today {
+                year: 2026,
+                month: 11,
+                day: 30,
+            },
+        )
+    }
+
+    #[test]
+    fn a_register_is_read_whole_or_refused_with_line_numbers() {
+        let zone = chrono_tz::Europe::Stockholm;
+        let text = "kind,identifier,date\n# comment\n\npersonnummer, 19811218-9876 ,2026-10-01\n\
+                    email,Anna@Kund.se,2026-10-20T12:00:00+02:00\n";
+        let requests = parse_register(text, &plan(), zone).expect("valid");
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0].kind, "personnummer");
+        assert_eq!(
+            requests[0].hash,
+            plan().hash("personnummer", "811218-9876").expect("hash")
+        );
+        assert_eq!(
+            requests[0].requested_at,
+            Utc.with_ymd_and_hms(2026, 9, 30, 22, 0, 0)
+                .single()
+                .expect("time")
+        );
+        assert_eq!(
+            requests[1].hash,
+            plan().hash("email", "anna@kund.se").expect("hash")
+        );
+        let bad = "personnummer,811218-9875,2026-10-01\nemail,anna@kund.se\n\
+                   Email,anna@kund.se,2026-10-01\nphone,070-123 45 67,yesterday\n\
+                   email,bertil@kund.se,2026-10-01\n";
+        let problems = parse_register(bad, &plan(), zone).expect_err("bad lines");
+        let lines: Vec<usize> = problems.iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, [1, 2, 3, 4]);
+        // Problems never quote the identifier.
+        for (_, problem) in &problems {
+            assert!(
+                !problem.contains("811218") && !problem.contains("anna"),
+                "{problem}"
+            );
+        }
+    }
+}
