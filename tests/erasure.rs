@@ -172,6 +172,34 @@ fn an_erased_person_still_in_two_stores_gives_two_findings_until_the_data_is_gon
         ]
         .into(),
     );
+    // The monthly report counts them: two overdue, one within its deadline.
+    let month = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Stockholm)
+        .format("%Y-%m")
+        .to_string();
+    let out = root.join("report");
+    let output = tillsyn(&[
+        "report",
+        "--config",
+        &config,
+        "--month",
+        &month,
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    let report = std::fs::read_to_string(out.join("report.txt")).expect("report");
+    let received = [40, 40, 10]
+        .iter()
+        .filter(|days| date(**days).starts_with(&month))
+        .count();
+    assert!(
+        report.contains(&format!("Mottagna under månaden    {received} (totalt 3)")),
+        "{report}"
+    );
+    assert!(report.contains("Försenade                 2"), "{report}");
+    assert!(report.contains("Inom tidsfristen          1"), "{report}");
+    assert!(report.contains("Raderade i tid            0"), "{report}");
     let found = states(&config);
     assert_eq!(state(&found, "personnummer", 40, "files"), "overdue");
     assert_eq!(state(&found, "email", 40, "mail"), "overdue");

@@ -202,6 +202,28 @@ pub struct ReportData {
     pub chart_src: String,
     /// Month labels of the trend, oldest first.
     pub trend_months: Vec<String>,
+    /// Erasure requests, when the config has an `erased` rule or the store
+    /// holds requests.
+    pub erasure: Option<ErasureSection>,
+}
+
+/// The erasure requests, as of when the report is made (the index holds the
+/// present, not each past day).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ErasureSection {
+    /// Requests received (dated) in the month.
+    pub received: u64,
+    /// Requests on the register in all.
+    pub total: u64,
+    /// Past their deadline and verified erased in every store.
+    pub erased: u64,
+    /// Past their deadline and still held somewhere.
+    pub overdue: u64,
+    /// Past their deadline, held nowhere known, but some store could not be
+    /// verified (failed, incomplete, or not covered for the kind).
+    pub not_verified: u64,
+    /// Deadline still ahead.
+    pub pending: u64,
 }
 
 /// The summary at the top.
@@ -646,6 +668,7 @@ pub fn build(
         owners_named,
         chart_src: String::new(),
         trend_months: months.iter().map(|m| m.short_name(language)).collect(),
+        erasure: erasure_section(config, store, start, end, now)?,
     };
     Ok(Report {
         month,
@@ -653,6 +676,43 @@ pub fn build(
         data,
         rows,
     })
+}
+
+/// The erasure section: requests received in `[start, end)`, and every
+/// request's state at `now`.
+fn erasure_section(
+    config: &Config,
+    store: &Store,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<ErasureSection>, StoreError> {
+    use crate::erasure::StoreState;
+    let judged = config
+        .rules
+        .iter()
+        .any(|rule| matches!(rule.check, crate::rules::config::Check::Erased(_)));
+    let statuses = crate::erasure::status(config, store, now)?;
+    if !judged && statuses.is_empty() {
+        return Ok(None);
+    }
+    let mut section = ErasureSection {
+        total: statuses.len() as u64,
+        ..ErasureSection::default()
+    };
+    for request in &statuses {
+        if request.requested_at >= start && request.requested_at < end {
+            section.received += 1;
+        }
+        let due = request.due.is_some_and(|due| now > due);
+        match request.overall() {
+            StoreState::Overdue => section.overdue += 1,
+            _ if !due => section.pending += 1,
+            StoreState::Erased => section.erased += 1,
+            _ => section.not_verified += 1,
+        }
+    }
+    Ok(Some(section))
 }
 
 #[cfg(test)]
