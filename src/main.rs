@@ -140,6 +140,11 @@ enum Command {
         /// Write the report to this file (created 0600) instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Re-read every store (read-only, into a private copy of the store:
+        /// nothing is written) and say whether each place still holds the
+        /// person. Takes as long as a scan.
+        #[arg(long)]
+        verify: bool,
     },
     /// Read the erasure register into the store (keyed hashes only) and show
     /// each request's state in every store: erased, still there, overdue, or
@@ -306,6 +311,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
             format,
             lang,
             out,
+            verify,
         } => {
             let mut asked = Vec::new();
             for (kind, values) in [
@@ -337,8 +343,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 format,
                 language: lang,
                 out,
+                verify,
             };
-            tillsyn::subject::run(&args, &mut stdout)?
+            runtime.block_on(tillsyn::subject::run(&args, &mut stdout))?
         }
         Command::CheckConfig { config, connect } => {
             runtime.block_on(cli::check_config(&config, connect, &mut stdout))?

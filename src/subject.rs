@@ -72,6 +72,9 @@ pub struct SubjectArgs {
     pub language: Language,
     /// Write here (created 0600) instead of stdout.
     pub out: Option<PathBuf>,
+    /// Re-read every store (read-only, into a private copy of the store) and
+    /// say of each place found whether it still holds the person.
+    pub verify: bool,
 }
 
 /// The locator report.
@@ -110,6 +113,19 @@ pub struct StoreSection {
     pub coverage: Vec<Coverage>,
     /// The places found.
     pub places: Vec<Place>,
+    /// With `--verify`: whether the fresh read of this store completed, and
+    /// places it found that the index did not hold yet.
+    pub verify: Option<Verification>,
+}
+
+/// What `--verify` found in one store.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    /// How the fresh read ended: `complete`, `partial` or `failed`.
+    pub status: String,
+    /// Records the fresh read found the person in that the index did not
+    /// hold (new since the last scan).
+    pub new_places: Vec<String>,
 }
 
 /// Whether and how the index covers one kind of identifier in one store.
@@ -136,6 +152,8 @@ pub struct Place {
     pub governed_by: Vec<GoverningShown>,
     /// Rules with a finding open on it.
     pub open_findings: Vec<String>,
+    /// With `--verify`: `still there` or `gone`, as a fresh read found it.
+    pub verified: Option<String>,
 }
 
 /// A promise governing a place.
@@ -151,17 +169,26 @@ pub struct GoverningShown {
     pub conditional: bool,
 }
 
-/// Run `tillsyn subject`: look up, write the report, log the lookup.
-pub fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliError> {
+/// Run `tillsyn subject`: look up, verify when asked, write the report, log
+/// the lookup.
+pub async fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliError> {
     if args.asked.is_empty() {
         return Err(CliError::BadArgument(
             "name at least one identifier: --email, --personnummer, --phone, --account or --id KIND=VALUE".into(),
         ));
     }
-    let config = config::load_offline(&args.config)?;
+    // Verifying reads the stores, and needs their credentials; a lookup does not.
+    let config = if args.verify {
+        config::load(&args.config)?
+    } else {
+        config::load_offline(&args.config)?
+    };
     let mut store = Store::open(&config.daemon.state_dir)?;
     let now = Utc::now();
-    let locator = lookup(&config, &store, &args.asked, now)?;
+    let mut locator = lookup(&config, &store, &args.asked, now)?;
+    if args.verify {
+        verify(&config, &args.asked, &mut locator).await?;
+    }
     let hits: u64 = locator
         .stores
         .iter()
@@ -190,6 +217,64 @@ pub fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliError> {
         None => stdout.write_all(rendered.as_bytes())?,
     }
     Ok(EXIT_OK)
+}
+
+/// Re-read every store into a private copy of the store (nothing is
+/// written to the real one) and look the person up again there: each place
+/// found is still there or gone, and places new since the last scan are
+/// listed.
+async fn verify(config: &Config, asked: &[Asked], locator: &mut Locator) -> Result<(), CliError> {
+    let copy = Store::open_copy(&config.daemon.state_dir)?;
+    let pass = crate::cli::scan_pass(config, None, copy, true).await?;
+    let statuses: BTreeMap<String, String> = pass
+        .outcomes
+        .iter()
+        .map(|outcome| (outcome.source.clone(), outcome.status.as_str().to_owned()))
+        .collect();
+    let fresh = {
+        let store = pass
+            .store
+            .lock()
+            .map_err(|_| CliError::BadArgument("store lock poisoned".into()))?;
+        lookup(config, &store, asked, locator.generated_at)?
+    };
+    for section in &mut locator.stores {
+        let status = statuses
+            .get(&section.source)
+            .cloned()
+            .unwrap_or_else(|| "failed".to_owned());
+        let now_there: std::collections::BTreeSet<String> = fresh
+            .stores
+            .iter()
+            .filter(|fresh| fresh.source == section.source)
+            .flat_map(|fresh| fresh.places.iter().map(|place| place.record.clone()))
+            .collect();
+        let read_all = status == "complete";
+        for place in &mut section.places {
+            place.verified = Some(
+                if now_there.contains(&place.record) {
+                    "still there"
+                } else if read_all {
+                    "gone"
+                } else {
+                    "not verified"
+                }
+                .to_owned(),
+            );
+        }
+        let known: std::collections::BTreeSet<&str> = section
+            .places
+            .iter()
+            .map(|place| place.record.as_str())
+            .collect();
+        let new_places = now_there
+            .iter()
+            .filter(|record| !known.contains(record.as_str()))
+            .cloned()
+            .collect();
+        section.verify = Some(Verification { status, new_places });
+    }
+    Ok(())
 }
 
 fn identity_plan(config: &Config, now: DateTime<Utc>) -> Result<IdentityPlan, CliError> {
@@ -284,6 +369,7 @@ pub fn lookup(
                         .filter(|finding| finding.record_id == first.record_id)
                         .map(|finding| finding.rule.clone())
                         .collect(),
+                    verified: None,
                 })
             })
             .collect();
@@ -300,6 +386,7 @@ pub fn lookup(
                 })
                 .collect(),
             places,
+            verify: None,
         });
     }
     Ok(Locator {
@@ -502,19 +589,30 @@ fn render(
                         ));
                     }
                 }
+                if let Some(verify) = &store.verify {
+                    text.push_str(&format!("  verified by a fresh read: {}\n", verify.status));
+                    for record in &verify.new_places {
+                        text.push_str(&format!("  - {record}: NEW since the last scan\n"));
+                    }
+                }
                 if store.places.is_empty() {
                     text.push_str("  found: nothing\n");
                 }
                 for place in &store.places {
                     text.push_str(&format!(
-                        "  - {} ({}{}): {}\n",
+                        "  - {} ({}{}): {}{}\n",
                         place.record,
                         place.record_kind,
                         place
                             .record_time
                             .map(|time| format!(", {}", day(time)))
                             .unwrap_or_default(),
-                        place.matched.join(", ")
+                        place.matched.join(", "),
+                        place
+                            .verified
+                            .as_ref()
+                            .map(|verified| format!(" [{verified}]"))
+                            .unwrap_or_default()
                     ));
                     for governing in &place.governed_by {
                         text.push_str(&format!(

@@ -355,6 +355,54 @@ fn one_person_is_found_exactly_in_every_store_and_nowhere_stored_in_plain() {
     let mode = std::fs::metadata(&html).expect("meta").permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 
+    // --verify reads every store again, into a private copy: the document
+    // removed since the scan is gone, the rest still there, and the store
+    // itself is not changed (a plain lookup still lists the document).
+    std::fs::remove_file(world.dir.path().join("share/Kunder/a/intyg.docx")).expect("remove");
+    let output = subject(
+        &world.config,
+        &[
+            "--email",
+            ANNA,
+            "--personnummer",
+            "19811218-9876",
+            "--verify",
+        ],
+        "json",
+    );
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let verified: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let mut gone = BTreeSet::new();
+    let mut there = BTreeSet::new();
+    for store in verified["stores"].as_array().expect("stores") {
+        assert_eq!(store["verify"]["status"], "complete", "{store}");
+        for place in store["places"].as_array().expect("places") {
+            let name = format!(
+                "{}:{}",
+                store["source"].as_str().expect("source"),
+                place["record"].as_str().expect("record")
+            );
+            match place["verified"].as_str() {
+                Some("gone") => gone.insert(name),
+                Some("still there") => there.insert(name),
+                other => panic!("{name}: {other:?}"),
+            };
+        }
+    }
+    assert_eq!(
+        gone,
+        BTreeSet::from(["share:Kunder/a/intyg.docx".to_owned()])
+    );
+    assert_eq!(there.len(), world.anna.len() - 1);
+    let output = subject(
+        &world.config,
+        &["--email", ANNA, "--personnummer", "19811218-9876"],
+        "json",
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_exact(&places(&report), &world.anna);
+
     // Every lookup is in the audit log, by kind and keyed hash, with its hits.
     let state = world.dir.path().join("state");
     let connection = open_store(&state);
@@ -365,7 +413,7 @@ fn one_person_is_found_exactly_in_every_store_and_nowhere_stored_in_plain() {
         .expect("rows")
         .collect::<Result<_, _>>()
         .expect("log");
-    assert_eq!(logged.len(), 6, "{logged:?}");
+    assert_eq!(logged.len(), 8, "{logged:?}");
     assert_eq!(logged[0], ("email,personnummer".to_owned(), 7));
     assert_eq!(logged[1], ("email".to_owned(), 3));
 
