@@ -145,6 +145,10 @@ enum Command {
         /// person. Takes as long as a scan.
         #[arg(long)]
         verify: bool,
+        /// Where the index does not cover a kind in an IMAP source, ask the
+        /// server too (UID SEARCH FROM/TO/CC, or TEXT for numbers).
+        #[arg(long)]
+        search: bool,
     },
     /// Read the erasure register into the store (keyed hashes only) and show
     /// each request's state in every store: erased, still there, overdue, or
@@ -312,6 +316,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
             lang,
             out,
             verify,
+            search,
         } => {
             let mut asked = Vec::new();
             for (kind, values) in [
@@ -344,6 +349,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 language: lang,
                 out,
                 verify,
+                search,
             };
             runtime.block_on(tillsyn::subject::run(&args, &mut stdout))?
         }

@@ -75,6 +75,10 @@ pub struct SubjectArgs {
     /// Re-read every store (read-only, into a private copy of the store) and
     /// say of each place found whether it still holds the person.
     pub verify: bool,
+    /// Where the index does not cover a kind asked for in an IMAP source,
+    /// ask the server (UID SEARCH FROM/TO/CC for an address, TEXT for a
+    /// number).
+    pub search: bool,
 }
 
 /// The locator report.
@@ -116,6 +120,8 @@ pub struct StoreSection {
     /// With `--verify`: whether the fresh read of this store completed, and
     /// places it found that the index did not hold yet.
     pub verify: Option<Verification>,
+    /// With `--search`: the server searches run here, in words.
+    pub server_searches: Vec<String>,
 }
 
 /// What `--verify` found in one store.
@@ -177,8 +183,9 @@ pub async fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliEr
             "name at least one identifier: --email, --personnummer, --phone, --account or --id KIND=VALUE".into(),
         ));
     }
-    // Verifying reads the stores, and needs their credentials; a lookup does not.
-    let config = if args.verify {
+    // Verifying and searching read the stores, and need their credentials; a
+    // lookup does not.
+    let config = if args.verify || args.search {
         config::load(&args.config)?
     } else {
         config::load_offline(&args.config)?
@@ -186,6 +193,9 @@ pub async fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliEr
     let mut store = Store::open(&config.daemon.state_dir)?;
     let now = Utc::now();
     let mut locator = lookup(&config, &store, &args.asked, now)?;
+    if args.search {
+        server_search(&config, &args.asked, &mut locator).await?;
+    }
     if args.verify {
         verify(&config, &args.asked, &mut locator).await?;
     }
@@ -273,6 +283,129 @@ async fn verify(config: &Config, asked: &[Asked], locator: &mut Locator) -> Resu
             .cloned()
             .collect();
         section.verify = Some(Verification { status, new_places });
+    }
+    Ok(())
+}
+
+/// Ask each IMAP server for what the index does not cover there: an address
+/// where no scan reads From/To/Cc (`UID SEARCH FROM/TO/CC`, a substring match
+/// on the server), a personnummer or phone number where no `contains` rule
+/// reads content (`UID SEARCH TEXT` for each usual written form: text parts the
+/// server decodes, not documents). Messages found are added as places.
+async fn server_search(
+    config: &Config,
+    asked: &[Asked],
+    locator: &mut Locator,
+) -> Result<(), CliError> {
+    let today = crate::rules::today(config.daemon.timezone.0, locator.generated_at);
+    for source in &config.sources {
+        let SourceSettings::Imap(imap) = &source.settings else {
+            continue;
+        };
+        let headers_read = config.identity.read_mail_headers
+            || config.rules.iter().any(|rule| {
+                matches!(rule.check, Check::MaxRecipients(_))
+                    && rule.when.names_source(&source.name)
+            });
+        let content_read = |kind: &str| {
+            config.rules.iter().any(|rule| {
+                matches!(&rule.check, Check::Contains(check) if check.detectors.iter().any(|d| d == kind))
+                    && rule.when.names_source(&source.name)
+            })
+        };
+        let mut addresses = Vec::new();
+        let mut texts = Vec::new();
+        let mut searched = Vec::new();
+        for asked in asked {
+            let Some(canonical) = crate::identity::normalise(&asked.kind, &asked.value, today)
+            else {
+                continue;
+            };
+            match asked.kind.as_str() {
+                "email" if !headers_read => {
+                    addresses.push(canonical);
+                    searched.push("email: UID SEARCH FROM/TO/CC (substring match)".to_owned());
+                }
+                "personnummer" if !content_read("personnummer") => {
+                    let short = &canonical[2..];
+                    texts.extend([
+                        format!("{}-{}", &short[..6], &short[6..]),
+                        format!("{}-{}", &canonical[..8], &canonical[8..]),
+                        short.to_owned(),
+                        canonical.clone(),
+                    ]);
+                    searched.push(
+                        "personnummer: UID SEARCH TEXT, four written forms (text parts, not documents)"
+                            .to_owned(),
+                    );
+                }
+                "phone" if !content_read("phone") => {
+                    let national = format!("0{}", canonical.trim_start_matches("+46"));
+                    texts.extend([canonical.clone(), national]);
+                    searched.push(
+                        "phone: UID SEARCH TEXT, E.164 and national digits (text parts)".to_owned(),
+                    );
+                }
+                _ => {}
+            }
+        }
+        if addresses.is_empty() && texts.is_empty() {
+            continue;
+        }
+        let server = tillsyn_connectors::imap::ImapSource::build(imap.clone())
+            .map_err(|error| CliError::Build(crate::scan::BuildError::Imap(error)))?;
+        let found = server
+            .search(&addresses, &texts)
+            .await
+            .map_err(|error| CliError::BadArgument(format!("source {:?}: {error}", source.name)))?;
+        let rules = RuleSet::for_config(config)?;
+        let source_rules = rules.for_source(&source.name);
+        let Some(section) = locator
+            .stores
+            .iter_mut()
+            .find(|section| section.source == source.name)
+        else {
+            continue;
+        };
+        searched.sort();
+        searched.dedup();
+        section.server_searches = searched;
+        for id in found {
+            if section.places.iter().any(|place| place.record == id) {
+                continue;
+            }
+            let mut parts = id.splitn(3, '/');
+            let _account = parts.next();
+            let folder = parts.next().unwrap_or_default().to_owned();
+            let row = IdentityRow {
+                source: source.name.clone(),
+                kind: String::new(),
+                field: String::new(),
+                record_id: id.clone(),
+                record_path: id.clone(),
+                record_kind: "message".into(),
+                container: folder,
+                record_time: None,
+            };
+            section.places.push(Place {
+                record: id,
+                record_kind: "message".into(),
+                record_time: None,
+                matched: vec!["found by the server's search".to_owned()],
+                governed_by: source_rules
+                    .governing(&record_of(&row))
+                    .into_iter()
+                    .map(|governing| GoverningShown {
+                        rule: governing.rule,
+                        policy: governing.policy,
+                        gone_by: governing.deadline,
+                        conditional: governing.conditional,
+                    })
+                    .collect(),
+                open_findings: Vec::new(),
+                verified: None,
+            });
+        }
     }
     Ok(())
 }
@@ -387,6 +520,7 @@ pub fn lookup(
                 .collect(),
             places,
             verify: None,
+            server_searches: Vec::new(),
         });
     }
     Ok(Locator {
@@ -588,6 +722,9 @@ fn render(
                             coverage.means.join("; ")
                         ));
                     }
+                }
+                for search in &store.server_searches {
+                    text.push_str(&format!("  searched on the server: {search}\n"));
                 }
                 if let Some(verify) = &store.verify {
                     text.push_str(&format!("  verified by a fresh read: {}\n", verify.status));

@@ -445,3 +445,73 @@ fn one_person_is_found_exactly_in_every_store_and_nowhere_stored_in_plain() {
     // The test can fail: the planted address is in what the scans read.
     assert!(world.anna.len() == 7);
 }
+
+/// Where the index does not cover a kind (no rule reads mail headers or
+/// content), `--search` asks the IMAP server: the messages from Anna and the
+/// one with her number in its text are found; the near-identical address is
+/// not; without `--search` the index alone finds no message.
+#[test]
+fn the_server_searches_what_the_index_does_not_cover() {
+    let dovecot = Dovecot::start(&[(MAILBOX, "bertil-pw")]);
+    let mut expected = BTreeSet::new();
+    {
+        let mut client = dovecot.client(MAILBOX, "bertil-pw");
+        let uid = client.append(
+            "INBOX",
+            format!("From: Anna <{ANNA}>\r\nTo: {MAILBOX}\r\nSubject: Hej\r\n\r\nHej\r\n")
+                .as_bytes(),
+            3,
+        );
+        expected.insert(format!("mail:{MAILBOX}/INBOX/{uid}"));
+        let uid = client.append(
+            "INBOX",
+            &message(
+                "Content-Type: text/plain; charset=utf-8\r\n",
+                "Hennes personnummer är 811218-9876.\r\n",
+            ),
+            3,
+        );
+        expected.insert(format!("mail:{MAILBOX}/INBOX/{uid}"));
+        client.append(
+            "INBOX",
+            format!("From: {NEAR}\r\nTo: {MAILBOX}\r\nSubject: Hej\r\n\r\nPnr 701063-2391\r\n")
+                .as_bytes(),
+            3,
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("accounts.toml"),
+        format!("[[accounts]]\nuser = \"{MAILBOX}\"\npassword = \"bertil-pw\"\n"),
+    )
+    .expect("accounts");
+    let config = dir.path().join("tillsyn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nstate_dir = \"state\"\n\n[[sources]]\nname = \"mail\"\ntype = \"imap\"\n\
+             host = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\nallow_plaintext = true\n\
+             auth = {{ method = \"password\", accounts_file = \"accounts.toml\" }}\n\n\
+             [[rules]]\nid = \"stale\"\nkind = \"max_age\"\npolicy = \"p\"\nmax_age = \"31d\"\n\
+             timestamp = \"received\"\n",
+            dovecot.port
+        ),
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf8");
+    let output = tillsyn(&["scan", "--once", "--config", config]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    let asked = ["--email", ANNA, "--personnummer", "19811218-9876"];
+    let output = subject(config, &asked, "json");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert!(places(&report).is_empty(), "{report}");
+    let mut searching = asked.to_vec();
+    searching.push("--search");
+    let output = subject(config, &searching, "json");
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_exact(&places(&report), &expected);
+    let searches = &report["stores"][0]["server_searches"];
+    assert_eq!(searches.as_array().map(Vec::len), Some(2), "{searches}");
+}

@@ -269,6 +269,48 @@ fn to_uids(set: HashSet<u32>) -> Vec<u32> {
     uids
 }
 
+/// Search one account's chosen folders on the server (read-only: EXAMINE and
+/// UID SEARCH), each of `criteria` (IMAP search keys) in turn; the record ids
+/// (`account/folder/uid`) of every message any of them matches.
+pub(crate) async fn search_account(
+    config: &ImapConfig,
+    tls: &Arc<rustls::ClientConfig>,
+    account: &Account,
+    criteria: &[String],
+) -> Result<Vec<String>, ImapError> {
+    let seconds = config.timeout_seconds;
+    let mut notes = ScanReport::default();
+    let folders = {
+        let mut lister = transport::login(config, tls, account).await?;
+        let folders = choose_folders(config, &mut lister, &mut notes, &account.name).await?;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), lister.logout()).await;
+        folders
+    };
+    let mut session = transport::login(config, tls, account).await?;
+    let mut ids = Vec::new();
+    for folder in &folders {
+        timed(seconds, async {
+            session.examine(&folder.raw).await.map_err(from_imap)
+        })
+        .await?;
+        let mut uids = HashSet::new();
+        for criterion in criteria {
+            let found = timed(seconds, async {
+                session.uid_search(criterion).await.map_err(from_imap)
+            })
+            .await?;
+            uids.extend(found);
+        }
+        ids.extend(
+            to_uids(uids)
+                .into_iter()
+                .map(|uid| format!("{}/{}/{uid}", account.name, folder.display)),
+        );
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), session.logout()).await;
+    Ok(ids)
+}
+
 /// Read one account: log in, choose folders, read each.
 pub(crate) async fn read_account(
     config: &ImapConfig,

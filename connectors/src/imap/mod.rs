@@ -147,6 +147,40 @@ impl ImapSource {
         self.accounts.len()
     }
 
+    /// Ask the server, account by account, for the messages that name a person
+    /// (read-only: EXAMINE and UID SEARCH in the folders the source reads):
+    /// `addresses` in From, To or Cc, and `texts` anywhere in a message (IMAP
+    /// `TEXT`, the server's own substring search). Returns record ids. Used by
+    /// `tillsyn subject` where the identity index does not cover a kind.
+    pub async fn search(
+        &self,
+        addresses: &[String],
+        texts: &[String],
+    ) -> Result<Vec<String>, ConnectorError> {
+        let mut criteria = Vec::new();
+        for address in addresses {
+            let quoted = search_string(address);
+            criteria.push(format!("OR OR FROM {quoted} TO {quoted} CC {quoted}"));
+        }
+        for text in texts {
+            criteria.push(format!("TEXT {}", search_string(text)));
+        }
+        if criteria.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids = Vec::new();
+        for account in self.accounts.iter() {
+            let found = folder::search_account(&self.config, &self.tls, account, &criteria)
+                .await
+                .map_err(|error| ConnectorError::Unavailable {
+                    kind: error.kind(),
+                    message: format!("account {}: {error}", crate::mark_personal(&account.name)),
+                })?;
+            ids.extend(found);
+        }
+        Ok(ids)
+    }
+
     /// Read one account, trying again after connection problems.
     async fn account(
         &self,
@@ -253,8 +287,29 @@ impl Connector for ImapSource {
     }
 }
 
+/// An IMAP quoted string: `"` and `\` escaped, line breaks and other control
+/// characters dropped (they cannot be in a quoted string).
+fn search_string(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars().filter(|c| !c.is_control()) {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn search_strings_are_quoted_and_cannot_break_the_command() {
+        assert_eq!(super::search_string("anna@kund.se"), "\"anna@kund.se\"");
+        assert_eq!(super::search_string("a\"b\\c\r\nX"), "\"a\\\"b\\\\cX\"");
+    }
+
     /// The connector's source never calls a command that changes a mailbox. The
     /// integration tests prove flags and UIDs stay; this keeps a future edit from
     /// even trying.
