@@ -76,4 +76,27 @@ proptest! {
         let _ = shown.text(&path);
         let _ = crate::report::location(kind, &record);
     }
+
+    #[test]
+    fn erasure_registers_never_panic(
+        text in prop_oneof![
+            prop::collection::vec(
+                "(kind|personnummer|email|phone|account|\\PC{0,6}), ?[0-9a-z@.+ \\-]{0,16}, ?([0-9]{4}-[0-9]{2}-[0-9]{2}|\\PC{0,10})",
+                0..8,
+            )
+            .prop_map(|lines| lines.join("\n")),
+            "\\PC{0,200}",
+        ]
+    ) {
+        let plan = crate::identity::IdentityPlan::new(
+            tillsyn_connectors::identity::IdentityKey::new(crate::secret::Secret::new(vec![1; 32])),
+            Default::default(),
+            tillsyn_detectors::Today { year: 2026, month: 11, day: 30 },
+        );
+        if let Err(problems) = crate::erasure::parse_register(&text, &plan, chrono_tz::UTC) {
+            // Every problem names a line that exists.
+            let lines = text.lines().count();
+            prop_assert!(problems.iter().all(|(line, _)| *line >= 1 && *line <= lines));
+        }
+    }
 }

@@ -86,4 +86,44 @@ proptest! {
             let _ = value.pointer(&link);
         }
     }
+
+    #[test]
+    fn body_structures_never_panic_and_their_headers_stay_headers(
+        structure in prop_oneof![
+            // Shaped like a server's BODYSTRUCTURE: nested parts, parameters
+            // with quotes, escapes, control characters and non-ASCII.
+            prop::collection::vec(
+                prop_oneof![
+                    Just("(\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"base64\" 120 3 NIL NIL NIL NIL)".to_owned()),
+                    Just("(\"application\" \"pdf\" (\"name\" \"a.pdf\") NIL NIL \"base64\" 999999999 NIL (\"attachment\" (\"filename\" \"a.pdf\")) NIL NIL)".to_owned()),
+                    Just("(\"image\" \"png\" NIL NIL NIL \"base64\" 10 NIL NIL NIL NIL)".to_owned()),
+                    "\\(\"(text|application|message)\" \"[a-z\\-]{0,8}\" \\(\"name\" \"[^\"\\\\]{0,6}(\\\\\"|\\\\\\\\)?[^\"\\\\]{0,6}\"\\) NIL NIL \"(7bit|base64|quoted-printable|x-\\PC{0,3})\" [0-9]{1,10} NIL NIL NIL NIL\\)",
+                ],
+                1..6,
+            )
+            .prop_map(|parts| format!("({} \"mixed\" (\"boundary\" \"b\") NIL NIL NIL)", parts.concat())),
+            "\\PC{0,200}",
+        ],
+        limit in 0u64..2_000_000,
+    ) {
+        let line = format!("* 1 FETCH (BODYSTRUCTURE {structure})\r\n");
+        if let Ok((_, async_imap::imap_proto::Response::Fetch(_, attributes))) =
+            async_imap::imap_proto::Response::parse(line.as_bytes())
+        {
+            for attribute in &attributes {
+                if let async_imap::imap_proto::AttributeValue::BodyStructure(root) = attribute {
+                    let selection = crate::imap::structure::select(root, limit);
+                    for part in &selection.parts {
+                        // Header lines end in CRLF, and nothing else breaks a line.
+                        let text = String::from_utf8_lossy(&part.header);
+                        prop_assert!(text.ends_with("\r\n\r\n"), "{text:?}");
+                        let body = &text[..text.len() - 4];
+                        for line in body.split("\r\n") {
+                            prop_assert!(!line.contains('\r') && !line.contains('\n'), "{text:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

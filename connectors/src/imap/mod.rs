@@ -27,7 +27,7 @@
 
 mod config;
 mod folder;
-mod structure;
+pub(crate) mod structure;
 mod transport;
 
 use std::sync::Arc;
