@@ -64,10 +64,34 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ErasureConfig {
     /// A CSV file of erasure requests, one per line: `kind,identifier,date`
-    /// (`personnummer,19811218-9876,2026-10-01`). Read at each scan and
-    /// `tillsyn erasure import`; only keyed hashes are kept, so the file may be
+    /// (`personnummer,19811218-9876,2026-10-01`). Read at each scan and by
+    /// `tillsyn erasure`; only keyed hashes are kept, so the file may be
     /// removed once read. Default: none.
     pub register: Option<PathBuf>,
+    /// A source whose records are erasure requests (a register kept in a CRM
+    /// or case system, read over HTTP). Default: none.
+    pub source: Option<ErasureSource>,
+}
+
+/// `[erasure.source]`: which records of which source are erasure requests.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureSource {
+    /// The source's `name`. Its records are read as requests, and are neither
+    /// indexed nor judged by `erased` rules themselves. Required.
+    pub name: String,
+    /// The record attribute (as the source maps it) holding the identifier.
+    /// Required.
+    pub identifier: String,
+    /// The identifiers' kind (`personnummer`, `email`, …), for every record;
+    /// or use `kind_attribute`. One of the two is required.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The record attribute holding each identifier's kind.
+    #[serde(default)]
+    pub kind_attribute: Option<String>,
+    /// The record date (as the source maps `dates`) of the request. Required.
+    pub date: String,
 }
 
 /// `[identity]`: the identity index behind `tillsyn subject` and erasure
@@ -641,6 +665,23 @@ impl<'t> Reader<'t> {
         }
         self.check_detector_names(&rules);
         self.cross_checks();
+        if let Some(Some(source)) = erasure.as_ref().map(|erasure| &erasure.source) {
+            if !sources
+                .iter()
+                .any(|configured| configured.name == source.name)
+            {
+                self.issue(
+                    None,
+                    format!("[erasure.source]: no source named {:?}", source.name),
+                );
+            }
+            if source.kind.is_some() == source.kind_attribute.is_some() {
+                self.issue(
+                    None,
+                    "[erasure.source]: give one of `kind` and `kind_attribute`",
+                );
+            }
+        }
         if let Some(identity) = &identity
             && !identity.enabled
         {

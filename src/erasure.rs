@@ -9,6 +9,11 @@
 //! email,anna@kund.se,2026-10-20
 //! ```
 //!
+//! Or `[erasure.source]` names a source (a CRM or case system over HTTP)
+//! whose records are requests: an attribute with the identifier, its kind, and
+//! a date. That source's records are read as requests only: they are neither
+//! indexed nor judged themselves.
+//!
 //! The header line is optional; blank lines and lines starting with `#` are
 //! skipped. Kinds are those of the identity index (`email`, `personnummer`,
 //! `phone`, `account`, or a kind a source's `identifiers` names); the date is
@@ -250,6 +255,15 @@ pub fn status(
             .and_then(|deadline| deadline.after(request.requested_at));
         let mut stores = Vec::new();
         for source in &config.sources {
+            // The register itself is where people are listed to be erased.
+            if config
+                .erasure
+                .source
+                .as_ref()
+                .is_some_and(|register| register.name == source.name)
+            {
+                continue;
+            }
             if crate::subject::coverage(config, source, &request.kind).is_empty() {
                 stores.push((source.name.clone(), StoreState::NotVerified));
                 continue;

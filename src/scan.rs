@@ -512,6 +512,8 @@ fn consume(
     let mut keys_batch: Vec<NewConflictKey> = Vec::new();
     let mut identities_batch: Vec<NewIdentity> = Vec::new();
     let mut identity = rules.identity_plan(now);
+    let mut requests = Vec::new();
+    let mut not_requests = 0u64;
     // Stop reading on a store error: dropping the receiver ends the connector
     // with SinkClosed, and the scan is recorded as failed.
     let flush = |batch: &mut Vec<NewFinding>| {
@@ -556,6 +558,11 @@ fn consume(
                     owner: record.owner.clone(),
                 });
             }
+            match rules.erasure_request(&record, now) {
+                Some(Some(request)) => requests.push(request),
+                Some(None) => not_requests += 1,
+                None => {}
+            }
             if let Some(identity) = &mut identity {
                 let start = identities_batch.len();
                 identity.rows(&record, &mut identities_batch);
@@ -587,6 +594,19 @@ fn consume(
     flush(&mut findings_batch)?;
     flush_keys(&mut keys_batch)?;
     flush_identities(&mut identities_batch)?;
+    if !requests.is_empty() {
+        flush_batch(store, &mut requests, |store, rows| {
+            store.import_erasures(rows, now).map(|_| ())
+        })?;
+    }
+    if not_requests > 0 {
+        // Counted, never quoted: the items name people.
+        tracing::warn!(
+            source,
+            items = not_requests,
+            "Erasure source: items without a valid identifier or date were not read as requests."
+        );
+    }
     Ok((records, findings))
 }
 

@@ -270,3 +270,107 @@ fn an_erased_person_still_in_two_stores_gives_two_findings_until_the_data_is_gon
         assert!(!stored.contains(plain), "{plain} stored in plain");
     }
 }
+
+/// The register kept in a case system over HTTP: its items are read as
+/// requests (an item without a valid identifier is not), the register itself
+/// is neither indexed nor judged, and the store is judged against it.
+#[test]
+fn a_register_served_over_http_is_read_as_requests() {
+    use common::crm::{Behaviour, CrmServer};
+    let crm = CrmServer::start(Behaviour {
+        items: vec![
+            serde_json::json!({"id": "r1", "pnr": "19811218-9876", "requested": date(40)}),
+            serde_json::json!({"id": "r2", "pnr": "811218-9875", "requested": date(40)}),
+        ],
+        token: "token".into(),
+        ..Behaviour::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::write(root.join("crm.token"), "token\n").expect("token");
+    file_at(
+        &root.join("share/Kunder/a/intyg.docx"),
+        &docx("<w:p><w:r><w:t>Personnummer 811218-9876</w:t></w:r></w:p>"),
+        days_ago(3),
+    );
+    let config = root.join("tillsyn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[daemon]
+state_dir = "state"
+
+[erasure.source]
+name = "erasures"
+identifier = "pnr"
+kind = "personnummer"
+date = "requested"
+
+[[sources]]
+name = "erasures"
+type = "http"
+url = "{}"
+allow_plaintext = true
+auth = {{ bearer_file = "crm.token" }}
+items = "/items"
+id = "/id"
+attributes = {{ pnr = "/pnr" }}
+dates = {{ requested = "/requested" }}
+
+[[sources]]
+name = "files"
+type = "fileshare"
+root = "share"
+
+[[rules]]
+id = "id-numbers"
+kind = "contains"
+policy = "p"
+detectors = ["personnummer"]
+when = {{ sources = ["files"] }}
+
+[[rules]]
+id = "P12-erased"
+kind = "erased"
+policy = "Kunden kan när som helst begära att få sina personuppgifter raderade"
+"#,
+            crm.url()
+        ),
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf8");
+    let output = tillsyn(&["scan", "--once", "--config", config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("19811218") && !stderr.contains("811218-9875"),
+        "{stderr}"
+    );
+    assert_exact(
+        &open_erased(config),
+        &["P12-erased:Kunder/a/intyg.docx".to_owned()].into(),
+    );
+    let found = states(config);
+    assert_eq!(found.as_array().expect("requests").len(), 1, "{found}");
+    assert_eq!(state(&found, "personnummer", 40, "files"), "overdue");
+    assert!(
+        found[0]["stores"]
+            .as_array()
+            .expect("stores")
+            .iter()
+            .all(|pair| pair[0] != "erasures"),
+        "{found}"
+    );
+    assert!(
+        stderr.contains("items=1"),
+        "the bad item is counted: {stderr}"
+    );
+    let indexed: i64 = open_store(&root.join("state"))
+        .query_row(
+            "SELECT count(*) FROM identities WHERE source = 'erasures'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("count");
+    assert_eq!(indexed, 0, "the register is not indexed");
+}

@@ -105,6 +105,8 @@ pub struct RuleSet {
     identifiers: std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
     /// `[erasure] register`.
     erasure_register: Option<std::path::PathBuf>,
+    /// `[erasure.source]`.
+    erasure_source: Option<crate::config::ErasureSource>,
 }
 
 /// The rules that apply to one source, and what they need from it.
@@ -119,6 +121,8 @@ pub struct SourceRules {
     identifiers: std::collections::BTreeMap<String, String>,
     /// Erasure requests (keyed hash → when requested), for `erased` rules.
     erasures: Arc<Erasures>,
+    /// When this source's records are erasure requests: how to read them.
+    erasure_source: Option<crate::config::ErasureSource>,
     /// Whether any rule reads mail participants, or the identity index takes
     /// mail addresses.
     pub participants: bool,
@@ -225,6 +229,7 @@ impl RuleSet {
             identity_config: Default::default(),
             identifiers: Default::default(),
             erasure_register: None,
+            erasure_source: None,
         })
     }
 
@@ -242,6 +247,7 @@ impl RuleSet {
         set.limits = config.content.clone();
         set.identity_config = config.identity.clone();
         set.erasure_register = config.erasure.register.clone();
+        set.erasure_source = config.erasure.source.clone();
         set.identifiers = config
             .sources
             .iter()
@@ -304,6 +310,10 @@ impl RuleSet {
             identity_config: self.identity_config.clone(),
             identifiers: self.identifiers.get(source).cloned().unwrap_or_default(),
             erasures: Arc::default(),
+            erasure_source: self
+                .erasure_source
+                .clone()
+                .filter(|erasure| erasure.name == source),
             participants,
         }
     }
@@ -343,6 +353,37 @@ impl SourceRules {
     pub fn with_erasures(mut self, erasures: Arc<Erasures>) -> SourceRules {
         self.erasures = erasures;
         self
+    }
+
+    /// The erasure request a record of the erasure source stands for, hashed;
+    /// `None` for a source that is no erasure source, `Some(None)` for a
+    /// record that is no valid request (no identifier of its kind, no date).
+    pub fn erasure_request(
+        &self,
+        record: &Record,
+        now: DateTime<Utc>,
+    ) -> Option<Option<crate::store::ErasureRequest>> {
+        let source = self.erasure_source.as_ref()?;
+        let key = self.identity.clone()?;
+        let plan = crate::identity::IdentityPlan::new(key, Default::default(), self.today(now));
+        let kind = match (&source.kind, &source.kind_attribute) {
+            (Some(kind), _) => Some(kind.clone()),
+            (None, Some(attribute)) => record
+                .attributes
+                .get(attribute)
+                .map(|kind| kind.trim().to_lowercase()),
+            (None, None) => None,
+        };
+        Some((|| {
+            let kind = kind?;
+            let identifier = record.attributes.get(&source.identifier)?;
+            let requested_at = *record.dates.get(&source.date)?;
+            Some(crate::store::ErasureRequest {
+                hash: plan.hash(&kind, identifier)?,
+                kind,
+                requested_at,
+            })
+        })())
     }
 
     /// Whether an `erased` rule looks at this source.
@@ -455,7 +496,9 @@ impl SourceRules {
     /// How records become identity index rows at `now`; `None` when the
     /// index is off or there is no key (checking a config).
     pub fn identity_plan(&self, now: DateTime<Utc>) -> Option<crate::identity::IdentityPlan> {
-        if !self.identity_config.enabled {
+        // The erasure register lists people by design: it is not where their
+        // data is held.
+        if !self.identity_config.enabled || self.erasure_source.is_some() {
             return None;
         }
         Some(crate::identity::IdentityPlan::new(
