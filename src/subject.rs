@@ -299,65 +299,37 @@ async fn server_search(
 ) -> Result<(), CliError> {
     let today = crate::rules::today(config.daemon.timezone.0, locator.generated_at);
     for source in &config.sources {
-        let SourceSettings::Imap(imap) = &source.settings else {
-            continue;
-        };
-        let headers_read = config.identity.read_mail_headers
-            || config.rules.iter().any(|rule| {
-                matches!(rule.check, Check::MaxRecipients(_))
-                    && rule.when.names_source(&source.name)
-            });
-        let content_read = |kind: &str| {
-            config.rules.iter().any(|rule| {
-                matches!(&rule.check, Check::Contains(check) if check.detectors.iter().any(|d| d == kind))
-                    && rule.when.names_source(&source.name)
-            })
-        };
-        let mut addresses = Vec::new();
-        let mut texts = Vec::new();
-        let mut searched = Vec::new();
-        for asked in asked {
-            let Some(canonical) = crate::identity::normalise(&asked.kind, &asked.value, today)
-            else {
-                continue;
-            };
-            match asked.kind.as_str() {
-                "email" if !headers_read => {
-                    addresses.push(canonical);
-                    searched.push("email: UID SEARCH FROM/TO/CC (substring match)".to_owned());
+        let (found, searched) = match &source.settings {
+            SourceSettings::Imap(imap) => {
+                let (addresses, texts, searched) = imap_terms(config, source, asked, today);
+                if addresses.is_empty() && texts.is_empty() {
+                    continue;
                 }
-                "personnummer" if !content_read("personnummer") => {
-                    let short = &canonical[2..];
-                    texts.extend([
-                        format!("{}-{}", &short[..6], &short[6..]),
-                        format!("{}-{}", &canonical[..8], &canonical[8..]),
-                        short.to_owned(),
-                        canonical.clone(),
-                    ]);
-                    searched.push(
-                        "personnummer: UID SEARCH TEXT, four written forms (text parts, not documents)"
-                            .to_owned(),
-                    );
-                }
-                "phone" if !content_read("phone") => {
-                    let national = format!("0{}", canonical.trim_start_matches("+46"));
-                    texts.extend([canonical.clone(), national]);
-                    searched.push(
-                        "phone: UID SEARCH TEXT, E.164 and national digits (text parts)".to_owned(),
-                    );
-                }
-                _ => {}
+                let server = tillsyn_connectors::imap::ImapSource::build(imap.clone())
+                    .map_err(|error| CliError::Build(crate::scan::BuildError::Imap(error)))?;
+                let found = server.search(&addresses, &texts).await.map_err(|error| {
+                    CliError::BadArgument(format!("source {:?}: {error}", source.name))
+                })?;
+                (found, searched)
             }
-        }
-        if addresses.is_empty() && texts.is_empty() {
-            continue;
-        }
-        let server = tillsyn_connectors::imap::ImapSource::build(imap.clone())
-            .map_err(|error| CliError::Build(crate::scan::BuildError::Imap(error)))?;
-        let found = server
-            .search(&addresses, &texts)
-            .await
-            .map_err(|error| CliError::BadArgument(format!("source {:?}: {error}", source.name)))?;
+            SourceSettings::Ldap(ldap) => {
+                let (terms, searched) = ldap_terms(source, asked, today);
+                if terms.is_empty() {
+                    continue;
+                }
+                let server = tillsyn_connectors::ldap::LdapSource::build(ldap.clone())
+                    .map_err(|error| CliError::Build(crate::scan::BuildError::Network(error)))?;
+                let found = server.search(&terms).await.map_err(|error| {
+                    CliError::BadArgument(format!("source {:?}: {error}", source.name))
+                })?;
+                (found, searched)
+            }
+            _ => continue,
+        };
+        let record_kind = match source.settings {
+            SourceSettings::Ldap(_) => "contact",
+            _ => "message",
+        };
         let rules = RuleSet::for_config(config)?;
         let source_rules = rules.for_source(&source.name);
         let Some(section) = locator
@@ -367,29 +339,28 @@ async fn server_search(
         else {
             continue;
         };
-        searched.sort();
-        searched.dedup();
         section.server_searches = searched;
         for id in found {
             if section.places.iter().any(|place| place.record == id) {
                 continue;
             }
-            let mut parts = id.splitn(3, '/');
-            let _account = parts.next();
-            let folder = parts.next().unwrap_or_default().to_owned();
+            let container = match &source.settings {
+                SourceSettings::Ldap(ldap) => ldap.base_dn.clone(),
+                _ => id.split('/').nth(1).unwrap_or_default().to_owned(),
+            };
             let row = IdentityRow {
                 source: source.name.clone(),
                 kind: String::new(),
                 field: String::new(),
                 record_id: id.clone(),
                 record_path: id.clone(),
-                record_kind: "message".into(),
-                container: folder,
+                record_kind: record_kind.into(),
+                container,
                 record_time: None,
             };
             section.places.push(Place {
                 record: id,
-                record_kind: "message".into(),
+                record_kind: record_kind.into(),
                 record_time: None,
                 matched: vec!["found by the server's search".to_owned()],
                 governed_by: source_rules
@@ -408,6 +379,135 @@ async fn server_search(
         }
     }
     Ok(())
+}
+
+/// The written forms of a personnummer (12 canonical digits) as people
+/// write them: `811218-9876`, `19811218-9876`, `8112189876`, `198112189876`.
+fn personnummer_forms(canonical: &str) -> Vec<String> {
+    let short = canonical.get(2..).unwrap_or(canonical);
+    vec![
+        format!(
+            "{}-{}",
+            short.get(..6).unwrap_or(short),
+            short.get(6..).unwrap_or("")
+        ),
+        format!(
+            "{}-{}",
+            canonical.get(..8).unwrap_or(canonical),
+            canonical.get(8..).unwrap_or("")
+        ),
+        short.to_owned(),
+        canonical.to_owned(),
+    ]
+}
+
+/// What to ask an IMAP server for: addresses where no scan reads From/To/Cc,
+/// numbers where no `contains` rule reads mail; and the searches, in words.
+fn imap_terms(
+    config: &Config,
+    source: &config::SourceConfig,
+    asked: &[Asked],
+    today: tillsyn_detectors::Today,
+) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let headers_read = config.identity.read_mail_headers
+        || config.rules.iter().any(|rule| {
+            matches!(rule.check, Check::MaxRecipients(_)) && rule.when.names_source(&source.name)
+        });
+    let content_read = |kind: &str| {
+        config.rules.iter().any(|rule| {
+            matches!(&rule.check, Check::Contains(check) if check.detectors.iter().any(|d| d == kind))
+                && rule.when.names_source(&source.name)
+        })
+    };
+    let (mut addresses, mut texts, mut searched) = (Vec::new(), Vec::new(), Vec::new());
+    for asked in asked {
+        let Some(canonical) = crate::identity::normalise(&asked.kind, &asked.value, today) else {
+            continue;
+        };
+        match asked.kind.as_str() {
+            "email" if !headers_read => {
+                addresses.push(canonical);
+                searched.push("email: UID SEARCH FROM/TO/CC (substring match)".to_owned());
+            }
+            "personnummer" if !content_read("personnummer") => {
+                texts.extend(personnummer_forms(&canonical));
+                searched.push(
+                    "personnummer: UID SEARCH TEXT, four written forms (text parts, not documents)"
+                        .to_owned(),
+                );
+            }
+            "phone" if !content_read("phone") => {
+                let national = format!("0{}", canonical.trim_start_matches("+46"));
+                texts.extend([canonical.clone(), national]);
+                searched.push(
+                    "phone: UID SEARCH TEXT, E.164 and national digits (text parts)".to_owned(),
+                );
+            }
+            _ => {}
+        }
+    }
+    searched.sort();
+    searched.dedup();
+    (addresses, texts, searched)
+}
+
+/// The directory attributes searched for a kind no `identifiers` maps:
+/// e-mail in `mail`, `mailAlternateAddress` and (Active Directory)
+/// `proxyAddresses` as `smtp:`; a personnummer in `employeeNumber` in each
+/// written form; a phone number in `telephoneNumber`, `mobile` and `homePhone`
+/// as E.164 and national digits. Equality matches, as the schema compares.
+fn ldap_terms(
+    source: &config::SourceConfig,
+    asked: &[Asked],
+    today: tillsyn_detectors::Today,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let (mut terms, mut searched) = (Vec::new(), Vec::new());
+    for asked in asked {
+        if source.identifiers.values().any(|kind| *kind == asked.kind) {
+            continue;
+        }
+        let Some(canonical) = crate::identity::normalise(&asked.kind, &asked.value, today) else {
+            continue;
+        };
+        let mut add = |attributes: &[&str], values: &[String]| {
+            for attribute in attributes {
+                for value in values {
+                    terms.push(((*attribute).to_owned(), value.clone()));
+                }
+            }
+        };
+        match asked.kind.as_str() {
+            "email" => {
+                add(
+                    &["mail", "mailAlternateAddress"],
+                    std::slice::from_ref(&canonical),
+                );
+                add(&["proxyAddresses"], &[format!("smtp:{canonical}")]);
+                searched.push(
+                    "email: filter on mail, mailAlternateAddress, proxyAddresses (equality)"
+                        .to_owned(),
+                );
+            }
+            "personnummer" => {
+                add(&["employeeNumber"], &personnummer_forms(&canonical));
+                searched
+                    .push("personnummer: filter on employeeNumber, four written forms".to_owned());
+            }
+            "phone" => {
+                let national = format!("0{}", canonical.trim_start_matches("+46"));
+                add(
+                    &["telephoneNumber", "mobile", "homePhone"],
+                    &[canonical.clone(), national],
+                );
+                searched.push(
+                    "phone: filter on telephoneNumber, mobile, homePhone (E.164, national)"
+                        .to_owned(),
+                );
+            }
+            _ => {}
+        }
+    }
+    (terms, searched)
 }
 
 fn identity_plan(config: &Config, now: DateTime<Utc>) -> Result<IdentityPlan, CliError> {

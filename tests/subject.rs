@@ -452,9 +452,10 @@ fn one_person_is_found_exactly_in_every_store_and_nowhere_stored_in_plain() {
 }
 
 /// Where the index does not cover a kind (no rule reads mail headers or
-/// content), `--search` asks the IMAP server: the messages from Anna and the
-/// one with her number in its text are found; the near-identical address is
-/// not; without `--search` the index alone finds no message.
+/// content, no `identifiers` maps the directory's attributes), `--search` asks
+/// the IMAP server and the directory: the messages from Anna and the one with
+/// her number in its text are found, and her entries; the near-identical
+/// address is not; without `--search` the index alone finds none of them.
 #[test]
 fn the_server_searches_what_the_index_does_not_cover() {
     let dovecot = Dovecot::start(&[(MAILBOX, "bertil-pw")]);
@@ -484,12 +485,25 @@ fn the_server_searches_what_the_index_does_not_cover() {
             3,
         );
     }
+    let people = format!(
+        "dn: uid=kund-1,ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: kund-1\ncn: kund-1\nsn: kund-1\n\
+         mail: {}\n\n\
+         dn: uid=kund-2,ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: kund-2\ncn: kund-2\nsn: kund-2\n\
+         employeeNumber: 811218-9876\n\n\
+         dn: uid=kund-3,ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: kund-3\ncn: kund-3\nsn: kund-3\n\
+         mail: {NEAR}\nemployeeNumber: 19701063-2391\n\n",
+        ANNA.to_uppercase()
+    );
+    let slapd = Slapd::start_with(&[], &people);
+    expected.insert(format!("directory:uid=kund-1,ou=people,{SUFFIX}"));
+    expected.insert(format!("directory:uid=kund-2,ou=people,{SUFFIX}"));
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         dir.path().join("accounts.toml"),
         format!("[[accounts]]\nuser = \"{MAILBOX}\"\npassword = \"bertil-pw\"\n"),
     )
     .expect("accounts");
+    std::fs::write(dir.path().join("ldap.pw"), format!("{SERVICE_PASSWORD}\n")).expect("pw");
     let config = dir.path().join("tillsyn.toml");
     std::fs::write(
         &config,
@@ -497,9 +511,15 @@ fn the_server_searches_what_the_index_does_not_cover() {
             "[daemon]\nstate_dir = \"state\"\n\n[[sources]]\nname = \"mail\"\ntype = \"imap\"\n\
              host = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\nallow_plaintext = true\n\
              auth = {{ method = \"password\", accounts_file = \"accounts.toml\" }}\n\n\
+             [[sources]]\nname = \"directory\"\ntype = \"ldap\"\nurl = \"ldaps://127.0.0.1:{}\"\n\
+             ca_file = \"{}\"\nbind_dn = \"{SERVICE_DN}\"\npassword_file = \"ldap.pw\"\n\
+             base_dn = \"ou=people,{SUFFIX}\"\nfilter = \"(objectClass=inetOrgPerson)\"\n\
+             owner_attribute = \"uid\"\n\n\
              [[rules]]\nid = \"stale\"\nkind = \"max_age\"\npolicy = \"p\"\nmax_age = \"31d\"\n\
              timestamp = \"received\"\n",
-            dovecot.port
+            dovecot.port,
+            slapd.tls_port,
+            slapd.path("ca.pem").display()
         ),
     )
     .expect("config");
@@ -517,6 +537,8 @@ fn the_server_searches_what_the_index_does_not_cover() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     assert_exact(&places(&report), &expected);
-    let searches = &report["stores"][0]["server_searches"];
-    assert_eq!(searches.as_array().map(Vec::len), Some(2), "{searches}");
+    for store in report["stores"].as_array().expect("stores") {
+        let searches = &store["server_searches"];
+        assert_eq!(searches.as_array().map(Vec::len), Some(2), "{searches}");
+    }
 }

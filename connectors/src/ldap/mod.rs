@@ -348,6 +348,50 @@ impl LdapSource {
         Ok(ldap)
     }
 
+    /// Ask the directory for the entries (under the base, within the
+    /// source's filter) where any `(attribute, value)` of `terms` holds: an
+    /// equality match, as the directory's schema compares. Read-only; returns
+    /// record ids (DNs, lower-cased). Used by `tillsyn subject` where the
+    /// identity index does not cover a kind.
+    pub async fn search(&self, terms: &[(String, String)]) -> Result<Vec<String>, ConnectorError> {
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let config = &self.config;
+        let timeout = Duration::from_secs(config.timeout_seconds);
+        let any: String = terms
+            .iter()
+            .filter(|(attribute, _)| {
+                !attribute.is_empty()
+                    && attribute
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';')
+            })
+            .map(|(attribute, value)| {
+                format!("({attribute}={})", ldap3::ldap_escape(value.as_str()))
+            })
+            .collect();
+        let filter = format!("(&{}(|{any}))", config.filter);
+        let mut ldap = self.bind().await?;
+        let found = ldap
+            .with_timeout(timeout)
+            .search(&config.base_dn, Scope::Subtree, &filter, vec!["1.1"])
+            .await
+            .map_err(|error| unavailable(classify(&error), format!("search failed: {error}")))?;
+        let _ = ldap.unbind().await;
+        let (entries, result) = (found.0, found.1);
+        if result.rc != 0 {
+            return Err(unavailable(
+                "protocol",
+                format!("search failed: {} ({})", result_name(result.rc), result.rc),
+            ));
+        }
+        Ok(entries
+            .into_iter()
+            .map(|entry| SearchEntry::construct(entry).dn.to_lowercase())
+            .collect())
+    }
+
     /// Bind and read the base entry alone (scope base, size limit 1),
     /// read-only: what `check-config --connect` runs.
     pub async fn probe(&self) -> Result<String, ConnectorError> {
