@@ -512,6 +512,7 @@ fn consume(
     let mut keys_batch: Vec<NewConflictKey> = Vec::new();
     let mut identities_batch: Vec<NewIdentity> = Vec::new();
     let mut identity = rules.identity_plan(now);
+    let erasure_plan = rules.erasure_plan(now);
     let mut requests = Vec::new();
     let mut not_requests = 0u64;
     // Stop reading on a store error: dropping the receiver ends the connector
@@ -558,10 +559,11 @@ fn consume(
                     owner: record.owner.clone(),
                 });
             }
-            match rules.erasure_request(&record, now) {
-                Some(Some(request)) => requests.push(request),
-                Some(None) => not_requests += 1,
-                None => {}
+            if let Some(plan) = &erasure_plan {
+                match rules.erasure_request(&record, plan) {
+                    Some(request) => requests.push(request),
+                    None => not_requests += 1,
+                }
             }
             if let Some(identity) = &mut identity {
                 let start = identities_batch.len();

@@ -32,8 +32,8 @@ use crate::cli::{CliError, EXIT_OK};
 use crate::config::{self, Config, SourceSettings};
 use crate::identity::IdentityPlan;
 use crate::report::config::Language;
-use crate::rules::RuleSet;
 use crate::rules::config::Check;
+use crate::rules::{Governing, RuleSet};
 use crate::store::{FindingFilter, IdentityRow, Store, SubjectLookup};
 
 /// One identifier as the privacy officer gave it.
@@ -155,24 +155,11 @@ pub struct Place {
     /// Which identifiers matched, each `kind in field`.
     pub matched: Vec<String>,
     /// The promises that govern it.
-    pub governed_by: Vec<GoverningShown>,
+    pub governed_by: Vec<Governing>,
     /// Rules with a finding open on it.
     pub open_findings: Vec<String>,
     /// With `--verify`: `still there` or `gone`, as a fresh read found it.
     pub verified: Option<String>,
-}
-
-/// A promise governing a place.
-#[derive(Debug, Clone, Serialize)]
-pub struct GoverningShown {
-    /// Rule id.
-    pub rule: String,
-    /// The quoted promise.
-    pub policy: String,
-    /// When it says the record must be gone.
-    pub gone_by: Option<DateTime<Utc>>,
-    /// It also asks for attributes of the record, not checked here.
-    pub conditional: bool,
 }
 
 /// Run `tillsyn subject`: look up, verify when asked, write the report, log
@@ -204,20 +191,14 @@ pub async fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliEr
         .iter()
         .map(|store| store.places.len() as u64)
         .sum();
-    let plan = identity_plan(&config, now)?;
-    let mut kinds: Vec<String> = args.asked.iter().map(|asked| asked.kind.clone()).collect();
-    kinds.sort();
-    kinds.dedup();
-    let mut hashes: Vec<String> = args
-        .asked
+    let mut hashes: Vec<String> = hash_asked(&config, &args.asked, now)?
         .iter()
-        .filter_map(|asked| plan.hash(&asked.kind, &asked.value))
-        .map(|hash| tillsyn_connectors::identity::to_hex(&hash))
+        .map(tillsyn_connectors::identity::to_hex)
         .collect();
     hashes.sort();
     store.log_subject_lookup(&SubjectLookup {
         at: now,
-        kinds,
+        kinds: asked_kinds(&args.asked),
         hashes,
         hits,
     })?;
@@ -363,16 +344,7 @@ async fn server_search(
                 record_kind: record_kind.into(),
                 record_time: None,
                 matched: vec!["found by the server's search".to_owned()],
-                governed_by: source_rules
-                    .governing(&record_of(&row))
-                    .into_iter()
-                    .map(|governing| GoverningShown {
-                        rule: governing.rule,
-                        policy: governing.policy,
-                        gone_by: governing.deadline,
-                        conditional: governing.conditional,
-                    })
-                    .collect(),
+                governed_by: source_rules.governing(&record_of(&row)),
                 open_findings: Vec::new(),
                 verified: None,
             });
@@ -534,17 +506,7 @@ pub fn lookup(
     asked: &[Asked],
     now: DateTime<Utc>,
 ) -> Result<Locator, CliError> {
-    let plan = identity_plan(config, now)?;
-    let mut hashes = Vec::new();
-    for asked in asked {
-        let hash = plan.hash(&asked.kind, &asked.value).ok_or_else(|| {
-            CliError::BadArgument(format!(
-                "the {} given is not a valid {}; nothing was looked up",
-                asked.kind, asked.kind
-            ))
-        })?;
-        hashes.push(hash);
-    }
+    let hashes = hash_asked(config, asked, now)?;
     let rows = store.identities(&hashes)?;
     let rules = RuleSet::for_config(config)?;
     let mut by_source: BTreeMap<&str, Vec<&IdentityRow>> = BTreeMap::new();
@@ -587,16 +549,7 @@ pub fn lookup(
                     record_kind: first.record_kind.clone(),
                     record_time: first.record_time,
                     matched,
-                    governed_by: source_rules
-                        .governing(&record)
-                        .into_iter()
-                        .map(|governing| GoverningShown {
-                            rule: governing.rule,
-                            policy: governing.policy,
-                            gone_by: governing.deadline,
-                            conditional: governing.conditional,
-                        })
-                        .collect(),
+                    governed_by: source_rules.governing(&record),
                     open_findings: open
                         .iter()
                         .filter(|finding| finding.record_id == first.record_id)
@@ -634,6 +587,27 @@ pub fn lookup(
             .collect(),
         stores,
     })
+}
+
+/// The keyed hash of each identifier asked for; an error for one that is not
+/// valid for its kind.
+fn hash_asked(
+    config: &Config,
+    asked: &[Asked],
+    now: DateTime<Utc>,
+) -> Result<Vec<tillsyn_connectors::identity::IdentityHash>, CliError> {
+    let plan = identity_plan(config, now)?;
+    asked
+        .iter()
+        .map(|asked| {
+            plan.hash(&asked.kind, &asked.value).ok_or_else(|| {
+                CliError::BadArgument(format!(
+                    "the {} given is not a valid {}; nothing was looked up",
+                    asked.kind, asked.kind
+                ))
+            })
+        })
+        .collect()
 }
 
 fn asked_kinds(asked: &[Asked]) -> Vec<String> {

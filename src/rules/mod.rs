@@ -162,7 +162,7 @@ pub struct Unerased {
 }
 
 /// A promise that governs a record, as the subject locator shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Governing {
     /// Rule id.
     pub rule: String,
@@ -170,7 +170,7 @@ pub struct Governing {
     pub policy: String,
     /// When the policy says the record must be gone (`max_age` rules whose
     /// timestamp the record has).
-    pub deadline: Option<DateTime<Utc>>,
+    pub gone_by: Option<DateTime<Utc>>,
     /// The rule also asks for attributes of the record, not checked here: it
     /// governs the record if those hold.
     pub conditional: bool,
@@ -355,35 +355,37 @@ impl SourceRules {
         self
     }
 
-    /// The erasure request a record of the erasure source stands for, hashed;
-    /// `None` for a source that is no erasure source, `Some(None)` for a
-    /// record that is no valid request (no identifier of its kind, no date).
+    /// When this source's records are erasure requests: what hashes them.
+    pub fn erasure_plan(&self, now: DateTime<Utc>) -> Option<crate::identity::IdentityPlan> {
+        self.erasure_source.as_ref()?;
+        Some(crate::identity::IdentityPlan::new(
+            self.identity.clone()?,
+            Default::default(),
+            self.today(now),
+        ))
+    }
+
+    /// The erasure request a record of the erasure source stands for, hashed
+    /// with `plan` (see [`SourceRules::erasure_plan`]); `None` for a record
+    /// that is no valid request (no identifier of its kind, no date).
     pub fn erasure_request(
         &self,
         record: &Record,
-        now: DateTime<Utc>,
-    ) -> Option<Option<crate::store::ErasureRequest>> {
+        plan: &crate::identity::IdentityPlan,
+    ) -> Option<crate::store::ErasureRequest> {
         let source = self.erasure_source.as_ref()?;
-        let key = self.identity.clone()?;
-        let plan = crate::identity::IdentityPlan::new(key, Default::default(), self.today(now));
         let kind = match (&source.kind, &source.kind_attribute) {
-            (Some(kind), _) => Some(kind.clone()),
-            (None, Some(attribute)) => record
-                .attributes
-                .get(attribute)
-                .map(|kind| kind.trim().to_lowercase()),
-            (None, None) => None,
+            (Some(kind), _) => kind.clone(),
+            (None, Some(attribute)) => record.attributes.get(attribute)?.trim().to_lowercase(),
+            (None, None) => return None,
         };
-        Some((|| {
-            let kind = kind?;
-            let identifier = record.attributes.get(&source.identifier)?;
-            let requested_at = *record.dates.get(&source.date)?;
-            Some(crate::store::ErasureRequest {
-                hash: plan.hash(&kind, identifier)?,
-                kind,
-                requested_at,
-            })
-        })())
+        let identifier = record.attributes.get(&source.identifier)?;
+        let requested_at = *record.dates.get(&source.date)?;
+        Some(crate::store::ErasureRequest {
+            hash: plan.hash(&kind, identifier)?,
+            kind,
+            requested_at,
+        })
     }
 
     /// Whether an `erased` rule looks at this source.
@@ -482,7 +484,7 @@ impl SourceRules {
             .map(|rule| Governing {
                 rule: rule.config.id.clone(),
                 policy: rule.config.policy.clone(),
-                deadline: match &rule.config.check {
+                gone_by: match &rule.config.check {
                     Check::MaxAge(check) => max_age_deadline(check, record, self.timezone)
                         .map(|(_, _, deadline)| deadline),
                     _ => None,
