@@ -168,6 +168,8 @@ fn personal_data_in_mail_and_files_is_found_exactly() {
         BTreeSet::from(["Kunder/acme/anteckningar.txt".to_owned()])
     );
     let dump = store_text(&state);
+    // The search sees inside the index's segments: the record's path is there.
+    assert!(dump.contains("Kunder/acme/anteckningar.txt"));
     for number in [
         "811218-9876",
         "8112189876",
@@ -275,15 +277,14 @@ fn indexed(state: &Path, source: &str, number: &str) -> BTreeSet<String> {
     use tillsyn_connectors::secret::Secret;
     let key = std::fs::read(state.join("pseudonym.key")).expect("key");
     let hash = IdentityKey::new(Secret::new(key)).hash("personnummer", number);
-    let connection = open_store(state);
-    let mut query = connection
-        .prepare("SELECT record_id FROM identities WHERE source = ?1 AND hash = ?2")
-        .expect("select");
-    query
-        .query_map(rusqlite::params![source, &hash[..]], |row| row.get(0))
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("ids")
+    tillsyn::store::Store::open(state)
+        .expect("store")
+        .identities(&[hash])
+        .expect("lookup")
+        .into_iter()
+        .filter(|row| row.source == source)
+        .map(|row| row.record_id)
+        .collect()
 }
 
 /// Every text value in the store, for searching.
@@ -295,7 +296,7 @@ fn store_text(state: &Path) -> String {
         "scans",
         "checkpoints",
         "conflict_keys",
-        "identities",
+        "identity_segments",
     ] {
         let mut statement = connection
             .prepare(&format!("SELECT * FROM {table}"))
@@ -304,7 +305,14 @@ fn store_text(state: &Path) -> String {
         let mut rows = statement.query([]).expect("rows");
         while let Some(row) = rows.next().expect("row") {
             for index in 0..columns {
-                text.push_str(&format!("{:?} ", row.get_ref(index).expect("value")));
+                match row.get_ref(index).expect("value") {
+                    // Segments are binary, with text inside.
+                    rusqlite::types::ValueRef::Blob(bytes) => {
+                        text.push_str(&String::from_utf8_lossy(bytes));
+                        text.push(' ');
+                    }
+                    value => text.push_str(&format!("{value:?} ")),
+                }
             }
         }
     }

@@ -367,7 +367,7 @@ policy = "Kunden kan när som helst begära att få sina personuppgifter raderad
     );
     let indexed: i64 = open_store(&root.join("state"))
         .query_row(
-            "SELECT count(*) FROM identities WHERE source = 'erasures'",
+            "SELECT count(*) FROM identity_segments WHERE source = 'erasures'",
             [],
             |row| row.get(0),
         )

@@ -11,6 +11,7 @@
 //!
 //! rusqlite is synchronous: callers on async code use `spawn_blocking`.
 
+mod identity_index;
 mod migrations;
 mod report;
 
@@ -53,6 +54,10 @@ pub enum StoreError {
     /// A row that was just written is not there.
     #[error("findings database: a row of {0} went missing")]
     Missing(&'static str),
+    /// Stored data that does not decode (the file was changed by hand, or
+    /// damaged).
+    #[error("findings database: {0}")]
+    Corrupt(String),
     /// Another process is scanning the source.
     #[error(
         "source {name:?} is being scanned by another tillsyn process ({holder}, lease until {until}); not scanned twice at once"
@@ -75,6 +80,7 @@ impl StoreError {
             StoreError::Sqlite(_) => "sqlite",
             StoreError::TooNew { .. } => "schema_too_new",
             StoreError::Missing(_) => "missing_row",
+            StoreError::Corrupt(_) => "corrupt",
             StoreError::Leased { .. } => "leased",
         }
     }
@@ -387,6 +393,8 @@ pub struct Store {
     /// part, so a restarted process never takes its predecessor's lease for its
     /// own.
     holder: String,
+    /// Identity rows of running scans, until they finish.
+    staging: identity_index::Staging,
 }
 
 /// The columns [`finding_row`] reads, in its order.
@@ -476,6 +484,7 @@ impl Store {
             connection,
             lock,
             holder: holder_id(),
+            staging: identity_index::Staging::default(),
         };
         store.migrate()?;
         store.create_staging()?;
@@ -505,29 +514,24 @@ impl Store {
             connection,
             lock: None,
             holder: holder_id(),
+            staging: identity_index::Staging::default(),
         };
         store.migrate()?;
         store.create_staging()?;
         Ok(store)
     }
 
-    /// This connection's staging table for identity rows (see
+    /// This connection's spill table for identity rows of running scans (see
     /// [`Store::record_identities`]): a temporary table in a temporary file,
     /// gone with the connection, so a crashed scan leaves nothing behind.
     fn create_staging(&self) -> Result<(), StoreError> {
         self.connection.pragma_update(None, "temp_store", "FILE")?;
         self.connection.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS staged_identities (
-                 scan_id     INTEGER NOT NULL,
-                 hash        BLOB    NOT NULL,
-                 source      TEXT    NOT NULL,
-                 record_id   TEXT    NOT NULL,
-                 field       TEXT    NOT NULL,
-                 kind        TEXT    NOT NULL,
-                 record_path TEXT    NOT NULL,
-                 record_kind TEXT    NOT NULL,
-                 container   TEXT    NOT NULL,
-                 record_time INTEGER
+            "CREATE TEMP TABLE IF NOT EXISTS staged_identity_segments (
+                 scan_id INTEGER NOT NULL,
+                 bucket  INTEGER NOT NULL,
+                 entries INTEGER NOT NULL,
+                 data    BLOB    NOT NULL
              );",
         )?;
         Ok(())
@@ -602,8 +606,14 @@ impl Store {
         )?;
         // A source not scanned since the cutoff (gone from the config): its
         // identity rows go with it.
-        let identities = transaction.execute(
-            "DELETE FROM identities WHERE source NOT IN
+        let identities: i64 = transaction.query_row(
+            "SELECT coalesce(sum(entries), 0) FROM identity_segments WHERE source NOT IN
+                 (SELECT source FROM scans WHERE started_at >= ?1)",
+            [cutoff],
+            |row| row.get(0),
+        )?;
+        transaction.execute(
+            "DELETE FROM identity_segments WHERE source NOT IN
                  (SELECT source FROM scans WHERE started_at >= ?1)",
             [cutoff],
         )?;
@@ -782,20 +792,18 @@ impl Store {
             // This scan's keys and identities replace the source's older ones,
             // except where it could not read or did not read again.
             replace_older_conflict_keys(&transaction, &source, scan_id, end)?;
-            transaction.execute(
-                "INSERT INTO identities (hash, source, record_id, field, kind, record_path,
-                     record_kind, container, record_time, scan_id)
-                 SELECT hash, source, record_id, field, kind, record_path, record_kind,
-                     container, record_time, scan_id
-                 FROM staged_identities WHERE scan_id = ?1
-                 ORDER BY hash, source, record_id, field
-                 ON CONFLICT (hash, source, record_id, field) DO UPDATE SET
-                     kind = excluded.kind, record_path = excluded.record_path,
-                     record_kind = excluded.record_kind, container = excluded.container,
-                     record_time = excluded.record_time, scan_id = excluded.scan_id",
-                [scan_id],
-            )?;
-            replace_older_identities(&transaction, &source, scan_id, end)?;
+            self.staging.write(&transaction, scan_id, &source)?;
+            if end.unread_prefixes.is_empty() && end.carried.is_empty() {
+                transaction.execute(
+                    "DELETE FROM identity_segments WHERE source = ?1 AND scan_id < ?2",
+                    params![source, scan_id],
+                )?;
+            } else {
+                identity_index::filter_older(&transaction, &source, scan_id, |path| {
+                    kept(end, path)
+                })?;
+            }
+            identity_index::compact(&transaction, &source, scan_id)?;
             for (rule, severity) in end.conflict_rules {
                 resolved += judge_conflicts(&transaction, rule, severity, scan_id, finished)?;
             }
@@ -844,10 +852,7 @@ impl Store {
                 )?;
             }
         }
-        transaction.execute(
-            "DELETE FROM staged_identities WHERE scan_id = ?1",
-            [scan_id],
-        )?;
+        self.staging.drop_scan(&transaction, scan_id)?;
         let new: i64 = transaction.query_row(
             "SELECT count(*) FROM findings WHERE first_seen_scan = ?1",
             [scan_id],
@@ -901,40 +906,18 @@ impl Store {
 
     /// Stage the identifiers found in records read by scan `scan_id` of
     /// `source`. They reach the index when the scan finishes
-    /// ([`Store::finish_scan`]), sorted by hash, so that each page of the index
-    /// is written once per scan rather than once per batch; a failed scan's
-    /// rows never do. A row already in the index (the same hash, record and
-    /// field) is renewed; the rows of records gone are removed then.
+    /// ([`Store::finish_scan`]), sorted by hash into segments
+    /// ([`identity_index`]); a failed scan's rows never do. Where a newer scan
+    /// holds the same hash, record, kind and field as an older one, the newer
+    /// entry is the one a lookup sees; the entries of records gone are removed
+    /// when the scan finishes.
     pub fn record_identities(
         &mut self,
         scan_id: i64,
-        source: &str,
+        _source: &str,
         identities: &[NewIdentity],
     ) -> Result<(), StoreError> {
-        let transaction = self.connection.transaction()?;
-        {
-            let mut insert = transaction.prepare_cached(
-                "INSERT INTO staged_identities (scan_id, hash, source, record_id, field, kind,
-                     record_path, record_kind, container, record_time)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
-            for identity in identities {
-                insert.execute(params![
-                    scan_id,
-                    &identity.hash[..],
-                    source,
-                    identity.record_id,
-                    identity.field,
-                    identity.kind,
-                    identity.record_path,
-                    identity.record_kind,
-                    identity.container,
-                    identity.record_time,
-                ])?;
-            }
-        }
-        transaction.commit()?;
-        Ok(())
+        self.staging.add(&mut self.connection, scan_id, identities)
     }
 
     /// Every place the identity index holds one of `hashes`, by source and
@@ -943,28 +926,11 @@ impl Store {
         &self,
         hashes: &[tillsyn_connectors::identity::IdentityHash],
     ) -> Result<Vec<IdentityRow>, StoreError> {
-        let mut query = self.connection.prepare_cached(
-            "SELECT source, kind, field, record_id, record_path, record_kind, container,
-                 record_time
-             FROM identities WHERE hash = ?1",
-        )?;
         let mut rows = Vec::new();
         for hash in hashes {
-            let found = query.query_map([&hash[..]], |row| {
-                Ok(IdentityRow {
-                    source: row.get(0)?,
-                    kind: row.get(1)?,
-                    field: row.get(2)?,
-                    record_id: row.get(3)?,
-                    record_path: row.get(4)?,
-                    record_kind: row.get(5)?,
-                    container: row.get(6)?,
-                    record_time: row.get::<_, Option<i64>>(7)?.map(to_time),
-                })
+            identity_index::lookup(&self.connection, hash, None, |source, entry| {
+                rows.push(entry.row(source));
             })?;
-            for row in found {
-                rows.push(row?);
-            }
         }
         rows.sort_by(|a, b| {
             (&a.source, &a.record_path, &a.kind, &a.field).cmp(&(
@@ -1039,15 +1005,9 @@ impl Store {
         source: &str,
         hash: &tillsyn_connectors::identity::IdentityHash,
     ) -> Result<bool, StoreError> {
-        Ok(self
-            .connection
-            .query_row(
-                "SELECT 1 FROM identities WHERE hash = ?1 AND source = ?2 LIMIT 1",
-                params![&hash[..], source],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
+        let mut held = false;
+        identity_index::lookup(&self.connection, hash, Some(source), |_, _| held = true)?;
+        Ok(held)
     }
 
     /// Log one `tillsyn subject` lookup (the audit log).
@@ -1110,10 +1070,7 @@ impl Store {
         // the identity index finds where.
         self.connection
             .execute("DELETE FROM conflict_keys WHERE scan_id = ?1", [scan_id])?;
-        self.connection.execute(
-            "DELETE FROM staged_identities WHERE scan_id = ?1",
-            [scan_id],
-        )?;
+        self.staging.drop_scan(&self.connection, scan_id)?;
         Ok(())
     }
 
@@ -1343,44 +1300,6 @@ fn replace_older_conflict_keys(
     for (rowid, path) in older {
         if !kept(end, &path) {
             delete.execute([rowid])?;
-        }
-    }
-    Ok(())
-}
-
-/// Remove the identity rows of `source` that scans before `scan_id` recorded,
-/// except those [`kept`].
-fn replace_older_identities(
-    transaction: &rusqlite::Transaction<'_>,
-    source: &str,
-    scan_id: i64,
-    end: &ScanEnd<'_>,
-) -> Result<(), StoreError> {
-    if end.unread_prefixes.is_empty() && end.carried.is_empty() {
-        transaction.execute(
-            "DELETE FROM identities WHERE source = ?1 AND scan_id < ?2",
-            params![source, scan_id],
-        )?;
-        return Ok(());
-    }
-    type Key = (Vec<u8>, String, String, String);
-    let older: Vec<Key> = {
-        let mut query = transaction.prepare(
-            "SELECT hash, record_id, field, record_path FROM identities
-             WHERE source = ?1 AND scan_id < ?2",
-        )?;
-        query
-            .query_map(params![source, scan_id], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })?
-            .collect::<Result<_, _>>()?
-    };
-    let mut delete = transaction.prepare(
-        "DELETE FROM identities WHERE hash = ?1 AND source = ?2 AND record_id = ?3 AND field = ?4",
-    )?;
-    for (hash, record_id, field, path) in older {
-        if !kept(end, &path) {
-            delete.execute(params![hash, source, record_id, field])?;
         }
     }
     Ok(())

@@ -140,6 +140,87 @@ fn identity_rows_follow_their_records() {
     assert_eq!(holding(&store, person), ["anna/INBOX/4"]);
 }
 
+/// Hashes spread over every bucket, one per message number.
+fn spread(number: u32) -> [u8; 16] {
+    let mut hash = [0u8; 16];
+    hash[..4].copy_from_slice(&number.wrapping_mul(2_654_435_761).to_be_bytes());
+    hash[12..].copy_from_slice(&number.to_be_bytes());
+    hash
+}
+
+#[test]
+fn many_incremental_scans_are_merged_and_spilled_rows_count_like_held_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path()).expect("open");
+    // Spill to the temporary table at every batch.
+    store.staging = identity_index::Staging::spilling_at(1);
+    let now = Utc::now();
+    let mut present: Vec<u32> = Vec::new();
+    // Ten incremental scans, each reading 300 new messages (two batches) and
+    // learning that every seventh older one is gone.
+    for scan in 0..10u32 {
+        let id = store.begin_scan("mail", now).expect("begin");
+        let new: Vec<u32> = (scan * 300..scan * 300 + 300).collect();
+        for half in new.chunks(150) {
+            let rows: Vec<NewIdentity> = half
+                .iter()
+                .map(|&n| identity(spread(n), &format!("anna/INBOX/{n}")))
+                .collect();
+            store.record_identities(id, "mail", &rows).expect("stage");
+        }
+        present.retain(|n| n % 7 != scan % 7 || *n == 0);
+        present.extend(&new);
+        let carried = [CarriedScope {
+            prefix: "anna/INBOX".into(),
+            gone: Vec::new(),
+            present: Some(std::sync::Arc::new(present.clone())),
+        }];
+        finish_carried(&mut store, id, &carried, now);
+        let generations: i64 = store
+            .connection
+            .query_row(
+                "SELECT count(DISTINCT scan_id) FROM identity_segments WHERE source = 'mail'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("generations");
+        assert!(
+            generations <= identity_index::MAX_GENERATIONS,
+            "{generations}"
+        );
+    }
+    // Every message present is found under its own hash, and nothing else.
+    for n in 0..3000u32 {
+        let found = holding(&store, spread(n));
+        if present.contains(&n) {
+            assert_eq!(found, [format!("anna/INBOX/{n}")], "{n}");
+        } else {
+            assert!(found.is_empty(), "{n} is gone: {found:?}");
+        }
+    }
+    let held: i64 = store
+        .connection
+        .query_row("SELECT sum(entries) FROM identity_segments", [], |row| {
+            row.get(0)
+        })
+        .expect("count");
+    assert_eq!(held as usize, present.len());
+    // A failed scan's spilled rows never reach the index.
+    let failed = store.begin_scan("mail", now).expect("begin");
+    store
+        .record_identities(failed, "mail", &[identity([0xee; 16], "anna/INBOX/9999")])
+        .expect("stage");
+    store.fail_scan(failed, 0, "io", "down", now).expect("fail");
+    assert!(holding(&store, [0xee; 16]).is_empty());
+    let spilled: i64 = store
+        .connection
+        .query_row("SELECT count(*) FROM staged_identity_segments", [], |row| {
+            row.get(0)
+        })
+        .expect("count");
+    assert_eq!(spilled, 0);
+}
+
 fn open_ids(store: &Store) -> Vec<String> {
     store
         .findings(FindingFilter::Open, Some("share"), None)
@@ -302,6 +383,46 @@ fn a_scan_running_in_another_process_is_not_taken_for_a_crashed_one() {
     let after = Store::open(dir.path()).expect("reopen");
     let last = after.last_scan("share").expect("query").expect("a scan");
     assert_eq!(last.status, ScanStatus::Failed);
+}
+
+#[test]
+fn an_index_of_rows_from_before_segments_is_rebuilt_by_reading_everything_once() {
+    for (with_rows, checkpoints_left) in [(true, 0), (false, 1)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            // A store as migration 9 left it.
+            let connection = Connection::open(dir.path().join("findings.sqlite")).expect("sqlite");
+            for sql in &migrations::MIGRATIONS[..9] {
+                connection.execute_batch(sql).expect("migrate");
+            }
+            connection
+                .pragma_update(None, "user_version", 9)
+                .expect("version");
+            connection
+                .execute(
+                    "INSERT INTO checkpoints (source, key, value, updated_at)
+                     VALUES ('mail', 'uidvalidity', '42', 0)",
+                    [],
+                )
+                .expect("checkpoint");
+            if with_rows {
+                connection
+                    .execute(
+                        "INSERT INTO identities VALUES (x'01', 'mail', 'INBOX/1', 'from',
+                             'email', 'INBOX/1', 'message', 'INBOX', NULL, 1)",
+                        [],
+                    )
+                    .expect("row");
+            }
+        }
+        let store = Store::open(dir.path()).expect("open");
+        let left: i64 = store
+            .connection
+            .query_row("SELECT count(*) FROM checkpoints", [], |row| row.get(0))
+            .expect("count");
+        assert_eq!(left, checkpoints_left, "rows before: {with_rows}");
+        assert!(holding(&store, [1; 16]).is_empty());
+    }
 }
 
 #[test]
