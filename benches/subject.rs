@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{arg, measure, median};
-use tillsyn::store::{NewIdentity, ScanEnd, ScanStatus, Store};
+use tillsyn::store::{IdentityBatch, NewIdentity, ScanEnd, ScanStatus, Store};
 
 fn main() {
     let rows = arg("--rows").unwrap_or(10_000_000);
@@ -46,31 +46,26 @@ fn main() {
         let mut store = Store::open(&config.daemon.state_dir).expect("store");
         let scan = store.begin_scan("mail", now).expect("scan");
         let fields = ["from", "to", "cc"];
-        let mut batch = Vec::with_capacity(100_000);
+        let mut batch = IdentityBatch::default();
         for n in 0..rows {
             let person = n % people;
             let mailbox = n % 1000;
             let path = format!("acct{mailbox}@firma.se/INBOX/{n}");
-            batch.push(NewIdentity {
+            batch.push(&NewIdentity {
                 hash: key.hash("email", &address(person)),
-                kind: "email".into(),
-                field: fields[(n % 3) as usize].into(),
-                record_id: path.clone(),
-                record_path: path,
+                kind: "email",
+                field: fields[(n % 3) as usize],
+                record_id: &path,
+                record_path: &path,
                 record_kind: "message",
-                container: "INBOX".into(),
+                container: "INBOX",
                 record_time: Some(now.timestamp() - (n % 1000) as i64 * 86_400),
             });
-            if batch.len() == batch.capacity() {
-                store
-                    .record_identities(scan, "mail", &batch)
-                    .expect("stage");
-                batch.clear();
+            if batch.len() == 100_000 {
+                store.record_identities(scan, &mut batch).expect("stage");
             }
         }
-        store
-            .record_identities(scan, "mail", &batch)
-            .expect("stage");
+        store.record_identities(scan, &mut batch).expect("stage");
         let end = ScanEnd {
             status: ScanStatus::Complete,
             records: rows,

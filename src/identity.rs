@@ -19,7 +19,8 @@
 //! in a directory are one person. Kinds of the organisation's own (an
 //! employee number) are kept as written, trimmed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
 
 use tillsyn_connectors::Record;
 use tillsyn_connectors::identity::{IdentityHash, IdentityKey};
@@ -43,6 +44,13 @@ pub fn normalise(kind: &str, value: &str, today: Today) -> Option<String> {
     }
 }
 
+/// The kinds a cached hash can be of.
+#[derive(Debug, Clone, Copy)]
+enum OwnerKind {
+    Email,
+    Account,
+}
+
 /// How one source's records become identity rows.
 #[derive(Debug, Clone)]
 pub struct IdentityPlan {
@@ -50,15 +58,73 @@ pub struct IdentityPlan {
     /// Record attribute → identifier kind.
     identifiers: BTreeMap<String, String>,
     today: Today,
-    /// Hashes made this scan, by kind and value as written: one correspondent
-    /// is in many messages. Emptied when full.
-    cache: HashMap<(String, String), Option<IdentityHash>>,
-    /// Mail folders whose account row this scan has written.
-    folders: HashSet<String>,
+    /// What a scan remembers between records.
+    memory: RefCell<Memory>,
 }
 
-/// Hashes remembered at most, per scan.
-const CACHE_ENTRIES: usize = 1 << 16;
+/// What a scan remembers between records: hashes of addresses (and
+/// accounts) as written, since one correspondent is in many messages, and the
+/// mail folders whose account row this scan has written.
+#[derive(Debug, Clone, Default)]
+struct Memory {
+    addresses: HashCache,
+    accounts: HashCache,
+    folders: HashSet<String>,
+    /// The last owner seen, its kind and hash: a mailbox's messages share one.
+    owner: Option<(String, &'static str, Option<IdentityHash>)>,
+}
+
+/// A direct-mapped cache of hashes by the value as written: a slot per
+/// value's FNV-1a hash, overwritten on collision, its string's room reused.
+#[derive(Debug, Clone)]
+struct HashCache {
+    slots: Vec<Option<(String, Option<IdentityHash>)>>,
+}
+
+/// Slots in a [`HashCache`].
+const CACHE_SLOTS: usize = 1 << 12;
+
+impl Default for HashCache {
+    fn default() -> HashCache {
+        HashCache {
+            slots: vec![None; CACHE_SLOTS],
+        }
+    }
+}
+
+impl HashCache {
+    fn slot(value: &str) -> usize {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in value.bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        (hash as usize) & (CACHE_SLOTS - 1)
+    }
+
+    /// The remembered hash of `value`, or `make`'s, remembered.
+    fn get_or(
+        &mut self,
+        value: &str,
+        make: impl FnOnce() -> Option<IdentityHash>,
+    ) -> Option<IdentityHash> {
+        let slot = &mut self.slots[Self::slot(value)];
+        match slot {
+            Some((held, hash)) if held == value => *hash,
+            Some((held, hash)) => {
+                let made = make();
+                held.clear();
+                held.push_str(value);
+                *hash = made;
+                made
+            }
+            None => {
+                let made = make();
+                *slot = Some((value.to_owned(), made));
+                made
+            }
+        }
+    }
+}
 
 impl IdentityPlan {
     /// A plan hashing under `key`, reading the attributes `identifiers` names,
@@ -72,8 +138,7 @@ impl IdentityPlan {
             key,
             identifiers,
             today,
-            cache: HashMap::new(),
-            folders: HashSet::new(),
+            memory: RefCell::default(),
         }
     }
 
@@ -91,59 +156,87 @@ impl IdentityPlan {
             .or_else(|| self.hash("account", owner).map(|hash| ("account", hash)))
     }
 
-    /// [`IdentityPlan::hash`], remembered for the rest of the scan.
-    fn cached_hash(&mut self, kind: &str, value: &str) -> Option<IdentityHash> {
-        if let Some(hash) = self.cache.get(&(kind.to_owned(), value.to_owned())) {
-            return *hash;
-        }
-        if self.cache.len() >= CACHE_ENTRIES {
-            self.cache.clear();
-        }
-        let hash = self.hash(kind, value);
-        self.cache.insert((kind.to_owned(), value.to_owned()), hash);
-        hash
+    /// [`IdentityPlan::hash`] of an `email` or `account`, remembered for the
+    /// rest of the scan.
+    fn cached_hash(&self, kind: OwnerKind, value: &str) -> Option<IdentityHash> {
+        let mut memory = self.memory.borrow_mut();
+        let (cache, kind) = match kind {
+            OwnerKind::Email => (&mut memory.addresses, "email"),
+            OwnerKind::Account => (&mut memory.accounts, "account"),
+        };
+        cache.get_or(value, || self.hash(kind, value))
     }
 
-    /// Every identifier `record` holds, once per kind and field, as rows.
-    pub fn rows(&mut self, record: &Record, rows: &mut Vec<NewIdentity>) {
+    /// The kind and hash of `owner` (see [`IdentityPlan::owner_hash`]),
+    /// remembered.
+    fn cached_owner(&self, owner: &str) -> Option<(&'static str, IdentityHash)> {
+        if let Some((held, kind, hash)) = &self.memory.borrow().owner
+            && held == owner
+        {
+            return hash.map(|hash| (*kind, hash));
+        }
+        let (kind, hash) = match self.cached_hash(OwnerKind::Email, owner) {
+            Some(hash) => ("email", Some(hash)),
+            None => ("account", self.cached_hash(OwnerKind::Account, owner)),
+        };
+        self.memory.borrow_mut().owner = Some((owner.to_owned(), kind, hash));
+        hash.map(|hash| (kind, hash))
+    }
+
+    /// Whether this scan has not yet written `folder`'s account row (and now
+    /// has).
+    fn first_in_folder(&self, folder: &str) -> bool {
+        let mut memory = self.memory.borrow_mut();
+        !memory.folders.contains(folder) && memory.folders.insert(folder.to_owned())
+    }
+
+    /// Every identifier `record` holds, once per kind and field, as rows
+    /// appended to `rows`.
+    pub fn rows<'r>(&'r self, record: &'r Record, rows: &mut Vec<NewIdentity<'r>>) {
         let time = record
             .timestamps
             .received
             .or(record.timestamps.modified)
             .map(|time| time.timestamp());
-        let mut found: Vec<(IdentityHash, String, String)> = Vec::new();
+        let row = |hash, kind, field| NewIdentity {
+            hash,
+            kind,
+            field,
+            record_id: &record.id,
+            record_path: &record.path,
+            record_kind: record.kind.as_str(),
+            container: &record.container,
+            record_time: time,
+        };
         let mut mailbox_owner = None;
-        if let Some(owner) = &record.owner {
-            let owner_kind = if self.cached_hash("email", owner).is_some() {
-                "email"
-            } else {
-                "account"
-            };
-            if let Some(hash) = self.cached_hash(owner_kind, owner) {
-                if record.kind == tillsyn_connectors::RecordKind::Message {
-                    mailbox_owner = Some(hash);
-                    // The mailbox's account: one row for its folder.
-                    let folder = record
-                        .path
-                        .rsplit_once('/')
-                        .map_or(record.path.as_str(), |(folder, _)| folder);
-                    if self.folders.insert(folder.to_owned()) {
-                        rows.push(NewIdentity {
-                            hash,
-                            kind: owner_kind.to_owned(),
-                            field: "owner".to_owned(),
-                            record_id: folder.to_owned(),
-                            record_path: folder.to_owned(),
-                            record_kind: tillsyn_connectors::RecordKind::Folder.as_str(),
-                            container: record.container.clone(),
-                            record_time: None,
-                        });
-                    }
-                } else {
-                    found.push((hash, owner_kind.to_owned(), "owner".to_owned()));
+        if let Some(owner) = &record.owner
+            && let Some((owner_kind, hash)) = self.cached_owner(owner)
+        {
+            if record.kind == tillsyn_connectors::RecordKind::Message {
+                mailbox_owner = Some(hash);
+                // The mailbox's account: one row for its folder.
+                let folder = record
+                    .path
+                    .rsplit_once('/')
+                    .map_or(record.path.as_str(), |(folder, _)| folder);
+                if self.first_in_folder(folder) {
+                    rows.push(NewIdentity {
+                        hash,
+                        kind: owner_kind,
+                        field: "owner",
+                        record_id: folder,
+                        record_path: folder,
+                        record_kind: tillsyn_connectors::RecordKind::Folder.as_str(),
+                        container: &record.container,
+                        record_time: None,
+                    });
                 }
+            } else {
+                rows.push(row(hash, owner_kind, "owner"));
             }
         }
+        // The record's own rows, deduplicated below.
+        let start = rows.len();
         if let Some(participants) = &record.participants {
             for (field, addresses) in [
                 ("from", &participants.from),
@@ -153,21 +246,21 @@ impl IdentityPlan {
                 for address in addresses {
                     // The mailbox owner's own address is in most of its
                     // messages; the folder's row already says they are theirs.
-                    if let Some(hash) = self.cached_hash("email", &address.address)
+                    if let Some(hash) = self.cached_hash(OwnerKind::Email, &address.address)
                         && mailbox_owner != Some(hash)
                     {
-                        found.push((hash, "email".to_owned(), field.to_owned()));
+                        rows.push(row(hash, "email", field));
                     }
                 }
             }
         }
         for (attribute, kind) in &self.identifiers {
-            let Some(values) = record.attributes.get(attribute) else {
+            let Some((attribute, values)) = record.attributes.get_key_value(attribute) else {
                 continue;
             };
             for value in values.split(';') {
                 if let Some(hash) = self.hash(kind, value) {
-                    found.push((hash, kind.clone(), attribute.clone()));
+                    rows.push(row(hash, kind, attribute));
                 }
             }
         }
@@ -181,24 +274,24 @@ impl IdentityPlan {
                     Part::Field(name) => name.as_str(),
                 };
                 for matched in &part.matches {
-                    found.push((matched.hash, matched.detector.clone(), field.to_owned()));
+                    rows.push(row(matched.hash, &matched.detector, field));
                 }
             }
         }
-        found.sort_unstable();
-        found.dedup();
-        for (hash, kind, field) in found {
-            rows.push(NewIdentity {
-                hash,
-                kind,
-                field,
-                record_id: record.id.clone(),
-                record_path: record.path.clone(),
-                record_kind: record.kind.as_str(),
-                container: record.container.clone(),
-                record_time: time,
-            });
+        let own = &mut rows[start..];
+        own.sort_unstable_by(|a, b| (a.hash, a.kind, a.field).cmp(&(b.hash, b.kind, b.field)));
+        let mut kept = start;
+        for index in start..rows.len() {
+            let is_new = kept == start || {
+                let (last, this) = (&rows[kept - 1], &rows[index]);
+                (last.hash, last.kind, last.field) != (this.hash, this.kind, this.field)
+            };
+            if is_new {
+                rows.swap(kept, index);
+                kept += 1;
+            }
         }
+        rows.truncate(kept);
     }
 }
 
@@ -257,7 +350,7 @@ mod tests {
     fn a_record_gives_its_owner_addresses_mapped_attributes_and_content() {
         use tillsyn_connectors::{Address, Participants, RecordKind};
         let key = IdentityKey::new(tillsyn_connectors::secret::Secret::new(vec![3; 32]));
-        let mut plan = IdentityPlan::new(
+        let plan = IdentityPlan::new(
             key,
             BTreeMap::from([
                 ("pnr".to_owned(), "personnummer".to_owned()),
@@ -288,7 +381,7 @@ mod tests {
         plan.rows(&record, &mut rows);
         let described: BTreeSet<(String, String)> = rows
             .iter()
-            .map(|row| (row.kind.clone(), row.field.clone()))
+            .map(|row| (row.kind.to_owned(), row.field.to_owned()))
             .collect();
         assert_eq!(
             described,

@@ -24,7 +24,7 @@ use tillsyn_connectors::{
 use crate::config::{SourceConfig, SourceSettings};
 use crate::rules::{RuleSet, SourceRules};
 use crate::store::{
-    NewConflictKey, NewFinding, NewIdentity, ScanEnd, ScanStatus, ScanTally, Store, StoreError,
+    IdentityBatch, NewConflictKey, NewFinding, ScanEnd, ScanStatus, ScanTally, Store, StoreError,
 };
 
 /// Findings are written in transactions of this many.
@@ -510,8 +510,8 @@ fn consume(
     let mut findings = 0u64;
     let mut findings_batch: Vec<NewFinding> = Vec::with_capacity(BATCH);
     let mut keys_batch: Vec<NewConflictKey> = Vec::new();
-    let mut identities_batch: Vec<NewIdentity> = Vec::new();
-    let mut identity = rules.identity_plan(now);
+    let mut identities_batch = IdentityBatch::default();
+    let identity = rules.identity_plan(now);
     let erasure_plan = rules.erasure_plan(now);
     let mut requests = Vec::new();
     let mut not_requests = 0u64;
@@ -527,10 +527,15 @@ fn consume(
             store.record_conflict_keys(scan_id, source, rows)
         })
     };
-    let flush_identities = |batch: &mut Vec<NewIdentity>| {
-        flush_batch(store, batch, |store, rows| {
-            store.record_identities(scan_id, source, rows)
-        })
+    let flush_identities = |batch: &mut IdentityBatch| -> Result<(), RunError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut guard = store
+            .lock()
+            .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
+        guard.record_identities(scan_id, batch)?;
+        Ok(())
     };
     while let Some(batch) = receiver.blocking_recv() {
         for record in batch {
@@ -565,10 +570,13 @@ fn consume(
                     None => not_requests += 1,
                 }
             }
-            if let Some(identity) = &mut identity {
-                let start = identities_batch.len();
-                identity.rows(&record, &mut identities_batch);
-                for unerased in rules.unerased(&record, &identities_batch[start..], now) {
+            if let Some(identity) = &identity {
+                let mut rows = Vec::new();
+                identity.rows(&record, &mut rows);
+                for row in &rows {
+                    identities_batch.push(row);
+                }
+                for unerased in rules.unerased(&record, &rows, now) {
                     findings += 1;
                     findings_batch.push(NewFinding {
                         rule: unerased.rule.config.id.clone(),

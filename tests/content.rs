@@ -168,8 +168,9 @@ fn personal_data_in_mail_and_files_is_found_exactly() {
         BTreeSet::from(["Kunder/acme/anteckningar.txt".to_owned()])
     );
     let dump = store_text(&state);
-    // The search sees inside the index's segments: the record's path is there.
-    assert!(dump.contains("Kunder/acme/anteckningar.txt"));
+    // The search sees inside the index's segments: the record's file name is
+    // there (paths are front-coded, so not always whole).
+    assert!(dump.contains("anteckningar.txt"));
     for number in [
         "811218-9876",
         "8112189876",

@@ -401,7 +401,7 @@ impl SourceRules {
     pub fn unerased(
         &self,
         record: &Record,
-        rows: &[crate::store::NewIdentity],
+        rows: &[crate::store::NewIdentity<'_>],
         now: DateTime<Utc>,
     ) -> Vec<Unerased> {
         if self.erasures.is_empty() {
@@ -416,7 +416,7 @@ impl SourceRules {
                 continue;
             }
             // By place: the record, or its folder for the mailbox's account.
-            let mut places: std::collections::BTreeMap<&str, Vec<&crate::store::NewIdentity>> =
+            let mut places: std::collections::BTreeMap<&str, Vec<&crate::store::NewIdentity<'_>>> =
                 Default::default();
             for row in rows {
                 let Some(requested) = self.erasures.get(&row.hash) else {
@@ -427,7 +427,7 @@ impl SourceRules {
                     .after(*requested)
                     .is_some_and(|due| now > due)
                 {
-                    places.entry(row.record_id.as_str()).or_default().push(row);
+                    places.entry(row.record_id).or_default().push(row);
                 }
             }
             for (_, overdue) in places {
@@ -453,8 +453,8 @@ impl SourceRules {
                 };
                 found.push(Unerased {
                     rule: rule.clone(),
-                    record_id: first.record_id.clone(),
-                    record_path: first.record_path.clone(),
+                    record_id: first.record_id.to_owned(),
+                    record_path: first.record_path.to_owned(),
                     record_kind: first.record_kind,
                     age_days: days_between(earliest, now),
                     detail: format!(

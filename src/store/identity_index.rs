@@ -1,24 +1,30 @@
-//! How the identity index is kept: in segments, not one row per occurrence.
+//! How the identity index is kept: in sorted runs of compact segments, not
+//! one SQLite row per occurrence.
 //!
-//! A scan's identity rows are held encoded in memory (spilled to a temporary
-//! table past [`SPILL_BYTES`]) until the scan finishes. Then they are sorted by
-//! hash and written as *segments*: one SQLite row per 12-bit hash bucket
-//! holding every entry of that bucket, so a scan of a mailbox with 100,000
-//! correspondents writes 4,096 rows, not 100,000. A lookup reads one bucket's
-//! segments and walks them; entries are sorted, so it stops at the first
-//! larger hash.
+//! - **Staging.** A scan's rows are held encoded in one buffer
+//!   ([`IdentityBatch`]) until the scan finishes; past [`SPILL_BYTES`] they
+//!   are sorted and spilled to a temporary table as a run of their own.
+//! - **Runs and segments.** A finishing scan writes its rows sorted by hash as
+//!   a *run*: a few SQLite rows (segments), each holding the entries of one
+//!   hash range. A run of n entries splits the hash space into 2^b ranges
+//!   (b ≤ 12) so that a segment holds about [`SEGMENT_ENTRIES`]: 100,000
+//!   correspondents make 4,096 rows, ten make one.
+//! - **Lookup.** A hash lies in one range per granularity, so a lookup asks
+//!   for 13 keys and walks the few segments found; entries are sorted, so it
+//!   stops at the first larger hash.
+//! - **Following the records.** A complete scan's run replaces the source's
+//!   older ones. Where a scan read incrementally or could not read, older
+//!   runs are kept, less the entries of records gone. Past [`MAX_RUNS`] runs
+//!   a source's small runs are merged (into the largest too, once they add up
+//!   to a quarter of it), streaming, so lookups read a bounded number of rows
+//!   and merging costs stay proportional to what changed.
 //!
-//! Segments follow the records as rows did: a complete scan's segments
-//! replace the source's older ones; where a scan read incrementally or could
-//! not read, older segments are kept, less the entries of records gone. A
-//! source with more than [`MAX_GENERATIONS`] scans' segments has them merged
-//! into one, bucket by bucket, so lookups read a bounded number of rows.
-//!
-//! An entry is: the 16-byte hash, a flags byte, the record's time (8 bytes,
-//! when flagged), then length-prefixed strings: kind, field, record id, record
-//! path (when it differs from the id), record kind, container. A blob that
-//! does not decode is an error, never a panic.
+//! Segment entries are front-coded: a kind, field, record kind or container
+//! the same as the previous entry's is not written again, and a record id or
+//! path shares its prefix with the previous one's. A segment starts afresh,
+//! so each decodes alone. Whatever does not decode is an error, never a panic.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use rusqlite::{Connection, Transaction, params};
@@ -27,20 +33,38 @@ use tillsyn_connectors::identity::IdentityHash;
 use super::{IdentityRow, NewIdentity, StoreError};
 
 /// Encoded bytes a running scan holds in memory before it spills them.
-const SPILL_BYTES: usize = 16 << 20;
+const SPILL_BYTES: usize = 32 << 20;
 
-/// Scans' segments a source keeps before they are merged into one.
-pub(super) const MAX_GENERATIONS: i64 = 4;
+/// Entries a segment holds, about (a run's granularity is chosen for it).
+const SEGMENT_ENTRIES: usize = 256;
 
-const HAS_TIME: u8 = 1;
-const PATH_IS_ID: u8 = 2;
+/// Bits of the hash that key the finest segments.
+const KEY_BITS: u32 = 12;
 
-/// The bucket of a hash: its first 12 bits.
-pub(super) fn bucket(hash: &IdentityHash) -> i64 {
+/// Runs a source keeps before its small ones are merged.
+pub(super) const MAX_RUNS: i64 = 4;
+
+/// The first [`KEY_BITS`] bits of a hash.
+fn prefix(hash: &IdentityHash) -> i64 {
     (i64::from(hash[0]) << 4) | (i64::from(hash[1]) >> 4)
 }
 
-/// One encoded entry, borrowed from a segment.
+/// The key of the segment holding `hash` in a run split into `2^bits` ranges.
+fn key(hash: &IdentityHash, bits: u32) -> i64 {
+    (i64::from(bits) << KEY_BITS) | (prefix(hash) >> (KEY_BITS - bits))
+}
+
+/// The granularity for a run of `entries`.
+fn bits_for(entries: usize) -> u32 {
+    let ranges = entries.div_ceil(SEGMENT_ENTRIES).max(1);
+    ranges.next_power_of_two().trailing_zeros().min(KEY_BITS)
+}
+
+fn corrupt() -> StoreError {
+    StoreError::Corrupt("an identity index segment does not decode".to_owned())
+}
+
+/// One entry, as decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Entry<'a> {
     pub hash: IdentityHash,
@@ -51,8 +75,6 @@ pub(super) struct Entry<'a> {
     pub record_kind: &'a str,
     pub container: &'a str,
     pub record_time: Option<i64>,
-    /// The whole entry as encoded.
-    pub raw: &'a [u8],
 }
 
 impl Entry<'_> {
@@ -69,25 +91,120 @@ impl Entry<'_> {
             record_time: self.record_time.map(super::to_time),
         }
     }
-}
 
-fn put_str(out: &mut Vec<u8>, text: &str) {
-    let mut length = text.len();
-    loop {
-        let byte = (length & 0x7f) as u8;
-        length >>= 7;
-        if length == 0 {
-            out.push(byte);
-            break;
-        }
-        out.push(byte | 0x80);
+    /// What makes an entry the same as another: its hash, kind, field and
+    /// record. Ordered as staged entries are (strings by length, then bytes).
+    fn identity_order(&self, other: &Entry<'_>) -> Ordering {
+        let by_length = |a: &str, b: &str| a.len().cmp(&b.len()).then_with(|| a.cmp(b));
+        self.hash
+            .cmp(&other.hash)
+            .then_with(|| by_length(self.kind, other.kind))
+            .then_with(|| by_length(self.field, other.field))
+            .then_with(|| by_length(self.record_id, other.record_id))
     }
-    out.extend_from_slice(text.as_bytes());
 }
 
-/// Append `identity` encoded to `out`.
-pub(super) fn encode(identity: &NewIdentity, out: &mut Vec<u8>) {
+/// An entry as bytes, for writing segments: decoded from staged rows
+/// without a UTF-8 check (they were `&str` when staged), or taken from an
+/// [`Entry`].
+#[derive(Debug, Clone, Copy)]
+struct RawEntry<'a> {
+    hash: IdentityHash,
+    kind: &'a [u8],
+    field: &'a [u8],
+    record_id: &'a [u8],
+    record_path: &'a [u8],
+    record_kind: &'a [u8],
+    container: &'a [u8],
+    record_time: Option<i64>,
+}
+
+impl<'a> Entry<'a> {
+    fn raw(&self) -> RawEntry<'a> {
+        RawEntry {
+            hash: self.hash,
+            kind: self.kind.as_bytes(),
+            field: self.field.as_bytes(),
+            record_id: self.record_id.as_bytes(),
+            record_path: self.record_path.as_bytes(),
+            record_kind: self.record_kind.as_bytes(),
+            container: self.container.as_bytes(),
+            record_time: self.record_time,
+        }
+    }
+}
+
+/// An entry with its own strings (for merging runs).
+#[derive(Debug, Clone)]
+struct OwnedEntry {
+    hash: IdentityHash,
+    kind: String,
+    field: String,
+    record_id: String,
+    record_path: String,
+    record_kind: String,
+    container: String,
+    record_time: Option<i64>,
+}
+
+impl OwnedEntry {
+    fn new(entry: &Entry<'_>) -> OwnedEntry {
+        OwnedEntry {
+            hash: entry.hash,
+            kind: entry.kind.to_owned(),
+            field: entry.field.to_owned(),
+            record_id: entry.record_id.to_owned(),
+            record_path: entry.record_path.to_owned(),
+            record_kind: entry.record_kind.to_owned(),
+            container: entry.container.to_owned(),
+            record_time: entry.record_time,
+        }
+    }
+
+    fn view(&self) -> Entry<'_> {
+        Entry {
+            hash: self.hash,
+            kind: &self.kind,
+            field: &self.field,
+            record_id: &self.record_id,
+            record_path: &self.record_path,
+            record_kind: &self.record_kind,
+            container: &self.container,
+            record_time: self.record_time,
+        }
+    }
+}
+
+// ---- The staged form: self-contained entries, sortable as bytes. ----
+//
+// hash (16), then kind, field and record id each as a 4-byte big-endian
+// length and the bytes (so that sorting the bytes sorts by hash, kind, field
+// and record), then a flags byte, the time (8 bytes, when flagged), the
+// record path (unless it is the id), record kind and container.
+
+const HAS_TIME: u8 = 1;
+const PATH_IS_ID: u8 = 2;
+const NEW_KIND: u8 = 4;
+const NEW_FIELD: u8 = 8;
+const NEW_RECORD_KIND: u8 = 16;
+const NEW_CONTAINER: u8 = 32;
+
+fn put_long_str(out: &mut Vec<u8>, text: &str) {
+    // Record ids and paths are far below 4 GiB; a longer one is cut, at a
+    // character boundary.
+    let mut end = text.len().min(u32::MAX as usize);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.extend_from_slice(&(end as u32).to_be_bytes());
+    out.extend_from_slice(&text.as_bytes()[..end]);
+}
+
+fn encode_staged(identity: &NewIdentity<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(&identity.hash);
+    put_long_str(out, identity.kind);
+    put_long_str(out, identity.field);
+    put_long_str(out, identity.record_id);
     let mut flags = 0;
     if identity.record_time.is_some() {
         flags |= HAS_TIME;
@@ -99,26 +216,20 @@ pub(super) fn encode(identity: &NewIdentity, out: &mut Vec<u8>) {
     if let Some(time) = identity.record_time {
         out.extend_from_slice(&time.to_le_bytes());
     }
-    put_str(out, &identity.kind);
-    put_str(out, &identity.field);
-    put_str(out, &identity.record_id);
     if flags & PATH_IS_ID == 0 {
-        put_str(out, &identity.record_path);
+        put_long_str(out, identity.record_path);
     }
-    put_str(out, identity.record_kind);
-    put_str(out, &identity.container);
+    put_long_str(out, identity.record_kind);
+    put_long_str(out, identity.container);
 }
 
-fn corrupt() -> StoreError {
-    StoreError::Corrupt("an identity index segment does not decode".to_owned())
-}
-
-struct Reader<'a> {
+/// A cursor over encoded bytes.
+struct Bytes<'a> {
     data: &'a [u8],
     at: usize,
 }
 
-impl<'a> Reader<'a> {
+impl<'a> Bytes<'a> {
     fn take(&mut self, count: usize) -> Result<&'a [u8], StoreError> {
         let end = self.at.checked_add(count).ok_or_else(corrupt)?;
         let bytes = self.data.get(self.at..end).ok_or_else(corrupt)?;
@@ -126,116 +237,453 @@ impl<'a> Reader<'a> {
         Ok(bytes)
     }
 
-    fn text(&mut self) -> Result<&'a str, StoreError> {
-        let mut length = 0usize;
-        for shift in (0..35).step_by(7) {
-            let byte = self.take(1)?[0];
-            length |= usize::from(byte & 0x7f) << shift;
+    fn byte(&mut self) -> Result<u8, StoreError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn hash(&mut self) -> Result<IdentityHash, StoreError> {
+        let mut hash = [0u8; 16];
+        hash.copy_from_slice(self.take(16)?);
+        Ok(hash)
+    }
+
+    fn long_bytes(&mut self) -> Result<&'a [u8], StoreError> {
+        let mut length = [0u8; 4];
+        length.copy_from_slice(self.take(4)?);
+        self.take(u32::from_be_bytes(length) as usize)
+    }
+
+    fn varint(&mut self) -> Result<u64, StoreError> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.byte()?;
+            value |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
-                return std::str::from_utf8(self.take(length)?).map_err(|_| corrupt());
+                return Ok(value);
             }
         }
         Err(corrupt())
     }
 
-    fn entry(&mut self) -> Result<Entry<'a>, StoreError> {
-        let start = self.at;
-        let mut hash = [0u8; 16];
-        hash.copy_from_slice(self.take(16)?);
-        let flags = self.take(1)?[0];
-        let record_time = if flags & HAS_TIME != 0 {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(self.take(8)?);
-            Some(i64::from_le_bytes(bytes))
-        } else {
-            None
-        };
-        let kind = self.text()?;
-        let field = self.text()?;
-        let record_id = self.text()?;
-        let record_path = if flags & PATH_IS_ID != 0 {
-            record_id
-        } else {
-            self.text()?
-        };
-        let record_kind = self.text()?;
-        let container = self.text()?;
-        Ok(Entry {
-            hash,
-            kind,
-            field,
-            record_id,
-            record_path,
-            record_kind,
-            container,
-            record_time,
-            raw: &self.data[start..self.at],
-        })
+    fn short_str(&mut self) -> Result<&'a str, StoreError> {
+        let length = usize::try_from(self.varint()?).map_err(|_| corrupt())?;
+        std::str::from_utf8(self.take(length)?).map_err(|_| corrupt())
+    }
+
+    fn done(&self) -> bool {
+        self.at >= self.data.len()
     }
 }
 
-/// Every entry of a segment, in order; an error where it stops decoding.
-pub(super) fn entries(data: &[u8]) -> impl Iterator<Item = Result<Entry<'_>, StoreError>> {
-    let mut reader = Reader { data, at: 0 };
-    let mut failed = false;
-    std::iter::from_fn(move || {
-        if failed || reader.at >= reader.data.len() {
-            return None;
-        }
-        let entry = reader.entry();
-        failed = entry.is_err();
-        Some(entry)
+fn decode_staged(raw: &[u8]) -> Result<RawEntry<'_>, StoreError> {
+    let mut bytes = Bytes { data: raw, at: 0 };
+    let hash = bytes.hash()?;
+    let kind = bytes.long_bytes()?;
+    let field = bytes.long_bytes()?;
+    let record_id = bytes.long_bytes()?;
+    let flags = bytes.byte()?;
+    let record_time = if flags & HAS_TIME != 0 {
+        let mut time = [0u8; 8];
+        time.copy_from_slice(bytes.take(8)?);
+        Some(i64::from_le_bytes(time))
+    } else {
+        None
+    };
+    let record_path = if flags & PATH_IS_ID != 0 {
+        record_id
+    } else {
+        bytes.long_bytes()?
+    };
+    Ok(RawEntry {
+        hash,
+        kind,
+        field,
+        record_id,
+        record_path,
+        record_kind: bytes.long_bytes()?,
+        container: bytes.long_bytes()?,
+        record_time,
     })
 }
 
-/// One running scan's rows, encoded.
-#[derive(Debug, Default)]
-struct Staged {
-    bytes: Vec<u8>,
-    /// Hash, start and end in `bytes` of each entry.
-    spans: Vec<(IdentityHash, u32, u32)>,
+/// The length of the identity part of a staged entry (hash, kind, field,
+/// record id): entries equal there are one.
+fn staged_identity(raw: &[u8]) -> &[u8] {
+    let mut at = 16;
+    for _ in 0..3 {
+        let Some(length) = raw.get(at..at + 4) else {
+            return raw;
+        };
+        let mut bytes = [0u8; 4];
+        bytes.copy_from_slice(length);
+        at += 4 + u32::from_be_bytes(bytes) as usize;
+    }
+    raw.get(..at).unwrap_or(raw)
 }
 
-/// Segments of sorted, deduplicated entries, by bucket: `(bucket, entries,
-/// data)`.
-type Segments = Vec<(i64, i64, Vec<u8>)>;
+// ---- The segment form: front-coded. ----
 
-impl Staged {
-    fn segments(&self) -> Segments {
-        let mut order: Vec<&[u8]> = self
-            .spans
-            .iter()
-            .map(|&(_, start, end)| &self.bytes[start as usize..end as usize])
-            .collect();
-        // An entry starts with its hash: sorting the bytes sorts by hash.
-        order.sort_unstable();
-        order.dedup();
-        group(order.into_iter())
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
     }
 }
 
-/// Entries in hash order, as segments by bucket.
-fn group<'a>(sorted: impl Iterator<Item = &'a [u8]>) -> Segments {
-    let mut segments: Segments = Vec::new();
-    for raw in sorted {
-        let mut hash = [0u8; 16];
-        hash.copy_from_slice(&raw[..16]);
-        let bucket = bucket(&hash);
-        match segments.last_mut() {
-            Some((last, count, data)) if *last == bucket => {
-                *count += 1;
-                data.extend_from_slice(raw);
+fn put_short_bytes(out: &mut Vec<u8>, text: &[u8]) {
+    put_varint(out, text.len() as u64);
+    out.extend_from_slice(text);
+}
+
+/// The bytes UTF-8 texts `a` and `b` share at their start, ending at a
+/// character boundary (not before a continuation byte).
+fn shared_prefix(a: &[u8], b: &[u8]) -> usize {
+    let mut shared = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    while shared > 0 && a.get(shared).is_some_and(|byte| byte & 0xc0 == 0x80) {
+        shared -= 1;
+    }
+    shared
+}
+
+/// Writes one segment's entries, front-coded.
+#[derive(Debug, Default)]
+struct SegmentWriter {
+    data: Vec<u8>,
+    count: i64,
+    kind: Vec<u8>,
+    field: Vec<u8>,
+    record_kind: Vec<u8>,
+    container: Vec<u8>,
+    record_id: Vec<u8>,
+    record_path: Vec<u8>,
+}
+
+/// Make `held` a copy of `new`, reusing its room.
+fn remember(held: &mut Vec<u8>, new: &[u8]) {
+    held.clear();
+    held.extend_from_slice(new);
+}
+
+impl SegmentWriter {
+    fn push(&mut self, entry: &RawEntry<'_>) {
+        let first = self.count == 0;
+        let mut flags = 0;
+        if entry.record_time.is_some() {
+            flags |= HAS_TIME;
+        }
+        if entry.record_path == entry.record_id {
+            flags |= PATH_IS_ID;
+        }
+        for (bit, new, previous) in [
+            (NEW_KIND, entry.kind, &self.kind),
+            (NEW_FIELD, entry.field, &self.field),
+            (NEW_RECORD_KIND, entry.record_kind, &self.record_kind),
+            (NEW_CONTAINER, entry.container, &self.container),
+        ] {
+            if first || new != previous.as_slice() {
+                flags |= bit;
             }
-            _ => segments.push((bucket, 1, raw.to_vec())),
+        }
+        self.data.extend_from_slice(&entry.hash);
+        self.data.push(flags);
+        if let Some(time) = entry.record_time {
+            put_varint(&mut self.data, ((time << 1) ^ (time >> 63)) as u64);
+        }
+        if flags & NEW_KIND != 0 {
+            put_short_bytes(&mut self.data, entry.kind);
+            remember(&mut self.kind, entry.kind);
+        }
+        if flags & NEW_FIELD != 0 {
+            put_short_bytes(&mut self.data, entry.field);
+            remember(&mut self.field, entry.field);
+        }
+        let shared = shared_prefix(entry.record_id, &self.record_id);
+        put_varint(&mut self.data, shared as u64);
+        put_short_bytes(&mut self.data, &entry.record_id[shared..]);
+        if flags & PATH_IS_ID == 0 {
+            let shared = shared_prefix(entry.record_path, &self.record_path);
+            put_varint(&mut self.data, shared as u64);
+            put_short_bytes(&mut self.data, &entry.record_path[shared..]);
+        }
+        remember(&mut self.record_id, entry.record_id);
+        remember(&mut self.record_path, entry.record_path);
+        if flags & NEW_RECORD_KIND != 0 {
+            put_short_bytes(&mut self.data, entry.record_kind);
+            remember(&mut self.record_kind, entry.record_kind);
+        }
+        if flags & NEW_CONTAINER != 0 {
+            put_short_bytes(&mut self.data, entry.container);
+            remember(&mut self.container, entry.container);
+        }
+        self.count += 1;
+    }
+
+    /// The segment so far, and a fresh start (the next entry is coded
+    /// against nothing before it).
+    fn take(&mut self) -> (i64, Vec<u8>) {
+        let taken = (self.count, std::mem::take(&mut self.data));
+        self.count = 0;
+        self.record_id.clear();
+        self.record_path.clear();
+        taken
+    }
+}
+
+/// Reads one segment's entries.
+struct SegmentReader<'a> {
+    bytes: Bytes<'a>,
+    kind: &'a str,
+    field: &'a str,
+    record_kind: &'a str,
+    container: &'a str,
+    record_id: String,
+    record_path: String,
+}
+
+impl<'a> SegmentReader<'a> {
+    fn new(data: &'a [u8]) -> SegmentReader<'a> {
+        SegmentReader {
+            bytes: Bytes { data, at: 0 },
+            kind: "",
+            field: "",
+            record_kind: "",
+            container: "",
+            record_id: String::new(),
+            record_path: String::new(),
         }
     }
-    segments
+
+    /// Apply a shared prefix and suffix to `text`.
+    fn front_coded(bytes: &mut Bytes<'a>, text: &mut String) -> Result<(), StoreError> {
+        let shared = usize::try_from(bytes.varint()?).map_err(|_| corrupt())?;
+        if shared > text.len() || !text.is_char_boundary(shared) {
+            return Err(corrupt());
+        }
+        text.truncate(shared);
+        text.push_str(bytes.short_str()?);
+        Ok(())
+    }
+
+    /// The next entry, `None` at the end.
+    fn next_entry(&mut self) -> Result<Option<Entry<'_>>, StoreError> {
+        if self.bytes.done() {
+            return Ok(None);
+        }
+        let first = self.bytes.at == 0;
+        let hash = self.bytes.hash()?;
+        let flags = self.bytes.byte()?;
+        let all_new = NEW_KIND | NEW_FIELD | NEW_RECORD_KIND | NEW_CONTAINER;
+        if first && flags & all_new != all_new {
+            return Err(corrupt());
+        }
+        let record_time = if flags & HAS_TIME != 0 {
+            let zigzag = self.bytes.varint()?;
+            Some((zigzag >> 1) as i64 ^ -((zigzag & 1) as i64))
+        } else {
+            None
+        };
+        if flags & NEW_KIND != 0 {
+            self.kind = self.bytes.short_str()?;
+        }
+        if flags & NEW_FIELD != 0 {
+            self.field = self.bytes.short_str()?;
+        }
+        Self::front_coded(&mut self.bytes, &mut self.record_id)?;
+        if flags & PATH_IS_ID == 0 {
+            Self::front_coded(&mut self.bytes, &mut self.record_path)?;
+        } else {
+            self.record_path.clear();
+            self.record_path.push_str(&self.record_id);
+        }
+        if flags & NEW_RECORD_KIND != 0 {
+            self.record_kind = self.bytes.short_str()?;
+        }
+        if flags & NEW_CONTAINER != 0 {
+            self.container = self.bytes.short_str()?;
+        }
+        Ok(Some(Entry {
+            hash,
+            kind: self.kind,
+            field: self.field,
+            record_id: &self.record_id,
+            record_path: &self.record_path,
+            record_kind: self.record_kind,
+            container: self.container,
+            record_time,
+        }))
+    }
+}
+
+/// Every entry of a segment, owned (for merging and tests).
+fn owned_entries(data: &[u8]) -> Result<Vec<OwnedEntry>, StoreError> {
+    let mut reader = SegmentReader::new(data);
+    let mut entries = Vec::new();
+    while let Some(entry) = reader.next_entry()? {
+        entries.push(OwnedEntry::new(&entry));
+    }
+    Ok(entries)
+}
+
+/// Where a run's segments go: `(key, entries, data)`.
+type SegmentSink<'w> = Box<dyn FnMut(i64, i64, &[u8]) -> Result<(), StoreError> + 'w>;
+
+/// Split entries in hash order into segments at `bits`' granularity, handing
+/// each to `write`.
+struct RunWriter<'w> {
+    bits: u32,
+    key: Option<i64>,
+    segment: SegmentWriter,
+    write: SegmentSink<'w>,
+}
+
+impl<'w> RunWriter<'w> {
+    fn new(
+        entries: usize,
+        write: impl FnMut(i64, i64, &[u8]) -> Result<(), StoreError> + 'w,
+    ) -> RunWriter<'w> {
+        RunWriter {
+            bits: bits_for(entries),
+            key: None,
+            segment: SegmentWriter::default(),
+            write: Box::new(write),
+        }
+    }
+
+    fn push(&mut self, entry: &RawEntry<'_>) -> Result<(), StoreError> {
+        let key = key(&entry.hash, self.bits);
+        if self.key != Some(key) {
+            self.flush()?;
+            self.key = Some(key);
+        }
+        self.segment.push(entry);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if let Some(key) = self.key
+            && self.segment.count > 0
+        {
+            let (count, data) = self.segment.take();
+            (self.write)(key, count, &data)?;
+        }
+        Ok(())
+    }
+}
+
+/// Identity rows encoded as the index stages them, until they are written:
+/// one buffer, not a few strings per row.
+#[derive(Debug, Default)]
+pub struct IdentityBatch {
+    bytes: Vec<u8>,
+    /// Start and end in `bytes` of each entry.
+    spans: Vec<(usize, usize)>,
+}
+
+impl IdentityBatch {
+    /// Add `identity`.
+    pub fn push(&mut self, identity: &NewIdentity<'_>) {
+        let start = self.bytes.len();
+        encode_staged(identity, &mut self.bytes);
+        self.spans.push((start, self.bytes.len()));
+    }
+
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether it holds no row.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Empty it, keeping its room.
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.spans.clear();
+    }
+}
+
+/// A scan's staged rows, split by the first [`KEY_BITS`] bits of their hash,
+/// so that each range is sorted alone (in cache) when the run is written.
+#[derive(Debug)]
+struct Staged {
+    ranges: Vec<IdentityBatch>,
+    bytes: usize,
+    entries: usize,
+}
+
+impl Default for Staged {
+    fn default() -> Staged {
+        Staged {
+            ranges: (0..1 << KEY_BITS)
+                .map(|_| IdentityBatch::default())
+                .collect(),
+            bytes: 0,
+            entries: 0,
+        }
+    }
+}
+
+impl Staged {
+    /// Take `batch`'s rows, leaving it empty.
+    fn take(&mut self, batch: &mut IdentityBatch) -> Result<(), StoreError> {
+        for &(start, end) in &batch.spans {
+            let raw = batch.bytes.get(start..end).ok_or_else(corrupt)?;
+            let head = raw.get(..16).ok_or_else(corrupt)?;
+            let mut hash = [0u8; 16];
+            hash.copy_from_slice(head);
+            let range = &mut self.ranges[prefix(&hash) as usize];
+            let at = range.bytes.len();
+            range.bytes.extend_from_slice(raw);
+            range.spans.push((at, range.bytes.len()));
+            self.bytes += raw.len();
+            self.entries += 1;
+        }
+        batch.clear();
+        Ok(())
+    }
+
+    /// Write the entries as one run, sorted by hash, kind, field and record,
+    /// one of each, handing each segment to `write`.
+    fn write_run(
+        &self,
+        write: impl FnMut(i64, i64, &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut run = RunWriter::new(self.entries, write);
+        // Each entry with its hash as a number: most comparisons end there.
+        let mut order: Vec<(u128, &[u8])> = Vec::new();
+        for range in &self.ranges {
+            order.clear();
+            for &(start, end) in &range.spans {
+                let raw = range.bytes.get(start..end).ok_or_else(corrupt)?;
+                let mut hash = [0u8; 16];
+                hash.copy_from_slice(raw.get(..16).ok_or_else(corrupt)?);
+                order.push((u128::from_be_bytes(hash), raw));
+            }
+            order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+            order.dedup_by(|later, earlier| {
+                later.0 == earlier.0 && staged_identity(later.1) == staged_identity(earlier.1)
+            });
+            for (_, raw) in &order {
+                run.push(&decode_staged(raw)?)?;
+            }
+        }
+        run.flush()
+    }
 }
 
 /// Rows of running scans, by scan id.
 #[derive(Debug)]
 pub(super) struct Staging {
     scans: HashMap<i64, Staged>,
+    /// Runs each scan has spilled.
+    spilled: HashMap<i64, i64>,
     /// Encoded bytes a scan holds before it spills them.
     spill_bytes: usize,
 }
@@ -244,6 +692,7 @@ impl Default for Staging {
     fn default() -> Staging {
         Staging {
             scans: HashMap::new(),
+            spilled: HashMap::new(),
             spill_bytes: SPILL_BYTES,
         }
     }
@@ -254,45 +703,37 @@ impl Staging {
     #[cfg(test)]
     pub fn spilling_at(bytes: usize) -> Staging {
         Staging {
-            scans: HashMap::new(),
             spill_bytes: bytes,
+            ..Staging::default()
         }
     }
 
-    /// Stage `identities` for `scan_id`; past the spill size they go to the
-    /// connection's temporary table.
+    /// Stage `identities` for `scan_id` (leaving the batch empty); past the
+    /// spill size they go to the connection's temporary table.
     pub fn add(
         &mut self,
         connection: &mut Connection,
         scan_id: i64,
-        identities: &[NewIdentity],
+        identities: &mut IdentityBatch,
     ) -> Result<(), StoreError> {
         let staged = self.scans.entry(scan_id).or_default();
-        for identity in identities {
-            let start = staged.bytes.len();
-            encode(identity, &mut staged.bytes);
-            let end = staged.bytes.len();
-            let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) else {
-                return Err(StoreError::Corrupt(
-                    "identity staging overflowed".to_owned(),
-                ));
-            };
-            staged.spans.push((identity.hash, start, end));
-        }
-        if staged.bytes.len() >= self.spill_bytes {
-            let segments = staged.segments();
-            *staged = Staged::default();
+        staged.take(identities)?;
+        if staged.bytes >= self.spill_bytes {
+            let spill = self.spilled.entry(scan_id).or_insert(0);
+            *spill += 1;
             let transaction = connection.transaction()?;
             {
                 let mut insert = transaction.prepare_cached(
-                    "INSERT INTO staged_identity_segments (scan_id, bucket, entries, data)
-                     VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO staged_identity_segments (scan_id, spill, key, entries, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
-                for (bucket, count, data) in &segments {
-                    insert.execute(params![scan_id, bucket, count, data])?;
-                }
+                staged.write_run(|key, count, data| {
+                    insert.execute(params![scan_id, *spill, key, count, data])?;
+                    Ok(())
+                })?;
             }
             transaction.commit()?;
+            *staged = Staged::default();
         }
         Ok(())
     }
@@ -300,6 +741,7 @@ impl Staging {
     /// Forget what `scan_id` staged (it failed, or has been written).
     pub fn drop_scan(&mut self, connection: &Connection, scan_id: i64) -> Result<(), StoreError> {
         self.scans.remove(&scan_id);
+        self.spilled.remove(&scan_id);
         connection.execute(
             "DELETE FROM staged_identity_segments WHERE scan_id = ?1",
             [scan_id],
@@ -307,30 +749,42 @@ impl Staging {
         Ok(())
     }
 
-    /// Write what `scan_id` staged as `source`'s segments.
+    /// Write what `scan_id` staged as `source`'s runs.
     pub fn write(
         &mut self,
         transaction: &Transaction<'_>,
         scan_id: i64,
         source: &str,
     ) -> Result<(), StoreError> {
-        if let Some(staged) = self.scans.remove(&scan_id) {
-            let mut insert = transaction.prepare_cached(
-                "INSERT INTO identity_segments (bucket, source, scan_id, entries, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for (bucket, count, data) in staged.segments() {
-                insert.execute(params![bucket, source, scan_id, count, data])?;
-            }
-        }
+        let base = next_run(transaction)?;
         transaction.execute(
-            "INSERT INTO identity_segments (bucket, source, scan_id, entries, data)
-             SELECT bucket, ?2, scan_id, entries, data FROM staged_identity_segments
+            "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
+             SELECT key, ?2, scan_id, ?3 + spill, entries, data FROM staged_identity_segments
              WHERE scan_id = ?1",
-            params![scan_id, source],
+            params![scan_id, source, base],
         )?;
+        if let Some(staged) = self.scans.remove(&scan_id) {
+            let run = base + self.spilled.get(&scan_id).copied().unwrap_or(0) + 1;
+            let mut insert = transaction.prepare_cached(
+                "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            staged.write_run(|key, count, data| {
+                insert.execute(params![key, source, scan_id, run, count, data])?;
+                Ok(())
+            })?;
+        }
         Ok(())
     }
+}
+
+/// A run id not in use.
+fn next_run(connection: &Connection) -> Result<i64, StoreError> {
+    Ok(connection.query_row(
+        "SELECT coalesce(max(run), 0) + 1 FROM identity_segments",
+        [],
+        |row| row.get(0),
+    )?)
 }
 
 /// Keep of `source`'s segments older than `scan_id` only the entries `keep`
@@ -341,102 +795,177 @@ pub(super) fn filter_older(
     scan_id: i64,
     keep: impl Fn(&str) -> bool,
 ) -> Result<(), StoreError> {
-    let older: Vec<(i64, Vec<u8>)> = {
-        let mut query = transaction
-            .prepare("SELECT id, data FROM identity_segments WHERE source = ?1 AND scan_id < ?2")?;
-        query
-            .query_map(params![source, scan_id], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })?
-            .collect::<Result<_, _>>()?
-    };
+    let mut query = transaction
+        .prepare("SELECT id, data FROM identity_segments WHERE source = ?1 AND scan_id < ?2")?;
     let mut delete = transaction.prepare("DELETE FROM identity_segments WHERE id = ?1")?;
     let mut update = transaction
         .prepare("UPDATE identity_segments SET entries = ?2, data = ?3 WHERE id = ?1")?;
-    for (id, data) in older {
-        let mut kept = Vec::with_capacity(data.len());
-        let mut count = 0i64;
+    let mut rows = query.query(params![source, scan_id])?;
+    let mut changes: Vec<(i64, i64, Vec<u8>)> = Vec::new();
+    let mut kept = SegmentWriter::default();
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let data = row.get_ref(1)?.as_blob().map_err(|_| corrupt())?;
+        let mut reader = SegmentReader::new(data);
         let mut dropped = false;
-        for entry in entries(&data) {
-            let entry = entry?;
+        while let Some(entry) = reader.next_entry()? {
             if keep(entry.record_path) {
-                kept.extend_from_slice(entry.raw);
-                count += 1;
+                kept.push(&entry.raw());
             } else {
                 dropped = true;
             }
         }
+        let (count, data) = kept.take();
+        if dropped {
+            changes.push((id, count, data));
+        }
+    }
+    drop(rows);
+    for (id, count, data) in changes {
         if count == 0 {
             delete.execute([id])?;
-        } else if dropped {
-            update.execute(params![id, count, kept])?;
+        } else {
+            update.execute(params![id, count, data])?;
         }
     }
     Ok(())
 }
 
-/// Merge `source`'s segments into one generation (`scan_id`) once they come
-/// from more than [`MAX_GENERATIONS`] scans. Where two generations hold the
-/// same hash, record, kind and field, the newer one's entry stays.
-pub(super) fn compact(
-    transaction: &Transaction<'_>,
-    source: &str,
+/// One run being merged: its segments in hash order, read one at a time.
+struct RunCursor {
     scan_id: i64,
-) -> Result<(), StoreError> {
-    let generations: i64 = transaction.query_row(
-        "SELECT count(DISTINCT scan_id) FROM identity_segments WHERE source = ?1",
-        [source],
-        |row| row.get(0),
-    )?;
-    if generations <= MAX_GENERATIONS {
-        return Ok(());
+    run: i64,
+    segments: std::vec::IntoIter<i64>,
+    entries: std::vec::IntoIter<OwnedEntry>,
+    current: Option<OwnedEntry>,
+}
+
+impl RunCursor {
+    fn advance(&mut self, read: &mut rusqlite::Statement<'_>) -> Result<(), StoreError> {
+        loop {
+            if let Some(entry) = self.entries.next() {
+                self.current = Some(entry);
+                return Ok(());
+            }
+            let Some(id) = self.segments.next() else {
+                self.current = None;
+                return Ok(());
+            };
+            let data: Vec<u8> = read.query_row([id], |row| row.get(0))?;
+            self.entries = owned_entries(&data)?.into_iter();
+        }
     }
-    let buckets: Vec<i64> = {
-        let mut query = transaction
-            .prepare("SELECT DISTINCT bucket FROM identity_segments WHERE source = ?1")?;
+}
+
+/// Merge `source`'s runs once there are more than [`MAX_RUNS`]: all but the
+/// largest, or all once the others add up to a quarter of it. Where two runs
+/// hold the same hash, kind, field and record, the newer scan's entry stays.
+pub(super) fn compact(transaction: &Transaction<'_>, source: &str) -> Result<(), StoreError> {
+    // (run, scan, entries), largest first.
+    let mut runs: Vec<(i64, i64, i64)> = {
+        let mut query = transaction.prepare(
+            "SELECT run, max(scan_id), sum(entries) FROM identity_segments WHERE source = ?1
+             GROUP BY run ORDER BY sum(entries) DESC, run",
+        )?;
         query
-            .query_map([source], |row| row.get(0))?
+            .query_map([source], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
             .collect::<Result<_, _>>()?
     };
-    let mut read = transaction.prepare(
-        "SELECT id, data FROM identity_segments WHERE source = ?1 AND bucket = ?2
-         ORDER BY scan_id DESC",
-    )?;
-    let mut delete = transaction.prepare("DELETE FROM identity_segments WHERE id = ?1")?;
-    let mut insert = transaction.prepare(
-        "INSERT INTO identity_segments (bucket, source, scan_id, entries, data)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for bucket in buckets {
-        let rows: Vec<(i64, Vec<u8>)> = read
-            .query_map(params![source, bucket], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut merged: Vec<Entry<'_>> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for (_, data) in &rows {
-            for entry in entries(data) {
-                let entry = entry?;
-                if seen.insert((entry.hash, entry.record_id, entry.kind, entry.field)) {
-                    merged.push(entry);
+    if runs.len() as i64 <= MAX_RUNS {
+        return Ok(());
+    }
+    let others: i64 = runs.iter().skip(1).map(|run| run.2).sum();
+    if others * 4 < runs[0].2 {
+        runs.remove(0);
+    }
+    let total: i64 = runs.iter().map(|run| run.2).sum();
+    let merged_run = next_run(transaction)?;
+    let merged_scan = runs.iter().map(|run| run.1).max().unwrap_or(0);
+    let mut cursors = Vec::new();
+    {
+        let mut segments =
+            transaction.prepare("SELECT id FROM identity_segments WHERE run = ?1 ORDER BY key")?;
+        let mut read = transaction.prepare("SELECT data FROM identity_segments WHERE id = ?1")?;
+        for &(run, scan_id, _) in &runs {
+            let ids: Vec<i64> = segments
+                .query_map([run], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut cursor = RunCursor {
+                scan_id,
+                run,
+                segments: ids.into_iter(),
+                entries: Vec::new().into_iter(),
+                current: None,
+            };
+            cursor.advance(&mut read)?;
+            cursors.push(cursor);
+        }
+        let mut insert = transaction.prepare(
+            "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut out = RunWriter::new(usize::try_from(total).unwrap_or(0), |key, count, data| {
+            insert.execute(params![key, source, merged_scan, merged_run, count, data])?;
+            Ok(())
+        });
+        loop {
+            // The least entry; of equals, the newest scan's.
+            let mut least: Option<usize> = None;
+            for (index, cursor) in cursors.iter().enumerate() {
+                let Some(entry) = &cursor.current else {
+                    continue;
+                };
+                least = match least {
+                    None => Some(index),
+                    Some(best) => {
+                        let best_cursor = &cursors[best];
+                        let order = best_cursor
+                            .current
+                            .as_ref()
+                            .map_or(Ordering::Greater, |best_entry| {
+                                entry.view().identity_order(&best_entry.view())
+                            });
+                        let newer =
+                            (cursor.scan_id, cursor.run) > (best_cursor.scan_id, best_cursor.run);
+                        match order {
+                            Ordering::Less => Some(index),
+                            Ordering::Equal if newer => Some(index),
+                            _ => Some(best),
+                        }
+                    }
+                };
+            }
+            let Some(best) = least else {
+                break;
+            };
+            let Some(chosen) = cursors[best].current.take() else {
+                break;
+            };
+            out.push(&chosen.view().raw())?;
+            // Its equals in other runs are older: skip them.
+            for cursor in cursors.iter_mut() {
+                while cursor
+                    .current
+                    .as_ref()
+                    .is_some_and(|entry| entry.view().identity_order(&chosen.view()).is_eq())
+                {
+                    cursor.advance(&mut read)?;
                 }
             }
+            cursors[best].advance(&mut read)?;
         }
-        merged.sort_unstable_by(|a, b| a.raw.cmp(b.raw));
-        for (id, _) in &rows {
-            delete.execute([id])?;
-        }
-        for (bucket, count, data) in group(merged.iter().map(|entry| entry.raw)) {
-            insert.execute(params![bucket, source, scan_id, count, data])?;
-        }
+        out.flush()?;
+    }
+    let mut delete = transaction.prepare("DELETE FROM identity_segments WHERE run = ?1")?;
+    for (run, _, _) in runs {
+        delete.execute([run])?;
     }
     Ok(())
 }
 
 /// Every entry the index holds for `hash` (in `source` only, when given), with
-/// its source; where two scans' segments hold the same record, kind and field,
-/// the newer one's.
+/// its source; where two scans' runs hold the same record, kind and field, the
+/// newer one's.
 pub(super) fn lookup(
     connection: &Connection,
     hash: &IdentityHash,
@@ -445,20 +974,25 @@ pub(super) fn lookup(
 ) -> Result<(), StoreError> {
     let mut query = connection.prepare_cached(
         "SELECT source, data FROM identity_segments
-         WHERE bucket = ?1 AND (?2 IS NULL OR source = ?2)
-         ORDER BY source, scan_id DESC",
+         WHERE key IN (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             AND (?14 IS NULL OR source = ?14)
+         ORDER BY source, scan_id DESC, run DESC",
     )?;
-    let mut rows = query.query(params![bucket(hash), source])?;
+    let keys: Vec<i64> = (0..=KEY_BITS).map(|bits| key(hash, bits)).collect();
+    let mut values: Vec<&dyn rusqlite::ToSql> =
+        keys.iter().map(|key| key as &dyn rusqlite::ToSql).collect();
+    values.push(&source);
+    let mut rows = query.query(values.as_slice())?;
     let mut seen = std::collections::HashSet::new();
     while let Some(row) = rows.next()? {
         let source: String = row.get(0)?;
         let data = row.get_ref(1)?.as_blob().map_err(|_| corrupt())?;
-        for entry in entries(data) {
-            let entry = entry?;
+        let mut reader = SegmentReader::new(data);
+        while let Some(entry) = reader.next_entry()? {
             match entry.hash.cmp(hash) {
-                std::cmp::Ordering::Less => continue,
-                std::cmp::Ordering::Greater => break,
-                std::cmp::Ordering::Equal => {}
+                Ordering::Less => continue,
+                Ordering::Greater => break,
+                Ordering::Equal => {}
             }
             let key = (
                 source.clone(),
@@ -479,99 +1013,149 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn identity(hash: IdentityHash, id: &str, path: &str, time: Option<i64>) -> NewIdentity {
+    fn identity<'a>(
+        hash: IdentityHash,
+        id: &'a str,
+        path: &'a str,
+        time: Option<i64>,
+    ) -> NewIdentity<'a> {
         NewIdentity {
             hash,
-            kind: "email".into(),
-            field: "from".into(),
-            record_id: id.into(),
-            record_path: path.into(),
+            kind: "email",
+            field: "from",
+            record_id: id,
+            record_path: path,
             record_kind: "message",
-            container: "INBOX".into(),
+            container: "INBOX",
             record_time: time,
         }
     }
 
-    #[test]
-    fn entries_round_trip_and_sort_by_hash_within_buckets() {
-        let staged_rows = [
-            identity([0xff; 16], "INBOX/3", "INBOX/3", None),
-            identity([0x00; 16], "x", "anna/INBOX/1", Some(1_700_000_000)),
-            identity([0x00; 16], "x", "anna/INBOX/1", Some(1_700_000_000)),
-            identity(
-                [0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9],
-                "é/ü",
-                "é/ü",
-                Some(-5),
-            ),
-        ];
-        let mut staged = Staged::default();
-        for row in &staged_rows {
-            let start = staged.bytes.len() as u32;
-            encode(row, &mut staged.bytes);
-            staged
-                .spans
-                .push((row.hash, start, staged.bytes.len() as u32));
+    fn run_of(rows: &[NewIdentity<'_>]) -> Vec<(i64, i64, Vec<OwnedEntry>)> {
+        let mut batch = IdentityBatch::default();
+        for row in rows {
+            batch.push(row);
         }
-        let segments = staged.segments();
-        // Two buckets (0 and 0xfff); the duplicate once.
-        assert_eq!(
-            segments
-                .iter()
-                .map(|(bucket, count, _)| (*bucket, *count))
-                .collect::<Vec<_>>(),
-            vec![(0, 2), (0xfff, 1)]
-        );
-        let first: Vec<Entry<'_>> = entries(&segments[0].2)
-            .collect::<Result<_, _>>()
-            .expect("decodes");
-        assert_eq!(first[0].record_path, "anna/INBOX/1");
-        assert_eq!(first[0].record_id, "x");
-        assert_eq!(first[0].record_time, Some(1_700_000_000));
-        assert_eq!(first[1].record_path, "é/ü");
-        assert_eq!(first[1].record_time, Some(-5));
-        assert!(first[0].hash < first[1].hash);
-        let last: Vec<Entry<'_>> = entries(&segments[1].2)
-            .collect::<Result<_, _>>()
-            .expect("decodes");
-        assert_eq!(last[0].record_time, None);
-        assert_eq!(last[0].record_path, "INBOX/3");
+        let mut staged = Staged::default();
+        staged.take(&mut batch).expect("staged");
+        assert!(batch.is_empty());
+        let mut segments = Vec::new();
+        staged
+            .write_run(|key, count, data| {
+                segments.push((key, count, owned_entries(data)?));
+                Ok(())
+            })
+            .expect("run");
+        segments
+    }
+
+    #[test]
+    fn a_run_is_sorted_deduplicated_and_split_by_hash_range() {
+        let low = [0x00; 16];
+        let mut next = [0x00; 16];
+        next[15] = 9;
+        let rows = [
+            identity([0xff; 16], "INBOX/3", "INBOX/3", None),
+            identity(low, "x", "anna/INBOX/1", Some(1_700_000_000)),
+            // The same hash, kind, field and record again: one entry.
+            identity(low, "x", "anna/INBOX/1", Some(1_700_000_001)),
+            identity(next, "é/ü", "é/ü", Some(-5)),
+        ];
+        let segments = run_of(&rows);
+        // Three entries fit one segment (granularity 0: key 0).
+        assert_eq!(segments.len(), 1);
+        assert_eq!(segments[0].0, 0);
+        assert_eq!(segments[0].1, 3);
+        let entries = &segments[0].2;
+        assert_eq!(entries[0].record_path, "anna/INBOX/1");
+        assert_eq!(entries[0].record_id, "x");
+        assert_eq!(entries[0].record_time, Some(1_700_000_000));
+        assert_eq!(entries[1].record_path, "é/ü");
+        assert_eq!(entries[1].record_time, Some(-5));
+        assert_eq!(entries[2].record_time, None);
+        assert_eq!(entries[2].hash, [0xff; 16]);
+        // Many entries: ranges at a finer granularity, each key's hashes
+        // inside it, sorted.
+        let hashes: Vec<IdentityHash> = (0..1000u32)
+            .map(|n| {
+                let mut hash = [0u8; 16];
+                hash[..4].copy_from_slice(&n.wrapping_mul(2_654_435_761).to_be_bytes());
+                hash
+            })
+            .collect();
+        let paths: Vec<String> = (0..1000).map(|n| format!("INBOX/{n}")).collect();
+        let many: Vec<NewIdentity<'_>> = hashes
+            .iter()
+            .zip(&paths)
+            .map(|(hash, path)| identity(*hash, path, path, None))
+            .collect();
+        let segments = run_of(&many);
+        let bits = bits_for(1000);
+        assert_eq!(bits, 2);
+        assert_eq!(segments.len(), 4);
+        let mut total = 0;
+        for (segment_key, count, entries) in &segments {
+            total += count;
+            assert!(entries.windows(2).all(|pair| pair[0].hash < pair[1].hash));
+            assert!(
+                entries
+                    .iter()
+                    .all(|entry| key(&entry.hash, bits) == *segment_key)
+            );
+        }
+        assert_eq!(total, 1000);
     }
 
     proptest! {
         #[test]
-        fn any_bytes_decode_to_entries_or_an_error_never_a_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let mut decoded = 0usize;
-            for entry in entries(&data) {
-                match entry {
-                    Ok(entry) => decoded += entry.raw.len(),
-                    Err(_) => break,
-                }
+        fn any_bytes_decode_to_entries_or_an_error_never_a_panic(
+            data in proptest::collection::vec(any::<u8>(), 0..512),
+        ) {
+            let mut reader = SegmentReader::new(&data);
+            let mut decoded = 0;
+            while let Ok(Some(_)) = reader.next_entry() {
+                decoded += 1;
             }
             prop_assert!(decoded <= data.len());
+            let _ = decode_staged(&data);
+            prop_assert!(staged_identity(&data).len() <= data.len());
         }
 
         #[test]
-        fn any_identity_round_trips(
-            hash in any::<[u8; 16]>(),
-            id in ".{0,40}",
-            path in ".{0,40}",
-            field in "[a-z]{0,300}",
-            time in proptest::option::of(any::<i64>()),
+        fn any_entries_round_trip_through_a_segment(
+            rows in proptest::collection::vec(
+                (any::<[u8; 16]>(), "[a-zé/]{0,30}", "[a-zé/]{0,30}", "[a-z]{0,200}",
+                 proptest::option::of(any::<i64>())),
+                1..40,
+            ),
         ) {
-            let mut row = identity(hash, &id, &path, time);
-            row.field = field;
-            let mut data = Vec::new();
-            encode(&row, &mut data);
-            let decoded: Vec<Entry<'_>> = entries(&data).collect::<Result<_, _>>().expect("decodes");
-            prop_assert_eq!(decoded.len(), 1);
-            let entry = decoded[0];
-            prop_assert_eq!(entry.hash, hash);
-            prop_assert_eq!(entry.record_id, id.as_str());
-            prop_assert_eq!(entry.record_path, path.as_str());
-            prop_assert_eq!(entry.field, row.field.as_str());
-            prop_assert_eq!(entry.record_time, time);
-            prop_assert_eq!(entry.raw.len(), data.len());
+            let rows: Vec<NewIdentity<'_>> = rows
+                .iter()
+                .map(|(hash, id, path, field, time)| NewIdentity {
+                    field,
+                    ..identity(*hash, id, path, *time)
+                })
+                .collect();
+            let mut expected: Vec<&NewIdentity<'_>> = rows.iter().collect();
+            expected.sort_by(|a, b| {
+                (a.hash, a.field.len(), a.field, a.record_id.len(), a.record_id)
+                    .cmp(&(b.hash, b.field.len(), b.field, b.record_id.len(), b.record_id))
+            });
+            expected.dedup_by(|a, b| (a.hash, a.field, a.record_id) == (b.hash, b.field, b.record_id));
+            let decoded: Vec<OwnedEntry> = run_of(&rows)
+                .into_iter()
+                .flat_map(|(_, _, entries)| entries)
+                .collect();
+            prop_assert_eq!(decoded.len(), expected.len());
+            for (entry, row) in decoded.iter().zip(expected) {
+                prop_assert_eq!(entry.hash, row.hash);
+                prop_assert_eq!(&entry.record_id, row.record_id);
+                prop_assert_eq!(&entry.record_path, row.record_path);
+                prop_assert_eq!(&entry.field, row.field);
+                prop_assert_eq!(&entry.kind, row.kind);
+                prop_assert_eq!(&entry.container, row.container);
+                prop_assert_eq!(entry.record_time, row.record_time);
+            }
         }
     }
 }

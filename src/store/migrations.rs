@@ -151,23 +151,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         imported_at  INTEGER NOT NULL
     );
     "#,
-    // 10: the identity index in segments (see `identity_index`): one row per
-    // source, scan and 12-bit hash bucket, holding that bucket's entries
-    // sorted by hash, instead of one row per occurrence. The rows of
-    // migration 7 are not converted: where there were any, every source's
-    // checkpoints are cleared, so the next scan reads everything once and
-    // builds the index anew.
+    // 10: the identity index in sorted runs of compact segments (see
+    // `identity_index`) instead of one row per occurrence: a segment holds the
+    // entries of one hash range of one run (`key`: the range's granularity and
+    // number). The rows of migration 7 are not converted: where there were
+    // any, every source's checkpoints are cleared, so the next scan reads
+    // everything once and builds the index anew.
     r#"
     CREATE TABLE identity_segments (
         id      INTEGER PRIMARY KEY,
-        bucket  INTEGER NOT NULL,
+        key     INTEGER NOT NULL,
         source  TEXT    NOT NULL,
         scan_id INTEGER NOT NULL,
+        run     INTEGER NOT NULL,
         entries INTEGER NOT NULL,
         data    BLOB    NOT NULL
     );
-    CREATE INDEX identity_segments_by_bucket ON identity_segments (bucket);
+    CREATE INDEX identity_segments_by_key ON identity_segments (key);
     CREATE INDEX identity_segments_by_source ON identity_segments (source, scan_id);
+    CREATE INDEX identity_segments_by_run ON identity_segments (run, key);
     DELETE FROM checkpoints WHERE EXISTS (SELECT 1 FROM identities);
     DROP TABLE identities;
     "#,

@@ -251,26 +251,30 @@ pub struct NewConflictKey {
     pub owner: Option<String>,
 }
 
-/// One identifier found in a record, as the identity index keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewIdentity {
+/// One identifier found in a record, as the identity index keeps it,
+/// borrowed from the record (see [`IdentityBatch`] for rows kept until
+/// written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewIdentity<'a> {
     /// The keyed hash ([`tillsyn_connectors::identity`]).
     pub hash: tillsyn_connectors::identity::IdentityHash,
     /// What kind of identifier: a detector's name (`personnummer`, `email`, …).
-    pub kind: String,
+    pub kind: &'a str,
     /// Where in the record: `body`, `attachment`, `file`, or a field's name.
-    pub field: String,
+    pub field: &'a str,
     /// Record id.
-    pub record_id: String,
+    pub record_id: &'a str,
     /// Record path.
-    pub record_path: String,
+    pub record_path: &'a str,
     /// Record kind.
     pub record_kind: &'static str,
     /// The container it lives in (a mail folder, a directory, a base DN).
-    pub container: String,
+    pub container: &'a str,
     /// When the record was received or last modified (seconds).
     pub record_time: Option<i64>,
 }
+
+pub use identity_index::IdentityBatch;
 
 /// One place the identity index holds an identifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -529,7 +533,8 @@ impl Store {
         self.connection.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS staged_identity_segments (
                  scan_id INTEGER NOT NULL,
-                 bucket  INTEGER NOT NULL,
+                 spill   INTEGER NOT NULL,
+                 key     INTEGER NOT NULL,
                  entries INTEGER NOT NULL,
                  data    BLOB    NOT NULL
              );",
@@ -803,7 +808,7 @@ impl Store {
                     kept(end, path)
                 })?;
             }
-            identity_index::compact(&transaction, &source, scan_id)?;
+            identity_index::compact(&transaction, &source)?;
             for (rule, severity) in end.conflict_rules {
                 resolved += judge_conflicts(&transaction, rule, severity, scan_id, finished)?;
             }
@@ -914,8 +919,7 @@ impl Store {
     pub fn record_identities(
         &mut self,
         scan_id: i64,
-        _source: &str,
-        identities: &[NewIdentity],
+        identities: &mut IdentityBatch,
     ) -> Result<(), StoreError> {
         self.staging.add(&mut self.connection, scan_id, identities)
     }

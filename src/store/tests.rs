@@ -41,16 +41,43 @@ fn finding(rule: &str, path: &str) -> NewFinding {
     }
 }
 
-fn identity(hash: [u8; 16], path: &str) -> NewIdentity {
+fn identity(hash: [u8; 16], path: &str) -> NewIdentity<'_> {
     NewIdentity {
         hash,
-        kind: "personnummer".into(),
-        field: "body".into(),
-        record_id: path.into(),
-        record_path: path.into(),
+        kind: "personnummer",
+        field: "body",
+        record_id: path,
+        record_path: path,
         record_kind: "message",
-        container: "INBOX".into(),
+        container: "INBOX",
         record_time: Some(1_790_000_000),
+    }
+}
+
+/// Stage rows as a scan does, in one batch.
+trait StageRows {
+    fn record_rows(
+        &mut self,
+        scan_id: i64,
+        source: &str,
+        rows: &[NewIdentity<'_>],
+    ) -> Result<(), StoreError>;
+}
+
+impl StageRows for Store {
+    fn record_rows(
+        &mut self,
+        scan_id: i64,
+        _source: &str,
+        rows: &[NewIdentity<'_>],
+    ) -> Result<(), StoreError> {
+        let mut batch = IdentityBatch::default();
+        for row in rows {
+            batch.push(row);
+        }
+        self.record_identities(scan_id, &mut batch)?;
+        assert!(batch.is_empty(), "the batch is taken");
+        Ok(())
     }
 }
 
@@ -74,7 +101,7 @@ fn identity_rows_follow_their_records() {
     // Scan 1 reads three messages; the person is in two.
     let first = store.begin_scan("mail", now).expect("begin");
     store
-        .record_identities(
+        .record_rows(
             first,
             "mail",
             &[
@@ -98,7 +125,7 @@ fn identity_rows_follow_their_records() {
     // again (its row renewed, not doubled).
     let second = store.begin_scan("mail", now).expect("begin");
     store
-        .record_identities(
+        .record_rows(
             second,
             "mail",
             &[
@@ -119,7 +146,7 @@ fn identity_rows_follow_their_records() {
     // except where the scan could not read (`anna/Sent` unread).
     let third = store.begin_scan("mail", now).expect("begin");
     store
-        .record_identities(third, "mail", &[identity(other, "anna/INBOX/3")])
+        .record_rows(third, "mail", &[identity(other, "anna/INBOX/3")])
         .expect("identities");
     let end = ScanEnd {
         status: ScanStatus::Partial,
@@ -162,11 +189,13 @@ fn many_incremental_scans_are_merged_and_spilled_rows_count_like_held_ones() {
         let id = store.begin_scan("mail", now).expect("begin");
         let new: Vec<u32> = (scan * 300..scan * 300 + 300).collect();
         for half in new.chunks(150) {
-            let rows: Vec<NewIdentity> = half
+            let paths: Vec<String> = half.iter().map(|n| format!("anna/INBOX/{n}")).collect();
+            let rows: Vec<NewIdentity<'_>> = half
                 .iter()
-                .map(|&n| identity(spread(n), &format!("anna/INBOX/{n}")))
+                .zip(&paths)
+                .map(|(&n, path)| identity(spread(n), path))
                 .collect();
-            store.record_identities(id, "mail", &rows).expect("stage");
+            store.record_rows(id, "mail", &rows).expect("stage");
         }
         present.retain(|n| n % 7 != scan % 7 || *n == 0);
         present.extend(&new);
@@ -176,18 +205,15 @@ fn many_incremental_scans_are_merged_and_spilled_rows_count_like_held_ones() {
             present: Some(std::sync::Arc::new(present.clone())),
         }];
         finish_carried(&mut store, id, &carried, now);
-        let generations: i64 = store
+        let runs: i64 = store
             .connection
             .query_row(
-                "SELECT count(DISTINCT scan_id) FROM identity_segments WHERE source = 'mail'",
+                "SELECT count(DISTINCT run) FROM identity_segments WHERE source = 'mail'",
                 [],
                 |row| row.get(0),
             )
-            .expect("generations");
-        assert!(
-            generations <= identity_index::MAX_GENERATIONS,
-            "{generations}"
-        );
+            .expect("runs");
+        assert!(runs <= identity_index::MAX_RUNS, "{runs}");
     }
     // Every message present is found under its own hash, and nothing else.
     for n in 0..3000u32 {
@@ -208,7 +234,7 @@ fn many_incremental_scans_are_merged_and_spilled_rows_count_like_held_ones() {
     // A failed scan's spilled rows never reach the index.
     let failed = store.begin_scan("mail", now).expect("begin");
     store
-        .record_identities(failed, "mail", &[identity([0xee; 16], "anna/INBOX/9999")])
+        .record_rows(failed, "mail", &[identity([0xee; 16], "anna/INBOX/9999")])
         .expect("stage");
     store.fail_scan(failed, 0, "io", "down", now).expect("fail");
     assert!(holding(&store, [0xee; 16]).is_empty());
@@ -698,7 +724,7 @@ fn pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest() {
         )
         .expect("keys");
     store
-        .record_identities(list, "list", &[identity([9; 16], "member-1")])
+        .record_rows(list, "list", &[identity([9; 16], "member-1")])
         .expect("identities");
     let end = ScanEnd {
         status: ScanStatus::Complete,
@@ -726,7 +752,7 @@ fn pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest() {
         .record_findings(fourth, "share", now, &[finding("r", "still.pdf")])
         .expect("record");
     store
-        .record_identities(fourth, "share", &[identity([7; 16], "still.pdf")])
+        .record_rows(fourth, "share", &[identity([7; 16], "still.pdf")])
         .expect("identities");
     finish_carried(&mut store, fourth, &[], now);
     store
