@@ -72,6 +72,8 @@ struct Memory {
     folders: HashSet<String>,
     /// The last owner seen, its kind and hash: a mailbox's messages share one.
     owner: Option<(String, &'static str, Option<IdentityHash>)>,
+    /// The last folder seen (its messages come together).
+    last_folder: String,
 }
 
 /// A direct-mapped cache of hashes by the value as written: a slot per
@@ -82,7 +84,7 @@ struct HashCache {
 }
 
 /// Slots in a [`HashCache`].
-const CACHE_SLOTS: usize = 1 << 12;
+const CACHE_SLOTS: usize = 1 << 9;
 
 impl Default for HashCache {
     fn default() -> HashCache {
@@ -187,6 +189,11 @@ impl IdentityPlan {
     /// has).
     fn first_in_folder(&self, folder: &str) -> bool {
         let mut memory = self.memory.borrow_mut();
+        if memory.last_folder == folder {
+            return false;
+        }
+        memory.last_folder.clear();
+        memory.last_folder.push_str(folder);
         !memory.folders.contains(folder) && memory.folders.insert(folder.to_owned())
     }
 

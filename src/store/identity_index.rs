@@ -601,52 +601,22 @@ impl IdentityBatch {
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }
-
-    /// Empty it, keeping its room.
-    fn clear(&mut self) {
-        self.bytes.clear();
-        self.spans.clear();
-    }
 }
 
-/// A scan's staged rows, split by the first [`KEY_BITS`] bits of their hash,
-/// so that each range is sorted alone (in cache) when the run is written.
-#[derive(Debug)]
+/// A scan's staged rows: the batches handed over, kept as they came.
+#[derive(Debug, Default)]
 struct Staged {
-    ranges: Vec<IdentityBatch>,
+    batches: Vec<IdentityBatch>,
     bytes: usize,
     entries: usize,
 }
 
-impl Default for Staged {
-    fn default() -> Staged {
-        Staged {
-            ranges: (0..1 << KEY_BITS)
-                .map(|_| IdentityBatch::default())
-                .collect(),
-            bytes: 0,
-            entries: 0,
-        }
-    }
-}
-
 impl Staged {
     /// Take `batch`'s rows, leaving it empty.
-    fn take(&mut self, batch: &mut IdentityBatch) -> Result<(), StoreError> {
-        for &(start, end) in &batch.spans {
-            let raw = batch.bytes.get(start..end).ok_or_else(corrupt)?;
-            let head = raw.get(..16).ok_or_else(corrupt)?;
-            let mut hash = [0u8; 16];
-            hash.copy_from_slice(head);
-            let range = &mut self.ranges[prefix(&hash) as usize];
-            let at = range.bytes.len();
-            range.bytes.extend_from_slice(raw);
-            range.spans.push((at, range.bytes.len()));
-            self.bytes += raw.len();
-            self.entries += 1;
-        }
-        batch.clear();
-        Ok(())
+    fn take(&mut self, batch: &mut IdentityBatch) {
+        self.bytes += batch.bytes.len();
+        self.entries += batch.spans.len();
+        self.batches.push(std::mem::take(batch));
     }
 
     /// Write the entries as one run, sorted by hash, kind, field and record,
@@ -655,23 +625,43 @@ impl Staged {
         &self,
         write: impl FnMut(i64, i64, &[u8]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut run = RunWriter::new(self.entries, write);
-        // Each entry with its hash as a number: most comparisons end there.
-        let mut order: Vec<(u128, &[u8])> = Vec::new();
-        for range in &self.ranges {
-            order.clear();
-            for &(start, end) in &range.spans {
-                let raw = range.bytes.get(start..end).ok_or_else(corrupt)?;
+        // Each entry with its hash as a number (most comparisons end there),
+        // put in order of the hash's first bits by counting, then sorted
+        // within each range.
+        let mut counts = vec![0usize; (1 << KEY_BITS) + 1];
+        let mut keyed: Vec<(u128, &[u8])> = Vec::with_capacity(self.entries);
+        for batch in &self.batches {
+            for &(start, end) in &batch.spans {
+                let raw = batch.bytes.get(start..end).ok_or_else(corrupt)?;
                 let mut hash = [0u8; 16];
                 hash.copy_from_slice(raw.get(..16).ok_or_else(corrupt)?);
-                order.push((u128::from_be_bytes(hash), raw));
+                counts[prefix(&hash) as usize + 1] += 1;
+                keyed.push((u128::from_be_bytes(hash), raw));
             }
-            order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-            order.dedup_by(|later, earlier| {
-                later.0 == earlier.0 && staged_identity(later.1) == staged_identity(earlier.1)
-            });
-            for (_, raw) in &order {
-                run.push(&decode_staged(raw)?)?;
+        }
+        for index in 1..counts.len() {
+            counts[index] += counts[index - 1];
+        }
+        let mut order: Vec<(u128, &[u8])> = vec![(0, &[][..]); keyed.len()];
+        let mut next = counts.clone();
+        for entry in keyed {
+            let range = (entry.0 >> (128 - KEY_BITS)) as usize;
+            order[next[range]] = entry;
+            next[range] += 1;
+        }
+        let mut run = RunWriter::new(self.entries, write);
+        for range in counts.windows(2) {
+            let entries = &mut order[range[0]..range[1]];
+            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+            let mut previous: Option<&(u128, &[u8])> = None;
+            for entry in entries.iter() {
+                if previous.is_some_and(|last| {
+                    last.0 == entry.0 && staged_identity(last.1) == staged_identity(entry.1)
+                }) {
+                    continue;
+                }
+                run.push(&decode_staged(entry.1)?)?;
+                previous = Some(entry);
             }
         }
         run.flush()
@@ -717,7 +707,7 @@ impl Staging {
         identities: &mut IdentityBatch,
     ) -> Result<(), StoreError> {
         let staged = self.scans.entry(scan_id).or_default();
-        staged.take(identities)?;
+        staged.take(identities);
         if staged.bytes >= self.spill_bytes {
             let spill = self.spilled.entry(scan_id).or_insert(0);
             *spill += 1;
@@ -1037,7 +1027,7 @@ mod tests {
             batch.push(row);
         }
         let mut staged = Staged::default();
-        staged.take(&mut batch).expect("staged");
+        staged.take(&mut batch);
         assert!(batch.is_empty());
         let mut segments = Vec::new();
         staged
