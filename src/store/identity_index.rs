@@ -7,8 +7,8 @@
 //! - **Runs and segments.** A finishing scan writes its rows sorted by hash as
 //!   a *run*: a few SQLite rows (segments), each holding the entries of one
 //!   hash range. A run of n entries splits the hash space into 2^b ranges
-//!   (b ≤ 12) so that a segment holds about [`SEGMENT_ENTRIES`]: 100,000
-//!   correspondents make 4,096 rows, ten make one.
+//!   (b ≤ 12) so that a segment holds about [`SEGMENT_ENTRIES`]: 200,000
+//!   entries make 1,024 rows, ten make one.
 //! - **Lookup.** A hash lies in one range per granularity, so a lookup asks
 //!   for 13 keys and walks the few segments found; entries are sorted, so it
 //!   stops at the first larger hash.
