@@ -603,6 +603,40 @@ impl IdentityBatch {
     }
 }
 
+/// The places (folders, directories) whose records the index holds: a
+/// record's parent path, or a folder's own. When a scan keeps everything in
+/// each of a source's places, its older entries need not be read.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct Places {
+    held: std::collections::BTreeSet<String>,
+    last: Vec<u8>,
+}
+
+impl Places {
+    fn add(&mut self, entry: &RawEntry<'_>) {
+        let place = if entry.record_kind == b"folder" {
+            entry.record_path
+        } else {
+            entry
+                .record_path
+                .iter()
+                .rposition(|byte| *byte == b'/')
+                .map_or(&[][..], |slash| &entry.record_path[..slash])
+        };
+        if place != self.last.as_slice() {
+            self.last.clear();
+            self.last.extend_from_slice(place);
+            self.held
+                .insert(String::from_utf8_lossy(place).into_owned());
+        }
+    }
+
+    /// Every place held.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.held.iter().map(String::as_str)
+    }
+}
+
 /// A scan's staged rows: the batches handed over, kept as they came.
 #[derive(Debug, Default)]
 struct Staged {
@@ -623,6 +657,7 @@ impl Staged {
     /// one of each, handing each segment to `write`.
     fn write_run(
         &self,
+        places: &mut Places,
         write: impl FnMut(i64, i64, &[u8]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         // Each entry with its hash as a number (most comparisons end there),
@@ -660,7 +695,9 @@ impl Staged {
                 }) {
                     continue;
                 }
-                run.push(&decode_staged(entry.1)?)?;
+                let entry_read = decode_staged(entry.1)?;
+                places.add(&entry_read);
+                run.push(&entry_read)?;
                 previous = Some(entry);
             }
         }
@@ -674,6 +711,8 @@ pub(super) struct Staging {
     scans: HashMap<i64, Staged>,
     /// Runs each scan has spilled.
     spilled: HashMap<i64, i64>,
+    /// The places of each scan's spilled rows.
+    spilled_places: HashMap<i64, Places>,
     /// Encoded bytes a scan holds before it spills them.
     spill_bytes: usize,
 }
@@ -683,6 +722,7 @@ impl Default for Staging {
         Staging {
             scans: HashMap::new(),
             spilled: HashMap::new(),
+            spilled_places: HashMap::new(),
             spill_bytes: SPILL_BYTES,
         }
     }
@@ -717,7 +757,8 @@ impl Staging {
                     "INSERT INTO staged_identity_segments (scan_id, spill, key, entries, data)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
-                staged.write_run(|key, count, data| {
+                let places = self.spilled_places.entry(scan_id).or_default();
+                staged.write_run(places, |key, count, data| {
                     insert.execute(params![scan_id, *spill, key, count, data])?;
                     Ok(())
                 })?;
@@ -732,6 +773,7 @@ impl Staging {
     pub fn drop_scan(&mut self, connection: &Connection, scan_id: i64) -> Result<(), StoreError> {
         self.scans.remove(&scan_id);
         self.spilled.remove(&scan_id);
+        self.spilled_places.remove(&scan_id);
         connection.execute(
             "DELETE FROM staged_identity_segments WHERE scan_id = ?1",
             [scan_id],
@@ -739,13 +781,15 @@ impl Staging {
         Ok(())
     }
 
-    /// Write what `scan_id` staged as `source`'s runs.
+    /// Write what `scan_id` staged as `source`'s runs; returns the places of
+    /// what it wrote.
     pub fn write(
         &mut self,
         transaction: &Transaction<'_>,
         scan_id: i64,
         source: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Places, StoreError> {
+        let mut places = self.spilled_places.remove(&scan_id).unwrap_or_default();
         let base = next_run(transaction)?;
         transaction.execute(
             "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
@@ -759,12 +803,12 @@ impl Staging {
                 "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            staged.write_run(|key, count, data| {
+            staged.write_run(&mut places, |key, count, data| {
                 insert.execute(params![key, source, scan_id, run, count, data])?;
                 Ok(())
             })?;
         }
-        Ok(())
+        Ok(places)
     }
 }
 
@@ -778,13 +822,14 @@ fn next_run(connection: &Connection) -> Result<i64, StoreError> {
 }
 
 /// Keep of `source`'s segments older than `scan_id` only the entries `keep`
-/// holds to, by record path.
+/// holds to, by record path; returns the places of those kept.
 pub(super) fn filter_older(
     transaction: &Transaction<'_>,
     source: &str,
     scan_id: i64,
     keep: impl Fn(&str) -> bool,
-) -> Result<(), StoreError> {
+) -> Result<Places, StoreError> {
+    let mut places = Places::default();
     let mut query = transaction
         .prepare("SELECT id, data FROM identity_segments WHERE source = ?1 AND scan_id < ?2")?;
     let mut delete = transaction.prepare("DELETE FROM identity_segments WHERE id = ?1")?;
@@ -800,7 +845,9 @@ pub(super) fn filter_older(
         let mut dropped = false;
         while let Some(entry) = reader.next_entry()? {
             if keep(entry.record_path) {
-                kept.push(&entry.raw());
+                let raw = entry.raw();
+                places.add(&raw);
+                kept.push(&raw);
             } else {
                 dropped = true;
             }
@@ -817,6 +864,34 @@ pub(super) fn filter_older(
         } else {
             update.execute(params![id, count, data])?;
         }
+    }
+    Ok(places)
+}
+
+/// The places `source`'s index holds.
+pub(super) fn places(connection: &Connection, source: &str) -> Result<Vec<String>, StoreError> {
+    let mut query = connection.prepare("SELECT place FROM identity_places WHERE source = ?1")?;
+    let places = query
+        .query_map([source], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(places)
+}
+
+/// Record `places` as `source`'s, replacing what was there when `replace`.
+pub(super) fn set_places(
+    transaction: &Transaction<'_>,
+    source: &str,
+    places: &Places,
+    replace: bool,
+) -> Result<(), StoreError> {
+    if replace {
+        transaction.execute("DELETE FROM identity_places WHERE source = ?1", [source])?;
+    }
+    let mut insert = transaction.prepare(
+        "INSERT INTO identity_places (source, place) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?;
+    for place in places.iter() {
+        insert.execute(params![source, place])?;
     }
     Ok(())
 }
@@ -1031,7 +1106,7 @@ mod tests {
         assert!(batch.is_empty());
         let mut segments = Vec::new();
         staged
-            .write_run(|key, count, data| {
+            .write_run(&mut Places::default(), |key, count, data| {
                 segments.push((key, count, owned_entries(data)?));
                 Ok(())
             })

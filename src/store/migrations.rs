@@ -154,7 +154,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 10: the identity index in sorted runs of compact segments (see
     // `identity_index`) instead of one row per occurrence: a segment holds the
     // entries of one hash range of one run (`key`: the range's granularity and
-    // number). The rows of migration 7 are not converted: where there were
+    // number), and `identity_places` the folders and directories whose records
+    // it holds. The rows of migration 7 are not converted: where there were
     // any, every source's checkpoints are cleared, so the next scan reads
     // everything once and builds the index anew.
     r#"
@@ -170,6 +171,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX identity_segments_by_key ON identity_segments (key);
     CREATE INDEX identity_segments_by_source ON identity_segments (source, scan_id);
     CREATE INDEX identity_segments_by_run ON identity_segments (run, key);
+    CREATE TABLE identity_places (
+        source TEXT NOT NULL,
+        place  TEXT NOT NULL,
+        PRIMARY KEY (source, place)
+    ) WITHOUT ROWID;
     DELETE FROM checkpoints WHERE EXISTS (SELECT 1 FROM identities);
     DROP TABLE identities;
     "#,

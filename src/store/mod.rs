@@ -622,6 +622,11 @@ impl Store {
                  (SELECT source FROM scans WHERE started_at >= ?1)",
             [cutoff],
         )?;
+        transaction.execute(
+            "DELETE FROM identity_places WHERE source NOT IN
+                 (SELECT source FROM scans WHERE started_at >= ?1)",
+            [cutoff],
+        )?;
         let reports = transaction.execute(
             "DELETE FROM report_outbox WHERE sent_at IS NOT NULL AND sent_at < ?1",
             [cutoff],
@@ -797,16 +802,26 @@ impl Store {
             // This scan's keys and identities replace the source's older ones,
             // except where it could not read or did not read again.
             replace_older_conflict_keys(&transaction, &source, scan_id, end)?;
-            self.staging.write(&transaction, scan_id, &source)?;
+            let written = self.staging.write(&transaction, scan_id, &source)?;
             if end.unread_prefixes.is_empty() && end.carried.is_empty() {
                 transaction.execute(
                     "DELETE FROM identity_segments WHERE source = ?1 AND scan_id < ?2",
                     params![source, scan_id],
                 )?;
+                identity_index::set_places(&transaction, &source, &written, true)?;
+            } else if identity_index::places(&transaction, &source)?
+                .iter()
+                .all(|place| keeps_all(end, place))
+            {
+                // Nothing older can have gone: no need to read it.
+                identity_index::set_places(&transaction, &source, &written, false)?;
             } else {
-                identity_index::filter_older(&transaction, &source, scan_id, |path| {
-                    kept(end, path)
-                })?;
+                let kept_places =
+                    identity_index::filter_older(&transaction, &source, scan_id, |path| {
+                        kept(end, path)
+                    })?;
+                identity_index::set_places(&transaction, &source, &kept_places, true)?;
+                identity_index::set_places(&transaction, &source, &written, false)?;
             }
             identity_index::compact(&transaction, &source)?;
             for (rule, severity) in end.conflict_rules {
@@ -1272,6 +1287,18 @@ fn kept(end: &ScanEnd<'_>, path: &str) -> bool {
         .any(|prefix| under_prefix(path, prefix))
         || end.carried.iter().any(|scope| {
             scope.prefix == path || (under_prefix(path, &scope.prefix) && scope.still_there(path))
+        })
+}
+
+/// Whether every record in `place` (a folder or directory, see
+/// `identity_index::Places`) is [`kept`]: it lies where the scan could not
+/// read, or in a scope read incrementally from which nothing went.
+fn keeps_all(end: &ScanEnd<'_>, place: &str) -> bool {
+    end.unread_prefixes
+        .iter()
+        .any(|prefix| under_prefix(place, prefix))
+        || end.carried.iter().any(|scope| {
+            scope.gone.is_empty() && scope.present.is_none() && under_prefix(place, &scope.prefix)
         })
 }
 

@@ -167,6 +167,68 @@ fn identity_rows_follow_their_records() {
     assert_eq!(holding(&store, person), ["anna/INBOX/4"]);
 }
 
+#[test]
+fn places_where_nothing_went_are_not_read_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path()).expect("open");
+    let now = Utc::now();
+    let places = |store: &Store| {
+        let mut places = identity_index::places(&store.connection, "mail").expect("places");
+        places.sort();
+        places
+    };
+    let first = store.begin_scan("mail", now).expect("begin");
+    store
+        .record_rows(
+            first,
+            "mail",
+            &[
+                identity([1; 16], "anna/INBOX/1"),
+                identity([2; 16], "anna/INBOX/2"),
+                identity([3; 16], "anna/Sent/5"),
+            ],
+        )
+        .expect("stage");
+    finish_carried(&mut store, first, &[], now);
+    assert_eq!(places(&store), ["anna/INBOX", "anna/Sent"]);
+    // INBOX read incrementally, nothing gone there; Sent not read at all, so
+    // its entry goes (and its place with it).
+    let keep_inbox = [CarriedScope {
+        prefix: "anna/INBOX".into(),
+        gone: Vec::new(),
+        present: None,
+    }];
+    let second = store.begin_scan("mail", now).expect("begin");
+    finish_carried(&mut store, second, &keep_inbox, now);
+    assert_eq!(holding(&store, [1; 16]), ["anna/INBOX/1"]);
+    assert!(holding(&store, [3; 16]).is_empty());
+    assert_eq!(places(&store), ["anna/INBOX"]);
+    // Now every place is kept whole: the older entries stay unread.
+    let third = store.begin_scan("mail", now).expect("begin");
+    store
+        .record_rows(third, "mail", &[identity([4; 16], "anna/INBOX/7")])
+        .expect("stage");
+    finish_carried(&mut store, third, &keep_inbox, now);
+    for (hash, path) in [
+        ([1; 16], "anna/INBOX/1"),
+        ([2; 16], "anna/INBOX/2"),
+        ([4; 16], "anna/INBOX/7"),
+    ] {
+        assert_eq!(holding(&store, hash), [path]);
+    }
+    assert_eq!(places(&store), ["anna/INBOX"]);
+    // A message gone from it: read again, and it goes.
+    let fourth = store.begin_scan("mail", now).expect("begin");
+    let gone = [CarriedScope {
+        prefix: "anna/INBOX".into(),
+        gone: vec!["anna/INBOX/2".into()],
+        present: None,
+    }];
+    finish_carried(&mut store, fourth, &gone, now);
+    assert!(holding(&store, [2; 16]).is_empty());
+    assert_eq!(holding(&store, [1; 16]), ["anna/INBOX/1"]);
+}
+
 /// Hashes spread over every bucket, one per message number.
 fn spread(number: u32) -> [u8; 16] {
     let mut hash = [0u8; 16];

@@ -611,7 +611,9 @@ impl FolderReader<'_> {
                 .search(session, &format!("UID 1:{}", previous.last_uid))
                 .await?;
             self.report.add_work("uids_listed", present.len() as u64);
-            Some(Arc::new(to_uids(present)))
+            // As many old UIDs as there were messages: none went (new mail
+            // came, with higher UIDs).
+            (present.len() as u64 != u64::from(previous.exists)).then(|| Arc::new(to_uids(present)))
         };
         self.report.carried.push(CarriedScope {
             prefix: prefix.to_owned(),
