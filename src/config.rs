@@ -1112,11 +1112,12 @@ impl<'t> Reader<'t> {
                     value,
                     &format!("{what}: `identifiers`"),
                 )?;
-                let mapped: Option<&BTreeMap<String, String>> = match &settings {
-                    SourceSettings::Ldap(config) => Some(&config.attributes),
-                    SourceSettings::Http(config) => Some(&config.attributes),
-                    _ => None,
-                };
+                let mapped: Option<&BTreeMap<String, tillsyn_connectors::values::ValueMapping>> =
+                    match &settings {
+                        SourceSettings::Ldap(config) => Some(&config.attributes),
+                        SourceSettings::Http(config) => Some(&config.attributes),
+                        _ => None,
+                    };
                 for (attribute, kind) in &identifiers {
                     let known_kind = !kind.is_empty()
                         && kind

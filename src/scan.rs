@@ -304,6 +304,7 @@ where
         cancel: scan_flag.clone(),
         checkpoints,
         content: source_rules.content_plan(now),
+        timezone: source_rules.timezone(),
     };
     let (sink, mut receiver) = RecordSink::channel(CHANNEL);
     let consumer_store = store.clone();

@@ -525,3 +525,112 @@ fn personal_data_in_a_mapped_attribute_is_found() {
         &[format!("notes:uid=noted,ou=people,{SUFFIX}")].into(),
     );
 }
+
+/// FILETIME (100 ns ticks since 1601) of `days_ago`.
+fn filetime(days_ago: i64) -> String {
+    let unix = (chrono::Utc::now() - chrono::TimeDelta::days(days_ago)).timestamp();
+    ((unix + 11_644_473_600) * 10_000_000).to_string()
+}
+
+#[test]
+fn dates_kept_in_free_text_and_as_filetime_are_read_where_they_are() {
+    // Each person: (uid, description values, accountExpires).
+    let day = |days_ago: i64| {
+        (chrono::Utc::now() - chrono::TimeDelta::days(days_ago))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let cases: Vec<(&str, Vec<String>, Option<String>)> = vec![
+        // The contract ended two years ago, written among other notes.
+        (
+            "ended",
+            vec![
+                "kund sedan 2015".into(),
+                format!("slutdatum: {}", day(730)),
+                "VIP".into(),
+            ],
+            None,
+        ),
+        // Ended last month: within the promise.
+        ("recent", vec![format!("Slutdatum:   {}", day(30))], None),
+        // No end date in the notes: nothing to judge, no error.
+        ("open", vec!["kund sedan 2019".into()], None),
+        // An end date that is no date: the entry is not judged, the scan partial.
+        ("garbled", vec!["slutdatum: 2024-02-30".into()], None),
+        // Accounts: expired 200 days ago (planted), never (0 and the maximum),
+        // expired ten days ago.
+        ("expired", Vec::new(), Some(filetime(200))),
+        ("never", Vec::new(), Some("0".into())),
+        ("never-max", Vec::new(), Some("9223372036854775807".into())),
+        ("just-expired", Vec::new(), Some(filetime(10))),
+    ];
+    let people: Vec<Person> = cases
+        .iter()
+        .map(|(uid, _, _)| Person {
+            uid: (*uid).to_owned(),
+            status: "former",
+            ended: None,
+            opt_out: false,
+        })
+        .collect();
+    let server = Slapd::start(&people);
+    let mut ldif = String::new();
+    for ((_, notes, expires), person) in cases.iter().zip(&people) {
+        if !notes.is_empty() {
+            ldif.push_str(&format!(
+                "dn: {}\nchangetype: modify\nadd: description\n",
+                person.dn()
+            ));
+            for note in notes {
+                ldif.push_str(&format!("description: {note}\n"));
+            }
+            ldif.push('\n');
+        }
+        if let Some(expires) = expires {
+            ldif.push_str(&format!(
+                "dn: {}\nchangetype: modify\nadd: accountExpires\naccountExpires: {expires}\n\n",
+                person.dn()
+            ));
+        }
+    }
+    server.modify(&ldif);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!("ldaps://127.0.0.1:{}", server.tls_port),
+        &server.path("ca.pem"),
+        SERVICE_PASSWORD,
+    );
+    let edited = std::fs::read_to_string(&config).expect("config").replace(
+        "dates = { customer_ended = \"customerEndDate\" }",
+        "dates = { customer_ended = { attribute = \"description\", pattern = '(?i)slutdatum:\\s*(\\d{4}-\\d{2}-\\d{2})' }, \
+         expires = { attribute = \"accountExpires\", format = \"filetime\" } }",
+    ) + r#"
+[[rules]]
+id = "expired-accounts"
+kind = "max_age"
+policy = "Konton för personer som slutat tas bort inom 90 dagar."
+max_age = "90d"
+timestamp = "date:expires"
+"#;
+    std::fs::write(&config, edited).expect("config");
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("PARTIAL") && stderr.contains("bad_date 1"),
+        "{stderr}"
+    );
+    let dn = |uid: &str| {
+        people
+            .iter()
+            .find(|person| person.uid == uid)
+            .expect("person")
+            .dn()
+    };
+    let planted = BTreeSet::from([
+        format!("P8-former-customers:{}", dn("ended")),
+        format!("expired-accounts:{}", dn("expired")),
+    ]);
+    assert_exact(&open_findings(&config), &planted);
+}

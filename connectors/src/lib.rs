@@ -39,6 +39,7 @@ mod parser_properties;
 pub mod record;
 pub mod secret;
 pub mod tls;
+pub mod values;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -135,6 +136,9 @@ pub struct ScanContext {
     pub checkpoints: BTreeMap<String, String>,
     /// The detectors and limits, when a rule reads inside records.
     pub content: Option<Arc<content::ContentPlan>>,
+    /// The organisation's time zone (`daemon.timezone`): a date without a
+    /// time is midnight there, a time without an offset its wall clock.
+    pub timezone: chrono_tz::Tz,
 }
 
 /// Where a connector sends its records. Bounded: a slow consumer slows the walk

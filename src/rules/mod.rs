@@ -510,6 +510,11 @@ impl SourceRules {
         ))
     }
 
+    /// The organisation's time zone (`daemon.timezone`).
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.timezone
+    }
+
     /// Today in the organisation's time zone, for personnummer centuries.
     fn today(&self, now: DateTime<Utc>) -> tillsyn_detectors::Today {
         today(self.timezone, now)

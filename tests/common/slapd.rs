@@ -55,7 +55,8 @@ attributetype ( 1.3.6.1.4.1.32473.1.1 NAME 'customerStatus' EQUALITY caseIgnoreM
 attributetype ( 1.3.6.1.4.1.32473.1.2 NAME 'customerEndDate' EQUALITY generalizedTimeMatch ORDERING generalizedTimeOrderingMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.24 SINGLE-VALUE )
 attributetype ( 1.3.6.1.4.1.32473.1.3 NAME 'marketingOptOut' EQUALITY booleanMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.7 SINGLE-VALUE )
 attributetype ( 1.3.6.1.4.1.32473.1.4 NAME 'customerEndText' DESC 'an end date kept as free text, as some directories do' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
-objectclass ( 1.3.6.1.4.1.32473.2.1 NAME 'tillsynContact' AUXILIARY MAY ( customerStatus $ customerEndDate $ marketingOptOut $ customerEndText ) )
+attributetype ( 1.3.6.1.4.1.32473.1.5 NAME 'accountExpires' DESC 'as Active Directory keeps it: FILETIME, 100 ns ticks since 1601' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+objectclass ( 1.3.6.1.4.1.32473.2.1 NAME 'tillsynContact' AUXILIARY MAY ( customerStatus $ customerEndDate $ marketingOptOut $ customerEndText $ accountExpires ) )
 ";
 
 impl Slapd {

@@ -169,6 +169,7 @@ mod tests {
             cancel: crate::CancelFlag::default(),
             checkpoints: Default::default(),
             content: None,
+            timezone: chrono_tz::UTC,
         };
         let (sink, mut receiver) = RecordSink::channel(1024);
         let drain = tokio::spawn(async move { while receiver.recv().await.is_some() {} });

@@ -28,6 +28,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::secret::{self, Secret};
+use crate::values::{DateFormat, DateValue, NotADate, ValueMapping};
 use crate::{
     Connector, ConnectorError, ProblemKind, Record, RecordKind, RecordSink, ScanContext, ScanReport,
 };
@@ -64,14 +65,18 @@ pub struct HttpConfig {
     /// Default: none.
     #[serde(default)]
     pub owner: Option<String>,
-    /// Record attribute name → JSON pointer. Arrays are joined with `;`.
+    /// Record attribute name → JSON pointer, or a table `{ pointer, pattern }`
+    /// whose pattern picks the value out of each (see [`crate::values`]).
+    /// Arrays are joined with `;`. Default: none.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, ValueMapping>,
+    /// Record date name → JSON pointer to a date in any format
+    /// [`crate::values::parse_date`] reads (a JSON number is Unix seconds, or
+    /// milliseconds past 10^11), or a table `{ pointer, pattern, format }`.
+    /// Of an array, the first value (that the pattern matches) counts.
     /// Default: none.
     #[serde(default)]
-    pub attributes: BTreeMap<String, String>,
-    /// Record date name → JSON pointer to an RFC 3339 time, a `YYYY-MM-DD` date
-    /// or Unix seconds. Default: none.
-    #[serde(default)]
-    pub dates: BTreeMap<String, String>,
+    pub dates: BTreeMap<String, ValueMapping>,
     /// JSON pointer to the last contact or activity. Default: none.
     #[serde(default)]
     pub last_activity: Option<String>,
@@ -440,6 +445,41 @@ pub(crate) fn text_of(value: &Value) -> Option<String> {
     }
 }
 
+/// Every text in a JSON value: a string, each of an array's, or a number or
+/// flag as written.
+fn texts_of(value: &Value) -> Vec<String> {
+    match value {
+        Value::Null => Vec::new(),
+        Value::String(text) => vec![text.clone()],
+        Value::Array(values) => values.iter().flat_map(texts_of).collect(),
+        other => vec![other.to_string()],
+    }
+}
+
+/// The date a JSON value holds as `mapping` reads it: a number with an
+/// automatic format is Unix seconds (milliseconds past 10^11).
+fn json_date(
+    value: &Value,
+    mapping: &ValueMapping,
+    zone: chrono_tz::Tz,
+) -> Result<Option<DateValue>, NotADate> {
+    if let (Value::Number(number), None, DateFormat::Auto) =
+        (value, &mapping.pattern, mapping.format)
+    {
+        let number = number.as_i64().ok_or(NotADate)?;
+        let (seconds, millis) = if number.abs() > 100_000_000_000 {
+            (number.div_euclid(1000), number.rem_euclid(1000))
+        } else {
+            (number, 0)
+        };
+        return DateTime::from_timestamp(seconds, (millis * 1_000_000) as u32)
+            .map(|time| Some(DateValue::At(time)))
+            .ok_or(NotADate);
+    }
+    let texts = texts_of(value);
+    mapping.date(texts.iter().map(String::as_str), zone)
+}
+
 /// RFC 3339, `YYYY-MM-DD`, or Unix seconds (number or digits).
 pub(crate) fn parse_json_time(value: &Value) -> Option<DateTime<Utc>> {
     match value {
@@ -586,25 +626,38 @@ impl HttpSource {
             .as_ref()
             .and_then(|pointer| item.pointer(pointer))
             .and_then(text_of);
-        for (name, pointer) in &config.attributes {
-            if let Some(text) = item.pointer(pointer).and_then(text_of) {
+        for (name, mapping) in &config.attributes {
+            let Some(value) = item.pointer(&mapping.from) else {
+                continue;
+            };
+            let text = match &mapping.pattern {
+                None => text_of(value),
+                Some(_) => {
+                    let values = texts_of(value);
+                    let picked = mapping.all(values.iter().map(String::as_str));
+                    (!picked.is_empty()).then(|| picked.join(";"))
+                }
+            };
+            if let Some(text) = text {
                 record.attributes.insert(name.clone(), text);
             }
         }
-        for (name, pointer) in &config.dates {
-            match item.pointer(pointer) {
-                None | Some(Value::Null) => {}
-                Some(value) => match parse_json_time(value) {
-                    Some(time) => {
-                        record.dates.insert(name.clone(), time);
-                    }
-                    // Without the date no rule can judge the record: its
-                    // findings stay open (the scan is partial for it).
-                    None => {
-                        report.count(ProblemKind::BadDate);
-                        report.unread_prefixes.push(record.path.clone());
-                    }
-                },
+        for (name, mapping) in &config.dates {
+            let date = match item.pointer(&mapping.from) {
+                None | Some(Value::Null) => Ok(None),
+                Some(value) => json_date(value, mapping, context.timezone),
+            };
+            match date {
+                Ok(None | Some(DateValue::Never)) => {}
+                Ok(Some(DateValue::At(time))) => {
+                    record.dates.insert(name.clone(), time);
+                }
+                // Without the date no rule can judge the record: its
+                // findings stay open (the scan is partial for it).
+                Err(NotADate) => {
+                    report.count(ProblemKind::BadDate);
+                    report.unread_prefixes.push(record.path.clone());
+                }
             }
         }
         record.timestamps.last_activity = config

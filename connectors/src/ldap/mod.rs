@@ -36,12 +36,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use serde::Deserialize;
 
 use crate::secret::{self, Secret};
+use crate::values::{DateValue, NotADate, ValueMapping};
 use crate::{
     Connector, ConnectorError, ProblemKind, Record, RecordKind, RecordSink, ScanContext, ScanReport,
 };
@@ -78,14 +79,19 @@ pub struct LdapConfig {
     #[serde(default = "default_owner_attribute")]
     pub owner_attribute: String,
     /// Record attribute name → LDAP attribute, e.g.
-    /// `{ status = "customerStatus", opt_out = "marketingOptOut" }`. Several
-    /// values are joined with `;`. Default: none.
+    /// `{ status = "customerStatus", opt_out = "marketingOptOut" }`, or a
+    /// table `{ attribute, pattern }` whose pattern picks the value out of
+    /// each (see [`crate::values`]). Several values are joined with `;`.
+    /// Default: none.
     #[serde(default)]
-    pub attributes: BTreeMap<String, String>,
-    /// Record date name → LDAP attribute holding a GeneralizedTime or
-    /// `YYYY-MM-DD`, e.g. `{ customer_ended = "customerEndDate" }`. Default: none.
+    pub attributes: BTreeMap<String, ValueMapping>,
+    /// Record date name → LDAP attribute holding a date in any format
+    /// [`crate::values::parse_date`] reads, e.g.
+    /// `{ customer_ended = "customerEndDate" }`, or a table `{ attribute,
+    /// pattern, format }`. Of several values, the first (that the pattern
+    /// matches) counts. Default: none.
     #[serde(default)]
-    pub dates: BTreeMap<String, String>,
+    pub dates: BTreeMap<String, ValueMapping>,
     /// Longest wait for any server response, in seconds. Default: 60.
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
@@ -195,7 +201,7 @@ impl LdapSource {
             .attributes
             .values()
             .chain(config.dates.values())
-            .cloned()
+            .map(|mapping| mapping.from.clone())
             .collect();
         wanted.push(config.owner_attribute.clone());
         wanted.push("modifyTimestamp".into());
@@ -688,23 +694,26 @@ impl LdapSource {
         );
         record.container = config.base_dn.clone();
         record.owner = get(&config.owner_attribute).and_then(|values| values.first().cloned());
-        for (name, attribute) in &config.attributes {
-            if let Some(values) = get(attribute) {
-                record.attributes.insert(name.clone(), values.join(";"));
+        for (name, mapping) in &config.attributes {
+            if let Some(values) = get(&mapping.from) {
+                let picked = mapping.all(values.iter().map(String::as_str));
+                if !picked.is_empty() {
+                    record.attributes.insert(name.clone(), picked.join(";"));
+                }
             }
         }
-        for (name, attribute) in &config.dates {
-            if let Some(value) = get(attribute).and_then(|values| values.first()) {
-                match parse_directory_time(value) {
-                    Some(time) => {
-                        record.dates.insert(name.clone(), time);
-                    }
-                    // Without the date a rule cannot judge the entry: its
-                    // findings stay open (the scan is partial for it).
-                    None => {
-                        report.count(ProblemKind::BadDate);
-                        report.unread_prefixes.push(record.path.clone());
-                    }
+        for (name, mapping) in &config.dates {
+            let values = get(&mapping.from).map(|values| values.iter().map(String::as_str));
+            match values.map(|values| mapping.date(values, context.timezone)) {
+                None | Some(Ok(None | Some(DateValue::Never))) => {}
+                Some(Ok(Some(DateValue::At(time)))) => {
+                    record.dates.insert(name.clone(), time);
+                }
+                // Without the date a rule cannot judge the entry: its
+                // findings stay open (the scan is partial for it).
+                Some(Err(NotADate)) => {
+                    report.count(ProblemKind::BadDate);
+                    report.unread_prefixes.push(record.path.clone());
                 }
             }
         }
@@ -726,46 +735,13 @@ impl LdapSource {
 }
 
 /// A GeneralizedTime (`20240115103000Z`, with optional fraction and offset) or a
-/// plain `YYYY-MM-DD`, as UTC.
+/// plain `YYYY-MM-DD`, as UTC (the server's own times: `modifyTimestamp`).
 pub(crate) fn parse_directory_time(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return date.and_hms_opt(0, 0, 0).map(|time| time.and_utc());
     }
-    let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
-    let rest = &text[digits.len()..];
-    let base = match digits.len() {
-        14 => NaiveDateTime::parse_from_str(&digits, "%Y%m%d%H%M%S").ok()?,
-        12 => NaiveDateTime::parse_from_str(&format!("{digits}00"), "%Y%m%d%H%M%S").ok()?,
-        10 => NaiveDateTime::parse_from_str(&format!("{digits}0000"), "%Y%m%d%H%M%S").ok()?,
-        _ => return None,
-    };
-    // Skip a fraction (".123" or ",123"), then read Z or ±hhmm.
-    let rest = rest
-        .strip_prefix(['.', ','])
-        .map(|after| after.trim_start_matches(|c: char| c.is_ascii_digit()))
-        .unwrap_or(rest);
-    let offset_seconds = match rest {
-        "Z" | "z" => 0,
-        // ASCII only: the slices below are by byte, and a server may send
-        // anything after the digits.
-        offset if offset.is_ascii() && (offset.len() == 5 || offset.len() == 3) => {
-            let sign = match &offset[..1] {
-                "+" => 1,
-                "-" => -1,
-                _ => return None,
-            };
-            let hours: i32 = offset[1..3].parse().ok()?;
-            let minutes: i32 = if offset.len() == 5 {
-                offset[3..5].parse().ok()?
-            } else {
-                0
-            };
-            sign * (hours * 3600 + minutes * 60)
-        }
-        _ => return None,
-    };
-    Some(base.and_utc() - chrono::TimeDelta::seconds(i64::from(offset_seconds)))
+    crate::values::generalized_time(text)
 }
 
 #[cfg(test)]

@@ -530,6 +530,7 @@ mod cancel_tests {
             cancel: crate::CancelFlag::default(),
             checkpoints: Default::default(),
             content: None,
+            timezone: chrono_tz::UTC,
         };
         context.cancel.cancel();
         let (sink, mut receiver) = RecordSink::channel(1024);
