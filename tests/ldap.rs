@@ -262,11 +262,15 @@ fn group_members_carry_their_groups_and_a_group_change_is_seen_by_the_next_scan(
             uid: format!("p{n}"),
             status: "active",
             ended: None,
-            opt_out: n % 3 == 0,
+            // p1 and p4 as well: the list spells their DNs otherwise.
+            opt_out: n % 3 == 0 || n == 1 || n == 4,
         })
         .collect();
     let dn = |uid: &str| format!("uid={uid},ou=people,{SUFFIX}");
     let stamp = "modifyTimestamp: 20250102030405Z\n";
+    // p1 spelled as other tools write member DNs: type case, spaces around
+    // separators; p4 with a hex escape.
+    let spelled = format!("UID=p1 , OU=People, {}", SUFFIX.replace(',', ", "));
     let groups = format!(
         "dn: ou=lists,{SUFFIX}\nobjectClass: organizationalUnit\nou: lists\n{stamp}\n\
          dn: cn=marketing,ou=lists,{SUFFIX}\nobjectClass: groupOfNames\ncn: marketing\n\
@@ -274,10 +278,10 @@ fn group_members_carry_their_groups_and_a_group_change_is_seen_by_the_next_scan(
          dn: cn=staff,ou=lists,{SUFFIX}\nobjectClass: groupOfUniqueNames\ncn: staff\n\
          uniqueMember: {}#'0101'B\n{stamp}\n",
         dn("p0"),
-        dn("p1"),
+        spelled,
         dn("p2"),
         dn("p3"),
-        dn("p4"),
+        dn("p4").replace("uid=p4", "uid=p\\34"),
         dn("p5").replace("uid=p5", "UID=p5"),
         dn("p3"),
     );
@@ -308,10 +312,11 @@ incremental_full_every_hours = 24
 id = "P10-opted-out-on-marketing-list"
 kind = "conflict"
 policy = "om direktreklamspärr inte har begärts"
-when = {{ sources = ["directory"], attributes = {{ groups = "CN=Marketing,OU=Lists,{SUFFIX}" }} }}
+when = {{ sources = ["directory"], attributes = {{ groups = "CN=Market\\69ng, OU=Lists, {spaced}" }} }}
 marked_by = {{ sources = ["directory"], attributes = {{ opt_out = "TRUE" }} }}
 "#,
-            port = server.port
+            port = server.port,
+            spaced = SUFFIX.replace(',', ", "),
         ),
     )
     .expect("config");
@@ -326,8 +331,11 @@ marked_by = {{ sources = ["directory"], attributes = {{ opt_out = "TRUE" }} }}
 
     let first = scan();
     assert_eq!(work(&first, "groups_read"), 2, "{first}");
-    // Marketing members p0–p5 who opted out: p0 and p3 (p3 is staff too).
-    let mut expected: BTreeSet<String> = ["p0", "p3"].iter().map(|uid| finding(uid)).collect();
+    // Marketing members p0–p5 who opted out: p0, p1, p3 (staff too) and p4.
+    let mut expected: BTreeSet<String> = ["p0", "p1", "p3", "p4"]
+        .iter()
+        .map(|uid| finding(uid))
+        .collect();
     assert_exact(&open_findings(&config), &expected);
 
     // Unchanged: nothing read again.

@@ -25,6 +25,7 @@
 #![deny(clippy::unwrap_used, clippy::panic)]
 
 pub mod content;
+pub mod dn;
 pub mod fileshare;
 pub mod http;
 pub mod identity;

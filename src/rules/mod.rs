@@ -655,7 +655,7 @@ impl SourceRules {
                 record.attributes.get(&check.key).map(String::as_str)
             };
             let Some(key) = key
-                .map(|k| k.trim().to_lowercase())
+                .map(tillsyn_connectors::dn::comparable)
                 .filter(|k| !k.is_empty())
             else {
                 continue;
@@ -768,16 +768,13 @@ fn matches_place(when: &Conditions, paths: &GlobSet, exclude: &GlobSet, record: 
 }
 
 /// Whether an attribute `value` satisfies a condition `wanted`: equal ignoring
-/// ASCII case (directories and CRMs are loose about case: `Closed`, DNs), or, for
-/// a list (several values joined with `;`, as group memberships are), one of its
-/// items so.
+/// ASCII case (directories and CRMs are loose about case: `Closed`), DNs equal
+/// as directories compare them ([`tillsyn_connectors::dn`]: case, spaces and
+/// escapes), or, for a list (several values joined with `;`, as group
+/// memberships are), one of its items so.
 pub fn attribute_matches(value: &str, wanted: &str) -> bool {
-    let wanted = wanted.trim();
-    value.trim().eq_ignore_ascii_case(wanted)
-        || (value.contains(';')
-            && value
-                .split(';')
-                .any(|item| item.trim().eq_ignore_ascii_case(wanted)))
+    use tillsyn_connectors::dn::same;
+    same(value, wanted) || (value.contains(';') && value.split(';').any(|item| same(item, wanted)))
 }
 
 fn in_folder(record: &Record, folder: &str) -> bool {

@@ -394,7 +394,7 @@ impl LdapSource {
         }
         Ok(entries
             .into_iter()
-            .map(|entry| SearchEntry::construct(entry).dn.to_lowercase())
+            .map(|entry| canonical_dn(&SearchEntry::construct(entry).dn))
             .collect())
     }
 
@@ -615,7 +615,7 @@ impl LdapSource {
         let mut groups = 0u64;
         while let Some(entry) = next_entry(&mut stream, context, report, "group search").await? {
             groups += 1;
-            let group = entry.dn.to_lowercase();
+            let group = canonical_dn(&entry.dn);
             for (name, values) in &entry.attrs {
                 if name.eq_ignore_ascii_case("modifyTimestamp") {
                     if let Some(stamp) = values.first()
@@ -629,12 +629,7 @@ impl LdapSource {
                 }
                 for member in values {
                     // uniqueMember may end in an optional UID: `…#'0101'B`.
-                    let dn = member
-                        .split('#')
-                        .next()
-                        .unwrap_or(member)
-                        .trim()
-                        .to_lowercase();
+                    let dn = canonical_dn(member.split('#').next().unwrap_or(member));
                     memberships.entry(dn).or_default().push(group.clone());
                 }
             }
@@ -690,7 +685,7 @@ impl LdapSource {
         let mut record = Record::new(
             RecordKind::Contact,
             context.source.clone(),
-            entry.dn.to_lowercase(),
+            canonical_dn(&entry.dn),
         );
         record.container = config.base_dn.clone();
         record.owner = get(&config.owner_attribute).and_then(|values| values.first().cloned());
@@ -732,6 +727,12 @@ impl LdapSource {
         }
         record
     }
+}
+
+/// A DN as records, groups and members carry it: normalised as directories
+/// compare DNs ([`crate::dn`]), or lower-cased when it does not parse.
+fn canonical_dn(dn: &str) -> String {
+    crate::dn::normalise(dn).unwrap_or_else(|| dn.trim().to_lowercase())
 }
 
 /// A GeneralizedTime (`20240115103000Z`, with optional fraction and offset) or a
