@@ -267,6 +267,7 @@ pub fn assert_exact(found: &BTreeSet<String>, planted: &BTreeSet<String>) {
     );
 }
 
+pub mod api;
 pub mod crm;
 pub mod daemon;
 pub mod dovecot;

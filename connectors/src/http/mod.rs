@@ -161,6 +161,35 @@ pub enum HttpAuth {
         /// The password file.
         password_file: PathBuf,
     },
+    /// An API key from a file, sent in a header (`header = "X-Api-Key"`) or as
+    /// a query parameter (`query = "api_key"`; never shown in messages).
+    ApiKey {
+        /// The key file.
+        api_key_file: PathBuf,
+        /// Header to send it in.
+        #[serde(default)]
+        header: Option<String>,
+        /// Query parameter to send it as.
+        #[serde(default)]
+        query: Option<String>,
+    },
+    /// OAuth 2 client credentials (RFC 6749 §4.4), as Microsoft Graph takes
+    /// them: the token is asked for at `token_url` with the client id and the
+    /// secret from a file, kept, and asked for again a minute before it runs
+    /// out (or once after a 401).
+    OAuth2 {
+        /// The token endpoint, e.g.
+        /// `https://login.microsoftonline.com/TENANT/oauth2/v2.0/token`.
+        token_url: String,
+        /// The client (application) id.
+        client_id: String,
+        /// The client secret file.
+        client_secret_file: PathBuf,
+        /// The scope asked for, e.g. `https://graph.microsoft.com/.default`.
+        /// Default: none.
+        #[serde(default)]
+        scope: Option<String>,
+    },
 }
 
 /// How pages follow each other.
@@ -211,7 +240,10 @@ pub enum Pagination {
         total: Option<String>,
     },
     /// A cursor in the body (JSON pointer `next`), sent back as `?param=…`;
-    /// ends when it is missing, null or empty.
+    /// ends when it is missing, null or empty. With `last_item`, the cursor is
+    /// that pointer into the page's last item instead (`starting_after` the
+    /// last id, as Stripe pages); with `has_more`, the pages end when that
+    /// flag is false.
     Cursor {
         /// Cursor parameter. Default: `cursor`.
         #[serde(default = "default_cursor_param")]
@@ -219,6 +251,14 @@ pub enum Pagination {
         /// JSON pointer to the next cursor. Default: `/next_cursor`.
         #[serde(default = "default_next")]
         next: String,
+        /// JSON pointer into the last item that gives the cursor, e.g. `/id`.
+        /// Default: none.
+        #[serde(default)]
+        last_item: Option<String>,
+        /// JSON pointer to a flag saying whether more pages follow, e.g.
+        /// `/has_more`. Default: none.
+        #[serde(default)]
+        has_more: Option<String>,
     },
     /// The `Link: <url>; rel="next"` response header (RFC 8288); ends when there
     /// is none. Followed only to the configured URL's origin.
@@ -305,6 +345,19 @@ enum Credentials {
     None,
     Bearer(Secret),
     Basic(String, Secret),
+    ApiKey {
+        key: Secret,
+        header: Option<reqwest::header::HeaderName>,
+        query: Option<String>,
+    },
+    OAuth2 {
+        token_url: reqwest::Url,
+        client_id: String,
+        secret: Secret,
+        scope: Option<String>,
+        /// The token and when it runs out, once asked for.
+        token: Arc<tokio::sync::Mutex<Option<(Secret, std::time::Instant)>>>,
+    },
 }
 
 /// A built HTTP source.
@@ -345,6 +398,58 @@ impl HttpSource {
                 username,
                 password_file,
             }) => Credentials::Basic(username.clone(), secret::read_file(password_file)?),
+            Some(HttpAuth::ApiKey {
+                api_key_file,
+                header,
+                query,
+            }) => {
+                let header = match (header, query) {
+                    (Some(header), None) => Some(
+                        reqwest::header::HeaderName::from_bytes(header.as_bytes()).map_err(
+                            |_| {
+                                HttpBuildError::Invalid(format!(
+                                    "auth: {header:?} is no header name"
+                                ))
+                            },
+                        )?,
+                    ),
+                    (None, Some(_)) => None,
+                    _ => {
+                        return Err(HttpBuildError::Invalid(
+                            "auth: an API key goes in a `header` or a `query` parameter: name exactly one"
+                                .into(),
+                        ));
+                    }
+                };
+                Credentials::ApiKey {
+                    key: secret::read_file(api_key_file)?,
+                    header,
+                    query: query.clone(),
+                }
+            }
+            Some(HttpAuth::OAuth2 {
+                token_url,
+                client_id,
+                client_secret_file,
+                scope,
+            }) => {
+                let token_url = reqwest::Url::parse(token_url).map_err(|error| {
+                    HttpBuildError::Invalid(format!("auth: token_url: {error}"))
+                })?;
+                if token_url.scheme() != "https" && !config.allow_plaintext {
+                    return Err(HttpBuildError::Invalid(
+                        "auth: token_url must be https:// (allow_plaintext is for loopback tests)"
+                            .into(),
+                    ));
+                }
+                Credentials::OAuth2 {
+                    token_url,
+                    client_id: client_id.clone(),
+                    secret: secret::read_file(client_secret_file)?,
+                    scope: scope.clone(),
+                    token: Arc::default(),
+                }
+            }
         };
         let tls = crate::tls::tls_config(config.ca_file.as_deref(), true)?;
         let client = reqwest::Client::builder()
@@ -368,6 +473,10 @@ impl HttpSource {
         match &mut config.auth {
             Some(HttpAuth::Bearer { bearer_file }) => *bearer_file = resolve(bearer_file),
             Some(HttpAuth::Basic { password_file, .. }) => *password_file = resolve(password_file),
+            Some(HttpAuth::ApiKey { api_key_file, .. }) => *api_key_file = resolve(api_key_file),
+            Some(HttpAuth::OAuth2 {
+                client_secret_file, ..
+            }) => *client_secret_file = resolve(client_secret_file),
             None => {}
         }
     }
@@ -502,6 +611,84 @@ pub(crate) fn parse_json_time(value: &Value) -> Option<DateTime<Utc>> {
 
 impl HttpSource {
     /// GET one page, trying again after 429, 5xx and broken connections.
+    /// The OAuth 2 access token: the one kept, unless it runs out within a
+    /// minute or `renew` asks for a new one.
+    async fn oauth_token(&self, renew: bool) -> Result<Secret, ConnectorError> {
+        let Credentials::OAuth2 {
+            token_url,
+            client_id,
+            secret,
+            scope,
+            token,
+        } = &self.credentials
+        else {
+            return Err(failed(
+                "auth",
+                "no OAuth 2 credentials configured".to_owned(),
+            ));
+        };
+        let mut kept = token.lock().await;
+        if !renew
+            && let Some((token, until)) = kept.as_ref()
+            && std::time::Instant::now() + Duration::from_secs(60) < *until
+        {
+            return Ok(token.clone());
+        }
+        let where_ = format!("token endpoint ({})", shown(token_url));
+        let mut form = reqwest::Url::parse("form:")
+            .map_err(|error| failed("protocol", format!("{where_}: {error}")))?;
+        form.query_pairs_mut()
+            .append_pair("grant_type", "client_credentials")
+            .append_pair("client_id", client_id)
+            .append_pair("client_secret", &String::from_utf8_lossy(secret.expose()));
+        if let Some(scope) = scope {
+            form.query_pairs_mut().append_pair("scope", scope);
+        }
+        let response = self
+            .client
+            .post(token_url.clone())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form.query().unwrap_or_default().to_owned())
+            .send()
+            .await
+            .map_err(|error| failed("unreachable", format!("{where_}: {}", error.without_url())))?;
+        let status = response.status();
+        if !status.is_success() {
+            // The endpoint's answer may echo what was sent: not shown.
+            return Err(failed(
+                "auth",
+                format!("{where_}: {status}: no token for these client credentials"),
+            ));
+        }
+        let body = response.bytes().await.map_err(|error| {
+            failed(
+                "connection_lost",
+                format!("{where_}: {}", error.without_url()),
+            )
+        })?;
+        let answer: Value = serde_json::from_slice(&body)
+            .map_err(|_| failed("auth", format!("{where_}: the answer is not JSON")))?;
+        let Some(access) = answer.get("access_token").and_then(Value::as_str) else {
+            return Err(failed(
+                "auth",
+                format!("{where_}: the answer holds no access_token"),
+            ));
+        };
+        let lifetime = answer
+            .get("expires_in")
+            .and_then(|value| value.as_u64().or_else(|| value.as_str()?.parse().ok()))
+            .unwrap_or(3600);
+        let fresh = Secret::new(access.as_bytes().to_vec());
+        *kept = Some((
+            fresh.clone(),
+            std::time::Instant::now() + Duration::from_secs(lifetime),
+        ));
+        Ok(fresh)
+    }
+
     async fn get(
         &self,
         url: &reqwest::Url,
@@ -511,8 +698,23 @@ impl HttpSource {
         let config = &self.config;
         let mut pause = Duration::from_secs(1);
         let mut attempt = 1;
+        // An OAuth 2 token refused is asked for anew, once.
+        let mut renew_token = false;
         loop {
-            let mut request = self.client.get(url.clone());
+            let mut target = url.clone();
+            if let Credentials::ApiKey {
+                key,
+                header: None,
+                query: Some(query),
+            } = &self.credentials
+            {
+                // Added to the request only: `url`, which messages show,
+                // never holds it.
+                target
+                    .query_pairs_mut()
+                    .append_pair(query, &String::from_utf8_lossy(key.expose()));
+            }
+            let mut request = self.client.get(target);
             request = match &self.credentials {
                 Credentials::None => request,
                 Credentials::Bearer(token) => {
@@ -522,6 +724,19 @@ impl HttpSource {
                 Credentials::Basic(user, password) => {
                     let password = String::from_utf8_lossy(password.expose()).into_owned();
                     request.basic_auth(user, Some(password))
+                }
+                Credentials::ApiKey {
+                    key,
+                    header: Some(header),
+                    ..
+                } => request.header(
+                    header.clone(),
+                    String::from_utf8_lossy(key.expose()).into_owned(),
+                ),
+                Credentials::ApiKey { .. } => request,
+                Credentials::OAuth2 { .. } => {
+                    let token = self.oauth_token(renew_token).await?;
+                    request.bearer_auth(String::from_utf8_lossy(token.expose()).into_owned())
                 }
             };
             let where_ = format!("page {page} ({})", shown(url));
@@ -538,6 +753,14 @@ impl HttpSource {
                             )
                         })?;
                         return Ok((headers, body.to_vec()));
+                    }
+                    if status == reqwest::StatusCode::UNAUTHORIZED
+                        && matches!(self.credentials, Credentials::OAuth2 { .. })
+                        && !renew_token
+                    {
+                        renew_token = true;
+                        report.add_work("token_renewals", 1);
+                        continue;
                     }
                     if status == reqwest::StatusCode::UNAUTHORIZED
                         || status == reqwest::StatusCode::FORBIDDEN
@@ -796,15 +1019,35 @@ impl Connector for HttpSource {
                     };
                     more.then(|| first.clone())
                 }
-                Pagination::Cursor { param, next } => document
-                    .pointer(next)
-                    .and_then(text_of)
-                    .filter(|cursor| !cursor.is_empty())
-                    .map(|cursor| {
-                        let mut url = first.clone();
-                        url.query_pairs_mut().append_pair(param, &cursor);
-                        url
-                    }),
+                Pagination::Cursor {
+                    param,
+                    next,
+                    last_item,
+                    has_more,
+                } => {
+                    let more = has_more.as_deref().is_none_or(|pointer| {
+                        document.pointer(pointer).and_then(Value::as_bool) == Some(true)
+                    });
+                    let cursor = match last_item {
+                        Some(pointer) => items.last().and_then(|item| item.pointer(pointer)),
+                        None => document.pointer(next),
+                    };
+                    match cursor.and_then(text_of).filter(|cursor| !cursor.is_empty()) {
+                        Some(cursor) if more => {
+                            let mut url = first.clone();
+                            url.query_pairs_mut().append_pair(param, &cursor);
+                            Some(url)
+                        }
+                        // More promised, but nothing to ask for it by.
+                        None if more && has_more.is_some() => {
+                            return Err(failed(
+                                "protocol",
+                                format!("{where_}: `has_more` is true but no cursor to go on from"),
+                            ));
+                        }
+                        _ => None,
+                    }
+                }
                 Pagination::Link => match next_link(&headers) {
                     None => None,
                     Some(link) => Some(same_origin(&url, &first, &link, &where_)?),
