@@ -291,6 +291,8 @@ classify = [
   { glob = "loggar/**/access.log*", class = "access_log" },
 ]
 folders = [{ glob = "kunder/*", class = "customer_folder" }]
+# Invoices are filed by year: their folder dates them.
+path_dates = ["ekonomi/fakturor/**"]
 markers = [{ file = "TILLSATT.txt", date = "position_filled" }]
 
 [[rules]]

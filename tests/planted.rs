@@ -32,6 +32,7 @@ classify = [
   { glob = "loggar/**/access*", class = "access_log" },
 ]
 folders = [{ glob = "kunder/*", class = "customer_folder" }]
+path_dates = ["ekonomi/**"]
 markers = [{ file = "TILLSATT.txt", date = "position_filled" }]
 
 [[rules]]
@@ -387,4 +388,61 @@ fn finds_exactly_the_planted_violations_and_resolves_exactly_what_was_removed() 
     assert!(stderr.contains("root_unreadable"), "{stderr}");
     assert_exact(&listed(&config, "--open"), &expected);
     assert_exact(&listed(&config, "--resolved"), &BTreeSet::from([gone]));
+}
+
+#[test]
+fn only_configured_paths_are_read_for_dates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let share = dir.path().join("share");
+    let now = std::time::SystemTime::now();
+    let years_ago = |years: u64| now - std::time::Duration::from_secs(years * 366 * 86_400);
+    // (path, modified): an invoice filed under 2012 (dated by its folder,
+    // though touched today); invoices in customer 2150's folder, which is no
+    // year: one last changed ten years ago, one today.
+    for (path, modified) in [
+        ("ekonomi/arkiv/2012/faktura-1.pdf", now),
+        ("ekonomi/kunder/2150/faktura-2.pdf", years_ago(10)),
+        ("ekonomi/kunder/2150/faktura-3.pdf", now),
+    ] {
+        let file = share.join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("dir");
+        std::fs::write(&file, b"%PDF-1.4").expect("file");
+        set_mtime(&file, modified);
+    }
+    let config = dir.path().join("tillsyn.toml");
+    std::fs::write(
+        &config,
+        r#"[daemon]
+state_dir = "state"
+
+[[sources]]
+name = "share"
+type = "fileshare"
+root = "share"
+classify = [{ glob = "ekonomi/**", class = "invoice" }]
+path_dates = ["ekonomi/arkiv/**"]
+
+[[rules]]
+id = "invoices-kept-7-years"
+kind = "max_age"
+policy = "Fakturor sparas i sju år."
+max_age = "7 years"
+timestamp = ["date:path_date", "modified"]
+when = { attributes = { class = "invoice" } }
+"#,
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf8");
+    let output = tillsyn(&["scan", "--once", "--config", config]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    let found = pairs(&json_lines(&tillsyn(&[
+        "findings", "--open", "--config", config, "--format", "json",
+    ])));
+    assert_exact(
+        &found,
+        &BTreeSet::from([
+            "invoices-kept-7-years:ekonomi/arkiv/2012/faktura-1.pdf".to_owned(),
+            "invoices-kept-7-years:ekonomi/kunder/2150/faktura-2.pdf".to_owned(),
+        ]),
+    );
 }

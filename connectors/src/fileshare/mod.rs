@@ -50,6 +50,13 @@ pub struct FileshareConfig {
     /// Folders summarised as one record each (kind `folder`).
     #[serde(default)]
     pub folders: Vec<ClassifyConfig>,
+    /// Path globs of files whose path holds their date (`Bokföring/**`): the
+    /// first `YYYY-MM-DD` in the path, else a folder named as a year
+    /// (`2016`, read as 1 January), becomes the record date `path_date`.
+    /// Elsewhere a path is never read for dates, so a customer folder named
+    /// `2150` is no year. Default: none.
+    #[serde(default)]
+    pub path_dates: Vec<String>,
 }
 
 /// One path glob and the class it gives.
@@ -161,6 +168,7 @@ mod tests {
             classify: Vec::new(),
             markers: Vec::new(),
             folders: Vec::new(),
+            path_dates: Vec::new(),
         })
         .expect("source");
         let context = ScanContext {

@@ -23,6 +23,8 @@ pub(crate) struct WalkPlan {
     folders: GlobSet,
     folder_classes: Vec<String>,
     markers: Vec<MarkerConfig>,
+    /// Files whose path holds their date.
+    path_dates: GlobSet,
 }
 
 fn compile(globs: &[&str]) -> Result<GlobSet, FileshareConfigError> {
@@ -48,6 +50,7 @@ impl WalkPlan {
         let exclude: Vec<&str> = config.exclude.iter().map(String::as_str).collect();
         let classify: Vec<&str> = config.classify.iter().map(|c| c.glob.as_str()).collect();
         let folders: Vec<&str> = config.folders.iter().map(|c| c.glob.as_str()).collect();
+        let path_dates: Vec<&str> = config.path_dates.iter().map(String::as_str).collect();
         Ok(WalkPlan {
             exclude: compile(&exclude)?,
             classify: compile(&classify)?,
@@ -55,6 +58,7 @@ impl WalkPlan {
             folders: compile(&folders)?,
             folder_classes: config.folders.iter().map(|c| c.class.clone()).collect(),
             markers: config.markers.clone(),
+            path_dates: compile(&path_dates)?,
         })
     }
 
@@ -375,7 +379,9 @@ impl Worker<'_, '_> {
         let modified = metadata.modified().ok().and_then(to_utc);
         record.timestamps.modified = modified;
         record.timestamps.created = metadata.created().ok().and_then(to_utc);
-        if let Some(date) = date_from_path(&record.path) {
+        if shared.plan.path_dates.is_match(&record.path)
+            && let Some(date) = date_from_path(&record.path)
+        {
             record.dates.insert("path_date".into(), date);
         }
         if let Some(class) = shared
