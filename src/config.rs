@@ -1027,10 +1027,10 @@ impl<'t> Reader<'t> {
                 let mut config: FileshareConfig = self.deserialize(rest, &what)?;
                 config.root = self.resolve(&config.root);
                 if let Err(error) = FileshareSource::build(config.clone()) {
+                    use tillsyn_connectors::fileshare::FileshareConfigError;
                     let glob = match &error {
-                        tillsyn_connectors::fileshare::FileshareConfigError::Glob {
-                            glob, ..
-                        } => glob.clone(),
+                        FileshareConfigError::Glob { glob, .. } => glob.clone(),
+                        FileshareConfigError::OwnerPattern { pattern, .. } => pattern.clone(),
                     };
                     let at = self.locate(&span, &glob);
                     self.issue(Some(at), format!("{what}: {error}"));

@@ -446,3 +446,90 @@ when = { attributes = { class = "invoice" } }
         ]),
     );
 }
+
+#[test]
+fn home_folders_name_their_owners_when_every_file_has_one_uid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let share = dir.path().join("share");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 366 * 86_400);
+    // Every file has this process's uid, as on a CIFS mount without cifsacl.
+    for path in [
+        "Hem/anna/cv.docx",
+        "Hem/bo/gammalt/lista.xlsx",
+        "Gemensamt/rutiner.pdf",
+    ] {
+        let file = share.join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("dir");
+        std::fs::write(&file, b"x").expect("file");
+        set_mtime(&file, old);
+    }
+    let write = |owner_from: &str| {
+        let config = dir.path().join("tillsyn.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"[daemon]
+state_dir = "state"
+
+[privacy]
+name_owners = true
+
+[[sources]]
+name = "share"
+type = "fileshare"
+root = "share"
+owner_from = [{owner_from}]
+
+[[rules]]
+id = "old-files"
+kind = "max_age"
+policy = "Filer rensas efter två år."
+max_age = "2 years"
+timestamp = "modified"
+"#
+            ),
+        )
+        .expect("config");
+        config.to_str().expect("utf8").to_owned()
+    };
+    let config = write("\"Hem/{owner}/**\"");
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    let findings = json_lines(&tillsyn(&[
+        "findings", "--open", "--config", &config, "--format", "json",
+    ]));
+    let owners: BTreeSet<(String, String)> = findings
+        .iter()
+        .map(|finding| {
+            (
+                finding["record"].as_str().unwrap_or("?").to_owned(),
+                finding["owner"].as_str().unwrap_or("?").to_owned(),
+            )
+        })
+        .collect();
+    let uid_owner = owners
+        .iter()
+        .find(|(record, _)| record == "Gemensamt/rutiner.pdf")
+        .map(|(_, owner)| owner.clone())
+        .expect("the shared file");
+    assert_ne!(uid_owner, "anna");
+    assert_eq!(
+        owners,
+        BTreeSet::from([
+            ("Hem/anna/cv.docx".to_owned(), "anna".to_owned()),
+            ("Hem/bo/gammalt/lista.xlsx".to_owned(), "bo".to_owned()),
+            ("Gemensamt/rutiner.pdf".to_owned(), uid_owner.clone()),
+        ])
+    );
+    // A pattern that names no owner is a config error, with its reason.
+    for bad in ["\"Hem/**/{owner}\"", "\"Hem/*\"", "\"Hem/{owner}/{owner}\""] {
+        let config = write(bad);
+        let output = tillsyn(&["check-config", "--config", &config]);
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(3), "{bad}: {stdout}{stderr}");
+        assert!(
+            format!("{stdout}{stderr}").contains("owner_from"),
+            "{bad}: {stdout}{stderr}"
+        );
+    }
+}

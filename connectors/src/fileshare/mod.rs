@@ -57,6 +57,13 @@ pub struct FileshareConfig {
     /// `2150` is no year. Default: none.
     #[serde(default)]
     pub path_dates: Vec<String>,
+    /// Where a path names its owner, as globs with `{owner}` for one whole
+    /// folder name: `["Hem/{owner}/**"]`. A file or folder matching one gets
+    /// that name as its owner instead of its uid's, for mounts where every
+    /// file has one uid (CIFS without `cifsacl`, NFSv4 without id mapping).
+    /// Default: none.
+    #[serde(default)]
+    pub owner_from: Vec<String>,
 }
 
 /// One path glob and the class it gives.
@@ -106,6 +113,14 @@ pub enum FileshareConfigError {
         /// Why it is invalid.
         #[source]
         source: globset::Error,
+    },
+    /// An `owner_from` pattern that cannot name an owner.
+    #[error("owner_from {pattern:?}: {why}")]
+    OwnerPattern {
+        /// The pattern as written.
+        pattern: String,
+        /// What is wrong with it.
+        why: &'static str,
     },
 }
 
@@ -169,6 +184,7 @@ mod tests {
             markers: Vec::new(),
             folders: Vec::new(),
             path_dates: Vec::new(),
+            owner_from: Vec::new(),
         })
         .expect("source");
         let context = ScanContext {

@@ -25,6 +25,42 @@ pub(crate) struct WalkPlan {
     markers: Vec<MarkerConfig>,
     /// Files whose path holds their date.
     path_dates: GlobSet,
+    /// Paths that name their owner: the glob, and which folder name is it.
+    owner_from: Vec<(globset::GlobMatcher, usize)>,
+}
+
+/// `Hem/{owner}/**` as a glob (`Hem/*/**`) and the position of `{owner}`.
+fn owner_pattern(pattern: &str) -> Result<(globset::GlobMatcher, usize), FileshareConfigError> {
+    let invalid = |why: &'static str| FileshareConfigError::OwnerPattern {
+        pattern: pattern.to_owned(),
+        why,
+    };
+    let components: Vec<&str> = pattern.split('/').collect();
+    let positions: Vec<usize> = components
+        .iter()
+        .enumerate()
+        .filter(|(_, component)| **component == "{owner}")
+        .map(|(index, _)| index)
+        .collect();
+    let [position] = positions.as_slice() else {
+        return Err(invalid("needs {owner} once, as a whole folder name"));
+    };
+    if components[..*position]
+        .iter()
+        .any(|component| component.contains("**"))
+    {
+        return Err(invalid("no ** before {owner}"));
+    }
+    let glob = pattern.replace("{owner}", "*");
+    let matcher = GlobBuilder::new(&glob)
+        .literal_separator(true)
+        .build()
+        .map_err(|source| FileshareConfigError::Glob {
+            glob: pattern.to_owned(),
+            source,
+        })?
+        .compile_matcher();
+    Ok((matcher, *position))
 }
 
 fn compile(globs: &[&str]) -> Result<GlobSet, FileshareConfigError> {
@@ -59,6 +95,24 @@ impl WalkPlan {
             folder_classes: config.folders.iter().map(|c| c.class.clone()).collect(),
             markers: config.markers.clone(),
             path_dates: compile(&path_dates)?,
+            owner_from: config
+                .owner_from
+                .iter()
+                .map(|pattern| owner_pattern(pattern))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The owner a path names (see `owner_from`), if it does.
+    fn owner_in<'p>(&self, path: &'p str) -> Option<&'p str> {
+        self.owner_from.iter().find_map(|(matcher, position)| {
+            if matcher.is_match(path) {
+                path.split('/')
+                    .nth(*position)
+                    .filter(|name| !name.is_empty())
+            } else {
+                None
+            }
         })
     }
 
@@ -159,7 +213,12 @@ pub(crate) fn walk(
     for (path, state) in folders {
         let mut record = Record::new(RecordKind::Folder, context.source.clone(), path);
         record.container = parent_of(&record.path).to_owned();
-        record.owner = Some(state.owner.to_string());
+        record.owner = Some(
+            shared
+                .plan
+                .owner_in(&record.path)
+                .map_or_else(|| state.owner.to_string(), str::to_owned),
+        );
         record.timestamps.modified = state.modified;
         record.timestamps.last_activity = state.newest.or(state.modified);
         record.attributes.insert("class".into(), state.class);
@@ -374,8 +433,10 @@ impl Worker<'_, '_> {
         let shared = self.shared;
         let mut record = Record::new(RecordKind::File, shared.context.source.clone(), relative);
         record.container = parent_of(&record.path).to_owned();
-        let owner = shared.owners.name(metadata.uid());
-        record.owner = Some(owner.to_string());
+        record.owner = Some(match shared.plan.owner_in(&record.path) {
+            Some(named) => named.to_owned(),
+            None => shared.owners.name(metadata.uid()).to_string(),
+        });
         let modified = metadata.modified().ok().and_then(to_utc);
         record.timestamps.modified = modified;
         record.timestamps.created = metadata.created().ok().and_then(to_utc);
