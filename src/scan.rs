@@ -36,7 +36,7 @@ const CHANNEL: usize = 1024;
 #[derive(Debug, Clone)]
 pub enum Source {
     /// A file share.
-    Fileshare(FileshareSource),
+    Fileshare(Box<FileshareSource>),
     /// Local Maildirs.
     Maildir(MaildirSource),
     /// Mailboxes over IMAP.
@@ -66,7 +66,7 @@ impl Source {
     pub fn build(config: &SourceConfig) -> Result<Source, BuildError> {
         Ok(match &config.settings {
             SourceSettings::Fileshare(settings) => {
-                Source::Fileshare(FileshareSource::build(settings.clone())?)
+                Source::Fileshare(Box::new(FileshareSource::build(settings.clone())?))
             }
             SourceSettings::Maildir(settings) => {
                 Source::Maildir(MaildirSource::build(settings.clone()))
