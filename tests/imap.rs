@@ -892,3 +892,77 @@ fn mail_dated_again_is_not_read_again_and_its_content_findings_stay() {
         &BTreeSet::from([p3, format!("stale-sent:anna/Sent/{young}")]),
     );
 }
+
+#[test]
+fn a_courier_style_layout_gives_the_same_paths_and_finds_sent_mail_by_its_name() {
+    let mut server = Dovecot::start_courier_style(&[("anna", "pw-anna")]);
+    let wide: Vec<String> = (0..5).map(|n| format!("k{n}@kund.se")).collect();
+    let wide: Vec<&str> = wide.iter().map(String::as_str).collect();
+    let mut client = server.client("anna", "pw-anna");
+    for folder in ["INBOX.Skickat", "INBOX.Arkiv", "INBOX.Arkiv.2024"] {
+        client.command(&format!("CREATE \"{folder}\""));
+    }
+    // Planted: an old message in the inbox (P1), a wide Cc in sent mail (P2).
+    let stale = client.append("INBOX", &message(&["anna@firma.se"], &[], ANCIENT, 1), 90);
+    client.append("INBOX", &message(&["anna@firma.se"], &[], ANCIENT, 2), 1);
+    let sent = client.append(
+        "INBOX.Skickat",
+        &message(&["x@kund.se"], &wide, ANCIENT, 3),
+        1,
+    );
+    client.append(
+        "INBOX.Skickat",
+        &message(&["x@kund.se"], &["y@kund.se"], ANCIENT, 4),
+        1,
+    );
+    // Not read: an archive the config does not name, however old and wide.
+    client.append(
+        "INBOX.Arkiv.2024",
+        &message(&["x@kund.se"], &wide, ANCIENT, 5),
+        400,
+    );
+    drop(client);
+    server.fix_ownership();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = accounts_file(dir.path(), &[("anna", "pw-anna")]);
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "{}folders = [\"INBOX\", \"\\\\Sent\"]\n",
+            plain_source(server.port, &accounts)
+        ),
+        RULES,
+    );
+    let (output, found) = scan(&config);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_exact(
+        &found,
+        &BTreeSet::from([
+            format!("stale-inbox:anna/INBOX/{stale}"),
+            // `.` is written `/`, as on every other server.
+            format!("wide-cc:anna/INBOX/Skickat/{sent}"),
+        ]),
+    );
+    // A folder named as records show it, or as the server names it.
+    for named in ["INBOX/Arkiv/2024", "INBOX.Arkiv.2024"] {
+        let config = write_config(
+            dir.path(),
+            &format!(
+                "{}folders = [\"{named}\"]\n",
+                plain_source(server.port, &accounts)
+            ),
+            RULES
+                .replace("[\"INBOX\", \"\\\\Sent\"]", "[\"INBOX/Arkiv/2024\"]")
+                .as_str(),
+        );
+        let (output, _) = scan(&config);
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{named}: {stderr}");
+        assert!(
+            open_findings(&config).contains("wide-cc:anna/INBOX/Arkiv/2024/1"),
+            "{named}: {:?}",
+            open_findings(&config)
+        );
+    }
+}

@@ -104,10 +104,39 @@ pub fn make_server_cert(dir: &Path, ca: &str) {
     ]));
 }
 
+/// The namespace the tests use unless they ask for another: `/`-separated,
+/// with SPECIAL-USE Sent and Trash.
+const DEFAULT_NAMESPACE: &str = r"namespace inbox {
+  inbox = yes
+  separator = /
+  mailbox Sent {
+    special_use = \Sent
+    auto = subscribe
+  }
+  mailbox Trash {
+    special_use = \Trash
+    auto = subscribe
+  }
+}
+";
+
 impl Dovecot {
     /// Start Dovecot with `users` (name, password) and a master user
     /// `tillsyn-master` / `master-secret`.
     pub fn start(users: &[(&str, &str)]) -> Dovecot {
+        Dovecot::start_with_namespace(users, DEFAULT_NAMESPACE)
+    }
+
+    /// Start Dovecot as Courier and Cyrus lay mail out: `.` separates levels,
+    /// every folder is under `INBOX.`, and no folder has a SPECIAL-USE.
+    pub fn start_courier_style(users: &[(&str, &str)]) -> Dovecot {
+        Dovecot::start_with_namespace(
+            users,
+            "namespace inbox {\n  inbox = yes\n  separator = .\n  prefix = INBOX.\n}\n",
+        )
+    }
+
+    fn start_with_namespace(users: &[(&str, &str)], namespace: &str) -> Dovecot {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path();
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -190,19 +219,7 @@ service anvil {{
     mode = 0
   }}
 }}
-namespace inbox {{
-  inbox = yes
-  separator = /
-  mailbox Sent {{
-    special_use = \Sent
-    auto = subscribe
-  }}
-  mailbox Trash {{
-    special_use = \Trash
-    auto = subscribe
-  }}
-}}
-"#,
+{namespace}"#,
             dir = path.display()
         );
         std::fs::write(path.join("dovecot.conf"), config).expect("config");

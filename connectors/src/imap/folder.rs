@@ -20,14 +20,39 @@ use crate::{
     ScanReport,
 };
 
-/// Names that hold sent mail on servers without SPECIAL-USE.
-const SENT_NAMES: [&str; 5] = [
+/// Names (the last level, lower-cased) that hold sent mail on servers
+/// without SPECIAL-USE, as clients in several languages name it.
+const SENT_NAMES: [&str; 16] = [
     "sent",
     "sent items",
     "sent messages",
+    "sent mail",
     "skickat",
     "skickade objekt",
+    "skickade",
+    "sendt",
+    "sendte elementer",
+    "sendte",
+    "gesendet",
+    "gesendete elemente",
+    "gesendete objekte",
+    "éléments envoyés",
+    "lähetetyt",
+    "verzonden items",
 ];
+
+/// A folder's name as records show it: decoded from modified UTF-7, with the
+/// server's hierarchy separator (`.` on Courier and Cyrus layouts) written as
+/// `/`, so record paths read the same whatever the server.
+pub(crate) fn display_name(raw: &str, delimiter: Option<&str>) -> String {
+    let decoded = crate::mutf7::decode(raw);
+    match delimiter {
+        Some(delimiter) if !delimiter.is_empty() && delimiter != "/" => {
+            decoded.replace(delimiter, "/")
+        }
+        _ => decoded,
+    }
+}
 
 /// Only these headers are fetched: the participants, nothing else. No
 /// RFC822.SIZE: no rule needs it, and a server may have to read every message
@@ -366,7 +391,7 @@ async fn choose_folders(
     account: &str,
 ) -> Result<Vec<Folder>, ImapError> {
     let seconds = config.timeout_seconds;
-    let mut listed: Vec<(String, Vec<NameAttribute<'static>>)> = Vec::new();
+    let mut listed: Vec<(String, Option<String>, Vec<NameAttribute<'static>>)> = Vec::new();
     {
         let mut names = timed(seconds, async {
             session.list(Some(""), Some("*")).await.map_err(from_imap)
@@ -389,7 +414,11 @@ async fn choose_folders(
                     _ => NameAttribute::Marked,
                 })
                 .collect();
-            listed.push((name.name().to_owned(), attributes));
+            listed.push((
+                name.name().to_owned(),
+                name.delimiter().map(str::to_owned),
+                attributes,
+            ));
         }
     }
     let special = |attributes: &[NameAttribute<'_>]| -> Option<&'static str> {
@@ -406,15 +435,20 @@ async fn choose_folders(
     };
     let has_sent = listed
         .iter()
-        .any(|(_, attributes)| special(attributes) == Some("\\Sent"));
+        .any(|(_, _, attributes)| special(attributes) == Some("\\Sent"));
     let folders: Vec<Folder> = listed
         .iter()
-        .filter(|(_, attributes)| !attributes.contains(&NameAttribute::NoSelect))
-        .map(|(raw, attributes)| {
-            let display = crate::mutf7::decode(raw);
+        .filter(|(_, _, attributes)| !attributes.contains(&NameAttribute::NoSelect))
+        .map(|(raw, delimiter, attributes)| {
+            let display = display_name(raw, delimiter.as_deref());
+            let last = display
+                .rsplit('/')
+                .next()
+                .unwrap_or(&display)
+                .to_lowercase();
             let special_use = if raw.eq_ignore_ascii_case("INBOX") {
                 Some("\\Inbox")
-            } else if !has_sent && SENT_NAMES.contains(&display.to_lowercase().as_str()) {
+            } else if !has_sent && SENT_NAMES.contains(&last.as_str()) {
                 Some("\\Sent")
             } else {
                 special(attributes)
@@ -440,7 +474,8 @@ async fn choose_folders(
                 } else if wanted.eq_ignore_ascii_case("INBOX") {
                     folder.raw.eq_ignore_ascii_case("INBOX")
                 } else {
-                    folder.display == *wanted
+                    // As records show it, or as the server names it.
+                    folder.display == *wanted || crate::mutf7::decode(&folder.raw) == *wanted
                 }
             })
             .collect();
