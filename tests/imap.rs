@@ -895,7 +895,7 @@ fn mail_dated_again_is_not_read_again_and_its_content_findings_stay() {
 
 #[test]
 fn a_courier_style_layout_gives_the_same_paths_and_finds_sent_mail_by_its_name() {
-    let mut server = Dovecot::start_courier_style(&[("anna", "pw-anna")]);
+    let server = Dovecot::start_courier_style(&[("anna", "pw-anna")]);
     let wide: Vec<String> = (0..5).map(|n| format!("k{n}@kund.se")).collect();
     let wide: Vec<&str> = wide.iter().map(String::as_str).collect();
     let mut client = server.client("anna", "pw-anna");
