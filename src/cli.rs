@@ -385,7 +385,7 @@ pub fn explain(
         owners.record(
             &finding.source,
             &finding.record_kind,
-            &finding.record_id,
+            &finding.record_path,
             finding.owner.as_deref()
         ),
         finding.record_kind,

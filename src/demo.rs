@@ -461,7 +461,7 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
                 owners.record(
                     &finding.source,
                     &finding.record_kind,
-                    &finding.record_id,
+                    &finding.record_path,
                     finding.owner.as_deref()
                 ),
                 owners.show(finding.owner.as_deref()),

@@ -85,7 +85,7 @@ pub fn write_findings(
                     record: owners.record(
                         &finding.source,
                         &finding.record_kind,
-                        &finding.record_id,
+                        &finding.record_path,
                         finding.owner.as_deref(),
                     ),
                     kind: &finding.record_kind,
@@ -125,7 +125,7 @@ pub fn write_findings(
                         owners.record(
                             &finding.source,
                             &finding.record_kind,
-                            &finding.record_id,
+                            &finding.record_path,
                             finding.owner.as_deref(),
                         ),
                     ]

@@ -277,6 +277,10 @@ pub struct ValueMapping {
     pub pattern: Option<ValuePattern>,
     /// How a date is written. Default: [`DateFormat::Auto`].
     pub format: DateFormat,
+    /// For flags kept as bits of a number (Active Directory's
+    /// `userAccountControl`: 2 is "disabled"): the value becomes `true` when
+    /// any of these bits is set, else `false`. Default: none.
+    pub flag: Option<u64>,
 }
 
 impl ValueMapping {
@@ -286,6 +290,27 @@ impl ValueMapping {
             from: from.into(),
             pattern: None,
             format: DateFormat::Auto,
+            flag: None,
+        }
+    }
+
+    /// A value as the mapping gives it: captured by the pattern, then read
+    /// as a flag.
+    fn read<'a>(&self, value: &'a str) -> Option<&'a str> {
+        let value = match &self.pattern {
+            None => value,
+            Some(pattern) => pattern.capture(value)?,
+        };
+        match self.flag {
+            None => Some(value),
+            Some(bits) => {
+                let number: i64 = value.trim().parse().ok()?;
+                Some(if (number as u64) & bits != 0 {
+                    "true"
+                } else {
+                    "false"
+                })
+            }
         }
     }
 
@@ -293,9 +318,9 @@ impl ValueMapping {
     /// pattern, the first value).
     pub fn pick<'a>(&self, values: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
         let mut values = values.into_iter();
-        match &self.pattern {
-            None => values.next(),
-            Some(pattern) => values.find_map(|value| pattern.capture(value)),
+        match (&self.pattern, self.flag) {
+            (None, None) => values.next(),
+            _ => values.find_map(|value| self.read(value)),
         }
     }
 
@@ -303,10 +328,7 @@ impl ValueMapping {
     pub fn all<'a>(&'a self, values: impl IntoIterator<Item = &'a str> + 'a) -> Vec<&'a str> {
         values
             .into_iter()
-            .filter_map(|value| match &self.pattern {
-                None => Some(value),
-                Some(pattern) => pattern.capture(value),
-            })
+            .filter_map(|value| self.read(value))
             .collect()
     }
 
@@ -337,6 +359,8 @@ impl<'de> Deserialize<'de> for ValueMapping {
             pattern: Option<String>,
             #[serde(default)]
             format: DateFormat,
+            #[serde(default)]
+            flag: Option<u64>,
         }
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -347,7 +371,7 @@ impl<'de> Deserialize<'de> for ValueMapping {
         match Written::deserialize(deserializer).map_err(|_| {
             serde::de::Error::custom(
                 "expected an attribute (or JSON pointer) as a string, or a table \
-                 { attribute | pointer, pattern, format }",
+                 { attribute | pointer, pattern, format, flag }",
             )
         })? {
             Written::Plain(from) => Ok(ValueMapping::plain(from)),
@@ -360,6 +384,7 @@ impl<'de> Deserialize<'de> for ValueMapping {
                     .transpose()
                     .map_err(serde::de::Error::custom)?,
                 format: table.format,
+                flag: table.flag,
             }),
         }
     }
@@ -496,6 +521,14 @@ mod tests {
         };
         assert_eq!(loose.date(["slut: 2024-02-30"], STOCKHOLM), Err(NotADate));
         assert_eq!(loose.all(["slut: a", "x", "slut: b"]), ["a", "b"]);
+        // A flag in a bit field: userAccountControl 514 is disabled (2), 512 not.
+        let disabled = ValueMapping {
+            flag: Some(2),
+            ..ValueMapping::plain("userAccountControl")
+        };
+        assert_eq!(disabled.all(["514"]), ["true"]);
+        assert_eq!(disabled.all(["512"]), ["false"]);
+        assert_eq!(disabled.all(["not a number"]), Vec::<&str>::new());
         // Plain strings still work; a pattern needs exactly one group.
         let plain: ValueMapping = toml::Value::String("customerEndDate".into())
             .try_into()

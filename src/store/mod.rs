@@ -152,6 +152,9 @@ pub struct Finding {
     pub source: String,
     /// Record id.
     pub record_id: String,
+    /// Where the record is (the id, or for a directory entry kept by a stable
+    /// id, its DN when last seen).
+    pub record_path: String,
     /// Record kind.
     pub record_kind: String,
     /// Owner (raw; output pseudonymises it).
@@ -403,7 +406,8 @@ pub struct Store {
 
 /// The columns [`finding_row`] reads, in its order.
 const FINDING_COLUMNS: &str = "id, rule, source, record_id, record_kind, owner, severity, detail,
-    age_days, first_seen, last_seen, resolved_at, first_seen_scan, last_seen_scan, resolved_scan";
+    age_days, first_seen, last_seen, resolved_at, first_seen_scan, last_seen_scan, resolved_scan,
+    record_path";
 
 fn finding_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Finding> {
     Ok(Finding {
@@ -422,6 +426,7 @@ fn finding_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Finding> {
         first_seen_scan: row.get(12)?,
         last_seen_scan: row.get(13)?,
         resolved_scan: row.get(14)?,
+        record_path: row.get(15)?,
     })
 }
 

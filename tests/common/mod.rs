@@ -273,6 +273,7 @@ pub mod daemon;
 pub mod dovecot;
 pub mod mail_corpus;
 pub mod process;
+pub mod samba;
 pub mod slapd;
 pub mod smtp;
 

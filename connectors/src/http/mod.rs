@@ -853,9 +853,9 @@ impl HttpSource {
             let Some(value) = item.pointer(&mapping.from) else {
                 continue;
             };
-            let text = match &mapping.pattern {
-                None => text_of(value),
-                Some(_) => {
+            let text = match (&mapping.pattern, mapping.flag) {
+                (None, None) => text_of(value),
+                _ => {
                     let values = texts_of(value);
                     let picked = mapping.all(values.iter().map(String::as_str));
                     (!picked.is_empty()).then(|| picked.join(";"))

@@ -78,6 +78,13 @@ pub struct LdapConfig {
     /// Attribute naming whose entry it is (shown pseudonymised). Default: `mail`.
     #[serde(default = "default_owner_attribute")]
     pub owner_attribute: String,
+    /// Attribute holding an entry's stable id, which stays when the entry is
+    /// renamed or moved: `objectGUID` (Active Directory, shown in its usual
+    /// `xxxxxxxx-xxxx-…` form) or `entryUUID` (OpenLDAP). Findings follow the
+    /// entry by it. An entry without it keeps its DN as id. Default: none (the
+    /// DN).
+    #[serde(default)]
+    pub id_attribute: Option<String>,
     /// Record attribute name → LDAP attribute, e.g.
     /// `{ status = "customerStatus", opt_out = "marketingOptOut" }`, or a
     /// table `{ attribute, pattern }` whose pattern picks the value out of
@@ -204,6 +211,7 @@ impl LdapSource {
             .map(|mapping| mapping.from.clone())
             .collect();
         wanted.push(config.owner_attribute.clone());
+        wanted.extend(config.id_attribute.clone());
         wanted.push("modifyTimestamp".into());
         wanted.sort_by_key(|name| name.to_lowercase());
         wanted.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
@@ -613,6 +621,10 @@ impl LdapSource {
         let mut memberships = Memberships::new();
         let mut newest: Option<String> = None;
         let mut groups = 0u64;
+        // Groups whose members came in part (Active Directory sends at most
+        // MaxValRange, 1500, at a time): (group DN as sent, as kept, the
+        // attribute, where the rest starts).
+        let mut ranged: Vec<(String, String, String, u64)> = Vec::new();
         while let Some(entry) = next_entry(&mut stream, context, report, "group search").await? {
             groups += 1;
             let group = canonical_dn(&entry.dn);
@@ -627,10 +639,14 @@ impl LdapSource {
                     }
                     continue;
                 }
-                for member in values {
-                    // uniqueMember may end in an optional UID: `…#'0101'B`.
-                    let dn = canonical_dn(member.split('#').next().unwrap_or(member));
-                    memberships.entry(dn).or_default().push(group.clone());
+                add_members(&mut memberships, &group, values);
+                if let (attribute, Some((_, Some(end)))) = member_range(name) {
+                    ranged.push((
+                        entry.dn.clone(),
+                        group.clone(),
+                        attribute.to_owned(),
+                        end + 1,
+                    ));
                 }
             }
         }
@@ -647,6 +663,44 @@ impl LdapSource {
             ));
         }
         report.add_work("groups_read", groups);
+        for (dn, group, attribute, mut start) in ranged {
+            loop {
+                if context.cancel.is_cancelled() {
+                    return Err(ConnectorError::Cancelled);
+                }
+                let wanted = format!("{attribute};range={start}-*");
+                let (entries, _) = ldap
+                    .with_timeout(timeout)
+                    .search(&dn, Scope::Base, "(objectClass=*)", vec![wanted])
+                    .await
+                    .map_err(|error| {
+                        unavailable("protocol", format!("member range search failed: {error}"))
+                    })?
+                    .success()
+                    .map_err(|error| {
+                        unavailable("protocol", format!("member range search failed: {error}"))
+                    })?;
+                report.add_work("member_ranges_read", 1);
+                let mut next = None;
+                for entry in entries {
+                    let entry = SearchEntry::construct(entry);
+                    for (name, values) in &entry.attrs {
+                        let (base, range) = member_range(name);
+                        if !base.eq_ignore_ascii_case(&attribute) {
+                            continue;
+                        }
+                        add_members(&mut memberships, &group, values);
+                        if let Some((_, Some(end))) = range {
+                            next = Some(end + 1);
+                        }
+                    }
+                }
+                match next {
+                    Some(next) if next > start => start = next,
+                    _ => break,
+                }
+            }
+        }
         Ok((memberships, newest))
     }
 
@@ -682,11 +736,25 @@ impl LdapSource {
                 .find(|(key, _)| key.eq_ignore_ascii_case(name))
                 .map(|(_, values)| values)
         };
+        let dn = canonical_dn(&entry.dn);
+        let stable_id = config.id_attribute.as_deref().and_then(|name| {
+            get(name)
+                .and_then(|values| values.first().cloned())
+                .or_else(|| {
+                    entry
+                        .bin_attrs
+                        .iter()
+                        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                        .and_then(|(_, values)| values.first())
+                        .map(|bytes| binary_id(bytes))
+                })
+        });
         let mut record = Record::new(
             RecordKind::Contact,
             context.source.clone(),
-            canonical_dn(&entry.dn),
+            stable_id.unwrap_or_else(|| dn.clone()),
         );
+        record.path = dn;
         record.container = config.base_dn.clone();
         record.owner = get(&config.owner_attribute).and_then(|values| values.first().cloned());
         for (name, mapping) in &config.attributes {
@@ -715,7 +783,7 @@ impl LdapSource {
         record.timestamps.modified = get("modifyTimestamp")
             .and_then(|values| values.first())
             .and_then(|value| parse_directory_time(value));
-        if let Some(mut listed) = groups.and_then(|groups| groups.get(&record.id)).cloned() {
+        if let Some(mut listed) = groups.and_then(|groups| groups.get(&record.path)).cloned() {
             listed.sort();
             listed.dedup();
             record
@@ -727,6 +795,61 @@ impl LdapSource {
         }
         record
     }
+}
+
+/// A binary id as text: a 16-byte GUID in its usual form (the first three
+/// fields little-endian, as Windows writes `objectGUID`), anything else as
+/// hex.
+fn binary_id(bytes: &[u8]) -> String {
+    let hex = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<String>()
+    };
+    match bytes {
+        [a0, a1, a2, a3, b0, b1, c0, c1, rest @ ..] if rest.len() == 8 => format!(
+            "{}-{}-{}-{}-{}",
+            hex(&[*a3, *a2, *a1, *a0]),
+            hex(&[*b1, *b0]),
+            hex(&[*c1, *c0]),
+            hex(&rest[..2]),
+            hex(&rest[2..])
+        ),
+        _ => hex(bytes),
+    }
+}
+
+/// Add `group` to the memberships of each member DN in `values`.
+fn add_members(memberships: &mut Memberships, group: &str, values: &[String]) {
+    for member in values {
+        // uniqueMember may end in an optional UID: `…#'0101'B`.
+        let dn = canonical_dn(member.split('#').next().unwrap_or(member));
+        memberships.entry(dn).or_default().push(group.to_owned());
+    }
+}
+
+/// An attribute name and the range of values it holds, when the server sent
+/// part of them (`member;range=0-1499`: from 0 to 1499; `member;range=1500-*`:
+/// from 1500 to the end, `None`).
+fn member_range(name: &str) -> (&str, Option<(u64, Option<u64>)>) {
+    let Some((base, options)) = name.split_once(';') else {
+        return (name, None);
+    };
+    let range = options.split(';').find_map(|option| {
+        let bounds = option
+            .strip_prefix("range=")
+            .or_else(|| option.strip_prefix("Range="))?;
+        let (low, high) = bounds.split_once('-')?;
+        let low = low.parse().ok()?;
+        let high = if high == "*" {
+            None
+        } else {
+            Some(high.parse().ok()?)
+        };
+        Some((low, high))
+    });
+    (base, range)
 }
 
 /// A DN as records, groups and members carry it: normalised as directories
@@ -747,7 +870,40 @@ pub(crate) fn parse_directory_time(text: &str) -> Option<DateTime<Utc>> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_directory_time;
+    use super::{member_range, parse_directory_time};
+
+    #[test]
+    fn object_guids_read_as_windows_writes_them() {
+        // ryG0p73oPk6KZNtzpUqCLg== as Samba sent it.
+        let bytes = [
+            0xaf, 0x21, 0xb4, 0xa7, 0xbd, 0xe8, 0x3e, 0x4e, 0x8a, 0x64, 0xdb, 0x73, 0xa5, 0x4a,
+            0x82, 0x2e,
+        ];
+        assert_eq!(
+            super::binary_id(&bytes),
+            "a7b421af-e8bd-4e3e-8a64-db73a54a822e"
+        );
+        assert_eq!(super::binary_id(&[1, 2]), "0102");
+    }
+
+    #[test]
+    fn reads_the_ranges_active_directory_sends_members_in() {
+        assert_eq!(member_range("member"), ("member", None));
+        assert_eq!(
+            member_range("member;range=0-1499"),
+            ("member", Some((0, Some(1499))))
+        );
+        assert_eq!(
+            member_range("member;range=1500-*"),
+            ("member", Some((1500, None)))
+        );
+        assert_eq!(
+            member_range("member;Range=3000-4499"),
+            ("member", Some((3000, Some(4499))))
+        );
+        assert_eq!(member_range("member;binary"), ("member", None));
+        assert_eq!(member_range("member;range=x-1"), ("member", None));
+    }
 
     #[test]
     fn reads_directory_times() {

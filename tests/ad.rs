@@ -1,0 +1,192 @@
+//! Active Directory over LDAP, against Samba's domain controller on loopback:
+//! accounts disabled in `userAccountControl`, expiry in `accountExpires`
+//! (FILETIME, with its two "never"s), lists read from `memberOf` and from a
+//! group of 1,605 members, group conditions spelled as people write DNs, and
+//! `objectGUID` as the id that follows an entry when it is renamed.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::samba::{ADMIN_DN, ADMIN_PASSWORD, BASE, SambaAd};
+use common::*;
+
+/// FILETIME (100 ns ticks since 1601) of `days_ago`.
+fn filetime(days_ago: i64) -> String {
+    let unix = (chrono::Utc::now() - chrono::TimeDelta::days(days_ago)).timestamp();
+    ((unix + 11_644_473_600) * 10_000_000).to_string()
+}
+
+fn person(cn: &str) -> String {
+    format!("CN={cn},OU=People,{BASE}")
+}
+
+/// (cn, userAccountControl, accountExpires, on the big list)
+fn people() -> Vec<(&'static str, u32, String, bool)> {
+    vec![
+        // Disabled, expired 200 days ago, on the list: both rules.
+        ("u-left-long", 514, filetime(200), true),
+        // Disabled, expired ten days ago: within the promise.
+        ("u-left-recent", 514, filetime(10), true),
+        // Expired long ago but still enabled: not "left".
+        ("u-enabled-expired", 512, filetime(200), true),
+        // Disabled, never expiring (0 and the maximum).
+        ("u-never", 514, "0".into(), true),
+        ("u-never-max", 514, "9223372036854775807".into(), true),
+        // Disabled and expired, but on no list.
+        ("u-off-list", 514, filetime(300), false),
+    ]
+}
+
+fn directory() -> String {
+    let mut ldif = format!(
+        "dn: OU=People,{BASE}\nobjectClass: organizationalUnit\n\n\
+         dn: OU=Lists,{BASE}\nobjectClass: organizationalUnit\n\n\
+         dn: OU=Filler,{BASE}\nobjectClass: organizationalUnit\n\n"
+    );
+    let mut members = String::new();
+    for n in 0..1600 {
+        ldif.push_str(&format!(
+            "dn: CN=c{n:04},OU=Filler,{BASE}\nobjectClass: contact\n\n"
+        ));
+        members.push_str(&format!("member: CN=c{n:04},OU=Filler,{BASE}\n"));
+    }
+    for (cn, control, expires, listed) in people() {
+        ldif.push_str(&format!(
+            "dn: {}\nobjectClass: user\nsAMAccountName: {cn}\nmail: {cn}@firma.se\n\
+             userAccountControl: {control}\naccountExpires: {expires}\n\n",
+            person(cn)
+        ));
+        if listed {
+            members.push_str(&format!("member: {}\n", person(cn)));
+        }
+    }
+    ldif.push_str(&format!(
+        "dn: CN=Big-List,OU=Lists,{BASE}\nobjectClass: group\nsAMAccountName: big-list\n{members}\n"
+    ));
+    ldif
+}
+
+fn config(dir: &std::path::Path) -> String {
+    std::fs::write(dir.join("ad.pw"), format!("{ADMIN_PASSWORD}\n")).expect("password");
+    // The list spelled as people write it: another case, spaces after commas.
+    let list = "cn=big-list, ou=lists, dc=TILLSYN, dc=test";
+    let text = format!(
+        r#"[daemon]
+state_dir = "state"
+
+[[sources]]
+name = "ad"
+type = "ldap"
+url = "ldap://127.0.0.1:389"
+allow_plaintext = true
+bind_dn = "{ADMIN_DN}"
+password_file = "ad.pw"
+base_dn = "OU=People,{BASE}"
+filter = "(objectClass=user)"
+page_size = 1000
+id_attribute = "objectGUID"
+attributes = {{ disabled = {{ attribute = "userAccountControl", flag = 2 }}, lists = "memberOf" }}
+dates = {{ expires = {{ attribute = "accountExpires", format = "filetime" }} }}
+
+[[sources]]
+name = "ad-groups"
+type = "ldap"
+url = "ldap://127.0.0.1:389"
+allow_plaintext = true
+bind_dn = "{ADMIN_DN}"
+password_file = "ad.pw"
+base_dn = "OU=People,{BASE}"
+filter = "(objectClass=user)"
+attributes = {{ disabled = {{ attribute = "userAccountControl", flag = 2 }} }}
+dates = {{ expires = {{ attribute = "accountExpires", format = "filetime" }} }}
+group_base_dn = "OU=Lists,{BASE}"
+group_filter = "(objectClass=group)"
+
+[[rules]]
+id = "expired-accounts"
+kind = "max_age"
+policy = "Konton för personer som slutat tas bort inom 90 dagar."
+max_age = "90d"
+timestamp = "date:expires"
+when = {{ sources = ["ad"], attributes = {{ disabled = "true" }} }}
+
+[[rules]]
+id = "expired-on-list"
+kind = "max_age"
+policy = "Personer som slutat tas bort från utskickslistor."
+max_age = "90d"
+timestamp = "date:expires"
+when = {{ attributes = {{ disabled = "true", lists = "{list}" }} }}
+
+[[rules]]
+id = "expired-in-group"
+kind = "max_age"
+policy = "Personer som slutat tas bort från utskickslistor."
+max_age = "90d"
+timestamp = "date:expires"
+when = {{ attributes = {{ disabled = "true", groups = "{list}" }} }}
+"#
+    );
+    let path = dir.join("tillsyn.toml");
+    std::fs::write(&path, text).expect("config");
+    path.to_str().expect("utf8").to_owned()
+}
+
+fn open(config: &str) -> Vec<serde_json::Value> {
+    json_lines(&tillsyn(&[
+        "findings", "--open", "--config", config, "--format", "json",
+    ]))
+}
+
+#[test]
+fn active_directory_accounts_lists_and_ids_as_ad_keeps_them() {
+    let server = SambaAd::start(&directory());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config(dir.path());
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("PARTIAL"), "{stderr}");
+    assert_eq!(work(&stderr, "groups_read"), 1, "{stderr}");
+    let dn = |cn: &str| person(cn).to_lowercase();
+    let planted = BTreeSet::from([
+        format!("expired-accounts:{}", dn("u-left-long")),
+        format!("expired-accounts:{}", dn("u-off-list")),
+        format!("expired-on-list:{}", dn("u-left-long")),
+        format!("expired-in-group:{}", dn("u-left-long")),
+    ]);
+    let found = open(&config);
+    assert_exact(&pairs(&found), &planted);
+
+    // Renamed in the directory: the finding keyed by objectGUID stays the
+    // same finding (first seen unchanged), now shown at the new DN.
+    let before = found
+        .iter()
+        .find(|finding| {
+            finding["rule"] == "expired-accounts" && finding["record"] == dn("u-left-long")
+        })
+        .cloned()
+        .expect("finding");
+    server.modify(&format!(
+        "dn: {}\nchangetype: modrdn\nnewrdn: CN=u-left-long-renamed\ndeleteoldrdn: 1\n",
+        person("u-left-long")
+    ));
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    let after = open(&config);
+    let renamed = after
+        .iter()
+        .find(|finding| {
+            finding["rule"] == "expired-accounts" && finding["record"] == dn("u-left-long-renamed")
+        })
+        .expect("the renamed account's finding");
+    assert_eq!(renamed["id"], before["id"], "{renamed}");
+    assert_eq!(renamed["first_seen"], before["first_seen"]);
+    assert!(
+        !pairs(&after).contains(&format!("expired-accounts:{}", dn("u-left-long"))),
+        "{after:?}"
+    );
+    // The group read by DN (no objectGUID on that source): its finding moves.
+    assert!(pairs(&after).contains(&format!("expired-in-group:{}", dn("u-left-long-renamed"))));
+}
