@@ -189,4 +189,84 @@ fn active_directory_accounts_lists_and_ids_as_ad_keeps_them() {
     );
     // The group read by DN (no objectGUID on that source): its finding moves.
     assert!(pairs(&after).contains(&format!("expired-in-group:{}", dn("u-left-long-renamed"))));
+
+    // Incremental rescans by uSNChanged against this controller.
+    let incremental = dir.path().join("incremental");
+    std::fs::create_dir_all(&incremental).expect("dir");
+    std::fs::write(incremental.join("ad.pw"), format!("{ADMIN_PASSWORD}\n")).expect("password");
+    let config = incremental.join("tillsyn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[daemon]
+state_dir = "state"
+
+[[sources]]
+name = "ad"
+type = "ldap"
+url = "ldap://127.0.0.1:389"
+allow_plaintext = true
+bind_dn = "{ADMIN_DN}"
+password_file = "ad.pw"
+base_dn = "OU=People,{BASE}"
+filter = "(objectClass=user)"
+id_attribute = "objectGUID"
+attributes = {{ disabled = {{ attribute = "userAccountControl", flag = 2 }} }}
+dates = {{ expires = {{ attribute = "accountExpires", format = "filetime" }} }}
+incremental_full_every_hours = 24
+
+[[rules]]
+id = "expired-accounts"
+kind = "max_age"
+policy = "Konton för personer som slutat tas bort inom 90 dagar."
+max_age = "90d"
+timestamp = "date:expires"
+when = {{ attributes = {{ disabled = "true" }} }}
+"#
+        ),
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf8").to_owned();
+    let scan = || {
+        let output = tillsyn(&["scan", "--once", "--config", &config]);
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        stderr
+    };
+    let expected = |cns: &[&str]| -> BTreeSet<String> {
+        cns.iter()
+            .map(|cn| format!("expired-accounts:{}", dn(cn)))
+            .collect()
+    };
+    let full = scan();
+    assert_eq!(work(&full, "entries_read"), 6, "{full}");
+    assert_exact(
+        &pairs(&open(&config)),
+        &expected(&["u-left-long-renamed", "u-off-list"]),
+    );
+    let unchanged = scan();
+    assert_eq!(work(&unchanged, "entries_read"), 0, "{unchanged}");
+    assert_eq!(work(&unchanged, "incremental"), 1, "{unchanged}");
+    // One account's expiry moves back 150 days: only it is read, and found.
+    server.modify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: accountExpires\naccountExpires: {}\n",
+        person("u-left-recent"),
+        filetime(150)
+    ));
+    let changed = scan();
+    assert_eq!(work(&changed, "entries_read"), 1, "{changed}");
+    assert_exact(
+        &pairs(&open(&config)),
+        &expected(&["u-left-long-renamed", "u-off-list", "u-left-recent"]),
+    );
+    // Numbers from another controller are not this one's: a full read.
+    open_store(&incremental.join("state"))
+        .execute(
+            "UPDATE checkpoints SET value = 'another-dc' WHERE key = 'ldap.dc'",
+            [],
+        )
+        .expect("checkpoint");
+    let other = scan();
+    assert_eq!(work(&other, "entries_read"), 6, "{other}");
+    assert_eq!(work(&other, "incremental"), 0, "{other}");
 }

@@ -10,14 +10,18 @@
 //!   and `ca_file`): ldap3 would otherwise fall back silently to an empty one.
 //! - **Referrals** are not followed: counted and skipped.
 //!
-//! Each entry becomes a [`RecordKind::Contact`] record: id = its DN (lower-cased:
-//! DNs compare case-insensitively), owner = the owner attribute (e.g. `mail`),
-//! attributes and dates as mapped in the config.
+//! Each entry becomes a [`RecordKind::Contact`] record: id = its DN, normalised
+//! as directories compare DNs ([`crate::dn`]), or the `id_attribute`
+//! (`objectGUID`, `entryUUID`) so a renamed entry keeps its findings; path =
+//! the DN; owner = the owner attribute (e.g. `mail`); attributes and dates as
+//! mapped in the config ([`crate::values`]: patterns, date formats, flags).
 //!
 //! **Groups** (`group_base_dn`): for directories without `memberOf`, the group
 //! entries under that base are read first and each person's record gets the
 //! DNs of the groups that list it as `member` or `uniqueMember`, joined with
-//! `;`, as the attribute `groups_attribute`.
+//! `;`, as the attribute `groups_attribute`. Members a server sends in ranges
+//! (`member;range=0-1499`, as Active Directory does past 1500) are asked for
+//! range by range to the end.
 //!
 //! **Incremental** (`incremental_full_every_hours`): where the server keeps
 //! `modifyTimestamp`, a rescan asks only for entries changed since the newest
@@ -30,6 +34,13 @@
 //! a full read: one runs when the last is older than the set number of hours, when
 //! the rules or the search change, and whenever the server gave no
 //! `modifyTimestamp`.
+//!
+//! **Active Directory** (its rootDSE has `highestCommittedUSN`): rescans ask
+//! for `uSNChanged` past the controller's `highestCommittedUSN` when the last
+//! read began, never by `modifyTimestamp` (built from `whenChanged`, which is
+//! not replicated). Update numbers are the controller's own, so its NTDS
+//! `invocationId` is kept with them, and another controller (or a restored
+//! one) means a full read.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -131,6 +142,23 @@ const SINCE: &str = "ldap.since";
 const PLAN: &str = "ldap.plan";
 /// Checkpoint: "1" when [`SINCE`] was settled at the scan (see the module docs).
 const SETTLED: &str = "ldap.since_settled";
+/// Checkpoint (Active Directory): the domain controller's `highestCommittedUSN`
+/// when the last read began.
+const USN: &str = "ldap.usn";
+/// Checkpoint (Active Directory): which domain controller (its NTDS
+/// `invocationId`) those numbers are of; another one means a full read.
+const DC: &str = "ldap.dc";
+
+/// Where an Active Directory domain controller is in its own count of
+/// changes: update sequence numbers are per controller, so a rescan may ask
+/// one for changes past a number only if it is the same one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DcPosition {
+    /// The NTDS settings' `invocationId`.
+    invocation: String,
+    /// `highestCommittedUSN` from the rootDSE.
+    highest: u64,
+}
 /// How far behind our clock a `modifyTimestamp` must be to count as settled:
 /// covers clock skew between this host and the directory.
 pub const SETTLE_SECONDS: i64 = 600;
@@ -453,14 +481,31 @@ impl Connector for LdapSource {
         let now = Utc::now().timestamp();
         let mut since = self.incremental_since(&context, &plan, now);
         let settled = context.checkpoints.get(SETTLED).map(String::as_str) == Some("1");
+        // Active Directory: changes by uSNChanged against one controller, never
+        // by modifyTimestamp (from whenChanged, which is not replicated).
+        let dc = match config.incremental_full_every_hours {
+            Some(_) => self.dc_position(&mut ldap, timeout).await,
+            None => None,
+        };
+        let mut since_usn = dc
+            .as_ref()
+            .and_then(|dc| self.incremental_usn(&context, &plan, now, dc));
+        if dc.is_some() {
+            since = None;
+        }
         let mut report = ScanReport::default();
         let mut group_stamp: Option<String> = None;
         let groups = match &config.group_base_dn {
             None => None,
             Some(base) => {
-                let (groups, newest) = self
+                let (groups, newest, newest_usn) = self
                     .read_groups(&mut ldap, base, timeout, &context, &mut report)
                     .await?;
+                if let (Some(group), Some(since)) = (newest_usn, since_usn)
+                    && group > since
+                {
+                    since_usn = None;
+                }
                 // A group changed since the last scan: who is in it may have
                 // changed for people whose own entries did not; read everyone.
                 if let (Some(group), Some(since_text)) = (&newest, &since) {
@@ -478,6 +523,11 @@ impl Connector for LdapSource {
             }
         };
         let filter = match &since {
+            _ if since_usn.is_some() => format!(
+                "(&{}(uSNChanged>={}))",
+                parenthesised(&config.filter),
+                since_usn.unwrap_or(0).saturating_add(1)
+            ),
             Some(since) if settled => format!(
                 "(&{}(modifyTimestamp>={since})(!(modifyTimestamp={since})))",
                 parenthesised(&config.filter)
@@ -524,7 +574,7 @@ impl Connector for LdapSource {
                 None => every_entry_dated = false,
             }
             let record = self.record(&context, entry, groups.as_ref(), &mut report);
-            if since.is_some() {
+            if since.is_some() || since_usn.is_some() {
                 read.push(record.path.clone());
             }
             sink.send(record).await?;
@@ -547,7 +597,20 @@ impl Connector for LdapSource {
         sink.flush().await?;
         let _ = ldap.unbind().await;
         report.add_work("entries_read", report.records);
-        if config.incremental_full_every_hours.is_some() && every_entry_dated {
+        if let Some(dc) = &dc {
+            let full_at = match since_usn {
+                Some(_) => context.checkpoints.get(FULL_AT).cloned(),
+                None => Some(now.to_string()),
+            };
+            if let Some(full_at) = full_at {
+                report.checkpoints.insert(FULL_AT.into(), full_at);
+                report
+                    .checkpoints
+                    .insert(USN.into(), dc.highest.to_string());
+                report.checkpoints.insert(DC.into(), dc.invocation.clone());
+                report.checkpoints.insert(PLAN.into(), plan.clone());
+            }
+        } else if config.incremental_full_every_hours.is_some() && every_entry_dated {
             let full_at = match &since {
                 Some(_) => context.checkpoints.get(FULL_AT).cloned(),
                 None => Some(now.to_string()),
@@ -563,7 +626,7 @@ impl Connector for LdapSource {
                 report.checkpoints.insert(PLAN.into(), plan);
             }
         }
-        if since.is_some() {
+        if since.is_some() || since_usn.is_some() {
             read.sort();
             report.add_work("incremental", 1);
             report.carried.push(crate::CarriedScope {
@@ -592,7 +655,7 @@ impl LdapSource {
     }
 
     /// Read every group under `base`: who is in which, and the newest
-    /// `modifyTimestamp` among them.
+    /// `modifyTimestamp` and `uSNChanged` (Active Directory) among them.
     async fn read_groups(
         &self,
         ldap: &mut ldap3::Ldap,
@@ -600,7 +663,7 @@ impl LdapSource {
         timeout: Duration,
         context: &ScanContext,
         report: &mut ScanReport,
-    ) -> Result<(Memberships, Option<String>), ConnectorError> {
+    ) -> Result<(Memberships, Option<String>, Option<u64>), ConnectorError> {
         let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> =
             vec![Box::new(PagedResults::new(self.config.page_size))];
         let mut stream = ldap
@@ -614,12 +677,14 @@ impl LdapSource {
                     "member".to_owned(),
                     "uniqueMember".to_owned(),
                     "modifyTimestamp".to_owned(),
+                    "uSNChanged".to_owned(),
                 ],
             )
             .await
             .map_err(|error| unavailable("protocol", format!("group search failed: {error}")))?;
         let mut memberships = Memberships::new();
         let mut newest: Option<String> = None;
+        let mut newest_usn: Option<u64> = None;
         let mut groups = 0u64;
         // Groups whose members came in part (Active Directory sends at most
         // MaxValRange, 1500, at a time): (group DN as sent, as kept, the
@@ -629,6 +694,15 @@ impl LdapSource {
             groups += 1;
             let group = canonical_dn(&entry.dn);
             for (name, values) in &entry.attrs {
+                if name.eq_ignore_ascii_case("uSNChanged") {
+                    if let Some(usn) = values
+                        .first()
+                        .and_then(|usn| usn.trim().parse::<u64>().ok())
+                    {
+                        newest_usn = newest_usn.max(Some(usn));
+                    }
+                    continue;
+                }
                 if name.eq_ignore_ascii_case("modifyTimestamp") {
                     if let Some(stamp) = values.first()
                         && newest
@@ -701,7 +775,75 @@ impl LdapSource {
                 }
             }
         }
-        Ok((memberships, newest))
+        Ok((memberships, newest, newest_usn))
+    }
+
+    /// The controller's position, when the server is an Active Directory
+    /// domain controller (its rootDSE has `highestCommittedUSN`).
+    async fn dc_position(&self, ldap: &mut ldap3::Ldap, timeout: Duration) -> Option<DcPosition> {
+        let first = |found: Result<ldap3::SearchResult, ldap3::LdapError>| {
+            let (entries, _) = found.ok()?.success().ok()?;
+            entries.into_iter().next().map(SearchEntry::construct)
+        };
+        let value = |entry: &SearchEntry, name: &str| {
+            entry
+                .attrs
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .and_then(|(_, values)| values.first().cloned())
+        };
+        let root = first(
+            ldap.with_timeout(timeout)
+                .search(
+                    "",
+                    Scope::Base,
+                    "(objectClass=*)",
+                    vec!["highestCommittedUSN", "dsServiceName"],
+                )
+                .await,
+        )?;
+        let highest = value(&root, "highestCommittedUSN")?.trim().parse().ok()?;
+        let service = value(&root, "dsServiceName")?;
+        let settings = first(
+            ldap.with_timeout(timeout)
+                .search(
+                    &service,
+                    Scope::Base,
+                    "(objectClass=*)",
+                    vec!["invocationId"],
+                )
+                .await,
+        )?;
+        let invocation = settings
+            .bin_attrs
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case("invocationId"))
+            .and_then(|(_, values)| values.first())
+            .map(|bytes| binary_id(bytes))
+            .or_else(|| value(&settings, "invocationId"))?;
+        Some(DcPosition {
+            invocation,
+            highest,
+        })
+    }
+
+    /// The USN to read changes after, when this scan of an Active Directory
+    /// may be incremental: the same plan, a full read recent enough, and the
+    /// same controller.
+    fn incremental_usn(
+        &self,
+        context: &ScanContext,
+        plan: &str,
+        now: i64,
+        dc: &DcPosition,
+    ) -> Option<u64> {
+        let hours = self.config.incremental_full_every_hours?;
+        let checkpoints = &context.checkpoints;
+        let full_at: i64 = checkpoints.get(FULL_AT)?.parse().ok()?;
+        let fresh = now.saturating_sub(full_at) < i64::try_from(hours.saturating_mul(3600)).ok()?;
+        let same_dc = checkpoints.get(DC) == Some(&dc.invocation);
+        let usn: u64 = checkpoints.get(USN)?.parse().ok()?;
+        (fresh && same_dc && checkpoints.get(PLAN).map(String::as_str) == Some(plan)).then_some(usn)
     }
 
     /// The `modifyTimestamp` to read changes from, when this scan may be
