@@ -966,3 +966,64 @@ fn a_courier_style_layout_gives_the_same_paths_and_finds_sent_mail_by_its_name()
         );
     }
 }
+
+#[test]
+fn all_folders_of_a_gmail_style_layout_skip_all_mail_unless_it_is_named() {
+    let server = Dovecot::start_gmail_style(&[("anna", "pw-anna")]);
+    let wide: Vec<String> = (0..5).map(|n| format!("k{n}@kund.se")).collect();
+    let wide: Vec<&str> = wide.iter().map(String::as_str).collect();
+    let mut client = server.client("anna", "pw-anna");
+    client.command("CREATE \"Kunder\"");
+    // Each message under its label, and again in All Mail, as Gmail keeps it.
+    let stale = client.append("INBOX", &message(&["anna@firma.se"], &[], ANCIENT, 1), 90);
+    let labelled = client.append("Kunder", &message(&["x@kund.se"], &wide, ANCIENT, 2), 1);
+    for id in [1, 2] {
+        let copy = if id == 1 {
+            message(&["anna@firma.se"], &[], ANCIENT, 1)
+        } else {
+            message(&["x@kund.se"], &wide, ANCIENT, 2)
+        };
+        client.append("[Gmail]/All Mail", &copy, if id == 1 { 90 } else { 1 });
+    }
+    drop(client);
+    server.fix_ownership();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = accounts_file(dir.path(), &[("anna", "pw-anna")]);
+    let rules = RULES.replace(
+        "when = { folders = [\"INBOX\", \"\\\\Sent\"] }",
+        "when = { sources = [\"mail\"] }",
+    );
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "{}folders = [\"*\"]\n",
+            plain_source(server.port, &accounts)
+        ),
+        &rules,
+    );
+    let (output, found) = scan(&config);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_exact(
+        &found,
+        &BTreeSet::from([
+            format!("stale-inbox:anna/INBOX/{stale}"),
+            format!("wide-cc:anna/Kunder/{labelled}"),
+        ]),
+    );
+    // Named, All Mail is read.
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "{}folders = [\"\\\\All\"]\n",
+            plain_source(server.port, &accounts)
+        ),
+        &rules,
+    );
+    let (output, found) = scan(&config);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert!(
+        found.contains("wide-cc:anna/[Gmail]/All Mail/2"),
+        "{found:?}"
+    );
+}

@@ -276,6 +276,10 @@ pub enum ProblemKind {
     MalformedEntry,
     /// A date attribute that could not be read as a date.
     BadDate,
+    /// A server asked to be left alone for now (`NO [UNAVAILABLE]`, Exchange
+    /// Online's throttling) or hung up mid-read (`BYE`): the read was tried
+    /// again after a pause, and completed.
+    Throttled,
     /// Any other I/O error on one item.
     Io,
 }
@@ -297,6 +301,7 @@ impl ProblemKind {
         ProblemKind::Referral,
         ProblemKind::MalformedEntry,
         ProblemKind::BadDate,
+        ProblemKind::Throttled,
         ProblemKind::Io,
     ];
 
@@ -317,6 +322,7 @@ impl ProblemKind {
             ProblemKind::Referral => "referral",
             ProblemKind::MalformedEntry => "malformed_entry",
             ProblemKind::BadDate => "bad_date",
+            ProblemKind::Throttled => "throttled",
             ProblemKind::Io => "io",
         }
     }

@@ -136,6 +136,15 @@ impl Dovecot {
         )
     }
 
+    /// Start Dovecot as Gmail lays mail out: every message is also in
+    /// `[Gmail]/All Mail`, whose SPECIAL-USE is `\All`.
+    pub fn start_gmail_style(users: &[(&str, &str)]) -> Dovecot {
+        Dovecot::start_with_namespace(
+            users,
+            "namespace inbox {\n  inbox = yes\n  separator = /\n  mailbox \"[Gmail]/All Mail\" {\n    special_use = \\All\n    auto = create\n  }\n  mailbox \"[Gmail]/Sent Mail\" {\n    special_use = \\Sent\n    auto = create\n  }\n}\n",
+        )
+    }
+
     fn start_with_namespace(users: &[(&str, &str)], namespace: &str) -> Dovecot {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path();

@@ -466,7 +466,9 @@ async fn choose_folders(
             .iter()
             .filter(|folder| {
                 if wanted == "*" {
-                    true
+                    // Gmail's All Mail holds every message again, under every
+                    // label: read only when named.
+                    folder.special_use != Some("\\All")
                 } else if wanted.starts_with('\\') {
                     folder
                         .special_use

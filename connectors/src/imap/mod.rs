@@ -191,14 +191,24 @@ impl ImapSource {
         let mut pause = std::time::Duration::from_secs(1);
         let attempts = self.config.attempts.max(1);
         let mut attempt = 1;
+        // Reads the server broke off by being busy or hanging up.
+        let mut throttled = 0u64;
         loop {
             let mut report = ScanReport::default();
             let result =
                 folder::read_account(&self.config, &self.tls, account, context, sink, &mut report)
                     .await;
             match result {
-                Ok(()) => return Ok(report),
+                Ok(()) => {
+                    for _ in 0..throttled {
+                        report.count(crate::ProblemKind::Throttled);
+                    }
+                    return Ok(report);
+                }
                 Err(error) if error.retryable() && attempt < attempts => {
+                    if matches!(error, ImapError::Throttled(_) | ImapError::Lost(_)) {
+                        throttled += 1;
+                    }
                     tracing::info!(
                         error_kind = error.kind(),
                         attempt,

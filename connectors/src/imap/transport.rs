@@ -46,6 +46,9 @@ pub(crate) enum ImapError {
     /// The connection broke.
     #[error("connection lost: {0}")]
     Lost(String),
+    /// The server refused for now: busy, throttling, try again later.
+    #[error("server busy: {0}")]
+    Throttled(String),
     /// The server answered something unexpected, or refused a command.
     #[error("{0}")]
     Protocol(String),
@@ -62,7 +65,10 @@ impl ImapError {
     pub(crate) fn retryable(&self) -> bool {
         matches!(
             self,
-            ImapError::Connect { .. } | ImapError::Timeout(_) | ImapError::Lost(_)
+            ImapError::Connect { .. }
+                | ImapError::Timeout(_)
+                | ImapError::Lost(_)
+                | ImapError::Throttled(_)
         )
     }
 
@@ -75,6 +81,7 @@ impl ImapError {
             ImapError::Token(_) => "token",
             ImapError::Timeout(_) => "timeout",
             ImapError::Lost(_) => "connection_lost",
+            ImapError::Throttled(_) => "throttled",
             ImapError::Protocol(_) => "protocol",
             ImapError::Cancelled => "cancelled",
             ImapError::Sink => "sink_closed",
@@ -98,12 +105,56 @@ pub(crate) fn from_imap(error: async_imap::error::Error) -> ImapError {
     match error {
         Error::Io(io) => ImapError::Lost(io.to_string()),
         Error::ConnectionLost => ImapError::Lost("closed by the server".into()),
+        Error::No(text) if busy(&text) => ImapError::Throttled(server_text(&text)),
         Error::No(text) | Error::Bad(text) => {
             ImapError::Protocol(format!("server said: {}", server_text(&text)))
         }
         Error::Parse(_) => ImapError::Protocol("unparseable server response".into()),
         Error::Validate(_) => ImapError::Protocol("invalid character in a command argument".into()),
         other => ImapError::Protocol(other.to_string()),
+    }
+}
+
+/// Whether a `NO` answer means "not now": the RFC 5530 codes for a busy or
+/// limited server, and the words Exchange Online and others throttle with.
+pub(crate) fn busy(text: &str) -> bool {
+    let upper = text.to_ascii_uppercase();
+    [
+        "[UNAVAILABLE]",
+        "[LIMIT]",
+        "[INUSE]",
+        "[SERVERBUG]",
+        "THROTTL",
+        "SERVER UNAVAILABLE",
+        "TRY AGAIN",
+        "TOO MANY",
+    ]
+    .iter()
+    .any(|sign| upper.contains(sign))
+}
+
+#[cfg(test)]
+mod busy_tests {
+    #[test]
+    fn busy_servers_are_told_apart_from_refusals() {
+        for busy in [
+            "[UNAVAILABLE] Server Unavailable. 15",
+            "Server Unavailable. 21",
+            "[LIMIT] Too many simultaneous connections",
+            "[INUSE] Mailbox in use",
+            "Request is throttled. Suggested Backoff Time: 30000 milliseconds",
+            "[THROTTLED] Account exceeded command or bandwidth limits",
+            "Too many commands, try again later",
+        ] {
+            assert!(super::busy(busy), "{busy}");
+        }
+        for refusal in [
+            "[AUTHENTICATIONFAILED] Authentication failed.",
+            "[NONEXISTENT] Unknown Mailbox: Skickat",
+            "Error in IMAP command UID FETCH: Invalid messageset",
+        ] {
+            assert!(!super::busy(refusal), "{refusal}");
+        }
     }
 }
 
