@@ -67,16 +67,12 @@ fn directory() -> String {
     ldif
 }
 
-fn config(dir: &std::path::Path) -> String {
-    std::fs::write(dir.join("ad.pw"), format!("{ADMIN_PASSWORD}\n")).expect("password");
-    // The list spelled as people write it: another case, spaces after commas.
-    let list = "cn=big-list, ou=lists, dc=TILLSYN, dc=test";
-    let text = format!(
-        r#"[daemon]
-state_dir = "state"
-
-[[sources]]
-name = "ad"
+/// An LDAP source on the test DC, reading the people (after `type = "ldap"`
+/// and the connection: `extra` lines of its own).
+fn ad_source(name: &str, extra: &str) -> String {
+    format!(
+        r#"[[sources]]
+name = "{name}"
 type = "ldap"
 url = "ldap://127.0.0.1:389"
 allow_plaintext = true
@@ -84,50 +80,51 @@ bind_dn = "{ADMIN_DN}"
 password_file = "ad.pw"
 base_dn = "OU=People,{BASE}"
 filter = "(objectClass=user)"
-page_size = 1000
-id_attribute = "objectGUID"
-attributes = {{ disabled = {{ attribute = "userAccountControl", flag = 2 }}, lists = "memberOf" }}
 dates = {{ expires = {{ attribute = "accountExpires", format = "filetime" }} }}
+{extra}
+"#
+    )
+}
 
-[[sources]]
-name = "ad-groups"
-type = "ldap"
-url = "ldap://127.0.0.1:389"
-allow_plaintext = true
-bind_dn = "{ADMIN_DN}"
-password_file = "ad.pw"
-base_dn = "OU=People,{BASE}"
-filter = "(objectClass=user)"
-attributes = {{ disabled = {{ attribute = "userAccountControl", flag = 2 }} }}
-dates = {{ expires = {{ attribute = "accountExpires", format = "filetime" }} }}
-group_base_dn = "OU=Lists,{BASE}"
-group_filter = "(objectClass=group)"
-
-[[rules]]
-id = "expired-accounts"
+/// Accounts disabled (bit 2 of userAccountControl) whose expiry is more than
+/// 90 days past, in the sources named, with `condition` (TOML) besides.
+fn expired_rule(id: &str, sources: &str, condition: &str) -> String {
+    format!(
+        r#"[[rules]]
+id = "{id}"
 kind = "max_age"
 policy = "Konton för personer som slutat tas bort inom 90 dagar."
 max_age = "90d"
 timestamp = "date:expires"
-when = {{ sources = ["ad"], attributes = {{ disabled = "true" }} }}
-
-[[rules]]
-id = "expired-on-list"
-kind = "max_age"
-policy = "Personer som slutat tas bort från utskickslistor."
-max_age = "90d"
-timestamp = "date:expires"
-when = {{ attributes = {{ disabled = "true", lists = "{list}" }} }}
-
-[[rules]]
-id = "expired-in-group"
-kind = "max_age"
-policy = "Personer som slutat tas bort från utskickslistor."
-max_age = "90d"
-timestamp = "date:expires"
-when = {{ attributes = {{ disabled = "true", groups = "{list}" }} }}
+when = {{ {sources}attributes = {{ disabled = "true"{condition} }} }}
 "#
-    );
+    )
+}
+
+fn config(dir: &std::path::Path) -> String {
+    std::fs::write(dir.join("ad.pw"), format!("{ADMIN_PASSWORD}\n")).expect("password");
+    // The list spelled as people write it: another case, spaces after commas.
+    let list = "cn=big-list, ou=lists, dc=TILLSYN, dc=test";
+    let disabled = r#"disabled = { attribute = "userAccountControl", flag = 2 }"#;
+    let text = [
+        "[daemon]\nstate_dir = \"state\"\n".to_owned(),
+        ad_source(
+            "ad",
+            &format!(
+                "page_size = 1000\nid_attribute = \"objectGUID\"\nattributes = {{ {disabled}, lists = \"memberOf\" }}"
+            ),
+        ),
+        ad_source(
+            "ad-groups",
+            &format!(
+                "attributes = {{ {disabled} }}\ngroup_base_dn = \"OU=Lists,{BASE}\"\ngroup_filter = \"(objectClass=group)\""
+            ),
+        ),
+        expired_rule("expired-accounts", "sources = [\"ad\"], ", ""),
+        expired_rule("expired-on-list", "", &format!(", lists = \"{list}\"")),
+        expired_rule("expired-in-group", "", &format!(", groups = \"{list}\"")),
+    ]
+    .join("\n");
     let path = dir.join("tillsyn.toml");
     std::fs::write(&path, text).expect("config");
     path.to_str().expect("utf8").to_owned()
@@ -197,33 +194,16 @@ fn active_directory_accounts_lists_and_ids_as_ad_keeps_them() {
     let config = incremental.join("tillsyn.toml");
     std::fs::write(
         &config,
-        format!(
-            r#"[daemon]
-state_dir = "state"
-
-[[sources]]
-name = "ad"
-type = "ldap"
-url = "ldap://127.0.0.1:389"
-allow_plaintext = true
-bind_dn = "{ADMIN_DN}"
-password_file = "ad.pw"
-base_dn = "OU=People,{BASE}"
-filter = "(objectClass=user)"
-id_attribute = "objectGUID"
-attributes = {{ disabled = {{ attribute = "userAccountControl", flag = 2 }} }}
-dates = {{ expires = {{ attribute = "accountExpires", format = "filetime" }} }}
-incremental_full_every_hours = 24
-
-[[rules]]
-id = "expired-accounts"
-kind = "max_age"
-policy = "Konton för personer som slutat tas bort inom 90 dagar."
-max_age = "90d"
-timestamp = "date:expires"
-when = {{ attributes = {{ disabled = "true" }} }}
-"#
-        ),
+        [
+            "[daemon]\nstate_dir = \"state\"\n".to_owned(),
+            ad_source(
+                "ad",
+                "id_attribute = \"objectGUID\"\nincremental_full_every_hours = 24\n\
+                 attributes = { disabled = { attribute = \"userAccountControl\", flag = 2 } }",
+            ),
+            expired_rule("expired-accounts", "", ""),
+        ]
+        .join("\n"),
     )
     .expect("config");
     let config = config.to_str().expect("utf8").to_owned();

@@ -993,35 +993,29 @@ fn all_folders_of_a_gmail_style_layout_skip_all_mail_unless_it_is_named() {
         "when = { folders = [\"INBOX\", \"\\\\Sent\"] }",
         "when = { sources = [\"mail\"] }",
     );
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "{}folders = [\"*\"]\n",
-            plain_source(server.port, &accounts)
-        ),
-        &rules,
-    );
-    let (output, found) = scan(&config);
-    let (_, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let scan_folders = |folders: &str| {
+        let config = write_config(
+            dir.path(),
+            &format!(
+                "{}folders = [{folders}]\n",
+                plain_source(server.port, &accounts)
+            ),
+            &rules,
+        );
+        let (output, found) = scan(&config);
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{folders}: {stderr}");
+        found
+    };
     assert_exact(
-        &found,
+        &scan_folders("\"*\""),
         &BTreeSet::from([
             format!("stale-inbox:anna/INBOX/{stale}"),
             format!("wide-cc:anna/Kunder/{labelled}"),
         ]),
     );
     // Named, All Mail is read.
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "{}folders = [\"\\\\All\"]\n",
-            plain_source(server.port, &accounts)
-        ),
-        &rules,
-    );
-    let (output, found) = scan(&config);
-    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    let found = scan_folders("\"\\\\All\"");
     assert!(
         found.contains("wide-cc:anna/[Gmail]/All Mail/2"),
         "{found:?}"

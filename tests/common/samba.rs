@@ -5,7 +5,7 @@
 //! test. One at a time: only `tests/ad.rs` starts it.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -93,16 +93,7 @@ impl SambaAd {
     }
 
     fn answers(&self) -> bool {
-        Command::new("ldapsearch")
-            .args([
-                "-x",
-                "-H",
-                "ldap://127.0.0.1:389",
-                "-D",
-                ADMIN_DN,
-                "-w",
-                ADMIN_PASSWORD,
-            ])
+        ldap_tool("ldapsearch")
             .args(["-b", BASE, "-s", "base", "1.1"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -118,54 +109,23 @@ impl SambaAd {
     pub fn modify(&self, ldif: &str) {
         let file = self.path("change.ldif");
         std::fs::write(&file, ldif).expect("ldif");
-        run(Command::new("ldapmodify")
-            .args([
-                "-x",
-                "-H",
-                "ldap://127.0.0.1:389",
-                "-D",
-                ADMIN_DN,
-                "-w",
-                ADMIN_PASSWORD,
-                "-f",
-            ])
-            .arg(&file));
+        run(ldap_tool("ldapmodify").arg("-f").arg(&file));
     }
+}
 
-    /// An attribute of one entry, as `ldapsearch` prints it (`name:: base64`
-    /// for binary values).
-    pub fn attribute(&self, dn: &str, name: &str) -> String {
-        let output = Command::new("ldapsearch")
-            .args([
-                "-x",
-                "-LLL",
-                "-H",
-                "ldap://127.0.0.1:389",
-                "-D",
-                ADMIN_DN,
-                "-w",
-                ADMIN_PASSWORD,
-            ])
-            .args(["-b", dn, "-s", "base", name])
-            .output()
-            .expect("ldapsearch");
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .find(|line| {
-                line.to_lowercase()
-                    .starts_with(&format!("{}:", name.to_lowercase()))
-            })
-            .map(|line| {
-                line.split_once(':')
-                    .map(|(_, value)| value.trim_start_matches(':').trim().to_owned())
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default()
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
+/// An OpenLDAP client tool bound to the test DC as its administrator.
+fn ldap_tool(program: &str) -> Command {
+    let mut command = Command::new(program);
+    command.args([
+        "-x",
+        "-H",
+        "ldap://127.0.0.1:389",
+        "-D",
+        ADMIN_DN,
+        "-w",
+        ADMIN_PASSWORD,
+    ]);
+    command
 }
 
 impl Drop for SambaAd {
