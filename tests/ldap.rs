@@ -204,12 +204,7 @@ fn incremental_rescans_read_only_changed_entries_and_a_full_read_resolves_delete
         "timeout_seconds = 10\nincremental_full_every_hours = 24\n",
     );
     std::fs::write(&config, text_with_incremental).expect("config");
-    let scan = || {
-        let output = tillsyn(&["scan", "--once", "--config", &config]);
-        let (_, stderr) = text(&output);
-        assert_eq!(output.status.code(), Some(0), "{stderr}");
-        stderr
-    };
+    let scan = || scan_ok(&config);
 
     let first = scan();
     assert_eq!(work(&first, "entries_read"), 5000, "{first}");
@@ -321,12 +316,7 @@ marked_by = {{ sources = ["directory"], attributes = {{ opt_out = "TRUE" }} }}
     )
     .expect("config");
     let config = config.to_str().expect("utf8").to_owned();
-    let scan = || {
-        let output = tillsyn(&["scan", "--once", "--config", &config]);
-        let (_, stderr) = text(&output);
-        assert_eq!(output.status.code(), Some(0), "{stderr}");
-        stderr
-    };
+    let scan = || scan_ok(&config);
     let finding = |uid: &str| format!("P10-opted-out-on-marketing-list:{}", dn(uid).to_lowercase());
 
     let first = scan();
@@ -354,20 +344,30 @@ marked_by = {{ sources = ["directory"], attributes = {{ opt_out = "TRUE" }} }}
     assert_exact(&open_findings(&config), &expected);
 }
 
-/// Dates kept as free text (`customerEndText`), as directories do.
-fn text_date_config(dir: &Path, server: &Slapd) -> String {
+/// The TLS config against `server`, with `line` of it replaced by `with`.
+fn edited_config(dir: &Path, server: &Slapd, line: &str, with: &str) -> String {
     let config = write_config(
         dir,
         &format!("ldaps://127.0.0.1:{}", server.tls_port),
         &server.path("ca.pem"),
         SERVICE_PASSWORD,
     );
-    let text = std::fs::read_to_string(&config).expect("config").replace(
-        "dates = { customer_ended = \"customerEndDate\" }",
-        "dates = { customer_ended = \"customerEndText\" }\nincremental_full_every_hours = 24",
-    );
-    std::fs::write(&config, text).expect("config");
+    let text = std::fs::read_to_string(&config).expect("config");
+    assert!(text.contains(line), "{line} not in the config");
+    std::fs::write(&config, text.replace(line, with)).expect("config");
     config
+}
+
+const DATES_LINE: &str = "dates = { customer_ended = \"customerEndDate\" }";
+
+/// Dates kept as free text (`customerEndText`), as directories do.
+fn text_date_config(dir: &Path, server: &Slapd) -> String {
+    edited_config(
+        dir,
+        server,
+        DATES_LINE,
+        "dates = { customer_ended = \"customerEndText\" }\nincremental_full_every_hours = 24",
+    )
 }
 
 #[test]
@@ -509,16 +509,13 @@ fn personal_data_in_a_mapped_attribute_is_found() {
     );
     let server = Slapd::start_with(&[], &notes);
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(
+    let config = edited_config(
         dir.path(),
-        &format!("ldaps://127.0.0.1:{}", server.tls_port),
-        &server.path("ca.pem"),
-        SERVICE_PASSWORD,
-    );
-    let written = std::fs::read_to_string(&config).expect("config").replace(
+        &server,
         "attributes = { status = \"customerStatus\", opt_out = \"marketingOptOut\" }",
         "attributes = { status = \"customerStatus\", notes = \"description\" }",
     );
+    let written = std::fs::read_to_string(&config).expect("config");
     std::fs::write(
         &config,
         format!(
@@ -603,25 +600,23 @@ fn dates_kept_in_free_text_and_as_filetime_are_read_where_they_are() {
     }
     server.modify(&ldif);
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(
+    let config = edited_config(
         dir.path(),
-        &format!("ldaps://127.0.0.1:{}", server.tls_port),
-        &server.path("ca.pem"),
-        SERVICE_PASSWORD,
-    );
-    let edited = std::fs::read_to_string(&config).expect("config").replace(
-        "dates = { customer_ended = \"customerEndDate\" }",
-        "dates = { customer_ended = { attribute = \"description\", pattern = '(?i)slutdatum:\\s*(\\d{4}-\\d{2}-\\d{2})' }, \
+        &server,
+        DATES_LINE,
+        concat!(
+            "dates = { customer_ended = { attribute = \"description\", pattern = '(?i)slutdatum:\\s*(\\d{4}-\\d{2}-\\d{2})' }, \
          expires = { attribute = \"accountExpires\", format = \"filetime\" } }",
-    ) + r#"
+            r#"
 [[rules]]
 id = "expired-accounts"
 kind = "max_age"
 policy = "Konton för personer som slutat tas bort inom 90 dagar."
 max_age = "90d"
 timestamp = "date:expires"
-"#;
-    std::fs::write(&config, edited).expect("config");
+"#
+        ),
+    );
     let output = tillsyn(&["scan", "--once", "--config", &config]);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");

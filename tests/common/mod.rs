@@ -244,6 +244,15 @@ pub fn old_and_new_files(root: &Path) {
     }
 }
 
+/// Run `tillsyn scan --once` on `config`, expect it to succeed, and return
+/// its summary (stderr).
+pub fn scan_ok(config: &str) -> String {
+    let output = tillsyn(&["scan", "--once", "--config", config]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    stderr
+}
+
 /// A connector's work count (`work: name N`) from a scan's summary on stderr;
 /// 0 when not reported.
 pub fn work(stderr: &str, name: &str) -> u64 {
