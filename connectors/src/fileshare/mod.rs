@@ -165,6 +165,67 @@ impl Connector for FileshareSource {
 mod tests {
     use super::*;
 
+    /// More folders than the walker remembers (8 in tests): what each file
+    /// inherits from the marker files above it is read again, and right.
+    #[tokio::test]
+    async fn marker_dates_are_right_after_the_folder_memory_fills() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // tjanst-N/TILLSATT.txt dated 2020-01-(N+1); its files two levels down.
+        let mut expected = std::collections::BTreeMap::new();
+        for n in 0..30u32 {
+            let job = dir.path().join(format!("tjanst-{n}"));
+            let deep = job.join("ansokningar").join(format!("sokande-{n}"));
+            std::fs::create_dir_all(&deep).expect("dir");
+            let day = format!("2020-01-{:02}", n + 1);
+            std::fs::write(job.join("TILLSATT.txt"), format!("tillsatt {day}\n")).expect("marker");
+            std::fs::write(deep.join("cv.pdf"), b"x").expect("file");
+            std::fs::write(job.join("annons.txt"), b"x").expect("file");
+            expected.insert(format!("tjanst-{n}/ansokningar/sokande-{n}/cv.pdf"), day.clone());
+            expected.insert(format!("tjanst-{n}/annons.txt"), day);
+        }
+        let source = FileshareSource::build(FileshareConfig {
+            root: dir.path().to_path_buf(),
+            exclude: Vec::new(),
+            follow_symlinks: false,
+            threads: 2,
+            classify: Vec::new(),
+            markers: vec![MarkerConfig {
+                file: "TILLSATT.txt".into(),
+                date: "position_filled".into(),
+                date_from: MarkerDateFrom::Content,
+            }],
+            folders: Vec::new(),
+            path_dates: Vec::new(),
+            owner_from: Vec::new(),
+        })
+        .expect("source");
+        let context = ScanContext {
+            source: std::sync::Arc::from("share"),
+            needs: crate::Needs::default(),
+            cancel: crate::CancelFlag::default(),
+            checkpoints: Default::default(),
+            content: None,
+            timezone: chrono_tz::UTC,
+        };
+        let (sink, mut receiver) = RecordSink::channel(1024);
+        let collect = tokio::spawn(async move {
+            let mut dated = std::collections::BTreeMap::new();
+            while let Some(batch) = receiver.recv().await {
+                for record in batch {
+                    let date = record
+                        .dates
+                        .get("position_filled")
+                        .map(|date| date.format("%Y-%m-%d").to_string())
+                        .unwrap_or_default();
+                    dated.insert(record.path.clone(), date);
+                }
+            }
+            dated
+        });
+        source.scan(context, sink).await.expect("scan");
+        assert_eq!(collect.await.expect("records"), expected);
+    }
+
     /// The scan runner's deadline sets the scan's flag; the walker, on its
     /// blocking threads, stops at the next entry rather than finish the share.
     #[tokio::test]

@@ -63,6 +63,13 @@ fn owner_pattern(pattern: &str) -> Result<(globset::GlobMatcher, usize), Filesha
     Ok((matcher, *position))
 }
 
+/// Folders whose inherited dates and summaries are remembered at most.
+#[cfg(not(test))]
+const DIR_CACHE_ENTRIES: usize = 1 << 16;
+/// Small in tests, so that they forget and ask again.
+#[cfg(test)]
+const DIR_CACHE_ENTRIES: usize = 8;
+
 fn compile(globs: &[&str]) -> Result<GlobSet, FileshareConfigError> {
     let mut set = GlobSetBuilder::new();
     for glob in globs {
@@ -529,6 +536,11 @@ impl Worker<'_, '_> {
         }
         let info = Arc::new(info);
         if let Ok(mut dirs) = shared.dirs.lock() {
+            // Bounded on trees of millions of folders: when full, start over
+            // (what a folder inherits is read again when asked for).
+            if dirs.len() >= DIR_CACHE_ENTRIES {
+                dirs.clear();
+            }
             dirs.insert(dir.to_path_buf(), info.clone());
         }
         info
