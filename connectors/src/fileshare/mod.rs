@@ -180,7 +180,10 @@ mod tests {
             std::fs::write(job.join("TILLSATT.txt"), format!("tillsatt {day}\n")).expect("marker");
             std::fs::write(deep.join("cv.pdf"), b"x").expect("file");
             std::fs::write(job.join("annons.txt"), b"x").expect("file");
-            expected.insert(format!("tjanst-{n}/ansokningar/sokande-{n}/cv.pdf"), day.clone());
+            expected.insert(
+                format!("tjanst-{n}/ansokningar/sokande-{n}/cv.pdf"),
+                day.clone(),
+            );
             expected.insert(format!("tjanst-{n}/annons.txt"), day);
         }
         let source = FileshareSource::build(FileshareConfig {
