@@ -14,6 +14,9 @@ use common::*;
 const RECENT: &str = "Mon, 2 Nov 2026 10:00:00 +0000";
 const ANCIENT: &str = "Mon, 1 Jan 2001 10:00:00 +0000";
 
+/// The header of a plain-text UTF-8 body.
+const PLAIN_TEXT: &str = "Content-Type: text/plain; charset=utf-8\r\n";
+
 const RULES: &str = r#"
 [[rules]]
 id = "stale-inbox"
@@ -343,6 +346,15 @@ fn bulk_mail(
         mailbox.raw((user, "INBOX"), &text, days_ago(age(n)));
     }
     server.fix_ownership();
+}
+
+/// Anna's Sent folder over plain IMAP on loopback (`anna` / `anna-pw`).
+fn anna_sent_source(dir: &Path, port: u16) -> String {
+    let accounts = accounts_file(dir, &[("anna", "anna-pw")]);
+    format!(
+        "{}folders = [\"\\\\Sent\"]\n",
+        plain_source(port, &accounts)
+    )
 }
 
 fn plain_source(port: u16, accounts: &str) -> String {
@@ -721,7 +733,7 @@ fn content_is_read_with_peek_and_only_for_new_mail() {
             planted.insert(format!("P3-personnummer-in-mail:anna/Sent/{uid}"));
         }
     };
-    let plain = "Content-Type: text/plain; charset=utf-8\r\n";
+    let plain = PLAIN_TEXT;
     plant(
         &mut anna,
         &mut planted,
@@ -822,18 +834,14 @@ fn content_is_read_with_peek_and_only_for_new_mail() {
 fn a_content_rule_on_message_attributes_still_reads_its_folder() {
     let server = Dovecot::start(&[("anna", "anna-pw")]);
     let mut anna = server.client("anna", "anna-pw");
-    let plain = "Content-Type: text/plain; charset=utf-8\r\n";
+    let plain = PLAIN_TEXT;
     let uid = anna.append(
         "Sent",
         &with_body(1, plain, "Personnummer 19811218-9876.\r\n"),
         3,
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let accounts = accounts_file(dir.path(), &[("anna", "anna-pw")]);
-    let source = format!(
-        "{}folders = [\"\\\\Sent\"]\n",
-        plain_source(server.port, &accounts)
-    );
+    let source = anna_sent_source(dir.path(), server.port);
     // `present` names a per-message attribute, unknown before the fetch: the
     // folder is read all the same, and the message judged on what it has.
     let rule = CONTENT_RULE.replace(
@@ -854,7 +862,7 @@ fn a_content_rule_on_message_attributes_still_reads_its_folder() {
 fn mail_dated_again_is_not_read_again_and_its_content_findings_stay() {
     let server = Dovecot::start(&[("anna", "anna-pw")]);
     let mut anna = server.client("anna", "anna-pw");
-    let plain = "Content-Type: text/plain; charset=utf-8\r\n";
+    let plain = PLAIN_TEXT;
     // Received now: young under a 3-second rule, and holding a number.
     let young = anna.append(
         "Sent",
@@ -862,11 +870,7 @@ fn mail_dated_again_is_not_read_again_and_its_content_findings_stay() {
         0,
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let accounts = accounts_file(dir.path(), &[("anna", "anna-pw")]);
-    let source = format!(
-        "{}folders = [\"\\\\Sent\"]\n",
-        plain_source(server.port, &accounts)
-    );
+    let source = anna_sent_source(dir.path(), server.port);
     let rules = format!(
         "{CONTENT_RULE}\n[[rules]]\nid = \"stale-sent\"\nkind = \"max_age\"\npolicy = \"p\"\n\
          max_age = \"3s\"\ntimestamp = \"received\"\n"

@@ -165,6 +165,33 @@ impl Connector for FileshareSource {
 mod tests {
     use super::*;
 
+    /// A one-thread share at `root` with nothing configured but the root.
+    fn share_at(root: &std::path::Path) -> FileshareConfig {
+        FileshareConfig {
+            root: root.to_path_buf(),
+            exclude: Vec::new(),
+            follow_symlinks: false,
+            threads: 1,
+            classify: Vec::new(),
+            markers: Vec::new(),
+            folders: Vec::new(),
+            path_dates: Vec::new(),
+            owner_from: Vec::new(),
+        }
+    }
+
+    /// A scan of source `share` with no rule needs.
+    fn share_context() -> ScanContext {
+        ScanContext {
+            source: std::sync::Arc::from("share"),
+            needs: crate::Needs::default(),
+            cancel: crate::CancelFlag::default(),
+            checkpoints: Default::default(),
+            content: None,
+            timezone: chrono_tz::UTC,
+        }
+    }
+
     /// More folders than the walker remembers (8 in tests): what each file
     /// inherits from the marker files above it is read again, and right.
     #[tokio::test]
@@ -187,29 +214,16 @@ mod tests {
             expected.insert(format!("tjanst-{n}/annons.txt"), day);
         }
         let source = FileshareSource::build(FileshareConfig {
-            root: dir.path().to_path_buf(),
-            exclude: Vec::new(),
-            follow_symlinks: false,
             threads: 2,
-            classify: Vec::new(),
             markers: vec![MarkerConfig {
                 file: "TILLSATT.txt".into(),
                 date: "position_filled".into(),
                 date_from: MarkerDateFrom::Content,
             }],
-            folders: Vec::new(),
-            path_dates: Vec::new(),
-            owner_from: Vec::new(),
+            ..share_at(dir.path())
         })
         .expect("source");
-        let context = ScanContext {
-            source: std::sync::Arc::from("share"),
-            needs: crate::Needs::default(),
-            cancel: crate::CancelFlag::default(),
-            checkpoints: Default::default(),
-            content: None,
-            timezone: chrono_tz::UTC,
-        };
+        let context = share_context();
         let (sink, mut receiver) = RecordSink::channel(1024);
         let collect = tokio::spawn(async move {
             let mut dated = std::collections::BTreeMap::new();
@@ -239,26 +253,8 @@ mod tests {
             std::fs::create_dir_all(&folder).expect("dir");
             std::fs::write(folder.join("f.txt"), b"x").expect("file");
         }
-        let source = FileshareSource::build(FileshareConfig {
-            root: dir.path().to_path_buf(),
-            exclude: Vec::new(),
-            follow_symlinks: false,
-            threads: 1,
-            classify: Vec::new(),
-            markers: Vec::new(),
-            folders: Vec::new(),
-            path_dates: Vec::new(),
-            owner_from: Vec::new(),
-        })
-        .expect("source");
-        let context = ScanContext {
-            source: std::sync::Arc::from("share"),
-            needs: crate::Needs::default(),
-            cancel: crate::CancelFlag::default(),
-            checkpoints: Default::default(),
-            content: None,
-            timezone: chrono_tz::UTC,
-        };
+        let source = FileshareSource::build(share_at(dir.path())).expect("source");
+        let context = share_context();
         let (sink, mut receiver) = RecordSink::channel(1024);
         let drain = tokio::spawn(async move { while receiver.recv().await.is_some() {} });
         let uncancelled = source.scan(context.clone(), sink).await;
