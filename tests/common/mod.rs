@@ -155,19 +155,30 @@ pub fn tillsyn_unprivileged(args: &[&str]) -> Output {
         .expect("run tillsyn through setpriv")
 }
 
-/// A copy of the binary that an unprivileged user can run wherever the checkout
-/// lives (its parents may be closed to others).
+/// A link to (or, across file systems, a copy of) the binary that an
+/// unprivileged user can run wherever the checkout lives (its parents may be
+/// closed to others). One per checkout and test binary, replaced at each run,
+/// so repeated runs do not fill the temporary directory with copies of a large
+/// binary.
 fn world_executable_binary() -> PathBuf {
     static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     COPY.get_or_init(|| {
+        use std::hash::{Hash, Hasher};
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("tillsyn-test-bin-{}", std::process::id()));
+        let built = PathBuf::from(env!("CARGO_BIN_EXE_tillsyn"));
+        let mut place = std::collections::hash_map::DefaultHasher::new();
+        (&built, std::env::current_exe().ok()).hash(&mut place);
+        let dir = std::env::temp_dir().join(format!("tillsyn-test-bin-{:016x}", place.finish()));
         std::fs::create_dir_all(&dir).expect("bin dir");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
-        let copy = dir.join("tillsyn");
-        std::fs::copy(env!("CARGO_BIN_EXE_tillsyn"), &copy).expect("copy binary");
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod bin");
-        copy
+        let runnable = dir.join("tillsyn");
+        let _ = std::fs::remove_file(&runnable);
+        if std::fs::hard_link(&built, &runnable).is_err() {
+            std::fs::copy(&built, &runnable).expect("copy binary");
+        }
+        std::fs::set_permissions(&runnable, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod bin");
+        runnable
     })
     .clone()
 }
