@@ -75,6 +75,7 @@ fn main() {
             checkpoints: &BTreeMap::new(),
             conflict_rules: &[],
             finished_at: chrono::Utc::now(),
+            record_cache: tillsyn::store::RecordCacheUpdate::Keep,
         };
         store.finish_scan(scan, &end).expect("finish");
     }

@@ -180,6 +180,7 @@ pub async fn scan_pass(
             name: &source_config.name,
             source: &source,
             timeout: source_config.scan_timeout,
+            settings: source_config.fingerprint(),
         };
         tracing::info!(source = %source_config.name, "Scan started.");
         let outcome = loop {

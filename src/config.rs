@@ -357,6 +357,16 @@ pub struct SourceConfig {
     pub settings: SourceSettings,
 }
 
+impl SourceConfig {
+    /// A fingerprint of what decides the records the source yields (its
+    /// settings and `identifiers`): a record cache made under another is not
+    /// used.
+    pub fn fingerprint(&self) -> u64 {
+        let text = format!("{:?}|{:?}", self.settings, self.identifiers);
+        crate::rules::fnv1a(crate::rules::FNV_OFFSET, text.as_bytes())
+    }
+}
+
 /// The kinds of store, by `type`.
 #[derive(Debug, Clone)]
 pub enum SourceSettings {

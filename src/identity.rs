@@ -96,10 +96,7 @@ impl Default for HashCache {
 
 impl HashCache {
     fn slot(value: &str) -> usize {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in value.bytes() {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
+        let hash = crate::rules::fnv1a(crate::rules::FNV_OFFSET, value.as_bytes());
         (hash as usize) & (CACHE_SLOTS - 1)
     }
 

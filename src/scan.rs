@@ -17,14 +17,17 @@ use tillsyn_connectors::http::HttpSource;
 use tillsyn_connectors::imap::ImapSource;
 use tillsyn_connectors::ldap::LdapSource;
 use tillsyn_connectors::maildir::MaildirSource;
+use tillsyn_connectors::record_cache::{CachedRecord, RecordCache};
 use tillsyn_connectors::{
-    CancelFlag, Connector, ConnectorError, ProblemKind, RecordSink, ScanContext, ScanReport,
+    CancelFlag, CarriedScope, Connector, ConnectorError, LeftOut, ProblemKind, RecordSink,
+    ScanContext, ScanReport,
 };
 
 use crate::config::{SourceConfig, SourceSettings};
 use crate::rules::{RuleSet, SourceRules};
 use crate::store::{
-    IdentityBatch, NewConflictKey, NewFinding, ScanEnd, ScanStatus, ScanTally, Store, StoreError,
+    IdentityBatch, NewConflictKey, NewFinding, RecordCacheUpdate, SavedRecordCache, ScanEnd,
+    ScanStatus, ScanTally, Store, StoreError,
 };
 
 /// Findings are written in transactions of this many.
@@ -184,6 +187,9 @@ pub struct Job<'a> {
     pub source: &'a Source,
     /// The source's `scan_timeout`.
     pub timeout: std::time::Duration,
+    /// [`SourceConfig::fingerprint`]: a record cache made under other
+    /// settings is not used.
+    pub settings: u64,
 }
 
 /// Scan one source at `now` and store what was found.
@@ -206,14 +212,27 @@ pub async fn scan_source(
     let read = move |context: ScanContext, sink: RecordSink| async move {
         source.scan(context, sink).await
     };
-    scan_with(job.name, job.timeout, read, rules, store, now, stop).await
+    let target = Target {
+        name: job.name,
+        timeout: job.timeout,
+        settings: job.settings,
+    };
+    scan_with(target, read, rules, store, now, stop).await
+}
+
+/// What [`scan_with`] scans: the source's name, `scan_timeout` and settings
+/// fingerprint.
+#[derive(Debug, Clone, Copy)]
+struct Target<'a> {
+    name: &'a str,
+    timeout: std::time::Duration,
+    settings: u64,
 }
 
 /// [`scan_source`] over any reader: `read` is started in a task of its own
 /// with the scan's context and sink.
 async fn scan_with<F>(
-    name: &str,
-    timeout: std::time::Duration,
+    target: Target<'_>,
     read: impl FnOnce(ScanContext, RecordSink) -> F,
     rules: &RuleSet,
     store: &Arc<Mutex<Store>>,
@@ -223,12 +242,17 @@ async fn scan_with<F>(
 where
     F: std::future::Future<Output = Result<ScanReport, ConnectorError>> + Send + 'static,
 {
+    let Target {
+        name,
+        timeout,
+        settings,
+    } = target;
     let source_rules = rules.for_source(name);
     let conflict_rules = source_rules.conflict_rules();
     let owned_name = name.to_owned();
     let judges_erasures = source_rules.judges_erasures();
     let importer = rules.clone();
-    let (scan_id, checkpoints, erasures) = with_store(store, move |store| {
+    let (scan_id, checkpoints, erasures, saved_cache) = with_store(store, move |store| {
         store.take_lease(&owned_name, Utc::now(), lease_until())?;
         // The erasure register, when there is one, is read at every scan: a
         // register with bad lines is refused whole (its line numbers logged,
@@ -246,15 +270,23 @@ where
             Default::default()
         };
         let checkpoints = store.checkpoints(&owned_name)?;
-        Ok((store.begin_scan(&owned_name, now)?, checkpoints, erasures))
+        let cache = store.record_cache(&owned_name)?;
+        Ok((
+            store.begin_scan(&owned_name, now)?,
+            checkpoints,
+            erasures,
+            cache,
+        ))
     })
     .await?;
     let source_rules = source_rules.with_erasures(Arc::new(erasures));
+    let records = RecordMemory::load(name, &source_rules, settings, saved_cache, now);
     let scan = Started {
         name,
         timeout,
         scan_id,
         checkpoints,
+        records,
         now,
     };
     let result = run_scan(scan, read, source_rules, conflict_rules, store, stop).await;
@@ -275,7 +307,105 @@ struct Started<'a> {
     timeout: std::time::Duration,
     scan_id: i64,
     checkpoints: std::collections::BTreeMap<String, String>,
+    records: Option<RecordMemory>,
     now: DateTime<Utc>,
+}
+
+/// The record cache of one scan (see [`tillsyn_connectors::record_cache`]):
+/// what earlier scans judged, handed to the connector, and the plan it is
+/// kept under. Lifecycle only: the connector decides what is unchanged, the
+/// rules when a verdict can change.
+struct RecordMemory {
+    cache: Arc<RecordCache>,
+    /// Fingerprint of the rules, the source's settings and this build.
+    plan: u64,
+    /// The entries the cache was loaded with are those stored (not replaced
+    /// because the plan or the encoding changed).
+    stored: bool,
+    /// ... and they hold every record the store keeps anything about.
+    stored_complete: bool,
+}
+
+impl RecordMemory {
+    /// The cache for a scan of `name` at `now`, from what the store held
+    /// (`saved`): empty when it was made under another plan or cannot be
+    /// read; `None` when the rules forbid leaving records out.
+    fn load(
+        name: &str,
+        rules: &SourceRules,
+        settings: u64,
+        saved: Option<SavedRecordCache>,
+        now: DateTime<Utc>,
+    ) -> Option<RecordMemory> {
+        let key = rules.record_cache_key()?;
+        let plan = crate::rules::fnv1a(
+            crate::rules::FNV_OFFSET,
+            format!(
+                "{:x}|{settings:x}|{}",
+                rules.needs(now).plan,
+                env!("CARGO_PKG_VERSION")
+            )
+            .as_bytes(),
+        );
+        let (entries, stored, stored_complete) = match saved {
+            Some(saved) if saved.plan == plan => match RecordCache::decode(&saved.data) {
+                Ok(entries) => (entries, true, saved.complete),
+                Err(error) => {
+                    tracing::warn!(source = %name, error = %error, "Record cache not read; every record is judged again.");
+                    (Vec::new(), false, false)
+                }
+            },
+            _ => (Vec::new(), false, false),
+        };
+        Some(RecordMemory {
+            cache: Arc::new(RecordCache::new(key, entries, now.timestamp())),
+            plan,
+            stored,
+            stored_complete,
+        })
+    }
+
+    /// What the store keeps after a scan that finished, having judged
+    /// `consumed.judged` (the stamped records it read), and the carried scope
+    /// of the records it left out. `read_all`: the scan could read every
+    /// place.
+    fn finish(
+        &self,
+        consumed: Consumed,
+        read_all: bool,
+    ) -> (RecordCacheUpdate, Option<CarriedScope>) {
+        let Consumed {
+            judged, unstamped, ..
+        } = consumed;
+        let left_out = self.cache.left_out_count();
+        let everything_left_out =
+            judged.is_empty() && unstamped == 0 && left_out == self.cache.len();
+        let scope = (left_out > 0).then(|| CarriedScope {
+            prefix: String::new(),
+            gone: Vec::new(),
+            present: None,
+            // Every record the store knows of was left out unchanged: all of
+            // it is carried, and the store need not ask record by record.
+            left_out: (!(everything_left_out && self.stored_complete))
+                .then(|| LeftOut(self.cache.clone())),
+        });
+        // Nothing read again, nothing gone: the stored cache stays as it is.
+        if self.stored && everything_left_out {
+            return (RecordCacheUpdate::Keep, scope);
+        }
+        let next = self.cache.next(judged);
+        // A connector that stamps nothing leaves nothing to remember.
+        if next.is_empty() {
+            return (RecordCacheUpdate::Clear, scope);
+        }
+        let update = RecordCacheUpdate::Replace {
+            plan: self.plan,
+            complete: read_all && unstamped == 0,
+            entries: next.len(),
+            data: RecordCache::encode(&next),
+        };
+        (update, scope)
+    }
 }
 
 async fn run_scan<F>(
@@ -294,6 +424,7 @@ where
         timeout,
         scan_id,
         checkpoints,
+        records: memory,
         now,
     } = scan;
     // This scan's own flag: set by shutdown or by the deadline, whichever first.
@@ -305,17 +436,22 @@ where
         checkpoints,
         content: source_rules.content_plan(now),
         timezone: source_rules.timezone(),
+        records: memory.as_ref().map(|memory| memory.cache.clone()),
     };
     let (sink, mut receiver) = RecordSink::channel(CHANNEL);
     let consumer_store = store.clone();
     let source_name = name.to_owned();
+    let consumer_cache = context.records.clone();
     let consumer = tokio::task::spawn_blocking(move || {
         consume(
             &mut receiver,
             &source_rules,
-            &consumer_store,
-            scan_id,
-            &source_name,
+            Destination {
+                store: &consumer_store,
+                scan_id,
+                source: &source_name,
+                cache: consumer_cache.as_deref(),
+            },
             now,
         )
     });
@@ -384,23 +520,33 @@ where
         ))),
         Err(error) => Err(ConnectorError::Worker(error.to_string())),
     };
-    let (records, findings, scanned) = match consumed {
-        Ok(Ok((records, findings))) => (records, findings, scanned),
+    let (records, findings, consumed, scanned) = match consumed {
+        Ok(Ok(consumed)) => (consumed.records, consumed.findings, consumed, scanned),
         // The rules or the store failed under the scan: it did not see every
         // record, so it fails, whatever the connector says.
         Ok(Err(error)) => (
             0,
             0,
+            Consumed::default(),
             Err(ConnectorError::Worker(format!(
                 "evaluating records: {error}"
             ))),
         ),
-        Err(error) => (0, 0, Err(error)),
+        Err(error) => (0, 0, Consumed::default(), Err(error)),
     };
     let finished = Utc::now();
     let owned_name = name.to_owned();
     match scanned {
-        Ok(report) => {
+        Ok(mut report) => {
+            let record_cache = match &memory {
+                Some(memory) => {
+                    let read_all = report.unread_prefixes.is_empty();
+                    let (update, scope) = memory.finish(consumed, read_all);
+                    report.carried.extend(scope);
+                    update
+                }
+                None => RecordCacheUpdate::Clear,
+            };
             let problems: Vec<(ProblemKind, u64)> =
                 report.problems.iter().map(|(k, v)| (*k, *v)).collect();
             let status = if report.unread_prefixes.is_empty() {
@@ -422,6 +568,7 @@ where
                     checkpoints: &report.checkpoints,
                     conflict_rules: &conflict_rules,
                     finished_at: finished,
+                    record_cache,
                 };
                 store.finish_scan(scan_id, &end)
             })
@@ -497,16 +644,43 @@ pub async fn with_store<T: Send + 'static>(
     .map_err(|error| RunError::Worker(error.to_string()))?
 }
 
-/// Evaluate records as they arrive and store findings in batches. Returns records
-/// read and findings seen.
+/// Where [`consume`] writes: the store, the scan and its source, and the
+/// scan's record cache, if any.
+struct Destination<'a> {
+    store: &'a Arc<Mutex<Store>>,
+    scan_id: i64,
+    source: &'a str,
+    cache: Option<&'a RecordCache>,
+}
+
+/// What [`consume`] did.
+#[derive(Debug, Default)]
+struct Consumed {
+    /// Records read.
+    records: u64,
+    /// Findings seen.
+    findings: u64,
+    /// The stamped records judged, for the record cache.
+    judged: Vec<CachedRecord>,
+    /// Records read without a stamp (none are remembered).
+    unstamped: u64,
+}
+
+/// Evaluate records as they arrive and store findings in batches.
 fn consume(
     receiver: &mut tokio::sync::mpsc::Receiver<Vec<tillsyn_connectors::Record>>,
     rules: &SourceRules,
-    store: &Arc<Mutex<Store>>,
-    scan_id: i64,
-    source: &str,
+    destination: Destination<'_>,
     now: DateTime<Utc>,
-) -> Result<(u64, u64), RunError> {
+) -> Result<Consumed, RunError> {
+    let Destination {
+        store,
+        scan_id,
+        source,
+        cache,
+    } = destination;
+    let mut judged = Vec::new();
+    let mut unstamped = 0u64;
     let mut records = 0u64;
     let mut findings = 0u64;
     let mut findings_batch: Vec<NewFinding> = Vec::with_capacity(BATCH);
@@ -541,6 +715,14 @@ fn consume(
     while let Some(batch) = receiver.blocking_recv() {
         for record in batch {
             records += 1;
+            match (cache, record.stamp) {
+                (Some(cache), Some(stamp)) => judged.push(CachedRecord {
+                    key: cache.key(&record.path),
+                    stamp,
+                    recheck_at: rules.recheck_at(&record, now),
+                }),
+                _ => unstamped += 1,
+            }
             for violation in rules.evaluate(&record, now) {
                 findings += 1;
                 findings_batch.push(NewFinding {
@@ -618,7 +800,12 @@ fn consume(
             "Erasure source: items without a valid identifier or date were not read as requests."
         );
     }
-    Ok((records, findings))
+    Ok(Consumed {
+        records,
+        findings,
+        judged,
+        unstamped,
+    })
 }
 
 /// Write a batch of rows with the store locked, and empty it.
@@ -667,7 +854,12 @@ mod tests {
     where
         F: std::future::Future<Output = Result<ScanReport, ConnectorError>> + Send + 'static,
     {
-        scan_with("s", timeout, read, rules, store, Utc::now(), &quick_stop()).await
+        let target = Target {
+            name: "s",
+            timeout,
+            settings: 0,
+        };
+        scan_with(target, read, rules, store, Utc::now(), &quick_stop()).await
     }
 
     fn last_scan(store: &Arc<Mutex<Store>>) -> crate::store::ScanRow {

@@ -16,7 +16,7 @@ use common::smtp::SmtpSink;
 use common::*;
 use mail_parser::{MessageParser, MimeHeaders};
 use tillsyn::report::{self, Month};
-use tillsyn::store::{NewFinding, ScanEnd, ScanStatus, Store};
+use tillsyn::store::{NewFinding, RecordCacheUpdate, ScanEnd, ScanStatus, Store};
 
 fn config_text(smtp_port: u16, extra_daemon: &str) -> String {
     format!(
@@ -488,6 +488,7 @@ fn scan(store: &mut Store, source: &str, when: &str, findings: &[NewFinding], fa
                     checkpoints: &BTreeMap::new(),
                     conflict_rules: &[],
                     finished_at: time + chrono::TimeDelta::minutes(3),
+                    record_cache: RecordCacheUpdate::Keep,
                 },
             )
             .expect("finish");

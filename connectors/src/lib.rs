@@ -6,6 +6,8 @@
 //! - [`content`]: text inside records (mail bodies, text files), run through
 //!   the detectors where it is read; only what they matched travels on.
 //! - [`identity`]: keyed hashes of identifiers, the only form they are kept in.
+//! - [`record_cache`]: what earlier scans judged, so that unchanged records
+//!   are left out.
 //! - [`fileshare`]: a mounted share or local directory tree, metadata only.
 //! - [`maildir`]: Maildir++ trees as Dovecot keeps them, headers only.
 //! - [`imap`]: mailboxes over IMAP (EXAMINE and BODY.PEEK only), incremental.
@@ -38,6 +40,7 @@ mod mutf7;
 #[cfg(test)]
 mod parser_properties;
 pub mod record;
+pub mod record_cache;
 pub mod secret;
 pub mod tls;
 pub mod values;
@@ -140,6 +143,11 @@ pub struct ScanContext {
     /// The organisation's time zone (`daemon.timezone`): a date without a
     /// time is midnight there, a time without an offset its wall clock.
     pub timezone: chrono_tz::Tz,
+    /// What earlier scans judged, for a connector that stamps its records
+    /// ([`Record::stamp`]): a record it finds [`unchanged`] is left out.
+    ///
+    /// [`unchanged`]: record_cache::RecordCache::unchanged
+    pub records: Option<Arc<record_cache::RecordCache>>,
 }
 
 /// Where a connector sends its records. Bounded: a slow consumer slows the walk
@@ -378,7 +386,22 @@ pub struct CarriedScope {
     /// When set, the records under the prefix are numbered (`…/N`, as IMAP UIDs)
     /// and these numbers, sorted, are the ones still there: any other is gone.
     pub present: Option<std::sync::Arc<Vec<u32>>>,
+    /// When set, the records still there and carried are those the scan left
+    /// out as unchanged: any other was read again (and decided anew) or went.
+    pub left_out: Option<LeftOut>,
 }
+
+/// The records a scan left out as unchanged (see [`CarriedScope::left_out`]).
+#[derive(Debug, Clone)]
+pub struct LeftOut(pub Arc<record_cache::RecordCache>);
+
+impl PartialEq for LeftOut {
+    fn eq(&self, other: &LeftOut) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for LeftOut {}
 
 impl CarriedScope {
     /// Whether the record at `path` (under the prefix) is still there.
@@ -387,6 +410,11 @@ impl CarriedScope {
             .gone
             .binary_search_by(|gone| gone.as_str().cmp(path))
             .is_ok()
+        {
+            return false;
+        }
+        if let Some(LeftOut(cache)) = &self.left_out
+            && !cache.was_left_out(cache.key(path))
         {
             return false;
         }

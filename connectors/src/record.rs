@@ -114,6 +114,10 @@ pub struct Record {
     pub attributes: BTreeMap<String, String>,
     /// What the detectors found inside it, when a rule asked.
     pub content: Option<crate::content::Content>,
+    /// A fingerprint of everything the connector read for it, from connectors
+    /// that can leave out unchanged records (see [`crate::record_cache`]);
+    /// `None` from the others.
+    pub stamp: Option<u64>,
 }
 
 impl Record {
@@ -131,6 +135,7 @@ impl Record {
             participants: None,
             attributes: BTreeMap::new(),
             content: None,
+            stamp: None,
         }
     }
 }

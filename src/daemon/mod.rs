@@ -113,6 +113,8 @@ pub struct ScheduledSource {
     pub schedule: Schedule,
     /// How long one scan may take.
     pub timeout: std::time::Duration,
+    /// [`crate::config::SourceConfig::fingerprint`].
+    pub settings: u64,
 }
 
 /// A config made ready to run: rules compiled, sources built.
@@ -146,6 +148,7 @@ impl Loaded {
                     source: built,
                     schedule: source.schedule.clone(),
                     timeout: source.scan_timeout,
+                    settings: source.fingerprint(),
                 }),
             );
         }

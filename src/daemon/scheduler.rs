@@ -123,6 +123,7 @@ async fn scan_now(
         name,
         source: &source.source,
         timeout: source.timeout,
+        settings: source.settings,
     };
     let result =
         scan::scan_source(job, &loaded.rules, &shared.store, Utc::now(), &shared.stop).await;

@@ -128,6 +128,17 @@ pub struct SourceRules {
     pub participants: bool,
 }
 
+/// FNV-1a's starting value.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a of `bytes`, continuing from `hash` ([`FNV_OFFSET`] to start): a
+/// fingerprint stable across runs and builds, for what config was in force.
+pub fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Today in `zone`, for personnummer centuries.
 pub fn today(zone: chrono_tz::Tz, now: DateTime<Utc>) -> tillsyn_detectors::Today {
     let local = now.with_timezone(&zone);
@@ -632,14 +643,49 @@ impl SourceRules {
     /// FNV-1a over the applicable rules as configured: stable across runs and
     /// builds, changed by any edit to a rule.
     fn plan(&self) -> u64 {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        self.rules.iter().fold(FNV_OFFSET, |hash, rule| {
+            fnv1a(hash, format!("{:?}", rule.config).as_bytes())
+        })
+    }
+
+    /// The key under which the record cache remembers records (see
+    /// [`tillsyn_connectors::record_cache`]), when records may be left out
+    /// as unchanged: not where `erased` rules judge them (a new erasure
+    /// request changes the verdict on an unchanged record), nor for the
+    /// erasure source itself, nor without the pseudonym key.
+    pub fn record_cache_key(&self) -> Option<[u8; 16]> {
+        if self.judges_erasures() || self.erasure_source.is_some() {
+            return None;
+        }
+        Some(self.identity.as_ref()?.hash("record-cache", ""))
+    }
+
+    /// The first second (Unix time) after `now` at which the rules could
+    /// judge `record`, unchanged, otherwise than at `now`: when it passes an
+    /// age limit, or when an interval runs out with its second event still
+    /// missing. [`tillsyn_connectors::record_cache::NEVER`] when no time can
+    /// (it breaks its age rules already, or has no clock).
+    pub fn recheck_at(&self, record: &Record, now: DateTime<Utc>) -> i64 {
+        let mut recheck = tillsyn_connectors::record_cache::NEVER;
         for rule in &self.rules {
-            for byte in format!("{:?}", rule.config).bytes() {
-                hash ^= u64::from(byte);
-                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            if !selects(rule, record) {
+                continue;
+            }
+            let deadline = match &rule.config.check {
+                Check::MaxAge(check) => {
+                    max_age_deadline(check, record, self.timezone).map(|(_, _, deadline)| deadline)
+                }
+                Check::MaxInterval(check) if timestamp(record, &check.to).is_none() => {
+                    timestamp(record, &check.from).and_then(|start| check.max.after(start))
+                }
+                _ => None,
+            };
+            // Broken once `now` > deadline: until its second comes, not yet.
+            if let Some(deadline) = deadline.filter(|deadline| *deadline >= now) {
+                recheck = recheck.min(deadline.timestamp());
             }
         }
-        hash
+        recheck
     }
 
     /// The record's parts in `conflict` rules, for the join across sources.

@@ -179,4 +179,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     DELETE FROM checkpoints WHERE EXISTS (SELECT 1 FROM identities);
     DROP TABLE identities;
     "#,
+    // 11: what the last finished scan of each source judged, per record (see
+    // `tillsyn_connectors::record_cache`): 24 bytes an entry, keyed by a keyed
+    // hash of the record's path, never the path; `plan` is the fingerprint of
+    // the rules and settings it was made under; `complete` when it holds every
+    // record the store keeps anything about (its scan read the whole source).
+    r#"
+    CREATE TABLE record_cache (
+        source   TEXT    PRIMARY KEY,
+        plan     INTEGER NOT NULL,
+        complete INTEGER NOT NULL,
+        entries  INTEGER NOT NULL,
+        data     BLOB    NOT NULL
+    );
+    "#,
 ];

@@ -344,6 +344,40 @@ pub struct ScanEnd<'a> {
     pub conflict_rules: &'a [(String, &'static str)],
     /// When it finished.
     pub finished_at: DateTime<Utc>,
+    /// What becomes of the source's record cache.
+    pub record_cache: RecordCacheUpdate,
+}
+
+/// A record cache as the store keeps it (see [`Store::record_cache`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedRecordCache {
+    /// Fingerprint of the rules and settings it was made under.
+    pub plan: u64,
+    /// It holds every record the store keeps anything about.
+    pub complete: bool,
+    /// The encoded entries.
+    pub data: Vec<u8>,
+}
+
+/// What a finished scan does with its source's record cache (see
+/// [`Store::record_cache`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordCacheUpdate {
+    /// It stays as it is (the scan changed nothing in it).
+    Keep,
+    /// It becomes this: the plan it was made under, and the encoded entries.
+    Replace {
+        /// Fingerprint of the rules and settings.
+        plan: u64,
+        /// It holds every record the store keeps anything about.
+        complete: bool,
+        /// How many entries.
+        entries: usize,
+        /// [`tillsyn_connectors::record_cache::RecordCache::encode`]d.
+        data: Vec<u8>,
+    },
+    /// It goes (the source is not cached any more).
+    Clear,
 }
 
 /// Open findings of one rule in one source.
@@ -869,6 +903,24 @@ impl Store {
                     resolved += 1;
                 }
             }
+            match &end.record_cache {
+                RecordCacheUpdate::Keep => {}
+                RecordCacheUpdate::Replace {
+                    plan,
+                    complete,
+                    entries,
+                    data,
+                } => {
+                    transaction.execute(
+                        "INSERT OR REPLACE INTO record_cache (source, plan, complete, entries, data)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![source, *plan as i64, complete, *entries as i64, data],
+                    )?;
+                }
+                RecordCacheUpdate::Clear => {
+                    transaction.execute("DELETE FROM record_cache WHERE source = ?1", [&source])?;
+                }
+            }
             transaction.execute("DELETE FROM checkpoints WHERE source = ?1", [&source])?;
             for (key, value) in end.checkpoints {
                 transaction.execute(
@@ -1253,6 +1305,25 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The record cache the last finished scan of `source` left (see
+    /// [`tillsyn_connectors::record_cache`]).
+    pub fn record_cache(&self, source: &str) -> Result<Option<SavedRecordCache>, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT plan, complete, data FROM record_cache WHERE source = ?1",
+                [source],
+                |row| {
+                    Ok(SavedRecordCache {
+                        plan: row.get::<_, i64>(0)? as u64,
+                        complete: row.get(1)?,
+                        data: row.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
     /// A checkpoint value for incremental scans.
     pub fn checkpoint(&self, source: &str, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
@@ -1303,7 +1374,10 @@ fn keeps_all(end: &ScanEnd<'_>, place: &str) -> bool {
         .iter()
         .any(|prefix| under_prefix(place, prefix))
         || end.carried.iter().any(|scope| {
-            scope.gone.is_empty() && scope.present.is_none() && under_prefix(place, &scope.prefix)
+            scope.gone.is_empty()
+                && scope.present.is_none()
+                && scope.left_out.is_none()
+                && under_prefix(place, &scope.prefix)
         })
 }
 

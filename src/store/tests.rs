@@ -24,6 +24,7 @@ fn finish_carried(
         checkpoints: &BTreeMap::new(),
         conflict_rules: &[],
         finished_at: now,
+        record_cache: RecordCacheUpdate::Keep,
     };
     store.finish_scan(id, &end).expect("finish")
 }
@@ -138,6 +139,7 @@ fn identity_rows_follow_their_records() {
         prefix: "anna/INBOX".into(),
         gone: Vec::new(),
         present: Some(std::sync::Arc::new(vec![1, 3, 4])),
+        left_out: None,
     }];
     finish_carried(&mut store, second, &carried, now);
     assert_eq!(holding(&store, person), ["anna/INBOX/1", "anna/INBOX/4"]);
@@ -157,6 +159,7 @@ fn identity_rows_follow_their_records() {
         checkpoints: &BTreeMap::new(),
         conflict_rules: &[],
         finished_at: now,
+        record_cache: RecordCacheUpdate::Keep,
     };
     store.finish_scan(third, &end).expect("finish");
     assert_eq!(holding(&store, person), ["anna/INBOX/4"]);
@@ -197,6 +200,7 @@ fn places_where_nothing_went_are_not_read_again() {
         prefix: "anna/INBOX".into(),
         gone: Vec::new(),
         present: None,
+        left_out: None,
     }];
     let second = store.begin_scan("mail", now).expect("begin");
     finish_carried(&mut store, second, &keep_inbox, now);
@@ -223,6 +227,7 @@ fn places_where_nothing_went_are_not_read_again() {
         prefix: "anna/INBOX".into(),
         gone: vec!["anna/INBOX/2".into()],
         present: None,
+        left_out: None,
     }];
     finish_carried(&mut store, fourth, &gone, now);
     assert!(holding(&store, [2; 16]).is_empty());
@@ -265,6 +270,7 @@ fn many_incremental_scans_are_merged_and_spilled_rows_count_like_held_ones() {
             prefix: "anna/INBOX".into(),
             gone: Vec::new(),
             present: Some(std::sync::Arc::new(present.clone())),
+            left_out: None,
         }];
         finish_carried(&mut store, id, &carried, now);
         let runs: i64 = store
@@ -340,6 +346,7 @@ fn scan(store: &mut Store, seen: &[NewFinding], status: ScanStatus, unread: &[&s
         checkpoints: &BTreeMap::new(),
         conflict_rules: &[],
         finished_at: now,
+        record_cache: RecordCacheUpdate::Keep,
     };
     store.finish_scan(id, &end).expect("finish")
 }
@@ -444,6 +451,7 @@ fn first_seen_stays_and_last_seen_moves() {
         checkpoints: &BTreeMap::new(),
         conflict_rules: &[],
         finished_at: earlier,
+        record_cache: RecordCacheUpdate::Keep,
     };
     store.finish_scan(id, &end).expect("finish");
     scan(&mut store, &[finding("r", "a")], ScanStatus::Complete, &[]);
@@ -576,6 +584,7 @@ fn carried_scopes_keep_unchanged_records_and_resolve_the_gone_and_checkpoints_fo
         prefix: "anna/INBOX".into(),
         gone: vec!["anna/INBOX/2".into()],
         present: None,
+        left_out: None,
     }];
     let checkpoints = BTreeMap::from([("anna/INBOX".to_owned(), "7:3".to_owned())]);
     let end = ScanEnd {
@@ -587,6 +596,7 @@ fn carried_scopes_keep_unchanged_records_and_resolve_the_gone_and_checkpoints_fo
         checkpoints: &checkpoints,
         conflict_rules: &[],
         finished_at: now,
+        record_cache: RecordCacheUpdate::Keep,
     };
     let tally = store.finish_scan(id, &end).expect("finish");
     // 1 carried (unchanged), 2 gone (resolved), 3 not seen and not carried (resolved).
@@ -630,6 +640,7 @@ fn numbered_scopes_resolve_what_is_no_longer_present() {
         prefix: "anna/INBOX".into(),
         gone: Vec::new(),
         present: Some(std::sync::Arc::new(vec![1, 2, 3, 9, 10])),
+        left_out: None,
     }];
     let tally = finish_carried(&mut store, id, &carried, now);
     assert_eq!(tally.resolved, 2);
@@ -656,11 +667,13 @@ fn nested_folders_are_judged_by_their_own_scope() {
             prefix: "anna/Arkiv".into(),
             gone: Vec::new(),
             present: Some(std::sync::Arc::new(vec![7])),
+            left_out: None,
         },
         CarriedScope {
             prefix: "anna/Arkiv/2024".into(),
             gone: Vec::new(),
             present: Some(std::sync::Arc::new(vec![8])),
+            left_out: None,
         },
     ];
     let tally = finish_carried(&mut store, id, &carried, now);
@@ -797,6 +810,7 @@ fn pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest() {
         checkpoints: &BTreeMap::new(),
         conflict_rules: &[],
         finished_at: long_ago,
+        record_cache: RecordCacheUpdate::Keep,
     };
     store.finish_scan(list, &end).expect("finish");
     // Scan 2, 499 days ago: old.pdf gone (resolved then), still.pdf open.

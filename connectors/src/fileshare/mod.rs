@@ -189,6 +189,7 @@ mod tests {
             checkpoints: Default::default(),
             content: None,
             timezone: chrono_tz::UTC,
+            records: None,
         }
     }
 

@@ -12,6 +12,7 @@ use ignore::{WalkBuilder, WalkState};
 use super::owners::OwnerNames;
 use super::{FileshareConfig, FileshareConfigError, MarkerConfig, MarkerDateFrom};
 use crate::local_fs::{date_from_path, first_iso_date, name_to_text, read_prefix, to_utc};
+use crate::record_cache::StampBuilder;
 use crate::{ConnectorError, ProblemKind, Record, RecordKind, RecordSink, ScanContext, ScanReport};
 
 /// The config, compiled once.
@@ -143,6 +144,19 @@ struct DirInfo {
     folders: Vec<String>,
 }
 
+impl DirInfo {
+    /// Add what the records below this directory inherit to a stamp.
+    fn stamp(&self, mut stamp: StampBuilder) -> StampBuilder {
+        for (name, date) in &self.dates {
+            stamp = stamp
+                .text(name)
+                .signed(date.timestamp())
+                .number(u64::from(date.timestamp_subsec_nanos()));
+        }
+        stamp
+    }
+}
+
 /// A summarised folder being accumulated.
 #[derive(Debug)]
 struct FolderState {
@@ -218,14 +232,35 @@ pub(crate) fn walk(
     let folders = take(&shared.folders);
     let mut sink = sink.clone();
     for (path, state) in folders {
+        let owner = shared
+            .plan
+            .owner_in(&path)
+            .map_or_else(|| state.owner.to_string(), str::to_owned);
+        let stamp = StampBuilder::default()
+            .text(&owner)
+            .text(&state.class)
+            .number(state.files)
+            .signed(
+                state
+                    .modified
+                    .map_or(i64::MIN, |time| time.timestamp_micros()),
+            )
+            .signed(
+                state
+                    .newest
+                    .map_or(i64::MIN, |time| time.timestamp_micros()),
+            )
+            .finish();
+        if let Some(cache) = &context.records
+            && cache.unchanged(&path, stamp)
+        {
+            report.add_work("records_unchanged", 1);
+            continue;
+        }
         let mut record = Record::new(RecordKind::Folder, context.source.clone(), path);
+        record.stamp = context.records.as_ref().map(|_| stamp);
         record.container = parent_of(&record.path).to_owned();
-        record.owner = Some(
-            shared
-                .plan
-                .owner_in(&record.path)
-                .map_or_else(|| state.owner.to_string(), str::to_owned),
-        );
+        record.owner = Some(owner);
         record.timestamps.modified = state.modified;
         record.timestamps.last_activity = state.newest.or(state.modified);
         record.attributes.insert("class".into(), state.class);
@@ -314,9 +349,16 @@ impl Worker<'_, '_> {
                 return WalkState::Continue;
             }
         };
-        let mut record = self.file_record(entry.path(), relative, &metadata);
+        let Some(mut record) = self.file_record(entry.path(), relative, &metadata) else {
+            return WalkState::Continue;
+        };
         if let Some(plan) = &self.shared.context.content {
+            let unread_before = self.report.unread_prefixes.len();
             self.read_content(plan, entry.path(), &metadata, &mut record);
+            // Not read whole: tried again next scan, never left out.
+            if self.report.unread_prefixes.len() > unread_before {
+                record.stamp = None;
+            }
         }
         match self.sink.send_blocking(record) {
             Ok(()) => {
@@ -370,14 +412,16 @@ impl Worker<'_, '_> {
             unread(&mut self.report, ProblemKind::OversizedContent);
             return;
         }
-        // Unchanged since the last scan (same size and mtime, same rules): what
-        // the detectors found then stands, and the file is not read again.
+        // Unchanged since the last scan (same size, mtime and inode, same
+        // rules): what the detectors found then stands, and the file is not
+        // read again.
         let key = format!("content:{}", record.path);
         let stamp = format!(
-            "{}:{}.{}:{:x}|",
+            "{}:{}.{}:{}:{:x}|",
             metadata.len(),
             metadata.mtime(),
             metadata.mtime_nsec(),
+            metadata.ino(),
             self.shared.context.needs.plan
         );
         if let Some(cached) = self.shared.context.checkpoints.get(&key)
@@ -436,15 +480,78 @@ impl Worker<'_, '_> {
         }
     }
 
-    fn file_record(&self, path: &Path, relative: String, metadata: &std::fs::Metadata) -> Record {
+    /// The file's record; `None` when the scan's record cache finds it
+    /// unchanged (what it inherits from its folders included), so that it is
+    /// left out. Either way it counts in the summarised folders above it.
+    fn file_record(
+        &mut self,
+        path: &Path,
+        relative: String,
+        metadata: &std::fs::Metadata,
+    ) -> Option<Record> {
         let shared = self.shared;
-        let mut record = Record::new(RecordKind::File, shared.context.source.clone(), relative);
-        record.container = parent_of(&record.path).to_owned();
-        record.owner = Some(match shared.plan.owner_in(&record.path) {
-            Some(named) => named.to_owned(),
-            None => shared.owners.name(metadata.uid()).to_string(),
-        });
+        let container = parent_of(&relative).to_owned();
+        let uid_name: Arc<str>;
+        let owner = match shared.plan.owner_in(&relative) {
+            Some(named) => named,
+            None => {
+                uid_name = shared.owners.name(metadata.uid());
+                &uid_name
+            }
+        };
         let modified = metadata.modified().ok().and_then(to_utc);
+        let inherited = match path.parent() {
+            Some(parent) if shared.plan.tracks_directories() => {
+                let info = self.dir_info(parent, &container);
+                if !info.folders.is_empty()
+                    && let Ok(mut folders) = shared.folders.lock()
+                {
+                    for folder in &info.folders {
+                        if let Some(state) = folders.get_mut(folder) {
+                            state.files += 1;
+                            state.newest = state.newest.max(modified);
+                        }
+                    }
+                }
+                Some(info)
+            }
+            _ => None,
+        };
+        let stamp = shared.context.records.as_ref().map(|cache| {
+            let stamp = StampBuilder::default()
+                .text(owner)
+                .number(metadata.len())
+                .number(metadata.ino())
+                .number(metadata.dev())
+                .signed(metadata.mtime())
+                .signed(metadata.mtime_nsec())
+                .signed(metadata.ctime())
+                .signed(metadata.ctime_nsec());
+            let stamp = match &inherited {
+                Some(info) => info.stamp(stamp),
+                None => stamp,
+            }
+            .finish();
+            (cache, stamp)
+        });
+        if let Some((cache, stamp)) = stamp
+            && cache.unchanged(&relative, stamp)
+        {
+            self.report.add_work("records_unchanged", 1);
+            // What the detectors found in it stays remembered.
+            if shared.context.content.is_some() {
+                let key = format!("content:{relative}");
+                if let Some(cached) = shared.context.checkpoints.get(&key) {
+                    self.report.checkpoints.insert(key, cached.clone());
+                }
+            }
+            return None;
+        }
+        let owner = owner.to_owned();
+        let mut record = Record::new(RecordKind::File, shared.context.source.clone(), relative);
+        record.stamp = stamp.map(|(_, stamp)| stamp);
+        record.container = container;
+        record.owner = Some(owner);
         record.timestamps.modified = modified;
         record.timestamps.created = metadata.created().ok().and_then(to_utc);
         if shared.plan.path_dates.is_match(&record.path)
@@ -465,25 +572,12 @@ impl Worker<'_, '_> {
         record
             .attributes
             .insert("size_bytes".into(), metadata.len().to_string());
-        if shared.plan.tracks_directories()
-            && let Some(parent) = path.parent()
-        {
-            let info = self.dir_info(parent, &record.container);
+        if let Some(info) = inherited {
             for (name, date) in &info.dates {
                 record.dates.insert(name.clone(), *date);
             }
-            if !info.folders.is_empty()
-                && let Ok(mut folders) = shared.folders.lock()
-            {
-                for folder in &info.folders {
-                    if let Some(state) = folders.get_mut(folder) {
-                        state.files += 1;
-                        state.newest = state.newest.max(modified);
-                    }
-                }
-            }
         }
-        record
+        Some(record)
     }
 
     /// What `dir` inherits and adds, computed once per directory. Parents are

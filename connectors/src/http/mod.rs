@@ -1092,6 +1092,7 @@ impl Connector for HttpSource {
                 prefix: String::new(),
                 gone: read,
                 present: None,
+                left_out: None,
             });
         }
         Ok(report)

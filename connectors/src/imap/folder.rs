@@ -656,6 +656,7 @@ impl FolderReader<'_> {
             prefix: prefix.to_owned(),
             gone: Vec::new(),
             present,
+            left_out: None,
         });
         Ok(self.next_due(bound))
     }

@@ -633,6 +633,7 @@ impl Connector for LdapSource {
                 prefix: String::new(),
                 gone: read,
                 present: None,
+                left_out: None,
             });
         }
         Ok(report)

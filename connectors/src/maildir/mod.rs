@@ -531,6 +531,7 @@ mod cancel_tests {
             checkpoints: Default::default(),
             content: None,
             timezone: chrono_tz::UTC,
+            records: None,
         };
         context.cancel.cancel();
         let (sink, mut receiver) = RecordSink::channel(1024);
