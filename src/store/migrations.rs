@@ -180,7 +180,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     DROP TABLE identities;
     "#,
     // 11: what the last finished scan of each source judged, per record (see
-    // `tillsyn_connectors::record_cache`): 24 bytes an entry, keyed by a keyed
+    // `tillsyn_connectors::record_cache`): 32 bytes an entry, keyed by a keyed
     // hash of the record's path, never the path; `plan` is the fingerprint of
     // the rules and settings it was made under; `complete` when it holds every
     // record the store keeps anything about (its scan read the whole source).

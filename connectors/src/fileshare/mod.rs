@@ -16,6 +16,7 @@
 //! counted and the walk goes on.
 
 mod owners;
+mod stat;
 mod walk;
 
 use std::path::PathBuf;

@@ -10,6 +10,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use ignore::{WalkBuilder, WalkState};
 
 use super::owners::OwnerNames;
+use super::stat::{FileStat, OpenFolder};
 use super::{FileshareConfig, FileshareConfigError, MarkerConfig, MarkerDateFrom};
 use crate::local_fs::{date_from_path, first_iso_date, name_to_text, read_prefix, to_utc};
 use crate::record_cache::StampBuilder;
@@ -169,6 +170,7 @@ struct FolderState {
 
 struct Shared<'a> {
     root: &'a Path,
+    follow_symlinks: bool,
     plan: &'a WalkPlan,
     context: &'a ScanContext,
     owners: OwnerNames,
@@ -200,6 +202,7 @@ pub(crate) fn walk(
 
     let shared = Shared {
         root,
+        follow_symlinks: config.follow_symlinks,
         plan,
         context,
         owners: OwnerNames::default(),
@@ -218,6 +221,8 @@ pub(crate) fn walk(
                 shared: &shared,
                 sink: sink.clone(),
                 report: ScanReport::default(),
+                folder: OpenFolder::default(),
+                last_owner: None,
             };
             Box::new(move |entry| worker.visit(entry))
         });
@@ -291,6 +296,10 @@ struct Worker<'s, 'a> {
     shared: &'s Shared<'a>,
     sink: RecordSink,
     report: ScanReport,
+    /// The folder whose files this thread is reading.
+    folder: OpenFolder,
+    /// The last uid this thread named, and its name.
+    last_owner: Option<(u32, Arc<str>)>,
 }
 
 impl Drop for Worker<'_, '_> {
@@ -342,10 +351,10 @@ impl Worker<'_, '_> {
         if !file_type.is_file() || self.shared.plan.is_marker(entry.file_name()) {
             return WalkState::Continue;
         }
-        let metadata = match entry.metadata() {
+        let metadata = match self.folder.stat(entry.path(), self.shared.follow_symlinks) {
             Ok(metadata) => metadata,
             Err(error) => {
-                self.problem(&error, Some(&relative));
+                self.problem(&ignore::Error::Io(error), Some(&relative));
                 return WalkState::Continue;
             }
         };
@@ -377,6 +386,28 @@ impl Worker<'_, '_> {
     /// The path relative to the root, `/`-separated, names that are not UTF-8
     /// escaped.
     fn relative_text(&self, path: &Path) -> Option<String> {
+        use std::os::unix::ffi::OsStrExt;
+        // The walker joins names onto the root as given: the common case is
+        // the root's bytes, a `/`, and UTF-8 names with single separators.
+        let (root, full) = (
+            self.shared.root.as_os_str().as_bytes(),
+            path.as_os_str().as_bytes(),
+        );
+        if full == root {
+            return Some(String::new());
+        }
+        if let Some(rest) = full
+            .strip_prefix(root)
+            .and_then(|rest| rest.strip_prefix(b"/"))
+            && let Ok(text) = std::str::from_utf8(rest)
+            && !text.is_empty()
+            && !text.starts_with('/')
+            && !text.ends_with('/')
+            && !text.contains("//")
+            && !text.split('/').any(|name| name == "." || name == "..")
+        {
+            return Some(text.to_owned());
+        }
         let relative = path.strip_prefix(self.shared.root).ok()?;
         let mut text = String::new();
         for component in relative.components() {
@@ -395,7 +426,7 @@ impl Worker<'_, '_> {
         &mut self,
         plan: &crate::content::ContentPlan,
         path: &Path,
-        metadata: &std::fs::Metadata,
+        metadata: &FileStat,
         record: &mut Record,
     ) {
         let text = crate::content::is_text_name(&record.path);
@@ -408,7 +439,7 @@ impl Worker<'_, '_> {
             report.count(kind);
             report.unread_prefixes.push(record.path.clone());
         };
-        if metadata.len() > plan.limits.file_bytes {
+        if metadata.size > plan.limits.file_bytes {
             unread(&mut self.report, ProblemKind::OversizedContent);
             return;
         }
@@ -418,10 +449,10 @@ impl Worker<'_, '_> {
         let key = format!("content:{}", record.path);
         let stamp = format!(
             "{}:{}.{}:{}:{:x}|",
-            metadata.len(),
-            metadata.mtime(),
-            metadata.mtime_nsec(),
-            metadata.ino(),
+            metadata.size,
+            metadata.mtime.0,
+            metadata.mtime.1,
+            metadata.ino,
             self.shared.context.needs.plan
         );
         if let Some(cached) = self.shared.context.checkpoints.get(&key)
@@ -487,7 +518,7 @@ impl Worker<'_, '_> {
         &mut self,
         path: &Path,
         relative: String,
-        metadata: &std::fs::Metadata,
+        metadata: &FileStat,
     ) -> Option<Record> {
         let shared = self.shared;
         let container = parent_of(&relative).to_owned();
@@ -495,11 +526,18 @@ impl Worker<'_, '_> {
         let owner = match shared.plan.owner_in(&relative) {
             Some(named) => named,
             None => {
-                uid_name = shared.owners.name(metadata.uid());
+                uid_name = match &self.last_owner {
+                    Some((uid, name)) if *uid == metadata.uid => name.clone(),
+                    _ => {
+                        let name = shared.owners.name(metadata.uid);
+                        self.last_owner = Some((metadata.uid, name.clone()));
+                        name
+                    }
+                };
                 &uid_name
             }
         };
-        let modified = metadata.modified().ok().and_then(to_utc);
+        let modified = metadata.modified();
         let inherited = match path.parent() {
             Some(parent) if shared.plan.tracks_directories() => {
                 let info = self.dir_info(parent, &container);
@@ -520,13 +558,13 @@ impl Worker<'_, '_> {
         let stamp = shared.context.records.as_ref().map(|cache| {
             let stamp = StampBuilder::default()
                 .text(owner)
-                .number(metadata.len())
-                .number(metadata.ino())
-                .number(metadata.dev())
-                .signed(metadata.mtime())
-                .signed(metadata.mtime_nsec())
-                .signed(metadata.ctime())
-                .signed(metadata.ctime_nsec());
+                .number(metadata.size)
+                .number(metadata.ino)
+                .number(metadata.dev)
+                .signed(metadata.mtime.0)
+                .number(u64::from(metadata.mtime.1))
+                .signed(metadata.ctime.0)
+                .number(u64::from(metadata.ctime.1));
             let stamp = match &inherited {
                 Some(info) => info.stamp(stamp),
                 None => stamp,
@@ -553,7 +591,7 @@ impl Worker<'_, '_> {
         record.container = container;
         record.owner = Some(owner);
         record.timestamps.modified = modified;
-        record.timestamps.created = metadata.created().ok().and_then(to_utc);
+        record.timestamps.created = metadata.created();
         if shared.plan.path_dates.is_match(&record.path)
             && let Some(date) = date_from_path(&record.path)
         {
@@ -571,7 +609,7 @@ impl Worker<'_, '_> {
         }
         record
             .attributes
-            .insert("size_bytes".into(), metadata.len().to_string());
+            .insert("size_bytes".into(), metadata.size.to_string());
         if let Some(info) = inherited {
             for (name, date) in &info.dates {
                 record.dates.insert(name.clone(), *date);
