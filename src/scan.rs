@@ -342,7 +342,7 @@ impl RecordMemory {
             crate::rules::FNV_OFFSET,
             format!(
                 "{:x}|{settings:x}|{}",
-                rules.needs(now).plan,
+                rules.judging_fingerprint(),
                 env!("CARGO_PKG_VERSION")
             )
             .as_bytes(),
@@ -1099,6 +1099,15 @@ mod tests {
             scan_share_at(dir.path(), &stricter, &store, start + days(15)).await;
         assert_eq!(rules_changed.work.get("records_unchanged"), None);
         assert_eq!(rules_changed.records, 5);
+        let (again, same) = scan_share_at(dir.path(), &stricter, &store, start + days(15)).await;
+        assert_eq!(again.work.get("records_unchanged"), Some(&5));
+        assert_eq!(same, open);
+        // Another identity index: records are read again for it too.
+        let unindexed = format!("{stricter}\n[identity]\nenabled = false\n");
+        let (identity_changed, unchanged_open) =
+            scan_share_at(dir.path(), &unindexed, &store, start + days(15)).await;
+        assert_eq!(identity_changed.work.get("records_unchanged"), None);
+        assert_eq!(unchanged_open, open);
         assert_eq!(
             open,
             set(&[

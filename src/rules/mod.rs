@@ -648,6 +648,20 @@ impl SourceRules {
         })
     }
 
+    /// A fingerprint of everything that decides what a record yields once
+    /// read: the rules, the identity index's settings, the content limits
+    /// and the detectors. A record cache made under another is not used.
+    pub fn judging_fingerprint(&self) -> u64 {
+        let text = format!(
+            "{:x}|{:?}|{:?}|{:?}",
+            self.plan(),
+            self.identity_config,
+            self.limits,
+            self.detectors
+        );
+        fnv1a(FNV_OFFSET, text.as_bytes())
+    }
+
     /// The key under which the record cache remembers records (see
     /// [`tillsyn_connectors::record_cache`]), when records may be left out
     /// as unchanged: not where `erased` rules judge them (a new erasure

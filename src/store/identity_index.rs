@@ -830,18 +830,20 @@ pub(super) fn filter_older(
     keep: impl Fn(&str) -> bool,
 ) -> Result<Places, StoreError> {
     let mut places = Places::default();
-    let mut query = transaction
-        .prepare("SELECT id, data FROM identity_segments WHERE source = ?1 AND scan_id < ?2")?;
+    // One segment at a time, rewritten before the next is read: memory stays
+    // one segment's, however many lose entries.
+    let ids: Vec<i64> = transaction
+        .prepare("SELECT id FROM identity_segments WHERE source = ?1 AND scan_id < ?2")?
+        .query_map(params![source, scan_id], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut read = transaction.prepare("SELECT data FROM identity_segments WHERE id = ?1")?;
     let mut delete = transaction.prepare("DELETE FROM identity_segments WHERE id = ?1")?;
     let mut update = transaction
         .prepare("UPDATE identity_segments SET entries = ?2, data = ?3 WHERE id = ?1")?;
-    let mut rows = query.query(params![source, scan_id])?;
-    let mut changes: Vec<(i64, i64, Vec<u8>)> = Vec::new();
     let mut kept = SegmentWriter::default();
-    while let Some(row) = rows.next()? {
-        let id: i64 = row.get(0)?;
-        let data = row.get_ref(1)?.as_blob().map_err(|_| corrupt())?;
-        let mut reader = SegmentReader::new(data);
+    for id in ids {
+        let data: Vec<u8> = read.query_row([id], |row| row.get(0))?;
+        let mut reader = SegmentReader::new(&data);
         let mut dropped = false;
         while let Some(entry) = reader.next_entry()? {
             if keep(entry.record_path) {
@@ -853,12 +855,9 @@ pub(super) fn filter_older(
             }
         }
         let (count, data) = kept.take();
-        if dropped {
-            changes.push((id, count, data));
+        if !dropped {
+            continue;
         }
-    }
-    drop(rows);
-    for (id, count, data) in changes {
         if count == 0 {
             delete.execute([id])?;
         } else {
