@@ -178,13 +178,13 @@ enum Read {
 
 /// A folder chosen for reading.
 #[derive(Debug, Clone)]
-struct Folder {
+pub(crate) struct Folder {
     /// The name as the server spells it (modified UTF-7), for commands.
-    raw: String,
+    pub(crate) raw: String,
     /// The name for people and record ids.
-    display: String,
+    pub(crate) display: String,
     /// `\Inbox`, `\Sent`, … when known.
-    special_use: Option<&'static str>,
+    pub(crate) special_use: Option<&'static str>,
 }
 
 /// What an incremental read starts from.
@@ -366,6 +366,20 @@ pub(crate) async fn read_account(
         folders
     };
     let mut session = transport::login(config, tls, account).await?;
+    // Gmail shows a message in the folder of each of its labels: read it in
+    // one (see `gmail`).
+    let labels = if folders.len() > 1 {
+        let seconds = config.timeout_seconds;
+        let capabilities = timed(seconds, async {
+            session.capabilities().await.map_err(from_imap)
+        })
+        .await?;
+        capabilities
+            .has_str("X-GM-EXT-1")
+            .then(|| super::gmail::LabelFolders::new(&folders))
+    } else {
+        None
+    };
     let mut reader = FolderReader {
         config,
         account: &account.name,
@@ -374,8 +388,11 @@ pub(crate) async fn read_account(
         report,
         parser: MessageParser::new(),
         earliest_young: None,
+        labels,
+        position: 0,
     };
-    for folder in &folders {
+    for (position, folder) in folders.iter().enumerate() {
+        reader.position = position;
         reader.folder(&mut session, folder).await?;
     }
     reader.sink.flush().await.map_err(|_| ImapError::Sink)?;
@@ -506,6 +523,10 @@ struct FolderReader<'a> {
     /// Earliest received time, among messages read in this folder, at or after
     /// the age cutoff (not due yet).
     earliest_young: Option<DateTime<Utc>>,
+    /// On Gmail: which folder shows each label's messages.
+    labels: Option<super::gmail::LabelFolders>,
+    /// The position of the folder being read among those scanned.
+    position: usize,
 }
 
 impl FolderReader<'_> {
@@ -762,6 +783,10 @@ impl FolderReader<'_> {
             )),
             None => std::borrow::Cow::Borrowed(query),
         };
+        let query = match &self.labels {
+            Some(_) => std::borrow::Cow::Owned(query.replacen("(UID", "(UID X-GM-LABELS", 1)),
+            None => query,
+        };
         // Small messages go to be judged with their records; large ones wait
         // here for their structure and parts.
         let mut large: Held = Vec::new();
@@ -784,6 +809,12 @@ impl FolderReader<'_> {
                 let Some(record) = self.record(&fetch, folder, headers) else {
                     continue;
                 };
+                if let (Some(labels), Some(carried)) = (&self.labels, fetch.gmail_labels())
+                    && labels.read_earlier(carried, self.position)
+                {
+                    self.report.add_work("label_copies_left_out", 1);
+                    continue;
+                }
                 self.report.add_work(
                     if headers {
                         "headers_fetched"

@@ -27,6 +27,7 @@
 
 mod config;
 mod folder;
+mod gmail;
 pub(crate) mod structure;
 mod transport;
 
