@@ -86,11 +86,11 @@ mod tests {
     }
 
     /// The labels of a FETCH response as Gmail sends it, parsed as the
-    /// connector's IMAP client parses it.
+    /// connector's IMAP client parses it (none when it is no FETCH).
     fn labels_of(response: &str) -> Vec<String> {
         let (_, parsed) = imap_proto::Response::parse(response.as_bytes()).expect("parse");
         let imap_proto::Response::Fetch(_, attributes) = parsed else {
-            panic!("not a FETCH: {parsed:?}");
+            return Vec::new();
         };
         attributes
             .iter()
