@@ -253,7 +253,8 @@ pub async fn scan(
             store.prune(cutoff)?;
         }
     }
-    output::write_findings(out, args.format, &findings, &policies, &owners)?;
+    let exceptions = crate::exceptions::Exceptions::from_config(&config);
+    output::write_findings(out, args.format, &findings, &policies, &owners, &exceptions)?;
     for outcome in &pass.outcomes {
         writeln!(err, "{}", output::describe_outcome(outcome, &owners))?;
     }
@@ -302,7 +303,10 @@ pub fn findings(
     out: &mut dyn Write,
 ) -> Result<u8, CliError> {
     let config = config::load_offline(config_path)?;
-    let store = Store::open(&config.daemon.state_dir)?;
+    let mut store = Store::open(&config.daemon.state_dir)?;
+    // The exceptions as the config has them now, edits included.
+    let exceptions = crate::exceptions::Exceptions::from_config(&config);
+    exceptions.apply(&mut store, None)?;
     let owners = display(&config, args.reveal)?;
     let mut query = args.query.clone();
     if let Some(since) = &args.since {
@@ -312,7 +316,14 @@ pub fn findings(
     if let Some(wanted) = &args.owner {
         findings.retain(|finding| owners.show(finding.owner.as_deref()) == *wanted);
     }
-    output::write_findings(out, format, &findings, &policies(&config), &owners)?;
+    output::write_findings(
+        out,
+        format,
+        &findings,
+        &policies(&config),
+        &owners,
+        &exceptions,
+    )?;
     Ok(EXIT_OK)
 }
 
@@ -561,6 +572,35 @@ pub async fn check_config(
             )?;
         }
     }
+    // Exceptions: one that ended, or that covers none of the findings the
+    // store holds, is most likely a mistake (a typo in a path or an id).
+    let exceptions = crate::exceptions::Exceptions::from_config(&config);
+    if !exceptions.is_empty() {
+        let now = Utc::now();
+        let covered = if config.daemon.state_dir.join("findings.sqlite").exists() {
+            let mut copy = Store::open_copy(&config.daemon.state_dir)?;
+            Some(exceptions.apply(&mut copy, None)?)
+        } else {
+            None
+        };
+        for exception in exceptions.iter() {
+            let id = &exception.config.id;
+            if exception.ends <= now {
+                writeln!(
+                    out,
+                    "  warning: exception {id} ended on {}: its findings count again",
+                    exception.config.until
+                )?;
+            } else if let Some(covered) = &covered
+                && !covered.contains_key(id)
+            {
+                writeln!(
+                    out,
+                    "  warning: exception {id} covers no open finding (a typo in its rule, sources, paths or records?)"
+                )?;
+            }
+        }
+    }
     if !connect {
         return Ok(EXIT_OK);
     }
@@ -626,10 +666,10 @@ pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
             let config = config.clone();
             let store = store.clone();
             tokio::task::spawn_blocking(move || -> Result<report::render::Rendered, CliError> {
-                let guard = store
+                let mut guard = store
                     .lock()
                     .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
-                let built = report::build(&config, &guard, month, Utc::now())?;
+                let built = report::build(&config, &mut guard, month, Utc::now())?;
                 let templates = config.report.as_ref().and_then(|r| r.templates_dir.clone());
                 Ok(report::render::render(&built, templates.as_deref())
                     .map_err(report::ReportError::from)?)

@@ -57,6 +57,8 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// `[erasure]`: the erasure register, when there is one.
     pub erasure: ErasureConfig,
+    /// `[[exceptions]]`: findings kept on purpose, with a reason and an end.
+    pub exceptions: Vec<crate::exceptions::ExceptionConfig>,
 }
 
 /// `[erasure]`: where the erasure register is.
@@ -623,6 +625,7 @@ impl<'t> Reader<'t> {
         let mut content = Some(ContentConfig::default());
         let mut identity = Some(IdentityConfig::default());
         let mut erasure = Some(ErasureConfig::default());
+        let mut exceptions = Vec::new();
         for (key, value) in document.into_inner() {
             let key_span = key.span();
             match key.get_ref().as_ref() {
@@ -658,6 +661,16 @@ impl<'t> Reader<'t> {
                             erasure
                         })
                 }
+                "exceptions" => {
+                    for entry in self.array(value, "exceptions") {
+                        let span = entry.span();
+                        if let Some(exception) = self
+                            .deserialize::<crate::exceptions::ExceptionConfig>(entry, "[[exceptions]]")
+                        {
+                            exceptions.push((exception, span));
+                        }
+                    }
+                }
                 "detectors" => {
                     for entry in self.array(value, "detectors") {
                         if let Some(detector) = self.detector(entry) {
@@ -668,12 +681,16 @@ impl<'t> Reader<'t> {
                 other => self.issue(
                     Some(key_span.start),
                     format!(
-                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources`, `rules`, `detectors`, `content`, `identity`, `erasure` or `report`"
+                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources`, `rules`, `detectors`, `content`, `identity`, `erasure`, `exceptions` or `report`"
                     ),
                 ),
             }
         }
         self.check_detector_names(&rules);
+        let timezone = daemon
+            .as_ref()
+            .map_or(chrono_tz::UTC, |daemon| daemon.timezone.0);
+        let exceptions = self.exceptions(exceptions, timezone);
         self.cross_checks();
         if let Some(Some(source)) = erasure.as_ref().map(|erasure| &erasure.source) {
             if !sources
@@ -720,7 +737,58 @@ impl<'t> Reader<'t> {
             content: content?,
             identity: identity?,
             erasure: erasure?,
+            exceptions,
         })
+    }
+
+    /// Check `[[exceptions]]` entries: each valid on its own (a reason, an
+    /// end date, globs), an id used once, and naming rules and sources that
+    /// exist.
+    fn exceptions(
+        &mut self,
+        entries: Vec<(crate::exceptions::ExceptionConfig, std::ops::Range<usize>)>,
+        timezone: chrono_tz::Tz,
+    ) -> Vec<crate::exceptions::ExceptionConfig> {
+        let mut kept = Vec::new();
+        let mut ids = BTreeSet::new();
+        for (entry, span) in entries {
+            let id = entry.id.clone();
+            if let Err(error) = crate::exceptions::Exception::new(entry.clone(), timezone) {
+                let at = self.locate(&span, "id");
+                self.issue(Some(at), format!("[[exceptions]] {id:?}: {error}"));
+                continue;
+            }
+            if !ids.insert(id.clone()) {
+                let at = self.locate(&span, &format!("\"{id}\""));
+                self.issue(Some(at), format!("exception id {id:?} is used twice"));
+            }
+            if entry.rule != "*"
+                && !self
+                    .rule_refs
+                    .iter()
+                    .any(|(rule, _, _)| *rule == entry.rule)
+            {
+                let at = self.locate(&span, &format!("\"{}\"", entry.rule));
+                self.issue(
+                    Some(at),
+                    format!(
+                        "[[exceptions]] {id:?}: unknown rule {:?} (a rule id, or \"*\" for every rule)",
+                        entry.rule
+                    ),
+                );
+            }
+            for source in &entry.sources {
+                if !self.source_names.iter().any(|(name, _)| name == source) {
+                    let at = self.locate(&span, &format!("\"{source}\""));
+                    self.issue(
+                        Some(at),
+                        format!("[[exceptions]] {id:?}: unknown source {source:?}"),
+                    );
+                }
+            }
+            kept.push(entry);
+        }
+        kept
     }
 
     fn detector(&mut self, entry: Spanned<'_>) -> Option<tillsyn_detectors::CustomDetector> {

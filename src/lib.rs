@@ -43,6 +43,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod erasure;
+pub mod exceptions;
 pub mod identity;
 pub mod metrics;
 pub mod output;

@@ -58,6 +58,7 @@ pub struct MetricsError(#[from] prometheus::Error);
 pub struct Metrics {
     registry: Registry,
     open_violations: IntGaugeVec,
+    excepted_findings: IntGaugeVec,
     oldest_violation_age: GaugeVec,
     rule_alert_after: GaugeVec,
     findings_new: IntCounterVec,
@@ -216,6 +217,12 @@ impl Metrics {
                 "tillsyn_open_violations",
                 "Open violations (findings not yet resolved) per rule and source.",
                 &["rule", "source", "severity"],
+            )?,
+            excepted_findings: int_gauge_vec(
+                &registry,
+                "tillsyn_excepted_findings",
+                "Open findings kept on purpose under an exception in force ([[exceptions]], \"dispens\"), per rule and source: not counted in tillsyn_open_violations.",
+                &["rule", "source"],
             )?,
             oldest_violation_age: gauge_vec(
                 &registry,
@@ -483,6 +490,7 @@ impl Metrics {
             .iter()
             .map(|(rule, source)| ((rule.as_str(), source.as_str()), 0))
             .collect();
+        let mut excepted = counts.clone();
         let mut oldest: BTreeMap<String, Option<DateTime<Utc>>> = known
             .rules
             .keys()
@@ -496,13 +504,20 @@ impl Metrics {
             *counts
                 .entry((group.rule.as_str(), group.source.as_str()))
                 .or_insert(0) += i64::try_from(group.count).unwrap_or(i64::MAX);
-            if let Some(first) = oldest.get_mut(&group.rule) {
-                *first = Some(
-                    first.map_or(group.oldest_first_seen, |current: DateTime<Utc>| {
-                        current.min(group.oldest_first_seen)
-                    }),
-                );
+            *excepted
+                .entry((group.rule.as_str(), group.source.as_str()))
+                .or_insert(0) += i64::try_from(group.excepted).unwrap_or(i64::MAX);
+            if let (Some(first), Some(seen)) =
+                (oldest.get_mut(&group.rule), group.oldest_first_seen)
+            {
+                *first = Some(first.map_or(seen, |current: DateTime<Utc>| current.min(seen)));
             }
+        }
+        self.excepted_findings.reset();
+        for ((rule, source), count) in excepted {
+            self.excepted_findings
+                .with_label_values(&[rule, source])
+                .set(count);
         }
         self.open_violations.reset();
         for ((rule, source), count) in counts {

@@ -48,6 +48,21 @@ pub struct FindingLine<'a> {
     pub first_seen: String,
     /// Resolved, RFC 3339, if it has been.
     pub resolved_at: Option<String>,
+    /// The exception ("dispens") it is kept under now, if one is in force:
+    /// then it does not count as broken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excepted: Option<ExceptedLine>,
+}
+
+/// An exception as a finding line shows it.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct ExceptedLine {
+    /// The exception's id.
+    pub id: String,
+    /// Why the data is kept.
+    pub reason: String,
+    /// Its last day, as configured.
+    pub until: String,
 }
 
 /// `owner` as output may show it, from `cache` when already computed.
@@ -69,7 +84,22 @@ pub fn write_findings(
     findings: &[Finding],
     policies: &BTreeMap<String, String>,
     owners: &OwnerDisplay,
+    exceptions: &crate::exceptions::Exceptions,
 ) -> std::io::Result<()> {
+    let now = chrono::Utc::now();
+    // An open finding under an exception in force: which, why, until when.
+    let excepted = |finding: &Finding| {
+        let id = finding
+            .resolved_at
+            .is_none()
+            .then(|| finding.excepted_at(now))??;
+        let exception = exceptions.get(id);
+        Some(ExceptedLine {
+            id: id.to_owned(),
+            reason: exception.map_or_else(String::new, |e| e.config.reason.clone()),
+            until: exception.map_or_else(String::new, |e| e.config.until.clone()),
+        })
+    };
     // Few owners, many findings: each pseudonym is computed once.
     let mut shown: std::collections::HashMap<Option<&str>, String> = Default::default();
     let mut out = std::io::BufWriter::new(out);
@@ -98,6 +128,7 @@ pub fn write_findings(
                         .unwrap_or("(rule no longer in the config)"),
                     first_seen: finding.first_seen.to_rfc3339(),
                     resolved_at: finding.resolved_at.map(|time| time.to_rfc3339()),
+                    excepted: excepted(finding),
                 };
                 serde_json::to_writer(&mut *out, &line)?;
                 out.write_all(b"\n")?;
@@ -122,12 +153,21 @@ pub fn write_findings(
                             .map(|days| format!("{days}d"))
                             .unwrap_or_else(|| "-".into()),
                         show(&mut shown, owners, finding.owner.as_deref()),
-                        owners.record(
-                            &finding.source,
-                            &finding.record_kind,
-                            &finding.record_path,
-                            finding.owner.as_deref(),
-                        ),
+                        {
+                            let record = owners.record(
+                                &finding.source,
+                                &finding.record_kind,
+                                &finding.record_path,
+                                finding.owner.as_deref(),
+                            );
+                            match excepted(finding) {
+                                Some(line) => format!(
+                                    "{record}  [excepted: {} until {}: {}]",
+                                    line.id, line.until, line.reason
+                                ),
+                                None => record,
+                            }
+                        },
                     ]
                 })
                 .collect();

@@ -287,6 +287,7 @@ where
         scan_id,
         checkpoints,
         records,
+        exceptions: rules.exceptions().clone(),
         now,
     };
     let result = run_scan(scan, read, source_rules, conflict_rules, store, stop).await;
@@ -308,6 +309,8 @@ struct Started<'a> {
     scan_id: i64,
     checkpoints: std::collections::BTreeMap<String, String>,
     records: Option<RecordMemory>,
+    /// `[[exceptions]]`, to mark this scan's findings with.
+    exceptions: Arc<crate::exceptions::Exceptions>,
     now: DateTime<Utc>,
 }
 
@@ -425,8 +428,14 @@ where
         scan_id,
         checkpoints,
         records: memory,
+        exceptions,
         now,
     } = scan;
+    // Findings this scan recorded are marked with the exceptions covering
+    // them before the scan's open count is taken.
+    let apply_exceptions =
+        move |store: &mut Store, source: &str| exceptions.apply(store, Some(source)).map(|_| ());
+    let apply_on_failure = apply_exceptions.clone();
     // This scan's own flag: set by shutdown or by the deadline, whichever first.
     let scan_flag = CancelFlag::default();
     let context = ScanContext {
@@ -558,6 +567,7 @@ where
                 problems.iter().map(|(k, v)| (k.as_str(), *v)).collect();
             let notes = report.notes.clone();
             let work = report.work.clone();
+            let source_name_for_exceptions = owned_name.clone();
             let tally = with_store(store, move |store| {
                 let end = ScanEnd {
                     status,
@@ -570,6 +580,7 @@ where
                     finished_at: finished,
                     record_cache,
                 };
+                apply_exceptions(store, &source_name_for_exceptions)?;
                 store.finish_scan(scan_id, &end)
             })
             .await?;
@@ -590,8 +601,10 @@ where
             let kind = error.kind().to_owned();
             let message = error.to_string();
             let (stored_kind, stored_message) = (kind.clone(), message.clone());
+            let source_name_for_exceptions = owned_name.clone();
             with_store(store, move |store| {
-                store.fail_scan(scan_id, records, &stored_kind, &stored_message, finished)
+                store.fail_scan(scan_id, records, &stored_kind, &stored_message, finished)?;
+                apply_on_failure(store, &source_name_for_exceptions)
             })
             .await?;
             let open = with_store(store, {

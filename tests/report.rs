@@ -646,10 +646,10 @@ fn the_text_report_matches_its_golden_file_in_both_languages() {
     for language in ["en", "sv"] {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = golden_store(dir.path(), language);
-        let store = Store::open(&config.daemon.state_dir).expect("store");
+        let mut store = Store::open(&config.daemon.state_dir).expect("store");
         let month: Month = "2026-03".parse().expect("month");
         let now = at("2026-04-05T08:00:00Z");
-        let built = report::build(&config, &store, month, now).expect("build");
+        let built = report::build(&config, &mut store, month, now).expect("build");
         let rendered = report::render::render(&built, None).expect("render");
         let golden = golden_path(&format!("report-2026-03.{language}.txt"));
         let actual = format!("Subject: {}\n\n{}", rendered.subject, rendered.text);
@@ -698,10 +698,10 @@ fn the_text_report_matches_its_golden_file_in_both_languages() {
 fn headless_chromium_renders_the_html_report() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = golden_store(dir.path(), "sv");
-    let store = Store::open(&config.daemon.state_dir).expect("store");
+    let mut store = Store::open(&config.daemon.state_dir).expect("store");
     let built = report::build(
         &config,
-        &store,
+        &mut store,
         "2026-03".parse().expect("month"),
         at("2026-04-05T08:00:00Z"),
     )

@@ -285,14 +285,17 @@ type History = BTreeMap<String, bool>;
 
 async fn restore_metrics(shared: &Arc<Shared>, loaded: &Loaded) -> Result<History, DaemonError> {
     let names: Vec<String> = loaded.sources.keys().cloned().collect();
+    let exceptions = loaded.rules.exceptions().clone();
     let rows = with_store(&shared.store, move |store| {
+        // The exceptions as configured now, before anything is counted.
+        exceptions.apply(store, None)?;
         let mut rows = Vec::new();
         for name in names {
             let last = store.last_scan(&name)?;
             let success = store.last_success(&name)?;
             rows.push((name, last, success));
         }
-        Ok((rows, store.open_summary()?))
+        Ok((rows, store.open_summary(Utc::now())?))
     })
     .await?;
     let (rows, open) = rows;
@@ -390,7 +393,12 @@ async fn reload(path: &Path, shared: &Arc<Shared>, sender: &watch::Sender<Arc<Lo
             );
         }
     }
-    let open = with_store(&shared.store, |store| store.open_summary()).await;
+    let exceptions = loaded.rules.exceptions().clone();
+    let open = with_store(&shared.store, move |store| {
+        exceptions.apply(store, None)?;
+        store.open_summary(Utc::now())
+    })
+    .await;
     match open {
         Ok(open) => shared.metrics.configure(&loaded.known, &open, Utc::now()),
         Err(error) => {

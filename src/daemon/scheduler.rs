@@ -155,7 +155,10 @@ async fn record(outcome: &ScanOutcome, duration: f64, loaded: &Loaded, shared: &
         if let Some(cutoff) = retention.before(Utc::now()) {
             store.prune(cutoff)?;
         }
-        Ok((store.scan_changes(scan_id)?, store.open_summary()?))
+        Ok((
+            store.scan_changes(scan_id)?,
+            store.open_summary(Utc::now())?,
+        ))
     })
     .await;
     // Unreadable, the open-violation gauges keep their values rather than drop.

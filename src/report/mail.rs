@@ -232,10 +232,10 @@ pub async fn prepare(
     let shared = store.clone();
     let built = tokio::task::spawn_blocking(move || -> Result<(String, Vec<u8>), MailError> {
         let report = {
-            let guard = shared
+            let mut guard = shared
                 .lock()
                 .map_err(|_| MailError::Store(RunError::Worker("store lock poisoned".into())))?;
-            build(&config, &guard, month, now)?
+            build(&config, &mut guard, month, now)?
         };
         let templates = config.report.as_ref().and_then(|r| r.templates_dir.clone());
         let rendered = render(&report, templates.as_deref()).map_err(ReportError::from)?;

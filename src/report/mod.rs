@@ -205,6 +205,26 @@ pub struct ReportData {
     /// Erasure requests, when the config has an `erased` rule or the store
     /// holds requests.
     pub erasure: Option<ErasureSection>,
+    /// Exceptions ("dispens") in force when the report is made, in config
+    /// order.
+    pub exceptions: Vec<ExceptionLine>,
+}
+
+/// One exception in force, as the report lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ExceptionLine {
+    /// Its id.
+    pub id: String,
+    /// The rule it covers (`*`: every rule).
+    pub rule: String,
+    /// Why the data is kept.
+    pub reason: String,
+    /// Its last day.
+    pub until: String,
+    /// Open findings it covers now (not counted as broken).
+    pub findings: u64,
+    /// It ends before the next month is over: its findings count again then.
+    pub ends_next_month: bool,
 }
 
 /// The erasure requests, as of when the report is made (the index holds the
@@ -433,10 +453,15 @@ fn local_date(time: DateTime<Utc>, zone: Tz) -> String {
 /// end, or of `now` for a month not yet over.
 pub fn build(
     config: &Config,
-    store: &Store,
+    store: &mut Store,
     month: Month,
     now: DateTime<Utc>,
 ) -> Result<Report, ReportError> {
+    // The exceptions as configured now: what they cover is not counted as
+    // broken, at the month's end or in the trend.
+    let exceptions = crate::exceptions::Exceptions::from_config(config);
+    let covered = exceptions.apply(store, None)?;
+    let store: &Store = store;
     let zone = config.daemon.timezone.0;
     let report_config = config.report.clone();
     let language = report_config
@@ -669,6 +694,21 @@ pub fn build(
         chart_src: String::new(),
         trend_months: months.iter().map(|m| m.short_name(language)).collect(),
         erasure: erasure_section(config, store, start, end, now)?,
+        exceptions: {
+            let next_month_end = Month::of(now, zone).next().end(zone);
+            exceptions
+                .iter()
+                .filter(|exception| exception.ends > now)
+                .map(|exception| ExceptionLine {
+                    id: exception.config.id.clone(),
+                    rule: exception.config.rule.clone(),
+                    reason: exception.config.reason.clone(),
+                    until: exception.config.until.clone(),
+                    findings: covered.get(&exception.config.id).copied().unwrap_or(0),
+                    ends_next_month: exception.ends <= next_month_end,
+                })
+                .collect()
+        },
     };
     Ok(Report {
         month,

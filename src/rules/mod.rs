@@ -107,6 +107,8 @@ pub struct RuleSet {
     erasure_register: Option<std::path::PathBuf>,
     /// `[erasure.source]`.
     erasure_source: Option<crate::config::ErasureSource>,
+    /// `[[exceptions]]`.
+    exceptions: Arc<crate::exceptions::Exceptions>,
 }
 
 /// The rules that apply to one source, and what they need from it.
@@ -241,7 +243,13 @@ impl RuleSet {
             identifiers: Default::default(),
             erasure_register: None,
             erasure_source: None,
+            exceptions: Arc::default(),
         })
+    }
+
+    /// The exceptions in the config ("dispens").
+    pub fn exceptions(&self) -> &Arc<crate::exceptions::Exceptions> {
+        &self.exceptions
     }
 
     /// The key that hashes what the detectors find, for scanning: without
@@ -259,6 +267,7 @@ impl RuleSet {
         set.identity_config = config.identity.clone();
         set.erasure_register = config.erasure.register.clone();
         set.erasure_source = config.erasure.source.clone();
+        set.exceptions = Arc::new(crate::exceptions::Exceptions::from_config(config));
         set.identifiers = config
             .sources
             .iter()

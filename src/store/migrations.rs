@@ -193,4 +193,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         data     BLOB    NOT NULL
     );
     "#,
+    // 12: exceptions ("dispens", see `crate::exceptions`): the exception that
+    // covers an open finding, and when it ends; the finding counts as broken
+    // again from then.
+    r#"
+    ALTER TABLE findings ADD COLUMN exception TEXT;
+    ALTER TABLE findings ADD COLUMN excepted_until INTEGER;
+    "#,
 ];

@@ -178,6 +178,19 @@ pub struct Finding {
     pub last_seen_scan: i64,
     /// Scan that resolved it, if one did.
     pub resolved_scan: Option<i64>,
+    /// The exception ("dispens") that covers it, and when that ends; it is
+    /// excepted only until then (see [`Finding::excepted_at`]).
+    pub exception: Option<(String, DateTime<Utc>)>,
+}
+
+impl Finding {
+    /// The exception it is kept under at `now`, if one is in force.
+    pub fn excepted_at(&self, now: DateTime<Utc>) -> Option<&str> {
+        self.exception
+            .as_ref()
+            .filter(|(_, ends)| *ends > now)
+            .map(|(id, _)| id.as_str())
+    }
 }
 
 /// Rows [`Store::prune`] removed.
@@ -387,10 +400,13 @@ pub struct OpenGroup {
     pub rule: String,
     /// Source name.
     pub source: String,
-    /// How many are open.
+    /// How many are open and count as broken (under no exception in force).
     pub count: u64,
-    /// When the longest-open of them was first seen.
-    pub oldest_first_seen: DateTime<Utc>,
+    /// When the longest-open of those was first seen (`None` when every one
+    /// is excepted).
+    pub oldest_first_seen: Option<DateTime<Utc>>,
+    /// How many are open under an exception in force.
+    pub excepted: u64,
 }
 
 /// What one scan changed for one rule.
@@ -441,7 +457,7 @@ pub struct Store {
 /// The columns [`finding_row`] reads, in its order.
 const FINDING_COLUMNS: &str = "id, rule, source, record_id, record_kind, owner, severity, detail,
     age_days, first_seen, last_seen, resolved_at, first_seen_scan, last_seen_scan, resolved_scan,
-    record_path";
+    record_path, exception, excepted_until";
 
 fn finding_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Finding> {
     Ok(Finding {
@@ -461,6 +477,13 @@ fn finding_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Finding> {
         last_seen_scan: row.get(13)?,
         resolved_scan: row.get(14)?,
         record_path: row.get(15)?,
+        exception: match (
+            row.get::<_, Option<String>>(16)?,
+            row.get::<_, Option<i64>>(17)?,
+        ) {
+            (Some(id), Some(ends)) => Some((id, to_time(ends))),
+            _ => None,
+        },
     })
 }
 
@@ -935,7 +958,7 @@ impl Store {
             [scan_id],
             |row| row.get(0),
         )?;
-        let open = open_count(&transaction, &source)?;
+        let open = open_count(&transaction, &source, end.finished_at)?;
         transaction.commit()?;
         Ok(ScanTally {
             new: new as u64,
@@ -944,9 +967,9 @@ impl Store {
         })
     }
 
-    /// How many findings of `source` are open.
+    /// How many findings of `source` are open now and count as broken.
     pub fn open_count(&self, source: &str) -> Result<u64, StoreError> {
-        open_count(&self.connection, source)
+        open_count(&self.connection, source, Utc::now())
     }
 
     /// Store conflict keys seen by scan `scan_id` of `source`.
@@ -1235,22 +1258,71 @@ impl Store {
             .optional()?)
     }
 
-    /// Open findings per rule and source, with the earliest `first_seen` among
-    /// them: what the metrics show as open violations and their age.
-    pub fn open_summary(&self) -> Result<Vec<OpenGroup>, StoreError> {
+    /// Open findings per rule and source at `now`, with the earliest
+    /// `first_seen` among those counted as broken: what the metrics show as
+    /// open violations and their age. Findings under an exception in force
+    /// are counted apart (`excepted`), not as broken.
+    pub fn open_summary(&self, now: DateTime<Utc>) -> Result<Vec<OpenGroup>, StoreError> {
         let mut query = self.connection.prepare(
-            "SELECT rule, source, count(*), min(first_seen) FROM findings
+            "SELECT rule, source,
+                    sum(NOT (coalesce(excepted_until, 0) > ?1)),
+                    min(CASE WHEN coalesce(excepted_until, 0) > ?1 THEN NULL ELSE first_seen END),
+                    sum(coalesce(excepted_until, 0) > ?1)
+             FROM findings
              WHERE resolved_at IS NULL GROUP BY rule, source ORDER BY rule, source",
         )?;
-        let rows = query.query_map([], |row| {
+        let rows = query.query_map([now.timestamp()], |row| {
             Ok(OpenGroup {
                 rule: row.get(0)?,
                 source: row.get(1)?,
                 count: row.get::<_, i64>(2)? as u64,
-                oldest_first_seen: to_time(row.get(3)?),
+                oldest_first_seen: row.get::<_, Option<i64>>(3)?.map(to_time),
+                excepted: row.get::<_, i64>(4)? as u64,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Mark the open findings (of `source`, or of every source) with the
+    /// exception that covers them, as `covering` says (its id and end), and
+    /// clear the mark where none does any more. Returns how many open
+    /// findings each exception covers, by id.
+    pub fn apply_exceptions(
+        &mut self,
+        source: Option<&str>,
+        covering: impl Fn(&str, &str, &str) -> Option<(String, DateTime<Utc>)>,
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        let transaction = self.connection.transaction()?;
+        let mut covered: BTreeMap<String, u64> = BTreeMap::new();
+        {
+            let mut query = transaction.prepare(
+                "SELECT id, rule, source, record_path, exception, excepted_until FROM findings
+                 WHERE resolved_at IS NULL AND (?1 IS NULL OR source = ?1)",
+            )?;
+            let mut update = transaction
+                .prepare("UPDATE findings SET exception = ?2, excepted_until = ?3 WHERE id = ?1")?;
+            // Finding id, rule, source, record path; its mark: exception, end.
+            type OpenRow = (i64, [String; 3], Option<(String, i64)>);
+            let rows: Vec<OpenRow> = query
+                .query_map([source], |row| {
+                    let mark = row.get::<_, Option<String>>(4)?.zip(row.get(5)?);
+                    Ok((row.get(0)?, [row.get(1)?, row.get(2)?, row.get(3)?], mark))
+                })?
+                .collect::<Result<_, _>>()?;
+            for (id, [rule, source, path], stored) in rows {
+                let wanted = covering(&rule, &source, &path)
+                    .map(|(exception, ends)| (exception, ends.timestamp()));
+                if let Some((exception, _)) = &wanted {
+                    *covered.entry(exception.clone()).or_insert(0) += 1;
+                }
+                if stored != wanted {
+                    let (exception, until) = wanted.unzip();
+                    update.execute(params![id, exception, until])?;
+                }
+            }
+        }
+        transaction.commit()?;
+        Ok(covered)
     }
 
     /// Per rule, the findings scan `scan_id` saw first and those it resolved
@@ -1422,10 +1494,17 @@ fn under_prefix(path: &str, prefix: &str) -> bool {
         || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
-fn open_count(connection: &Connection, source: &str) -> Result<u64, StoreError> {
+/// How many findings of `source` are open at `now` and count as broken (under
+/// no exception in force).
+fn open_count(
+    connection: &Connection,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
     let open: i64 = connection.query_row(
-        "SELECT count(*) FROM findings WHERE source = ?1 AND resolved_at IS NULL",
-        [source],
+        "SELECT count(*) FROM findings WHERE source = ?1 AND resolved_at IS NULL
+             AND NOT coalesce(excepted_until, 0) > ?2",
+        params![source, now.timestamp()],
         |row| row.get(0),
     )?;
     Ok(open as u64)

@@ -73,12 +73,14 @@ pub struct OutboxEntry {
 }
 
 impl Store {
-    /// Findings open at `moment`: first seen before it and not resolved by then.
+    /// Findings open at `moment` and counted as broken: first seen before it,
+    /// not resolved by then, and under no exception in force then.
     pub fn open_at(&self, moment: DateTime<Utc>) -> Result<Vec<OpenAt>, StoreError> {
         let mut query = self.connection.prepare(
             "SELECT rule, source, record_kind, record_path, owner, severity, detail, first_seen
              FROM findings
              WHERE first_seen < ?1 AND (resolved_at IS NULL OR resolved_at >= ?1)
+                 AND NOT coalesce(excepted_until, 0) > ?1
              ORDER BY rule, first_seen, id",
         )?;
         let rows = query.query_map([moment.timestamp()], |row| {
@@ -96,9 +98,10 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Per rule: how many findings were open at each of `moments` (ascending),
-    /// and how many were first seen and resolved between the last two. One pass
-    /// over the findings.
+    /// Per rule: how many findings were open and counted as broken (under no
+    /// exception in force) at each of `moments` (ascending), and how many were
+    /// first seen and resolved between the last two. One pass over the
+    /// findings.
     pub fn rule_history(
         &self,
         moments: &[DateTime<Utc>],
@@ -114,7 +117,8 @@ impl Store {
         for moment in moments {
             let at = moment.timestamp();
             columns.push(format!(
-                "sum(first_seen < {at} AND (resolved_at IS NULL OR resolved_at >= {at}))"
+                "sum(first_seen < {at} AND (resolved_at IS NULL OR resolved_at >= {at})
+                     AND NOT coalesce(excepted_until, 0) > {at})"
             ));
         }
         let (from, to) = (previous.timestamp(), last.timestamp());

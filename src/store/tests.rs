@@ -957,3 +957,60 @@ fn the_store_files_are_owner_only_whatever_the_umask() {
     assert_eq!(mode("store.lock"), 0o600);
     assert_eq!(mode("findings.sqlite-wal"), 0o600);
 }
+
+/// An exception in force takes its findings out of what counts as broken
+/// (open counts, the metrics' summary, the report's open set) until it ends;
+/// the mark follows the config when it is applied again.
+#[test]
+fn excepted_findings_count_apart_until_their_exception_ends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path()).expect("open");
+    let held = finding("r", "Tvist/a.pdf");
+    let other = finding("r", "Kunder/b.pdf");
+    scan(
+        &mut store,
+        &[held.clone(), other.clone()],
+        ScanStatus::Complete,
+        &[],
+    );
+    let now = Utc::now();
+    let ends = now + TimeDelta::days(10);
+    let covered = store
+        .apply_exceptions(None, |_, _, path| {
+            path.starts_with("Tvist/")
+                .then(|| ("tvist".to_owned(), ends))
+        })
+        .expect("apply");
+    assert_eq!(covered, BTreeMap::from([("tvist".to_owned(), 1)]));
+    let summary = |store: &Store, at| {
+        let groups = store.open_summary(at).expect("summary");
+        assert_eq!(groups.len(), 1);
+        (groups[0].count, groups[0].excepted)
+    };
+    assert_eq!(summary(&store, now), (1, 1));
+    assert_eq!(store.open_count("share").expect("count"), 1);
+    let open_paths = |store: &Store, at| -> Vec<String> {
+        store
+            .open_at(at)
+            .expect("open at")
+            .into_iter()
+            .map(|open| open.record_path)
+            .collect()
+    };
+    // (Open "at" a moment means first seen before it.)
+    assert_eq!(
+        open_paths(&store, now + TimeDelta::seconds(2)),
+        ["Kunder/b.pdf"]
+    );
+    // Once it ends, both count again, without anything being applied.
+    let after = ends + TimeDelta::seconds(1);
+    assert_eq!(summary(&store, after), (2, 0));
+    assert_eq!(open_paths(&store, after).len(), 2);
+    // The config no longer has it: the mark goes.
+    store.apply_exceptions(None, |_, _, _| None).expect("apply");
+    assert_eq!(summary(&store, now), (2, 0));
+    let listed = store
+        .findings(FindingFilter::Open, None, None)
+        .expect("findings");
+    assert!(listed.iter().all(|finding| finding.exception.is_none()));
+}
