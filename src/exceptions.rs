@@ -68,6 +68,9 @@ pub enum ExceptionError {
     /// No id.
     #[error("`id` is empty")]
     NoId,
+    /// The id owners' marks go under.
+    #[error("the id `owner-mark` is kept for what owners mark themselves; choose another")]
+    Reserved,
     /// No reason: nothing is excepted without one.
     #[error("`reason` is empty: say why it is kept")]
     NoReason,
@@ -99,6 +102,9 @@ impl Exception {
     ) -> Result<Exception, ExceptionError> {
         if config.id.trim().is_empty() {
             return Err(ExceptionError::NoId);
+        }
+        if config.id == crate::store::OWNER_MARK_EXCEPTION {
+            return Err(ExceptionError::Reserved);
         }
         if config.reason.trim().is_empty() {
             return Err(ExceptionError::NoReason);

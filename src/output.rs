@@ -93,6 +93,13 @@ pub fn write_findings(
             .resolved_at
             .is_none()
             .then(|| finding.excepted_at(now))??;
+        if id == crate::store::OWNER_MARK_EXCEPTION {
+            return Some(ExceptedLine {
+                id: id.to_owned(),
+                reason: "marked by owner".to_owned(),
+                until: "while marked".to_owned(),
+            });
+        }
         let exception = exceptions.get(id);
         Some(ExceptedLine {
             id: id.to_owned(),

@@ -745,6 +745,7 @@ fn consume(
                     record_kind: record.kind.as_str(),
                     owner: record.owner.clone(),
                     severity: violation.rule.config.severity.as_str(),
+                    owner_marked: violation.owner_marked(&record),
                     detail: violation.detail,
                     age_days: violation.age_days,
                 });
@@ -783,6 +784,8 @@ fn consume(
                         severity: unerased.rule.config.severity.as_str(),
                         detail: unerased.detail,
                         age_days: Some(unerased.age_days),
+                        // Erasure is the person's right, not the owner's call.
+                        owner_marked: false,
                     });
                 }
             }

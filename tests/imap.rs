@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use common::dovecot::{Dovecot, LineFilterProxy, Proxy, message};
@@ -1023,5 +1023,115 @@ fn all_folders_of_a_gmail_style_layout_skip_all_mail_unless_it_is_named() {
     assert!(
         found.contains("wide-cc:anna/[Gmail]/All Mail/2"),
         "{found:?}"
+    );
+}
+
+/// Owner marks: with them allowed, a flagged message and one in the "keep"
+/// folder are excepted ("marked by owner") and not counted as broken; taking
+/// the flag away makes the finding count again at the next scan; with marks
+/// not allowed the same mailbox counts every one. The mailbox is unchanged by
+/// the scans.
+#[test]
+fn messages_their_owner_marked_as_kept_are_excepted_only_where_allowed() {
+    let server = Dovecot::start(&[("anna", "anna-pw")]);
+    let mut anna = server.client("anna", "anna-pw");
+    anna.command("CREATE Beh&AOU-lls");
+    let flagged = anna.append("INBOX", &message(&["anna@firma.se"], &[], RECENT, 1), 90);
+    let plain = anna.append("INBOX", &message(&["anna@firma.se"], &[], RECENT, 2), 90);
+    anna.command("SELECT INBOX");
+    anna.command(&format!("UID STORE {flagged} +FLAGS.SILENT (\\Flagged)"));
+    anna.command("UNSELECT");
+    let kept = anna.append(
+        "Beh&AOU-lls",
+        &message(&["anna@firma.se"], &[], RECENT, 3),
+        90,
+    );
+    let before = anna.snapshot("INBOX");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = accounts_file(dir.path(), &[("anna", "anna-pw")]);
+    let rules = RULES.replace(
+        "when = { folders = [\"INBOX\"] }",
+        "when = { folders = [\"INBOX\", \"Behålls\"] }",
+    );
+    let source = |marks: &str| {
+        format!(
+            "{}folders = [\"INBOX\", \"Behålls\"]\n{marks}",
+            plain_source(server.port, &accounts)
+        )
+    };
+    let excepted = |config: &str| -> BTreeMap<String, String> {
+        json_lines(&tillsyn(&[
+            "findings", "--config", config, "--format", "json",
+        ]))
+        .iter()
+        .map(|line| {
+            (
+                line["record"].as_str().expect("record").to_owned(),
+                line["excepted"]["reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+    };
+    let all_three = |marked: &[u32], kept_marked: bool| -> BTreeMap<String, String> {
+        let reason = |yes: bool| if yes { "marked by owner" } else { "" }.to_owned();
+        BTreeMap::from([
+            (
+                format!("anna/INBOX/{flagged}"),
+                reason(marked.contains(&flagged)),
+            ),
+            (format!("anna/INBOX/{plain}"), reason(false)),
+            (format!("anna/Behålls/{kept}"), reason(kept_marked)),
+        ])
+    };
+
+    // Allowed: the flagged one and the kept folder's are excepted.
+    let allowed = write_config(
+        dir.path(),
+        &source("owner_marks = { flagged = true, folders = [\"Behålls\"] }\n"),
+        &rules,
+    );
+    let output = tillsyn(&["scan", "--once", "--config", &allowed]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("3 findings (3 new, 0 resolved, 1 open)"),
+        "{stderr}"
+    );
+    assert_eq!(excepted(&allowed), all_three(&[flagged], true));
+    assert_eq!(anna.snapshot("INBOX"), before, "the scan changed nothing");
+
+    // The owner takes the flag away: the next scan counts it again.
+    anna.command("SELECT INBOX");
+    anna.command(&format!("UID STORE {flagged} -FLAGS.SILENT (\\Flagged)"));
+    anna.command("UNSELECT");
+    let unflagged = anna.snapshot("INBOX");
+    let output = tillsyn(&["scan", "--once", "--config", &allowed]);
+    let (_, stderr) = text(&output);
+    assert!(stderr.contains("0 resolved, 2 open)"), "{stderr}");
+    assert_eq!(excepted(&allowed), all_three(&[], true));
+    assert_eq!(
+        anna.snapshot("INBOX"),
+        unflagged,
+        "the scan changed nothing"
+    );
+
+    // Not allowed: a fresh store counts all three, marks or not.
+    std::fs::remove_dir_all(dir.path().join("state")).expect("state");
+    anna.command("SELECT INBOX");
+    anna.command(&format!("UID STORE {flagged} +FLAGS.SILENT (\\Flagged)"));
+    anna.command("UNSELECT");
+    let flagged_again = anna.snapshot("INBOX");
+    let not_allowed = write_config(dir.path(), &source(""), &rules);
+    let output = tillsyn(&["scan", "--once", "--config", &not_allowed]);
+    let (_, stderr) = text(&output);
+    assert!(
+        stderr.contains("3 findings (3 new, 0 resolved, 3 open)"),
+        "{stderr}"
+    );
+    assert_eq!(excepted(&not_allowed), all_three(&[], false));
+    assert_eq!(
+        anna.snapshot("INBOX"),
+        flagged_again,
+        "the scan changed nothing"
     );
 }

@@ -462,6 +462,7 @@ fn finding(rule: &str, path: &str, kind: &'static str, owner: &str, detail: &str
         severity: "medium",
         detail: detail.into(),
         age_days: None,
+        owner_marked: false,
     }
 }
 

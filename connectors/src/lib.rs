@@ -54,6 +54,10 @@ pub use record::{
     mark_personal,
 };
 
+/// The record attribute a connector sets when the owner marked the record as
+/// kept on purpose (a flag, a folder; see the IMAP source's `owner_marks`).
+pub const OWNER_MARK: &str = "owner_mark";
+
 /// What the rules that apply to a source need from it (the scan plan); the
 /// connector skips work nobody asked for (a stale-inbox rule needs no headers).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

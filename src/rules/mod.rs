@@ -200,6 +200,19 @@ pub struct Violation {
     pub detail: String,
 }
 
+impl Violation {
+    /// Whether the record's owner marked it as kept on purpose and the rule
+    /// takes such a mark: age rules do (an owner may keep what they still
+    /// need); a mail copied too widely or data where it must not be is not
+    /// made right by a mark.
+    pub fn owner_marked(&self, record: &Record) -> bool {
+        matches!(self.rule.config.check, Check::MaxAge(_))
+            && record
+                .attributes
+                .contains_key(tillsyn_connectors::OWNER_MARK)
+    }
+}
+
 fn glob_set(rule: &RuleConfig, globs: &[config::PathGlob]) -> Result<GlobSet, RuleError> {
     let mut builder = GlobSetBuilder::new();
     for glob in globs {

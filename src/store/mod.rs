@@ -139,7 +139,19 @@ pub struct NewFinding {
     pub detail: String,
     /// Days since the rule's timestamp.
     pub age_days: Option<i64>,
+    /// The record's owner marked it as kept on purpose, and the rule allows
+    /// that (an age rule): excepted as [`OWNER_MARK_EXCEPTION`] while the
+    /// mark stays.
+    pub owner_marked: bool,
 }
+
+/// The exception id of findings on records their owner marked as kept (see
+/// the IMAP source's `owner_marks`); no `[[exceptions]]` entry may use it.
+pub const OWNER_MARK_EXCEPTION: &str = "owner-mark";
+
+/// Until when an owner's mark excepts: for as long as it stays, which the
+/// next scan that reads the record decides.
+const OWNER_MARK_UNTIL: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
 
 /// A stored finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -796,15 +808,22 @@ impl Store {
         {
             let mut upsert = transaction.prepare_cached(
                 "INSERT INTO findings (rule, source, record_id, record_path, record_kind, owner,
-                     severity, detail, age_days, first_seen, first_seen_scan, last_seen, last_seen_scan)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?11)
+                     severity, detail, age_days, first_seen, first_seen_scan, last_seen, last_seen_scan,
+                     exception, excepted_until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?11, ?12, ?13)
                  ON CONFLICT (rule, source, record_id) WHERE resolved_at IS NULL DO UPDATE SET
                      record_path = excluded.record_path, owner = excluded.owner,
                      severity = excluded.severity, detail = excluded.detail,
                      age_days = excluded.age_days, last_seen = excluded.last_seen,
-                     last_seen_scan = excluded.last_seen_scan",
+                     last_seen_scan = excluded.last_seen_scan,
+                     exception = excluded.exception, excepted_until = excluded.excepted_until",
             )?;
             for finding in findings {
+                let (exception, until) = if finding.owner_marked {
+                    (Some(OWNER_MARK_EXCEPTION), Some(OWNER_MARK_UNTIL))
+                } else {
+                    (None, None)
+                };
                 upsert.execute(params![
                     finding.rule,
                     source,
@@ -817,6 +836,8 @@ impl Store {
                     finding.age_days,
                     seen_at.timestamp(),
                     scan_id,
+                    exception,
+                    until,
                 ])?;
             }
         }
@@ -1310,6 +1331,14 @@ impl Store {
                 })?
                 .collect::<Result<_, _>>()?;
             for (id, [rule, source, path], stored) in rows {
+                // An owner's mark is the owner's to set and take back: the
+                // scan that reads the record decides it.
+                if stored
+                    .as_ref()
+                    .is_some_and(|(exception, _)| exception == OWNER_MARK_EXCEPTION)
+                {
+                    continue;
+                }
                 let wanted = covering(&rule, &source, &path)
                     .map(|(exception, ends)| (exception, ends.timestamp()));
                 if let Some((exception, _)) = &wanted {

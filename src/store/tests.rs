@@ -39,6 +39,7 @@ fn finding(rule: &str, path: &str) -> NewFinding {
         severity: "medium",
         detail: "d".into(),
         age_days: Some(40),
+        owner_marked: false,
     }
 }
 

@@ -560,6 +560,9 @@ impl FolderReader<'_> {
             .get(&prefix)
             .filter(|_| comparable)
             .and_then(|text| Checkpoint::decode(text))
+            // A flag set or taken away changes no UID: with flags as owner
+            // marks, every folder is read in full.
+            .filter(|_| !self.config.owner_marks.flagged)
             .filter(|previous| {
                 previous.uid_validity == uid_validity
                     && previous.plan == needs.plan
@@ -786,6 +789,11 @@ impl FolderReader<'_> {
         let query = match &self.labels {
             Some(_) => std::borrow::Cow::Owned(query.replacen("(UID", "(UID X-GM-LABELS", 1)),
             None => query,
+        };
+        let query = if self.config.owner_marks.flagged {
+            std::borrow::Cow::Owned(query.replacen("(UID", "(UID FLAGS", 1))
+        } else {
+            query
         };
         // Small messages go to be judged with their records; large ones wait
         // here for their structure and parts.
@@ -1144,6 +1152,24 @@ impl FolderReader<'_> {
             record
                 .attributes
                 .insert("special_use".into(), special_use.to_owned());
+        }
+        // The owner's own "kept on purpose", where the organisation allows it.
+        let marks = &self.config.owner_marks;
+        let mark = if marks.folders.contains(&folder.display) {
+            Some("folder")
+        } else if marks.flagged
+            && fetch
+                .flags()
+                .any(|flag| matches!(flag, async_imap::types::Flag::Flagged))
+        {
+            Some("flagged")
+        } else {
+            None
+        };
+        if let Some(mark) = mark {
+            record
+                .attributes
+                .insert(crate::OWNER_MARK.into(), mark.to_owned());
         }
         if headers {
             let header = fetch.section(&header_section).unwrap_or_default();
