@@ -73,6 +73,9 @@ pub enum CliError {
     /// A report could not be mailed.
     #[error(transparent)]
     Mail(#[from] crate::report::mail::MailError),
+    /// Digests could not be made or sent.
+    #[error(transparent)]
+    Digest(#[from] crate::report::digest::DigestError),
     /// A command-line argument is unusable.
     #[error("{0}")]
     BadArgument(String),
@@ -639,6 +642,48 @@ pub struct ReportArgs {
     pub out: Option<PathBuf>,
     /// Send it (through the outbox).
     pub send: bool,
+}
+
+/// `tillsyn digest`: make each owner's digest of a month, write them to files
+/// to look at, and/or send them through the outbox.
+pub async fn digest(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliError> {
+    use crate::report::{Month, digest};
+    let secrets = if args.send {
+        config::Secrets::MAIL
+    } else {
+        config::Secrets::NONE
+    };
+    let config = config::load_with(&args.config, secrets)?;
+    let zone = config.daemon.timezone.0;
+    let month = args
+        .month
+        .unwrap_or_else(|| Month::of(Utc::now(), zone).previous());
+    let mut store = Store::open(&config.daemon.state_dir)?;
+    let prepared = digest::prepare(&config, &mut store, month, Utc::now())?;
+    writeln!(
+        out,
+        "digests {month}: {} owners with findings, {} new in the outbox, {} without an address",
+        prepared.owners, prepared.queued, prepared.no_address
+    )?;
+    if let Some(dir) = &args.out {
+        let written = digest::write_files(&store, month, dir)?;
+        writeln!(out, "{written} unsent digests written to {}", dir.display())?;
+    }
+    if !args.send {
+        return Ok(EXIT_OK);
+    }
+    let store = Arc::new(Mutex::new(store));
+    let delivered = digest::deliver_due(&config, &store, Utc::now()).await?;
+    writeln!(
+        out,
+        "sent {}, failed {} (tried again later, by the next `tillsyn digest --send` or the daemon)",
+        delivered.sent, delivered.failed
+    )?;
+    Ok(if delivered.failed > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
 }
 
 /// `tillsyn report`: write a month's report to files and/or send it.

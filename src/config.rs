@@ -59,6 +59,8 @@ pub struct Config {
     pub erasure: ErasureConfig,
     /// `[[exceptions]]`: findings kept on purpose, with a reason and an end.
     pub exceptions: Vec<crate::exceptions::ExceptionConfig>,
+    /// `[digest]`: personal monthly digests to owners, when present.
+    pub digest: Option<crate::report::digest::DigestConfig>,
 }
 
 /// `[erasure]`: where the erasure register is.
@@ -626,6 +628,8 @@ impl<'t> Reader<'t> {
         let mut identity = Some(IdentityConfig::default());
         let mut erasure = Some(ErasureConfig::default());
         let mut exceptions = Vec::new();
+        let mut digest = Some(None);
+        let mut digest_span = 0..0;
         for (key, value) in document.into_inner() {
             let key_span = key.span();
             match key.get_ref().as_ref() {
@@ -661,6 +665,16 @@ impl<'t> Reader<'t> {
                             erasure
                         })
                 }
+                "digest" => {
+                    digest_span = value.span();
+                    digest = self
+                        .deserialize::<crate::report::digest::DigestConfig>(value, "[digest]")
+                        .map(|mut digest| {
+                            digest.addresses_file =
+                                digest.addresses_file.map(|path| self.resolve(&path));
+                            Some(digest)
+                        });
+                }
                 "exceptions" => {
                     for entry in self.array(value, "exceptions") {
                         let span = entry.span();
@@ -681,7 +695,7 @@ impl<'t> Reader<'t> {
                 other => self.issue(
                     Some(key_span.start),
                     format!(
-                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources`, `rules`, `detectors`, `content`, `identity`, `erasure`, `exceptions` or `report`"
+                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources`, `rules`, `detectors`, `content`, `identity`, `erasure`, `exceptions`, `digest` or `report`"
                     ),
                 ),
             }
@@ -724,6 +738,31 @@ impl<'t> Reader<'t> {
                 }
             }
         }
+        if let (Some(Some(digest)), Some(report)) = (&digest, &report) {
+            let mails = report.as_ref().is_some_and(|report| report.mail.is_some());
+            if !mails {
+                self.issue(
+                    Some(digest_span.start),
+                    "[digest] sends with [report]'s mail settings (sender and [report.smtp]); set them",
+                );
+            }
+            if let Some(sender) = &digest.sender
+                && sender.parse::<lettre::message::Mailbox>().is_err()
+            {
+                self.issue(
+                    Some(self.locate(&digest_span, "sender")),
+                    format!("[digest]: {sender:?} is not a mail address"),
+                );
+            }
+            if let Some(template) = &digest.address_template
+                && !template.contains("{owner}")
+            {
+                self.issue(
+                    Some(self.locate(&digest_span, "address_template")),
+                    "[digest]: `address_template` needs {owner} where the owner's name goes",
+                );
+            }
+        }
         let mut daemon = daemon?;
         daemon.state_dir = self.resolve(&daemon.state_dir);
         Some(Config {
@@ -738,6 +777,7 @@ impl<'t> Reader<'t> {
             identity: identity?,
             erasure: erasure?,
             exceptions,
+            digest: digest?,
         })
     }
 

@@ -185,6 +185,24 @@ enum Command {
         #[arg(long)]
         send: bool,
     },
+    /// Each owner's personal digest of a month (`[digest]`): their own open
+    /// findings, with what to do. Put in the outbox once per owner and month.
+    Digest {
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The month, YYYY-MM. Default: the month before this one.
+        #[arg(long)]
+        month: Option<tillsyn::report::Month>,
+        /// Folder to write the unsent digests to (one .eml per owner, named by
+        /// pseudonym), to look at before sending.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Send what is due (each owner once per month; failures are tried
+        /// again later).
+        #[arg(long)]
+        send: bool,
+    },
     /// Check a config file and report every problem with its line.
     CheckConfig {
         /// Config file.
@@ -369,6 +387,20 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 send,
             };
             runtime.block_on(cli::report(&args, &mut stdout))?
+        }
+        Command::Digest {
+            config,
+            month,
+            out,
+            send,
+        } => {
+            let args = cli::ReportArgs {
+                config,
+                month,
+                out,
+                send,
+            };
+            runtime.block_on(cli::digest(&args, &mut stdout))?
         }
         Command::Run { config } => {
             drop(stdout);

@@ -19,6 +19,7 @@
 
 pub mod chart;
 pub mod config;
+pub mod digest;
 pub mod mail;
 pub mod render;
 
@@ -208,6 +209,8 @@ pub struct ReportData {
     /// Exceptions ("dispens") in force when the report is made, in config
     /// order.
     pub exceptions: Vec<ExceptionLine>,
+    /// The month's personal digests, counted, when any were made.
+    pub digest: Option<crate::store::DigestCoverage>,
 }
 
 /// One exception in force, as the report lists it.
@@ -694,6 +697,7 @@ pub fn build(
         chart_src: String::new(),
         trend_months: months.iter().map(|m| m.short_name(language)).collect(),
         erasure: erasure_section(config, store, start, end, now)?,
+        digest: store.digest_coverage(&month.to_string())?,
         exceptions: {
             let next_month_end = Month::of(now, zone).next().end(zone);
             exceptions

@@ -200,4 +200,27 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE findings ADD COLUMN exception TEXT;
     ALTER TABLE findings ADD COLUMN excepted_until INTEGER;
     "#,
+    // 13: personal digests (see `crate::report::digest`): one row per month and
+    // owner (by pseudonym), the message as it is sent, kept until the server
+    // took it and then dropped; and per month how many owners had findings
+    // and how many had no address.
+    r#"
+    CREATE TABLE digest_outbox (
+        month           TEXT    NOT NULL,
+        recipient       TEXT    NOT NULL,
+        address         TEXT    NOT NULL,
+        created_at      INTEGER NOT NULL,
+        message         BLOB,
+        sent_at         INTEGER,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        next_attempt_at INTEGER NOT NULL,
+        PRIMARY KEY (month, recipient)
+    );
+    CREATE TABLE digest_months (
+        month      TEXT    PRIMARY KEY,
+        owners     INTEGER NOT NULL,
+        no_address INTEGER NOT NULL
+    );
+    "#,
 ];

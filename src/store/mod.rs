@@ -15,7 +15,7 @@ mod identity_index;
 mod migrations;
 mod report;
 
-pub use report::{OpenAt, OutboxEntry, RuleHistory, ScanSummary};
+pub use report::{DigestCoverage, DigestEntry, OpenAt, OutboxEntry, RuleHistory, ScanSummary};
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};

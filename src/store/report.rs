@@ -72,7 +72,156 @@ pub struct OutboxEntry {
     pub next_attempt_at: DateTime<Utc>,
 }
 
+/// A digest waiting to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestEntry {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// The owner's pseudonym.
+    pub recipient: String,
+    /// Where it goes.
+    pub address: String,
+    /// The message, as it is sent.
+    pub message: Vec<u8>,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+}
+
+/// A month's digests, counted (never their content).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DigestCoverage {
+    /// Owners with findings.
+    pub owners: u64,
+    /// Accepted by the mail server.
+    pub sent: u64,
+    /// Not yet accepted (waiting, or failed and to be tried again).
+    pub waiting: u64,
+    /// Owners without an address.
+    pub no_address: u64,
+}
+
 impl Store {
+    /// Put `recipient`'s digest of `month` in the outbox unless one is there;
+    /// whether it was put.
+    pub fn digest_put(
+        &mut self,
+        month: &str,
+        recipient: &str,
+        address: &str,
+        message: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let changed = self.connection.execute(
+            "INSERT OR IGNORE INTO digest_outbox (month, recipient, address, created_at, message, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?4)",
+            params![month, recipient, address, now.timestamp(), message],
+        )?;
+        Ok(changed > 0)
+    }
+
+    /// Record how many owners `month` had, and how many without an address.
+    pub fn digest_month(
+        &mut self,
+        month: &str,
+        owners: u64,
+        no_address: u64,
+    ) -> Result<(), StoreError> {
+        self.connection.execute(
+            "INSERT INTO digest_months (month, owners, no_address) VALUES (?1, ?2, ?3)
+             ON CONFLICT (month) DO UPDATE SET owners = excluded.owners, no_address = excluded.no_address",
+            params![month, owners as i64, no_address as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Digests not sent whose next attempt is due at `now`.
+    pub fn digest_pending(&self, now: DateTime<Utc>) -> Result<Vec<DigestEntry>, StoreError> {
+        let mut query = self.connection.prepare(
+            "SELECT month, recipient, address, message, attempts FROM digest_outbox
+             WHERE sent_at IS NULL AND message IS NOT NULL AND next_attempt_at <= ?1
+             ORDER BY month, recipient",
+        )?;
+        let rows = query.query_map([now.timestamp()], |row| {
+            Ok(DigestEntry {
+                month: row.get(0)?,
+                recipient: row.get(1)?,
+                address: row.get(2)?,
+                message: row.get(3)?,
+                attempts: row.get::<_, i64>(4)? as u32,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The server took it: sent, and its body dropped.
+    pub fn digest_sent(
+        &mut self,
+        month: &str,
+        recipient: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.connection.execute(
+            "UPDATE digest_outbox SET sent_at = ?3, attempts = attempts + 1, last_error = NULL,
+                 message = NULL
+             WHERE month = ?1 AND recipient = ?2",
+            params![month, recipient, at.timestamp()],
+        )?;
+        Ok(())
+    }
+
+    /// It failed: why, and when to try again.
+    pub fn digest_failed(
+        &mut self,
+        month: &str,
+        recipient: &str,
+        error: &str,
+        next: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.connection.execute(
+            "UPDATE digest_outbox SET attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4
+             WHERE month = ?1 AND recipient = ?2",
+            params![month, recipient, error, next.timestamp()],
+        )?;
+        Ok(())
+    }
+
+    /// The unsent digests of `month`: recipient pseudonym and message.
+    pub fn digest_messages(&self, month: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut query = self.connection.prepare(
+            "SELECT recipient, message FROM digest_outbox
+             WHERE month = ?1 AND message IS NOT NULL ORDER BY recipient",
+        )?;
+        let rows = query.query_map([month], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// `month`'s digests counted; `None` when none were made.
+    pub fn digest_coverage(&self, month: &str) -> Result<Option<DigestCoverage>, StoreError> {
+        let Some((owners, no_address)) = self
+            .connection
+            .query_row(
+                "SELECT owners, no_address FROM digest_months WHERE month = ?1",
+                [month],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+            )
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let (sent, waiting): (i64, i64) = self.connection.query_row(
+            "SELECT coalesce(sum(sent_at IS NOT NULL), 0), coalesce(sum(sent_at IS NULL), 0)
+             FROM digest_outbox WHERE month = ?1",
+            [month],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        Ok(Some(DigestCoverage {
+            owners: owners as u64,
+            sent: sent as u64,
+            waiting: waiting as u64,
+            no_address: no_address as u64,
+        }))
+    }
+
     /// Findings open at `moment` and counted as broken: first seen before it,
     /// not resolved by then, and under no exception in force then.
     pub fn open_at(&self, moment: DateTime<Utc>) -> Result<Vec<OpenAt>, StoreError> {

@@ -1,0 +1,506 @@
+//! Personal digests: each owner with open findings gets one mail a month
+//! listing their own findings, and what to do about them (`[digest]`,
+//! opt-in).
+//!
+//! Only the recipient's own findings go into their mail: counts per promise,
+//! the promise quoted, and the oldest items with enough to find them (the
+//! folder, received date and UID of a message; a file's path). Findings kept
+//! under an exception are left out, as they are not counted as broken.
+//!
+//! **From owner to address**, in this order: the `addresses_file` (CSV lines
+//! `owner,address[,language]`), the owner itself when it is a mail address
+//! (IMAP accounts usually are), then `address_template` (`{owner}@firma.se`)
+//! for an owner that is one plain word. An owner with none of these is
+//! counted, never guessed.
+//!
+//! **Delivery** has the report's outbox semantics, per owner: each month's
+//! message is stored before the first attempt, retried with a doubling wait,
+//! and marked sent once the server took it, so no owner gets a month twice,
+//! across restarts too. Sending is paced (`rate_per_minute`). A sent digest's
+//! body is dropped from the store: it was the owner's to read, not ours to
+//! keep. The management report shows coverage (sent, waiting, no address),
+//! never content.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use super::Month;
+use super::config::{Language, MailConfig};
+use crate::config::Config;
+use crate::privacy::OwnerDisplay;
+use crate::store::{DigestEntry, Finding, FindingFilter, Store, StoreError};
+
+/// `[digest]`: personal monthly digests to owners (off unless present).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestConfig {
+    /// Language of a digest whose owner the addresses file gives none.
+    /// Default: the report's.
+    #[serde(default)]
+    pub language: Option<Language>,
+    /// `From:`. Default: the report's sender.
+    #[serde(default)]
+    pub sender: Option<String>,
+    /// An owner's address made from their name, `{owner}` standing for it
+    /// (`"{owner}@firma.se"`); used only for an owner that is one plain word.
+    /// Default: none.
+    #[serde(default)]
+    pub address_template: Option<String>,
+    /// A CSV file of `owner,address[,language]` lines (file owners, accounts
+    /// named otherwise than their address). Default: none.
+    #[serde(default)]
+    pub addresses_file: Option<PathBuf>,
+    /// Oldest items listed per owner. Default: 10.
+    #[serde(default = "default_items")]
+    pub items: usize,
+    /// Mails sent per minute at most. Default: 60.
+    #[serde(default = "default_rate")]
+    pub rate_per_minute: u32,
+}
+
+fn default_items() -> usize {
+    10
+}
+
+fn default_rate() -> u32 {
+    60
+}
+
+/// Why digests could not be made or sent.
+#[derive(Debug, thiserror::Error)]
+pub enum DigestError {
+    /// `[digest]` is missing, or `[report]` has no mail settings to send with.
+    #[error("{0}")]
+    Config(String),
+    /// The addresses file could not be read.
+    #[error("digest addresses file {path}: {reason}")]
+    Addresses {
+        /// The file.
+        path: String,
+        /// Which line and why (no address is quoted).
+        reason: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The pseudonym key.
+    #[error(transparent)]
+    Key(#[from] crate::privacy::KeyError),
+    /// A message could not be built.
+    #[error("building a digest: {0}")]
+    Build(String),
+}
+
+/// Where owners' digests go.
+#[derive(Debug, Default)]
+pub struct Recipients {
+    by_owner: HashMap<String, (String, Option<Language>)>,
+    template: Option<String>,
+}
+
+impl Recipients {
+    /// From `[digest]`: its addresses file and template.
+    pub fn load(digest: &DigestConfig) -> Result<Recipients, DigestError> {
+        let mut by_owner = HashMap::new();
+        if let Some(path) = &digest.addresses_file {
+            let failed = |reason: String| DigestError::Addresses {
+                path: path.display().to_string(),
+                reason,
+            };
+            let text = std::fs::read_to_string(path).map_err(|error| failed(error.to_string()))?;
+            for (index, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+                let (owner, address) = match fields.as_slice() {
+                    [owner, address, ..] if !owner.is_empty() => (*owner, *address),
+                    _ => {
+                        return Err(failed(format!(
+                            "line {}: expected owner,address[,language]",
+                            index + 1
+                        )));
+                    }
+                };
+                if address.parse::<lettre::Address>().is_err() {
+                    return Err(failed(format!("line {}: not a mail address", index + 1)));
+                }
+                let language = match fields.get(2).copied() {
+                    None | Some("") => None,
+                    Some("sv") => Some(Language::Sv),
+                    Some("en") => Some(Language::En),
+                    Some(_) => {
+                        return Err(failed(format!("line {}: language is sv or en", index + 1)));
+                    }
+                };
+                by_owner.insert(owner.to_owned(), (address.to_owned(), language));
+            }
+        }
+        Ok(Recipients {
+            by_owner,
+            template: digest.address_template.clone(),
+        })
+    }
+
+    /// Where `owner`'s digest goes, and in which language if the mapping
+    /// says; `None` when nothing says.
+    pub fn address_of(&self, owner: &str) -> Option<(String, Option<Language>)> {
+        if let Some(found) = self.by_owner.get(owner) {
+            return Some(found.clone());
+        }
+        if owner.contains('@') && owner.parse::<lettre::Address>().is_ok() {
+            return Some((owner.to_owned(), None));
+        }
+        let plain_word = !owner.is_empty()
+            && owner
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        let address = self.template.as_ref()?.replace("{owner}", owner);
+        (plain_word && address.parse::<lettre::Address>().is_ok()).then_some((address, None))
+    }
+}
+
+/// What preparing a month's digests found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prepared {
+    /// Owners with findings counted as broken.
+    pub owners: u64,
+    /// Digests put in the outbox now (not there already).
+    pub queued: u64,
+    /// Owners without an address.
+    pub no_address: u64,
+}
+
+/// What one delivery round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Accepted by the server.
+    pub sent: u64,
+    /// Refused or not reached: tried again later.
+    pub failed: u64,
+}
+
+fn mail_settings(config: &Config) -> Result<(&DigestConfig, MailConfig), DigestError> {
+    let digest = config
+        .digest
+        .as_ref()
+        .ok_or_else(|| DigestError::Config("no [digest] in the config".into()))?;
+    let mut mail = config
+        .report
+        .as_ref()
+        .and_then(|report| report.mail.clone())
+        .ok_or_else(|| {
+            DigestError::Config("[digest] sends with [report]'s mail settings; set them".into())
+        })?;
+    if let Some(sender) = &digest.sender {
+        mail.sender = sender.clone();
+    }
+    mail.recipients.clear();
+    Ok((digest, mail))
+}
+
+/// One owner's digest text, in `language`.
+fn body(
+    language: Language,
+    month: Month,
+    findings: &[&Finding],
+    policies: &BTreeMap<String, String>,
+    items: usize,
+    zone: Tz,
+) -> (String, String) {
+    let sv = language == Language::Sv;
+    let subject = if sv {
+        format!("Dina uppgifter att se över, {}", month.name(language))
+    } else {
+        format!("Your items to review, {}", month.name(language))
+    };
+    let mut text = String::new();
+    text.push_str(if sv {
+        "Hej!\n\nDetta är din egen sammanställning från tillsyn: uppgifter i dina mappar och brevlådor\nsom enligt vår integritetspolicy inte borde finnas kvar. Bara du får den.\n\n"
+    } else {
+        "Hello,\n\nThis is your own summary from tillsyn: data in your folders and mailboxes that our\nprivacy policy says should no longer be kept. It is sent to you only.\n\n"
+    });
+    let mut by_rule: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
+    for finding in findings {
+        by_rule
+            .entry(finding.rule.as_str())
+            .or_default()
+            .push(finding);
+    }
+    for (rule, mut listed) in by_rule {
+        listed.sort_by_key(|finding| (finding.first_seen, finding.id));
+        let policy = policies.get(rule).map_or("", String::as_str);
+        text.push_str(&format!(
+            "{} ({}: {})\n  ”{policy}”\n",
+            rule,
+            if sv { "att åtgärda" } else { "to act on" },
+            listed.len()
+        ));
+        let mut oldest = listed.clone();
+        oldest.sort_by_key(|finding| std::cmp::Reverse(finding.age_days.unwrap_or(0)));
+        for finding in oldest.iter().take(items) {
+            text.push_str(&format!("  - {}\n", location(finding, sv, zone)));
+        }
+        if listed.len() > items {
+            text.push_str(&format!(
+                "  {}\n",
+                if sv {
+                    format!("… och {} till.", listed.len() - items)
+                } else {
+                    format!("… and {} more.", listed.len() - items)
+                }
+            ));
+        }
+        text.push('\n');
+    }
+    text.push_str(if sv {
+        "Vad du gör: radera det som inte behövs, flytta det som hör till ett ärende till\närendesystemet, eller, om något ska sparas med avsikt och din organisation tillåter\ndet, markera det som sparat (flagga meddelandet eller lägg det i mappen för sådant).\nFrågor besvaras av dataskyddsombudet.\n"
+    } else {
+        "What to do: delete what is not needed, move what belongs to a case into the case\nsystem, or, where something is kept on purpose and your organisation allows it, mark\nit as kept (flag the message or file it in the folder for that). The data protection\nofficer answers questions.\n"
+    });
+    (subject, text)
+}
+
+/// Where an item is, so that its owner can find it: the folder, received
+/// date and UID of a message; a file's path.
+fn location(finding: &Finding, sv: bool, zone: Tz) -> String {
+    let days = finding
+        .age_days
+        .map(|days| {
+            if sv {
+                format!(", {days} dagar")
+            } else {
+                format!(", {days} days")
+            }
+        })
+        .unwrap_or_default();
+    if finding.record_kind == "message" {
+        // account/folder/uid
+        let mut parts = finding.record_path.splitn(2, '/');
+        let _account = parts.next();
+        let rest = parts.next().unwrap_or(&finding.record_path);
+        let (folder, uid) = rest.rsplit_once('/').unwrap_or((rest, ""));
+        let received = finding
+            .age_days
+            .map(|days| {
+                (Utc::now() - chrono::TimeDelta::days(days))
+                    .with_timezone(&zone)
+                    .format("%Y-%m-%d")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        if sv {
+            format!("mapp {folder}, mottaget {received}, UID {uid}{days}")
+        } else {
+            format!("folder {folder}, received {received}, UID {uid}{days}")
+        }
+    } else {
+        format!("{}{days}", finding.record_path)
+    }
+}
+
+/// Make `month`'s digests and put each owner's in the outbox, unless it is
+/// there already.
+pub fn prepare(
+    config: &Config,
+    store: &mut Store,
+    month: Month,
+    now: DateTime<Utc>,
+) -> Result<Prepared, DigestError> {
+    let (digest, mail) = mail_settings(config)?;
+    let recipients = Recipients::load(digest)?;
+    let owners = OwnerDisplay::for_config(config)?;
+    let zone = config.daemon.timezone.0;
+    let default_language = digest
+        .language
+        .or(config.report.as_ref().map(|report| report.language))
+        .unwrap_or_default();
+    crate::exceptions::Exceptions::from_config(config).apply(store, None)?;
+    let open = store.findings(FindingFilter::Open, None, None)?;
+    let mut by_owner: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
+    for finding in &open {
+        if finding.excepted_at(now).is_some() {
+            continue;
+        }
+        if let Some(owner) = finding.owner.as_deref() {
+            by_owner.entry(owner).or_default().push(finding);
+        }
+    }
+    let policies: BTreeMap<String, String> = config
+        .rules
+        .iter()
+        .map(|rule| (rule.id.clone(), rule.policy.clone()))
+        .collect();
+    let mut prepared = Prepared {
+        owners: by_owner.len() as u64,
+        ..Prepared::default()
+    };
+    for (owner, findings) in by_owner {
+        let Some((address, language)) = recipients.address_of(owner) else {
+            prepared.no_address += 1;
+            continue;
+        };
+        let language = language.unwrap_or(default_language);
+        let (subject, text) = body(language, month, &findings, &policies, digest.items, zone);
+        let message = message(&mail, &address, &subject, text, month, now)?;
+        let key = owners.pseudonym(owner);
+        if store.digest_put(&month.to_string(), &key, &address, &message, now)? {
+            prepared.queued += 1;
+        }
+    }
+    store.digest_month(&month.to_string(), prepared.owners, prepared.no_address)?;
+    Ok(prepared)
+}
+
+fn message(
+    mail: &MailConfig,
+    address: &str,
+    subject: &str,
+    text: String,
+    month: Month,
+    now: DateTime<Utc>,
+) -> Result<Vec<u8>, DigestError> {
+    let build = |error: &dyn std::fmt::Display| DigestError::Build(error.to_string());
+    let from: lettre::message::Mailbox = mail.sender.parse().map_err(|e| build(&e))?;
+    let to: lettre::message::Mailbox = address.parse().map_err(|e| build(&e))?;
+    let domain = from.email.domain().to_owned();
+    let message = lettre::Message::builder()
+        .from(from)
+        .to(to)
+        .subject(subject)
+        .date(now.into())
+        .message_id(Some(format!(
+            "<tillsyn-digest-{month}-{}-{}@{domain}>",
+            now.timestamp(),
+            rand::random::<u32>()
+        )))
+        .header(lettre::message::header::ContentType::TEXT_PLAIN)
+        .body(text)
+        .map_err(|e| build(&e))?;
+    Ok(message.formatted())
+}
+
+/// Send the digests due now, paced; failures wait and are tried again.
+pub async fn deliver_due(
+    config: &Config,
+    store: &std::sync::Arc<std::sync::Mutex<Store>>,
+    now: DateTime<Utc>,
+) -> Result<Delivered, DigestError> {
+    let (digest, mail) = mail_settings(config)?;
+    let pending = lock(store)?.digest_pending(now)?;
+    let pause = Duration::from_millis(60_000 / u64::from(digest.rate_per_minute.max(1)));
+    let mut delivered = Delivered::default();
+    for (index, entry) in pending.into_iter().enumerate() {
+        if index > 0 {
+            tokio::time::sleep(pause).await;
+        }
+        let DigestEntry {
+            month,
+            recipient,
+            address,
+            message,
+            attempts,
+        } = entry;
+        let mut to_one = mail.clone();
+        to_one.recipients = vec![address];
+        match super::mail::deliver(&to_one, &message).await {
+            Ok(()) => {
+                lock(store)?.digest_sent(&month, &recipient, Utc::now())?;
+                delivered.sent += 1;
+            }
+            Err(error) => {
+                let wait = backoff(&mail, attempts);
+                let next = Utc::now()
+                    + chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::hours(1));
+                // The error names the server, never the recipient.
+                lock(store)?.digest_failed(&month, &recipient, &error.to_string(), next)?;
+                delivered.failed += 1;
+            }
+        }
+    }
+    Ok(delivered)
+}
+
+fn backoff(mail: &MailConfig, attempts: u32) -> Duration {
+    Duration::from_secs(mail.retry_seconds)
+        .checked_mul(1u32 << attempts.min(16))
+        .unwrap_or(Duration::from_secs(3600))
+        .min(Duration::from_secs(3600))
+}
+
+fn lock(
+    store: &std::sync::Arc<std::sync::Mutex<Store>>,
+) -> Result<std::sync::MutexGuard<'_, Store>, DigestError> {
+    store
+        .lock()
+        .map_err(|_| DigestError::Store(StoreError::Missing("store lock poisoned")))
+}
+
+/// Write each queued digest of `month` to `dir` (0600 files, named by the
+/// owner's pseudonym), for a look before sending.
+pub fn write_files(store: &Store, month: Month, dir: &Path) -> Result<u64, DigestError> {
+    crate::privacy::create_private_dir(dir)
+        .map_err(|error| DigestError::Build(error.to_string()))?;
+    let mut written = 0;
+    for (recipient, message) in store.digest_messages(&month.to_string())? {
+        crate::privacy::write_private(&dir.join(format!("digest-{recipient}.eml")), &message)
+            .map_err(|error| DigestError::Build(error.to_string()))?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_come_from_the_file_the_owner_or_the_template_and_are_never_guessed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("addresses.csv");
+        std::fs::write(&file, "# owner,address,language\ncarl,carl@firma.se,en\n").expect("file");
+        let recipients = Recipients::load(&DigestConfig {
+            language: None,
+            sender: None,
+            address_template: Some("{owner}@firma.se".into()),
+            addresses_file: Some(file.clone()),
+            items: 10,
+            rate_per_minute: 60,
+        })
+        .expect("load");
+        assert_eq!(
+            recipients.address_of("carl"),
+            Some(("carl@firma.se".into(), Some(Language::En)))
+        );
+        assert_eq!(
+            recipients.address_of("anna@kund.se"),
+            Some(("anna@kund.se".into(), None))
+        );
+        assert_eq!(
+            recipients.address_of("bo"),
+            Some(("bo@firma.se".into(), None))
+        );
+        assert_eq!(recipients.address_of("extern konsult"), None);
+        assert_eq!(recipients.address_of("uid:1234"), None);
+        assert_eq!(recipients.address_of(""), None);
+        std::fs::write(&file, "carl;carl@firma.se\n").expect("file");
+        let broken = Recipients::load(&DigestConfig {
+            language: None,
+            sender: None,
+            address_template: None,
+            addresses_file: Some(file),
+            items: 10,
+            rate_per_minute: 60,
+        });
+        assert!(
+            matches!(&broken, Err(DigestError::Addresses { reason, .. }) if reason.starts_with("line 1")),
+            "{broken:?}"
+        );
+    }
+}

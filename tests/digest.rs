@@ -1,0 +1,244 @@
+//! Personal digests against real servers: mailbox owners on Dovecot, file
+//! owners on a share (named by path), delivered through a real SMTP server
+//! (aiosmtpd). Each owner with findings gets exactly one mail holding their
+//! own findings and nothing of anyone else's; an owner without an address is
+//! counted; a second run sends nothing again; a mail server that is down
+//! delays the digests and loses none. (LDAP lookups of addresses and
+//! languages are not built: addresses come from a file, the owner or a
+//! template.)
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::Local;
+use common::dovecot::{Dovecot, message};
+use common::process::free_port;
+use common::smtp::SmtpSink;
+use common::*;
+use mail_parser::MessageParser;
+
+const RECENT: &str = "Mon, 1 Jan 2024 10:00:00 +0000";
+
+fn config(dir: &Path, imap_port: u16, smtp_port: u16) -> String {
+    std::fs::write(
+        dir.join("accounts.toml"),
+        "[[accounts]]\nuser = \"anna\"\npassword = \"anna-pw\"\n\n[[accounts]]\nuser = \"bo\"\npassword = \"bo-pw\"\n",
+    )
+    .expect("accounts");
+    std::fs::write(
+        dir.join("addresses.csv"),
+        "# owner,address,language\nanna,anna.andersson@firma.se\ncarl,carl@firma.se,en\n",
+    )
+    .expect("addresses");
+    let text = format!(
+        r#"[daemon]
+state_dir = "state"
+
+[[sources]]
+name = "mail"
+type = "imap"
+host = "127.0.0.1"
+port = {imap_port}
+security = "plain"
+allow_plaintext = true
+timeout_seconds = 5
+attempts = 1
+auth = {{ method = "password", accounts_file = "accounts.toml" }}
+
+[[sources]]
+name = "share"
+type = "fileshare"
+root = "share"
+owner_from = ["Hem/{{owner}}/**"]
+
+[[rules]]
+id = "stale-inbox"
+kind = "max_age"
+policy = "Inkorgen töms i månadsrutinen."
+max_age = "31d"
+timestamp = "received"
+when = {{ sources = ["mail"], folders = ["INBOX"] }}
+
+[[rules]]
+id = "old-files"
+kind = "max_age"
+policy = "Filer i hemkatalogerna gallras efter ett år."
+max_age = "365d"
+timestamp = "modified"
+when = {{ sources = ["share"] }}
+
+[report]
+language = "sv"
+sender = "tillsyn@firma.se"
+recipients = ["ledningen@firma.se"]
+retry_seconds = 1
+
+[report.smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "plain"
+allow_plaintext = true
+timeout_seconds = 5
+
+[digest]
+address_template = "{{owner}}@firma.se"
+addresses_file = "addresses.csv"
+items = 5
+rate_per_minute = 6000
+"#
+    );
+    let path = dir.join("tillsyn.toml");
+    std::fs::write(&path, text).expect("config");
+    path.to_str().expect("utf8").to_owned()
+}
+
+/// To-address → (subject, body) of each mail the sink holds.
+fn received(sink: &SmtpSink) -> Vec<(String, String, String)> {
+    sink.messages()
+        .iter()
+        .map(|raw| {
+            let parsed = MessageParser::default().parse(raw).expect("mail parses");
+            let to = parsed
+                .to()
+                .and_then(|to| to.first())
+                .and_then(|address| address.address())
+                .expect("to")
+                .to_owned();
+            (
+                to,
+                parsed.subject().unwrap_or_default().to_owned(),
+                parsed.body_text(0).unwrap_or_default().into_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn each_owner_gets_their_own_findings_once_and_nothing_is_lost_when_mail_is_down() {
+    let server = Dovecot::start(&[("anna", "anna-pw"), ("bo", "bo-pw")]);
+    let mut anna = server.client("anna", "anna-pw");
+    let anna_old = anna.append("INBOX", &message(&["anna@firma.se"], &[], RECENT, 1), 90);
+    anna.append("INBOX", &message(&["anna@firma.se"], &[], RECENT, 2), 2);
+    let mut bo = server.client("bo", "bo-pw");
+    let bo_old = bo.append("INBOX", &message(&["bo@firma.se"], &[], RECENT, 3), 60);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let share = dir.path().join("share");
+    file_at(
+        &share.join("Hem/carl/budget-2019.xlsx"),
+        b"x",
+        days_ago(800),
+    );
+    file_at(&share.join("Hem/carl/ny.txt"), b"x", days_ago(3));
+    file_at(
+        &share.join("Hem/extern konsult/rapport.pdf"),
+        b"x",
+        days_ago(900),
+    );
+    let smtp_port = free_port();
+    let config = config(dir.path(), server.port, smtp_port);
+    let scan = tillsyn(&["scan", "--once", "--config", &config]);
+    assert_eq!(scan.status.code(), Some(0), "{:?}", text(&scan));
+    let month = Local::now().format("%Y-%m").to_string();
+
+    // The mail server is down: nothing is delivered, everything waits.
+    let down = tillsyn(&["digest", "--config", &config, "--month", &month, "--send"]);
+    let (stdout, stderr) = text(&down);
+    assert_eq!(down.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("4 owners with findings, 3 new in the outbox, 1 without an address"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("sent 0, failed 3"), "{stdout}");
+
+    // Up again, after the retry wait: each owner exactly one mail.
+    let sink = SmtpSink::start(dir.path(), smtp_port);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let up = tillsyn(&["digest", "--config", &config, "--month", &month, "--send"]);
+    let (stdout, stderr) = text(&up);
+    assert_eq!(up.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("0 new in the outbox"), "{stdout}");
+    assert!(stdout.contains("sent 3, failed 0"), "{stdout}");
+    let mails: BTreeMap<String, (String, String)> = received(&sink)
+        .into_iter()
+        .map(|(to, subject, body)| (to, (subject, body)))
+        .collect();
+    assert_eq!(sink.messages().len(), 3, "one mail per owner");
+    assert_eq!(
+        mails.keys().cloned().collect::<Vec<_>>(),
+        ["anna.andersson@firma.se", "bo@firma.se", "carl@firma.se"]
+    );
+
+    // Each holds its owner's findings, and nobody else's.
+    let own: BTreeMap<&str, Vec<String>> = BTreeMap::from([
+        (
+            "anna.andersson@firma.se",
+            vec![format!("mapp INBOX, mottaget"), format!("UID {anna_old}")],
+        ),
+        ("bo@firma.se", vec![format!("UID {bo_old}")]),
+        (
+            "carl@firma.se",
+            vec!["Hem/carl/budget-2019.xlsx".to_owned()],
+        ),
+    ]);
+    let foreign = [
+        "Hem/carl",
+        "extern konsult",
+        "rapport.pdf",
+        "anna",
+        "bo@",
+        "carl",
+    ];
+    for (to, (subject, body)) in &mails {
+        for expected in &own[to.as_str()] {
+            assert!(body.contains(expected.as_str()), "{to}: {expected}\n{body}");
+        }
+        let name = to.split(['@', '.']).next().expect("name");
+        for other in foreign.iter().filter(|other| !other.contains(name)) {
+            assert!(!body.contains(other), "{to} sees {other}:\n{body}");
+            assert!(!subject.contains(other), "{to}: {subject}");
+        }
+    }
+    // Carl's mapping says English; the others get the configured Swedish.
+    assert!(mails["carl@firma.se"].0.starts_with("Your items to review"));
+    assert!(
+        mails["bo@firma.se"]
+            .0
+            .starts_with("Dina uppgifter att se över")
+    );
+    assert!(
+        mails["anna.andersson@firma.se"]
+            .1
+            .contains("Inkorgen töms i månadsrutinen."),
+        "the promise quoted"
+    );
+    // The young message and the young file are nobody's business.
+    assert!(!mails["carl@firma.se"].1.contains("ny.txt"));
+
+    // Again: nothing is sent twice.
+    let again = tillsyn(&["digest", "--config", &config, "--month", &month, "--send"]);
+    let (stdout, _) = text(&again);
+    assert!(stdout.contains("0 new in the outbox"), "{stdout}");
+    assert!(stdout.contains("sent 0, failed 0"), "{stdout}");
+    assert_eq!(sink.messages().len(), 3);
+
+    // The management report shows coverage, never content.
+    let out = dir.path().join("report");
+    let report = tillsyn(&[
+        "report",
+        "--config",
+        &config,
+        "--month",
+        &month,
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    assert_eq!(report.status.code(), Some(0), "{:?}", text(&report));
+    let report_text = std::fs::read_to_string(out.join("report.txt")).expect("report");
+    assert!(
+        report_text.contains("PERSONLIGA SAMMANSTÄLLNINGAR: 4 ägare med avvikelser, 3 skickade, 0 väntar, 1 utan adress"),
+        "{report_text}"
+    );
+    assert!(!report_text.contains("anna.andersson@firma.se"));
+}
