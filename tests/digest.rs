@@ -242,3 +242,79 @@ fn each_owner_gets_their_own_findings_once_and_nothing_is_lost_when_mail_is_down
     );
     assert!(!report_text.contains("anna.andersson@firma.se"));
 }
+
+/// The daemon makes last month's digests once its first scans are done,
+/// sends each owner one, and after a restart sends none again.
+#[test]
+fn the_daemon_sends_each_owner_one_digest_a_month_across_restarts() {
+    use common::daemon::{Daemon, wait_for};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let share = dir.path().join("share");
+    file_at(&share.join("Hem/dana/gammal.docx"), b"x", days_ago(800));
+    file_at(&share.join("Hem/erik/gammal.pdf"), b"x", days_ago(800));
+    file_at(&share.join("Hem/erik/ny.pdf"), b"x", days_ago(1));
+    let (smtp_port, listen) = (free_port(), free_port());
+    let config = dir.path().join("tillsyn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[daemon]
+state_dir = "state"
+listen = "127.0.0.1:{listen}"
+
+[[sources]]
+name = "share"
+type = "fileshare"
+root = "share"
+owner_from = ["Hem/{{owner}}/**"]
+
+[[rules]]
+id = "old-files"
+kind = "max_age"
+policy = "Filer gallras efter ett år."
+max_age = "365d"
+timestamp = "modified"
+
+[report]
+sender = "tillsyn@firma.se"
+recipients = ["ledningen@firma.se"]
+retry_seconds = 1
+
+[report.smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "plain"
+allow_plaintext = true
+timeout_seconds = 5
+
+[digest]
+address_template = "{{owner}}@firma.se"
+"#
+        ),
+    )
+    .expect("config");
+    let sink = SmtpSink::start(dir.path(), smtp_port);
+    let digests = || -> Vec<String> {
+        let mut to: Vec<String> = received(&sink)
+            .into_iter()
+            .map(|(to, _, _)| to)
+            .filter(|to| to != "ledningen@firma.se")
+            .collect();
+        to.sort();
+        to
+    };
+    let mut daemon = Daemon::start(&config, listen, dir.path(), &[]);
+    wait_for("two digests", || digests().len() == 2);
+    assert_eq!(digests(), ["dana@firma.se", "erik@firma.se"]);
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit().code(), Some(0));
+
+    let mut daemon = Daemon::start(&config, listen, dir.path(), &[]);
+    wait_for("the restarted daemon's first metrics", || {
+        daemon.metrics().value("tillsyn_report_enabled", &[]) == Some(1.0)
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(digests().len(), 2, "nothing sent twice");
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit().code(), Some(0));
+}

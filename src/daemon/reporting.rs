@@ -6,6 +6,10 @@
 //! after the newest one in the outbox whose time has passed (at most a year; on a
 //! fresh install only the month just ended). Each month is made and sent once:
 //! the outbox keeps it, across restarts.
+//!
+//! With `[digest]`, each owner's digest of the month just ended is made at the
+//! digest schedule's first tick after the month (the report's by default),
+//! once, and delivered through its own outbox in the same loop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,7 +83,8 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
                 ),
             }
         }
-        let mut next_retry: Option<DateTime<Utc>> = None;
+        let digest_retry = digests(&shared, &loaded, latest, now).await;
+        let mut next_retry: Option<DateTime<Utc>> = digest_retry;
         match deliver_due(&mail, &shared.store, Utc::now()).await {
             Ok((sent, failed)) => {
                 for month in sent {
@@ -104,9 +109,22 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
             }
         }
         if let Ok(pending) = with_store(&shared.store, |store| store.outbox_pending()).await {
-            next_retry = pending.iter().map(|entry| entry.next_attempt_at).min();
+            let report_retry = pending.iter().map(|entry| entry.next_attempt_at).min();
+            next_retry = match (next_retry, report_retry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
-        let next_tick = report.schedule.next_after(Utc::now(), zone);
+        let digest_tick = loaded
+            .config
+            .digest
+            .as_ref()
+            .and_then(|digest| digest.schedule.as_ref())
+            .and_then(|schedule| schedule.next_after(Utc::now(), zone));
+        let next_tick = match (report.schedule.next_after(Utc::now(), zone), digest_tick) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let wake = match (next_tick, next_retry) {
             (Some(tick), Some(retry)) => Some(tick.min(retry)),
             (tick, retry) => tick.or(retry),
@@ -122,4 +140,66 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
             () = shared.stop.flag.cancelled() => return,
         }
     }
+}
+
+/// With `[digest]`: make the digests of `month` (the month just ended) once
+/// its schedule's tick has passed, and deliver what is due. Returns when the
+/// next waiting digest is to be tried.
+async fn digests(
+    shared: &Arc<Shared>,
+    loaded: &Loaded,
+    month: Month,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    use crate::report::digest;
+    let settings = loaded.config.digest.as_ref()?;
+    let zone = loaded.config.daemon.timezone.0;
+    let schedule = settings.schedule.as_ref().or(loaded
+        .config
+        .report
+        .as_ref()
+        .map(|report| &report.schedule))?;
+    let due = schedule.next_after(month.end(zone) - chrono::TimeDelta::seconds(1), zone);
+    if due.is_some_and(|due| due <= now) {
+        let config = loaded.config.clone();
+        let month_end = month.end(zone);
+        let made = with_store(&shared.store, move |store| {
+            if digest::made(store, month).unwrap_or(true)
+                || !digest::scanned_since(&config, store, month_end).unwrap_or(false)
+            {
+                return Ok(None);
+            }
+            Ok(Some(digest::prepare(&config, store, month, now)))
+        })
+        .await;
+        match made {
+            Ok(Some(Ok(prepared))) => tracing::info!(
+                month = %month,
+                owners = prepared.owners,
+                queued = prepared.queued,
+                no_address = prepared.no_address,
+                "Personal digests made; sending them."
+            ),
+            Ok(Some(Err(error))) => {
+                tracing::error!(month = %month, error = %error, "Personal digests could not be made.")
+            }
+            Ok(None) => {}
+            Err(error) => tracing::error!(error = %error, "Personal digests: the store failed."),
+        }
+    }
+    match digest::deliver_due(&loaded.config, &shared.store, Utc::now()).await {
+        Ok(delivered) if delivered.sent + delivered.failed > 0 => tracing::info!(
+            sent = delivered.sent,
+            failed = delivered.failed,
+            "Personal digests delivered; failures wait in the outbox."
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::error!(error = %error, "Personal digests could not be sent."),
+    }
+    with_store(&shared.store, |store| {
+        Ok(digest::next_attempt(store).ok().flatten())
+    })
+    .await
+    .ok()
+    .flatten()
 }

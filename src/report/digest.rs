@@ -39,6 +39,11 @@ use crate::store::{DigestEntry, Finding, FindingFilter, Store, StoreError};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DigestConfig {
+    /// When `tillsyn run` makes and sends the digests of the month just
+    /// ended: six-field cron in `daemon.timezone`. Default: the report's
+    /// schedule.
+    #[serde(default)]
+    pub schedule: Option<crate::schedule::Schedule>,
     /// Language of a digest whose owner the addresses file gives none.
     /// Default: the report's.
     #[serde(default)]
@@ -305,6 +310,37 @@ fn location(finding: &Finding, sv: bool, zone: Tz) -> String {
     }
 }
 
+/// Whether `month`'s digests were made already (the daemon makes them once,
+/// at the schedule's first tick after the month).
+pub fn made(store: &Store, month: Month) -> Result<bool, DigestError> {
+    Ok(store.digest_coverage(&month.to_string())?.is_some())
+}
+
+/// Whether every source of `config` has finished a scan since `since`: the
+/// daemon makes a month's digests only then, so that a daemon started after
+/// the month ended does not send what it found before catching up.
+pub fn scanned_since(
+    config: &Config,
+    store: &Store,
+    since: DateTime<Utc>,
+) -> Result<bool, DigestError> {
+    for source in &config.sources {
+        let finished = store
+            .last_scan(&source.name)?
+            .and_then(|scan| scan.finished_at)
+            .is_some_and(|finished| finished >= since);
+        if !finished {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// When the next digest waiting in the outbox is to be tried.
+pub fn next_attempt(store: &Store) -> Result<Option<DateTime<Utc>>, DigestError> {
+    Ok(store.digest_next_attempt()?)
+}
+
 /// Make `month`'s digests and put each owner's in the outbox, unless it is
 /// there already.
 pub fn prepare(
@@ -466,6 +502,7 @@ mod tests {
         let file = dir.path().join("addresses.csv");
         std::fs::write(&file, "# owner,address,language\ncarl,carl@firma.se,en\n").expect("file");
         let recipients = Recipients::load(&DigestConfig {
+            schedule: None,
             language: None,
             sender: None,
             address_template: Some("{owner}@firma.se".into()),
@@ -491,6 +528,7 @@ mod tests {
         assert_eq!(recipients.address_of(""), None);
         std::fs::write(&file, "carl;carl@firma.se\n").expect("file");
         let broken = Recipients::load(&DigestConfig {
+            schedule: None,
             language: None,
             sender: None,
             address_template: None,

@@ -153,6 +153,17 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// When the earliest unsent digest is to be tried next.
+    pub fn digest_next_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let next: Option<i64> = self.connection.query_row(
+            "SELECT min(next_attempt_at) FROM digest_outbox
+             WHERE sent_at IS NULL AND message IS NOT NULL",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(next.map(to_time))
+    }
+
     /// The server took it: sent, and its body dropped.
     pub fn digest_sent(
         &mut self,
