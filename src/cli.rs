@@ -722,17 +722,9 @@ pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
             .await
             .map_err(|error| RunError::Worker(error.to_string()))??
         };
-        crate::privacy::create_private_dir(&dir)?;
-        crate::privacy::write_private(&dir.join("report.html"), rendered.html_file.as_bytes())?;
-        crate::privacy::write_private(&dir.join("report.txt"), rendered.text.as_bytes())?;
-        crate::privacy::write_private(&dir.join("trend.png"), &rendered.png)?;
-        crate::privacy::write_private(&dir.join(format!("tillsyn-{month}.csv")), &rendered.csv)?;
+        let names = report::render::write_files(&rendered, month, &dir)?;
         writeln!(out, "{}", rendered.subject)?;
-        writeln!(
-            out,
-            "Written to {}: report.html, report.txt, trend.png, tillsyn-{month}.csv",
-            dir.display()
-        )?;
+        writeln!(out, "Written to {}: {}", dir.display(), names.join(", "))?;
     }
     if !args.send {
         return Ok(EXIT_OK);

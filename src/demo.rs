@@ -472,6 +472,25 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
             writeln!(out, "      … and {} more", list.len() - 3)?;
         }
     }
+    // The month so far as management would read it.
+    let month = crate::report::Month::of(Utc::now(), config.daemon.timezone.0);
+    let report_dir = dir.join(format!("report-{month}"));
+    let rendered = {
+        let mut guard = store
+            .lock()
+            .map_err(|_| CliError::Output(std::io::Error::other("store lock poisoned")))?;
+        let built = crate::report::build(&config, &mut guard, month, Utc::now())?;
+        let templates = config.report.as_ref().and_then(|r| r.templates_dir.clone());
+        crate::report::render::render(&built, templates.as_deref())
+            .map_err(crate::report::ReportError::from)?
+    };
+    crate::report::render::write_files(&rendered, month, &report_dir)?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Monthly report so far: {}",
+        report_dir.join("report.html").display()
+    )?;
     writeln!(out)?;
     writeln!(
         out,
@@ -489,9 +508,8 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
     )?;
     writeln!(
         out,
-        "Monthly report:     tillsyn report --config {} --month {} --out DIR",
+        "Monthly report:     tillsyn report --config {} --month {month} --out DIR",
         config_path.display(),
-        crate::report::Month::of(chrono::Utc::now(), chrono_tz::Europe::Stockholm)
     )?;
     let failed = outcomes.iter().any(|o| o.status == ScanStatus::Failed);
     Ok(if failed {

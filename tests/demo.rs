@@ -23,6 +23,30 @@ fn demo_finds_its_planted_violations_and_reruns_safely() {
         assert!(stdout.contains(
             "\"Ansökan raderas i våra interna system efter aktuell tjänst är tillsatt\""
         ));
+        // The month's report so far, written where it says, with the same
+        // promises broken.
+        let html = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("Monthly report so far: "))
+            .unwrap_or_else(|| panic!("no report path in {stdout}"));
+        let html = std::fs::read_to_string(html).expect("report.html");
+        assert!(
+            html.contains("Ansökan raderas i våra interna system efter aktuell tjänst är tillsatt"),
+            "the report quotes the promises"
+        );
+        let text_report = std::fs::read_to_string(
+            std::path::Path::new(html_path(&stdout)).with_file_name("report.txt"),
+        )
+        .expect("report.txt");
+        let figure = |label: &str| {
+            text_report
+                .lines()
+                .find_map(|line| line.trim_start().strip_prefix(label))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|number| number.parse::<u64>().ok())
+        };
+        assert_eq!(figure("Brutna"), Some(6), "{text_report}");
+        assert_eq!(figure("Öppna avvikelser"), Some(46), "{text_report}");
         let config = demo_dir.join("tillsyn.toml");
         let listed = tillsyn(&[
             "findings",
@@ -61,4 +85,12 @@ fn demo_finds_its_planted_violations_and_reruns_safely() {
         std::fs::read_to_string(foreign.join("important.txt")).expect("kept"),
         "keep"
     );
+}
+
+/// The report path the demo printed.
+fn html_path(stdout: &str) -> &str {
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("Monthly report so far: "))
+        .unwrap_or_default()
 }

@@ -170,3 +170,29 @@ pub fn render(report: &Report, templates_dir: Option<&Path>) -> Result<Rendered,
         csv,
     })
 }
+
+/// Write a rendered report of `month` to `dir` (created 0700, files 0600):
+/// report.html, report.txt, trend.png and the CSV. Returns the files' names.
+pub fn write_files(
+    rendered: &Rendered,
+    month: super::Month,
+    dir: &std::path::Path,
+) -> std::io::Result<[String; 4]> {
+    let names = [
+        "report.html".to_owned(),
+        "report.txt".to_owned(),
+        "trend.png".to_owned(),
+        format!("tillsyn-{month}.csv"),
+    ];
+    crate::privacy::create_private_dir(dir)?;
+    let contents: [&[u8]; 4] = [
+        rendered.html_file.as_bytes(),
+        rendered.text.as_bytes(),
+        &rendered.png,
+        &rendered.csv,
+    ];
+    for (name, bytes) in names.iter().zip(contents) {
+        crate::privacy::write_private(&dir.join(name), bytes)?;
+    }
+    Ok(names)
+}
