@@ -754,3 +754,101 @@ fn headless_chromium_renders_the_html_report() {
         "{inked} of {total} pixels inked: blank or broken rendering"
     );
 }
+
+/// What changed and who: from a history where one promise becomes broken,
+/// one becomes kept and one grows, the report names each, ranks owners with
+/// their change, and finds the oldest open violation.
+#[test]
+fn the_report_says_what_changed_and_who_holds_the_open_violations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = golden_store(dir.path(), "en");
+    let mut store = Store::open(&config.daemon.state_dir).expect("store");
+    let mail = |rule: &str, n: u32, owner: &str| {
+        finding(
+            rule,
+            &format!("{owner}@exempel.se/INBOX/{n}"),
+            "message",
+            owner,
+            "d",
+        )
+    };
+    // April: the mail scan sees four stale messages (three of bo's, one of
+    // anna's) and no wide Cc any more; the CRM still has a closed case.
+    let mut april: Vec<NewFinding> = (10..13).map(|n| mail("stale-inbox", n, "bo")).collect();
+    april.push(mail("stale-inbox", 2, "anna"));
+    scan(&mut store, "mail", "2026-04-20T10:00:00Z", &april, false);
+    scan(
+        &mut store,
+        "crm",
+        "2026-04-21T10:00:00Z",
+        &[finding(
+            "closed-cases",
+            "cases/9",
+            "crm_object",
+            "carl",
+            "d",
+        )],
+        false,
+    );
+    let month: Month = "2026-04".parse().expect("month");
+    let built =
+        report::build(&config, &mut store, month, at("2026-05-05T08:00:00Z")).expect("build");
+    let changes = &built.data.changes;
+    let open: BTreeMap<&str, (u64, u64)> = built
+        .data
+        .promises
+        .iter()
+        .map(|promise| (promise.id.as_str(), (promise.open_previous, promise.open)))
+        .collect();
+    // March's end: stale-inbox 2, wide-cc 1, closed-cases 1 (the golden
+    // history); April's end as scanned above.
+    assert_eq!(
+        open,
+        BTreeMap::from([
+            ("stale-inbox", (2, 4)),
+            ("wide-cc", (1, 0)),
+            ("closed-cases", (1, 1)),
+        ])
+    );
+    assert!(changes.newly_broken.is_empty(), "{changes:?}");
+    assert_eq!(changes.newly_kept, ["wide-cc"]);
+    assert_eq!(
+        changes.movers,
+        [
+            ("stale-inbox".to_owned(), "+2".to_owned()),
+            ("wide-cc".to_owned(), "−1".to_owned())
+        ]
+    );
+    let stale = &built.data.promises[0];
+    let owners: Vec<(u64, &str)> = stale
+        .owners
+        .iter()
+        .map(|owner| (owner.open, owner.change.as_str()))
+        .collect();
+    // Both are new owners of this promise (the March ones were others).
+    assert_eq!(owners, [(3, "+3"), (1, "+1")], "bo first, then anna");
+    assert!(
+        stale
+            .owners
+            .iter()
+            .all(|owner| owner.owner.starts_with("p-")),
+        "pseudonyms, not names"
+    );
+    // The oldest open one, as the store has it.
+    let oldest = store
+        .findings(tillsyn::store::FindingFilter::Open, None, None)
+        .expect("findings")
+        .into_iter()
+        .min_by_key(|finding| finding.first_seen)
+        .expect("open findings");
+    let (rule, since, _) = changes.oldest.clone().expect("an oldest");
+    assert_eq!(rule, oldest.rule);
+    assert_eq!(
+        since,
+        oldest
+            .first_seen
+            .with_timezone(&chrono_tz::Europe::Stockholm)
+            .format("%Y-%m-%d")
+            .to_string()
+    );
+}

@@ -38,6 +38,10 @@ use config::Language;
 pub const TREND_MONTHS: usize = 12;
 /// Longest-open cases listed per promise.
 pub const OLDEST_CASES: usize = 5;
+/// Owners listed per promise, most open first.
+pub const TOP_OWNERS: usize = 5;
+/// Promises listed as the month's biggest movers.
+pub const MOVERS: usize = 3;
 /// Locations listed per promise.
 pub const LOCATIONS: usize = 8;
 
@@ -211,6 +215,8 @@ pub struct ReportData {
     pub exceptions: Vec<ExceptionLine>,
     /// The month's personal digests, counted, when any were made.
     pub digest: Option<crate::store::DigestCoverage>,
+    /// What changed since the month before.
+    pub changes: Changes,
 }
 
 /// One exception in force, as the report lists it.
@@ -309,6 +315,33 @@ pub struct Promise {
     pub sources: Vec<String>,
     /// Of those, the ones not verified this month.
     pub unverified_sources: Vec<String>,
+    /// Who holds the open ones: owners with the most, with the change since
+    /// the month before (named or pseudonymised).
+    pub owners: Vec<OwnerCount>,
+}
+
+/// An owner's open violations of one promise.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OwnerCount {
+    /// Named or pseudonymised.
+    pub owner: String,
+    /// Open at the month's end.
+    pub open: u64,
+    /// Since the month before, signed.
+    pub change: String,
+}
+
+/// What changed since the month before, promise by promise.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Changes {
+    /// Promises with no open violation a month ago and some now.
+    pub newly_broken: Vec<String>,
+    /// Promises with open violations a month ago and none now.
+    pub newly_kept: Vec<String>,
+    /// The promises whose open count moved most, with the change.
+    pub movers: Vec<(String, String)>,
+    /// The oldest violation still open: its promise, since when, days open.
+    pub oldest: Option<(String, String, i64)>,
 }
 
 /// One open violation, as listed.
@@ -448,6 +481,10 @@ fn signed(change: i64) -> String {
     }
 }
 
+fn configured_rule(config: &Config, rule: &str) -> bool {
+    config.rules.iter().any(|configured| configured.id == rule)
+}
+
 fn local_date(time: DateTime<Utc>, zone: Tz) -> String {
     time.with_timezone(&zone).format("%Y-%m-%d").to_string()
 }
@@ -486,6 +523,17 @@ pub fn build(
     let moments: Vec<DateTime<Utc>> = months.iter().map(|m| m.end(zone).min(end)).collect();
     let history = store.rule_history(&moments)?;
     let open = store.open_at(end)?;
+    // Open a month before, per promise and owner, for who moved.
+    let previous_end = moments
+        .len()
+        .checked_sub(2)
+        .map_or(start, |index| moments[index]);
+    let mut owners_before: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
+    for finding in store.open_at(previous_end)? {
+        *owners_before
+            .entry((finding.rule, finding.owner))
+            .or_insert(0) += 1;
+    }
     let scans = store.scans_between(start, end)?;
 
     // Coverage per configured source.
@@ -608,6 +656,27 @@ pub fn build(
             .collect();
         locations.sort_by(|a, b| b.count.cmp(&a.count).then(a.source.cmp(&b.source)));
         locations.truncate(LOCATIONS);
+        let mut by_owner: BTreeMap<&Option<String>, u64> = BTreeMap::new();
+        for finding in &findings {
+            *by_owner.entry(&finding.owner).or_insert(0) += 1;
+        }
+        let mut ranked: Vec<(&Option<String>, u64)> = by_owner.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1));
+        let owner_counts: Vec<OwnerCount> = ranked
+            .into_iter()
+            .take(TOP_OWNERS)
+            .map(|(owner, open)| {
+                let before = owners_before
+                    .get(&(rule.id.clone(), owner.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                OwnerCount {
+                    owner: show(owner),
+                    open,
+                    change: signed(open as i64 - before as i64),
+                }
+            })
+            .collect();
         let status = if open_now > 0 {
             "broken"
         } else if unverified_sources.is_empty() {
@@ -631,8 +700,46 @@ pub fn build(
             trend,
             sources,
             unverified_sources,
+            owners: owner_counts,
         });
     }
+    let changes = {
+        let mut movers: Vec<(i64, &Promise)> = promises
+            .iter()
+            .map(|promise| (promise.open as i64 - promise.open_previous as i64, promise))
+            .filter(|(change, _)| *change != 0)
+            .collect();
+        movers.sort_by(|a, b| b.0.abs().cmp(&a.0.abs()).then(a.1.id.cmp(&b.1.id)));
+        let oldest = open
+            .iter()
+            .filter(|finding| configured_rule(config, &finding.rule))
+            .min_by_key(|finding| finding.first_seen)
+            .map(|finding| {
+                (
+                    finding.rule.clone(),
+                    local_date(finding.first_seen, zone),
+                    (end - finding.first_seen).num_days(),
+                )
+            });
+        Changes {
+            newly_broken: promises
+                .iter()
+                .filter(|promise| promise.open_previous == 0 && promise.open > 0)
+                .map(|promise| promise.id.clone())
+                .collect(),
+            newly_kept: promises
+                .iter()
+                .filter(|promise| promise.open_previous > 0 && promise.open == 0)
+                .map(|promise| promise.id.clone())
+                .collect(),
+            movers: movers
+                .into_iter()
+                .take(MOVERS)
+                .map(|(change, promise)| (promise.id.clone(), signed(change)))
+                .collect(),
+            oldest,
+        }
+    };
 
     let configured: BTreeSet<&str> = config.rules.iter().map(|rule| rule.id.as_str()).collect();
     drop(by_rule);
@@ -698,6 +805,7 @@ pub fn build(
         trend_months: months.iter().map(|m| m.short_name(language)).collect(),
         erasure: erasure_section(config, store, start, end, now)?,
         digest: store.digest_coverage(&month.to_string())?,
+        changes,
         exceptions: {
             let next_month_end = Month::of(now, zone).next().end(zone);
             exceptions
