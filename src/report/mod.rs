@@ -661,7 +661,7 @@ pub fn build(
             *by_owner.entry(&finding.owner).or_insert(0) += 1;
         }
         let mut ranked: Vec<(&Option<String>, u64)> = by_owner.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1));
+        ranked.sort_by_key(|(_, open)| std::cmp::Reverse(*open));
         let owner_counts: Vec<OwnerCount> = ranked
             .into_iter()
             .take(TOP_OWNERS)
