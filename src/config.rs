@@ -963,6 +963,7 @@ impl<'t> Reader<'t> {
             organisation: file.organisation,
             templates_dir,
             mail,
+            attach_findings: file.attach_findings,
         })
     }
 

@@ -231,6 +231,7 @@ when = {{ sources = ["crm"], attributes = {{ status = "closed" }} }}
 language = "sv"
 sender = "tillsyn@exempel.se"
 recipients = ["ledningen@exempel.se"]
+attach_findings = true
 
 [report.smtp]
 host = "127.0.0.1"

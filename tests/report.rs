@@ -54,6 +54,7 @@ when = {{ sources = ["archive"] }}
 [report]
 language = "en"
 organisation = "Åkesson & Öberg AB"
+attach_findings = true
 sender = "tillsyn@exempel.se"
 recipients = ["ledningen@exempel.se", "dataskydd@exempel.se"]
 retry_seconds = 1

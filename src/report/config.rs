@@ -47,6 +47,9 @@ pub struct ReportConfig {
     /// Mail: who sends, who gets it, through which server. `None`: the report is
     /// only written to files (`tillsyn report --out`).
     pub mail: Option<MailConfig>,
+    /// The CSV lists every open finding, rather than open counts per promise
+    /// and owner.
+    pub attach_findings: bool,
 }
 
 /// Where the report goes.
@@ -117,6 +120,8 @@ pub(crate) struct ReportFile {
     pub retry_seconds: u64,
     #[serde(default)]
     pub smtp: Option<SmtpFile>,
+    #[serde(default)]
+    pub attach_findings: bool,
 }
 
 fn default_retry_seconds() -> u64 {

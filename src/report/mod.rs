@@ -217,6 +217,8 @@ pub struct ReportData {
     pub digest: Option<crate::store::DigestCoverage>,
     /// What changed since the month before.
     pub changes: Changes,
+    /// The CSV lists every open finding (else counts per promise and owner).
+    pub full_csv: bool,
 }
 
 /// One exception in force, as the report lists it.
@@ -421,6 +423,19 @@ pub struct CsvRow {
     pub detail: String,
 }
 
+/// Open findings of one promise held by one owner, a row of the default CSV.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CountRow {
+    /// Rule id.
+    pub rule: String,
+    /// Severity.
+    pub severity: String,
+    /// Owner, named or pseudonymised.
+    pub owner: String,
+    /// Open at the month's end, counted as broken.
+    pub open: u64,
+}
+
 /// A built report: the template data and the CSV rows.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -430,8 +445,10 @@ pub struct Report {
     pub language: Language,
     /// What the templates see.
     pub data: ReportData,
-    /// The open findings.
+    /// The open findings, for the CSV with `attach_findings`.
     pub rows: Vec<CsvRow>,
+    /// Open findings per promise and owner, the CSV without it.
+    pub counts: Vec<CountRow>,
 }
 
 /// Errors building a report.
@@ -743,10 +760,38 @@ pub fn build(
 
     let configured: BTreeSet<&str> = config.rules.iter().map(|rule| rule.id.as_str()).collect();
     drop(by_rule);
+    let full_csv = config
+        .report
+        .as_ref()
+        .is_some_and(|report| report.attach_findings);
+    // The default CSV: open counts per promise and owner, for management.
+    let mut counted: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for finding in open
+        .iter()
+        .filter(|finding| configured.contains(finding.rule.as_str()))
+    {
+        *counted
+            .entry((
+                finding.rule.clone(),
+                finding.severity.clone(),
+                show(&finding.owner),
+            ))
+            .or_insert(0) += 1;
+    }
+    let counts: Vec<CountRow> = counted
+        .into_iter()
+        .map(|((rule, severity, owner), open)| CountRow {
+            rule,
+            severity,
+            owner,
+            open,
+        })
+        .collect();
     // The open findings become the CSV's rows, moved rather than copied: a large
-    // history can hold hundreds of thousands.
+    // history can hold hundreds of thousands. Only when asked for.
     let rows: Vec<CsvRow> = open
         .into_iter()
+        .filter(|_| full_csv)
         .filter(|finding| configured.contains(finding.rule.as_str()))
         .map(|finding| {
             let owner = show(&finding.owner);
@@ -806,6 +851,7 @@ pub fn build(
         erasure: erasure_section(config, store, start, end, now)?,
         digest: store.digest_coverage(&month.to_string())?,
         changes,
+        full_csv,
         exceptions: {
             let next_month_end = Month::of(now, zone).next().end(zone);
             exceptions
@@ -827,6 +873,7 @@ pub fn build(
         language,
         data,
         rows,
+        counts,
     })
 }
 

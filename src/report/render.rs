@@ -155,8 +155,14 @@ pub fn render(report: &Report, templates_dir: Option<&Path>) -> Result<Rendered,
     let html_file = render_one(&mut html_engine, "report.html.hbs", &html_source, &data)?;
     let png = chart::trend_png(report).map_err(RenderError::Chart)?;
     let mut writer = csv::Writer::from_writer(Vec::new());
-    for row in &report.rows {
-        writer.serialize(row)?;
+    if report.data.full_csv {
+        for row in &report.rows {
+            writer.serialize(row)?;
+        }
+    } else {
+        for row in &report.counts {
+            writer.serialize(row)?;
+        }
     }
     let csv = writer
         .into_inner()
