@@ -69,29 +69,30 @@ max_age = "365d"
 timestamp = "modified"
 when = {{ sources = ["share"] }}
 
-[report]
+{mail}
 language = "sv"
-sender = "tillsyn@firma.se"
-recipients = ["ledningen@firma.se"]
-retry_seconds = 1
-
-[report.smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-security = "plain"
-allow_plaintext = true
-timeout_seconds = 5
 
 [digest]
 address_template = "{{owner}}@firma.se"
 addresses_file = "addresses.csv"
 items = 5
 rate_per_minute = 6000
-"#
+"#,
+        mail = mail_settings(smtp_port)
     );
     let path = dir.join("tillsyn.toml");
     std::fs::write(&path, text).expect("config");
     path.to_str().expect("utf8").to_owned()
+}
+
+/// `[report.smtp]` on the loopback sink at `port`, then `[report]` with the
+/// sender and recipients, open for more keys.
+fn mail_settings(port: u16) -> String {
+    format!(
+        "[report.smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"plain\"\n\
+         allow_plaintext = true\ntimeout_seconds = 5\n\n\
+         [report]\nsender = \"tillsyn@firma.se\"\nrecipients = [\"ledningen@firma.se\"]\nretry_seconds = 1"
+    )
 }
 
 /// To-address → (subject, body) of each mail the sink holds.
@@ -275,21 +276,12 @@ policy = "Filer gallras efter ett år."
 max_age = "365d"
 timestamp = "modified"
 
-[report]
-sender = "tillsyn@firma.se"
-recipients = ["ledningen@firma.se"]
-retry_seconds = 1
-
-[report.smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-security = "plain"
-allow_plaintext = true
-timeout_seconds = 5
+{mail}
 
 [digest]
 address_template = "{{owner}}@firma.se"
-"#
+"#,
+            mail = mail_settings(smtp_port)
         ),
     )
     .expect("config");

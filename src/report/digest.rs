@@ -217,7 +217,7 @@ fn body(
     findings: &[&Finding],
     policies: &BTreeMap<String, String>,
     items: usize,
-    zone: Tz,
+    (zone, now): (Tz, DateTime<Utc>),
 ) -> (String, String) {
     let sv = language == Language::Sv;
     let subject = if sv {
@@ -250,7 +250,7 @@ fn body(
         let mut oldest = listed.clone();
         oldest.sort_by_key(|finding| std::cmp::Reverse(finding.age_days.unwrap_or(0)));
         for finding in oldest.iter().take(items) {
-            text.push_str(&format!("  - {}\n", location(finding, sv, zone)));
+            text.push_str(&format!("  - {}\n", location(finding, sv, zone, now)));
         }
         if listed.len() > items {
             text.push_str(&format!(
@@ -274,10 +274,15 @@ fn body(
 
 /// Where an item is, so that its owner can find it: the folder, received
 /// date and UID of a message; a file's path.
-fn location(finding: &Finding, sv: bool, zone: Tz) -> String {
-    let days = finding
+fn location(finding: &Finding, sv: bool, zone: Tz, now: DateTime<Utc>) -> String {
+    // Its age was measured when a scan last read it (an incremental scan
+    // may not have read it since): the date it counts from is that far back.
+    let dated = finding
         .age_days
-        .map(|days| {
+        .map(|days| finding.last_seen - chrono::TimeDelta::days(days));
+    let days = dated
+        .map(|dated| {
+            let days = (now - dated).num_days();
             if sv {
                 format!(", {days} dagar")
             } else {
@@ -291,14 +296,8 @@ fn location(finding: &Finding, sv: bool, zone: Tz) -> String {
         let _account = parts.next();
         let rest = parts.next().unwrap_or(&finding.record_path);
         let (folder, uid) = rest.rsplit_once('/').unwrap_or((rest, ""));
-        let received = finding
-            .age_days
-            .map(|days| {
-                (Utc::now() - chrono::TimeDelta::days(days))
-                    .with_timezone(&zone)
-                    .format("%Y-%m-%d")
-                    .to_string()
-            })
+        let received = dated
+            .map(|dated| dated.with_timezone(&zone).format("%Y-%m-%d").to_string())
             .unwrap_or_default();
         if sv {
             format!("mapp {folder}, mottaget {received}, UID {uid}{days}")
@@ -383,7 +382,14 @@ pub fn prepare(
             continue;
         };
         let language = language.unwrap_or(default_language);
-        let (subject, text) = body(language, month, &findings, &policies, digest.items, zone);
+        let (subject, text) = body(
+            language,
+            month,
+            &findings,
+            &policies,
+            digest.items,
+            (zone, now),
+        );
         let message = message(&mail, &address, &subject, text, month, now)?;
         let key = owners.pseudonym(owner);
         if store.digest_put(&month.to_string(), &key, &address, &message, now)? {
