@@ -658,21 +658,25 @@ pub async fn digest(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
     let month = args
         .month
         .unwrap_or_else(|| Month::of(Utc::now(), zone).previous());
-    let mut store = Store::open(&config.daemon.state_dir)?;
-    let prepared = digest::prepare(&config, &mut store, month, Utc::now())?;
+    let store = Arc::new(Mutex::new(Store::open(&config.daemon.state_dir)?));
+    let prepared = digest::prepare(&config, &store, month, Utc::now()).await?;
     writeln!(
         out,
         "digests {month}: {} owners with findings, {} new in the outbox, {} without an address",
         prepared.owners, prepared.queued, prepared.no_address
     )?;
     if let Some(dir) = &args.out {
-        let written = digest::write_files(&store, month, dir)?;
+        let written = {
+            let guard = store
+                .lock()
+                .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
+            digest::write_files(&guard, month, dir)?
+        };
         writeln!(out, "{written} unsent digests written to {}", dir.display())?;
     }
     if !args.send {
         return Ok(EXIT_OK);
     }
-    let store = Arc::new(Mutex::new(store));
     let delivered = digest::deliver_due(&config, &store, Utc::now()).await?;
     writeln!(
         out,

@@ -754,6 +754,20 @@ impl<'t> Reader<'t> {
                     format!("[digest]: {sender:?} is not a mail address"),
                 );
             }
+            if let Some(directory) = &digest.directory
+                && !sources.iter().any(|source| {
+                    source.name == directory.source
+                        && matches!(source.settings, SourceSettings::Ldap(_))
+                })
+            {
+                self.issue(
+                    Some(self.locate(&digest_span, &format!("\"{}\"", directory.source))),
+                    format!(
+                        "[digest.directory]: {:?} is not an ldap source of this config",
+                        directory.source
+                    ),
+                );
+            }
             if let Some(template) = &digest.address_template
                 && !template.contains("{owner}")
             {

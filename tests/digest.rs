@@ -310,3 +310,100 @@ address_template = "{{owner}}@firma.se"
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit().code(), Some(0));
 }
+
+/// Addresses and languages from the directory: a file owner's `uid` looked up
+/// in slapd gives their `mail` and `preferredLanguage`; an entry without a
+/// mail address leaves its owner counted, not guessed (there is no template).
+#[test]
+fn owners_addresses_and_languages_come_from_the_directory() {
+    use common::slapd::{SERVICE_DN, SERVICE_PASSWORD, SUFFIX, Slapd};
+    let directory = Slapd::start_with(
+        &[],
+        &format!(
+            "dn: uid=dana,ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: dana\ncn: Dana\nsn: Dahl\n\
+             mail: dana.dahl@firma.se\npreferredLanguage: en-GB\n\n\
+             dn: uid=erik,ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: erik\ncn: Erik\nsn: Ek\n\n"
+        ),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ldap.pw"), SERVICE_PASSWORD).expect("password");
+    let share = dir.path().join("share");
+    file_at(&share.join("Hem/dana/gammal.docx"), b"x", days_ago(800));
+    file_at(&share.join("Hem/erik/gammal.pdf"), b"x", days_ago(800));
+    let smtp_port = free_port();
+    let config = dir.path().join("tillsyn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[daemon]
+state_dir = "state"
+
+[[sources]]
+name = "share"
+type = "fileshare"
+root = "share"
+owner_from = ["Hem/{{owner}}/**"]
+
+[[sources]]
+name = "directory"
+type = "ldap"
+url = "ldap://127.0.0.1:{port}"
+allow_plaintext = true
+bind_dn = "{SERVICE_DN}"
+password_file = "ldap.pw"
+base_dn = "ou=people,{SUFFIX}"
+filter = "(objectClass=inetOrgPerson)"
+
+[[rules]]
+id = "old-files"
+kind = "max_age"
+policy = "Filer gallras efter ett år."
+max_age = "365d"
+timestamp = "modified"
+when = {{ sources = ["share"] }}
+
+{mail}
+
+[digest]
+directory = {{ source = "directory" }}
+"#,
+            port = directory.port,
+            mail = mail_settings(smtp_port)
+        ),
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf8").to_owned();
+    let scan = tillsyn(&["scan", "--once", "--source", "share", "--config", &config]);
+    assert_eq!(scan.status.code(), Some(0), "{:?}", text(&scan));
+    let sink = SmtpSink::start(dir.path(), smtp_port);
+    let month = Local::now().format("%Y-%m").to_string();
+    let sent = tillsyn(&["digest", "--config", &config, "--month", &month, "--send"]);
+    let (stdout, stderr) = text(&sent);
+    assert_eq!(sent.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("2 owners with findings, 1 new in the outbox, 1 without an address"),
+        "{stdout}"
+    );
+    let mails = received(&sink);
+    assert_eq!(mails.len(), 1);
+    let (to, subject, body) = &mails[0];
+    assert_eq!(to, "dana.dahl@firma.se");
+    assert!(
+        subject.starts_with("Your items to review"),
+        "en-GB: {subject}"
+    );
+    assert!(
+        body.contains("Hem/dana/gammal.docx") && !body.contains("erik"),
+        "{body}"
+    );
+
+    // The directory down: nothing is made (addresses would be guessed).
+    drop(directory);
+    let down = tillsyn(&["digest", "--config", &config, "--month", "2026-01"]);
+    let (stdout, stderr) = text(&down);
+    assert_eq!(down.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("digest addresses from the directory"),
+        "{stderr}"
+    );
+}

@@ -163,15 +163,18 @@ async fn digests(
     if due.is_some_and(|due| due <= now) {
         let config = loaded.config.clone();
         let month_end = month.end(zone);
-        let made = with_store(&shared.store, move |store| {
-            if digest::made(store, month).unwrap_or(true)
-                || !digest::scanned_since(&config, store, month_end).unwrap_or(false)
-            {
-                return Ok(None);
-            }
-            Ok(Some(digest::prepare(&config, store, month, now)))
+        let ready = with_store(&shared.store, move |store| {
+            Ok(!digest::made(store, month).unwrap_or(true)
+                && digest::scanned_since(&config, store, month_end).unwrap_or(false))
         })
         .await;
+        let made = match ready {
+            Ok(true) => Ok(Some(
+                digest::prepare(&loaded.config, &shared.store, month, now).await,
+            )),
+            Ok(false) => Ok(None),
+            Err(error) => Err(error),
+        };
         match made {
             Ok(Some(Ok(prepared))) => tracing::info!(
                 month = %month,

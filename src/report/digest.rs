@@ -66,6 +66,42 @@ pub struct DigestConfig {
     /// Mails sent per minute at most. Default: 60.
     #[serde(default = "default_rate")]
     pub rate_per_minute: u32,
+    /// Owners' addresses and languages looked up in a directory, for owners
+    /// the addresses file does not list. Default: none.
+    #[serde(default)]
+    pub directory: Option<DirectoryLookup>,
+}
+
+/// `[digest.directory]`: where a directory keeps owners' addresses.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryLookup {
+    /// An `ldap` source of the config, whose connection, base and filter are
+    /// used. Required.
+    pub source: String,
+    /// The attribute whose value is the owner's name as findings have it
+    /// (`uid`, `sAMAccountName`). Default: `uid`.
+    #[serde(default = "default_match")]
+    pub owner_attribute: String,
+    /// The attribute holding the address. Default: `mail`.
+    #[serde(default = "default_mail")]
+    pub mail_attribute: String,
+    /// The attribute holding the language (`sv`, `en`, `sv-SE`, …). Default:
+    /// `preferredLanguage`.
+    #[serde(default = "default_language_attribute")]
+    pub language_attribute: String,
+}
+
+fn default_match() -> String {
+    "uid".into()
+}
+
+fn default_mail() -> String {
+    "mail".into()
+}
+
+fn default_language_attribute() -> String {
+    "preferredLanguage".into()
 }
 
 fn default_items() -> usize {
@@ -93,6 +129,10 @@ pub enum DigestError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The directory could not be asked (addresses would be guessed without
+    /// it, so nothing is made; the daemon tries again).
+    #[error("digest addresses from the directory: {0}")]
+    Directory(String),
     /// The pseudonym key.
     #[error(transparent)]
     Key(#[from] crate::privacy::KeyError),
@@ -153,6 +193,52 @@ impl Recipients {
         })
     }
 
+    /// Ask the directory for the addresses and languages of `owners`.
+    pub async fn look_up(
+        &mut self,
+        config: &Config,
+        directory: &DirectoryLookup,
+        owners: &[String],
+    ) -> Result<(), DigestError> {
+        if owners.is_empty() {
+            return Ok(());
+        }
+        let settings = config
+            .sources
+            .iter()
+            .find(|source| source.name == directory.source)
+            .map(|source| &source.settings);
+        let Some(crate::config::SourceSettings::Ldap(ldap)) = settings else {
+            return Err(DigestError::Config(format!(
+                "[digest.directory]: {:?} is no ldap source",
+                directory.source
+            )));
+        };
+        let source = tillsyn_connectors::ldap::LdapSource::build(ldap.clone())
+            .map_err(|error| DigestError::Directory(error.to_string()))?;
+        let found = source
+            .lookup(
+                &directory.owner_attribute,
+                owners,
+                &[&directory.mail_attribute, &directory.language_attribute],
+            )
+            .await
+            .map_err(|error| DigestError::Directory(error.to_string()))?;
+        for (owner, attributes) in found {
+            let Some(address) = attributes
+                .get(&directory.mail_attribute)
+                .filter(|address| address.parse::<lettre::Address>().is_ok())
+            else {
+                continue;
+            };
+            let language = attributes
+                .get(&directory.language_attribute)
+                .and_then(|language| language_of(language));
+            self.by_owner.insert(owner, (address.clone(), language));
+        }
+        Ok(())
+    }
+
     /// Where `owner`'s digest goes, and in which language if the mapping
     /// says; `None` when nothing says.
     pub fn address_of(&self, owner: &str) -> Option<(String, Option<Language>)> {
@@ -168,6 +254,23 @@ impl Recipients {
                 .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_'));
         let address = self.template.as_ref()?.replace("{owner}", owner);
         (plain_word && address.parse::<lettre::Address>().is_ok()).then_some((address, None))
+    }
+}
+
+/// A language as a directory writes it (`sv`, `sv-SE`, `en-GB`, `English`):
+/// Swedish or English, else none.
+fn language_of(text: &str) -> Option<Language> {
+    let primary = text
+        .split([',', ';'])
+        .next()?
+        .trim()
+        .split(['-', '_'])
+        .next()?
+        .to_ascii_lowercase();
+    match primary.as_str() {
+        "sv" | "swedish" | "svenska" => Some(Language::Sv),
+        "en" | "english" | "engelska" => Some(Language::En),
+        _ => None,
     }
 }
 
@@ -342,22 +445,25 @@ pub fn next_attempt(store: &Store) -> Result<Option<DateTime<Utc>>, DigestError>
 
 /// Make `month`'s digests and put each owner's in the outbox, unless it is
 /// there already.
-pub fn prepare(
+pub async fn prepare(
     config: &Config,
-    store: &mut Store,
+    store: &std::sync::Arc<std::sync::Mutex<Store>>,
     month: Month,
     now: DateTime<Utc>,
 ) -> Result<Prepared, DigestError> {
     let (digest, mail) = mail_settings(config)?;
-    let recipients = Recipients::load(digest)?;
+    let mut recipients = Recipients::load(digest)?;
     let owners = OwnerDisplay::for_config(config)?;
     let zone = config.daemon.timezone.0;
     let default_language = digest
         .language
         .or(config.report.as_ref().map(|report| report.language))
         .unwrap_or_default();
-    crate::exceptions::Exceptions::from_config(config).apply(store, None)?;
-    let open = store.findings(FindingFilter::Open, None, None)?;
+    let open = {
+        let mut guard = lock(store)?;
+        crate::exceptions::Exceptions::from_config(config).apply(&mut guard, None)?;
+        guard.findings(FindingFilter::Open, None, None)?
+    };
     let mut by_owner: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
     for finding in &open {
         if finding.excepted_at(now).is_some() {
@@ -366,6 +472,14 @@ pub fn prepare(
         if let Some(owner) = finding.owner.as_deref() {
             by_owner.entry(owner).or_default().push(finding);
         }
+    }
+    if let Some(directory) = &digest.directory {
+        let unmapped: Vec<String> = by_owner
+            .keys()
+            .filter(|owner| !recipients.by_owner.contains_key(**owner))
+            .map(|owner| (*owner).to_owned())
+            .collect();
+        recipients.look_up(config, directory, &unmapped).await?;
     }
     let policies: BTreeMap<String, String> = config
         .rules
@@ -376,6 +490,7 @@ pub fn prepare(
         owners: by_owner.len() as u64,
         ..Prepared::default()
     };
+    let mut messages = Vec::new();
     for (owner, findings) in by_owner {
         let Some((address, language)) = recipients.address_of(owner) else {
             prepared.no_address += 1;
@@ -391,12 +506,15 @@ pub fn prepare(
             (zone, now),
         );
         let message = message(&mail, &address, &subject, text, month, now)?;
-        let key = owners.pseudonym(owner);
-        if store.digest_put(&month.to_string(), &key, &address, &message, now)? {
+        messages.push((owners.pseudonym(owner), address, message));
+    }
+    let mut guard = lock(store)?;
+    for (key, address, message) in messages {
+        if guard.digest_put(&month.to_string(), &key, &address, &message, now)? {
             prepared.queued += 1;
         }
     }
-    store.digest_month(&month.to_string(), prepared.owners, prepared.no_address)?;
+    guard.digest_month(&month.to_string(), prepared.owners, prepared.no_address)?;
     Ok(prepared)
 }
 
@@ -503,11 +621,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn languages_as_directories_write_them() {
+        for (text, expected) in [
+            ("sv", Some(Language::Sv)),
+            ("sv-SE", Some(Language::Sv)),
+            ("SV_se", Some(Language::Sv)),
+            ("en-GB", Some(Language::En)),
+            ("English", Some(Language::En)),
+            ("en, sv", Some(Language::En)),
+            ("de-DE", None),
+            ("", None),
+            ("svenglish", None),
+        ] {
+            assert_eq!(language_of(text), expected, "{text:?}");
+        }
+    }
+
+    #[test]
     fn addresses_come_from_the_file_the_owner_or_the_template_and_are_never_guessed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("addresses.csv");
         std::fs::write(&file, "# owner,address,language\ncarl,carl@firma.se,en\n").expect("file");
         let recipients = Recipients::load(&DigestConfig {
+            directory: None,
             schedule: None,
             language: None,
             sender: None,
@@ -534,6 +670,7 @@ mod tests {
         assert_eq!(recipients.address_of(""), None);
         std::fs::write(&file, "carl;carl@firma.se\n").expect("file");
         let broken = Recipients::load(&DigestConfig {
+            directory: None,
             schedule: None,
             language: None,
             sender: None,

@@ -434,6 +434,85 @@ impl LdapSource {
             .collect())
     }
 
+    /// Look up entries by `attribute` (under the base, within the source's
+    /// filter): for each of `values` that an entry holds, the first value of
+    /// each of `wanted` it has. Read-only; asks only for those attributes, in
+    /// searches of up to 100 values each. An attribute name that is not a
+    /// plain name is refused.
+    pub async fn lookup(
+        &self,
+        attribute: &str,
+        values: &[String],
+        wanted: &[&str],
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, ConnectorError> {
+        let plain = |name: &str| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        };
+        if !plain(attribute) || !wanted.iter().all(|name| plain(name)) {
+            return Err(unavailable(
+                "protocol",
+                "lookup attributes must be plain attribute names".into(),
+            ));
+        }
+        let mut found = BTreeMap::new();
+        if values.is_empty() {
+            return Ok(found);
+        }
+        let config = &self.config;
+        let timeout = Duration::from_secs(config.timeout_seconds);
+        let mut asked: Vec<String> = wanted.iter().map(|name| (*name).to_owned()).collect();
+        asked.push(attribute.to_owned());
+        let mut ldap = self.bind().await?;
+        for chunk in values.chunks(100) {
+            let any: String = chunk
+                .iter()
+                .map(|value| format!("({attribute}={})", ldap3::ldap_escape(value.as_str())))
+                .collect();
+            let filter = format!("(&{}(|{any}))", config.filter);
+            let searched = ldap
+                .with_timeout(timeout)
+                .search(&config.base_dn, Scope::Subtree, &filter, asked.clone())
+                .await
+                .map_err(|error| {
+                    unavailable(classify(&error), format!("lookup failed: {error}"))
+                })?;
+            let (entries, result) = (searched.0, searched.1);
+            if result.rc != 0 {
+                return Err(unavailable(
+                    "protocol",
+                    format!("lookup failed: {} ({})", result_name(result.rc), result.rc),
+                ));
+            }
+            for entry in entries {
+                let entry = SearchEntry::construct(entry);
+                let attribute_of = |name: &str| {
+                    entry
+                        .attrs
+                        .iter()
+                        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                        .and_then(|(_, values)| values.first().cloned())
+                };
+                let Some(key) = attribute_of(attribute) else {
+                    continue;
+                };
+                // The value as asked for (the directory may answer in another case).
+                let Some(asked_as) = chunk.iter().find(|value| value.eq_ignore_ascii_case(&key))
+                else {
+                    continue;
+                };
+                let mut attributes = BTreeMap::new();
+                for name in wanted {
+                    if let Some(value) = attribute_of(name) {
+                        attributes.insert((*name).to_owned(), value);
+                    }
+                }
+                found.entry(asked_as.clone()).or_insert(attributes);
+            }
+        }
+        let _ = ldap.unbind().await;
+        Ok(found)
+    }
+
     /// Bind and read the base entry alone (scope base, size limit 1),
     /// read-only: what `check-config --connect` runs.
     pub async fn probe(&self) -> Result<String, ConnectorError> {
