@@ -746,6 +746,7 @@ fn consume(
                     owner: record.owner.clone(),
                     severity: violation.rule.config.severity.as_str(),
                     owner_marked: violation.owner_marked(&record),
+                    detail_data: violation.data.to_json(),
                     detail: violation.detail,
                     age_days: violation.age_days,
                 });
@@ -782,7 +783,8 @@ fn consume(
                         record_kind: unerased.record_kind,
                         owner: record.owner.clone(),
                         severity: unerased.rule.config.severity.as_str(),
-                        detail: unerased.detail,
+                        detail: unerased.data.render(crate::report::config::Language::En),
+                        detail_data: unerased.data.to_json(),
                         age_days: Some(unerased.age_days),
                         // Erasure is the person's right, not the owner's call.
                         owner_marked: false,

@@ -94,3 +94,83 @@ fn html_path(stdout: &str) -> &str {
         .find_map(|line| line.strip_prefix("Monthly report so far: "))
         .unwrap_or_default()
 }
+
+/// One language per report: what tillsyn writes itself (details, severities,
+/// labels) is Swedish in the Swedish report and English in the English one.
+/// The config's own words (rule ids, descriptions, the quoted policy, folder
+/// names) stay as written, so only tillsyn's words are looked for.
+#[test]
+fn each_report_speaks_one_language() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo_dir = dir.path().join("demo");
+    let output = tillsyn(&["demo", "--dir", demo_dir.to_str().expect("utf8")]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    let swedish_report = std::fs::read_to_string(
+        std::path::Path::new(html_path(&text(&output).0)).with_file_name("report.txt"),
+    )
+    .expect("the demo's Swedish report");
+    let config = std::fs::read_to_string(demo_dir.join("tillsyn.toml")).expect("config");
+    let english_config = demo_dir.join("english.toml");
+    std::fs::write(
+        &english_config,
+        format!("{config}\n[report]\nlanguage = \"en\"\n"),
+    )
+    .expect("config");
+    let out = dir.path().join("en");
+    let month = chrono::Local::now().format("%Y-%m").to_string();
+    let english = tillsyn(&[
+        "report",
+        "--config",
+        english_config.to_str().expect("utf8"),
+        "--month",
+        &month,
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    assert_eq!(english.status.code(), Some(0), "{:?}", text(&english));
+    let english_report = std::fs::read_to_string(out.join("report.txt")).expect("report.txt");
+    // tillsyn's own words, in the other language.
+    let english_words = [
+        "received",
+        "days ago",
+        "limit ",
+        "overdue since",
+        "recipients",
+        "domains",
+        "severity",
+        "medium)",
+        "grace",
+        "open since",
+        "Where:",
+        "Who:",
+    ];
+    let swedish_words = [
+        "mottaget",
+        "dagar sedan",
+        "gräns ",
+        "försenat sedan",
+        "mottagare",
+        "domäner",
+        "allvarlighet",
+        "medel)",
+        "respit",
+        "öppen sedan",
+        "Var:",
+        "Vem:",
+    ];
+    for word in english_words {
+        assert!(
+            !swedish_report.contains(word),
+            "English {word:?} in the Swedish report:\n{swedish_report}"
+        );
+    }
+    for word in swedish_words {
+        assert!(
+            !english_report.contains(word),
+            "Swedish {word:?} in the English report:\n{english_report}"
+        );
+    }
+    // And each has its own words: the test looks where they are.
+    assert!(swedish_report.contains("dagar sedan") && swedish_report.contains("mottagare"));
+    assert!(english_report.contains("days ago") && english_report.contains("recipients"));
+}

@@ -464,6 +464,7 @@ fn finding(rule: &str, path: &str, kind: &'static str, owner: &str, detail: &str
         detail: detail.into(),
         age_days: None,
         owner_marked: false,
+        detail_data: None,
     }
 }
 

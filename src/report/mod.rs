@@ -498,6 +498,16 @@ fn signed(change: i64) -> String {
     }
 }
 
+/// What a finding measured, in `language` when it has it as data (older
+/// findings have only the English text).
+fn detail_in(finding: &OpenAt, language: Language) -> String {
+    finding
+        .detail_data
+        .as_deref()
+        .and_then(crate::rules::detail::Detail::from_json)
+        .map_or_else(|| finding.detail.clone(), |data| data.render(language))
+}
+
 fn configured_rule(config: &Config, rule: &str) -> bool {
     config.rules.iter().any(|configured| configured.id == rule)
 }
@@ -654,7 +664,7 @@ pub fn build(
                 owner: show(&finding.owner),
                 since: local_date(finding.first_seen, zone),
                 open_days: (end - finding.first_seen).num_days(),
-                detail: finding.detail.clone(),
+                detail: detail_in(finding, language),
             })
             .collect();
         let mut places: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -802,6 +812,7 @@ pub fn build(
                 finding.owner.as_deref(),
             );
             let location = location(&finding.record_kind, &record);
+            let detail = detail_in(&finding, language);
             CsvRow {
                 rule: finding.rule,
                 severity: finding.severity,
@@ -812,7 +823,7 @@ pub fn build(
                 owner,
                 first_seen: local_date(finding.first_seen, zone),
                 open_days: (end - finding.first_seen).num_days(),
-                detail: finding.detail,
+                detail,
             }
         })
         .collect();

@@ -17,6 +17,7 @@
 //!   as the detectors found it, at a minimum confidence and count.
 
 pub mod config;
+pub mod detail;
 
 use std::sync::Arc;
 
@@ -170,8 +171,8 @@ pub struct Unerased {
     pub record_kind: &'static str,
     /// Days since the earliest overdue request.
     pub age_days: i64,
-    /// What, in words, without the identifier.
-    pub detail: String,
+    /// What, as data, without the identifier.
+    pub data: detail::Detail,
 }
 
 /// A promise that governs a record, as the subject locator shows it.
@@ -196,8 +197,10 @@ pub struct Violation {
     pub rule: Arc<CompiledRule>,
     /// Whole days since the rule's timestamp (for mail: since received), if known.
     pub age_days: Option<i64>,
-    /// What was measured, in words, without personal data.
+    /// What was measured, in words (English), without personal data.
     pub detail: String,
+    /// The same as data, to be read in another language.
+    pub data: detail::Detail,
 }
 
 impl Violation {
@@ -473,9 +476,9 @@ impl SourceRules {
                     .min()
                     .copied()
                     .unwrap_or(now);
-                let mut held: Vec<String> = overdue
+                let mut held: Vec<(String, String)> = overdue
                     .iter()
-                    .map(|row| format!("{} in {}", row.kind, row.field))
+                    .map(|row| (row.kind.to_owned(), row.field.to_owned()))
                     .collect();
                 held.sort();
                 held.dedup();
@@ -490,15 +493,14 @@ impl SourceRules {
                     record_path: first.record_path.to_owned(),
                     record_kind: first.record_kind,
                     age_days: days_between(earliest, now),
-                    detail: format!(
-                        "erasure requested {}, due {}, not carried out: {}",
-                        local(earliest),
-                        check
+                    data: detail::Detail::Erased {
+                        requested: local(earliest),
+                        due: check
                             .deadline
                             .after(earliest)
                             .map_or_else(String::new, local),
-                        held.join(", ")
-                    ),
+                        held,
+                    },
                 });
             }
         }
@@ -792,7 +794,7 @@ impl SourceRules {
             .iter()
             .filter(|rule| selects(rule, record))
             .filter_map(|rule| {
-                let (age_days, detail) = match &rule.config.check {
+                let (age_days, data) = match &rule.config.check {
                     Check::MaxAge(check) => max_age(check, record, now, self.timezone)?,
                     Check::MaxRecipients(check) => max_recipients(check, record, now)?,
                     Check::MaxInterval(check) => max_interval(check, record, now, self.timezone)?,
@@ -805,7 +807,8 @@ impl SourceRules {
                 Some(Violation {
                     rule: rule.clone(),
                     age_days,
-                    detail,
+                    detail: data.render(crate::report::config::Language::En),
+                    data,
                 })
             })
             .collect()
@@ -914,27 +917,23 @@ fn max_age(
     record: &Record,
     now: DateTime<Utc>,
     timezone: chrono_tz::Tz,
-) -> Option<(Option<i64>, String)> {
+) -> Option<(Option<i64>, detail::Detail)> {
     let (field, start, deadline) = max_age_deadline(check, record, timezone)?;
     if now <= deadline {
         return None;
     }
     let age = days_between(start, now);
-    let limit = if check.grace.is_zero() {
-        check.max_age.to_string()
-    } else {
-        format!("{} + {} grace", check.max_age, check.grace)
-    };
-    let from = match check.anchor {
-        Anchor::None => String::new(),
-        Anchor::EndOfYear => " after the fiscal year end".to_owned(),
-    };
     // Dates in the organisation's own time zone: a year end is its year end.
-    let detail = format!(
-        "{field} {}, {age} days ago; limit {limit}{from}, overdue since {}",
-        start.with_timezone(&timezone).format("%Y-%m-%d"),
-        deadline.with_timezone(&timezone).format("%Y-%m-%d"),
-    );
+    let local = |time: DateTime<Utc>| time.with_timezone(&timezone).format("%Y-%m-%d").to_string();
+    let detail = detail::Detail::MaxAge {
+        field: field.to_string(),
+        start: local(start),
+        days: age,
+        limit: check.max_age.to_string(),
+        grace: (!check.grace.is_zero()).then(|| check.grace.to_string()),
+        after_year_end: check.anchor == Anchor::EndOfYear,
+        overdue_since: local(deadline),
+    };
     Some((Some(age), detail))
 }
 
@@ -970,29 +969,31 @@ fn max_interval(
     record: &Record,
     now: DateTime<Utc>,
     timezone: chrono_tz::Tz,
-) -> Option<(Option<i64>, String)> {
+) -> Option<(Option<i64>, detail::Detail)> {
     let start = timestamp(record, &check.from)?;
     let deadline = check.max.after(start)?;
-    let local = |time: DateTime<Utc>| time.with_timezone(&timezone).format("%Y-%m-%d %H:%M");
+    let local = |time: DateTime<Utc>| {
+        time.with_timezone(&timezone)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    };
     let hours = |from: DateTime<Utc>, to: DateTime<Utc>| (to - from).num_hours();
     let detail = match timestamp(record, &check.to) {
-        Some(end) if end > deadline => format!(
-            "{} {}, {} {} h later (limit {})",
-            check.from,
-            local(start),
-            check.to,
-            hours(start, end),
-            check.max
-        ),
+        Some(end) if end > deadline => detail::Detail::Late {
+            from: check.from.to_string(),
+            to: check.to.to_string(),
+            start: local(start),
+            hours: hours(start, end),
+            limit: check.max.to_string(),
+        },
         Some(_) => return None,
-        None if now > deadline => format!(
-            "{} {}, no {} after {} h (limit {})",
-            check.from,
-            local(start),
-            check.to,
-            hours(start, now),
-            check.max
-        ),
+        None if now > deadline => detail::Detail::Missing {
+            from: check.from.to_string(),
+            to: check.to.to_string(),
+            start: local(start),
+            hours: hours(start, now),
+            limit: check.max.to_string(),
+        },
         None => return None,
     };
     Some((Some(days_between(start, now)), detail))
@@ -1002,7 +1003,7 @@ fn contains(
     check: &config::ContainsCheck,
     record: &Record,
     now: DateTime<Utc>,
-) -> Option<(Option<i64>, String)> {
+) -> Option<(Option<i64>, detail::Detail)> {
     let content = record.content.as_ref()?;
     let min = check.min_confidence.level();
     // Which detectors, how many at each confidence, in which kinds of part;
@@ -1032,43 +1033,17 @@ fn contains(
     if count == 0 || count < check.min_count {
         return None;
     }
-    let found: Vec<String> = by_detector
-        .iter()
-        .map(|(detector, levels)| {
-            let shown: Vec<String> = [
-                ("high", levels[2]),
-                ("medium", levels[1]),
-                ("low", levels[0]),
-            ]
+    let detail = detail::Detail::Contains {
+        found: by_detector
             .iter()
-            .filter(|(_, count)| *count > 0)
-            .map(|(level, count)| format!("{count} {level}"))
-            .collect();
-            format!(
-                "{detector} {} ({})",
-                levels.iter().sum::<u64>(),
-                shown.join(", ")
-            )
-        })
-        .collect();
-    let mut places = Vec::new();
-    if bodies > 0 {
-        places.push("the body".to_owned());
-    }
-    if attachments > 0 {
-        places.push(format!(
-            "{attachments} attachment{}",
-            if attachments == 1 { "" } else { "s" }
-        ));
-    }
-    if files > 0 {
-        places.push("the file".to_owned());
-    }
-    if !fields.is_empty() {
+            .map(|(detector, levels)| ((*detector).to_owned(), *levels))
+            .collect(),
+        body: bodies > 0,
+        attachments,
+        file: files > 0,
         // Field names are the config's own words.
-        places.push(format!("field {}", fields.join(", ")));
-    }
-    let detail = format!("{} in {}", found.join("; "), places.join(" and "));
+        fields: fields.iter().map(|field| (*field).to_owned()).collect(),
+    };
     let age = record
         .timestamps
         .received
@@ -1092,7 +1067,7 @@ fn max_recipients(
     check: &MaxRecipientsCheck,
     record: &Record,
     now: DateTime<Utc>,
-) -> Option<(Option<i64>, String)> {
+) -> Option<(Option<i64>, detail::Detail)> {
     let participants = record.participants.as_ref()?;
     let (label, lists): (&str, Vec<&Vec<Address>>) = match check.count {
         RecipientField::Cc => ("Cc", vec![&participants.cc]),
@@ -1113,17 +1088,13 @@ fn max_recipients(
     let mut domains: Vec<&str> = counted.iter().map(|address| address.domain()).collect();
     domains.sort_unstable();
     domains.dedup();
-    let scope = if check.exclude_domains.is_empty() {
-        ""
-    } else {
-        " outside the excluded domains"
+    let detail = detail::Detail::Recipients {
+        count,
+        header: label.to_owned(),
+        outside_excluded: !check.exclude_domains.is_empty(),
+        domains: domains.len(),
+        limit: check.max,
     };
-    let detail = format!(
-        "{count} {label} recipients{scope} in {} domain{} (limit {})",
-        domains.len(),
-        if domains.len() == 1 { "" } else { "s" },
-        check.max
-    );
     let age = record
         .timestamps
         .received

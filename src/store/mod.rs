@@ -139,6 +139,9 @@ pub struct NewFinding {
     pub detail: String,
     /// Days since the rule's timestamp.
     pub age_days: Option<i64>,
+    /// `detail` as data ([`crate::rules::detail::Detail`], JSON), to be read
+    /// in the report's language.
+    pub detail_data: Option<String>,
     /// The record's owner marked it as kept on purpose, and the rule allows
     /// that (an age rule): excepted as [`OWNER_MARK_EXCEPTION`] while the
     /// mark stays.
@@ -809,14 +812,15 @@ impl Store {
             let mut upsert = transaction.prepare_cached(
                 "INSERT INTO findings (rule, source, record_id, record_path, record_kind, owner,
                      severity, detail, age_days, first_seen, first_seen_scan, last_seen, last_seen_scan,
-                     exception, excepted_until)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?11, ?12, ?13)
+                     exception, excepted_until, detail_data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?11, ?12, ?13, ?14)
                  ON CONFLICT (rule, source, record_id) WHERE resolved_at IS NULL DO UPDATE SET
                      record_path = excluded.record_path, owner = excluded.owner,
                      severity = excluded.severity, detail = excluded.detail,
                      age_days = excluded.age_days, last_seen = excluded.last_seen,
                      last_seen_scan = excluded.last_seen_scan,
-                     exception = excluded.exception, excepted_until = excluded.excepted_until",
+                     exception = excluded.exception, excepted_until = excluded.excepted_until,
+                     detail_data = excluded.detail_data",
             )?;
             for finding in findings {
                 let (exception, until) = if finding.owner_marked {
@@ -838,6 +842,7 @@ impl Store {
                     scan_id,
                     exception,
                     until,
+                    finding.detail_data,
                 ])?;
             }
         }

@@ -23,8 +23,10 @@ pub struct OpenAt {
     pub owner: Option<String>,
     /// Severity.
     pub severity: String,
-    /// What was measured.
+    /// What was measured (English).
     pub detail: String,
+    /// The same as data, when the finding has it (JSON).
+    pub detail_data: Option<String>,
     /// First seen.
     pub first_seen: DateTime<Utc>,
 }
@@ -237,7 +239,8 @@ impl Store {
     /// not resolved by then, and under no exception in force then.
     pub fn open_at(&self, moment: DateTime<Utc>) -> Result<Vec<OpenAt>, StoreError> {
         let mut query = self.connection.prepare(
-            "SELECT rule, source, record_kind, record_path, owner, severity, detail, first_seen
+            "SELECT rule, source, record_kind, record_path, owner, severity, detail, first_seen,
+                    detail_data
              FROM findings
              WHERE first_seen < ?1 AND (resolved_at IS NULL OR resolved_at >= ?1)
                  AND NOT coalesce(excepted_until, 0) > ?1
@@ -253,6 +256,7 @@ impl Store {
                 severity: row.get(5)?,
                 detail: row.get(6)?,
                 first_seen: to_time(row.get(7)?),
+                detail_data: row.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

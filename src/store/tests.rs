@@ -40,6 +40,7 @@ fn finding(rule: &str, path: &str) -> NewFinding {
         detail: "d".into(),
         age_days: Some(40),
         owner_marked: false,
+        detail_data: None,
     }
 }
 
