@@ -87,6 +87,11 @@ pub enum Detail {
         /// In which fields (the config's names).
         fields: Vec<String>,
     },
+    /// `conflict`: a record that must not exist for a person marked elsewhere.
+    Conflict {
+        /// The source where the person is marked (the config's name).
+        marked_in: String,
+    },
     /// `erased`: an erasure not carried out.
     Erased {
         /// When it was asked for (local date).
@@ -263,6 +268,13 @@ impl Detail {
                 };
                 format!("{}{within}{}", found.join("; "), places.join(and))
             }
+            Detail::Conflict { marked_in } => {
+                if sv {
+                    format!("finns kvar, fast samma person är markerad i {marked_in}")
+                } else {
+                    format!("still here, while the same person is marked in {marked_in}")
+                }
+            }
             Detail::Erased {
                 requested,
                 due,
@@ -348,6 +360,9 @@ mod tests {
                 due: "2026-01-31".into(),
                 held: vec![("email".into(), "from".into())],
             },
+            Detail::Conflict {
+                marked_in: "crm".into(),
+            },
         ];
         let english = [
             "received 2024-12-28, 701 days ago; limit 31d + 7d grace after the fiscal year end, overdue since 2025-02-05",
@@ -356,6 +371,7 @@ mod tests {
             "received 2026-01-02 10:00, no last activity after 100 h (limit 72h)",
             "personnummer 3 (2 high, 1 medium) in the body and 2 attachments",
             "erasure requested 2026-01-01, due 2026-01-31, not carried out: email in from",
+            "still here, while the same person is marked in crm",
         ];
         let swedish = [
             "mottaget 2024-12-28, för 701 dagar sedan; gräns 31d + 7d respit efter räkenskapsårets slut, försenat sedan 2025-02-05",
@@ -364,6 +380,7 @@ mod tests {
             "mottaget 2026-01-02 10:00, inget senaste aktivitet efter 100 h (gräns 72h)",
             "personnummer 3 (2 hög, 1 medel) i brödtexten och 2 bilagor",
             "radering begärd 2026-01-01, senast 2026-01-31, inte utförd: email i from",
+            "finns kvar, fast samma person är markerad i crm",
         ];
         for ((detail, en), sv) in details.iter().zip(english).zip(swedish) {
             assert_eq!(detail.render(Language::En), en);

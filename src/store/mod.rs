@@ -1582,17 +1582,32 @@ fn judge_conflicts(
     {
         let mut upsert = transaction.prepare_cached(
             "INSERT INTO findings (rule, source, record_id, record_path, record_kind, owner,
-                 severity, detail, age_days, first_seen, first_seen_scan, last_seen, last_seen_scan)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?9, ?10)
+                 severity, detail, age_days, first_seen, first_seen_scan, last_seen, last_seen_scan,
+                 detail_data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?9, ?10, ?11)
              ON CONFLICT (rule, source, record_id) WHERE resolved_at IS NULL DO UPDATE SET
                  record_path = excluded.record_path, owner = excluded.owner,
                  severity = excluded.severity, detail = excluded.detail,
-                 last_seen = excluded.last_seen, last_seen_scan = excluded.last_seen_scan",
+                 last_seen = excluded.last_seen, last_seen_scan = excluded.last_seen_scan,
+                 detail_data = excluded.detail_data",
         )?;
         for (source, record_id, path, kind, owner, marked_in) in &current {
-            let detail = format!("still here, while the same person is marked in {marked_in}");
+            let data = crate::rules::detail::Detail::Conflict {
+                marked_in: marked_in.clone(),
+            };
+            let detail = data.render(crate::report::config::Language::En);
             upsert.execute(params![
-                rule, source, record_id, path, kind, owner, severity, detail, finished, scan_id
+                rule,
+                source,
+                record_id,
+                path,
+                kind,
+                owner,
+                severity,
+                detail,
+                finished,
+                scan_id,
+                data.to_json()
             ])?;
         }
     }
