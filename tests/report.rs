@@ -854,3 +854,68 @@ fn the_report_says_what_changed_and_who_holds_the_open_violations() {
             .to_string()
     );
 }
+
+/// The chart stays readable when one promise has a thousand times another's
+/// violations: each promise has its own panel and scale, so the small one's
+/// line rises as high in its panel as the big one's does in its own.
+#[test]
+fn the_chart_gives_each_promise_its_own_scale() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = golden_store(dir.path(), "en");
+    let mut store = Store::open(&config.daemon.state_dir).expect("store");
+    let mut april: Vec<NewFinding> = (0..3000)
+        .map(|n| {
+            finding(
+                "stale-inbox",
+                &format!("bo@exempel.se/INBOX/{n}"),
+                "message",
+                "bo",
+                "d",
+            )
+        })
+        .collect();
+    april.extend((0..3).map(|n| {
+        finding(
+            "wide-cc",
+            &format!("bo@exempel.se/Sent/{n}"),
+            "message",
+            "bo",
+            "d",
+        )
+    }));
+    scan(&mut store, "mail", "2026-04-20T10:00:00Z", &april, false);
+    let month: Month = "2026-04".parse().expect("month");
+    let built =
+        report::build(&config, &mut store, month, at("2026-05-05T08:00:00Z")).expect("build");
+    let trends: Vec<u64> = built
+        .data
+        .promises
+        .iter()
+        .map(|promise| *promise.trend.last().expect("trend"))
+        .collect();
+    assert_eq!(trends[..2], [3000, 3], "one a thousand times the other");
+    let rendered = report::render::render(&built, None).expect("render");
+    let decoder = png::Decoder::new(std::io::Cursor::new(rendered.png));
+    let mut reader = decoder.read_info().expect("png");
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut pixels).expect("frame");
+    let (width, height) = (info.width as usize, info.height as usize);
+    assert_eq!(height, built.data.chart_height as usize);
+    let colours = [(31u8, 119u8, 180u8), (214, 39, 40)];
+    let panel_width = width / 3;
+    for (index, colour) in colours.iter().enumerate() {
+        // Below the panel's title, the highest pixel of the promise's line.
+        let top = (28..height)
+            .find(|y| {
+                (index * panel_width..(index + 1) * panel_width).any(|x| {
+                    let at = (y * width + x) * 3;
+                    (pixels[at], pixels[at + 1], pixels[at + 2]) == *colour
+                })
+            })
+            .expect("the line is drawn");
+        assert!(
+            top < height / 2,
+            "promise {index}: its line peaks at y = {top} of {height}: flat, not on its own scale"
+        );
+    }
+}

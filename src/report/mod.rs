@@ -205,6 +205,8 @@ pub struct ReportData {
     pub owners_named: bool,
     /// The trend chart's `src` in the HTML (set when rendering).
     pub chart_src: String,
+    /// Its height in pixels (one row of panels per three promises).
+    pub chart_height: u32,
     /// Month labels of the trend, oldest first.
     pub trend_months: Vec<String>,
     /// Erasure requests, when the config has an `erased` rule or the store
@@ -858,6 +860,7 @@ pub fn build(
         coverage,
         owners_named,
         chart_src: String::new(),
+        chart_height: chart::height(config.rules.len()),
         trend_months: months.iter().map(|m| m.short_name(language)).collect(),
         erasure: erasure_section(config, store, start, end, now)?,
         digest: store.digest_coverage(&month.to_string())?,
