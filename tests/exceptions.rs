@@ -229,3 +229,90 @@ fn an_exception_needs_a_reason_an_end_and_names_that_exist() {
         );
     }
 }
+
+/// Owner marks on a Maildir: with `flagged` allowed, a message with the `F`
+/// flag is excepted as marked by its owner; without, it counts. Nothing on
+/// disk changes.
+#[test]
+fn a_flagged_maildir_message_is_excepted_only_where_marks_are_allowed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cur = dir.path().join("mail/anna/Maildir/cur");
+    std::fs::create_dir_all(&cur).expect("maildir");
+    for name in ["1.M1P1.host:2,FS", "2.M2P1.host:2,S"] {
+        file_at(&cur.join(name), b"Subject: x\r\n\r\nbody\r\n", days_ago(90));
+    }
+    let before: Vec<String> = std::fs::read_dir(&cur)
+        .expect("cur")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let scan_with = |marks: &str| {
+        let config = dir.path().join("tillsyn.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[daemon]\nstate_dir = \"state-{}\"\n\n\
+                 [[sources]]\nname = \"mail\"\ntype = \"maildir\"\nroot = \"mail\"\n{marks}\n\n\
+                 [[rules]]\nid = \"stale-inbox\"\nkind = \"max_age\"\npolicy = \"p\"\n\
+                 max_age = \"31d\"\ntimestamp = \"received\"\n",
+                marks.len()
+            ),
+        )
+        .expect("config");
+        let output = tillsyn(&[
+            "scan",
+            "--once",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--format",
+            "json",
+        ]);
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        let reasons: BTreeMap<String, String> = json_lines(&output)
+            .iter()
+            .map(|line| {
+                (
+                    line["record"].as_str().expect("record").to_owned(),
+                    line["excepted"]["reason"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        (reasons, stderr)
+    };
+    let (allowed, stderr) = scan_with("owner_marks = { flagged = true }");
+    assert_eq!(
+        allowed.values().cloned().collect::<Vec<_>>(),
+        ["marked by owner", ""],
+        "{allowed:?}"
+    );
+    assert!(
+        stderr.contains("2 findings (2 new, 0 resolved, 1 open)"),
+        "{stderr}"
+    );
+    let (not_allowed, stderr) = scan_with("");
+    assert!(
+        not_allowed.values().all(String::is_empty),
+        "{not_allowed:?}"
+    );
+    assert!(
+        stderr.contains("2 findings (2 new, 0 resolved, 2 open)"),
+        "{stderr}"
+    );
+    let after: Vec<String> = std::fs::read_dir(&cur)
+        .expect("cur")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(before, after);
+}
