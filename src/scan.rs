@@ -344,9 +344,10 @@ impl RecordMemory {
         let plan = crate::rules::fnv1a(
             crate::rules::FNV_OFFSET,
             format!(
-                "{:x}|{settings:x}|{}",
+                "{:x}|{settings:x}|{}|{}",
                 rules.judging_fingerprint(),
-                env!("CARGO_PKG_VERSION")
+                env!("CARGO_PKG_VERSION"),
+                tillsyn_connectors::record_cache::FORMAT
             )
             .as_bytes(),
         );

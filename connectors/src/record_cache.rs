@@ -24,6 +24,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use siphasher::sip::SipHasher13;
 
+/// The layout of [`RecordCache::encode`]: part of the plan a cache is kept
+/// under, so that a cache of another layout is never read as this one.
+pub const FORMAT: u32 = 1;
+
 /// Never: a record whose verdict time cannot change.
 pub const NEVER: i64 = i64::MAX;
 
