@@ -47,31 +47,22 @@ pub enum Detail {
         /// The limit.
         limit: u32,
     },
-    /// `max_interval`: the second event came late.
-    Late {
+    /// `max_interval`: the second event came late, or is still missing past
+    /// the limit.
+    Interval {
         /// The first event's timestamp field.
         from: String,
         /// The second's.
         to: String,
         /// The first event, local date and time.
         start: String,
-        /// Hours between them.
+        /// Hours from the first to the second, or, while it is missing, to
+        /// the scan.
         hours: i64,
         /// The limit, as configured.
         limit: String,
-    },
-    /// `max_interval`: the second event is still missing past the limit.
-    Missing {
-        /// The first event's timestamp field.
-        from: String,
-        /// The missing one's.
-        to: String,
-        /// The first event, local date and time.
-        start: String,
-        /// Hours since it.
-        hours: i64,
-        /// The limit, as configured.
-        limit: String,
+        /// The second event happened (late); else it is missing.
+        arrived: bool,
     },
     /// `contains`: personal data inside.
     Contains {
@@ -184,33 +175,23 @@ impl Detail {
                     )
                 }
             }
-            Detail::Late {
+            Detail::Interval {
                 from,
                 to,
                 start,
                 hours,
                 limit,
+                arrived,
             } => {
                 let (from, to) = (field(from, language), field(to, language));
-                if sv {
-                    format!("{from} {start}, {to} {hours} h senare (gräns {limit})")
-                } else {
-                    format!("{from} {start}, {to} {hours} h later (limit {limit})")
-                }
-            }
-            Detail::Missing {
-                from,
-                to,
-                start,
-                hours,
-                limit,
-            } => {
-                let (from, to) = (field(from, language), field(to, language));
-                if sv {
-                    format!("{from} {start}, inget {to} efter {hours} h (gräns {limit})")
-                } else {
-                    format!("{from} {start}, no {to} after {hours} h (limit {limit})")
-                }
+                let measured = match (sv, arrived) {
+                    (true, true) => format!("{to} {hours} h senare"),
+                    (true, false) => format!("inget {to} efter {hours} h"),
+                    (false, true) => format!("{to} {hours} h later"),
+                    (false, false) => format!("no {to} after {hours} h"),
+                };
+                let limit_word = if sv { "gräns" } else { "limit" };
+                format!("{from} {start}, {measured} ({limit_word} {limit})")
             }
             Detail::Contains {
                 found,
@@ -334,19 +315,21 @@ mod tests {
                 domains: 2,
                 limit: 3,
             },
-            Detail::Late {
+            Detail::Interval {
                 from: "date:detected".into(),
                 to: "date:reported".into(),
                 start: "2026-01-02 10:00".into(),
                 hours: 80,
                 limit: "72h".into(),
+                arrived: true,
             },
-            Detail::Missing {
+            Detail::Interval {
                 from: "received".into(),
                 to: "last activity".into(),
                 start: "2026-01-02 10:00".into(),
                 hours: 100,
                 limit: "72h".into(),
+                arrived: false,
             },
             Detail::Contains {
                 found: vec![("personnummer".into(), [0, 1, 2])],

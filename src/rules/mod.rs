@@ -978,23 +978,20 @@ fn max_interval(
             .to_string()
     };
     let hours = |from: DateTime<Utc>, to: DateTime<Utc>| (to - from).num_hours();
-    let detail = match timestamp(record, &check.to) {
-        Some(end) if end > deadline => detail::Detail::Late {
-            from: check.from.to_string(),
-            to: check.to.to_string(),
-            start: local(start),
-            hours: hours(start, end),
-            limit: check.max.to_string(),
-        },
+    let measured = match timestamp(record, &check.to) {
+        Some(end) if end > deadline => (hours(start, end), true),
         Some(_) => return None,
-        None if now > deadline => detail::Detail::Missing {
-            from: check.from.to_string(),
-            to: check.to.to_string(),
-            start: local(start),
-            hours: hours(start, now),
-            limit: check.max.to_string(),
-        },
+        None if now > deadline => (hours(start, now), false),
         None => return None,
+    };
+    let (hours, arrived) = measured;
+    let detail = detail::Detail::Interval {
+        from: check.from.to_string(),
+        to: check.to.to_string(),
+        start: local(start),
+        hours,
+        limit: check.max.to_string(),
+        arrived,
     };
     Some((Some(days_between(start, now)), detail))
 }
