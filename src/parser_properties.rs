@@ -99,4 +99,22 @@ proptest! {
             prop_assert!(problems.iter().all(|(line, _)| *line >= 1 && *line <= lines));
         }
     }
+
+    #[test]
+    fn digest_addresses_never_panic(
+        text in prop_oneof![
+            prop::collection::vec(
+                "(#.*|[a-zåäö .]{0,10}, ?([a-z.]{1,8}@[a-z]{1,6}\\.se|\\PC{0,10})(, ?(sv|en|\\PC{0,4}))?)",
+                0..8,
+            )
+            .prop_map(|lines| lines.join("\n")),
+            "\\PC{0,200}",
+        ]
+    ) {
+        match crate::report::digest::parse_addresses(&text) {
+            // Every problem names a line that exists.
+            Err((line, _)) => prop_assert!(line >= 1 && line <= text.lines().count()),
+            Ok(found) => prop_assert!(found.len() <= text.lines().count()),
+        }
+    }
 }

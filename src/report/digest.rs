@@ -141,52 +141,32 @@ pub enum DigestError {
     Build(String),
 }
 
+/// Owner → address, and language when given.
+pub type Addresses = HashMap<String, (String, Option<Language>)>;
+
 /// Where owners' digests go.
 #[derive(Debug, Default)]
 pub struct Recipients {
-    by_owner: HashMap<String, (String, Option<Language>)>,
+    by_owner: Addresses,
     template: Option<String>,
 }
 
 impl Recipients {
     /// From `[digest]`: its addresses file and template.
     pub fn load(digest: &DigestConfig) -> Result<Recipients, DigestError> {
-        let mut by_owner = HashMap::new();
-        if let Some(path) = &digest.addresses_file {
-            let failed = |reason: String| DigestError::Addresses {
-                path: path.display().to_string(),
-                reason,
-            };
-            let text = std::fs::read_to_string(path).map_err(|error| failed(error.to_string()))?;
-            for (index, line) in text.lines().enumerate() {
-                let line = line.trim();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-                let (owner, address) = match fields.as_slice() {
-                    [owner, address, ..] if !owner.is_empty() => (*owner, *address),
-                    _ => {
-                        return Err(failed(format!(
-                            "line {}: expected owner,address[,language]",
-                            index + 1
-                        )));
-                    }
+        let by_owner = match &digest.addresses_file {
+            Some(path) => {
+                let failed = |reason: String| DigestError::Addresses {
+                    path: path.display().to_string(),
+                    reason,
                 };
-                if address.parse::<lettre::Address>().is_err() {
-                    return Err(failed(format!("line {}: not a mail address", index + 1)));
-                }
-                let language = match fields.get(2).copied() {
-                    None | Some("") => None,
-                    Some("sv") => Some(Language::Sv),
-                    Some("en") => Some(Language::En),
-                    Some(_) => {
-                        return Err(failed(format!("line {}: language is sv or en", index + 1)));
-                    }
-                };
-                by_owner.insert(owner.to_owned(), (address.to_owned(), language));
+                let text =
+                    std::fs::read_to_string(path).map_err(|error| failed(error.to_string()))?;
+                parse_addresses(&text)
+                    .map_err(|(line, why)| failed(format!("line {line}: {why}")))?
             }
-        }
+            None => HashMap::new(),
+        };
         Ok(Recipients {
             by_owner,
             template: digest.address_template.clone(),
@@ -255,6 +235,35 @@ impl Recipients {
         let address = self.template.as_ref()?.replace("{owner}", owner);
         (plain_word && address.parse::<lettre::Address>().is_ok()).then_some((address, None))
     }
+}
+
+/// The addresses file: `owner,address[,language]` lines, `#` comments and
+/// blank lines. A line that is none of these is refused with its number and
+/// why (never its content: it names a person).
+pub fn parse_addresses(text: &str) -> Result<Addresses, (usize, &'static str)> {
+    let mut by_owner = HashMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let (owner, address) = match fields.as_slice() {
+            [owner, address, ..] if !owner.is_empty() => (*owner, *address),
+            _ => return Err((index + 1, "expected owner,address[,language]")),
+        };
+        if address.parse::<lettre::Address>().is_err() {
+            return Err((index + 1, "not a mail address"));
+        }
+        let language = match fields.get(2).copied() {
+            None | Some("") => None,
+            Some("sv") => Some(Language::Sv),
+            Some("en") => Some(Language::En),
+            Some(_) => return Err((index + 1, "language is sv or en")),
+        };
+        by_owner.insert(owner.to_owned(), (address.to_owned(), language));
+    }
+    Ok(by_owner)
 }
 
 /// A language as a directory writes it (`sv`, `sv-SE`, `en-GB`, `English`):
