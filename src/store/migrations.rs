@@ -199,6 +199,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE findings ADD COLUMN exception TEXT;
     ALTER TABLE findings ADD COLUMN excepted_until INTEGER;
+    CREATE INDEX findings_excepted ON findings (source) WHERE exception IS NOT NULL;
     "#,
     // 13: personal digests (see `crate::report::digest`): one row per month and
     // owner (by pseudonym), the message as it is sent, kept until the server

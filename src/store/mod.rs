@@ -1309,6 +1309,18 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Take every exception mark but owners' off the open findings (of
+    /// `source`, or of every source): what applying no exceptions comes to.
+    pub fn clear_exceptions(&mut self, source: Option<&str>) -> Result<(), StoreError> {
+        self.connection.execute(
+            "UPDATE findings SET exception = NULL, excepted_until = NULL
+             WHERE exception IS NOT NULL AND exception != ?2 AND resolved_at IS NULL
+                 AND (?1 IS NULL OR source = ?1)",
+            params![source, OWNER_MARK_EXCEPTION],
+        )?;
+        Ok(())
+    }
+
     /// Mark the open findings (of `source`, or of every source) with the
     /// exception that covers them, as `covering` says (its id and end), and
     /// clear the mark where none does any more. Returns how many open

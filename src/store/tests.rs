@@ -1008,11 +1008,56 @@ fn excepted_findings_count_apart_until_their_exception_ends() {
     let after = ends + TimeDelta::seconds(1);
     assert_eq!(summary(&store, after), (2, 0));
     assert_eq!(open_paths(&store, after).len(), 2);
-    // The config no longer has it: the mark goes.
+    // The config no longer has it: the mark goes, whether applied finding by
+    // finding or cleared at once (no exceptions configured), and an owner's
+    // mark stays either way.
     store.apply_exceptions(None, |_, _, _| None).expect("apply");
     assert_eq!(summary(&store, now), (2, 0));
+    store
+        .apply_exceptions(None, |_, _, path| {
+            path.starts_with("Tvist/")
+                .then(|| ("tvist".to_owned(), ends))
+        })
+        .expect("apply");
+    let marked = NewFinding {
+        owner_marked: true,
+        ..finding("r", "Kunder/c.pdf")
+    };
+    scan(
+        &mut store,
+        &[held.clone(), other.clone(), marked],
+        ScanStatus::Complete,
+        &[],
+    );
+    store
+        .apply_exceptions(None, |_, _, path| {
+            path.starts_with("Tvist/")
+                .then(|| ("tvist".to_owned(), ends))
+        })
+        .expect("apply");
+    assert_eq!(summary(&store, now), (1, 2));
+    store.clear_exceptions(None).expect("clear");
+    assert_eq!(summary(&store, now), (2, 1), "the owner's mark stays");
+    store.apply_exceptions(None, |_, _, _| None).expect("apply");
+    assert_eq!(summary(&store, now), (2, 1), "the owner's mark stays");
     let listed = store
         .findings(FindingFilter::Open, None, None)
         .expect("findings");
-    assert!(listed.iter().all(|finding| finding.exception.is_none()));
+    let marks: Vec<(&str, Option<&str>)> = listed
+        .iter()
+        .map(|finding| {
+            (
+                finding.record_path.as_str(),
+                finding.exception.as_ref().map(|(id, _)| id.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            ("Kunder/b.pdf", None),
+            ("Kunder/c.pdf", Some(OWNER_MARK_EXCEPTION)),
+            ("Tvist/a.pdf", None)
+        ]
+    );
 }
