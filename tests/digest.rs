@@ -95,6 +95,13 @@ fn mail_settings(port: u16) -> String {
     )
 }
 
+/// `tillsyn digest --month MONTH --send`: exit status, stdout and stderr.
+fn send_digests(config: &str, month: &str) -> (Option<i32>, String, String) {
+    let output = tillsyn(&["digest", "--config", config, "--month", month, "--send"]);
+    let (stdout, stderr) = text(&output);
+    (output.status.code(), stdout, stderr)
+}
+
 /// To-address → (subject, body) of each mail the sink holds.
 fn received(sink: &SmtpSink) -> Vec<(String, String, String)> {
     sink.messages()
@@ -144,9 +151,8 @@ fn each_owner_gets_their_own_findings_once_and_nothing_is_lost_when_mail_is_down
     let month = Local::now().format("%Y-%m").to_string();
 
     // The mail server is down: nothing is delivered, everything waits.
-    let down = tillsyn(&["digest", "--config", &config, "--month", &month, "--send"]);
-    let (stdout, stderr) = text(&down);
-    assert_eq!(down.status.code(), Some(2), "{stdout}{stderr}");
+    let (status, stdout, stderr) = send_digests(&config, &month);
+    assert_eq!(status, Some(2), "{stdout}{stderr}");
     assert!(
         stdout.contains("4 owners with findings, 3 new in the outbox, 1 without an address"),
         "{stdout}"
@@ -156,9 +162,8 @@ fn each_owner_gets_their_own_findings_once_and_nothing_is_lost_when_mail_is_down
     // Up again, after the retry wait: each owner exactly one mail.
     let sink = SmtpSink::start(dir.path(), smtp_port);
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let up = tillsyn(&["digest", "--config", &config, "--month", &month, "--send"]);
-    let (stdout, stderr) = text(&up);
-    assert_eq!(up.status.code(), Some(0), "{stdout}{stderr}");
+    let (status, stdout, stderr) = send_digests(&config, &month);
+    assert_eq!(status, Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("0 new in the outbox"), "{stdout}");
     assert!(stdout.contains("sent 3, failed 0"), "{stdout}");
     let mails: BTreeMap<String, (String, String)> = received(&sink)
@@ -218,8 +223,7 @@ fn each_owner_gets_their_own_findings_once_and_nothing_is_lost_when_mail_is_down
     assert!(!mails["carl@firma.se"].1.contains("ny.txt"));
 
     // Again: nothing is sent twice.
-    let again = tillsyn(&["digest", "--config", &config, "--month", &month, "--send"]);
-    let (stdout, _) = text(&again);
+    let (_, stdout, _) = send_digests(&config, &month);
     assert!(stdout.contains("0 new in the outbox"), "{stdout}");
     assert!(stdout.contains("sent 0, failed 0"), "{stdout}");
     assert_eq!(sink.messages().len(), 3);
@@ -377,9 +381,8 @@ directory = {{ source = "directory" }}
     assert_eq!(scan.status.code(), Some(0), "{:?}", text(&scan));
     let sink = SmtpSink::start(dir.path(), smtp_port);
     let month = Local::now().format("%Y-%m").to_string();
-    let sent = tillsyn(&["digest", "--config", &config, "--month", &month, "--send"]);
-    let (stdout, stderr) = text(&sent);
-    assert_eq!(sent.status.code(), Some(0), "{stdout}{stderr}");
+    let (status, stdout, stderr) = send_digests(&config, &month);
+    assert_eq!(status, Some(0), "{stdout}{stderr}");
     assert!(
         stdout.contains("2 owners with findings, 1 new in the outbox, 1 without an address"),
         "{stdout}"

@@ -129,6 +129,9 @@ pub enum DigestError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another thread panicked holding the store.
+    #[error("store lock poisoned")]
+    Poisoned,
     /// The directory could not be asked (addresses would be guessed without
     /// it, so nothing is made; the daemon tries again).
     #[error("digest addresses from the directory: {0}")]
@@ -606,9 +609,7 @@ fn backoff(mail: &MailConfig, attempts: u32) -> Duration {
 fn lock(
     store: &std::sync::Arc<std::sync::Mutex<Store>>,
 ) -> Result<std::sync::MutexGuard<'_, Store>, DigestError> {
-    store
-        .lock()
-        .map_err(|_| DigestError::Store(StoreError::Missing("store lock poisoned")))
+    store.lock().map_err(|_| DigestError::Poisoned)
 }
 
 /// Write each queued digest of `month` to `dir` (0600 files, named by the
