@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::panic)]
 
+pub mod checked;
 pub mod cli;
 pub mod config;
 pub mod daemon;

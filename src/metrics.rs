@@ -59,6 +59,7 @@ pub struct Metrics {
     registry: Registry,
     open_violations: IntGaugeVec,
     excepted_findings: IntGaugeVec,
+    checked_records: IntGaugeVec,
     oldest_violation_age: GaugeVec,
     rule_alert_after: GaugeVec,
     findings_new: IntCounterVec,
@@ -222,6 +223,12 @@ impl Metrics {
                 &registry,
                 "tillsyn_excepted_findings",
                 "Open findings kept on purpose under an exception in force ([[exceptions]], \"dispens\"), per rule and source: not counted in tillsyn_open_violations.",
+                &["rule", "source"],
+            )?,
+            checked_records: int_gauge_vec(
+                &registry,
+                "tillsyn_checked_records",
+                "Records a rule checked in a source at its last finished scan: the denominator of the share in breach (tillsyn_open_violations / tillsyn_checked_records). Absent until a scan counted them.",
                 &["rule", "source"],
             )?,
             oldest_violation_age: gauge_vec(
@@ -491,6 +498,7 @@ impl Metrics {
             .map(|(rule, source)| ((rule.as_str(), source.as_str()), 0))
             .collect();
         let mut excepted = counts.clone();
+        let mut checked: BTreeMap<(&str, &str), i64> = BTreeMap::new();
         let mut oldest: BTreeMap<String, Option<DateTime<Utc>>> = known
             .rules
             .keys()
@@ -507,11 +515,23 @@ impl Metrics {
             *excepted
                 .entry((group.rule.as_str(), group.source.as_str()))
                 .or_insert(0) += i64::try_from(group.excepted).unwrap_or(i64::MAX);
+            if let Some(records) = group.checked {
+                checked.insert(
+                    (group.rule.as_str(), group.source.as_str()),
+                    i64::try_from(records).unwrap_or(i64::MAX),
+                );
+            }
             if let (Some(first), Some(seen)) =
                 (oldest.get_mut(&group.rule), group.oldest_first_seen)
             {
                 *first = Some(first.map_or(seen, |current: DateTime<Utc>| current.min(seen)));
             }
+        }
+        self.checked_records.reset();
+        for ((rule, source), count) in checked {
+            self.checked_records
+                .with_label_values(&[rule, source])
+                .set(count);
         }
         self.excepted_findings.reset();
         for ((rule, source), count) in excepted {

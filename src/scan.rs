@@ -252,41 +252,60 @@ where
     let owned_name = name.to_owned();
     let judges_erasures = source_rules.judges_erasures();
     let importer = rules.clone();
-    let (scan_id, checkpoints, erasures, saved_cache) = with_store(store, move |store| {
-        store.take_lease(&owned_name, Utc::now(), lease_until())?;
-        // The erasure register, when there is one, is read at every scan: a
-        // register with bad lines is refused whole (its line numbers logged,
-        // never its content), and what the store holds stays.
-        if let Some(Err(error)) = importer.import_erasures(store, now) {
-            tracing::warn!(source = %owned_name, error = %error, "Erasure register not read.");
-        }
-        let erasures: crate::rules::Erasures = if judges_erasures {
-            store
-                .erasure_requests()?
-                .into_iter()
-                .map(|request| (request.hash, request.requested_at))
-                .collect()
-        } else {
-            Default::default()
-        };
-        let checkpoints = store.checkpoints(&owned_name)?;
-        let cache = store.record_cache(&owned_name)?;
-        Ok((
-            store.begin_scan(&owned_name, now)?,
-            checkpoints,
-            erasures,
-            cache,
-        ))
-    })
-    .await?;
+    let checked_key = crate::checked::key(&source_rules);
+    let checked_plan = checked_key.map(|key| crate::checked::plan(&source_rules, key));
+    let (scan_id, checkpoints, erasures, saved_cache, saved_checked) =
+        with_store(store, move |store| {
+            store.take_lease(&owned_name, Utc::now(), lease_until())?;
+            // The erasure register, when there is one, is read at every scan: a
+            // register with bad lines is refused whole (its line numbers logged,
+            // never its content), and what the store holds stays.
+            if let Some(Err(error)) = importer.import_erasures(store, now) {
+                tracing::warn!(source = %owned_name, error = %error, "Erasure register not read.");
+            }
+            let erasures: crate::rules::Erasures = if judges_erasures {
+                store
+                    .erasure_requests()?
+                    .into_iter()
+                    .map(|request| (request.hash, request.requested_at))
+                    .collect()
+            } else {
+                Default::default()
+            };
+            let checkpoints = store.checkpoints(&owned_name)?;
+            let cache = store.record_cache(&owned_name)?;
+            let checked = store.checked_memory(&owned_name)?;
+            Ok((
+                store.begin_scan(&owned_name, now)?,
+                checkpoints,
+                erasures,
+                cache,
+                checked,
+            ))
+        })
+        .await?;
     let source_rules = source_rules.with_erasures(Arc::new(erasures));
     let records = RecordMemory::load(name, &source_rules, settings, saved_cache, now);
+    let checked = checked_key.zip(checked_plan).map(|(key, plan)| CheckedMemory {
+        key,
+        plan,
+        previous: saved_checked
+            .filter(|(saved_plan, _)| *saved_plan == plan)
+            .and_then(|(_, data)| match crate::checked::Memory::decode(&data) {
+                Ok(memory) => Some(memory),
+                Err(error) => {
+                    tracing::warn!(source = %name, error = %error, "Checked-records memory not read; the counts start over.");
+                    None
+                }
+            }),
+    });
     let scan = Started {
         name,
         timeout,
         scan_id,
         checkpoints,
         records,
+        checked,
         exceptions: rules.exceptions().clone(),
         now,
     };
@@ -309,9 +328,19 @@ struct Started<'a> {
     scan_id: i64,
     checkpoints: std::collections::BTreeMap<String, String>,
     records: Option<RecordMemory>,
+    /// What earlier scans checked, to count this one's checked records.
+    checked: Option<CheckedMemory>,
     /// `[[exceptions]]`, to mark this scan's findings with.
     exceptions: Arc<crate::exceptions::Exceptions>,
     now: DateTime<Utc>,
+}
+
+/// The checked-records memory of one scan (see [`crate::checked`]): its key,
+/// the plan it is kept under, and what earlier scans left under that plan.
+struct CheckedMemory {
+    key: [u8; 16],
+    plan: u64,
+    previous: Option<crate::checked::Memory>,
 }
 
 /// The record cache of one scan (see [`tillsyn_connectors::record_cache`]):
@@ -429,6 +458,7 @@ where
         scan_id,
         checkpoints,
         records: memory,
+        checked,
         exceptions,
         now,
     } = scan;
@@ -452,8 +482,12 @@ where
     let consumer_store = store.clone();
     let source_name = name.to_owned();
     let consumer_cache = context.records.clone();
+    let judged = checked
+        .as_ref()
+        .map(|checked| crate::checked::Judged::new(checked.key));
     let consumer = tokio::task::spawn_blocking(move || {
-        consume(
+        let mut judged = judged;
+        let consumed = consume(
             &mut receiver,
             &source_rules,
             Destination {
@@ -461,9 +495,11 @@ where
                 scan_id,
                 source: &source_name,
                 cache: consumer_cache.as_deref(),
+                judged: judged.as_mut(),
             },
             now,
-        )
+        );
+        (consumed, judged, source_rules)
     });
     // The connector in a task of its own, so that a panic in it is this scan's
     // failure. Aborting the task drops its sink, which ends the consumer.
@@ -522,7 +558,11 @@ where
         }
         (scanned, _) => scanned,
     };
-    let consumed = match consumer.await {
+    let (consumed, judged, source_rules) = match consumer.await {
+        Ok((result, judged, source_rules)) => (Ok(result), judged, Some(source_rules)),
+        Err(error) => (Err(error), None, None),
+    };
+    let consumed = match consumed {
         Ok(result) => Ok(result),
         Err(error) if error.is_panic() => Err(ConnectorError::Panicked(format!(
             "the rules engine ({})",
@@ -566,6 +606,14 @@ where
             };
             let stored_problems: Vec<(&'static str, u64)> =
                 problems.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            // What each rule checked: this scan's records and what it carried.
+            let counted = match (checked, judged, &source_rules) {
+                (Some(checked), Some(judged), Some(rules)) => Some((
+                    checked.plan,
+                    crate::checked::count(checked.previous.as_ref(), judged, &report, rules),
+                )),
+                _ => None,
+            };
             let notes = report.notes.clone();
             let work = report.work.clone();
             let source_name_for_exceptions = owned_name.clone();
@@ -582,7 +630,16 @@ where
                     record_cache,
                 };
                 apply_exceptions(store, &source_name_for_exceptions)?;
-                store.finish_scan(scan_id, &end)
+                let tally = store.finish_scan(scan_id, &end)?;
+                if let Some((plan, counted)) = counted {
+                    store.save_checked(
+                        &source_name_for_exceptions,
+                        plan,
+                        &counted.memory.encode(),
+                        &counted.counts,
+                    )?;
+                }
+                Ok(tally)
             })
             .await?;
             Ok(ScanOutcome {
@@ -665,6 +722,8 @@ struct Destination<'a> {
     scan_id: i64,
     source: &'a str,
     cache: Option<&'a RecordCache>,
+    /// Where the rules that checked each record are noted.
+    judged: Option<&'a mut crate::checked::Judged>,
 }
 
 /// What [`consume`] did.
@@ -692,6 +751,7 @@ fn consume(
         scan_id,
         source,
         cache,
+        judged: mut checked,
     } = destination;
     let mut judged = Vec::new();
     let mut unstamped = 0u64;
@@ -736,6 +796,9 @@ fn consume(
                     recheck_at: rules.recheck_at(&record, now),
                 }),
                 _ => unstamped += 1,
+            }
+            if let Some(checked) = checked.as_deref_mut() {
+                checked.note(&record, rules.checking(&record));
             }
             for violation in rules.evaluate(&record, now) {
                 findings += 1;
@@ -1030,6 +1093,26 @@ mod tests {
         file.set_modified(modified.into()).expect("mtime");
     }
 
+    /// Per rule of source `share`: records checked, owners, complete.
+    fn checked(store: &Arc<Mutex<Store>>) -> Vec<(String, u64, usize, bool)> {
+        store
+            .lock()
+            .expect("lock")
+            .checked_counts()
+            .expect("counts")
+            .into_iter()
+            .filter(|row| row.source == "share")
+            .map(|row| (row.rule, row.records, row.owners.len(), row.complete))
+            .collect()
+    }
+
+    fn counts(stale: u64, applications: u64) -> Vec<(String, u64, usize, bool)> {
+        vec![
+            ("applications".to_owned(), applications, 1, true),
+            ("stale".to_owned(), stale, 1, true),
+        ]
+    }
+
     fn set(items: &[&str]) -> std::collections::BTreeSet<String> {
         items.iter().map(|item| (*item).to_owned()).collect()
     }
@@ -1075,6 +1158,8 @@ mod tests {
             open,
             set(&["stale:a/old.txt", "stale:b/changed.txt", "stale:gone.txt"])
         );
+        // Records checked: five outside jobs/, one application.
+        assert_eq!(checked(&store), counts(5, 1));
 
         // Nothing changed: every record is left out, and what was found stands.
         let (again, open) = scan_share_at(
@@ -1091,6 +1176,8 @@ mod tests {
             set(&["stale:a/old.txt", "stale:b/changed.txt", "stale:gone.txt"])
         );
         assert_eq!((again.tally.new, again.tally.resolved), (0, 0));
+        // What was left out still counts as checked.
+        assert_eq!(checked(&store), counts(5, 1));
 
         // Fifteen days on: young.txt passed 30 days; the position was filled
         // 100 days ago, not 10; changed.txt was rewritten; gone.txt went.
@@ -1111,6 +1198,8 @@ mod tests {
         assert_eq!(later.work.get("records_unchanged"), Some(&2));
         assert_eq!(later.records, 3);
         assert_eq!((later.tally.new, later.tally.resolved), (2, 2));
+        // gone.txt no longer counts; the two left out still do.
+        assert_eq!(checked(&store), counts(4, 1));
 
         // Other rules: nothing judged under the old ones is left out.
         let stricter = toml.replace("max_age = \"30d\"", "max_age = \"10d\"");
@@ -1118,9 +1207,11 @@ mod tests {
             scan_share_at(dir.path(), &stricter, &store, start + days(15)).await;
         assert_eq!(rules_changed.work.get("records_unchanged"), None);
         assert_eq!(rules_changed.records, 5);
+        assert_eq!(checked(&store), counts(4, 1));
         let (again, same) = scan_share_at(dir.path(), &stricter, &store, start + days(15)).await;
         assert_eq!(again.work.get("records_unchanged"), Some(&5));
         assert_eq!(same, open);
+        assert_eq!(checked(&store), counts(4, 1));
         // Another identity index: records are read again for it too.
         let unindexed = format!("{stricter}\n[identity]\nenabled = false\n");
         let (identity_changed, unchanged_open) =

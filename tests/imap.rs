@@ -1135,3 +1135,101 @@ fn messages_their_owner_marked_as_kept_are_excepted_only_where_allowed() {
         "the scan changed nothing"
     );
 }
+
+/// The records checked per rule, as the last finished scans counted them.
+fn checked(dir: &Path) -> BTreeMap<String, (u64, usize, bool)> {
+    let store = tillsyn::store::Store::open(&dir.join("state")).expect("store");
+    store
+        .checked_counts()
+        .expect("counts")
+        .into_iter()
+        .map(|row| (row.rule, (row.records, row.owners.len(), row.complete)))
+        .collect()
+}
+
+/// The rate the report states for `rule`: its "In breach" line.
+fn report_rate(dir: &Path, config: &str, rule: &str) -> String {
+    let out = dir.join("report");
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let output = tillsyn(&[
+        "report",
+        "--config",
+        config,
+        "--month",
+        &month,
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    let report = std::fs::read_to_string(out.join("report.txt")).expect("report");
+    let section = report
+        .split(&format!("\n{rule}: "))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {rule} in {report}"));
+    section
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("In breach: "))
+        .unwrap_or_else(|| panic!("no rate for {rule} in {report}"))
+        .to_owned()
+}
+
+/// Every inbox message counts as checked by the inbox rule, also those the
+/// server's search never handed over (only the old ones are fetched) and
+/// those an incremental rescan carries; the report states the share.
+#[test]
+fn every_message_in_a_checked_folder_counts_toward_the_rate() {
+    let server = Dovecot::start(&[("anna", "anna-pw"), ("bo", "bo-pw")]);
+    // Anna: 30 inbox messages, every 10th stale. Bo: 20, none stale.
+    bulk_mail(
+        &server,
+        "anna",
+        30,
+        |n| if n % 10 == 0 { 90 } else { 2 },
+        |_| 0,
+    );
+    bulk_mail(&server, "bo", 20, |_| 2, |_| 0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = accounts_file(dir.path(), &[("anna", "anna-pw"), ("bo", "bo-pw")]);
+    let rules = r#"
+[[rules]]
+id = "stale-inbox"
+kind = "max_age"
+policy = "medarbetare i sin månadsrutin ska behandla och ta bort sina e-postmeddelanden från inkorgen"
+max_age = "31d"
+timestamp = "received"
+when = { folders = ["INBOX"] }
+
+[report]
+language = "en"
+"#;
+    let config = write_config(dir.path(), &plain_source(server.port, &accounts), rules);
+    let (output, found) = scan(&config);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(found.len(), 3, "{found:?}");
+    // Only the candidates the server's search picked were sent.
+    assert_eq!(
+        work(&stderr, "headers_fetched") + work(&stderr, "dates_fetched"),
+        3,
+        "{stderr}"
+    );
+    assert_eq!(
+        checked(dir.path()),
+        BTreeMap::from([("stale-inbox".to_owned(), (50, 2, true))])
+    );
+    assert_eq!(
+        report_rate(dir.path(), &config, "stale-inbox"),
+        "3 of 50 messages (6 %) in 1 of 2 mailboxes."
+    );
+
+    // An incremental rescan carries everything: the count stands. A new
+    // message in Bo's inbox counts too.
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_eq!(checked(dir.path())["stale-inbox"], (50, 2, true));
+    let mut client = server.client("bo", "bo-pw");
+    client.append("INBOX", &message(&["bo@firma.se"], &[], RECENT, 99), 1);
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_eq!(checked(dir.path())["stale-inbox"], (51, 2, true));
+}

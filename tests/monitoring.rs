@@ -208,6 +208,21 @@ fn a_real_scrape_passes_promtool_covers_the_rules_and_dashboard_and_names_nobody
         metrics.value("tillsyn_open_violations", &[("rule", "old-files")]),
         Some(2.0)
     );
+    // What each rule checked: two inbox messages, two messages, two files.
+    for (rule, source) in [
+        ("stale-inbox", "mail"),
+        ("wide-cc", "mail"),
+        ("old-files", "share"),
+    ] {
+        assert_eq!(
+            metrics.value(
+                "tillsyn_checked_records",
+                &[("rule", rule), ("source", source)]
+            ),
+            Some(2.0),
+            "{rule}"
+        );
+    }
 
     // Who the store says the findings belong to, by name.
     let findings = json_lines(&tillsyn(&[

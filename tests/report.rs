@@ -635,6 +635,26 @@ fn golden_store(dir: &Path, language: &str) -> tillsyn::config::Config {
         false,
     );
     scan(&mut store, "crm", "2026-03-10T02:10:00Z", &[], true);
+    // What the mail scans checked: every inbox message of three mailboxes;
+    // the Cc rule's count is only a lower bound (an incremental read carried
+    // messages no memory held).
+    let counts = [
+        tillsyn::checked::RuleCount {
+            rule: "stale-inbox".into(),
+            records: 1234,
+            owners: vec![11, 12, 13],
+            complete: true,
+        },
+        tillsyn::checked::RuleCount {
+            rule: "wide-cc".into(),
+            records: 56,
+            owners: vec![11, 12, 13],
+            complete: false,
+        },
+    ];
+    store
+        .save_checked("mail", 1, &[], &counts)
+        .expect("checked counts");
     config
 }
 

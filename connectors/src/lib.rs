@@ -375,6 +375,22 @@ pub struct ScanReport {
     /// Work done, by name (e.g. `headers_fetched`), to show and to test that
     /// incremental scans fetch only what changed.
     pub work: BTreeMap<&'static str, u64>,
+    /// Places whose records the connector counted without sending them all
+    /// (a server-side search picked the candidates): how many records each
+    /// holds now. The records checked there are counted from these.
+    pub place_totals: Vec<PlaceTotal>,
+}
+
+/// How many records one place holds (see [`ScanReport::place_totals`]).
+#[derive(Debug, Clone)]
+pub struct PlaceTotal {
+    /// Record-path prefix, e.g. `anna/INBOX`.
+    pub prefix: String,
+    /// A record standing for any record there: its kind, container, owner
+    /// and the place's attributes (a folder's special use), no content.
+    pub place: Record,
+    /// How many records it holds.
+    pub records: u64,
 }
 
 /// A place whose unchanged records were not sent again (see
@@ -394,6 +410,20 @@ pub struct CarriedScope {
     /// out as unchanged: any other was read again (and decided anew) or went.
     pub left_out: Option<LeftOut>,
 }
+
+impl PartialEq for PlaceTotal {
+    fn eq(&self, other: &PlaceTotal) -> bool {
+        self.prefix == other.prefix
+            && self.records == other.records
+            && self.place.path == other.place.path
+            && self.place.kind == other.place.kind
+            && self.place.container == other.place.container
+            && self.place.owner == other.place.owner
+            && self.place.attributes == other.place.attributes
+    }
+}
+
+impl Eq for PlaceTotal {}
 
 /// The records a scan left out as unchanged (see [`CarriedScope::left_out`]).
 #[derive(Debug, Clone)]
@@ -456,6 +486,7 @@ impl ScanReport {
         for (name, count) in other.work {
             *self.work.entry(name).or_insert(0) += count;
         }
+        self.place_totals.extend(other.place_totals);
     }
 
     /// Count work done.

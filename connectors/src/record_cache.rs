@@ -31,6 +31,44 @@ pub const FORMAT: u32 = 1;
 /// Never: a record whose verdict time cannot change.
 pub const NEVER: i64 = i64::MAX;
 
+/// Keyed hashes of record paths (SipHash-1-3 under 16 bytes derived from the
+/// pseudonym key): how the runner remembers records without their paths.
+#[derive(Debug, Clone, Copy)]
+pub struct PathHasher {
+    k0: u64,
+    k1: u64,
+}
+
+impl PathHasher {
+    /// A hasher under `key`.
+    pub fn new(key: [u8; 16]) -> PathHasher {
+        let (low, high) = key.split_at(8);
+        let word = |bytes: &[u8]| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(bytes);
+            u64::from_le_bytes(word)
+        };
+        PathHasher {
+            k0: word(low),
+            k1: word(high),
+        }
+    }
+
+    /// The keyed hash that stands for the record at `path`: its folder's
+    /// (everything before the last `/`) in the high 64 bits, its own below.
+    pub fn key(&self, path: &str) -> u128 {
+        let folder = path.rsplit_once('/').map_or("", |(folder, _)| folder);
+        (u128::from(self.hash(folder.as_bytes())) << 64) | u128::from(self.hash(path.as_bytes()))
+    }
+
+    /// The keyed hash of `bytes`.
+    pub fn hash(&self, bytes: &[u8]) -> u64 {
+        let mut hasher = SipHasher13::new_with_keys(self.k0, self.k1);
+        hasher.write(bytes);
+        hasher.finish()
+    }
+}
+
 /// One remembered record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CachedRecord {
@@ -55,8 +93,7 @@ pub struct DecodeError(&'static str);
 /// left out, and which were.
 #[derive(Debug)]
 pub struct RecordCache {
-    k0: u64,
-    k1: u64,
+    hasher: PathHasher,
     /// Sorted by key, keys unique.
     entries: Vec<CachedRecord>,
     /// Per entry: left out by this scan as unchanged.
@@ -72,15 +109,8 @@ impl RecordCache {
         entries.sort_by_key(|entry| entry.key);
         entries.dedup_by_key(|entry| entry.key);
         let left_out = entries.iter().map(|_| AtomicBool::new(false)).collect();
-        let (low, high) = key.split_at(8);
-        let word = |bytes: &[u8]| {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(bytes);
-            u64::from_le_bytes(word)
-        };
         RecordCache {
-            k0: word(low),
-            k1: word(high),
+            hasher: PathHasher::new(key),
             entries,
             left_out,
             now,
@@ -88,16 +118,9 @@ impl RecordCache {
     }
 
     /// The keyed hash that stands for the record at `path`: its folder's
-    /// hash, then its own.
+    /// hash, then its own ([`PathHasher::key`]).
     pub fn key(&self, path: &str) -> u128 {
-        let folder = path.rsplit_once('/').map_or("", |(folder, _)| folder);
-        (u128::from(self.hash(folder.as_bytes())) << 64) | u128::from(self.hash(path.as_bytes()))
-    }
-
-    fn hash(&self, bytes: &[u8]) -> u64 {
-        let mut hasher = SipHasher13::new_with_keys(self.k0, self.k1);
-        hasher.write(bytes);
-        hasher.finish()
+        self.hasher.key(path)
     }
 
     /// Where the entry of `key` is. Folder hashes spread evenly over their

@@ -322,6 +322,10 @@ pub struct Promise {
     /// Who holds the open ones: owners with the most, with the change since
     /// the month before (named or pseudonymised).
     pub owners: Vec<OwnerCount>,
+    /// The share of the records checked that is in breach, in the report's
+    /// language ("19,613 of 21,224 messages (92 %) in 6 of 9 mailboxes");
+    /// `None` before a scan counted what the rule checks.
+    pub rate: Option<String>,
 }
 
 /// An owner's open violations of one promise.
@@ -492,6 +496,100 @@ pub fn location(kind: &str, path: &str) -> String {
     }
 }
 
+/// What is in breach of one promise: records, and the owners holding them.
+#[derive(Debug, Clone, Copy)]
+struct Breach {
+    records: u64,
+    owners: u64,
+}
+
+/// "19,613 of 21,224 messages (92 %) in 6 of 9 mailboxes", in `language`,
+/// naming what the sources of `kinds` hold. `None` when nothing was counted,
+/// or the counts cannot stand together (more in breach than checked).
+fn rate_text(
+    language: Language,
+    breach: Breach,
+    checked: &crate::checked::Checked,
+    kinds: &BTreeSet<&str>,
+) -> Option<String> {
+    if checked.records == 0 || breach.records > checked.records {
+        return None;
+    }
+    let mail = !kinds.is_empty() && kinds.iter().all(|kind| matches!(*kind, "imap" | "maildir"));
+    let only = |kind: &str| kinds.len() == 1 && kinds.contains(kind);
+    let (records, owners) = match language {
+        Language::En => (
+            if mail {
+                "messages"
+            } else if only("fileshare") {
+                "files"
+            } else if only("ldap") {
+                "directory entries"
+            } else if only("http") {
+                "items"
+            } else {
+                "records"
+            },
+            if mail { "mailboxes" } else { "owners" },
+        ),
+        Language::Sv => (
+            if mail {
+                "meddelanden"
+            } else if only("fileshare") {
+                "filer"
+            } else if only("ldap") {
+                "katalogposter"
+            } else {
+                "poster"
+            },
+            if mail { "brevlådor" } else { "ägare" },
+        ),
+    };
+    let share = breach.records as f64 * 100.0 / checked.records as f64;
+    let percent = match share {
+        share if share > 0.0 && share < 1.0 => "<1".to_owned(),
+        share if share > 99.0 && share < 100.0 => ">99".to_owned(),
+        share => format!("{share:.0}"),
+    };
+    let number = |value: u64| thousands(value, language);
+    let (of, at_least, among) = match language {
+        Language::En => ("of", "at least ", "in"),
+        Language::Sv => ("av", "minst ", "hos"),
+    };
+    let at_least = if checked.complete { "" } else { at_least };
+    let mut text = format!(
+        "{} {of} {at_least}{} {records} ({percent} %)",
+        number(breach.records),
+        number(checked.records)
+    );
+    if checked.owners > 0 && breach.owners <= checked.owners {
+        text.push_str(&format!(
+            " {among} {} {of} {} {owners}",
+            number(breach.owners),
+            number(checked.owners)
+        ));
+    }
+    Some(text)
+}
+
+/// `value` with its thousands grouped as `language` writes them: 21,224 or
+/// 21 224.
+fn thousands(value: u64, language: Language) -> String {
+    let separator = match language {
+        Language::En => ',',
+        Language::Sv => '\u{a0}',
+    };
+    let digits = value.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            grouped.push(separator);
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
 fn signed(change: i64) -> String {
     match change {
         0 => "±0".to_owned(),
@@ -552,6 +650,7 @@ pub fn build(
     let moments: Vec<DateTime<Utc>> = months.iter().map(|m| m.end(zone).min(end)).collect();
     let history = store.rule_history(&moments)?;
     let open = store.open_at(end)?;
+    let checked_rows = store.checked_counts()?;
     // Open a month before, per promise and owner, for who moved.
     let previous_end = moments
         .len()
@@ -706,6 +805,41 @@ pub fn build(
                 }
             })
             .collect();
+        let checked = crate::checked::by_rule(
+            checked_rows
+                .iter()
+                .filter(|row| row.rule == rule.id && sources.contains(&row.source))
+                .map(|row| {
+                    (
+                        row.rule.as_str(),
+                        row.records,
+                        row.owners.as_slice(),
+                        row.complete,
+                    )
+                }),
+        );
+        let owners_breached = findings
+            .iter()
+            .filter_map(|finding| finding.owner.as_deref())
+            .collect::<BTreeSet<_>>()
+            .len() as u64;
+        let kinds: BTreeSet<&str> = config
+            .sources
+            .iter()
+            .filter(|source| sources.contains(&source.name))
+            .map(|source| source.settings.type_name())
+            .collect();
+        let rate = checked.get(&rule.id).and_then(|checked| {
+            rate_text(
+                language,
+                Breach {
+                    records: open_now,
+                    owners: owners_breached,
+                },
+                checked,
+                &kinds,
+            )
+        });
         let status = if open_now > 0 {
             "broken"
         } else if unverified_sources.is_empty() {
@@ -730,6 +864,7 @@ pub fn build(
             sources,
             unverified_sources,
             owners: owner_counts,
+            rate,
         });
     }
     let changes = {

@@ -131,6 +131,10 @@ pub struct SourceRules {
     pub participants: bool,
 }
 
+/// How many of a source's rules have their checked records counted
+/// ([`SourceRules::checking`]): one bit each in a word per record.
+pub const CHECKED_RULES: usize = 64;
+
 /// FNV-1a's starting value.
 pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
@@ -695,6 +699,12 @@ impl SourceRules {
         if self.judges_erasures() || self.erasure_source.is_some() {
             return None;
         }
+        self.path_key()
+    }
+
+    /// The key records are remembered by ([`tillsyn_connectors::record_cache::PathHasher`]),
+    /// derived from the pseudonym key; `None` without one (checking a config).
+    pub fn path_key(&self) -> Option<[u8; 16]> {
         Some(self.identity.as_ref()?.hash("record-cache", ""))
     }
 
@@ -776,6 +786,40 @@ impl SourceRules {
             .filter(|rule| matches!(rule.config.check, Check::Conflict(_)))
             .map(|rule| (rule.config.id.clone(), rule.config.severity.as_str()))
             .collect()
+    }
+
+    /// The ids of the rules that apply, in the order of the bits of
+    /// [`SourceRules::checking`].
+    pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|rule| rule.config.id.as_str())
+    }
+
+    /// The rules that check `record` (its place and attributes meet their
+    /// `when`), as bits in rule order: bit `i` for rule `i`, for the first
+    /// [`CHECKED_RULES`] rules.
+    pub fn checking(&self, record: &Record) -> u64 {
+        self.rules
+            .iter()
+            .take(CHECKED_RULES)
+            .enumerate()
+            .filter(|(_, rule)| selects(rule, record))
+            .fold(0, |mask, (index, _)| mask | (1 << index))
+    }
+
+    /// The rules that check the records of the place `place` stands for
+    /// ([`tillsyn_connectors::PlaceTotal`]): its kind, folder and path meet
+    /// their `when`. Record attributes are not asked, since the place's
+    /// records were not all read.
+    pub fn checking_place(&self, place: &Record) -> u64 {
+        self.rules
+            .iter()
+            .take(CHECKED_RULES)
+            .enumerate()
+            .filter(|(_, rule)| {
+                rule.config.when.names_source(&place.source)
+                    && matches_place(&rule.config.when, &rule.paths, &rule.exclude, place)
+            })
+            .fold(0, |mask, (index, _)| mask | (1 << index))
     }
 
     /// How many rules apply.

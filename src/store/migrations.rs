@@ -229,4 +229,22 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE findings ADD COLUMN detail_data TEXT;
     "#,
+    // 15: records checked per rule (see `crate::checked`): per source the
+    // memory of what its scans judged, by keyed hashes, and per rule and
+    // source the count, with its owners' keyed hashes (8 bytes each).
+    r#"
+    CREATE TABLE checked_memory (
+        source TEXT    PRIMARY KEY,
+        plan   INTEGER NOT NULL,
+        data   BLOB    NOT NULL
+    );
+    CREATE TABLE checked_counts (
+        source   TEXT    NOT NULL,
+        rule     TEXT    NOT NULL,
+        records  INTEGER NOT NULL,
+        owners   BLOB    NOT NULL,
+        complete INTEGER NOT NULL,
+        PRIMARY KEY (source, rule)
+    );
+    "#,
 ];

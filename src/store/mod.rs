@@ -422,6 +422,24 @@ pub struct OpenGroup {
     pub oldest_first_seen: Option<DateTime<Utc>>,
     /// How many are open under an exception in force.
     pub excepted: u64,
+    /// How many records the rule checked in the source at its last finished
+    /// scan (see [`crate::checked`]); `None` when none was counted.
+    pub checked: Option<u64>,
+}
+
+/// Records one rule checked in one source (see [`Store::checked_counts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedRow {
+    /// Rule id.
+    pub rule: String,
+    /// Source name.
+    pub source: String,
+    /// Records checked.
+    pub records: u64,
+    /// Keyed hashes of their owners.
+    pub owners: Vec<u64>,
+    /// Every record was counted (else: at least this many).
+    pub complete: bool,
 }
 
 /// What one scan changed for one rule.
@@ -1304,9 +1322,39 @@ impl Store {
                 count: row.get::<_, i64>(2)? as u64,
                 oldest_first_seen: row.get::<_, Option<i64>>(3)?.map(to_time),
                 excepted: row.get::<_, i64>(4)? as u64,
+                checked: None,
             })
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut groups: BTreeMap<(String, String), OpenGroup> = rows
+            .map(|group| group.map(|group| ((group.rule.clone(), group.source.clone()), group)))
+            .collect::<Result<_, _>>()?;
+        // Every pair with a count, findings or not: a rule kept everywhere
+        // still shows what it checked.
+        let mut checked = self
+            .connection
+            .prepare("SELECT rule, source, records FROM checked_counts")?;
+        let counted = checked.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?.max(0) as u64,
+            ))
+        })?;
+        for counted in counted {
+            let (rule, source, records) = counted?;
+            groups
+                .entry((rule.clone(), source.clone()))
+                .or_insert(OpenGroup {
+                    rule,
+                    source,
+                    count: 0,
+                    oldest_first_seen: None,
+                    excepted: 0,
+                    checked: None,
+                })
+                .checked = Some(records);
+        }
+        Ok(groups.into_values().collect())
     }
 
     /// Take every exception mark but owners' off the open findings (of
@@ -1440,6 +1488,84 @@ impl Store {
                 },
             )
             .optional()?)
+    }
+
+    /// The memory of records checked in `source` (see [`crate::checked`]),
+    /// and the plan it was made under.
+    pub fn checked_memory(&self, source: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT plan, data FROM checked_memory WHERE source = ?1",
+                [source],
+                |row| Ok((row.get::<_, i64>(0)? as u64, row.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// After a finished scan of `source`: the memory for the next one and
+    /// the records each of its rules checked.
+    pub fn save_checked(
+        &mut self,
+        source: &str,
+        plan: u64,
+        memory: &[u8],
+        counts: &[crate::checked::RuleCount],
+    ) -> Result<(), StoreError> {
+        let transaction = self.connection.transaction()?;
+        transaction.execute(
+            "INSERT OR REPLACE INTO checked_memory (source, plan, data) VALUES (?1, ?2, ?3)",
+            params![source, plan as i64, memory],
+        )?;
+        transaction.execute("DELETE FROM checked_counts WHERE source = ?1", [source])?;
+        {
+            let mut insert = transaction.prepare(
+                "INSERT OR REPLACE INTO checked_counts (source, rule, records, owners, complete)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for count in counts {
+                let owners: Vec<u8> = count
+                    .owners
+                    .iter()
+                    .flat_map(|owner| owner.to_le_bytes())
+                    .collect();
+                insert.execute(params![
+                    source,
+                    count.rule,
+                    i64::try_from(count.records).unwrap_or(i64::MAX),
+                    owners,
+                    count.complete
+                ])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// The records every rule checked in every source, as last counted.
+    pub fn checked_counts(&self) -> Result<Vec<CheckedRow>, StoreError> {
+        let mut query = self.connection.prepare(
+            "SELECT rule, source, records, owners, complete FROM checked_counts
+             ORDER BY rule, source",
+        )?;
+        let rows = query.query_map([], |row| {
+            let owners: Vec<u8> = row.get(3)?;
+            Ok(CheckedRow {
+                rule: row.get(0)?,
+                source: row.get(1)?,
+                records: row.get::<_, i64>(2)?.max(0) as u64,
+                owners: owners
+                    .chunks_exact(8)
+                    .map(|chunk| {
+                        let mut word = [0u8; 8];
+                        word.copy_from_slice(chunk);
+                        u64::from_le_bytes(word)
+                    })
+                    .collect(),
+                complete: row.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// A checkpoint value for incremental scans.

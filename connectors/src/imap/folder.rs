@@ -16,8 +16,8 @@ use super::transport::{self, ImapError, ImapSession, from_imap, timed};
 use crate::content::{Content, ContentPlan};
 use crate::mail_headers::{self, HeaderProblem};
 use crate::{
-    CarriedScope, Participants, ProblemKind, Record, RecordKind, RecordSink, ScanContext,
-    ScanReport,
+    CarriedScope, Participants, PlaceTotal, ProblemKind, Record, RecordKind, RecordSink,
+    ScanContext, ScanReport,
 };
 
 /// Names (the last level, lower-cased) that hold sent mail on servers
@@ -551,6 +551,13 @@ impl FolderReader<'_> {
             }
         };
         let needs = self.context.needs;
+        // Every message there counts as checked, whether or not a search
+        // picked it to be fetched.
+        self.report.place_totals.push(PlaceTotal {
+            prefix: prefix.clone(),
+            place: self.folder_probe(folder),
+            records: u64::from(mailbox.exists),
+        });
         // Without UIDVALIDITY and UIDNEXT the server gives no way to tell that a
         // folder is unchanged: it is read in full, and no checkpoint is kept.
         let comparable = mailbox.uid_validity.is_some() && mailbox.uid_next.is_some();
