@@ -474,6 +474,168 @@ mod tests {
         }
     }
 
+    fn source_rules() -> SourceRules {
+        let config = crate::config::parse(
+            "[daemon]\nstate_dir = \"state\"\n\n\
+             [[sources]]\nname = \"crm\"\ntype = \"http\"\nurl = \"http://127.0.0.1:9/\"\n\
+             allow_plaintext = true\nitems = \"/items\"\nid = \"/id\"\n\n\
+             [[rules]]\nid = \"closed\"\nkind = \"max_age\"\npolicy = \"p\"\nmax_age = \"30d\"\n\
+             timestamp = \"date:closed\"\nwhen = { attributes = { status = \"closed\" } }\n\n\
+             [[rules]]\nid = \"any\"\nkind = \"max_age\"\npolicy = \"p\"\nmax_age = \"3y\"\n\
+             timestamp = \"modified\"\n",
+            std::path::Path::new("/nonexistent/tillsyn.toml"),
+        )
+        .expect("config");
+        crate::rules::RuleSet::for_config(&config)
+            .expect("rules")
+            .for_source("crm")
+    }
+
+    fn item(id: &str, status: &str, owner: &str) -> Record {
+        let mut record = Record::new(
+            tillsyn_connectors::RecordKind::CrmObject,
+            std::sync::Arc::from("crm"),
+            format!("cases/{id}"),
+        );
+        record.attributes.insert("status".into(), status.into());
+        record.owner = Some(owner.into());
+        record
+    }
+
+    fn judged(rules: &SourceRules, items: &[Record]) -> Judged {
+        let mut judged = Judged::new([9; 16]);
+        for item in items {
+            judged.note(item, rules.checking(item));
+        }
+        judged
+    }
+
+    fn records(counted: &Counted) -> Vec<(String, u64, usize, bool)> {
+        counted
+            .counts
+            .iter()
+            .map(|count| {
+                (
+                    count.rule.clone(),
+                    count.records,
+                    count.owners.len(),
+                    count.complete,
+                )
+            })
+            .collect()
+    }
+
+    fn expect(
+        closed: u64,
+        closed_owners: usize,
+        any: u64,
+        complete: bool,
+    ) -> Vec<(String, u64, usize, bool)> {
+        vec![
+            ("closed".to_owned(), closed, closed_owners, complete),
+            ("any".to_owned(), any, 2, complete),
+        ]
+    }
+
+    /// An incremental read that lists what it read again carries the rest;
+    /// a record read again with other attributes counts as it is now; after
+    /// a partial scan what lies under the unread place is kept; a numbered
+    /// scope cannot be counted from memory; without memory a carried scan is
+    /// a lower bound.
+    #[test]
+    fn carried_records_count_as_remembered_and_read_ones_as_read() {
+        let rules = source_rules();
+        let full = [
+            item("1", "closed", "anna"),
+            item("2", "closed", "bo"),
+            item("3", "open", "bo"),
+        ];
+        let first = count(None, judged(&rules, &full), &ScanReport::default(), &rules);
+        assert_eq!(records(&first), expect(2, 2, 3, true));
+
+        // Item 2 was reopened; items 1 and 3 were not read again.
+        let report = ScanReport {
+            carried: vec![CarriedScope {
+                prefix: String::new(),
+                gone: vec!["cases/2".into()],
+                present: None,
+                left_out: None,
+            }],
+            ..ScanReport::default()
+        };
+        let reopened = [item("2", "open", "bo")];
+        let second = count(
+            Some(&first.memory),
+            judged(&rules, &reopened),
+            &report,
+            &rules,
+        );
+        assert_eq!(records(&second), expect(1, 1, 3, true));
+
+        // Item 3 went: listed as gone and not read.
+        let report = ScanReport {
+            carried: vec![CarriedScope {
+                prefix: String::new(),
+                gone: vec!["cases/3".into()],
+                present: None,
+                left_out: None,
+            }],
+            ..ScanReport::default()
+        };
+        let third = count(Some(&second.memory), judged(&rules, &[]), &report, &rules);
+        assert_eq!(
+            records(&third),
+            vec![
+                ("closed".to_owned(), 1, 1, true),
+                ("any".to_owned(), 2, 2, true)
+            ]
+        );
+
+        // A partial full read that could not read `cases`: its records stay.
+        let report = ScanReport {
+            unread_prefixes: vec!["cases".into()],
+            ..ScanReport::default()
+        };
+        let partial = count(Some(&third.memory), judged(&rules, &[]), &report, &rules);
+        assert_eq!(records(&partial), records(&third));
+        // The same without memory: nothing to carry, a lower bound.
+        let blind = count(None, judged(&rules, &[]), &report, &rules);
+        assert!(
+            blind
+                .counts
+                .iter()
+                .all(|count| !count.complete && count.records == 0)
+        );
+
+        // A full read again: only what it read.
+        let again = count(
+            Some(&third.memory),
+            judged(&rules, &full[..1]),
+            &ScanReport::default(),
+            &rules,
+        );
+        assert_eq!(
+            records(&again),
+            vec![
+                ("closed".to_owned(), 1, 1, true),
+                ("any".to_owned(), 1, 1, true)
+            ]
+        );
+
+        // Numbered records are carried by number, which memory lacks.
+        let report = ScanReport {
+            carried: vec![CarriedScope {
+                prefix: "cases".into(),
+                gone: Vec::new(),
+                present: Some(std::sync::Arc::new(vec![1])),
+                left_out: None,
+            }],
+            ..ScanReport::default()
+        };
+        let numbered = count(Some(&first.memory), judged(&rules, &[]), &report, &rules);
+        assert!(numbered.counts.iter().all(|count| !count.complete));
+    }
+
     #[test]
     fn prefixes_cover_every_ancestor() {
         let hasher = PathHasher::new([3; 16]);
