@@ -711,6 +711,8 @@ pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
         (None, true) => None,
     };
     if let Some(dir) = directory {
+        let now = Utc::now();
+        let departments = report::departments::or_none(&config, &store, month, now).await;
         let rendered = {
             let config = config.clone();
             let store = store.clone();
@@ -718,7 +720,7 @@ pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
                 let mut guard = store
                     .lock()
                     .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
-                let built = report::build(&config, &mut guard, month, Utc::now())?;
+                let built = report::build_with(&config, &mut guard, month, now, &departments)?;
                 let templates = config.report.as_ref().and_then(|r| r.templates_dir.clone());
                 Ok(report::render::render(&built, templates.as_deref())
                     .map_err(report::ReportError::from)?)

@@ -777,6 +777,21 @@ impl<'t> Reader<'t> {
                 );
             }
         }
+        if let Some(Some(report)) = &report
+            && let Some(departments) = &report.departments
+            && !sources.iter().any(|source| {
+                source.name == departments.source
+                    && matches!(source.settings, SourceSettings::Ldap(_))
+            })
+        {
+            self.issue(
+                None,
+                format!(
+                    "[report.departments]: {:?} is not an ldap source of this config",
+                    departments.source
+                ),
+            );
+        }
         let mut daemon = daemon?;
         daemon.state_dir = self.resolve(&daemon.state_dir);
         Some(Config {
@@ -978,6 +993,7 @@ impl<'t> Reader<'t> {
             templates_dir,
             mail,
             attach_findings: file.attach_findings,
+            departments: file.departments,
         })
     }
 

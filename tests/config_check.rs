@@ -178,7 +178,7 @@ security = "plain"
         .replace("language = \"de\"", "language = \"en\"")
         .replace("listen = \"localhost\"", "")
         .replace("schedule = \"0 3 * * *\"", "schedule = \"0 0 3 * * *\"");
-    std::fs::write(&config, text_fixed).expect("write");
+    std::fs::write(&config, &text_fixed).expect("write");
     let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
     let (stdout, _) = text(&output);
     assert_eq!(output.status.code(), Some(3), "{stdout}");
@@ -188,6 +188,23 @@ security = "plain"
     );
     assert!(
         stdout.contains(":18: [report.smtp]: security = \"plain\""),
+        "{stdout}"
+    );
+
+    // Departments asked of a source that is no directory.
+    let departments = text_fixed
+        .replace(
+            "sender = \"not an address\"",
+            "sender = \"tillsyn@example.se\"",
+        )
+        .replace("security = \"plain\"", "security = \"starttls\"")
+        + "\n[report.departments]\nsource = \"share\"\n";
+    std::fs::write(&config, departments).expect("write");
+    let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
+    let (stdout, _) = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("[report.departments]: \"share\" is not an ldap source"),
         "{stdout}"
     );
 }

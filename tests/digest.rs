@@ -325,7 +325,7 @@ fn owners_addresses_and_languages_come_from_the_directory() {
         &[],
         &format!(
             "dn: uid=dana,ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: dana\ncn: Dana\nsn: Dahl\n\
-             mail: dana.dahl@firma.se\npreferredLanguage: en-GB\n\n\
+             mail: dana.dahl@firma.se\npreferredLanguage: en-GB\ndepartmentNumber: Ekonomi\n\n\
              dn: uid=erik,ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: erik\ncn: Erik\nsn: Ek\n\n"
         ),
     );
@@ -368,6 +368,10 @@ when = {{ sources = ["share"] }}
 
 {mail}
 
+[report.departments]
+source = "directory"
+attribute = "departmentNumber"
+
 [digest]
 directory = {{ source = "directory" }}
 "#,
@@ -400,6 +404,34 @@ directory = {{ source = "directory" }}
         "{body}"
     );
 
+    // The report's "who" gives Dana's department beside her pseudonym;
+    // Erik's entry has none.
+    let who = |out: &str| {
+        let output = tillsyn(&[
+            "report", "--config", &config, "--month", &month, "--out", out,
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+        std::fs::read_to_string(Path::new(out).join("report.txt")).expect("report")
+    };
+    let report = who(&dir.path().join("with").display().to_string());
+    let lines: Vec<&str> = report
+        .lines()
+        .filter(|line| line.trim_start().starts_with("- p-"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{report}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|line| line.contains("(Ekonomi)"))
+            .count(),
+        1,
+        "{report}"
+    );
+    assert!(
+        !report.contains("dana") && !report.contains("erik"),
+        "{report}"
+    );
+
     // The directory down: nothing is made (addresses would be guessed).
     drop(directory);
     let down = tillsyn(&["digest", "--config", &config, "--month", "2026-01"]);
@@ -408,5 +440,11 @@ directory = {{ source = "directory" }}
     assert!(
         stderr.contains("digest addresses from the directory"),
         "{stderr}"
+    );
+    // The report is still made, without departments.
+    let report = who(&dir.path().join("without").display().to_string());
+    assert!(
+        report.contains("old-files") && !report.contains("(Ekonomi)"),
+        "{report}"
     );
 }

@@ -50,6 +50,8 @@ pub struct ReportConfig {
     /// The CSV lists every open finding, rather than open counts per promise
     /// and owner.
     pub attach_findings: bool,
+    /// Owners' departments, for the report's "who". `None`: not shown.
+    pub departments: Option<DepartmentLookup>,
 }
 
 /// Where the report goes.
@@ -122,6 +124,36 @@ pub(crate) struct ReportFile {
     pub smtp: Option<SmtpFile>,
     #[serde(default)]
     pub attach_findings: bool,
+    /// `[report.departments]`: owners' departments, from a directory.
+    #[serde(default)]
+    pub departments: Option<DepartmentLookup>,
+}
+
+/// `[report.departments]`: where a directory keeps owners' departments, for
+/// the report's "who".
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentLookup {
+    /// An `ldap` source of the config, whose connection, base and filter are
+    /// used. Required.
+    pub source: String,
+    /// The attribute whose value is the owner's name as findings have it
+    /// (`uid`, `sAMAccountName`, `mail`). Default: `uid`.
+    #[serde(default = "default_owner_attribute")]
+    pub owner_attribute: String,
+    /// The attribute naming the department (`department` in Active
+    /// Directory, `ou` or `departmentNumber` in OpenLDAP). Default:
+    /// `department`.
+    #[serde(default = "default_department_attribute")]
+    pub attribute: String,
+}
+
+fn default_owner_attribute() -> String {
+    "uid".into()
+}
+
+fn default_department_attribute() -> String {
+    "department".into()
 }
 
 fn default_retry_seconds() -> u64 {

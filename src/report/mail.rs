@@ -25,7 +25,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::config::{MailConfig, SmtpSecurity};
 use super::render::{CHART_CID, Rendered};
-use super::{Month, ReportError, build, render::render};
+use super::{Month, ReportError, build_with, render::render};
 use crate::config::Config;
 use crate::scan::{RunError, with_store};
 use crate::store::{OutboxEntry, Store};
@@ -228,6 +228,7 @@ pub async fn prepare(
     if let Some(entry) = with_store(store, move |store| store.outbox(&key)).await? {
         return Ok(entry);
     }
+    let departments = super::departments::or_none(config, store, month, now).await;
     let config = config.clone();
     let shared = store.clone();
     let built = tokio::task::spawn_blocking(move || -> Result<(String, Vec<u8>), MailError> {
@@ -235,7 +236,7 @@ pub async fn prepare(
             let mut guard = shared
                 .lock()
                 .map_err(|_| MailError::Store(RunError::Worker("store lock poisoned".into())))?;
-            build(&config, &mut guard, month, now)?
+            build_with(&config, &mut guard, month, now, &departments)?
         };
         let templates = config.report.as_ref().and_then(|r| r.templates_dir.clone());
         let rendered = render(&report, templates.as_deref()).map_err(ReportError::from)?;

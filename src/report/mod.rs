@@ -19,6 +19,7 @@
 
 pub mod chart;
 pub mod config;
+pub mod departments;
 pub mod digest;
 pub mod mail;
 pub mod render;
@@ -337,6 +338,8 @@ pub struct OwnerCount {
     pub open: u64,
     /// Since the month before, signed.
     pub change: String,
+    /// The owner's department, where `[report.departments]` finds one.
+    pub department: Option<String>,
 }
 
 /// What changed since the month before, promise by promise.
@@ -624,6 +627,27 @@ pub fn build(
     month: Month,
     now: DateTime<Utc>,
 ) -> Result<Report, ReportError> {
+    build_with(config, store, month, now, &departments::Departments::new())
+}
+
+/// The moment `month`'s report is as of: the month's end, or just after `now`
+/// for a month not yet over (stored times are whole seconds).
+pub fn report_end(month: Month, zone: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
+    let start = month.start(zone);
+    month
+        .end(zone)
+        .min(now.max(start) + chrono::TimeDelta::seconds(1))
+}
+
+/// [`build`], with owners' departments (owner as stored → department) to
+/// show in "who".
+pub fn build_with(
+    config: &Config,
+    store: &mut Store,
+    month: Month,
+    now: DateTime<Utc>,
+    departments: &departments::Departments,
+) -> Result<Report, ReportError> {
     // The exceptions as configured now: what they cover is not counted as
     // broken, at the month's end or in the trend.
     let exceptions = crate::exceptions::Exceptions::from_config(config);
@@ -638,10 +662,7 @@ pub fn build(
     let owners_named = owners.names_owners();
 
     let start = month.start(zone);
-    // Stored times are whole seconds: "as of now" takes in this second too.
-    let end = month
-        .end(zone)
-        .min(now.max(start) + chrono::TimeDelta::seconds(1));
+    let end = report_end(month, zone, now);
     let mut months = vec![month];
     while months.len() < TREND_MONTHS {
         let earliest = months[0].previous();
@@ -802,6 +823,10 @@ pub fn build(
                     owner: show(owner),
                     open,
                     change: signed(open as i64 - before as i64),
+                    department: owner
+                        .as_deref()
+                        .and_then(|owner| departments.get(owner))
+                        .cloned(),
                 }
             })
             .collect();

@@ -1,0 +1,119 @@
+//! Owners' departments for the report's "who" (`[report.departments]`), asked
+//! of an LDAP source of the config: read-only, one search per hundred owners,
+//! and only for the owners of violations open at the report's end. The report
+//! shows the department beside the owner (a pseudonym unless the config names
+//! owners); a directory that cannot be asked leaves departments out and says
+//! so in the log, never stops the report.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{Config, SourceSettings};
+use crate::report::Month;
+use crate::report::config::DepartmentLookup;
+use crate::store::Store;
+
+/// Owner (as findings have it) → department.
+pub type Departments = BTreeMap<String, String>;
+
+/// Why departments could not be looked up.
+#[derive(Debug, thiserror::Error)]
+pub enum DepartmentError {
+    /// The configured source is no LDAP source.
+    #[error("[report.departments]: {0:?} is not an ldap source of this config")]
+    NotLdap(String),
+    /// The store could not list the owners.
+    #[error("listing owners: {0}")]
+    Store(String),
+    /// The directory failed.
+    #[error("asking the directory: {0}")]
+    Directory(String),
+}
+
+/// The departments of the owners of violations open at `month`'s report end
+/// (as of `now`), per `[report.departments]`; empty when it is not set.
+pub async fn look_up(
+    config: &Config,
+    store: &Arc<Mutex<Store>>,
+    month: Month,
+    now: DateTime<Utc>,
+) -> Result<Departments, DepartmentError> {
+    let Some(lookup) = config
+        .report
+        .as_ref()
+        .and_then(|report| report.departments.clone())
+    else {
+        return Ok(Departments::new());
+    };
+    let end = super::report_end(month, config.daemon.timezone.0, now);
+    let owners: Vec<String> = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || -> Result<Vec<String>, DepartmentError> {
+            let guard = store
+                .lock()
+                .map_err(|_| DepartmentError::Store("store lock poisoned".into()))?;
+            let open = guard
+                .open_at(end)
+                .map_err(|error| DepartmentError::Store(error.to_string()))?;
+            let owners: std::collections::BTreeSet<String> = open
+                .into_iter()
+                .filter_map(|finding| finding.owner)
+                .collect();
+            Ok(owners.into_iter().collect())
+        })
+        .await
+        .map_err(|error| DepartmentError::Store(error.to_string()))??
+    };
+    ask(config, &lookup, &owners).await
+}
+
+/// Ask the directory for the departments of `owners`.
+pub async fn ask(
+    config: &Config,
+    lookup: &DepartmentLookup,
+    owners: &[String],
+) -> Result<Departments, DepartmentError> {
+    if owners.is_empty() {
+        return Ok(Departments::new());
+    }
+    let settings = config
+        .sources
+        .iter()
+        .find(|source| source.name == lookup.source)
+        .map(|source| &source.settings);
+    let Some(SourceSettings::Ldap(ldap)) = settings else {
+        return Err(DepartmentError::NotLdap(lookup.source.clone()));
+    };
+    let source = tillsyn_connectors::ldap::LdapSource::build(ldap.clone())
+        .map_err(|error| DepartmentError::Directory(error.to_string()))?;
+    let found = source
+        .lookup(&lookup.owner_attribute, owners, &[&lookup.attribute])
+        .await
+        .map_err(|error| DepartmentError::Directory(error.to_string()))?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(owner, attributes)| {
+            let department = attributes.get(&lookup.attribute)?.trim();
+            (!department.is_empty()).then(|| (owner, department.to_owned()))
+        })
+        .collect())
+}
+
+/// [`look_up`], or none when the directory cannot be asked: the report is
+/// made without them and the log says why.
+pub async fn or_none(
+    config: &Config,
+    store: &Arc<Mutex<Store>>,
+    month: Month,
+    now: DateTime<Utc>,
+) -> Departments {
+    match look_up(config, store, month, now).await {
+        Ok(departments) => departments,
+        Err(error) => {
+            tracing::warn!(error = %error, "Departments not looked up; the report shows owners without them.");
+            Departments::new()
+        }
+    }
+}
