@@ -43,6 +43,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod draft;
 pub mod erasure;
 pub mod exceptions;
 pub mod identity;

@@ -203,6 +203,18 @@ enum Command {
         #[arg(long)]
         send: bool,
     },
+    /// Draft a policy pack from a privacy policy's text: one commented rule
+    /// per promise, quoting it, with TODOs for the sources.
+    DraftRules {
+        /// The policy as plain UTF-8 text (HTML with the tags removed will do).
+        policy: PathBuf,
+        /// The policy's language. Default: detected from the text.
+        #[arg(long, value_enum)]
+        language: Option<tillsyn::report::config::Language>,
+        /// Write the pack here. Default: standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Check a config file and report every problem with its line.
     CheckConfig {
         /// Config file.
@@ -370,6 +382,22 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 search,
             };
             runtime.block_on(tillsyn::subject::run(&args, &mut stdout))?
+        }
+        Command::DraftRules {
+            policy,
+            language,
+            out,
+        } => {
+            let args = tillsyn::draft::DraftArgs {
+                policy,
+                lang: language.map(|language| match language {
+                    tillsyn::report::config::Language::Sv => tillsyn::draft::grammar::Lang::Sv,
+                    tillsyn::report::config::Language::En => tillsyn::draft::grammar::Lang::En,
+                }),
+                out,
+            };
+            tillsyn::draft::run(&args, &mut stdout, &mut std::io::stderr())?;
+            cli::EXIT_OK
         }
         Command::CheckConfig { config, connect } => {
             runtime.block_on(cli::check_config(&config, connect, &mut stdout))?
