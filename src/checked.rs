@@ -145,6 +145,8 @@ pub struct Judged {
     /// The folder of the record noted last, and its hash: records of one
     /// folder arrive together, so most records hash only their path.
     last_folder: Option<(String, u64)>,
+    /// The owner of the record noted last, and its hash.
+    last_owner: Option<(String, u64)>,
 }
 
 impl Judged {
@@ -155,6 +157,7 @@ impl Judged {
             records: Vec::new(),
             folders: BTreeMap::new(),
             last_folder: None,
+            last_owner: None,
         }
     }
 
@@ -178,12 +181,18 @@ impl Judged {
                 hash
             }
         };
+        let owner = match (record.owner.as_deref(), &self.last_owner) {
+            (None, _) => 0,
+            (Some(owner), Some((last, hash))) if last == owner => *hash,
+            (Some(owner), _) => {
+                let hash = owner_hash(&self.hasher, owner);
+                self.last_owner = Some((owner.to_owned(), hash));
+                hash
+            }
+        };
         self.records.push(CheckedRecord {
             key: (u128::from(folder_hash) << 64) | u128::from(self.hasher.hash(path.as_bytes())),
-            owner: record
-                .owner
-                .as_deref()
-                .map_or(0, |owner| owner_hash(&self.hasher, owner)),
+            owner,
             rules,
         });
     }
@@ -233,9 +242,42 @@ pub struct Counted {
 }
 
 /// The counts after a scan that judged `judged` and reported `report`, given
-/// what earlier scans remembered (`previous`; `None` when there is no memory
-/// made under these rules).
+/// what earlier scans remembered (`previous`, encoded; `None` when there is no
+/// memory made under these rules). `None` when nothing changed: the scan
+/// judged nothing and carried everything, so the stored memory and counts
+/// stand (and a million remembered records are neither decoded nor written).
 pub fn count(
+    previous: Option<&[u8]>,
+    judged: Judged,
+    report: &ScanReport,
+    rules: &SourceRules,
+) -> Option<Counted> {
+    let keeps_everything = |scope: &CarriedScope| {
+        scope.prefix.is_empty()
+            && scope.gone.is_empty()
+            && scope.present.is_none()
+            && scope.left_out.is_none()
+    };
+    if previous.is_some()
+        && judged.records.is_empty()
+        && report.unread_prefixes.is_empty()
+        && report.place_totals.is_empty()
+        && report.carried.iter().any(keeps_everything)
+    {
+        return None;
+    }
+    let previous = previous.and_then(|bytes| match Memory::decode(bytes) {
+        Ok(memory) => Some(memory),
+        Err(error) => {
+            tracing::warn!(error = %error, "Checked-records memory not read; the counts start over.");
+            None
+        }
+    });
+    Some(count_with(previous.as_ref(), judged, report, rules))
+}
+
+/// [`count`] from a decoded memory.
+fn count_with(
     previous: Option<&Memory>,
     judged: Judged,
     report: &ScanReport,
@@ -269,10 +311,10 @@ pub fn count(
             .is_some_and(|prefixes| prefixes.iter().any(|prefix| places.contains(prefix)))
     };
     // Records judged where a total counts them are counted from the total.
-    let mut records: Vec<CheckedRecord> = judged_records
-        .into_iter()
-        .filter(|record| !under(&judged_folders, record.key, &totalled))
-        .collect();
+    let mut records = judged_records;
+    if !totalled.is_empty() {
+        records.retain(|record| !under(&judged_folders, record.key, &totalled));
+    }
     let mut complete = true;
     let mut folders = judged_folders;
     match previous {
@@ -550,7 +592,7 @@ mod tests {
             item("2", "closed", "bo"),
             item("3", "open", "bo"),
         ];
-        let first = count(None, judged(&rules, &full), &ScanReport::default(), &rules);
+        let first = count_with(None, judged(&rules, &full), &ScanReport::default(), &rules);
         assert_eq!(records(&first), expect(2, 2, 3, true));
 
         // Item 2 was reopened; items 1 and 3 were not read again.
@@ -564,7 +606,7 @@ mod tests {
             ..ScanReport::default()
         };
         let reopened = [item("2", "open", "bo")];
-        let second = count(
+        let second = count_with(
             Some(&first.memory),
             judged(&rules, &reopened),
             &report,
@@ -582,7 +624,7 @@ mod tests {
             }],
             ..ScanReport::default()
         };
-        let third = count(Some(&second.memory), judged(&rules, &[]), &report, &rules);
+        let third = count_with(Some(&second.memory), judged(&rules, &[]), &report, &rules);
         assert_eq!(
             records(&third),
             vec![
@@ -596,10 +638,10 @@ mod tests {
             unread_prefixes: vec!["cases".into()],
             ..ScanReport::default()
         };
-        let partial = count(Some(&third.memory), judged(&rules, &[]), &report, &rules);
+        let partial = count_with(Some(&third.memory), judged(&rules, &[]), &report, &rules);
         assert_eq!(records(&partial), records(&third));
         // The same without memory: nothing to carry, a lower bound.
-        let blind = count(None, judged(&rules, &[]), &report, &rules);
+        let blind = count_with(None, judged(&rules, &[]), &report, &rules);
         assert!(
             blind
                 .counts
@@ -608,7 +650,7 @@ mod tests {
         );
 
         // A full read again: only what it read.
-        let again = count(
+        let again = count_with(
             Some(&third.memory),
             judged(&rules, &full[..1]),
             &ScanReport::default(),
@@ -632,8 +674,66 @@ mod tests {
             }],
             ..ScanReport::default()
         };
-        let numbered = count(Some(&first.memory), judged(&rules, &[]), &report, &rules);
+        let numbered = count_with(Some(&first.memory), judged(&rules, &[]), &report, &rules);
         assert!(numbered.counts.iter().all(|count| !count.complete));
+    }
+
+    /// A scan that judged nothing and carried everything leaves the stored
+    /// memory as it is; one that lost a record does not.
+    #[test]
+    fn nothing_changed_is_nothing_to_write() {
+        let rules = source_rules();
+        let first = count_with(
+            None,
+            judged(&rules, &[item("1", "closed", "anna")]),
+            &ScanReport::default(),
+            &rules,
+        );
+        let stored = first.memory.encode();
+        let everything = |gone: Vec<String>| ScanReport {
+            carried: vec![CarriedScope {
+                prefix: String::new(),
+                gone,
+                present: None,
+                left_out: None,
+            }],
+            ..ScanReport::default()
+        };
+        assert!(
+            count(
+                Some(&stored),
+                judged(&rules, &[]),
+                &everything(Vec::new()),
+                &rules
+            )
+            .is_none()
+        );
+        let lost = count(
+            Some(&stored),
+            judged(&rules, &[]),
+            &everything(vec!["cases/1".into()]),
+            &rules,
+        )
+        .expect("counted");
+        assert!(
+            lost.counts
+                .iter()
+                .all(|count| count.records == 0 && count.complete)
+        );
+        // Without a memory there is nothing to keep: counted, as a lower bound.
+        let blind =
+            count(None, judged(&rules, &[]), &everything(Vec::new()), &rules).expect("counted");
+        assert!(blind.counts.iter().all(|count| !count.complete));
+        // A memory that cannot be read starts over, once something changed:
+        // the carried records are not counted.
+        let garbage = count(
+            Some(&[1, 2, 3]),
+            judged(&rules, &[]),
+            &everything(vec!["cases/2".into()]),
+            &rules,
+        )
+        .expect("counted");
+        assert!(garbage.counts.iter().all(|count| !count.complete));
     }
 
     #[test]

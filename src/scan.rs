@@ -286,19 +286,15 @@ where
         .await?;
     let source_rules = source_rules.with_erasures(Arc::new(erasures));
     let records = RecordMemory::load(name, &source_rules, settings, saved_cache, now);
-    let checked = checked_key.zip(checked_plan).map(|(key, plan)| CheckedMemory {
-        key,
-        plan,
-        previous: saved_checked
-            .filter(|(saved_plan, _)| *saved_plan == plan)
-            .and_then(|(_, data)| match crate::checked::Memory::decode(&data) {
-                Ok(memory) => Some(memory),
-                Err(error) => {
-                    tracing::warn!(source = %name, error = %error, "Checked-records memory not read; the counts start over.");
-                    None
-                }
-            }),
-    });
+    let checked = checked_key
+        .zip(checked_plan)
+        .map(|(key, plan)| CheckedMemory {
+            key,
+            plan,
+            previous: saved_checked
+                .filter(|(saved_plan, _)| *saved_plan == plan)
+                .map(|(_, data)| data),
+        });
     let scan = Started {
         name,
         timeout,
@@ -340,7 +336,9 @@ struct Started<'a> {
 struct CheckedMemory {
     key: [u8; 16],
     plan: u64,
-    previous: Option<crate::checked::Memory>,
+    /// What earlier scans left under the same plan, encoded: read only when
+    /// this scan changed something.
+    previous: Option<Vec<u8>>,
 }
 
 /// The record cache of one scan (see [`tillsyn_connectors::record_cache`]):
@@ -608,10 +606,10 @@ where
                 problems.iter().map(|(k, v)| (k.as_str(), *v)).collect();
             // What each rule checked: this scan's records and what it carried.
             let counted = match (checked, judged, &source_rules) {
-                (Some(checked), Some(judged), Some(rules)) => Some((
-                    checked.plan,
-                    crate::checked::count(checked.previous.as_ref(), judged, &report, rules),
-                )),
+                (Some(checked), Some(judged), Some(rules)) => {
+                    crate::checked::count(checked.previous.as_deref(), judged, &report, rules)
+                        .map(|counted| (checked.plan, counted))
+                }
                 _ => None,
             };
             let notes = report.notes.clone();
