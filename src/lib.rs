@@ -46,6 +46,7 @@ pub mod demo;
 pub mod draft;
 pub mod erasure;
 pub mod exceptions;
+pub mod fleet;
 pub mod identity;
 pub mod metrics;
 pub mod output;

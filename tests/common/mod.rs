@@ -292,6 +292,7 @@ pub mod crm;
 pub mod daemon;
 pub mod dovecot;
 pub mod mail_corpus;
+pub mod postgres;
 pub mod process;
 pub mod samba;
 pub mod slapd;
