@@ -664,6 +664,45 @@ fn golden_path(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A rate is a lower bound while a source of its rule has not been counted:
+/// the stale-inbox rule extended to the CRM, which no scan has counted.
+#[test]
+fn a_rate_over_an_uncounted_source_is_a_lower_bound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = golden_store(dir.path(), "en");
+    let rate = |config: &tillsyn::config::Config| {
+        let mut store = Store::open(&config.daemon.state_dir).expect("store");
+        let built = report::build(
+            config,
+            &mut store,
+            "2026-03".parse().expect("month"),
+            at("2026-04-05T08:00:00Z"),
+        )
+        .expect("build");
+        built
+            .data
+            .promises
+            .iter()
+            .find(|promise| promise.id == "stale-inbox")
+            .and_then(|promise| promise.rate.clone())
+    };
+    assert_eq!(
+        rate(&config).as_deref(),
+        Some("2 of 1,234 messages (<1 %) in 2 of 3 mailboxes")
+    );
+    let path = dir.path().join("tillsyn.toml");
+    let text = std::fs::read_to_string(&path).expect("config").replace(
+        "when = { sources = [\"mail\"], folders = [\"INBOX\"] }",
+        "when = { sources = [\"mail\", \"crm\"], folders = [\"INBOX\"] }",
+    );
+    std::fs::write(&path, text).expect("config");
+    let wider = tillsyn::config::load(&path).expect("config");
+    assert_eq!(
+        rate(&wider).as_deref(),
+        Some("2 of at least 1,234 records (<1 %) in 2 of 3 owners")
+    );
+}
+
 #[test]
 fn the_text_report_matches_its_golden_file_in_both_languages() {
     for language in ["en", "sv"] {

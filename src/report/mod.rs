@@ -830,19 +830,26 @@ pub fn build_with(
                 }
             })
             .collect();
-        let checked = crate::checked::by_rule(
-            checked_rows
-                .iter()
-                .filter(|row| row.rule == rule.id && sources.contains(&row.source))
-                .map(|row| {
-                    (
-                        row.rule.as_str(),
-                        row.records,
-                        row.owners.as_slice(),
-                        row.complete,
-                    )
-                }),
-        );
+        let rows: Vec<&crate::store::CheckedRow> = checked_rows
+            .iter()
+            .filter(|row| row.rule == rule.id && sources.contains(&row.source))
+            .collect();
+        // A source of the rule that no finished scan has counted yet leaves
+        // the count a lower bound.
+        let uncounted = sources
+            .iter()
+            .any(|source| !rows.iter().any(|row| &row.source == source));
+        let mut checked = crate::checked::by_rule(rows.iter().map(|row| {
+            (
+                row.rule.as_str(),
+                row.records,
+                row.owners.as_slice(),
+                row.complete,
+            )
+        }));
+        if uncounted && let Some(counted) = checked.get_mut(&rule.id) {
+            counted.complete = false;
+        }
         let owners_breached = findings
             .iter()
             .filter_map(|finding| finding.owner.as_deref())
