@@ -241,31 +241,35 @@ pub struct Counted {
     pub counts: Vec<RuleCount>,
 }
 
-/// The counts after a scan that judged `judged` and reported `report`, given
-/// what earlier scans remembered (`previous`, encoded; `None` when there is no
-/// memory made under these rules). `None` when nothing changed: the scan
-/// judged nothing and carried everything, so the stored memory and counts
-/// stand (and a million remembered records are neither decoded nor written).
-pub fn count(
-    previous: Option<&[u8]>,
-    judged: Judged,
-    report: &ScanReport,
-    rules: &SourceRules,
-) -> Option<Counted> {
+/// Whether a scan that judged `judged` and reported `report` changed nothing
+/// a stored memory (`remembered`: one is stored under these rules) holds: it
+/// judged nothing and carried everything. Then the stored memory and counts
+/// stand, and a million remembered records are neither read, decoded nor
+/// written.
+pub fn unchanged(remembered: bool, judged: &Judged, report: &ScanReport) -> bool {
     let keeps_everything = |scope: &CarriedScope| {
         scope.prefix.is_empty()
             && scope.gone.is_empty()
             && scope.present.is_none()
             && scope.left_out.is_none()
     };
-    if previous.is_some()
+    remembered
         && judged.records.is_empty()
         && report.unread_prefixes.is_empty()
         && report.place_totals.is_empty()
         && report.carried.iter().any(keeps_everything)
-    {
-        return None;
-    }
+}
+
+/// The counts after a scan that judged `judged` and reported `report`, given
+/// what earlier scans remembered (`previous`, encoded; `None` when there is no
+/// memory made under these rules). A memory that does not decode is logged
+/// and counted as none.
+pub fn count(
+    previous: Option<&[u8]>,
+    judged: Judged,
+    report: &ScanReport,
+    rules: &SourceRules,
+) -> Counted {
     let previous = previous.and_then(|bytes| match Memory::decode(bytes) {
         Ok(memory) => Some(memory),
         Err(error) => {
@@ -273,7 +277,7 @@ pub fn count(
             None
         }
     });
-    Some(count_with(previous.as_ref(), judged, report, rules))
+    count_with(previous.as_ref(), judged, report, rules)
 }
 
 /// [`count`] from a decoded memory.
@@ -699,30 +703,35 @@ mod tests {
             }],
             ..ScanReport::default()
         };
-        assert!(
-            count(
-                Some(&stored),
-                judged(&rules, &[]),
-                &everything(Vec::new()),
-                &rules
-            )
-            .is_none()
-        );
+        assert!(unchanged(
+            true,
+            &judged(&rules, &[]),
+            &everything(Vec::new())
+        ));
+        // Nothing stored, or a record gone: there is something to write.
+        assert!(!unchanged(
+            false,
+            &judged(&rules, &[]),
+            &everything(Vec::new())
+        ));
+        assert!(!unchanged(
+            true,
+            &judged(&rules, &[]),
+            &everything(vec!["cases/1".into()])
+        ));
         let lost = count(
             Some(&stored),
             judged(&rules, &[]),
             &everything(vec!["cases/1".into()]),
             &rules,
-        )
-        .expect("counted");
+        );
         assert!(
             lost.counts
                 .iter()
                 .all(|count| count.records == 0 && count.complete)
         );
         // Without a memory there is nothing to keep: counted, as a lower bound.
-        let blind =
-            count(None, judged(&rules, &[]), &everything(Vec::new()), &rules).expect("counted");
+        let blind = count(None, judged(&rules, &[]), &everything(Vec::new()), &rules);
         assert!(blind.counts.iter().all(|count| !count.complete));
         // A memory that cannot be read starts over, once something changed:
         // the carried records are not counted.
@@ -731,8 +740,7 @@ mod tests {
             judged(&rules, &[]),
             &everything(vec!["cases/2".into()]),
             &rules,
-        )
-        .expect("counted");
+        );
         assert!(garbage.counts.iter().all(|count| !count.complete));
     }
 

@@ -274,7 +274,7 @@ where
             };
             let checkpoints = store.checkpoints(&owned_name)?;
             let cache = store.record_cache(&owned_name)?;
-            let checked = store.checked_memory(&owned_name)?;
+            let checked = store.checked_plan(&owned_name)?;
             Ok((
                 store.begin_scan(&owned_name, now)?,
                 checkpoints,
@@ -291,9 +291,7 @@ where
         .map(|(key, plan)| CheckedMemory {
             key,
             plan,
-            previous: saved_checked
-                .filter(|(saved_plan, _)| *saved_plan == plan)
-                .map(|(_, data)| data),
+            remembered: saved_checked == Some(plan),
         });
     let scan = Started {
         name,
@@ -336,9 +334,9 @@ struct Started<'a> {
 struct CheckedMemory {
     key: [u8; 16],
     plan: u64,
-    /// What earlier scans left under the same plan, encoded: read only when
-    /// this scan changed something.
-    previous: Option<Vec<u8>>,
+    /// The store holds a memory made under the same plan (read only when
+    /// this scan changed something).
+    remembered: bool,
 }
 
 /// The record cache of one scan (see [`tillsyn_connectors::record_cache`]):
@@ -604,11 +602,13 @@ where
             };
             let stored_problems: Vec<(&'static str, u64)> =
                 problems.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            // What each rule checked: this scan's records and what it carried.
-            let counted = match (checked, judged, &source_rules) {
-                (Some(checked), Some(judged), Some(rules)) => {
-                    crate::checked::count(checked.previous.as_deref(), judged, &report, rules)
-                        .map(|counted| (checked.plan, counted))
+            // What each rule checked: this scan's records and what it carried,
+            // counted when the scan changed something.
+            let counting = match (checked, judged, source_rules) {
+                (Some(checked), Some(judged), Some(rules))
+                    if !crate::checked::unchanged(checked.remembered, &judged, &report) =>
+                {
+                    Some((checked, judged, rules))
                 }
                 _ => None,
             };
@@ -629,10 +629,24 @@ where
                 };
                 apply_exceptions(store, &source_name_for_exceptions)?;
                 let tally = store.finish_scan(scan_id, &end)?;
-                if let Some((plan, counted)) = counted {
+                if let Some((checked, judged, rules)) = counting {
+                    let source = &source_name_for_exceptions;
+                    let previous = match checked.remembered {
+                        true => store.checked_memory(source)?,
+                        false => None,
+                    };
+                    let counted = crate::checked::count(
+                        previous
+                            .as_ref()
+                            .filter(|(plan, _)| *plan == checked.plan)
+                            .map(|(_, data)| data.as_slice()),
+                        judged,
+                        &report,
+                        &rules,
+                    );
                     store.save_checked(
-                        &source_name_for_exceptions,
-                        plan,
+                        source,
+                        checked.plan,
                         &counted.memory.encode(),
                         &counted.counts,
                     )?;

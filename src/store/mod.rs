@@ -1503,6 +1503,19 @@ impl Store {
             .optional()?)
     }
 
+    /// The plan the stored memory of records checked in `source` was made
+    /// under, without reading the memory.
+    pub fn checked_plan(&self, source: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT plan FROM checked_memory WHERE source = ?1",
+                [source],
+                |row| Ok(row.get::<_, i64>(0)? as u64),
+            )
+            .optional()?)
+    }
+
     /// After a finished scan of `source`: the memory for the next one and
     /// the records each of its rules checked.
     pub fn save_checked(
