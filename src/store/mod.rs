@@ -11,6 +11,7 @@
 //!
 //! rusqlite is synchronous: callers on async code use `spawn_blocking`.
 
+pub mod db;
 mod identity_index;
 mod migrations;
 mod report;

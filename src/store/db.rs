@@ -1,0 +1,528 @@
+//! The SQL the store speaks, on SQLite or on PostgreSQL (issue 16).
+//!
+//! One dialect for both: PostgreSQL's `$1` placeholders (rewritten to SQLite's
+//! `?1`), `ON CONFLICT … DO UPDATE/NOTHING` and `RETURNING`, which SQLite
+//! understands too; values ([`Value`]) and rows ([`Row`]) both drivers read
+//! and write, so a statement is written once and runs on either. The schema is
+//! written once as well: the SQLite migrations ([`super::migrations`]) are
+//! rewritten for PostgreSQL type by type ([`postgres_ddl`]: `INTEGER` is
+//! `BIGINT`, `BLOB` is `BYTEA`, a rowid key an identity column), applied in the
+//! same steps and counted in a `schema_version` table where SQLite has
+//! `PRAGMA user_version`.
+//!
+//! The store's queries move onto this layer; the store on PostgreSQL is
+//! selected by `[store] url` once they all have.
+
+use std::borrow::Cow;
+
+use super::migrations::MIGRATIONS;
+
+/// A value bound to a statement or read from a row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// A 64-bit integer (also booleans, as 0 and 1, and Unix times).
+    Int(i64),
+    /// A double.
+    Real(f64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+}
+
+impl From<i64> for Value {
+    fn from(value: i64) -> Value {
+        Value::Int(value)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(value: bool) -> Value {
+        Value::Int(i64::from(value))
+    }
+}
+
+impl From<&str> for Value {
+    fn from(value: &str) -> Value {
+        Value::Text(value.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(value: String) -> Value {
+        Value::Text(value)
+    }
+}
+
+impl From<&[u8]> for Value {
+    fn from(value: &[u8]) -> Value {
+        Value::Blob(value.to_vec())
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(value: Vec<u8>) -> Value {
+        Value::Blob(value)
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(value: Option<T>) -> Value {
+        value.map_or(Value::Null, Into::into)
+    }
+}
+
+/// Why a statement failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite said no.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL said no (or could not be reached).
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+    /// A column was not of the type asked for.
+    #[error("column {index}: expected {expected}, found {found}")]
+    Type {
+        /// Which column.
+        index: usize,
+        /// What was asked for.
+        expected: &'static str,
+        /// What it held.
+        found: &'static str,
+    },
+    /// The database's schema is newer than this build knows.
+    #[error(
+        "the store's schema is version {found}, newer than this tillsyn knows ({known}); upgrade tillsyn"
+    )]
+    TooNew {
+        /// In the database.
+        found: usize,
+        /// Known here.
+        known: usize,
+    },
+}
+
+impl From<postgres::Error> for DbError {
+    fn from(error: postgres::Error) -> DbError {
+        DbError::Postgres(
+            error
+                .as_db_error()
+                .map_or_else(|| error.to_string(), |db| db.message().to_owned()),
+        )
+    }
+}
+
+/// One row of a result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row(pub Vec<Value>);
+
+impl Value {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Int(_) => "integer",
+            Value::Real(_) => "real",
+            Value::Text(_) => "text",
+            Value::Blob(_) => "blob",
+        }
+    }
+}
+
+impl Row {
+    fn value(&self, index: usize) -> &Value {
+        self.0.get(index).unwrap_or(&Value::Null)
+    }
+
+    fn mismatch(&self, index: usize, expected: &'static str) -> DbError {
+        DbError::Type {
+            index,
+            expected,
+            found: self.value(index).type_name(),
+        }
+    }
+
+    /// An integer column.
+    pub fn int(&self, index: usize) -> Result<i64, DbError> {
+        self.opt_int(index)?
+            .ok_or_else(|| self.mismatch(index, "integer"))
+    }
+
+    /// An integer column that may be NULL.
+    pub fn opt_int(&self, index: usize) -> Result<Option<i64>, DbError> {
+        match self.value(index) {
+            Value::Null => Ok(None),
+            Value::Int(value) => Ok(Some(*value)),
+            _ => Err(self.mismatch(index, "integer")),
+        }
+    }
+
+    /// A text column.
+    pub fn text(&self, index: usize) -> Result<String, DbError> {
+        self.opt_text(index)?
+            .ok_or_else(|| self.mismatch(index, "text"))
+    }
+
+    /// A text column that may be NULL.
+    pub fn opt_text(&self, index: usize) -> Result<Option<String>, DbError> {
+        match self.value(index) {
+            Value::Null => Ok(None),
+            Value::Text(value) => Ok(Some(value.clone())),
+            _ => Err(self.mismatch(index, "text")),
+        }
+    }
+
+    /// A blob column.
+    pub fn blob(&self, index: usize) -> Result<Vec<u8>, DbError> {
+        match self.value(index) {
+            Value::Blob(value) => Ok(value.clone()),
+            _ => Err(self.mismatch(index, "blob")),
+        }
+    }
+}
+
+/// A connection to the store's database, in either engine.
+pub trait Database: Send {
+    /// Run one statement; the rows it changed.
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
+    /// Run one query; its rows.
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError>;
+    /// Run statements without parameters, separated by `;`.
+    fn batch(&mut self, sql: &str) -> Result<(), DbError>;
+    /// Which engine.
+    fn engine(&self) -> Engine;
+    /// How many migration steps ran.
+    fn schema_version(&mut self) -> Result<usize, DbError>;
+    /// Run migration step `index` (0-based) and count it, in one transaction.
+    fn migrate_step(&mut self, index: usize, sql: &str) -> Result<(), DbError>;
+}
+
+/// The engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// SQLite in `state_dir`.
+    Sqlite,
+    /// A shared PostgreSQL.
+    Postgres,
+}
+
+/// Run the migration steps not yet run: the same steps on both engines.
+pub fn migrate(database: &mut dyn Database) -> Result<usize, DbError> {
+    let version = database.schema_version()?;
+    let known = MIGRATIONS.len();
+    if version > known {
+        return Err(DbError::TooNew {
+            found: version,
+            known,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let sql = match database.engine() {
+            Engine::Sqlite => Cow::Borrowed(*sql),
+            Engine::Postgres => Cow::Owned(postgres_ddl(sql)),
+        };
+        database.migrate_step(index, &sql)?;
+    }
+    Ok(known)
+}
+
+/// A SQLite migration step as PostgreSQL DDL: a rowid key becomes an identity
+/// column, `INTEGER` `BIGINT`, `BLOB` `BYTEA`, and `WITHOUT ROWID` goes.
+pub fn postgres_ddl(sql: &str) -> String {
+    sql.replace(
+        "INTEGER PRIMARY KEY",
+        "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+    )
+    .replace(" INTEGER", " BIGINT")
+    .replace(" BLOB", " BYTEA")
+    .replace(") WITHOUT ROWID", ")")
+}
+
+/// `$N` placeholders as SQLite's `?N`, outside quoted text.
+pub fn sqlite_sql(sql: &str) -> Cow<'_, str> {
+    if !sql.contains('$') {
+        return Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(character) = chars.next() {
+        match (quote, character) {
+            (Some(open), c) if c == open => {
+                quote = None;
+                out.push(c);
+            }
+            (Some(_), c) => out.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(character);
+                out.push(character);
+            }
+            (None, '$') if chars.peek().is_some_and(char::is_ascii_digit) => out.push('?'),
+            (None, c) => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The store's database in SQLite.
+pub struct Sqlite(pub rusqlite::Connection);
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(value) => ValueRef::Integer(*value),
+            Value::Real(value) => ValueRef::Real(*value),
+            Value::Text(value) => ValueRef::Text(value.as_bytes()),
+            Value::Blob(value) => ValueRef::Blob(value),
+        }))
+    }
+}
+
+impl Database for Sqlite {
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        let mut statement = self.0.prepare_cached(&sqlite_sql(sql))?;
+        Ok(statement.execute(rusqlite::params_from_iter(params))? as u64)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        let mut statement = self.0.prepare_cached(&sqlite_sql(sql))?;
+        let columns = statement.column_count();
+        let rows = statement.query_map(rusqlite::params_from_iter(params), |row| {
+            (0..columns)
+                .map(|index| {
+                    Ok(match row.get_ref(index)? {
+                        rusqlite::types::ValueRef::Null => Value::Null,
+                        rusqlite::types::ValueRef::Integer(value) => Value::Int(value),
+                        rusqlite::types::ValueRef::Real(value) => Value::Real(value),
+                        rusqlite::types::ValueRef::Text(value) => {
+                            Value::Text(String::from_utf8_lossy(value).into_owned())
+                        }
+                        rusqlite::types::ValueRef::Blob(value) => Value::Blob(value.to_vec()),
+                    })
+                })
+                .collect::<rusqlite::Result<Vec<Value>>>()
+                .map(Row)
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<Row>>>()?)
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        Ok(self.0.execute_batch(sql)?)
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::Sqlite
+    }
+
+    fn schema_version(&mut self) -> Result<usize, DbError> {
+        let version: i64 = self
+            .0
+            .pragma_query_value(None, "user_version", |row| row.get(0))?;
+        Ok(usize::try_from(version).unwrap_or(0))
+    }
+
+    fn migrate_step(&mut self, index: usize, sql: &str) -> Result<(), DbError> {
+        let transaction = self.0.transaction()?;
+        transaction.execute_batch(sql)?;
+        transaction.pragma_update(None, "user_version", (index + 1) as i64)?;
+        transaction.commit()?;
+        Ok(())
+    }
+}
+
+/// The store's database in PostgreSQL.
+pub struct Postgres(pub postgres::Client);
+
+impl Postgres {
+    /// Connect to `url` (`postgres://user@host:port/database`) with
+    /// `password`, without TLS (loopback and trusted networks; TLS is to
+    /// come with `[store]`).
+    pub fn connect(url: &str, password: Option<&[u8]>) -> Result<Postgres, DbError> {
+        let mut config: postgres::Config = url.parse()?;
+        if let Some(password) = password {
+            config.password(password);
+        }
+        config.connect_timeout(std::time::Duration::from_secs(10));
+        Ok(Postgres(config.connect(postgres::NoTls)?))
+    }
+}
+
+impl postgres::types::ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        use postgres::types::Type;
+        match self {
+            Value::Null => Ok(postgres::types::IsNull::Yes),
+            // An integer goes as the column's own width (or as a boolean).
+            Value::Int(value) => match *ty {
+                Type::INT2 => i16::try_from(*value)?.to_sql(ty, out),
+                Type::INT4 => i32::try_from(*value)?.to_sql(ty, out),
+                Type::BOOL => (*value != 0).to_sql(ty, out),
+                Type::FLOAT8 => (*value as f64).to_sql(ty, out),
+                _ => value.to_sql(ty, out),
+            },
+            Value::Real(value) => value.to_sql(ty, out),
+            Value::Text(value) => value.as_str().to_sql(ty, out),
+            Value::Blob(value) => value.as_slice().to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &postgres::types::Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// A column of a PostgreSQL row as a [`Value`].
+fn postgres_value(row: &postgres::Row, index: usize) -> Result<Value, DbError> {
+    use postgres::types::Type;
+    let column = row
+        .columns()
+        .get(index)
+        .map(|column| column.type_().clone())
+        .unwrap_or(Type::TEXT);
+    let value = match column {
+        Type::INT2 => row
+            .try_get::<_, Option<i16>>(index)?
+            .map(|v| Value::Int(v.into())),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(index)?
+            .map(|v| Value::Int(v.into())),
+        Type::INT8 => row.try_get::<_, Option<i64>>(index)?.map(Value::Int),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(index)?
+            .map(|v| Value::Int(i64::from(v))),
+        Type::FLOAT4 => row
+            .try_get::<_, Option<f32>>(index)?
+            .map(|v| Value::Real(v.into())),
+        Type::FLOAT8 => row.try_get::<_, Option<f64>>(index)?.map(Value::Real),
+        // sum() and count() of BIGINT are NUMERIC: read as text, kept whole.
+        Type::NUMERIC => {
+            let text = row.try_get::<_, Option<PgNumeric>>(index)?;
+            text.map(|numeric| Value::Int(numeric.0))
+        }
+        Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(index)?.map(Value::Blob),
+        _ => row.try_get::<_, Option<String>>(index)?.map(Value::Text),
+    };
+    Ok(value.unwrap_or(Value::Null))
+}
+
+/// A whole NUMERIC (what PostgreSQL's `sum()` of integers gives), in binary.
+struct PgNumeric(i64);
+
+impl<'a> postgres::types::FromSql<'a> for PgNumeric {
+    fn from_sql(
+        _: &postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<PgNumeric, Box<dyn std::error::Error + Sync + Send>> {
+        // ndigits, weight, sign, dscale, then base-10000 digits.
+        let word = |at: usize| -> Result<i16, Box<dyn std::error::Error + Sync + Send>> {
+            let bytes = raw.get(at..at + 2).ok_or("numeric cut short")?;
+            Ok(i16::from_be_bytes([bytes[0], bytes[1]]))
+        };
+        let digits = word(0)?;
+        let weight = word(2)?;
+        let sign = word(4)? as u16;
+        let mut value: i64 = 0;
+        for index in 0..digits.max(0) as usize {
+            let digit = i64::from(word(8 + 2 * index)?);
+            value = value
+                .checked_mul(10_000)
+                .and_then(|v| v.checked_add(digit))
+                .ok_or("numeric too large")?;
+        }
+        // Trailing zero groups are not stored.
+        for _ in 0..(i32::from(weight) + 1 - i32::from(digits)).max(0) {
+            value = value.checked_mul(10_000).ok_or("numeric too large")?;
+        }
+        if sign == 0x4000 {
+            value = -value;
+        } else if sign != 0 {
+            return Err("numeric is not a number".into());
+        }
+        Ok(PgNumeric(value))
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        *ty == postgres::types::Type::NUMERIC
+    }
+}
+
+impl Database for Postgres {
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = params
+            .iter()
+            .map(|value| value as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        Ok(self.0.execute(sql, &params)?)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = params
+            .iter()
+            .map(|value| value as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        self.0
+            .query(sql, &params)?
+            .iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|index| postgres_value(row, index))
+                    .collect::<Result<Vec<Value>, DbError>>()
+                    .map(Row)
+            })
+            .collect()
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        Ok(self.0.batch_execute(sql)?)
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::Postgres
+    }
+
+    fn schema_version(&mut self) -> Result<usize, DbError> {
+        // Instances starting together: one creates the table, under a lock
+        // (CREATE TABLE IF NOT EXISTS alone races in PostgreSQL's catalog).
+        let mut transaction = self.0.transaction()?;
+        transaction.batch_execute(
+            "SELECT pg_advisory_xact_lock(7353323);
+             CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL);
+             INSERT INTO schema_version (version)
+                 SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM schema_version);",
+        )?;
+        transaction.commit()?;
+        let version: i64 = self
+            .0
+            .query_one("SELECT max(version) FROM schema_version", &[])?
+            .get(0);
+        Ok(usize::try_from(version).unwrap_or(0))
+    }
+
+    fn migrate_step(&mut self, index: usize, sql: &str) -> Result<(), DbError> {
+        let mut transaction = self.0.transaction()?;
+        // One instance migrates at a time; the others wait, then find it done.
+        transaction.batch_execute("LOCK TABLE schema_version IN EXCLUSIVE MODE")?;
+        let version: i64 = transaction
+            .query_one("SELECT max(version) FROM schema_version", &[])?
+            .get(0);
+        if version > index as i64 {
+            return Ok(transaction.commit()?);
+        }
+        transaction.batch_execute(sql)?;
+        transaction.execute(
+            "UPDATE schema_version SET version = $1",
+            &[&((index + 1) as i64)],
+        )?;
+        Ok(transaction.commit()?)
+    }
+}
