@@ -8,7 +8,7 @@ mod common;
 use std::sync::OnceLock;
 
 use common::postgres::{PASSWORD, Postgres as Server, USER};
-use tillsyn::store::db::{self, Database, Postgres, Sqlite, Value};
+use tillsyn::store::db::{self, Database, Postgres, Value};
 
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
@@ -24,12 +24,12 @@ fn postgres(name: &str) -> (Postgres, String) {
     (connection, url)
 }
 
-fn sqlite() -> Sqlite {
-    Sqlite(rusqlite::Connection::open_in_memory().expect("sqlite"))
+fn sqlite() -> rusqlite::Connection {
+    rusqlite::Connection::open_in_memory().expect("sqlite")
 }
 
 /// Tables and their columns, in order, as each engine lists them.
-fn columns(database: &mut dyn Database) -> Vec<(String, Vec<String>)> {
+fn columns(database: &dyn Database) -> Vec<(String, Vec<String>)> {
     let tables: Vec<String> = match database.engine() {
         db::Engine::Sqlite => database
             .query(
@@ -77,22 +77,22 @@ fn columns(database: &mut dyn Database) -> Vec<(String, Vec<String>)> {
 
 #[test]
 fn the_same_migrations_make_the_same_schema_on_both_engines() {
-    let mut lite = sqlite();
-    let (mut pg, _) = postgres("schema_same");
-    let known = db::migrate(&mut lite).expect("sqlite migrations");
-    assert_eq!(db::migrate(&mut pg).expect("postgres migrations"), known);
+    let lite = sqlite();
+    let (pg, _) = postgres("schema_same");
+    let known = db::migrate(&lite).expect("sqlite migrations");
+    assert_eq!(db::migrate(&pg).expect("postgres migrations"), known);
     assert_eq!(lite.schema_version().expect("version"), known);
     assert_eq!(pg.schema_version().expect("version"), known);
     // Again: nothing to do.
-    db::migrate(&mut pg).expect("again");
+    db::migrate(&pg).expect("again");
     assert_eq!(pg.schema_version().expect("version"), known);
-    let lite_columns = columns(&mut lite);
+    let lite_columns = columns(&lite);
     assert!(lite_columns.iter().any(|(table, _)| table == "findings"));
-    assert_eq!(columns(&mut pg), lite_columns);
+    assert_eq!(columns(&pg), lite_columns);
 }
 
 /// The same statements, written once, on either engine.
-fn round_trips(database: &mut dyn Database) {
+fn round_trips(database: &dyn Database) {
     db::migrate(database).expect("migrate");
     let owners: Vec<u8> = (0u8..=255).collect();
     for records in [0i64, 1, i64::from(u32::MAX) + 7] {
@@ -166,9 +166,46 @@ fn round_trips(database: &mut dyn Database) {
 
 #[test]
 fn values_upserts_returning_and_sums_read_back_the_same() {
-    round_trips(&mut sqlite());
-    let (mut pg, _) = postgres("round_trips");
-    round_trips(&mut pg);
+    round_trips(&sqlite());
+    let (pg, _) = postgres("round_trips");
+    round_trips(&pg);
+}
+
+/// A transaction that fails leaves nothing; one that succeeds, everything.
+fn transactions(database: &dyn Database) {
+    db::migrate(database).expect("migrate");
+    let insert = |database: &dyn Database, key: &str| {
+        database.execute(
+            "INSERT INTO checkpoints (source, key, value, updated_at) VALUES ('s', $1, 'v', 0)",
+            &[Value::from(key)],
+        )
+    };
+    let failed: Result<(), db::DbError> = db::transaction(database, true, |database| {
+        insert(database, "kept-back")?;
+        // The same key again breaks the primary key: the whole transaction goes.
+        insert(database, "kept-back")?;
+        Ok(())
+    });
+    assert!(failed.is_err());
+    db::transaction(database, true, |database| {
+        insert(database, "one")?;
+        insert(database, "two")
+    })
+    .expect("commit");
+    let keys: Vec<String> = database
+        .query("SELECT key FROM checkpoints ORDER BY key", &[])
+        .expect("keys")
+        .iter()
+        .map(|row| row.text(0).expect("key"))
+        .collect();
+    assert_eq!(keys, ["one", "two"], "{:?}", database.engine());
+}
+
+#[test]
+fn a_failed_transaction_leaves_nothing_on_either_engine() {
+    transactions(&sqlite());
+    let (pg, _) = postgres("transactions");
+    transactions(&pg);
 }
 
 #[test]
@@ -178,8 +215,8 @@ fn instances_migrating_at_once_end_at_the_same_version() {
         .map(|_| {
             let url = url.clone();
             std::thread::spawn(move || {
-                let mut pg = Postgres::connect(&url, Some(PASSWORD.as_bytes())).expect("connect");
-                db::migrate(&mut pg).expect("migrate")
+                let pg = Postgres::connect(&url, Some(PASSWORD.as_bytes())).expect("connect");
+                db::migrate(&pg).expect("migrate")
             })
         })
         .collect();
@@ -187,7 +224,7 @@ fn instances_migrating_at_once_end_at_the_same_version() {
         .into_iter()
         .map(|worker| worker.join().expect("worker"))
         .collect();
-    let mut pg = Postgres::connect(&url, Some(PASSWORD.as_bytes())).expect("connect");
+    let pg = Postgres::connect(&url, Some(PASSWORD.as_bytes())).expect("connect");
     let version = pg.schema_version().expect("version");
     assert!(
         versions.iter().all(|known| *known == version),

@@ -186,17 +186,20 @@ impl Row {
 /// A connection to the store's database, in either engine.
 pub trait Database: Send {
     /// Run one statement; the rows it changed.
-    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
     /// Run one query; its rows.
-    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError>;
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError>;
     /// Run statements without parameters, separated by `;`.
-    fn batch(&mut self, sql: &str) -> Result<(), DbError>;
+    fn batch(&self, sql: &str) -> Result<(), DbError>;
+    /// Start a transaction; `write`: it will write, and takes the write lock
+    /// where the engine has one (SQLite's `BEGIN IMMEDIATE`).
+    fn begin(&self, write: bool) -> Result<(), DbError>;
     /// Which engine.
     fn engine(&self) -> Engine;
     /// How many migration steps ran.
-    fn schema_version(&mut self) -> Result<usize, DbError>;
+    fn schema_version(&self) -> Result<usize, DbError>;
     /// Run migration step `index` (0-based) and count it, in one transaction.
-    fn migrate_step(&mut self, index: usize, sql: &str) -> Result<(), DbError>;
+    fn migrate_step(&self, index: usize, sql: &str) -> Result<(), DbError>;
 }
 
 /// The engines.
@@ -208,8 +211,29 @@ pub enum Engine {
     Postgres,
 }
 
+/// Run `work` in a transaction on `database`: committed when it succeeds,
+/// rolled back when it fails (a failed rollback is the original error's
+/// business; the connection is then unusable and reported as such later).
+pub fn transaction<T, E: From<DbError>>(
+    database: &dyn Database,
+    write: bool,
+    work: impl FnOnce(&dyn Database) -> Result<T, E>,
+) -> Result<T, E> {
+    database.begin(write)?;
+    match work(database) {
+        Ok(value) => {
+            database.batch("COMMIT")?;
+            Ok(value)
+        }
+        Err(error) => {
+            let _ = database.batch("ROLLBACK");
+            Err(error)
+        }
+    }
+}
+
 /// Run the migration steps not yet run: the same steps on both engines.
-pub fn migrate(database: &mut dyn Database) -> Result<usize, DbError> {
+pub fn migrate(database: &dyn Database) -> Result<usize, DbError> {
     let version = database.schema_version()?;
     let known = MIGRATIONS.len();
     if version > known {
@@ -266,9 +290,6 @@ pub fn sqlite_sql(sql: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// The store's database in SQLite.
-pub struct Sqlite(pub rusqlite::Connection);
-
 impl rusqlite::ToSql for Value {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -282,14 +303,15 @@ impl rusqlite::ToSql for Value {
     }
 }
 
-impl Database for Sqlite {
-    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
-        let mut statement = self.0.prepare_cached(&sqlite_sql(sql))?;
+/// The store's database in SQLite: the connection itself.
+impl Database for rusqlite::Connection {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        let mut statement = self.prepare_cached(&sqlite_sql(sql))?;
         Ok(statement.execute(rusqlite::params_from_iter(params))? as u64)
     }
 
-    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
-        let mut statement = self.0.prepare_cached(&sqlite_sql(sql))?;
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        let mut statement = self.prepare_cached(&sqlite_sql(sql))?;
         let columns = statement.column_count();
         let rows = statement.query_map(rusqlite::params_from_iter(params), |row| {
             (0..columns)
@@ -310,32 +332,35 @@ impl Database for Sqlite {
         Ok(rows.collect::<rusqlite::Result<Vec<Row>>>()?)
     }
 
-    fn batch(&mut self, sql: &str) -> Result<(), DbError> {
-        Ok(self.0.execute_batch(sql)?)
+    fn batch(&self, sql: &str) -> Result<(), DbError> {
+        Ok(self.execute_batch(sql)?)
+    }
+
+    fn begin(&self, write: bool) -> Result<(), DbError> {
+        // A writer takes the write lock at once, so that what it read holds.
+        Ok(self.execute_batch(if write { "BEGIN IMMEDIATE" } else { "BEGIN" })?)
     }
 
     fn engine(&self) -> Engine {
         Engine::Sqlite
     }
 
-    fn schema_version(&mut self) -> Result<usize, DbError> {
-        let version: i64 = self
-            .0
-            .pragma_query_value(None, "user_version", |row| row.get(0))?;
+    fn schema_version(&self) -> Result<usize, DbError> {
+        let version: i64 = self.pragma_query_value(None, "user_version", |row| row.get(0))?;
         Ok(usize::try_from(version).unwrap_or(0))
     }
 
-    fn migrate_step(&mut self, index: usize, sql: &str) -> Result<(), DbError> {
-        let transaction = self.0.transaction()?;
-        transaction.execute_batch(sql)?;
-        transaction.pragma_update(None, "user_version", (index + 1) as i64)?;
-        transaction.commit()?;
-        Ok(())
+    fn migrate_step(&self, index: usize, sql: &str) -> Result<(), DbError> {
+        transaction(self, true, |database| {
+            database.batch(sql)?;
+            database.batch(&format!("PRAGMA user_version = {}", index + 1))
+        })
     }
 }
 
-/// The store's database in PostgreSQL.
-pub struct Postgres(pub postgres::Client);
+/// The store's database in PostgreSQL (one connection; the store is used
+/// from one thread at a time, under its own lock).
+pub struct Postgres(std::sync::Mutex<postgres::Client>);
 
 impl Postgres {
     /// Connect to `url` (`postgres://user@host:port/database`) with
@@ -347,7 +372,9 @@ impl Postgres {
             config.password(password);
         }
         config.connect_timeout(std::time::Duration::from_secs(10));
-        Ok(Postgres(config.connect(postgres::NoTls)?))
+        Ok(Postgres(std::sync::Mutex::new(
+            config.connect(postgres::NoTls)?,
+        )))
     }
 }
 
@@ -456,21 +483,29 @@ impl<'a> postgres::types::FromSql<'a> for PgNumeric {
     }
 }
 
+impl Postgres {
+    fn client(&self) -> Result<std::sync::MutexGuard<'_, postgres::Client>, DbError> {
+        self.0
+            .lock()
+            .map_err(|_| DbError::Postgres("connection lock poisoned".into()))
+    }
+}
+
 impl Database for Postgres {
-    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         let params: Vec<&(dyn postgres::types::ToSql + Sync)> = params
             .iter()
             .map(|value| value as &(dyn postgres::types::ToSql + Sync))
             .collect();
-        Ok(self.0.execute(sql, &params)?)
+        Ok(self.client()?.execute(sql, &params)?)
     }
 
-    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         let params: Vec<&(dyn postgres::types::ToSql + Sync)> = params
             .iter()
             .map(|value| value as &(dyn postgres::types::ToSql + Sync))
             .collect();
-        self.0
+        self.client()?
             .query(sql, &params)?
             .iter()
             .map(|row| {
@@ -482,18 +517,23 @@ impl Database for Postgres {
             .collect()
     }
 
-    fn batch(&mut self, sql: &str) -> Result<(), DbError> {
-        Ok(self.0.batch_execute(sql)?)
+    fn batch(&self, sql: &str) -> Result<(), DbError> {
+        Ok(self.client()?.batch_execute(sql)?)
+    }
+
+    fn begin(&self, _write: bool) -> Result<(), DbError> {
+        Ok(self.client()?.batch_execute("BEGIN")?)
     }
 
     fn engine(&self) -> Engine {
         Engine::Postgres
     }
 
-    fn schema_version(&mut self) -> Result<usize, DbError> {
+    fn schema_version(&self) -> Result<usize, DbError> {
         // Instances starting together: one creates the table, under a lock
         // (CREATE TABLE IF NOT EXISTS alone races in PostgreSQL's catalog).
-        let mut transaction = self.0.transaction()?;
+        let mut client = self.client()?;
+        let mut transaction = client.transaction()?;
         transaction.batch_execute(
             "SELECT pg_advisory_xact_lock(7353323);
              CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL);
@@ -501,15 +541,15 @@ impl Database for Postgres {
                  SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM schema_version);",
         )?;
         transaction.commit()?;
-        let version: i64 = self
-            .0
+        let version: i64 = client
             .query_one("SELECT max(version) FROM schema_version", &[])?
             .get(0);
         Ok(usize::try_from(version).unwrap_or(0))
     }
 
-    fn migrate_step(&mut self, index: usize, sql: &str) -> Result<(), DbError> {
-        let mut transaction = self.0.transaction()?;
+    fn migrate_step(&self, index: usize, sql: &str) -> Result<(), DbError> {
+        let mut client = self.client()?;
+        let mut transaction = client.transaction()?;
         // One instance migrates at a time; the others wait, then find it done.
         transaction.batch_execute("LOCK TABLE schema_version IN EXCLUSIVE MODE")?;
         let version: i64 = transaction

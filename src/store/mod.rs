@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use db::{Database, Value};
 use rusqlite::{Connection, OptionalExtension, params};
 use tillsyn_connectors::CarriedScope;
 
@@ -42,6 +43,9 @@ pub enum StoreError {
     /// A database operation failed.
     #[error("findings database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The shared PostgreSQL failed.
+    #[error("findings database: PostgreSQL: {0}")]
+    Postgres(String),
     /// The database is newer than this program.
     #[error(
         "findings database has schema version {found}, newer than this tillsyn ({known}); upgrade tillsyn"
@@ -79,12 +83,36 @@ impl StoreError {
         match self {
             StoreError::StateDir { .. } => "state_dir",
             StoreError::Sqlite(_) => "sqlite",
+            StoreError::Postgres(_) => "postgres",
             StoreError::TooNew { .. } => "schema_too_new",
             StoreError::Missing(_) => "missing_row",
             StoreError::Corrupt(_) => "corrupt",
             StoreError::Leased { .. } => "leased",
         }
     }
+}
+
+impl From<db::DbError> for StoreError {
+    fn from(error: db::DbError) -> StoreError {
+        match error {
+            db::DbError::Sqlite(error) => StoreError::Sqlite(error),
+            db::DbError::Postgres(message) => StoreError::Postgres(message),
+            db::DbError::TooNew { found, known } => StoreError::TooNew { found, known },
+            type_error @ db::DbError::Type { .. } => StoreError::Corrupt(type_error.to_string()),
+        }
+    }
+}
+
+/// Keyed-hash owners as stored: 8 bytes each, little-endian.
+fn owner_words(bytes: &[u8]) -> Vec<u64> {
+    bytes
+        .chunks_exact(8)
+        .map(|chunk| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            u64::from_le_bytes(word)
+        })
+        .collect()
 }
 
 /// How a scan ended.
@@ -639,21 +667,13 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let version = self.schema_version()?;
-        let known = migrations::MIGRATIONS.len();
-        if version > known {
-            return Err(StoreError::TooNew {
-                found: version,
-                known,
-            });
-        }
-        for (index, sql) in migrations::MIGRATIONS.iter().enumerate().skip(version) {
-            let transaction = self.connection.transaction()?;
-            transaction.execute_batch(sql)?;
-            transaction.pragma_update(None, "user_version", (index + 1) as i64)?;
-            transaction.commit()?;
-        }
+        db::migrate(self.db())?;
         Ok(())
+    }
+
+    /// The store's database, in the SQL both engines speak ([`db`]).
+    fn db(&self) -> &dyn Database {
+        &self.connection
     }
 
     fn fail_interrupted_scans(&mut self) -> Result<(), StoreError> {
@@ -668,10 +688,7 @@ impl Store {
 
     /// Schema version in use.
     pub fn schema_version(&self) -> Result<usize, StoreError> {
-        let version: i64 = self
-            .connection
-            .pragma_query_value(None, "user_version", |row| row.get(0))?;
-        Ok(usize::try_from(version).unwrap_or(0))
+        Ok(self.db().schema_version()?)
     }
 
     /// Forget what is older than `cutoff` (`[daemon] retention`): resolved
@@ -756,50 +773,56 @@ impl Store {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let transaction = self
-            .connection
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let current: Option<(String, i64)> = transaction
-            .query_row(
-                "SELECT holder, expires_at FROM scan_leases WHERE source = ?1",
-                [source],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-        if let Some((holder, expires_at)) = current
-            && holder != self.holder
-            && expires_at >= now.timestamp()
-        {
-            return Err(StoreError::Leased {
-                name: source.to_owned(),
-                holder,
-                until: to_time(expires_at),
-            });
-        }
-        transaction.execute(
-            "INSERT INTO scan_leases (source, holder, expires_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (source) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at",
-            params![source, self.holder, until.timestamp()],
-        )?;
-        transaction.commit()?;
-        Ok(())
+        let holder = self.holder.clone();
+        db::transaction(self.db(), true, |db| {
+            // Locked against another process taking it meanwhile: SQLite's
+            // write lock, PostgreSQL's row lock.
+            let lock = match db.engine() {
+                db::Engine::Sqlite => "",
+                db::Engine::Postgres => " FOR UPDATE",
+            };
+            let current = db.query(
+                &format!("SELECT holder, expires_at FROM scan_leases WHERE source = $1{lock}"),
+                &[Value::from(source)],
+            )?;
+            if let Some(row) = current.first() {
+                let (current_holder, expires_at) = (row.text(0)?, row.int(1)?);
+                if current_holder != holder && expires_at >= now.timestamp() {
+                    return Err(StoreError::Leased {
+                        name: source.to_owned(),
+                        holder: current_holder,
+                        until: to_time(expires_at),
+                    });
+                }
+            }
+            db.execute(
+                "INSERT INTO scan_leases (source, holder, expires_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (source) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at",
+                &[Value::from(source), Value::from(holder.as_str()), Value::from(until.timestamp())],
+            )?;
+            Ok(())
+        })
     }
 
     /// Move this process's lease on `source` on to `until`; false when the lease
     /// is no longer this process's.
     pub fn renew_lease(&mut self, source: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
-        let changed = self.connection.execute(
-            "UPDATE scan_leases SET expires_at = ?3 WHERE source = ?1 AND holder = ?2",
-            params![source, self.holder, until.timestamp()],
+        let changed = self.db().execute(
+            "UPDATE scan_leases SET expires_at = $3 WHERE source = $1 AND holder = $2",
+            &[
+                Value::from(source),
+                Value::from(self.holder.as_str()),
+                Value::from(until.timestamp()),
+            ],
         )?;
         Ok(changed == 1)
     }
 
     /// Give up this process's lease on `source`.
     pub fn release_lease(&mut self, source: &str) -> Result<(), StoreError> {
-        self.connection.execute(
-            "DELETE FROM scan_leases WHERE source = ?1 AND holder = ?2",
-            params![source, self.holder],
+        self.db().execute(
+            "DELETE FROM scan_leases WHERE source = $1 AND holder = $2",
+            &[Value::from(source), Value::from(self.holder.as_str())],
         )?;
         Ok(())
     }
@@ -810,11 +833,14 @@ impl Store {
         source: &str,
         started_at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        self.connection.execute(
-            "INSERT INTO scans (source, started_at, status) VALUES (?1, ?2, 'running')",
-            params![source, started_at.timestamp()],
+        let inserted = self.db().query(
+            "INSERT INTO scans (source, started_at, status) VALUES ($1, $2, 'running') RETURNING id",
+            &[Value::from(source), Value::from(started_at.timestamp())],
         )?;
-        Ok(self.connection.last_insert_rowid())
+        Ok(inserted
+            .first()
+            .ok_or(StoreError::Missing("scans"))?
+            .int(0)?)
     }
 
     /// Store findings seen by scan `scan_id` of `source` at `seen_at`: new ones are
@@ -1156,13 +1182,13 @@ impl Store {
 
     /// Log one `tillsyn subject` lookup (the audit log).
     pub fn log_subject_lookup(&mut self, lookup: &SubjectLookup) -> Result<(), StoreError> {
-        self.connection.execute(
-            "INSERT INTO subject_lookups (at, kinds, hashes, hits) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                lookup.at.timestamp(),
-                lookup.kinds.join(","),
-                lookup.hashes.join(","),
-                lookup.hits as i64
+        self.db().execute(
+            "INSERT INTO subject_lookups (at, kinds, hashes, hits) VALUES ($1, $2, $3, $4)",
+            &[
+                Value::from(lookup.at.timestamp()),
+                Value::from(lookup.kinds.join(",")),
+                Value::from(lookup.hashes.join(",")),
+                Value::from(i64::try_from(lookup.hits).unwrap_or(i64::MAX)),
             ],
         )?;
         Ok(())
@@ -1170,24 +1196,27 @@ impl Store {
 
     /// The audit log of lookups, oldest first.
     pub fn subject_lookups(&self) -> Result<Vec<SubjectLookup>, StoreError> {
-        let mut query = self
-            .connection
-            .prepare("SELECT at, kinds, hashes, hits FROM subject_lookups ORDER BY id")?;
         let split = |text: String| -> Vec<String> {
             text.split(',')
                 .filter(|item| !item.is_empty())
                 .map(str::to_owned)
                 .collect()
         };
-        let rows = query.query_map([], |row| {
-            Ok(SubjectLookup {
-                at: to_time(row.get(0)?),
-                kinds: split(row.get(1)?),
-                hashes: split(row.get(2)?),
-                hits: row.get::<_, i64>(3)? as u64,
+        self.db()
+            .query(
+                "SELECT at, kinds, hashes, hits FROM subject_lookups ORDER BY id",
+                &[],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(SubjectLookup {
+                    at: to_time(row.int(0)?),
+                    kinds: split(row.text(1)?),
+                    hashes: split(row.text(2)?),
+                    hits: row.int(3)?.max(0) as u64,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 
     /// Mark a scan failed. Nothing is resolved; findings it saw stay as recorded.
@@ -1465,56 +1494,59 @@ impl Store {
 
     /// Every checkpoint of a source.
     pub fn checkpoints(&self, source: &str) -> Result<BTreeMap<String, String>, StoreError> {
-        let mut query = self
-            .connection
-            .prepare("SELECT key, value FROM checkpoints WHERE source = ?1")?;
-        let rows = query.query_map([source], |row| Ok((row.get(0)?, row.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db()
+            .query(
+                "SELECT key, value FROM checkpoints WHERE source = $1",
+                &[Value::from(source)],
+            )?
+            .iter()
+            .map(|row| Ok((row.text(0)?, row.text(1)?)))
+            .collect()
     }
 
     /// The record cache the last finished scan of `source` left (see
     /// [`tillsyn_connectors::record_cache`]).
     pub fn record_cache(&self, source: &str) -> Result<Option<SavedRecordCache>, StoreError> {
-        Ok(self
-            .connection
-            .query_row(
-                "SELECT plan, complete, data FROM record_cache WHERE source = ?1",
-                [source],
-                |row| {
-                    Ok(SavedRecordCache {
-                        plan: row.get::<_, i64>(0)? as u64,
-                        complete: row.get(1)?,
-                        data: row.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
+        self.db()
+            .query(
+                "SELECT plan, complete, data FROM record_cache WHERE source = $1",
+                &[Value::from(source)],
+            )?
+            .first()
+            .map(|row| {
+                Ok(SavedRecordCache {
+                    plan: row.int(0)? as u64,
+                    complete: row.int(1)? != 0,
+                    data: row.blob(2)?,
+                })
+            })
+            .transpose()
     }
 
     /// The memory of records checked in `source` (see [`crate::checked`]),
     /// and the plan it was made under.
     pub fn checked_memory(&self, source: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        Ok(self
-            .connection
-            .query_row(
-                "SELECT plan, data FROM checked_memory WHERE source = ?1",
-                [source],
-                |row| Ok((row.get::<_, i64>(0)? as u64, row.get(1)?)),
-            )
-            .optional()?)
+        self.db()
+            .query(
+                "SELECT plan, data FROM checked_memory WHERE source = $1",
+                &[Value::from(source)],
+            )?
+            .first()
+            .map(|row| Ok((row.int(0)? as u64, row.blob(1)?)))
+            .transpose()
     }
 
     /// The plan the stored memory of records checked in `source` was made
     /// under, without reading the memory.
     pub fn checked_plan(&self, source: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self
-            .connection
-            .query_row(
-                "SELECT plan FROM checked_memory WHERE source = ?1",
-                [source],
-                |row| Ok(row.get::<_, i64>(0)? as u64),
-            )
-            .optional()?)
+        self.db()
+            .query(
+                "SELECT plan FROM checked_memory WHERE source = $1",
+                &[Value::from(source)],
+            )?
+            .first()
+            .map(|row| Ok(row.int(0)? as u64))
+            .transpose()
     }
 
     /// After a finished scan of `source`: the memory for the next one and
@@ -1526,16 +1558,19 @@ impl Store {
         memory: &[u8],
         counts: &[crate::checked::RuleCount],
     ) -> Result<(), StoreError> {
-        let transaction = self.connection.transaction()?;
-        transaction.execute(
-            "INSERT OR REPLACE INTO checked_memory (source, plan, data) VALUES (?1, ?2, ?3)",
-            params![source, plan as i64, memory],
-        )?;
-        transaction.execute("DELETE FROM checked_counts WHERE source = ?1", [source])?;
-        {
-            let mut insert = transaction.prepare(
-                "INSERT OR REPLACE INTO checked_counts (source, rule, records, owners, complete)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+        db::transaction(self.db(), true, |db| {
+            db.execute(
+                "INSERT INTO checked_memory (source, plan, data) VALUES ($1, $2, $3)
+                 ON CONFLICT (source) DO UPDATE SET plan = excluded.plan, data = excluded.data",
+                &[
+                    Value::from(source),
+                    Value::from(plan as i64),
+                    Value::from(memory),
+                ],
+            )?;
+            db.execute(
+                "DELETE FROM checked_counts WHERE source = $1",
+                &[Value::from(source)],
             )?;
             for count in counts {
                 let owners: Vec<u8> = count
@@ -1543,55 +1578,56 @@ impl Store {
                     .iter()
                     .flat_map(|owner| owner.to_le_bytes())
                     .collect();
-                insert.execute(params![
-                    source,
-                    count.rule,
-                    i64::try_from(count.records).unwrap_or(i64::MAX),
-                    owners,
-                    count.complete
-                ])?;
+                db.execute(
+                    "INSERT INTO checked_counts (source, rule, records, owners, complete)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (source, rule) DO UPDATE SET records = excluded.records,
+                         owners = excluded.owners, complete = excluded.complete",
+                    &[
+                        Value::from(source),
+                        Value::from(count.rule.as_str()),
+                        Value::from(i64::try_from(count.records).unwrap_or(i64::MAX)),
+                        Value::from(owners),
+                        Value::from(count.complete),
+                    ],
+                )?;
             }
-        }
-        transaction.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The records every rule checked in every source, as last counted.
     pub fn checked_counts(&self) -> Result<Vec<CheckedRow>, StoreError> {
-        let mut query = self.connection.prepare(
-            "SELECT rule, source, records, owners, complete FROM checked_counts
-             ORDER BY rule, source",
-        )?;
-        let rows = query.query_map([], |row| {
-            let owners: Vec<u8> = row.get(3)?;
-            Ok(CheckedRow {
-                rule: row.get(0)?,
-                source: row.get(1)?,
-                records: row.get::<_, i64>(2)?.max(0) as u64,
-                owners: owners
-                    .chunks_exact(8)
-                    .map(|chunk| {
-                        let mut word = [0u8; 8];
-                        word.copy_from_slice(chunk);
-                        u64::from_le_bytes(word)
-                    })
-                    .collect(),
-                complete: row.get(4)?,
+        self.db()
+            .query(
+                "SELECT rule, source, records, owners, complete FROM checked_counts
+                 ORDER BY rule, source",
+                &[],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(CheckedRow {
+                    rule: row.text(0)?,
+                    source: row.text(1)?,
+                    records: row.int(2)?.max(0) as u64,
+                    owners: owner_words(&row.blob(3)?),
+                    complete: row.int(4)? != 0,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 
     /// A checkpoint value for incremental scans.
     pub fn checkpoint(&self, source: &str, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .connection
-            .query_row(
-                "SELECT value FROM checkpoints WHERE source = ?1 AND key = ?2",
-                params![source, key],
-                |row| row.get(0),
-            )
-            .optional()?)
+        self.db()
+            .query(
+                "SELECT value FROM checkpoints WHERE source = $1 AND key = $2",
+                &[Value::from(source), Value::from(key)],
+            )?
+            .first()
+            .map(|row| row.text(0))
+            .transpose()
+            .map_err(StoreError::from)
     }
 
     /// Set a checkpoint value.
@@ -1602,11 +1638,16 @@ impl Store {
         value: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.connection.execute(
-            "INSERT INTO checkpoints (source, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+        self.db().execute(
+            "INSERT INTO checkpoints (source, key, value, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (source, key) DO UPDATE SET value = excluded.value,
                  updated_at = excluded.updated_at",
-            params![source, key, value, now.timestamp()],
+            &[
+                Value::from(source),
+                Value::from(key),
+                Value::from(value),
+                Value::from(now.timestamp()),
+            ],
         )?;
         Ok(())
     }
