@@ -252,6 +252,14 @@ pub fn migrate(database: &dyn Database) -> Result<usize, DbError> {
     Ok(known)
 }
 
+/// The two-argument minimum: SQLite's `min(a, b)`, PostgreSQL's `LEAST`.
+pub fn least(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "min",
+        Engine::Postgres => "LEAST",
+    }
+}
+
 /// A SQLite migration step as PostgreSQL DDL: a rowid key becomes an identity
 /// column, `INTEGER` `BIGINT`, `BLOB` `BYTEA`, and `WITHOUT ROWID` goes.
 pub fn postgres_ddl(sql: &str) -> String {

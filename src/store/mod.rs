@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use db::{Database, Value};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use tillsyn_connectors::CarriedScope;
 
 /// Store errors.
@@ -521,28 +521,25 @@ const FINDING_COLUMNS: &str = "id, rule, source, record_id, record_kind, owner, 
     age_days, first_seen, last_seen, resolved_at, first_seen_scan, last_seen_scan, resolved_scan,
     record_path, exception, excepted_until";
 
-fn finding_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Finding> {
+fn finding_row(row: &db::Row) -> Result<Finding, db::DbError> {
     Ok(Finding {
-        id: row.get(0)?,
-        rule: row.get(1)?,
-        source: row.get(2)?,
-        record_id: row.get(3)?,
-        record_kind: row.get(4)?,
-        owner: row.get(5)?,
-        severity: row.get(6)?,
-        detail: row.get(7)?,
-        age_days: row.get(8)?,
-        first_seen: to_time(row.get(9)?),
-        last_seen: to_time(row.get(10)?),
-        resolved_at: row.get::<_, Option<i64>>(11)?.map(to_time),
-        first_seen_scan: row.get(12)?,
-        last_seen_scan: row.get(13)?,
-        resolved_scan: row.get(14)?,
-        record_path: row.get(15)?,
-        exception: match (
-            row.get::<_, Option<String>>(16)?,
-            row.get::<_, Option<i64>>(17)?,
-        ) {
+        id: row.int(0)?,
+        rule: row.text(1)?,
+        source: row.text(2)?,
+        record_id: row.text(3)?,
+        record_kind: row.text(4)?,
+        owner: row.opt_text(5)?,
+        severity: row.text(6)?,
+        detail: row.text(7)?,
+        age_days: row.opt_int(8)?,
+        first_seen: to_time(row.int(9)?),
+        last_seen: to_time(row.int(10)?),
+        resolved_at: row.opt_int(11)?.map(to_time),
+        first_seen_scan: row.int(12)?,
+        last_seen_scan: row.int(13)?,
+        resolved_scan: row.opt_int(14)?,
+        record_path: row.text(15)?,
+        exception: match (row.opt_text(16)?, row.opt_int(17)?) {
             (Some(id), Some(ends)) => Some((id, to_time(ends))),
             _ => None,
         },
@@ -1120,53 +1117,55 @@ impl Store {
         requests: &[ErasureRequest],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let transaction = self.connection.transaction()?;
-        let before: i64 =
-            transaction.query_row("SELECT count(*) FROM erasure_requests", [], |row| {
-                row.get(0)
-            })?;
-        {
-            let mut upsert = transaction.prepare_cached(
+        db::transaction(self.db(), true, |db| {
+            let count = |db: &dyn Database| -> Result<i64, StoreError> {
+                let rows = db.query("SELECT count(*) FROM erasure_requests", &[])?;
+                Ok(rows.first().map(|row| row.int(0)).transpose()?.unwrap_or(0))
+            };
+            let before = count(db)?;
+            let upsert = format!(
                 "INSERT INTO erasure_requests (hash, kind, requested_at, imported_at)
-                 VALUES (?1, ?2, ?3, ?4)
+                 VALUES ($1, $2, $3, $4)
                  ON CONFLICT (hash) DO UPDATE SET
-                     requested_at = min(requested_at, excluded.requested_at)",
-            )?;
+                     requested_at = {}(erasure_requests.requested_at, excluded.requested_at)",
+                db::least(db.engine())
+            );
             for request in requests {
-                upsert.execute(params![
-                    &request.hash[..],
-                    request.kind,
-                    request.requested_at.timestamp(),
-                    now.timestamp()
-                ])?;
+                db.execute(
+                    &upsert,
+                    &[
+                        Value::from(&request.hash[..]),
+                        Value::from(request.kind.as_str()),
+                        Value::from(request.requested_at.timestamp()),
+                        Value::from(now.timestamp()),
+                    ],
+                )?;
             }
-        }
-        let after: i64 =
-            transaction.query_row("SELECT count(*) FROM erasure_requests", [], |row| {
-                row.get(0)
-            })?;
-        transaction.commit()?;
-        Ok((after - before).max(0) as u64)
+            Ok((count(db)? - before).max(0) as u64)
+        })
     }
 
     /// Every erasure request, oldest first.
     pub fn erasure_requests(&self) -> Result<Vec<ErasureRequest>, StoreError> {
-        let mut query = self.connection.prepare(
-            "SELECT hash, kind, requested_at FROM erasure_requests ORDER BY requested_at, hash",
-        )?;
-        let rows = query.query_map([], |row| {
-            let bytes: Vec<u8> = row.get(0)?;
-            let mut hash = [0u8; 16];
-            if bytes.len() == 16 {
-                hash.copy_from_slice(&bytes);
-            }
-            Ok(ErasureRequest {
-                hash,
-                kind: row.get(1)?,
-                requested_at: to_time(row.get(2)?),
+        self.db()
+            .query(
+                "SELECT hash, kind, requested_at FROM erasure_requests ORDER BY requested_at, hash",
+                &[],
+            )?
+            .iter()
+            .map(|row| {
+                let bytes = row.blob(0)?;
+                let mut hash = [0u8; 16];
+                if bytes.len() == 16 {
+                    hash.copy_from_slice(&bytes);
+                }
+                Ok(ErasureRequest {
+                    hash,
+                    kind: row.text(1)?,
+                    requested_at: to_time(row.int(2)?),
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 
     /// Whether the index holds `hash` in `source`.
@@ -1228,21 +1227,23 @@ impl Store {
         error_message: &str,
         finished_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.connection.execute(
-            "UPDATE scans SET status = 'failed', finished_at = ?2, records = ?3,
-                 error_kind = ?4, error_message = ?5 WHERE id = ?1",
-            params![
-                scan_id,
-                finished_at.timestamp(),
-                records as i64,
-                error_kind,
-                error_message
+        self.db().execute(
+            "UPDATE scans SET status = 'failed', finished_at = $2, records = $3,
+                 error_kind = $4, error_message = $5 WHERE id = $1",
+            &[
+                Value::from(scan_id),
+                Value::from(finished_at.timestamp()),
+                Value::from(i64::try_from(records).unwrap_or(i64::MAX)),
+                Value::from(error_kind),
+                Value::from(error_message),
             ],
         )?;
         // A half-read source does not change who is on which side, nor whom
         // the identity index finds where.
-        self.connection
-            .execute("DELETE FROM conflict_keys WHERE scan_id = ?1", [scan_id])?;
+        self.db().execute(
+            "DELETE FROM conflict_keys WHERE scan_id = $1",
+            &[Value::from(scan_id)],
+        )?;
         self.staging.drop_scan(&self.connection, scan_id)?;
         Ok(())
     }
@@ -1268,7 +1269,7 @@ impl Store {
         let state = match query.filter {
             FindingFilter::Open => "resolved_at IS NULL",
             FindingFilter::Resolved => "resolved_at IS NOT NULL",
-            FindingFilter::All => "1",
+            FindingFilter::All => "TRUE",
         };
         // Open findings are unique by (rule, source, record): that order is the
         // partial index's, no sort needed.
@@ -1279,23 +1280,26 @@ impl Store {
         let sql = format!(
             "SELECT {FINDING_COLUMNS}
              FROM findings
-             WHERE {state} AND (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR last_seen_scan = ?2)
-                 AND (?3 IS NULL OR rule = ?3) AND (?4 IS NULL OR first_seen >= ?4)
-                 AND (?5 IS NULL OR id = ?5)
+             WHERE {state} AND (CAST($1 AS TEXT) IS NULL OR source = $1)
+                 AND (CAST($2 AS BIGINT) IS NULL OR last_seen_scan = $2)
+                 AND (CAST($3 AS TEXT) IS NULL OR rule = $3) AND (CAST($4 AS BIGINT) IS NULL OR first_seen >= $4)
+                 AND (CAST($5 AS BIGINT) IS NULL OR id = $5)
              ORDER BY {order}"
         );
-        let mut statement = self.connection.prepare(&sql)?;
-        let rows = statement.query_map(
-            params![
-                query.source,
-                query.seen_by_scan,
-                query.rule,
-                query.since.map(|since| since.timestamp()),
-                query.id,
-            ],
-            finding_row,
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db()
+            .query(
+                &sql,
+                &[
+                    Value::from(query.source.clone()),
+                    Value::from(query.seen_by_scan),
+                    Value::from(query.rule.clone()),
+                    Value::from(query.since.map(|since| since.timestamp())),
+                    Value::from(query.id),
+                ],
+            )?
+            .iter()
+            .map(|row| Ok(finding_row(row)?))
+            .collect()
     }
 
     /// One finding by id.
@@ -1311,25 +1315,25 @@ impl Store {
 
     /// The latest scan of `source`.
     pub fn last_scan(&self, source: &str) -> Result<Option<ScanRow>, StoreError> {
-        Ok(self
-            .connection
-            .query_row(
+        self.db()
+            .query(
                 "SELECT id, source, started_at, finished_at, status, records, error_kind
-                 FROM scans WHERE source = ?1 ORDER BY id DESC LIMIT 1",
-                [source],
-                |row| {
-                    Ok(ScanRow {
-                        id: row.get(0)?,
-                        source: row.get(1)?,
-                        started_at: to_time(row.get(2)?),
-                        finished_at: row.get::<_, Option<i64>>(3)?.map(to_time),
-                        status: ScanStatus::parse(&row.get::<_, String>(4)?),
-                        records: row.get::<_, i64>(5)? as u64,
-                        error_kind: row.get(6)?,
-                    })
-                },
-            )
-            .optional()?)
+                 FROM scans WHERE source = $1 ORDER BY id DESC LIMIT 1",
+                &[Value::from(source)],
+            )?
+            .first()
+            .map(|row| {
+                Ok(ScanRow {
+                    id: row.int(0)?,
+                    source: row.text(1)?,
+                    started_at: to_time(row.int(2)?),
+                    finished_at: row.opt_int(3)?.map(to_time),
+                    status: ScanStatus::parse(&row.text(4)?),
+                    records: row.int(5)?.max(0) as u64,
+                    error_kind: row.opt_text(6)?,
+                })
+            })
+            .transpose()
     }
 
     /// Open findings per rule and source at `now`, with the earliest
@@ -1337,41 +1341,34 @@ impl Store {
     /// open violations and their age. Findings under an exception in force
     /// are counted apart (`excepted`), not as broken.
     pub fn open_summary(&self, now: DateTime<Utc>) -> Result<Vec<OpenGroup>, StoreError> {
-        let mut query = self.connection.prepare(
+        let rows = self.db().query(
             "SELECT rule, source,
-                    sum(NOT (coalesce(excepted_until, 0) > ?1)),
-                    min(CASE WHEN coalesce(excepted_until, 0) > ?1 THEN NULL ELSE first_seen END),
-                    sum(coalesce(excepted_until, 0) > ?1)
+                    sum(CASE WHEN coalesce(excepted_until, 0) > $1 THEN 0 ELSE 1 END),
+                    min(CASE WHEN coalesce(excepted_until, 0) > $1 THEN NULL ELSE first_seen END),
+                    sum(CASE WHEN coalesce(excepted_until, 0) > $1 THEN 1 ELSE 0 END)
              FROM findings
              WHERE resolved_at IS NULL GROUP BY rule, source ORDER BY rule, source",
+            &[Value::from(now.timestamp())],
         )?;
-        let rows = query.query_map([now.timestamp()], |row| {
-            Ok(OpenGroup {
-                rule: row.get(0)?,
-                source: row.get(1)?,
-                count: row.get::<_, i64>(2)? as u64,
-                oldest_first_seen: row.get::<_, Option<i64>>(3)?.map(to_time),
-                excepted: row.get::<_, i64>(4)? as u64,
+        let mut groups: BTreeMap<(String, String), OpenGroup> = BTreeMap::new();
+        for row in &rows {
+            let group = OpenGroup {
+                rule: row.text(0)?,
+                source: row.text(1)?,
+                count: row.int(2)?.max(0) as u64,
+                oldest_first_seen: row.opt_int(3)?.map(to_time),
+                excepted: row.int(4)?.max(0) as u64,
                 checked: None,
-            })
-        })?;
-        let mut groups: BTreeMap<(String, String), OpenGroup> = rows
-            .map(|group| group.map(|group| ((group.rule.clone(), group.source.clone()), group)))
-            .collect::<Result<_, _>>()?;
+            };
+            groups.insert((group.rule.clone(), group.source.clone()), group);
+        }
         // Every pair with a count, findings or not: a rule kept everywhere
         // still shows what it checked.
-        let mut checked = self
-            .connection
-            .prepare("SELECT rule, source, records FROM checked_counts")?;
-        let counted = checked.query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, i64>(2)?.max(0) as u64,
-            ))
-        })?;
-        for counted in counted {
-            let (rule, source, records) = counted?;
+        let counted = self
+            .db()
+            .query("SELECT rule, source, records FROM checked_counts", &[])?;
+        for row in &counted {
+            let (rule, source, records) = (row.text(0)?, row.text(1)?, row.int(2)?.max(0) as u64);
             groups
                 .entry((rule.clone(), source.clone()))
                 .or_insert(OpenGroup {
@@ -1390,11 +1387,11 @@ impl Store {
     /// Take every exception mark but owners' off the open findings (of
     /// `source`, or of every source): what applying no exceptions comes to.
     pub fn clear_exceptions(&mut self, source: Option<&str>) -> Result<(), StoreError> {
-        self.connection.execute(
+        self.db().execute(
             "UPDATE findings SET exception = NULL, excepted_until = NULL
-             WHERE exception IS NOT NULL AND exception != ?2 AND resolved_at IS NULL
-                 AND (?1 IS NULL OR source = ?1)",
-            params![source, OWNER_MARK_EXCEPTION],
+             WHERE exception IS NOT NULL AND exception != $2 AND resolved_at IS NULL
+                 AND (CAST($1 AS TEXT) IS NULL OR source = $1)",
+            &[Value::from(source), Value::from(OWNER_MARK_EXCEPTION)],
         )?;
         Ok(())
     }
@@ -1408,24 +1405,18 @@ impl Store {
         source: Option<&str>,
         covering: impl Fn(&str, &str, &str) -> Option<(String, DateTime<Utc>)>,
     ) -> Result<BTreeMap<String, u64>, StoreError> {
-        let transaction = self.connection.transaction()?;
-        let mut covered: BTreeMap<String, u64> = BTreeMap::new();
-        {
-            let mut query = transaction.prepare(
+        db::transaction(self.db(), true, |db| {
+            let mut covered: BTreeMap<String, u64> = BTreeMap::new();
+            let rows = db.query(
                 "SELECT id, rule, source, record_path, exception, excepted_until FROM findings
-                 WHERE resolved_at IS NULL AND (?1 IS NULL OR source = ?1)",
+                 WHERE resolved_at IS NULL AND (CAST($1 AS TEXT) IS NULL OR source = $1)",
+                &[Value::from(source)],
             )?;
-            let mut update = transaction
-                .prepare("UPDATE findings SET exception = ?2, excepted_until = ?3 WHERE id = ?1")?;
-            // Finding id, rule, source, record path; its mark: exception, end.
-            type OpenRow = (i64, [String; 3], Option<(String, i64)>);
-            let rows: Vec<OpenRow> = query
-                .query_map([source], |row| {
-                    let mark = row.get::<_, Option<String>>(4)?.zip(row.get(5)?);
-                    Ok((row.get(0)?, [row.get(1)?, row.get(2)?, row.get(3)?], mark))
-                })?
-                .collect::<Result<_, _>>()?;
-            for (id, [rule, source, path], stored) in rows {
+            for row in &rows {
+                let (id, rule, source, path) =
+                    (row.int(0)?, row.text(1)?, row.text(2)?, row.text(3)?);
+                // Its mark: exception, end.
+                let stored = row.opt_text(4)?.zip(row.opt_int(5)?);
                 // An owner's mark is the owner's to set and take back: the
                 // scan that reads the record decides it.
                 if stored
@@ -1441,30 +1432,36 @@ impl Store {
                 }
                 if stored != wanted {
                     let (exception, until) = wanted.unzip();
-                    update.execute(params![id, exception, until])?;
+                    db.execute(
+                        "UPDATE findings SET exception = $2, excepted_until = $3 WHERE id = $1",
+                        &[Value::from(id), Value::from(exception), Value::from(until)],
+                    )?;
                 }
             }
-        }
-        transaction.commit()?;
-        Ok(covered)
+            Ok(covered)
+        })
     }
 
     /// Per rule, the findings scan `scan_id` saw first and those it resolved
     /// (including `conflict` findings it resolved on another source).
     pub fn scan_changes(&self, scan_id: i64) -> Result<Vec<RuleChanges>, StoreError> {
-        let mut query = self.connection.prepare(
-            "SELECT rule, sum(first_seen_scan = ?1), sum(resolved_scan IS NOT NULL AND resolved_scan = ?1)
-             FROM findings WHERE first_seen_scan = ?1 OR resolved_scan = ?1
-             GROUP BY rule ORDER BY rule",
-        )?;
-        let rows = query.query_map([scan_id], |row| {
-            Ok(RuleChanges {
-                rule: row.get(0)?,
-                new: row.get::<_, i64>(1)? as u64,
-                resolved: row.get::<_, i64>(2)? as u64,
+        self.db()
+            .query(
+                "SELECT rule, sum(CASE WHEN first_seen_scan = $1 THEN 1 ELSE 0 END),
+                        sum(CASE WHEN resolved_scan = $1 THEN 1 ELSE 0 END)
+                 FROM findings WHERE first_seen_scan = $1 OR resolved_scan = $1
+                 GROUP BY rule ORDER BY rule",
+                &[Value::from(scan_id)],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(RuleChanges {
+                    rule: row.text(0)?,
+                    new: row.int(1)?.max(0) as u64,
+                    resolved: row.int(2)?.max(0) as u64,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 
     /// When the latest scan of `source` that read to the end (complete or
