@@ -674,11 +674,11 @@ impl Store {
     }
 
     fn fail_interrupted_scans(&mut self) -> Result<(), StoreError> {
-        self.connection.execute(
+        self.db().execute(
             "UPDATE scans SET status = 'failed', error_kind = 'interrupted',
                  error_message = 'tillsyn stopped before the scan finished'
              WHERE status = 'running'",
-            [],
+            &[],
         )?;
         Ok(())
     }
@@ -695,64 +695,70 @@ impl Store {
     /// reports sent before it, and expired leases. Open findings stay whatever
     /// their age. Returns the rows removed.
     pub fn prune(&mut self, cutoff: DateTime<Utc>) -> Result<PruneCounts, StoreError> {
-        let cutoff = cutoff.timestamp();
-        let transaction = self.connection.transaction()?;
-        let findings = transaction.execute(
-            "DELETE FROM findings WHERE resolved_at IS NOT NULL AND resolved_at < ?1",
-            [cutoff],
-        )?;
-        let conflict_keys = transaction.execute(
-            "DELETE FROM conflict_keys WHERE scan_id IN
-                 (SELECT id FROM scans WHERE started_at < ?1)",
-            [cutoff],
-        )?;
-        let kept = "SELECT max(id) FROM scans GROUP BY source
-                    UNION SELECT max(id) FROM scans WHERE status IN ('complete', 'partial') GROUP BY source";
-        transaction.execute(
-            &format!(
-                "DELETE FROM scan_problems WHERE scan_id IN
-                     (SELECT id FROM scans WHERE finished_at < ?1 AND id NOT IN ({kept}))"
-            ),
-            [cutoff],
-        )?;
-        let scans = transaction.execute(
-            &format!("DELETE FROM scans WHERE finished_at < ?1 AND id NOT IN ({kept})"),
-            [cutoff],
-        )?;
-        // A source not scanned since the cutoff (gone from the config): its
-        // identity rows go with it.
-        let identities: i64 = transaction.query_row(
-            "SELECT coalesce(sum(entries), 0) FROM identity_segments WHERE source NOT IN
-                 (SELECT source FROM scans WHERE started_at >= ?1)",
-            [cutoff],
-            |row| row.get(0),
-        )?;
-        transaction.execute(
-            "DELETE FROM identity_segments WHERE source NOT IN
-                 (SELECT source FROM scans WHERE started_at >= ?1)",
-            [cutoff],
-        )?;
-        transaction.execute(
-            "DELETE FROM identity_places WHERE source NOT IN
-                 (SELECT source FROM scans WHERE started_at >= ?1)",
-            [cutoff],
-        )?;
-        let reports = transaction.execute(
-            "DELETE FROM report_outbox WHERE sent_at IS NOT NULL AND sent_at < ?1",
-            [cutoff],
-        )?;
-        transaction.execute("DELETE FROM subject_lookups WHERE at < ?1", [cutoff])?;
-        transaction.execute(
-            "DELETE FROM scan_leases WHERE expires_at < ?1",
-            [Utc::now().timestamp()],
-        )?;
-        transaction.commit()?;
-        Ok(PruneCounts {
-            findings: findings as u64,
-            scans: scans as u64,
-            conflict_keys: conflict_keys as u64,
-            identities: identities as u64,
-            reports: reports as u64,
+        let cutoff = Value::from(cutoff.timestamp());
+        let now = Value::from(Utc::now().timestamp());
+        db::transaction(self.db(), true, |db| {
+            let at = std::slice::from_ref(&cutoff);
+            let findings = db.execute(
+                "DELETE FROM findings WHERE resolved_at IS NOT NULL AND resolved_at < $1",
+                at,
+            )?;
+            let conflict_keys = db.execute(
+                "DELETE FROM conflict_keys WHERE scan_id IN
+                     (SELECT id FROM scans WHERE started_at < $1)",
+                at,
+            )?;
+            let kept = "SELECT max(id) FROM scans GROUP BY source
+                        UNION SELECT max(id) FROM scans WHERE status IN ('complete', 'partial') GROUP BY source";
+            db.execute(
+                &format!(
+                    "DELETE FROM scan_problems WHERE scan_id IN
+                         (SELECT id FROM scans WHERE finished_at < $1 AND id NOT IN ({kept}))"
+                ),
+                at,
+            )?;
+            let scans = db.execute(
+                &format!("DELETE FROM scans WHERE finished_at < $1 AND id NOT IN ({kept})"),
+                at,
+            )?;
+            // A source not scanned since the cutoff (gone from the config): its
+            // identity rows go with it.
+            let identities = db
+                .query(
+                    "SELECT CAST(coalesce(sum(entries), 0) AS BIGINT) FROM identity_segments
+                     WHERE source NOT IN (SELECT source FROM scans WHERE started_at >= $1)",
+                    at,
+                )?
+                .first()
+                .map(|row| row.int(0))
+                .transpose()?
+                .unwrap_or(0);
+            db.execute(
+                "DELETE FROM identity_segments WHERE source NOT IN
+                     (SELECT source FROM scans WHERE started_at >= $1)",
+                at,
+            )?;
+            db.execute(
+                "DELETE FROM identity_places WHERE source NOT IN
+                     (SELECT source FROM scans WHERE started_at >= $1)",
+                at,
+            )?;
+            let reports = db.execute(
+                "DELETE FROM report_outbox WHERE sent_at IS NOT NULL AND sent_at < $1",
+                at,
+            )?;
+            db.execute("DELETE FROM subject_lookups WHERE at < $1", at)?;
+            db.execute(
+                "DELETE FROM scan_leases WHERE expires_at < $1",
+                std::slice::from_ref(&now),
+            )?;
+            Ok(PruneCounts {
+                findings,
+                scans,
+                conflict_keys,
+                identities: identities.max(0) as u64,
+                reports,
+            })
         })
     }
 
@@ -849,47 +855,45 @@ impl Store {
         seen_at: DateTime<Utc>,
         findings: &[NewFinding],
     ) -> Result<(), StoreError> {
-        let transaction = self.connection.transaction()?;
-        {
-            let mut upsert = transaction.prepare_cached(
-                "INSERT INTO findings (rule, source, record_id, record_path, record_kind, owner,
-                     severity, detail, age_days, first_seen, first_seen_scan, last_seen, last_seen_scan,
-                     exception, excepted_until, detail_data)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?11, ?12, ?13, ?14)
-                 ON CONFLICT (rule, source, record_id) WHERE resolved_at IS NULL DO UPDATE SET
-                     record_path = excluded.record_path, owner = excluded.owner,
-                     severity = excluded.severity, detail = excluded.detail,
-                     age_days = excluded.age_days, last_seen = excluded.last_seen,
-                     last_seen_scan = excluded.last_seen_scan,
-                     exception = excluded.exception, excepted_until = excluded.excepted_until,
-                     detail_data = excluded.detail_data",
-            )?;
+        db::transaction(self.db(), true, |db| {
             for finding in findings {
                 let (exception, until) = if finding.owner_marked {
                     (Some(OWNER_MARK_EXCEPTION), Some(OWNER_MARK_UNTIL))
                 } else {
                     (None, None)
                 };
-                upsert.execute(params![
-                    finding.rule,
-                    source,
-                    finding.record_id,
-                    finding.record_path,
-                    finding.record_kind,
-                    finding.owner,
-                    finding.severity,
-                    finding.detail,
-                    finding.age_days,
-                    seen_at.timestamp(),
-                    scan_id,
-                    exception,
-                    until,
-                    finding.detail_data,
-                ])?;
+                db.execute(
+                    "INSERT INTO findings (rule, source, record_id, record_path, record_kind, owner,
+                         severity, detail, age_days, first_seen, first_seen_scan, last_seen,
+                         last_seen_scan, exception, excepted_until, detail_data)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10, $11, $12, $13, $14)
+                     ON CONFLICT (rule, source, record_id) WHERE resolved_at IS NULL DO UPDATE SET
+                         record_path = excluded.record_path, owner = excluded.owner,
+                         severity = excluded.severity, detail = excluded.detail,
+                         age_days = excluded.age_days, last_seen = excluded.last_seen,
+                         last_seen_scan = excluded.last_seen_scan,
+                         exception = excluded.exception, excepted_until = excluded.excepted_until,
+                         detail_data = excluded.detail_data",
+                    &[
+                        Value::from(finding.rule.as_str()),
+                        Value::from(source),
+                        Value::from(finding.record_id.as_str()),
+                        Value::from(finding.record_path.as_str()),
+                        Value::from(finding.record_kind),
+                        Value::from(finding.owner.as_deref()),
+                        Value::from(finding.severity),
+                        Value::from(finding.detail.as_str()),
+                        Value::from(finding.age_days),
+                        Value::from(seen_at.timestamp()),
+                        Value::from(scan_id),
+                        Value::from(exception),
+                        Value::from(until),
+                        Value::from(finding.detail_data.as_deref()),
+                    ],
+                )?;
             }
-        }
-        transaction.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Finish a scan that read its source to the end (`Complete` or `Partial`):
@@ -1026,7 +1030,7 @@ impl Store {
             [scan_id],
             |row| row.get(0),
         )?;
-        let open = open_count(&transaction, &source, end.finished_at)?;
+        let open = open_count(&*transaction, &source, end.finished_at)?;
         transaction.commit()?;
         Ok(ScanTally {
             new: new as u64,
@@ -1037,7 +1041,7 @@ impl Store {
 
     /// How many findings of `source` are open now and count as broken.
     pub fn open_count(&self, source: &str) -> Result<u64, StoreError> {
-        open_count(&self.connection, source, Utc::now())
+        open_count(self.db(), source, Utc::now())
     }
 
     /// Store conflict keys seen by scan `scan_id` of `source`.
@@ -1047,29 +1051,27 @@ impl Store {
         source: &str,
         keys: &[NewConflictKey],
     ) -> Result<(), StoreError> {
-        let transaction = self.connection.transaction()?;
-        {
-            let mut insert = transaction.prepare_cached(
-                "INSERT INTO conflict_keys (rule, side, source, key, record_id, record_path,
-                     record_kind, owner, scan_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
+        db::transaction(self.db(), true, |db| {
             for key in keys {
-                insert.execute(params![
-                    key.rule,
-                    key.side,
-                    source,
-                    key.key,
-                    key.record_id,
-                    key.record_path,
-                    key.record_kind,
-                    key.owner,
-                    scan_id
-                ])?;
+                db.execute(
+                    "INSERT INTO conflict_keys (rule, side, source, key, record_id, record_path,
+                         record_kind, owner, scan_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    &[
+                        Value::from(key.rule.as_str()),
+                        Value::from(key.side),
+                        Value::from(source),
+                        Value::from(key.key.as_str()),
+                        Value::from(key.record_id.as_str()),
+                        Value::from(key.record_path.as_str()),
+                        Value::from(key.record_kind),
+                        Value::from(key.owner.as_deref()),
+                        Value::from(scan_id),
+                    ],
+                )?;
             }
-        }
-        transaction.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Stage the identifiers found in records read by scan `scan_id` of
@@ -1468,25 +1470,29 @@ impl Store {
     /// partial) finished.
     pub fn last_success(&self, source: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(self
-            .connection
-            .query_row(
+            .db()
+            .query(
                 "SELECT max(finished_at) FROM scans
-                 WHERE source = ?1 AND status IN ('complete', 'partial')",
-                [source],
-                |row| row.get::<_, Option<i64>>(0),
+                 WHERE source = $1 AND status IN ('complete', 'partial')",
+                &[Value::from(source)],
             )?
+            .first()
+            .map(|row| row.opt_int(0))
+            .transpose()?
+            .flatten()
             .map(to_time))
     }
 
     /// Problems counted by a scan, by kind.
     pub fn scan_problems(&self, scan_id: i64) -> Result<Vec<(String, u64)>, StoreError> {
-        let mut query = self
-            .connection
-            .prepare("SELECT kind, count FROM scan_problems WHERE scan_id = ?1 ORDER BY kind")?;
-        let rows = query.query_map([scan_id], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db()
+            .query(
+                "SELECT kind, count FROM scan_problems WHERE scan_id = $1 ORDER BY kind",
+                &[Value::from(scan_id)],
+            )?
+            .iter()
+            .map(|row| Ok((row.text(0)?, row.int(1)?.max(0) as u64)))
+            .collect()
     }
 
     /// Every checkpoint of a source.
@@ -1720,18 +1726,18 @@ fn under_prefix(path: &str, prefix: &str) -> bool {
 
 /// How many findings of `source` are open at `now` and count as broken (under
 /// no exception in force).
-fn open_count(
-    connection: &Connection,
-    source: &str,
-    now: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    let open: i64 = connection.query_row(
-        "SELECT count(*) FROM findings WHERE source = ?1 AND resolved_at IS NULL
-             AND NOT coalesce(excepted_until, 0) > ?2",
-        params![source, now.timestamp()],
-        |row| row.get(0),
-    )?;
-    Ok(open as u64)
+fn open_count(database: &dyn Database, source: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    let open = database
+        .query(
+            "SELECT count(*) FROM findings WHERE source = $1 AND resolved_at IS NULL
+                 AND NOT coalesce(excepted_until, 0) > $2",
+            &[Value::from(source), Value::from(now.timestamp())],
+        )?
+        .first()
+        .map(|row| row.int(0))
+        .transpose()?
+        .unwrap_or(0);
+    Ok(open.max(0) as u64)
 }
 
 /// Judge a `conflict` rule from every source's latest keys: a forbidden record
