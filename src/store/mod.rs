@@ -1726,7 +1726,11 @@ fn under_prefix(path: &str, prefix: &str) -> bool {
 
 /// How many findings of `source` are open at `now` and count as broken (under
 /// no exception in force).
-fn open_count(database: &dyn Database, source: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+fn open_count(
+    database: &dyn Database,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
     let open = database
         .query(
             "SELECT count(*) FROM findings WHERE source = $1 AND resolved_at IS NULL

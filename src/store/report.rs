@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
+use super::db::Value;
 use super::{Store, StoreError, to_time};
 
 /// A finding as it stood at some moment (open then).
@@ -113,10 +113,17 @@ impl Store {
         message: &[u8],
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let changed = self.connection.execute(
-            "INSERT OR IGNORE INTO digest_outbox (month, recipient, address, created_at, message, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?4)",
-            params![month, recipient, address, now.timestamp(), message],
+        let changed = self.db().execute(
+            "INSERT INTO digest_outbox (month, recipient, address, created_at, message, next_attempt_at)
+             VALUES ($1, $2, $3, $4, $5, $4)
+             ON CONFLICT (month, recipient) DO NOTHING",
+            &[
+                Value::from(month),
+                Value::from(recipient),
+                Value::from(address),
+                Value::from(now.timestamp()),
+                Value::from(message),
+            ],
         )?;
         Ok(changed > 0)
     }
@@ -128,41 +135,53 @@ impl Store {
         owners: u64,
         no_address: u64,
     ) -> Result<(), StoreError> {
-        self.connection.execute(
-            "INSERT INTO digest_months (month, owners, no_address) VALUES (?1, ?2, ?3)
+        self.db().execute(
+            "INSERT INTO digest_months (month, owners, no_address) VALUES ($1, $2, $3)
              ON CONFLICT (month) DO UPDATE SET owners = excluded.owners, no_address = excluded.no_address",
-            params![month, owners as i64, no_address as i64],
+            &[
+                Value::from(month),
+                Value::from(i64::try_from(owners).unwrap_or(i64::MAX)),
+                Value::from(i64::try_from(no_address).unwrap_or(i64::MAX)),
+            ],
         )?;
         Ok(())
     }
 
     /// Digests not sent whose next attempt is due at `now`.
     pub fn digest_pending(&self, now: DateTime<Utc>) -> Result<Vec<DigestEntry>, StoreError> {
-        let mut query = self.connection.prepare(
-            "SELECT month, recipient, address, message, attempts FROM digest_outbox
-             WHERE sent_at IS NULL AND message IS NOT NULL AND next_attempt_at <= ?1
-             ORDER BY month, recipient",
-        )?;
-        let rows = query.query_map([now.timestamp()], |row| {
-            Ok(DigestEntry {
-                month: row.get(0)?,
-                recipient: row.get(1)?,
-                address: row.get(2)?,
-                message: row.get(3)?,
-                attempts: row.get::<_, i64>(4)? as u32,
+        self.db()
+            .query(
+                "SELECT month, recipient, address, message, attempts FROM digest_outbox
+                 WHERE sent_at IS NULL AND message IS NOT NULL AND next_attempt_at <= $1
+                 ORDER BY month, recipient",
+                &[Value::from(now.timestamp())],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(DigestEntry {
+                    month: row.text(0)?,
+                    recipient: row.text(1)?,
+                    address: row.text(2)?,
+                    message: row.blob(3)?,
+                    attempts: u32::try_from(row.int(4)?).unwrap_or(u32::MAX),
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 
     /// When the earliest unsent digest is to be tried next.
     pub fn digest_next_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let next: Option<i64> = self.connection.query_row(
-            "SELECT min(next_attempt_at) FROM digest_outbox
-             WHERE sent_at IS NULL AND message IS NOT NULL",
-            [],
-            |row| row.get(0),
-        )?;
+        let next = self
+            .db()
+            .query(
+                "SELECT min(next_attempt_at) FROM digest_outbox
+                 WHERE sent_at IS NULL AND message IS NOT NULL",
+                &[],
+            )?
+            .first()
+            .map(|row| row.opt_int(0))
+            .transpose()?
+            .flatten();
         Ok(next.map(to_time))
     }
 
@@ -173,11 +192,15 @@ impl Store {
         recipient: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.connection.execute(
-            "UPDATE digest_outbox SET sent_at = ?3, attempts = attempts + 1, last_error = NULL,
+        self.db().execute(
+            "UPDATE digest_outbox SET sent_at = $3, attempts = attempts + 1, last_error = NULL,
                  message = NULL
-             WHERE month = ?1 AND recipient = ?2",
-            params![month, recipient, at.timestamp()],
+             WHERE month = $1 AND recipient = $2",
+            &[
+                Value::from(month),
+                Value::from(recipient),
+                Value::from(at.timestamp()),
+            ],
         )?;
         Ok(())
     }
@@ -190,43 +213,52 @@ impl Store {
         error: &str,
         next: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.connection.execute(
-            "UPDATE digest_outbox SET attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4
-             WHERE month = ?1 AND recipient = ?2",
-            params![month, recipient, error, next.timestamp()],
+        self.db().execute(
+            "UPDATE digest_outbox SET attempts = attempts + 1, last_error = $3, next_attempt_at = $4
+             WHERE month = $1 AND recipient = $2",
+            &[
+                Value::from(month),
+                Value::from(recipient),
+                Value::from(error),
+                Value::from(next.timestamp()),
+            ],
         )?;
         Ok(())
     }
 
     /// The unsent digests of `month`: recipient pseudonym and message.
     pub fn digest_messages(&self, month: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let mut query = self.connection.prepare(
-            "SELECT recipient, message FROM digest_outbox
-             WHERE month = ?1 AND message IS NOT NULL ORDER BY recipient",
-        )?;
-        let rows = query.query_map([month], |row| Ok((row.get(0)?, row.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db()
+            .query(
+                "SELECT recipient, message FROM digest_outbox
+                 WHERE month = $1 AND message IS NOT NULL ORDER BY recipient",
+                &[Value::from(month)],
+            )?
+            .iter()
+            .map(|row| Ok((row.text(0)?, row.blob(1)?)))
+            .collect()
     }
 
     /// `month`'s digests counted; `None` when none were made.
     pub fn digest_coverage(&self, month: &str) -> Result<Option<DigestCoverage>, StoreError> {
-        let Some((owners, no_address)) = self
-            .connection
-            .query_row(
-                "SELECT owners, no_address FROM digest_months WHERE month = ?1",
-                [month],
-                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
-            )
-            .optional()?
-        else {
+        let months = self.db().query(
+            "SELECT owners, no_address FROM digest_months WHERE month = $1",
+            &[Value::from(month)],
+        )?;
+        let Some(counted) = months.first() else {
             return Ok(None);
         };
-        let (sent, waiting): (i64, i64) = self.connection.query_row(
-            "SELECT coalesce(sum(sent_at IS NOT NULL), 0), coalesce(sum(sent_at IS NULL), 0)
-             FROM digest_outbox WHERE month = ?1",
-            [month],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+        let (owners, no_address) = (counted.int(0)?, counted.int(1)?);
+        let sums = self.db().query(
+            "SELECT CAST(coalesce(sum(CASE WHEN sent_at IS NULL THEN 0 ELSE 1 END), 0) AS BIGINT),
+                    CAST(coalesce(sum(CASE WHEN sent_at IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT)
+             FROM digest_outbox WHERE month = $1",
+            &[Value::from(month)],
         )?;
+        let (sent, waiting) = match sums.first() {
+            Some(row) => (row.int(0)?, row.int(1)?),
+            None => (0, 0),
+        };
         Ok(Some(DigestCoverage {
             owners: owners as u64,
             sent: sent as u64,
@@ -238,28 +270,31 @@ impl Store {
     /// Findings open at `moment` and counted as broken: first seen before it,
     /// not resolved by then, and under no exception in force then.
     pub fn open_at(&self, moment: DateTime<Utc>) -> Result<Vec<OpenAt>, StoreError> {
-        let mut query = self.connection.prepare(
+        self.db()
+            .query(
             "SELECT rule, source, record_kind, record_path, owner, severity, detail, first_seen,
                     detail_data
              FROM findings
-             WHERE first_seen < ?1 AND (resolved_at IS NULL OR resolved_at >= ?1)
-                 AND NOT coalesce(excepted_until, 0) > ?1
+             WHERE first_seen < $1 AND (resolved_at IS NULL OR resolved_at >= $1)
+                 AND NOT coalesce(excepted_until, 0) > $1
              ORDER BY rule, first_seen, id",
-        )?;
-        let rows = query.query_map([moment.timestamp()], |row| {
-            Ok(OpenAt {
-                rule: row.get(0)?,
-                source: row.get(1)?,
-                record_kind: row.get(2)?,
-                record_path: row.get(3)?,
-                owner: row.get(4)?,
-                severity: row.get(5)?,
-                detail: row.get(6)?,
-                first_seen: to_time(row.get(7)?),
-                detail_data: row.get(8)?,
+                &[Value::from(moment.timestamp())],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(OpenAt {
+                    rule: row.text(0)?,
+                    source: row.text(1)?,
+                    record_kind: row.text(2)?,
+                    record_path: row.text(3)?,
+                    owner: row.opt_text(4)?,
+                    severity: row.text(5)?,
+                    detail: row.text(6)?,
+                    first_seen: to_time(row.int(7)?),
+                    detail_data: row.opt_text(8)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 
     /// Per rule: how many findings were open and counted as broken (under no
@@ -281,38 +316,45 @@ impl Store {
         for moment in moments {
             let at = moment.timestamp();
             columns.push(format!(
-                "sum(first_seen < {at} AND (resolved_at IS NULL OR resolved_at >= {at})
-                     AND NOT coalesce(excepted_until, 0) > {at})"
+                "sum(CASE WHEN first_seen < {at} AND (resolved_at IS NULL OR resolved_at >= {at})
+                     AND NOT coalesce(excepted_until, 0) > {at} THEN 1 ELSE 0 END)"
             ));
         }
         let (from, to) = (previous.timestamp(), last.timestamp());
-        columns.push(format!("sum(first_seen >= {from} AND first_seen < {to})"));
         columns.push(format!(
-            "sum(resolved_at IS NOT NULL AND resolved_at >= {from} AND resolved_at < {to})"
+            "sum(CASE WHEN first_seen >= {from} AND first_seen < {to} THEN 1 ELSE 0 END)"
+        ));
+        columns.push(format!(
+            "sum(CASE WHEN resolved_at IS NOT NULL AND resolved_at >= {from} AND resolved_at < {to}
+                 THEN 1 ELSE 0 END)"
         ));
         let sql = format!(
             "SELECT rule, {} FROM findings
-             WHERE first_seen < ?2 AND (resolved_at IS NULL OR resolved_at >= ?1)
+             WHERE first_seen < $2 AND (resolved_at IS NULL OR resolved_at >= $1)
              GROUP BY rule",
             columns.join(", ")
         );
-        let mut query = self.connection.prepare(&sql)?;
         let count = moments.len();
-        let rows = query.query_map(params![first.timestamp(), to], |row| {
-            let mut open_at = Vec::with_capacity(count);
-            for index in 0..count {
-                open_at.push(row.get::<_, Option<i64>>(index + 1)?.unwrap_or(0) as u64);
-            }
-            Ok((
-                row.get::<_, String>(0)?,
-                RuleHistory {
-                    open_at,
-                    new: row.get::<_, Option<i64>>(count + 1)?.unwrap_or(0) as u64,
-                    resolved: row.get::<_, Option<i64>>(count + 2)?.unwrap_or(0) as u64,
-                },
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db()
+            .query(&sql, &[Value::from(first.timestamp()), Value::from(to)])?
+            .iter()
+            .map(|row| {
+                let counted = |index: usize| -> Result<u64, StoreError> {
+                    Ok(row.opt_int(index)?.unwrap_or(0).max(0) as u64)
+                };
+                let open_at = (0..count)
+                    .map(|index| counted(index + 1))
+                    .collect::<Result<Vec<u64>, StoreError>>()?;
+                Ok((
+                    row.text(0)?,
+                    RuleHistory {
+                        open_at,
+                        new: counted(count + 1)?,
+                        resolved: counted(count + 2)?,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// Scans that started in `[from, to)`.
@@ -321,32 +363,35 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<ScanSummary>, StoreError> {
-        let mut query = self.connection.prepare(
-            "SELECT source, status, finished_at, error_kind FROM scans
-             WHERE started_at >= ?1 AND started_at < ?2 ORDER BY id",
-        )?;
-        let rows = query.query_map(params![from.timestamp(), to.timestamp()], |row| {
-            Ok(ScanSummary {
-                source: row.get(0)?,
-                status: row.get(1)?,
-                finished_at: row.get::<_, Option<i64>>(2)?.map(to_time),
-                error_kind: row.get(3)?,
+        self.db()
+            .query(
+                "SELECT source, status, finished_at, error_kind FROM scans
+                 WHERE started_at >= $1 AND started_at < $2 ORDER BY id",
+                &[Value::from(from.timestamp()), Value::from(to.timestamp())],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(ScanSummary {
+                    source: row.text(0)?,
+                    status: row.text(1)?,
+                    finished_at: row.opt_int(2)?.map(to_time),
+                    error_kind: row.opt_text(3)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 
     /// The outbox entry of `month`.
     pub fn outbox(&self, month: &str) -> Result<Option<OutboxEntry>, StoreError> {
-        Ok(self
-            .connection
-            .query_row(
+        self.db()
+            .query(
                 "SELECT month, subject, message, sent_at, attempts, last_error, next_attempt_at
-                 FROM report_outbox WHERE month = ?1",
-                [month],
-                outbox_row,
-            )
-            .optional()?)
+                 FROM report_outbox WHERE month = $1",
+                &[Value::from(month)],
+            )?
+            .first()
+            .map(outbox_row)
+            .transpose()
     }
 
     /// Put `month`'s rendered report in the outbox, unless one is there already
@@ -358,10 +403,16 @@ impl Store {
         message: &[u8],
         now: DateTime<Utc>,
     ) -> Result<OutboxEntry, StoreError> {
-        self.connection.execute(
-            "INSERT OR IGNORE INTO report_outbox (month, created_at, subject, message, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?2)",
-            params![month, now.timestamp(), subject, message],
+        self.db().execute(
+            "INSERT INTO report_outbox (month, created_at, subject, message, next_attempt_at)
+             VALUES ($1, $2, $3, $4, $2)
+             ON CONFLICT (month) DO NOTHING",
+            &[
+                Value::from(month),
+                Value::from(now.timestamp()),
+                Value::from(subject),
+                Value::from(message),
+            ],
         )?;
         self.outbox(month)?
             .ok_or(StoreError::Missing("report_outbox"))
@@ -369,12 +420,15 @@ impl Store {
 
     /// Months whose report waits to be sent, oldest first.
     pub fn outbox_pending(&self) -> Result<Vec<OutboxEntry>, StoreError> {
-        let mut query = self.connection.prepare(
-            "SELECT month, subject, message, sent_at, attempts, last_error, next_attempt_at
-             FROM report_outbox WHERE sent_at IS NULL ORDER BY month",
-        )?;
-        let rows = query.query_map([], outbox_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db()
+            .query(
+                "SELECT month, subject, message, sent_at, attempts, last_error, next_attempt_at
+                 FROM report_outbox WHERE sent_at IS NULL ORDER BY month",
+                &[],
+            )?
+            .iter()
+            .map(outbox_row)
+            .collect()
     }
 
     /// Claim `month`'s unsent report for this process until `until`, before
@@ -387,22 +441,27 @@ impl Store {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let changed = self.connection.execute(
-            "UPDATE report_outbox SET claimed_by = ?2, claimed_until = ?3
-             WHERE month = ?1 AND sent_at IS NULL
-               AND (claimed_until IS NULL OR claimed_until < ?4 OR claimed_by = ?2)",
-            params![month, self.holder, until.timestamp(), now.timestamp()],
+        let changed = self.db().execute(
+            "UPDATE report_outbox SET claimed_by = $2, claimed_until = $3
+             WHERE month = $1 AND sent_at IS NULL
+               AND (claimed_until IS NULL OR claimed_until < $4 OR claimed_by = $2)",
+            &[
+                Value::from(month),
+                Value::from(self.holder.as_str()),
+                Value::from(until.timestamp()),
+                Value::from(now.timestamp()),
+            ],
         )?;
         Ok(changed == 1)
     }
 
     /// The server accepted `month`'s report.
     pub fn outbox_sent(&mut self, month: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.connection.execute(
-            "UPDATE report_outbox SET sent_at = ?2, attempts = attempts + 1, last_error = NULL,
+        self.db().execute(
+            "UPDATE report_outbox SET sent_at = $2, attempts = attempts + 1, last_error = NULL,
                  claimed_by = NULL, claimed_until = NULL
-             WHERE month = ?1 AND sent_at IS NULL",
-            params![month, at.timestamp()],
+             WHERE month = $1 AND sent_at IS NULL",
+            &[Value::from(month), Value::from(at.timestamp())],
         )?;
         Ok(())
     }
@@ -414,11 +473,15 @@ impl Store {
         error: &str,
         next: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.connection.execute(
-            "UPDATE report_outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3,
+        self.db().execute(
+            "UPDATE report_outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3,
                  claimed_by = NULL, claimed_until = NULL
-             WHERE month = ?1 AND sent_at IS NULL",
-            params![month, error, next.timestamp()],
+             WHERE month = $1 AND sent_at IS NULL",
+            &[
+                Value::from(month),
+                Value::from(error),
+                Value::from(next.timestamp()),
+            ],
         )?;
         Ok(())
     }
@@ -426,31 +489,35 @@ impl Store {
     /// The newest month in the outbox, sent or not.
     pub fn newest_outbox_month(&self) -> Result<Option<String>, StoreError> {
         Ok(self
-            .connection
-            .query_row("SELECT max(month) FROM report_outbox", [], |row| {
-                row.get::<_, Option<String>>(0)
-            })?)
+            .db()
+            .query("SELECT max(month) FROM report_outbox", &[])?
+            .first()
+            .map(|row| row.opt_text(0))
+            .transpose()?
+            .flatten())
     }
 
     /// When a report was last accepted by the mail server.
     pub fn last_report_sent(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(self
-            .connection
-            .query_row("SELECT max(sent_at) FROM report_outbox", [], |row| {
-                row.get::<_, Option<i64>>(0)
-            })?
+            .db()
+            .query("SELECT max(sent_at) FROM report_outbox", &[])?
+            .first()
+            .map(|row| row.opt_int(0))
+            .transpose()?
+            .flatten()
             .map(to_time))
     }
 }
 
-fn outbox_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEntry> {
+fn outbox_row(row: &super::db::Row) -> Result<OutboxEntry, StoreError> {
     Ok(OutboxEntry {
-        month: row.get(0)?,
-        subject: row.get(1)?,
-        message: row.get(2)?,
-        sent_at: row.get::<_, Option<i64>>(3)?.map(to_time),
-        attempts: row.get::<_, i64>(4)? as u32,
-        last_error: row.get(5)?,
-        next_attempt_at: to_time(row.get(6)?),
+        month: row.text(0)?,
+        subject: row.text(1)?,
+        message: row.blob(2)?,
+        sent_at: row.opt_int(3)?.map(to_time),
+        attempts: u32::try_from(row.int(4)?).unwrap_or(u32::MAX),
+        last_error: row.opt_text(5)?,
+        next_attempt_at: to_time(row.int(6)?),
     })
 }
