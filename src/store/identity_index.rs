@@ -27,7 +27,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use rusqlite::{Connection, Transaction, params};
+use super::db::{Database, Value};
 use tillsyn_connectors::identity::IdentityHash;
 
 use super::{IdentityRow, NewIdentity, StoreError};
@@ -742,7 +742,7 @@ impl Staging {
     /// spill size they go to the connection's temporary table.
     pub fn add(
         &mut self,
-        connection: &mut Connection,
+        database: &dyn Database,
         scan_id: i64,
         identities: &mut IdentityBatch,
     ) -> Result<(), StoreError> {
@@ -751,32 +751,37 @@ impl Staging {
         if staged.bytes >= self.spill_bytes {
             let spill = self.spilled.entry(scan_id).or_insert(0);
             *spill += 1;
-            let transaction = connection.transaction()?;
-            {
-                let mut insert = transaction.prepare_cached(
-                    "INSERT INTO staged_identity_segments (scan_id, spill, key, entries, data)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
-                let places = self.spilled_places.entry(scan_id).or_default();
+            let spill = *spill;
+            let places = self.spilled_places.entry(scan_id).or_default();
+            super::db::transaction(database, true, |database| {
                 staged.write_run(places, |key, count, data| {
-                    insert.execute(params![scan_id, *spill, key, count, data])?;
+                    database.execute(
+                        "INSERT INTO staged_identity_segments (scan_id, spill, key, entries, data)
+                         VALUES ($1, $2, $3, $4, $5)",
+                        &[
+                            Value::from(scan_id),
+                            Value::from(spill),
+                            Value::from(key),
+                            Value::from(count),
+                            Value::from(data),
+                        ],
+                    )?;
                     Ok(())
-                })?;
-            }
-            transaction.commit()?;
+                })
+            })?;
             *staged = Staged::default();
         }
         Ok(())
     }
 
     /// Forget what `scan_id` staged (it failed, or has been written).
-    pub fn drop_scan(&mut self, connection: &Connection, scan_id: i64) -> Result<(), StoreError> {
+    pub fn drop_scan(&mut self, database: &dyn Database, scan_id: i64) -> Result<(), StoreError> {
         self.scans.remove(&scan_id);
         self.spilled.remove(&scan_id);
         self.spilled_places.remove(&scan_id);
-        connection.execute(
-            "DELETE FROM staged_identity_segments WHERE scan_id = ?1",
-            [scan_id],
+        database.execute(
+            "DELETE FROM staged_identity_segments WHERE scan_id = $1",
+            &[Value::from(scan_id)],
         )?;
         Ok(())
     }
@@ -785,27 +790,22 @@ impl Staging {
     /// what it wrote.
     pub fn write(
         &mut self,
-        transaction: &Transaction<'_>,
+        database: &dyn Database,
         scan_id: i64,
         source: &str,
     ) -> Result<Places, StoreError> {
         let mut places = self.spilled_places.remove(&scan_id).unwrap_or_default();
-        let base = next_run(transaction)?;
-        transaction.execute(
+        let base = next_run(database)?;
+        database.execute(
             "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
-             SELECT key, ?2, scan_id, ?3 + spill, entries, data FROM staged_identity_segments
-             WHERE scan_id = ?1",
-            params![scan_id, source, base],
+             SELECT key, $2, scan_id, $3 + spill, entries, data FROM staged_identity_segments
+             WHERE scan_id = $1",
+            &[Value::from(scan_id), Value::from(source), Value::from(base)],
         )?;
         if let Some(staged) = self.scans.remove(&scan_id) {
             let run = base + self.spilled.get(&scan_id).copied().unwrap_or(0) + 1;
-            let mut insert = transaction.prepare_cached(
-                "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
             staged.write_run(&mut places, |key, count, data| {
-                insert.execute(params![key, source, scan_id, run, count, data])?;
-                Ok(())
+                insert_segment(database, key, source, scan_id, run, count, data)
             })?;
         }
         Ok(places)
@@ -813,18 +813,60 @@ impl Staging {
 }
 
 /// A run id not in use.
-fn next_run(connection: &Connection) -> Result<i64, StoreError> {
-    Ok(connection.query_row(
-        "SELECT coalesce(max(run), 0) + 1 FROM identity_segments",
-        [],
-        |row| row.get(0),
-    )?)
+fn next_run(database: &dyn Database) -> Result<i64, StoreError> {
+    Ok(database
+        .query(
+            "SELECT CAST(coalesce(max(run), 0) + 1 AS BIGINT) FROM identity_segments",
+            &[],
+        )?
+        .first()
+        .map(|row| row.int(0))
+        .transpose()?
+        .unwrap_or(1))
+}
+
+/// Write one segment of a run.
+fn insert_segment(
+    database: &dyn Database,
+    key: i64,
+    source: &str,
+    scan_id: i64,
+    run: i64,
+    count: i64,
+    data: &[u8],
+) -> Result<(), StoreError> {
+    database.execute(
+        "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            Value::from(key),
+            Value::from(source),
+            Value::from(scan_id),
+            Value::from(run),
+            Value::from(count),
+            Value::from(data),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The data of segment `id`.
+fn segment_data(database: &dyn Database, id: i64) -> Result<Vec<u8>, StoreError> {
+    database
+        .query(
+            "SELECT data FROM identity_segments WHERE id = $1",
+            &[Value::from(id)],
+        )?
+        .first()
+        .ok_or(StoreError::Missing("identity_segments"))?
+        .blob(0)
+        .map_err(StoreError::from)
 }
 
 /// Keep of `source`'s segments older than `scan_id` only the entries `keep`
 /// holds to, by record path; returns the places of those kept.
 pub(super) fn filter_older(
-    transaction: &Transaction<'_>,
+    database: &dyn Database,
     source: &str,
     scan_id: i64,
     keep: impl Fn(&str) -> bool,
@@ -832,17 +874,17 @@ pub(super) fn filter_older(
     let mut places = Places::default();
     // One segment at a time, rewritten before the next is read: memory stays
     // one segment's, however many lose entries.
-    let ids: Vec<i64> = transaction
-        .prepare("SELECT id FROM identity_segments WHERE source = ?1 AND scan_id < ?2")?
-        .query_map(params![source, scan_id], |row| row.get(0))?
+    let ids: Vec<i64> = database
+        .query(
+            "SELECT id FROM identity_segments WHERE source = $1 AND scan_id < $2",
+            &[Value::from(source), Value::from(scan_id)],
+        )?
+        .iter()
+        .map(|row| row.int(0))
         .collect::<Result<_, _>>()?;
-    let mut read = transaction.prepare("SELECT data FROM identity_segments WHERE id = ?1")?;
-    let mut delete = transaction.prepare("DELETE FROM identity_segments WHERE id = ?1")?;
-    let mut update = transaction
-        .prepare("UPDATE identity_segments SET entries = ?2, data = ?3 WHERE id = ?1")?;
     let mut kept = SegmentWriter::default();
     for id in ids {
-        let data: Vec<u8> = read.query_row([id], |row| row.get(0))?;
+        let data = segment_data(database, id)?;
         let mut reader = SegmentReader::new(&data);
         let mut dropped = false;
         while let Some(entry) = reader.next_entry()? {
@@ -859,38 +901,50 @@ pub(super) fn filter_older(
             continue;
         }
         if count == 0 {
-            delete.execute([id])?;
+            database.execute(
+                "DELETE FROM identity_segments WHERE id = $1",
+                &[Value::from(id)],
+            )?;
         } else {
-            update.execute(params![id, count, data])?;
+            database.execute(
+                "UPDATE identity_segments SET entries = $2, data = $3 WHERE id = $1",
+                &[Value::from(id), Value::from(count), Value::from(data)],
+            )?;
         }
     }
     Ok(places)
 }
 
 /// The places `source`'s index holds.
-pub(super) fn places(connection: &Connection, source: &str) -> Result<Vec<String>, StoreError> {
-    let mut query = connection.prepare("SELECT place FROM identity_places WHERE source = ?1")?;
-    let places = query
-        .query_map([source], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(places)
+pub(super) fn places(database: &dyn Database, source: &str) -> Result<Vec<String>, StoreError> {
+    Ok(database
+        .query(
+            "SELECT place FROM identity_places WHERE source = $1",
+            &[Value::from(source)],
+        )?
+        .iter()
+        .map(|row| row.text(0))
+        .collect::<Result<_, _>>()?)
 }
 
 /// Record `places` as `source`'s, replacing what was there when `replace`.
 pub(super) fn set_places(
-    transaction: &Transaction<'_>,
+    database: &dyn Database,
     source: &str,
     places: &Places,
     replace: bool,
 ) -> Result<(), StoreError> {
     if replace {
-        transaction.execute("DELETE FROM identity_places WHERE source = ?1", [source])?;
+        database.execute(
+            "DELETE FROM identity_places WHERE source = $1",
+            &[Value::from(source)],
+        )?;
     }
-    let mut insert = transaction.prepare(
-        "INSERT INTO identity_places (source, place) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-    )?;
     for place in places.iter() {
-        insert.execute(params![source, place])?;
+        database.execute(
+            "INSERT INTO identity_places (source, place) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[Value::from(source), Value::from(place)],
+        )?;
     }
     Ok(())
 }
@@ -905,7 +959,7 @@ struct RunCursor {
 }
 
 impl RunCursor {
-    fn advance(&mut self, read: &mut rusqlite::Statement<'_>) -> Result<(), StoreError> {
+    fn advance(&mut self, database: &dyn Database) -> Result<(), StoreError> {
         loop {
             if let Some(entry) = self.entries.next() {
                 self.current = Some(entry);
@@ -915,7 +969,7 @@ impl RunCursor {
                 self.current = None;
                 return Ok(());
             };
-            let data: Vec<u8> = read.query_row([id], |row| row.get(0))?;
+            let data = segment_data(database, id)?;
             self.entries = owned_entries(&data)?.into_iter();
         }
     }
@@ -924,17 +978,17 @@ impl RunCursor {
 /// Merge `source`'s runs once there are more than [`MAX_RUNS`]: all but the
 /// largest, or all once the others add up to a quarter of it. Where two runs
 /// hold the same hash, kind, field and record, the newer scan's entry stays.
-pub(super) fn compact(transaction: &Transaction<'_>, source: &str) -> Result<(), StoreError> {
+pub(super) fn compact(database: &dyn Database, source: &str) -> Result<(), StoreError> {
     // (run, scan, entries), largest first.
-    let mut runs: Vec<(i64, i64, i64)> = {
-        let mut query = transaction.prepare(
-            "SELECT run, max(scan_id), sum(entries) FROM identity_segments WHERE source = ?1
-             GROUP BY run ORDER BY sum(entries) DESC, run",
-        )?;
-        query
-            .query_map([source], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
-            .collect::<Result<_, _>>()?
-    };
+    let mut runs: Vec<(i64, i64, i64)> = database
+        .query(
+            "SELECT run, max(scan_id), CAST(sum(entries) AS BIGINT) FROM identity_segments
+             WHERE source = $1 GROUP BY run ORDER BY sum(entries) DESC, run",
+            &[Value::from(source)],
+        )?
+        .iter()
+        .map(|row| Ok((row.int(0)?, row.int(1)?, row.int(2)?)))
+        .collect::<Result<_, StoreError>>()?;
     if runs.len() as i64 <= MAX_RUNS {
         return Ok(());
     }
@@ -943,16 +997,18 @@ pub(super) fn compact(transaction: &Transaction<'_>, source: &str) -> Result<(),
         runs.remove(0);
     }
     let total: i64 = runs.iter().map(|run| run.2).sum();
-    let merged_run = next_run(transaction)?;
+    let merged_run = next_run(database)?;
     let merged_scan = runs.iter().map(|run| run.1).max().unwrap_or(0);
     let mut cursors = Vec::new();
     {
-        let mut segments =
-            transaction.prepare("SELECT id FROM identity_segments WHERE run = ?1 ORDER BY key")?;
-        let mut read = transaction.prepare("SELECT data FROM identity_segments WHERE id = ?1")?;
         for &(run, scan_id, _) in &runs {
-            let ids: Vec<i64> = segments
-                .query_map([run], |row| row.get(0))?
+            let ids: Vec<i64> = database
+                .query(
+                    "SELECT id FROM identity_segments WHERE run = $1 ORDER BY key",
+                    &[Value::from(run)],
+                )?
+                .iter()
+                .map(|row| row.int(0))
                 .collect::<Result<_, _>>()?;
             let mut cursor = RunCursor {
                 scan_id,
@@ -961,16 +1017,11 @@ pub(super) fn compact(transaction: &Transaction<'_>, source: &str) -> Result<(),
                 entries: Vec::new().into_iter(),
                 current: None,
             };
-            cursor.advance(&mut read)?;
+            cursor.advance(database)?;
             cursors.push(cursor);
         }
-        let mut insert = transaction.prepare(
-            "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
         let mut out = RunWriter::new(usize::try_from(total).unwrap_or(0), |key, count, data| {
-            insert.execute(params![key, source, merged_scan, merged_run, count, data])?;
-            Ok(())
+            insert_segment(database, key, source, merged_scan, merged_run, count, data)
         });
         loop {
             // The least entry; of equals, the newest scan's.
@@ -1013,16 +1064,18 @@ pub(super) fn compact(transaction: &Transaction<'_>, source: &str) -> Result<(),
                     .as_ref()
                     .is_some_and(|entry| entry.view().identity_order(&chosen.view()).is_eq())
                 {
-                    cursor.advance(&mut read)?;
+                    cursor.advance(database)?;
                 }
             }
-            cursors[best].advance(&mut read)?;
+            cursors[best].advance(database)?;
         }
         out.flush()?;
     }
-    let mut delete = transaction.prepare("DELETE FROM identity_segments WHERE run = ?1")?;
     for (run, _, _) in runs {
-        delete.execute([run])?;
+        database.execute(
+            "DELETE FROM identity_segments WHERE run = $1",
+            &[Value::from(run)],
+        )?;
     }
     Ok(())
 }
@@ -1031,27 +1084,27 @@ pub(super) fn compact(transaction: &Transaction<'_>, source: &str) -> Result<(),
 /// its source; where two scans' runs hold the same record, kind and field, the
 /// newer one's.
 pub(super) fn lookup(
-    connection: &Connection,
+    database: &dyn Database,
     hash: &IdentityHash,
     source: Option<&str>,
     mut found: impl FnMut(&str, Entry<'_>),
 ) -> Result<(), StoreError> {
-    let mut query = connection.prepare_cached(
+    let mut values: Vec<Value> = (0..=KEY_BITS)
+        .map(|bits| Value::from(key(hash, bits)))
+        .collect();
+    values.push(Value::from(source));
+    let rows = database.query(
         "SELECT source, data FROM identity_segments
-         WHERE key IN (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-             AND (?14 IS NULL OR source = ?14)
+         WHERE key IN ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             AND (CAST($14 AS TEXT) IS NULL OR source = $14)
          ORDER BY source, scan_id DESC, run DESC",
+        &values,
     )?;
-    let keys: Vec<i64> = (0..=KEY_BITS).map(|bits| key(hash, bits)).collect();
-    let mut values: Vec<&dyn rusqlite::ToSql> =
-        keys.iter().map(|key| key as &dyn rusqlite::ToSql).collect();
-    values.push(&source);
-    let mut rows = query.query(values.as_slice())?;
     let mut seen = std::collections::HashSet::new();
-    while let Some(row) = rows.next()? {
-        let source: String = row.get(0)?;
-        let data = row.get_ref(1)?.as_blob().map_err(|_| corrupt())?;
-        let mut reader = SegmentReader::new(data);
+    for row in &rows {
+        let source = row.text(0)?;
+        let data = row.blob(1).map_err(|_| corrupt())?;
+        let mut reader = SegmentReader::new(&data);
         while let Some(entry) = reader.next_entry()? {
             match entry.hash.cmp(hash) {
                 Ordering::Less => continue,

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use db::{Database, Value};
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use tillsyn_connectors::CarriedScope;
 
 /// Store errors.
@@ -906,136 +906,165 @@ impl Store {
         scan_id: i64,
         end: &ScanEnd<'_>,
     ) -> Result<ScanTally, StoreError> {
-        let transaction = self.connection.transaction()?;
-        let source: String =
-            transaction.query_row("SELECT source FROM scans WHERE id = ?1", [scan_id], |row| {
-                row.get(0)
-            })?;
-        transaction.execute(
-            "UPDATE scans SET status = ?2, finished_at = ?3, records = ?4 WHERE id = ?1",
-            params![
-                scan_id,
-                end.status.as_str(),
-                end.finished_at.timestamp(),
-                end.records as i64
-            ],
-        )?;
-        for (kind, count) in end.problems {
-            transaction.execute(
-                "INSERT INTO scan_problems (scan_id, kind, count) VALUES (?1, ?2, ?3)",
-                params![scan_id, kind, *count as i64],
+        // Two fields: the database, and the identity rows staged in memory.
+        let database: &dyn Database = &self.connection;
+        let staging = &mut self.staging;
+        db::transaction(database, true, |db| {
+            let source = db
+                .query(
+                    "SELECT source FROM scans WHERE id = $1",
+                    &[Value::from(scan_id)],
+                )?
+                .first()
+                .ok_or(StoreError::Missing("scans"))?
+                .text(0)?;
+            db.execute(
+                "UPDATE scans SET status = $2, finished_at = $3, records = $4 WHERE id = $1",
+                &[
+                    Value::from(scan_id),
+                    Value::from(end.status.as_str()),
+                    Value::from(end.finished_at.timestamp()),
+                    Value::from(i64::try_from(end.records).unwrap_or(i64::MAX)),
+                ],
             )?;
-        }
-        let under = under_prefix;
-        let mut resolved = 0u64;
-        if matches!(end.status, ScanStatus::Complete | ScanStatus::Partial) {
-            let finished = end.finished_at.timestamp();
-            let mut resolve = transaction.prepare(
-                "UPDATE findings SET resolved_at = ?2, resolved_scan = ?3 WHERE id = ?1",
-            )?;
-            // This scan's keys and identities replace the source's older ones,
-            // except where it could not read or did not read again.
-            replace_older_conflict_keys(&transaction, &source, scan_id, end)?;
-            let written = self.staging.write(&transaction, scan_id, &source)?;
-            if end.unread_prefixes.is_empty() && end.carried.is_empty() {
-                transaction.execute(
-                    "DELETE FROM identity_segments WHERE source = ?1 AND scan_id < ?2",
-                    params![source, scan_id],
+            for (kind, count) in end.problems {
+                db.execute(
+                    "INSERT INTO scan_problems (scan_id, kind, count) VALUES ($1, $2, $3)",
+                    &[
+                        Value::from(scan_id),
+                        Value::from(*kind),
+                        Value::from(i64::try_from(*count).unwrap_or(i64::MAX)),
+                    ],
                 )?;
-                identity_index::set_places(&transaction, &source, &written, true)?;
-            } else if identity_index::places(&transaction, &source)?
-                .iter()
-                .all(|place| keeps_all(end, place))
-            {
-                // Nothing older can have gone: no need to read it.
-                identity_index::set_places(&transaction, &source, &written, false)?;
-            } else {
-                let kept_places =
-                    identity_index::filter_older(&transaction, &source, scan_id, |path| {
-                        kept(end, path)
-                    })?;
-                identity_index::set_places(&transaction, &source, &kept_places, true)?;
-                identity_index::set_places(&transaction, &source, &written, false)?;
             }
-            identity_index::compact(&transaction, &source)?;
-            for (rule, severity) in end.conflict_rules {
-                resolved += judge_conflicts(&transaction, rule, severity, scan_id, finished)?;
-            }
-            // What this scan did not see resolves, unless it lies where the scan
-            // could not read, or where it read incrementally and the record is
-            // still there (its finding is carried; `last_seen` stays the last
-            // time the record was actually read).
-            let unseen: Vec<(i64, String)> = {
-                let mut query = transaction.prepare(
-                    "SELECT id, record_path FROM findings
-                     WHERE source = ?1 AND resolved_at IS NULL AND last_seen_scan < ?2",
-                )?;
-                query
-                    .query_map(params![source, scan_id], |row| {
-                        Ok((row.get(0)?, row.get(1)?))
-                    })?
-                    .collect::<Result<_, _>>()?
-            };
-            for (id, path) in unseen {
-                if end
-                    .unread_prefixes
+            let under = under_prefix;
+            let mut resolved = 0u64;
+            if matches!(end.status, ScanStatus::Complete | ScanStatus::Partial) {
+                let finished = end.finished_at.timestamp();
+                // This scan's keys and identities replace the source's older
+                // ones, except where it could not read or did not read again.
+                replace_older_conflict_keys(db, &source, scan_id, end)?;
+                let written = staging.write(db, scan_id, &source)?;
+                if end.unread_prefixes.is_empty() && end.carried.is_empty() {
+                    db.execute(
+                        "DELETE FROM identity_segments WHERE source = $1 AND scan_id < $2",
+                        &[Value::from(source.as_str()), Value::from(scan_id)],
+                    )?;
+                    identity_index::set_places(db, &source, &written, true)?;
+                } else if identity_index::places(db, &source)?
                     .iter()
-                    .any(|prefix| under(&path, prefix))
+                    .all(|place| keeps_all(end, place))
                 {
-                    continue;
+                    // Nothing older can have gone: no need to read it.
+                    identity_index::set_places(db, &source, &written, false)?;
+                } else {
+                    let kept_places =
+                        identity_index::filter_older(db, &source, scan_id, |path| kept(end, path))?;
+                    identity_index::set_places(db, &source, &kept_places, true)?;
+                    identity_index::set_places(db, &source, &written, false)?;
                 }
-                // Folders nest (`Arkiv`, `Arkiv/2024`): the closest scope decides.
-                // A finding on a folder read incrementally (its scope's own
-                // path) stays: the folder is there.
-                let carried = end
-                    .carried
-                    .iter()
-                    .filter(|scope| under(&path, &scope.prefix))
-                    .max_by_key(|scope| scope.prefix.len())
-                    .is_some_and(|scope| scope.prefix == path || scope.still_there(&path));
-                if !carried {
-                    resolve.execute(params![id, finished, scan_id])?;
-                    resolved += 1;
+                identity_index::compact(db, &source)?;
+                for (rule, severity) in end.conflict_rules {
+                    resolved += judge_conflicts(db, rule, severity, scan_id, finished)?;
                 }
-            }
-            match &end.record_cache {
-                RecordCacheUpdate::Keep => {}
-                RecordCacheUpdate::Replace {
-                    plan,
-                    complete,
-                    entries,
-                    data,
-                } => {
-                    transaction.execute(
-                        "INSERT OR REPLACE INTO record_cache (source, plan, complete, entries, data)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![source, *plan as i64, complete, *entries as i64, data],
+                // What this scan did not see resolves, unless it lies where the
+                // scan could not read, or where it read incrementally and the
+                // record is still there (its finding is carried; `last_seen`
+                // stays the last time the record was actually read).
+                let unseen = db.query(
+                    "SELECT id, record_path FROM findings
+                     WHERE source = $1 AND resolved_at IS NULL AND last_seen_scan < $2",
+                    &[Value::from(source.as_str()), Value::from(scan_id)],
+                )?;
+                for row in &unseen {
+                    let (id, path) = (row.int(0)?, row.text(1)?);
+                    if end
+                        .unread_prefixes
+                        .iter()
+                        .any(|prefix| under(&path, prefix))
+                    {
+                        continue;
+                    }
+                    // Folders nest (`Arkiv`, `Arkiv/2024`): the closest scope
+                    // decides. A finding on a folder read incrementally (its
+                    // scope's own path) stays: the folder is there.
+                    let carried = end
+                        .carried
+                        .iter()
+                        .filter(|scope| under(&path, &scope.prefix))
+                        .max_by_key(|scope| scope.prefix.len())
+                        .is_some_and(|scope| scope.prefix == path || scope.still_there(&path));
+                    if !carried {
+                        db.execute(
+                            "UPDATE findings SET resolved_at = $2, resolved_scan = $3 WHERE id = $1",
+                            &[Value::from(id), Value::from(finished), Value::from(scan_id)],
+                        )?;
+                        resolved += 1;
+                    }
+                }
+                match &end.record_cache {
+                    RecordCacheUpdate::Keep => {}
+                    RecordCacheUpdate::Replace {
+                        plan,
+                        complete,
+                        entries,
+                        data,
+                    } => {
+                        db.execute(
+                            "INSERT INTO record_cache (source, plan, complete, entries, data)
+                             VALUES ($1, $2, $3, $4, $5)
+                             ON CONFLICT (source) DO UPDATE SET plan = excluded.plan,
+                                 complete = excluded.complete, entries = excluded.entries,
+                                 data = excluded.data",
+                            &[
+                                Value::from(source.as_str()),
+                                Value::from(*plan as i64),
+                                Value::from(*complete),
+                                Value::from(i64::try_from(*entries).unwrap_or(i64::MAX)),
+                                Value::from(data.as_slice()),
+                            ],
+                        )?;
+                    }
+                    RecordCacheUpdate::Clear => {
+                        db.execute(
+                            "DELETE FROM record_cache WHERE source = $1",
+                            &[Value::from(source.as_str())],
+                        )?;
+                    }
+                }
+                db.execute(
+                    "DELETE FROM checkpoints WHERE source = $1",
+                    &[Value::from(source.as_str())],
+                )?;
+                for (key, value) in end.checkpoints {
+                    db.execute(
+                        "INSERT INTO checkpoints (source, key, value, updated_at)
+                         VALUES ($1, $2, $3, $4)",
+                        &[
+                            Value::from(source.as_str()),
+                            Value::from(key.as_str()),
+                            Value::from(value.as_str()),
+                            Value::from(end.finished_at.timestamp()),
+                        ],
                     )?;
                 }
-                RecordCacheUpdate::Clear => {
-                    transaction.execute("DELETE FROM record_cache WHERE source = ?1", [&source])?;
-                }
             }
-            transaction.execute("DELETE FROM checkpoints WHERE source = ?1", [&source])?;
-            for (key, value) in end.checkpoints {
-                transaction.execute(
-                    "INSERT INTO checkpoints (source, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![source, key, value, end.finished_at.timestamp()],
-                )?;
-            }
-        }
-        self.staging.drop_scan(&transaction, scan_id)?;
-        let new: i64 = transaction.query_row(
-            "SELECT count(*) FROM findings WHERE first_seen_scan = ?1",
-            [scan_id],
-            |row| row.get(0),
-        )?;
-        let open = open_count(&*transaction, &source, end.finished_at)?;
-        transaction.commit()?;
-        Ok(ScanTally {
-            new: new as u64,
-            resolved,
-            open,
+            staging.drop_scan(db, scan_id)?;
+            let new = db
+                .query(
+                    "SELECT count(*) FROM findings WHERE first_seen_scan = $1",
+                    &[Value::from(scan_id)],
+                )?
+                .first()
+                .map(|row| row.int(0))
+                .transpose()?
+                .unwrap_or(0);
+            let open = open_count(db, &source, end.finished_at)?;
+            Ok(ScanTally {
+                new: new.max(0) as u64,
+                resolved,
+                open,
+            })
         })
     }
 
@@ -1086,7 +1115,8 @@ impl Store {
         scan_id: i64,
         identities: &mut IdentityBatch,
     ) -> Result<(), StoreError> {
-        self.staging.add(&mut self.connection, scan_id, identities)
+        let database: &dyn Database = &self.connection;
+        self.staging.add(database, scan_id, identities)
     }
 
     /// Every place the identity index holds one of `hashes`, by source and
@@ -1246,7 +1276,8 @@ impl Store {
             "DELETE FROM conflict_keys WHERE scan_id = $1",
             &[Value::from(scan_id)],
         )?;
-        self.staging.drop_scan(&self.connection, scan_id)?;
+        let database: &dyn Database = &self.connection;
+        self.staging.drop_scan(database, scan_id)?;
         Ok(())
     }
 
@@ -1686,32 +1717,34 @@ fn keeps_all(end: &ScanEnd<'_>, place: &str) -> bool {
 /// Remove the conflict keys of `source` that scans before `scan_id` recorded,
 /// except those [`kept`].
 fn replace_older_conflict_keys(
-    transaction: &rusqlite::Transaction<'_>,
+    database: &dyn Database,
     source: &str,
     scan_id: i64,
     end: &ScanEnd<'_>,
 ) -> Result<(), StoreError> {
     if end.unread_prefixes.is_empty() && end.carried.is_empty() {
-        transaction.execute(
-            "DELETE FROM conflict_keys WHERE source = ?1 AND scan_id < ?2",
-            params![source, scan_id],
+        database.execute(
+            "DELETE FROM conflict_keys WHERE source = $1 AND scan_id < $2",
+            &[Value::from(source), Value::from(scan_id)],
         )?;
         return Ok(());
     }
-    let older: Vec<(i64, String)> = {
-        let mut query = transaction.prepare(
-            "SELECT rowid, record_path FROM conflict_keys WHERE source = ?1 AND scan_id < ?2",
-        )?;
-        query
-            .query_map(params![source, scan_id], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })?
-            .collect::<Result<_, _>>()?
-    };
-    let mut delete = transaction.prepare("DELETE FROM conflict_keys WHERE rowid = ?1")?;
-    for (rowid, path) in older {
+    // A record's older keys go together, or stay together.
+    let older = database.query(
+        "SELECT DISTINCT record_path FROM conflict_keys WHERE source = $1 AND scan_id < $2",
+        &[Value::from(source), Value::from(scan_id)],
+    )?;
+    for row in &older {
+        let path = row.text(0)?;
         if !kept(end, &path) {
-            delete.execute([rowid])?;
+            database.execute(
+                "DELETE FROM conflict_keys WHERE source = $1 AND scan_id < $2 AND record_path = $3",
+                &[
+                    Value::from(source),
+                    Value::from(scan_id),
+                    Value::from(path.as_str()),
+                ],
+            )?;
         }
     }
     Ok(())
@@ -1748,75 +1781,62 @@ fn open_count(
 /// whose person is marked is a finding (new or seen again by this scan); the
 /// rule's open findings no longer in that set resolve. Returns how many resolved.
 fn judge_conflicts(
-    transaction: &rusqlite::Transaction<'_>,
+    database: &dyn Database,
     rule: &str,
     severity: &str,
     scan_id: i64,
     finished: i64,
 ) -> Result<u64, StoreError> {
-    let current: Vec<(String, String, String, String, Option<String>, String)> = {
-        let mut query = transaction.prepare(
-            "SELECT f.source, f.record_id, f.record_path, f.record_kind, f.owner,
-                    (SELECT m.source FROM conflict_keys m
-                     WHERE m.rule = f.rule AND m.side = 'marked' AND m.key = f.key
-                     ORDER BY m.source LIMIT 1)
-             FROM conflict_keys f
-             WHERE f.rule = ?1 AND f.side = 'forbidden'
-               AND EXISTS (SELECT 1 FROM conflict_keys m
-                           WHERE m.rule = f.rule AND m.side = 'marked' AND m.key = f.key)
-             GROUP BY f.source, f.record_id",
-        )?;
-        query
-            .query_map([rule], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                ))
-            })?
-            .collect::<Result<_, _>>()?
-    };
-    {
-        let mut upsert = transaction.prepare_cached(
+    // Each forbidden record whose person is marked, once, with the first
+    // source that marks them.
+    let current = database.query(
+        "SELECT f.source, f.record_id, min(f.record_path), min(f.record_kind), min(f.owner),
+                min(m.source)
+         FROM conflict_keys f
+         JOIN conflict_keys m ON m.rule = f.rule AND m.side = 'marked' AND m.key = f.key
+         WHERE f.rule = $1 AND f.side = 'forbidden'
+         GROUP BY f.source, f.record_id",
+        &[Value::from(rule)],
+    )?;
+    for row in &current {
+        let data = crate::rules::detail::Detail::Conflict {
+            marked_in: row.text(5)?,
+        };
+        let detail = data.render(crate::report::config::Language::En);
+        database.execute(
             "INSERT INTO findings (rule, source, record_id, record_path, record_kind, owner,
                  severity, detail, age_days, first_seen, first_seen_scan, last_seen, last_seen_scan,
                  detail_data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?9, ?10, ?11)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $9, $10, $11)
              ON CONFLICT (rule, source, record_id) WHERE resolved_at IS NULL DO UPDATE SET
                  record_path = excluded.record_path, owner = excluded.owner,
                  severity = excluded.severity, detail = excluded.detail,
                  last_seen = excluded.last_seen, last_seen_scan = excluded.last_seen_scan,
                  detail_data = excluded.detail_data",
+            &[
+                Value::from(rule),
+                Value::from(row.text(0)?),
+                Value::from(row.text(1)?),
+                Value::from(row.text(2)?),
+                Value::from(row.text(3)?),
+                Value::from(row.opt_text(4)?),
+                Value::from(severity),
+                Value::from(detail),
+                Value::from(finished),
+                Value::from(scan_id),
+                Value::from(data.to_json()),
+            ],
         )?;
-        for (source, record_id, path, kind, owner, marked_in) in &current {
-            let data = crate::rules::detail::Detail::Conflict {
-                marked_in: marked_in.clone(),
-            };
-            let detail = data.render(crate::report::config::Language::En);
-            upsert.execute(params![
-                rule,
-                source,
-                record_id,
-                path,
-                kind,
-                owner,
-                severity,
-                detail,
-                finished,
-                scan_id,
-                data.to_json()
-            ])?;
-        }
     }
-    let resolved = transaction.execute(
-        "UPDATE findings SET resolved_at = ?2, resolved_scan = ?3
-         WHERE rule = ?1 AND resolved_at IS NULL AND last_seen_scan < ?3",
-        params![rule, finished, scan_id],
-    )?;
-    Ok(resolved as u64)
+    Ok(database.execute(
+        "UPDATE findings SET resolved_at = $2, resolved_scan = $3
+         WHERE rule = $1 AND resolved_at IS NULL AND last_seen_scan < $3",
+        &[
+            Value::from(rule),
+            Value::from(finished),
+            Value::from(scan_id),
+        ],
+    )?)
 }
 
 #[cfg(test)]
