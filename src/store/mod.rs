@@ -503,7 +503,8 @@ pub struct ScanRow {
 
 /// The open database.
 pub struct Store {
-    connection: Connection,
+    /// SQLite in `state_dir`, or a shared PostgreSQL ([`Store::open_postgres`]).
+    database: Box<dyn Database>,
     /// `store.lock`, held while this process has the store open, when it could
     /// take it: the first tillsyn process (the daemon, say) holds it, and only
     /// the holder marks `running` scans as interrupted.
@@ -606,7 +607,7 @@ impl Store {
             .map_err(state_error)?;
         let lock = lock.try_lock().is_ok().then_some(lock);
         let mut store = Store {
-            connection,
+            database: Box::new(connection),
             lock,
             holder: holder_id(),
             staging: identity_index::Staging::default(),
@@ -636,7 +637,7 @@ impl Store {
             backup.run_to_completion(1000, std::time::Duration::ZERO, None)?;
         }
         let mut store = Store {
-            connection,
+            database: Box::new(connection),
             lock: None,
             holder: holder_id(),
             staging: identity_index::Staging::default(),
@@ -650,17 +651,39 @@ impl Store {
     /// [`Store::record_identities`]): a temporary table in a temporary file,
     /// gone with the connection, so a crashed scan leaves nothing behind.
     fn create_staging(&self) -> Result<(), StoreError> {
-        self.connection.pragma_update(None, "temp_store", "FILE")?;
-        self.connection.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS staged_identity_segments (
+        let table = "CREATE TEMP TABLE IF NOT EXISTS staged_identity_segments (
                  scan_id INTEGER NOT NULL,
                  spill   INTEGER NOT NULL,
                  key     INTEGER NOT NULL,
                  entries INTEGER NOT NULL,
                  data    BLOB    NOT NULL
-             );",
-        )?;
+             );";
+        match self.db().engine() {
+            db::Engine::Sqlite => {
+                self.db().batch("PRAGMA temp_store = FILE")?;
+                self.db().batch(table)?;
+            }
+            db::Engine::Postgres => self.db().batch(&db::postgres_ddl(table))?,
+        }
         Ok(())
+    }
+
+    /// Open the store in a shared PostgreSQL at `url`
+    /// (`postgres://user@host:port/database`, the password apart), migrating
+    /// its schema to this version (instances starting together migrate once).
+    /// Scans left `running` are not failed here: in a fleet, another instance
+    /// may be running them.
+    pub fn open_postgres(url: &str, password: Option<&[u8]>) -> Result<Store, StoreError> {
+        let database = db::Postgres::connect(url, password)?;
+        let mut store = Store {
+            database: Box::new(database),
+            lock: None,
+            holder: holder_id(),
+            staging: identity_index::Staging::default(),
+        };
+        store.migrate()?;
+        store.create_staging()?;
+        Ok(store)
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
@@ -670,7 +693,7 @@ impl Store {
 
     /// The store's database, in the SQL both engines speak ([`db`]).
     fn db(&self) -> &dyn Database {
-        &self.connection
+        &*self.database
     }
 
     fn fail_interrupted_scans(&mut self) -> Result<(), StoreError> {
@@ -907,7 +930,7 @@ impl Store {
         end: &ScanEnd<'_>,
     ) -> Result<ScanTally, StoreError> {
         // Two fields: the database, and the identity rows staged in memory.
-        let database: &dyn Database = &self.connection;
+        let database: &dyn Database = &*self.database;
         let staging = &mut self.staging;
         db::transaction(database, true, |db| {
             let source = db
@@ -1115,7 +1138,7 @@ impl Store {
         scan_id: i64,
         identities: &mut IdentityBatch,
     ) -> Result<(), StoreError> {
-        let database: &dyn Database = &self.connection;
+        let database: &dyn Database = &*self.database;
         self.staging.add(database, scan_id, identities)
     }
 
@@ -1127,7 +1150,7 @@ impl Store {
     ) -> Result<Vec<IdentityRow>, StoreError> {
         let mut rows = Vec::new();
         for hash in hashes {
-            identity_index::lookup(&self.connection, hash, None, |source, entry| {
+            identity_index::lookup(self.db(), hash, None, |source, entry| {
                 rows.push(entry.row(source));
             })?;
         }
@@ -1207,7 +1230,7 @@ impl Store {
         hash: &tillsyn_connectors::identity::IdentityHash,
     ) -> Result<bool, StoreError> {
         let mut held = false;
-        identity_index::lookup(&self.connection, hash, Some(source), |_, _| held = true)?;
+        identity_index::lookup(self.db(), hash, Some(source), |_, _| held = true)?;
         Ok(held)
     }
 
@@ -1276,7 +1299,7 @@ impl Store {
             "DELETE FROM conflict_keys WHERE scan_id = $1",
             &[Value::from(scan_id)],
         )?;
-        let database: &dyn Database = &self.connection;
+        let database: &dyn Database = &*self.database;
         self.staging.drop_scan(database, scan_id)?;
         Ok(())
     }

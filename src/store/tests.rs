@@ -178,7 +178,7 @@ fn places_where_nothing_went_are_not_read_again() {
     let mut store = Store::open(dir.path()).expect("open");
     let now = Utc::now();
     let places = |store: &Store| {
-        let mut places = identity_index::places(&store.connection, "mail").expect("places");
+        let mut places = identity_index::places(store.db(), "mail").expect("places");
         places.sort();
         places
     };
@@ -275,14 +275,10 @@ fn many_incremental_scans_are_merged_and_spilled_rows_count_like_held_ones() {
             left_out: None,
         }];
         finish_carried(&mut store, id, &carried, now);
-        let runs: i64 = store
-            .connection
-            .query_row(
-                "SELECT count(DISTINCT run) FROM identity_segments WHERE source = 'mail'",
-                [],
-                |row| row.get(0),
-            )
-            .expect("runs");
+        let runs = count(
+            &store,
+            "SELECT count(DISTINCT run) FROM identity_segments WHERE source = 'mail'",
+        );
         assert!(runs <= identity_index::MAX_RUNS, "{runs}");
     }
     // Every message present is found under its own hash, and nothing else.
@@ -294,12 +290,7 @@ fn many_incremental_scans_are_merged_and_spilled_rows_count_like_held_ones() {
             assert!(found.is_empty(), "{n} is gone: {found:?}");
         }
     }
-    let held: i64 = store
-        .connection
-        .query_row("SELECT sum(entries) FROM identity_segments", [], |row| {
-            row.get(0)
-        })
-        .expect("count");
+    let held = count(&store, "SELECT sum(entries) FROM identity_segments");
     assert_eq!(held as usize, present.len());
     // A failed scan's spilled rows never reach the index.
     let failed = store.begin_scan("mail", now).expect("begin");
@@ -308,13 +299,15 @@ fn many_incremental_scans_are_merged_and_spilled_rows_count_like_held_ones() {
         .expect("stage");
     store.fail_scan(failed, 0, "io", "down", now).expect("fail");
     assert!(holding(&store, [0xee; 16]).is_empty());
-    let spilled: i64 = store
-        .connection
-        .query_row("SELECT count(*) FROM staged_identity_segments", [], |row| {
-            row.get(0)
-        })
-        .expect("count");
+    let spilled = count(&store, "SELECT count(*) FROM staged_identity_segments");
     assert_eq!(spilled, 0);
+}
+
+/// The one number `sql` selects.
+fn count(store: &Store, sql: &str) -> i64 {
+    store.db().query(sql, &[]).expect("query")[0]
+        .int(0)
+        .expect("a number")
 }
 
 fn open_ids(store: &Store) -> Vec<String> {
@@ -514,10 +507,7 @@ fn an_index_of_rows_from_before_segments_is_rebuilt_by_reading_everything_once()
             }
         }
         let store = Store::open(dir.path()).expect("open");
-        let left: i64 = store
-            .connection
-            .query_row("SELECT count(*) FROM checkpoints", [], |row| row.get(0))
-            .expect("count");
+        let left = count(&store, "SELECT count(*) FROM checkpoints");
         assert_eq!(left, checkpoints_left, "rows before: {with_rows}");
         assert!(holding(&store, [1; 16]).is_empty());
     }

@@ -1,0 +1,449 @@
+//! The findings store on PostgreSQL against the same store on SQLite: one
+//! life of two sources (leases, findings, conflict keys, identity rows, a
+//! finished and an incremental scan, a failed one, exceptions, the report's
+//! queries, the outboxes, records checked, erasure requests, pruning) played
+//! on both, and every answer compared. One PostgreSQL for the file.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
+use common::postgres::{PASSWORD, Postgres as Server, USER};
+use tillsyn::store::{
+    ErasureRequest, FindingFilter, IdentityBatch, NewConflictKey, NewFinding, NewIdentity,
+    RecordCacheUpdate, ScanEnd, ScanStatus, Store, StoreError,
+};
+use tillsyn_connectors::CarriedScope;
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(Server::start)
+}
+
+fn postgres_store(name: &str) -> Store {
+    let server = server();
+    server.psql(&format!("CREATE DATABASE {name}"));
+    let url = format!("postgres://{USER}@127.0.0.1:{}/{name}", server.port);
+    Store::open_postgres(&url, Some(PASSWORD.as_bytes())).expect("open on PostgreSQL")
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_780_000_000 + seconds, 0).expect("time")
+}
+
+fn finding(rule: &str, path: &str, owner: &str, marked: bool) -> NewFinding {
+    NewFinding {
+        rule: rule.into(),
+        record_id: path.into(),
+        record_path: path.into(),
+        record_kind: "message",
+        owner: Some(owner.into()),
+        severity: "medium",
+        detail: "received long ago".into(),
+        detail_data: None,
+        age_days: Some(40),
+        owner_marked: marked,
+    }
+}
+
+fn key(rule: &str, side: &'static str, person: &str, path: &str) -> NewConflictKey {
+    NewConflictKey {
+        rule: rule.into(),
+        side,
+        key: person.into(),
+        record_id: path.into(),
+        record_path: path.into(),
+        record_kind: "contact",
+        owner: None,
+    }
+}
+
+fn end<'a>(
+    carried: &'a [CarriedScope],
+    checkpoints: &'a BTreeMap<String, String>,
+    conflict_rules: &'a [(String, &'static str)],
+    finished_at: DateTime<Utc>,
+) -> ScanEnd<'a> {
+    ScanEnd {
+        status: ScanStatus::Complete,
+        records: 10,
+        problems: &[("unreadable", 1)],
+        unread_prefixes: &[],
+        carried,
+        checkpoints,
+        conflict_rules,
+        finished_at,
+        record_cache: RecordCacheUpdate::Replace {
+            plan: 7,
+            complete: true,
+            entries: 1,
+            data: vec![1, 2, 3],
+        },
+    }
+}
+
+/// Everything the store answers, as text, after one life of two sources.
+fn life(store: &mut Store) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut note = |what: &str, value: String| seen.push(format!("{what}: {value}"));
+
+    // A lease: taken, held against another process's store (checked by the
+    // races tests), renewed and given up.
+    store.take_lease("mail", at(0), at(60)).expect("lease");
+    note(
+        "renew",
+        store
+            .renew_lease("mail", at(120))
+            .expect("renew")
+            .to_string(),
+    );
+
+    // The mail source's first scan.
+    let scan = store.begin_scan("mail", at(0)).expect("begin");
+    store
+        .record_findings(
+            scan,
+            "mail",
+            at(1),
+            &[
+                finding("stale", "anna/INBOX/1", "anna", false),
+                finding("stale", "anna/INBOX/2", "anna", true),
+                finding("stale", "bo/INBOX/7", "bo", false),
+            ],
+        )
+        .expect("findings");
+    store
+        .record_conflict_keys(
+            scan,
+            "mail",
+            &[
+                key("unsubscribed", "forbidden", "x@kund.se", "list/x"),
+                key("unsubscribed", "marked", "x@kund.se", "optout/x"),
+                key("unsubscribed", "forbidden", "y@kund.se", "list/y"),
+            ],
+        )
+        .expect("keys");
+    let mut batch = IdentityBatch::default();
+    for (n, path) in ["anna/INBOX/1", "anna/INBOX/2", "bo/INBOX/7"]
+        .iter()
+        .enumerate()
+    {
+        batch.push(&NewIdentity {
+            hash: [n as u8 + 1; 16],
+            kind: "email",
+            field: "from",
+            record_id: path,
+            record_path: path,
+            record_kind: "message",
+            container: "INBOX",
+            record_time: Some(1_700_000_000),
+        });
+    }
+    store
+        .record_identities(scan, &mut batch)
+        .expect("identities");
+    let checkpoints = BTreeMap::from([("anna/INBOX".to_owned(), "uid 3".to_owned())]);
+    let conflict_rules = [("unsubscribed".to_owned(), "high")];
+    let tally = store
+        .finish_scan(scan, &end(&[], &checkpoints, &conflict_rules, at(2)))
+        .expect("finish");
+    note("first tally", format!("{tally:?}"));
+
+    // An incremental scan: anna/INBOX/1 was expunged, the rest carried.
+    let second = store.begin_scan("mail", at(100)).expect("begin");
+    let carried = [CarriedScope {
+        prefix: "anna/INBOX".into(),
+        gone: vec!["anna/INBOX/1".into()],
+        present: None,
+        left_out: None,
+    }];
+    let tally = store
+        .finish_scan(
+            second,
+            &end(&carried, &checkpoints, &conflict_rules, at(101)),
+        )
+        .expect("finish");
+    note("second tally", format!("{tally:?}"));
+
+    // A failed scan resolves nothing.
+    let failed = store.begin_scan("mail", at(200)).expect("begin");
+    store
+        .fail_scan(failed, 3, "timeout", "too slow", at(201))
+        .expect("fail");
+    store.release_lease("mail").expect("release");
+
+    // Exceptions: bo's finding kept on purpose.
+    let covered = store
+        .apply_exceptions(None, |_, _, path| {
+            path.starts_with("bo/")
+                .then(|| ("dispens-1".to_owned(), at(10_000)))
+        })
+        .expect("exceptions");
+    note("covered", format!("{covered:?}"));
+
+    // What every reader sees.
+    let findings = store
+        .findings(FindingFilter::All, None, None)
+        .expect("findings");
+    for finding in &findings {
+        note(
+            "finding",
+            format!(
+                "{} {} {} seen {}..{} resolved {:?} excepted {:?}",
+                finding.rule,
+                finding.record_path,
+                finding.owner.clone().unwrap_or_default(),
+                finding.first_seen.timestamp(),
+                finding.last_seen.timestamp(),
+                finding.resolved_at.map(|t| t.timestamp()),
+                finding.exception
+            ),
+        );
+    }
+    note(
+        "open summary",
+        format!("{:?}", store.open_summary(at(300)).expect("summary")),
+    );
+    note(
+        "open count",
+        store.open_count("mail").expect("count").to_string(),
+    );
+    note(
+        "changes",
+        format!("{:?}", store.scan_changes(second).expect("changes")),
+    );
+    note(
+        "last scan",
+        format!(
+            "{:?}",
+            store
+                .last_scan("mail")
+                .expect("last")
+                .map(|s| (s.status, s.records, s.error_kind))
+        ),
+    );
+    note(
+        "last success",
+        format!("{:?}", store.last_success("mail").expect("success")),
+    );
+    note(
+        "problems",
+        format!("{:?}", store.scan_problems(scan).expect("problems")),
+    );
+    note(
+        "checkpoints",
+        format!("{:?}", store.checkpoints("mail").expect("checkpoints")),
+    );
+    note(
+        "record cache",
+        format!("{:?}", store.record_cache("mail").expect("cache")),
+    );
+    let rows = store
+        .identities(&[[1; 16], [2; 16], [3; 16]])
+        .expect("identities");
+    let mut places: Vec<String> = rows.iter().map(|row| row.record_path.clone()).collect();
+    places.sort();
+    note("identities", format!("{places:?}"));
+    note(
+        "holds",
+        store.holds("mail", &[2; 16]).expect("holds").to_string(),
+    );
+    note(
+        "open at",
+        format!(
+            "{:?}",
+            store
+                .open_at(at(150))
+                .expect("open at")
+                .iter()
+                .map(|f| f.record_path.clone())
+                .collect::<Vec<_>>()
+        ),
+    );
+    note(
+        "history",
+        format!(
+            "{:?}",
+            store.rule_history(&[at(50), at(150)]).expect("history")
+        ),
+    );
+
+    // The report's outbox, claimed once.
+    let entry = store
+        .outbox_put("2026-11", "Rapport", b"mail", at(400))
+        .expect("put");
+    note("outbox", format!("{} {:?}", entry.month, entry.sent_at));
+    note(
+        "claim",
+        store
+            .outbox_claim("2026-11", at(400), at(460))
+            .expect("claim")
+            .to_string(),
+    );
+    store.outbox_sent("2026-11", at(401)).expect("sent");
+    note(
+        "claim after",
+        store
+            .outbox_claim("2026-11", at(402), at(460))
+            .expect("claim")
+            .to_string(),
+    );
+    note(
+        "last sent",
+        format!("{:?}", store.last_report_sent().expect("last")),
+    );
+
+    // Digests.
+    note(
+        "digest put",
+        store
+            .digest_put("2026-11", "p-1", "anna@firma.se", b"hej", at(500))
+            .expect("put")
+            .to_string(),
+    );
+    note(
+        "digest again",
+        store
+            .digest_put("2026-11", "p-1", "anna@firma.se", b"hej", at(500))
+            .expect("put")
+            .to_string(),
+    );
+    store.digest_month("2026-11", 2, 1).expect("month");
+    note(
+        "digests due",
+        format!(
+            "{:?}",
+            store
+                .digest_pending(at(501))
+                .expect("pending")
+                .iter()
+                .map(|d| d.recipient.clone())
+                .collect::<Vec<_>>()
+        ),
+    );
+    store.digest_sent("2026-11", "p-1", at(502)).expect("sent");
+    note(
+        "coverage",
+        format!("{:?}", store.digest_coverage("2026-11").expect("coverage")),
+    );
+
+    // Records checked, erasure requests, the subject audit log.
+    store
+        .save_checked(
+            "mail",
+            9,
+            &[4, 5],
+            &[tillsyn::checked::RuleCount {
+                rule: "stale".into(),
+                records: 50,
+                owners: vec![1, 2],
+                complete: true,
+            }],
+        )
+        .expect("checked");
+    note(
+        "checked",
+        format!(
+            "{:?} {:?}",
+            store.checked_counts().expect("counts"),
+            store.checked_memory("mail").expect("memory")
+        ),
+    );
+    let requests = [ErasureRequest {
+        hash: [9; 16],
+        kind: "email".into(),
+        requested_at: at(600),
+    }];
+    note(
+        "erasures",
+        store
+            .import_erasures(&requests, at(600))
+            .expect("import")
+            .to_string(),
+    );
+    let earlier = [ErasureRequest {
+        requested_at: at(550),
+        ..requests[0].clone()
+    }];
+    note(
+        "erasures again",
+        store
+            .import_erasures(&earlier, at(601))
+            .expect("import")
+            .to_string(),
+    );
+    note(
+        "requests",
+        format!("{:?}", store.erasure_requests().expect("requests")),
+    );
+
+    // Pruning what is over.
+    note(
+        "pruned",
+        format!("{:?}", store.prune(at(100_000)).expect("prune")),
+    );
+    note(
+        "after prune",
+        format!(
+            "{:?}",
+            store
+                .findings(FindingFilter::All, None, None)
+                .expect("findings")
+                .len()
+        ),
+    );
+    note(
+        "schema",
+        store.schema_version().expect("version").to_string(),
+    );
+    seen
+}
+
+#[test]
+fn the_store_answers_the_same_on_postgresql_as_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut sqlite = Store::open(dir.path()).expect("sqlite store");
+    let mut postgres = postgres_store("store_life");
+    let on_sqlite = life(&mut sqlite);
+    let on_postgres = life(&mut postgres);
+    for (sqlite, postgres) in on_sqlite.iter().zip(&on_postgres) {
+        assert_eq!(postgres, sqlite);
+    }
+    assert_eq!(on_postgres.len(), on_sqlite.len());
+    // The life did what it says: the expunged message resolved, the owner's
+    // mark and the dispens kept, the conflict found once.
+    let text = on_sqlite.join("\n");
+    assert!(text.contains("stale anna/INBOX/1 anna seen"), "{text}");
+    assert!(text.contains("unsubscribed list/x"), "{text}");
+    assert!(!text.contains("unsubscribed list/y"), "{text}");
+}
+
+#[test]
+fn a_lease_held_in_postgresql_keeps_another_instance_out() {
+    let server = server();
+    server.psql("CREATE DATABASE store_lease");
+    let url = format!("postgres://{USER}@127.0.0.1:{}/store_lease", server.port);
+    let mut first = Store::open_postgres(&url, Some(PASSWORD.as_bytes())).expect("open");
+    let mut second = Store::open_postgres(&url, Some(PASSWORD.as_bytes())).expect("open");
+    first.take_lease("mail", at(0), at(60)).expect("lease");
+    match second.take_lease("mail", at(10), at(70)) {
+        Err(StoreError::Leased { holder, .. }) => assert_eq!(holder, first.holder()),
+        other => panic!("a second instance took a held lease: {other:?}"),
+    }
+    // Run out, it can be taken.
+    second
+        .take_lease("mail", at(61), at(120))
+        .expect("an expired lease is taken");
+    assert!(!first.renew_lease("mail", at(130)).expect("renew"));
+    // A wrong password is a clear error.
+    let refused = match Store::open_postgres(&url, Some(b"wrong")) {
+        Ok(_) => panic!("a wrong password opened the store"),
+        Err(error) => error.to_string(),
+    };
+    assert!(
+        refused.contains("password authentication failed"),
+        "{refused}"
+    );
+}
