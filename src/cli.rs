@@ -141,7 +141,7 @@ pub async fn scan_once(
     config: &Config,
     source_filter: Option<&str>,
 ) -> Result<(Vec<ScanOutcome>, Arc<Mutex<Store>>), CliError> {
-    let store = Store::open(&config.daemon.state_dir)?;
+    let store = Store::for_config(&config)?;
     let pass = scan_pass(config, source_filter, store, false).await?;
     if let Some(busy) = pass.busy.into_iter().next() {
         return Err(busy.into());
@@ -232,9 +232,9 @@ pub async fn scan(
 ) -> Result<u8, CliError> {
     let config = config::load(&args.config)?;
     let store = if args.dry_run {
-        Store::open_copy(&config.daemon.state_dir)?
+        Store::copy_for_config(&config)?
     } else {
-        Store::open(&config.daemon.state_dir)?
+        Store::for_config(&config)?
     };
     let pass = scan_pass(&config, args.source.as_deref(), store, args.wait).await?;
     let owners = display(&config, args.reveal)?;
@@ -306,7 +306,7 @@ pub fn findings(
     out: &mut dyn Write,
 ) -> Result<u8, CliError> {
     let config = config::load_offline(config_path)?;
-    let mut store = Store::open(&config.daemon.state_dir)?;
+    let mut store = Store::for_config(&config)?;
     // The exceptions as the config has them now, edits included.
     let exceptions = crate::exceptions::Exceptions::from_config(&config);
     exceptions.apply(&mut store, None)?;
@@ -384,7 +384,7 @@ pub fn explain(
 ) -> Result<u8, CliError> {
     use crate::rules::config::Check;
     let config = config::load_offline(config_path)?;
-    let store = Store::open(&config.daemon.state_dir)?;
+    let store = Store::for_config(&config)?;
     let owners = display(&config, reveal)?;
     let finding = store.finding(id)?.ok_or(CliError::NoFinding(id))?;
     let zone = config.daemon.timezone.0;
@@ -538,13 +538,16 @@ pub async fn check_config(
             return Ok(EXIT_CONFIG);
         }
     }
+    let store_place = match &config.store {
+        Some(store) => format!("store in PostgreSQL at {}", store.url),
+        None => format!("state in {}", config.daemon.state_dir.display()),
+    };
     writeln!(
         out,
-        "{}: OK — {} sources, {} rules, state in {}",
+        "{}: OK — {} sources, {} rules, {store_place}",
         config_path.display(),
         config.sources.len(),
         config.rules.len(),
-        config.daemon.state_dir.display()
     )?;
     for source in &config.sources {
         let applicable = rules.for_source(&source.name);
@@ -581,7 +584,7 @@ pub async fn check_config(
     if !exceptions.is_empty() {
         let now = Utc::now();
         let covered = if config.daemon.state_dir.join("findings.sqlite").exists() {
-            let mut copy = Store::open_copy(&config.daemon.state_dir)?;
+            let mut copy = Store::copy_for_config(&config)?;
             Some(exceptions.apply(&mut copy, None)?)
         } else {
             None
@@ -610,6 +613,33 @@ pub async fn check_config(
     let owners = OwnerDisplay::for_config(&config)?;
     let mut failed = 0;
     writeln!(out, "Connecting (read-only):")?;
+    if let Some(store) = &config.store {
+        // Reached and logged in; nothing is written.
+        let store = store.clone();
+        let reached = tokio::task::spawn_blocking(move || {
+            let database = crate::store::db::Postgres::connect(
+                &store.url,
+                store.password.as_ref().map(|password| password.expose()),
+            )?;
+            crate::store::db::Database::query(&database, "SHOW server_version", &[])?
+                .first()
+                .map(|row| row.text(0))
+                .transpose()
+        })
+        .await
+        .map_err(|error| RunError::Worker(error.to_string()))?;
+        match reached {
+            Ok(version) => writeln!(
+                out,
+                "  store: OK — PostgreSQL {}",
+                version.unwrap_or_default()
+            )?,
+            Err(error) => {
+                failed += 1;
+                writeln!(out, "  store: FAILED — {error}")?;
+            }
+        }
+    }
     for source_config in &config.sources {
         let result = match Source::build(source_config) {
             Ok(source) => source.probe().await.map_err(|error| error.to_string()),
@@ -658,7 +688,7 @@ pub async fn digest(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
     let month = args
         .month
         .unwrap_or_else(|| Month::of(Utc::now(), zone).previous());
-    let store = Arc::new(Mutex::new(Store::open(&config.daemon.state_dir)?));
+    let store = Arc::new(Mutex::new(Store::for_config(&config)?));
     let prepared = digest::prepare(&config, &store, month, Utc::now()).await?;
     writeln!(
         out,
@@ -704,7 +734,7 @@ pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
     let month = args
         .month
         .unwrap_or_else(|| Month::of(Utc::now(), zone).previous());
-    let store = Arc::new(Mutex::new(Store::open(&config.daemon.state_dir)?));
+    let store = Arc::new(Mutex::new(Store::for_config(&config)?));
     let directory = match (&args.out, args.send) {
         (Some(dir), _) => Some(dir.clone()),
         (None, false) => Some(PathBuf::from(format!("tillsyn-report-{month}"))),

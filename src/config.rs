@@ -61,6 +61,29 @@ pub struct Config {
     pub exceptions: Vec<crate::exceptions::ExceptionConfig>,
     /// `[digest]`: personal monthly digests to owners, when present.
     pub digest: Option<crate::report::digest::DigestConfig>,
+    /// `[store]`: a shared PostgreSQL instead of SQLite in `state_dir`.
+    pub store: Option<StoreConfig>,
+}
+
+/// `[store]`: the findings store in a shared PostgreSQL, for several
+/// instances on one database. Without it the store is SQLite in `state_dir`.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `postgres://user@host:port/database`, without the password.
+    pub url: String,
+    /// The password, from `password_file` or `password_env`.
+    pub password: Option<crate::secret::Secret>,
+}
+
+/// `[store]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreFile {
+    url: String,
+    #[serde(default)]
+    password_file: Option<PathBuf>,
+    #[serde(default)]
+    password_env: Option<String>,
 }
 
 /// `[erasure]`: where the erasure register is.
@@ -630,6 +653,7 @@ impl<'t> Reader<'t> {
         let mut exceptions = Vec::new();
         let mut digest = Some(None);
         let mut digest_span = 0..0;
+        let mut store = Some(None);
         for (key, value) in document.into_inner() {
             let key_span = key.span();
             match key.get_ref().as_ref() {
@@ -665,6 +689,13 @@ impl<'t> Reader<'t> {
                             erasure
                         })
                 }
+                "store" => {
+                    let span = value.span();
+                    store = self
+                        .deserialize::<StoreFile>(value, "[store]")
+                        .and_then(|file| self.store(file, &span))
+                        .map(Some);
+                }
                 "digest" => {
                     digest_span = value.span();
                     digest = self
@@ -695,7 +726,7 @@ impl<'t> Reader<'t> {
                 other => self.issue(
                     Some(key_span.start),
                     format!(
-                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources`, `rules`, `detectors`, `content`, `identity`, `erasure`, `exceptions`, `digest` or `report`"
+                        "unknown section `{other}`; expected `daemon`, `privacy`, `sources`, `rules`, `detectors`, `content`, `identity`, `erasure`, `exceptions`, `digest`, `store` or `report`"
                     ),
                 ),
             }
@@ -807,6 +838,7 @@ impl<'t> Reader<'t> {
             erasure: erasure?,
             exceptions,
             digest: digest?,
+            store: store?,
         })
     }
 
@@ -994,6 +1026,63 @@ impl<'t> Reader<'t> {
             mail,
             attach_findings: file.attach_findings,
             departments: file.departments,
+        })
+    }
+
+    /// `[store]`: a PostgreSQL URL that parses and holds no password; the
+    /// password from a file or the environment (read whatever the command,
+    /// since every command opens the store).
+    fn store(&mut self, file: StoreFile, span: &std::ops::Range<usize>) -> Option<StoreConfig> {
+        match file.url.parse::<tokio_postgres::Config>() {
+            Ok(parsed) if parsed.get_password().is_some() => {
+                self.issue(
+                    Some(self.locate(span, "url")),
+                    "[store]: the url holds a password; put it in `password_file` or `password_env`",
+                );
+                return None;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                self.issue(
+                    Some(self.locate(span, "url")),
+                    format!("[store]: url: {error} (expected postgres://user@host:port/database)"),
+                );
+                return None;
+            }
+        }
+        let password = match (&file.password_file, &file.password_env) {
+            (Some(_), Some(_)) => {
+                self.issue(
+                    Some(self.locate(span, "password_env")),
+                    "[store]: set `password_file` or `password_env`, not both",
+                );
+                return None;
+            }
+            (Some(path), None) => match secret::read_file(&self.resolve(path)) {
+                Ok(password) => Some(password),
+                Err(error) => {
+                    self.issue(
+                        Some(self.locate(span, "password_file")),
+                        format!("[store]: {error}"),
+                    );
+                    return None;
+                }
+            },
+            (None, Some(name)) => match secret::read_env(name) {
+                Ok(password) => Some(password),
+                Err(error) => {
+                    self.issue(
+                        Some(self.locate(span, "password_env")),
+                        format!("[store]: {error}"),
+                    );
+                    return None;
+                }
+            },
+            (None, None) => None,
+        };
+        Some(StoreConfig {
+            url: file.url,
+            password,
         })
     }
 

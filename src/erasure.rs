@@ -310,7 +310,7 @@ pub fn run(
     let config = crate::config::load_offline(config_path)?;
     let rules = crate::rules::RuleSet::for_config(&config)?
         .with_identity_key(crate::privacy::identity_key(&config)?);
-    let mut store = Store::open(&config.daemon.state_dir)?;
+    let mut store = Store::for_config(&config)?;
     let now = Utc::now();
     match rules.import_erasures(&mut store, now) {
         Some(Err(ImportError::Register(error))) => {

@@ -447,3 +447,96 @@ fn a_lease_held_in_postgresql_keeps_another_instance_out() {
         "{refused}"
     );
 }
+
+/// `[store] url` puts a whole run in PostgreSQL: check-config reaches it, a
+/// scan's findings are stored there (none in `state_dir`), `findings` reads
+/// them back; a wrong password or a url holding one is a clear error.
+#[test]
+fn a_config_with_a_store_url_scans_into_postgresql() {
+    let server = server();
+    server.psql("CREATE DATABASE store_config");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let share = dir.path().join("share");
+    for (name, age) in [("old-1.txt", 400), ("old-2.txt", 500), ("new.txt", 3)] {
+        common::file_at(&share.join(name), b"x", common::days_ago(age));
+    }
+    std::fs::write(dir.path().join("pg.pw"), PASSWORD).expect("password");
+    let write = |password_file: &str, url_extra: &str| {
+        let config = dir.path().join("tillsyn.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[daemon]\nstate_dir = \"state\"\n\n\
+                 [store]\nurl = \"postgres://{USER}{url_extra}@127.0.0.1:{}/store_config\"\n\
+                 password_file = \"{password_file}\"\n\n\
+                 [[sources]]\nname = \"share\"\ntype = \"fileshare\"\nroot = \"share\"\n\n\
+                 [[rules]]\nid = \"old-files\"\nkind = \"max_age\"\npolicy = \"Filer gallras efter ett år.\"\n\
+                 max_age = \"365d\"\ntimestamp = \"modified\"\n",
+                server.port
+            ),
+        )
+        .expect("config");
+        config.display().to_string()
+    };
+    let config = write("pg.pw", "");
+    let output = common::tillsyn(&["check-config", "--connect", "--config", &config]);
+    let (stdout, stderr) = common::text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("store in PostgreSQL at postgres://"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("store: OK — PostgreSQL"), "{stdout}");
+    assert!(!stdout.contains(PASSWORD), "{stdout}");
+
+    let output = common::tillsyn(&["scan", "--once", "--config", &config]);
+    let (stdout, stderr) = common::text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let found = common::pairs(&common::json_lines(&common::tillsyn(&[
+        "findings", "--config", &config, "--format", "json",
+    ])));
+    assert_eq!(
+        found,
+        ["old-files:old-1.txt", "old-files:old-2.txt"]
+            .map(String::from)
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(
+        server
+            .psql_in(
+                "store_config",
+                "SELECT count(*) FROM findings WHERE resolved_at IS NULL"
+            )
+            .trim(),
+        "2"
+    );
+    assert!(
+        !dir.path().join("state/findings.sqlite").exists(),
+        "nothing in state_dir's SQLite"
+    );
+
+    // A wrong password: the scan fails, saying so, and check-config says so.
+    std::fs::write(dir.path().join("wrong.pw"), "not-it").expect("password");
+    let config = write("wrong.pw", "");
+    let output = common::tillsyn(&["scan", "--once", "--config", &config]);
+    let (stdout, stderr) = common::text(&output);
+    assert_ne!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("password authentication failed") && !stderr.contains("not-it"),
+        "{stderr}"
+    );
+    let output = common::tillsyn(&["check-config", "--connect", "--config", &config]);
+    let (stdout, _) = common::text(&output);
+    assert!(stdout.contains("store: FAILED"), "{stdout}");
+    // A password in the url is refused: it would be printed.
+    let config = write("pg.pw", ":inline-secret");
+    let output = common::tillsyn(&["check-config", "--config", &config]);
+    let (stdout, _) = common::text(&output);
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("[store]: the url holds a password"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("inline-secret"), "{stdout}");
+}

@@ -184,10 +184,10 @@ pub async fn run(path: PathBuf) -> Result<(), DaemonError> {
     })
     .await
     .map_err(|error| RunError::Worker(error.to_string()))??;
-    let state_dir = loaded.config.daemon.state_dir.clone();
     let listen = loaded.config.daemon.listen;
     let grace = Duration::from_secs(loaded.config.daemon.shutdown_grace_seconds);
-    let store = tokio::task::spawn_blocking(move || Store::open(&state_dir))
+    let store_config = loaded.config.clone();
+    let store = tokio::task::spawn_blocking(move || Store::for_config(&store_config))
         .await
         .map_err(|error| RunError::Worker(error.to_string()))??;
     let shared = Arc::new(Shared {
@@ -385,11 +385,14 @@ async fn reload(path: &Path, shared: &Arc<Shared>, sender: &watch::Sender<Arc<Lo
     };
     {
         let running = sender.borrow();
+        let store_url =
+            |config: &crate::config::Config| config.store.as_ref().map(|store| store.url.clone());
         if running.config.daemon.listen != loaded.config.daemon.listen
             || running.config.daemon.state_dir != loaded.config.daemon.state_dir
+            || store_url(&running.config) != store_url(&loaded.config)
         {
             tracing::warn!(
-                "daemon.listen and daemon.state_dir take effect at the next restart; the rest of the config is reloaded."
+                "daemon.listen, daemon.state_dir and [store] take effect at the next restart; the rest of the config is reloaded."
             );
         }
     }

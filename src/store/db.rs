@@ -105,8 +105,8 @@ pub enum DbError {
     },
 }
 
-impl From<postgres::Error> for DbError {
-    fn from(error: postgres::Error) -> DbError {
+impl From<tokio_postgres::Error> for DbError {
+    fn from(error: tokio_postgres::Error) -> DbError {
         DbError::Postgres(
             error
                 .as_db_error()
@@ -366,35 +366,156 @@ impl Database for rusqlite::Connection {
     }
 }
 
-/// The store's database in PostgreSQL (one connection; the store is used
-/// from one thread at a time, under its own lock).
-pub struct Postgres(std::sync::Mutex<postgres::Client>);
+/// The store's database in PostgreSQL: one connection, driven by a thread
+/// of its own with its own small runtime, so that the store's synchronous
+/// calls work the same from a blocking thread, a plain thread or a command's
+/// async code (a synchronous client run inside a runtime would panic there).
+/// Statements go to the thread one at a time and the answer comes back.
+pub struct Postgres {
+    requests: std::sync::Mutex<std::sync::mpsc::Sender<Request>>,
+}
+
+/// One statement for the connection's thread, and where its answer goes.
+enum Request {
+    Execute(
+        String,
+        Vec<Value>,
+        std::sync::mpsc::Sender<Result<u64, DbError>>,
+    ),
+    Query(
+        String,
+        Vec<Value>,
+        std::sync::mpsc::Sender<Result<Vec<Row>, DbError>>,
+    ),
+    Batch(String, std::sync::mpsc::Sender<Result<(), DbError>>),
+}
 
 impl Postgres {
     /// Connect to `url` (`postgres://user@host:port/database`) with
-    /// `password`, without TLS (loopback and trusted networks; TLS is to
-    /// come with `[store]`).
+    /// `password`, without TLS (loopback and trusted networks).
     pub fn connect(url: &str, password: Option<&[u8]>) -> Result<Postgres, DbError> {
-        let mut config: postgres::Config = url.parse()?;
+        let mut config: tokio_postgres::Config = url.parse()?;
         if let Some(password) = password {
             config.password(password);
         }
         config.connect_timeout(std::time::Duration::from_secs(10));
-        Ok(Postgres(std::sync::Mutex::new(
-            config.connect(postgres::NoTls)?,
-        )))
+        let (requests, incoming) = std::sync::mpsc::channel::<Request>();
+        let (ready, connected) = std::sync::mpsc::channel::<Result<(), DbError>>();
+        std::thread::Builder::new()
+            .name("tillsyn-postgres".into())
+            .spawn(move || serve(config, incoming, ready))
+            .map_err(|error| DbError::Postgres(format!("starting its thread: {error}")))?;
+        connected
+            .recv()
+            .map_err(|_| DbError::Postgres("its thread stopped".into()))??;
+        Ok(Postgres {
+            requests: std::sync::Mutex::new(requests),
+        })
+    }
+
+    /// Send `request` (made with the answer's sender) and wait for the answer.
+    fn ask<T>(
+        &self,
+        request: impl FnOnce(std::sync::mpsc::Sender<Result<T, DbError>>) -> Request,
+    ) -> Result<T, DbError> {
+        let (answer, answered) = std::sync::mpsc::channel();
+        self.requests
+            .lock()
+            .map_err(|_| DbError::Postgres("connection lock poisoned".into()))?
+            .send(request(answer))
+            .map_err(|_| DbError::Postgres("the connection is closed".into()))?;
+        answered
+            .recv()
+            .map_err(|_| DbError::Postgres("the connection is closed".into()))?
     }
 }
 
-impl postgres::types::ToSql for Value {
+/// The connection's thread: connect, report, then run statements in order
+/// until the store is dropped.
+fn serve(
+    config: tokio_postgres::Config,
+    incoming: std::sync::mpsc::Receiver<Request>,
+    ready: std::sync::mpsc::Sender<Result<(), DbError>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _ = ready.send(Err(DbError::Postgres(format!("its runtime: {error}"))));
+            return;
+        }
+    };
+    let client = match runtime.block_on(config.connect(tokio_postgres::NoTls)) {
+        Ok((client, connection)) => {
+            // The connection's own task; it runs while a statement does.
+            runtime.spawn(connection);
+            client
+        }
+        Err(error) => {
+            let _ = ready.send(Err(error.into()));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    while let Ok(request) = incoming.recv() {
+        runtime.block_on(async {
+            match request {
+                Request::Execute(sql, params, answer) => {
+                    let params = as_params(&params);
+                    let _ = answer.send(
+                        client
+                            .execute(sql.as_str(), &params)
+                            .await
+                            .map_err(DbError::from),
+                    );
+                }
+                Request::Query(sql, params, answer) => {
+                    let params = as_params(&params);
+                    let rows = match client.query(sql.as_str(), &params).await {
+                        Ok(rows) => rows
+                            .iter()
+                            .map(|row| {
+                                (0..row.len())
+                                    .map(|index| postgres_value(row, index))
+                                    .collect::<Result<Vec<Value>, DbError>>()
+                                    .map(Row)
+                            })
+                            .collect(),
+                        Err(error) => Err(error.into()),
+                    };
+                    let _ = answer.send(rows);
+                }
+                Request::Batch(sql, answer) => {
+                    let _ = answer.send(
+                        client
+                            .batch_execute(sql.as_str())
+                            .await
+                            .map_err(DbError::from),
+                    );
+                }
+            }
+        });
+    }
+}
+
+fn as_params(params: &[Value]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    params
+        .iter()
+        .map(|value| value as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect()
+}
+
+impl tokio_postgres::types::ToSql for Value {
     fn to_sql(
         &self,
-        ty: &postgres::types::Type,
+        ty: &tokio_postgres::types::Type,
         out: &mut bytes::BytesMut,
-    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        use postgres::types::Type;
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        use tokio_postgres::types::Type;
         match self {
-            Value::Null => Ok(postgres::types::IsNull::Yes),
+            Value::Null => Ok(tokio_postgres::types::IsNull::Yes),
             // An integer goes as the column's own width (or as a boolean).
             Value::Int(value) => match *ty {
                 Type::INT2 => i16::try_from(*value)?.to_sql(ty, out),
@@ -409,16 +530,16 @@ impl postgres::types::ToSql for Value {
         }
     }
 
-    fn accepts(_: &postgres::types::Type) -> bool {
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
         true
     }
 
-    postgres::types::to_sql_checked!();
+    tokio_postgres::types::to_sql_checked!();
 }
 
 /// A column of a PostgreSQL row as a [`Value`].
-fn postgres_value(row: &postgres::Row, index: usize) -> Result<Value, DbError> {
-    use postgres::types::Type;
+fn postgres_value(row: &tokio_postgres::Row, index: usize) -> Result<Value, DbError> {
+    use tokio_postgres::types::Type;
     let column = row
         .columns()
         .get(index)
@@ -453,9 +574,9 @@ fn postgres_value(row: &postgres::Row, index: usize) -> Result<Value, DbError> {
 /// A whole NUMERIC (what PostgreSQL's `sum()` of integers gives), in binary.
 struct PgNumeric(i64);
 
-impl<'a> postgres::types::FromSql<'a> for PgNumeric {
+impl<'a> tokio_postgres::types::FromSql<'a> for PgNumeric {
     fn from_sql(
-        _: &postgres::types::Type,
+        _: &tokio_postgres::types::Type,
         raw: &'a [u8],
     ) -> Result<PgNumeric, Box<dyn std::error::Error + Sync + Send>> {
         // ndigits, weight, sign, dscale, then base-10000 digits.
@@ -486,51 +607,26 @@ impl<'a> postgres::types::FromSql<'a> for PgNumeric {
         Ok(PgNumeric(value))
     }
 
-    fn accepts(ty: &postgres::types::Type) -> bool {
-        *ty == postgres::types::Type::NUMERIC
-    }
-}
-
-impl Postgres {
-    fn client(&self) -> Result<std::sync::MutexGuard<'_, postgres::Client>, DbError> {
-        self.0
-            .lock()
-            .map_err(|_| DbError::Postgres("connection lock poisoned".into()))
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        *ty == tokio_postgres::types::Type::NUMERIC
     }
 }
 
 impl Database for Postgres {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
-        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = params
-            .iter()
-            .map(|value| value as &(dyn postgres::types::ToSql + Sync))
-            .collect();
-        Ok(self.client()?.execute(sql, &params)?)
+        self.ask(|answer| Request::Execute(sql.to_owned(), params.to_vec(), answer))
     }
 
     fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
-        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = params
-            .iter()
-            .map(|value| value as &(dyn postgres::types::ToSql + Sync))
-            .collect();
-        self.client()?
-            .query(sql, &params)?
-            .iter()
-            .map(|row| {
-                (0..row.len())
-                    .map(|index| postgres_value(row, index))
-                    .collect::<Result<Vec<Value>, DbError>>()
-                    .map(Row)
-            })
-            .collect()
+        self.ask(|answer| Request::Query(sql.to_owned(), params.to_vec(), answer))
     }
 
     fn batch(&self, sql: &str) -> Result<(), DbError> {
-        Ok(self.client()?.batch_execute(sql)?)
+        self.ask(|answer| Request::Batch(sql.to_owned(), answer))
     }
 
     fn begin(&self, _write: bool) -> Result<(), DbError> {
-        Ok(self.client()?.batch_execute("BEGIN")?)
+        self.batch("BEGIN")
     }
 
     fn engine(&self) -> Engine {
@@ -540,37 +636,42 @@ impl Database for Postgres {
     fn schema_version(&self) -> Result<usize, DbError> {
         // Instances starting together: one creates the table, under a lock
         // (CREATE TABLE IF NOT EXISTS alone races in PostgreSQL's catalog).
-        let mut client = self.client()?;
-        let mut transaction = client.transaction()?;
-        transaction.batch_execute(
-            "SELECT pg_advisory_xact_lock(7353323);
-             CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL);
-             INSERT INTO schema_version (version)
-                 SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM schema_version);",
-        )?;
-        transaction.commit()?;
-        let version: i64 = client
-            .query_one("SELECT max(version) FROM schema_version", &[])?
-            .get(0);
+        transaction(self, true, |database| {
+            database.batch(
+                "SELECT pg_advisory_xact_lock(7353323);
+                 CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL);
+                 INSERT INTO schema_version (version)
+                     SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM schema_version);",
+            )
+        })?;
+        let version = self
+            .query("SELECT max(version) FROM schema_version", &[])?
+            .first()
+            .map(|row| row.int(0))
+            .transpose()?
+            .unwrap_or(0);
         Ok(usize::try_from(version).unwrap_or(0))
     }
 
     fn migrate_step(&self, index: usize, sql: &str) -> Result<(), DbError> {
-        let mut client = self.client()?;
-        let mut transaction = client.transaction()?;
-        // One instance migrates at a time; the others wait, then find it done.
-        transaction.batch_execute("LOCK TABLE schema_version IN EXCLUSIVE MODE")?;
-        let version: i64 = transaction
-            .query_one("SELECT max(version) FROM schema_version", &[])?
-            .get(0);
-        if version > index as i64 {
-            return Ok(transaction.commit()?);
-        }
-        transaction.batch_execute(sql)?;
-        transaction.execute(
-            "UPDATE schema_version SET version = $1",
-            &[&((index + 1) as i64)],
-        )?;
-        Ok(transaction.commit()?)
+        transaction(self, true, |database| {
+            // One instance migrates at a time; the others wait, then find it done.
+            database.batch("LOCK TABLE schema_version IN EXCLUSIVE MODE")?;
+            let version = database
+                .query("SELECT max(version) FROM schema_version", &[])?
+                .first()
+                .map(|row| row.int(0))
+                .transpose()?
+                .unwrap_or(0);
+            if version > index as i64 {
+                return Ok(());
+            }
+            database.batch(sql)?;
+            database.execute(
+                "UPDATE schema_version SET version = $1",
+                &[Value::from((index + 1) as i64)],
+            )?;
+            Ok(())
+        })
     }
 }

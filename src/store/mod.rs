@@ -563,6 +563,30 @@ fn to_time(seconds: i64) -> DateTime<Utc> {
 }
 
 impl Store {
+    /// The store `config` names: the shared PostgreSQL of `[store]`, or
+    /// SQLite in `state_dir`.
+    pub fn for_config(config: &crate::config::Config) -> Result<Store, StoreError> {
+        match &config.store {
+            Some(store) => Store::open_postgres(
+                &store.url,
+                store.password.as_ref().map(|password| password.expose()),
+            ),
+            None => Store::open(&config.daemon.state_dir),
+        }
+    }
+
+    /// A private copy of the store `config` names, for `--dry-run` and
+    /// `--verify` (see [`Store::open_copy`]). A shared PostgreSQL is not
+    /// copied: those runs are refused there, with why.
+    pub fn copy_for_config(config: &crate::config::Config) -> Result<Store, StoreError> {
+        match &config.store {
+            Some(_) => Err(StoreError::Postgres(
+                "a private copy of a shared PostgreSQL store is not made (scan --dry-run, subject --verify); run them against a SQLite copy of the config".into(),
+            )),
+            None => Store::open_copy(&config.daemon.state_dir),
+        }
+    }
+
     /// Open (creating when needed) `findings.sqlite` in `state_dir`.
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
         let state_error = |source| StoreError::StateDir {

@@ -202,6 +202,11 @@ impl Postgres {
 
     /// Run SQL through psql as the superuser, over the socket.
     pub fn psql(&self, sql: &str) -> String {
+        self.psql_in(DATABASE, sql)
+    }
+
+    /// Run SQL in `database` through psql as the superuser.
+    pub fn psql_in(&self, database: &str, sql: &str) -> String {
         let output = unprivileged(
             Path::new("/usr/bin/psql"),
             &[
@@ -212,7 +217,7 @@ impl Postgres {
                 "-U",
                 USER,
                 "-d",
-                DATABASE,
+                database,
                 "-At",
                 "-v",
                 "ON_ERROR_STOP=1",
