@@ -141,7 +141,7 @@ pub async fn scan_once(
     config: &Config,
     source_filter: Option<&str>,
 ) -> Result<(Vec<ScanOutcome>, Arc<Mutex<Store>>), CliError> {
-    let store = Store::for_config(&config)?;
+    let store = Store::for_config(config)?;
     let pass = scan_pass(config, source_filter, store, false).await?;
     if let Some(busy) = pass.busy.into_iter().next() {
         return Err(busy.into());

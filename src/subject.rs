@@ -215,7 +215,7 @@ pub async fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliEr
 /// found is still there or gone, and places new since the last scan are
 /// listed.
 async fn verify(config: &Config, asked: &[Asked], locator: &mut Locator) -> Result<(), CliError> {
-    let copy = Store::copy_for_config(&config)?;
+    let copy = Store::copy_for_config(config)?;
     let pass = crate::cli::scan_pass(config, None, copy, true).await?;
     let statuses: BTreeMap<String, String> = pass
         .outcomes
