@@ -7,6 +7,7 @@
 //!     cargo bench --bench imap -- --hold 600        # only load, then keep the server up
 //!     cargo bench --bench imap -- --content         # content scan (contains rule) only
 //!     cargo bench --bench imap -- --content --photos 50   # one message in 50 with a 200 KB photo
+//!     cargo bench --bench imap -- --postgres        # the store in SQLite and in PostgreSQL
 //!
 //! Needs Dovecot (dovecot-imapd), imapfilter and python3. Runs as root (Dovecot
 //! needs it to switch to the mail user).
@@ -23,6 +24,15 @@ mod dovecot;
 #[allow(dead_code)]
 #[path = "../tests/common/process.rs"]
 mod process;
+#[allow(dead_code)]
+#[path = "../tests/common/postgres.rs"]
+mod postgres;
+
+/// For the PostgreSQL harness: it runs the server as `nobody` when root.
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -360,6 +370,57 @@ const CC_RULE: &str =
 const CONTENT_RULE: &str =
     "[[rules]]\nid = \"p3\"\nkind = \"contains\"\npolicy = \"p\"\ndetectors = [\"personnummer\"]\n";
 
+/// The same full scan (Cc and age rules: every header read, every finding
+/// and identity row stored) with the store in SQLite and in a PostgreSQL on
+/// the same machine, each from an empty store every run.
+fn store_comparison(server: &mut Dovecot, dir: &Path, messages: u64, loaded: Duration) {
+    let port = server.port;
+    println!(
+        "## Store benchmark: {messages} messages of ~2 KB in one INBOX, SQLite and PostgreSQL\n\n\
+         Loaded and indexed in {:.1} s.",
+        loaded.as_secs_f64()
+    );
+    let database = postgres::Postgres::start();
+    let rules = format!("{CC_RULE}\n{STALE_RULE}");
+    let sqlite = tillsyn_config(dir, port, &rules, "sqlite");
+    std::fs::copy(database.password_file(), dir.join("pg.pw")).expect("password");
+    let on_postgres = tillsyn_config(
+        dir,
+        port,
+        &format!(
+            "{rules}\n[store]\nurl = \"postgres://{}@127.0.0.1:{}/bench\"\npassword_file = \"pg.pw\"\n",
+            postgres::USER,
+            database.port
+        ),
+        "postgres",
+    );
+    let fresh_database = || {
+        database.psql("DROP DATABASE IF EXISTS bench");
+        database.psql("CREATE DATABASE bench");
+    };
+    let rows = compare(
+        server,
+        "(e) full scan, the store in SQLite and in PostgreSQL",
+        vec![
+            Tool {
+                name: "tillsyn scan --once, SQLite in state_dir",
+                run: Box::new(|| measure(&mut tillsyn(&sqlite, true))),
+            },
+            Tool {
+                name: "tillsyn scan --once, PostgreSQL (same machine)",
+                run: Box::new(|| {
+                    fresh_database();
+                    measure(&mut tillsyn(&on_postgres, true))
+                }),
+            },
+        ],
+    );
+    println!(
+        "\n- PostgreSQL / SQLite = {:.2}× warm (target ≤ 1.2×)",
+        rows[1].2.as_secs_f64() / rows[0].2.as_secs_f64()
+    );
+}
+
 /// The content scan: every message fetched whole (`BODY.PEEK[]`) by a raw
 /// socket, and by tillsyn with a `contains` rule (fresh store: every message
 /// read), which parses MIME, decodes the attachment and runs the detectors.
@@ -454,6 +515,10 @@ fn main() {
     }
     if content_only {
         content_comparison(&mut server, dir.path(), messages, loaded);
+        return;
+    }
+    if std::env::args().any(|argument| argument == "--postgres") {
+        store_comparison(&mut server, dir.path(), messages, loaded);
         return;
     }
     let cutoff = (chrono::Utc::now() - chrono::TimeDelta::days(30))
