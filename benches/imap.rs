@@ -21,12 +21,11 @@
 #[allow(unused_imports)]
 #[path = "../tests/common/dovecot.rs"]
 mod dovecot;
+#[path = "../tests/common/postgres.rs"]
+mod postgres;
 #[allow(dead_code)]
 #[path = "../tests/common/process.rs"]
 mod process;
-#[allow(dead_code)]
-#[path = "../tests/common/postgres.rs"]
-mod postgres;
 
 /// For the PostgreSQL harness: it runs the server as `nobody` when root.
 fn running_as_root() -> bool {

@@ -187,6 +187,16 @@ impl Row {
 pub trait Database: Send {
     /// Run one statement; the rows it changed.
     fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
+    /// Run one statement once for each row of parameters, in order; the rows
+    /// changed in all. PostgreSQL sends them together (pipelined), so a batch
+    /// costs about one round trip, not one per row.
+    fn execute_many(&self, sql: &str, rows: Vec<Vec<Value>>) -> Result<u64, DbError> {
+        let mut changed = 0;
+        for params in &rows {
+            changed += self.execute(sql, params)?;
+        }
+        Ok(changed)
+    }
     /// Run one query; its rows.
     fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError>;
     /// Run statements without parameters, separated by `;`.
@@ -382,6 +392,11 @@ enum Request {
         Vec<Value>,
         std::sync::mpsc::Sender<Result<u64, DbError>>,
     ),
+    ExecuteMany(
+        String,
+        Vec<Vec<Value>>,
+        std::sync::mpsc::Sender<Result<u64, DbError>>,
+    ),
     Query(
         String,
         Vec<Value>,
@@ -470,6 +485,21 @@ fn serve(
                             .await
                             .map_err(DbError::from),
                     );
+                }
+                Request::ExecuteMany(sql, rows, answer) => {
+                    let changed = async {
+                        let statement = client.prepare(sql.as_str()).await?;
+                        let params: Vec<Vec<&(dyn tokio_postgres::types::ToSql + Sync)>> =
+                            rows.iter().map(|row| as_params(row)).collect();
+                        let changed = futures_util::future::try_join_all(
+                            params
+                                .iter()
+                                .map(|params| client.execute(&statement, params.as_slice())),
+                        )
+                        .await?;
+                        Ok::<u64, tokio_postgres::Error>(changed.iter().sum())
+                    };
+                    let _ = answer.send(changed.await.map_err(DbError::from));
                 }
                 Request::Query(sql, params, answer) => {
                     let params = as_params(&params);
@@ -619,6 +649,13 @@ impl Database for Postgres {
 
     fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         self.ask(|answer| Request::Query(sql.to_owned(), params.to_vec(), answer))
+    }
+
+    fn execute_many(&self, sql: &str, rows: Vec<Vec<Value>>) -> Result<u64, DbError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        self.ask(|answer| Request::ExecuteMany(sql.to_owned(), rows, answer))
     }
 
     fn batch(&self, sql: &str) -> Result<(), DbError> {

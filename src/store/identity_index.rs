@@ -804,9 +804,23 @@ impl Staging {
         )?;
         if let Some(staged) = self.scans.remove(&scan_id) {
             let run = base + self.spilled.get(&scan_id).copied().unwrap_or(0) + 1;
+            // Sent in batches: one round trip per batch on PostgreSQL.
+            let mut segments: Vec<Vec<Value>> = Vec::new();
             staged.write_run(&mut places, |key, count, data| {
-                insert_segment(database, key, source, scan_id, run, count, data)
+                segments.push(vec![
+                    Value::from(key),
+                    Value::from(source),
+                    Value::from(scan_id),
+                    Value::from(run),
+                    Value::from(count),
+                    Value::from(data),
+                ]);
+                if segments.len() >= SEGMENT_BATCH {
+                    insert_segments(database, std::mem::take(&mut segments))?;
+                }
+                Ok(())
             })?;
+            insert_segments(database, segments)?;
         }
         Ok(places)
     }
@@ -823,6 +837,19 @@ fn next_run(database: &dyn Database) -> Result<i64, StoreError> {
         .map(|row| row.int(0))
         .transpose()?
         .unwrap_or(1))
+}
+
+/// Segments written to the database in one batch.
+const SEGMENT_BATCH: usize = 512;
+
+/// Write segments (key, source, scan, run, entries, data) of a run.
+fn insert_segments(database: &dyn Database, segments: Vec<Vec<Value>>) -> Result<(), StoreError> {
+    database.execute_many(
+        "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        segments,
+    )?;
+    Ok(())
 }
 
 /// Write one segment of a run.
@@ -940,12 +967,13 @@ pub(super) fn set_places(
             &[Value::from(source)],
         )?;
     }
-    for place in places.iter() {
-        database.execute(
-            "INSERT INTO identity_places (source, place) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[Value::from(source), Value::from(place)],
-        )?;
-    }
+    database.execute_many(
+        "INSERT INTO identity_places (source, place) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        places
+            .iter()
+            .map(|place| vec![Value::from(source), Value::from(place)])
+            .collect(),
+    )?;
     Ok(())
 }
 

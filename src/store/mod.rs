@@ -902,14 +902,35 @@ impl Store {
         seen_at: DateTime<Utc>,
         findings: &[NewFinding],
     ) -> Result<(), StoreError> {
-        db::transaction(self.db(), true, |db| {
-            for finding in findings {
+        let rows: Vec<Vec<Value>> = findings
+            .iter()
+            .map(|finding| {
                 let (exception, until) = if finding.owner_marked {
                     (Some(OWNER_MARK_EXCEPTION), Some(OWNER_MARK_UNTIL))
                 } else {
                     (None, None)
                 };
-                db.execute(
+                vec![
+                    Value::from(finding.rule.as_str()),
+                    Value::from(source),
+                    Value::from(finding.record_id.as_str()),
+                    Value::from(finding.record_path.as_str()),
+                    Value::from(finding.record_kind),
+                    Value::from(finding.owner.as_deref()),
+                    Value::from(finding.severity),
+                    Value::from(finding.detail.as_str()),
+                    Value::from(finding.age_days),
+                    Value::from(seen_at.timestamp()),
+                    Value::from(scan_id),
+                    Value::from(exception),
+                    Value::from(until),
+                    Value::from(finding.detail_data.as_deref()),
+                ]
+            })
+            .collect();
+        db::transaction(self.db(), true, |db| {
+            {
+                db.execute_many(
                     "INSERT INTO findings (rule, source, record_id, record_path, record_kind, owner,
                          severity, detail, age_days, first_seen, first_seen_scan, last_seen,
                          last_seen_scan, exception, excepted_until, detail_data)
@@ -921,22 +942,7 @@ impl Store {
                          last_seen_scan = excluded.last_seen_scan,
                          exception = excluded.exception, excepted_until = excluded.excepted_until,
                          detail_data = excluded.detail_data",
-                    &[
-                        Value::from(finding.rule.as_str()),
-                        Value::from(source),
-                        Value::from(finding.record_id.as_str()),
-                        Value::from(finding.record_path.as_str()),
-                        Value::from(finding.record_kind),
-                        Value::from(finding.owner.as_deref()),
-                        Value::from(finding.severity),
-                        Value::from(finding.detail.as_str()),
-                        Value::from(finding.age_days),
-                        Value::from(seen_at.timestamp()),
-                        Value::from(scan_id),
-                        Value::from(exception),
-                        Value::from(until),
-                        Value::from(finding.detail_data.as_deref()),
-                    ],
+                    rows,
                 )?;
             }
             Ok(())
@@ -1023,6 +1029,7 @@ impl Store {
                      WHERE source = $1 AND resolved_at IS NULL AND last_seen_scan < $2",
                     &[Value::from(source.as_str()), Value::from(scan_id)],
                 )?;
+                let mut resolving: Vec<Vec<Value>> = Vec::new();
                 for row in &unseen {
                     let (id, path) = (row.int(0)?, row.text(1)?);
                     if end
@@ -1042,13 +1049,17 @@ impl Store {
                         .max_by_key(|scope| scope.prefix.len())
                         .is_some_and(|scope| scope.prefix == path || scope.still_there(&path));
                     if !carried {
-                        db.execute(
-                            "UPDATE findings SET resolved_at = $2, resolved_scan = $3 WHERE id = $1",
-                            &[Value::from(id), Value::from(finished), Value::from(scan_id)],
-                        )?;
-                        resolved += 1;
+                        resolving.push(vec![
+                            Value::from(id),
+                            Value::from(finished),
+                            Value::from(scan_id),
+                        ]);
                     }
                 }
+                resolved += db.execute_many(
+                    "UPDATE findings SET resolved_at = $2, resolved_scan = $3 WHERE id = $1",
+                    resolving,
+                )?;
                 match &end.record_cache {
                     RecordCacheUpdate::Keep => {}
                     RecordCacheUpdate::Replace {
@@ -1127,25 +1138,29 @@ impl Store {
         source: &str,
         keys: &[NewConflictKey],
     ) -> Result<(), StoreError> {
+        let rows: Vec<Vec<Value>> = keys
+            .iter()
+            .map(|key| {
+                vec![
+                    Value::from(key.rule.as_str()),
+                    Value::from(key.side),
+                    Value::from(source),
+                    Value::from(key.key.as_str()),
+                    Value::from(key.record_id.as_str()),
+                    Value::from(key.record_path.as_str()),
+                    Value::from(key.record_kind),
+                    Value::from(key.owner.as_deref()),
+                    Value::from(scan_id),
+                ]
+            })
+            .collect();
         db::transaction(self.db(), true, |db| {
-            for key in keys {
-                db.execute(
-                    "INSERT INTO conflict_keys (rule, side, source, key, record_id, record_path,
-                         record_kind, owner, scan_id)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    &[
-                        Value::from(key.rule.as_str()),
-                        Value::from(key.side),
-                        Value::from(source),
-                        Value::from(key.key.as_str()),
-                        Value::from(key.record_id.as_str()),
-                        Value::from(key.record_path.as_str()),
-                        Value::from(key.record_kind),
-                        Value::from(key.owner.as_deref()),
-                        Value::from(scan_id),
-                    ],
-                )?;
-            }
+            db.execute_many(
+                "INSERT INTO conflict_keys (rule, side, source, key, record_id, record_path,
+                     record_kind, owner, scan_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                rows,
+            )?;
             Ok(())
         })
     }
@@ -1845,12 +1860,28 @@ fn judge_conflicts(
          GROUP BY f.source, f.record_id",
         &[Value::from(rule)],
     )?;
+    let mut rows: Vec<Vec<Value>> = Vec::with_capacity(current.len());
     for row in &current {
         let data = crate::rules::detail::Detail::Conflict {
             marked_in: row.text(5)?,
         };
         let detail = data.render(crate::report::config::Language::En);
-        database.execute(
+        rows.push(vec![
+            Value::from(rule),
+            Value::from(row.text(0)?),
+            Value::from(row.text(1)?),
+            Value::from(row.text(2)?),
+            Value::from(row.text(3)?),
+            Value::from(row.opt_text(4)?),
+            Value::from(severity),
+            Value::from(detail),
+            Value::from(finished),
+            Value::from(scan_id),
+            Value::from(data.to_json()),
+        ]);
+    }
+    {
+        database.execute_many(
             "INSERT INTO findings (rule, source, record_id, record_path, record_kind, owner,
                  severity, detail, age_days, first_seen, first_seen_scan, last_seen, last_seen_scan,
                  detail_data)
@@ -1860,19 +1891,7 @@ fn judge_conflicts(
                  severity = excluded.severity, detail = excluded.detail,
                  last_seen = excluded.last_seen, last_seen_scan = excluded.last_seen_scan,
                  detail_data = excluded.detail_data",
-            &[
-                Value::from(rule),
-                Value::from(row.text(0)?),
-                Value::from(row.text(1)?),
-                Value::from(row.text(2)?),
-                Value::from(row.text(3)?),
-                Value::from(row.opt_text(4)?),
-                Value::from(severity),
-                Value::from(detail),
-                Value::from(finished),
-                Value::from(scan_id),
-                Value::from(data.to_json()),
-            ],
+            rows,
         )?;
     }
     Ok(database.execute(
