@@ -1029,6 +1029,38 @@ impl<'t> Reader<'t> {
         })
     }
 
+    /// A secret of `section` from a file or an environment variable (the
+    /// keys named `names`), or none when neither is set. `None` when both are
+    /// set or the one set cannot be read: the problem is reported.
+    fn file_or_env(
+        &mut self,
+        section: &str,
+        names: (&str, &str),
+        (file, env): (Option<&Path>, Option<&str>),
+        span: &std::ops::Range<usize>,
+    ) -> Option<Option<secret::Secret>> {
+        let (file_key, env_key) = names;
+        let (read, key) = match (file, env) {
+            (Some(_), Some(_)) => {
+                self.issue(
+                    Some(self.locate(span, env_key)),
+                    format!("{section}: set `{file_key}` or `{env_key}`, not both"),
+                );
+                return None;
+            }
+            (Some(path), None) => (secret::read_file(&self.resolve(path)), file_key),
+            (None, Some(name)) => (secret::read_env(name), env_key),
+            (None, None) => return Some(None),
+        };
+        match read {
+            Ok(secret) => Some(Some(secret)),
+            Err(error) => {
+                self.issue(Some(self.locate(span, key)), format!("{section}: {error}"));
+                None
+            }
+        }
+    }
+
     /// `[store]`: a PostgreSQL URL that parses and holds no password; the
     /// password from a file or the environment (read whatever the command,
     /// since every command opens the store).
@@ -1050,36 +1082,12 @@ impl<'t> Reader<'t> {
                 return None;
             }
         }
-        let password = match (&file.password_file, &file.password_env) {
-            (Some(_), Some(_)) => {
-                self.issue(
-                    Some(self.locate(span, "password_env")),
-                    "[store]: set `password_file` or `password_env`, not both",
-                );
-                return None;
-            }
-            (Some(path), None) => match secret::read_file(&self.resolve(path)) {
-                Ok(password) => Some(password),
-                Err(error) => {
-                    self.issue(
-                        Some(self.locate(span, "password_file")),
-                        format!("[store]: {error}"),
-                    );
-                    return None;
-                }
-            },
-            (None, Some(name)) => match secret::read_env(name) {
-                Ok(password) => Some(password),
-                Err(error) => {
-                    self.issue(
-                        Some(self.locate(span, "password_env")),
-                        format!("[store]: {error}"),
-                    );
-                    return None;
-                }
-            },
-            (None, None) => None,
-        };
+        let password = self.file_or_env(
+            "[store]",
+            ("password_file", "password_env"),
+            (file.password_file.as_deref(), file.password_env.as_deref()),
+            span,
+        )?;
         Some(StoreConfig {
             url: file.url,
             password,
@@ -1098,36 +1106,22 @@ impl<'t> Reader<'t> {
             );
             return None;
         }
-        let password = match (&file.password_file, &file.password_env) {
-            (Some(_), Some(_)) => {
-                self.issue(
-                    Some(self.locate(span, "password_env")),
-                    "[report.smtp]: set `password_file` or `password_env`, not both",
-                );
-                return None;
-            }
-            _ if !self.secrets.mail => None,
-            (Some(path), None) => match secret::read_file(&self.resolve(path)) {
-                Ok(password) => Some(password),
-                Err(error) => {
-                    self.issue(
-                        Some(self.locate(span, "password_file")),
-                        format!("[report.smtp]: {error}"),
-                    );
-                    return None;
-                }
-            },
-            (None, Some(name)) => match secret::read_env(name) {
-                Ok(password) => Some(password),
-                Err(error) => {
-                    self.issue(
-                        Some(self.locate(span, "password_env")),
-                        format!("[report.smtp]: {error}"),
-                    );
-                    return None;
-                }
-            },
-            (None, None) => None,
+        // Read only by the commands that send mail.
+        let password = if self.secrets.mail {
+            self.file_or_env(
+                "[report.smtp]",
+                ("password_file", "password_env"),
+                (file.password_file.as_deref(), file.password_env.as_deref()),
+                span,
+            )?
+        } else if file.password_file.is_some() && file.password_env.is_some() {
+            self.issue(
+                Some(self.locate(span, "password_env")),
+                "[report.smtp]: set `password_file` or `password_env`, not both",
+            );
+            return None;
+        } else {
+            None
         };
         let named_password = file.password_file.is_some() || file.password_env.is_some();
         if named_password != file.username.is_some() {
@@ -1493,36 +1487,12 @@ impl<'t> Reader<'t> {
         file: PrivacyFile,
         span: &std::ops::Range<usize>,
     ) -> Option<PrivacyConfig> {
-        let key = match (&file.key_file, &file.key_env) {
-            (Some(_), Some(_)) => {
-                self.issue(
-                    Some(self.locate(span, "key_env")),
-                    "[privacy]: set `key_file` or `key_env`, not both",
-                );
-                return None;
-            }
-            (Some(path), None) => match secret::read_file(&self.resolve(path)) {
-                Ok(key) => Some(key),
-                Err(error) => {
-                    self.issue(
-                        Some(self.locate(span, "key_file")),
-                        format!("[privacy]: {error}"),
-                    );
-                    return None;
-                }
-            },
-            (None, Some(name)) => match secret::read_env(name) {
-                Ok(key) => Some(key),
-                Err(error) => {
-                    self.issue(
-                        Some(self.locate(span, "key_env")),
-                        format!("[privacy]: {error}"),
-                    );
-                    return None;
-                }
-            },
-            (None, None) => None,
-        };
+        let key = self.file_or_env(
+            "[privacy]",
+            ("key_file", "key_env"),
+            (file.key_file.as_deref(), file.key_env.as_deref()),
+            span,
+        )?;
         if let Some(key) = &key
             && key.expose().len() < 16
         {
