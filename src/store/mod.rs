@@ -630,14 +630,7 @@ impl Store {
             .open(state_dir.join("store.lock"))
             .map_err(state_error)?;
         let lock = lock.try_lock().is_ok().then_some(lock);
-        let mut store = Store {
-            database: Box::new(connection),
-            lock,
-            holder: holder_id(),
-            staging: identity_index::Staging::default(),
-        };
-        store.migrate()?;
-        store.create_staging()?;
+        let mut store = Store::ready(Box::new(connection), lock)?;
         if store.lock.is_some() {
             store.fail_interrupted_scans()?;
         }
@@ -660,9 +653,18 @@ impl Store {
             let backup = rusqlite::backup::Backup::new(&source, &mut connection)?;
             backup.run_to_completion(1000, std::time::Duration::ZERO, None)?;
         }
+        Store::ready(Box::new(connection), None)
+    }
+
+    /// A store on `database`, migrated to this version, with its staging
+    /// table; `lock` when this process holds `store.lock`.
+    fn ready(
+        database: Box<dyn Database>,
+        lock: Option<std::fs::File>,
+    ) -> Result<Store, StoreError> {
         let mut store = Store {
-            database: Box::new(connection),
-            lock: None,
+            database,
+            lock,
             holder: holder_id(),
             staging: identity_index::Staging::default(),
         };
@@ -698,16 +700,7 @@ impl Store {
     /// Scans left `running` are not failed here: in a fleet, another instance
     /// may be running them.
     pub fn open_postgres(url: &str, password: Option<&[u8]>) -> Result<Store, StoreError> {
-        let database = db::Postgres::connect(url, password)?;
-        let mut store = Store {
-            database: Box::new(database),
-            lock: None,
-            holder: holder_id(),
-            staging: identity_index::Staging::default(),
-        };
-        store.migrate()?;
-        store.create_staging()?;
-        Ok(store)
+        Store::ready(Box::new(db::Postgres::connect(url, password)?), None)
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
