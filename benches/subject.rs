@@ -71,6 +71,7 @@ fn main() {
             records: rows,
             problems: &[],
             unread_prefixes: &[],
+            within: &[],
             carried: &[],
             checkpoints: &BTreeMap::new(),
             conflict_rules: &[],

@@ -179,12 +179,12 @@ pub async fn scan_pass(
     let mut busy = Vec::new();
     for source_config in selected {
         let source = Source::build(source_config)?;
-        let job = scan::Job {
-            name: &source_config.name,
-            source: &source,
-            timeout: source_config.scan_timeout,
-            settings: source_config.fingerprint(),
-        };
+        let job = scan::Job::whole(
+            &source_config.name,
+            &source,
+            source_config.scan_timeout,
+            source_config.fingerprint(),
+        );
         tracing::info!(source = %source_config.name, "Scan started.");
         let outcome = loop {
             match scan::scan_source(job, &rules, &store, Utc::now(), &scan::Stop::default()).await {

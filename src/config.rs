@@ -63,6 +63,8 @@ pub struct Config {
     pub digest: Option<crate::report::digest::DigestConfig>,
     /// `[store]`: a shared PostgreSQL instead of SQLite in `state_dir`.
     pub store: Option<StoreConfig>,
+    /// `[fleet]`: several instances sharing the work through `[store]`.
+    pub fleet: Option<FleetSettings>,
 }
 
 /// `[store]`: the findings store in a shared PostgreSQL, for several
@@ -73,6 +75,27 @@ pub struct StoreConfig {
     pub url: String,
     /// The password, from `password_file` or `password_env`.
     pub password: Option<crate::secret::Secret>,
+}
+
+/// `[fleet]`: this instance is one of several with the same config and the
+/// same `[store]`, sharing the work by leases in the database (see
+/// [`crate::fleet`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSettings {
+    /// How long a unit's lease lasts without renewal, in seconds: a crashed
+    /// instance's work is taken over this long after it stopped renewing.
+    /// Renewed every third of it. Default: 60.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+    /// Units this instance scans at once, per source. Default: the IMAP
+    /// source's `max_connections`, 1 for other sources.
+    #[serde(default)]
+    pub units_at_once: Option<usize>,
+}
+
+fn default_lease_seconds() -> u64 {
+    60
 }
 
 /// `[store]` as written.
@@ -654,6 +677,8 @@ impl<'t> Reader<'t> {
         let mut digest = Some(None);
         let mut digest_span = 0..0;
         let mut store = Some(None);
+        let mut fleet = Some(None);
+        let mut fleet_span = 0..0;
         for (key, value) in document.into_inner() {
             let key_span = key.span();
             match key.get_ref().as_ref() {
@@ -694,6 +719,12 @@ impl<'t> Reader<'t> {
                     store = self
                         .deserialize::<StoreFile>(value, "[store]")
                         .and_then(|file| self.store(file, &span))
+                        .map(Some);
+                }
+                "fleet" => {
+                    fleet_span = value.span();
+                    fleet = self
+                        .deserialize::<FleetSettings>(value, "[fleet]")
                         .map(Some);
                 }
                 "digest" => {
@@ -823,6 +854,26 @@ impl<'t> Reader<'t> {
                 ),
             );
         }
+        if let (Some(Some(settings)), Some(store)) = (&fleet, &store) {
+            if store.is_none() {
+                self.issue(
+                    Some(self.locate(&fleet_span, "")),
+                    "[fleet]: instances share their work through the database: set [store] url too",
+                );
+            }
+            if settings.lease_seconds < 3 {
+                self.issue(
+                    Some(self.locate(&fleet_span, "lease_seconds")),
+                    "[fleet]: lease_seconds must be at least 3 (it is renewed every third of it)",
+                );
+            }
+            if settings.units_at_once == Some(0) {
+                self.issue(
+                    Some(self.locate(&fleet_span, "units_at_once")),
+                    "[fleet]: units_at_once must be at least 1",
+                );
+            }
+        }
         let mut daemon = daemon?;
         daemon.state_dir = self.resolve(&daemon.state_dir);
         Some(Config {
@@ -839,6 +890,7 @@ impl<'t> Reader<'t> {
             exceptions,
             digest: digest?,
             store: store?,
+            fleet: fleet?,
         })
     }
 
@@ -1513,6 +1565,13 @@ impl<'t> Reader<'t> {
         let rule_refs = std::mem::take(&mut self.rule_refs);
         let mut names = BTreeSet::new();
         for (name, span) in &source_names {
+            if name.is_empty() || name.chars().any(char::is_control) {
+                let at = self.locate(span, "name");
+                self.issue(
+                    Some(at),
+                    format!("source name {name:?} must not be empty or hold control characters"),
+                );
+            }
             if !names.insert(name.as_str()) {
                 let at = self.locate(span, &format!("\"{name}\""));
                 self.issue(Some(at), format!("source name {name:?} is used twice"));

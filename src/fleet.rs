@@ -85,6 +85,7 @@ pub struct Fleet {
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS fleet_units (
     unit          TEXT        PRIMARY KEY,
+    source        TEXT        NOT NULL,
     holder        TEXT,
     leased_until  TIMESTAMPTZ,
     held_tick     BIGINT,
@@ -160,24 +161,49 @@ impl Fleet {
         &self.instance
     }
 
-    /// Make sure every unit of `units` has its row (instances with the same
-    /// config register the same ones; a unit already there is left as it is).
-    pub async fn register(&self, units: &[String]) -> Result<(), FleetError> {
-        let client = self.client().await?;
-        client
+    /// Make `units` the units of `source`: each has its row (instances with
+    /// the same config register the same ones; a unit already there is left
+    /// as it is), and the source's units no longer configured go.
+    pub async fn register(&self, source: &str, units: &[String]) -> Result<(), FleetError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        transaction
             .execute(
-                "INSERT INTO fleet_units (unit) SELECT unnest($1::text[]) ON CONFLICT (unit) DO NOTHING",
-                &[&units],
+                "INSERT INTO fleet_units (unit, source) SELECT unnest($1::text[]), $2
+                 ON CONFLICT (unit) DO NOTHING",
+                &[&units, &source],
             )
             .await?;
+        transaction
+            .execute(
+                "DELETE FROM fleet_units WHERE source = $1 AND NOT (unit = ANY($2))",
+                &[&source, &units],
+            )
+            .await?;
+        transaction.commit().await?;
         Ok(())
     }
 
-    /// Take up to `limit` units due for `tick` (not finished for it, not under
-    /// a lease that has not run out), leased for `lease`. Units another
-    /// instance is taking at this moment are skipped.
+    /// How many units of `source` are not finished for `tick` yet (leased or
+    /// not).
+    pub async fn unfinished(&self, source: &str, tick: i64) -> Result<u64, FleetError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM fleet_units
+                 WHERE source = $1 AND (done_tick IS NULL OR done_tick < $2)",
+                &[&source, &tick],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+
+    /// Take up to `limit` units of `source` due for `tick` (not finished for
+    /// it, not under a lease that has not run out), leased for `lease`. Units
+    /// another instance is taking at this moment are skipped.
     pub async fn claim(
         &self,
+        source: &str,
         tick: i64,
         lease: Duration,
         limit: usize,
@@ -187,12 +213,12 @@ impl Fleet {
         let rows = transaction
             .query(
                 "SELECT unit FROM fleet_units
-                 WHERE (done_tick IS NULL OR done_tick < $1)
+                 WHERE source = $3 AND (done_tick IS NULL OR done_tick < $1)
                    AND (leased_until IS NULL OR leased_until < now())
                  ORDER BY unit
                  LIMIT $2
                  FOR UPDATE SKIP LOCKED",
-                &[&tick, &(limit as i64)],
+                &[&tick, &(limit as i64), &source],
             )
             .await?;
         let units: Vec<String> = rows.iter().map(|row| row.get(0)).collect();

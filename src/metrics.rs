@@ -78,6 +78,7 @@ pub struct Metrics {
     reload_timestamp: Gauge,
     report_last_sent: Gauge,
     report_enabled: IntGauge,
+    units_leased: IntGauge,
     /// When the longest-open violation of each rule was first seen: the age
     /// gauge is worked out from it at every scrape, so it grows between scans.
     oldest_first_seen: Mutex<BTreeMap<String, Option<DateTime<Utc>>>>,
@@ -208,6 +209,11 @@ impl Metrics {
             "1 when the monthly report is configured to be mailed, so TillsynReportNotSent applies.",
         )?;
         registry.register(Box::new(report_enabled.clone()))?;
+        let units_leased = IntGauge::new(
+            "tillsyn_instance_units_leased",
+            "Units of work (sources, IMAP accounts) this instance holds a lease on now: how a fleet sharing one PostgreSQL spreads the work. 0 outside a fleet.",
+        )?;
+        registry.register(Box::new(units_leased.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -320,6 +326,7 @@ impl Metrics {
             reload_timestamp,
             report_last_sent,
             report_enabled,
+            units_leased,
             oldest_first_seen: Mutex::new(BTreeMap::new()),
         })
     }
@@ -395,6 +402,19 @@ impl Metrics {
                 .with_label_values(&[source])
                 .set(at.timestamp() as f64);
         }
+    }
+
+    /// Set the units this instance holds a lease on.
+    pub fn units_leased(&self, count: usize) {
+        self.units_leased
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Set the open violations (and what rides with them: exceptions,
+    /// records checked, the oldest violation's age) from the store, as a
+    /// fleet's instances do on their own between their scans.
+    pub fn refresh_open(&self, known: &KnownSeries, open: &[OpenGroup]) {
+        self.set_open(known, open);
     }
 
     /// Mark a scan of `source` started or ended.

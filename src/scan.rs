@@ -80,6 +80,33 @@ impl Source {
         })
     }
 
+    /// The units the source splits into when instances share the work: one
+    /// per IMAP account (its record paths begin with the account's name).
+    /// Empty: the source is one unit, scanned whole.
+    pub fn units(&self, name: &str) -> Vec<Unit> {
+        match self {
+            Source::Imap(source) => source
+                .account_names()
+                .into_iter()
+                .map(|account| Unit {
+                    name: format!("{name}{UNIT_SEPARATOR}{account}"),
+                    prefixes: vec![account],
+                })
+                .collect(),
+            Source::Fileshare(_) | Source::Maildir(_) | Source::Ldap(_) | Source::Http(_) => {
+                Vec::new()
+            }
+        }
+    }
+
+    /// The source reading `unit` only.
+    fn only(&self, unit: &Unit) -> Source {
+        match self {
+            Source::Imap(source) => Source::Imap(source.only(&unit.prefixes)),
+            other => other.clone(),
+        }
+    }
+
     /// Try the source read-only without scanning it (`check-config --connect`):
     /// IMAP login and LIST for every account, LDAP bind and a one-entry search of
     /// the base, the first HTTP page, share and Maildir roots listed.
@@ -176,10 +203,42 @@ enum Stopped {
     Cancelled,
     /// The source's `scan_timeout` passed.
     Timeout,
+    /// The scan's lease was lost: another process has the work now.
+    LeaseLost,
 }
 
+/// Separates a source's name from a unit's in lease, memory and fleet names
+/// (`mail` + separator + `anna`). A control character, so no source name
+/// holds it (the config refuses them).
+pub const UNIT_SEPARATOR: char = '\u{1f}';
+
+/// A part of a source scanned on its own, when instances share the work
+/// (issue 16): an IMAP account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// `source` + [`UNIT_SEPARATOR`] + the part's name: the name its lease,
+    /// its memory of records checked and its row in the fleet go by.
+    pub name: String,
+    /// The record-path prefixes it covers: its scan decides nothing outside
+    /// them ([`crate::store::ScanEnd::within`]).
+    pub prefixes: Vec<String>,
+}
+
+/// The source a lease, memory or unit name belongs to.
+pub fn whole_source(name: &str) -> &str {
+    name.split_once(UNIT_SEPARATOR)
+        .map_or(name, |(source, _)| source)
+}
+
+/// Asked while a scan runs, every third of its lease: whether the work may go
+/// on (a fleet's lease on the unit was renewed). `false` stops the scan, which
+/// is recorded as failed (`lease_lost`): another instance has taken the work.
+pub type KeepAlive = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync,
+>;
+
 /// One scan to run: which source, built, and how long it may take.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Job<'a> {
     /// The source's name.
     pub name: &'a str,
@@ -190,6 +249,44 @@ pub struct Job<'a> {
     /// [`SourceConfig::fingerprint`]: a record cache made under other
     /// settings is not used.
     pub settings: u64,
+    /// One unit of the source only; `None`: all of it.
+    pub unit: Option<&'a Unit>,
+    /// How long the scan's lease lasts without renewal ([`LEASE`] unless a
+    /// fleet sets its own).
+    pub lease: std::time::Duration,
+    /// Asked at every renewal whether the scan may go on.
+    pub keep_alive: Option<&'a KeepAlive>,
+}
+
+impl<'a> Job<'a> {
+    /// A scan of all of `source`, under the default lease.
+    pub fn whole(
+        name: &'a str,
+        source: &'a Source,
+        timeout: std::time::Duration,
+        settings: u64,
+    ) -> Job<'a> {
+        Job {
+            name,
+            source,
+            timeout,
+            settings,
+            unit: None,
+            lease: LEASE,
+            keep_alive: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Job<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Job")
+            .field("name", &self.name)
+            .field("unit", &self.unit)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Scan one source at `now` and store what was found.
@@ -208,7 +305,10 @@ pub async fn scan_source(
     now: DateTime<Utc>,
     stop: &Stop,
 ) -> Result<ScanOutcome, RunError> {
-    let source = job.source.clone();
+    let source = match job.unit {
+        Some(unit) => job.source.only(unit),
+        None => job.source.clone(),
+    };
     let read = move |context: ScanContext, sink: RecordSink| async move {
         source.scan(context, sink).await
     };
@@ -216,17 +316,43 @@ pub async fn scan_source(
         name: job.name,
         timeout: job.timeout,
         settings: job.settings,
+        unit: job.unit,
+        lease: job.lease,
+        keep_alive: job.keep_alive,
     };
     scan_with(target, read, rules, store, now, stop).await
 }
 
 /// What [`scan_with`] scans: the source's name, `scan_timeout` and settings
-/// fingerprint.
-#[derive(Debug, Clone, Copy)]
+/// fingerprint, the unit, and how the scan's lease is kept.
+#[derive(Clone, Copy)]
 struct Target<'a> {
     name: &'a str,
     timeout: std::time::Duration,
     settings: u64,
+    unit: Option<&'a Unit>,
+    lease: std::time::Duration,
+    keep_alive: Option<&'a KeepAlive>,
+}
+
+impl<'a> Target<'a> {
+    /// All of source `name`, under the default lease.
+    #[cfg(test)]
+    fn whole(name: &'a str, timeout: std::time::Duration, settings: u64) -> Target<'a> {
+        Target {
+            name,
+            timeout,
+            settings,
+            unit: None,
+            lease: LEASE,
+            keep_alive: None,
+        }
+    }
+
+    /// The name the scan's lease and memory of records checked go by.
+    fn lease_name(&self) -> &'a str {
+        self.unit.map_or(self.name, |unit| unit.name.as_str())
+    }
 }
 
 /// [`scan_source`] over any reader: `read` is started in a task of its own
@@ -244,19 +370,28 @@ where
 {
     let Target {
         name,
-        timeout,
+        timeout: _,
         settings,
+        unit,
+        lease,
+        keep_alive: _,
     } = target;
     let source_rules = rules.for_source(name);
-    let conflict_rules = source_rules.conflict_rules();
+    // A unit's scan leaves conflicts to be judged once its source's units
+    // are all done (the fleet does it, once).
+    let conflict_rules = match unit {
+        Some(_) => Vec::new(),
+        None => source_rules.conflict_rules(),
+    };
     let owned_name = name.to_owned();
+    let lease_name = target.lease_name().to_owned();
     let judges_erasures = source_rules.judges_erasures();
     let importer = rules.clone();
     let checked_key = crate::checked::key(&source_rules);
     let checked_plan = checked_key.map(|key| crate::checked::plan(&source_rules, key));
     let (scan_id, checkpoints, erasures, saved_cache, saved_checked) =
         with_store(store, move |store| {
-            store.take_lease(&owned_name, Utc::now(), lease_until())?;
+            store.take_lease(&lease_name, Utc::now(), lease_until(lease))?;
             // The erasure register, when there is one, is read at every scan: a
             // register with bad lines is refused whole (its line numbers logged,
             // never its content), and what the store holds stays.
@@ -274,7 +409,7 @@ where
             };
             let checkpoints = store.checkpoints(&owned_name)?;
             let cache = store.record_cache(&owned_name)?;
-            let checked = store.checked_plan(&owned_name)?;
+            let checked = store.checked_plan(&lease_name)?;
             Ok((
                 store.begin_scan(&owned_name, now)?,
                 checkpoints,
@@ -285,7 +420,12 @@ where
         })
         .await?;
     let source_rules = source_rules.with_erasures(Arc::new(erasures));
-    let records = RecordMemory::load(name, &source_rules, settings, saved_cache, now);
+    // The record cache is the whole source's: a unit's scan neither uses
+    // nor changes it.
+    let records = match unit {
+        Some(_) => None,
+        None => RecordMemory::load(name, &source_rules, settings, saved_cache, now),
+    };
     let checked = checked_key
         .zip(checked_plan)
         .map(|(key, plan)| CheckedMemory {
@@ -294,8 +434,7 @@ where
             remembered: saved_checked == Some(plan),
         });
     let scan = Started {
-        name,
-        timeout,
+        target,
         scan_id,
         checkpoints,
         records,
@@ -304,21 +443,20 @@ where
         now,
     };
     let result = run_scan(scan, read, source_rules, conflict_rules, store, stop).await;
-    let owned_name = name.to_owned();
-    let released = with_store(store, move |store| store.release_lease(&owned_name)).await;
+    let lease_name = target.lease_name().to_owned();
+    let released = with_store(store, move |store| store.release_lease(&lease_name)).await;
     let outcome = result?;
     released?;
     Ok(outcome)
 }
 
-fn lease_until() -> DateTime<Utc> {
-    Utc::now() + chrono::TimeDelta::from_std(LEASE).unwrap_or(chrono::TimeDelta::seconds(60))
+fn lease_until(lease: std::time::Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::seconds(60))
 }
 
 /// A scan that has its lease and its row in the store.
 struct Started<'a> {
-    name: &'a str,
-    timeout: std::time::Duration,
+    target: Target<'a>,
     scan_id: i64,
     checkpoints: std::collections::BTreeMap<String, String>,
     records: Option<RecordMemory>,
@@ -449,8 +587,7 @@ where
     F: std::future::Future<Output = Result<ScanReport, ConnectorError>> + Send + 'static,
 {
     let Started {
-        name,
-        timeout,
+        target,
         scan_id,
         checkpoints,
         records: memory,
@@ -458,6 +595,15 @@ where
         exceptions,
         now,
     } = scan;
+    let Target {
+        name,
+        timeout,
+        unit,
+        lease,
+        keep_alive,
+        ..
+    } = target;
+    let lease_name = target.lease_name();
     // Findings this scan recorded are marked with the exceptions covering
     // them before the scan's open count is taken.
     let apply_exceptions =
@@ -502,7 +648,7 @@ where
     let mut connector = tokio::spawn(read(context, sink));
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
-    let mut renew = tokio::time::interval(LEASE / 3);
+    let mut renew = tokio::time::interval(lease / 3);
     renew.tick().await;
     let mut stopped: Option<(Stopped, tokio::time::Instant)> = None;
     let scanned = loop {
@@ -534,11 +680,20 @@ where
                 connector.abort();
                 break Err(ConnectorError::Cancelled);
             }
-            _ = renew.tick() => {
-                let owned = name.to_owned();
+            _ = renew.tick(), if stopped.is_none() => {
+                let owned = lease_name.to_owned();
                 // A store that does not answer now will be reported by the
                 // scan's own writes; the lease then simply runs out.
-                let _ = with_store(store, move |store| store.renew_lease(&owned, lease_until())).await;
+                let renewed = with_store(store, move |store| store.renew_lease(&owned, lease_until(lease))).await;
+                let kept = match keep_alive {
+                    Some(keep_alive) => keep_alive().await,
+                    None => true,
+                };
+                if matches!(renewed, Ok(false)) || !kept {
+                    tracing::warn!(source = %name, "Scan lease lost (another process has taken the work); stopping the scan.");
+                    scan_flag.cancel();
+                    stopped = Some((Stopped::LeaseLost, tokio::time::Instant::now()));
+                }
             }
         }
     };
@@ -552,6 +707,11 @@ where
                 ),
             })
         }
+        (Err(ConnectorError::Cancelled), Some((Stopped::LeaseLost, _)))
+        | (Ok(_), Some((Stopped::LeaseLost, _))) => Err(ConnectorError::Unavailable {
+            kind: "lease_lost",
+            message: "the scan's lease ran out and another process took the work".to_owned(),
+        }),
         (scanned, _) => scanned,
     };
     let (consumed, judged, source_rules) = match consumer.await {
@@ -591,6 +751,8 @@ where
                     report.carried.extend(scope);
                     update
                 }
+                // A unit's scan leaves the source's record cache alone.
+                None if unit.is_some() => RecordCacheUpdate::Keep,
                 None => RecordCacheUpdate::Clear,
             };
             let problems: Vec<(ProblemKind, u64)> =
@@ -615,12 +777,15 @@ where
             let notes = report.notes.clone();
             let work = report.work.clone();
             let source_name_for_exceptions = owned_name.clone();
+            let memory_name = lease_name.to_owned();
+            let within = unit.map(|unit| unit.prefixes.clone()).unwrap_or_default();
             let tally = with_store(store, move |store| {
                 let end = ScanEnd {
                     status,
                     records,
                     problems: &stored_problems,
                     unread_prefixes: &report.unread_prefixes,
+                    within: &within,
                     carried: &report.carried,
                     checkpoints: &report.checkpoints,
                     conflict_rules: &conflict_rules,
@@ -630,7 +795,8 @@ where
                 apply_exceptions(store, &source_name_for_exceptions)?;
                 let tally = store.finish_scan(scan_id, &end)?;
                 if let Some((checked, judged, rules)) = counting {
-                    let source = &source_name_for_exceptions;
+                    // A unit keeps its own memory of records checked.
+                    let source = &memory_name;
                     let previous = match checked.remembered {
                         true => store.checked_memory(source)?,
                         false => None,
@@ -948,11 +1114,7 @@ mod tests {
     where
         F: std::future::Future<Output = Result<ScanReport, ConnectorError>> + Send + 'static,
     {
-        let target = Target {
-            name: "s",
-            timeout,
-            settings: 0,
-        };
+        let target = Target::whole("s", timeout, 0);
         scan_with(target, read, rules, store, Utc::now(), &quick_stop()).await
     }
 
@@ -1074,12 +1236,12 @@ mod tests {
             ));
         let source_config = &config.sources[0];
         let source = Source::build(source_config).expect("source");
-        let job = Job {
-            name: &source_config.name,
-            source: &source,
-            timeout: Duration::from_secs(60),
-            settings: source_config.fingerprint(),
-        };
+        let job = Job::whole(
+            &source_config.name,
+            &source,
+            Duration::from_secs(60),
+            source_config.fingerprint(),
+        );
         let outcome = scan_source(job, &rules, store, now, &quick_stop())
             .await
             .expect("scan");

@@ -74,6 +74,17 @@ impl Schedule {
             .map(|next| next.with_timezone(&Utc))
     }
 
+    /// The last time at or before `at` that matches, read in `zone`: the tick
+    /// a fleet's units are due for ([`crate::fleet`]). `None` when the pattern
+    /// never matched.
+    pub fn last_at_or_before(&self, at: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
+        let local = at.with_timezone(&zone);
+        self.cron
+            .find_previous_occurrence(&local, true)
+            .ok()
+            .map(|previous| previous.with_timezone(&Utc))
+    }
+
     /// How many matching times fall in `(after, until]`, counting at most `cap`:
     /// the ticks a scan that ran over them made late.
     pub fn ticks_between(
@@ -170,6 +181,31 @@ mod tests {
         assert_eq!(
             daily.next_after(utc("2026-10-24T12:00:00Z"), stockholm),
             Some(utc("2026-10-25T02:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn the_last_tick_is_the_latest_matching_time_not_after_now() {
+        let stockholm: Tz = chrono_tz::Europe::Stockholm;
+        let daily = schedule("0 0 3 * * *");
+        assert_eq!(
+            daily.last_at_or_before(utc("2026-01-10T12:00:00Z"), stockholm),
+            Some(utc("2026-01-10T02:00:00Z"))
+        );
+        // Before today's 03:00 it is yesterday's; exactly at it, today's.
+        assert_eq!(
+            daily.last_at_or_before(utc("2026-01-10T01:59:59Z"), stockholm),
+            Some(utc("2026-01-09T02:00:00Z"))
+        );
+        assert_eq!(
+            daily.last_at_or_before(utc("2026-01-10T02:00:00Z"), stockholm),
+            Some(utc("2026-01-10T02:00:00Z"))
+        );
+        // Every tick leads to the next one: last tick, then next after it.
+        let tick = daily.last_at_or_before(utc("2026-03-28T12:00:00Z"), stockholm);
+        assert_eq!(
+            tick.and_then(|tick| daily.next_after(tick, stockholm)),
+            Some(utc("2026-03-29T01:00:00Z"))
         );
     }
 

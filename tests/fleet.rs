@@ -59,12 +59,12 @@ fn three_instances_take_every_unit_once_per_tick_and_never_together() {
             let mut workers = Vec::new();
             for instance in ["a", "b", "c"] {
                 let fleet = Fleet::connect(&config, instance).await.expect("connect");
-                fleet.register(&all).await.expect("register");
+                fleet.register("mail", &all).await.expect("register");
                 let (held, taken) = (held.clone(), taken.clone());
                 workers.push(tokio::spawn(async move {
                     loop {
                         let leases = fleet
-                            .claim(tick, Duration::from_secs(60), 2)
+                            .claim("mail", tick, Duration::from_secs(60), 2)
                             .await
                             .expect("claim");
                         if leases.is_empty() {
@@ -121,7 +121,7 @@ fn three_instances_take_every_unit_once_per_tick_and_never_together() {
         // A tick already done offers nothing again.
         let late = Fleet::connect(&config, "d").await.expect("connect");
         assert!(
-            late.claim(2_000, Duration::from_secs(60), 100)
+            late.claim("mail", 2_000, Duration::from_secs(60), 100)
                 .await
                 .expect("claim")
                 .is_empty()
@@ -135,17 +135,17 @@ fn a_crashed_holders_units_are_taken_over_when_the_lease_runs_out() {
     runtime().block_on(async {
         let crashed = Fleet::connect(&config, "crashed").await.expect("connect");
         let other = Fleet::connect(&config, "other").await.expect("connect");
-        crashed.register(&units(3)).await.expect("register");
+        crashed.register("mail", &units(3)).await.expect("register");
         let lease = Duration::from_secs(2);
-        let held = crashed.claim(7, lease, 3).await.expect("claim");
+        let held = crashed.claim("mail", 7, lease, 3).await.expect("claim");
         assert_eq!(held.len(), 3);
         // While the leases run, nobody else gets the units.
-        assert!(other.claim(7, lease, 3).await.expect("claim").is_empty());
+        assert!(other.claim("mail", 7, lease, 3).await.expect("claim").is_empty());
         // Renewed, they stay.
         assert!(crashed.renew(&held[0].unit, lease).await.expect("renew"));
         // The holder dies: nothing renews. Past the lease, the other takes over.
         tokio::time::sleep(Duration::from_millis(2_500)).await;
-        let taken = other.claim(7, lease, 3).await.expect("claim");
+        let taken = other.claim("mail", 7, lease, 3).await.expect("claim");
         assert_eq!(
             taken.iter().map(|l| l.unit.as_str()).collect::<Vec<_>>(),
             held.iter().map(|l| l.unit.as_str()).collect::<Vec<_>>()
@@ -158,7 +158,7 @@ fn a_crashed_holders_units_are_taken_over_when_the_lease_runs_out() {
         assert_eq!(other.leased().await.expect("leased"), 3);
         // A released unit (a failed scan) can be taken again for the same tick.
         other.release(&taken[0].unit).await.expect("release");
-        let again = crashed.claim(7, lease, 3).await.expect("claim");
+        let again = crashed.claim("mail", 7, lease, 3).await.expect("claim");
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].unit, taken[0].unit);
     });

@@ -487,6 +487,7 @@ fn scan(store: &mut Store, source: &str, when: &str, findings: &[NewFinding], fa
                     records: findings.len() as u64 + 10,
                     problems: &[],
                     unread_prefixes: &[],
+                    within: &[],
                     carried: &[],
                     checkpoints: &BTreeMap::new(),
                     conflict_rules: &[],

@@ -71,6 +71,7 @@ fn end<'a>(
         records: 10,
         problems: &[("unreadable", 1)],
         unread_prefixes: &[],
+        within: &[],
         carried,
         checkpoints,
         conflict_rules,

@@ -23,6 +23,7 @@
 
 pub mod http;
 pub mod reporting;
+pub mod fleet;
 pub mod scheduler;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -85,6 +86,9 @@ pub enum DaemonError {
     /// The pseudonym key could not be read or made.
     #[error(transparent)]
     Key(#[from] crate::privacy::KeyError),
+    /// The fleet's lease table could not be reached.
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
 }
 
 impl DaemonError {
@@ -100,6 +104,7 @@ impl DaemonError {
             DaemonError::Listen { .. } => "listen",
             DaemonError::Signals(_) => "signals",
             DaemonError::Key(_) => "pseudonym_key",
+            DaemonError::Fleet(_) => "fleet",
         }
     }
 }
@@ -190,6 +195,22 @@ pub async fn run(path: PathBuf) -> Result<(), DaemonError> {
     let store = tokio::task::spawn_blocking(move || Store::for_config(&store_config))
         .await
         .map_err(|error| RunError::Worker(error.to_string()))??;
+    let fleet = match (&loaded.config.fleet, &loaded.config.store) {
+        (Some(settings), Some(store_config)) => {
+            let connection = crate::fleet::FleetConfig {
+                url: store_config.url.clone(),
+                password: store_config.password.clone(),
+            };
+            let joined = crate::fleet::Fleet::connect(&connection, store.holder()).await?;
+            tracing::info!(
+                instance = %store.holder(),
+                lease_seconds = settings.lease_seconds,
+                "Sharing the work with the other instances on the store."
+            );
+            Some(Arc::new(fleet::FleetShared::new(joined, settings.clone())))
+        }
+        _ => None,
+    };
     let shared = Arc::new(Shared {
         store: Arc::new(Mutex::new(store)),
         metrics: Metrics::new()?,
@@ -215,13 +236,15 @@ pub async fn run(path: PathBuf) -> Result<(), DaemonError> {
 
     let mut sources = JoinSet::new();
     let mut started: BTreeSet<String> = BTreeSet::new();
-    start_sources(
-        &shared,
-        &config_receiver,
-        &history,
-        &mut sources,
-        &mut started,
-    );
+    let starter = Starter {
+        shared: shared.clone(),
+        config: config_receiver.clone(),
+        fleet,
+    };
+    starter.start(&history, &mut sources, &mut started);
+    if starter.fleet.is_some() {
+        sources.spawn(fleet::gauges_loop(shared.clone(), config_receiver.clone()));
+    }
     sources.spawn(reporting::report_loop(
         shared.clone(),
         config_receiver.clone(),
@@ -240,13 +263,7 @@ pub async fn run(path: PathBuf) -> Result<(), DaemonError> {
             _ = hangups.recv() => {
                 notify(Notice::Reloading);
                 reload(&path, &shared, &config_sender).await;
-                start_sources(
-                    &shared,
-                    &config_receiver,
-                    &BTreeMap::new(),
-                    &mut sources,
-                    &mut started,
-                );
+                starter.start(&BTreeMap::new(), &mut sources, &mut started);
                 notify(Notice::Ready);
             }
             _ = terminations.recv() => break,
@@ -317,28 +334,46 @@ async fn restore_metrics(shared: &Arc<Shared>, loaded: &Loaded) -> Result<Histor
     Ok(history)
 }
 
-fn start_sources(
-    shared: &Arc<Shared>,
-    config: &watch::Receiver<Arc<Loaded>>,
-    history: &History,
-    tasks: &mut JoinSet<()>,
-    started: &mut BTreeSet<String>,
-) {
-    let names: Vec<String> = config.borrow().sources.keys().cloned().collect();
-    for name in names {
-        if started.contains(&name) {
-            continue;
+/// What starts the per-source tasks, at start and after a reload.
+struct Starter {
+    shared: Arc<Shared>,
+    config: watch::Receiver<Arc<Loaded>>,
+    /// With `[fleet]`: the sources' units are shared with other instances.
+    fleet: Option<Arc<fleet::FleetShared>>,
+}
+
+impl Starter {
+    /// Start a task for every source that has none yet.
+    fn start(&self, history: &History, tasks: &mut JoinSet<()>, started: &mut BTreeSet<String>) {
+        let names: Vec<String> = self.config.borrow().sources.keys().cloned().collect();
+        for name in names {
+            if started.contains(&name) {
+                continue;
+            }
+            match &self.fleet {
+                Some(fleet) => {
+                    tasks.spawn(fleet::source_loop(
+                        name.clone(),
+                        self.shared.clone(),
+                        fleet.clone(),
+                        self.config.clone(),
+                    ));
+                }
+                None => {
+                    // At start, `history` says whether a run was missed; a
+                    // source added by a reload is not in it and scans at once,
+                    // as a new source does at start.
+                    let catch_up = history.get(&name).copied().unwrap_or(true);
+                    tasks.spawn(scheduler::source_loop(
+                        name.clone(),
+                        self.shared.clone(),
+                        self.config.clone(),
+                        catch_up,
+                    ));
+                }
+            }
+            started.insert(name);
         }
-        // At start, `history` says whether a run was missed; a source added by
-        // a reload is not in it and scans at once, as a new source does at start.
-        let catch_up = history.get(&name).copied().unwrap_or(true);
-        tasks.spawn(scheduler::source_loop(
-            name.clone(),
-            shared.clone(),
-            config.clone(),
-            catch_up,
-        ));
-        started.insert(name);
     }
 }
 
@@ -390,9 +425,10 @@ async fn reload(path: &Path, shared: &Arc<Shared>, sender: &watch::Sender<Arc<Lo
         if running.config.daemon.listen != loaded.config.daemon.listen
             || running.config.daemon.state_dir != loaded.config.daemon.state_dir
             || store_url(&running.config) != store_url(&loaded.config)
+            || running.config.fleet != loaded.config.fleet
         {
             tracing::warn!(
-                "daemon.listen, daemon.state_dir and [store] take effect at the next restart; the rest of the config is reloaded."
+                "daemon.listen, daemon.state_dir, [store] and [fleet] take effect at the next restart; the rest of the config is reloaded."
             );
         }
     }

@@ -119,18 +119,13 @@ async fn scan_now(
     shared.metrics.scan_running(name, true);
     tracing::info!(source = %name, "Scan started.");
     let started = Instant::now();
-    let job = scan::Job {
-        name,
-        source: &source.source,
-        timeout: source.timeout,
-        settings: source.settings,
-    };
+    let job = scan::Job::whole(name, &source.source, source.timeout, source.settings);
     let result =
         scan::scan_source(job, &loaded.rules, &shared.store, Utc::now(), &shared.stop).await;
     let duration = started.elapsed().as_secs_f64();
     shared.metrics.scan_running(name, false);
     match result {
-        Ok(outcome) => record(&outcome, duration, loaded, shared).await,
+        Ok(outcome) => record(&outcome, duration, loaded, shared, true).await,
         Err(scan::RunError::Store(crate::store::StoreError::Leased { .. })) => {
             // Another process (a `scan --once`, another instance) is scanning
             // it: this tick is skipped, as when the previous scan still runs.
@@ -146,7 +141,16 @@ async fn scan_now(
     }
 }
 
-async fn record(outcome: &ScanOutcome, duration: f64, loaded: &Loaded, shared: &Arc<Shared>) {
+/// Take a finished scan into the metrics and the log. With `read_open`, the
+/// open-violation gauges are read from the store again (a fleet's instances
+/// leave that to [`super::fleet::gauges_loop`]).
+pub(super) async fn record(
+    outcome: &ScanOutcome,
+    duration: f64,
+    loaded: &Loaded,
+    shared: &Arc<Shared>,
+    read_open: bool,
+) {
     let scan_id = outcome.scan_id;
     let retention = loaded.config.daemon.retention.clone();
     let store_view = with_store(&shared.store, move |store| {
@@ -155,15 +159,16 @@ async fn record(outcome: &ScanOutcome, duration: f64, loaded: &Loaded, shared: &
         if let Some(cutoff) = retention.before(Utc::now()) {
             store.prune(cutoff)?;
         }
-        Ok((
-            store.scan_changes(scan_id)?,
-            store.open_summary(Utc::now())?,
-        ))
+        let open = match read_open {
+            true => Some(store.open_summary(Utc::now())?),
+            false => None,
+        };
+        Ok((store.scan_changes(scan_id)?, open))
     })
     .await;
     // Unreadable, the open-violation gauges keep their values rather than drop.
     let (changes, open) = match store_view {
-        Ok((changes, open)) => (changes, Some(open)),
+        Ok((changes, open)) => (changes, open),
         Err(error) => {
             tracing::error!(source = %outcome.source, error = %error, "Could not read the store after a scan.");
             (Vec::new(), None)

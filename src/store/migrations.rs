@@ -247,4 +247,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (source, rule)
     );
     "#,
+    // 16: which process runs a scan, so that a scan left `running` by a
+    // process that died (in a fleet, where the store is shared and no
+    // process may fail every running scan at start) is failed once its
+    // process holds no lease any more.
+    r#"
+    ALTER TABLE scans ADD COLUMN holder TEXT;
+    "#,
 ];

@@ -392,6 +392,12 @@ pub struct ScanEnd<'a> {
     pub problems: &'a [(&'a str, u64)],
     /// Record-path prefixes that could not be read.
     pub unread_prefixes: &'a [String],
+    /// A scan of one unit of a source (an IMAP account, see
+    /// [`crate::scan::Unit`]): the record-path prefixes it covers. Nothing
+    /// outside them is decided: findings, conflict keys, identity entries and
+    /// checkpoints there stay as other units' scans left them. Empty: the
+    /// whole source.
+    pub within: &'a [String],
     /// Places read incrementally.
     pub carried: &'a [CarriedScope],
     /// The connector's new checkpoints (replace the old ones).
@@ -817,20 +823,37 @@ impl Store {
         until: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let holder = self.holder.clone();
+        // A unit's lease (`source` + UNIT_SEPARATOR + unit) and its whole
+        // source's exclude each other: a scan of the whole source and one of
+        // an account in it never run at once.
+        let whole = source
+            .split_once(crate::scan::UNIT_SEPARATOR)
+            .map_or(source, |(whole, _)| whole);
+        let units = format!("{whole}{}", crate::scan::UNIT_SEPARATOR);
         db::transaction(self.db(), true, |db| {
             // Locked against another process taking it meanwhile: SQLite's
-            // write lock, PostgreSQL's row lock.
-            let lock = match db.engine() {
-                db::Engine::Sqlite => "",
-                db::Engine::Postgres => " FOR UPDATE",
-            };
+            // write lock, PostgreSQL's lock on the source's name (rows that
+            // are not there yet cannot be locked).
+            if db.engine() == db::Engine::Postgres {
+                db.query(
+                    "SELECT pg_advisory_xact_lock(hashtext($1))",
+                    &[Value::from(whole)],
+                )?;
+            }
             let current = db.query(
-                &format!("SELECT holder, expires_at FROM scan_leases WHERE source = $1{lock}"),
-                &[Value::from(source)],
+                "SELECT holder, expires_at, source FROM scan_leases
+                 WHERE source = $1 OR source = $2 OR substr(source, 1, $3) = $4",
+                &[
+                    Value::from(source),
+                    Value::from(whole),
+                    Value::from(units.chars().count() as i64),
+                    Value::from(units.as_str()),
+                ],
             )?;
-            if let Some(row) = current.first() {
-                let (current_holder, expires_at) = (row.text(0)?, row.int(1)?);
-                if current_holder != holder && expires_at >= now.timestamp() {
+            for row in &current {
+                let (current_holder, expires_at, name) = (row.text(0)?, row.int(1)?, row.text(2)?);
+                let overlaps = name == source || name == whole || source == whole;
+                if overlaps && current_holder != holder && expires_at >= now.timestamp() {
                     return Err(StoreError::Leased {
                         name: source.to_owned(),
                         holder: current_holder,
@@ -876,9 +899,29 @@ impl Store {
         source: &str,
         started_at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
+        // Scans of this source left `running` by a process that holds no
+        // lease any more (it died) failed: nothing is scanning them.
+        self.db().execute(
+            "UPDATE scans SET status = 'failed', error_kind = 'interrupted',
+                 error_message = 'the tillsyn process running the scan stopped before it finished',
+                 finished_at = $3
+             WHERE source = $1 AND status = 'running' AND holder IS NOT NULL AND holder <> $2
+               AND NOT EXISTS (SELECT 1 FROM scan_leases l
+                               WHERE l.holder = scans.holder AND l.expires_at >= $3)",
+            &[
+                Value::from(source),
+                Value::from(self.holder.as_str()),
+                Value::from(Utc::now().timestamp()),
+            ],
+        )?;
         let inserted = self.db().query(
-            "INSERT INTO scans (source, started_at, status) VALUES ($1, $2, 'running') RETURNING id",
-            &[Value::from(source), Value::from(started_at.timestamp())],
+            "INSERT INTO scans (source, started_at, status, holder) VALUES ($1, $2, 'running', $3)
+             RETURNING id",
+            &[
+                Value::from(source),
+                Value::from(started_at.timestamp()),
+                Value::from(self.holder.as_str()),
+            ],
         )?;
         Ok(inserted
             .first()
@@ -991,7 +1034,7 @@ impl Store {
                 // ones, except where it could not read or did not read again.
                 replace_older_conflict_keys(db, &source, scan_id, end)?;
                 let written = staging.write(db, scan_id, &source)?;
-                if end.unread_prefixes.is_empty() && end.carried.is_empty() {
+                if whole_and_read(end) {
                     db.execute(
                         "DELETE FROM identity_segments WHERE source = $1 AND scan_id < $2",
                         &[Value::from(source.as_str()), Value::from(scan_id)],
@@ -1025,10 +1068,11 @@ impl Store {
                 let mut resolving: Vec<Vec<Value>> = Vec::new();
                 for row in &unseen {
                     let (id, path) = (row.int(0)?, row.text(1)?);
-                    if end
-                        .unread_prefixes
-                        .iter()
-                        .any(|prefix| under(&path, prefix))
+                    if outside(end, &path)
+                        || end
+                            .unread_prefixes
+                            .iter()
+                            .any(|prefix| under(&path, prefix))
                     {
                         continue;
                     }
@@ -1083,10 +1127,30 @@ impl Store {
                         )?;
                     }
                 }
-                db.execute(
-                    "DELETE FROM checkpoints WHERE source = $1",
-                    &[Value::from(source.as_str())],
-                )?;
+                if end.within.is_empty() {
+                    db.execute(
+                        "DELETE FROM checkpoints WHERE source = $1",
+                        &[Value::from(source.as_str())],
+                    )?;
+                } else {
+                    // A unit's scan replaces the checkpoints of its own
+                    // places only (keys are record-path prefixes).
+                    let older = db.query(
+                        "SELECT key FROM checkpoints WHERE source = $1",
+                        &[Value::from(source.as_str())],
+                    )?;
+                    let mut inside: Vec<Vec<Value>> = Vec::new();
+                    for row in &older {
+                        let key = row.text(0)?;
+                        if !outside(end, &key) {
+                            inside.push(vec![Value::from(source.as_str()), Value::from(key)]);
+                        }
+                    }
+                    db.execute_many(
+                        "DELETE FROM checkpoints WHERE source = $1 AND key = $2",
+                        inside,
+                    )?;
+                }
                 for (key, value) in end.checkpoints {
                     db.execute(
                         "INSERT INTO checkpoints (source, key, value, updated_at)
@@ -1116,6 +1180,33 @@ impl Store {
                 resolved,
                 open,
             })
+        })
+    }
+
+    /// Judge `conflict_rules` again from every source's latest keys, outside
+    /// a scan: a fleet does it once for a source whose units were scanned one
+    /// by one (their scans leave it out). Conflicts no longer there resolve,
+    /// marked with the newest scan. Returns how many resolved.
+    pub fn judge_conflicts(
+        &mut self,
+        conflict_rules: &[(String, &'static str)],
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        db::transaction(self.db(), true, |db| {
+            let newest = db
+                .query("SELECT max(id) FROM scans", &[])?
+                .first()
+                .map(|row| row.opt_int(0))
+                .transpose()?
+                .flatten();
+            let Some(newest) = newest else {
+                return Ok(0);
+            };
+            let mut resolved = 0;
+            for (rule, severity) in conflict_rules {
+                resolved += judge_conflicts(db, rule, severity, newest, at.timestamp())?;
+            }
+            Ok(resolved)
         })
     }
 
@@ -1456,8 +1547,10 @@ impl Store {
             .db()
             .query("SELECT rule, source, records FROM checked_counts", &[])?;
         for row in &counted {
-            let (rule, source, records) = (row.text(0)?, row.text(1)?, row.int(2)?.max(0) as u64);
-            groups
+            let (rule, records) = (row.text(0)?, row.int(2)?.max(0) as u64);
+            // A source scanned unit by unit counts in each unit's row.
+            let source = crate::scan::whole_source(&row.text(1)?).to_owned();
+            let checked = &mut groups
                 .entry((rule.clone(), source.clone()))
                 .or_insert(OpenGroup {
                     rule,
@@ -1467,7 +1560,8 @@ impl Store {
                     excepted: 0,
                     checked: None,
                 })
-                .checked = Some(records);
+                .checked;
+            *checked = Some(checked.unwrap_or(0) + records);
         }
         Ok(groups.into_values().collect())
     }
@@ -1685,7 +1779,9 @@ impl Store {
         })
     }
 
-    /// The records every rule checked in every source, as last counted.
+    /// The records every rule checked in every source, as last counted (a
+    /// source scanned unit by unit has a row per unit, under the source's
+    /// name).
     pub fn checked_counts(&self) -> Result<Vec<CheckedRow>, StoreError> {
         self.db()
             .query(
@@ -1697,7 +1793,7 @@ impl Store {
             .map(|row| {
                 Ok(CheckedRow {
                     rule: row.text(0)?,
-                    source: row.text(1)?,
+                    source: crate::scan::whole_source(&row.text(1)?).to_owned(),
                     records: row.int(2)?.max(0) as u64,
                     owners: owner_words(&row.blob(3)?),
                     complete: row.int(4)? != 0,
@@ -1746,9 +1842,11 @@ impl Store {
 /// the scan could not read, or where it read incrementally and the record is
 /// still there (a carried scope's own path is its folder, there too).
 fn kept(end: &ScanEnd<'_>, path: &str) -> bool {
-    end.unread_prefixes
-        .iter()
-        .any(|prefix| under_prefix(path, prefix))
+    outside(end, path)
+        || end
+            .unread_prefixes
+            .iter()
+            .any(|prefix| under_prefix(path, prefix))
         || end.carried.iter().any(|scope| {
             scope.prefix == path || (under_prefix(path, &scope.prefix) && scope.still_there(path))
         })
@@ -1758,9 +1856,17 @@ fn kept(end: &ScanEnd<'_>, path: &str) -> bool {
 /// `identity_index::Places`) is [`kept`]: it lies where the scan could not
 /// read, or in a scope read incrementally from which nothing went.
 fn keeps_all(end: &ScanEnd<'_>, place: &str) -> bool {
-    end.unread_prefixes
-        .iter()
-        .any(|prefix| under_prefix(place, prefix))
+    // A place that neither lies in the unit nor holds part of it.
+    let apart = !end.within.is_empty()
+        && end
+            .within
+            .iter()
+            .all(|prefix| !under_prefix(place, prefix) && !under_prefix(prefix, place));
+    apart
+        || end
+            .unread_prefixes
+            .iter()
+            .any(|prefix| under_prefix(place, prefix))
         || end.carried.iter().any(|scope| {
             scope.gone.is_empty()
                 && scope.present.is_none()
@@ -1777,7 +1883,7 @@ fn replace_older_conflict_keys(
     scan_id: i64,
     end: &ScanEnd<'_>,
 ) -> Result<(), StoreError> {
-    if end.unread_prefixes.is_empty() && end.carried.is_empty() {
+    if whole_and_read(end) {
         database.execute(
             "DELETE FROM conflict_keys WHERE source = $1 AND scan_id < $2",
             &[Value::from(source), Value::from(scan_id)],
@@ -1803,6 +1909,18 @@ fn replace_older_conflict_keys(
         }
     }
     Ok(())
+}
+
+/// Whether the scan read all of its source, all of it anew: then whatever
+/// older scans recorded can go wholesale.
+fn whole_and_read(end: &ScanEnd<'_>) -> bool {
+    end.within.is_empty() && end.unread_prefixes.is_empty() && end.carried.is_empty()
+}
+
+/// Whether `path` lies outside the unit a scan covered (never, for a scan
+/// of a whole source).
+fn outside(end: &ScanEnd<'_>, path: &str) -> bool {
+    !end.within.is_empty() && !end.within.iter().any(|prefix| under_prefix(path, prefix))
 }
 
 /// Whether `path` is `prefix` or lies below it (an empty prefix holds all).

@@ -75,6 +75,30 @@ impl ImapSource {
         })
     }
 
+    /// The accounts' names, as record paths begin with them.
+    pub fn account_names(&self) -> Vec<String> {
+        self.accounts
+            .iter()
+            .map(|account| account.name.clone())
+            .collect()
+    }
+
+    /// The same source reading only the accounts named in `names` (one unit
+    /// of the work, when instances share it).
+    pub fn only(&self, names: &[String]) -> ImapSource {
+        ImapSource {
+            config: self.config.clone(),
+            accounts: Arc::new(
+                self.accounts
+                    .iter()
+                    .filter(|account| names.contains(&account.name))
+                    .cloned()
+                    .collect(),
+            ),
+            tls: self.tls.clone(),
+        }
+    }
+
     /// Try every account, read-only: log in and LIST (at most
     /// `max_connections` at once). Returns what was checked, or the failures,
     /// accounts marked personal.
@@ -146,6 +170,11 @@ impl ImapSource {
     /// How many accounts it reads.
     pub fn account_count(&self) -> usize {
         self.accounts.len()
+    }
+
+    /// How many accounts it reads at once (`max_connections`).
+    pub fn max_connections(&self) -> usize {
+        self.config.max_connections.max(1)
     }
 
     /// Ask the server, account by account, for the messages that name a person
