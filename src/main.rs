@@ -167,6 +167,10 @@ enum Command {
         /// Config file.
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Serve /metrics on this address instead of `[daemon] listen`: for
+        /// several instances of a fleet on one host, from one config.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Make the monthly compliance report: write it to files, send it, or both.
     Report {
@@ -430,9 +434,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
             };
             runtime.block_on(cli::digest(&args, &mut stdout))?
         }
-        Command::Run { config } => {
+        Command::Run { config, listen } => {
             drop(stdout);
-            let result = runtime.block_on(tillsyn::daemon::run(config));
+            let result = runtime.block_on(tillsyn::daemon::run(config, listen));
             // Connector threads that did not notice the stop in time must not
             // hold the process open.
             runtime.shutdown_timeout(std::time::Duration::from_secs(2));

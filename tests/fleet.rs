@@ -140,7 +140,13 @@ fn a_crashed_holders_units_are_taken_over_when_the_lease_runs_out() {
         let held = crashed.claim("mail", 7, lease, 3).await.expect("claim");
         assert_eq!(held.len(), 3);
         // While the leases run, nobody else gets the units.
-        assert!(other.claim("mail", 7, lease, 3).await.expect("claim").is_empty());
+        assert!(
+            other
+                .claim("mail", 7, lease, 3)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
         // Renewed, they stay.
         assert!(crashed.renew(&held[0].unit, lease).await.expect("renew"));
         // The holder dies: nothing renews. Past the lease, the other takes over.

@@ -24,7 +24,8 @@
 //!   shared store, whose claims already let exactly one instance send each.
 //! - **Metrics.** Each instance counts the scans it ran. The gauges read from
 //!   the store (open violations, exceptions, records checked, oldest age) are
-//!   refreshed by every instance every [`GAUGE_REFRESH`], so every instance
+//!   refreshed by every instance every [`GAUGE_REFRESH`] (or lease, if
+//!   shorter), so every instance
 //!   exports the same values; the alert rules in `monitoring/` take `max` over
 //!   instances. `tillsyn_instance_units_leased` counts this instance's leases.
 
@@ -194,7 +195,11 @@ pub async fn source_loop(
             .and_then(|next| (next - Utc::now()).to_std().ok())
             .unwrap_or(pause);
         let free_now = running.len() < capacity;
-        let wake = if free_now { pause.min(next_tick) } else { next_tick };
+        let wake = if free_now {
+            pause.min(next_tick)
+        } else {
+            next_tick
+        };
         if wait(&shared, &mut config, &mut running, Some(wake)).await {
             break;
         }
@@ -384,12 +389,17 @@ async fn judge_conflicts_once(
     }
 }
 
-/// Read the store's gauges every [`GAUGE_REFRESH`], so every instance
-/// exports what the fleet as a whole found.
-pub async fn gauges_loop(shared: Arc<Shared>, config: watch::Receiver<Arc<Loaded>>) {
+/// Read the store's gauges every [`GAUGE_REFRESH`] (or lease, if shorter),
+/// so every instance exports what the fleet as a whole found.
+pub async fn gauges_loop(
+    shared: Arc<Shared>,
+    fleet: Arc<FleetShared>,
+    config: watch::Receiver<Arc<Loaded>>,
+) {
+    let every = GAUGE_REFRESH.min(fleet.lease());
     loop {
         tokio::select! {
-            () = tokio::time::sleep(GAUGE_REFRESH) => {}
+            () = tokio::time::sleep(every) => {}
             () = shared.stop.flag.cancelled() => return,
         }
         let loaded = config.borrow().clone();

@@ -21,9 +21,9 @@
 //! `WATCHDOG=1` at half the `WatchdogSec=` interval, from a task that also checks
 //! the store answers, so a wedged store stops the pings.
 
+pub mod fleet;
 pub mod http;
 pub mod reporting;
-pub mod fleet;
 pub mod scheduler;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -177,8 +177,9 @@ pub struct Shared {
     pub stop: Stop,
 }
 
-/// Run the daemon with the config at `path` until SIGTERM or SIGINT.
-pub async fn run(path: PathBuf) -> Result<(), DaemonError> {
+/// Run the daemon with the config at `path` until SIGTERM or SIGINT, serving
+/// its endpoints on `listen` when given, else on `[daemon] listen`.
+pub async fn run(path: PathBuf, listen: Option<SocketAddr>) -> Result<(), DaemonError> {
     let mut hangups = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     let mut terminations = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut interrupts = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
@@ -189,7 +190,7 @@ pub async fn run(path: PathBuf) -> Result<(), DaemonError> {
     })
     .await
     .map_err(|error| RunError::Worker(error.to_string()))??;
-    let listen = loaded.config.daemon.listen;
+    let listen = listen.unwrap_or(loaded.config.daemon.listen);
     let grace = Duration::from_secs(loaded.config.daemon.shutdown_grace_seconds);
     let store_config = loaded.config.clone();
     let store = tokio::task::spawn_blocking(move || Store::for_config(&store_config))
@@ -242,8 +243,12 @@ pub async fn run(path: PathBuf) -> Result<(), DaemonError> {
         fleet,
     };
     starter.start(&history, &mut sources, &mut started);
-    if starter.fleet.is_some() {
-        sources.spawn(fleet::gauges_loop(shared.clone(), config_receiver.clone()));
+    if let Some(fleet) = &starter.fleet {
+        sources.spawn(fleet::gauges_loop(
+            shared.clone(),
+            fleet.clone(),
+            config_receiver.clone(),
+        ));
     }
     sources.spawn(reporting::report_loop(
         shared.clone(),

@@ -835,7 +835,7 @@ impl Store {
             // write lock, PostgreSQL's lock on the source's name (rows that
             // are not there yet cannot be locked).
             if db.engine() == db::Engine::Postgres {
-                db.query(
+                db.execute(
                     "SELECT pg_advisory_xact_lock(hashtext($1))",
                     &[Value::from(whole)],
                 )?;
@@ -1007,6 +1007,16 @@ impl Store {
                 .first()
                 .ok_or(StoreError::Missing("scans"))?
                 .text(0)?;
+            // Scans of units of one source, by instances sharing PostgreSQL,
+            // finish one at a time: each rewrites the source's identity
+            // segments, conflict keys and checkpoints. (SQLite's write lock
+            // does this by itself.)
+            if db.engine() == db::Engine::Postgres {
+                db.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext($1))",
+                    &[Value::from(format!("finish:{source}"))],
+                )?;
+            }
             db.execute(
                 "UPDATE scans SET status = $2, finished_at = $3, records = $4 WHERE id = $1",
                 &[

@@ -71,12 +71,24 @@ impl Daemon {
     /// Start `tillsyn run --config config`, logging to `dir/daemon.log`, with
     /// extra environment `env`; returns once `/healthz` answers.
     pub fn start(config: &Path, port: u16, dir: &Path, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with_args(config, port, dir, env, &[])
+    }
+
+    /// [`Daemon::start`] with more arguments to `tillsyn run`.
+    pub fn start_with_args(
+        config: &Path,
+        port: u16,
+        dir: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Daemon {
         let log = unique(dir.join("daemon.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_tillsyn"));
         command
             .args(["run", "--config"])
             .arg(config)
+            .args(args)
             .env("TILLSYN_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
