@@ -27,12 +27,6 @@ mod postgres;
 #[path = "../tests/common/process.rs"]
 mod process;
 
-/// For the PostgreSQL harness: it runs the server as `nobody` when root.
-fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

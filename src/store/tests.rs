@@ -8,6 +8,53 @@ use tillsyn_connectors::CarriedScope;
 
 use super::*;
 
+// The real-server harness of the integration tests, shared here so that
+// these tests run on PostgreSQL too.
+#[allow(dead_code)]
+#[path = "../../tests/common/process.rs"]
+mod process;
+
+#[allow(clippy::panic)]
+#[path = "../../tests/common/postgres.rs"]
+mod postgres;
+
+/// Run `test` on SQLite in a temporary directory, then on a database of its
+/// own in the PostgreSQL these tests share. `test` gets the way to open a
+/// store, and may open a second one (another process, on SQLite; another
+/// connection, on PostgreSQL). Tests of what only one engine has (SQLite's
+/// files, its lock, its `--dry-run` copy) open SQLite themselves.
+fn on_both_engines(name: &str, test: impl Fn(&dyn Fn() -> Store)) {
+    static SERVER: std::sync::OnceLock<postgres::Postgres> = std::sync::OnceLock::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    eprintln!("{name}: on SQLite");
+    test(&|| Store::open(dir.path()).expect("open on SQLite"));
+    let server = SERVER.get_or_init(postgres::Postgres::start);
+    let database: String = name.chars().take(40).collect();
+    server.psql(&format!("CREATE DATABASE {database}"));
+    let url = format!(
+        "postgres://{}@127.0.0.1:{}/{database}",
+        postgres::USER,
+        server.port
+    );
+    eprintln!("{name}: on PostgreSQL");
+    test(&|| {
+        Store::open_postgres(&url, Some(postgres::PASSWORD.as_bytes())).expect("open on PostgreSQL")
+    });
+}
+
+/// A conflict key of rule `c` at `path`.
+fn key(path: &str) -> NewConflictKey {
+    NewConflictKey {
+        rule: "c".into(),
+        side: "forbidden",
+        key: path.into(),
+        record_id: path.into(),
+        record_path: path.into(),
+        record_kind: "message",
+        owner: None,
+    }
+}
+
 /// Finish scan `id` at `now` as complete, with these carried scopes.
 fn finish_carried(
     store: &mut Store,
@@ -97,145 +144,147 @@ fn holding(store: &Store, hash: [u8; 16]) -> Vec<String> {
 
 #[test]
 fn identity_rows_follow_their_records() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = Store::open(dir.path()).expect("open");
-    let now = Utc::now();
-    let person = [1; 16];
-    let other = [2; 16];
-    // Scan 1 reads three messages; the person is in two.
-    let first = store.begin_scan("mail", now).expect("begin");
-    store
-        .record_rows(
-            first,
-            "mail",
-            &[
-                identity(person, "anna/INBOX/1"),
-                identity(person, "anna/INBOX/2"),
-                identity(other, "anna/INBOX/3"),
-            ],
-        )
-        .expect("identities");
-    finish_carried(&mut store, first, &[], now);
-    assert_eq!(holding(&store, person), ["anna/INBOX/1", "anna/INBOX/2"]);
-    let rows = store.identities(&[person]).expect("lookup");
-    assert_eq!(rows[0].kind, "personnummer");
-    assert_eq!(rows[0].field, "body");
-    assert_eq!(
-        rows[0].record_time.map(|t| t.timestamp()),
-        Some(1_790_000_000)
-    );
-    // Scan 2 is incremental: it reads message 4 (the person again) and
-    // learns that 2 is gone and 1 and 3 are still there. Message 1 is read
-    // again (its row renewed, not doubled).
-    let second = store.begin_scan("mail", now).expect("begin");
-    store
-        .record_rows(
-            second,
-            "mail",
-            &[
-                identity(person, "anna/INBOX/1"),
-                identity(person, "anna/INBOX/4"),
-            ],
-        )
-        .expect("identities");
-    let carried = [CarriedScope {
-        prefix: "anna/INBOX".into(),
-        gone: Vec::new(),
-        present: Some(std::sync::Arc::new(vec![1, 3, 4])),
-        left_out: None,
-    }];
-    finish_carried(&mut store, second, &carried, now);
-    assert_eq!(holding(&store, person), ["anna/INBOX/1", "anna/INBOX/4"]);
-    assert_eq!(holding(&store, other), ["anna/INBOX/3"]);
-    // Scan 3 reads everything again and the person is in none: all gone,
-    // except where the scan could not read (`anna/Sent` unread).
-    let third = store.begin_scan("mail", now).expect("begin");
-    store
-        .record_rows(third, "mail", &[identity(other, "anna/INBOX/3")])
-        .expect("identities");
-    let end = ScanEnd {
-        status: ScanStatus::Partial,
-        records: 3,
-        problems: &[],
-        unread_prefixes: &["anna/INBOX/4".to_owned()],
-        within: &[],
-        carried: &[],
-        checkpoints: &BTreeMap::new(),
-        conflict_rules: &[],
-        finished_at: now,
-        record_cache: RecordCacheUpdate::Keep,
-    };
-    store.finish_scan(third, &end).expect("finish");
-    assert_eq!(holding(&store, person), ["anna/INBOX/4"]);
-    assert_eq!(holding(&store, other), ["anna/INBOX/3"]);
-    // A failed scan changes nothing.
-    let failed = store.begin_scan("mail", now).expect("begin");
-    store.fail_scan(failed, 0, "io", "down", now).expect("fail");
-    assert_eq!(holding(&store, person), ["anna/INBOX/4"]);
+    on_both_engines("identity_rows_follow_their_records", |open| {
+        let mut store = open();
+        let now = Utc::now();
+        let person = [1; 16];
+        let other = [2; 16];
+        // Scan 1 reads three messages; the person is in two.
+        let first = store.begin_scan("mail", now).expect("begin");
+        store
+            .record_rows(
+                first,
+                "mail",
+                &[
+                    identity(person, "anna/INBOX/1"),
+                    identity(person, "anna/INBOX/2"),
+                    identity(other, "anna/INBOX/3"),
+                ],
+            )
+            .expect("identities");
+        finish_carried(&mut store, first, &[], now);
+        assert_eq!(holding(&store, person), ["anna/INBOX/1", "anna/INBOX/2"]);
+        let rows = store.identities(&[person]).expect("lookup");
+        assert_eq!(rows[0].kind, "personnummer");
+        assert_eq!(rows[0].field, "body");
+        assert_eq!(
+            rows[0].record_time.map(|t| t.timestamp()),
+            Some(1_790_000_000)
+        );
+        // Scan 2 is incremental: it reads message 4 (the person again) and
+        // learns that 2 is gone and 1 and 3 are still there. Message 1 is read
+        // again (its row renewed, not doubled).
+        let second = store.begin_scan("mail", now).expect("begin");
+        store
+            .record_rows(
+                second,
+                "mail",
+                &[
+                    identity(person, "anna/INBOX/1"),
+                    identity(person, "anna/INBOX/4"),
+                ],
+            )
+            .expect("identities");
+        let carried = [CarriedScope {
+            prefix: "anna/INBOX".into(),
+            gone: Vec::new(),
+            present: Some(std::sync::Arc::new(vec![1, 3, 4])),
+            left_out: None,
+        }];
+        finish_carried(&mut store, second, &carried, now);
+        assert_eq!(holding(&store, person), ["anna/INBOX/1", "anna/INBOX/4"]);
+        assert_eq!(holding(&store, other), ["anna/INBOX/3"]);
+        // Scan 3 reads everything again and the person is in none: all gone,
+        // except where the scan could not read (`anna/Sent` unread).
+        let third = store.begin_scan("mail", now).expect("begin");
+        store
+            .record_rows(third, "mail", &[identity(other, "anna/INBOX/3")])
+            .expect("identities");
+        let end = ScanEnd {
+            status: ScanStatus::Partial,
+            records: 3,
+            problems: &[],
+            unread_prefixes: &["anna/INBOX/4".to_owned()],
+            within: &[],
+            carried: &[],
+            checkpoints: &BTreeMap::new(),
+            conflict_rules: &[],
+            finished_at: now,
+            record_cache: RecordCacheUpdate::Keep,
+        };
+        store.finish_scan(third, &end).expect("finish");
+        assert_eq!(holding(&store, person), ["anna/INBOX/4"]);
+        assert_eq!(holding(&store, other), ["anna/INBOX/3"]);
+        // A failed scan changes nothing.
+        let failed = store.begin_scan("mail", now).expect("begin");
+        store.fail_scan(failed, 0, "io", "down", now).expect("fail");
+        assert_eq!(holding(&store, person), ["anna/INBOX/4"]);
+    });
 }
 
 #[test]
 fn places_where_nothing_went_are_not_read_again() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = Store::open(dir.path()).expect("open");
-    let now = Utc::now();
-    let places = |store: &Store| {
-        let mut places = identity_index::places(store.db(), "mail").expect("places");
-        places.sort();
-        places
-    };
-    let first = store.begin_scan("mail", now).expect("begin");
-    store
-        .record_rows(
-            first,
-            "mail",
-            &[
-                identity([1; 16], "anna/INBOX/1"),
-                identity([2; 16], "anna/INBOX/2"),
-                identity([3; 16], "anna/Sent/5"),
-            ],
-        )
-        .expect("stage");
-    finish_carried(&mut store, first, &[], now);
-    assert_eq!(places(&store), ["anna/INBOX", "anna/Sent"]);
-    // INBOX read incrementally, nothing gone there; Sent not read at all, so
-    // its entry goes (and its place with it).
-    let keep_inbox = [CarriedScope {
-        prefix: "anna/INBOX".into(),
-        gone: Vec::new(),
-        present: None,
-        left_out: None,
-    }];
-    let second = store.begin_scan("mail", now).expect("begin");
-    finish_carried(&mut store, second, &keep_inbox, now);
-    assert_eq!(holding(&store, [1; 16]), ["anna/INBOX/1"]);
-    assert!(holding(&store, [3; 16]).is_empty());
-    assert_eq!(places(&store), ["anna/INBOX"]);
-    // Now every place is kept whole: the older entries stay unread.
-    let third = store.begin_scan("mail", now).expect("begin");
-    store
-        .record_rows(third, "mail", &[identity([4; 16], "anna/INBOX/7")])
-        .expect("stage");
-    finish_carried(&mut store, third, &keep_inbox, now);
-    for (hash, path) in [
-        ([1; 16], "anna/INBOX/1"),
-        ([2; 16], "anna/INBOX/2"),
-        ([4; 16], "anna/INBOX/7"),
-    ] {
-        assert_eq!(holding(&store, hash), [path]);
-    }
-    assert_eq!(places(&store), ["anna/INBOX"]);
-    // A message gone from it: read again, and it goes.
-    let fourth = store.begin_scan("mail", now).expect("begin");
-    let gone = [CarriedScope {
-        prefix: "anna/INBOX".into(),
-        gone: vec!["anna/INBOX/2".into()],
-        present: None,
-        left_out: None,
-    }];
-    finish_carried(&mut store, fourth, &gone, now);
-    assert!(holding(&store, [2; 16]).is_empty());
-    assert_eq!(holding(&store, [1; 16]), ["anna/INBOX/1"]);
+    on_both_engines("places_where_nothing_went_are_not_read_again", |open| {
+        let mut store = open();
+        let now = Utc::now();
+        let places = |store: &Store| {
+            let mut places = identity_index::places(store.db(), "mail").expect("places");
+            places.sort();
+            places
+        };
+        let first = store.begin_scan("mail", now).expect("begin");
+        store
+            .record_rows(
+                first,
+                "mail",
+                &[
+                    identity([1; 16], "anna/INBOX/1"),
+                    identity([2; 16], "anna/INBOX/2"),
+                    identity([3; 16], "anna/Sent/5"),
+                ],
+            )
+            .expect("stage");
+        finish_carried(&mut store, first, &[], now);
+        assert_eq!(places(&store), ["anna/INBOX", "anna/Sent"]);
+        // INBOX read incrementally, nothing gone there; Sent not read at all, so
+        // its entry goes (and its place with it).
+        let keep_inbox = [CarriedScope {
+            prefix: "anna/INBOX".into(),
+            gone: Vec::new(),
+            present: None,
+            left_out: None,
+        }];
+        let second = store.begin_scan("mail", now).expect("begin");
+        finish_carried(&mut store, second, &keep_inbox, now);
+        assert_eq!(holding(&store, [1; 16]), ["anna/INBOX/1"]);
+        assert!(holding(&store, [3; 16]).is_empty());
+        assert_eq!(places(&store), ["anna/INBOX"]);
+        // Now every place is kept whole: the older entries stay unread.
+        let third = store.begin_scan("mail", now).expect("begin");
+        store
+            .record_rows(third, "mail", &[identity([4; 16], "anna/INBOX/7")])
+            .expect("stage");
+        finish_carried(&mut store, third, &keep_inbox, now);
+        for (hash, path) in [
+            ([1; 16], "anna/INBOX/1"),
+            ([2; 16], "anna/INBOX/2"),
+            ([4; 16], "anna/INBOX/7"),
+        ] {
+            assert_eq!(holding(&store, hash), [path]);
+        }
+        assert_eq!(places(&store), ["anna/INBOX"]);
+        // A message gone from it: read again, and it goes.
+        let fourth = store.begin_scan("mail", now).expect("begin");
+        let gone = [CarriedScope {
+            prefix: "anna/INBOX".into(),
+            gone: vec!["anna/INBOX/2".into()],
+            present: None,
+            left_out: None,
+        }];
+        finish_carried(&mut store, fourth, &gone, now);
+        assert!(holding(&store, [2; 16]).is_empty());
+        assert_eq!(holding(&store, [1; 16]), ["anna/INBOX/1"]);
+    });
 }
 
 /// Hashes spread over every bucket, one per message number.
@@ -248,61 +297,66 @@ fn spread(number: u32) -> [u8; 16] {
 
 #[test]
 fn many_incremental_scans_are_merged_and_spilled_rows_count_like_held_ones() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = Store::open(dir.path()).expect("open");
-    // Spill to the temporary table at every batch.
-    store.staging = identity_index::Staging::spilling_at(1);
-    let now = Utc::now();
-    let mut present: Vec<u32> = Vec::new();
-    // Ten incremental scans, each reading 300 new messages (two batches) and
-    // learning that every seventh older one is gone.
-    for scan in 0..10u32 {
-        let id = store.begin_scan("mail", now).expect("begin");
-        let new: Vec<u32> = (scan * 300..scan * 300 + 300).collect();
-        for half in new.chunks(150) {
-            let paths: Vec<String> = half.iter().map(|n| format!("anna/INBOX/{n}")).collect();
-            let rows: Vec<NewIdentity<'_>> = half
-                .iter()
-                .zip(&paths)
-                .map(|(&n, path)| identity(spread(n), path))
-                .collect();
-            store.record_rows(id, "mail", &rows).expect("stage");
-        }
-        present.retain(|n| n % 7 != scan % 7 || *n == 0);
-        present.extend(&new);
-        let carried = [CarriedScope {
-            prefix: "anna/INBOX".into(),
-            gone: Vec::new(),
-            present: Some(std::sync::Arc::new(present.clone())),
-            left_out: None,
-        }];
-        finish_carried(&mut store, id, &carried, now);
-        let runs = count(
-            &store,
-            "SELECT count(DISTINCT run) FROM identity_segments WHERE source = 'mail'",
-        );
-        assert!(runs <= identity_index::MAX_RUNS, "{runs}");
-    }
-    // Every message present is found under its own hash, and nothing else.
-    for n in 0..3000u32 {
-        let found = holding(&store, spread(n));
-        if present.contains(&n) {
-            assert_eq!(found, [format!("anna/INBOX/{n}")], "{n}");
-        } else {
-            assert!(found.is_empty(), "{n} is gone: {found:?}");
-        }
-    }
-    let held = count(&store, "SELECT sum(entries) FROM identity_segments");
-    assert_eq!(held as usize, present.len());
-    // A failed scan's spilled rows never reach the index.
-    let failed = store.begin_scan("mail", now).expect("begin");
-    store
-        .record_rows(failed, "mail", &[identity([0xee; 16], "anna/INBOX/9999")])
-        .expect("stage");
-    store.fail_scan(failed, 0, "io", "down", now).expect("fail");
-    assert!(holding(&store, [0xee; 16]).is_empty());
-    let spilled = count(&store, "SELECT count(*) FROM staged_identity_segments");
-    assert_eq!(spilled, 0);
+    on_both_engines(
+        "many_incremental_scans_are_merged_and_spilled_rows_count_like_held_ones",
+        |open| {
+            let mut store = open();
+            // Spill to the temporary table at every batch.
+            store.staging = identity_index::Staging::spilling_at(1);
+            let now = Utc::now();
+            let mut present: Vec<u32> = Vec::new();
+            // Ten incremental scans, each reading 300 new messages (two batches) and
+            // learning that every seventh older one is gone.
+            for scan in 0..10u32 {
+                let id = store.begin_scan("mail", now).expect("begin");
+                let new: Vec<u32> = (scan * 300..scan * 300 + 300).collect();
+                for half in new.chunks(150) {
+                    let paths: Vec<String> =
+                        half.iter().map(|n| format!("anna/INBOX/{n}")).collect();
+                    let rows: Vec<NewIdentity<'_>> = half
+                        .iter()
+                        .zip(&paths)
+                        .map(|(&n, path)| identity(spread(n), path))
+                        .collect();
+                    store.record_rows(id, "mail", &rows).expect("stage");
+                }
+                present.retain(|n| n % 7 != scan % 7 || *n == 0);
+                present.extend(&new);
+                let carried = [CarriedScope {
+                    prefix: "anna/INBOX".into(),
+                    gone: Vec::new(),
+                    present: Some(std::sync::Arc::new(present.clone())),
+                    left_out: None,
+                }];
+                finish_carried(&mut store, id, &carried, now);
+                let runs = count(
+                    &store,
+                    "SELECT count(DISTINCT run) FROM identity_segments WHERE source = 'mail'",
+                );
+                assert!(runs <= identity_index::MAX_RUNS, "{runs}");
+            }
+            // Every message present is found under its own hash, and nothing else.
+            for n in 0..3000u32 {
+                let found = holding(&store, spread(n));
+                if present.contains(&n) {
+                    assert_eq!(found, [format!("anna/INBOX/{n}")], "{n}");
+                } else {
+                    assert!(found.is_empty(), "{n} is gone: {found:?}");
+                }
+            }
+            let held = count(&store, "SELECT sum(entries) FROM identity_segments");
+            assert_eq!(held as usize, present.len());
+            // A failed scan's spilled rows never reach the index.
+            let failed = store.begin_scan("mail", now).expect("begin");
+            store
+                .record_rows(failed, "mail", &[identity([0xee; 16], "anna/INBOX/9999")])
+                .expect("stage");
+            store.fail_scan(failed, 0, "io", "down", now).expect("fail");
+            assert!(holding(&store, [0xee; 16]).is_empty());
+            let spilled = count(&store, "SELECT count(*) FROM staged_identity_segments");
+            assert_eq!(spilled, 0);
+        },
+    );
 }
 
 /// The one number `sql` selects.
@@ -351,115 +405,120 @@ fn scan(store: &mut Store, seen: &[NewFinding], status: ScanStatus, unread: &[&s
 
 #[test]
 fn findings_resolve_only_when_a_finished_scan_no_longer_sees_them() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = Store::open(dir.path()).expect("open");
-    let a = finding("r", "hr/a.pdf");
-    let b = finding("r", "hr/b.pdf");
-    let c = finding("r", "logs/c.log");
-    let tally = scan(
-        &mut store,
-        &[a.clone(), b.clone(), c.clone()],
-        ScanStatus::Complete,
-        &[],
-    );
-    assert_eq!(
-        tally,
-        ScanTally {
-            new: 3,
-            resolved: 0,
-            open: 3
-        }
-    );
+    on_both_engines(
+        "findings_resolve_only_when_a_finished_scan_no_longer_sees_them",
+        |open| {
+            let mut store = open();
+            let a = finding("r", "hr/a.pdf");
+            let b = finding("r", "hr/b.pdf");
+            let c = finding("r", "logs/c.log");
+            let tally = scan(
+                &mut store,
+                &[a.clone(), b.clone(), c.clone()],
+                ScanStatus::Complete,
+                &[],
+            );
+            assert_eq!(
+                tally,
+                ScanTally {
+                    new: 3,
+                    resolved: 0,
+                    open: 3
+                }
+            );
 
-    // A failed scan that saw nothing resolves nothing.
-    scan(&mut store, &[], ScanStatus::Failed, &[]);
-    assert_eq!(
-        open_ids(&store),
-        ["r:hr/a.pdf", "r:hr/b.pdf", "r:logs/c.log"]
-    );
+            // A failed scan that saw nothing resolves nothing.
+            scan(&mut store, &[], ScanStatus::Failed, &[]);
+            assert_eq!(
+                open_ids(&store),
+                ["r:hr/a.pdf", "r:hr/b.pdf", "r:logs/c.log"]
+            );
 
-    // A partial scan that could not read hr/ keeps hr/ findings; c is gone.
-    let tally = scan(&mut store, &[], ScanStatus::Partial, &["hr"]);
-    assert_eq!(tally.resolved, 1);
-    assert_eq!(open_ids(&store), ["r:hr/a.pdf", "r:hr/b.pdf"]);
+            // A partial scan that could not read hr/ keeps hr/ findings; c is gone.
+            let tally = scan(&mut store, &[], ScanStatus::Partial, &["hr"]);
+            assert_eq!(tally.resolved, 1);
+            assert_eq!(open_ids(&store), ["r:hr/a.pdf", "r:hr/b.pdf"]);
 
-    // "hr" protects "hr/…" but not "hrx/…".
-    let d = finding("r", "hrx/d.pdf");
-    scan(
-        &mut store,
-        &[a.clone(), b.clone(), d],
-        ScanStatus::Complete,
-        &[],
-    );
-    let tally = scan(&mut store, &[], ScanStatus::Partial, &["hr"]);
-    assert_eq!(tally.resolved, 1);
-    assert_eq!(open_ids(&store), ["r:hr/a.pdf", "r:hr/b.pdf"]);
+            // "hr" protects "hr/…" but not "hrx/…".
+            let d = finding("r", "hrx/d.pdf");
+            scan(
+                &mut store,
+                &[a.clone(), b.clone(), d],
+                ScanStatus::Complete,
+                &[],
+            );
+            let tally = scan(&mut store, &[], ScanStatus::Partial, &["hr"]);
+            assert_eq!(tally.resolved, 1);
+            assert_eq!(open_ids(&store), ["r:hr/a.pdf", "r:hr/b.pdf"]);
 
-    // An empty prefix protects everything.
-    let tally = scan(&mut store, &[], ScanStatus::Partial, &[""]);
-    assert_eq!(tally.resolved, 0);
+            // An empty prefix protects everything.
+            let tally = scan(&mut store, &[], ScanStatus::Partial, &[""]);
+            assert_eq!(tally.resolved, 0);
 
-    // A complete scan that sees only a resolves b, exactly.
-    let tally = scan(
-        &mut store,
-        std::slice::from_ref(&a),
-        ScanStatus::Complete,
-        &[],
-    );
-    assert_eq!(
-        tally,
-        ScanTally {
-            new: 0,
-            resolved: 1,
-            open: 1
-        }
-    );
-    assert_eq!(open_ids(&store), ["r:hr/a.pdf"]);
+            // A complete scan that sees only a resolves b, exactly.
+            let tally = scan(
+                &mut store,
+                std::slice::from_ref(&a),
+                ScanStatus::Complete,
+                &[],
+            );
+            assert_eq!(
+                tally,
+                ScanTally {
+                    new: 0,
+                    resolved: 1,
+                    open: 1
+                }
+            );
+            assert_eq!(open_ids(&store), ["r:hr/a.pdf"]);
 
-    // b coming back is a new finding; history keeps the resolved one.
-    let tally = scan(&mut store, &[a, b], ScanStatus::Complete, &[]);
-    assert_eq!(tally.new, 1);
-    let resolved = store
-        .findings(FindingFilter::Resolved, Some("share"), None)
-        .expect("resolved");
-    assert_eq!(
-        resolved
-            .iter()
-            .filter(|f| f.record_id == "hr/b.pdf")
-            .count(),
-        1
+            // b coming back is a new finding; history keeps the resolved one.
+            let tally = scan(&mut store, &[a, b], ScanStatus::Complete, &[]);
+            assert_eq!(tally.new, 1);
+            let resolved = store
+                .findings(FindingFilter::Resolved, Some("share"), None)
+                .expect("resolved");
+            assert_eq!(
+                resolved
+                    .iter()
+                    .filter(|f| f.record_id == "hr/b.pdf")
+                    .count(),
+                1
+            );
+        },
     );
 }
 
 #[test]
 fn first_seen_stays_and_last_seen_moves() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = Store::open(dir.path()).expect("open");
-    let earlier = Utc::now() - TimeDelta::days(3);
-    let id = store.begin_scan("share", earlier).expect("begin");
-    store
-        .record_findings(id, "share", earlier, &[finding("r", "a")])
-        .expect("record");
-    let end = ScanEnd {
-        status: ScanStatus::Complete,
-        records: 1,
-        problems: &[],
-        unread_prefixes: &[],
-        within: &[],
-        carried: &[],
-        checkpoints: &BTreeMap::new(),
-        conflict_rules: &[],
-        finished_at: earlier,
-        record_cache: RecordCacheUpdate::Keep,
-    };
-    store.finish_scan(id, &end).expect("finish");
-    scan(&mut store, &[finding("r", "a")], ScanStatus::Complete, &[]);
-    let found = store
-        .findings(FindingFilter::Open, None, None)
-        .expect("findings");
-    assert_eq!(found.len(), 1);
-    assert_eq!(found[0].first_seen.timestamp(), earlier.timestamp());
-    assert!(found[0].last_seen > found[0].first_seen);
+    on_both_engines("first_seen_stays_and_last_seen_moves", |open| {
+        let mut store = open();
+        let earlier = Utc::now() - TimeDelta::days(3);
+        let id = store.begin_scan("share", earlier).expect("begin");
+        store
+            .record_findings(id, "share", earlier, &[finding("r", "a")])
+            .expect("record");
+        let end = ScanEnd {
+            status: ScanStatus::Complete,
+            records: 1,
+            problems: &[],
+            unread_prefixes: &[],
+            within: &[],
+            carried: &[],
+            checkpoints: &BTreeMap::new(),
+            conflict_rules: &[],
+            finished_at: earlier,
+            record_cache: RecordCacheUpdate::Keep,
+        };
+        store.finish_scan(id, &end).expect("finish");
+        scan(&mut store, &[finding("r", "a")], ScanStatus::Complete, &[]);
+        let found = store
+            .findings(FindingFilter::Open, None, None)
+            .expect("findings");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].first_seen.timestamp(), earlier.timestamp());
+        assert!(found[0].last_seen > found[0].first_seen);
+    });
 }
 
 #[test]
@@ -568,191 +627,353 @@ fn refuses_a_newer_schema() {
 #[test]
 fn carried_scopes_keep_unchanged_records_and_resolve_the_gone_and_checkpoints_follow_finished_scans()
  {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = Store::open(dir.path()).expect("open");
-    let a = finding("cc", "anna/INBOX/1");
-    let b = finding("cc", "anna/INBOX/2");
-    let c = finding("cc", "bo/INBOX/3");
-    scan(&mut store, &[a, b, c], ScanStatus::Complete, &[]);
-    let now = Utc::now();
-    let id = store.begin_scan("share", now).expect("begin");
-    let carried = [CarriedScope {
-        prefix: "anna/INBOX".into(),
-        gone: vec!["anna/INBOX/2".into()],
-        present: None,
-        left_out: None,
-    }];
-    let checkpoints = BTreeMap::from([("anna/INBOX".to_owned(), "7:3".to_owned())]);
-    let end = ScanEnd {
-        status: ScanStatus::Complete,
-        records: 0,
-        problems: &[],
-        unread_prefixes: &[],
-        within: &[],
-        carried: &carried,
-        checkpoints: &checkpoints,
-        conflict_rules: &[],
-        finished_at: now,
-        record_cache: RecordCacheUpdate::Keep,
-    };
-    let tally = store.finish_scan(id, &end).expect("finish");
-    // 1 carried (unchanged), 2 gone (resolved), 3 not seen and not carried (resolved).
-    assert_eq!(
-        tally,
-        ScanTally {
-            new: 0,
-            resolved: 2,
-            open: 1
-        }
-    );
-    assert_eq!(open_ids(&store), ["cc:anna/INBOX/1"]);
-    assert_eq!(
-        store.checkpoints("share").expect("checkpoints"),
-        checkpoints
-    );
-    // A failed scan keeps the old checkpoints.
-    scan(&mut store, &[], ScanStatus::Failed, &[]);
-    assert_eq!(
-        store.checkpoints("share").expect("checkpoints"),
-        checkpoints
-    );
+    on_both_engines("carried_scopes", |open| {
+        let mut store = open();
+        let a = finding("cc", "anna/INBOX/1");
+        let b = finding("cc", "anna/INBOX/2");
+        let c = finding("cc", "bo/INBOX/3");
+        scan(&mut store, &[a, b, c], ScanStatus::Complete, &[]);
+        let now = Utc::now();
+        let id = store.begin_scan("share", now).expect("begin");
+        let carried = [CarriedScope {
+            prefix: "anna/INBOX".into(),
+            gone: vec!["anna/INBOX/2".into()],
+            present: None,
+            left_out: None,
+        }];
+        let checkpoints = BTreeMap::from([("anna/INBOX".to_owned(), "7:3".to_owned())]);
+        let end = ScanEnd {
+            status: ScanStatus::Complete,
+            records: 0,
+            problems: &[],
+            unread_prefixes: &[],
+            within: &[],
+            carried: &carried,
+            checkpoints: &checkpoints,
+            conflict_rules: &[],
+            finished_at: now,
+            record_cache: RecordCacheUpdate::Keep,
+        };
+        let tally = store.finish_scan(id, &end).expect("finish");
+        // 1 carried (unchanged), 2 gone (resolved), 3 not seen and not carried (resolved).
+        assert_eq!(
+            tally,
+            ScanTally {
+                new: 0,
+                resolved: 2,
+                open: 1
+            }
+        );
+        assert_eq!(open_ids(&store), ["cc:anna/INBOX/1"]);
+        assert_eq!(
+            store.checkpoints("share").expect("checkpoints"),
+            checkpoints
+        );
+        // A failed scan keeps the old checkpoints.
+        scan(&mut store, &[], ScanStatus::Failed, &[]);
+        assert_eq!(
+            store.checkpoints("share").expect("checkpoints"),
+            checkpoints
+        );
+    });
+}
+
+#[test]
+fn a_units_scan_decides_only_within_its_accounts() {
+    on_both_engines("unit_scan_within", |open| {
+        let mut store = open();
+        let seen = [
+            finding("cc", "anna/INBOX/1"),
+            finding("cc", "anna/INBOX/2"),
+            finding("cc", "bo/INBOX/3"),
+        ];
+        let anna_keys = [key("anna/INBOX/1"), key("anna/INBOX/2")];
+        let bo_keys = [key("bo/INBOX/3")];
+        let now = Utc::now();
+        let first = store.begin_scan("share", now).expect("begin");
+        store
+            .record_findings(first, "share", now, &seen)
+            .expect("findings");
+        store
+            .record_conflict_keys(
+                first,
+                "share",
+                &[anna_keys.as_slice(), bo_keys.as_slice()].concat(),
+            )
+            .expect("keys");
+        let checkpoints = BTreeMap::from([
+            ("anna/INBOX".to_owned(), "1:2".to_owned()),
+            ("bo/INBOX".to_owned(), "1:3".to_owned()),
+        ]);
+        let whole = ScanEnd {
+            status: ScanStatus::Complete,
+            records: 3,
+            problems: &[],
+            unread_prefixes: &[],
+            within: &[],
+            carried: &[],
+            checkpoints: &checkpoints,
+            conflict_rules: &[],
+            finished_at: now,
+            record_cache: RecordCacheUpdate::Keep,
+        };
+        store.finish_scan(first, &whole).expect("finish");
+
+        // Anna's account alone, read again: message 2 went. Bo's finding,
+        // keys and checkpoint are none of this scan's business.
+        let later = now + TimeDelta::seconds(10);
+        let unit = store.begin_scan("share", later).expect("begin");
+        store
+            .record_findings(unit, "share", later, &seen[..1])
+            .expect("findings");
+        store
+            .record_conflict_keys(unit, "share", &anna_keys[..1])
+            .expect("keys");
+        let anna_checkpoint = BTreeMap::from([("anna/INBOX".to_owned(), "1:9".to_owned())]);
+        let within = ["anna".to_owned()];
+        let tally = store
+            .finish_scan(
+                unit,
+                &ScanEnd {
+                    within: &within,
+                    checkpoints: &anna_checkpoint,
+                    finished_at: later,
+                    record_cache: RecordCacheUpdate::Keep,
+                    ..whole
+                },
+            )
+            .expect("finish");
+        assert_eq!(tally.resolved, 1, "only anna/INBOX/2");
+        assert_eq!(open_ids(&store), ["cc:anna/INBOX/1", "cc:bo/INBOX/3"]);
+        assert_eq!(
+            count(
+                &store,
+                "SELECT count(*) FROM conflict_keys WHERE record_path = 'bo/INBOX/3'"
+            ),
+            1
+        );
+        assert_eq!(
+            count(
+                &store,
+                "SELECT count(*) FROM conflict_keys WHERE record_path = 'anna/INBOX/2'"
+            ),
+            0
+        );
+        assert_eq!(
+            store.checkpoints("share").expect("checkpoints"),
+            BTreeMap::from([
+                ("anna/INBOX".to_owned(), "1:9".to_owned()),
+                ("bo/INBOX".to_owned(), "1:3".to_owned()),
+            ])
+        );
+        // The same scan over the whole source resolves Bo's too: the
+        // scope is what kept it.
+        let last = later + TimeDelta::seconds(10);
+        let whole_again = store.begin_scan("share", last).expect("begin");
+        store
+            .record_findings(whole_again, "share", last, &seen[..1])
+            .expect("findings");
+        let tally = store
+            .finish_scan(
+                whole_again,
+                &ScanEnd {
+                    finished_at: last,
+                    record_cache: RecordCacheUpdate::Keep,
+                    ..whole
+                },
+            )
+            .expect("finish");
+        assert_eq!(tally.resolved, 1, "bo/INBOX/3");
+        assert_eq!(open_ids(&store), ["cc:anna/INBOX/1"]);
+    });
+}
+
+#[test]
+fn a_units_lease_and_its_sources_exclude_each_other() {
+    on_both_engines("unit_leases", |open| {
+        let mut one = open();
+        let mut other = open();
+        let now = Utc::now();
+        let until = now + TimeDelta::seconds(60);
+        let unit = |account: &str| format!("mail{}{account}", crate::scan::UNIT_SEPARATOR);
+        one.take_lease(&unit("anna"), now, until).expect("anna");
+        // Another account of the same source is free; the whole source is not.
+        other.take_lease(&unit("bo"), now, until).expect("bo");
+        assert!(matches!(
+            other.take_lease("mail", now, until),
+            Err(StoreError::Leased { .. })
+        ));
+        assert!(matches!(
+            other.take_lease(&unit("anna"), now, until),
+            Err(StoreError::Leased { .. })
+        ));
+        // Another source is free.
+        other.take_lease("files", now, until).expect("files");
+        one.release_lease(&unit("anna")).expect("release");
+        other.release_lease(&unit("bo")).expect("release");
+        // The whole source taken keeps every account out.
+        one.take_lease("mail", now, until).expect("whole");
+        assert!(matches!(
+            other.take_lease(&unit("carl"), now, until),
+            Err(StoreError::Leased { .. })
+        ));
+        // Run out, it is free again.
+        let later = until + TimeDelta::seconds(1);
+        other
+            .take_lease(&unit("carl"), later, later + TimeDelta::seconds(60))
+            .expect("after the lease ran out");
+    });
 }
 
 #[test]
 fn numbered_scopes_resolve_what_is_no_longer_present() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = Store::open(dir.path()).expect("open");
-    let seen: Vec<NewFinding> = [1, 5, 9, 12]
-        .iter()
-        .map(|uid| finding("cc", &format!("anna/INBOX/{uid}")))
-        .collect();
-    scan(&mut store, &seen, ScanStatus::Complete, &[]);
-    let now = Utc::now();
-    let id = store.begin_scan("share", now).expect("begin");
-    // New mail read in this scan: numbered beyond what `present` covers.
-    store
-        .record_findings(id, "share", now, &[finding("cc", "anna/INBOX/20")])
-        .expect("record");
-    let carried = [CarriedScope {
-        prefix: "anna/INBOX".into(),
-        gone: Vec::new(),
-        present: Some(std::sync::Arc::new(vec![1, 2, 3, 9, 10])),
-        left_out: None,
-    }];
-    let tally = finish_carried(&mut store, id, &carried, now);
-    assert_eq!(tally.resolved, 2);
-    assert_eq!(
-        open_ids(&store),
-        ["cc:anna/INBOX/1", "cc:anna/INBOX/20", "cc:anna/INBOX/9"]
+    on_both_engines(
+        "numbered_scopes_resolve_what_is_no_longer_present",
+        |open| {
+            let mut store = open();
+            let seen: Vec<NewFinding> = [1, 5, 9, 12]
+                .iter()
+                .map(|uid| finding("cc", &format!("anna/INBOX/{uid}")))
+                .collect();
+            scan(&mut store, &seen, ScanStatus::Complete, &[]);
+            let now = Utc::now();
+            let id = store.begin_scan("share", now).expect("begin");
+            // New mail read in this scan: numbered beyond what `present` covers.
+            store
+                .record_findings(id, "share", now, &[finding("cc", "anna/INBOX/20")])
+                .expect("record");
+            let carried = [CarriedScope {
+                prefix: "anna/INBOX".into(),
+                gone: Vec::new(),
+                present: Some(std::sync::Arc::new(vec![1, 2, 3, 9, 10])),
+                left_out: None,
+            }];
+            let tally = finish_carried(&mut store, id, &carried, now);
+            assert_eq!(tally.resolved, 2);
+            assert_eq!(
+                open_ids(&store),
+                ["cc:anna/INBOX/1", "cc:anna/INBOX/20", "cc:anna/INBOX/9"]
+            );
+        },
     );
 }
 
 #[test]
 fn nested_folders_are_judged_by_their_own_scope() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = Store::open(dir.path()).expect("open");
-    let seen = [
-        finding("cc", "anna/Arkiv/7"),
-        finding("cc", "anna/Arkiv/2024/7"),
-    ];
-    scan(&mut store, &seen, ScanStatus::Complete, &[]);
-    let now = Utc::now();
-    let id = store.begin_scan("share", now).expect("begin");
-    // UID 7 is still in Arkiv but gone from Arkiv/2024.
-    let carried = [
-        CarriedScope {
-            prefix: "anna/Arkiv".into(),
-            gone: Vec::new(),
-            present: Some(std::sync::Arc::new(vec![7])),
-            left_out: None,
-        },
-        CarriedScope {
-            prefix: "anna/Arkiv/2024".into(),
-            gone: Vec::new(),
-            present: Some(std::sync::Arc::new(vec![8])),
-            left_out: None,
-        },
-    ];
-    let tally = finish_carried(&mut store, id, &carried, now);
-    assert_eq!(tally.resolved, 1);
-    assert_eq!(open_ids(&store), ["cc:anna/Arkiv/7"]);
+    on_both_engines("nested_folders_are_judged_by_their_own_scope", |open| {
+        let mut store = open();
+        let seen = [
+            finding("cc", "anna/Arkiv/7"),
+            finding("cc", "anna/Arkiv/2024/7"),
+        ];
+        scan(&mut store, &seen, ScanStatus::Complete, &[]);
+        let now = Utc::now();
+        let id = store.begin_scan("share", now).expect("begin");
+        // UID 7 is still in Arkiv but gone from Arkiv/2024.
+        let carried = [
+            CarriedScope {
+                prefix: "anna/Arkiv".into(),
+                gone: Vec::new(),
+                present: Some(std::sync::Arc::new(vec![7])),
+                left_out: None,
+            },
+            CarriedScope {
+                prefix: "anna/Arkiv/2024".into(),
+                gone: Vec::new(),
+                present: Some(std::sync::Arc::new(vec![8])),
+                left_out: None,
+            },
+        ];
+        let tally = finish_carried(&mut store, id, &carried, now);
+        assert_eq!(tally.resolved, 1);
+        assert_eq!(open_ids(&store), ["cc:anna/Arkiv/7"]);
+    });
 }
 
 #[test]
 fn a_lease_keeps_a_second_process_out_until_it_is_released_or_runs_out() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut daemon = Store::open(dir.path()).expect("open");
-    let mut once = Store::open(dir.path()).expect("open");
-    assert_ne!(daemon.holder(), once.holder());
-    let now = Utc::now();
-    let until = now + TimeDelta::seconds(60);
-    daemon.take_lease("share", now, until).expect("first lease");
-    // Taking it again is the holder's renewal, not a conflict.
-    daemon.take_lease("share", now, until).expect("same holder");
-    let refused = once.take_lease("share", now, until);
-    assert!(
-        matches!(&refused, Err(StoreError::Leased { name, holder, .. })
+    on_both_engines(
+        "a_lease_keeps_a_second_process_out_until_it_is_released_or_runs_out",
+        |open| {
+            let mut daemon = open();
+            let mut once = open();
+            assert_ne!(daemon.holder(), once.holder());
+            let now = Utc::now();
+            let until = now + TimeDelta::seconds(60);
+            daemon.take_lease("share", now, until).expect("first lease");
+            // Taking it again is the holder's renewal, not a conflict.
+            daemon.take_lease("share", now, until).expect("same holder");
+            let refused = once.take_lease("share", now, until);
+            assert!(
+                matches!(&refused, Err(StoreError::Leased { name, holder, .. })
             if name == "share" && holder == daemon.holder()),
-        "expected Leased, got {refused:?}"
+                "expected Leased, got {refused:?}"
+            );
+            // Another source is free.
+            once.take_lease("ldap", now, until).expect("other source");
+            // Renewal works only for the holder.
+            assert!(daemon.renew_lease("share", until).expect("renew"));
+            assert!(!once.renew_lease("share", until).expect("renew"));
+            // Released, the other process gets it.
+            daemon.release_lease("share").expect("release");
+            once.take_lease("share", now, until).expect("after release");
+            // A crashed holder's lease runs out: past its expiry anyone takes it.
+            let later = until + TimeDelta::seconds(1);
+            daemon
+                .take_lease("share", later, later + TimeDelta::seconds(60))
+                .expect("expired lease taken over");
+        },
     );
-    // Another source is free.
-    once.take_lease("ldap", now, until).expect("other source");
-    // Renewal works only for the holder.
-    assert!(daemon.renew_lease("share", until).expect("renew"));
-    assert!(!once.renew_lease("share", until).expect("renew"));
-    // Released, the other process gets it.
-    daemon.release_lease("share").expect("release");
-    once.take_lease("share", now, until).expect("after release");
-    // A crashed holder's lease runs out: past its expiry anyone takes it.
-    let later = until + TimeDelta::seconds(1);
-    daemon
-        .take_lease("share", later, later + TimeDelta::seconds(60))
-        .expect("expired lease taken over");
 }
 
 #[test]
 fn of_two_processes_claiming_one_report_exactly_one_wins() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut daemon = Store::open(dir.path()).expect("open");
-    let mut cli = Store::open(dir.path()).expect("open");
-    let now = Utc::now();
-    daemon
-        .outbox_put("2026-10", "subject", b"message", now)
-        .expect("put");
-    let until = now + TimeDelta::seconds(120);
-    assert!(daemon.outbox_claim("2026-10", now, until).expect("claim"));
-    assert!(!cli.outbox_claim("2026-10", now, until).expect("claim"));
-    // A failed delivery gives the claim up; then the other may try.
-    daemon
-        .outbox_failed("2026-10", "down", now)
-        .expect("failed");
-    assert!(cli.outbox_claim("2026-10", now, until).expect("claim"));
-    cli.outbox_sent("2026-10", now).expect("sent");
-    // Sent is final: nobody claims it again, even after the claim would expire.
-    assert!(
-        !daemon
-            .outbox_claim("2026-10", until + TimeDelta::seconds(1), until)
-            .expect("claim")
+    on_both_engines(
+        "of_two_processes_claiming_one_report_exactly_one_wins",
+        |open| {
+            let mut daemon = open();
+            let mut cli = open();
+            let now = Utc::now();
+            daemon
+                .outbox_put("2026-10", "subject", b"message", now)
+                .expect("put");
+            let until = now + TimeDelta::seconds(120);
+            assert!(daemon.outbox_claim("2026-10", now, until).expect("claim"));
+            assert!(!cli.outbox_claim("2026-10", now, until).expect("claim"));
+            // A failed delivery gives the claim up; then the other may try.
+            daemon
+                .outbox_failed("2026-10", "down", now)
+                .expect("failed");
+            assert!(cli.outbox_claim("2026-10", now, until).expect("claim"));
+            cli.outbox_sent("2026-10", now).expect("sent");
+            // Sent is final: nobody claims it again, even after the claim would expire.
+            assert!(
+                !daemon
+                    .outbox_claim("2026-10", until + TimeDelta::seconds(1), until)
+                    .expect("claim")
+            );
+        },
     );
 }
 
 #[test]
 fn a_stale_claim_of_a_crashed_sender_runs_out() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut crashed = Store::open(dir.path()).expect("open");
-    let mut next = Store::open(dir.path()).expect("open");
-    let now = Utc::now();
-    crashed
-        .outbox_put("2026-09", "subject", b"message", now)
-        .expect("put");
-    let until = now + TimeDelta::seconds(60);
-    assert!(crashed.outbox_claim("2026-09", now, until).expect("claim"));
-    assert!(!next.outbox_claim("2026-09", until, until).expect("claim"));
-    let later = until + TimeDelta::seconds(1);
-    assert!(
-        next.outbox_claim("2026-09", later, later + TimeDelta::seconds(60))
-            .expect("claim")
-    );
+    on_both_engines("a_stale_claim_of_a_crashed_sender_runs_out", |open| {
+        let mut crashed = open();
+        let mut next = open();
+        let now = Utc::now();
+        crashed
+            .outbox_put("2026-09", "subject", b"message", now)
+            .expect("put");
+        let until = now + TimeDelta::seconds(60);
+        assert!(crashed.outbox_claim("2026-09", now, until).expect("claim"));
+        assert!(!next.outbox_claim("2026-09", until, until).expect("claim"));
+        let later = until + TimeDelta::seconds(1);
+        assert!(
+            next.outbox_claim("2026-09", later, later + TimeDelta::seconds(60))
+                .expect("claim")
+        );
+    });
 }
 
 /// A complete scan of "share" at `at` that saw `seen`; returns its id.
@@ -767,134 +988,138 @@ fn share_scan(store: &mut Store, at: chrono::DateTime<Utc>, seen: &[NewFinding])
 
 #[test]
 fn pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = Store::open(dir.path()).expect("open");
-    let now = Utc::now();
-    let long_ago = now - TimeDelta::days(500);
-    let months_ago = now - TimeDelta::days(200);
-    // Scan 1, 500 days ago: sees old.pdf and still.pdf.
-    share_scan(
-        &mut store,
-        long_ago,
-        &[finding("r", "old.pdf"), finding("r", "still.pdf")],
-    );
-    // A list source last read 500 days ago: its people are forgotten with it.
-    let list = store.begin_scan("list", long_ago).expect("begin");
-    store
-        .record_conflict_keys(
-            list,
-            "list",
-            &[NewConflictKey {
-                rule: "c".into(),
-                side: "marked",
-                key: "k".into(),
-                record_id: "member-1".into(),
-                record_path: "member-1".into(),
-                record_kind: "contact",
-                owner: None,
-            }],
-        )
-        .expect("keys");
-    store
-        .record_rows(list, "list", &[identity([9; 16], "member-1")])
-        .expect("identities");
-    let end = ScanEnd {
-        status: ScanStatus::Complete,
-        records: 1,
-        problems: &[],
-        unread_prefixes: &[],
-        within: &[],
-        carried: &[],
-        checkpoints: &BTreeMap::new(),
-        conflict_rules: &[],
-        finished_at: long_ago,
-        record_cache: RecordCacheUpdate::Keep,
-    };
-    store.finish_scan(list, &end).expect("finish");
-    // Scan 2, 499 days ago: old.pdf gone (resolved then), still.pdf open.
-    let second_at = long_ago + TimeDelta::days(1);
-    share_scan(&mut store, second_at, &[finding("r", "still.pdf")]);
-    // Scan 3, 200 days ago: inside the retention; sees still.pdf and mid.pdf.
-    share_scan(
-        &mut store,
-        months_ago,
-        &[finding("r", "still.pdf"), finding("r", "mid.pdf")],
-    );
-    // Scan 4 now: mid.pdf resolved now (recently: kept).
-    let fourth = store.begin_scan("share", now).expect("begin");
-    store
-        .record_findings(fourth, "share", now, &[finding("r", "still.pdf")])
-        .expect("record");
-    store
-        .record_rows(fourth, "share", &[identity([7; 16], "still.pdf")])
-        .expect("identities");
-    finish_carried(&mut store, fourth, &[], now);
-    store
-        .outbox_put("2025-05", "old report", b"m", long_ago)
-        .expect("put");
-    store.outbox_sent("2025-05", long_ago).expect("sent");
-    store
-        .outbox_put("2026-10", "new report", b"m", now)
-        .expect("put");
-    store.outbox_sent("2026-10", now).expect("sent");
-    store
-        .outbox_put("2025-06", "never sent", b"m", long_ago)
-        .expect("put");
+    on_both_engines(
+        "pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest",
+        |open| {
+            let mut store = open();
+            let now = Utc::now();
+            let long_ago = now - TimeDelta::days(500);
+            let months_ago = now - TimeDelta::days(200);
+            // Scan 1, 500 days ago: sees old.pdf and still.pdf.
+            share_scan(
+                &mut store,
+                long_ago,
+                &[finding("r", "old.pdf"), finding("r", "still.pdf")],
+            );
+            // A list source last read 500 days ago: its people are forgotten with it.
+            let list = store.begin_scan("list", long_ago).expect("begin");
+            store
+                .record_conflict_keys(
+                    list,
+                    "list",
+                    &[NewConflictKey {
+                        rule: "c".into(),
+                        side: "marked",
+                        key: "k".into(),
+                        record_id: "member-1".into(),
+                        record_path: "member-1".into(),
+                        record_kind: "contact",
+                        owner: None,
+                    }],
+                )
+                .expect("keys");
+            store
+                .record_rows(list, "list", &[identity([9; 16], "member-1")])
+                .expect("identities");
+            let end = ScanEnd {
+                status: ScanStatus::Complete,
+                records: 1,
+                problems: &[],
+                unread_prefixes: &[],
+                within: &[],
+                carried: &[],
+                checkpoints: &BTreeMap::new(),
+                conflict_rules: &[],
+                finished_at: long_ago,
+                record_cache: RecordCacheUpdate::Keep,
+            };
+            store.finish_scan(list, &end).expect("finish");
+            // Scan 2, 499 days ago: old.pdf gone (resolved then), still.pdf open.
+            let second_at = long_ago + TimeDelta::days(1);
+            share_scan(&mut store, second_at, &[finding("r", "still.pdf")]);
+            // Scan 3, 200 days ago: inside the retention; sees still.pdf and mid.pdf.
+            share_scan(
+                &mut store,
+                months_ago,
+                &[finding("r", "still.pdf"), finding("r", "mid.pdf")],
+            );
+            // Scan 4 now: mid.pdf resolved now (recently: kept).
+            let fourth = store.begin_scan("share", now).expect("begin");
+            store
+                .record_findings(fourth, "share", now, &[finding("r", "still.pdf")])
+                .expect("record");
+            store
+                .record_rows(fourth, "share", &[identity([7; 16], "still.pdf")])
+                .expect("identities");
+            finish_carried(&mut store, fourth, &[], now);
+            store
+                .outbox_put("2025-05", "old report", b"m", long_ago)
+                .expect("put");
+            store.outbox_sent("2025-05", long_ago).expect("sent");
+            store
+                .outbox_put("2026-10", "new report", b"m", now)
+                .expect("put");
+            store.outbox_sent("2026-10", now).expect("sent");
+            store
+                .outbox_put("2025-06", "never sent", b"m", long_ago)
+                .expect("put");
 
-    let cutoff = now - TimeDelta::days(396);
-    let pruned = store.prune(cutoff).expect("prune");
-    assert_eq!(
-        pruned,
-        PruneCounts {
-            findings: 1,
-            scans: 2,
-            conflict_keys: 1,
-            identities: 1,
-            reports: 1,
-        }
-    );
-    assert_eq!(store.identities(&[[9; 16]]).expect("lookup").len(), 0);
-    assert_eq!(store.identities(&[[7; 16]]).expect("lookup").len(), 1);
-    let all: Vec<String> = store
-        .findings(FindingFilter::All, None, None)
-        .expect("findings")
-        .into_iter()
-        .map(|f| {
-            format!(
-                "{}:{}",
-                f.record_id,
-                if f.resolved_at.is_some() {
-                    "resolved"
-                } else {
-                    "open"
+            let cutoff = now - TimeDelta::days(396);
+            let pruned = store.prune(cutoff).expect("prune");
+            assert_eq!(
+                pruned,
+                PruneCounts {
+                    findings: 1,
+                    scans: 2,
+                    conflict_keys: 1,
+                    identities: 1,
+                    reports: 1,
                 }
-            )
-        })
-        .collect();
-    // The 500-day-old open finding stays; the recently resolved one stays.
-    assert_eq!(all, ["mid.pdf:resolved", "still.pdf:open"]);
-    assert!(store.outbox("2025-05").expect("outbox").is_none());
-    assert!(store.outbox("2026-10").expect("outbox").is_some());
-    assert!(
-        store.outbox("2025-06").expect("outbox").is_some(),
-        "an unsent report is never pruned"
+            );
+            assert_eq!(store.identities(&[[9; 16]]).expect("lookup").len(), 0);
+            assert_eq!(store.identities(&[[7; 16]]).expect("lookup").len(), 1);
+            let all: Vec<String> = store
+                .findings(FindingFilter::All, None, None)
+                .expect("findings")
+                .into_iter()
+                .map(|f| {
+                    format!(
+                        "{}:{}",
+                        f.record_id,
+                        if f.resolved_at.is_some() {
+                            "resolved"
+                        } else {
+                            "open"
+                        }
+                    )
+                })
+                .collect();
+            // The 500-day-old open finding stays; the recently resolved one stays.
+            assert_eq!(all, ["mid.pdf:resolved", "still.pdf:open"]);
+            assert!(store.outbox("2025-05").expect("outbox").is_none());
+            assert!(store.outbox("2026-10").expect("outbox").is_some());
+            assert!(
+                store.outbox("2025-06").expect("outbox").is_some(),
+                "an unsent report is never pruned"
+            );
+            // The trend's months are intact: the latest scan and those inside it stay,
+            // and so does a source's only (old) scan, which the daemon's catch-up reads.
+            assert_eq!(
+                store.last_scan("share").expect("last").map(|s| s.id),
+                Some(fourth)
+            );
+            assert_eq!(
+                store.last_scan("list").expect("last").map(|s| s.id),
+                Some(list)
+            );
+            let kept = store
+                .scans_between(months_ago - TimeDelta::days(1), now + TimeDelta::days(1))
+                .expect("scans");
+            assert_eq!(kept.len(), 2);
+            // A second prune has nothing left to do.
+            assert_eq!(store.prune(cutoff).expect("prune"), PruneCounts::default());
+        },
     );
-    // The trend's months are intact: the latest scan and those inside it stay,
-    // and so does a source's only (old) scan, which the daemon's catch-up reads.
-    assert_eq!(
-        store.last_scan("share").expect("last").map(|s| s.id),
-        Some(fourth)
-    );
-    assert_eq!(
-        store.last_scan("list").expect("last").map(|s| s.id),
-        Some(list)
-    );
-    let kept = store
-        .scans_between(months_ago - TimeDelta::days(1), now + TimeDelta::days(1))
-        .expect("scans");
-    assert_eq!(kept.len(), 2);
-    // A second prune has nothing left to do.
-    assert_eq!(store.prune(cutoff).expect("prune"), PruneCounts::default());
 }
 
 #[test]
@@ -961,99 +1186,103 @@ fn the_store_files_are_owner_only_whatever_the_umask() {
 /// the mark follows the config when it is applied again.
 #[test]
 fn excepted_findings_count_apart_until_their_exception_ends() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = Store::open(dir.path()).expect("open");
-    let held = finding("r", "Tvist/a.pdf");
-    let other = finding("r", "Kunder/b.pdf");
-    scan(
-        &mut store,
-        &[held.clone(), other.clone()],
-        ScanStatus::Complete,
-        &[],
-    );
-    let now = Utc::now();
-    let ends = now + TimeDelta::days(10);
-    let covered = store
-        .apply_exceptions(None, |_, _, path| {
-            path.starts_with("Tvist/")
-                .then(|| ("tvist".to_owned(), ends))
-        })
-        .expect("apply");
-    assert_eq!(covered, BTreeMap::from([("tvist".to_owned(), 1)]));
-    let summary = |store: &Store, at| {
-        let groups = store.open_summary(at).expect("summary");
-        assert_eq!(groups.len(), 1);
-        (groups[0].count, groups[0].excepted)
-    };
-    assert_eq!(summary(&store, now), (1, 1));
-    assert_eq!(store.open_count("share").expect("count"), 1);
-    let open_paths = |store: &Store, at| -> Vec<String> {
-        store
-            .open_at(at)
-            .expect("open at")
-            .into_iter()
-            .map(|open| open.record_path)
-            .collect()
-    };
-    // (Open "at" a moment means first seen before it.)
-    assert_eq!(
-        open_paths(&store, now + TimeDelta::seconds(2)),
-        ["Kunder/b.pdf"]
-    );
-    // Once it ends, both count again, without anything being applied.
-    let after = ends + TimeDelta::seconds(1);
-    assert_eq!(summary(&store, after), (2, 0));
-    assert_eq!(open_paths(&store, after).len(), 2);
-    // The config no longer has it: the mark goes, whether applied finding by
-    // finding or cleared at once (no exceptions configured), and an owner's
-    // mark stays either way.
-    store.apply_exceptions(None, |_, _, _| None).expect("apply");
-    assert_eq!(summary(&store, now), (2, 0));
-    store
-        .apply_exceptions(None, |_, _, path| {
-            path.starts_with("Tvist/")
-                .then(|| ("tvist".to_owned(), ends))
-        })
-        .expect("apply");
-    let marked = NewFinding {
-        owner_marked: true,
-        ..finding("r", "Kunder/c.pdf")
-    };
-    scan(
-        &mut store,
-        &[held.clone(), other.clone(), marked],
-        ScanStatus::Complete,
-        &[],
-    );
-    store
-        .apply_exceptions(None, |_, _, path| {
-            path.starts_with("Tvist/")
-                .then(|| ("tvist".to_owned(), ends))
-        })
-        .expect("apply");
-    assert_eq!(summary(&store, now), (1, 2));
-    store.clear_exceptions(None).expect("clear");
-    assert_eq!(summary(&store, now), (2, 1), "the owner's mark stays");
-    store.apply_exceptions(None, |_, _, _| None).expect("apply");
-    assert_eq!(summary(&store, now), (2, 1), "the owner's mark stays");
-    let listed = store
-        .findings(FindingFilter::Open, None, None)
-        .expect("findings");
-    let marks: Vec<(&str, Option<&str>)> = listed
-        .iter()
-        .map(|finding| {
-            (
-                finding.record_path.as_str(),
-                finding.exception.as_ref().map(|(id, _)| id.as_str()),
-            )
-        })
-        .collect();
-    assert_eq!(
-        marks,
-        [
-            ("Kunder/b.pdf", None),
-            ("Kunder/c.pdf", Some(OWNER_MARK_EXCEPTION)),
-            ("Tvist/a.pdf", None)
-        ]
+    on_both_engines(
+        "excepted_findings_count_apart_until_their_exception_ends",
+        |open| {
+            let mut store = open();
+            let held = finding("r", "Tvist/a.pdf");
+            let other = finding("r", "Kunder/b.pdf");
+            scan(
+                &mut store,
+                &[held.clone(), other.clone()],
+                ScanStatus::Complete,
+                &[],
+            );
+            let now = Utc::now();
+            let ends = now + TimeDelta::days(10);
+            let covered = store
+                .apply_exceptions(None, |_, _, path| {
+                    path.starts_with("Tvist/")
+                        .then(|| ("tvist".to_owned(), ends))
+                })
+                .expect("apply");
+            assert_eq!(covered, BTreeMap::from([("tvist".to_owned(), 1)]));
+            let summary = |store: &Store, at| {
+                let groups = store.open_summary(at).expect("summary");
+                assert_eq!(groups.len(), 1);
+                (groups[0].count, groups[0].excepted)
+            };
+            assert_eq!(summary(&store, now), (1, 1));
+            assert_eq!(store.open_count("share").expect("count"), 1);
+            let open_paths = |store: &Store, at| -> Vec<String> {
+                store
+                    .open_at(at)
+                    .expect("open at")
+                    .into_iter()
+                    .map(|open| open.record_path)
+                    .collect()
+            };
+            // (Open "at" a moment means first seen before it.)
+            assert_eq!(
+                open_paths(&store, now + TimeDelta::seconds(2)),
+                ["Kunder/b.pdf"]
+            );
+            // Once it ends, both count again, without anything being applied.
+            let after = ends + TimeDelta::seconds(1);
+            assert_eq!(summary(&store, after), (2, 0));
+            assert_eq!(open_paths(&store, after).len(), 2);
+            // The config no longer has it: the mark goes, whether applied finding by
+            // finding or cleared at once (no exceptions configured), and an owner's
+            // mark stays either way.
+            store.apply_exceptions(None, |_, _, _| None).expect("apply");
+            assert_eq!(summary(&store, now), (2, 0));
+            store
+                .apply_exceptions(None, |_, _, path| {
+                    path.starts_with("Tvist/")
+                        .then(|| ("tvist".to_owned(), ends))
+                })
+                .expect("apply");
+            let marked = NewFinding {
+                owner_marked: true,
+                ..finding("r", "Kunder/c.pdf")
+            };
+            scan(
+                &mut store,
+                &[held.clone(), other.clone(), marked],
+                ScanStatus::Complete,
+                &[],
+            );
+            store
+                .apply_exceptions(None, |_, _, path| {
+                    path.starts_with("Tvist/")
+                        .then(|| ("tvist".to_owned(), ends))
+                })
+                .expect("apply");
+            assert_eq!(summary(&store, now), (1, 2));
+            store.clear_exceptions(None).expect("clear");
+            assert_eq!(summary(&store, now), (2, 1), "the owner's mark stays");
+            store.apply_exceptions(None, |_, _, _| None).expect("apply");
+            assert_eq!(summary(&store, now), (2, 1), "the owner's mark stays");
+            let listed = store
+                .findings(FindingFilter::Open, None, None)
+                .expect("findings");
+            let marks: Vec<(&str, Option<&str>)> = listed
+                .iter()
+                .map(|finding| {
+                    (
+                        finding.record_path.as_str(),
+                        finding.exception.as_ref().map(|(id, _)| id.as_str()),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                marks,
+                [
+                    ("Kunder/b.pdf", None),
+                    ("Kunder/c.pdf", Some(OWNER_MARK_EXCEPTION)),
+                    ("Tvist/a.pdf", None)
+                ]
+            );
+        },
     );
 }

@@ -183,10 +183,7 @@ fn world_executable_binary() -> PathBuf {
     .clone()
 }
 
-pub fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+pub use process::running_as_root;
 
 /// Text of stdout and stderr.
 pub fn text(output: &Output) -> (String, String) {

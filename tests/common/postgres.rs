@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use super::process::free_port;
+use super::process::{free_port, running_as_root};
 
 pub const USER: &str = "tillsyn";
 pub const PASSWORD: &str = "tillsyn-pg-pw";
@@ -47,7 +47,7 @@ fn bin_dir() -> PathBuf {
 
 /// `program` with `args`, as `nobody` when we are root.
 fn unprivileged(program: &Path, args: &[&str]) -> Output {
-    let mut command = if super::running_as_root() {
+    let mut command = if running_as_root() {
         let mut command = Command::new("setpriv");
         command
             .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
@@ -130,7 +130,7 @@ impl Postgres {
         let socket = self.dir.path().display().to_string();
         let port = self.port.to_string();
         let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log");
-        let mut command = if super::running_as_root() {
+        let mut command = if running_as_root() {
             let mut command = Command::new("setpriv");
             command
                 .args([

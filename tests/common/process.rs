@@ -2,6 +2,12 @@
 
 use std::process::Child;
 
+/// Whether the tests run as root (servers then drop to `nobody`).
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
