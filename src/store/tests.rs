@@ -789,6 +789,51 @@ fn a_units_scan_decides_only_within_its_accounts() {
 }
 
 #[test]
+fn a_scan_left_running_by_a_process_without_a_lease_is_failed_by_the_next_scan() {
+    on_both_engines("dead_holders_scans", |open| {
+        let mut alive = open();
+        let mut dead = open();
+        let mut next = open();
+        let now = Utc::now();
+        let status = |store: &Store, id: i64| {
+            count(
+                store,
+                &format!("SELECT count(*) FROM scans WHERE id = {id} AND status = 'running'"),
+            )
+        };
+        // One process holds its lease; the other's ran out (it died).
+        alive
+            .take_lease("mail", now, now + TimeDelta::seconds(60))
+            .expect("lease");
+        let running = alive.begin_scan("mail", now).expect("begin");
+        dead.take_lease(
+            "files",
+            now - TimeDelta::seconds(120),
+            now - TimeDelta::seconds(60),
+        )
+        .expect("lease");
+        let orphan = dead.begin_scan("files", now).expect("begin");
+        // A scan of another source touches neither.
+        next.begin_scan("ldap", now).expect("begin");
+        assert_eq!((status(&next, running), status(&next, orphan)), (1, 1));
+        // The next scan of the dead one's source fails its scan; the live
+        // process's scan stays running.
+        next.begin_scan("files", now).expect("begin");
+        next.begin_scan("mail", now).expect("begin");
+        assert_eq!((status(&next, running), status(&next, orphan)), (1, 0));
+        assert_eq!(
+            count(
+                &next,
+                &format!(
+                    "SELECT count(*) FROM scans WHERE id = {orphan} AND error_kind = 'interrupted'"
+                )
+            ),
+            1
+        );
+    });
+}
+
+#[test]
 fn a_units_lease_and_its_sources_exclude_each_other() {
     on_both_engines("unit_leases", |open| {
         let mut one = open();
