@@ -617,10 +617,7 @@ pub async fn check_config(
         // Reached and logged in; nothing is written.
         let store = store.clone();
         let reached = tokio::task::spawn_blocking(move || {
-            let database = crate::store::db::Postgres::connect(
-                &store.url,
-                store.password.as_ref().map(|password| password.expose()),
-            )?;
+            let database = crate::store::db::Postgres::connect(&store.target())?;
             crate::store::db::Database::query(&database, "SHOW server_version", &[])?
                 .first()
                 .map(|row| row.text(0))

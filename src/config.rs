@@ -75,6 +75,22 @@ pub struct StoreConfig {
     pub url: String,
     /// The password, from `password_file` or `password_env`.
     pub password: Option<crate::secret::Secret>,
+    /// Extra CA certificates for the server's TLS certificate.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl StoreConfig {
+    /// Where the store is, for its connections and the fleet's.
+    pub fn target(&self) -> crate::store::db::PostgresTarget {
+        crate::store::db::PostgresTarget {
+            url: self.url.clone(),
+            password: self
+                .password
+                .as_ref()
+                .map(|password| password.expose().to_vec()),
+            ca_file: self.ca_file.clone(),
+        }
+    }
 }
 
 /// `[fleet]`: this instance is one of several with the same config and the
@@ -107,6 +123,8 @@ struct StoreFile {
     password_file: Option<PathBuf>,
     #[serde(default)]
     password_env: Option<String>,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
 }
 
 /// `[erasure]`: where the erasure register is.
@@ -1143,6 +1161,7 @@ impl<'t> Reader<'t> {
         Some(StoreConfig {
             url: file.url,
             password,
+            ca_file: file.ca_file.map(|path| self.resolve(&path)),
         })
     }
 

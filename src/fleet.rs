@@ -27,7 +27,6 @@
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
 
 use crate::secret::Secret;
 
@@ -38,6 +37,9 @@ pub struct FleetConfig {
     pub url: String,
     /// The password, from a file or the environment.
     pub password: Option<Secret>,
+    /// Extra CA certificates for the server's TLS certificate (see
+    /// [`crate::store::db::PostgresTarget::prepare`] for when TLS is used).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Why the fleet's table could not be used.
@@ -61,7 +63,7 @@ pub enum FleetError {
 
 impl From<tokio_postgres::Error> for FleetError {
     fn from(error: tokio_postgres::Error) -> FleetError {
-        FleetError::Query(error.to_string())
+        FleetError::Query(crate::store::db::postgres_message(&error))
     }
 }
 
@@ -102,13 +104,17 @@ CREATE TABLE IF NOT EXISTS fleet_once (
 impl Fleet {
     /// Connect as `instance` and make sure the tables are there.
     pub async fn connect(config: &FleetConfig, instance: &str) -> Result<Fleet, FleetError> {
-        let mut pg: tokio_postgres::Config = config
-            .url
-            .parse()
-            .map_err(|error: tokio_postgres::Error| FleetError::Url(error.to_string()))?;
-        if let Some(password) = &config.password {
-            pg.password(password.expose());
-        }
+        let target = crate::store::db::PostgresTarget {
+            url: config.url.clone(),
+            password: config
+                .password
+                .as_ref()
+                .map(|password| password.expose().to_vec()),
+            ca_file: config.ca_file.clone(),
+        };
+        let (pg, tls) = target
+            .prepare()
+            .map_err(|error| FleetError::Url(error.to_string()))?;
         let place = pg
             .get_hosts()
             .iter()
@@ -122,10 +128,9 @@ impl Fleet {
                 .get_ports()
                 .first()
                 .map_or_else(String::new, |port| format!(":{port}"));
-        pg.connect_timeout(Duration::from_secs(10));
         let manager = Manager::from_config(
             pg,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -148,9 +153,9 @@ impl Fleet {
         self.pool.get().await.map_err(|error| FleetError::Connect {
             place: self.place.clone(),
             message: match error {
-                deadpool_postgres::PoolError::Backend(error) => error
-                    .as_db_error()
-                    .map_or_else(|| error.to_string(), |db| db.message().to_owned()),
+                deadpool_postgres::PoolError::Backend(error) => {
+                    crate::store::db::postgres_message(&error)
+                }
                 other => other.to_string(),
             },
         })

@@ -32,6 +32,7 @@ fn database(name: &str) -> FleetConfig {
             server.port
         ),
         password: Some(Secret::new(PASSWORD.as_bytes().to_vec())),
+        ca_file: None,
     }
 }
 
@@ -214,6 +215,7 @@ fn a_wrong_password_and_a_server_down_are_clear_errors() {
                 common::process::free_port()
             ),
             password: None,
+            ca_file: None,
         };
         let error = match Fleet::connect(&down, "a").await {
             Ok(_) => panic!("connected to nothing"),

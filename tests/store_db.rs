@@ -10,6 +10,15 @@ use std::sync::OnceLock;
 use common::postgres::{PASSWORD, Postgres as Server, USER};
 use tillsyn::store::db::{self, Database, Postgres, Value};
 
+/// The server at `url`, logged in with `password`.
+fn target(url: &str, password: &[u8]) -> tillsyn::store::db::PostgresTarget {
+    tillsyn::store::db::PostgresTarget {
+        url: url.to_owned(),
+        password: Some(password.to_vec()),
+        ca_file: None,
+    }
+}
+
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(Server::start)
@@ -20,7 +29,7 @@ fn postgres(name: &str) -> (Postgres, String) {
     let server = server();
     server.psql(&format!("CREATE DATABASE {name}"));
     let url = format!("postgres://{USER}@127.0.0.1:{}/{name}", server.port);
-    let connection = Postgres::connect(&url, Some(PASSWORD.as_bytes())).expect("connect");
+    let connection = Postgres::connect(&target(&url, PASSWORD.as_bytes())).expect("connect");
     (connection, url)
 }
 
@@ -215,7 +224,7 @@ fn instances_migrating_at_once_end_at_the_same_version() {
         .map(|_| {
             let url = url.clone();
             std::thread::spawn(move || {
-                let pg = Postgres::connect(&url, Some(PASSWORD.as_bytes())).expect("connect");
+                let pg = Postgres::connect(&target(&url, PASSWORD.as_bytes())).expect("connect");
                 db::migrate(&pg).expect("migrate")
             })
         })
@@ -224,14 +233,14 @@ fn instances_migrating_at_once_end_at_the_same_version() {
         .into_iter()
         .map(|worker| worker.join().expect("worker"))
         .collect();
-    let pg = Postgres::connect(&url, Some(PASSWORD.as_bytes())).expect("connect");
+    let pg = Postgres::connect(&target(&url, PASSWORD.as_bytes())).expect("connect");
     let version = pg.schema_version().expect("version");
     assert!(
         versions.iter().all(|known| *known == version),
         "{versions:?}"
     );
     // A wrong password is the server's clear refusal.
-    let refused = match Postgres::connect(&url, Some(b"wrong")) {
+    let refused = match Postgres::connect(&target(&url, b"wrong")) {
         Ok(_) => panic!("a wrong password connected"),
         Err(error) => error.to_string(),
     };

@@ -517,6 +517,48 @@ fn a_config_with_a_store_url_scans_into_postgresql() {
         "nothing in state_dir's SQLite"
     );
 
+    // A dry run works on a private copy of the shared store: it sees what
+    // is stored and what is new, and writes nothing to PostgreSQL.
+    common::file_at(&share.join("old-3.txt"), b"x", common::days_ago(600));
+    let scans_before = server.psql_in("store_config", "SELECT count(*) FROM scans");
+    let output = common::tillsyn(&[
+        "scan",
+        "--once",
+        "--dry-run",
+        "--config",
+        &config,
+        "--format",
+        "json",
+    ]);
+    let (stdout, stderr) = common::text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(
+        common::pairs(&common::json_lines(&output)),
+        [
+            "old-files:old-1.txt",
+            "old-files:old-2.txt",
+            "old-files:old-3.txt"
+        ]
+        .map(String::from)
+        .into_iter()
+        .collect()
+    );
+    assert_eq!(
+        server.psql_in("store_config", "SELECT count(*) FROM scans"),
+        scans_before,
+        "the dry run wrote no scan"
+    );
+    assert_eq!(
+        server
+            .psql_in(
+                "store_config",
+                "SELECT count(*) FROM findings WHERE resolved_at IS NULL"
+            )
+            .trim(),
+        "2",
+        "nor any finding"
+    );
+
     // A wrong password: the scan fails, saying so, and check-config says so.
     std::fs::write(dir.path().join("wrong.pw"), "not-it").expect("password");
     let config = write("wrong.pw", "");
@@ -540,4 +582,64 @@ fn a_config_with_a_store_url_scans_into_postgresql() {
         "{stdout}"
     );
     assert!(!stdout.contains("inline-secret"), "{stdout}");
+}
+
+/// TLS to the store: verified against the configured CA, refused with
+/// another CA or none, and the connection really encrypted.
+#[test]
+fn tls_to_the_store_is_verified_against_the_configured_ca() {
+    let certificates = tempfile::tempdir().expect("tempdir");
+    common::dovecot::make_ca(certificates.path(), "ca");
+    common::dovecot::make_ca(certificates.path(), "other-ca");
+    common::dovecot::make_server_cert(certificates.path(), "ca");
+    let server = Server::start_with_tls(
+        &certificates.path().join("server.pem"),
+        &certificates.path().join("server.key"),
+    );
+    let target = |mode: &str, ca: Option<&str>| tillsyn::store::db::PostgresTarget {
+        url: format!(
+            "postgres://{USER}@127.0.0.1:{}/{}{mode}",
+            server.port,
+            common::postgres::DATABASE
+        ),
+        password: Some(PASSWORD.as_bytes().to_vec()),
+        ca_file: ca.map(|name| certificates.path().join(format!("{name}.pem"))),
+    };
+    let encrypted = |target: &tillsyn::store::db::PostgresTarget| {
+        let connection = tillsyn::store::db::Postgres::connect(target)?;
+        tillsyn::store::db::Database::query(
+            &connection,
+            "SELECT CAST(ssl AS TEXT) FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )?
+        .first()
+        .map(|row| row.text(0))
+        .transpose()
+    };
+    // With the CA: TLS, whether asked for or taken by default on loopback.
+    for mode in ["?sslmode=require", ""] {
+        assert_eq!(
+            encrypted(&target(mode, Some("ca"))).expect("connect"),
+            Some("true".to_owned()),
+            "{mode}"
+        );
+    }
+    // The store itself opens over it.
+    Store::open_postgres_at(&target("?sslmode=require", Some("ca"))).expect("open over TLS");
+    // Another CA, or none (the system's roots only): refused, and said why.
+    for ca in [Some("other-ca"), None] {
+        let error = match encrypted(&target("?sslmode=require", ca)) {
+            Ok(_) => panic!("an unverified server was accepted with {ca:?}"),
+            Err(error) => error.to_string(),
+        };
+        assert!(
+            error.contains("certificate") || error.contains("UnknownIssuer"),
+            "{error}"
+        );
+    }
+    // Asked not to, no TLS: the server allows both here.
+    assert_eq!(
+        encrypted(&target("?sslmode=disable", None)).expect("connect"),
+        Some("false".to_owned())
+    );
 }

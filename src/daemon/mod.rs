@@ -201,6 +201,7 @@ pub async fn run(path: PathBuf, listen: Option<SocketAddr>) -> Result<(), Daemon
             let connection = crate::fleet::FleetConfig {
                 url: store_config.url.clone(),
                 password: store_config.password.clone(),
+                ca_file: store_config.ca_file.clone(),
             };
             let joined = crate::fleet::Fleet::connect(&connection, store.holder()).await?;
             tracing::info!(

@@ -107,12 +107,25 @@ pub enum DbError {
 
 impl From<tokio_postgres::Error> for DbError {
     fn from(error: tokio_postgres::Error) -> DbError {
-        DbError::Postgres(
-            error
-                .as_db_error()
-                .map_or_else(|| error.to_string(), |db| db.message().to_owned()),
-        )
+        DbError::Postgres(postgres_message(&error))
     }
+}
+
+/// What went wrong, in words: the server's message when it sent one, else
+/// the driver's with its causes (a TLS handshake error says which
+/// certificate check failed only in its cause).
+pub fn postgres_message(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return db.message().to_owned();
+    }
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    message
 }
 
 /// One row of a result.
@@ -405,20 +418,75 @@ enum Request {
     Batch(String, std::sync::mpsc::Sender<Result<(), DbError>>),
 }
 
-impl Postgres {
-    /// Connect to `url` (`postgres://user@host:port/database`) with
-    /// `password`, without TLS (loopback and trusted networks).
-    pub fn connect(url: &str, password: Option<&[u8]>) -> Result<Postgres, DbError> {
-        let mut config: tokio_postgres::Config = url.parse()?;
-        if let Some(password) = password {
+/// Where a PostgreSQL is and how to reach it: the store's and the fleet's
+/// connections are made from it alike.
+#[derive(Debug, Clone)]
+pub struct PostgresTarget {
+    /// `postgres://user@host:port/database[?sslmode=…]`, without the password.
+    pub url: String,
+    /// The password, from a file or the environment.
+    pub password: Option<Vec<u8>>,
+    /// PEM file of extra CA certificates (an internal CA), trusted besides
+    /// the system's.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl PostgresTarget {
+    /// The driver's settings and TLS for this target.
+    ///
+    /// TLS follows the url's `sslmode` (`disable`, `prefer` or `require`);
+    /// without one, it is `require`, except on loopback and Unix sockets,
+    /// where it is `prefer`. Whenever TLS is used the server's certificate
+    /// is verified against the system's roots and `ca_file`, and its name
+    /// against the host (stricter than libpq's `require`, as tillsyn's other
+    /// connections are).
+    pub fn prepare(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Config,
+            tokio_postgres_rustls::MakeRustlsConnect,
+        ),
+        DbError,
+    > {
+        let mut config: tokio_postgres::Config = self.url.parse()?;
+        if let Some(password) = &self.password {
             config.password(password);
         }
         config.connect_timeout(std::time::Duration::from_secs(10));
+        if !self.url.contains("sslmode=") {
+            let local = config.get_hosts().iter().all(|host| match host {
+                tokio_postgres::config::Host::Tcp(name) => {
+                    name == "localhost"
+                        || name
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|address| address.is_loopback())
+                }
+                tokio_postgres::config::Host::Unix(_) => true,
+            });
+            config.ssl_mode(match local {
+                true => tokio_postgres::config::SslMode::Prefer,
+                false => tokio_postgres::config::SslMode::Require,
+            });
+        }
+        let tls = tillsyn_connectors::tls::tls_config(self.ca_file.as_deref(), true)
+            .map_err(|error| DbError::Postgres(error.to_string()))?;
+        Ok((
+            config,
+            tokio_postgres_rustls::MakeRustlsConnect::new((*tls).clone()),
+        ))
+    }
+}
+
+impl Postgres {
+    /// Connect to `target`.
+    pub fn connect(target: &PostgresTarget) -> Result<Postgres, DbError> {
+        let (config, tls) = target.prepare()?;
         let (requests, incoming) = std::sync::mpsc::channel::<Request>();
         let (ready, connected) = std::sync::mpsc::channel::<Result<(), DbError>>();
         std::thread::Builder::new()
             .name("tillsyn-postgres".into())
-            .spawn(move || serve(config, incoming, ready))
+            .spawn(move || serve(config, tls, incoming, ready))
             .map_err(|error| DbError::Postgres(format!("starting its thread: {error}")))?;
         connected
             .recv()
@@ -449,6 +517,7 @@ impl Postgres {
 /// until the store is dropped.
 fn serve(
     config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     incoming: std::sync::mpsc::Receiver<Request>,
     ready: std::sync::mpsc::Sender<Result<(), DbError>>,
 ) {
@@ -462,7 +531,7 @@ fn serve(
             return;
         }
     };
-    let client = match runtime.block_on(config.connect(tokio_postgres::NoTls)) {
+    let client = match runtime.block_on(config.connect(tls)) {
         Ok((client, connection)) => {
             // The connection's own task; it runs while a statement does.
             runtime.spawn(connection);
@@ -710,5 +779,43 @@ impl Database for Postgres {
             )?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PostgresTarget;
+    use tokio_postgres::config::SslMode;
+
+    fn mode(url: &str) -> SslMode {
+        let target = PostgresTarget {
+            url: url.to_owned(),
+            password: None,
+            ca_file: None,
+        };
+        match target.prepare() {
+            Ok((config, _)) => config.get_ssl_mode(),
+            Err(error) => unreachable!("{url}: {error}"),
+        }
+    }
+
+    /// TLS is required unless the url says otherwise, except on loopback and
+    /// Unix sockets, where it is used when the server offers it.
+    #[test]
+    fn tls_is_required_off_loopback_unless_the_url_says_otherwise() {
+        assert_eq!(mode("postgres://t@db.example.org/x"), SslMode::Require);
+        assert_eq!(mode("postgres://t@10.1.2.3:5433/x"), SslMode::Require);
+        assert_eq!(mode("postgres://t@127.0.0.1/x"), SslMode::Prefer);
+        assert_eq!(mode("postgres://t@localhost/x"), SslMode::Prefer);
+        assert_eq!(mode("postgres://t@[::1]/x"), SslMode::Prefer);
+        assert_eq!(mode("postgres://t@%2Frun%2Fpostgresql/x"), SslMode::Prefer);
+        assert_eq!(
+            mode("postgres://t@db.example.org/x?sslmode=disable"),
+            SslMode::Disable
+        );
+        assert_eq!(
+            mode("postgres://t@127.0.0.1/x?sslmode=require"),
+            SslMode::Require
+        );
     }
 }

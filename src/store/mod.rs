@@ -573,10 +573,7 @@ impl Store {
     /// SQLite in `state_dir`.
     pub fn for_config(config: &crate::config::Config) -> Result<Store, StoreError> {
         match &config.store {
-            Some(store) => Store::open_postgres(
-                &store.url,
-                store.password.as_ref().map(|password| password.expose()),
-            ),
+            Some(store) => Store::open_postgres_at(&store.target()),
             None => Store::open(&config.daemon.state_dir),
         }
     }
@@ -586,11 +583,48 @@ impl Store {
     /// copied: those runs are refused there, with why.
     pub fn copy_for_config(config: &crate::config::Config) -> Result<Store, StoreError> {
         match &config.store {
-            Some(_) => Err(StoreError::Postgres(
-                "a private copy of a shared PostgreSQL store is not made (scan --dry-run, subject --verify); run them against a SQLite copy of the config".into(),
-            )),
+            Some(store) => Store::copy_of_postgres(&store.target()),
             None => Store::open_copy(&config.daemon.state_dir),
         }
+    }
+
+    /// A private in-memory copy of the shared PostgreSQL store at `target`,
+    /// for `--dry-run` and `--verify`: every table of the store copied row
+    /// for row into an in-memory SQLite store of the same schema, so scans
+    /// run against it exactly as against the real one, and nothing reaches
+    /// PostgreSQL. The shared store must be at this version's schema (the
+    /// copy does not migrate it: that would be a write).
+    pub fn copy_of_postgres(target: &db::PostgresTarget) -> Result<Store, StoreError> {
+        let source = db::Postgres::connect(target)?;
+        let (found, known) = (source.schema_version()?, migrations::MIGRATIONS.len());
+        if found != known {
+            return Err(StoreError::Postgres(format!(
+                "the shared store's schema is version {found} and this tillsyn's {known}: \
+                 a private copy is made only of a store at this version (run this version's \
+                 daemon, or any command that opens the store, once first)"
+            )));
+        }
+        let copy = Store::ready(Box::new(Connection::open_in_memory()?), None)?;
+        let tables = copy.db().query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            &[],
+        )?;
+        db::transaction(copy.db(), true, |db| {
+            for table in &tables {
+                let name = table.text(0)?;
+                let rows = source.query(&format!("SELECT * FROM {name}"), &[])?;
+                let Some(width) = rows.first().map(|row| row.0.len()) else {
+                    continue;
+                };
+                let placeholders: Vec<String> = (1..=width).map(|at| format!("${at}")).collect();
+                db.execute_many(
+                    &format!("INSERT INTO {name} VALUES ({})", placeholders.join(", ")),
+                    rows.into_iter().map(|row| row.0).collect(),
+                )?;
+            }
+            Ok::<(), StoreError>(())
+        })?;
+        Ok(copy)
     }
 
     /// Open (creating when needed) `findings.sqlite` in `state_dir`.
@@ -706,7 +740,16 @@ impl Store {
     /// Scans left `running` are not failed here: in a fleet, another instance
     /// may be running them.
     pub fn open_postgres(url: &str, password: Option<&[u8]>) -> Result<Store, StoreError> {
-        Store::ready(Box::new(db::Postgres::connect(url, password)?), None)
+        Store::open_postgres_at(&db::PostgresTarget {
+            url: url.to_owned(),
+            password: password.map(<[u8]>::to_vec),
+            ca_file: None,
+        })
+    }
+
+    /// [`Store::open_postgres`] at `target`, with its TLS settings.
+    pub fn open_postgres_at(target: &db::PostgresTarget) -> Result<Store, StoreError> {
+        Store::ready(Box::new(db::Postgres::connect(target)?), None)
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {

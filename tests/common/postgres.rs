@@ -24,6 +24,8 @@ pub struct Postgres {
     bin: PathBuf,
     /// The running server's process id.
     pid: std::sync::Mutex<Option<u32>>,
+    /// More `-c name=value` settings for the server.
+    settings: Vec<String>,
 }
 
 /// The directory of `initdb` and `pg_ctl` (Debian keeps them per version).
@@ -65,6 +67,41 @@ fn unprivileged(program: &Path, args: &[&str]) -> Output {
 
 impl Postgres {
     pub fn start() -> Postgres {
+        Postgres::start_with(Vec::new(), |_| {})
+    }
+
+    /// A server that offers TLS with `cert` and `key` (PEM), copied into its
+    /// directory and owned by the server's user, as PostgreSQL demands.
+    pub fn start_with_tls(cert: &Path, key: &Path) -> Postgres {
+        let (cert, key) = (cert.to_path_buf(), key.to_path_buf());
+        Postgres::start_with(
+            vec![
+                "ssl=on".into(),
+                "ssl_cert_file=../server.pem".into(),
+                "ssl_key_file=../server.key".into(),
+            ],
+            move |dir| {
+                for (from, name) in [(&cert, "server.pem"), (&key, "server.key")] {
+                    let to = dir.join(name);
+                    std::fs::copy(from, &to).expect("copy TLS file");
+                    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))
+                        .expect("chmod");
+                    if running_as_root() {
+                        let status = Command::new("chown")
+                            .arg("nobody:nogroup")
+                            .arg(&to)
+                            .status()
+                            .expect("chown");
+                        assert!(status.success(), "chown {}", to.display());
+                    }
+                }
+            },
+        )
+    }
+
+    /// Start with more server settings, after `prepare` has had the
+    /// directory.
+    fn start_with(settings: Vec<String>, prepare: impl FnOnce(&Path)) -> Postgres {
         let dir = tempfile::tempdir().expect("tempdir");
         // The server's user must own its data directory; the socket and log
         // go beside it.
@@ -98,11 +135,13 @@ impl Postgres {
             "initdb: {}",
             String::from_utf8_lossy(&initdb.stderr)
         );
+        prepare(dir.path());
         let server = Postgres {
             dir,
             port: free_port(),
             bin,
             pid: std::sync::Mutex::new(None),
+            settings,
         };
         server.start_server();
         let created = unprivileged(
@@ -156,6 +195,11 @@ impl Postgres {
                 "-c",
                 "full_page_writes=off",
             ])
+            .args(
+                self.settings
+                    .iter()
+                    .flat_map(|setting| ["-c", setting.as_str()]),
+            )
             .env("LC_ALL", "C.UTF-8")
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
