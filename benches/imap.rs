@@ -8,6 +8,8 @@
 //!     cargo bench --bench imap -- --content         # content scan (contains rule) only
 //!     cargo bench --bench imap -- --content --photos 50   # one message in 50 with a 200 KB photo
 //!     cargo bench --bench imap -- --postgres        # the store in SQLite and in PostgreSQL
+//!     cargo bench --bench imap -- --fleet           # 60 accounts, 1, 2 and 3 instances
+//!     cargo bench --bench imap -- --fleet --per-account 2000
 //!
 //! Needs Dovecot (dovecot-imapd), imapfilter and python3. Runs as root (Dovecot
 //! needs it to switch to the mail user).
@@ -53,7 +55,13 @@ enum Bodies {
     Attachments { photo_every: u64 },
 }
 
-fn load(server: &Dovecot, user: &str, count: u64, stale_every: u64, bodies: Bodies) -> Duration {
+fn load(
+    server: &Dovecot,
+    (user, password): (&str, &str),
+    count: u64,
+    stale_every: u64,
+    bodies: Bodies,
+) -> Duration {
     let started = Instant::now();
     // One photo's bytes (noise, as a compressed picture is), in base64.
     let photo: String = {
@@ -166,7 +174,6 @@ fn load(server: &Dovecot, user: &str, count: u64, stale_every: u64, bodies: Bodi
         }
     });
     server.fix_ownership();
-    let password = if user == USER { PASSWORD } else { "million-pw" };
     server.client(user, password).command("SELECT INBOX");
     started.elapsed()
 }
@@ -424,6 +431,213 @@ fn store_comparison(server: &mut Dovecot, dir: &Path, messages: u64, loaded: Dur
     );
 }
 
+/// Accounts in the fleet benchmark, as in `tests/fleet_daemon.rs`.
+const FLEET_ACCOUNTS: usize = 60;
+
+/// CPU seconds used so far by the processes `included` picks (by pid, parent
+/// and process group), counting their reaped children: from `/proc`.
+fn cpu_seconds(included: impl Fn(u32, u32, u32) -> bool) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut total = 0u64;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command name, which may hold spaces: state is 3.
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let number = |at: usize| fields.get(at - 3).and_then(|f| f.parse::<u64>().ok());
+        let (Some(parent), Some(group)) = (number(4), number(5)) else {
+            continue;
+        };
+        if included(pid, parent as u32, group as u32) {
+            total += (14..=17).filter_map(number).sum::<u64>();
+        }
+    }
+    total as f64 / ticks
+}
+
+/// The same 60-account world scanned by 1, 2 and 3 `tillsyn run` instances
+/// sharing one PostgreSQL (`[fleet]`), each from an empty store: wall time
+/// until every account is done for the tick, and CPU time of the servers
+/// (Dovecot, PostgreSQL) and of the instances.
+fn fleet_comparison(per_account: u64, stale_every: u64) {
+    let users: Vec<(String, String)> = (0..FLEET_ACCOUNTS)
+        .map(|n| (format!("fleet{n:02}"), format!("fleet{n:02}-pw")))
+        .collect();
+    let user_refs: Vec<(&str, &str)> = users
+        .iter()
+        .map(|(user, password)| (user.as_str(), password.as_str()))
+        .collect();
+    let server = Dovecot::start(&user_refs);
+    let started = Instant::now();
+    for (user, password) in &user_refs {
+        load(
+            &server,
+            (user, password),
+            per_account,
+            stale_every,
+            Bodies::Text,
+        );
+    }
+    let loaded = started.elapsed();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = postgres::Postgres::start();
+    std::fs::copy(database.password_file(), dir.path().join("pg.pw")).expect("password");
+    let mut accounts = String::new();
+    for (user, password) in &users {
+        accounts.push_str(&format!(
+            "[[accounts]]\nuser = \"{user}\"\npassword = \"{password}\"\n"
+        ));
+    }
+    std::fs::write(dir.path().join("accounts.toml"), accounts).expect("accounts");
+    let dovecot_pid = server.pid().expect("dovecot runs");
+    let postmaster: u32 = std::fs::read_to_string(database.dir.path().join("data/postmaster.pid"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .next()
+                .and_then(|line| line.trim().parse().ok())
+        })
+        .expect("postmaster.pid");
+    let dovecot_cpu = || cpu_seconds(|_, _, group| group == dovecot_pid);
+    let postgres_cpu = || cpu_seconds(|pid, parent, _| pid == postmaster || parent == postmaster);
+    println!(
+        "## Fleet benchmark: {FLEET_ACCOUNTS} accounts of {per_account} messages (~2 KB; 1 in \
+         {stale_every} older than 30 days, 1 in 50 with 5 external Cc), one Dovecot, one PostgreSQL\n\n\
+         Loaded and indexed in {:.1} s. Machine: {} cores. Each instance: `tillsyn run` with \
+         `[fleet]` (units_at_once = max_connections = 4), all started together on an empty \
+         store; timed until every account is done for the tick. Median of 3 runs.\n",
+        loaded.as_secs_f64(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    );
+    println!(
+        "| instances | wall (s) | Dovecot CPU (s) | PostgreSQL CPU (s) | tillsyn CPU, all instances (s) | accounts per instance |\n|---|---|---|---|---|---|"
+    );
+    let mut one_instance: Option<(f64, f64, f64, f64)> = None;
+    for instances in 1..=3usize {
+        let mut runs: Vec<(f64, f64, f64, f64, Vec<u64>)> = Vec::new();
+        for run in 0..3 {
+            let name = format!("fleet_{instances}_{run}");
+            database.psql(&format!("CREATE DATABASE {name}"));
+            let config = dir.path().join(format!("{name}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "[daemon]\nstate_dir = \"state\"\n\n[store]\nurl = \"postgres://{}@127.0.0.1:{}/{name}\"\n\
+                     password_file = \"pg.pw\"\n\n[fleet]\nlease_seconds = 60\n\n\
+                     [[sources]]\nname = \"mail\"\ntype = \"imap\"\nschedule = \"0 0 3 * * *\"\n\
+                     host = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\nallow_plaintext = true\n\
+                     timeout_seconds = 600\nauth = {{ method = \"password\", accounts_file = \"accounts.toml\" }}\n\n\
+                     {CC_RULE}\n{STALE_RULE}",
+                    postgres::USER,
+                    database.port,
+                    server.port
+                ),
+            )
+            .expect("config");
+            // Migrated before the clock starts, as a running fleet's store is.
+            let migrated = Command::new(env!("CARGO_BIN_EXE_tillsyn"))
+                .args(["findings", "--config"])
+                .arg(&config)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("migrate");
+            assert!(migrated.success(), "migrating {name}");
+            let (dovecot_before, postgres_before) = (dovecot_cpu(), postgres_cpu());
+            let clock = Instant::now();
+            let mut children: Vec<std::process::Child> = (0..instances)
+                .map(|_| {
+                    let port = process::free_port();
+                    Command::new(env!("CARGO_BIN_EXE_tillsyn"))
+                        .args(["run", "--config"])
+                        .arg(&config)
+                        .args(["--listen", &format!("127.0.0.1:{port}")])
+                        .env("TILLSYN_LOG", "warn")
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .spawn()
+                        .expect("tillsyn run")
+                })
+                .collect();
+            let done = "SELECT count(*) FROM fleet_units WHERE done_tick IS NOT NULL";
+            loop {
+                let finished: usize = database.psql_in(&name, done).trim().parse().unwrap_or(0);
+                if finished == FLEET_ACCOUNTS {
+                    break;
+                }
+                assert!(
+                    clock.elapsed() < Duration::from_secs(3600),
+                    "the fleet never finished"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let wall = clock.elapsed().as_secs_f64();
+            let pids: Vec<u32> = children.iter().map(std::process::Child::id).collect();
+            let tillsyn_cpu: f64 = pids
+                .iter()
+                .map(|pid| cpu_seconds(|candidate, _, _| candidate == *pid))
+                .sum();
+            for child in &mut children {
+                // SAFETY: kill(2) on our own child.
+                unsafe {
+                    libc::kill(child.id() as i32, libc::SIGTERM);
+                }
+                let _ = child.wait();
+            }
+            // Their PostgreSQL backends are gone (and counted) once they end.
+            std::thread::sleep(Duration::from_millis(500));
+            let spread: Vec<u64> = database
+                .psql_in(
+                    &name,
+                    "SELECT count(*) FROM scans WHERE status = 'complete' GROUP BY holder ORDER BY 1 DESC",
+                )
+                .lines()
+                .filter_map(|line| line.trim().parse().ok())
+                .collect();
+            runs.push((
+                wall,
+                dovecot_cpu() - dovecot_before,
+                postgres_cpu() - postgres_before,
+                tillsyn_cpu,
+                spread,
+            ));
+        }
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (wall, dovecot, postgres_seconds, tillsyn_seconds, spread) = runs[1].clone();
+        if instances == 1 {
+            one_instance = Some((wall, dovecot, postgres_seconds, tillsyn_seconds));
+        }
+        println!(
+            "| {instances} | {wall:.2} | {dovecot:.2} | {postgres_seconds:.2} | {tillsyn_seconds:.2} | {} |",
+            spread
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(" / ")
+        );
+    }
+    if let Some((wall, dovecot, postgres_seconds, tillsyn_seconds)) = one_instance {
+        let per = |seconds: f64| seconds / FLEET_ACCOUNTS as f64 * 1000.0;
+        println!(
+            "\nPer account of {per_account} messages, one instance: {:.1} ms wall, {:.1} ms Dovecot CPU, \
+             {:.1} ms PostgreSQL CPU, {:.1} ms tillsyn CPU.",
+            per(wall),
+            per(dovecot),
+            per(postgres_seconds),
+            per(tillsyn_seconds)
+        );
+    }
+}
+
 /// The content scan: every message fetched whole (`BODY.PEEK[]`) by a raw
 /// socket, and by tillsyn with a `contains` rule (fresh store: every message
 /// read), which parses MIME, decodes the attachment and runs the detectors.
@@ -501,7 +715,12 @@ fn main() {
     } else {
         Bodies::Text
     };
-    let loaded = load(&server, USER, messages, stale_every, bodies);
+    if std::env::args().any(|argument| argument == "--fleet") {
+        drop(server);
+        fleet_comparison(arg("--per-account").unwrap_or(2_000), stale_every);
+        return;
+    }
+    let loaded = load(&server, (USER, PASSWORD), messages, stale_every, bodies);
     let drops = make_cold(&mut server);
     let dir = tempfile::tempdir().expect("tempdir");
     let port = server.port;
@@ -682,7 +901,13 @@ fn main() {
     );
 
     if let Some(count) = million {
-        let loaded = load(&server, "million", count, stale_every, Bodies::Text);
+        let loaded = load(
+            &server,
+            ("million", "million-pw"),
+            count,
+            stale_every,
+            Bodies::Text,
+        );
         let config = tillsyn_config(
             dir.path(),
             port,

@@ -385,6 +385,7 @@ where
     };
     let owned_name = name.to_owned();
     let lease_name = target.lease_name().to_owned();
+    let within: Vec<String> = unit.map(|unit| unit.prefixes.clone()).unwrap_or_default();
     let judges_erasures = source_rules.judges_erasures();
     let importer = rules.clone();
     let checked_key = crate::checked::key(&source_rules);
@@ -407,7 +408,7 @@ where
             } else {
                 Default::default()
             };
-            let checkpoints = store.checkpoints(&owned_name)?;
+            let checkpoints = store.checkpoints_within(&owned_name, &within)?;
             let cache = store.record_cache(&owned_name)?;
             let checked = store.checked_plan(&lease_name)?;
             Ok((

@@ -275,6 +275,29 @@ pub fn migrate(database: &dyn Database) -> Result<usize, DbError> {
     Ok(known)
 }
 
+/// A condition that `column` lies in the bytewise range of paths under a
+/// prefix, its parameters `$first` and `$first + 1` from [`prefix_range`]:
+/// an index on `column COLLATE BINARY` (PostgreSQL: `"C"`, whatever the
+/// database's collation) serves it. The range holds a little more than the
+/// prefix's paths (`anna-b` beside `anna/…`): callers keep the rows
+/// [`crate::store`]'s `under_prefix` takes.
+pub fn in_prefix_range(engine: Engine, column: &str, first: usize) -> String {
+    let collation = match engine {
+        Engine::Sqlite => "BINARY",
+        Engine::Postgres => "\"C\"",
+    };
+    format!(
+        "{column} COLLATE {collation} >= ${first} AND {column} COLLATE {collation} < ${}",
+        first + 1
+    )
+}
+
+/// The bounds of [`in_prefix_range`] for `prefix`: itself, and itself with
+/// `0` (the character after `/`) appended.
+pub fn prefix_range(prefix: &str) -> [Value; 2] {
+    [Value::from(prefix), Value::from(format!("{prefix}0"))]
+}
+
 /// The two-argument minimum: SQLite's `min(a, b)`, PostgreSQL's `LEAST`.
 pub fn least(engine: Engine) -> &'static str {
     match engine {
@@ -292,6 +315,7 @@ pub fn postgres_ddl(sql: &str) -> String {
     )
     .replace(" INTEGER", " BIGINT")
     .replace(" BLOB", " BYTEA")
+    .replace(" COLLATE BINARY", " COLLATE \"C\"")
     .replace(") WITHOUT ROWID", ")")
 }
 

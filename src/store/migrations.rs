@@ -254,4 +254,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE scans ADD COLUMN holder TEXT;
     "#,
+    // 17: what a scan of one unit (an IMAP account) decides lies under its
+    // record-path prefixes: these indexes find it by a bytewise range,
+    // without reading the rest of the source.
+    r#"
+    CREATE INDEX open_findings_by_path ON findings (source, record_path COLLATE BINARY)
+        WHERE resolved_at IS NULL;
+    CREATE INDEX conflict_keys_by_path ON conflict_keys (source, record_path COLLATE BINARY);
+    CREATE INDEX checkpoints_by_key ON checkpoints (source, key COLLATE BINARY);
+    CREATE INDEX identity_places_by_place ON identity_places (source, place COLLATE BINARY);
+    "#,
 ];

@@ -1093,9 +1093,26 @@ impl Store {
                         &[Value::from(source.as_str()), Value::from(scan_id)],
                     )?;
                     identity_index::set_places(db, &source, &written, true)?;
-                } else if identity_index::places(db, &source)?
+                } else if match end.within {
+                    [] => identity_index::places(db, &source)?,
+                    // Places outside a unit are apart: only its own can
+                    // have lost records.
+                    within => rows_within(
+                        db,
+                        (
+                            "SELECT place FROM identity_places WHERE source = $1",
+                            "place",
+                            0,
+                        ),
+                        &source,
+                        within,
+                    )?
                     .iter()
-                    .all(|place| keeps_all(end, place))
+                    .map(|row| row.text(0))
+                    .collect::<Result<_, _>>()?,
+                }
+                .iter()
+                .all(|place| keeps_all(end, place))
                 {
                     // Nothing older can have gone: no need to read it.
                     identity_index::set_places(db, &source, &written, false)?;
@@ -1113,11 +1130,28 @@ impl Store {
                 // scan could not read, or where it read incrementally and the
                 // record is still there (its finding is carried; `last_seen`
                 // stays the last time the record was actually read).
-                let unseen = db.query(
-                    "SELECT id, record_path FROM findings
-                     WHERE source = $1 AND resolved_at IS NULL AND last_seen_scan < $2",
-                    &[Value::from(source.as_str()), Value::from(scan_id)],
-                )?;
+                let unseen = match end.within {
+                    [] => db.query(
+                        "SELECT id, record_path FROM findings
+                         WHERE source = $1 AND resolved_at IS NULL AND last_seen_scan < $2",
+                        &[Value::from(source.as_str()), Value::from(scan_id)],
+                    )?,
+                    // A unit's scan reads its own part only.
+                    within => rows_within(
+                        db,
+                        (
+                            "SELECT id, record_path, last_seen_scan FROM findings
+                             WHERE source = $1 AND resolved_at IS NULL",
+                            "record_path",
+                            1,
+                        ),
+                        &source,
+                        within,
+                    )?
+                    .into_iter()
+                    .filter(|row| row.int(2).is_ok_and(|seen| seen < scan_id))
+                    .collect(),
+                };
                 let mut resolving: Vec<Vec<Value>> = Vec::new();
                 for row in &unseen {
                     let (id, path) = (row.int(0)?, row.text(1)?);
@@ -1188,16 +1222,18 @@ impl Store {
                 } else {
                     // A unit's scan replaces the checkpoints of its own
                     // places only (keys are record-path prefixes).
-                    let older = db.query(
-                        "SELECT key FROM checkpoints WHERE source = $1",
-                        &[Value::from(source.as_str())],
+                    let older = rows_within(
+                        db,
+                        ("SELECT key FROM checkpoints WHERE source = $1", "key", 0),
+                        &source,
+                        end.within,
                     )?;
                     let mut inside: Vec<Vec<Value>> = Vec::new();
                     for row in &older {
-                        let key = row.text(0)?;
-                        if !outside(end, &key) {
-                            inside.push(vec![Value::from(source.as_str()), Value::from(key)]);
-                        }
+                        inside.push(vec![
+                            Value::from(source.as_str()),
+                            Value::from(row.text(0)?),
+                        ]);
                     }
                     db.execute_many(
                         "DELETE FROM checkpoints WHERE source = $1 AND key = $2",
@@ -1729,6 +1765,32 @@ impl Store {
     }
 
     /// Every checkpoint of a source.
+    /// The checkpoints of `source` under `prefixes` (a unit's; all of the
+    /// source's when empty).
+    pub fn checkpoints_within(
+        &self,
+        source: &str,
+        prefixes: &[String],
+    ) -> Result<BTreeMap<String, String>, StoreError> {
+        if prefixes.is_empty() {
+            return self.checkpoints(source);
+        }
+        rows_within(
+            self.db(),
+            (
+                "SELECT key, value FROM checkpoints WHERE source = $1",
+                "key",
+                0,
+            ),
+            source,
+            prefixes,
+        )?
+        .iter()
+        .map(|row| Ok((row.text(0)?, row.text(1)?)))
+        .collect()
+    }
+
+    /// Every checkpoint of `source`.
     pub fn checkpoints(&self, source: &str) -> Result<BTreeMap<String, String>, StoreError> {
         self.db()
             .query(
@@ -1944,12 +2006,28 @@ fn replace_older_conflict_keys(
         return Ok(());
     }
     // A record's older keys go together, or stay together.
-    let older = database.query(
-        "SELECT DISTINCT record_path FROM conflict_keys WHERE source = $1 AND scan_id < $2",
-        &[Value::from(source), Value::from(scan_id)],
-    )?;
+    let older = match end.within {
+        [] => database.query(
+            "SELECT DISTINCT record_path, scan_id FROM conflict_keys WHERE source = $1 AND scan_id < $2",
+            &[Value::from(source), Value::from(scan_id)],
+        )?,
+        within => rows_within(
+            database,
+            (
+                "SELECT record_path, scan_id FROM conflict_keys WHERE source = $1",
+                "record_path",
+                0,
+            ),
+            source,
+            within,
+        )?,
+    };
+    let mut decided = std::collections::BTreeSet::new();
     for row in &older {
         let path = row.text(0)?;
+        if row.int(1)? >= scan_id || !decided.insert(path.clone()) {
+            continue;
+        }
         if !kept(end, &path) {
             database.execute(
                 "DELETE FROM conflict_keys WHERE source = $1 AND scan_id < $2 AND record_path = $3",
@@ -1962,6 +2040,35 @@ fn replace_older_conflict_keys(
         }
     }
     Ok(())
+}
+
+/// The rows of `select` (`SELECT … FROM … WHERE source = $1`) whose
+/// `column` (the row's value at `at`) lies under one of `prefixes`, found by
+/// range through the indexes of migration 17, each row once.
+fn rows_within(
+    database: &dyn Database,
+    (select, column, at): (&str, &str, usize),
+    source: &str,
+    prefixes: &[String],
+) -> Result<Vec<db::Row>, StoreError> {
+    let sql = format!(
+        "{select} AND {}",
+        db::in_prefix_range(database.engine(), column, 2)
+    );
+    let mut found = Vec::new();
+    for (index, prefix) in prefixes.iter().enumerate() {
+        let [low, high] = db::prefix_range(prefix);
+        for row in database.query(&sql, &[Value::from(source), low, high])? {
+            let path = row.text(at)?;
+            let earlier = prefixes[..index]
+                .iter()
+                .any(|other| under_prefix(&path, other));
+            if under_prefix(&path, prefix) && !earlier {
+                found.push(row);
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Whether the scan read all of its source, all of it anew: then whatever

@@ -682,10 +682,13 @@ fn carried_scopes_keep_unchanged_records_and_resolve_the_gone_and_checkpoints_fo
 fn a_units_scan_decides_only_within_its_accounts() {
     on_both_engines("unit_scan_within", |open| {
         let mut store = open();
+        // `anna.b` sorts among `anna/…` bytewise: a unit is its prefix, not
+        // a range.
         let seen = [
             finding("cc", "anna/INBOX/1"),
             finding("cc", "anna/INBOX/2"),
             finding("cc", "bo/INBOX/3"),
+            finding("cc", "anna.b/INBOX/9"),
         ];
         let anna_keys = [key("anna/INBOX/1"), key("anna/INBOX/2")];
         let bo_keys = [key("bo/INBOX/3")];
@@ -704,6 +707,7 @@ fn a_units_scan_decides_only_within_its_accounts() {
         let checkpoints = BTreeMap::from([
             ("anna/INBOX".to_owned(), "1:2".to_owned()),
             ("bo/INBOX".to_owned(), "1:3".to_owned()),
+            ("anna.b/INBOX".to_owned(), "1:9".to_owned()),
         ]);
         let whole = ScanEnd {
             status: ScanStatus::Complete,
@@ -744,7 +748,16 @@ fn a_units_scan_decides_only_within_its_accounts() {
             )
             .expect("finish");
         assert_eq!(tally.resolved, 1, "only anna/INBOX/2");
-        assert_eq!(open_ids(&store), ["cc:anna/INBOX/1", "cc:bo/INBOX/3"]);
+        assert_eq!(
+            open_ids(&store),
+            ["cc:anna.b/INBOX/9", "cc:anna/INBOX/1", "cc:bo/INBOX/3"]
+        );
+        assert_eq!(
+            store
+                .checkpoints_within("share", &within)
+                .expect("checkpoints"),
+            anna_checkpoint
+        );
         assert_eq!(
             count(
                 &store,
@@ -764,6 +777,7 @@ fn a_units_scan_decides_only_within_its_accounts() {
             BTreeMap::from([
                 ("anna/INBOX".to_owned(), "1:9".to_owned()),
                 ("bo/INBOX".to_owned(), "1:3".to_owned()),
+                ("anna.b/INBOX".to_owned(), "1:9".to_owned()),
             ])
         );
         // The same scan over the whole source resolves Bo's too: the
@@ -783,7 +797,7 @@ fn a_units_scan_decides_only_within_its_accounts() {
                 },
             )
             .expect("finish");
-        assert_eq!(tally.resolved, 1, "bo/INBOX/3");
+        assert_eq!(tally.resolved, 2, "bo/INBOX/3 and anna.b/INBOX/9");
         assert_eq!(open_ids(&store), ["cc:anna/INBOX/1"]);
     });
 }

@@ -287,6 +287,11 @@ service anvil {{
         }
     }
 
+    /// The master process's id (its process group's too), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kill the whole process group at once (what a crash looks like).
     pub fn kill(&mut self) {
         kill_group(&mut self.child);
