@@ -559,6 +559,21 @@ fn a_config_with_a_store_url_scans_into_postgresql() {
         "nor any finding"
     );
 
+    // Another instance with another pseudonym key (here: another state_dir,
+    // where a key of its own is made) is refused, and told why.
+    let other_key = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("state_dir = \"state\"", "state_dir = \"other-state\"");
+    let other_config = dir.path().join("other.toml");
+    std::fs::write(&other_config, other_key).expect("config");
+    let output = common::tillsyn(&["findings", "--config", other_config.to_str().expect("utf8")]);
+    let (stdout, stderr) = common::text(&output);
+    assert_ne!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("pseudonym key") && stderr.contains("same key file"),
+        "{stderr}"
+    );
+
     // A wrong password: the scan fails, saying so, and check-config says so.
     std::fs::write(dir.path().join("wrong.pw"), "not-it").expect("password");
     let config = write("wrong.pw", "");

@@ -210,6 +210,13 @@ pub trait Database: Send {
         }
         Ok(changed)
     }
+    /// [`Database::execute_many`] for an `INSERT … VALUES (…)` whose rows do
+    /// not conflict with each other on its `ON CONFLICT` target, if any:
+    /// PostgreSQL then takes many rows per statement ([`many_rows`]), as
+    /// statements per row cost it more than the rows do.
+    fn insert_many(&self, sql: &str, rows: Vec<Vec<Value>>) -> Result<u64, DbError> {
+        self.execute_many(sql, rows)
+    }
     /// Run one query; its rows.
     fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError>;
     /// Run statements without parameters, separated by `;`.
@@ -296,6 +303,39 @@ pub fn in_prefix_range(engine: Engine, column: &str, first: usize) -> String {
 /// `0` (the character after `/`) appended.
 pub fn prefix_range(prefix: &str) -> [Value; 2] {
     [Value::from(prefix), Value::from(format!("{prefix}0"))]
+}
+
+/// `sql`'s `VALUES (…)` tuple repeated for `count` rows of `width`
+/// parameters each, the `$N` of row `k` renumbered `$(k × width + N)`.
+/// `None` when `sql` has no such tuple.
+pub fn many_rows(sql: &str, count: usize, width: usize) -> Option<String> {
+    let start = sql.find("VALUES (")? + "VALUES ".len();
+    let end = start + sql[start..].find(')')? + 1;
+    let tuple = &sql[start..end];
+    let mut tuples = Vec::with_capacity(count);
+    for row in 0..count {
+        let mut renumbered = String::with_capacity(tuple.len() + 8);
+        let mut chars = tuple.chars().peekable();
+        while let Some(character) = chars.next() {
+            if character != '$' {
+                renumbered.push(character);
+                continue;
+            }
+            let mut digits = String::new();
+            while let Some(digit) = chars.next_if(char::is_ascii_digit) {
+                digits.push(digit);
+            }
+            let number: usize = digits.parse().ok()?;
+            renumbered.push_str(&format!("${}", row * width + number));
+        }
+        tuples.push(renumbered);
+    }
+    Some(format!(
+        "{}{}{}",
+        &sql[..start],
+        tuples.join(", "),
+        &sql[end..]
+    ))
 }
 
 /// The two-argument minimum: SQLite's `min(a, b)`, PostgreSQL's `LEAST`.
@@ -751,6 +791,25 @@ impl Database for Postgres {
         self.ask(|answer| Request::ExecuteMany(sql.to_owned(), rows, answer))
     }
 
+    fn insert_many(&self, sql: &str, rows: Vec<Vec<Value>>) -> Result<u64, DbError> {
+        let Some(width) = rows.first().map(Vec::len).filter(|width| *width > 0) else {
+            return Ok(0);
+        };
+        // PostgreSQL takes at most 65,535 parameters per statement.
+        let per_statement = (65_535 / width).clamp(1, 1000);
+        let mut changed = 0;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Vec<Value>> = rows.by_ref().take(per_statement).collect();
+            let Some(statement) = many_rows(sql, chunk.len(), width) else {
+                return self.execute_many(sql, chunk);
+            };
+            let params: Vec<Value> = chunk.into_iter().flatten().collect();
+            changed += self.execute(&statement, &params)?;
+        }
+        Ok(changed)
+    }
+
     fn batch(&self, sql: &str) -> Result<(), DbError> {
         self.ask(|answer| Request::Batch(sql.to_owned(), answer))
     }
@@ -821,6 +880,22 @@ mod tests {
             Ok((config, _)) => config.get_ssl_mode(),
             Err(error) => unreachable!("{url}: {error}"),
         }
+    }
+
+    #[test]
+    fn many_rows_renumber_each_rows_parameters() {
+        assert_eq!(
+            super::many_rows(
+                "INSERT INTO t (a, b, c) VALUES ($1, $2, $1) ON CONFLICT DO NOTHING",
+                3,
+                2
+            )
+            .as_deref(),
+            Some(
+                "INSERT INTO t (a, b, c) VALUES ($1, $2, $1), ($3, $4, $3), ($5, $6, $5) ON CONFLICT DO NOTHING"
+            )
+        );
+        assert_eq!(super::many_rows("UPDATE t SET a = $1", 2, 1), None);
     }
 
     /// TLS is required unless the url says otherwise, except on loopback and

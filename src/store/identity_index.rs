@@ -844,7 +844,7 @@ const SEGMENT_BATCH: usize = 512;
 
 /// Write segments (key, source, scan, run, entries, data) of a run.
 fn insert_segments(database: &dyn Database, segments: Vec<Vec<Value>>) -> Result<(), StoreError> {
-    database.execute_many(
+    database.insert_many(
         "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
          VALUES ($1, $2, $3, $4, $5, $6)",
         segments,

@@ -264,4 +264,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX checkpoints_by_key ON checkpoints (source, key COLLATE BINARY);
     CREATE INDEX identity_places_by_place ON identity_places (source, place COLLATE BINARY);
     "#,
+    // 18: facts about the store itself: the check value of the pseudonym
+    // key its processes share (a keyed hash of a fixed text).
+    r#"
+    CREATE TABLE store_facts (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
 ];

@@ -46,6 +46,14 @@ pub enum StoreError {
     /// The shared PostgreSQL failed.
     #[error("findings database: PostgreSQL: {0}")]
     Postgres(String),
+    /// This process's pseudonym key is not the one the shared store's
+    /// other processes use: their keyed hashes would not match.
+    #[error(
+        "the pseudonym key ([privacy] key_file) is not the one the other tillsyn instances on this \
+         store use: keyed hashes would not match. Give every instance the same key file. (After \
+         replacing the key on purpose everywhere: DELETE FROM store_facts WHERE name = 'pseudonym_key')"
+    )]
+    KeyMismatch,
     /// The database is newer than this program.
     #[error(
         "findings database has schema version {found}, newer than this tillsyn ({known}); upgrade tillsyn"
@@ -84,6 +92,7 @@ impl StoreError {
             StoreError::StateDir { .. } => "state_dir",
             StoreError::Sqlite(_) => "sqlite",
             StoreError::Postgres(_) => "postgres",
+            StoreError::KeyMismatch => "pseudonym_key",
             StoreError::TooNew { .. } => "schema_too_new",
             StoreError::Missing(_) => "missing_row",
             StoreError::Corrupt(_) => "corrupt",
@@ -573,8 +582,43 @@ impl Store {
     /// SQLite in `state_dir`.
     pub fn for_config(config: &crate::config::Config) -> Result<Store, StoreError> {
         match &config.store {
-            Some(store) => Store::open_postgres_at(&store.target()),
+            Some(store) => {
+                let opened = Store::open_postgres_at(&store.target())?;
+                let key = crate::privacy::identity_key(config)
+                    .map_err(|error| StoreError::Postgres(error.to_string()))?;
+                opened.check_shared_key(&key)?;
+                Ok(opened)
+            }
             None => Store::open(&config.daemon.state_dir),
+        }
+    }
+
+    /// Note `key`'s check value in the store, or check it against the one
+    /// noted there: processes sharing a store must share the pseudonym key
+    /// ([`StoreError::KeyMismatch`]). Only a keyed hash of a fixed text is
+    /// kept, which says nothing of the key.
+    pub fn check_shared_key(
+        &self,
+        key: &tillsyn_connectors::identity::IdentityKey,
+    ) -> Result<(), StoreError> {
+        let check = tillsyn_connectors::identity::to_hex(&key.hash("store key check", "tillsyn"));
+        self.db().execute(
+            "INSERT INTO store_facts (name, value) VALUES ('pseudonym_key', $1)
+             ON CONFLICT (name) DO NOTHING",
+            &[Value::from(check.as_str())],
+        )?;
+        let noted = self
+            .db()
+            .query(
+                "SELECT value FROM store_facts WHERE name = 'pseudonym_key'",
+                &[],
+            )?
+            .first()
+            .map(|row| row.text(0))
+            .transpose()?;
+        match noted {
+            Some(noted) if noted != check => Err(StoreError::KeyMismatch),
+            _ => Ok(()),
         }
     }
 
@@ -981,8 +1025,18 @@ impl Store {
         seen_at: DateTime<Utc>,
         findings: &[NewFinding],
     ) -> Result<(), StoreError> {
-        let rows: Vec<Vec<Value>> = findings
+        // One row per finding: a record read twice in a scan (an account
+        // read again after a broken connection) keeps its last reading, as
+        // upserting both in turn would.
+        let mut kept = std::collections::HashSet::new();
+        let mut latest: Vec<&NewFinding> = findings
             .iter()
+            .rev()
+            .filter(|finding| kept.insert((finding.rule.as_str(), finding.record_id.as_str())))
+            .collect();
+        latest.reverse();
+        let rows: Vec<Vec<Value>> = latest
+            .into_iter()
             .map(|finding| {
                 let (exception, until) = if finding.owner_marked {
                     (Some(OWNER_MARK_EXCEPTION), Some(OWNER_MARK_UNTIL))
@@ -1009,7 +1063,7 @@ impl Store {
             .collect();
         db::transaction(self.db(), true, |db| {
             {
-                db.execute_many(
+                db.insert_many(
                     "INSERT INTO findings (rule, source, record_id, record_path, record_kind, owner,
                          severity, detail, age_days, first_seen, first_seen_scan, last_seen,
                          last_seen_scan, exception, excepted_until, detail_data)
@@ -1328,7 +1382,7 @@ impl Store {
             })
             .collect();
         db::transaction(self.db(), true, |db| {
-            db.execute_many(
+            db.insert_many(
                 "INSERT INTO conflict_keys (rule, side, source, key, record_id, record_path,
                      record_kind, owner, scan_id)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -2152,7 +2206,8 @@ fn judge_conflicts(
         ]);
     }
     {
-        database.execute_many(
+        // One row per (source, record): grouped so above.
+        database.insert_many(
             "INSERT INTO findings (rule, source, record_id, record_path, record_kind, owner,
                  severity, detail, age_days, first_seen, first_seen_scan, last_seen, last_seen_scan,
                  detail_data)
