@@ -144,8 +144,14 @@ impl Fleet {
             instance: instance.to_owned(),
             place,
         };
-        let client = fleet.client().await?;
-        client.batch_execute(SCHEMA).await?;
+        let mut client = fleet.client().await?;
+        // Instances starting together: one makes the tables, under a lock
+        // (CREATE TABLE IF NOT EXISTS alone races in PostgreSQL's catalog).
+        let transaction = client.transaction().await?;
+        transaction
+            .batch_execute(&format!("SELECT pg_advisory_xact_lock(7353324);\n{SCHEMA}"))
+            .await?;
+        transaction.commit().await?;
         Ok(fleet)
     }
 

@@ -171,6 +171,29 @@ fn a_crashed_holders_units_are_taken_over_when_the_lease_runs_out() {
     });
 }
 
+/// Instances started at the same moment on a new database all join: the
+/// tables are made once, under a lock (the catalog races otherwise; found by
+/// the fleet benchmark).
+#[test]
+fn instances_starting_together_on_a_new_database_all_join() {
+    for attempt in 0..5 {
+        let config = database(&format!("fleet_together_{attempt}"));
+        runtime().block_on(async {
+            let joining: Vec<_> = (0..4)
+                .map(|n| {
+                    let config = config.clone();
+                    tokio::spawn(async move { Fleet::connect(&config, &format!("i{n}")).await })
+                })
+                .collect();
+            for joined in joining {
+                if let Err(error) = joined.await.expect("task") {
+                    panic!("an instance could not join: {error}");
+                }
+            }
+        });
+    }
+}
+
 #[test]
 fn what_must_happen_once_happens_once() {
     let config = database("fleet_once");
