@@ -488,7 +488,13 @@ fn fleet_comparison(per_account: u64, stale_every: u64) {
     }
     let loaded = started.elapsed();
     let dir = tempfile::tempdir().expect("tempdir");
-    let database = postgres::Postgres::start();
+    // TILLSYN_BENCH_PG_LOG=FILE: every statement's duration logged, and the
+    // server's log copied to FILE at the end (a profile, not a benchmark).
+    let statement_log = std::env::var_os("TILLSYN_BENCH_PG_LOG");
+    let database = match statement_log {
+        Some(_) => postgres::Postgres::start_with_settings(&["log_min_duration_statement=0"]),
+        None => postgres::Postgres::start(),
+    };
     std::fs::copy(database.password_file(), dir.path().join("pg.pw")).expect("password");
     let mut accounts = String::new();
     for (user, password) in &users {
@@ -522,6 +528,27 @@ fn fleet_comparison(per_account: u64, stale_every: u64) {
     println!(
         "| instances | wall (s) | Dovecot CPU (s) | PostgreSQL CPU (s) | tillsyn CPU, all instances (s) | accounts per instance |\n|---|---|---|---|---|---|"
     );
+    // The same world on one machine's default store: one `scan --once` with
+    // SQLite in state_dir (a fresh one each run).
+    let sqlite = dir.path().join("sqlite.toml");
+    std::fs::write(
+        &sqlite,
+        format!(
+            "[daemon]\nstate_dir = \"sqlite\"\n\n\
+             [[sources]]\nname = \"mail\"\ntype = \"imap\"\n\
+             host = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\nallow_plaintext = true\n\
+             timeout_seconds = 600\nauth = {{ method = \"password\", accounts_file = \"accounts.toml\" }}\n\n\
+             {CC_RULE}\n{STALE_RULE}",
+            server.port
+        ),
+    )
+    .expect("config");
+    let dovecot_before = dovecot_cpu();
+    let walls: Vec<Duration> = (0..3)
+        .map(|_| measure(&mut tillsyn(&sqlite, true)).0)
+        .collect();
+    let sqlite_dovecot = (dovecot_cpu() - dovecot_before) / 3.0;
+    let sqlite_wall = median(walls);
     let mut one_instance: Option<(f64, f64, f64, f64)> = None;
     for instances in 1..=3usize {
         let mut runs: Vec<(f64, f64, f64, f64, Vec<u64>)> = Vec::new();
@@ -638,6 +665,13 @@ fn fleet_comparison(per_account: u64, stale_every: u64) {
                 .collect::<Vec<_>>()
                 .join(" / ")
         );
+    }
+    println!(
+        "| `scan --once`, SQLite (no fleet) | {:.2} | {sqlite_dovecot:.2} | – | – | 60 |",
+        sqlite_wall.as_secs_f64()
+    );
+    if let Some(copy) = statement_log {
+        std::fs::copy(database.dir.path().join("server.log"), copy).expect("copy the log");
     }
     if let Some((wall, dovecot, postgres_seconds, tillsyn_seconds)) = one_instance {
         let per = |seconds: f64| seconds / FLEET_ACCOUNTS as f64 * 1000.0;

@@ -852,31 +852,6 @@ fn insert_segments(database: &dyn Database, segments: Vec<Vec<Value>>) -> Result
     Ok(())
 }
 
-/// Write one segment of a run.
-fn insert_segment(
-    database: &dyn Database,
-    key: i64,
-    source: &str,
-    scan_id: i64,
-    run: i64,
-    count: i64,
-    data: &[u8],
-) -> Result<(), StoreError> {
-    database.execute(
-        "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        &[
-            Value::from(key),
-            Value::from(source),
-            Value::from(scan_id),
-            Value::from(run),
-            Value::from(count),
-            Value::from(data),
-        ],
-    )?;
-    Ok(())
-}
-
 /// The data of segment `id`.
 fn segment_data(database: &dyn Database, id: i64) -> Result<Vec<u8>, StoreError> {
     database
@@ -982,9 +957,14 @@ struct RunCursor {
     scan_id: i64,
     run: i64,
     segments: std::vec::IntoIter<i64>,
+    /// Segments read ahead, in key order.
+    ahead: std::collections::VecDeque<Vec<u8>>,
     entries: std::vec::IntoIter<OwnedEntry>,
     current: Option<OwnedEntry>,
 }
+
+/// Segments a merge reads in one statement (one round trip on PostgreSQL).
+const READ_AHEAD: usize = 32;
 
 impl RunCursor {
     fn advance(&mut self, database: &dyn Database) -> Result<(), StoreError> {
@@ -993,14 +973,44 @@ impl RunCursor {
                 self.current = Some(entry);
                 return Ok(());
             }
-            let Some(id) = self.segments.next() else {
+            if self.ahead.is_empty() {
+                let ids: Vec<i64> = self.segments.by_ref().take(READ_AHEAD).collect();
+                self.ahead = segments_data(database, &ids)?.into();
+            }
+            let Some(data) = self.ahead.pop_front() else {
                 self.current = None;
                 return Ok(());
             };
-            let data = segment_data(database, id)?;
             self.entries = owned_entries(&data)?.into_iter();
         }
     }
+}
+
+/// The data of segments `ids`, in that order.
+fn segments_data(database: &dyn Database, ids: &[i64]) -> Result<Vec<Vec<u8>>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|at| format!("${at}")).collect();
+    let values: Vec<Value> = ids.iter().map(|id| Value::from(*id)).collect();
+    let mut by_id: std::collections::HashMap<i64, Vec<u8>> = database
+        .query(
+            &format!(
+                "SELECT id, data FROM identity_segments WHERE id IN ({})",
+                placeholders.join(", ")
+            ),
+            &values,
+        )?
+        .iter()
+        .map(|row| Ok((row.int(0)?, row.blob(1)?)))
+        .collect::<Result<_, StoreError>>()?;
+    ids.iter()
+        .map(|id| {
+            by_id
+                .remove(id)
+                .ok_or(StoreError::Missing("identity_segments"))
+        })
+        .collect()
 }
 
 /// Merge `source`'s runs once there are more than [`MAX_RUNS`]: all but the
@@ -1042,14 +1052,29 @@ pub(super) fn compact(database: &dyn Database, source: &str) -> Result<(), Store
                 scan_id,
                 run,
                 segments: ids.into_iter(),
+                ahead: Default::default(),
                 entries: Vec::new().into_iter(),
                 current: None,
             };
             cursor.advance(database)?;
             cursors.push(cursor);
         }
+        // Written in batches: one round trip per batch on PostgreSQL.
+        let pending: std::cell::RefCell<Vec<Vec<Value>>> = Default::default();
         let mut out = RunWriter::new(usize::try_from(total).unwrap_or(0), |key, count, data| {
-            insert_segment(database, key, source, merged_scan, merged_run, count, data)
+            let mut pending = pending.borrow_mut();
+            pending.push(vec![
+                Value::from(key),
+                Value::from(source),
+                Value::from(merged_scan),
+                Value::from(merged_run),
+                Value::from(count),
+                Value::from(data),
+            ]);
+            if pending.len() >= SEGMENT_BATCH {
+                insert_segments(database, std::mem::take(&mut *pending))?;
+            }
+            Ok(())
         });
         loop {
             // The least entry; of equals, the newest scan's.
@@ -1098,6 +1123,8 @@ pub(super) fn compact(database: &dyn Database, source: &str) -> Result<(), Store
             cursors[best].advance(database)?;
         }
         out.flush()?;
+        drop(out);
+        insert_segments(database, pending.take())?;
     }
     for (run, _, _) in runs {
         database.execute(

@@ -99,6 +99,12 @@ impl Postgres {
         )
     }
 
+    /// A server with more `name=value` settings (e.g. statement logging for
+    /// a benchmark's profile).
+    pub fn start_with_settings(settings: &[&str]) -> Postgres {
+        Postgres::start_with(settings.iter().map(|s| (*s).to_owned()).collect(), |_| {})
+    }
+
     /// Start with more server settings, after `prepare` has had the
     /// directory.
     fn start_with(settings: Vec<String>, prepare: impl FnOnce(&Path)) -> Postgres {
