@@ -88,6 +88,9 @@ impl FleetShared {
     }
 }
 
+/// A source's units by their names in the fleet (`None`: the whole source).
+type UnitsByName = BTreeMap<String, Option<Unit>>;
+
 /// The units of `source` named `name`: its own, or the whole source as one.
 fn units_of(name: &str, source: &Source) -> Vec<Option<Unit>> {
     let units = source.units(name);
@@ -112,7 +115,10 @@ pub async fn source_loop(
     mut config: watch::Receiver<Arc<Loaded>>,
 ) {
     let mut running: JoinSet<()> = JoinSet::new();
-    let mut registered: Option<Vec<String>> = None;
+    let mut registered: Option<Arc<UnitsByName>> = None;
+    // The units of the source as last built (a source of 20,000 accounts is
+    // not listed again after every scan): rebuilt when a reload changes it.
+    let mut built: Option<(Arc<ScheduledSource>, Arc<UnitsByName>)> = None;
     loop {
         if shared.stop.flag.is_cancelled() {
             break;
@@ -126,14 +132,26 @@ pub async fn source_loop(
             }
             continue;
         };
-        let units: BTreeMap<String, Option<Unit>> = units_of(&name, &source.source)
-            .into_iter()
-            .map(|unit| (unit_name(&name, &unit), unit))
-            .collect();
-        let names: Vec<String> = units.keys().cloned().collect();
-        if registered.as_ref() != Some(&names) {
+        let units = match &built {
+            Some((from, units)) if Arc::ptr_eq(from, &source) => units.clone(),
+            _ => {
+                let units: Arc<UnitsByName> = Arc::new(
+                    units_of(&name, &source.source)
+                        .into_iter()
+                        .map(|unit| (unit_name(&name, &unit), unit))
+                        .collect(),
+                );
+                built = Some((source.clone(), units.clone()));
+                units
+            }
+        };
+        if !registered
+            .as_ref()
+            .is_some_and(|registered| Arc::ptr_eq(registered, &units))
+        {
+            let names: Vec<String> = units.keys().cloned().collect();
             match fleet.fleet.register(&name, &names).await {
-                Ok(()) => registered = Some(names),
+                Ok(()) => registered = Some(units.clone()),
                 Err(error) => {
                     tracing::warn!(source = %name, error = %error, "Could not register the source's units in the fleet; trying again.");
                     if wait(&shared, &mut config, &mut running, Some(RETRY)).await {
@@ -293,6 +311,15 @@ async fn scan_unit(work: UnitScan) {
         Err(error) => {
             shared.metrics.scan_error(&name, "store");
             tracing::error!(source = %name, error = %error, "Unit scan could not be run.");
+        }
+    }
+    if !finish && !shared.stop.flag.is_cancelled() {
+        // Not run, or stopped by a lost lease: held a moment longer before it
+        // is given back, so a unit that cannot be scanned now (the store
+        // failing, another process scanning it) is not claimed again at once.
+        tokio::select! {
+            () = tokio::time::sleep(RETRY.min(fleet.lease() / 2)) => {}
+            () = shared.stop.flag.cancelled() => {}
         }
     }
     let ended = if finish {
