@@ -471,16 +471,12 @@ fn fleet_comparison(per_account: u64, stale_every: u64) {
     let users: Vec<(String, String)> = (0..FLEET_ACCOUNTS)
         .map(|n| (format!("fleet{n:02}"), format!("fleet{n:02}-pw")))
         .collect();
-    let user_refs: Vec<(&str, &str)> = users
-        .iter()
-        .map(|(user, password)| (user.as_str(), password.as_str()))
-        .collect();
-    let server = Dovecot::start(&user_refs);
+    let server = Dovecot::start_owned(&users);
     let started = Instant::now();
-    for (user, password) in &user_refs {
+    for (user, password) in &users {
         load(
             &server,
-            (user, password),
+            (user.as_str(), password.as_str()),
             per_account,
             stale_every,
             Bodies::Text,

@@ -229,6 +229,17 @@ fn minus(
         .collect()
 }
 
+/// Stop an instance as systemd would, and see it exit cleanly.
+fn stop(instance: &mut Daemon) {
+    instance.signal(libc::SIGTERM);
+    assert_eq!(
+        instance.wait_exit().code(),
+        Some(0),
+        "{}",
+        instance.log_text()
+    );
+}
+
 /// [`wait_for`], showing the instances' logs when it gives up.
 fn waiting_on(instances: &[Daemon], what: &str, condition: impl FnMut() -> bool) {
     let waited =
@@ -255,11 +266,7 @@ fn three_instances_share_sixty_accounts_and_take_over_a_killed_ones() {
     let users: Vec<(String, String)> = (0..ACCOUNTS)
         .map(|n| (account(n), format!("pw-{n}")))
         .collect();
-    let user_refs: Vec<(&str, &str)> = users
-        .iter()
-        .map(|(user, password)| (user.as_str(), password.as_str()))
-        .collect();
-    let server = Dovecot::start(&user_refs);
+    let server = Dovecot::start_owned(&users);
     plant(&server);
     let dir = tempfile::tempdir().expect("tempdir");
     let every_account: BTreeMap<String, usize> = (0..ACCOUNTS)
@@ -337,13 +344,7 @@ fn three_instances_share_sixty_accounts_and_take_over_a_killed_ones() {
         1
     );
     for instance in &mut instances {
-        instance.signal(libc::SIGTERM);
-        assert_eq!(
-            instance.wait_exit().code(),
-            Some(0),
-            "{}",
-            instance.log_text()
-        );
+        stop(instance);
     }
     sink.stop();
 
@@ -466,12 +467,6 @@ fn three_instances_share_sixty_accounts_and_take_over_a_killed_ones() {
         "{finished_by_doomed} done by the killed instance, the rest by the others"
     );
     for mut instance in survivors {
-        instance.signal(libc::SIGTERM);
-        assert_eq!(
-            instance.wait_exit().code(),
-            Some(0),
-            "{}",
-            instance.log_text()
-        );
+        stop(&mut instance);
     }
 }

@@ -127,6 +127,15 @@ impl Dovecot {
         Dovecot::start_with_namespace(users, DEFAULT_NAMESPACE)
     }
 
+    /// [`Dovecot::start`] with users made at run time (name, password).
+    pub fn start_owned(users: &[(String, String)]) -> Dovecot {
+        let users: Vec<(&str, &str)> = users
+            .iter()
+            .map(|(user, password)| (user.as_str(), password.as_str()))
+            .collect();
+        Dovecot::start(&users)
+    }
+
     /// Start Dovecot as Courier and Cyrus lay mail out: `.` separates levels,
     /// every folder is under `INBOX.`, and no folder has a SPECIAL-USE.
     pub fn start_courier_style(users: &[(&str, &str)]) -> Dovecot {
