@@ -276,3 +276,47 @@ fn the_old_report_switch_is_refused_naming_the_one_that_replaced_it() {
     let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
     assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
 }
+
+/// `[fleet]` without `[store]`, a lease too short to renew, no units at once,
+/// and a source name holding a control character (it would make unit names
+/// ambiguous): each reported with its line; a good `[fleet]` passes.
+#[test]
+fn fleet_mistakes_are_reported_with_their_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("share")).expect("share");
+    let config = dir.path().join("fleet.toml");
+    let write = |fleet: &str, store: &str, name: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[daemon]\nstate_dir = \"state\"\n\n{store}\n{fleet}\n\n\
+                 [[sources]]\nname = \"{name}\"\ntype = \"fileshare\"\nroot = \"share\"\n"
+            ),
+        )
+        .expect("write");
+        let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
+        let (stdout, _) = text(&output);
+        (output.status.code(), stdout)
+    };
+    let (code, stdout) = write(
+        "[fleet]\nlease_seconds = 2\nunits_at_once = 0",
+        "",
+        "sh\\u0001are",
+    );
+    assert_eq!(code, Some(3), "{stdout}");
+    for expected in [
+        "[fleet]: instances share their work through the database: set [store] url too",
+        "[fleet]: lease_seconds must be at least 3",
+        "[fleet]: units_at_once must be at least 1",
+        "must not be empty or hold control characters",
+    ] {
+        assert!(stdout.contains(expected), "{expected}: {stdout}");
+    }
+    assert!(stdout.contains("fleet.toml:5:"), "{stdout}");
+    let (code, stdout) = write(
+        "[fleet]\nlease_seconds = 30",
+        "[store]\nurl = \"postgres://tillsyn@127.0.0.1:5432/tillsyn\"",
+        "share",
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+}
