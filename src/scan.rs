@@ -944,31 +944,26 @@ fn consume(
     let mut requests = Vec::new();
     let mut not_requests = 0u64;
     // Stop reading on a store error: dropping the receiver ends the connector
-    // with SinkClosed, and the scan is recorded as failed. Batches are stored
-    // by a writer of their own while the next records are judged.
-    let mut writer = StoreWriter::start(store.clone())?;
-    let owned_source = source.to_owned();
-    let flush = |writer: &mut StoreWriter, batch: &mut Vec<NewFinding>| {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let (rows, source) = (std::mem::take(batch), owned_source.clone());
-        writer.write(move |store| store.record_findings(scan_id, &source, now, &rows))
+    // with SinkClosed, and the scan is recorded as failed.
+    let flush = |batch: &mut Vec<NewFinding>| {
+        flush_batch(store, batch, |store, rows| {
+            store.record_findings(scan_id, source, now, rows)
+        })
     };
-    let owned_source = source.to_owned();
-    let flush_keys = |writer: &mut StoreWriter, batch: &mut Vec<NewConflictKey>| {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let (rows, source) = (std::mem::take(batch), owned_source.clone());
-        writer.write(move |store| store.record_conflict_keys(scan_id, &source, &rows))
+    let flush_keys = |batch: &mut Vec<NewConflictKey>| {
+        flush_batch(store, batch, |store, rows| {
+            store.record_conflict_keys(scan_id, source, rows)
+        })
     };
-    let flush_identities = |writer: &mut StoreWriter, batch: &mut IdentityBatch| {
+    let flush_identities = |batch: &mut IdentityBatch| -> Result<(), RunError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut rows = std::mem::take(batch);
-        writer.write(move |store| store.record_identities(scan_id, &mut rows))
+        let mut guard = store
+            .lock()
+            .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
+        guard.record_identities(scan_id, batch)?;
+        Ok(())
     };
     while let Some(batch) = receiver.blocking_recv() {
         for record in batch {
@@ -1040,20 +1035,19 @@ fn consume(
                 }
             }
             if keys_batch.len() >= BATCH {
-                flush_keys(&mut writer, &mut keys_batch)?;
+                flush_keys(&mut keys_batch)?;
             }
             if identities_batch.len() >= BATCH {
-                flush_identities(&mut writer, &mut identities_batch)?;
+                flush_identities(&mut identities_batch)?;
             }
             if findings_batch.len() >= BATCH {
-                flush(&mut writer, &mut findings_batch)?;
+                flush(&mut findings_batch)?;
             }
         }
     }
-    flush(&mut writer, &mut findings_batch)?;
-    flush_keys(&mut writer, &mut keys_batch)?;
-    flush_identities(&mut writer, &mut identities_batch)?;
-    writer.finish()?;
+    flush(&mut findings_batch)?;
+    flush_keys(&mut keys_batch)?;
+    flush_identities(&mut identities_batch)?;
     if !requests.is_empty() {
         flush_batch(store, &mut requests, |store, rows| {
             store.import_erasures(rows, now).map(|_| ())
@@ -1076,77 +1070,6 @@ fn consume(
 }
 
 /// Write a batch of rows with the store locked, and empty it.
-/// One scan's store writes, on a thread of their own and in the order
-/// given, so the rules engine goes on with the next records while a batch is
-/// stored (on PostgreSQL: while the server works). At most two batches wait;
-/// the first failed write stops the writer, and the next write or
-/// [`StoreWriter::finish`] returns its error.
-struct StoreWriter {
-    sender: Option<std::sync::mpsc::SyncSender<StoreWrite>>,
-    thread: Option<std::thread::JoinHandle<Result<(), RunError>>>,
-}
-
-/// One write of a [`StoreWriter`].
-type StoreWrite = Box<dyn FnOnce(&mut Store) -> Result<(), StoreError> + Send>;
-
-impl StoreWriter {
-    fn start(store: Arc<Mutex<Store>>) -> Result<StoreWriter, RunError> {
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<StoreWrite>(2);
-        let thread = std::thread::Builder::new()
-            .name("tillsyn-store-writer".into())
-            .spawn(move || {
-                for write in receiver {
-                    let mut guard = store
-                        .lock()
-                        .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
-                    write(&mut guard)?;
-                }
-                Ok(())
-            })
-            .map_err(|error| RunError::Worker(format!("starting the store writer: {error}")))?;
-        Ok(StoreWriter {
-            sender: Some(sender),
-            thread: Some(thread),
-        })
-    }
-
-    /// Queue `write`, waiting while two batches wait; the error that stopped
-    /// the writer, if one did.
-    fn write(
-        &mut self,
-        write: impl FnOnce(&mut Store) -> Result<(), StoreError> + Send + 'static,
-    ) -> Result<(), RunError> {
-        let sent = match &self.sender {
-            Some(sender) => sender.send(Box::new(write)).is_ok(),
-            None => false,
-        };
-        if sent {
-            return Ok(());
-        }
-        self.finish()?;
-        Err(RunError::Worker("the store writer stopped".into()))
-    }
-
-    /// Wait for every queued write; the first error.
-    fn finish(&mut self) -> Result<(), RunError> {
-        self.sender.take();
-        match self.thread.take() {
-            Some(thread) => thread
-                .join()
-                .map_err(|_| RunError::Worker("the store writer panicked".into()))?,
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for StoreWriter {
-    /// A scan that stops early still has its queued batches stored (a failed
-    /// scan keeps what it saw) before it is recorded as failed.
-    fn drop(&mut self) {
-        let _ = self.finish();
-    }
-}
-
 fn flush_batch<T>(
     store: &Arc<Mutex<Store>>,
     batch: &mut Vec<T>,
