@@ -3,9 +3,10 @@
 //! SIGHUP and stops cleanly on SIGTERM or SIGINT.
 //!
 //! Shape (after mini-redis): [`run`] loads the config, opens the store, binds the
-//! HTTP listener, then starts one task per source ([`scheduler`]), one for the
-//! monthly report ([`reporting`]) and the HTTP server ([`http`]), and waits for
-//! signals. The running config is a
+//! HTTP listener, then starts one task per source ([`scheduler`]; with
+//! `[fleet]`, [`fleet`], which shares the source's units with the other
+//! instances on the store), one for the monthly report ([`reporting`]) and the
+//! HTTP server ([`http`]), and waits for signals. The running config is a
 //! [`tokio::sync::watch`] value: a reload swaps it, and each source task picks up
 //! its new schedule and rules after the scan it may be running. A reload that does
 //! not check out changes nothing, is logged with its reasons and shows as
