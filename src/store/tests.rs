@@ -611,17 +611,28 @@ fn interrupted_scans_are_failed_on_reopen_and_migrations_are_idempotent() {
 
 #[test]
 fn refuses_a_newer_schema() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    drop(Store::open(dir.path()).expect("open"));
-    let connection = Connection::open(dir.path().join("findings.sqlite")).expect("raw");
-    connection
-        .pragma_update(None, "user_version", 99i64)
-        .expect("bump");
-    drop(connection);
-    assert!(matches!(
-        Store::open(dir.path()),
-        Err(StoreError::TooNew { found: 99, .. })
-    ));
+    on_both_engines("newer_schema", |open| {
+        let store = open();
+        // What a newer tillsyn would have left.
+        let bump = match store.db().engine() {
+            db::Engine::Sqlite => "PRAGMA user_version = 99",
+            db::Engine::Postgres => "UPDATE schema_version SET version = 99",
+        };
+        store.db().batch(bump).expect("bump");
+        drop(store);
+        // The opener panics with the error it got.
+        let refused = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(open)) {
+            Ok(_) => unreachable!("a newer schema was opened"),
+            Err(payload) => payload
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_default(),
+        };
+        assert!(
+            refused.contains("TooNew") && refused.contains("found: 99"),
+            "{refused}"
+        );
+    });
 }
 
 #[test]
