@@ -15,12 +15,11 @@
 #[allow(dead_code)]
 mod support;
 
-use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{arg, measure, median};
-use tillsyn::store::{IdentityBatch, NewIdentity, ScanEnd, ScanStatus, Store};
+use tillsyn::store::{IdentityBatch, NewIdentity, ScanEnd, Store};
 
 fn main() {
     let rows = arg("--rows").unwrap_or(10_000_000);
@@ -67,16 +66,8 @@ fn main() {
         }
         store.record_identities(scan, &mut batch).expect("stage");
         let end = ScanEnd {
-            status: ScanStatus::Complete,
-            records: rows,
-            problems: &[],
-            unread_prefixes: &[],
-            within: &[],
-            carried: &[],
-            checkpoints: &BTreeMap::new(),
-            conflict_rules: &[],
-            finished_at: chrono::Utc::now(),
             record_cache: tillsyn::store::RecordCacheUpdate::Keep,
+            ..ScanEnd::complete(rows, chrono::Utc::now())
         };
         store.finish_scan(scan, &end).expect("finish");
     }

@@ -16,7 +16,7 @@ use common::smtp::SmtpSink;
 use common::*;
 use mail_parser::{MessageParser, MimeHeaders};
 use tillsyn::report::{self, Month};
-use tillsyn::store::{NewFinding, RecordCacheUpdate, ScanEnd, ScanStatus, Store};
+use tillsyn::store::{NewFinding, ScanEnd, Store};
 
 fn config_text(smtp_port: u16, extra_daemon: &str) -> String {
     format!(
@@ -482,18 +482,10 @@ fn scan(store: &mut Store, source: &str, when: &str, findings: &[NewFinding], fa
         store
             .finish_scan(
                 id,
-                &ScanEnd {
-                    status: ScanStatus::Complete,
-                    records: findings.len() as u64 + 10,
-                    problems: &[],
-                    unread_prefixes: &[],
-                    within: &[],
-                    carried: &[],
-                    checkpoints: &BTreeMap::new(),
-                    conflict_rules: &[],
-                    finished_at: time + chrono::TimeDelta::minutes(3),
-                    record_cache: RecordCacheUpdate::Keep,
-                },
+                &ScanEnd::complete(
+                    findings.len() as u64 + 10,
+                    time + chrono::TimeDelta::minutes(3),
+                ),
             )
             .expect("finish");
     }

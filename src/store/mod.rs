@@ -420,6 +420,28 @@ pub struct ScanEnd<'a> {
     pub record_cache: RecordCacheUpdate,
 }
 
+impl ScanEnd<'static> {
+    /// A complete scan of the whole source that read `records` anew and
+    /// left nothing out: no problems, unread or carried places, checkpoints
+    /// or conflict rules; the record cache kept. Other ends start from it
+    /// (`ScanEnd { carried: …, ..ScanEnd::complete(…) }`).
+    pub fn complete(records: u64, finished_at: DateTime<Utc>) -> ScanEnd<'static> {
+        static NO_CHECKPOINTS: BTreeMap<String, String> = BTreeMap::new();
+        ScanEnd {
+            status: ScanStatus::Complete,
+            records,
+            problems: &[],
+            unread_prefixes: &[],
+            within: &[],
+            carried: &[],
+            checkpoints: &NO_CHECKPOINTS,
+            conflict_rules: &[],
+            finished_at,
+            record_cache: RecordCacheUpdate::Keep,
+        }
+    }
+}
+
 /// A record cache as the store keeps it (see [`Store::record_cache`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SavedRecordCache {

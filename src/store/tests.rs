@@ -63,16 +63,8 @@ fn finish_carried(
     now: chrono::DateTime<Utc>,
 ) -> ScanTally {
     let end = ScanEnd {
-        status: ScanStatus::Complete,
-        records: 0,
-        problems: &[],
-        unread_prefixes: &[],
-        within: &[],
         carried,
-        checkpoints: &BTreeMap::new(),
-        conflict_rules: &[],
-        finished_at: now,
-        record_cache: RecordCacheUpdate::Keep,
+        ..ScanEnd::complete(0, now)
     };
     store.finish_scan(id, &end).expect("finish")
 }
@@ -202,15 +194,8 @@ fn identity_rows_follow_their_records() {
             .expect("identities");
         let end = ScanEnd {
             status: ScanStatus::Partial,
-            records: 3,
-            problems: &[],
             unread_prefixes: &["anna/INBOX/4".to_owned()],
-            within: &[],
-            carried: &[],
-            checkpoints: &BTreeMap::new(),
-            conflict_rules: &[],
-            finished_at: now,
-            record_cache: RecordCacheUpdate::Keep,
+            ..ScanEnd::complete(3, now)
         };
         store.finish_scan(third, &end).expect("finish");
         assert_eq!(holding(&store, person), ["anna/INBOX/4"]);
@@ -390,15 +375,9 @@ fn scan(store: &mut Store, seen: &[NewFinding], status: ScanStatus, unread: &[&s
     let unread: Vec<String> = unread.iter().map(|p| p.to_string()).collect();
     let end = ScanEnd {
         status,
-        records: seen.len() as u64,
         problems: &[("permission_denied", 1)],
         unread_prefixes: &unread,
-        within: &[],
-        carried: &[],
-        checkpoints: &BTreeMap::new(),
-        conflict_rules: &[],
-        finished_at: now,
-        record_cache: RecordCacheUpdate::Keep,
+        ..ScanEnd::complete(seen.len() as u64, now)
     };
     store.finish_scan(id, &end).expect("finish")
 }
@@ -498,18 +477,7 @@ fn first_seen_stays_and_last_seen_moves() {
         store
             .record_findings(id, "share", earlier, &[finding("r", "a")])
             .expect("record");
-        let end = ScanEnd {
-            status: ScanStatus::Complete,
-            records: 1,
-            problems: &[],
-            unread_prefixes: &[],
-            within: &[],
-            carried: &[],
-            checkpoints: &BTreeMap::new(),
-            conflict_rules: &[],
-            finished_at: earlier,
-            record_cache: RecordCacheUpdate::Keep,
-        };
+        let end = ScanEnd::complete(1, earlier);
         store.finish_scan(id, &end).expect("finish");
         scan(&mut store, &[finding("r", "a")], ScanStatus::Complete, &[]);
         let found = store
@@ -654,16 +622,9 @@ fn carried_scopes_keep_unchanged_records_and_resolve_the_gone_and_checkpoints_fo
         }];
         let checkpoints = BTreeMap::from([("anna/INBOX".to_owned(), "7:3".to_owned())]);
         let end = ScanEnd {
-            status: ScanStatus::Complete,
-            records: 0,
-            problems: &[],
-            unread_prefixes: &[],
-            within: &[],
             carried: &carried,
             checkpoints: &checkpoints,
-            conflict_rules: &[],
-            finished_at: now,
-            record_cache: RecordCacheUpdate::Keep,
+            ..ScanEnd::complete(0, now)
         };
         let tally = store.finish_scan(id, &end).expect("finish");
         // 1 carried (unchanged), 2 gone (resolved), 3 not seen and not carried (resolved).
@@ -721,16 +682,8 @@ fn a_units_scan_decides_only_within_its_accounts() {
             ("anna.b/INBOX".to_owned(), "1:9".to_owned()),
         ]);
         let whole = ScanEnd {
-            status: ScanStatus::Complete,
-            records: 3,
-            problems: &[],
-            unread_prefixes: &[],
-            within: &[],
-            carried: &[],
             checkpoints: &checkpoints,
-            conflict_rules: &[],
-            finished_at: now,
-            record_cache: RecordCacheUpdate::Keep,
+            ..ScanEnd::complete(3, now)
         };
         store.finish_scan(first, &whole).expect("finish");
 
@@ -1091,18 +1044,7 @@ fn pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest() {
             store
                 .record_rows(list, "list", &[identity([9; 16], "member-1")])
                 .expect("identities");
-            let end = ScanEnd {
-                status: ScanStatus::Complete,
-                records: 1,
-                problems: &[],
-                unread_prefixes: &[],
-                within: &[],
-                carried: &[],
-                checkpoints: &BTreeMap::new(),
-                conflict_rules: &[],
-                finished_at: long_ago,
-                record_cache: RecordCacheUpdate::Keep,
-            };
+            let end = ScanEnd::complete(1, long_ago);
             store.finish_scan(list, &end).expect("finish");
             // Scan 2, 499 days ago: old.pdf gone (resolved then), still.pdf open.
             let second_at = long_ago + TimeDelta::days(1);
