@@ -789,9 +789,12 @@ pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
             Ok(EXIT_OK)
         }
         mail::Delivery::Failed(error) => {
+            // The server's reply, with any address in it pseudonymised unless
+            // the config names people.
+            let reply = OwnerDisplay::for_config(&config)?.text(&error.to_string());
             writeln!(
                 out,
-                "Not sent: {error}\nThe report for {month} waits in the outbox; `tillsyn run` keeps trying, or run this again."
+                "Not sent: {reply}\nThe report for {month} waits in the outbox; `tillsyn run` keeps trying, or run this again."
             )?;
             Ok(EXIT_FAILED)
         }

@@ -18,7 +18,8 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use prometheus::{
-    Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use tillsyn_connectors::ProblemKind;
 
@@ -78,6 +79,7 @@ pub struct Metrics {
     reload_timestamp: Gauge,
     report_last_sent: Gauge,
     report_enabled: IntGauge,
+    report_delivery_failures: IntCounter,
     units_leased: IntGauge,
     /// When the longest-open violation of each rule was first seen: the age
     /// gauge is worked out from it at every scrape, so it grows between scans.
@@ -209,6 +211,11 @@ impl Metrics {
             "1 when the monthly report is configured to be mailed, so TillsynReportNotSent applies.",
         )?;
         registry.register(Box::new(report_enabled.clone()))?;
+        let report_delivery_failures = IntCounter::new(
+            "tillsyn_report_delivery_failures_total",
+            "Deliveries of the monthly report the mail server refused or that could not reach it; each is tried again later.",
+        )?;
+        registry.register(Box::new(report_delivery_failures.clone()))?;
         let units_leased = IntGauge::new(
             "tillsyn_instance_units_leased",
             "Units of work (sources, IMAP accounts) this instance holds a lease on now: how a fleet sharing one PostgreSQL spreads the work. 0 outside a fleet.",
@@ -326,6 +333,7 @@ impl Metrics {
             reload_timestamp,
             report_last_sent,
             report_enabled,
+            report_delivery_failures,
             units_leased,
             oldest_first_seen: Mutex::new(BTreeMap::new()),
         })
@@ -504,6 +512,11 @@ impl Metrics {
     /// Whether the monthly report is mailed under the running config.
     pub fn report_enabled(&self, enabled: bool) {
         self.report_enabled.set(i64::from(enabled));
+    }
+
+    /// A delivery of the monthly report failed.
+    pub fn report_delivery_failed(&self) {
+        self.report_delivery_failures.inc();
     }
 
     /// Set the time the monthly report was last sent.

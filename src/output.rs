@@ -249,3 +249,77 @@ pub fn describe_outcome(outcome: &ScanOutcome, owners: &OwnerDisplay) -> String 
     }
     line
 }
+
+/// Rows as CSV that spreadsheets open safely: a header row, CRLF line endings
+/// (RFC 4180), and every cell that a spreadsheet would run as a formula
+/// neutralised (see [`neutralise`]). Record paths and other cells come from
+/// what users named, so none of them may start a formula.
+pub fn spreadsheet_csv<I, R>(rows: I) -> Result<Vec<u8>, csv::Error>
+where
+    I: IntoIterator<Item = R>,
+    R: IntoIterator,
+    R::Item: AsRef<str>,
+{
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    for row in rows {
+        writer.write_record(
+            row.into_iter()
+                .map(|cell| neutralise(cell.as_ref()).into_owned()),
+        )?;
+    }
+    writer
+        .into_inner()
+        .map_err(|error| csv::Error::from(error.into_error()))
+}
+
+/// Serialisable rows (a header row from their field names) as
+/// [`spreadsheet_csv`].
+pub fn spreadsheet_csv_of<T: Serialize>(rows: &[T]) -> Result<Vec<u8>, csv::Error> {
+    let mut plain = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        plain.serialize(row)?;
+    }
+    let plain = plain
+        .into_inner()
+        .map_err(|error| csv::Error::from(error.into_error()))?;
+    let records = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(plain.as_slice())
+        .into_records()
+        .collect::<Result<Vec<csv::StringRecord>, _>>()?;
+    spreadsheet_csv(records.iter().map(|record| record.iter()))
+}
+
+/// A cell as a spreadsheet shows it but never runs it: one that begins with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'` (the
+/// OWASP advice against CSV injection). Others are as they were.
+pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_that_would_run_as_formulas_are_neutralised_and_rows_end_in_crlf() {
+        for (cell, shown) in [
+            ("=1+2", "'=1+2"),
+            ("+46 70", "'+46 70"),
+            ("-3", "'-3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("Kunder/=x", "Kunder/=x"),
+            ("", ""),
+        ] {
+            assert_eq!(neutralise(cell), shown);
+        }
+        let csv = spreadsheet_csv([["a", "=b"], ["c,d", "e"]]).expect("csv");
+        assert_eq!(csv, b"a,'=b\r\n\"c,d\",e\r\n");
+    }
+}

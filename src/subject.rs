@@ -714,23 +714,21 @@ fn render(
             .map(|text| text + "\n")
             .map_err(|error| CliError::BadArgument(format!("JSON: {error}"))),
         SubjectFormat::Csv => {
-            let mut writer = csv::Writer::from_writer(Vec::new());
-            let mut row = |fields: &[&str]| {
-                writer
-                    .write_record(fields)
-                    .map_err(|error| CliError::BadArgument(format!("CSV: {error}")))
-            };
-            row(&[
-                "source",
-                "store_type",
-                "record",
-                "record_kind",
-                "record_date",
-                "matched",
-                "governed_by",
-                "gone_by",
-                "open_findings",
-            ])?;
+            let mut rows: Vec<Vec<String>> = vec![
+                [
+                    "source",
+                    "store_type",
+                    "record",
+                    "record_kind",
+                    "record_date",
+                    "matched",
+                    "governed_by",
+                    "gone_by",
+                    "open_findings",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+            ];
             for store in &locator.stores {
                 for place in &store.places {
                     let gone_by: Vec<String> = place
@@ -743,21 +741,20 @@ fn render(
                         .iter()
                         .map(|governing| governing.rule.as_str())
                         .collect();
-                    row(&[
-                        &store.source,
-                        &store.store_type,
-                        &place.record,
-                        &place.record_kind,
-                        &place.record_time.map(day).unwrap_or_default(),
-                        &place.matched.join("; "),
-                        &governed.join("; "),
-                        &gone_by.join("; "),
-                        &place.open_findings.join("; "),
-                    ])?;
+                    rows.push(vec![
+                        store.source.clone(),
+                        store.store_type.clone(),
+                        place.record.clone(),
+                        place.record_kind.clone(),
+                        place.record_time.map(day).unwrap_or_default(),
+                        place.matched.join("; "),
+                        governed.join("; "),
+                        gone_by.join("; "),
+                        place.open_findings.join("; "),
+                    ]);
                 }
             }
-            let bytes = writer
-                .into_inner()
+            let bytes = crate::output::spreadsheet_csv(rows)
                 .map_err(|error| CliError::BadArgument(format!("CSV: {error}")))?;
             Ok(String::from_utf8_lossy(&bytes).into_owned())
         }

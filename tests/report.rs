@@ -329,6 +329,12 @@ fn with_the_mail_server_down_the_report_waits_and_is_delivered_once_across_resta
         daemon.metrics().value("tillsyn_report_enabled", &[]),
         Some(1.0)
     );
+    wait_for("the failure counted", || {
+        daemon
+            .metrics()
+            .value("tillsyn_report_delivery_failures_total", &[])
+            .is_some_and(|failures| failures >= 1.0)
+    });
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit().code(), Some(0));
     let before = outbox(&state);
@@ -390,6 +396,41 @@ fn with_the_mail_server_down_the_report_waits_and_is_delivered_once_across_resta
         "the log names a recipient"
     );
     sink.stop();
+}
+
+/// A server that refuses a recipient: `tillsyn report --send` says what the
+/// server replied (the address in it pseudonymised), exits 2, and the report
+/// waits in the outbox.
+#[test]
+fn a_refused_delivery_names_the_servers_reply() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = dir.path().join("tillsyn.toml");
+    std::fs::write(
+        &config,
+        config_text(port, "").replace("\"ledningen@exempel.se\"", "\"refused@exempel.se\""),
+    )
+    .expect("config");
+    std::fs::create_dir_all(dir.path().join("share")).expect("share");
+    let config = config.to_str().expect("utf8").to_owned();
+    let sink = SmtpSink::start(dir.path(), port);
+    let output = tillsyn(&[
+        "report",
+        "--config",
+        &config,
+        "--month",
+        &this_month().previous().to_string(),
+        "--send",
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("(550): 5.1.1") && stdout.contains("Recipient address rejected"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("refused@exempel.se"), "{stdout}");
+    assert!(stdout.contains("waits in the outbox"), "{stdout}");
+    assert!(sink.messages().is_empty());
 }
 
 #[test]
@@ -970,4 +1011,199 @@ fn the_chart_gives_each_promise_its_own_scale() {
             "promise {index}: its line peaks at y = {top} of {height}: flat, not on its own scale"
         );
     }
+}
+
+/// Every line of `raw` ends in CRLF and holds at most 998 octets.
+fn assert_wire_safe(raw: &[u8]) {
+    assert!(raw.ends_with(b"\r\n"), "the message ends without CRLF");
+    for (line, piece) in raw[..raw.len() - 1]
+        .split(|byte| *byte == b'\n')
+        .enumerate()
+    {
+        assert!(
+            piece.ends_with(b"\r"),
+            "line {line} ends in a bare LF: {:?}",
+            String::from_utf8_lossy(&piece[..piece.len().min(80)])
+        );
+        let content = &piece[..piece.len() - 1];
+        assert!(!content.contains(&b'\r'), "a bare CR on line {line}");
+        assert!(
+            content.len() <= 998,
+            "line {line} is {} octets",
+            content.len()
+        );
+    }
+}
+
+/// A month's report of 20 promises and 20,000 open findings, every one in the
+/// CSV (`attach_findings`), mailed through aiosmtpd with its default limits,
+/// which refuse a line over 1,000 octets: the mail arrives, every line of it
+/// is CRLF and short, and its parts decode to exactly the files `report
+/// --out` wrote. Record paths that begin with `=`, `+`, `-` or `@` cannot
+/// start a formula in the CSV.
+#[test]
+fn a_large_report_with_every_finding_passes_a_strict_server_and_decodes_to_the_written_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smtp_port = free_port();
+    let mut config_text = String::from(
+        "[daemon]\nstate_dir = \"state\"\n\n[[sources]]\nname = \"files\"\ntype = \"fileshare\"\nroot = \"share\"\n",
+    );
+    for rule in 0..20 {
+        config_text.push_str(&format!(
+            "\n[[rules]]\nid = \"promise-{rule:02}\"\nkind = \"max_age\"\npolicy = \"Löfte {rule}: handlingar gallras efter {rule} månader, även i arkivet på filservern.\"\nmax_age = \"{}d\"\ntimestamp = \"modified\"\nwhen = {{ sources = [\"files\"] }}\n",
+            rule + 1
+        ));
+    }
+    config_text.push_str(&format!(
+        r#"
+[report]
+language = "sv"
+organisation = "Åkesson & Öberg AB"
+attach_findings = true
+sender = "tillsyn@exempel.se"
+recipients = ["ledningen@exempel.se"]
+retry_seconds = 1
+
+[report.smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "plain"
+allow_plaintext = true
+timeout_seconds = 30
+"#
+    ));
+    let config_path = dir.path().join("tillsyn.toml");
+    std::fs::write(&config_path, &config_text).expect("config");
+    let config = tillsyn::config::load(&config_path).expect("config");
+    let month = Month::of(Utc::now(), chrono_tz::UTC).previous();
+    let scanned = month.start(chrono_tz::UTC) + chrono::TimeDelta::days(10);
+    // Paths people named; `@` is left to the detail, since a path segment
+    // holding `@` is pseudonymised as an address would be.
+    let hostile = ["=HYPERLINK(\"x\")", "+46 sum", "-2+3"];
+    let findings: Vec<NewFinding> = (0..20_000)
+        .map(|index| {
+            let rule = format!("promise-{:02}", index % 20);
+            let path = match index % 1000 {
+                0..=2 => format!("{}/{index}.txt", hostile[index % 1000]),
+                4 => format!("Kunder/\"Citat\", komma/{index}.pdf"),
+                _ => format!("Arkiv/år {}/Översikt-{index:05}.docx", 2000 + index % 20),
+            };
+            let detail = if index % 1000 == 3 {
+                "@SUM(A1)"
+            } else {
+                "modified 2020-01-01; limit 30d"
+            };
+            let mut found = finding(&rule, &path, "file", &format!("user{}", index % 37), detail);
+            found.age_days = Some(300 + (index % 50) as i64);
+            found
+        })
+        .collect();
+    {
+        let mut store = Store::open(&config.daemon.state_dir).expect("store");
+        let id = store.begin_scan("files", scanned).expect("begin");
+        store
+            .record_findings(id, "files", scanned, &findings)
+            .expect("findings");
+        store
+            .finish_scan(id, &ScanEnd::complete(25_000, scanned))
+            .expect("finish");
+    }
+
+    let sink = SmtpSink::start(dir.path(), smtp_port);
+    let out = dir.path().join("out");
+    let config_arg = config_path.to_str().expect("utf8");
+    let output = tillsyn(&[
+        "report",
+        "--config",
+        config_arg,
+        "--month",
+        &month.to_string(),
+        "--send",
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1, "{stdout}");
+    assert_wire_safe(&messages[0]);
+
+    let message = MessageParser::default()
+        .parse(&messages[0])
+        .expect("the report parses as mail");
+    let read = |name: &str| std::fs::read(out.join(name)).expect(name);
+    let as_lf = |text: &str| text.replace("\r\n", "\n");
+    assert_eq!(
+        as_lf(&message.body_text(0).expect("text part")).into_bytes(),
+        read("report.txt"),
+        "the text part is report.txt"
+    );
+    assert_eq!(
+        as_lf(&message.body_html(0).expect("html part"))
+            .replace("cid:trend-chart", "trend.png")
+            .into_bytes(),
+        read("report.html"),
+        "the HTML part is report.html"
+    );
+    let csv_name = format!("tillsyn-{month}.csv");
+    let mut attached = BTreeMap::new();
+    for part in message.attachments() {
+        let encoding = part
+            .content_transfer_encoding()
+            .map(|encoding| encoding.to_ascii_lowercase());
+        assert_eq!(
+            encoding.as_deref(),
+            Some("base64"),
+            "attachments are base64"
+        );
+        attached.insert(
+            part.attachment_name()
+                .map_or_else(|| "inline".to_owned(), str::to_owned),
+            part.contents().to_vec(),
+        );
+    }
+    assert_eq!(attached.get(&csv_name), Some(&read(&csv_name)), "the CSV");
+    assert_eq!(
+        attached.get("inline"),
+        Some(&read("trend.png")),
+        "the chart"
+    );
+
+    // The CSV itself: CRLF rows, a header and one row per finding, and no
+    // cell that starts a formula.
+    let csv = read(&csv_name);
+    assert_wire_safe(&csv);
+    let mut reader = csv::ReaderBuilder::new().from_reader(csv.as_slice());
+    let headers = reader.headers().expect("header").clone();
+    let record_column = headers
+        .iter()
+        .position(|header| header == "record")
+        .expect("record column");
+    let rows: Vec<csv::StringRecord> = reader.records().map(|row| row.expect("row")).collect();
+    assert_eq!(rows.len(), findings.len());
+    let detail_column = headers
+        .iter()
+        .position(|header| header == "detail")
+        .expect("detail column");
+    let (mut neutralised, mut neutralised_details) = (0, 0);
+    for row in &rows {
+        for cell in row {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@']),
+                "a cell starts a formula: {cell:?}"
+            );
+        }
+        let record = &row[record_column];
+        if hostile
+            .iter()
+            .any(|start| record.starts_with(&format!("'{start}")))
+        {
+            neutralised += 1;
+        }
+        if &row[detail_column] == "'@SUM(A1)" {
+            neutralised_details += 1;
+        }
+    }
+    assert_eq!(neutralised, 60, "each hostile path kept, behind a quote");
+    assert_eq!(neutralised_details, 20);
 }

@@ -92,11 +92,16 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
                     shared.metrics.report_sent(Utc::now());
                 }
                 for (month, error) in failed {
-                    // The server's words can hold recipients: only the kind is
-                    // logged; the store keeps the message.
+                    shared.metrics.report_delivery_failed();
+                    // The server's reply is logged with any address in it
+                    // pseudonymised (it may name a recipient).
+                    let reply = crate::privacy::OwnerDisplay::for_config(&loaded.config)
+                        .map(|display| display.text(&error.to_string()))
+                        .unwrap_or_else(|_| "(not logged: the pseudonym key is unreadable)".into());
                     tracing::warn!(
                         month = %month,
                         error_kind = error.kind(),
+                        error = %reply,
                         "Monthly report not delivered; it waits in the outbox and is tried again."
                     );
                 }

@@ -552,10 +552,14 @@ fn message(
             now.timestamp(),
             rand::random::<u32>()
         )))
-        .header(lettre::message::header::ContentType::TEXT_PLAIN)
-        .body(text)
+        .singlepart(super::mail::text_part(
+            lettre::message::header::ContentType::TEXT_PLAIN,
+            &text,
+        ))
         .map_err(|e| build(&e))?;
-    Ok(message.formatted())
+    let bytes = message.formatted();
+    super::mail::check_wire(&bytes).map_err(|e| build(&e))?;
+    Ok(bytes)
 }
 
 /// Send the digests due now, paced; failures wait and are tried again.

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lettre::address::Envelope;
-use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -130,24 +130,99 @@ pub fn message(
     let body = MultiPart::mixed()
         .multipart(
             MultiPart::related()
-                .multipart(MultiPart::alternative_plain_html(
-                    rendered.text.clone(),
-                    rendered.html.clone(),
-                ))
+                .multipart(
+                    MultiPart::alternative()
+                        .singlepart(text_part(ContentType::TEXT_PLAIN, &rendered.text))
+                        .singlepart(text_part(ContentType::TEXT_HTML, &rendered.html)),
+                )
                 .singlepart(
                     Attachment::new_inline(CHART_CID.to_owned())
-                        .body(rendered.png.clone(), png_type),
+                        .body(binary_body(rendered.png.clone()), png_type),
                 ),
         )
-        .singlepart(attachment(month, &rendered.csv, csv_type));
+        .singlepart(
+            Attachment::new(format!("tillsyn-{month}.csv"))
+                .body(binary_body(rendered.csv.clone()), csv_type),
+        );
     let message = builder
         .multipart(body)
         .map_err(|error| MailError::Build(error.to_string()))?;
-    Ok(message.formatted())
+    let bytes = message.formatted();
+    check_wire(&bytes)?;
+    Ok(bytes)
 }
 
-fn attachment(month: Month, csv: &[u8], content_type: ContentType) -> SinglePart {
-    Attachment::new(format!("tillsyn-{month}.csv")).body(csv.to_vec(), content_type)
+/// The longest line RFC 5322 allows, without its CRLF.
+pub const MAX_LINE_OCTETS: usize = 998;
+
+/// A text part: CRLF line endings, as 7bit when every line is ASCII and short
+/// enough, else quoted-printable (whose lines are at most 76 octets).
+pub fn text_part(content_type: ContentType, text: &str) -> SinglePart {
+    // One line ending, LF, which lettre writes as CRLF; a lone CR is one too.
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let plain = text.is_ascii() && text.lines().all(|line| line.len() <= 76);
+    let body = if plain {
+        Body::new_with_encoding(text, ContentTransferEncoding::SevenBit)
+            .unwrap_or_else(|bytes| quoted_printable(String::from_utf8_lossy(&bytes).into_owned()))
+    } else {
+        quoted_printable(text)
+    };
+    SinglePart::builder().header(content_type).body(body)
+}
+
+fn quoted_printable(text: String) -> Body {
+    // Quoted-printable takes any text; lettre gives the text back only for
+    // 7bit and 8bit.
+    Body::new_with_encoding(text, ContentTransferEncoding::QuotedPrintable).unwrap_or_else(
+        |bytes| {
+            Body::new_with_encoding(bytes, ContentTransferEncoding::Base64)
+                .unwrap_or_else(|_| Body::new(Vec::new()))
+        },
+    )
+}
+
+/// Bytes as an attachment's body: base64, whatever they hold, so that no
+/// line ending or line length of theirs reaches the wire.
+pub fn binary_body(bytes: Vec<u8>) -> Body {
+    Body::new_with_encoding(bytes, ContentTransferEncoding::Base64).unwrap_or_else(Body::new)
+}
+
+/// Refuse a message any strict server would: a line ending other than CRLF,
+/// or a line over [`MAX_LINE_OCTETS`] (RFC 5321 4.5.3.1.6, RFC 5322 2.1.1).
+/// Nothing goes into an outbox that a server would refuse for ever.
+pub fn check_wire(bytes: &[u8]) -> Result<(), MailError> {
+    let mut line_start = 0;
+    for (index, byte) in bytes.iter().enumerate() {
+        match byte {
+            b'\n' if index == 0 || bytes[index - 1] != b'\r' => {
+                return Err(MailError::Build(format!(
+                    "a bare LF at byte {index}: every line must end in CRLF"
+                )));
+            }
+            b'\n' => {
+                let length = index - 1 - line_start;
+                if length > MAX_LINE_OCTETS {
+                    return Err(MailError::Build(format!(
+                        "a line of {length} octets at byte {line_start}: at most {MAX_LINE_OCTETS}"
+                    )));
+                }
+                line_start = index + 1;
+            }
+            b'\r' if bytes.get(index + 1) != Some(&b'\n') => {
+                return Err(MailError::Build(format!(
+                    "a bare CR at byte {index}: every line must end in CRLF"
+                )));
+            }
+            _ => {}
+        }
+    }
+    let length = bytes.len() - line_start;
+    if length > MAX_LINE_OCTETS {
+        return Err(MailError::Build(format!(
+            "a line of {length} octets at byte {line_start}: at most {MAX_LINE_OCTETS}"
+        )));
+    }
+    Ok(())
 }
 
 /// Send stored message bytes through the configured server.
@@ -328,5 +403,62 @@ pub async fn deliver_entry(
             with_store(store, move |store| store.outbox_failed(&month, &text, next)).await?;
             Ok(Delivery::Failed(error))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn formatted(part: SinglePart) -> Vec<u8> {
+        part.formatted()
+    }
+
+    #[test]
+    fn text_parts_are_crlf_and_short_whatever_the_text() {
+        let long_line = "x".repeat(5000);
+        for text in [
+            "plain ASCII\nin two lines\n",
+            "Å, ä och ö\r\nmixed\nendings\r",
+            long_line.as_str(),
+            "a bare\rCR",
+        ] {
+            let bytes = formatted(text_part(ContentType::TEXT_PLAIN, text));
+            assert!(
+                check_wire(&bytes).is_ok(),
+                "{text:?}: {:?}",
+                check_wire(&bytes)
+            );
+        }
+        let plain = String::from_utf8(formatted(text_part(ContentType::TEXT_PLAIN, "short\n")))
+            .expect("ascii");
+        assert!(plain.contains("Content-Transfer-Encoding: 7bit"), "{plain}");
+        let swedish =
+            String::from_utf8(formatted(text_part(ContentType::TEXT_PLAIN, "å\n"))).expect("ascii");
+        assert!(
+            swedish.contains("Content-Transfer-Encoding: quoted-printable"),
+            "{swedish}"
+        );
+    }
+
+    #[test]
+    fn attachments_are_base64_and_the_wire_check_refuses_what_servers_refuse() {
+        let csv = b"a,b\nc,d\n".repeat(10_000);
+        let part = Attachment::new("x.csv".into()).body(
+            binary_body(csv),
+            ContentType::parse("text/csv").expect("type"),
+        );
+        let bytes = formatted(part);
+        assert!(
+            String::from_utf8_lossy(&bytes).contains("Content-Transfer-Encoding: base64"),
+            "base64"
+        );
+        check_wire(&bytes).expect("wire-safe");
+        assert!(check_wire(b"one\r\ntwo\nthree\r\n").is_err(), "bare LF");
+        assert!(check_wire(b"one\rtwo\r\n").is_err(), "bare CR");
+        let long = [vec![b'x'; 999], b"\r\n".to_vec()].concat();
+        assert!(check_wire(&long).is_err(), "999 octets");
+        let fits = [vec![b'x'; 998], b"\r\n".to_vec()].concat();
+        assert!(check_wire(&fits).is_ok(), "998 octets");
     }
 }

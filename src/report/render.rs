@@ -154,19 +154,11 @@ pub fn render(report: &Report, templates_dir: Option<&Path>) -> Result<Rendered,
     data.chart_src = "trend.png".to_owned();
     let html_file = render_one(&mut html_engine, "report.html.hbs", &html_source, &data)?;
     let png = chart::trend_png(report).map_err(RenderError::Chart)?;
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    if report.data.full_csv {
-        for row in &report.rows {
-            writer.serialize(row)?;
-        }
+    let csv = if report.data.full_csv {
+        crate::output::spreadsheet_csv_of(&report.rows)?
     } else {
-        for row in &report.counts {
-            writer.serialize(row)?;
-        }
-    }
-    let csv = writer
-        .into_inner()
-        .map_err(|error| RenderError::Csv(error.into_error().into()))?;
+        crate::output::spreadsheet_csv_of(&report.counts)?
+    };
     Ok(Rendered {
         subject,
         text,

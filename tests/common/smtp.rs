@@ -1,11 +1,55 @@
 //! A real SMTP server for the report tests: Debian's aiosmtpd, started from a temp
 //! dir on a loopback port, storing each message it accepts as one file.
+//!
+//! aiosmtpd keeps its default limits, so it refuses a line over 1,000 octets
+//! (`500 Line too long`) as strict servers do. Its handler here is as strict
+//! as Exchange Online and Postfix's `smtpd_forbid_bare_newline`: a message
+//! with a bare LF or CR, or a line over 998 octets, is refused (aiosmtpd
+//! alone splits lines on LF and would take it). Each message is stored as the
+//! bytes that came over the wire (`envelope.original_content`), CRLF and all:
+//! aiosmtpd's own Maildir handler rewrites line endings, which would hide a
+//! bare LF. A recipient whose address begins with `refused` is refused, as
+//! an unknown user is.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::process::kill_group;
+
+/// An aiosmtpd handler keeping each message as received on the wire.
+const RAW_MAILDIR: &str = r#"
+import itertools, os, time
+
+class RawMaildir:
+    def __init__(self, path):
+        self.path = path
+        self.counter = itertools.count()
+
+    @classmethod
+    def from_cli(cls, parser, *args):
+        return cls(args[0])
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("refused"):
+            return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        content = envelope.original_content
+        for line in content.split(b"\r\n"):
+            if b"\n" in line or b"\r" in line:
+                return "550 5.6.11 Bare LF or CR not allowed: lines end in CRLF"
+            if len(line) > 998:
+                return "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)"
+        name = "%d.%d.%d" % (time.time_ns(), next(self.counter), os.getpid())
+        temporary = os.path.join(self.path, "tmp", name)
+        with open(temporary, "wb") as stored:
+            stored.write(envelope.original_content)
+        os.rename(temporary, os.path.join(self.path, "new", name))
+        return "250 OK"
+"#;
 
 pub struct SmtpSink {
     child: Option<Child>,
@@ -29,11 +73,13 @@ impl SmtpSink {
         for sub in ["cur", "new", "tmp"] {
             std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
         }
+        std::fs::write(dir.join("raw_maildir.py"), RAW_MAILDIR).expect("handler");
         let mut command = Command::new("/usr/bin/python3");
         command
+            .env("PYTHONPATH", dir)
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .args(["-c", "raw_maildir.RawMaildir"])
             .arg(&maildir)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
