@@ -1312,7 +1312,7 @@ impl<'t> Reader<'t> {
                         _ => {
                             self.issue(
                                 Some(at),
-                                format!("{what}: `scan_timeout` must be a fixed, non-zero time such as \"30m\" or \"6h\" (not months or years)"),
+                                format!("{what}: `scan_timeout` must be a fixed, non-zero time such as \"45min\" or \"6h\" (not months or years)"),
                             );
                             None
                         }

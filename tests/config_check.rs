@@ -320,3 +320,196 @@ fn fleet_mistakes_are_reported_with_their_lines() {
     );
     assert_eq!(code, Some(0), "{stdout}");
 }
+
+/// What a config example may still lack when one of its commented keys is
+/// switched on alone: a required key of the same block, a secret file, or
+/// the other half of a pair. Anything else (an unknown key, a value that does
+/// not parse, a bad duration or schedule) is a mistake in the example.
+const TOLERATED: [&str; 8] = [
+    "is missing",
+    "is not set",
+    "missing field",
+    "cannot read",
+    "not both",
+    "needs the identity index",
+    "set [store] url too",
+    "is no ldap source",
+];
+
+fn new_problems(text: &str, name: &str) -> Vec<String> {
+    match tillsyn::config::parse_with(
+        text,
+        &std::path::Path::new("/nonexistent").join(name),
+        tillsyn::config::Secrets::NONE,
+    ) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors
+            .issues
+            .into_iter()
+            .map(|issue| format!("line {:?}: {}", issue.line, issue.message))
+            .filter(|message| {
+                !TOLERATED
+                    .iter()
+                    .any(|tolerated| message.contains(tolerated))
+            })
+            .collect(),
+    }
+}
+
+/// A commented-out `key = value` (a TOML assignment) written `# key = …`;
+/// an indented one (`#     key = …`) is a description's example, not a key.
+fn commented_assignment(line: &str) -> Option<&str> {
+    let inner = line.strip_prefix('#')?;
+    let inner = inner.strip_prefix(' ').unwrap_or(inner);
+    if inner.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let inner = inner.trim();
+    let key = inner.split('=').next()?.trim();
+    let is_key = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
+    (is_key && inner.contains('=') && inner.parse::<toml::Table>().is_ok()).then_some(inner)
+}
+
+fn commented_header(line: &str) -> Option<&str> {
+    let inner = line.strip_prefix('#')?.trim();
+    let is_header = inner.starts_with('[')
+        && inner.ends_with(']')
+        && inner
+            .trim_matches(['[', ']'])
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.');
+    is_header.then_some(inner)
+}
+
+/// Every quoted value in `text`, comments included, that is written as a
+/// duration or a six-field schedule parses as one.
+fn check_durations_and_schedules(text: &str, name: &str, problems: &mut Vec<String>) {
+    let quoted = regex::Regex::new(r#""([^"\n]*)""#).expect("regex");
+    let duration = regex::Regex::new(r"^\d+\s*\p{L}+(\s+\d+\s*\p{L}+)*$").expect("regex");
+    let cron =
+        regex::Regex::new(r"^[0-9*/,\-?LW#A-Za-z]+( [0-9*/,\-?LW#A-Za-z]+){5}$").expect("regex");
+    for (number, line) in text.lines().enumerate() {
+        for found in quoted.captures_iter(line) {
+            let value = &found[1];
+            if duration.is_match(value) && value.parse::<tillsyn::period::Period>().is_err() {
+                problems.push(format!("{name}:{}: {value:?} is no duration", number + 1));
+            }
+            if cron.is_match(value) && tillsyn::schedule::Schedule::parse(value).is_err() {
+                problems.push(format!("{name}:{}: {value:?} is no schedule", number + 1));
+            }
+        }
+    }
+}
+
+/// Each commented-out key of `text` switched on alone (with its block's
+/// commented `[section]` header, if it has one) still makes a config whose
+/// only problems are [`TOLERATED`].
+fn check_commented_keys(text: &str, name: &str, problems: &mut Vec<String>) {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut block_header: Option<usize> = None;
+    for (index, line) in lines.iter().enumerate() {
+        if !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+            block_header = None;
+        }
+        if commented_header(line).is_some() {
+            block_header = Some(index);
+            continue;
+        }
+        let Some(assignment) = commented_assignment(line) else {
+            continue;
+        };
+        let mut candidate = lines.clone();
+        candidate[index] = assignment;
+        if let Some(header) = block_header {
+            candidate[header] = commented_header(lines[header]).unwrap_or("");
+        }
+        for problem in new_problems(&candidate.join("\n"), name) {
+            problems.push(format!(
+                "{name}:{}: `{assignment}` switched on: {problem}",
+                index + 1
+            ));
+        }
+    }
+}
+
+/// The shipped examples are checked as a user would use them:
+/// `config.example.toml` and every file in `examples/` as they are, every
+/// commented-out key in them switched on one at a time, every duration and
+/// schedule they mention (in comments too), and every TOML config snippet of
+/// the READMEs on top of a minimal config.
+#[test]
+fn every_example_key_duration_and_schedule_is_one_the_config_takes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut problems = Vec::new();
+    let mut files = vec![root.join("config.example.toml")];
+    for folder in ["examples/policies", "examples/sources"] {
+        for entry in std::fs::read_dir(root.join(folder)).expect("examples") {
+            files.push(entry.expect("entry").path());
+        }
+    }
+    const MINIMAL: &str = "[daemon]\nstate_dir = \"state\"\n";
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("example");
+        let name = file
+            .strip_prefix(root)
+            .expect("inside")
+            .display()
+            .to_string();
+        // A source example is one [[sources]] entry: checked inside a config.
+        let whole = if name.starts_with("examples/sources") {
+            format!("{MINIMAL}\n{text}")
+        } else {
+            text.clone()
+        };
+        for problem in new_problems(&whole, &name) {
+            problems.push(format!("{name}: {problem}"));
+        }
+        check_durations_and_schedules(&text, &name, &mut problems);
+        check_commented_keys(&whole, &name, &mut problems);
+    }
+    let mut snippets = 0;
+    for readme in ["README.md", "systemd/README.md", "monitoring/README.md"] {
+        let text = std::fs::read_to_string(root.join(readme)).expect("readme");
+        for (block, snippet) in text.split("```toml\n").skip(1).enumerate() {
+            let snippet = snippet.split("```").next().unwrap_or("");
+            snippets += 1;
+            let name = format!("{readme} snippet {}", block + 1);
+            check_durations_and_schedules(snippet, &name, &mut problems);
+            let whole = if snippet.contains("[daemon]") {
+                snippet.to_owned()
+            } else {
+                format!("{MINIMAL}\n{snippet}")
+            };
+            for problem in new_problems(&whole, &name) {
+                problems.push(format!("{name}: {problem}"));
+            }
+            check_commented_keys(&whole, &name, &mut problems);
+        }
+    }
+    assert!(snippets >= 2, "the README's config snippets were found");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The checker above finds what it is for: an unknown key, an ambiguous
+/// duration and a schedule of the wrong shape, commented out or not.
+#[test]
+fn the_example_checker_finds_a_bad_key_duration_and_schedule() {
+    let text = "[daemon]\nstate_dir = \"state\"\n# retention = \"13m\"\n# retnetion = \"13 months\"\n\n[[sources]]\nname = \"s\"\ntype = \"fileshare\"\nroot = \"share\"\n# scan_timeout (\"30m\", \"6h\")\nschedule = \"0 0 2 * * *\"\n# schedule = \"0 2 * * * * *\"\n";
+    let mut problems = Vec::new();
+    check_durations_and_schedules(text, "bad.toml", &mut problems);
+    check_commented_keys(text, "bad.toml", &mut problems);
+    let joined = problems.join("\n");
+    for expected in [
+        "bad.toml:3: \"13m\" is no duration",
+        "bad.toml:10: \"30m\" is no duration",
+        "`retnetion = \"13 months\"` switched on",
+        "`retention = \"13m\"` switched on",
+        "`schedule = \"0 2 * * * * *\"` switched on",
+    ] {
+        assert!(joined.contains(expected), "{expected:?} in:\n{joined}");
+    }
+    assert_eq!(problems.len(), 5, "{joined}");
+}
