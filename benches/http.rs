@@ -54,7 +54,7 @@ fn main() {
         format!(
             "[daemon]\nstate_dir = \"state\"\n[[sources]]\nname = \"crm\"\ntype = \"http\"\nurl = \"{}\"\n\
              allow_plaintext = true\nauth = {{ bearer_file = \"token\" }}\n\
-             pagination = {{ type = \"page\", size = {PER_PAGE}, total = \"/total\" }}\nid = \"/id\"\nowner = \"/contact/email\"\n\
+             pagination = {{ type = \"page\", size = {PER_PAGE}, total = \"/total\" }}\nid = \"/id\"\ncustodian = \"/contact/email\"\n\
              attributes = {{ status = \"/status\" }}\ndates = {{ closed = \"/closed_at\" }}\n\
              last_activity = \"/last_contact\"\n\
              [[rules]]\nid = \"closed\"\nkind = \"max_age\"\npolicy = \"p\"\nmax_age = \"30d\"\n\

@@ -112,7 +112,7 @@ fn fill(dir: &Path, findings: u64, month: Month) -> u64 {
         }
         let mut insert = transaction
             .prepare(
-                "INSERT INTO findings (rule, source, record_id, record_path, record_kind, owner,
+                "INSERT INTO findings (rule, source, record_id, record_path, record_kind, custodian,
                      severity, detail, age_days, first_seen, first_seen_scan, last_seen,
                      last_seen_scan, resolved_at, resolved_scan)
                  VALUES (?1, ?2, ?3, ?3, 'message', ?4, 'medium', ?5, ?6, ?7, ?8, ?7, ?8, ?9, ?10)",

@@ -7,7 +7,7 @@
 //! and an IMAP server's search hands over only the candidates of an age rule.
 //! So the scan runner remembers, for each record it judged, which rules checked
 //! it (one bit per rule) and who owns it, by keyed hashes only (the record's
-//! folder and path as [`PathHasher::key`], its owner as a hash), never by
+//! folder and path as [`PathHasher::key`], its custodian as a hash), never by
 //! name. A scan's count is what it judged plus what it carried of that memory.
 //!
 //! Places a connector counted without reading every record
@@ -40,8 +40,8 @@ const RECORD_BYTES: usize = 32;
 pub struct CheckedRecord {
     /// [`PathHasher::key`] of its path.
     pub key: u128,
-    /// Keyed hash of its owner; 0 for none.
-    pub owner: u64,
+    /// Keyed hash of its custodian; 0 for none.
+    pub custodian: u64,
     /// Bit `i`: rule `i` of the source checked it ([`SourceRules::checking`]).
     pub rules: u64,
 }
@@ -77,7 +77,7 @@ impl Memory {
         bytes.extend_from_slice(&(self.records.len() as u64).to_le_bytes());
         for record in &self.records {
             bytes.extend_from_slice(&record.key.to_le_bytes());
-            bytes.extend_from_slice(&record.owner.to_le_bytes());
+            bytes.extend_from_slice(&record.custodian.to_le_bytes());
             bytes.extend_from_slice(&record.rules.to_le_bytes());
         }
         bytes
@@ -110,7 +110,7 @@ impl Memory {
             let high = reader.word()?;
             records.push(CheckedRecord {
                 key: (u128::from(high) << 64) | u128::from(low),
-                owner: reader.word()?,
+                custodian: reader.word()?,
                 rules: reader.word()?,
             });
         }
@@ -145,12 +145,12 @@ pub struct Judged {
     /// The folder of the record noted last, and its hash: records of one
     /// folder arrive together, so most records hash only their path.
     last_folder: Option<(String, u64)>,
-    /// The owner of the record noted last, and its hash.
+    /// The custodian of the record noted last, and its hash.
     last_owner: Option<(String, u64)>,
 }
 
 impl Judged {
-    /// Nothing judged yet; paths and owners hashed under `key`.
+    /// Nothing judged yet; paths and custodians hashed under `key`.
     pub fn new(key: [u8; 16]) -> Judged {
         Judged {
             hasher: PathHasher::new(key),
@@ -181,18 +181,18 @@ impl Judged {
                 hash
             }
         };
-        let owner = match (record.owner.as_deref(), &self.last_owner) {
+        let custodian = match (record.custodian.as_deref(), &self.last_owner) {
             (None, _) => 0,
-            (Some(owner), Some((last, hash))) if last == owner => *hash,
-            (Some(owner), _) => {
-                let hash = owner_hash(&self.hasher, owner);
-                self.last_owner = Some((owner.to_owned(), hash));
+            (Some(custodian), Some((last, hash))) if last == custodian => *hash,
+            (Some(custodian), _) => {
+                let hash = custodian_hash(&self.hasher, custodian);
+                self.last_owner = Some((custodian.to_owned(), hash));
                 hash
             }
         };
         self.records.push(CheckedRecord {
             key: (u128::from(folder_hash) << 64) | u128::from(self.hasher.hash(path.as_bytes())),
-            owner,
+            custodian,
             rules,
         });
     }
@@ -211,11 +211,11 @@ fn prefix_hashes(hasher: &PathHasher, folder: &str) -> Vec<u64> {
     hashes
 }
 
-/// The keyed hash of an owner (never 0, which stands for none).
-fn owner_hash(hasher: &PathHasher, owner: &str) -> u64 {
-    let mut bytes = Vec::with_capacity(owner.len() + 6);
+/// The keyed hash of a custodian (never 0, which stands for none).
+fn custodian_hash(hasher: &PathHasher, custodian: &str) -> u64 {
+    let mut bytes = Vec::with_capacity(custodian.len() + 6);
     bytes.extend_from_slice(b"owner\0");
-    bytes.extend_from_slice(owner.as_bytes());
+    bytes.extend_from_slice(custodian.as_bytes());
     hasher.hash(&bytes).max(1)
 }
 
@@ -226,8 +226,8 @@ pub struct RuleCount {
     pub rule: String,
     /// Records checked.
     pub records: u64,
-    /// Keyed hashes of their owners, sorted and unique.
-    pub owners: Vec<u64>,
+    /// Keyed hashes of their custodians, sorted and unique.
+    pub custodians: Vec<u64>,
     /// Every record the source holds was counted (else: at least this many).
     pub complete: bool,
 }
@@ -372,31 +372,31 @@ fn count_with(
                 return RuleCount {
                     rule: rule.to_owned(),
                     records: 0,
-                    owners: Vec::new(),
+                    custodians: Vec::new(),
                     complete: false,
                 };
             }
             let bit = 1u64 << index;
-            let mut owners = BTreeSet::new();
+            let mut custodians = BTreeSet::new();
             let mut checked = 0u64;
             for record in records.iter().filter(|record| record.rules & bit != 0) {
                 checked += 1;
-                if record.owner != 0 {
-                    owners.insert(record.owner);
+                if record.custodian != 0 {
+                    custodians.insert(record.custodian);
                 }
             }
             for (mask, total) in &totals {
                 if mask & bit != 0 && total.records > 0 {
                     checked += total.records;
-                    if let Some(owner) = total.place.owner.as_deref() {
-                        owners.insert(owner_hash(&hasher, owner));
+                    if let Some(custodian) = total.place.custodian.as_deref() {
+                        custodians.insert(custodian_hash(&hasher, custodian));
                     }
                 }
             }
             RuleCount {
                 rule: rule.to_owned(),
                 records: checked,
-                owners: owners.into_iter().collect(),
+                custodians: custodians.into_iter().collect(),
                 complete,
             }
         })
@@ -459,13 +459,13 @@ pub fn plan(rules: &SourceRules, key: [u8; 16]) -> u64 {
     )
 }
 
-/// Counts per rule over several sources: records summed, owners united.
+/// Counts per rule over several sources: records summed, custodians united.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Checked {
     /// Records checked.
     pub records: u64,
-    /// Distinct owners of those records.
-    pub owners: u64,
+    /// Distinct custodians of those records.
+    pub custodians: u64,
     /// Every source was counted in full.
     pub complete: bool,
 }
@@ -474,23 +474,23 @@ pub struct Checked {
 pub fn by_rule<'a>(
     rows: impl IntoIterator<Item = (&'a str, u64, &'a [u64], bool)>,
 ) -> BTreeMap<String, Checked> {
-    let mut owners: HashMap<&str, HashSet<u64>> = HashMap::new();
+    let mut custodians: HashMap<&str, HashSet<u64>> = HashMap::new();
     let mut folded: BTreeMap<String, Checked> = BTreeMap::new();
-    for (rule, records, rule_owners, complete) in rows {
+    for (rule, records, rule_custodians, complete) in rows {
         let entry = folded.entry(rule.to_owned()).or_insert(Checked {
             complete: true,
             ..Checked::default()
         });
         entry.records += records;
         entry.complete &= complete;
-        owners
+        custodians
             .entry(rule)
             .or_default()
-            .extend(rule_owners.iter().copied());
+            .extend(rule_custodians.iter().copied());
     }
-    for (rule, owners) in owners {
+    for (rule, custodians) in custodians {
         if let Some(entry) = folded.get_mut(rule) {
-            entry.owners = owners.len() as u64;
+            entry.custodians = custodians.len() as u64;
         }
     }
     folded
@@ -512,7 +512,7 @@ mod tests {
         ) {
             let _ = Memory::decode(&bytes);
             let memory = Memory {
-                records: keys.iter().map(|key| CheckedRecord { key: *key, owner: (*key as u64) | 1, rules: 5 }).collect(),
+                records: keys.iter().map(|key| CheckedRecord { key: *key, custodian: (*key as u64) | 1, rules: 5 }).collect(),
                 folders,
             };
             let decoded = Memory::decode(&memory.encode()).expect("decodes");
@@ -537,14 +537,14 @@ mod tests {
             .for_source("crm")
     }
 
-    fn item(id: &str, status: &str, owner: &str) -> Record {
+    fn item(id: &str, status: &str, custodian: &str) -> Record {
         let mut record = Record::new(
             tillsyn_connectors::RecordKind::CrmObject,
             std::sync::Arc::from("crm"),
             format!("cases/{id}"),
         );
         record.attributes.insert("status".into(), status.into());
-        record.owner = Some(owner.into());
+        record.custodian = Some(custodian.into());
         record
     }
 
@@ -564,7 +564,7 @@ mod tests {
                 (
                     count.rule.clone(),
                     count.records,
-                    count.owners.len(),
+                    count.custodians.len(),
                     count.complete,
                 )
             })
@@ -573,12 +573,12 @@ mod tests {
 
     fn expect(
         closed: u64,
-        closed_owners: usize,
+        closed_custodians: usize,
         any: u64,
         complete: bool,
     ) -> Vec<(String, u64, usize, bool)> {
         vec![
-            ("closed".to_owned(), closed, closed_owners, complete),
+            ("closed".to_owned(), closed, closed_custodians, complete),
             ("any".to_owned(), any, 2, complete),
         ]
     }
@@ -757,7 +757,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_fold_across_sources_with_owners_united() {
+    fn counts_fold_across_sources_with_custodians_united() {
         let rows = vec![
             ("inbox", 10, &[1u64, 2][..], true),
             ("inbox", 5, &[2u64, 3][..], true),
@@ -768,7 +768,7 @@ mod tests {
             folded["inbox"],
             Checked {
                 records: 15,
-                owners: 3,
+                custodians: 3,
                 complete: true
             }
         );
@@ -776,7 +776,7 @@ mod tests {
             folded["cv"],
             Checked {
                 records: 4,
-                owners: 0,
+                custodians: 0,
                 complete: false
             }
         );

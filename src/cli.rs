@@ -20,7 +20,7 @@ use chrono::Utc;
 
 use crate::config::{self, Config, ConfigErrors};
 use crate::output::{self, Format};
-use crate::privacy::{KeyError, OwnerDisplay};
+use crate::privacy::{KeyError, PersonDisplay};
 use crate::rules::{RuleError, RuleSet};
 use crate::scan::{self, BuildError, RunError, ScanOutcome, Source};
 use crate::store::{FindingFilter, ScanStatus, Store, StoreError};
@@ -237,7 +237,7 @@ pub async fn scan(
         Store::for_config(&config)?
     };
     let pass = scan_pass(&config, args.source.as_deref(), store, args.wait).await?;
-    let owners = display(&config, args.reveal)?;
+    let custodians = display(&config, args.reveal)?;
     let policies = policies(&config);
     let mut findings = Vec::new();
     {
@@ -257,9 +257,16 @@ pub async fn scan(
         }
     }
     let exceptions = crate::exceptions::Exceptions::from_config(&config);
-    output::write_findings(out, args.format, &findings, &policies, &owners, &exceptions)?;
+    output::write_findings(
+        out,
+        args.format,
+        &findings,
+        &policies,
+        &custodians,
+        &exceptions,
+    )?;
     for outcome in &pass.outcomes {
-        writeln!(err, "{}", output::describe_outcome(outcome, &owners))?;
+        writeln!(err, "{}", output::describe_outcome(outcome, &custodians))?;
     }
     for busy in &pass.busy {
         writeln!(
@@ -291,9 +298,9 @@ pub struct FindingsArgs {
     /// Only findings first seen on or after this day (`YYYY-MM-DD`, in
     /// `daemon.timezone`) or instant (RFC 3339).
     pub since: Option<String>,
-    /// Only findings whose owner shows as this (a pseudonym, or a name with
-    /// `--reveal` or `name_owners`).
-    pub owner: Option<String>,
+    /// Only findings whose custodian shows as this (a pseudonym, or a name with
+    /// `--reveal` or `name_people`).
+    pub custodian: Option<String>,
     /// Show people by name, whatever the config says.
     pub reveal: bool,
 }
@@ -310,21 +317,21 @@ pub fn findings(
     // The exceptions as the config has them now, edits included.
     let exceptions = crate::exceptions::Exceptions::from_config(&config);
     exceptions.apply(&mut store, None)?;
-    let owners = display(&config, args.reveal)?;
+    let custodians = display(&config, args.reveal)?;
     let mut query = args.query.clone();
     if let Some(since) = &args.since {
         query.since = Some(parse_since(since, config.daemon.timezone.0)?);
     }
     let mut findings = store.query(&query)?;
-    if let Some(wanted) = &args.owner {
-        findings.retain(|finding| owners.show(finding.owner.as_deref()) == *wanted);
+    if let Some(wanted) = &args.custodian {
+        findings.retain(|finding| custodians.show(finding.custodian.as_deref()) == *wanted);
     }
     output::write_findings(
         out,
         format,
         &findings,
         &policies(&config),
-        &owners,
+        &custodians,
         &exceptions,
     )?;
     Ok(EXIT_OK)
@@ -370,9 +377,13 @@ pub fn log_filter(setting: Option<&str>, default_level: &str) -> tracing_subscri
 }
 
 /// How people are shown: per the config, or by name with `--reveal`.
-fn display(config: &Config, reveal: bool) -> Result<OwnerDisplay, CliError> {
-    let owners = OwnerDisplay::for_config(config)?;
-    Ok(if reveal { owners.revealing() } else { owners })
+fn display(config: &Config, reveal: bool) -> Result<PersonDisplay, CliError> {
+    let custodians = PersonDisplay::for_config(config)?;
+    Ok(if reveal {
+        custodians.revealing()
+    } else {
+        custodians
+    })
 }
 
 /// `tillsyn explain ID`: one finding, the rule behind it and how it was judged.
@@ -385,7 +396,7 @@ pub fn explain(
     use crate::rules::config::Check;
     let config = config::load_offline(config_path)?;
     let store = Store::for_config(&config)?;
-    let owners = display(&config, reveal)?;
+    let custodians = display(&config, reveal)?;
     let finding = store.finding(id)?.ok_or(CliError::NoFinding(id))?;
     let zone = config.daemon.timezone.0;
     let local = |time: chrono::DateTime<Utc>| {
@@ -397,19 +408,19 @@ pub fn explain(
     writeln!(
         out,
         "  record:     {} ({}) in source {}",
-        owners.record(
+        custodians.record(
             &finding.source,
             &finding.record_kind,
             &finding.record_path,
-            finding.owner.as_deref()
+            finding.custodian.as_deref()
         ),
         finding.record_kind,
         finding.source
     )?;
     writeln!(
         out,
-        "  owner:      {}",
-        owners.show(finding.owner.as_deref())
+        "  custodian:      {}",
+        custodians.show(finding.custodian.as_deref())
     )?;
     writeln!(out, "  rule:       {} [{}]", finding.rule, finding.severity)?;
     let rule = config.rules.iter().find(|rule| rule.id == finding.rule);
@@ -471,7 +482,7 @@ pub fn explain(
             }
         }
     }
-    writeln!(out, "  measured:   {}", owners.text(&finding.detail))?;
+    writeln!(out, "  measured:   {}", custodians.text(&finding.detail))?;
     if let Some(days) = finding.age_days {
         writeln!(out, "  age:        {days} days when last seen")?;
     }
@@ -510,6 +521,27 @@ fn timestamp_origin(field: &str) -> &'static str {
     }
 }
 
+/// The config's warnings (keys renamed in a release), each with its line.
+fn write_warnings(config: &Config, out: &mut dyn Write) -> std::io::Result<()> {
+    for warning in &config.warnings {
+        match warning.line {
+            Some(line) => writeln!(
+                out,
+                "  {}:{line}: warning: {}",
+                config.path.display(),
+                warning.message
+            )?,
+            None => writeln!(
+                out,
+                "  {}: warning: {}",
+                config.path.display(),
+                warning.message
+            )?,
+        }
+    }
+    Ok(())
+}
+
 /// `tillsyn check-config [--connect]`: validate and summarise; with `connect`,
 /// try every source read-only too.
 pub async fn check_config(
@@ -525,6 +557,7 @@ pub async fn check_config(
         }
     };
     let rules = RuleSet::for_config(&config)?;
+    write_warnings(&config, out)?;
     // The erasure register's lines are checked with a throwaway key: nothing
     // is hashed for keeps, nothing is stored.
     if let Some(path) = &config.erasure.register {
@@ -610,7 +643,7 @@ pub async fn check_config(
     if !connect {
         return Ok(EXIT_OK);
     }
-    let owners = OwnerDisplay::for_config(&config)?;
+    let custodians = PersonDisplay::for_config(&config)?;
     let mut failed = 0;
     writeln!(out, "Connecting (read-only):")?;
     if let Some(store) = &config.store {
@@ -643,14 +676,19 @@ pub async fn check_config(
             Err(error) => Err(error.to_string()),
         };
         match result {
-            Ok(seen) => writeln!(out, "  {}: OK — {}", source_config.name, owners.text(&seen))?,
+            Ok(seen) => writeln!(
+                out,
+                "  {}: OK — {}",
+                source_config.name,
+                custodians.text(&seen)
+            )?,
             Err(reason) => {
                 failed += 1;
                 writeln!(
                     out,
                     "  {}: FAILED — {}",
                     source_config.name,
-                    owners.text(&reason)
+                    custodians.text(&reason)
                 )?;
             }
         }
@@ -671,7 +709,7 @@ pub struct ReportArgs {
     pub send: bool,
 }
 
-/// `tillsyn digest`: make each owner's digest of a month, write them to files
+/// `tillsyn digest`: make each custodian's digest of a month, write them to files
 /// to look at, and/or send them through the outbox.
 pub async fn digest(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliError> {
     use crate::report::{Month, digest};
@@ -689,8 +727,8 @@ pub async fn digest(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
     let prepared = digest::prepare(&config, &store, month, Utc::now()).await?;
     writeln!(
         out,
-        "digests {month}: {} owners with findings, {} new in the outbox, {} without an address",
-        prepared.owners, prepared.queued, prepared.no_address
+        "digests {month}: {} custodians with findings, {} new in the outbox, {} without an address",
+        prepared.custodians, prepared.queued, prepared.no_address
     )?;
     if let Some(dir) = &args.out {
         let written = {
@@ -791,7 +829,7 @@ pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
         mail::Delivery::Failed(error) => {
             // The server's reply, with any address in it pseudonymised unless
             // the config names people.
-            let reply = OwnerDisplay::for_config(&config)?.text(&error.to_string());
+            let reply = PersonDisplay::for_config(&config)?.text(&error.to_string());
             writeln!(
                 out,
                 "Not sent: {reply}\nThe report for {month} waits in the outbox; `tillsyn run` keeps trying, or run this again."

@@ -59,12 +59,16 @@ pub struct Config {
     pub erasure: ErasureConfig,
     /// `[[exceptions]]`: findings kept on purpose, with a reason and an end.
     pub exceptions: Vec<crate::exceptions::ExceptionConfig>,
-    /// `[digest]`: personal monthly digests to owners, when present.
+    /// `[digest]`: personal monthly digests to custodians, when present.
     pub digest: Option<crate::report::digest::DigestConfig>,
     /// `[store]`: a shared PostgreSQL instead of SQLite in `state_dir`.
     pub store: Option<StoreConfig>,
     /// `[fleet]`: several instances sharing the work through `[store]`.
     pub fleet: Option<FleetSettings>,
+    /// What was read but should be written otherwise: a key renamed in a
+    /// release, read under its new name for one more release. `check-config`
+    /// prints these and the daemon logs them; they refuse nothing.
+    pub warnings: Vec<ConfigIssue>,
 }
 
 /// `[store]`: the findings store in a shared PostgreSQL, for several
@@ -377,9 +381,9 @@ impl<'de> Deserialize<'de> for Timezone {
 /// `[privacy]`: how people are shown in output.
 #[derive(Debug, Clone, Default)]
 pub struct PrivacyConfig {
-    /// Show owners (mailbox accounts, file owners) by name. When false they are
+    /// Show custodians (mailbox accounts, file custodians) by name. When false they are
     /// shown as keyed pseudonyms (HMAC-SHA-256), stable across runs. Default: false.
-    pub name_owners: bool,
+    pub name_people: bool,
     /// The pseudonym key, from `key_file` or `key_env`; when neither is set, a key
     /// generated once in the state dir (`pseudonym.key`) is used.
     pub key: Option<Secret>,
@@ -389,7 +393,7 @@ pub struct PrivacyConfig {
 #[serde(deny_unknown_fields)]
 struct PrivacyFile {
     #[serde(default)]
-    name_owners: bool,
+    name_people: bool,
     #[serde(default)]
     key_file: Option<PathBuf>,
     #[serde(default)]
@@ -411,14 +415,14 @@ pub struct SourceConfig {
     /// Globs over record paths (as in rule `paths`) whose last segment names a
     /// person: a file name (`"Rekrytering/**"`), a home or customer folder
     /// (`"*"`, `"Kunder/*"`). Output shows those segments as pseudonyms unless
-    /// `[privacy] name_owners` is set; `"*"` on an HTTP source marks every id.
-    /// Default: none (accounts, owners' own folders, DN values and mail-address
+    /// `[privacy] name_people` is set; `"*"` on an HTTP source marks every id.
+    /// Default: none (accounts, custodians' own folders, DN values and mail-address
     /// ids are pseudonymised anyway).
     pub personal_paths: Vec<crate::rules::config::PathGlob>,
     /// Record attribute (as the source maps it) → identifier kind, for the
     /// identity index: `{ mail = "email", pnr = "personnummer" }`. Kinds:
     /// `email`, `personnummer`, `phone`, or a word of the organisation's own
-    /// (`employee_number`). Default: none (owners, mail addresses and what
+    /// (`employee_number`). Default: none (custodians, mail addresses and what
     /// detectors find are indexed anyway).
     pub identifiers: BTreeMap<String, String>,
     /// The store and its settings, from `type`.
@@ -568,6 +572,7 @@ pub fn parse_with(text: &str, path: &Path, secrets: Secrets) -> Result<Config, C
         base,
         secrets,
         issues: Vec::new(),
+        warnings: Vec::new(),
         source_names: Vec::new(),
         rule_refs: Vec::new(),
         detector_names: Vec::new(),
@@ -575,8 +580,13 @@ pub fn parse_with(text: &str, path: &Path, secrets: Secrets) -> Result<Config, C
     let config = reader.read(path);
     let mut issues = reader.issues;
     issues.sort_by_key(|issue| issue.line.unwrap_or(0));
+    let mut warnings = reader.warnings;
+    warnings.sort_by_key(|warning| warning.line.unwrap_or(0));
     match config {
-        Some(config) if issues.is_empty() => Ok(config),
+        Some(mut config) if issues.is_empty() => {
+            config.warnings = warnings;
+            Ok(config)
+        }
         _ => Err(ConfigErrors {
             path: path.to_path_buf(),
             issues,
@@ -591,6 +601,7 @@ struct Reader<'t> {
     base: &'t Path,
     secrets: Secrets,
     issues: Vec<ConfigIssue>,
+    warnings: Vec<ConfigIssue>,
     /// Every source name read, with its entry's span, even when the entry has
     /// other errors: cross-checks still see it.
     source_names: Vec<(String, std::ops::Range<usize>)>,
@@ -616,6 +627,98 @@ impl<'t> Reader<'t> {
             line,
             message: message.into(),
         });
+    }
+
+    fn warning(&mut self, offset: usize, message: impl Into<String>) {
+        let line = Some(self.line_of(offset));
+        self.warnings.push(ConfigIssue {
+            line,
+            message: message.into(),
+        });
+    }
+
+    /// `value` (a table) with keys renamed in a release under their new
+    /// names: each `(path, old, new)` renames `old` to `new` in the table
+    /// at `path` (empty: `value` itself; `["directory"]`: its `directory`
+    /// table), with a warning naming the new key. The old name is read for
+    /// one more release. A key that is there under both names is refused.
+    fn renamed<'i>(
+        &mut self,
+        value: Spanned<'i>,
+        what: &str,
+        renames: &[(&[&str], &str, &str)],
+    ) -> Spanned<'i> {
+        let span = value.span();
+        let table = match value.into_inner() {
+            DeValue::Table(table) => table,
+            other => return toml::Spanned::new(span, other),
+        };
+        let mut renamed = DeTable::new();
+        let both: Vec<&str> = renames
+            .iter()
+            .filter(|(path, old, new)| {
+                path.is_empty()
+                    && table.iter().any(|(key, _)| key.get_ref() == old)
+                    && table.iter().any(|(key, _)| key.get_ref() == new)
+            })
+            .map(|(_, old, _)| *old)
+            .collect();
+        for (key, inner) in table {
+            let name = key.get_ref().to_string();
+            let nested: Vec<(&[&str], &str, &str)> = renames
+                .iter()
+                .filter(|(path, _, _)| path.first() == Some(&name.as_str()))
+                .map(|(path, old, new)| (&path[1..], *old, *new))
+                .collect();
+            let inner = if nested.is_empty() {
+                inner
+            } else {
+                self.renamed(inner, &format!("{what}.{name}"), &nested)
+            };
+            match renames
+                .iter()
+                .find(|(path, old, _)| path.is_empty() && *old == name)
+            {
+                Some((_, old, new)) if both.contains(old) => {
+                    self.issue(
+                        Some(key.span().start),
+                        format!("{what}: `{old}` is the old name of `{new}`; keep only `{new}`"),
+                    );
+                }
+                Some((_, old, new)) => {
+                    self.warning(
+                        key.span().start,
+                        format!(
+                            "{what}: `{old}` is now called `{new}`; it is read as `{new}` in this release only (`tillsyn check-config --upgrade` prints the config with the new names)"
+                        ),
+                    );
+                    renamed.insert(
+                        toml::Spanned::new(key.span(), std::borrow::Cow::Owned((*new).to_owned())),
+                        inner,
+                    );
+                }
+                None => {
+                    renamed.insert(key, inner);
+                }
+            }
+        }
+        toml::Spanned::new(span, DeValue::Table(renamed))
+    }
+
+    /// Refuse `key` in `value` (a table) with `why`: a key whose old meaning
+    /// was ambiguous, which no new key takes on alone. True when it was there.
+    fn refused(&mut self, value: &Spanned<'_>, key: &str, why: &str) -> bool {
+        let DeValue::Table(table) = value.get_ref() else {
+            return false;
+        };
+        let found = table
+            .iter()
+            .find(|(name, _)| name.get_ref() == key)
+            .map(|(name, _)| name.span().start);
+        if let Some(offset) = found {
+            self.issue(Some(offset), why.to_owned());
+        }
+        found.is_some()
     }
 
     /// The offset of `needle` inside the entry that starts at `span` (up to the
@@ -703,11 +806,20 @@ impl<'t> Reader<'t> {
                 "daemon" => daemon = self.deserialize(value, "[daemon]"),
                 "privacy" => {
                     privacy_span = value.span();
+                    let value =
+                        self.renamed(value, "[privacy]", &[(&[], "name_owners", "name_people")]);
                     privacy = self
                         .deserialize::<PrivacyFile>(value, "[privacy]")
                         .and_then(|file| self.privacy(file, &privacy_span));
                 }
-                "report" => report = self.report(value).map(Some),
+                "report" => {
+                    let value = self.renamed(
+                        value,
+                        "[report]",
+                        &[(&["departments"], "owner_attribute", "custodian_attribute")],
+                    );
+                    report = self.report(value).map(Some)
+                }
                 "sources" => {
                     for entry in self.array(value, "sources") {
                         if let Some(source) = self.source(entry) {
@@ -747,11 +859,26 @@ impl<'t> Reader<'t> {
                 }
                 "digest" => {
                     digest_span = value.span();
+                    let template_at = self.locate(&digest_span, "{owner}");
+                    let value = self.renamed(
+                        value,
+                        "[digest]",
+                        &[(&["directory"], "owner_attribute", "custodian_attribute")],
+                    );
                     digest = self
                         .deserialize::<crate::report::digest::DigestConfig>(value, "[digest]")
                         .map(|mut digest| {
                             digest.addresses_file =
                                 digest.addresses_file.map(|path| self.resolve(&path));
+                            if let Some(template) = &mut digest.address_template
+                                && template.contains("{owner}")
+                            {
+                                *template = template.replace("{owner}", "{custodian}");
+                                self.warning(
+                                    template_at,
+                                    "[digest]: `{owner}` in `address_template` is now `{custodian}`; read as such in this release only",
+                                );
+                            }
                             Some(digest)
                         });
                 }
@@ -849,11 +976,11 @@ impl<'t> Reader<'t> {
                 );
             }
             if let Some(template) = &digest.address_template
-                && !template.contains("{owner}")
+                && !template.contains("{custodian}")
             {
                 self.issue(
                     Some(self.locate(&digest_span, "address_template")),
-                    "[digest]: `address_template` needs {owner} where the owner's name goes",
+                    "[digest]: `address_template` needs {custodian} where the custodian's name goes",
                 );
             }
         }
@@ -909,6 +1036,7 @@ impl<'t> Reader<'t> {
             digest: digest?,
             store: store?,
             fleet: fleet?,
+            warnings: Vec::new(),
         })
     }
 
@@ -1046,7 +1174,7 @@ impl<'t> Reader<'t> {
         if file.name_owners.is_some() {
             self.issue(
                 Some(self.locate(&span, "name_owners")),
-                "[report]: `name_owners` has moved to `[privacy] name_owners`, which decides for every output (CLI, report, mail, logs); remove it here",
+                "[report]: `name_owners` has moved to `[privacy] name_people`, which decides for every output (CLI, report, mail, logs); remove it here",
             );
             return None;
         }
@@ -1325,15 +1453,52 @@ impl<'t> Reader<'t> {
         };
         let kind_span = kind_value.as_ref().map(|value| value.span());
         let kind = self.string(kind_value, &format!("{what}: `type`"), span.start)?;
+        let rest = match kind.as_str() {
+            "fileshare" => self.renamed(rest, &what, &[(&[], "owner_from", "custodian_from")]),
+            "imap" | "maildir" => {
+                self.renamed(rest, &what, &[(&[], "owner_marks", "custodian_marks")])
+            }
+            "ldap" if self.refused(
+                &rest,
+                "owner_attribute",
+                &format!(
+                    "{what}: `owner_attribute` is gone: it meant both whom an entry is about and who must act on it. Name whom it is about in `identifiers` (`identifiers = {{ mail = \"email\" }}`, the attribute mapped in `attributes`): the identity index, `tillsyn subject` and erasure read those. Name who must act on it, if anyone, with `custodian_attribute` (`custodian_attribute = \"manager\"`): digests and the report's \"who\" go to custodians. Neither is guessed."
+                ),
+            ) =>
+            {
+                return None;
+            }
+            "http" if self.refused(
+                &rest,
+                "owner",
+                &format!(
+                    "{what}: `owner` is gone: it meant both whom an item is about and who must act on it. Name whom it is about in `identifiers` (`identifiers = {{ email = \"email\" }}`, the field mapped in `attributes`): the identity index, `tillsyn subject` and erasure read those. Name who must act on it, if anyone, with `custodian` (a JSON pointer to a case handler or account manager): digests and the report's \"who\" go to custodians. Neither is guessed."
+                ),
+            ) =>
+            {
+                return None;
+            }
+            _ => rest,
+        };
         let settings = match kind.as_str() {
             "fileshare" => {
                 let mut config: FileshareConfig = self.deserialize(rest, &what)?;
                 config.root = self.resolve(&config.root);
+                for pattern in &mut config.custodian_from {
+                    if pattern.contains("{owner}") {
+                        let at = self.locate(&span, "{owner}");
+                        self.warning(
+                            at,
+                            format!("{what}: `{{owner}}` in `custodian_from` is now `{{custodian}}`; read as such in this release only"),
+                        );
+                        *pattern = pattern.replace("{owner}", "{custodian}");
+                    }
+                }
                 if let Err(error) = FileshareSource::build(config.clone()) {
                     use tillsyn_connectors::fileshare::FileshareConfigError;
                     let glob = match &error {
                         FileshareConfigError::Glob { glob, .. } => glob.clone(),
-                        FileshareConfigError::OwnerPattern { pattern, .. } => pattern.clone(),
+                        FileshareConfigError::CustodianPattern { pattern, .. } => pattern.clone(),
                     };
                     let at = self.locate(&span, &glob);
                     self.issue(Some(at), format!("{what}: {error}"));
@@ -1537,10 +1702,19 @@ impl<'t> Reader<'t> {
             }
             None => None,
         };
-        if let Some(Check::Conflict(conflict)) = &check
-            && let Some(last) = self.rule_refs.last_mut()
-        {
-            last.2.extend(conflict.marked_by.sources.iter().cloned());
+        if let Some(Check::Conflict(conflict)) = &check {
+            if matches!(conflict.key.as_str(), "owner" | "custodian") {
+                self.issue(
+                    Some(self.locate(&span, "key")),
+                    format!(
+                        "{what}: `key = \"{}\"` would join on who acts on a record, not whom it is about; name the attribute that holds the person's address on both sides (`key = \"email\"`, mapped in each source's `attributes`)",
+                        conflict.key
+                    ),
+                );
+            }
+            if let Some(last) = self.rule_refs.last_mut() {
+                last.2.extend(conflict.marked_by.sources.iter().cloned());
+            }
         }
         Some(RuleConfig {
             id,
@@ -1574,7 +1748,7 @@ impl<'t> Reader<'t> {
             return None;
         }
         Some(PrivacyConfig {
-            name_owners: file.name_owners,
+            name_people: file.name_people,
             key,
         })
     }

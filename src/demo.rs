@@ -17,7 +17,7 @@ use chrono::{DateTime, Datelike, TimeDelta, Utc};
 
 use crate::cli::CliError;
 use crate::config;
-use crate::privacy::OwnerDisplay;
+use crate::privacy::PersonDisplay;
 use crate::store::{Finding, FindingFilter, ScanStatus};
 
 const MARKER: &str = ".tillsyn-demo";
@@ -272,7 +272,7 @@ state_dir = "state"
 timezone = "Europe/Stockholm"
 
 [privacy]
-name_owners = false
+name_people = false
 
 [[sources]]
 name = "mail"
@@ -394,7 +394,7 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
         .map_err(|error| CliError::Output(std::io::Error::other(error.to_string())))?;
     let config = config::load(&config_path)?;
     let (outcomes, store) = crate::cli::scan_once(&config, None).await?;
-    let owners = OwnerDisplay::for_config(&config)?;
+    let custodians = PersonDisplay::for_config(&config)?;
     let findings = store
         .lock()
         .map_err(|_| CliError::Output(std::io::Error::other("store lock poisoned")))?
@@ -406,7 +406,7 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
         writeln!(
             out,
             "  {}",
-            crate::output::describe_outcome(outcome, &owners)
+            crate::output::describe_outcome(outcome, &custodians)
         )?;
     }
     writeln!(out)?;
@@ -456,15 +456,15 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
         for finding in examples.iter().take(3) {
             writeln!(
                 out,
-                "      {}:{}  owner {}  — {}",
+                "      {}:{}  custodian {}  — {}",
                 finding.source,
-                owners.record(
+                custodians.record(
                     &finding.source,
                     &finding.record_kind,
                     &finding.record_path,
-                    finding.owner.as_deref()
+                    finding.custodian.as_deref()
                 ),
-                owners.show(finding.owner.as_deref()),
+                custodians.show(finding.custodian.as_deref()),
                 finding.detail
             )?;
         }
@@ -494,7 +494,7 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
     writeln!(out)?;
     writeln!(
         out,
-        "People are shown as keyed pseudonyms ([privacy] name_owners = false; --reveal shows them)."
+        "People are shown as keyed pseudonyms ([privacy] name_people = false; --reveal shows them)."
     )?;
     writeln!(
         out,

@@ -68,8 +68,8 @@ pub enum ExceptionError {
     /// No id.
     #[error("`id` is empty")]
     NoId,
-    /// The id owners' marks go under.
-    #[error("the id `owner-mark` is kept for what owners mark themselves; choose another")]
+    /// The id custodians' marks go under.
+    #[error("the id `custodian-mark` is kept for what custodians mark themselves; choose another")]
     Reserved,
     /// No reason: nothing is excepted without one.
     #[error("`reason` is empty: say why it is kept")]
@@ -103,7 +103,7 @@ impl Exception {
         if config.id.trim().is_empty() {
             return Err(ExceptionError::NoId);
         }
-        if config.id == crate::store::OWNER_MARK_EXCEPTION {
+        if config.id == crate::store::CUSTODIAN_MARK_EXCEPTION {
             return Err(ExceptionError::Reserved);
         }
         if config.reason.trim().is_empty() {

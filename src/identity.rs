@@ -3,11 +3,13 @@
 //! and erasure checks can find a person without the store ever holding who.
 //!
 //! What a record gives:
-//! - its owner (a file's owner, an entry's owner attribute, a CRM item's owner
-//!   pointer): kind `email` when it is an address, else `account`. A mailbox's
-//!   account is one row per folder (record kind `folder`, the folder's path),
-//!   not one per message;
-//! - mail: every From, To and Cc address (`email`) but the mailbox owner's
+//! - a mailbox's account and a file's owner (its custodian, who is also whom
+//!   it is about): kind `email` when it is an address, else `account`. A
+//!   mailbox's account is one row per folder (record kind `folder`, the
+//!   folder's path), not one per message. The custodian of a directory entry
+//!   or an API item (a manager, a case handler) is not indexed: it is who
+//!   acts on the record, not whom it is about;
+//! - mail: every From, To and Cc address (`email`) but the mailbox account's
 //!   own (the folder's row stands for those), where the scan reads them: a
 //!   rule counts recipients, or `[identity] read_mail_headers` is set;
 //! - directory entries and API items: the attributes a source's `identifiers`
@@ -22,8 +24,8 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 
-use tillsyn_connectors::Record;
 use tillsyn_connectors::identity::{IdentityHash, IdentityKey};
+use tillsyn_connectors::{Record, RecordKind};
 use tillsyn_detectors::{Builtin, Today};
 
 use crate::store::NewIdentity;
@@ -46,7 +48,7 @@ pub fn normalise(kind: &str, value: &str, today: Today) -> Option<String> {
 
 /// The kinds a cached hash can be of.
 #[derive(Debug, Clone, Copy)]
-enum OwnerKind {
+enum CustodianKind {
     Email,
     Account,
 }
@@ -70,8 +72,8 @@ struct Memory {
     addresses: HashCache,
     accounts: HashCache,
     folders: HashSet<String>,
-    /// The last owner seen, its kind and hash: a mailbox's messages share one.
-    owner: Option<(String, &'static str, Option<IdentityHash>)>,
+    /// The last custodian seen, its kind and hash: a mailbox's messages share one.
+    custodian: Option<(String, &'static str, Option<IdentityHash>)>,
     /// The last folder seen (its messages come together).
     last_folder: String,
 }
@@ -147,38 +149,44 @@ impl IdentityPlan {
         normalise(kind, value, self.today).map(|canonical| self.key.hash(kind, &canonical))
     }
 
-    /// The owner's kind and hash: `email` when it is an address, else
+    /// The custodian's kind and hash: `email` when it is an address, else
     /// `account`.
-    pub fn owner_hash(&self, owner: &str) -> Option<(&'static str, IdentityHash)> {
-        self.hash("email", owner)
+    pub fn custodian_hash(&self, custodian: &str) -> Option<(&'static str, IdentityHash)> {
+        self.hash("email", custodian)
             .map(|hash| ("email", hash))
-            .or_else(|| self.hash("account", owner).map(|hash| ("account", hash)))
+            .or_else(|| {
+                self.hash("account", custodian)
+                    .map(|hash| ("account", hash))
+            })
     }
 
     /// [`IdentityPlan::hash`] of an `email` or `account`, remembered for the
     /// rest of the scan.
-    fn cached_hash(&self, kind: OwnerKind, value: &str) -> Option<IdentityHash> {
+    fn cached_hash(&self, kind: CustodianKind, value: &str) -> Option<IdentityHash> {
         let mut memory = self.memory.borrow_mut();
         let (cache, kind) = match kind {
-            OwnerKind::Email => (&mut memory.addresses, "email"),
-            OwnerKind::Account => (&mut memory.accounts, "account"),
+            CustodianKind::Email => (&mut memory.addresses, "email"),
+            CustodianKind::Account => (&mut memory.accounts, "account"),
         };
         cache.get_or(value, || self.hash(kind, value))
     }
 
-    /// The kind and hash of `owner` (see [`IdentityPlan::owner_hash`]),
+    /// The kind and hash of `custodian` (see [`IdentityPlan::custodian_hash`]),
     /// remembered.
-    fn cached_owner(&self, owner: &str) -> Option<(&'static str, IdentityHash)> {
-        if let Some((held, kind, hash)) = &self.memory.borrow().owner
-            && held == owner
+    fn cached_custodian(&self, custodian: &str) -> Option<(&'static str, IdentityHash)> {
+        if let Some((held, kind, hash)) = &self.memory.borrow().custodian
+            && held == custodian
         {
             return hash.map(|hash| (*kind, hash));
         }
-        let (kind, hash) = match self.cached_hash(OwnerKind::Email, owner) {
+        let (kind, hash) = match self.cached_hash(CustodianKind::Email, custodian) {
             Some(hash) => ("email", Some(hash)),
-            None => ("account", self.cached_hash(OwnerKind::Account, owner)),
+            None => (
+                "account",
+                self.cached_hash(CustodianKind::Account, custodian),
+            ),
         };
-        self.memory.borrow_mut().owner = Some((owner.to_owned(), kind, hash));
+        self.memory.borrow_mut().custodian = Some((custodian.to_owned(), kind, hash));
         hash.map(|hash| (kind, hash))
     }
 
@@ -212,12 +220,20 @@ impl IdentityPlan {
             container: &record.container,
             record_time: time,
         };
-        let mut mailbox_owner = None;
-        if let Some(owner) = &record.owner
-            && let Some((owner_kind, hash)) = self.cached_owner(owner)
+        let mut mailbox_custodian = None;
+        // A mailbox's account and a file's owner hold what is theirs: they
+        // are its subjects too. A directory entry's or CRM item's custodian
+        // (a manager, a case handler) is only who acts on it.
+        let custodian_is_subject = matches!(
+            record.kind,
+            RecordKind::Message | RecordKind::File | RecordKind::Folder
+        );
+        if custodian_is_subject
+            && let Some(custodian) = &record.custodian
+            && let Some((custodian_kind, hash)) = self.cached_custodian(custodian)
         {
             if record.kind == tillsyn_connectors::RecordKind::Message {
-                mailbox_owner = Some(hash);
+                mailbox_custodian = Some(hash);
                 // The mailbox's account: one row for its folder.
                 let folder = record
                     .path
@@ -226,8 +242,8 @@ impl IdentityPlan {
                 if self.first_in_folder(folder) {
                     rows.push(NewIdentity {
                         hash,
-                        kind: owner_kind,
-                        field: "owner",
+                        kind: custodian_kind,
+                        field: "custodian",
                         record_id: folder,
                         record_path: folder,
                         record_kind: tillsyn_connectors::RecordKind::Folder.as_str(),
@@ -236,7 +252,7 @@ impl IdentityPlan {
                     });
                 }
             } else {
-                rows.push(row(hash, owner_kind, "owner"));
+                rows.push(row(hash, custodian_kind, "custodian"));
             }
         }
         // The record's own rows, deduplicated below.
@@ -248,10 +264,10 @@ impl IdentityPlan {
                 ("cc", &participants.cc),
             ] {
                 for address in addresses {
-                    // The mailbox owner's own address is in most of its
+                    // The mailbox custodian's own address is in most of its
                     // messages; the folder's row already says they are theirs.
-                    if let Some(hash) = self.cached_hash(OwnerKind::Email, &address.address)
-                        && mailbox_owner != Some(hash)
+                    if let Some(hash) = self.cached_hash(CustodianKind::Email, &address.address)
+                        && mailbox_custodian != Some(hash)
                     {
                         rows.push(row(hash, "email", field));
                     }
@@ -351,7 +367,7 @@ mod tests {
     }
 
     #[test]
-    fn a_record_gives_its_owner_addresses_mapped_attributes_and_content() {
+    fn a_record_gives_its_custodian_addresses_mapped_attributes_and_content() {
         use tillsyn_connectors::{Address, Participants, RecordKind};
         let key = IdentityKey::new(tillsyn_connectors::secret::Secret::new(vec![3; 32]));
         let plan = IdentityPlan::new(
@@ -363,7 +379,7 @@ mod tests {
             TODAY,
         );
         let mut record = Record::new(RecordKind::Message, "mail".into(), "anna/INBOX/1".into());
-        record.owner = Some("anna@firma.se".into());
+        record.custodian = Some("anna@firma.se".into());
         record.participants = Some(Participants {
             from: vec![Address {
                 address: "bertil@example.org".into(),
@@ -390,22 +406,23 @@ mod tests {
         assert_eq!(
             described,
             BTreeSet::from([
-                ("email".to_owned(), "owner".to_owned()),
+                ("email".to_owned(), "custodian".to_owned()),
                 ("email".to_owned(), "from".to_owned()),
                 ("email".to_owned(), "cc".to_owned()),
                 ("personnummer".to_owned(), "pnr".to_owned()),
                 ("phone".to_owned(), "phones".to_owned()),
             ])
         );
-        // The mailbox owner is one row for the folder, not one per message
+        // The mailbox custodian is one row for the folder, not one per message
         // (nor again for being in To).
         let anna = plan.hash("email", "Anna@Firma.se").expect("hash");
-        let owner_rows: Vec<&NewIdentity> = rows.iter().filter(|row| row.hash == anna).collect();
-        assert_eq!(owner_rows.len(), 1);
-        assert_eq!(owner_rows[0].record_id, "anna/INBOX");
-        assert_eq!(owner_rows[0].record_kind, "folder");
+        let custodian_rows: Vec<&NewIdentity> =
+            rows.iter().filter(|row| row.hash == anna).collect();
+        assert_eq!(custodian_rows.len(), 1);
+        assert_eq!(custodian_rows[0].record_id, "anna/INBOX");
+        assert_eq!(custodian_rows[0].record_kind, "folder");
         let mut second = Record::new(RecordKind::Message, "mail".into(), "anna/INBOX/2".into());
-        second.owner = Some("anna@firma.se".into());
+        second.custodian = Some("anna@firma.se".into());
         let mut more = Vec::new();
         plan.rows(&second, &mut more);
         assert!(more.is_empty(), "{more:?}");

@@ -17,7 +17,7 @@
 //!   - [`scan`]: the scan runner from connector to stored findings; owns the
 //!     lifecycle (lease, deadline, panics, cancellation).
 //!   - [`privacy`]: what output may show of people: names or keyed
-//!     pseudonyms, for owners, record locations and notes; private files.
+//!     pseudonyms, for custodians, record locations and notes; private files.
 //!   - [`secret`]: secrets from files or the environment, redacted.
 //!   - [`output`]: findings as a table or JSON Lines.
 //!   - [`cli`]: the commands; `main.rs` only parses arguments.

@@ -56,7 +56,7 @@ enum Command {
         #[arg(long)]
         wait: bool,
         /// PRINTS PERSONAL DATA: show accounts, names and paths in full, whatever
-        /// `[privacy] name_owners` says.
+        /// `[privacy] name_people` says.
         #[arg(long)]
         reveal: bool,
     },
@@ -84,14 +84,14 @@ enum Command {
         /// daemon.timezone) or time (RFC 3339).
         #[arg(long)]
         since: Option<String>,
-        /// Only this owner, as the output shows it (a pseudonym `p-…`).
+        /// Only this custodian, as the output shows it (a pseudonym `p-…`).
         #[arg(long)]
-        owner: Option<String>,
+        custodian: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
         /// PRINTS PERSONAL DATA: show accounts, names and paths in full, whatever
-        /// `[privacy] name_owners` says.
+        /// `[privacy] name_people` says.
         #[arg(long)]
         reveal: bool,
     },
@@ -103,7 +103,7 @@ enum Command {
         /// Config file.
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
-        /// PRINTS PERSONAL DATA: show the record's location and owner in full, to
+        /// PRINTS PERSONAL DATA: show the record's location and custodian in full, to
         /// act on the finding.
         #[arg(long)]
         reveal: bool,
@@ -124,7 +124,7 @@ enum Command {
         /// A Swedish phone number, in any written form.
         #[arg(long)]
         phone: Vec<String>,
-        /// An account name (a mailbox or file owner without an address).
+        /// An account name (a mailbox or file custodian without an address).
         #[arg(long)]
         account: Vec<String>,
         /// KIND=VALUE, for a kind a source's `identifiers` names
@@ -189,8 +189,8 @@ enum Command {
         #[arg(long)]
         send: bool,
     },
-    /// Each owner's personal digest of a month (`[digest]`): their own open
-    /// findings, with what to do. Put in the outbox once per owner and month.
+    /// Each custodian's personal digest of a month (`[digest]`): their own open
+    /// findings, with what to do. Put in the outbox once per custodian and month.
     Digest {
         /// Config file.
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
@@ -198,11 +198,11 @@ enum Command {
         /// The month, YYYY-MM. Default: the month before this one.
         #[arg(long)]
         month: Option<tillsyn::report::Month>,
-        /// Folder to write the unsent digests to (one .eml per owner, named by
+        /// Folder to write the unsent digests to (one .eml per custodian, named by
         /// pseudonym), to look at before sending.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Send what is due (each owner once per month; failures are tried
+        /// Send what is due (each custodian once per month; failures are tried
         /// again later).
         #[arg(long)]
         send: bool,
@@ -313,7 +313,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
             source,
             rule,
             since,
-            owner,
+            custodian,
             format,
             reveal,
         } => {
@@ -332,7 +332,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
                     ..Default::default()
                 },
                 since,
-                owner,
+                custodian,
                 reveal,
             };
             cli::findings(&config, &args, format, &mut stdout)?

@@ -1,5 +1,5 @@
 //! Findings and scan results as people and programs read them: an aligned table, or
-//! JSON Lines (one finding per line). Owners pass through [`OwnerDisplay`], so
+//! JSON Lines (one finding per line). Custodians pass through [`PersonDisplay`], so
 //! output never names a person unless the config says so.
 
 use std::collections::BTreeMap;
@@ -7,7 +7,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::privacy::OwnerDisplay;
+use crate::privacy::PersonDisplay;
 use crate::scan::ScanOutcome;
 use crate::store::{Finding, ScanStatus};
 
@@ -36,8 +36,8 @@ pub struct FindingLine<'a> {
     pub record: String,
     /// Record kind.
     pub kind: &'a str,
-    /// Owner, named or pseudonymised per `[privacy]`.
-    pub owner: String,
+    /// Custodian, named or pseudonymised per `[privacy]`.
+    pub custodian: String,
     /// Days since the rule's timestamp.
     pub age_days: Option<i64>,
     /// What was measured.
@@ -65,15 +65,15 @@ pub struct ExceptedLine {
     pub until: String,
 }
 
-/// `owner` as output may show it, from `cache` when already computed.
+/// `custodian` as output may show it, from `cache` when already computed.
 fn show<'a>(
     cache: &mut std::collections::HashMap<Option<&'a str>, String>,
-    owners: &OwnerDisplay,
-    owner: Option<&'a str>,
+    custodians: &PersonDisplay,
+    custodian: Option<&'a str>,
 ) -> String {
     cache
-        .entry(owner)
-        .or_insert_with(|| owners.show(owner))
+        .entry(custodian)
+        .or_insert_with(|| custodians.show(custodian))
         .clone()
 }
 
@@ -83,7 +83,7 @@ pub fn write_findings(
     format: Format,
     findings: &[Finding],
     policies: &BTreeMap<String, String>,
-    owners: &OwnerDisplay,
+    custodians: &PersonDisplay,
     exceptions: &crate::exceptions::Exceptions,
 ) -> std::io::Result<()> {
     let now = chrono::Utc::now();
@@ -93,10 +93,10 @@ pub fn write_findings(
             .resolved_at
             .is_none()
             .then(|| finding.excepted_at(now))??;
-        if id == crate::store::OWNER_MARK_EXCEPTION {
+        if id == crate::store::CUSTODIAN_MARK_EXCEPTION {
             return Some(ExceptedLine {
                 id: id.to_owned(),
-                reason: "marked by owner".to_owned(),
+                reason: "marked by custodian".to_owned(),
                 until: "while marked".to_owned(),
             });
         }
@@ -107,7 +107,7 @@ pub fn write_findings(
             until: exception.map_or_else(String::new, |e| e.config.until.clone()),
         })
     };
-    // Few owners, many findings: each pseudonym is computed once.
+    // Few custodians, many findings: each pseudonym is computed once.
     let mut shown: std::collections::HashMap<Option<&str>, String> = Default::default();
     let mut out = std::io::BufWriter::new(out);
     let out: &mut dyn Write = &mut out;
@@ -119,14 +119,14 @@ pub fn write_findings(
                     rule: &finding.rule,
                     source: &finding.source,
                     severity: &finding.severity,
-                    record: owners.record(
+                    record: custodians.record(
                         &finding.source,
                         &finding.record_kind,
                         &finding.record_path,
-                        finding.owner.as_deref(),
+                        finding.custodian.as_deref(),
                     ),
                     kind: &finding.record_kind,
-                    owner: show(&mut shown, owners, finding.owner.as_deref()),
+                    custodian: show(&mut shown, custodians, finding.custodian.as_deref()),
                     age_days: finding.age_days,
                     detail: &finding.detail,
                     policy: policies
@@ -146,7 +146,15 @@ pub fn write_findings(
             if findings.is_empty() {
                 return writeln!(out, "No findings.");
             }
-            let header = ["ID", "SEVERITY", "RULE", "SOURCE", "AGE", "OWNER", "RECORD"];
+            let header = [
+                "ID",
+                "SEVERITY",
+                "RULE",
+                "SOURCE",
+                "AGE",
+                "CUSTODIAN",
+                "RECORD",
+            ];
             let rows: Vec<[String; 7]> = findings
                 .iter()
                 .map(|finding| {
@@ -159,13 +167,13 @@ pub fn write_findings(
                             .age_days
                             .map(|days| format!("{days}d"))
                             .unwrap_or_else(|| "-".into()),
-                        show(&mut shown, owners, finding.owner.as_deref()),
+                        show(&mut shown, custodians, finding.custodian.as_deref()),
                         {
-                            let record = owners.record(
+                            let record = custodians.record(
                                 &finding.source,
                                 &finding.record_kind,
                                 &finding.record_path,
-                                finding.owner.as_deref(),
+                                finding.custodian.as_deref(),
                             );
                             match excepted(finding) {
                                 Some(line) => format!(
@@ -207,8 +215,8 @@ pub fn write_findings(
 }
 
 /// One line per scanned source: how it ended and what it changed. Notes and
-/// errors pass through `owners`, as they may name an account.
-pub fn describe_outcome(outcome: &ScanOutcome, owners: &OwnerDisplay) -> String {
+/// errors pass through `custodians`, as they may name an account.
+pub fn describe_outcome(outcome: &ScanOutcome, custodians: &PersonDisplay) -> String {
     let mut line = format!(
         "{}: {}, {} records, {} findings ({} new, {} resolved, {} open)",
         outcome.source,
@@ -242,10 +250,14 @@ pub fn describe_outcome(outcome: &ScanOutcome, owners: &OwnerDisplay) -> String 
         line.push_str(&format!("; work: {}", list.join(", ")));
     }
     for note in &outcome.notes {
-        line.push_str(&format!("\n  {}: {}", outcome.source, owners.text(note)));
+        line.push_str(&format!(
+            "\n  {}: {}",
+            outcome.source,
+            custodians.text(note)
+        ));
     }
     if let Some((kind, message)) = &outcome.error {
-        line.push_str(&format!("; error [{kind}]: {}", owners.text(message)));
+        line.push_str(&format!("; error [{kind}]: {}", custodians.text(message)));
     }
     line
 }

@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 
-use crate::privacy::OwnerDisplay;
+use crate::privacy::PersonDisplay;
 
 /// TOML-ish text: the config's own keys and sections with arbitrary values, so
 /// the generator reaches the config reader's checks, not only the TOML parser.
@@ -22,7 +22,7 @@ fn config_like() -> impl Strategy<Value = String> {
         Just("type = \"http\"".to_owned()),
         Just("kind = \"max_age\"".to_owned()),
         Just("kind = \"conflict\"".to_owned()),
-        "(name|id|policy|root|url|max_age|grace|schedule|timestamp|scan_timeout|retention|timezone|listen|name_owners|personal_paths) = \"\\PC{0,12}\"",
+        "(name|id|policy|root|url|max_age|grace|schedule|timestamp|scan_timeout|retention|timezone|listen|name_people|personal_paths) = \"\\PC{0,12}\"",
         "(max|threads|port|shutdown_grace_seconds) = -?[0-9]{1,22}",
         "when = \\{ (sources|folders|paths) = \\[\"\\PC{0,8}\"\\] \\}",
         "\\PC{0,30}",
@@ -61,16 +61,16 @@ proptest! {
     #[test]
     fn shown_locations_and_notes_never_panic(
         path in "\\PC{0,60}",
-        owner in proptest::option::of("\\PC{0,12}"),
+        custodian in proptest::option::of("\\PC{0,12}"),
         kind in prop_oneof![
             Just("message"), Just("file"), Just("folder"), Just("contact"), Just("crm_object")
         ],
     ) {
         let dir = std::env::temp_dir().join("tillsyn-proptest-key");
-        let shown = OwnerDisplay::new(&crate::config::PrivacyConfig::default(), &dir)
-            .or_else(|_| OwnerDisplay::new(&crate::config::PrivacyConfig::default(), &dir));
+        let shown = PersonDisplay::new(&crate::config::PrivacyConfig::default(), &dir)
+            .or_else(|_| PersonDisplay::new(&crate::config::PrivacyConfig::default(), &dir));
         let Ok(shown) = shown else { return Ok(()) };
-        let record = shown.record("unknown", kind, &path, owner.as_deref());
+        let record = shown.record("unknown", kind, &path, custodian.as_deref());
         // Whatever the shape, a mail address never survives into output.
         prop_assert!(!record.contains('@'), "{path:?} shown as {record:?}");
         let _ = shown.text(&path);

@@ -1,9 +1,9 @@
 //! How people appear in output: by name only where the config says so, otherwise as
 //! a keyed pseudonym. Every output path (the CLI, the report, the mailed message,
-//! logs of scan problems) goes through [`OwnerDisplay`], so the one switch
-//! `[privacy] name_owners` decides for all of them.
+//! logs of scan problems) goes through [`PersonDisplay`], so the one switch
+//! `[privacy] name_people` decides for all of them.
 //!
-//! The pseudonym is HMAC-SHA-256 over the owner's name with a secret key, never a
+//! The pseudonym is HMAC-SHA-256 over the custodian's name with a secret key, never a
 //! plain hash: account names and identity numbers come from spaces small enough to
 //! hash in full and look up. The key comes from `[privacy] key_file`/`key_env` or is
 //! generated once into `STATE_DIR/pseudonym.key` (mode 0600), so a pseudonym stays
@@ -14,7 +14,7 @@
 //! - mail (`account/folder/uid`): the account;
 //! - directory entries (a DN): the values of the entry's own RDN
 //!   (`cn=p-…,ou=people,dc=…`);
-//! - any path segment equal to the record's owner (home folders), any segment whose
+//! - any path segment equal to the record's custodian (home folders), any segment whose
 //!   path matches one of the source's `personal_paths` globs (file names of
 //!   applications, customer folders), keeping a file's extension;
 //! - record ids that are mail addresses (a CRM keyed by e-mail), and every id of a
@@ -22,7 +22,7 @@
 //!
 //! Free text that may name a person (a connector's note "account anna@…: login
 //! refused") carries those parts between the markers of
-//! [`tillsyn_connectors::mark_personal`]; [`OwnerDisplay::text`] pseudonymises or
+//! [`tillsyn_connectors::mark_personal`]; [`PersonDisplay::text`] pseudonymises or
 //! unmarks them, and pseudonymises any mail address left in the text.
 
 use std::collections::HashMap;
@@ -38,10 +38,10 @@ use tillsyn_connectors::{PERSONAL_END, PERSONAL_START};
 use crate::config::{Config, PrivacyConfig, SourceSettings};
 use crate::secret::Secret;
 
-/// Turns owners, record locations and problem notes into what output may show.
+/// Turns custodians, record locations and problem notes into what output may show.
 #[derive(Debug, Clone)]
-pub struct OwnerDisplay {
-    name_owners: bool,
+pub struct PersonDisplay {
+    name_people: bool,
     key: Secret,
     shapes: HashMap<String, SourceShape>,
 }
@@ -71,13 +71,13 @@ pub struct KeyError {
     source: std::io::Error,
 }
 
-impl OwnerDisplay {
+impl PersonDisplay {
     /// Set up from the privacy section alone, reading or creating the key in
     /// `state_dir`. Record locations are then shaped by their kind only; use
-    /// [`OwnerDisplay::for_config`] where the sources are known.
-    pub fn new(privacy: &PrivacyConfig, state_dir: &Path) -> Result<OwnerDisplay, KeyError> {
-        Ok(OwnerDisplay {
-            name_owners: privacy.name_owners,
+    /// [`PersonDisplay::for_config`] where the sources are known.
+    pub fn new(privacy: &PrivacyConfig, state_dir: &Path) -> Result<PersonDisplay, KeyError> {
+        Ok(PersonDisplay {
+            name_people: privacy.name_people,
             key: pseudonym_key(privacy, state_dir)?,
             shapes: HashMap::new(),
         })
@@ -85,8 +85,8 @@ impl OwnerDisplay {
 
     /// Set up for a whole config: the privacy switch and key, and how each
     /// source's records name people.
-    pub fn for_config(config: &Config) -> Result<OwnerDisplay, KeyError> {
-        let mut display = OwnerDisplay::new(&config.privacy, &config.daemon.state_dir)?;
+    pub fn for_config(config: &Config) -> Result<PersonDisplay, KeyError> {
+        let mut display = PersonDisplay::new(&config.privacy, &config.daemon.state_dir)?;
         for source in &config.sources {
             let kind = match source.settings {
                 SourceSettings::Imap(_) | SourceSettings::Maildir(_) => ShapeKind::Mail,
@@ -116,32 +116,32 @@ impl OwnerDisplay {
     }
 
     /// The same, showing everything by name (`--reveal`).
-    pub fn revealing(mut self) -> OwnerDisplay {
-        self.name_owners = true;
+    pub fn revealing(mut self) -> PersonDisplay {
+        self.name_people = true;
         self
     }
 
     /// Whether people are shown by name.
-    pub fn names_owners(&self) -> bool {
-        self.name_owners
+    pub fn names_people(&self) -> bool {
+        self.name_people
     }
 
-    /// What to show for `owner`.
-    pub fn show(&self, owner: Option<&str>) -> String {
-        match owner {
+    /// What to show for `custodian`.
+    pub fn show(&self, custodian: Option<&str>) -> String {
+        match custodian {
             None => "-".to_owned(),
-            Some(owner) if self.name_owners => owner.to_owned(),
-            Some(owner) => self.pseudonym(owner),
+            Some(custodian) if self.name_people => custodian.to_owned(),
+            Some(custodian) => self.pseudonym(custodian),
         }
     }
 
     /// The keyed pseudonym: `p-` and 12 hex digits (48 bits).
-    pub fn pseudonym(&self, owner: &str) -> String {
+    pub fn pseudonym(&self, custodian: &str) -> String {
         // HMAC accepts keys of any length; the error case cannot happen.
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.key.expose()) else {
             return "p-unavailable".to_owned();
         };
-        mac.update(owner.as_bytes());
+        mac.update(custodian.as_bytes());
         let digest = mac.finalize().into_bytes();
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut pseudonym = String::with_capacity(14);
@@ -154,8 +154,8 @@ impl OwnerDisplay {
     }
 
     /// A record's location (its id or path in `source`) as output may show it.
-    pub fn record(&self, source: &str, kind: &str, path: &str, owner: Option<&str>) -> String {
-        if self.name_owners {
+    pub fn record(&self, source: &str, kind: &str, path: &str, custodian: Option<&str>) -> String {
+        if self.name_people {
             return path.to_owned();
         }
         let shape = self.shapes.get(source);
@@ -185,8 +185,8 @@ impl OwnerDisplay {
                     prefix_end += segment.len();
                     let prefix = &path[..prefix_end.min(path.len())];
                     let personal = (shape_kind == ShapeKind::Mail && index == 0)
-                        || owner.is_some_and(|owner| {
-                            !owner.is_empty() && segment.eq_ignore_ascii_case(owner)
+                        || custodian.is_some_and(|custodian| {
+                            !custodian.is_empty() && segment.eq_ignore_ascii_case(custodian)
                         })
                         || segment.contains('@')
                         || shape.is_some_and(|shape| shape.personal_paths.is_match(prefix));
@@ -278,7 +278,7 @@ impl OwnerDisplay {
                 Some(end) => (&after[..end], &after[end + PERSONAL_END.len_utf8()..]),
                 None => (after, ""),
             };
-            if self.name_owners {
+            if self.name_people {
                 shown.push_str(part);
             } else {
                 shown.push_str(&self.pseudonym(part));
@@ -286,7 +286,7 @@ impl OwnerDisplay {
             rest = next;
         }
         shown.push_str(rest);
-        if self.name_owners {
+        if self.name_people {
             shown
         } else {
             self.addresses(&shown)
@@ -448,22 +448,22 @@ mod tests {
     fn pseudonyms_are_keyed_and_stable() {
         let dir = tempfile::tempdir().expect("tempdir");
         let privacy = PrivacyConfig::default();
-        let first = OwnerDisplay::new(&privacy, dir.path()).expect("key");
-        let again = OwnerDisplay::new(&privacy, dir.path()).expect("key");
+        let first = PersonDisplay::new(&privacy, dir.path()).expect("key");
+        let again = PersonDisplay::new(&privacy, dir.path()).expect("key");
         let alias = first.show(Some("anna.svensson"));
         assert!(alias.starts_with("p-") && alias.len() == 14, "{alias}");
         assert_eq!(alias, again.show(Some("anna.svensson")));
         assert_ne!(alias, first.show(Some("bertil.berg")));
         let other_dir = tempfile::tempdir().expect("tempdir");
-        let other = OwnerDisplay::new(&privacy, other_dir.path()).expect("key");
+        let other = PersonDisplay::new(&privacy, other_dir.path()).expect("key");
         assert_ne!(
             alias,
             other.show(Some("anna.svensson")),
             "different key, different pseudonym"
         );
-        let named = OwnerDisplay::new(
+        let named = PersonDisplay::new(
             &PrivacyConfig {
-                name_owners: true,
+                name_people: true,
                 key: None,
             },
             dir.path(),
@@ -473,7 +473,7 @@ mod tests {
         assert_eq!(named.show(None), "-");
     }
 
-    fn display_for(text: &str, dir: &Path) -> OwnerDisplay {
+    fn display_for(text: &str, dir: &Path) -> PersonDisplay {
         let config_text = format!(
             r#"
 [daemon]
@@ -499,7 +499,7 @@ id = "/id"
         );
         let config =
             crate::config::parse(&config_text, &dir.join("config.toml")).expect("config parses");
-        OwnerDisplay::for_config(&config).expect("display")
+        PersonDisplay::for_config(&config).expect("display")
     }
 
     #[test]
@@ -573,17 +573,17 @@ id = "/id"
                 "case-4711".to_owned(),
             ),
         ];
-        for (source, kind, path, owner, expected) in cases {
+        for (source, kind, path, custodian, expected) in cases {
             assert_eq!(
-                &shown.record(source, kind, path, *owner),
+                &shown.record(source, kind, path, *custodian),
                 expected,
                 "{source} {path}"
             );
         }
         // Revealed, everything is as stored.
         let revealed = shown.clone().revealing();
-        for (source, kind, path, owner, _) in cases {
-            assert_eq!(&revealed.record(source, kind, path, *owner), path);
+        for (source, kind, path, custodian, _) in cases {
+            assert_eq!(&revealed.record(source, kind, path, *custodian), path);
         }
     }
 
@@ -596,7 +596,7 @@ id = "/id"
         );
         let config =
             crate::config::parse(&config_text, &dir.path().join("c.toml")).expect("config");
-        let shown = OwnerDisplay::for_config(&config).expect("display");
+        let shown = PersonDisplay::for_config(&config).expect("display");
         assert_eq!(
             shown.record("crm", "contact", "Anna Svensson", None),
             shown.pseudonym("Anna Svensson")

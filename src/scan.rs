@@ -986,9 +986,9 @@ fn consume(
                     record_id: record.id.clone(),
                     record_path: record.path.clone(),
                     record_kind: record.kind.as_str(),
-                    owner: record.owner.clone(),
+                    custodian: record.custodian.clone(),
                     severity: violation.rule.config.severity.as_str(),
-                    owner_marked: violation.owner_marked(&record),
+                    custodian_marked: violation.custodian_marked(&record),
                     detail_data: violation.data.to_json(),
                     detail: violation.detail,
                     age_days: violation.age_days,
@@ -1002,7 +1002,7 @@ fn consume(
                     record_id: record.id.clone(),
                     record_path: record.path.clone(),
                     record_kind: record.kind.as_str(),
-                    owner: record.owner.clone(),
+                    custodian: record.custodian.clone(),
                 });
             }
             if let Some(plan) = &erasure_plan {
@@ -1024,13 +1024,13 @@ fn consume(
                         record_id: unerased.record_id,
                         record_path: unerased.record_path,
                         record_kind: unerased.record_kind,
-                        owner: record.owner.clone(),
+                        custodian: record.custodian.clone(),
                         severity: unerased.rule.config.severity.as_str(),
                         detail: unerased.data.render(crate::report::config::Language::En),
                         detail_data: unerased.data.to_json(),
                         age_days: Some(unerased.age_days),
-                        // Erasure is the person's right, not the owner's call.
-                        owner_marked: false,
+                        // Erasure is the person's right, not the custodian's call.
+                        custodian_marked: false,
                     });
                 }
             }
@@ -1268,7 +1268,7 @@ mod tests {
         file.set_modified(modified.into()).expect("mtime");
     }
 
-    /// Per rule of source `share`: records checked, owners, complete.
+    /// Per rule of source `share`: records checked, custodians, complete.
     fn checked(store: &Arc<Mutex<Store>>) -> Vec<(String, u64, usize, bool)> {
         store
             .lock()
@@ -1277,7 +1277,7 @@ mod tests {
             .expect("counts")
             .into_iter()
             .filter(|row| row.source == "share")
-            .map(|row| (row.rule, row.records, row.owners.len(), row.complete))
+            .map(|row| (row.rule, row.records, row.custodians.len(), row.complete))
             .collect()
     }
 

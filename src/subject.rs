@@ -7,7 +7,7 @@
 //! normalise what they find, hashed under the pseudonym key, and looked up.
 //!
 //! The locator report lists, per configured store:
-//! - what the index covers there, by which means (mail headers, the owner, a
+//! - what the index covers there, by which means (mail headers, the account, a
 //!   mapped attribute, a `contains` rule's detectors), and how current it is
 //!   (the last scan, and whether it read everything);
 //! - each place found: the record (named in full: this command exists to name
@@ -655,19 +655,18 @@ pub fn coverage(config: &Config, source: &config::SourceConfig, kind: &str) -> V
     if mail && kind == "email" && headers_read {
         means.push("From, To and Cc of every message".to_owned());
     }
-    // Owners are addresses or account names; a file's owner is an account.
-    let owner = match &source.settings {
+    // A mailbox's account and a file's owner are subjects of what they
+    // hold; a directory entry's or API item's custodian is only who acts on
+    // it, and is not indexed.
+    let custodian = match &source.settings {
         SourceSettings::Imap(_) | SourceSettings::Maildir(_) => Some("the mailbox's account"),
-        SourceSettings::Ldap(_) => Some("each entry's owner attribute"),
-        SourceSettings::Http(config) if config.owner.is_some() => Some("each item's owner"),
-        SourceSettings::Http(_) => None,
         SourceSettings::Fileshare(_) if kind == "account" => Some("each file's owner"),
-        SourceSettings::Fileshare(_) => None,
+        _ => None,
     };
-    if let Some(owner) = owner
+    if let Some(custodian) = custodian
         && (kind == "email" || kind == "account")
     {
-        means.push(owner.to_owned());
+        means.push(custodian.to_owned());
     }
     for (attribute, identifier) in &source.identifiers {
         if identifier == kind {

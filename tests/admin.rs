@@ -393,14 +393,14 @@ fn findings_filter_and_explain_says_how_it_was_judged() {
     let bad = tillsyn(&["findings", "--config", config, "--since", "yesterday"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad).1.contains("--since"), "{:?}", text(&bad));
-    // --owner takes the pseudonym the output shows.
+    // --custodian takes the pseudonym the output shows.
     let all = json_lines(&tillsyn_as_configured(&[
         "findings", "--config", config, "--format", "json",
     ]));
-    let owner = all[0]["owner"].as_str().expect("owner").to_owned();
-    assert!(owner.starts_with("p-"), "{owner}");
-    assert_exact(&listed(&["--owner", &owner]), &everything);
-    assert!(listed(&["--owner", "p-000000000000"]).is_empty());
+    let custodian = all[0]["custodian"].as_str().expect("custodian").to_owned();
+    assert!(custodian.starts_with("p-"), "{custodian}");
+    assert_exact(&listed(&["--custodian", &custodian]), &everything);
+    assert!(listed(&["--custodian", "p-000000000000"]).is_empty());
 
     // The table prints ids; explain takes one.
     let table = tillsyn_as_configured(&["findings", "--config", config]);

@@ -70,7 +70,7 @@ state_dir = "state"
 timezone = "Mars/Olympus"
 
 [privacy]
-name_owners = false
+name_people = false
 key_file = "missing-key"
 
 [[sources]]
@@ -264,17 +264,80 @@ fn the_old_report_switch_is_refused_naming_the_one_that_replaced_it() {
     let (stdout, _) = text(&output);
     assert_eq!(output.status.code(), Some(3), "{stdout}");
     assert!(
-        stdout.contains("old.toml:6: [report]: `name_owners` has moved to `[privacy] name_owners`"),
+        stdout.contains("old.toml:6: [report]: `name_owners` has moved to `[privacy] name_people`"),
         "{stdout}"
     );
     // In [privacy] it is accepted.
     std::fs::write(
         &config,
-        "[daemon]\nstate_dir = \"s\"\n\n[privacy]\nname_owners = true\n\n[report]\nlanguage = \"en\"\n",
+        "[daemon]\nstate_dir = \"s\"\n\n[privacy]\nname_people = true\n\n[report]\nlanguage = \"en\"\n",
     )
     .expect("write");
     let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
     assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert!(!text(&output).0.contains("warning"), "{:?}", text(&output));
+}
+
+/// Keys renamed when "owner" was split into custodian and subjects: where the
+/// old key meant one thing it is read under its new name, with a warning
+/// that names it; where it meant both (a directory's `owner_attribute`, an
+/// API's `owner`, a conflict joined on the owner) it is refused with an
+/// explanation of both new keys, never guessed. Both names at once are
+/// refused.
+#[test]
+fn old_owner_keys_are_renamed_with_a_warning_or_refused_when_they_were_ambiguous() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("share")).expect("share");
+    std::fs::create_dir_all(dir.path().join("mail")).expect("mail");
+    let config = dir.path().join("old.toml");
+    let check = |text: &str| {
+        std::fs::write(&config, text).expect("write");
+        let output = tillsyn(&["check-config", "--config", config.to_str().expect("utf8")]);
+        (output.status.code(), text_of(&output))
+    };
+    fn text_of(output: &std::process::Output) -> String {
+        let (stdout, stderr) = text(output);
+        format!("{stdout}{stderr}")
+    }
+    let renamed = "[daemon]\nstate_dir = \"s\"\n\n[privacy]\nname_owners = false\n\n[[sources]]\nname = \"share\"\ntype = \"fileshare\"\nroot = \"share\"\nowner_from = [\"Hem/{owner}/**\"]\n\n[[sources]]\nname = \"mail\"\ntype = \"maildir\"\nroot = \"mail\"\nowner_marks = { flagged = true }\n";
+    let (code, output) = check(renamed);
+    assert_eq!(code, Some(0), "{output}");
+    for expected in [
+        "old.toml:5: warning: [privacy]: `name_owners` is now called `name_people`",
+        "old.toml:11: warning: source \"share\": `owner_from` is now called `custodian_from`",
+        "warning: source \"share\": `{owner}` in `custodian_from` is now `{custodian}`",
+        "old.toml:17: warning: source \"mail\": `owner_marks` is now called `custodian_marks`",
+    ] {
+        assert!(output.contains(expected), "{expected:?} in:\n{output}");
+    }
+    let both = renamed.replace(
+        "name_owners = false",
+        "name_owners = false\nname_people = true",
+    );
+    let (code, output) = check(&both);
+    assert_eq!(code, Some(3), "{output}");
+    assert!(
+        output.contains("`name_owners` is the old name of `name_people`; keep only `name_people`"),
+        "{output}"
+    );
+
+    let ambiguous = "[daemon]\nstate_dir = \"s\"\n\n[[sources]]\nname = \"directory\"\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nallow_plaintext = true\nbind_dn = \"cn=x\"\npassword_file = \"pw\"\nbase_dn = \"dc=x\"\nowner_attribute = \"mail\"\n\n[[sources]]\nname = \"crm\"\ntype = \"http\"\nurl = \"http://127.0.0.1:1/x\"\nallow_plaintext = true\nid = \"/id\"\nowner = \"/email\"\nattributes = { email = \"/email\" }\n\n[[rules]]\nid = \"opted-out\"\nkind = \"conflict\"\npolicy = \"x\"\nwhen = { sources = [\"directory\"] }\nmarked_by = { sources = [\"crm\"] }\nkey = \"owner\"\n";
+    std::fs::write(dir.path().join("pw"), "secret\n").expect("pw");
+    let (code, output) = check(ambiguous);
+    assert_eq!(code, Some(3), "{output}");
+    for expected in [
+        "old.toml:12: source \"directory\": `owner_attribute` is gone",
+        "old.toml:20: source \"crm\": `owner` is gone",
+        "old.toml:29: rule \"opted-out\": `key = \"owner\"` would join on who acts on a record",
+    ] {
+        assert!(output.contains(expected), "{expected:?} in:\n{output}");
+    }
+    for both_keys in ["`identifiers`", "`custodian_attribute`", "`custodian`"] {
+        assert!(
+            output.contains(both_keys),
+            "{both_keys} explained:\n{output}"
+        );
+    }
 }
 
 /// `[fleet]` without `[store]`, a lease too short to renew, no units at once,

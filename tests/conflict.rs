@@ -31,7 +31,8 @@ bind_dn = "{SERVICE_DN}"
 password_file = "ldap.pw"
 base_dn = "ou=people,{SUFFIX}"
 filter = "(objectClass=inetOrgPerson)"
-attributes = {{ status = "customerStatus" }}
+attributes = {{ email = "mail", status = "customerStatus" }}
+identifiers = {{ email = "email" }}
 
 [[sources]]
 name = "newsletter"
@@ -42,8 +43,8 @@ auth = {{ bearer_file = "token" }}
 pagination = {{ type = "page", size = 50 }}
 kind = "contact"
 id = "/id"
-owner = "/email"
-attributes = {{ status = "/status" }}
+attributes = {{ email = "/email", status = "/status" }}
+identifiers = {{ email = "email" }}
 attempts = 1
 
 [[rules]]
@@ -52,6 +53,7 @@ kind = "conflict"
 policy = "Du kan när som helst avprenumerera från nyhetsbrevet, och din e-post försvinner då från våra listor"
 when = {{ sources = ["directory"], attributes = {{ status = "active" }} }}
 marked_by = {{ sources = ["newsletter"], attributes = {{ status = "unsubscribed" }} }}
+key = "email"
 "#
     );
     let path = dir.join("tillsyn.toml");

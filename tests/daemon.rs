@@ -59,7 +59,7 @@ auth = {{ bearer_file = "crm.token" }}
 items = "/items"
 pagination = {{ type = "page", size = 100 }}
 id = "/id"
-owner = "/contact/email"
+custodian = "/contact/email"
 attributes = {{ status = "/status" }}
 dates = {{ closed = "/closed_at" }}
 timeout_seconds = 600

@@ -1,10 +1,10 @@
-//! Personal digests against real servers: mailbox owners on Dovecot, file
-//! owners on a share (named by path), delivered through a real SMTP server
-//! (aiosmtpd). Each owner with findings gets exactly one mail holding their
-//! own findings and nothing of anyone else's; an owner without an address is
+//! Personal digests against real servers: mailbox custodians on Dovecot, file
+//! custodians on a share (named by path), delivered through a real SMTP server
+//! (aiosmtpd). Each custodian with findings gets exactly one mail holding their
+//! own findings and nothing of anyone else's; a custodian without an address is
 //! counted; a second run sends nothing again; a mail server that is down
 //! delays the digests and loses none. (LDAP lookups of addresses and
-//! languages are not built: addresses come from a file, the owner or a
+//! languages are not built: addresses come from a file, the custodian or a
 //! template.)
 
 mod common;
@@ -29,7 +29,7 @@ fn config(dir: &Path, imap_port: u16, smtp_port: u16) -> String {
     .expect("accounts");
     std::fs::write(
         dir.join("addresses.csv"),
-        "# owner,address,language\nanna,anna.andersson@firma.se\ncarl,carl@firma.se,en\n",
+        "# custodian,address,language\nanna,anna.andersson@firma.se\ncarl,carl@firma.se,en\n",
     )
     .expect("addresses");
     let text = format!(
@@ -51,7 +51,7 @@ auth = {{ method = "password", accounts_file = "accounts.toml" }}
 name = "share"
 type = "fileshare"
 root = "share"
-owner_from = ["Hem/{{owner}}/**"]
+custodian_from = ["Hem/{{custodian}}/**"]
 
 [[rules]]
 id = "stale-inbox"
@@ -73,7 +73,7 @@ when = {{ sources = ["share"] }}
 language = "sv"
 
 [digest]
-address_template = "{{owner}}@firma.se"
+address_template = "{{custodian}}@firma.se"
 addresses_file = "addresses.csv"
 items = 5
 rate_per_minute = 6000
@@ -124,7 +124,7 @@ fn received(sink: &SmtpSink) -> Vec<(String, String, String)> {
 }
 
 #[test]
-fn each_owner_gets_their_own_findings_once_and_nothing_is_lost_when_mail_is_down() {
+fn each_custodian_gets_their_own_findings_once_and_nothing_is_lost_when_mail_is_down() {
     let server = Dovecot::start(&[("anna", "anna-pw"), ("bo", "bo-pw")]);
     let mut anna = server.client("anna", "anna-pw");
     let anna_old = anna.append("INBOX", &message(&["anna@firma.se"], &[], RECENT, 1), 90);
@@ -154,12 +154,12 @@ fn each_owner_gets_their_own_findings_once_and_nothing_is_lost_when_mail_is_down
     let (status, stdout, stderr) = send_digests(&config, &month);
     assert_eq!(status, Some(2), "{stdout}{stderr}");
     assert!(
-        stdout.contains("4 owners with findings, 3 new in the outbox, 1 without an address"),
+        stdout.contains("4 custodians with findings, 3 new in the outbox, 1 without an address"),
         "{stdout}"
     );
     assert!(stdout.contains("sent 0, failed 3"), "{stdout}");
 
-    // Up again, after the retry wait: each owner exactly one mail.
+    // Up again, after the retry wait: each custodian exactly one mail.
     let sink = SmtpSink::start(dir.path(), smtp_port);
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let (status, stdout, stderr) = send_digests(&config, &month);
@@ -170,13 +170,13 @@ fn each_owner_gets_their_own_findings_once_and_nothing_is_lost_when_mail_is_down
         .into_iter()
         .map(|(to, subject, body)| (to, (subject, body)))
         .collect();
-    assert_eq!(sink.messages().len(), 3, "one mail per owner");
+    assert_eq!(sink.messages().len(), 3, "one mail per custodian");
     assert_eq!(
         mails.keys().cloned().collect::<Vec<_>>(),
         ["anna.andersson@firma.se", "bo@firma.se", "carl@firma.se"]
     );
 
-    // Each holds its owner's findings, and nobody else's.
+    // Each holds its custodian's findings, and nobody else's.
     let own: BTreeMap<&str, Vec<String>> = BTreeMap::from([
         (
             "anna.andersson@firma.se",
@@ -242,16 +242,16 @@ fn each_owner_gets_their_own_findings_once_and_nothing_is_lost_when_mail_is_down
     assert_eq!(report.status.code(), Some(0), "{:?}", text(&report));
     let report_text = std::fs::read_to_string(out.join("report.txt")).expect("report");
     assert!(
-        report_text.contains("PERSONLIGA SAMMANSTÄLLNINGAR: 4 ägare med avvikelser, 3 skickade, 0 väntar, 1 utan adress"),
+        report_text.contains("PERSONLIGA SAMMANSTÄLLNINGAR: 4 ansvariga med avvikelser, 3 skickade, 0 väntar, 1 utan adress"),
         "{report_text}"
     );
     assert!(!report_text.contains("anna.andersson@firma.se"));
 }
 
 /// The daemon makes last month's digests once its first scans are done,
-/// sends each owner one, and after a restart sends none again.
+/// sends each custodian one, and after a restart sends none again.
 #[test]
-fn the_daemon_sends_each_owner_one_digest_a_month_across_restarts() {
+fn the_daemon_sends_each_custodian_one_digest_a_month_across_restarts() {
     use common::daemon::{Daemon, wait_for};
     let dir = tempfile::tempdir().expect("tempdir");
     let share = dir.path().join("share");
@@ -271,7 +271,7 @@ listen = "127.0.0.1:{listen}"
 name = "share"
 type = "fileshare"
 root = "share"
-owner_from = ["Hem/{{owner}}/**"]
+custodian_from = ["Hem/{{custodian}}/**"]
 
 [[rules]]
 id = "old-files"
@@ -283,7 +283,7 @@ timestamp = "modified"
 {mail}
 
 [digest]
-address_template = "{{owner}}@firma.se"
+address_template = "{{custodian}}@firma.se"
 "#,
             mail = mail_settings(smtp_port)
         ),
@@ -315,11 +315,11 @@ address_template = "{{owner}}@firma.se"
     assert_eq!(daemon.wait_exit().code(), Some(0));
 }
 
-/// Addresses and languages from the directory: a file owner's `uid` looked up
+/// Addresses and languages from the directory: a file custodian's `uid` looked up
 /// in slapd gives their `mail` and `preferredLanguage`; an entry without a
-/// mail address leaves its owner counted, not guessed (there is no template).
+/// mail address leaves its custodian counted, not guessed (there is no template).
 #[test]
-fn owners_addresses_and_languages_come_from_the_directory() {
+fn custodians_addresses_and_languages_come_from_the_directory() {
     use common::slapd::{SERVICE_DN, SERVICE_PASSWORD, SUFFIX, Slapd};
     let directory = Slapd::start_with(
         &[],
@@ -346,7 +346,7 @@ state_dir = "state"
 name = "share"
 type = "fileshare"
 root = "share"
-owner_from = ["Hem/{{owner}}/**"]
+custodian_from = ["Hem/{{custodian}}/**"]
 
 [[sources]]
 name = "directory"
@@ -388,7 +388,7 @@ directory = {{ source = "directory" }}
     let (status, stdout, stderr) = send_digests(&config, &month);
     assert_eq!(status, Some(0), "{stdout}{stderr}");
     assert!(
-        stdout.contains("2 owners with findings, 1 new in the outbox, 1 without an address"),
+        stdout.contains("2 custodians with findings, 1 new in the outbox, 1 without an address"),
         "{stdout}"
     );
     let mails = received(&sink);

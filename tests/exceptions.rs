@@ -151,10 +151,10 @@ fn excepted_findings_are_shown_with_their_reason_and_not_counted_until_they_end(
             .expect("a CSV"),
     )
     .expect("csv");
-    // By default the CSV counts per promise and owner; only what is broken.
+    // By default the CSV counts per promise and custodian; only what is broken.
     let rows: Vec<&str> = csv.lines().collect();
-    assert_eq!(rows[0], "rule,severity,owner,open", "{csv}");
-    assert_eq!(rows.len(), 2, "one promise, one owner: {csv}");
+    assert_eq!(rows[0], "rule,severity,custodian,open", "{csv}");
+    assert_eq!(rows.len(), 2, "one promise, one custodian: {csv}");
     assert!(
         rows[1].starts_with("stale,medium,") && rows[1].ends_with(",1"),
         "{csv}"
@@ -230,8 +230,8 @@ fn an_exception_needs_a_reason_an_end_and_names_that_exist() {
     }
 }
 
-/// Owner marks on a Maildir: with `flagged` allowed, a message with the `F`
-/// flag is excepted as marked by its owner; without, it counts. Nothing on
+/// Custodian marks on a Maildir: with `flagged` allowed, a message with the `F`
+/// flag is excepted as marked by its custodian; without, it counts. Nothing on
 /// disk changes.
 #[test]
 fn a_flagged_maildir_message_is_excepted_only_where_marks_are_allowed() {
@@ -285,10 +285,10 @@ fn a_flagged_maildir_message_is_excepted_only_where_marks_are_allowed() {
             .collect();
         (reasons, stderr)
     };
-    let (allowed, stderr) = scan_with("owner_marks = { flagged = true }");
+    let (allowed, stderr) = scan_with("custodian_marks = { flagged = true }");
     assert_eq!(
         allowed.values().cloned().collect::<Vec<_>>(),
-        ["marked by owner", ""],
+        ["marked by custodian", ""],
         "{allowed:?}"
     );
     assert!(

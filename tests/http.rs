@@ -76,7 +76,7 @@ fn write_config(dir: &Path, url: &str, token: &str) -> String {
     let text = format!(
         "[daemon]\nstate_dir = \"state\"\n\n[[sources]]\nname = \"crm\"\ntype = \"http\"\nurl = \"{url}\"\n\
          allow_plaintext = true\nauth = {{ bearer_file = \"crm.token\" }}\nitems = \"/items\"\n\
-         pagination = {{ type = \"page\", size = 100 }}\nid = \"/id\"\nowner = \"/contact/email\"\n\
+         pagination = {{ type = \"page\", size = 100 }}\nid = \"/id\"\ncustodian = \"/contact/email\"\n\
          attributes = {{ status = \"/status\" }}\ndates = {{ closed = \"/closed_at\" }}\n\
          last_activity = \"/last_contact\"\ntimeout_seconds = 5\nattempts = 3\n{RULES}"
     );

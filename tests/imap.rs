@@ -1026,13 +1026,13 @@ fn all_folders_of_a_gmail_style_layout_skip_all_mail_unless_it_is_named() {
     );
 }
 
-/// Owner marks: with them allowed, a flagged message and one in the "keep"
-/// folder are excepted ("marked by owner") and not counted as broken; taking
+/// Custodian marks: with them allowed, a flagged message and one in the "keep"
+/// folder are excepted ("marked by custodian") and not counted as broken; taking
 /// the flag away makes the finding count again at the next scan; with marks
 /// not allowed the same mailbox counts every one. The mailbox is unchanged by
 /// the scans.
 #[test]
-fn messages_their_owner_marked_as_kept_are_excepted_only_where_allowed() {
+fn messages_their_custodian_marked_as_kept_are_excepted_only_where_allowed() {
     let server = Dovecot::start(&[("anna", "anna-pw")]);
     let mut anna = server.client("anna", "anna-pw");
     anna.command("CREATE Beh&AOU-lls");
@@ -1073,7 +1073,7 @@ fn messages_their_owner_marked_as_kept_are_excepted_only_where_allowed() {
         .collect()
     };
     let all_three = |marked: &[u32], kept_marked: bool| -> BTreeMap<String, String> {
-        let reason = |yes: bool| if yes { "marked by owner" } else { "" }.to_owned();
+        let reason = |yes: bool| if yes { "marked by custodian" } else { "" }.to_owned();
         BTreeMap::from([
             (
                 format!("anna/INBOX/{flagged}"),
@@ -1087,7 +1087,7 @@ fn messages_their_owner_marked_as_kept_are_excepted_only_where_allowed() {
     // Allowed: the flagged one and the kept folder's are excepted.
     let allowed = write_config(
         dir.path(),
-        &source("owner_marks = { flagged = true, folders = [\"Behålls\"] }\n"),
+        &source("custodian_marks = { flagged = true, folders = [\"Behålls\"] }\n"),
         &rules,
     );
     let output = tillsyn(&["scan", "--once", "--config", &allowed]);
@@ -1100,7 +1100,7 @@ fn messages_their_owner_marked_as_kept_are_excepted_only_where_allowed() {
     assert_eq!(excepted(&allowed), all_three(&[flagged], true));
     assert_eq!(anna.snapshot("INBOX"), before, "the scan changed nothing");
 
-    // The owner takes the flag away: the next scan counts it again.
+    // The custodian takes the flag away: the next scan counts it again.
     anna.command("SELECT INBOX");
     anna.command(&format!("UID STORE {flagged} -FLAGS.SILENT (\\Flagged)"));
     anna.command("UNSELECT");
@@ -1143,7 +1143,7 @@ fn checked(dir: &Path) -> BTreeMap<String, (u64, usize, bool)> {
         .checked_counts()
         .expect("counts")
         .into_iter()
-        .map(|row| (row.rule, (row.records, row.owners.len(), row.complete)))
+        .map(|row| (row.rule, (row.records, row.custodians.len(), row.complete)))
         .collect()
 }
 

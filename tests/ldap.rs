@@ -299,7 +299,7 @@ bind_dn = "{SERVICE_DN}"
 password_file = "ldap.pw"
 base_dn = "ou=people,{SUFFIX}"
 filter = "(objectClass=inetOrgPerson)"
-attributes = {{ opt_out = "marketingOptOut" }}
+attributes = {{ email = "mail", opt_out = "marketingOptOut" }}
 group_base_dn = "ou=lists,{SUFFIX}"
 incremental_full_every_hours = 24
 
@@ -309,6 +309,7 @@ kind = "conflict"
 policy = "om direktreklamspärr inte har begärts"
 when = {{ sources = ["directory"], attributes = {{ groups = "CN=Market\\69ng, OU=Lists, {spaced}" }} }}
 marked_by = {{ sources = ["directory"], attributes = {{ opt_out = "TRUE" }} }}
+key = "email"
 "#,
             port = server.port,
             spaced = SUFFIX.replace(',', ", "),

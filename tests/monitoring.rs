@@ -61,7 +61,7 @@ fn alerting_rules_pass_promtool() {
     }
 }
 
-/// The people in the planted data: mailbox owners, correspondents, names in
+/// The people in the planted data: mailbox custodians, correspondents, names in
 /// folder names.
 const PEOPLE: &[&str] = &[
     "anna.andersson@exempel.se",
@@ -99,7 +99,7 @@ fn plant(root: &Path) {
         days_ago(400),
     );
     if running_as_root() {
-        // Files owned by someone else than the auditor, so owners are real.
+        // Files owned by someone else than the auditor, so custodians are real.
         for path in ["HR/Anna Andersson/CV.pdf", "HR/Bertil Berg/betyg.pdf"] {
             std::os::unix::fs::chown(share.join(path), Some(65534), Some(65534)).expect("chown");
         }
@@ -117,7 +117,7 @@ state_dir = "state"
 listen = "127.0.0.1:{port}"
 
 [privacy]
-name_owners = true
+name_people = true
 
 [[sources]]
 name = "mail"
@@ -235,7 +235,7 @@ fn a_real_scrape_passes_promtool_covers_the_rules_and_dashboard_and_names_nobody
     assert_eq!(findings.len(), 6);
     let mut identities: BTreeSet<String> = PEOPLE.iter().map(|p| p.to_lowercase()).collect();
     for finding in &findings {
-        for key in ["owner", "record"] {
+        for key in ["custodian", "record"] {
             if let Some(value) = finding[key].as_str()
                 && !value.is_empty()
             {

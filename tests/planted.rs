@@ -325,7 +325,7 @@ fn finds_exactly_the_planted_violations_and_resolves_exactly_what_was_removed() 
     assert_exact(&found, &planted);
 
     // Every JSON line carries what the issue promises; by default (no
-    // `--reveal`) owners are pseudonyms.
+    // `--reveal`) custodians are pseudonyms.
     let private = tillsyn_as_configured(&[
         "findings",
         "--config",
@@ -336,12 +336,18 @@ fn finds_exactly_the_planted_violations_and_resolves_exactly_what_was_removed() 
     assert_eq!(json_lines(&private).len(), planted.len());
     for finding in json_lines(&private) {
         for key in [
-            "rule", "source", "severity", "record", "owner", "age_days", "policy",
+            "rule",
+            "source",
+            "severity",
+            "record",
+            "custodian",
+            "age_days",
+            "policy",
         ] {
             assert!(finding.get(key).is_some(), "{key} missing in {finding}");
         }
         assert!(
-            finding["owner"]
+            finding["custodian"]
                 .as_str()
                 .is_some_and(|o| o.starts_with("p-")),
             "pseudonymised: {finding}"
@@ -448,7 +454,7 @@ when = { attributes = { class = "invoice" } }
 }
 
 #[test]
-fn home_folders_name_their_owners_when_every_file_has_one_uid() {
+fn home_folders_name_their_custodians_when_every_file_has_one_uid() {
     let dir = tempfile::tempdir().expect("tempdir");
     let share = dir.path().join("share");
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 366 * 86_400);
@@ -463,7 +469,7 @@ fn home_folders_name_their_owners_when_every_file_has_one_uid() {
         std::fs::write(&file, b"x").expect("file");
         set_mtime(&file, old);
     }
-    let write = |owner_from: &str| {
+    let write = |custodian_from: &str| {
         let config = dir.path().join("tillsyn.toml");
         std::fs::write(
             &config,
@@ -472,13 +478,13 @@ fn home_folders_name_their_owners_when_every_file_has_one_uid() {
 state_dir = "state"
 
 [privacy]
-name_owners = true
+name_people = true
 
 [[sources]]
 name = "share"
 type = "fileshare"
 root = "share"
-owner_from = [{owner_from}]
+custodian_from = [{custodian_from}]
 
 [[rules]]
 id = "old-files"
@@ -492,43 +498,47 @@ timestamp = "modified"
         .expect("config");
         config.to_str().expect("utf8").to_owned()
     };
-    let config = write("\"Hem/{owner}/**\"");
+    let config = write("\"Hem/{custodian}/**\"");
     let output = tillsyn(&["scan", "--once", "--config", &config]);
     assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
     let findings = json_lines(&tillsyn(&[
         "findings", "--open", "--config", &config, "--format", "json",
     ]));
-    let owners: BTreeSet<(String, String)> = findings
+    let custodians: BTreeSet<(String, String)> = findings
         .iter()
         .map(|finding| {
             (
                 finding["record"].as_str().unwrap_or("?").to_owned(),
-                finding["owner"].as_str().unwrap_or("?").to_owned(),
+                finding["custodian"].as_str().unwrap_or("?").to_owned(),
             )
         })
         .collect();
-    let uid_owner = owners
+    let uid_owner = custodians
         .iter()
         .find(|(record, _)| record == "Gemensamt/rutiner.pdf")
-        .map(|(_, owner)| owner.clone())
+        .map(|(_, custodian)| custodian.clone())
         .expect("the shared file");
     assert_ne!(uid_owner, "anna");
     assert_eq!(
-        owners,
+        custodians,
         BTreeSet::from([
             ("Hem/anna/cv.docx".to_owned(), "anna".to_owned()),
             ("Hem/bo/gammalt/lista.xlsx".to_owned(), "bo".to_owned()),
             ("Gemensamt/rutiner.pdf".to_owned(), uid_owner.clone()),
         ])
     );
-    // A pattern that names no owner is a config error, with its reason.
-    for bad in ["\"Hem/**/{owner}\"", "\"Hem/*\"", "\"Hem/{owner}/{owner}\""] {
+    // A pattern that names no custodian is a config error, with its reason.
+    for bad in [
+        "\"Hem/**/{custodian}\"",
+        "\"Hem/*\"",
+        "\"Hem/{custodian}/{custodian}\"",
+    ] {
         let config = write(bad);
         let output = tillsyn(&["check-config", "--config", &config]);
         let (stdout, stderr) = text(&output);
         assert_eq!(output.status.code(), Some(3), "{bad}: {stdout}{stderr}");
         assert!(
-            format!("{stdout}{stderr}").contains("owner_from"),
+            format!("{stdout}{stderr}").contains("custodian_from"),
             "{bad}: {stdout}{stderr}"
         );
     }

@@ -4,7 +4,7 @@
 //! fields in a CRM over HTTP. Every output path is run: the scan table and JSON,
 //! `findings`, `explain`, `check-config --connect`, the report's HTML, text and
 //! CSV, the mail a real SMTP server receives, the daemon's `/metrics` and the
-//! logs at debug level. With `[privacy] name_owners = false` no planted string
+//! logs at debug level. With `[privacy] name_people = false` no planted string
 //! appears in any of it; with `true` they appear where expected, so the test can
 //! fail.
 
@@ -39,10 +39,11 @@ const PLANTED: &[&str] = &[
     "johan.jonsson",
     "karin.karlsson",
     "karin karlsson",
+    "lisa.lind",
 ];
 
-/// Those that name the owner or location of a finding, so that with
-/// `name_owners = true` each shows in the scan, findings, explain, report and
+/// Those that name the custodian or location of a finding, so that with
+/// `name_people = true` each shows in the scan, findings, explain, report and
 /// mail. (Mail correspondents are never stored, so they never show.)
 const LOCATED: &[&str] = &[
     "anna.andersson",
@@ -50,6 +51,7 @@ const LOCATED: &[&str] = &[
     "ivar_isaksson",
     "johan.jonsson",
     "karin.karlsson",
+    "lisa.lind",
 ];
 
 fn days_ago_rfc3339(days: i64) -> String {
@@ -90,6 +92,7 @@ fn world() -> World {
             "id": "karin.karlsson@kund.se",
             "name": "Karin Karlsson",
             "email": "karin.karlsson@kund.se",
+            "handler": "lisa.lind@exempel.se",
             "status": "closed",
             "closed_at": days_ago_rfc3339(45),
         })],
@@ -132,7 +135,7 @@ fn world() -> World {
     world
 }
 
-fn write_config(world: &World, smtp_port: u16, name_owners: bool) {
+fn write_config(world: &World, smtp_port: u16, name_people: bool) {
     let root = world.dir.path();
     let dovecot = &world._dovecot;
     let slapd = &world._slapd;
@@ -142,7 +145,7 @@ state_dir = "state"
 listen = "127.0.0.1:{listen}"
 
 [privacy]
-name_owners = {name_owners}
+name_people = {name_people}
 
 [[sources]]
 name = "mail"
@@ -184,8 +187,9 @@ allow_plaintext = true
 auth = {{ bearer_file = "crm.token" }}
 items = "/items"
 id = "/id"
-owner = "/email"
-attributes = {{ status = "/status", name = "/name" }}
+custodian = "/handler"
+attributes = {{ status = "/status", name = "/name", email = "/email" }}
+identifiers = {{ email = "email" }}
 dates = {{ closed = "/closed_at" }}
 
 [[rules]]
@@ -379,7 +383,7 @@ fn no_output_names_a_person_unless_the_config_says_so() {
         .collect();
     assert!(
         leaks.is_empty(),
-        "with name_owners = false, planted names leaked:\n{}",
+        "with name_people = false, planted names leaked:\n{}",
         leaks.join("\n---\n")
     );
 
@@ -399,14 +403,14 @@ fn no_output_names_a_person_unless_the_config_says_so() {
         .execute("DELETE FROM report_outbox", [])
         .expect("clear outbox");
     let outputs = every_output(&world, &month);
-    // The report's sections name owners and top folders; its CSV (and so the
+    // The report's sections name custodians and top folders; its CSV (and so the
     // mail that carries it) has every record's full location.
-    let owners = &["anna.andersson", "johan.jonsson", "karin.karlsson"][..];
+    let custodians = &["anna.andersson", "lisa.lind"][..];
     for (path, expected_names) in [
         ("scan json (stdout)".to_owned(), LOCATED),
         ("findings json (stdout)".to_owned(), LOCATED),
-        ("report file report.html".to_owned(), owners),
-        ("report file report.txt".to_owned(), owners),
+        ("report file report.html".to_owned(), custodians),
+        ("report file report.txt".to_owned(), custodians),
         (format!("report file tillsyn-{month}.csv"), LOCATED),
         ("the received mail, decoded".to_owned(), LOCATED),
     ] {
@@ -418,7 +422,7 @@ fn no_output_names_a_person_unless_the_config_says_so() {
         for expected in expected_names {
             assert!(
                 found.contains(expected),
-                "{path}: with name_owners = true, {expected} should show:\n{text}"
+                "{path}: with name_people = true, {expected} should show:\n{text}"
             );
         }
     }

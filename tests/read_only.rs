@@ -1,7 +1,7 @@
 //! A scan changes nothing it reads: no file's content, size, mode, mtime or ctime,
 //! and no access time where the kernel lets the auditor avoid it (it opens marker
 //! files, mail headers, whole messages and documents read for content with
-//! O_NOATIME, which works for the files' owner and for root).
+//! O_NOATIME, which works for the files' custodian and for root).
 
 mod common;
 
@@ -69,7 +69,7 @@ fn snapshot(root: &Path) -> Snapshot {
             }
         }
         // The snapshot itself must not touch atime: read with O_NOATIME (allowed
-        // for the files' owner, which the test is).
+        // for the files' custodian, which the test is).
         let content_hash = if meta.is_file() {
             use std::io::Read;
             use std::os::unix::fs::OpenOptionsExt;

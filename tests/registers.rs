@@ -72,12 +72,12 @@ fn marketing_to_people_who_asked_for_a_block_is_found() {
             http_source(
                 "crm",
                 &crm.url(),
-                "kind = \"contact\"\nowner = \"/email\"\nattributes = { marketing_block = \"/direct_marketing_block\" }"
+                "kind = \"contact\"\nattributes = { email = \"/email\", marketing_block = \"/direct_marketing_block\" }"
             ),
             http_source(
                 "marketing",
                 &list.url(),
-                "kind = \"contact\"\nowner = \"/email\""
+                "kind = \"contact\"\nattributes = { email = \"/email\" }"
             ),
             r#"[[rules]]
 id = "P10-marketing-despite-block"
@@ -85,6 +85,7 @@ kind = "conflict"
 policy = "om direktreklamspärr inte har begärts"
 when = { sources = ["marketing"] }
 marked_by = { sources = ["crm"], attributes = { marketing_block = "true" } }
+key = "email"
 "#
         ),
     );

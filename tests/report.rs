@@ -494,17 +494,23 @@ fn at(text: &str) -> DateTime<Utc> {
         .expect("time")
 }
 
-fn finding(rule: &str, path: &str, kind: &'static str, owner: &str, detail: &str) -> NewFinding {
+fn finding(
+    rule: &str,
+    path: &str,
+    kind: &'static str,
+    custodian: &str,
+    detail: &str,
+) -> NewFinding {
     NewFinding {
         rule: rule.into(),
         record_id: path.into(),
         record_path: path.into(),
         record_kind: kind,
-        owner: Some(owner.into()),
+        custodian: Some(custodian.into()),
         severity: "medium",
         detail: detail.into(),
         age_days: None,
-        owner_marked: false,
+        custodian_marked: false,
         detail_data: None,
     }
 }
@@ -676,13 +682,13 @@ fn golden_store(dir: &Path, language: &str) -> tillsyn::config::Config {
         tillsyn::checked::RuleCount {
             rule: "stale-inbox".into(),
             records: 1234,
-            owners: vec![11, 12, 13],
+            custodians: vec![11, 12, 13],
             complete: true,
         },
         tillsyn::checked::RuleCount {
             rule: "wide-cc".into(),
             records: 56,
-            owners: vec![11, 12, 13],
+            custodians: vec![11, 12, 13],
             complete: false,
         },
     ];
@@ -733,7 +739,7 @@ fn a_rate_over_an_uncounted_source_is_a_lower_bound() {
     let wider = tillsyn::config::load(&path).expect("config");
     assert_eq!(
         rate(&wider).as_deref(),
-        Some("2 of at least 1,234 records (<1 %) in 2 of 3 owners")
+        Some("2 of at least 1,234 records (<1 %) in 2 of 3 custodians")
     );
 }
 
@@ -786,7 +792,7 @@ fn the_text_report_matches_its_golden_file_in_both_languages() {
         // The CRM case was open at the end of February and the failed March scan
         // resolved nothing: still open, and the source unverified.
         assert_eq!((closed.status, closed.open), ("broken", 1));
-        assert!(!actual.contains("anna@exempel.se"), "an owner is named");
+        assert!(!actual.contains("anna@exempel.se"), "a custodian is named");
     }
 }
 
@@ -851,19 +857,19 @@ fn headless_chromium_renders_the_html_report() {
 }
 
 /// What changed and who: from a history where one promise becomes broken,
-/// one becomes kept and one grows, the report names each, ranks owners with
+/// one becomes kept and one grows, the report names each, ranks custodians with
 /// their change, and finds the oldest open violation.
 #[test]
 fn the_report_says_what_changed_and_who_holds_the_open_violations() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = golden_store(dir.path(), "en");
     let mut store = Store::open(&config.daemon.state_dir).expect("store");
-    let mail = |rule: &str, n: u32, owner: &str| {
+    let mail = |rule: &str, n: u32, custodian: &str| {
         finding(
             rule,
-            &format!("{owner}@exempel.se/INBOX/{n}"),
+            &format!("{custodian}@exempel.se/INBOX/{n}"),
             "message",
-            owner,
+            custodian,
             "d",
         )
     };
@@ -915,18 +921,18 @@ fn the_report_says_what_changed_and_who_holds_the_open_violations() {
         ]
     );
     let stale = &built.data.promises[0];
-    let owners: Vec<(u64, &str)> = stale
-        .owners
+    let custodians: Vec<(u64, &str)> = stale
+        .custodians
         .iter()
-        .map(|owner| (owner.open, owner.change.as_str()))
+        .map(|custodian| (custodian.open, custodian.change.as_str()))
         .collect();
-    // Both are new owners of this promise (the March ones were others).
-    assert_eq!(owners, [(3, "+3"), (1, "+1")], "bo first, then anna");
+    // Both are new custodians of this promise (the March ones were others).
+    assert_eq!(custodians, [(3, "+3"), (1, "+1")], "bo first, then anna");
     assert!(
         stale
-            .owners
+            .custodians
             .iter()
-            .all(|owner| owner.owner.starts_with("p-")),
+            .all(|custodian| custodian.custodian.starts_with("p-")),
         "pseudonyms, not names"
     );
     // The oldest open one, as the store has it.

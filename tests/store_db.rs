@@ -103,32 +103,32 @@ fn the_same_migrations_make_the_same_schema_on_both_engines() {
 /// The same statements, written once, on either engine.
 fn round_trips(database: &dyn Database) {
     db::migrate(database).expect("migrate");
-    let owners: Vec<u8> = (0u8..=255).collect();
+    let custodians: Vec<u8> = (0u8..=255).collect();
     for records in [0i64, 1, i64::from(u32::MAX) + 7] {
         database
             .execute(
-                "INSERT INTO checked_counts (source, rule, records, owners, complete)
+                "INSERT INTO checked_counts (source, rule, records, custodians, complete)
                  VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (source, rule) DO UPDATE SET records = excluded.records,
-                     owners = excluded.owners, complete = excluded.complete",
+                     custodians = excluded.custodians, complete = excluded.complete",
                 &[
                     Value::from("mail"),
                     Value::from("inbox 'quoted' $1"),
                     Value::from(records),
-                    Value::from(owners.clone()),
+                    Value::from(custodians.clone()),
                     Value::from(records > 0),
                 ],
             )
             .expect("upsert");
         let rows = database
             .query(
-                "SELECT records, owners, complete, rule FROM checked_counts WHERE source = $1",
+                "SELECT records, custodians, complete, rule FROM checked_counts WHERE source = $1",
                 &[Value::from("mail")],
             )
             .expect("read");
         assert_eq!(rows.len(), 1, "{:?}", database.engine());
         assert_eq!(rows[0].int(0).expect("records"), records);
-        assert_eq!(rows[0].blob(1).expect("owners"), owners);
+        assert_eq!(rows[0].blob(1).expect("custodians"), custodians);
         assert_eq!(rows[0].int(2).expect("complete"), i64::from(records > 0));
         assert_eq!(rows[0].text(3).expect("rule"), "inbox 'quoted' $1");
     }

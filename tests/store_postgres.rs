@@ -33,18 +33,18 @@ fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_780_000_000 + seconds, 0).expect("time")
 }
 
-fn finding(rule: &str, path: &str, owner: &str, marked: bool) -> NewFinding {
+fn finding(rule: &str, path: &str, custodian: &str, marked: bool) -> NewFinding {
     NewFinding {
         rule: rule.into(),
         record_id: path.into(),
         record_path: path.into(),
         record_kind: "message",
-        owner: Some(owner.into()),
+        custodian: Some(custodian.into()),
         severity: "medium",
         detail: "received long ago".into(),
         detail_data: None,
         age_days: Some(40),
-        owner_marked: marked,
+        custodian_marked: marked,
     }
 }
 
@@ -56,7 +56,7 @@ fn key(rule: &str, side: &'static str, person: &str, path: &str) -> NewConflictK
         record_id: path.into(),
         record_path: path.into(),
         record_kind: "contact",
-        owner: None,
+        custodian: None,
     }
 }
 
@@ -195,7 +195,7 @@ fn life(store: &mut Store) -> Vec<String> {
                 "{} {} {} seen {}..{} resolved {:?} excepted {:?}",
                 finding.rule,
                 finding.record_path,
-                finding.owner.clone().unwrap_or_default(),
+                finding.custodian.clone().unwrap_or_default(),
                 finding.first_seen.timestamp(),
                 finding.last_seen.timestamp(),
                 finding.resolved_at.map(|t| t.timestamp()),
@@ -339,7 +339,7 @@ fn life(store: &mut Store) -> Vec<String> {
             &[tillsyn::checked::RuleCount {
                 rule: "stale".into(),
                 records: 50,
-                owners: vec![1, 2],
+                custodians: vec![1, 2],
                 complete: true,
             }],
         )
@@ -413,7 +413,7 @@ fn the_store_answers_the_same_on_postgresql_as_on_sqlite() {
         assert_eq!(postgres, sqlite);
     }
     assert_eq!(on_postgres.len(), on_sqlite.len());
-    // The life did what it says: the expunged message resolved, the owner's
+    // The life did what it says: the expunged message resolved, the custodian's
     // mark and the dispens kept, the conflict found once.
     let text = on_sqlite.join("\n");
     assert!(text.contains("stale anna/INBOX/1 anna seen"), "{text}");

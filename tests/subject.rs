@@ -153,7 +153,7 @@ bind_dn = "{SERVICE_DN}"
 password_file = "ldap.pw"
 base_dn = "ou=people,{SUFFIX}"
 filter = "(objectClass=inetOrgPerson)"
-owner_attribute = "uid"
+custodian_attribute = "uid"
 attributes = {{ mail = "mail", pnr = "employeeNumber" }}
 identifiers = {{ mail = "email", pnr = "personnummer" }}
 
@@ -514,7 +514,7 @@ fn the_server_searches_what_the_index_does_not_cover() {
              [[sources]]\nname = \"directory\"\ntype = \"ldap\"\nurl = \"ldaps://127.0.0.1:{}\"\n\
              ca_file = \"{}\"\nbind_dn = \"{SERVICE_DN}\"\npassword_file = \"ldap.pw\"\n\
              base_dn = \"ou=people,{SUFFIX}\"\nfilter = \"(objectClass=inetOrgPerson)\"\n\
-             owner_attribute = \"uid\"\n\n\
+             custodian_attribute = \"uid\"\n\n\
              [[rules]]\nid = \"stale\"\nkind = \"max_age\"\npolicy = \"p\"\nmax_age = \"31d\"\n\
              timestamp = \"received\"\n",
             dovecot.port,

@@ -43,7 +43,7 @@ impl IdentityKey {
     pub fn hash(&self, kind: &str, normalised: &str) -> IdentityHash {
         let mut hash = [0u8; 16];
         let mut mac = self.keyed.clone();
-        // Domain-separated from the owner pseudonyms made with the same key.
+        // Domain-separated from the custodian pseudonyms made with the same key.
         mac.update(b"tillsyn identity\0");
         mac.update(kind.as_bytes());
         mac.update(b"\0");

@@ -54,9 +54,9 @@ pub use record::{
     mark_personal,
 };
 
-/// The record attribute a connector sets when the owner marked the record as
-/// kept on purpose (a flag, a folder; see the IMAP source's `owner_marks`).
-pub const OWNER_MARK: &str = "owner_mark";
+/// The record attribute a connector sets when the custodian marked the record as
+/// kept on purpose (a flag, a folder; see the IMAP source's `custodian_marks`).
+pub const CUSTODIAN_MARK: &str = "custodian_mark";
 
 /// What the rules that apply to a source need from it (the scan plan); the
 /// connector skips work nobody asked for (a stale-inbox rule needs no headers).
@@ -386,7 +386,7 @@ pub struct ScanReport {
 pub struct PlaceTotal {
     /// Record-path prefix, e.g. `anna/INBOX`.
     pub prefix: String,
-    /// A record standing for any record there: its kind, container, owner
+    /// A record standing for any record there: its kind, container, custodian
     /// and the place's attributes (a folder's special use), no content.
     pub place: Record,
     /// How many records it holds.
@@ -418,7 +418,7 @@ impl PartialEq for PlaceTotal {
             && self.place.path == other.place.path
             && self.place.kind == other.place.kind
             && self.place.container == other.place.container
-            && self.place.owner == other.place.owner
+            && self.place.custodian == other.place.custodian
             && self.place.attributes == other.place.attributes
     }
 }

@@ -100,9 +100,9 @@ pub struct Record {
     /// Path relative to the source root, with `/` separators, for path globs. Mail
     /// records use `account/folder/name` too so one glob syntax fits all.
     pub path: String,
-    /// Whose data or mailbox it is, as the store knows it (account, file owner).
-    /// Never logged; pseudonymised in output unless the config names owners.
-    pub owner: Option<String>,
+    /// Whose data or mailbox it is, as the store knows it (account, file custodian).
+    /// Never logged; pseudonymised in output unless the config names custodians.
+    pub custodian: Option<String>,
     /// The standard timestamps.
     pub timestamps: Timestamps,
     /// Named dates: from the record itself (`path_date`) or from its container (a
@@ -129,7 +129,7 @@ impl Record {
             path: id.clone(),
             id,
             container: String::new(),
-            owner: None,
+            custodian: None,
             timestamps: Timestamps::default(),
             dates: BTreeMap::new(),
             participants: None,

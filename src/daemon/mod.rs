@@ -139,6 +139,13 @@ impl Loaded {
     /// Load, check and build everything `path` names. Reads credential files.
     pub fn load(path: &Path) -> Result<Loaded, DaemonError> {
         let config = config::load(path)?;
+        for warning in &config.warnings {
+            tracing::warn!(
+                line = warning.line.unwrap_or(0),
+                warning = %warning.message,
+                "The config uses a key renamed in this release."
+            );
+        }
         let rules = Arc::new(
             RuleSet::for_config(&config)?.with_identity_key(crate::privacy::identity_key(&config)?),
         );

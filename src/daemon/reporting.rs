@@ -7,7 +7,7 @@
 //! fresh install only the month just ended). Each month is made and sent once:
 //! the outbox keeps it, across restarts.
 //!
-//! With `[digest]`, each owner's digest of the month just ended is made at the
+//! With `[digest]`, each custodian's digest of the month just ended is made at the
 //! digest schedule's first tick after the month (the report's by default),
 //! once, and delivered through its own outbox in the same loop.
 
@@ -95,7 +95,7 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
                     shared.metrics.report_delivery_failed();
                     // The server's reply is logged with any address in it
                     // pseudonymised (it may name a recipient).
-                    let reply = crate::privacy::OwnerDisplay::for_config(&loaded.config)
+                    let reply = crate::privacy::PersonDisplay::for_config(&loaded.config)
                         .map(|display| display.text(&error.to_string()))
                         .unwrap_or_else(|_| "(not logged: the pseudonym key is unreadable)".into());
                     tracing::warn!(
@@ -183,7 +183,7 @@ async fn digests(
         match made {
             Ok(Some(Ok(prepared))) => tracing::info!(
                 month = %month,
-                owners = prepared.owners,
+                custodians = prepared.custodians,
                 queued = prepared.queued,
                 no_address = prepared.no_address,
                 "Personal digests made; sending them."

@@ -48,9 +48,9 @@ pub struct ReportConfig {
     /// only written to files (`tillsyn report --out`).
     pub mail: Option<MailConfig>,
     /// The CSV lists every open finding, rather than open counts per promise
-    /// and owner.
+    /// and custodian.
     pub attach_findings: bool,
-    /// Owners' departments, for the report's "who". `None`: not shown.
+    /// Custodians' departments, for the report's "who". `None`: not shown.
     pub departments: Option<DepartmentLookup>,
 }
 
@@ -107,7 +107,7 @@ pub(crate) struct ReportFile {
     pub schedule: Option<Schedule>,
     #[serde(default)]
     pub language: Language,
-    /// Replaced by `[privacy] name_owners`; kept only to say so.
+    /// Replaced by `[privacy] name_people`; kept only to say so.
     #[serde(default)]
     pub name_owners: Option<bool>,
     #[serde(default)]
@@ -124,12 +124,12 @@ pub(crate) struct ReportFile {
     pub smtp: Option<SmtpFile>,
     #[serde(default)]
     pub attach_findings: bool,
-    /// `[report.departments]`: owners' departments, from a directory.
+    /// `[report.departments]`: custodians' departments, from a directory.
     #[serde(default)]
     pub departments: Option<DepartmentLookup>,
 }
 
-/// `[report.departments]`: where a directory keeps owners' departments, for
+/// `[report.departments]`: where a directory keeps custodians' departments, for
 /// the report's "who".
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -137,10 +137,10 @@ pub struct DepartmentLookup {
     /// An `ldap` source of the config, whose connection, base and filter are
     /// used. Required.
     pub source: String,
-    /// The attribute whose value is the owner's name as findings have it
+    /// The attribute whose value is the custodian's name as findings have it
     /// (`uid`, `sAMAccountName`, `mail`). Default: `uid`.
-    #[serde(default = "default_owner_attribute")]
-    pub owner_attribute: String,
+    #[serde(default = "default_custodian_attribute")]
+    pub custodian_attribute: String,
     /// The attribute naming the department (`department` in Active
     /// Directory, `ou` or `departmentNumber` in OpenLDAP). Default:
     /// `department`.
@@ -148,7 +148,7 @@ pub struct DepartmentLookup {
     pub attribute: String,
 }
 
-fn default_owner_attribute() -> String {
+fn default_custodian_attribute() -> String {
     "uid".into()
 }
 

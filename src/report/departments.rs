@@ -1,8 +1,8 @@
-//! Owners' departments for the report's "who" (`[report.departments]`), asked
-//! of an LDAP source of the config: read-only, one search per hundred owners,
-//! and only for the owners of violations open at the report's end. The report
-//! shows the department beside the owner (a pseudonym unless the config names
-//! owners); a directory that cannot be asked leaves departments out and says
+//! Custodians' departments for the report's "who" (`[report.departments]`), asked
+//! of an LDAP source of the config: read-only, one search per hundred custodians,
+//! and only for the custodians of violations open at the report's end. The report
+//! shows the department beside the custodian (a pseudonym unless the config names
+//! custodians); a directory that cannot be asked leaves departments out and says
 //! so in the log, never stops the report.
 
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ use crate::report::Month;
 use crate::report::config::DepartmentLookup;
 use crate::store::Store;
 
-/// Owner (as findings have it) → department.
+/// Custodian (as findings have it) → department.
 pub type Departments = BTreeMap<String, String>;
 
 /// Why departments could not be looked up.
@@ -24,15 +24,15 @@ pub enum DepartmentError {
     /// The configured source is no LDAP source.
     #[error("[report.departments]: {0:?} is not an ldap source of this config")]
     NotLdap(String),
-    /// The store could not list the owners.
-    #[error("listing owners: {0}")]
+    /// The store could not list the custodians.
+    #[error("listing custodians: {0}")]
     Store(String),
     /// The directory failed.
     #[error("asking the directory: {0}")]
     Directory(String),
 }
 
-/// The departments of the owners of violations open at `month`'s report end
+/// The departments of the custodians of violations open at `month`'s report end
 /// (as of `now`), per `[report.departments]`; empty when it is not set.
 pub async fn look_up(
     config: &Config,
@@ -48,7 +48,7 @@ pub async fn look_up(
         return Ok(Departments::new());
     };
     let end = super::report_end(month, config.daemon.timezone.0, now);
-    let owners: Vec<String> = {
+    let custodians: Vec<String> = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || -> Result<Vec<String>, DepartmentError> {
             let guard = store
@@ -57,25 +57,25 @@ pub async fn look_up(
             let open = guard
                 .open_at(end)
                 .map_err(|error| DepartmentError::Store(error.to_string()))?;
-            let owners: std::collections::BTreeSet<String> = open
+            let custodians: std::collections::BTreeSet<String> = open
                 .into_iter()
-                .filter_map(|finding| finding.owner)
+                .filter_map(|finding| finding.custodian)
                 .collect();
-            Ok(owners.into_iter().collect())
+            Ok(custodians.into_iter().collect())
         })
         .await
         .map_err(|error| DepartmentError::Store(error.to_string()))??
     };
-    ask(config, &lookup, &owners).await
+    ask(config, &lookup, &custodians).await
 }
 
-/// Ask the directory for the departments of `owners`.
+/// Ask the directory for the departments of `custodians`.
 pub async fn ask(
     config: &Config,
     lookup: &DepartmentLookup,
-    owners: &[String],
+    custodians: &[String],
 ) -> Result<Departments, DepartmentError> {
-    if owners.is_empty() {
+    if custodians.is_empty() {
         return Ok(Departments::new());
     }
     let settings = config
@@ -89,14 +89,18 @@ pub async fn ask(
     let source = tillsyn_connectors::ldap::LdapSource::build(ldap.clone())
         .map_err(|error| DepartmentError::Directory(error.to_string()))?;
     let found = source
-        .lookup(&lookup.owner_attribute, owners, &[&lookup.attribute])
+        .lookup(
+            &lookup.custodian_attribute,
+            custodians,
+            &[&lookup.attribute],
+        )
         .await
         .map_err(|error| DepartmentError::Directory(error.to_string()))?;
     Ok(found
         .into_iter()
-        .filter_map(|(owner, attributes)| {
+        .filter_map(|(custodian, attributes)| {
             let department = attributes.get(&lookup.attribute)?.trim();
-            (!department.is_empty()).then(|| (owner, department.to_owned()))
+            (!department.is_empty()).then(|| (custodian, department.to_owned()))
         })
         .collect())
 }
@@ -112,7 +116,7 @@ pub async fn or_none(
     match look_up(config, store, month, now).await {
         Ok(departments) => departments,
         Err(error) => {
-            tracing::warn!(error = %error, "Departments not looked up; the report shows owners without them.");
+            tracing::warn!(error = %error, "Departments not looked up; the report shows custodians without them.");
             Departments::new()
         }
     }

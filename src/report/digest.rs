@@ -1,4 +1,4 @@
-//! Personal digests: each owner with open findings gets one mail a month
+//! Personal digests: each custodian with open findings gets one mail a month
 //! listing their own findings, and what to do about them (`[digest]`,
 //! opt-in).
 //!
@@ -7,17 +7,17 @@
 //! folder, received date and UID of a message; a file's path). Findings kept
 //! under an exception are left out, as they are not counted as broken.
 //!
-//! **From owner to address**, in this order: the `addresses_file` (CSV lines
-//! `owner,address[,language]`), the owner itself when it is a mail address
-//! (IMAP accounts usually are), then `address_template` (`{owner}@firma.se`)
-//! for an owner that is one plain word. An owner with none of these is
+//! **From custodian to address**, in this order: the `addresses_file` (CSV lines
+//! `custodian,address[,language]`), the custodian itself when it is a mail address
+//! (IMAP accounts usually are), then `address_template` (`{custodian}@firma.se`)
+//! for a custodian that is one plain word. A custodian with none of these is
 //! counted, never guessed.
 //!
-//! **Delivery** has the report's outbox semantics, per owner: each month's
+//! **Delivery** has the report's outbox semantics, per custodian: each month's
 //! message is stored before the first attempt, retried with a doubling wait,
-//! and marked sent once the server took it, so no owner gets a month twice,
+//! and marked sent once the server took it, so no custodian gets a month twice,
 //! across restarts too. Sending is paced (`rate_per_minute`). A sent digest's
-//! body is dropped from the store: it was the owner's to read, not ours to
+//! body is dropped from the store: it was the custodian's to read, not ours to
 //! keep. The management report shows coverage (sent, waiting, no address),
 //! never content.
 
@@ -32,10 +32,10 @@ use serde::Deserialize;
 use super::Month;
 use super::config::{Language, MailConfig};
 use crate::config::Config;
-use crate::privacy::OwnerDisplay;
+use crate::privacy::PersonDisplay;
 use crate::store::{DigestEntry, Finding, FindingFilter, Store, StoreError};
 
-/// `[digest]`: personal monthly digests to owners (off unless present).
+/// `[digest]`: personal monthly digests to custodians (off unless present).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DigestConfig {
@@ -44,45 +44,45 @@ pub struct DigestConfig {
     /// schedule.
     #[serde(default)]
     pub schedule: Option<crate::schedule::Schedule>,
-    /// Language of a digest whose owner the addresses file gives none.
+    /// Language of a digest whose custodian the addresses file gives none.
     /// Default: the report's.
     #[serde(default)]
     pub language: Option<Language>,
     /// `From:`. Default: the report's sender.
     #[serde(default)]
     pub sender: Option<String>,
-    /// An owner's address made from their name, `{owner}` standing for it
-    /// (`"{owner}@firma.se"`); used only for an owner that is one plain word.
+    /// A custodian's address made from their name, `{custodian}` standing for it
+    /// (`"{custodian}@firma.se"`); used only for a custodian that is one plain word.
     /// Default: none.
     #[serde(default)]
     pub address_template: Option<String>,
-    /// A CSV file of `owner,address[,language]` lines (file owners, accounts
+    /// A CSV file of `custodian,address[,language]` lines (file custodians, accounts
     /// named otherwise than their address). Default: none.
     #[serde(default)]
     pub addresses_file: Option<PathBuf>,
-    /// Oldest items listed per owner. Default: 10.
+    /// Oldest items listed per custodian. Default: 10.
     #[serde(default = "default_items")]
     pub items: usize,
     /// Mails sent per minute at most. Default: 60.
     #[serde(default = "default_rate")]
     pub rate_per_minute: u32,
-    /// Owners' addresses and languages looked up in a directory, for owners
+    /// Custodians' addresses and languages looked up in a directory, for custodians
     /// the addresses file does not list. Default: none.
     #[serde(default)]
     pub directory: Option<DirectoryLookup>,
 }
 
-/// `[digest.directory]`: where a directory keeps owners' addresses.
+/// `[digest.directory]`: where a directory keeps custodians' addresses.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryLookup {
     /// An `ldap` source of the config, whose connection, base and filter are
     /// used. Required.
     pub source: String,
-    /// The attribute whose value is the owner's name as findings have it
+    /// The attribute whose value is the custodian's name as findings have it
     /// (`uid`, `sAMAccountName`). Default: `uid`.
     #[serde(default = "default_match")]
-    pub owner_attribute: String,
+    pub custodian_attribute: String,
     /// The attribute holding the address. Default: `mail`.
     #[serde(default = "default_mail")]
     pub mail_attribute: String,
@@ -144,20 +144,20 @@ pub enum DigestError {
     Build(String),
 }
 
-/// Owner → address, and language when given.
+/// Custodian → address, and language when given.
 pub type Addresses = HashMap<String, (String, Option<Language>)>;
 
-/// Where owners' digests go.
+/// Where custodians' digests go.
 #[derive(Debug, Default)]
 pub struct Recipients {
-    by_owner: Addresses,
+    by_custodian: Addresses,
     template: Option<String>,
 }
 
 impl Recipients {
     /// From `[digest]`: its addresses file and template.
     pub fn load(digest: &DigestConfig) -> Result<Recipients, DigestError> {
-        let by_owner = match &digest.addresses_file {
+        let by_custodian = match &digest.addresses_file {
             Some(path) => {
                 let failed = |reason: String| DigestError::Addresses {
                     path: path.display().to_string(),
@@ -171,19 +171,19 @@ impl Recipients {
             None => HashMap::new(),
         };
         Ok(Recipients {
-            by_owner,
+            by_custodian,
             template: digest.address_template.clone(),
         })
     }
 
-    /// Ask the directory for the addresses and languages of `owners`.
+    /// Ask the directory for the addresses and languages of `custodians`.
     pub async fn look_up(
         &mut self,
         config: &Config,
         directory: &DirectoryLookup,
-        owners: &[String],
+        custodians: &[String],
     ) -> Result<(), DigestError> {
-        if owners.is_empty() {
+        if custodians.is_empty() {
             return Ok(());
         }
         let settings = config
@@ -201,13 +201,13 @@ impl Recipients {
             .map_err(|error| DigestError::Directory(error.to_string()))?;
         let found = source
             .lookup(
-                &directory.owner_attribute,
-                owners,
+                &directory.custodian_attribute,
+                custodians,
                 &[&directory.mail_attribute, &directory.language_attribute],
             )
             .await
             .map_err(|error| DigestError::Directory(error.to_string()))?;
-        for (owner, attributes) in found {
+        for (custodian, attributes) in found {
             let Some(address) = attributes
                 .get(&directory.mail_attribute)
                 .filter(|address| address.parse::<lettre::Address>().is_ok())
@@ -217,43 +217,44 @@ impl Recipients {
             let language = attributes
                 .get(&directory.language_attribute)
                 .and_then(|language| language_of(language));
-            self.by_owner.insert(owner, (address.clone(), language));
+            self.by_custodian
+                .insert(custodian, (address.clone(), language));
         }
         Ok(())
     }
 
-    /// Where `owner`'s digest goes, and in which language if the mapping
+    /// Where `custodian`'s digest goes, and in which language if the mapping
     /// says; `None` when nothing says.
-    pub fn address_of(&self, owner: &str) -> Option<(String, Option<Language>)> {
-        if let Some(found) = self.by_owner.get(owner) {
+    pub fn address_of(&self, custodian: &str) -> Option<(String, Option<Language>)> {
+        if let Some(found) = self.by_custodian.get(custodian) {
             return Some(found.clone());
         }
-        if owner.contains('@') && owner.parse::<lettre::Address>().is_ok() {
-            return Some((owner.to_owned(), None));
+        if custodian.contains('@') && custodian.parse::<lettre::Address>().is_ok() {
+            return Some((custodian.to_owned(), None));
         }
-        let plain_word = !owner.is_empty()
-            && owner
+        let plain_word = !custodian.is_empty()
+            && custodian
                 .chars()
                 .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_'));
-        let address = self.template.as_ref()?.replace("{owner}", owner);
+        let address = self.template.as_ref()?.replace("{custodian}", custodian);
         (plain_word && address.parse::<lettre::Address>().is_ok()).then_some((address, None))
     }
 }
 
-/// The addresses file: `owner,address[,language]` lines, `#` comments and
+/// The addresses file: `custodian,address[,language]` lines, `#` comments and
 /// blank lines. A line that is none of these is refused with its number and
 /// why (never its content: it names a person).
 pub fn parse_addresses(text: &str) -> Result<Addresses, (usize, &'static str)> {
-    let mut by_owner = HashMap::new();
+    let mut by_custodian = HashMap::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let (owner, address) = match fields.as_slice() {
-            [owner, address, ..] if !owner.is_empty() => (*owner, *address),
-            _ => return Err((index + 1, "expected owner,address[,language]")),
+        let (custodian, address) = match fields.as_slice() {
+            [custodian, address, ..] if !custodian.is_empty() => (*custodian, *address),
+            _ => return Err((index + 1, "expected custodian,address[,language]")),
         };
         if address.parse::<lettre::Address>().is_err() {
             return Err((index + 1, "not a mail address"));
@@ -264,9 +265,9 @@ pub fn parse_addresses(text: &str) -> Result<Addresses, (usize, &'static str)> {
             Some("en") => Some(Language::En),
             Some(_) => return Err((index + 1, "language is sv or en")),
         };
-        by_owner.insert(owner.to_owned(), (address.to_owned(), language));
+        by_custodian.insert(custodian.to_owned(), (address.to_owned(), language));
     }
-    Ok(by_owner)
+    Ok(by_custodian)
 }
 
 /// A language as a directory writes it (`sv`, `sv-SE`, `en-GB`, `English`):
@@ -289,11 +290,11 @@ fn language_of(text: &str) -> Option<Language> {
 /// What preparing a month's digests found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Prepared {
-    /// Owners with findings counted as broken.
-    pub owners: u64,
+    /// Custodians with findings counted as broken.
+    pub custodians: u64,
     /// Digests put in the outbox now (not there already).
     pub queued: u64,
-    /// Owners without an address.
+    /// Custodians without an address.
     pub no_address: u64,
 }
 
@@ -325,7 +326,7 @@ fn mail_settings(config: &Config) -> Result<(&DigestConfig, MailConfig), DigestE
     Ok((digest, mail))
 }
 
-/// One owner's digest text, in `language`.
+/// One custodian's digest text, in `language`.
 fn body(
     language: Language,
     month: Month,
@@ -387,7 +388,7 @@ fn body(
     (subject, text)
 }
 
-/// Where an item is, so that its owner can find it: the folder, received
+/// Where an item is, so that its custodian can find it: the folder, received
 /// date and UID of a message; a file's path.
 fn location(finding: &Finding, sv: bool, zone: Tz, now: DateTime<Utc>) -> String {
     // Its age was measured when a scan last read it (an incremental scan
@@ -455,7 +456,7 @@ pub fn next_attempt(store: &Store) -> Result<Option<DateTime<Utc>>, DigestError>
     Ok(store.digest_next_attempt()?)
 }
 
-/// Make `month`'s digests and put each owner's in the outbox, unless it is
+/// Make `month`'s digests and put each custodian's in the outbox, unless it is
 /// there already.
 pub async fn prepare(
     config: &Config,
@@ -465,7 +466,7 @@ pub async fn prepare(
 ) -> Result<Prepared, DigestError> {
     let (digest, mail) = mail_settings(config)?;
     let mut recipients = Recipients::load(digest)?;
-    let owners = OwnerDisplay::for_config(config)?;
+    let custodians = PersonDisplay::for_config(config)?;
     let zone = config.daemon.timezone.0;
     let default_language = digest
         .language
@@ -476,20 +477,20 @@ pub async fn prepare(
         crate::exceptions::Exceptions::from_config(config).apply(&mut guard, None)?;
         guard.findings(FindingFilter::Open, None, None)?
     };
-    let mut by_owner: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
+    let mut by_custodian: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
     for finding in &open {
         if finding.excepted_at(now).is_some() {
             continue;
         }
-        if let Some(owner) = finding.owner.as_deref() {
-            by_owner.entry(owner).or_default().push(finding);
+        if let Some(custodian) = finding.custodian.as_deref() {
+            by_custodian.entry(custodian).or_default().push(finding);
         }
     }
     if let Some(directory) = &digest.directory {
-        let unmapped: Vec<String> = by_owner
+        let unmapped: Vec<String> = by_custodian
             .keys()
-            .filter(|owner| !recipients.by_owner.contains_key(**owner))
-            .map(|owner| (*owner).to_owned())
+            .filter(|custodian| !recipients.by_custodian.contains_key(**custodian))
+            .map(|custodian| (*custodian).to_owned())
             .collect();
         recipients.look_up(config, directory, &unmapped).await?;
     }
@@ -499,12 +500,12 @@ pub async fn prepare(
         .map(|rule| (rule.id.clone(), rule.policy.clone()))
         .collect();
     let mut prepared = Prepared {
-        owners: by_owner.len() as u64,
+        custodians: by_custodian.len() as u64,
         ..Prepared::default()
     };
     let mut messages = Vec::new();
-    for (owner, findings) in by_owner {
-        let Some((address, language)) = recipients.address_of(owner) else {
+    for (custodian, findings) in by_custodian {
+        let Some((address, language)) = recipients.address_of(custodian) else {
             prepared.no_address += 1;
             continue;
         };
@@ -518,7 +519,7 @@ pub async fn prepare(
             (zone, now),
         );
         let message = message(&mail, &address, &subject, text, month, now)?;
-        messages.push((owners.pseudonym(owner), address, message));
+        messages.push((custodians.pseudonym(custodian), address, message));
     }
     let mut guard = lock(store)?;
     for (key, address, message) in messages {
@@ -526,7 +527,7 @@ pub async fn prepare(
             prepared.queued += 1;
         }
     }
-    guard.digest_month(&month.to_string(), prepared.owners, prepared.no_address)?;
+    guard.digest_month(&month.to_string(), prepared.custodians, prepared.no_address)?;
     Ok(prepared)
 }
 
@@ -617,7 +618,7 @@ fn lock(
 }
 
 /// Write each queued digest of `month` to `dir` (0600 files, named by the
-/// owner's pseudonym), for a look before sending.
+/// custodian's pseudonym), for a look before sending.
 pub fn write_files(store: &Store, month: Month, dir: &Path) -> Result<u64, DigestError> {
     crate::privacy::create_private_dir(dir)
         .map_err(|error| DigestError::Build(error.to_string()))?;
@@ -652,16 +653,20 @@ mod tests {
     }
 
     #[test]
-    fn addresses_come_from_the_file_the_owner_or_the_template_and_are_never_guessed() {
+    fn addresses_come_from_the_file_the_custodian_or_the_template_and_are_never_guessed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("addresses.csv");
-        std::fs::write(&file, "# owner,address,language\ncarl,carl@firma.se,en\n").expect("file");
+        std::fs::write(
+            &file,
+            "# custodian,address,language\ncarl,carl@firma.se,en\n",
+        )
+        .expect("file");
         let recipients = Recipients::load(&DigestConfig {
             directory: None,
             schedule: None,
             language: None,
             sender: None,
-            address_template: Some("{owner}@firma.se".into()),
+            address_template: Some("{custodian}@firma.se".into()),
             addresses_file: Some(file.clone()),
             items: 10,
             rate_per_minute: 60,

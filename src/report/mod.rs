@@ -13,9 +13,9 @@
 //!   delivers it exactly once per month.
 //!
 //! Everything is computed relative to the month's end, not to today, so a report
-//! for a past month reads the same whenever it is made. Owners and the parts of
+//! for a past month reads the same whenever it is made. Custodians and the parts of
 //! record locations that name people are keyed pseudonyms unless
-//! `[privacy] name_owners` is set (see [`crate::privacy`]).
+//! `[privacy] name_people` is set (see [`crate::privacy`]).
 
 pub mod chart;
 pub mod config;
@@ -31,7 +31,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::privacy::OwnerDisplay;
+use crate::privacy::PersonDisplay;
 use crate::store::{OpenAt, Store, StoreError};
 use config::Language;
 
@@ -39,8 +39,8 @@ use config::Language;
 pub const TREND_MONTHS: usize = 12;
 /// Longest-open cases listed per promise.
 pub const OLDEST_CASES: usize = 5;
-/// Owners listed per promise, most open first.
-pub const TOP_OWNERS: usize = 5;
+/// Custodians listed per promise, most open first.
+pub const TOP_CUSTODIANS: usize = 5;
 /// Promises listed as the month's biggest movers.
 pub const MOVERS: usize = 3;
 /// Locations listed per promise.
@@ -202,8 +202,8 @@ pub struct ReportData {
     pub promises: Vec<Promise>,
     /// Per source: was it verified this month.
     pub coverage: Vec<SourceCoverage>,
-    /// Whether owners are shown by name.
-    pub owners_named: bool,
+    /// Whether custodians are shown by name.
+    pub people_named: bool,
     /// The trend chart's `src` in the HTML (set when rendering).
     pub chart_src: String,
     /// Its height in pixels (one row of panels per three promises).
@@ -220,7 +220,7 @@ pub struct ReportData {
     pub digest: Option<crate::store::DigestCoverage>,
     /// What changed since the month before.
     pub changes: Changes,
-    /// The CSV lists every open finding (else counts per promise and owner).
+    /// The CSV lists every open finding (else counts per promise and custodian).
     pub full_csv: bool,
 }
 
@@ -320,25 +320,25 @@ pub struct Promise {
     pub sources: Vec<String>,
     /// Of those, the ones not verified this month.
     pub unverified_sources: Vec<String>,
-    /// Who holds the open ones: owners with the most, with the change since
+    /// Who holds the open ones: custodians with the most, with the change since
     /// the month before (named or pseudonymised).
-    pub owners: Vec<OwnerCount>,
+    pub custodians: Vec<CustodianCount>,
     /// The share of the records checked that is in breach, in the report's
     /// language ("19,613 of 21,224 messages (92 %) in 6 of 9 mailboxes");
     /// `None` before a scan counted what the rule checks.
     pub rate: Option<String>,
 }
 
-/// An owner's open violations of one promise.
+/// A custodian's open violations of one promise.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct OwnerCount {
+pub struct CustodianCount {
     /// Named or pseudonymised.
-    pub owner: String,
+    pub custodian: String,
     /// Open at the month's end.
     pub open: u64,
     /// Since the month before, signed.
     pub change: String,
-    /// The owner's department, where `[report.departments]` finds one.
+    /// The custodian's department, where `[report.departments]` finds one.
     pub department: Option<String>,
 }
 
@@ -362,8 +362,8 @@ pub struct Case {
     pub source: String,
     /// Folder or part of the source.
     pub location: String,
-    /// Owner, named or pseudonymised.
-    pub owner: String,
+    /// Custodian, named or pseudonymised.
+    pub custodian: String,
     /// First seen, `YYYY-MM-DD`.
     pub since: String,
     /// Days open at the month's end.
@@ -418,12 +418,12 @@ pub struct CsvRow {
     pub source: String,
     /// Folder or part.
     pub location: String,
-    /// Record, with the owner pseudonymised where it appears in it.
+    /// Record, with the custodian pseudonymised where it appears in it.
     pub record: String,
     /// Record kind.
     pub kind: String,
-    /// Owner.
-    pub owner: String,
+    /// Custodian.
+    pub custodian: String,
     /// First seen, `YYYY-MM-DD`.
     pub first_seen: String,
     /// Days open at the month's end.
@@ -432,15 +432,15 @@ pub struct CsvRow {
     pub detail: String,
 }
 
-/// Open findings of one promise held by one owner, a row of the default CSV.
+/// Open findings of one promise held by one custodian, a row of the default CSV.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CountRow {
     /// Rule id.
     pub rule: String,
     /// Severity.
     pub severity: String,
-    /// Owner, named or pseudonymised.
-    pub owner: String,
+    /// Custodian, named or pseudonymised.
+    pub custodian: String,
     /// Open at the month's end, counted as broken.
     pub open: u64,
 }
@@ -456,7 +456,7 @@ pub struct Report {
     pub data: ReportData,
     /// The open findings, for the CSV with `attach_findings`.
     pub rows: Vec<CsvRow>,
-    /// Open findings per promise and owner, the CSV without it.
+    /// Open findings per promise and custodian, the CSV without it.
     pub counts: Vec<CountRow>,
 }
 
@@ -499,11 +499,11 @@ pub fn location(kind: &str, path: &str) -> String {
     }
 }
 
-/// What is in breach of one promise: records, and the owners holding them.
+/// What is in breach of one promise: records, and the custodians holding them.
 #[derive(Debug, Clone, Copy)]
 struct Breach {
     records: u64,
-    owners: u64,
+    custodians: u64,
 }
 
 /// "19,613 of 21,224 messages (92 %) in 6 of 9 mailboxes", in `language`,
@@ -520,7 +520,7 @@ fn rate_text(
     }
     let mail = !kinds.is_empty() && kinds.iter().all(|kind| matches!(*kind, "imap" | "maildir"));
     let only = |kind: &str| kinds.len() == 1 && kinds.contains(kind);
-    let (records, owners) = match language {
+    let (records, custodians) = match language {
         Language::En => (
             if mail {
                 "messages"
@@ -533,7 +533,7 @@ fn rate_text(
             } else {
                 "records"
             },
-            if mail { "mailboxes" } else { "owners" },
+            if mail { "mailboxes" } else { "custodians" },
         ),
         Language::Sv => (
             if mail {
@@ -545,7 +545,7 @@ fn rate_text(
             } else {
                 "poster"
             },
-            if mail { "brevlådor" } else { "ägare" },
+            if mail { "brevlådor" } else { "ansvariga" },
         ),
     };
     let share = breach.records as f64 * 100.0 / checked.records as f64;
@@ -565,11 +565,11 @@ fn rate_text(
         number(breach.records),
         number(checked.records)
     );
-    if checked.owners > 0 && breach.owners <= checked.owners {
+    if checked.custodians > 0 && breach.custodians <= checked.custodians {
         text.push_str(&format!(
-            " {among} {} {of} {} {owners}",
-            number(breach.owners),
-            number(checked.owners)
+            " {among} {} {of} {} {custodians}",
+            number(breach.custodians),
+            number(checked.custodians)
         ));
     }
     Some(text)
@@ -639,7 +639,7 @@ pub fn report_end(month: Month, zone: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
         .min(now.max(start) + chrono::TimeDelta::seconds(1))
 }
 
-/// [`build`], with owners' departments (owner as stored → department) to
+/// [`build`], with custodians' departments (custodian as stored → department) to
 /// show in "who".
 pub fn build_with(
     config: &Config,
@@ -658,8 +658,8 @@ pub fn build_with(
     let language = report_config
         .as_ref()
         .map_or(Language::default(), |report| report.language);
-    let owners = OwnerDisplay::for_config(config)?;
-    let owners_named = owners.names_owners();
+    let custodians = PersonDisplay::for_config(config)?;
+    let people_named = custodians.names_people();
 
     let start = month.start(zone);
     let end = report_end(month, zone, now);
@@ -672,15 +672,15 @@ pub fn build_with(
     let history = store.rule_history(&moments)?;
     let open = store.open_at(end)?;
     let checked_rows = store.checked_counts()?;
-    // Open a month before, per promise and owner, for who moved.
+    // Open a month before, per promise and custodian, for who moved.
     let previous_end = moments
         .len()
         .checked_sub(2)
         .map_or(start, |index| moments[index]);
-    let mut owners_before: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
+    let mut custodians_before: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
     for finding in store.open_at(previous_end)? {
-        *owners_before
-            .entry((finding.rule, finding.owner))
+        *custodians_before
+            .entry((finding.rule, finding.custodian))
             .or_insert(0) += 1;
     }
     let scans = store.scans_between(start, end)?;
@@ -733,20 +733,20 @@ pub fn build_with(
     let shown_location = |finding: &OpenAt| {
         location(
             &finding.record_kind,
-            &owners.record(
+            &custodians.record(
                 &finding.source,
                 &finding.record_kind,
                 &finding.record_path,
-                finding.owner.as_deref(),
+                finding.custodian.as_deref(),
             ),
         )
     };
-    // Owners shown once each.
+    // Custodians shown once each.
     let mut shown: BTreeMap<Option<String>, String> = BTreeMap::new();
-    let mut show = |owner: &Option<String>| -> String {
+    let mut show = |custodian: &Option<String>| -> String {
         shown
-            .entry(owner.clone())
-            .or_insert_with(|| owners.show(owner.as_deref()))
+            .entry(custodian.clone())
+            .or_insert_with(|| custodians.show(custodian.as_deref()))
             .clone()
     };
 
@@ -783,7 +783,7 @@ pub fn build_with(
             .map(|finding| Case {
                 source: finding.source.clone(),
                 location: shown_location(finding),
-                owner: show(&finding.owner),
+                custodian: show(&finding.custodian),
                 since: local_date(finding.first_seen, zone),
                 open_days: (end - finding.first_seen).num_days(),
                 detail: detail_in(finding, language),
@@ -805,27 +805,27 @@ pub fn build_with(
             .collect();
         locations.sort_by(|a, b| b.count.cmp(&a.count).then(a.source.cmp(&b.source)));
         locations.truncate(LOCATIONS);
-        let mut by_owner: BTreeMap<&Option<String>, u64> = BTreeMap::new();
+        let mut by_custodian: BTreeMap<&Option<String>, u64> = BTreeMap::new();
         for finding in &findings {
-            *by_owner.entry(&finding.owner).or_insert(0) += 1;
+            *by_custodian.entry(&finding.custodian).or_insert(0) += 1;
         }
-        let mut ranked: Vec<(&Option<String>, u64)> = by_owner.into_iter().collect();
+        let mut ranked: Vec<(&Option<String>, u64)> = by_custodian.into_iter().collect();
         ranked.sort_by_key(|(_, open)| std::cmp::Reverse(*open));
-        let owner_counts: Vec<OwnerCount> = ranked
+        let custodian_counts: Vec<CustodianCount> = ranked
             .into_iter()
-            .take(TOP_OWNERS)
-            .map(|(owner, open)| {
-                let before = owners_before
-                    .get(&(rule.id.clone(), owner.clone()))
+            .take(TOP_CUSTODIANS)
+            .map(|(custodian, open)| {
+                let before = custodians_before
+                    .get(&(rule.id.clone(), custodian.clone()))
                     .copied()
                     .unwrap_or(0);
-                OwnerCount {
-                    owner: show(owner),
+                CustodianCount {
+                    custodian: show(custodian),
                     open,
                     change: signed(open as i64 - before as i64),
-                    department: owner
+                    department: custodian
                         .as_deref()
-                        .and_then(|owner| departments.get(owner))
+                        .and_then(|custodian| departments.get(custodian))
                         .cloned(),
                 }
             })
@@ -843,16 +843,16 @@ pub fn build_with(
             (
                 row.rule.as_str(),
                 row.records,
-                row.owners.as_slice(),
+                row.custodians.as_slice(),
                 row.complete,
             )
         }));
         if uncounted && let Some(counted) = checked.get_mut(&rule.id) {
             counted.complete = false;
         }
-        let owners_breached = findings
+        let custodians_breached = findings
             .iter()
-            .filter_map(|finding| finding.owner.as_deref())
+            .filter_map(|finding| finding.custodian.as_deref())
             .collect::<BTreeSet<_>>()
             .len() as u64;
         let kinds: BTreeSet<&str> = config
@@ -866,7 +866,7 @@ pub fn build_with(
                 language,
                 Breach {
                     records: open_now,
-                    owners: owners_breached,
+                    custodians: custodians_breached,
                 },
                 checked,
                 &kinds,
@@ -895,7 +895,7 @@ pub fn build_with(
             trend,
             sources,
             unverified_sources,
-            owners: owner_counts,
+            custodians: custodian_counts,
             rate,
         });
     }
@@ -943,7 +943,7 @@ pub fn build_with(
         .report
         .as_ref()
         .is_some_and(|report| report.attach_findings);
-    // The default CSV: open counts per promise and owner, for management.
+    // The default CSV: open counts per promise and custodian, for management.
     let mut counted: BTreeMap<(String, String, String), u64> = BTreeMap::new();
     for finding in open
         .iter()
@@ -953,16 +953,16 @@ pub fn build_with(
             .entry((
                 finding.rule.clone(),
                 finding.severity.clone(),
-                show(&finding.owner),
+                show(&finding.custodian),
             ))
             .or_insert(0) += 1;
     }
     let counts: Vec<CountRow> = counted
         .into_iter()
-        .map(|((rule, severity, owner), open)| CountRow {
+        .map(|((rule, severity, custodian), open)| CountRow {
             rule,
             severity,
-            owner,
+            custodian,
             open,
         })
         .collect();
@@ -973,12 +973,12 @@ pub fn build_with(
         .filter(|_| full_csv)
         .filter(|finding| configured.contains(finding.rule.as_str()))
         .map(|finding| {
-            let owner = show(&finding.owner);
-            let record = owners.record(
+            let custodian = show(&finding.custodian);
+            let record = custodians.record(
                 &finding.source,
                 &finding.record_kind,
                 &finding.record_path,
-                finding.owner.as_deref(),
+                finding.custodian.as_deref(),
             );
             let location = location(&finding.record_kind, &record);
             let detail = detail_in(&finding, language);
@@ -989,7 +989,7 @@ pub fn build_with(
                 location,
                 record,
                 kind: finding.record_kind,
-                owner,
+                custodian,
                 first_seen: local_date(finding.first_seen, zone),
                 open_days: (end - finding.first_seen).num_days(),
                 detail,
@@ -1025,7 +1025,7 @@ pub fn build_with(
         summary,
         promises,
         coverage,
-        owners_named,
+        people_named,
         chart_src: String::new(),
         chart_height: chart::height(config.rules.len()),
         trend_months: months.iter().map(|m| m.short_name(language)).collect(),

@@ -437,12 +437,9 @@ pub struct ConflictCheck {
     /// { opt_out = "true" } }`. The rule's own `when` selects the records that
     /// must then not exist. Required.
     pub marked_by: Conditions,
-    /// What identifies a person on both sides: `owner` or an attribute name,
-    /// compared trimmed and lower-cased (addresses). Default: `owner`.
-    #[serde(default = "default_key")]
+    /// The attribute that identifies the person on both sides (`email`, as
+    /// each source maps it in `attributes`), compared trimmed and lower-cased
+    /// as directories compare values. Required: a record's custodian is who
+    /// acts on it, not whom it is about, so nothing is joined on it.
     pub key: String,
-}
-
-fn default_key() -> String {
-    "owner".into()
 }

@@ -208,15 +208,15 @@ pub struct Violation {
 }
 
 impl Violation {
-    /// Whether the record's owner marked it as kept on purpose and the rule
-    /// takes such a mark: age rules do (an owner may keep what they still
+    /// Whether the record's custodian marked it as kept on purpose and the rule
+    /// takes such a mark: age rules do (a custodian may keep what they still
     /// need); a mail copied too widely or data where it must not be is not
     /// made right by a mark.
-    pub fn owner_marked(&self, record: &Record) -> bool {
+    pub fn custodian_marked(&self, record: &Record) -> bool {
         matches!(self.rule.config.check, Check::MaxAge(_))
             && record
                 .attributes
-                .contains_key(tillsyn_connectors::OWNER_MARK)
+                .contains_key(tillsyn_connectors::CUSTODIAN_MARK)
     }
 }
 
@@ -743,11 +743,7 @@ impl SourceRules {
             let Check::Conflict(check) = &rule.config.check else {
                 continue;
             };
-            let key = if check.key == "owner" {
-                record.owner.as_deref()
-            } else {
-                record.attributes.get(&check.key).map(String::as_str)
-            };
+            let key = record.attributes.get(&check.key).map(String::as_str);
             let Some(key) = key
                 .map(tillsyn_connectors::dn::comparable)
                 .filter(|k| !k.is_empty())

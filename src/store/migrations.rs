@@ -272,4 +272,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // 19: two roles named apart: the person or team who must act on a record
+    // is its custodian (a mailbox's account, a file's owner, a configured
+    // handler field); whom it is about are its subjects, in the identity
+    // index. The columns that held "owner" in the first sense say so.
+    r#"
+    ALTER TABLE findings RENAME COLUMN owner TO custodian;
+    ALTER TABLE conflict_keys RENAME COLUMN owner TO custodian;
+    ALTER TABLE checked_counts RENAME COLUMN owners TO custodians;
+    ALTER TABLE digest_months RENAME COLUMN owners TO custodians;
+    UPDATE findings SET exception = 'custodian-mark' WHERE exception = 'owner-mark';
+    "#,
 ];

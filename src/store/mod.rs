@@ -112,8 +112,8 @@ impl From<db::DbError> for StoreError {
     }
 }
 
-/// Keyed-hash owners as stored: 8 bytes each, little-endian.
-fn owner_words(bytes: &[u8]) -> Vec<u64> {
+/// Keyed-hash custodians as stored: 8 bytes each, little-endian.
+fn custodian_words(bytes: &[u8]) -> Vec<u64> {
     bytes
         .chunks_exact(8)
         .map(|chunk| {
@@ -169,8 +169,8 @@ pub struct NewFinding {
     pub record_path: String,
     /// Record kind.
     pub record_kind: &'static str,
-    /// Owner as the store knows it.
-    pub owner: Option<String>,
+    /// Custodian as the store knows it.
+    pub custodian: Option<String>,
     /// Severity.
     pub severity: &'static str,
     /// What was measured.
@@ -180,19 +180,19 @@ pub struct NewFinding {
     /// `detail` as data ([`crate::rules::detail::Detail`], JSON), to be read
     /// in the report's language.
     pub detail_data: Option<String>,
-    /// The record's owner marked it as kept on purpose, and the rule allows
-    /// that (an age rule): excepted as [`OWNER_MARK_EXCEPTION`] while the
+    /// The record's custodian marked it as kept on purpose, and the rule allows
+    /// that (an age rule): excepted as [`CUSTODIAN_MARK_EXCEPTION`] while the
     /// mark stays.
-    pub owner_marked: bool,
+    pub custodian_marked: bool,
 }
 
-/// The exception id of findings on records their owner marked as kept (see
-/// the IMAP source's `owner_marks`); no `[[exceptions]]` entry may use it.
-pub const OWNER_MARK_EXCEPTION: &str = "owner-mark";
+/// The exception id of findings on records their custodian marked as kept (see
+/// the IMAP source's `custodian_marks`); no `[[exceptions]]` entry may use it.
+pub const CUSTODIAN_MARK_EXCEPTION: &str = "custodian-mark";
 
-/// Until when an owner's mark excepts: for as long as it stays, which the
+/// Until when a custodian's mark excepts: for as long as it stays, which the
 /// next scan that reads the record decides.
-const OWNER_MARK_UNTIL: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+const CUSTODIAN_MARK_UNTIL: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
 
 /// A stored finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,8 +210,8 @@ pub struct Finding {
     pub record_path: String,
     /// Record kind.
     pub record_kind: String,
-    /// Owner (raw; output pseudonymises it).
-    pub owner: Option<String>,
+    /// Custodian (raw; output pseudonymises it).
+    pub custodian: Option<String>,
     /// Severity.
     pub severity: String,
     /// What was measured.
@@ -316,8 +316,8 @@ pub struct NewConflictKey {
     pub record_path: String,
     /// Record kind.
     pub record_kind: &'static str,
-    /// Owner as the store knows it.
-    pub owner: Option<String>,
+    /// Custodian as the store knows it.
+    pub custodian: Option<String>,
 }
 
 /// One identifier found in a record, as the identity index keeps it,
@@ -502,8 +502,8 @@ pub struct CheckedRow {
     pub source: String,
     /// Records checked.
     pub records: u64,
-    /// Keyed hashes of their owners.
-    pub owners: Vec<u64>,
+    /// Keyed hashes of their custodians.
+    pub custodians: Vec<u64>,
     /// Every record was counted (else: at least this many).
     pub complete: bool,
 }
@@ -555,7 +555,8 @@ pub struct Store {
 }
 
 /// The columns [`finding_row`] reads, in its order.
-const FINDING_COLUMNS: &str = "id, rule, source, record_id, record_kind, owner, severity, detail,
+const FINDING_COLUMNS: &str =
+    "id, rule, source, record_id, record_kind, custodian, severity, detail,
     age_days, first_seen, last_seen, resolved_at, first_seen_scan, last_seen_scan, resolved_scan,
     record_path, exception, excepted_until";
 
@@ -566,7 +567,7 @@ fn finding_row(row: &db::Row) -> Result<Finding, db::DbError> {
         source: row.text(2)?,
         record_id: row.text(3)?,
         record_kind: row.text(4)?,
-        owner: row.opt_text(5)?,
+        custodian: row.opt_text(5)?,
         severity: row.text(6)?,
         detail: row.text(7)?,
         age_days: row.opt_int(8)?,
@@ -1060,8 +1061,8 @@ impl Store {
         let rows: Vec<Vec<Value>> = latest
             .into_iter()
             .map(|finding| {
-                let (exception, until) = if finding.owner_marked {
-                    (Some(OWNER_MARK_EXCEPTION), Some(OWNER_MARK_UNTIL))
+                let (exception, until) = if finding.custodian_marked {
+                    (Some(CUSTODIAN_MARK_EXCEPTION), Some(CUSTODIAN_MARK_UNTIL))
                 } else {
                     (None, None)
                 };
@@ -1071,7 +1072,7 @@ impl Store {
                     Value::from(finding.record_id.as_str()),
                     Value::from(finding.record_path.as_str()),
                     Value::from(finding.record_kind),
-                    Value::from(finding.owner.as_deref()),
+                    Value::from(finding.custodian.as_deref()),
                     Value::from(finding.severity),
                     Value::from(finding.detail.as_str()),
                     Value::from(finding.age_days),
@@ -1086,12 +1087,12 @@ impl Store {
         db::transaction(self.db(), true, |db| {
             {
                 db.insert_many(
-                    "INSERT INTO findings (rule, source, record_id, record_path, record_kind, owner,
+                    "INSERT INTO findings (rule, source, record_id, record_path, record_kind, custodian,
                          severity, detail, age_days, first_seen, first_seen_scan, last_seen,
                          last_seen_scan, exception, excepted_until, detail_data)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10, $11, $12, $13, $14)
                      ON CONFLICT (rule, source, record_id) WHERE resolved_at IS NULL DO UPDATE SET
-                         record_path = excluded.record_path, owner = excluded.owner,
+                         record_path = excluded.record_path, custodian = excluded.custodian,
                          severity = excluded.severity, detail = excluded.detail,
                          age_days = excluded.age_days, last_seen = excluded.last_seen,
                          last_seen_scan = excluded.last_seen_scan,
@@ -1398,7 +1399,7 @@ impl Store {
                     Value::from(key.record_id.as_str()),
                     Value::from(key.record_path.as_str()),
                     Value::from(key.record_kind),
-                    Value::from(key.owner.as_deref()),
+                    Value::from(key.custodian.as_deref()),
                     Value::from(scan_id),
                 ]
             })
@@ -1406,7 +1407,7 @@ impl Store {
         db::transaction(self.db(), true, |db| {
             db.insert_many(
                 "INSERT INTO conflict_keys (rule, side, source, key, record_id, record_path,
-                     record_kind, owner, scan_id)
+                     record_kind, custodian, scan_id)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 rows,
             )?;
@@ -1731,14 +1732,14 @@ impl Store {
         Ok(groups.into_values().collect())
     }
 
-    /// Take every exception mark but owners' off the open findings (of
+    /// Take every exception mark but custodians' off the open findings (of
     /// `source`, or of every source): what applying no exceptions comes to.
     pub fn clear_exceptions(&mut self, source: Option<&str>) -> Result<(), StoreError> {
         self.db().execute(
             "UPDATE findings SET exception = NULL, excepted_until = NULL
              WHERE exception IS NOT NULL AND exception != $2 AND resolved_at IS NULL
                  AND (CAST($1 AS TEXT) IS NULL OR source = $1)",
-            &[Value::from(source), Value::from(OWNER_MARK_EXCEPTION)],
+            &[Value::from(source), Value::from(CUSTODIAN_MARK_EXCEPTION)],
         )?;
         Ok(())
     }
@@ -1764,11 +1765,11 @@ impl Store {
                     (row.int(0)?, row.text(1)?, row.text(2)?, row.text(3)?);
                 // Its mark: exception, end.
                 let stored = row.opt_text(4)?.zip(row.opt_int(5)?);
-                // An owner's mark is the owner's to set and take back: the
+                // A custodian's mark is the custodian's to set and take back: the
                 // scan that reads the record decides it.
                 if stored
                     .as_ref()
-                    .is_some_and(|(exception, _)| exception == OWNER_MARK_EXCEPTION)
+                    .is_some_and(|(exception, _)| exception == CUSTODIAN_MARK_EXCEPTION)
                 {
                     continue;
                 }
@@ -1947,21 +1948,21 @@ impl Store {
                 &[Value::from(source)],
             )?;
             for count in counts {
-                let owners: Vec<u8> = count
-                    .owners
+                let custodians: Vec<u8> = count
+                    .custodians
                     .iter()
-                    .flat_map(|owner| owner.to_le_bytes())
+                    .flat_map(|custodian| custodian.to_le_bytes())
                     .collect();
                 db.execute(
-                    "INSERT INTO checked_counts (source, rule, records, owners, complete)
+                    "INSERT INTO checked_counts (source, rule, records, custodians, complete)
                      VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (source, rule) DO UPDATE SET records = excluded.records,
-                         owners = excluded.owners, complete = excluded.complete",
+                         custodians = excluded.custodians, complete = excluded.complete",
                     &[
                         Value::from(source),
                         Value::from(count.rule.as_str()),
                         Value::from(i64::try_from(count.records).unwrap_or(i64::MAX)),
-                        Value::from(owners),
+                        Value::from(custodians),
                         Value::from(count.complete),
                     ],
                 )?;
@@ -1976,7 +1977,7 @@ impl Store {
     pub fn checked_counts(&self) -> Result<Vec<CheckedRow>, StoreError> {
         self.db()
             .query(
-                "SELECT rule, source, records, owners, complete FROM checked_counts
+                "SELECT rule, source, records, custodians, complete FROM checked_counts
                  ORDER BY rule, source",
                 &[],
             )?
@@ -1986,7 +1987,7 @@ impl Store {
                     rule: row.text(0)?,
                     source: crate::scan::whole_source(&row.text(1)?).to_owned(),
                     records: row.int(2)?.max(0) as u64,
-                    owners: owner_words(&row.blob(3)?),
+                    custodians: custodian_words(&row.blob(3)?),
                     complete: row.int(4)? != 0,
                 })
             })
@@ -2199,7 +2200,7 @@ fn judge_conflicts(
     // Each forbidden record whose person is marked, once, with the first
     // source that marks them.
     let current = database.query(
-        "SELECT f.source, f.record_id, min(f.record_path), min(f.record_kind), min(f.owner),
+        "SELECT f.source, f.record_id, min(f.record_path), min(f.record_kind), min(f.custodian),
                 min(m.source)
          FROM conflict_keys f
          JOIN conflict_keys m ON m.rule = f.rule AND m.side = 'marked' AND m.key = f.key
@@ -2230,12 +2231,12 @@ fn judge_conflicts(
     {
         // One row per (source, record): grouped so above.
         database.insert_many(
-            "INSERT INTO findings (rule, source, record_id, record_path, record_kind, owner,
+            "INSERT INTO findings (rule, source, record_id, record_path, record_kind, custodian,
                  severity, detail, age_days, first_seen, first_seen_scan, last_seen, last_seen_scan,
                  detail_data)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $9, $10, $11)
              ON CONFLICT (rule, source, record_id) WHERE resolved_at IS NULL DO UPDATE SET
-                 record_path = excluded.record_path, owner = excluded.owner,
+                 record_path = excluded.record_path, custodian = excluded.custodian,
                  severity = excluded.severity, detail = excluded.detail,
                  last_seen = excluded.last_seen, last_seen_scan = excluded.last_seen_scan,
                  detail_data = excluded.detail_data",

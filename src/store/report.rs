@@ -19,8 +19,8 @@ pub struct OpenAt {
     pub record_kind: String,
     /// Record path.
     pub record_path: String,
-    /// Owner, as stored.
-    pub owner: Option<String>,
+    /// Custodian, as stored.
+    pub custodian: Option<String>,
     /// Severity.
     pub severity: String,
     /// What was measured (English).
@@ -79,7 +79,7 @@ pub struct OutboxEntry {
 pub struct DigestEntry {
     /// `YYYY-MM`.
     pub month: String,
-    /// The owner's pseudonym.
+    /// The custodian's pseudonym.
     pub recipient: String,
     /// Where it goes.
     pub address: String,
@@ -92,13 +92,13 @@ pub struct DigestEntry {
 /// A month's digests, counted (never their content).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DigestCoverage {
-    /// Owners with findings.
-    pub owners: u64,
+    /// Custodians with findings.
+    pub custodians: u64,
     /// Accepted by the mail server.
     pub sent: u64,
     /// Not yet accepted (waiting, or failed and to be tried again).
     pub waiting: u64,
-    /// Owners without an address.
+    /// Custodians without an address.
     pub no_address: u64,
 }
 
@@ -128,19 +128,19 @@ impl Store {
         Ok(changed > 0)
     }
 
-    /// Record how many owners `month` had, and how many without an address.
+    /// Record how many custodians `month` had, and how many without an address.
     pub fn digest_month(
         &mut self,
         month: &str,
-        owners: u64,
+        custodians: u64,
         no_address: u64,
     ) -> Result<(), StoreError> {
         self.db().execute(
-            "INSERT INTO digest_months (month, owners, no_address) VALUES ($1, $2, $3)
-             ON CONFLICT (month) DO UPDATE SET owners = excluded.owners, no_address = excluded.no_address",
+            "INSERT INTO digest_months (month, custodians, no_address) VALUES ($1, $2, $3)
+             ON CONFLICT (month) DO UPDATE SET custodians = excluded.custodians, no_address = excluded.no_address",
             &[
                 Value::from(month),
-                Value::from(i64::try_from(owners).unwrap_or(i64::MAX)),
+                Value::from(i64::try_from(custodians).unwrap_or(i64::MAX)),
                 Value::from(i64::try_from(no_address).unwrap_or(i64::MAX)),
             ],
         )?;
@@ -242,13 +242,13 @@ impl Store {
     /// `month`'s digests counted; `None` when none were made.
     pub fn digest_coverage(&self, month: &str) -> Result<Option<DigestCoverage>, StoreError> {
         let months = self.db().query(
-            "SELECT owners, no_address FROM digest_months WHERE month = $1",
+            "SELECT custodians, no_address FROM digest_months WHERE month = $1",
             &[Value::from(month)],
         )?;
         let Some(counted) = months.first() else {
             return Ok(None);
         };
-        let (owners, no_address) = (counted.int(0)?, counted.int(1)?);
+        let (custodians, no_address) = (counted.int(0)?, counted.int(1)?);
         let sums = self.db().query(
             "SELECT CAST(coalesce(sum(CASE WHEN sent_at IS NULL THEN 0 ELSE 1 END), 0) AS BIGINT),
                     CAST(coalesce(sum(CASE WHEN sent_at IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT)
@@ -260,7 +260,7 @@ impl Store {
             None => (0, 0),
         };
         Ok(Some(DigestCoverage {
-            owners: owners as u64,
+            custodians: custodians as u64,
             sent: sent as u64,
             waiting: waiting as u64,
             no_address: no_address as u64,
@@ -272,7 +272,7 @@ impl Store {
     pub fn open_at(&self, moment: DateTime<Utc>) -> Result<Vec<OpenAt>, StoreError> {
         self.db()
             .query(
-            "SELECT rule, source, record_kind, record_path, owner, severity, detail, first_seen,
+            "SELECT rule, source, record_kind, record_path, custodian, severity, detail, first_seen,
                     detail_data
              FROM findings
              WHERE first_seen < $1 AND (resolved_at IS NULL OR resolved_at >= $1)
@@ -287,7 +287,7 @@ impl Store {
                     source: row.text(1)?,
                     record_kind: row.text(2)?,
                     record_path: row.text(3)?,
-                    owner: row.opt_text(4)?,
+                    custodian: row.opt_text(4)?,
                     severity: row.text(5)?,
                     detail: row.text(6)?,
                     first_seen: to_time(row.int(7)?),

@@ -51,7 +51,7 @@ fn key(path: &str) -> NewConflictKey {
         record_id: path.into(),
         record_path: path.into(),
         record_kind: "message",
-        owner: None,
+        custodian: None,
     }
 }
 
@@ -75,11 +75,11 @@ fn finding(rule: &str, path: &str) -> NewFinding {
         record_id: path.into(),
         record_path: path.into(),
         record_kind: "file",
-        owner: Some("anna".into()),
+        custodian: Some("anna".into()),
         severity: "medium",
         detail: "d".into(),
         age_days: Some(40),
-        owner_marked: false,
+        custodian_marked: false,
         detail_data: None,
     }
 }
@@ -1037,7 +1037,7 @@ fn pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest() {
                         record_id: "member-1".into(),
                         record_path: "member-1".into(),
                         record_kind: "contact",
-                        owner: None,
+                        custodian: None,
                     }],
                 )
                 .expect("keys");
@@ -1244,7 +1244,7 @@ fn excepted_findings_count_apart_until_their_exception_ends() {
             assert_eq!(summary(&store, after), (2, 0));
             assert_eq!(open_paths(&store, after).len(), 2);
             // The config no longer has it: the mark goes, whether applied finding by
-            // finding or cleared at once (no exceptions configured), and an owner's
+            // finding or cleared at once (no exceptions configured), and a custodian's
             // mark stays either way.
             store.apply_exceptions(None, |_, _, _| None).expect("apply");
             assert_eq!(summary(&store, now), (2, 0));
@@ -1255,7 +1255,7 @@ fn excepted_findings_count_apart_until_their_exception_ends() {
                 })
                 .expect("apply");
             let marked = NewFinding {
-                owner_marked: true,
+                custodian_marked: true,
                 ..finding("r", "Kunder/c.pdf")
             };
             scan(
@@ -1272,9 +1272,9 @@ fn excepted_findings_count_apart_until_their_exception_ends() {
                 .expect("apply");
             assert_eq!(summary(&store, now), (1, 2));
             store.clear_exceptions(None).expect("clear");
-            assert_eq!(summary(&store, now), (2, 1), "the owner's mark stays");
+            assert_eq!(summary(&store, now), (2, 1), "the custodian's mark stays");
             store.apply_exceptions(None, |_, _, _| None).expect("apply");
-            assert_eq!(summary(&store, now), (2, 1), "the owner's mark stays");
+            assert_eq!(summary(&store, now), (2, 1), "the custodian's mark stays");
             let listed = store
                 .findings(FindingFilter::Open, None, None)
                 .expect("findings");
@@ -1291,7 +1291,7 @@ fn excepted_findings_count_apart_until_their_exception_ends() {
                 marks,
                 [
                     ("Kunder/b.pdf", None),
-                    ("Kunder/c.pdf", Some(OWNER_MARK_EXCEPTION)),
+                    ("Kunder/c.pdf", Some(CUSTODIAN_MARK_EXCEPTION)),
                     ("Tvist/a.pdf", None)
                 ]
             );

@@ -58,13 +58,13 @@ pub struct FileshareConfig {
     /// `2150` is no year. Default: none.
     #[serde(default)]
     pub path_dates: Vec<String>,
-    /// Where a path names its owner, as globs with `{owner}` for one whole
-    /// folder name: `["Hem/{owner}/**"]`. A file or folder matching one gets
-    /// that name as its owner instead of its uid's, for mounts where every
+    /// Where a path names its custodian, as globs with `{custodian}` for one whole
+    /// folder name: `["Hem/{custodian}/**"]`. A file or folder matching one gets
+    /// that name as its custodian instead of its uid's, for mounts where every
     /// file has one uid (CIFS without `cifsacl`, NFSv4 without id mapping).
     /// Default: none.
     #[serde(default)]
-    pub owner_from: Vec<String>,
+    pub custodian_from: Vec<String>,
 }
 
 /// One path glob and the class it gives.
@@ -115,9 +115,9 @@ pub enum FileshareConfigError {
         #[source]
         source: globset::Error,
     },
-    /// An `owner_from` pattern that cannot name an owner.
-    #[error("owner_from {pattern:?}: {why}")]
-    OwnerPattern {
+    /// An `custodian_from` pattern that cannot name a custodian.
+    #[error("custodian_from {pattern:?}: {why}")]
+    CustodianPattern {
         /// The pattern as written.
         pattern: String,
         /// What is wrong with it.
@@ -177,7 +177,7 @@ mod tests {
             markers: Vec::new(),
             folders: Vec::new(),
             path_dates: Vec::new(),
-            owner_from: Vec::new(),
+            custodian_from: Vec::new(),
         }
     }
 

@@ -1,4 +1,4 @@
-//! File owners as names: numeric uids resolved through the system's user database
+//! File owners (uids) as user names: numeric uids resolved through the system's user database
 //! (`getpwuid_r`, so NSS sources such as LDAP or sssd on a file server count too),
 //! cached per uid. Unknown uids are shown as `uid:N`.
 

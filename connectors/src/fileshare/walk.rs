@@ -27,13 +27,13 @@ pub(crate) struct WalkPlan {
     markers: Vec<MarkerConfig>,
     /// Files whose path holds their date.
     path_dates: GlobSet,
-    /// Paths that name their owner: the glob, and which folder name is it.
-    owner_from: Vec<(globset::GlobMatcher, usize)>,
+    /// Paths that name their custodian: the glob, and which folder name is it.
+    custodian_from: Vec<(globset::GlobMatcher, usize)>,
 }
 
-/// `Hem/{owner}/**` as a glob (`Hem/*/**`) and the position of `{owner}`.
-fn owner_pattern(pattern: &str) -> Result<(globset::GlobMatcher, usize), FileshareConfigError> {
-    let invalid = |why: &'static str| FileshareConfigError::OwnerPattern {
+/// `Hem/{custodian}/**` as a glob (`Hem/*/**`) and the position of `{custodian}`.
+fn custodian_pattern(pattern: &str) -> Result<(globset::GlobMatcher, usize), FileshareConfigError> {
+    let invalid = |why: &'static str| FileshareConfigError::CustodianPattern {
         pattern: pattern.to_owned(),
         why,
     };
@@ -41,19 +41,19 @@ fn owner_pattern(pattern: &str) -> Result<(globset::GlobMatcher, usize), Filesha
     let positions: Vec<usize> = components
         .iter()
         .enumerate()
-        .filter(|(_, component)| **component == "{owner}")
+        .filter(|(_, component)| **component == "{custodian}")
         .map(|(index, _)| index)
         .collect();
     let [position] = positions.as_slice() else {
-        return Err(invalid("needs {owner} once, as a whole folder name"));
+        return Err(invalid("needs {custodian} once, as a whole folder name"));
     };
     if components[..*position]
         .iter()
         .any(|component| component.contains("**"))
     {
-        return Err(invalid("no ** before {owner}"));
+        return Err(invalid("no ** before {custodian}"));
     }
-    let glob = pattern.replace("{owner}", "*");
+    let glob = pattern.replace("{custodian}", "*");
     let matcher = GlobBuilder::new(&glob)
         .literal_separator(true)
         .build()
@@ -104,17 +104,17 @@ impl WalkPlan {
             folder_classes: config.folders.iter().map(|c| c.class.clone()).collect(),
             markers: config.markers.clone(),
             path_dates: compile(&path_dates)?,
-            owner_from: config
-                .owner_from
+            custodian_from: config
+                .custodian_from
                 .iter()
-                .map(|pattern| owner_pattern(pattern))
+                .map(|pattern| custodian_pattern(pattern))
                 .collect::<Result<_, _>>()?,
         })
     }
 
-    /// The owner a path names (see `owner_from`), if it does.
-    fn owner_in<'p>(&self, path: &'p str) -> Option<&'p str> {
-        self.owner_from.iter().find_map(|(matcher, position)| {
+    /// The custodian a path names (see `custodian_from`), if it does.
+    fn custodian_in<'p>(&self, path: &'p str) -> Option<&'p str> {
+        self.custodian_from.iter().find_map(|(matcher, position)| {
             if matcher.is_match(path) {
                 path.split('/')
                     .nth(*position)
@@ -162,7 +162,7 @@ impl DirInfo {
 #[derive(Debug)]
 struct FolderState {
     class: String,
-    owner: Arc<str>,
+    custodian: Arc<str>,
     modified: Option<DateTime<Utc>>,
     newest: Option<DateTime<Utc>>,
     files: u64,
@@ -173,7 +173,7 @@ struct Shared<'a> {
     follow_symlinks: bool,
     plan: &'a WalkPlan,
     context: &'a ScanContext,
-    owners: OwnerNames,
+    user_names: OwnerNames,
     report: Mutex<ScanReport>,
     dirs: Mutex<HashMap<PathBuf, Arc<DirInfo>>>,
     folders: Mutex<HashMap<String, FolderState>>,
@@ -205,7 +205,7 @@ pub(crate) fn walk(
         follow_symlinks: config.follow_symlinks,
         plan,
         context,
-        owners: OwnerNames::default(),
+        user_names: OwnerNames::default(),
         report: Mutex::new(ScanReport::default()),
         dirs: Mutex::new(HashMap::new()),
         folders: Mutex::new(HashMap::new()),
@@ -237,12 +237,12 @@ pub(crate) fn walk(
     let folders = take(&shared.folders);
     let mut sink = sink.clone();
     for (path, state) in folders {
-        let owner = shared
+        let custodian = shared
             .plan
-            .owner_in(&path)
-            .map_or_else(|| state.owner.to_string(), str::to_owned);
+            .custodian_in(&path)
+            .map_or_else(|| state.custodian.to_string(), str::to_owned);
         let stamp = StampBuilder::default()
-            .text(&owner)
+            .text(&custodian)
             .text(&state.class)
             .number(state.files)
             .signed(
@@ -265,7 +265,7 @@ pub(crate) fn walk(
         let mut record = Record::new(RecordKind::Folder, context.source.clone(), path);
         record.stamp = context.records.as_ref().map(|_| stamp);
         record.container = parent_of(&record.path).to_owned();
-        record.owner = Some(owner);
+        record.custodian = Some(custodian);
         record.timestamps.modified = state.modified;
         record.timestamps.last_activity = state.newest.or(state.modified);
         record.attributes.insert("class".into(), state.class);
@@ -523,13 +523,13 @@ impl Worker<'_, '_> {
         let shared = self.shared;
         let container = parent_of(&relative).to_owned();
         let uid_name: Arc<str>;
-        let owner = match shared.plan.owner_in(&relative) {
+        let custodian = match shared.plan.custodian_in(&relative) {
             Some(named) => named,
             None => {
                 uid_name = match &self.last_owner {
                     Some((uid, name)) if *uid == metadata.uid => name.clone(),
                     _ => {
-                        let name = shared.owners.name(metadata.uid);
+                        let name = shared.user_names.name(metadata.uid);
                         self.last_owner = Some((metadata.uid, name.clone()));
                         name
                     }
@@ -557,7 +557,7 @@ impl Worker<'_, '_> {
         };
         let stamp = shared.context.records.as_ref().map(|cache| {
             let stamp = StampBuilder::default()
-                .text(owner)
+                .text(custodian)
                 .number(metadata.size)
                 .number(metadata.ino)
                 .number(metadata.dev)
@@ -585,11 +585,11 @@ impl Worker<'_, '_> {
             }
             return None;
         }
-        let owner = owner.to_owned();
+        let custodian = custodian.to_owned();
         let mut record = Record::new(RecordKind::File, shared.context.source.clone(), relative);
         record.stamp = stamp.map(|(_, stamp)| stamp);
         record.container = container;
-        record.owner = Some(owner);
+        record.custodian = Some(custodian);
         record.timestamps.modified = modified;
         record.timestamps.created = metadata.created();
         if shared.plan.path_dates.is_match(&record.path)
@@ -655,8 +655,8 @@ impl Worker<'_, '_> {
             let metadata = std::fs::symlink_metadata(dir).ok();
             let state = FolderState {
                 class: class.clone(),
-                owner: shared
-                    .owners
+                custodian: shared
+                    .user_names
                     .name(metadata.as_ref().map(|m| m.uid()).unwrap_or(0)),
                 modified: metadata.and_then(|m| m.modified().ok()).and_then(to_utc),
                 newest: None,

@@ -61,10 +61,12 @@ pub struct HttpConfig {
     pub kind: RecordKind,
     /// JSON pointer to each item's stable id. Required.
     pub id: String,
-    /// JSON pointer to whose data it is (an address; shown pseudonymised).
-    /// Default: none.
+    /// JSON pointer to who must act on an item, its custodian (a case
+    /// handler, an account manager), as digests and the report's "who" name
+    /// them (pseudonymised in output). Whom an item is about (a contact's
+    /// address) goes in the source's `identifiers` instead. Default: none.
     #[serde(default)]
-    pub owner: Option<String>,
+    pub custodian: Option<String>,
     /// Record attribute name → JSON pointer, or a table `{ pointer, pattern }`
     /// whose pattern picks the value out of each (see [`crate::values`]).
     /// Arrays are joined with `;`. Default: none.
@@ -844,8 +846,8 @@ impl HttpSource {
                 )
             })?;
         let mut record = Record::new(config.kind, context.source.clone(), id);
-        record.owner = config
-            .owner
+        record.custodian = config
+            .custodian
             .as_ref()
             .and_then(|pointer| item.pointer(pointer))
             .and_then(text_of);
@@ -1138,7 +1140,7 @@ impl HttpSource {
         config.url.hash(&mut hasher);
         config.items.hash(&mut hasher);
         config.id.hash(&mut hasher);
-        config.owner.hash(&mut hasher);
+        config.custodian.hash(&mut hasher);
         config.attributes.hash(&mut hasher);
         config.dates.hash(&mut hasher);
         config.last_activity.hash(&mut hasher);

@@ -48,18 +48,18 @@ pub struct ImapConfig {
     /// Default: 5000.
     #[serde(default = "default_fetch_batch")]
     pub fetch_batch: u32,
-    /// Marks by which a mailbox owner says a message is kept on purpose, an
+    /// Marks by which a mailbox custodian says a message is kept on purpose, an
     /// exception of their own: its findings under age rules are excepted,
-    /// with the reason "marked by owner", for as long as the mark stays. Off
-    /// by default: the organisation decides whether owners may do this.
+    /// with the reason "marked by custodian", for as long as the mark stays. Off
+    /// by default: the organisation decides whether custodians may do this.
     #[serde(default)]
-    pub owner_marks: OwnerMarks,
+    pub custodian_marks: CustodianMarks,
 }
 
-/// `owner_marks`: what an owner may do to keep a message on purpose.
+/// `custodian_marks`: what a custodian may do to keep a message on purpose.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OwnerMarks {
+pub struct CustodianMarks {
     /// A message flagged (`\Flagged`, "starred" or "flagged for follow-up"
     /// in mail clients). Flags change without the message changing, so with
     /// this on every folder is read in full at every scan (dates and flags;
@@ -72,7 +72,7 @@ pub struct OwnerMarks {
     pub folders: Vec<String>,
 }
 
-impl OwnerMarks {
+impl CustodianMarks {
     /// Whether any mark is allowed.
     pub fn any(&self) -> bool {
         self.flagged || !self.folders.is_empty()

@@ -567,9 +567,9 @@ impl FolderReader<'_> {
             .get(&prefix)
             .filter(|_| comparable)
             .and_then(|text| Checkpoint::decode(text))
-            // A flag set or taken away changes no UID: with flags as owner
+            // A flag set or taken away changes no UID: with flags as custodian
             // marks, every folder is read in full.
-            .filter(|_| !self.config.owner_marks.flagged)
+            .filter(|_| !self.config.custodian_marks.flagged)
             .filter(|previous| {
                 previous.uid_validity == uid_validity
                     && previous.plan == needs.plan
@@ -797,7 +797,7 @@ impl FolderReader<'_> {
             Some(_) => std::borrow::Cow::Owned(query.replacen("(UID", "(UID X-GM-LABELS", 1)),
             None => query,
         };
-        let query = if self.config.owner_marks.flagged {
+        let query = if self.config.custodian_marks.flagged {
             std::borrow::Cow::Owned(query.replacen("(UID", "(UID FLAGS", 1))
         } else {
             query
@@ -1089,7 +1089,7 @@ impl FolderReader<'_> {
         let id = format!("{}/{}/0", self.account, folder.display);
         let mut record = Record::new(RecordKind::Message, self.context.source.clone(), id);
         record.container = folder.display.clone();
-        record.owner = Some(self.account.to_owned());
+        record.custodian = Some(self.account.to_owned());
         if let Some(special_use) = folder.special_use {
             record
                 .attributes
@@ -1143,7 +1143,7 @@ impl FolderReader<'_> {
         let id = format!("{}/{}/{uid}", self.account, folder.display);
         let mut record = Record::new(RecordKind::Message, self.context.source.clone(), id);
         record.container = folder.display.clone();
-        record.owner = Some(self.account.to_owned());
+        record.custodian = Some(self.account.to_owned());
         record.timestamps.received = received;
         if let (Some(cutoff), Some(received)) = (self.context.needs.age_cutoff, received)
             && received >= cutoff
@@ -1160,8 +1160,8 @@ impl FolderReader<'_> {
                 .attributes
                 .insert("special_use".into(), special_use.to_owned());
         }
-        // The owner's own "kept on purpose", where the organisation allows it.
-        let marks = &self.config.owner_marks;
+        // The custodian's own "kept on purpose", where the organisation allows it.
+        let marks = &self.config.custodian_marks;
         let mark = if marks.folders.contains(&folder.display) {
             Some("folder")
         } else if marks.flagged
@@ -1176,7 +1176,7 @@ impl FolderReader<'_> {
         if let Some(mark) = mark {
             record
                 .attributes
-                .insert(crate::OWNER_MARK.into(), mark.to_owned());
+                .insert(crate::CUSTODIAN_MARK.into(), mark.to_owned());
         }
         if headers {
             let header = fetch.section(&header_section).unwrap_or_default();

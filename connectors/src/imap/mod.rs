@@ -36,7 +36,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use self::config::Account;
-pub use self::config::{AccountsError, AuthConfig, ImapConfig, OwnerMarks, Security};
+pub use self::config::{AccountsError, AuthConfig, CustodianMarks, ImapConfig, Security};
 use self::transport::ImapError;
 pub use crate::tls::TlsSetupError;
 use crate::{Connector, ConnectorError, ProblemKind, RecordSink, ScanContext, ScanReport};

@@ -5,7 +5,7 @@
 //! - **Paged.** RFC 2696 paged results (`page_size`, at most 1000, Active
 //!   Directory's cap), so a non-admin bind reads past the server's size limit.
 //! - **Only what rules need.** The search asks for the mapped attributes and
-//!   dates, the owner attribute and `modifyTimestamp`, nothing else.
+//!   dates, the custodian attribute and `modifyTimestamp`, nothing else.
 //! - **TLS.** `ldaps://` or StartTLS with an explicit root store (the system's
 //!   and `ca_file`): ldap3 would otherwise fall back silently to an empty one.
 //! - **Referrals** are not followed: counted and skipped.
@@ -13,7 +13,8 @@
 //! Each entry becomes a [`RecordKind::Contact`] record: id = its DN, normalised
 //! as directories compare DNs ([`crate::dn`]), or the `id_attribute`
 //! (`objectGUID`, `entryUUID`) so a renamed entry keeps its findings; path =
-//! the DN; owner = the owner attribute (e.g. `mail`); attributes and dates as
+//! the DN; custodian = the `custodian_attribute`, when one is named (whom an
+//! entry is about goes by its mapped identifiers); attributes and dates as
 //! mapped in the config ([`crate::values`]: patterns, date formats, flags).
 //!
 //! **Groups** (`group_base_dn`): for directories without `memberOf`, the group
@@ -86,9 +87,13 @@ pub struct LdapConfig {
     /// Entries per page (1–1000). Default: 500.
     #[serde(default = "default_page_size")]
     pub page_size: i32,
-    /// Attribute naming whose entry it is (shown pseudonymised). Default: `mail`.
-    #[serde(default = "default_owner_attribute")]
-    pub owner_attribute: String,
+    /// Attribute naming who must act on an entry, its custodian (a manager,
+    /// an account manager: `manager`, `seeAlso`), as digests and the report's
+    /// "who" name them (pseudonymised in output). Whom an entry is about (its
+    /// `mail`, an employee number) goes in the source's `identifiers`
+    /// instead. Default: none (entries have no custodian).
+    #[serde(default)]
+    pub custodian_attribute: Option<String>,
     /// Attribute holding an entry's stable id, which stays when the entry is
     /// renamed or moved: `objectGUID` (Active Directory, shown in its usual
     /// `xxxxxxxx-xxxx-…` form) or `entryUUID` (OpenLDAP). Findings follow the
@@ -169,9 +174,6 @@ fn default_filter() -> String {
 fn default_page_size() -> i32 {
     500
 }
-fn default_owner_attribute() -> String {
-    "mail".into()
-}
 fn default_timeout_seconds() -> u64 {
     60
 }
@@ -238,7 +240,7 @@ impl LdapSource {
             .chain(config.dates.values())
             .map(|mapping| mapping.from.clone())
             .collect();
-        wanted.push(config.owner_attribute.clone());
+        wanted.extend(config.custodian_attribute.clone());
         wanted.extend(config.id_attribute.clone());
         wanted.push("modifyTimestamp".into());
         wanted.sort_by_key(|name| name.to_lowercase());
@@ -978,7 +980,11 @@ impl LdapSource {
         );
         record.path = dn;
         record.container = config.base_dn.clone();
-        record.owner = get(&config.owner_attribute).and_then(|values| values.first().cloned());
+        record.custodian = config
+            .custodian_attribute
+            .as_deref()
+            .and_then(get)
+            .and_then(|values| values.first().cloned());
         for (name, mapping) in &config.attributes {
             if let Some(values) = get(&mapping.from) {
                 let picked = mapping.all(values.iter().map(String::as_str));

@@ -48,12 +48,12 @@ pub struct MaildirConfig {
     /// Accounts read in parallel. Default: 4.
     #[serde(default = "default_parallel_accounts")]
     pub parallel_accounts: usize,
-    /// Marks by which a mailbox owner keeps a message on purpose, as for IMAP
+    /// Marks by which a mailbox custodian keeps a message on purpose, as for IMAP
     /// (`flagged`: the Maildir `F` flag; `folders`: by name as records show
     /// it). Every scan reads every file name, so a mark set or taken away
     /// counts at the next scan. Default: off.
     #[serde(default)]
-    pub owner_marks: crate::imap::OwnerMarks,
+    pub custodian_marks: crate::imap::CustodianMarks,
 }
 
 fn default_mailbox_dir() -> String {
@@ -313,14 +313,14 @@ impl AccountReader<'_> {
         let id = format!("{prefix}/{unique}");
         let mut record = Record::new(RecordKind::Message, self.context.source.clone(), id);
         record.container = folder.to_owned();
-        record.owner = Some(account.to_owned());
+        record.custodian = Some(account.to_owned());
         record.timestamps.received = metadata.modified().ok().and_then(to_utc);
         record
             .attributes
             .insert("size_bytes".into(), metadata.len().to_string());
         record.attributes.insert("flags".into(), flags.to_owned());
-        // The owner's own "kept on purpose", where the organisation allows it.
-        let marks = &self.config.owner_marks;
+        // The custodian's own "kept on purpose", where the organisation allows it.
+        let marks = &self.config.custodian_marks;
         let mark = if marks.folders.iter().any(|kept| kept == folder) {
             Some("folder")
         } else if marks.flagged && flags.contains('F') {
@@ -331,7 +331,7 @@ impl AccountReader<'_> {
         if let Some(mark) = mark {
             record
                 .attributes
-                .insert(crate::OWNER_MARK.into(), mark.to_owned());
+                .insert(crate::CUSTODIAN_MARK.into(), mark.to_owned());
         }
         if let Some(special_use) = self.special_use(folder) {
             record
