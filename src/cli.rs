@@ -725,10 +725,11 @@ pub async fn digest(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
         .unwrap_or_else(|| Month::of(Utc::now(), zone).previous());
     let store = Arc::new(Mutex::new(Store::for_config(&config)?));
     let prepared = digest::prepare(&config, &store, month, Utc::now()).await?;
+    let made = prepared.month;
     writeln!(
         out,
-        "digests {month}: {} custodians with findings, {} new in the outbox, {} without an address",
-        prepared.custodians, prepared.queued, prepared.no_address
+        "digests {month}: {} custodians with findings, {} new in the outbox, {} without an address, {} with no internal address (outside [digest] domains; not mailed), {} findings with no custodian",
+        made.custodians, prepared.queued, made.no_address, made.outside_domains, made.no_custodian
     )?;
     if let Some(dir) = &args.out {
         let written = {
@@ -742,13 +743,13 @@ pub async fn digest(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
     if !args.send {
         return Ok(EXIT_OK);
     }
-    let delivered = digest::deliver_due(&config, &store, Utc::now()).await?;
+    let delivered = digest::deliver_due(&config, &store).await?;
     writeln!(
         out,
-        "sent {}, failed {} (tried again later, by the next `tillsyn digest --send` or the daemon)",
-        delivered.sent, delivered.failed
+        "sent {}, failed {} (tried again later, by the next `tillsyn digest --send` or the daemon), given up {}",
+        delivered.sent, delivered.failed, delivered.gave_up
     )?;
-    Ok(if delivered.failed > 0 {
+    Ok(if delivered.failed + delivered.gave_up > 0 {
         EXIT_FAILED
     } else {
         EXIT_OK
@@ -757,7 +758,9 @@ pub async fn digest(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
 
 /// `tillsyn report`: write a month's report to files and/or send it.
 pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliError> {
+    use crate::report::outbox::Delivery;
     use crate::report::{self, Month, mail};
+    use crate::store::AfterFailure;
     // Writing files needs no secret; sending needs the SMTP password only.
     let secrets = if args.send {
         config::Secrets::MAIL
@@ -814,26 +817,33 @@ pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
         )?;
         return Ok(EXIT_OK);
     }
-    match mail::deliver_entry(&mail_config, &store, &entry).await? {
-        mail::Delivery::Sent => {
+    match crate::report::outbox::deliver_entry(&mail_config, &store, &entry).await? {
+        Delivery::Sent => {
             writeln!(out, "Sent the report for {month}: {}", entry.subject)?;
             Ok(EXIT_OK)
         }
-        mail::Delivery::Claimed => {
+        Delivery::Claimed => {
             writeln!(
                 out,
                 "The report for {month} is being sent by another tillsyn process (the daemon); it is not sent twice."
             )?;
             Ok(EXIT_OK)
         }
-        mail::Delivery::Failed(error) => {
+        Delivery::Failed(error, after) => {
             // The server's reply, with any address in it pseudonymised unless
             // the config names people.
             let reply = PersonDisplay::for_config(&config)?.text(&error.to_string());
-            writeln!(
-                out,
-                "Not sent: {reply}\nThe report for {month} waits in the outbox; `tillsyn run` keeps trying, or run this again."
-            )?;
+            match after {
+                AfterFailure::Retry(_) => writeln!(
+                    out,
+                    "Not sent: {reply}\nThe report for {month} waits in the outbox; `tillsyn run` keeps trying, or run this again."
+                )?,
+                AfterFailure::GaveUp => writeln!(
+                    out,
+                    "Not sent: {reply}\nThe report for {month} failed {} times and is given up.",
+                    crate::store::OutboxKind::Report.max_attempts()
+                )?,
+            }
             Ok(EXIT_FAILED)
         }
     }

@@ -975,6 +975,16 @@ impl<'t> Reader<'t> {
                     ),
                 );
             }
+            let bad_domain = |domain: &String| {
+                let domain = domain.trim().trim_start_matches('@');
+                domain.is_empty() || !domain.contains('.') || domain.contains(['@', '/', ' ', '*'])
+            };
+            if digest.domains.is_empty() || digest.domains.iter().any(bad_domain) {
+                self.issue(
+                    Some(self.locate(&digest_span, "domains")),
+                    "[digest]: `domains` names the organisation's own mail domains (`domains = [\"firma.se\"]`); a digest goes only to an address in one of them",
+                );
+            }
             if let Some(template) = &digest.address_template
                 && !template.contains("{custodian}")
             {

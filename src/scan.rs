@@ -392,7 +392,7 @@ where
     let checked_plan = checked_key.map(|key| crate::checked::plan(&source_rules, key));
     let (scan_id, checkpoints, erasures, saved_cache, saved_checked) =
         with_store(store, move |store| {
-            store.take_lease(&lease_name, Utc::now(), lease_until(lease))?;
+            store.take_lease(&lease_name, lease)?;
             // The erasure register, when there is one, is read at every scan: a
             // register with bad lines is refused whole (its line numbers logged,
             // never its content), and what the store holds stays.
@@ -449,10 +449,6 @@ where
     let outcome = result?;
     released?;
     Ok(outcome)
-}
-
-fn lease_until(lease: std::time::Duration) -> DateTime<Utc> {
-    Utc::now() + chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::seconds(60))
 }
 
 /// A scan that has its lease and its row in the store.
@@ -685,7 +681,7 @@ where
                 let owned = lease_name.to_owned();
                 // A store that does not answer now will be reported by the
                 // scan's own writes; the lease then simply runs out.
-                let renewed = with_store(store, move |store| store.renew_lease(&owned, lease_until(lease))).await;
+                let renewed = with_store(store, move |store| store.renew_lease(&owned, lease)).await;
                 let kept = match keep_alive {
                     Some(keep_alive) => keep_alive().await,
                     None => true,
@@ -1197,7 +1193,7 @@ mod tests {
         let (dir, store, rules) = setup();
         let mut other = Store::open(dir.path()).expect("second process");
         other
-            .take_lease("s", Utc::now(), Utc::now() + chrono::TimeDelta::seconds(60))
+            .take_lease("s", std::time::Duration::from_secs(60))
             .expect("lease");
         let result = scan_reading(
             &store,

@@ -73,6 +73,7 @@ when = {{ sources = ["share"] }}
 language = "sv"
 
 [digest]
+domains = ["firma.se"]
 address_template = "{{custodian}}@firma.se"
 addresses_file = "addresses.csv"
 items = 5
@@ -242,7 +243,7 @@ fn each_custodian_gets_their_own_findings_once_and_nothing_is_lost_when_mail_is_
     assert_eq!(report.status.code(), Some(0), "{:?}", text(&report));
     let report_text = std::fs::read_to_string(out.join("report.txt")).expect("report");
     assert!(
-        report_text.contains("PERSONLIGA SAMMANSTÄLLNINGAR: 4 ansvariga med avvikelser, 3 skickade, 0 väntar, 1 utan adress"),
+        report_text.contains("PERSONLIGA SAMMANSTÄLLNINGAR: 4 ansvariga med avvikelser, 3 skickade, 0 väntar, 0 uppgivna, 1 utan adress, 0 utan intern adress (skickas inte); 0 avvikelser utan ansvarig"),
         "{report_text}"
     );
     assert!(!report_text.contains("anna.andersson@firma.se"));
@@ -283,6 +284,7 @@ timestamp = "modified"
 {mail}
 
 [digest]
+domains = ["firma.se"]
 address_template = "{{custodian}}@firma.se"
 "#,
             mail = mail_settings(smtp_port)
@@ -373,6 +375,7 @@ source = "directory"
 attribute = "departmentNumber"
 
 [digest]
+domains = ["firma.se"]
 directory = {{ source = "directory" }}
 "#,
             port = directory.port,

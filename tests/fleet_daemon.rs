@@ -339,7 +339,7 @@ fn three_instances_share_sixty_accounts_and_take_over_a_killed_ones() {
         count(
             &postgres,
             "fleet_together",
-            "SELECT count(*) FROM report_outbox WHERE sent_at IS NOT NULL"
+            "SELECT count(*) FROM outbox WHERE kind = 'report' AND sent_at IS NOT NULL"
         ),
         1
     );

@@ -400,7 +400,7 @@ fn no_output_names_a_person_unless_the_config_says_so() {
     // The report of a month is sent once: a second send needs another month's
     // entry gone, so clear the outbox the first run filled.
     open_store(&state)
-        .execute("DELETE FROM report_outbox", [])
+        .execute("DELETE FROM outbox WHERE kind = 'report'", [])
         .expect("clear outbox");
     let outputs = every_output(&world, &month);
     // The report's sections name custodians and top folders; its CSV (and so the

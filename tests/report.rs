@@ -300,7 +300,9 @@ fn daemon_with_report(dir: &Path) -> (PathBuf, u16, u16) {
 fn outbox(state: &Path) -> Vec<(String, Option<i64>, i64)> {
     let connection = open_store(state);
     let mut query = connection
-        .prepare("SELECT month, sent_at, attempts FROM report_outbox ORDER BY month")
+        .prepare(
+            "SELECT period, sent_at, attempts FROM outbox WHERE kind = 'report' ORDER BY period",
+        )
         .expect("query");
     query
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
@@ -450,8 +452,8 @@ fn a_daemon_down_over_several_month_ends_makes_each_missed_report_once() {
     let last_sent = this_month().previous().previous().previous();
     open_store(&dir.path().join("state"))
         .execute(
-            "INSERT INTO report_outbox (month, created_at, subject, message, sent_at, attempts, next_attempt_at)
-             VALUES (?1, 0, 'earlier', x'00', 1, 1, 0)",
+            "INSERT INTO outbox (kind, period, recipient, created_at, subject, message, sent_at, attempts, next_attempt_at)
+             VALUES ('report', ?1, '', 0, 'earlier', x'00', 1, 1, 0)",
             [last_sent.to_string()],
         )
         .expect("earlier report");

@@ -19,15 +19,21 @@ use tokio::sync::watch;
 
 use super::{Loaded, Shared};
 use crate::report::Month;
-use crate::report::mail::{deliver_due, prepare};
+use crate::report::mail::prepare;
+use crate::report::outbox::deliver_due;
 use crate::scan::with_store;
+use crate::store::{AfterFailure, OutboxKind};
 
 /// Longest single sleep before the wall clock is read again.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
 /// Make and deliver monthly reports until the daemon stops.
 pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Loaded>>) {
-    if let Ok(Some(at)) = with_store(&shared.store, |store| store.last_report_sent()).await {
+    if let Ok(Some(at)) = with_store(&shared.store, |store| {
+        store.outbox_last_sent(OutboxKind::Report)
+    })
+    .await
+    {
         shared.metrics.report_sent(at);
     }
     loop {
@@ -52,11 +58,13 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
         // Every month since the newest one in the outbox (at most a year), or
         // only the month just ended on a fresh install: a daemon that was down
         // over several month ends makes each report it missed.
-        let newest = with_store(&shared.store, |store| store.newest_outbox_month())
-            .await
-            .ok()
-            .flatten()
-            .and_then(|month| month.parse::<Month>().ok());
+        let newest = with_store(&shared.store, |store| {
+            store.newest_outbox_period(OutboxKind::Report)
+        })
+        .await
+        .ok()
+        .flatten()
+        .and_then(|month| month.parse::<Month>().ok());
         let mut months = vec![latest];
         while months.len() < 12 && newest.is_some_and(|newest| newest < months[0].previous()) {
             let earlier = months[0].previous();
@@ -85,25 +93,35 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
         }
         let digest_retry = digests(&shared, &loaded, latest, now).await;
         let mut next_retry: Option<DateTime<Utc>> = digest_retry;
-        match deliver_due(&mail, &shared.store, Utc::now()).await {
-            Ok((sent, failed)) => {
-                for month in sent {
-                    tracing::info!(month = %month, "Monthly report sent.");
+        match deliver_due(&mail, &shared.store, OutboxKind::Report, Duration::ZERO).await {
+            Ok(delivered) => {
+                for key in delivered.sent {
+                    tracing::info!(month = %key.period, "Monthly report sent.");
                     shared.metrics.report_sent(Utc::now());
                 }
-                for (month, error) in failed {
+                for (key, error, after) in delivered.failed {
                     shared.metrics.report_delivery_failed();
                     // The server's reply is logged with any address in it
                     // pseudonymised (it may name a recipient).
                     let reply = crate::privacy::PersonDisplay::for_config(&loaded.config)
                         .map(|display| display.text(&error.to_string()))
                         .unwrap_or_else(|_| "(not logged: the pseudonym key is unreadable)".into());
-                    tracing::warn!(
-                        month = %month,
-                        error_kind = error.kind(),
-                        error = %reply,
-                        "Monthly report not delivered; it waits in the outbox and is tried again."
-                    );
+                    match after {
+                        AfterFailure::Retry(next) => tracing::warn!(
+                            month = %key.period,
+                            error_kind = error.kind(),
+                            error = %reply,
+                            next_attempt = %next.to_rfc3339(),
+                            "Monthly report not delivered; it waits in the outbox and is tried again."
+                        ),
+                        AfterFailure::GaveUp => tracing::error!(
+                            month = %key.period,
+                            error_kind = error.kind(),
+                            error = %reply,
+                            attempts = OutboxKind::Report.max_attempts(),
+                            "Monthly report not delivered, and given up after too many attempts."
+                        ),
+                    }
                 }
             }
             Err(error) => {
@@ -113,12 +131,12 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
                 )
             }
         }
-        if let Ok(pending) = with_store(&shared.store, |store| store.outbox_pending()).await {
-            let report_retry = pending.iter().map(|entry| entry.next_attempt_at).min();
-            next_retry = match (next_retry, report_retry) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+        if let Ok(Some(report_retry)) = with_store(&shared.store, |store| {
+            store.outbox_next_attempt(OutboxKind::Report)
+        })
+        .await
+        {
+            next_retry = Some(next_retry.map_or(report_retry, |retry| retry.min(report_retry)));
         }
         let digest_tick = loaded
             .config
@@ -183,9 +201,11 @@ async fn digests(
         match made {
             Ok(Some(Ok(prepared))) => tracing::info!(
                 month = %month,
-                custodians = prepared.custodians,
+                custodians = prepared.month.custodians,
                 queued = prepared.queued,
-                no_address = prepared.no_address,
+                no_address = prepared.month.no_address,
+                outside_domains = prepared.month.outside_domains,
+                no_custodian = prepared.month.no_custodian,
                 "Personal digests made; sending them."
             ),
             Ok(Some(Err(error))) => {
@@ -195,12 +215,15 @@ async fn digests(
             Err(error) => tracing::error!(error = %error, "Personal digests: the store failed."),
         }
     }
-    match digest::deliver_due(&loaded.config, &shared.store, Utc::now()).await {
-        Ok(delivered) if delivered.sent + delivered.failed > 0 => tracing::info!(
-            sent = delivered.sent,
-            failed = delivered.failed,
-            "Personal digests delivered; failures wait in the outbox."
-        ),
+    match digest::deliver_due(&loaded.config, &shared.store).await {
+        Ok(delivered) if delivered.sent + delivered.failed + delivered.gave_up > 0 => {
+            tracing::info!(
+                sent = delivered.sent,
+                failed = delivered.failed,
+                gave_up = delivered.gave_up,
+                "Personal digests delivered; failures wait in the outbox."
+            )
+        }
         Ok(_) => {}
         Err(error) => tracing::error!(error = %error, "Personal digests could not be sent."),
     }

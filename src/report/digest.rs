@@ -33,7 +33,9 @@ use super::Month;
 use super::config::{Language, MailConfig};
 use crate::config::Config;
 use crate::privacy::PersonDisplay;
-use crate::store::{DigestEntry, Finding, FindingFilter, Store, StoreError};
+use crate::store::{
+    DigestMonth, Finding, FindingFilter, NewOutboxEntry, OutboxKey, OutboxKind, Store, StoreError,
+};
 
 /// `[digest]`: personal monthly digests to custodians (off unless present).
 #[derive(Debug, Clone, Deserialize)]
@@ -70,6 +72,58 @@ pub struct DigestConfig {
     /// the addresses file does not list. Default: none.
     #[serde(default)]
     pub directory: Option<DirectoryLookup>,
+    /// The organisation's own mail domains (`["firma.se"]`; a subdomain of
+    /// one counts). A digest goes only to an address in one of them: any
+    /// other is never mailed, and is counted as "outside the organisation's
+    /// domains". Required.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Custodians that are system accounts of the organisation's own
+    /// (`"backup"`, `"svc-scanner"`): they never get a digest, and their
+    /// findings count as having no custodian. `root`, `nobody`, uid 0 and
+    /// the user tillsyn runs as always are. Default: none.
+    #[serde(default)]
+    pub ignore_custodians: Vec<String>,
+}
+
+impl DigestConfig {
+    /// Whether `address` is in one of the organisation's own domains (or a
+    /// subdomain of one), compared without case.
+    pub fn is_internal(&self, address: &str) -> bool {
+        let Some((_, domain)) = address.rsplit_once('@') else {
+            return false;
+        };
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        self.domains.iter().any(|own| {
+            let own = own
+                .trim()
+                .trim_start_matches('@')
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            !own.is_empty()
+                && (domain == own
+                    || domain
+                        .strip_suffix(own.as_str())
+                        .is_some_and(|rest| rest.ends_with('.')))
+        })
+    }
+
+    /// Whether `custodian` is a system account that never gets a digest:
+    /// `root`, `nobody`, uid 0 (`uid:0`), the user this process runs as,
+    /// or one of `ignore_custodians`; for an address, its local part.
+    pub fn is_system_account(&self, custodian: &str) -> bool {
+        let name = custodian.trim().to_lowercase();
+        let local = name
+            .split_once('@')
+            .map_or(name.as_str(), |(local, _)| local);
+        let service = tillsyn_connectors::fileshare::service_user().map(|user| user.to_lowercase());
+        ["root", "nobody", "uid:0", "uid:65534"].contains(&local)
+            || service.as_deref().is_some_and(|service| local == service)
+            || self.ignore_custodians.iter().any(|ignored| {
+                let ignored = ignored.trim().to_lowercase();
+                ignored == name || ignored == local
+            })
+    }
 }
 
 /// `[digest.directory]`: where a directory keeps custodians' addresses.
@@ -290,12 +344,11 @@ fn language_of(text: &str) -> Option<Language> {
 /// What preparing a month's digests found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Prepared {
-    /// Custodians with findings counted as broken.
-    pub custodians: u64,
+    /// How the month's digests were made: custodians, and why some could not
+    /// get one.
+    pub month: DigestMonth,
     /// Digests put in the outbox now (not there already).
     pub queued: u64,
-    /// Custodians without an address.
-    pub no_address: u64,
 }
 
 /// What one delivery round did.
@@ -305,6 +358,8 @@ pub struct Delivered {
     pub sent: u64,
     /// Refused or not reached: tried again later.
     pub failed: u64,
+    /// Failed too often, and given up.
+    pub gave_up: u64,
 }
 
 fn mail_settings(config: &Config) -> Result<(&DigestConfig, MailConfig), DigestError> {
@@ -453,11 +508,16 @@ pub fn scanned_since(
 
 /// When the next digest waiting in the outbox is to be tried.
 pub fn next_attempt(store: &Store) -> Result<Option<DateTime<Utc>>, DigestError> {
-    Ok(store.digest_next_attempt()?)
+    Ok(store.outbox_next_attempt(OutboxKind::Digest)?)
 }
 
 /// Make `month`'s digests and put each custodian's in the outbox, unless it is
-/// there already.
+/// there already. Only custodians get one, and only at an address in the
+/// organisation's own domains: findings without a custodian, or whose
+/// custodian is a system account, are counted as having none; a custodian
+/// without an address, or with one outside the domains, is counted and
+/// never mailed. Nothing is ever addressed from what a record holds about
+/// its subjects.
 pub async fn prepare(
     config: &Config,
     store: &std::sync::Arc<std::sync::Mutex<Store>>,
@@ -466,7 +526,7 @@ pub async fn prepare(
 ) -> Result<Prepared, DigestError> {
     let (digest, mail) = mail_settings(config)?;
     let mut recipients = Recipients::load(digest)?;
-    let custodians = PersonDisplay::for_config(config)?;
+    let people = PersonDisplay::for_config(config)?;
     let zone = config.daemon.timezone.0;
     let default_language = digest
         .language
@@ -477,15 +537,20 @@ pub async fn prepare(
         crate::exceptions::Exceptions::from_config(config).apply(&mut guard, None)?;
         guard.findings(FindingFilter::Open, None, None)?
     };
+    let mut made = DigestMonth::default();
     let mut by_custodian: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
     for finding in &open {
         if finding.excepted_at(now).is_some() {
             continue;
         }
-        if let Some(custodian) = finding.custodian.as_deref() {
-            by_custodian.entry(custodian).or_default().push(finding);
+        match finding.custodian.as_deref() {
+            Some(custodian) if !digest.is_system_account(custodian) => {
+                by_custodian.entry(custodian).or_default().push(finding);
+            }
+            _ => made.no_custodian += 1,
         }
     }
+    made.custodians = by_custodian.len() as u64;
     if let Some(directory) = &digest.directory {
         let unmapped: Vec<String> = by_custodian
             .keys()
@@ -499,16 +564,16 @@ pub async fn prepare(
         .iter()
         .map(|rule| (rule.id.clone(), rule.policy.clone()))
         .collect();
-    let mut prepared = Prepared {
-        custodians: by_custodian.len() as u64,
-        ..Prepared::default()
-    };
     let mut messages = Vec::new();
     for (custodian, findings) in by_custodian {
         let Some((address, language)) = recipients.address_of(custodian) else {
-            prepared.no_address += 1;
+            made.no_address += 1;
             continue;
         };
+        if !digest.is_internal(&address) {
+            made.outside_domains += 1;
+            continue;
+        }
         let language = language.unwrap_or(default_language);
         let (subject, text) = body(
             language,
@@ -519,16 +584,26 @@ pub async fn prepare(
             (zone, now),
         );
         let message = message(&mail, &address, &subject, text, month, now)?;
-        messages.push((custodians.pseudonym(custodian), address, message));
+        messages.push((people.pseudonym(custodian), address, subject, message));
     }
+    let period = month.to_string();
     let mut guard = lock(store)?;
-    for (key, address, message) in messages {
-        if guard.digest_put(&month.to_string(), &key, &address, &message, now)? {
-            prepared.queued += 1;
-        }
+    let mut queued = 0;
+    for (recipient, address, subject, message) in messages {
+        let key = OutboxKey::digest(&period, &recipient);
+        let put = guard.outbox_put(NewOutboxEntry {
+            key: &key,
+            address: Some(&address),
+            subject: &subject,
+            message: &message,
+        })?;
+        queued += u64::from(put);
     }
-    guard.digest_month(&month.to_string(), prepared.custodians, prepared.no_address)?;
-    Ok(prepared)
+    guard.digest_month(&period, made)?;
+    Ok(Prepared {
+        month: made,
+        queued,
+    })
 }
 
 fn message(
@@ -563,52 +638,27 @@ fn message(
     Ok(bytes)
 }
 
-/// Send the digests due now, paced; failures wait and are tried again.
+/// Send the digests due now through the outbox, paced by `rate_per_minute`;
+/// failures wait and are tried again, up to the digest's number of attempts.
 pub async fn deliver_due(
     config: &Config,
     store: &std::sync::Arc<std::sync::Mutex<Store>>,
-    now: DateTime<Utc>,
 ) -> Result<Delivered, DigestError> {
     let (digest, mail) = mail_settings(config)?;
-    let pending = lock(store)?.digest_pending(now)?;
     let pause = Duration::from_millis(60_000 / u64::from(digest.rate_per_minute.max(1)));
-    let mut delivered = Delivered::default();
-    for (index, entry) in pending.into_iter().enumerate() {
-        if index > 0 {
-            tokio::time::sleep(pause).await;
-        }
-        let DigestEntry {
-            month,
-            recipient,
-            address,
-            message,
-            attempts,
-        } = entry;
-        let mut to_one = mail.clone();
-        to_one.recipients = vec![address];
-        match super::mail::deliver(&to_one, &message).await {
-            Ok(()) => {
-                lock(store)?.digest_sent(&month, &recipient, Utc::now())?;
-                delivered.sent += 1;
-            }
-            Err(error) => {
-                let wait = backoff(&mail, attempts);
-                let next = Utc::now()
-                    + chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::hours(1));
-                // The error names the server, never the recipient.
-                lock(store)?.digest_failed(&month, &recipient, &error.to_string(), next)?;
-                delivered.failed += 1;
-            }
-        }
-    }
-    Ok(delivered)
-}
-
-fn backoff(mail: &MailConfig, attempts: u32) -> Duration {
-    Duration::from_secs(mail.retry_seconds)
-        .checked_mul(1u32 << attempts.min(16))
-        .unwrap_or(Duration::from_secs(3600))
-        .min(Duration::from_secs(3600))
+    let round = super::outbox::deliver_due(&mail, store, OutboxKind::Digest, pause)
+        .await
+        .map_err(|error| DigestError::Build(error.to_string()))?;
+    let gave_up = round
+        .failed
+        .iter()
+        .filter(|(_, _, after)| *after == crate::store::AfterFailure::GaveUp)
+        .count() as u64;
+    Ok(Delivered {
+        sent: round.sent.len() as u64,
+        failed: round.failed.len() as u64 - gave_up,
+        gave_up,
+    })
 }
 
 fn lock(
@@ -623,7 +673,7 @@ pub fn write_files(store: &Store, month: Month, dir: &Path) -> Result<u64, Diges
     crate::privacy::create_private_dir(dir)
         .map_err(|error| DigestError::Build(error.to_string()))?;
     let mut written = 0;
-    for (recipient, message) in store.digest_messages(&month.to_string())? {
+    for (recipient, message) in store.outbox_messages(OutboxKind::Digest, &month.to_string())? {
         crate::privacy::write_private(&dir.join(format!("digest-{recipient}.eml")), &message)
             .map_err(|error| DigestError::Build(error.to_string()))?;
         written += 1;
@@ -670,6 +720,8 @@ mod tests {
             addresses_file: Some(file.clone()),
             items: 10,
             rate_per_minute: 60,
+            domains: vec!["firma.se".into()],
+            ignore_custodians: Vec::new(),
         })
         .expect("load");
         assert_eq!(
@@ -697,6 +749,8 @@ mod tests {
             addresses_file: Some(file),
             items: 10,
             rate_per_minute: 60,
+            domains: vec!["firma.se".into()],
+            ignore_custodians: Vec::new(),
         });
         assert!(
             matches!(&broken, Err(DigestError::Addresses { reason, .. }) if reason.starts_with("line 1")),

@@ -5,12 +5,16 @@
 //! the HTML shows by `cid:`) and the CSV as an attachment. Subject and names are
 //! UTF-8 (å, ä, ö); `Date` and `Message-ID` are set.
 //!
-//! The outbox (a store table) holds the finished message, bytes as sent, before
-//! the first attempt. Delivery sends those bytes, never a re-render, and marks the
-//! month sent once the server has accepted it; a refused or failed delivery is
-//! tried again with a doubling wait (from `retry_seconds`, at most an hour). A
-//! month already in the outbox is never rendered or sent again, so a restart, a
-//! second daemon tick or `tillsyn report --send` cannot send it twice.
+//! The outbox ([`crate::store::outbox`]) holds the finished message, bytes as
+//! sent, before the first attempt; [`super::outbox`] delivers it, never a
+//! re-render. A month already in the outbox is never rendered again, so a
+//! restart, a second daemon tick or `tillsyn report --send` cannot send it
+//! twice.
+//!
+//! Every message tillsyn sends is built here to pass the strictest servers:
+//! CRLF line endings throughout, no line over 998 octets, text parts as 7bit
+//! or quoted-printable, attachments in base64 ([`check_wire`] refuses
+//! anything else before it reaches the outbox).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,10 +32,7 @@ use super::render::{CHART_CID, Rendered};
 use super::{Month, ReportError, build_with, render::render};
 use crate::config::Config;
 use crate::scan::{RunError, with_store};
-use crate::store::{OutboxEntry, Store};
-
-/// Longest wait between two delivery attempts.
-const MAX_RETRY: Duration = Duration::from_secs(3600);
+use crate::store::{NewOutboxEntry, OutboxEntry, OutboxKey, Store};
 
 /// Why a report could not be made into mail or delivered.
 #[derive(Debug, thiserror::Error)]
@@ -277,15 +278,6 @@ pub async fn deliver(mail: &MailConfig, bytes: &[u8]) -> Result<(), MailError> {
         })
 }
 
-/// The wait before attempt number `attempts + 1`.
-fn backoff(mail: &MailConfig, attempts: u32) -> Duration {
-    let first = Duration::from_secs(mail.retry_seconds);
-    first
-        .checked_mul(1u32 << attempts.min(16))
-        .unwrap_or(MAX_RETRY)
-        .min(MAX_RETRY)
-}
-
 /// Make `month`'s report and put it in the outbox, unless the outbox has it
 /// already; returns the outbox entry.
 pub async fn prepare(
@@ -299,8 +291,9 @@ pub async fn prepare(
         .as_ref()
         .and_then(|report| report.mail.clone())
         .ok_or(MailError::NotConfigured)?;
-    let key = month.to_string();
-    if let Some(entry) = with_store(store, move |store| store.outbox(&key)).await? {
+    let key = OutboxKey::report(&month.to_string());
+    let existing = key.clone();
+    if let Some(entry) = with_store(store, move |store| store.outbox_entry(&existing)).await? {
         return Ok(entry);
     }
     let departments = super::departments::or_none(config, store, month, now).await;
@@ -321,89 +314,18 @@ pub async fn prepare(
     .await
     .map_err(|error| MailError::Store(RunError::Worker(error.to_string())))??;
     let (subject, bytes) = built;
-    let key = month.to_string();
     Ok(with_store(store, move |store| {
-        store.outbox_put(&key, &subject, &bytes, now)
+        store.outbox_put(NewOutboxEntry {
+            key: &key,
+            address: None,
+            subject: &subject,
+            message: &bytes,
+        })?;
+        store
+            .outbox_entry(&key)?
+            .ok_or(crate::store::StoreError::Missing("outbox"))
     })
     .await?)
-}
-
-/// Try to deliver every outbox entry that is due at `now`. Returns the months
-/// delivered and the failures (month and error).
-pub async fn deliver_due(
-    mail: &MailConfig,
-    store: &Arc<Mutex<Store>>,
-    now: DateTime<Utc>,
-) -> Result<(Vec<String>, Vec<(String, MailError)>), MailError> {
-    let pending = with_store(store, |store| store.outbox_pending()).await?;
-    let mut sent = Vec::new();
-    let mut failed = Vec::new();
-    for entry in pending {
-        if entry.next_attempt_at > now {
-            continue;
-        }
-        match deliver_entry(mail, store, &entry).await? {
-            Delivery::Sent => sent.push(entry.month),
-            Delivery::Failed(error) => failed.push((entry.month, error)),
-            Delivery::Claimed => {}
-        }
-    }
-    Ok((sent, failed))
-}
-
-/// How one delivery attempt went.
-#[derive(Debug)]
-pub enum Delivery {
-    /// The server accepted it.
-    Sent,
-    /// It failed; it waits in the outbox for its next attempt.
-    Failed(MailError),
-    /// Another process claimed it first (and is sending it, or has): nothing was
-    /// sent from here.
-    Claimed,
-}
-
-/// Try to deliver one outbox entry and record how it went: sent, or failed and
-/// when to try again. The entry is claimed in the store first, so of two
-/// processes trying at once (the daemon and `tillsyn report --send`) only one
-/// sends. The error is the store's.
-pub async fn deliver_entry(
-    mail: &MailConfig,
-    store: &Arc<Mutex<Store>>,
-    entry: &OutboxEntry,
-) -> Result<Delivery, MailError> {
-    let month = entry.month.clone();
-    // Long enough for every SMTP step to time out once; a crashed sender's
-    // claim runs out after it.
-    let hold = chrono::TimeDelta::seconds(
-        i64::try_from(mail.smtp.timeout_seconds.saturating_mul(4)).unwrap_or(3600) + 60,
-    );
-    let claimed = with_store(store, {
-        let month = month.clone();
-        move |store| {
-            let now = Utc::now();
-            store.outbox_claim(&month, now, now + hold)
-        }
-    })
-    .await?;
-    if !claimed {
-        return Ok(Delivery::Claimed);
-    }
-    match deliver(mail, &entry.message).await {
-        Ok(()) => {
-            let at = Utc::now();
-            with_store(store, move |store| store.outbox_sent(&month, at)).await?;
-            Ok(Delivery::Sent)
-        }
-        Err(error) => {
-            let wait = backoff(mail, entry.attempts);
-            let next = Utc::now()
-                + chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::hours(1));
-            let text = error.to_string();
-            with_store(store, move |store| store.outbox_failed(&month, &text, next)).await?;
-            Ok(Delivery::Failed(error))
-        }
-    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub mod config;
 pub mod departments;
 pub mod digest;
 pub mod mail;
+pub mod outbox;
 pub mod render;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -194,6 +194,14 @@ impl Row {
             _ => Err(self.mismatch(index, "blob")),
         }
     }
+
+    /// Column `index` as bytes or NULL.
+    pub fn opt_blob(&self, index: usize) -> Result<Option<Vec<u8>>, DbError> {
+        match self.value(index) {
+            Value::Null => Ok(None),
+            _ => self.blob(index).map(Some),
+        }
+    }
 }
 
 /// A connection to the store's database, in either engine.
@@ -336,6 +344,17 @@ pub fn many_rows(sql: &str, count: usize, width: usize) -> Option<String> {
         tuples.join(", "),
         &sql[end..]
     ))
+}
+
+/// The database's clock, Unix seconds, as SQL. Leases and claims are set and
+/// judged by this one clock, never a host's: a process on a host whose clock
+/// runs ahead does not take what another holds (on SQLite the database's
+/// clock is the host's, and every process is on that host).
+pub fn now_seconds(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "CAST(strftime('%s', 'now') AS INTEGER)",
+        Engine::Postgres => "CAST(floor(extract(epoch FROM clock_timestamp())) AS BIGINT)",
+    }
 }
 
 /// The two-argument minimum: SQLite's `min(a, b)`, PostgreSQL's `LEAST`.

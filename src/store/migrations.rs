@@ -283,4 +283,47 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE digest_months RENAME COLUMN owners TO custodians;
     UPDATE findings SET exception = 'custodian-mark' WHERE exception = 'owner-mark';
     "#,
+    // 20: one outbox for everything tillsyn mails (see `crate::store::outbox`):
+    // the monthly report (recipient '') and each custodian's digest (by
+    // pseudonym), each claimed before it is sent so that of several processes
+    // exactly one sends it, given up after a set number of attempts, and
+    // pruned by retention once sent or given up. The two outboxes before it
+    // are moved in whole. The digests of a month are counted by why they
+    // could not go as well: no address, an address outside the
+    // organisation's domains, no custodian.
+    r#"
+    CREATE TABLE outbox (
+        kind            TEXT    NOT NULL CHECK (kind IN ('report', 'digest')),
+        period          TEXT    NOT NULL,
+        recipient       TEXT    NOT NULL,
+        address         TEXT,
+        subject         TEXT    NOT NULL,
+        created_at      INTEGER NOT NULL,
+        message         BLOB,
+        sent_at         INTEGER,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        next_attempt_at INTEGER NOT NULL,
+        claimed_by      TEXT,
+        claimed_until   INTEGER,
+        gave_up_at      INTEGER,
+        PRIMARY KEY (kind, period, recipient)
+    );
+    CREATE INDEX outbox_waiting ON outbox (kind, next_attempt_at)
+        WHERE sent_at IS NULL AND gave_up_at IS NULL;
+    INSERT INTO outbox (kind, period, recipient, address, subject, created_at, message,
+                        sent_at, attempts, last_error, next_attempt_at, claimed_by, claimed_until)
+        SELECT 'report', month, '', NULL, subject, created_at, message, sent_at, attempts,
+               last_error, next_attempt_at, claimed_by, claimed_until
+        FROM report_outbox;
+    INSERT INTO outbox (kind, period, recipient, address, subject, created_at, message,
+                        sent_at, attempts, last_error, next_attempt_at)
+        SELECT 'digest', month, recipient, address, '', created_at, message, sent_at, attempts,
+               last_error, next_attempt_at
+        FROM digest_outbox;
+    DROP TABLE report_outbox;
+    DROP TABLE digest_outbox;
+    ALTER TABLE digest_months ADD COLUMN outside_domains INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE digest_months ADD COLUMN no_custodian INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];

@@ -14,9 +14,11 @@
 pub mod db;
 mod identity_index;
 mod migrations;
+mod outbox;
 mod report;
 
-pub use report::{DigestCoverage, DigestEntry, OpenAt, OutboxEntry, RuleHistory, ScanSummary};
+pub use outbox::{AfterFailure, NewOutboxEntry, OutboxCounts, OutboxEntry, OutboxKey, OutboxKind};
+pub use report::{DigestCoverage, DigestMonth, OpenAt, RuleHistory, ScanSummary};
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -585,6 +587,21 @@ fn finding_row(row: &db::Row) -> Result<Finding, db::DbError> {
     })
 }
 
+/// The database's clock now, in Unix seconds ([`db::now_seconds`]).
+fn database_now(db: &dyn Database) -> Result<i64, StoreError> {
+    let sql = format!("SELECT {}", db::now_seconds(db.engine()));
+    Ok(db
+        .query(&sql, &[])?
+        .first()
+        .ok_or(StoreError::Missing("database clock"))?
+        .int(0)?)
+}
+
+/// A lease's length in whole seconds, at least one.
+fn lease_seconds(lease: std::time::Duration) -> i64 {
+    i64::try_from(lease.as_secs()).unwrap_or(i64::MAX).max(1)
+}
+
 fn holder_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())
@@ -852,8 +869,8 @@ impl Store {
     /// their age. Returns the rows removed.
     pub fn prune(&mut self, cutoff: DateTime<Utc>) -> Result<PruneCounts, StoreError> {
         let cutoff = Value::from(cutoff.timestamp());
-        let now = Value::from(Utc::now().timestamp());
         db::transaction(self.db(), true, |db| {
+            let now = Value::from(database_now(db)?);
             let at = std::slice::from_ref(&cutoff);
             let findings = db.execute(
                 "DELETE FROM findings WHERE resolved_at IS NOT NULL AND resolved_at < $1",
@@ -899,8 +916,10 @@ impl Store {
                      (SELECT source FROM scans WHERE started_at >= $1)",
                 at,
             )?;
+            // Sent and given-up mail of every kind; what still waits stays.
             let reports = db.execute(
-                "DELETE FROM report_outbox WHERE sent_at IS NOT NULL AND sent_at < $1",
+                "DELETE FROM outbox WHERE (sent_at IS NOT NULL AND sent_at < $1)
+                     OR (gave_up_at IS NOT NULL AND gave_up_at < $1)",
                 at,
             )?;
             db.execute("DELETE FROM subject_lookups WHERE at < $1", at)?;
@@ -923,14 +942,14 @@ impl Store {
         &self.holder
     }
 
-    /// Take `source`'s scan lease until `until`, unless another process holds it
-    /// unexpired: then `Err(StoreError::Leased)` naming the holder. One
+    /// Take `source`'s scan lease for `lease`, unless another process holds
+    /// it unexpired: then `Err(StoreError::Leased)` naming the holder. One
     /// immediate transaction, so of two processes racing exactly one wins.
+    /// The database's clock sets and judges the lease ([`db::now_seconds`]).
     pub fn take_lease(
         &mut self,
         source: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
+        lease: std::time::Duration,
     ) -> Result<(), StoreError> {
         let holder = self.holder.clone();
         // A unit's lease (`source` + UNIT_SEPARATOR + unit) and its whole
@@ -940,6 +959,7 @@ impl Store {
             .split_once(crate::scan::UNIT_SEPARATOR)
             .map_or(source, |(whole, _)| whole);
         let units = format!("{whole}{}", crate::scan::UNIT_SEPARATOR);
+        let seconds = lease_seconds(lease);
         db::transaction(self.db(), true, |db| {
             // Locked against another process taking it meanwhile: SQLite's
             // write lock, PostgreSQL's lock on the source's name (rows that
@@ -950,6 +970,7 @@ impl Store {
                     &[Value::from(whole)],
                 )?;
             }
+            let now = database_now(db)?;
             let current = db.query(
                 "SELECT holder, expires_at, source FROM scan_leases
                  WHERE source = $1 OR source = $2 OR substr(source, 1, $3) = $4",
@@ -963,7 +984,7 @@ impl Store {
             for row in &current {
                 let (current_holder, expires_at, name) = (row.text(0)?, row.int(1)?, row.text(2)?);
                 let overlaps = name == source || name == whole || source == whole;
-                if overlaps && current_holder != holder && expires_at >= now.timestamp() {
+                if overlaps && current_holder != holder && expires_at >= now {
                     return Err(StoreError::Leased {
                         name: source.to_owned(),
                         holder: current_holder,
@@ -974,21 +995,32 @@ impl Store {
             db.execute(
                 "INSERT INTO scan_leases (source, holder, expires_at) VALUES ($1, $2, $3)
                  ON CONFLICT (source) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at",
-                &[Value::from(source), Value::from(holder.as_str()), Value::from(until.timestamp())],
+                &[
+                    Value::from(source),
+                    Value::from(holder.as_str()),
+                    Value::from(now.saturating_add(seconds)),
+                ],
             )?;
             Ok(())
         })
     }
 
-    /// Move this process's lease on `source` on to `until`; false when the lease
-    /// is no longer this process's.
-    pub fn renew_lease(&mut self, source: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
+    /// Move this process's lease on `source` on by `lease` from now (the
+    /// database's clock); false when the lease is no longer this process's.
+    pub fn renew_lease(
+        &mut self,
+        source: &str,
+        lease: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let now = db::now_seconds(self.db().engine());
         let changed = self.db().execute(
-            "UPDATE scan_leases SET expires_at = $3 WHERE source = $1 AND holder = $2",
+            &format!(
+                "UPDATE scan_leases SET expires_at = {now} + $3 WHERE source = $1 AND holder = $2"
+            ),
             &[
                 Value::from(source),
                 Value::from(self.holder.as_str()),
-                Value::from(until.timestamp()),
+                Value::from(lease_seconds(lease)),
             ],
         )?;
         Ok(changed == 1)
@@ -1021,7 +1053,7 @@ impl Store {
             &[
                 Value::from(source),
                 Value::from(self.holder.as_str()),
-                Value::from(Utc::now().timestamp()),
+                Value::from(database_now(self.db())?),
             ],
         )?;
         let inserted = self.db().query(

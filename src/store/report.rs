@@ -55,215 +55,83 @@ pub struct ScanSummary {
     pub error_kind: Option<String>,
 }
 
-/// A month's report in the outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxEntry {
-    /// `YYYY-MM`.
-    pub month: String,
-    /// Subject line.
-    pub subject: String,
-    /// The whole message, as sent.
-    pub message: Vec<u8>,
-    /// When the server accepted it.
-    pub sent_at: Option<DateTime<Utc>>,
-    /// Delivery attempts so far.
-    pub attempts: u32,
-    /// Why the last attempt failed.
-    pub last_error: Option<String>,
-    /// Not before this.
-    pub next_attempt_at: DateTime<Utc>,
-}
-
-/// A digest waiting to be sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DigestEntry {
-    /// `YYYY-MM`.
-    pub month: String,
-    /// The custodian's pseudonym.
-    pub recipient: String,
-    /// Where it goes.
-    pub address: String,
-    /// The message, as it is sent.
-    pub message: Vec<u8>,
-    /// Delivery attempts so far.
-    pub attempts: u32,
-}
-
 /// A month's digests, counted (never their content).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DigestCoverage {
-    /// Custodians with findings.
+    /// Custodians with findings, each to get a digest.
     pub custodians: u64,
     /// Accepted by the mail server.
     pub sent: u64,
     /// Not yet accepted (waiting, or failed and to be tried again).
     pub waiting: u64,
+    /// Given up after too many failed attempts.
+    pub gave_up: u64,
     /// Custodians without an address.
     pub no_address: u64,
+    /// Custodians whose address is outside the organisation's mail domains:
+    /// never mailed.
+    pub outside_domains: u64,
+    /// Findings with no custodian to act on them: none known, or a system
+    /// account (`root`, `nobody`, the service's own user, the configured
+    /// `ignore_custodians`).
+    pub no_custodian: u64,
+}
+
+/// How a month's digests were made: what [`Store::digest_month`] records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DigestMonth {
+    /// Custodians with findings, each to get a digest.
+    pub custodians: u64,
+    /// Custodians without an address.
+    pub no_address: u64,
+    /// Custodians whose address is outside the organisation's domains.
+    pub outside_domains: u64,
+    /// Findings with no custodian to act on them.
+    pub no_custodian: u64,
 }
 
 impl Store {
-    /// Put `recipient`'s digest of `month` in the outbox unless one is there;
-    /// whether it was put.
-    pub fn digest_put(
-        &mut self,
-        month: &str,
-        recipient: &str,
-        address: &str,
-        message: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let changed = self.db().execute(
-            "INSERT INTO digest_outbox (month, recipient, address, created_at, message, next_attempt_at)
-             VALUES ($1, $2, $3, $4, $5, $4)
-             ON CONFLICT (month, recipient) DO NOTHING",
-            &[
-                Value::from(month),
-                Value::from(recipient),
-                Value::from(address),
-                Value::from(now.timestamp()),
-                Value::from(message),
-            ],
-        )?;
-        Ok(changed > 0)
-    }
-
-    /// Record how many custodians `month` had, and how many without an address.
-    pub fn digest_month(
-        &mut self,
-        month: &str,
-        custodians: u64,
-        no_address: u64,
-    ) -> Result<(), StoreError> {
+    /// Record how `month`'s digests were made: custodians, and why some
+    /// could not get one.
+    pub fn digest_month(&mut self, month: &str, made: DigestMonth) -> Result<(), StoreError> {
+        let count = |n: u64| Value::from(i64::try_from(n).unwrap_or(i64::MAX));
         self.db().execute(
-            "INSERT INTO digest_months (month, custodians, no_address) VALUES ($1, $2, $3)
-             ON CONFLICT (month) DO UPDATE SET custodians = excluded.custodians, no_address = excluded.no_address",
+            "INSERT INTO digest_months (month, custodians, no_address, outside_domains, no_custodian)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (month) DO UPDATE SET custodians = excluded.custodians,
+                 no_address = excluded.no_address, outside_domains = excluded.outside_domains,
+                 no_custodian = excluded.no_custodian",
             &[
                 Value::from(month),
-                Value::from(i64::try_from(custodians).unwrap_or(i64::MAX)),
-                Value::from(i64::try_from(no_address).unwrap_or(i64::MAX)),
+                count(made.custodians),
+                count(made.no_address),
+                count(made.outside_domains),
+                count(made.no_custodian),
             ],
         )?;
         Ok(())
-    }
-
-    /// Digests not sent whose next attempt is due at `now`.
-    pub fn digest_pending(&self, now: DateTime<Utc>) -> Result<Vec<DigestEntry>, StoreError> {
-        self.db()
-            .query(
-                "SELECT month, recipient, address, message, attempts FROM digest_outbox
-                 WHERE sent_at IS NULL AND message IS NOT NULL AND next_attempt_at <= $1
-                 ORDER BY month, recipient",
-                &[Value::from(now.timestamp())],
-            )?
-            .iter()
-            .map(|row| {
-                Ok(DigestEntry {
-                    month: row.text(0)?,
-                    recipient: row.text(1)?,
-                    address: row.text(2)?,
-                    message: row.blob(3)?,
-                    attempts: u32::try_from(row.int(4)?).unwrap_or(u32::MAX),
-                })
-            })
-            .collect()
-    }
-
-    /// When the earliest unsent digest is to be tried next.
-    pub fn digest_next_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let next = self
-            .db()
-            .query(
-                "SELECT min(next_attempt_at) FROM digest_outbox
-                 WHERE sent_at IS NULL AND message IS NOT NULL",
-                &[],
-            )?
-            .first()
-            .map(|row| row.opt_int(0))
-            .transpose()?
-            .flatten();
-        Ok(next.map(to_time))
-    }
-
-    /// The server took it: sent, and its body dropped.
-    pub fn digest_sent(
-        &mut self,
-        month: &str,
-        recipient: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.db().execute(
-            "UPDATE digest_outbox SET sent_at = $3, attempts = attempts + 1, last_error = NULL,
-                 message = NULL
-             WHERE month = $1 AND recipient = $2",
-            &[
-                Value::from(month),
-                Value::from(recipient),
-                Value::from(at.timestamp()),
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// It failed: why, and when to try again.
-    pub fn digest_failed(
-        &mut self,
-        month: &str,
-        recipient: &str,
-        error: &str,
-        next: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.db().execute(
-            "UPDATE digest_outbox SET attempts = attempts + 1, last_error = $3, next_attempt_at = $4
-             WHERE month = $1 AND recipient = $2",
-            &[
-                Value::from(month),
-                Value::from(recipient),
-                Value::from(error),
-                Value::from(next.timestamp()),
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// The unsent digests of `month`: recipient pseudonym and message.
-    pub fn digest_messages(&self, month: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.db()
-            .query(
-                "SELECT recipient, message FROM digest_outbox
-                 WHERE month = $1 AND message IS NOT NULL ORDER BY recipient",
-                &[Value::from(month)],
-            )?
-            .iter()
-            .map(|row| Ok((row.text(0)?, row.blob(1)?)))
-            .collect()
     }
 
     /// `month`'s digests counted; `None` when none were made.
     pub fn digest_coverage(&self, month: &str) -> Result<Option<DigestCoverage>, StoreError> {
         let months = self.db().query(
-            "SELECT custodians, no_address FROM digest_months WHERE month = $1",
+            "SELECT custodians, no_address, outside_domains, no_custodian FROM digest_months
+             WHERE month = $1",
             &[Value::from(month)],
         )?;
         let Some(counted) = months.first() else {
             return Ok(None);
         };
-        let (custodians, no_address) = (counted.int(0)?, counted.int(1)?);
-        let sums = self.db().query(
-            "SELECT CAST(coalesce(sum(CASE WHEN sent_at IS NULL THEN 0 ELSE 1 END), 0) AS BIGINT),
-                    CAST(coalesce(sum(CASE WHEN sent_at IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT)
-             FROM digest_outbox WHERE month = $1",
-            &[Value::from(month)],
-        )?;
-        let (sent, waiting) = match sums.first() {
-            Some(row) => (row.int(0)?, row.int(1)?),
-            None => (0, 0),
-        };
+        let count = |index| counted.int(index).map(|n| u64::try_from(n).unwrap_or(0));
+        let sent = self.outbox_counts(super::OutboxKind::Digest, month)?;
         Ok(Some(DigestCoverage {
-            custodians: custodians as u64,
-            sent: sent as u64,
-            waiting: waiting as u64,
-            no_address: no_address as u64,
+            custodians: count(0)?,
+            sent: sent.sent,
+            waiting: sent.waiting,
+            gave_up: sent.gave_up,
+            no_address: count(1)?,
+            outside_domains: count(2)?,
+            no_custodian: count(3)?,
         }))
     }
 
@@ -380,144 +248,4 @@ impl Store {
             })
             .collect()
     }
-
-    /// The outbox entry of `month`.
-    pub fn outbox(&self, month: &str) -> Result<Option<OutboxEntry>, StoreError> {
-        self.db()
-            .query(
-                "SELECT month, subject, message, sent_at, attempts, last_error, next_attempt_at
-                 FROM report_outbox WHERE month = $1",
-                &[Value::from(month)],
-            )?
-            .first()
-            .map(outbox_row)
-            .transpose()
-    }
-
-    /// Put `month`'s rendered report in the outbox, unless one is there already
-    /// (then that one stays, sent or not). Returns the entry the outbox holds.
-    pub fn outbox_put(
-        &mut self,
-        month: &str,
-        subject: &str,
-        message: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<OutboxEntry, StoreError> {
-        self.db().execute(
-            "INSERT INTO report_outbox (month, created_at, subject, message, next_attempt_at)
-             VALUES ($1, $2, $3, $4, $2)
-             ON CONFLICT (month) DO NOTHING",
-            &[
-                Value::from(month),
-                Value::from(now.timestamp()),
-                Value::from(subject),
-                Value::from(message),
-            ],
-        )?;
-        self.outbox(month)?
-            .ok_or(StoreError::Missing("report_outbox"))
-    }
-
-    /// Months whose report waits to be sent, oldest first.
-    pub fn outbox_pending(&self) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.db()
-            .query(
-                "SELECT month, subject, message, sent_at, attempts, last_error, next_attempt_at
-                 FROM report_outbox WHERE sent_at IS NULL ORDER BY month",
-                &[],
-            )?
-            .iter()
-            .map(outbox_row)
-            .collect()
-    }
-
-    /// Claim `month`'s unsent report for this process until `until`, before
-    /// sending it: true when this process may send it now, false when it was
-    /// sent meanwhile or another process holds an unexpired claim. One write, so
-    /// of two processes racing, exactly one wins.
-    pub fn outbox_claim(
-        &mut self,
-        month: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let changed = self.db().execute(
-            "UPDATE report_outbox SET claimed_by = $2, claimed_until = $3
-             WHERE month = $1 AND sent_at IS NULL
-               AND (claimed_until IS NULL OR claimed_until < $4 OR claimed_by = $2)",
-            &[
-                Value::from(month),
-                Value::from(self.holder.as_str()),
-                Value::from(until.timestamp()),
-                Value::from(now.timestamp()),
-            ],
-        )?;
-        Ok(changed == 1)
-    }
-
-    /// The server accepted `month`'s report.
-    pub fn outbox_sent(&mut self, month: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.db().execute(
-            "UPDATE report_outbox SET sent_at = $2, attempts = attempts + 1, last_error = NULL,
-                 claimed_by = NULL, claimed_until = NULL
-             WHERE month = $1 AND sent_at IS NULL",
-            &[Value::from(month), Value::from(at.timestamp())],
-        )?;
-        Ok(())
-    }
-
-    /// A delivery of `month`'s report failed; try again from `next`.
-    pub fn outbox_failed(
-        &mut self,
-        month: &str,
-        error: &str,
-        next: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.db().execute(
-            "UPDATE report_outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3,
-                 claimed_by = NULL, claimed_until = NULL
-             WHERE month = $1 AND sent_at IS NULL",
-            &[
-                Value::from(month),
-                Value::from(error),
-                Value::from(next.timestamp()),
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// The newest month in the outbox, sent or not.
-    pub fn newest_outbox_month(&self) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .db()
-            .query("SELECT max(month) FROM report_outbox", &[])?
-            .first()
-            .map(|row| row.opt_text(0))
-            .transpose()?
-            .flatten())
-    }
-
-    /// When a report was last accepted by the mail server.
-    pub fn last_report_sent(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self
-            .db()
-            .query("SELECT max(sent_at) FROM report_outbox", &[])?
-            .first()
-            .map(|row| row.opt_int(0))
-            .transpose()?
-            .flatten()
-            .map(to_time))
-    }
-}
-
-fn outbox_row(row: &super::db::Row) -> Result<OutboxEntry, StoreError> {
-    Ok(OutboxEntry {
-        month: row.text(0)?,
-        subject: row.text(1)?,
-        message: row.blob(2)?,
-        sent_at: row.opt_int(3)?.map(to_time),
-        attempts: u32::try_from(row.int(4)?).unwrap_or(u32::MAX),
-        last_error: row.opt_text(5)?,
-        next_attempt_at: to_time(row.int(6)?),
-    })
 }

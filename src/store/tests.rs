@@ -8,6 +8,11 @@ use tillsyn_connectors::CarriedScope;
 
 use super::*;
 
+/// A lease as the scan runner takes it.
+const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+/// A claim as the outbox takes it.
+const HOLD: std::time::Duration = std::time::Duration::from_secs(120);
+
 // The real-server harness of the integration tests, shared here so that
 // these tests run on PostgreSQL too.
 #[allow(dead_code)]
@@ -345,6 +350,27 @@ fn many_incremental_scans_are_merged_and_spilled_rows_count_like_held_ones() {
 }
 
 /// The one number `sql` selects.
+/// Run `sql` on the store's database, as if time had passed (leases and
+/// claims are set by the database's clock, which a test cannot move).
+fn execute(store: &Store, sql: &str) {
+    store.db().execute(sql, &[]).expect("execute");
+}
+
+/// Every lease and claim runs out, as `seconds` passing would make them.
+fn pass_time(store: &Store, seconds: i64) {
+    execute(
+        store,
+        &format!("UPDATE scan_leases SET expires_at = expires_at - {seconds}"),
+    );
+    execute(
+        store,
+        &format!(
+            "UPDATE outbox SET claimed_until = claimed_until - {seconds},
+                 next_attempt_at = next_attempt_at - {seconds}"
+        ),
+    );
+}
+
 fn count(store: &Store, sql: &str) -> i64 {
     store.db().query(sql, &[]).expect("query")[0]
         .int(0)
@@ -780,17 +806,11 @@ fn a_scan_left_running_by_a_process_without_a_lease_is_failed_by_the_next_scan()
             )
         };
         // One process holds its lease; the other's ran out (it died).
-        alive
-            .take_lease("mail", now, now + TimeDelta::seconds(60))
-            .expect("lease");
-        let running = alive.begin_scan("mail", now).expect("begin");
-        dead.take_lease(
-            "files",
-            now - TimeDelta::seconds(120),
-            now - TimeDelta::seconds(60),
-        )
-        .expect("lease");
+        dead.take_lease("files", LEASE).expect("lease");
         let orphan = dead.begin_scan("files", now).expect("begin");
+        pass_time(&dead, 120);
+        alive.take_lease("mail", LEASE).expect("lease");
+        let running = alive.begin_scan("mail", now).expect("begin");
         // A scan of another source touches neither.
         next.begin_scan("ldap", now).expect("begin");
         assert_eq!((status(&next, running), status(&next, orphan)), (1, 1));
@@ -816,34 +836,32 @@ fn a_units_lease_and_its_sources_exclude_each_other() {
     on_both_engines("unit_leases", |open| {
         let mut one = open();
         let mut other = open();
-        let now = Utc::now();
-        let until = now + TimeDelta::seconds(60);
         let unit = |account: &str| format!("mail{}{account}", crate::scan::UNIT_SEPARATOR);
-        one.take_lease(&unit("anna"), now, until).expect("anna");
+        one.take_lease(&unit("anna"), LEASE).expect("anna");
         // Another account of the same source is free; the whole source is not.
-        other.take_lease(&unit("bo"), now, until).expect("bo");
+        other.take_lease(&unit("bo"), LEASE).expect("bo");
         assert!(matches!(
-            other.take_lease("mail", now, until),
+            other.take_lease("mail", LEASE),
             Err(StoreError::Leased { .. })
         ));
         assert!(matches!(
-            other.take_lease(&unit("anna"), now, until),
+            other.take_lease(&unit("anna"), LEASE),
             Err(StoreError::Leased { .. })
         ));
         // Another source is free.
-        other.take_lease("files", now, until).expect("files");
+        other.take_lease("files", LEASE).expect("files");
         one.release_lease(&unit("anna")).expect("release");
         other.release_lease(&unit("bo")).expect("release");
         // The whole source taken keeps every account out.
-        one.take_lease("mail", now, until).expect("whole");
+        one.take_lease("mail", LEASE).expect("whole");
         assert!(matches!(
-            other.take_lease(&unit("carl"), now, until),
+            other.take_lease(&unit("carl"), LEASE),
             Err(StoreError::Leased { .. })
         ));
         // Run out, it is free again.
-        let later = until + TimeDelta::seconds(1);
+        pass_time(&one, 61);
         other
-            .take_lease(&unit("carl"), later, later + TimeDelta::seconds(60))
+            .take_lease(&unit("carl"), LEASE)
             .expect("after the lease ran out");
     });
 }
@@ -921,60 +939,92 @@ fn a_lease_keeps_a_second_process_out_until_it_is_released_or_runs_out() {
             let mut daemon = open();
             let mut once = open();
             assert_ne!(daemon.holder(), once.holder());
-            let now = Utc::now();
-            let until = now + TimeDelta::seconds(60);
-            daemon.take_lease("share", now, until).expect("first lease");
+            daemon.take_lease("share", LEASE).expect("first lease");
             // Taking it again is the holder's renewal, not a conflict.
-            daemon.take_lease("share", now, until).expect("same holder");
-            let refused = once.take_lease("share", now, until);
+            daemon.take_lease("share", LEASE).expect("same holder");
+            let refused = once.take_lease("share", LEASE);
             assert!(
                 matches!(&refused, Err(StoreError::Leased { name, holder, .. })
             if name == "share" && holder == daemon.holder()),
                 "expected Leased, got {refused:?}"
             );
             // Another source is free.
-            once.take_lease("ldap", now, until).expect("other source");
+            once.take_lease("ldap", LEASE).expect("other source");
             // Renewal works only for the holder.
-            assert!(daemon.renew_lease("share", until).expect("renew"));
-            assert!(!once.renew_lease("share", until).expect("renew"));
+            assert!(daemon.renew_lease("share", LEASE).expect("renew"));
+            assert!(!once.renew_lease("share", LEASE).expect("renew"));
             // Released, the other process gets it.
             daemon.release_lease("share").expect("release");
-            once.take_lease("share", now, until).expect("after release");
+            once.take_lease("share", LEASE).expect("after release");
             // A crashed holder's lease runs out: past its expiry anyone takes it.
-            let later = until + TimeDelta::seconds(1);
+            pass_time(&once, 61);
             daemon
-                .take_lease("share", later, later + TimeDelta::seconds(60))
+                .take_lease("share", LEASE)
                 .expect("expired lease taken over");
         },
     );
 }
 
+fn put(store: &mut Store, key: &OutboxKey, address: Option<&str>) {
+    assert!(
+        store
+            .outbox_put(NewOutboxEntry {
+                key,
+                address,
+                subject: "subject",
+                message: b"message",
+            })
+            .expect("put")
+    );
+}
+
 #[test]
-fn of_two_processes_claiming_one_report_exactly_one_wins() {
+fn of_two_processes_claiming_one_message_exactly_one_wins() {
     on_both_engines(
-        "of_two_processes_claiming_one_report_exactly_one_wins",
+        "of_two_processes_claiming_one_message_exactly_one_wins",
         |open| {
             let mut daemon = open();
             let mut cli = open();
-            let now = Utc::now();
-            daemon
-                .outbox_put("2026-10", "subject", b"message", now)
-                .expect("put");
-            let until = now + TimeDelta::seconds(120);
-            assert!(daemon.outbox_claim("2026-10", now, until).expect("claim"));
-            assert!(!cli.outbox_claim("2026-10", now, until).expect("claim"));
-            // A failed delivery gives the claim up; then the other may try.
-            daemon
-                .outbox_failed("2026-10", "down", now)
-                .expect("failed");
-            assert!(cli.outbox_claim("2026-10", now, until).expect("claim"));
-            cli.outbox_sent("2026-10", now).expect("sent");
-            // Sent is final: nobody claims it again, even after the claim would expire.
-            assert!(
-                !daemon
-                    .outbox_claim("2026-10", until + TimeDelta::seconds(1), until)
-                    .expect("claim")
-            );
+            for key in [
+                OutboxKey::report("2026-10"),
+                OutboxKey::digest("2026-10", "p-1"),
+            ] {
+                let address = (key.kind == OutboxKind::Digest).then_some("a@firma.se");
+                put(&mut daemon, &key, address);
+                // A second put keeps the first.
+                assert!(
+                    !cli.outbox_put(NewOutboxEntry {
+                        key: &key,
+                        address,
+                        subject: "another",
+                        message: b"another",
+                    })
+                    .expect("put")
+                );
+                assert_eq!(cli.outbox_waiting(key.kind, true).expect("due").len(), 1);
+                assert!(daemon.outbox_claim(&key, HOLD).expect("claim"));
+                assert!(!cli.outbox_claim(&key, HOLD).expect("claim"));
+                // A failed delivery gives the claim up; then the other may try.
+                assert!(matches!(
+                    daemon.outbox_failed(&key, "down", HOLD).expect("failed"),
+                    AfterFailure::Retry(_)
+                ));
+                assert!(
+                    cli.outbox_waiting(key.kind, true).expect("due").is_empty(),
+                    "it waits"
+                );
+                assert!(cli.outbox_claim(&key, HOLD).expect("claim"));
+                cli.outbox_sent(&key).expect("sent");
+                // Sent is final: nobody claims it again, even once the claim
+                // would have run out.
+                pass_time(&daemon, 300);
+                assert!(!daemon.outbox_claim(&key, HOLD).expect("claim"));
+                let entry = daemon.outbox_entry(&key).expect("entry").expect("there");
+                assert!(entry.sent_at.is_some());
+                assert_eq!(entry.attempts, 2);
+                // A digest's body is dropped once sent; the report's is kept.
+                assert_eq!(entry.message.is_empty(), key.kind == OutboxKind::Digest);
+            }
         },
     );
 }
@@ -984,17 +1034,52 @@ fn a_stale_claim_of_a_crashed_sender_runs_out() {
     on_both_engines("a_stale_claim_of_a_crashed_sender_runs_out", |open| {
         let mut crashed = open();
         let mut next = open();
-        let now = Utc::now();
-        crashed
-            .outbox_put("2026-09", "subject", b"message", now)
-            .expect("put");
-        let until = now + TimeDelta::seconds(60);
-        assert!(crashed.outbox_claim("2026-09", now, until).expect("claim"));
-        assert!(!next.outbox_claim("2026-09", until, until).expect("claim"));
-        let later = until + TimeDelta::seconds(1);
+        let key = OutboxKey::report("2026-09");
+        put(&mut crashed, &key, None);
+        assert!(crashed.outbox_claim(&key, HOLD).expect("claim"));
+        assert!(!next.outbox_claim(&key, HOLD).expect("claim"));
+        pass_time(&next, 121);
+        assert!(next.outbox_claim(&key, HOLD).expect("claim"));
+    });
+}
+
+/// A digest that keeps failing is given up after its kind's number of
+/// attempts: counted, never tried again.
+#[test]
+fn a_message_that_keeps_failing_is_given_up_and_counted() {
+    on_both_engines("a_message_that_keeps_failing_is_given_up", |open| {
+        let mut store = open();
+        let key = OutboxKey::digest("2026-08", "p-2");
+        put(&mut store, &key, Some("b@firma.se"));
+        for attempt in 1..=OutboxKind::Digest.max_attempts() {
+            assert!(store.outbox_claim(&key, HOLD).expect("claim"), "{attempt}");
+            let after = store
+                .outbox_failed(&key, "451 try later", std::time::Duration::from_secs(1))
+                .expect("failed");
+            let last = attempt == OutboxKind::Digest.max_attempts();
+            assert_eq!(after == AfterFailure::GaveUp, last, "attempt {attempt}");
+            pass_time(&store, 2);
+        }
+        assert!(!store.outbox_claim(&key, HOLD).expect("claim"));
         assert!(
-            next.outbox_claim("2026-09", later, later + TimeDelta::seconds(60))
-                .expect("claim")
+            store
+                .outbox_waiting(OutboxKind::Digest, false)
+                .expect("waiting")
+                .is_empty()
+        );
+        assert_eq!(
+            store.outbox_next_attempt(OutboxKind::Digest).expect("next"),
+            None
+        );
+        assert_eq!(
+            store
+                .outbox_counts(OutboxKind::Digest, "2026-08")
+                .expect("counts"),
+            OutboxCounts {
+                sent: 0,
+                waiting: 0,
+                gave_up: 1
+            }
         );
     });
 }
@@ -1064,17 +1149,35 @@ fn pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest() {
                 .record_rows(fourth, "share", &[identity([7; 16], "still.pdf")])
                 .expect("identities");
             finish_carried(&mut store, fourth, &[], now);
-            store
-                .outbox_put("2025-05", "old report", b"m", long_ago)
-                .expect("put");
-            store.outbox_sent("2025-05", long_ago).expect("sent");
-            store
-                .outbox_put("2026-10", "new report", b"m", now)
-                .expect("put");
-            store.outbox_sent("2026-10", now).expect("sent");
-            store
-                .outbox_put("2025-06", "never sent", b"m", long_ago)
-                .expect("put");
+            let old_report = OutboxKey::report("2025-05");
+            let new_report = OutboxKey::report("2026-10");
+            let unsent_report = OutboxKey::report("2025-06");
+            let old_digest = OutboxKey::digest("2025-05", "p-1");
+            let given_up_digest = OutboxKey::digest("2025-05", "p-2");
+            let unsent_digest = OutboxKey::digest("2025-05", "p-3");
+            for key in [&old_report, &new_report, &unsent_report] {
+                put(&mut store, key, None);
+            }
+            for key in [&old_digest, &given_up_digest, &unsent_digest] {
+                put(&mut store, key, Some("a@firma.se"));
+            }
+            for key in [&old_report, &new_report, &old_digest] {
+                store.outbox_sent(key).expect("sent");
+            }
+            for _ in 0..OutboxKind::Digest.max_attempts() {
+                store
+                    .outbox_failed(&given_up_digest, "550 no", HOLD)
+                    .expect("failed");
+            }
+            // What was sent or given up long ago, sent or given up then.
+            let ago = (now - long_ago).num_seconds();
+            execute(
+                &store,
+                &format!(
+                    "UPDATE outbox SET sent_at = sent_at - {ago}, gave_up_at = gave_up_at - {ago}
+                     WHERE period = '2025-05'"
+                ),
+            );
 
             let cutoff = now - TimeDelta::days(396);
             let pruned = store.prune(cutoff).expect("prune");
@@ -1085,7 +1188,7 @@ fn pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest() {
                     scans: 2,
                     conflict_keys: 1,
                     identities: 1,
-                    reports: 1,
+                    reports: 3,
                 }
             );
             assert_eq!(store.identities(&[[9; 16]]).expect("lookup").len(), 0);
@@ -1108,12 +1211,11 @@ fn pruning_forgets_what_is_older_than_the_retention_and_keeps_the_rest() {
                 .collect();
             // The 500-day-old open finding stays; the recently resolved one stays.
             assert_eq!(all, ["mid.pdf:resolved", "still.pdf:open"]);
-            assert!(store.outbox("2025-05").expect("outbox").is_none());
-            assert!(store.outbox("2026-10").expect("outbox").is_some());
-            assert!(
-                store.outbox("2025-06").expect("outbox").is_some(),
-                "an unsent report is never pruned"
-            );
+            let kept = |key: &OutboxKey| store.outbox_entry(key).expect("outbox").is_some();
+            assert!(!kept(&old_report) && !kept(&old_digest) && !kept(&given_up_digest));
+            assert!(kept(&new_report));
+            assert!(kept(&unsent_report), "an unsent report is never pruned");
+            assert!(kept(&unsent_digest), "an unsent digest is never pruned");
             // The trend's months are intact: the latest scan and those inside it stay,
             // and so does a source's only (old) scan, which the daemon's catch-up reads.
             assert_eq!(

@@ -19,6 +19,8 @@ mod owners;
 mod stat;
 mod walk;
 
+pub use owners::service_user;
+
 use std::path::PathBuf;
 
 use serde::Deserialize;

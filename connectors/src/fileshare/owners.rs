@@ -28,6 +28,13 @@ impl OwnerNames {
     }
 }
 
+/// The name of the user this process runs as (its effective uid), from the
+/// system's user database; `None` when it has none.
+pub fn service_user() -> Option<String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    lookup(unsafe { libc::geteuid() })
+}
+
 fn lookup(uid: u32) -> Option<String> {
     let mut buffer = vec![0 as libc::c_char; 4096];
     loop {
