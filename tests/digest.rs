@@ -451,3 +451,276 @@ directory = {{ source = "directory" }}
         "{report}"
     );
 }
+
+/// An organisation whose CRM contacts, CRM cases and directory entries carry
+/// its customers' own addresses (gmail.com, yahoo.se, kund.se), and whose
+/// share holds files owned by root: only employees get digests, exactly one
+/// each, at their own addresses. Every customer address is a subject, never a
+/// custodian; an account manager outside the organisation's domains is
+/// counted and never mailed; root's files count as having no custodian.
+/// Misses and strays are both counted.
+#[test]
+fn only_employees_get_digests_exactly_one_each_never_customers_or_system_accounts() {
+    use common::crm::{Behaviour, CrmServer};
+    use common::slapd::{Person, SERVICE_DN, SERVICE_PASSWORD, SUFFIX, Slapd};
+    let server = Dovecot::start(&[("anna@firma.se", "anna-pw"), ("bo@firma.se", "bo-pw")]);
+    for (account, password, id) in [("anna@firma.se", "anna-pw", 1), ("bo@firma.se", "bo-pw", 2)] {
+        server
+            .client(account, password)
+            .append("INBOX", &message(&[account], &[], RECENT, id), 90);
+    }
+    // Former customers in the directory, ended long ago: each a finding, no
+    // custodian (the directory names none), every address a customer's.
+    let ended = (chrono::Utc::now() - chrono::TimeDelta::days(800))
+        .format("%Y%m%d%H%M%SZ")
+        .to_string();
+    let customers: Vec<Person> = ["kalle", "lisa", "nils"]
+        .iter()
+        .map(|uid| Person {
+            uid: (*uid).into(),
+            status: "former",
+            ended: Some(ended.clone()),
+            opt_out: false,
+        })
+        .collect();
+    let directory = Slapd::start(&customers);
+    let old = (chrono::Utc::now() - chrono::TimeDelta::days(200)).to_rfc3339();
+    // CRM cases: the handler acts, the contact is whom the case is about.
+    let cases = CrmServer::start(Behaviour {
+        items: vec![
+            serde_json::json!({"id": "c-1", "status": "closed", "closed_at": old, "handler": "carl",
+                               "contact": {"email": "maja.svensson@gmail.com"}}),
+            serde_json::json!({"id": "c-2", "status": "closed", "closed_at": old, "handler": "carl",
+                               "contact": {"email": "olle.berg@yahoo.se"}}),
+            serde_json::json!({"id": "c-3", "status": "closed", "closed_at": old,
+                               "contact": {"email": "pia@telia.com"}}),
+        ],
+        token: "crm-token".into(),
+        ..Behaviour::default()
+    });
+    // CRM contacts: the account manager acts; one is an outside consultant.
+    let contacts = CrmServer::start(Behaviour {
+        items: vec![
+            serde_json::json!({"id": "k-1", "email": "rut@gmail.com", "status": "former",
+                               "ended_at": old, "account_manager": "dana@firma.se"}),
+            serde_json::json!({"id": "k-2", "email": "sven@hotmail.com", "status": "former",
+                               "ended_at": old, "account_manager": "dana@firma.se"}),
+            serde_json::json!({"id": "k-3", "email": "tove@yahoo.se", "status": "former",
+                               "ended_at": old, "account_manager": "konsult@partner.com"}),
+        ],
+        token: "crm-token".into(),
+        ..Behaviour::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let share = root.join("share");
+    file_at(&share.join("Hem/erik/gammal.pdf"), b"x", days_ago(800));
+    // The test runs as root: these files are root's, with no home folder.
+    file_at(&share.join("System/backup.tar"), b"x", days_ago(800));
+    file_at(&share.join("System/gammal.log"), b"x", days_ago(800));
+    std::fs::write(
+        root.join("accounts.toml"),
+        "[[accounts]]\nuser = \"anna@firma.se\"\npassword = \"anna-pw\"\n\n[[accounts]]\nuser = \"bo@firma.se\"\npassword = \"bo-pw\"\n",
+    )
+    .expect("accounts");
+    std::fs::write(root.join("ldap.pw"), SERVICE_PASSWORD).expect("ldap password");
+    std::fs::write(root.join("crm.token"), "crm-token\n").expect("token");
+    let smtp_port = free_port();
+    let config = root.join("tillsyn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[daemon]
+state_dir = "state"
+
+[[sources]]
+name = "mail"
+type = "imap"
+host = "127.0.0.1"
+port = {imap_port}
+security = "plain"
+allow_plaintext = true
+timeout_seconds = 5
+attempts = 1
+auth = {{ method = "password", accounts_file = "accounts.toml" }}
+
+[[sources]]
+name = "directory"
+type = "ldap"
+url = "ldap://127.0.0.1:{ldap_port}"
+allow_plaintext = true
+bind_dn = "{SERVICE_DN}"
+password_file = "ldap.pw"
+base_dn = "ou=people,{SUFFIX}"
+filter = "(objectClass=inetOrgPerson)"
+attributes = {{ email = "mail", status = "customerStatus" }}
+identifiers = {{ email = "email" }}
+dates = {{ customer_ended = "customerEndDate" }}
+
+[[sources]]
+name = "cases"
+type = "http"
+url = "{cases}"
+allow_plaintext = true
+auth = {{ bearer_file = "crm.token" }}
+id = "/id"
+custodian = "/handler"
+attributes = {{ status = "/status", email = "/contact/email" }}
+identifiers = {{ email = "email" }}
+dates = {{ closed = "/closed_at" }}
+
+[[sources]]
+name = "contacts"
+type = "http"
+url = "{contacts}"
+allow_plaintext = true
+auth = {{ bearer_file = "crm.token" }}
+kind = "contact"
+id = "/id"
+custodian = "/account_manager"
+attributes = {{ status = "/status", email = "/email" }}
+identifiers = {{ email = "email" }}
+dates = {{ ended = "/ended_at" }}
+
+[[sources]]
+name = "share"
+type = "fileshare"
+root = "share"
+custodian_from = ["Hem/{{custodian}}/**"]
+
+[[rules]]
+id = "stale-inbox"
+kind = "max_age"
+policy = "Inkorgen töms i månadsrutinen."
+max_age = "31d"
+timestamp = "received"
+when = {{ sources = ["mail"], folders = ["INBOX"] }}
+
+[[rules]]
+id = "former-customers"
+kind = "max_age"
+policy = "Vi sparar dina kunduppgifter så länge som du är kund hos oss."
+max_age = "12 months"
+timestamp = "date:customer_ended"
+when = {{ sources = ["directory"], attributes = {{ status = "former" }} }}
+
+[[rules]]
+id = "closed-cases"
+kind = "max_age"
+policy = "När ett ärende är avklarat ska personinformationen raderas."
+max_age = "30d"
+timestamp = "date:closed"
+when = {{ sources = ["cases"], attributes = {{ status = "closed" }} }}
+
+[[rules]]
+id = "former-contacts"
+kind = "max_age"
+policy = "Kontaktuppgifter till före detta kunder gallras efter 90 dagar."
+max_age = "90d"
+timestamp = "date:ended"
+when = {{ sources = ["contacts"], attributes = {{ status = "former" }} }}
+
+[[rules]]
+id = "old-files"
+kind = "max_age"
+policy = "Filer gallras efter ett år."
+max_age = "365d"
+timestamp = "modified"
+when = {{ sources = ["share"] }}
+
+{mail}
+language = "sv"
+
+[digest]
+domains = ["firma.se"]
+address_template = "{{custodian}}@firma.se"
+rate_per_minute = 6000
+"#,
+            imap_port = server.port,
+            ldap_port = directory.port,
+            cases = cases.url(),
+            contacts = contacts.url(),
+            mail = mail_settings(smtp_port)
+        ),
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf8").to_owned();
+    let scan = tillsyn(&["scan", "--once", "--config", &config]);
+    assert_eq!(scan.status.code(), Some(0), "{:?}", text(&scan));
+    let findings = json_lines(&tillsyn(&["findings", "--config", &config, "--format", "json"]));
+    assert_eq!(findings.len(), 2 + 3 + 3 + 3 + 3, "the planted findings");
+
+    let sink = SmtpSink::start(root, smtp_port);
+    let month = Local::now().format("%Y-%m").to_string();
+    let (status, stdout, stderr) = send_digests(&config, &month);
+    assert_eq!(status, Some(0), "{stdout}{stderr}");
+    // Six custodians (the outside consultant among them); the directory's
+    // three, case c-3's and root's two files have none.
+    assert!(
+        stdout.contains("6 custodians with findings, 5 new in the outbox, 0 without an address, 1 with no internal address (outside [digest] domains; not mailed), 6 findings with no custodian"),
+        "{stdout}"
+    );
+    let mails = received(&sink);
+    let to: std::collections::BTreeSet<String> =
+        mails.iter().map(|(to, _, _)| to.clone()).collect();
+    let expected: std::collections::BTreeSet<String> = [
+        "anna@firma.se",
+        "bo@firma.se",
+        "carl@firma.se",
+        "dana@firma.se",
+        "erik@firma.se",
+    ]
+    .map(str::to_owned)
+    .into();
+    let missed: Vec<&String> = expected.difference(&to).collect();
+    let strays: Vec<&String> = to.difference(&expected).collect();
+    assert!(missed.is_empty() && strays.is_empty(), "missed {missed:?}, strays {strays:?}");
+    assert_eq!(mails.len(), expected.len(), "exactly one each");
+    for (to, _, body) in &mails {
+        for customer in ["gmail", "yahoo", "telia", "hotmail", "kund.se", "partner.com"] {
+            assert!(!to.contains(customer), "{to}");
+            assert!(!body.contains(customer), "{to}'s digest names a customer: {body}");
+        }
+    }
+    let dana = &mails.iter().find(|(to, _, _)| to == "dana@firma.se").expect("dana").2;
+    assert!(dana.contains("k-1") && dana.contains("k-2") && !dana.contains("k-3"), "{dana}");
+
+    // Nothing twice; the report counts what could not go.
+    let (_, again, _) = send_digests(&config, &month);
+    assert!(again.contains("0 new in the outbox") && again.contains("sent 0,"), "{again}");
+    assert_eq!(sink.messages().len(), expected.len());
+    let out = root.join("report");
+    let report = tillsyn(&[
+        "report", "--config", &config, "--month", &month, "--out", out.to_str().expect("utf8"),
+    ]);
+    assert_eq!(report.status.code(), Some(0), "{:?}", text(&report));
+    let report_text = std::fs::read_to_string(out.join("report.txt")).expect("report");
+    assert!(
+        report_text.contains("PERSONLIGA SAMMANSTÄLLNINGAR: 6 ansvariga med avvikelser, 5 skickade, 0 väntar, 0 uppgivna, 0 utan adress, 1 utan intern adress (skickas inte); 6 avvikelser utan ansvarig"),
+        "{report_text}"
+    );
+
+    // Where the consultant's domain is the organisation's too, they get
+    // theirs: the domain check is what kept them out.
+    let text_now = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text_now.replace("domains = [\"firma.se\"]", "domains = [\"firma.se\", \"partner.com\"]"),
+    )
+    .expect("config");
+    let (_, widened, _) = send_digests(&config, &month);
+    assert!(widened.contains("1 new in the outbox"), "{widened}");
+    assert_eq!(
+        received(&sink)
+            .iter()
+            .filter(|(to, _, _)| to == "konsult@partner.com")
+            .count(),
+        1
+    );
+
+    // The same world with no [digest] domains is refused, not guessed.
+    std::fs::write(&config, text_now.replace("domains = [\"firma.se\"]\n", "")).expect("config");
+    let refused = tillsyn(&["check-config", "--config", &config]);
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(text(&refused).0.contains("`domains` names the organisation's own mail domains"));
+}
