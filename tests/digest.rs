@@ -647,7 +647,9 @@ rate_per_minute = 6000
     let config = config.to_str().expect("utf8").to_owned();
     let scan = tillsyn(&["scan", "--once", "--config", &config]);
     assert_eq!(scan.status.code(), Some(0), "{:?}", text(&scan));
-    let findings = json_lines(&tillsyn(&["findings", "--config", &config, "--format", "json"]));
+    let findings = json_lines(&tillsyn(&[
+        "findings", "--config", &config, "--format", "json",
+    ]));
     assert_eq!(findings.len(), 2 + 3 + 3 + 3 + 3, "the planted findings");
 
     let sink = SmtpSink::start(root, smtp_port);
@@ -674,24 +676,53 @@ rate_per_minute = 6000
     .into();
     let missed: Vec<&String> = expected.difference(&to).collect();
     let strays: Vec<&String> = to.difference(&expected).collect();
-    assert!(missed.is_empty() && strays.is_empty(), "missed {missed:?}, strays {strays:?}");
+    assert!(
+        missed.is_empty() && strays.is_empty(),
+        "missed {missed:?}, strays {strays:?}"
+    );
     assert_eq!(mails.len(), expected.len(), "exactly one each");
     for (to, _, body) in &mails {
-        for customer in ["gmail", "yahoo", "telia", "hotmail", "kund.se", "partner.com"] {
+        for customer in [
+            "gmail",
+            "yahoo",
+            "telia",
+            "hotmail",
+            "kund.se",
+            "partner.com",
+        ] {
             assert!(!to.contains(customer), "{to}");
-            assert!(!body.contains(customer), "{to}'s digest names a customer: {body}");
+            assert!(
+                !body.contains(customer),
+                "{to}'s digest names a customer: {body}"
+            );
         }
     }
-    let dana = &mails.iter().find(|(to, _, _)| to == "dana@firma.se").expect("dana").2;
-    assert!(dana.contains("k-1") && dana.contains("k-2") && !dana.contains("k-3"), "{dana}");
+    let dana = &mails
+        .iter()
+        .find(|(to, _, _)| to == "dana@firma.se")
+        .expect("dana")
+        .2;
+    assert!(
+        dana.contains("k-1") && dana.contains("k-2") && !dana.contains("k-3"),
+        "{dana}"
+    );
 
     // Nothing twice; the report counts what could not go.
     let (_, again, _) = send_digests(&config, &month);
-    assert!(again.contains("0 new in the outbox") && again.contains("sent 0,"), "{again}");
+    assert!(
+        again.contains("0 new in the outbox") && again.contains("sent 0,"),
+        "{again}"
+    );
     assert_eq!(sink.messages().len(), expected.len());
     let out = root.join("report");
     let report = tillsyn(&[
-        "report", "--config", &config, "--month", &month, "--out", out.to_str().expect("utf8"),
+        "report",
+        "--config",
+        &config,
+        "--month",
+        &month,
+        "--out",
+        out.to_str().expect("utf8"),
     ]);
     assert_eq!(report.status.code(), Some(0), "{:?}", text(&report));
     let report_text = std::fs::read_to_string(out.join("report.txt")).expect("report");
@@ -705,7 +736,10 @@ rate_per_minute = 6000
     let text_now = std::fs::read_to_string(&config).expect("config");
     std::fs::write(
         &config,
-        text_now.replace("domains = [\"firma.se\"]", "domains = [\"firma.se\", \"partner.com\"]"),
+        text_now.replace(
+            "domains = [\"firma.se\"]",
+            "domains = [\"firma.se\", \"partner.com\"]",
+        ),
     )
     .expect("config");
     let (_, widened, _) = send_digests(&config, &month);
@@ -722,5 +756,9 @@ rate_per_minute = 6000
     std::fs::write(&config, text_now.replace("domains = [\"firma.se\"]\n", "")).expect("config");
     let refused = tillsyn(&["check-config", "--config", &config]);
     assert_eq!(refused.status.code(), Some(3));
-    assert!(text(&refused).0.contains("`domains` names the organisation's own mail domains"));
+    assert!(
+        text(&refused)
+            .0
+            .contains("`domains` names the organisation's own mail domains")
+    );
 }

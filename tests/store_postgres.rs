@@ -681,3 +681,107 @@ fn tls_to_the_store_is_verified_against_the_configured_ca() {
         Some("false".to_owned())
     );
 }
+
+/// A host whose clock runs ahead takes nothing another process holds: leases
+/// and claims are set and judged by the database's clock. Run under Debian's
+/// libfaketime (`faketime`), 90 seconds and then 10 minutes ahead of the
+/// process that holds them; with the host's own clock either would have
+/// looked run out.
+#[test]
+fn a_host_whose_clock_runs_ahead_takes_no_lease_or_claim_another_holds() {
+    use tillsyn::store::{NewOutboxEntry, OutboxKey};
+    let server = server();
+    server.psql("CREATE DATABASE store_skew");
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::file_at(
+        &dir.path().join("share/old.txt"),
+        b"x",
+        common::days_ago(400),
+    );
+    std::fs::write(dir.path().join("pg.pw"), PASSWORD).expect("password");
+    let smtp_port = common::process::free_port();
+    let config = dir.path().join("tillsyn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nstate_dir = \"state\"\n\n\
+             [store]\nurl = \"postgres://{USER}@127.0.0.1:{}/store_skew\"\npassword_file = \"pg.pw\"\n\n\
+             [[sources]]\nname = \"share\"\ntype = \"fileshare\"\nroot = \"share\"\n\n\
+             [[rules]]\nid = \"old-files\"\nkind = \"max_age\"\npolicy = \"Filer gallras efter ett år.\"\n\
+             max_age = \"365d\"\ntimestamp = \"modified\"\n\n\
+             [report]\nsender = \"tillsyn@firma.se\"\nrecipients = [\"ledningen@firma.se\"]\n\n\
+             [report.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\nsecurity = \"plain\"\nallow_plaintext = true\n",
+            server.port
+        ),
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf8").to_owned();
+    let ahead = |offset: &str, args: &[&str]| {
+        let output = std::process::Command::new("faketime")
+            .args(["-f", offset, env!("CARGO_BIN_EXE_tillsyn")])
+            .args(args)
+            .args(["--config", &config])
+            // Timers keep the real monotonic clock; the wall clock runs ahead.
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .output()
+            .expect("faketime (Debian package faketime; ./scripts/test installs it)");
+        let (stdout, stderr) = common::text(&output);
+        (output.status.code(), format!("{stdout}{stderr}"))
+    };
+    // The host's clock really runs ahead under faketime.
+    let (_, shown) = {
+        let output = std::process::Command::new("faketime")
+            .args(["-f", "+10m", "date", "+%s"])
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .output()
+            .expect("faketime");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let skew = shown.trim().parse::<i64>().expect("seconds") - Utc::now().timestamp();
+    assert!((590..=610).contains(&skew), "faketime is {skew} s ahead");
+    let (code, output) = ahead("+0s", &["scan", "--once"]);
+    assert_eq!(code, Some(0), "{output}");
+
+    // Another process holds the source's lease for a minute.
+    let url = format!("postgres://{USER}@127.0.0.1:{}/store_skew", server.port);
+    let mut holder = Store::open_postgres(&url, Some(PASSWORD.as_bytes())).expect("open");
+    holder
+        .take_lease("share", std::time::Duration::from_secs(60))
+        .expect("lease");
+    let (code, output) = ahead("+90s", &["scan", "--once"]);
+    assert_eq!(code, Some(2), "{output}");
+    assert!(
+        output.contains("being scanned by another tillsyn process"),
+        "{output}"
+    );
+    holder.release_lease("share").expect("release");
+    let (code, output) = ahead("+90s", &["scan", "--once"]);
+    assert_eq!(code, Some(0), "free, the host ahead scans it: {output}");
+
+    // Another process has claimed a report for two minutes.
+    let sink = common::smtp::SmtpSink::start(dir.path(), smtp_port);
+    let key = OutboxKey::report("2026-10");
+    holder
+        .outbox_put(NewOutboxEntry {
+            key: &key,
+            address: None,
+            subject: "Rapport",
+            message: b"Subject: Rapport\r\n\r\nx\r\n",
+        })
+        .expect("put");
+    assert!(
+        holder
+            .outbox_claim(&key, std::time::Duration::from_secs(120))
+            .expect("claim")
+    );
+    let (code, output) = ahead("+10m", &["report", "--send", "--month", "2026-10"]);
+    assert_eq!(code, Some(0), "{output}");
+    assert!(
+        output.contains("is being sent by another tillsyn process"),
+        "{output}"
+    );
+    assert!(sink.messages().is_empty(), "sent despite another's claim");
+}
