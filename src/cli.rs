@@ -542,6 +542,21 @@ fn write_warnings(config: &Config, out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `tillsyn check-config --upgrade`: the config, checked, printed with every
+/// key renamed in this release under its new name. Never writes the file.
+pub fn upgrade_config(config_path: &std::path::Path, out: &mut dyn Write) -> Result<u8, CliError> {
+    let config = match config::load_offline(config_path) {
+        Ok(config) => config,
+        Err(errors) => {
+            write!(out, "{errors}")?;
+            return Ok(EXIT_CONFIG);
+        }
+    };
+    let text = std::fs::read_to_string(config_path)?;
+    write!(out, "{}", config::upgraded(&text, &config.upgrades))?;
+    Ok(EXIT_OK)
+}
+
 /// `tillsyn check-config [--connect]`: validate and summarise; with `connect`,
 /// try every source read-only too.
 pub async fn check_config(

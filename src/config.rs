@@ -69,6 +69,9 @@ pub struct Config {
     /// release, read under its new name for one more release. `check-config`
     /// prints these and the daemon logs them; they refuse nothing.
     pub warnings: Vec<ConfigIssue>,
+    /// Where the file spells a key by a name renamed in a release: the byte
+    /// range of the old name, and the new one (`check-config --upgrade`).
+    pub upgrades: Vec<(std::ops::Range<usize>, String)>,
 }
 
 /// `[store]`: the findings store in a shared PostgreSQL, for several
@@ -532,6 +535,36 @@ impl Secrets {
     };
 }
 
+/// `text` with every key the reader found under a renamed name (`upgrades`,
+/// from [`Config::upgrades`]) written under its new one, and `{owner}` in
+/// `custodian_from` and `address_template` values written `{custodian}`.
+/// Comments, order and everything else stay as they were.
+pub fn upgraded(text: &str, upgrades: &[(std::ops::Range<usize>, String)]) -> String {
+    let mut sorted: Vec<&(std::ops::Range<usize>, String)> = upgrades.iter().collect();
+    sorted.sort_by_key(|(range, _)| range.start);
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (range, new) in sorted {
+        if range.start < at || range.end > text.len() {
+            continue;
+        }
+        out.push_str(&text[at..range.start]);
+        out.push_str(new);
+        at = range.end;
+    }
+    out.push_str(&text[at..]);
+    out.split_inclusive('\n')
+        .map(|line| {
+            let key = line.trim_start();
+            if key.starts_with("custodian_from") || key.starts_with("address_template") {
+                line.replace("{owner}", "{custodian}")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect()
+}
+
 /// Read and check a config file, reading every secret it names.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     load_with(path, Secrets::ALL)
@@ -573,6 +606,7 @@ pub fn parse_with(text: &str, path: &Path, secrets: Secrets) -> Result<Config, C
         secrets,
         issues: Vec::new(),
         warnings: Vec::new(),
+        upgrades: Vec::new(),
         source_names: Vec::new(),
         rule_refs: Vec::new(),
         detector_names: Vec::new(),
@@ -585,6 +619,7 @@ pub fn parse_with(text: &str, path: &Path, secrets: Secrets) -> Result<Config, C
     match config {
         Some(mut config) if issues.is_empty() => {
             config.warnings = warnings;
+            config.upgrades = reader.upgrades;
             Ok(config)
         }
         _ => Err(ConfigErrors {
@@ -602,6 +637,7 @@ struct Reader<'t> {
     secrets: Secrets,
     issues: Vec<ConfigIssue>,
     warnings: Vec<ConfigIssue>,
+    upgrades: Vec<(std::ops::Range<usize>, String)>,
     /// Every source name read, with its entry's span, even when the entry has
     /// other errors: cross-checks still see it.
     source_names: Vec<(String, std::ops::Range<usize>)>,
@@ -686,6 +722,7 @@ impl<'t> Reader<'t> {
                     );
                 }
                 Some((_, old, new)) => {
+                    self.upgrades.push((key.span(), (*new).to_owned()));
                     self.warning(
                         key.span().start,
                         format!(
@@ -1047,6 +1084,7 @@ impl<'t> Reader<'t> {
             store: store?,
             fleet: fleet?,
             warnings: Vec::new(),
+            upgrades: Vec::new(),
         })
     }
 

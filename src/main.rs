@@ -229,6 +229,10 @@ enum Command {
         /// roots readable. Exit 2 when any fails.
         #[arg(long)]
         connect: bool,
+        /// Print the config rewritten with the keys renamed in this release
+        /// under their new names, to stdout. The file is never written.
+        #[arg(long, conflicts_with = "connect")]
+        upgrade: bool,
     },
 }
 
@@ -403,9 +407,14 @@ fn run(args: Args) -> anyhow::Result<u8> {
             tillsyn::draft::run(&args, &mut stdout, &mut std::io::stderr())?;
             cli::EXIT_OK
         }
-        Command::CheckConfig { config, connect } => {
-            runtime.block_on(cli::check_config(&config, connect, &mut stdout))?
-        }
+        Command::CheckConfig {
+            config,
+            connect: _,
+            upgrade: true,
+        } => cli::upgrade_config(&config, &mut stdout)?,
+        Command::CheckConfig {
+            config, connect, ..
+        } => runtime.block_on(cli::check_config(&config, connect, &mut stdout))?,
         Command::Report {
             config,
             month,
