@@ -180,30 +180,37 @@ impl ContentPlan {
     /// down to [`FORWARDED_DEPTH`].
     fn message(&self, message: &Message<'_>, depth: u32, content: &mut Content) {
         let limit = usize::try_from(self.limits.part_bytes).unwrap_or(usize::MAX);
-        // Bodies: text/plain as it is, text/html converted to text. A message
-        // with both alternatives has its text read once, from the plain one.
+        // Bodies: text/plain as it is, text/html as text with its blocks,
+        // rows and cells on lines of their own. A message with both
+        // alternatives has its text read once, from the plain one. A body
+        // longer than the limit is read up to it and counted oversized: what
+        // stood after the cut was not read.
         let text_count = message.text_body.len();
-        let html_count = message.html_body.len();
         let mut read_bodies = std::collections::BTreeSet::new();
-        for index in 0..text_count {
-            if let Some(part_id) = message.text_body.get(index)
-                && read_bodies.insert(*part_id)
-                && let Some(text) = message.body_text(index)
-            {
-                let bytes = text.as_bytes();
-                content
-                    .parts
-                    .push(self.detect(Part::Body, &bytes[..bytes.len().min(limit)]));
+        let body = |text: &str, content: &mut Content| {
+            let bytes = text.as_bytes();
+            if bytes.len() > limit {
+                content.oversized += 1;
             }
-        }
-        if text_count == 0 {
-            for index in 0..html_count {
-                if let Some(text) = message.body_text(index) {
-                    let bytes = text.as_bytes();
-                    content
-                        .parts
-                        .push(self.detect(Part::Body, &bytes[..bytes.len().min(limit)]));
-                }
+            content
+                .parts
+                .push(self.detect(Part::Body, &bytes[..bytes.len().min(limit)]));
+        };
+        // mail-parser lists an HTML-only message's HTML among its text
+        // bodies too: whichever list a part is in, HTML is read as HTML.
+        let bodies = if text_count == 0 {
+            &message.html_body
+        } else {
+            &message.text_body
+        };
+        for part_id in bodies {
+            if !read_bodies.insert(*part_id) {
+                continue;
+            }
+            match message.part(*part_id).map(|part| &part.body) {
+                Some(PartType::Html(html)) => body(&tillsyn_extract::html::text(html), content),
+                Some(PartType::Text(text)) => body(text, content),
+                _ => {}
             }
         }
         for attachment in message.attachments() {
@@ -231,13 +238,23 @@ impl ContentPlan {
                 content.oversized += 1;
                 continue;
             }
-            if text_part {
+            if matches!(attachment.body, PartType::Html(_)) || tillsyn_extract::is_html_name(&name)
+            {
+                let html = String::from_utf8_lossy(bytes);
+                content.parts.push(self.detect(
+                    Part::Attachment(name),
+                    tillsyn_extract::html::text(&html).as_bytes(),
+                ));
+            } else if text_part {
                 content
                     .parts
                     .push(self.detect(Part::Attachment(name), bytes));
             } else if let Some(part) = self.document(Part::Attachment(name.clone()), &name, bytes) {
                 match part {
-                    Ok(part) => content.parts.push(part),
+                    Ok((part, truncated)) => {
+                        content.oversized += u32::from(truncated);
+                        content.parts.push(part);
+                    }
                     Err(_) => content.unreadable += 1,
                 }
             }
@@ -269,20 +286,23 @@ impl ContentPlan {
         })
     }
 
-    /// A document's text through the extractor, run through the detectors;
-    /// `None` without an extractor.
+    /// A document's text through the extractor, run through the detectors,
+    /// and whether its text was cut at the limit (then what stood after the
+    /// cut was not read: the caller counts it oversized); `None` without an
+    /// extractor.
     pub fn document(
         &self,
         part: Part,
         name: &str,
         bytes: &[u8],
-    ) -> Option<Result<ContentPart, tillsyn_extract::ExtractError>> {
+    ) -> Option<Result<(ContentPart, bool), tillsyn_extract::ExtractError>> {
         let extractor = self.extractor.as_ref()?;
-        Some(
-            extractor
-                .extract(name, bytes)
-                .map(|text| self.detect(part, text.as_bytes())),
-        )
+        Some(extractor.extract(name, bytes).map(|extracted| {
+            (
+                self.detect(part, extracted.text.as_bytes()),
+                extracted.truncated,
+            )
+        }))
     }
 }
 

@@ -20,6 +20,9 @@ pub const WORKER_ARGUMENT: &str = "__extract";
 /// Exit status of a worker whose document gave an [`ExtractError`] (its kind
 /// and message on stderr).
 const EXIT_DOCUMENT: i32 = 3;
+/// The worker's exit status when it read the document but cut its text at
+/// the limit (the text it wrote is what there was room for).
+const EXIT_TRUNCATED: i32 = 4;
 
 /// Extraction in a worker process.
 #[derive(Debug, Clone)]
@@ -49,7 +52,7 @@ impl Isolated {
     }
 
     /// The text of document `name`, extracted by a worker.
-    pub fn extract(&self, name: &str, bytes: &[u8]) -> Result<String, ExtractError> {
+    pub fn extract(&self, name: &str, bytes: &[u8]) -> Result<crate::Extracted, ExtractError> {
         let limits = self.limits;
         let memory = self.memory_bytes;
         let cpu_seconds = self.deadline.as_secs().max(1) + 1;
@@ -96,11 +99,12 @@ impl Isolated {
             }
         });
         let stdout = child.stdout.take();
+        // The most a worker writes: the text limit and a line's end.
         let text_cap = limits.text_bytes as u64 + 1;
         let reader = std::thread::spawn(move || {
             let mut text = Vec::new();
             if let Some(stdout) = stdout {
-                let _ = stdout.take(text_cap).read_to_end(&mut text);
+                let _ = stdout.take(text_cap + 1).read_to_end(&mut text);
             }
             text
         });
@@ -138,8 +142,13 @@ impl Isolated {
                 self.deadline.as_secs()
             )));
         };
-        if status.success() {
-            return Ok(String::from_utf8_lossy(&text).into_owned());
+        if status.success() || status.code() == Some(EXIT_TRUNCATED) {
+            // More than the limit on the pipe is cut too.
+            let over = text.len() as u64 > text_cap;
+            return Ok(crate::Extracted {
+                text: String::from_utf8_lossy(&text).into_owned(),
+                truncated: over || status.code() == Some(EXIT_TRUNCATED),
+            });
         }
         if status.code() == Some(EXIT_DOCUMENT) {
             return Err(document_error(errors.trim()));
@@ -194,12 +203,16 @@ pub fn worker_main(arguments: &[String]) -> i32 {
         None => (String::new(), &input[..]),
     };
     match crate::extract(&name, bytes, &limits) {
-        Ok(text) => {
+        Ok(extracted) => {
             let mut stdout = std::io::stdout().lock();
-            if stdout.write_all(text.as_bytes()).is_err() || stdout.flush().is_err() {
+            if stdout.write_all(extracted.text.as_bytes()).is_err() || stdout.flush().is_err() {
                 return EXIT_DOCUMENT;
             }
-            0
+            if extracted.truncated {
+                EXIT_TRUNCATED
+            } else {
+                0
+            }
         }
         Err(error) => {
             eprintln!("{}: {error}", error.kind());

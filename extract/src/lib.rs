@@ -16,7 +16,9 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::panic)]
 
+pub mod html;
 mod isolated;
+mod pdf;
 #[doc(hidden)]
 pub mod samples;
 mod xml;
@@ -158,6 +160,12 @@ pub fn kind_of_media_type(media_type: &str) -> Option<Kind> {
     }
 }
 
+/// Whether a name is an HTML file, read as [`html::text`] reads it.
+pub fn is_html_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".htm") || lower.ends_with(".html")
+}
+
 /// Whether a name is one of the text formats read as they are.
 pub fn is_text_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -170,17 +178,32 @@ pub fn is_text_name(name: &str) -> bool {
         || lower.contains("access.log")
 }
 
+/// A document's text, and whether it was cut at [`Limits::text_bytes`]: what
+/// stood after the cut was not read, so a cut document is never read in
+/// full.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extracted {
+    /// The text, each line, paragraph, cell and page on a line of its own.
+    pub text: String,
+    /// Text was left out at the limit.
+    pub truncated: bool,
+}
+
 /// The text of document `name` (`bytes`), in process. Use [`Isolated`] for
 /// anything from outside.
-pub fn extract(name: &str, bytes: &[u8], limits: &Limits) -> Result<String, ExtractError> {
+pub fn extract(name: &str, bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError> {
     let kind = kind(name, bytes).ok_or(ExtractError::Unsupported)?;
     let mut budget = Budget {
         limits: *limits,
         decompressed: 0,
         text: String::new(),
+        truncated: false,
     };
     budget.document(kind, bytes, 1)?;
-    Ok(budget.text)
+    Ok(Extracted {
+        text: budget.text,
+        truncated: budget.truncated,
+    })
 }
 
 /// What one document has used of its limits, and the text so far.
@@ -188,6 +211,8 @@ struct Budget {
     limits: Limits,
     decompressed: u64,
     text: String,
+    /// Text was left out at the limit.
+    truncated: bool,
 }
 
 impl Budget {
@@ -201,8 +226,19 @@ impl Budget {
         }
     }
 
+    /// Whether there is room for more text; past the limit, what is left is
+    /// marked as cut.
+    fn has_room(&mut self) -> bool {
+        let room = self.text.len() < self.limits.text_bytes;
+        self.truncated |= !room;
+        room
+    }
+
     fn push(&mut self, text: &str) {
         let room = self.limits.text_bytes.saturating_sub(self.text.len());
+        if text.len() > room {
+            self.truncated = true;
+        }
         if room == 0 {
             return;
         }
@@ -224,16 +260,13 @@ impl Budget {
         }
         let document =
             lopdf::Document::load_mem(bytes).map_err(|error| malformed(error.to_string()))?;
-        let pages: Vec<u32> = document.get_pages().keys().copied().collect();
-        for page in pages {
-            if self.text.len() >= self.limits.text_bytes {
-                break;
+        pdf::pages(&document, |text| {
+            if !self.has_room() {
+                return false;
             }
-            // A page whose text cannot be read is skipped; the others count.
-            if let Ok(text) = document.extract_text(&[page]) {
-                self.push(&text);
-            }
-        }
+            self.push(text);
+            true
+        });
         Ok(())
     }
 
@@ -279,7 +312,7 @@ impl Budget {
             return Err(malformed("none of the format's parts is there".into()));
         }
         for name in wanted {
-            if self.text.len() >= self.limits.text_bytes {
+            if !self.has_room() {
                 break;
             }
             let member = self.member(&mut archive, &name)?;
@@ -287,6 +320,8 @@ impl Budget {
                 Kind::Zip => {
                     if let Some(inner) = crate::kind(&name, &member) {
                         self.document(inner, &member, depth + 1)?;
+                    } else if is_html_name(&name) {
+                        self.push(&html::text(&String::from_utf8_lossy(&member)));
                     } else if is_text_name(&name) {
                         self.push(&String::from_utf8_lossy(&member));
                     }

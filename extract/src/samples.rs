@@ -33,7 +33,12 @@ pub fn docx(body: &str) -> Vec<u8> {
 
 /// A one-page PDF showing `text` (ASCII), with a correct cross-reference table.
 pub fn pdf(text: &str) -> Vec<u8> {
-    let stream = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
+    pdf_page(&format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET"))
+}
+
+/// A one-page PDF whose content stream is `stream` (font `/F1`: Helvetica,
+/// WinAnsiEncoding), with a correct cross-reference table.
+pub fn pdf_page(stream: &str) -> Vec<u8> {
     let objects = [
         "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
         "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),

@@ -19,9 +19,9 @@ fn each_format_gives_its_text() {
     let word = docx(
         r#"<w:p><w:r><w:t>Personnummer: 811218-</w:t></w:r><w:r><w:t>9876</w:t></w:r></w:p><w:p><w:r><w:t>Nästa</w:t></w:r><w:r><w:tab/></w:r><w:r><w:t>rad</w:t></w:r></w:p>"#,
     );
-    let text = extract("cv.docx", &word, &small()).expect("docx");
+    let text = extract("cv.docx", &word, &small()).expect("docx").text;
     assert!(text.contains("Personnummer: 811218-9876\n"), "{text:?}");
-    assert!(text.contains("Nästa rad"), "{text:?}");
+    assert!(text.contains("Nästa\trad"), "{text:?}");
 
     let sheet = zip_of(&[
         (
@@ -33,7 +33,7 @@ fn each_format_gives_its_text() {
             br#"<worksheet><sheetData><row><c t="s"><v>0</v></c><c><v>198112189876</v></c></row></sheetData></worksheet>"#,
         ),
     ]);
-    let text = extract("lista.xlsx", &sheet, &small()).expect("xlsx");
+    let text = extract("lista.xlsx", &sheet, &small()).expect("xlsx").text;
     assert!(
         text.contains("19811218-9876") && text.contains("198112189876"),
         "{text:?}"
@@ -44,10 +44,12 @@ fn each_format_gives_its_text() {
         r#"<office:document-content xmlns:office="o" xmlns:text="t"><office:body><text:p>Född <text:span>811218-9876</text:span></text:p></office:body></office:document-content>"#
             .as_bytes(),
     )]);
-    let text = extract("brev.odt", &odt, &small()).expect("odt");
+    let text = extract("brev.odt", &odt, &small()).expect("odt").text;
     assert!(text.contains("Född 811218-9876"), "{text:?}");
 
-    let text = extract("intyg.pdf", &pdf("Personnummer 811218-9876"), &small()).expect("pdf");
+    let text = extract("intyg.pdf", &pdf("Personnummer 811218-9876"), &small())
+        .expect("pdf")
+        .text;
     assert!(text.contains("811218-9876"), "{text:?}");
 
     let archive = zip_of(&[
@@ -55,7 +57,9 @@ fn each_format_gives_its_text() {
         ("inner/cv.docx", &word),
         ("bild.png", b"\x89PNG not text"),
     ]);
-    let text = extract("ansokan.zip", &archive, &small()).expect("zip");
+    let text = extract("ansokan.zip", &archive, &small())
+        .expect("zip")
+        .text;
     assert!(
         text.contains("701063-2391") && text.contains("811218-9876"),
         "{text:?}"
@@ -136,7 +140,9 @@ fn the_text_kept_is_capped() {
         ..small()
     };
     let long = format!("<w:p><w:t>{}</w:t></w:p>", "å".repeat(1000));
-    let text = extract("long.docx", &docx(&long), &limits).expect("docx");
+    let text = extract("long.docx", &docx(&long), &limits)
+        .expect("docx")
+        .text;
     assert!(text.len() <= 101, "{}", text.len());
 }
 
@@ -168,4 +174,105 @@ mod properties {
             let _ = extract("cv.docx", &word, &small());
         }
     }
+}
+
+/// How a generator may lay out lines on a PDF page: each operator that
+/// starts a new line, or a new text object per line.
+const LAYOUTS: [&str; 7] = ["T*", "'", "\"", "Td", "TD", "Tm", "BT"];
+
+/// A content stream showing `lines`, one under the other, by `layout`.
+fn laid_out(lines: &[String], layout: &str) -> String {
+    let mut stream = String::from("BT /F1 12 Tf 14 TL 72 720 Td ");
+    for (index, line) in lines.iter().enumerate() {
+        let y = 720 - 14 * index;
+        if index == 0 {
+            stream.push_str(&format!("({line}) Tj "));
+            continue;
+        }
+        stream.push_str(&match layout {
+            "T*" => format!("T* ({line}) Tj "),
+            "'" => format!("({line}) ' "),
+            "\"" => format!("0 0 ({line}) \" "),
+            "Td" => format!("0 -14 Td ({line}) Tj "),
+            "TD" => format!("0 -14 TD ({line}) Tj "),
+            "Tm" => format!("1 0 0 1 72 {y} Tm ({line}) Tj "),
+            _ => format!("ET BT /F1 12 Tf 72 {y} Td ({line}) Tj "),
+        });
+    }
+    stream.push_str("ET");
+    stream
+}
+
+fn lines_of(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+proptest::proptest! {
+    /// Random lines laid out by each operator come out one per line: no two
+    /// lines run together, whatever the words (digits included).
+    #[test]
+    fn lines_laid_out_by_any_operator_stay_apart(
+        lines in proptest::collection::vec("[A-Za-z0-9][A-Za-z0-9-]{0,9}( [A-Za-z0-9-]{1,8}){0,3}", 2..8)
+    ) {
+        for layout in LAYOUTS {
+            let bytes = super::samples::pdf_page(&laid_out(&lines, layout));
+            let text = extract("page.pdf", &bytes, &small()).expect("pdf").text;
+            proptest::prop_assert_eq!(lines_of(&text), lines.clone(), "{}: {:?}", layout, text);
+        }
+        for (open, close) in [("<p>", "</p>"), ("<div>", "</div>"), ("", "<br>"), ("<li>", "</li>"), ("<td>", "</td>"), ("<tr><th>", "</th></tr>"), ("<h2>", "</h2>")] {
+            let html: String = lines.iter().map(|line| format!("{open}{line}{close}")).collect();
+            let text = html::text(&format!("<table><tr>{html}</tr></table>"));
+            proptest::prop_assert_eq!(lines_of(&text), lines.clone(), "{}: {:?}", open, text);
+        }
+    }
+}
+
+/// Inside a line, a wide `TJ` gap is a space and kerning is not; a move
+/// along the line is a space. The issue's page: a heading and a number on
+/// lines of their own (`Tj` then `T*`).
+#[test]
+fn gaps_in_a_line_are_spaces_and_kerning_joins() {
+    let stream = "BT /F1 12 Tf 14 TL 72 720 Td (Kontaktuppgifter) Tj T* (430815-4725) Tj T* \
+                  [(Personnummer) -333 (81) -20 (1218-98) -12 (76)] TJ T* (Namn:) Tj 40 0 Td (Anna) Tj ET";
+    let text = extract("kontrakt.pdf", &super::samples::pdf_page(stream), &small())
+        .expect("pdf")
+        .text;
+    assert_eq!(
+        lines_of(&text),
+        [
+            "Kontaktuppgifter",
+            "430815-4725",
+            "Personnummer 811218-9876",
+            "Namn: Anna"
+        ]
+    );
+}
+
+/// A document's text cut at the text limit says so: what stood after the
+/// cut was not read.
+#[test]
+fn text_cut_at_the_limit_is_marked_truncated() {
+    let long = "ord ".repeat(2000);
+    let limits = Limits {
+        text_bytes: 1000,
+        ..small()
+    };
+    let cut = extract("lang.pdf", &pdf(&long), &limits).expect("pdf");
+    assert!(
+        cut.truncated && cut.text.len() <= 1001,
+        "{}",
+        cut.text.len()
+    );
+    let whole = extract("kort.pdf", &pdf("ord ord"), &limits).expect("pdf");
+    assert!(!whole.truncated);
+    let sheet = docx(&format!("<w:p><w:r><w:t>{long}</w:t></w:r></w:p>"));
+    assert!(
+        extract("lang.docx", &sheet, &limits)
+            .expect("docx")
+            .truncated
+    );
 }

@@ -6,7 +6,7 @@
 //! ZIP) and a forwarded message; decoys that pass part of the checks; and
 //! hostile attachments that must fail alone.
 
-use tillsyn_extract::samples::{docx, pdf, zip_of};
+use tillsyn_extract::samples::{docx, pdf, pdf_page, zip_of};
 
 /// One planted message.
 pub struct Planted {
@@ -119,6 +119,25 @@ pub fn sent_mail() -> Vec<Planted> {
         hit(message(
             "Content-Type: text/html; charset=windows-1252\r\nContent-Transfer-Encoding: quoted-printable\r\n",
             "<html><body><p>Personnummer: <b>811218-9876</b></p><p>H=E4lsningar</p></body></html>\r\n",
+        )),
+        // HTML only, quoted-printable, the number in a table cell of its own
+        // between two words: the cells must not run together.
+        hit(message(
+            "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n",
+            "<html><body><table><tr><td>Kontaktuppgifter</td><td>811218-9876</td></tr>=\r\n\
+             <tr><td>Granskat</td><td>Ja</td></tr></table></body></html>\r\n",
+        )),
+        // A plain one-page PDF, each line one `Tj` followed by `T*`: the
+        // number between a heading and a word, on a line of its own.
+        hit(with_attachments(
+            "Avtalet bifogas.",
+            &[(
+                "application/pdf",
+                "avtal.pdf",
+                &pdf_page(
+                    "BT /F1 11 Tf 13 TL 72 760 Td (Avtal) Tj T* (Kontaktuppgifter) Tj T* (811218-9876) Tj T* (Granskat) Tj ET",
+                ),
+            )],
         )),
         hit(with_attachments(
             "Se bifogad lista.",

@@ -484,13 +484,30 @@ impl Worker<'_, '_> {
             }
         };
         self.report.add_work("files_content_read", 1);
-        let part = if text {
-            Some(Ok(plan.detect(crate::content::Part::File, &bytes)))
+        let part = if tillsyn_extract::is_html_name(&record.path) {
+            let html = String::from_utf8_lossy(&bytes);
+            let text = tillsyn_extract::html::text(&html);
+            Some(Ok((
+                plan.detect(crate::content::Part::File, text.as_bytes()),
+                false,
+            )))
+        } else if text {
+            Some(Ok((plan.detect(crate::content::Part::File, &bytes), false)))
         } else {
             plan.document(crate::content::Part::File, &record.path, &bytes)
         };
         let content = match part {
-            Some(Ok(part)) => crate::content::Content {
+            // Its text was cut at the limit: what stood after the cut was not
+            // read, so the file is not fully judged.
+            Some(Ok((part, true))) => {
+                unread(&mut self.report, ProblemKind::OversizedContent);
+                crate::content::Content {
+                    parts: vec![part],
+                    oversized: 1,
+                    ..Default::default()
+                }
+            }
+            Some(Ok((part, false))) => crate::content::Content {
                 parts: vec![part],
                 ..Default::default()
             },
@@ -506,6 +523,8 @@ impl Worker<'_, '_> {
         self.report
             .checkpoints
             .insert(key, format!("{stamp}{}", content.encode_summary()));
+        // A cut document's matches count; its record stays open all the same
+        // (the cut was counted above).
         if content.unreadable == 0 {
             record.content = Some(content);
         }
