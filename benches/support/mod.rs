@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 /// is still a copy of this process, so a bench holding test data would report its
 /// own size. GNU time is small. Without it, wait4's number is used (an upper
 /// bound).
+// Not every bench measures a command (the PDF layout bench counts matches).
+#[allow(dead_code)]
 // The child is reaped by wait4 below, which clippy cannot see.
 #[allow(clippy::zombie_processes)]
 pub fn measure(command: &mut Command) -> (Duration, u64) {
