@@ -581,7 +581,12 @@ pub async fn check_config(
             Default::default(),
             crate::rules::today(config.daemon.timezone.0, Utc::now()),
         );
-        if let Err(error) = crate::erasure::read_register(path, &plan, config.daemon.timezone.0) {
+        if let Err(error) = crate::erasure::read_register(
+            path,
+            &plan,
+            config.daemon.timezone.0,
+            &config.identifier_kinds(),
+        ) {
             writeln!(out, "{}: 1 problem\n  {error}", config_path.display())?;
             return Ok(EXIT_CONFIG);
         }

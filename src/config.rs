@@ -74,6 +74,38 @@ pub struct Config {
     pub upgrades: Vec<(std::ops::Range<usize>, String)>,
 }
 
+impl Config {
+    /// Every kind of identifier this config can hold in its identity index:
+    /// `email`, `personnummer`, `phone` and `account`, every built-in and
+    /// `[[detectors]]` detector's name, and every kind a source's
+    /// `identifiers` names. An erasure request of any other kind is refused.
+    pub fn identifier_kinds(&self) -> BTreeSet<String> {
+        identifier_kinds(&self.sources, &self.detectors)
+    }
+}
+
+/// [`Config::identifier_kinds`] of these sources and detectors.
+fn identifier_kinds(
+    sources: &[SourceConfig],
+    detectors: &[tillsyn_detectors::CustomDetector],
+) -> BTreeSet<String> {
+    let mut kinds: BTreeSet<String> = IDENTIFIER_KINDS
+        .iter()
+        .chain(&["account"])
+        .map(|kind| (*kind).to_owned())
+        .collect();
+    kinds.extend(
+        tillsyn_detectors::Builtin::ALL
+            .iter()
+            .map(|builtin| builtin.as_str().to_owned()),
+    );
+    kinds.extend(detectors.iter().map(|detector| detector.name.clone()));
+    for source in sources {
+        kinds.extend(source.identifiers.values().cloned());
+    }
+    kinds
+}
+
 /// `[store]`: the findings store in a shared PostgreSQL, for several
 /// instances on one database. Without it the store is SQLite in `state_dir`.
 #[derive(Debug, Clone)]
@@ -964,6 +996,18 @@ impl<'t> Reader<'t> {
                 self.issue(
                     None,
                     "[erasure.source]: give one of `kind` and `kind_attribute`",
+                );
+            }
+            let kinds = identifier_kinds(&sources, &detectors);
+            if let Some(kind) = &source.kind
+                && !kinds.contains(kind)
+            {
+                self.issue(
+                    None,
+                    format!(
+                        "[erasure.source]: `kind` must be one this config knows ({})",
+                        kinds.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
                 );
             }
         }

@@ -246,10 +246,49 @@ fn an_erased_person_still_in_two_stores_gives_two_findings_until_the_data_is_gon
     let output = tillsyn(&["check-config", "--config", &config]);
     assert_eq!(output.status.code(), Some(3));
     assert!(text(&output).0.contains("line 1"), "{:?}", text(&output));
+    // Columns swapped: the number where the kind belongs is refused by its
+    // line, and never shown, stored or logged.
+    std::fs::write(
+        root.join("erasure.csv"),
+        format!("198112189876,personnummer,{}\n", date(1)),
+    )
+    .expect("register");
+    for args in [
+        &["erasure", "--config", &config][..],
+        &["check-config", "--config", &config],
+        &["scan", "--once", "--config", &config],
+    ] {
+        let output = tillsyn(args);
+        let (stdout, stderr) = text(&output);
+        assert_ne!(output.status.code(), Some(0), "{args:?}: {stdout}{stderr}");
+        assert!(
+            format!("{stdout}{stderr}").contains("line 1: the kind is not one this config knows"),
+            "{args:?}: {stdout}{stderr}"
+        );
+        assert!(
+            !stdout.contains("8112189876") && !stderr.contains("8112189876"),
+            "{args:?}: {stdout}{stderr}"
+        );
+    }
     // The plain file can go: what was read stays, as hashes.
     std::fs::remove_file(root.join("erasure.csv")).expect("remove");
     let found = states(&config);
     assert_eq!(found.as_array().expect("requests").len(), 3);
+    // A register as a spreadsheet saves it (a header naming the columns in
+    // its own order, `;`, a BOM, CRLF): read like the plain one, one more
+    // request.
+    std::fs::write(
+        root.join("erasure.csv"),
+        format!(
+            "\u{feff}requested_at;identifier_type;identifier\r\n{};Personnummer;19811218-9876\r\n{};phone;070-123 45 67\r\n",
+            date(40),
+            date(2)
+        ),
+    )
+    .expect("register");
+    let found = states(&config);
+    assert_eq!(found.as_array().expect("requests").len(), 4, "{found}");
+    assert_eq!(state(&found, "phone", 2, "files"), "not_verified");
 
     // The identifiers are nowhere in the store in plain.
     let mut stored = Vec::new();
@@ -279,8 +318,11 @@ fn a_register_served_over_http_is_read_as_requests() {
     use common::crm::{Behaviour, CrmServer};
     let crm = CrmServer::start(Behaviour {
         items: vec![
-            serde_json::json!({"id": "r1", "pnr": "19811218-9876", "requested": date(40)}),
-            serde_json::json!({"id": "r2", "pnr": "811218-9875", "requested": date(40)}),
+            serde_json::json!({"id": "r1", "kind": "personnummer", "pnr": "19811218-9876", "requested": date(40)}),
+            serde_json::json!({"id": "r2", "kind": "personnummer", "pnr": "811218-9875", "requested": date(40)}),
+            // Columns swapped in the case system: the number where the kind
+            // belongs is no request, and is never kept or shown.
+            serde_json::json!({"id": "r3", "kind": "198112189876", "pnr": "personnummer", "requested": date(40)}),
         ],
         token: "token".into(),
         ..Behaviour::default()
@@ -303,7 +345,7 @@ state_dir = "state"
 [erasure.source]
 name = "erasures"
 identifier = "pnr"
-kind = "personnummer"
+kind_attribute = "kind"
 date = "requested"
 
 [[sources]]
@@ -314,7 +356,7 @@ allow_plaintext = true
 auth = {{ bearer_file = "crm.token" }}
 items = "/items"
 id = "/id"
-attributes = {{ pnr = "/pnr" }}
+attributes = {{ pnr = "/pnr", kind = "/kind" }}
 dates = {{ requested = "/requested" }}
 
 [[sources]]
@@ -343,7 +385,9 @@ policy = "Kunden kan när som helst begära att få sina personuppgifter raderad
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
-        !stderr.contains("19811218") && !stderr.contains("811218-9875"),
+        !stderr.contains("19811218")
+            && !stderr.contains("811218-9875")
+            && !stderr.contains("8112189876"),
         "{stderr}"
     );
     assert_exact(
@@ -362,8 +406,8 @@ policy = "Kunden kan när som helst begära att få sina personuppgifter raderad
         "{found}"
     );
     assert!(
-        stderr.contains("items=1"),
-        "the bad item is counted: {stderr}"
+        stderr.contains("items=2"),
+        "the bad items are counted: {stderr}"
     );
     let indexed: i64 = open_store(&root.join("state"))
         .query_row(

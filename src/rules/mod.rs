@@ -106,6 +106,9 @@ pub struct RuleSet {
     identifiers: std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
     /// `[erasure] register`.
     erasure_register: Option<std::path::PathBuf>,
+    /// The identifier kinds the config knows: an erasure request of another
+    /// is refused.
+    erasure_kinds: Arc<std::collections::BTreeSet<String>>,
     /// `[erasure.source]`.
     erasure_source: Option<crate::config::ErasureSource>,
     /// `[[exceptions]]`.
@@ -126,6 +129,9 @@ pub struct SourceRules {
     erasures: Arc<Erasures>,
     /// When this source's records are erasure requests: how to read them.
     erasure_source: Option<crate::config::ErasureSource>,
+    /// The identifier kinds the config knows (a request of another is no
+    /// request).
+    erasure_kinds: Arc<std::collections::BTreeSet<String>>,
     /// Whether any rule reads mail participants, or the identity index takes
     /// mail addresses.
     pub participants: bool,
@@ -262,6 +268,7 @@ impl RuleSet {
             identity_config: Default::default(),
             identifiers: Default::default(),
             erasure_register: None,
+            erasure_kinds: Arc::default(),
             erasure_source: None,
             exceptions: Arc::default(),
         })
@@ -286,6 +293,7 @@ impl RuleSet {
         set.limits = config.content.clone();
         set.identity_config = config.identity.clone();
         set.erasure_register = config.erasure.register.clone();
+        set.erasure_kinds = Arc::new(config.identifier_kinds());
         set.erasure_source = config.erasure.source.clone();
         set.exceptions = Arc::new(crate::exceptions::Exceptions::from_config(config));
         set.identifiers = config
@@ -354,6 +362,7 @@ impl RuleSet {
                 .erasure_source
                 .clone()
                 .filter(|erasure| erasure.name == source),
+            erasure_kinds: self.erasure_kinds.clone(),
             participants,
         }
     }
@@ -372,7 +381,7 @@ impl RuleSet {
             today(self.timezone, now),
         );
         Some(
-            crate::erasure::read_register(path, &plan, self.timezone)
+            crate::erasure::read_register(path, &plan, self.timezone, &self.erasure_kinds)
                 .map_err(crate::erasure::ImportError::from)
                 .and_then(|requests| {
                     store
@@ -419,6 +428,11 @@ impl SourceRules {
             (None, Some(attribute)) => record.attributes.get(attribute)?.trim().to_lowercase(),
             (None, None) => return None,
         };
+        // A kind the config does not know is no request (and is never kept:
+        // it may be an identifier in the wrong column).
+        if !self.erasure_kinds.contains(&kind) {
+            return None;
+        }
         let identifier = record.attributes.get(&source.identifier)?;
         let requested_at = *record.dates.get(&source.date)?;
         Some(crate::store::ErasureRequest {
