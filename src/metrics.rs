@@ -35,6 +35,7 @@ pub const SCAN_ERROR_KINDS: &[&str] = &[
     "connect",
     "connection_lost",
     "foreign_link",
+    "foreign_redirect",
     "incomplete",
     "panic",
     "protocol",

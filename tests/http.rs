@@ -496,3 +496,100 @@ fn personal_data_in_a_mapped_text_field_is_found() {
         .clone();
     assert_eq!(detail, "personnummer 1 (1 high) in field notes");
 }
+
+/// A redirect never carries credentials to another origin: with a bearer
+/// token, a basic password, an API key in a header or OAuth 2 client
+/// credentials, a page that redirects (302 or 307) to a second server on
+/// another port fails the scan by name and the second server hears
+/// nothing; a token endpoint that answers 307 or 308 is not posted to again
+/// anywhere. The same redirect within the origin is followed, and without
+/// credentials a redirect elsewhere is followed too (nothing travels).
+#[test]
+fn redirects_to_another_origin_carry_no_credentials() {
+    use common::api::{ApiServer, Response};
+    let page = serde_json::json!({"items": [{"id": "c-1", "status": "closed"}], "total": 1});
+    let elsewhere = {
+        let page = page.clone();
+        ApiServer::start(move |_| Response::json(page.clone()))
+    };
+    let target = format!("{}/stolen", elsewhere.base());
+    let redirect_status = std::sync::Arc::new(std::sync::Mutex::new(302u16));
+    let origin = {
+        let target = target.clone();
+        let status = redirect_status.clone();
+        let page = page.clone();
+        ApiServer::start(move |request| match request.path.as_str() {
+            "/here" => Response::json(page.clone()),
+            "/moved-here" => Response::status(301).with_header("Location", "/here"),
+            "/token" => Response::status(307).with_header("Location", &format!("{target}-token")),
+            _ => Response::status(*status.lock().expect("lock")).with_header("Location", &target),
+        })
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("secret"), "s3cret-value\n").expect("secret");
+    let config = dir.path().join("tillsyn.toml");
+    let scan = |path: &str, auth: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[daemon]\nstate_dir = \"state\"\n\n[[sources]]\nname = \"crm\"\ntype = \"http\"\n\
+                 url = \"{}{path}\"\nallow_plaintext = true\n{auth}id = \"/id\"\nattempts = 1\n\n\
+                 [[rules]]\nid = \"r\"\nkind = \"max_age\"\npolicy = \"p\"\nmax_age = \"1d\"\ntimestamp = \"modified\"\n",
+                origin.base()
+            ),
+        )
+        .expect("config");
+        let output = tillsyn(&["scan", "--once", "--config", config.to_str().expect("utf8")]);
+        let (stdout, stderr) = text(&output);
+        (output.status.code(), format!("{stdout}{stderr}"))
+    };
+    let credentials = [
+        "auth = { bearer_file = \"secret\" }\n",
+        "auth = { username = \"svc\", password_file = \"secret\" }\n",
+        "auth = { api_key_file = \"secret\", header = \"X-Api-Key\" }\n",
+    ];
+    for status in [302, 307] {
+        *redirect_status.lock().expect("lock") = status;
+        for auth in credentials {
+            let (code, output) = scan("/cases", auth);
+            assert_eq!(code, Some(2), "{status} {auth}: {output}");
+            assert!(
+                output.contains("[foreign_redirect]")
+                    && output.contains(&format!("127.0.0.1:{}", elsewhere.port))
+                    && !output.contains("s3cret"),
+                "{status} {auth}: {output}"
+            );
+        }
+    }
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the other origin was contacted: {:?}",
+        elsewhere.requests()
+    );
+    // Within the origin a redirect is followed, credentials and all.
+    let (code, output) = scan("/moved-here", credentials[0]);
+    assert_eq!(code, Some(0), "{output}");
+    // OAuth 2: the token endpoint's 307 is not re-posted anywhere.
+    let (code, output) = scan(
+        "/cases",
+        &format!(
+            "auth = {{ token_url = \"{}/token\", client_id = \"tillsyn\", client_secret_file = \"secret\" }}\n",
+            origin.base()
+        ),
+    );
+    assert_eq!(code, Some(2), "{output}");
+    assert!(
+        output.contains("[foreign_redirect]") && output.contains("307"),
+        "{output}"
+    );
+    assert!(
+        elsewhere.requests().is_empty(),
+        "{:?}",
+        elsewhere.requests()
+    );
+    // Without credentials nothing travels: the redirect is followed.
+    let (code, output) = scan("/cases", "");
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(elsewhere.requests().len(), 1);
+    assert!(elsewhere.requests()[0].header("authorization").is_none());
+}

@@ -368,6 +368,55 @@ pub struct HttpSource {
     config: Arc<HttpConfig>,
     credentials: Credentials,
     client: reqwest::Client,
+    /// For the OAuth 2 token endpoint: follows no redirect at all, so a
+    /// client secret is never posted anywhere but `token_url`.
+    token_client: reqwest::Client,
+}
+
+/// Why a redirect was not followed: it led to another origin while
+/// credentials travel with the requests.
+#[derive(Debug)]
+struct ForeignRedirect(String);
+
+impl std::fmt::Display for ForeignRedirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a redirect to another origin ({})", self.0)
+    }
+}
+
+impl std::error::Error for ForeignRedirect {}
+
+/// Redirects as credentials allow: with any credential configured, only to
+/// the origin (scheme, host and port) the request went to, at most 10;
+/// without, like a browser (10 at most).
+fn redirect_policy(guarded: bool) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let foreign = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() != attempt.url().origin());
+        if guarded && foreign {
+            let origin = attempt.url().origin().ascii_serialization();
+            attempt.error(ForeignRedirect(origin))
+        } else if attempt.previous().len() >= 10 {
+            attempt.error(ForeignRedirect("too many redirects".to_owned()))
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// The message of a request that failed at a refused redirect, if it did.
+fn refused_redirect(error: &reqwest::Error) -> Option<String> {
+    use std::error::Error as _;
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        if let Some(ForeignRedirect(origin)) = inner.downcast_ref::<ForeignRedirect>() {
+            return Some(origin.clone());
+        }
+        cause = inner.source();
+    }
+    None
 }
 
 impl HttpSource {
@@ -454,16 +503,23 @@ impl HttpSource {
             }
         };
         let tls = crate::tls::tls_config(config.ca_file.as_deref(), true)?;
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured((*tls).clone())
-            .timeout(Duration::from_secs(config.timeout_seconds))
-            .user_agent(concat!("tillsyn/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| HttpBuildError::Invalid(format!("HTTP client: {error}")))?;
+        let client_with = |policy: reqwest::redirect::Policy| {
+            reqwest::Client::builder()
+                .tls_backend_preconfigured((*tls).clone())
+                .timeout(Duration::from_secs(config.timeout_seconds))
+                .user_agent(concat!("tillsyn/", env!("CARGO_PKG_VERSION")))
+                .redirect(policy)
+                .build()
+                .map_err(|error| HttpBuildError::Invalid(format!("HTTP client: {error}")))
+        };
+        let guarded = !matches!(credentials, Credentials::None);
+        let client = client_with(redirect_policy(guarded))?;
+        let token_client = client_with(reqwest::redirect::Policy::none())?;
         Ok(HttpSource {
             config: Arc::new(config),
             credentials,
             client,
+            token_client,
         })
     }
 
@@ -647,7 +703,7 @@ impl HttpSource {
             form.query_pairs_mut().append_pair("scope", scope);
         }
         let response = self
-            .client
+            .token_client
             .post(token_url.clone())
             .header(
                 reqwest::header::CONTENT_TYPE,
@@ -658,6 +714,23 @@ impl HttpSource {
             .await
             .map_err(|error| failed("unreachable", format!("{where_}: {}", error.without_url())))?;
         let status = response.status();
+        if status.is_redirection() {
+            let to = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|location| location.to_str().ok())
+                .and_then(|location| token_url.join(location).ok())
+                .map_or_else(
+                    || "somewhere unnamed".to_owned(),
+                    |location| location.origin().ascii_serialization(),
+                );
+            return Err(failed(
+                "foreign_redirect",
+                format!(
+                    "{where_}: {status}, a redirect to {to}; not followed: the client secret is posted to token_url only"
+                ),
+            ));
+        }
         if !status.is_success() {
             // The endpoint's answer may echo what was sent: not shown.
             return Err(failed(
@@ -790,6 +863,14 @@ impl HttpSource {
                         .and_then(|value| value.trim().parse::<u64>().ok())
                 }
                 Err(error) => {
+                    if let Some(origin) = refused_redirect(&error) {
+                        return Err(failed(
+                            "foreign_redirect",
+                            format!(
+                                "{where_}: the server redirected to {origin}; not followed, and no credentials were sent there"
+                            ),
+                        ));
+                    }
                     if attempt >= config.attempts.max(1) {
                         let kind = if error.is_timeout() {
                             "timeout"
