@@ -3,9 +3,12 @@
 //! logs of scan problems) goes through [`PersonDisplay`], so the one switch
 //! `[privacy] name_people` decides for all of them.
 //!
-//! The pseudonym is HMAC-SHA-256 over the custodian's name with a secret key, never a
-//! plain hash: account names and identity numbers come from spaces small enough to
-//! hash in full and look up. The key comes from `[privacy] key_file`/`key_env` or is
+//! The pseudonym is HMAC-SHA-256 over a domain tag (`tillsyn pseudonym`) and the
+//! custodian's name with a secret key, never a plain hash: account names and
+//! identity numbers come from spaces small enough to hash in full and look up.
+//! The tag keeps pseudonyms apart from the identity index's hashes under the
+//! same key (`tillsyn identity`); it came in with release 0.3, and every
+//! pseudonym changed once then. The key comes from `[privacy] key_file`/`key_env` or is
 //! generated once into `STATE_DIR/pseudonym.key` (mode 0600), so a pseudonym stays
 //! the same from scan to scan and report to report.
 //!
@@ -141,6 +144,9 @@ impl PersonDisplay {
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.key.expose()) else {
             return "p-unavailable".to_owned();
         };
+        // Domain-separated from the identity index's hashes under the same
+        // key (`tillsyn identity`): a pseudonym is never an index entry.
+        mac.update(b"tillsyn pseudonym\0");
         mac.update(custodian.as_bytes());
         let digest = mac.finalize().into_bytes();
         const HEX: &[u8; 16] = b"0123456789abcdef";

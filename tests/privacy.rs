@@ -442,3 +442,122 @@ fn no_output_names_a_person_unless_the_config_says_so() {
     assert!(!everything.to_lowercase().contains("gustav.gran"));
     world.sink.stop();
 }
+
+/// Nothing read is kept in plain: after two scans (the second from the
+/// caches) neither the store nor its write-ahead log holds an address or a
+/// personnummer from inside a record, nor a conflict rule's join key; the
+/// share's content cache is keyed by keyed hashes of paths. (Record paths
+/// themselves are kept: findings and the identity index say where things
+/// are.) The same addresses do show in the CRM the scan read, so the test
+/// can fail.
+#[test]
+fn nothing_read_is_kept_in_plain_at_rest() {
+    use common::crm::{Behaviour, CrmServer};
+    let contacts = |status: &str| {
+        vec![
+            serde_json::json!({"id": "k-1", "email": "vera.vinter@kund.se", "status": status}),
+            serde_json::json!({"id": "k-2", "email": "olof.oberg@kund.se", "status": "active"}),
+        ]
+    };
+    let crm = CrmServer::start(Behaviour {
+        items: contacts("opted_out"),
+        token: "t".into(),
+        ..Behaviour::default()
+    });
+    let list = CrmServer::start(Behaviour {
+        items: contacts("member"),
+        token: "t".into(),
+        ..Behaviour::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::write(root.join("token"), "t\n").expect("token");
+    file_at(
+        &root.join("share/Kunder/acme/kontakt.txt"),
+        "Kontakt vera.vinter@kund.se, personnummer 811218-9876\n".as_bytes(),
+        days_ago(3),
+    );
+    file_at(
+        &root.join("share/Kunder/acme/Hemlig-Plan-Zeta.txt"),
+        b"Inget personligt alls.\n",
+        days_ago(3),
+    );
+    let config = root.join("tillsyn.toml");
+    let source = |name: &str, url: String| {
+        format!(
+            "[[sources]]\nname = \"{name}\"\ntype = \"http\"\nurl = \"{url}\"\nallow_plaintext = true\n\
+             auth = {{ bearer_file = \"token\" }}\nkind = \"contact\"\nid = \"/id\"\n\
+             attributes = {{ email = \"/email\", status = \"/status\" }}\n\n"
+        )
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nstate_dir = \"state\"\n\n{}{}\
+             [[sources]]\nname = \"share\"\ntype = \"fileshare\"\nroot = \"share\"\n\n\
+             [[rules]]\nid = \"pnr\"\nkind = \"contains\"\npolicy = \"p\"\n\
+             detectors = [\"personnummer\", \"email\"]\nwhen = {{ sources = [\"share\"] }}\n\n\
+             [[rules]]\nid = \"opted-out\"\nkind = \"conflict\"\npolicy = \"p\"\n\
+             when = {{ sources = [\"list\"] }}\n\
+             marked_by = {{ sources = [\"crm\"], attributes = {{ status = \"opted_out\" }} }}\nkey = \"email\"\n",
+            source("crm", crm.url()),
+            source("list", list.url()),
+        ),
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf8");
+    for _ in 0..2 {
+        let output = tillsyn(&["scan", "--once", "--config", config]);
+        assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    }
+    let findings = pairs(&json_lines(&tillsyn(&[
+        "findings", "--config", config, "--format", "json",
+    ])));
+    assert_eq!(
+        findings,
+        ["opted-out:k-1", "pnr:Kunder/acme/kontakt.txt"]
+            .map(String::from)
+            .into_iter()
+            .collect(),
+        "the conflict and the content were judged"
+    );
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(root.join("state")).expect("state") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            stored.extend(std::fs::read(&path).expect("read"));
+        }
+    }
+    let stored = String::from_utf8_lossy(&stored).to_lowercase();
+    for plain in [
+        "vera.vinter",
+        "olof.oberg",
+        "kund.se",
+        "811218-9876",
+        "8112189876",
+    ] {
+        assert!(!stored.contains(plain), "{plain} kept in plain at rest");
+    }
+    let keys: Vec<String> = {
+        let store = open_store(&root.join("state"));
+        let mut query = store
+            .prepare("SELECT key FROM checkpoints WHERE key LIKE 'content:%'")
+            .expect("query");
+        query
+            .query_map([], |row| row.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("keys")
+    };
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for key in &keys {
+        let hash = key.strip_prefix("content:").expect("prefix");
+        assert!(
+            hash.len() == 32 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+            "{key}"
+        );
+    }
+    // What the CRM served holds them: the scan read them.
+    let served = crm.behaviour.lock().expect("lock").items[0].to_string();
+    assert!(served.contains("vera.vinter"));
+}

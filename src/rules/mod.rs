@@ -68,7 +68,9 @@ pub struct ConflictKey {
     pub rule: String,
     /// Side.
     pub side: ConflictSide,
-    /// The person's key, trimmed and lower-cased.
+    /// The keyed hash of the person's key (trimmed and compared as
+    /// directories compare values), in hex: the store never holds the
+    /// address itself.
     pub key: String,
 }
 
@@ -750,9 +752,13 @@ impl SourceRules {
         recheck
     }
 
-    /// The record's parts in `conflict` rules, for the join across sources.
+    /// The record's parts in `conflict` rules, for the join across sources:
+    /// each key as a keyed hash under the pseudonym key (none without one).
     pub fn conflict_keys(&self, record: &Record) -> Vec<ConflictKey> {
         let mut keys = Vec::new();
+        let Some(identity) = &self.identity else {
+            return keys;
+        };
         for rule in &self.rules {
             let Check::Conflict(check) = &rule.config.check else {
                 continue;
@@ -761,6 +767,7 @@ impl SourceRules {
             let Some(key) = key
                 .map(tillsyn_connectors::dn::comparable)
                 .filter(|k| !k.is_empty())
+                .map(|key| tillsyn_connectors::identity::to_hex(&identity.hash("conflict", &key)))
             else {
                 continue;
             };

@@ -326,4 +326,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE digest_months ADD COLUMN outside_domains INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE digest_months ADD COLUMN no_custodian INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 21: nothing plain at rest. Conflict keys are kept as keyed hashes from
+    // now on; the plain ones of earlier scans cannot be hashed here (the key
+    // is not in the database), so they go, and each `conflict` rule is
+    // judged again once both its sides have been scanned. The share's
+    // content cache was keyed by the file's path: those checkpoints go too,
+    // and the next scan reads changed and unchanged files once.
+    r#"
+    DELETE FROM conflict_keys;
+    DELETE FROM checkpoints WHERE key LIKE 'content:%';
+    "#,
 ];

@@ -31,6 +31,23 @@ pub(crate) struct WalkPlan {
     custodian_from: Vec<(globset::GlobMatcher, usize)>,
 }
 
+/// The key of a file's entry in the share's content cache: the record
+/// cache's keyed hash of its path (without a record cache, the content
+/// plan's), never the path: the store holds no file name for it.
+fn content_key(
+    context: &crate::ScanContext,
+    plan: &crate::content::ContentPlan,
+    path: &str,
+) -> String {
+    match &context.records {
+        Some(cache) => format!("content:{:032x}", cache.key(path)),
+        None => format!(
+            "content:{}",
+            crate::identity::to_hex(&plan.identity.hash("path", path))
+        ),
+    }
+}
+
 /// `Hem/{custodian}/**` as a glob (`Hem/*/**`) and the position of `{custodian}`.
 fn custodian_pattern(pattern: &str) -> Result<(globset::GlobMatcher, usize), FileshareConfigError> {
     let invalid = |why: &'static str| FileshareConfigError::CustodianPattern {
@@ -446,7 +463,7 @@ impl Worker<'_, '_> {
         // Unchanged since the last scan (same size, mtime and inode, same
         // rules): what the detectors found then stands, and the file is not
         // read again.
-        let key = format!("content:{}", record.path);
+        let key = content_key(self.shared.context, plan, &record.path);
         let stamp = format!(
             "{}:{}.{}:{}:{:x}|",
             metadata.size,
@@ -596,8 +613,8 @@ impl Worker<'_, '_> {
         {
             self.report.add_work("records_unchanged", 1);
             // What the detectors found in it stays remembered.
-            if shared.context.content.is_some() {
-                let key = format!("content:{relative}");
+            if let Some(plan) = &shared.context.content {
+                let key = content_key(shared.context, plan, &relative);
                 if let Some(cached) = shared.context.checkpoints.get(&key) {
                     self.report.checkpoints.insert(key, cached.clone());
                 }
