@@ -342,16 +342,11 @@ fn parse_since(text: &str, zone: chrono_tz::Tz) -> Result<chrono::DateTime<Utc>,
     if let Ok(instant) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(instant.with_timezone(&Utc));
     }
-    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|day| day.and_hms_opt(0, 0, 0))
-        .and_then(|midnight| midnight.and_local_timezone(zone).earliest())
-        .map(|local| local.with_timezone(&Utc))
-        .ok_or_else(|| {
-            CliError::BadArgument(format!(
-                "--since {text:?}: give YYYY-MM-DD or an RFC 3339 time"
-            ))
-        })
+    tillsyn_connectors::values::day(text, zone).ok_or_else(|| {
+        CliError::BadArgument(format!(
+            "--since {text:?}: give YYYY-MM-DD or an RFC 3339 time"
+        ))
+    })
 }
 
 /// The log filter: `TILLSYN_LOG` (or `default_level`) applies to tillsyn's own
@@ -419,7 +414,7 @@ pub fn explain(
     )?;
     writeln!(
         out,
-        "  custodian:      {}",
+        "  custodian:  {}",
         custodians.show(finding.custodian.as_deref())
     )?;
     writeln!(out, "  rule:       {} [{}]", finding.rule, finding.severity)?;

@@ -33,7 +33,7 @@
 
 use std::path::Path;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -267,10 +267,7 @@ fn parse_date(text: &str, zone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Some(time.with_timezone(&Utc));
     }
-    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
-    zone.from_local_datetime(&day.and_hms_opt(0, 0, 0)?)
-        .earliest()
-        .map(|time| time.with_timezone(&Utc))
+    tillsyn_connectors::values::day(text, zone)
 }
 
 /// Import the configured register into the store (keyed hashes only).
@@ -527,7 +524,7 @@ mod tests {
         );
         assert_eq!(
             requests[0].requested_at,
-            Utc.with_ymd_and_hms(2026, 9, 30, 22, 0, 0)
+            chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 9, 30, 22, 0, 0)
                 .single()
                 .expect("time")
         );

@@ -14,7 +14,7 @@
 //! marks are set again after every scan and whenever the config is read, so
 //! an edited exception applies at once.
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use globset::{GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 
@@ -82,16 +82,11 @@ pub enum ExceptionError {
     Globs(String),
 }
 
-/// The instant after the last day `until` in `timezone`.
+/// The instant after the last day `until` in `timezone`: the next day's
+/// midnight (the one date policy, [`tillsyn_connectors::values::midnight`]).
 pub fn end_of(until: &str, timezone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
     let day = NaiveDate::parse_from_str(until.trim(), "%Y-%m-%d").ok()?;
-    let midnight = day.succ_opt()?.and_hms_opt(0, 0, 0)?;
-    Some(
-        timezone
-            .from_local_datetime(&midnight)
-            .earliest()
-            .map_or_else(|| midnight.and_utc(), |time| time.with_timezone(&Utc)),
-    )
+    tillsyn_connectors::values::midnight(day.succ_opt()?, timezone)
 }
 
 impl Exception {

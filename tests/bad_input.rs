@@ -171,3 +171,96 @@ fn odd_trees_are_scanned_with_problems_counted_and_nothing_lost() {
         tillsyn_unprivileged(&["findings", "--open", "--config", config, "--format", "json"]);
     assert_exact(&pairs(&json_lines(&open)), &expected);
 }
+
+/// A share holding a FIFO where a file is expected (one named like a text
+/// file a content rule reads, one named like a marker), and symbolic links
+/// out of the root (to a file and to a folder holding personnummer) beside
+/// one that stays inside: the scan finishes, the FIFOs are skipped and
+/// counted (never opened: nothing blocks), nothing outside the root is read
+/// or reported, and the link inside is read where it leads. With links not
+/// followed, none is.
+#[test]
+fn fifos_are_skipped_and_links_never_lead_out_of_the_share() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let share = root.join("share");
+    let outside = root.join("outside");
+    file_at(
+        &outside.join("hemligt.txt"),
+        b"Personnummer 811218-9876\n",
+        days_ago(3),
+    );
+    file_at(
+        &outside.join("mapp/mer.txt"),
+        b"Personnummer 811218-9876\n",
+        days_ago(3),
+    );
+    file_at(
+        &share.join("Kunder/beta/inne.txt"),
+        b"Personnummer 811218-9876\n",
+        days_ago(3),
+    );
+    file_at(&share.join("Kunder/acme/ok.txt"), b"Inget.\n", days_ago(3));
+    for fifo in ["Kunder/acme/ror.txt", "Rekrytering/2024/TILLSATT.txt"] {
+        let path = share.join(fifo);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("folder");
+        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("name");
+        // SAFETY: a NUL-terminated path and a mode.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o644) }, 0, "mkfifo");
+    }
+    file_at(
+        &share.join("Rekrytering/2024/cv.txt"),
+        b"Ansokan\n",
+        days_ago(400),
+    );
+    std::os::unix::fs::symlink(
+        outside.join("hemligt.txt"),
+        share.join("Kunder/acme/ut.txt"),
+    )
+    .expect("symlink");
+    std::os::unix::fs::symlink(outside.join("mapp"), share.join("Kunder/extern")).expect("symlink");
+    std::os::unix::fs::symlink("../beta/inne.txt", share.join("Kunder/acme/lank.txt"))
+        .expect("symlink");
+    let write = |follow: bool| {
+        std::fs::write(
+            root.join("tillsyn.toml"),
+            format!(
+                "[daemon]\nstate_dir = \"state\"\n\n[[sources]]\nname = \"share\"\ntype = \"fileshare\"\n\
+                 root = \"share\"\nfollow_symlinks = {follow}\nmarkers = [{{ file = \"TILLSATT.txt\", date = \"position_filled\" }}]\n\n\
+                 [[rules]]\nid = \"pnr\"\nkind = \"contains\"\npolicy = \"p\"\ndetectors = [\"personnummer\"]\n"
+            ),
+        )
+        .expect("config");
+        root.join("tillsyn.toml").display().to_string()
+    };
+    let config = write(true);
+    let output = tillsyn(&["scan", "--once", "--config", &config, "--format", "json"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_exact(
+        &pairs(&json_lines(&output)),
+        &[
+            "pnr:Kunder/beta/inne.txt".to_owned(),
+            "pnr:Kunder/acme/lank.txt".to_owned(),
+        ]
+        .into(),
+    );
+    assert_eq!(
+        work(&stderr, "special_file"),
+        2,
+        "the FIFO file and the FIFO marker: {stderr}"
+    );
+    assert_eq!(work(&stderr, "symlink_outside"), 2, "{stderr}");
+    assert_eq!(work(&stderr, "bad_marker"), 1, "the FIFO marker: {stderr}");
+
+    // Links not followed: none is read, none counted as leading out.
+    let config = write(false);
+    let output = tillsyn(&["scan", "--once", "--config", &config, "--format", "json"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_exact(
+        &pairs(&json_lines(&output)),
+        &["pnr:Kunder/beta/inne.txt".to_owned()].into(),
+    );
+    assert_eq!(work(&stderr, "symlink_outside"), 0, "{stderr}");
+}

@@ -378,6 +378,35 @@ fn finds_exactly_the_planted_violations_and_resolves_exactly_what_was_removed() 
     );
     assert_exact(&listed(&config, "--open"), &expected);
 
+    // The filled position's marker no longer gives a date ("filled in the
+    // spring"): counted, the scan partial, and the applications under it
+    // keep their findings, though no date dates them now (before, they
+    // resolved).
+    let marker = dir
+        .path()
+        .join("share/rekrytering/tjanster/2026-utvecklare/TILLSATT.txt");
+    std::fs::write(&marker, "Tillsatt i våras\n").expect("marker");
+    let (output, found) = scan(&config);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("PARTIAL") && stderr.contains("bad_marker 1"),
+        "{stderr}"
+    );
+    assert_exact(&listed(&config, "--open"), &expected);
+    assert_exact(&found, &expected);
+    // Written as Swedish texts write dates ("5/3-2024"): read, and judged.
+    let filled = chrono::Utc::now() - chrono::TimeDelta::days(60);
+    std::fs::write(
+        &marker,
+        format!("Tillsatt {}\n", filled.format("%-d/%-m-%Y")),
+    )
+    .expect("marker");
+    let (output, found) = scan(&config);
+    let (_, stderr) = text(&output);
+    assert!(!stderr.contains("bad_marker"), "{stderr}");
+    assert_exact(&found, &expected);
+
     // The share disappears (unmounted): the scan fails, exit 2, nothing resolves.
     std::fs::rename(dir.path().join("share"), dir.path().join("share-away")).expect("unmount");
     let output = tillsyn(&[

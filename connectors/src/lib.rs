@@ -292,6 +292,11 @@ pub enum ProblemKind {
     /// Online's throttling) or hung up mid-read (`BYE`): the read was tried
     /// again after a pause, and completed.
     Throttled,
+    /// A FIFO, socket or device where a file was expected: skipped, nothing
+    /// opened (it could block a walker, or never end).
+    SpecialFile,
+    /// A symbolic link that leads out of the share's root: not followed.
+    SymlinkOutside,
     /// Any other I/O error on one item.
     Io,
 }
@@ -314,6 +319,8 @@ impl ProblemKind {
         ProblemKind::MalformedEntry,
         ProblemKind::BadDate,
         ProblemKind::Throttled,
+        ProblemKind::SpecialFile,
+        ProblemKind::SymlinkOutside,
         ProblemKind::Io,
     ];
 
@@ -335,6 +342,8 @@ impl ProblemKind {
             ProblemKind::MalformedEntry => "malformed_entry",
             ProblemKind::BadDate => "bad_date",
             ProblemKind::Throttled => "throttled",
+            ProblemKind::SpecialFile => "special_file",
+            ProblemKind::SymlinkOutside => "symlink_outside",
             ProblemKind::Io => "io",
         }
     }

@@ -11,21 +11,37 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-/// Open `path` for reading only, asking the kernel not to update its access time.
-/// `O_NOATIME` is refused (EPERM) for files the process does not own; then the file
-/// is opened plainly, which on `relatime` mounts rarely writes atime either.
+/// Open the regular file at `path` for reading only, asking the kernel not to
+/// update its access time.
+///
+/// Safely, whatever a share holds: `O_NOFOLLOW` refuses a symbolic link as
+/// the last component (the walker resolves the links it may follow itself,
+/// inside the root), and `O_NONBLOCK` makes opening a FIFO return at once
+/// rather than wait for a writer; anything that is not a regular file once
+/// open (a FIFO, socket or device) is refused with [`NOT_A_REGULAR_FILE`].
+/// `O_NOATIME` is refused (EPERM) for files the process does not own; then
+/// the file is opened without it, which on `relatime` mounts rarely writes
+/// atime either.
 pub(crate) fn open_read_only(path: &Path) -> std::io::Result<File> {
-    let no_atime = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOATIME)
-        .open(path);
-    match no_atime {
-        Err(error) if error.raw_os_error() == Some(libc::EPERM) => {
-            std::fs::OpenOptions::new().read(true).open(path)
-        }
-        other => other,
+    let open = |flags: libc::c_int| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+    };
+    let file = match open(libc::O_NOATIME) {
+        Err(error) if error.raw_os_error() == Some(libc::EPERM) => open(0)?,
+        other => other?,
+    };
+    if !file.metadata()?.file_type().is_file() {
+        return Err(std::io::Error::other(NOT_A_REGULAR_FILE));
     }
+    Ok(file)
 }
+
+/// The message of the error [`open_read_only`] gives for a FIFO, socket or
+/// device.
+pub(crate) const NOT_A_REGULAR_FILE: &str = "not a regular file (a FIFO, socket or device)";
 
 /// Read at most `limit` bytes from the start of `path`.
 pub(crate) fn read_prefix(path: &Path, limit: usize) -> std::io::Result<Vec<u8>> {
@@ -58,8 +74,8 @@ pub(crate) fn to_utc(time: SystemTime) -> Option<DateTime<Utc>> {
     Some(DateTime::<Utc>::from(time))
 }
 
-/// The first ISO date (`YYYY-MM-DD`) in `text`, as midnight UTC.
-pub(crate) fn first_iso_date(text: &str) -> Option<DateTime<Utc>> {
+/// The first ISO date (`YYYY-MM-DD`) in `text`, as midnight in `zone`.
+pub(crate) fn first_iso_date(text: &str, zone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
     let bytes = text.as_bytes();
     if bytes.len() < 10 {
         return None;
@@ -74,18 +90,114 @@ pub(crate) fn first_iso_date(text: &str) -> Option<DateTime<Utc>> {
         if !shape_ok || !bounded {
             return None;
         }
-        let candidate = std::str::from_utf8(window).ok()?;
-        NaiveDate::parse_from_str(candidate, "%Y-%m-%d")
-            .ok()
-            .and_then(|date| date.and_hms_opt(0, 0, 0))
-            .map(|naive| naive.and_utc())
+        crate::values::day(std::str::from_utf8(window).ok()?, zone)
     })
 }
 
+/// Month names as Swedish and English texts write them, full or cut.
+const MONTHS: [(&str, u32); 24] = [
+    ("januari", 1),
+    ("februari", 2),
+    ("mars", 3),
+    ("april", 4),
+    ("maj", 5),
+    ("juni", 6),
+    ("juli", 7),
+    ("augusti", 8),
+    ("september", 9),
+    ("oktober", 10),
+    ("november", 11),
+    ("december", 12),
+    ("january", 1),
+    ("february", 2),
+    ("march", 3),
+    ("may", 5),
+    ("june", 6),
+    ("july", 7),
+    ("august", 8),
+    ("october", 10),
+    ("jan", 1),
+    ("feb", 2),
+    ("okt", 10),
+    ("oct", 10),
+];
+
+fn month_named(word: &str) -> Option<u32> {
+    let word = word.trim_end_matches('.').to_lowercase();
+    MONTHS
+        .iter()
+        .find(|(name, _)| *name == word)
+        .map(|(_, month)| *month)
+        .or_else(|| {
+            // The first three letters, as texts cut them (`aug`, `dec`).
+            (word.len() == 3)
+                .then(|| {
+                    MONTHS
+                        .iter()
+                        .find(|(name, _)| name.len() > 3 && name.starts_with(word.as_str()))
+                        .map(|(_, month)| *month)
+                })
+                .flatten()
+        })
+}
+
+/// The first date a marker file's text gives, as midnight in `zone`: ISO
+/// `YYYY-MM-DD` anywhere in it, else a date as Swedish texts write one: `5/3-2024`
+/// (day/month-year), `5 mars 2024` or `5:e mars 2024`, or in English `5 March
+/// 2024`. A form that can be read two ways (`03/05/2024`) is not read: the
+/// marker then counts as unreadable rather than dating a folder wrongly.
+pub(crate) fn marker_date(text: &str, zone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    if let Some(date) = first_iso_date(text, zone) {
+        return Some(date);
+    }
+    let date = |day: u32, month: u32, year: i32| {
+        NaiveDate::from_ymd_opt(year, month, day)
+            .and_then(|date| crate::values::midnight(date, zone))
+    };
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|word| !word.is_empty())
+        .collect();
+    for (index, word) in words.iter().enumerate() {
+        // 5/3-2024
+        if let Some((day_month, year)) = word.split_once('-')
+            && let Some((day, month)) = day_month.split_once('/')
+            && let (Ok(day), Ok(month), Ok(year)) = (
+                day.parse::<u32>(),
+                month.parse::<u32>(),
+                year.trim_end_matches('.').parse::<i32>(),
+            )
+            && year >= 1000
+            && let Some(found) = date(day, month, year)
+        {
+            return Some(found);
+        }
+        // 5 mars 2024, 5:e mars 2024, 5. März is not read.
+        let day = word
+            .trim_end_matches(['.'])
+            .trim_end_matches(":e")
+            .trim_end_matches(":a")
+            .parse::<u32>();
+        if let (Ok(day), Some(month), Some(year)) = (
+            day,
+            words.get(index + 1).and_then(|word| month_named(word)),
+            words
+                .get(index + 2)
+                .and_then(|year| year.trim_end_matches('.').parse::<i32>().ok()),
+        ) && year >= 1000
+            && let Some(found) = date(day, month, year)
+        {
+            return Some(found);
+        }
+    }
+    None
+}
+
 /// A date read from a path: the first `YYYY-MM-DD` anywhere in it, else the first
-/// component that is a plausible year on its own (`2016`), as 1 January of it.
-pub(crate) fn date_from_path(path: &str) -> Option<DateTime<Utc>> {
-    if let Some(date) = first_iso_date(path) {
+/// component that is a plausible year on its own (`2016`), as 1 January of it;
+/// midnight in `zone` either way.
+pub(crate) fn date_from_path(path: &str, zone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    if let Some(date) = first_iso_date(path, zone) {
         return Some(date);
     }
     path.split('/').find_map(|component| {
@@ -93,9 +205,7 @@ pub(crate) fn date_from_path(path: &str) -> Option<DateTime<Utc>> {
         if component.len() != 4 || !(1900..=2200).contains(&year) {
             return None;
         }
-        NaiveDate::from_ymd_opt(year, 1, 1)
-            .and_then(|date| date.and_hms_opt(0, 0, 0))
-            .map(|naive| naive.and_utc())
+        NaiveDate::from_ymd_opt(year, 1, 1).and_then(|date| crate::values::midnight(date, zone))
     })
 }
 
@@ -137,7 +247,8 @@ mod tests {
             ("", None),
         ];
         for (text, expected) in cases {
-            let got = first_iso_date(text).map(|d| d.format("%Y-%m-%d").to_string());
+            let got =
+                first_iso_date(text, chrono_tz::UTC).map(|d| d.format("%Y-%m-%d").to_string());
             assert_eq!(got.as_deref(), *expected, "{text:?}");
         }
         let paths: &[(&str, Option<&str>)] = &[
@@ -147,8 +258,33 @@ mod tests {
             ("kunder/acme/offert.docx", None),
         ];
         for (path, expected) in paths {
-            let got = date_from_path(path).map(|d| d.format("%Y-%m-%d").to_string());
+            let got =
+                date_from_path(path, chrono_tz::UTC).map(|d| d.format("%Y-%m-%d").to_string());
             assert_eq!(got.as_deref(), *expected, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn marker_dates_as_swedish_and_english_texts_write_them() {
+        let zone = chrono_tz::Europe::Stockholm;
+        let cases: &[(&str, Option<&str>)] = &[
+            ("tillsatt 2024-03-05\n", Some("2024-03-05")),
+            ("tillsatt 5/3-2024", Some("2024-03-05")),
+            ("Tjänsten tillsattes den 5 mars 2024.", Some("2024-03-05")),
+            ("tillsatt 5:e mars 2024", Some("2024-03-05")),
+            ("filled on 12 Sept. 2023", None),
+            ("filled on 12 Sep 2023", Some("2023-09-12")),
+            ("Filled 5 March 2024", Some("2024-03-05")),
+            ("tillsatt 31/2-2024", None),
+            ("tillsatt 03/05/2024", None),
+            ("tillsatt i våras", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            let got = marker_date(text, zone)
+                .map(|d| d.with_timezone(&zone).format("%Y-%m-%d %H:%M").to_string());
+            let want = expected.map(|day| format!("{day} 00:00"));
+            assert_eq!(got, want, "{text:?}");
         }
     }
 }

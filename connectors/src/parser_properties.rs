@@ -34,13 +34,13 @@ fn time_like() -> impl Strategy<Value = String> {
 proptest! {
     #[test]
     fn directory_times_never_panic(text in prop_oneof![time_like(), "\\PC*"]) {
-        let _ = crate::ldap::parse_directory_time(&text);
+        let _ = crate::ldap::parse_directory_time(&text, chrono_tz::UTC);
     }
 
     #[test]
     fn api_times_never_panic(text in prop_oneof![time_like(), "\\PC*"], number in any::<i64>()) {
-        let _ = crate::http::parse_json_time(&serde_json::Value::String(text));
-        let _ = crate::http::parse_json_time(&serde_json::json!(number));
+        let _ = crate::http::parse_json_time(&serde_json::Value::String(text), chrono_tz::UTC);
+        let _ = crate::http::parse_json_time(&serde_json::json!(number), chrono_tz::UTC);
     }
 
     #[test]
@@ -50,8 +50,9 @@ proptest! {
             "\\PC*",
         ]
     ) {
-        let _ = crate::local_fs::date_from_path(&text);
-        let _ = crate::local_fs::first_iso_date(&text);
+        let _ = crate::local_fs::date_from_path(&text, chrono_tz::UTC);
+        let _ = crate::local_fs::first_iso_date(&text, chrono_tz::UTC);
+        let _ = crate::local_fs::marker_date(&text, chrono_tz::UTC);
     }
 
     #[test]

@@ -100,8 +100,22 @@ fn auto(text: &str, zone: Tz) -> Option<DateValue> {
 
 /// Midnight of `date` in `zone` (or the first moment of the day, where a
 /// clock change skips midnight).
-fn midnight(date: NaiveDate, zone: Tz) -> Option<DateTime<Utc>> {
+///
+/// **The one date policy.** A date without a time, wherever tillsyn reads
+/// one (a directory or API field, a marker file, a path, the erasure
+/// register, `--since`, an exception's `until`), means this: the start of
+/// that day in `daemon.timezone`.
+pub fn midnight(date: NaiveDate, zone: Tz) -> Option<DateTime<Utc>> {
     local(date.and_hms_opt(0, 0, 0)?, zone)
+}
+
+/// A bare `YYYY-MM-DD` (trimmed) as [`midnight`] in `zone`; `None` for any
+/// other text.
+pub fn day(text: &str, zone: Tz) -> Option<DateTime<Utc>> {
+    midnight(
+        NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()?,
+        zone,
+    )
 }
 
 /// `time` read on the wall clock of `zone`.
@@ -164,7 +178,7 @@ fn iso8601(text: &str, zone: Tz) -> Option<DateTime<Utc>> {
     if let Some(time) = naive_time(text) {
         return local(time, zone);
     }
-    midnight(NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?, zone)
+    day(text, zone)
 }
 
 fn naive_time(text: &str) -> Option<NaiveDateTime> {

@@ -124,11 +124,9 @@ impl Month {
     /// Midnight at the start of the month in `zone`, as UTC.
     pub fn start(self, zone: Tz) -> DateTime<Utc> {
         let date = NaiveDate::from_ymd_opt(self.year, self.month, 1).unwrap_or_default();
-        let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
-        zone.from_local_datetime(&midnight)
-            .earliest()
-            .map(|time| time.with_timezone(&Utc))
-            .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
+        tillsyn_connectors::values::midnight(date, zone).unwrap_or_else(|| {
+            Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default())
+        })
     }
 
     /// The start of the next month: the end of this one.

@@ -21,7 +21,7 @@ pub mod detail;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use globset::{GlobSet, GlobSetBuilder};
 use tillsyn_connectors::{Address, Needs, Record};
 
@@ -960,13 +960,7 @@ pub fn after_fiscal_year(
     } else {
         NaiveDate::from_ymd_opt(local.year() + 1, year_end.month, year_end.day)?
     };
-    let midnight = end.succ_opt()?.and_hms_opt(0, 0, 0)?;
-    let instant = timezone
-        .from_local_datetime(&midnight)
-        .earliest()
-        .map(|time| time.with_timezone(&Utc))
-        .unwrap_or_else(|| midnight.and_utc());
-    Some(instant)
+    tillsyn_connectors::values::midnight(end.succ_opt()?, timezone)
 }
 
 fn days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {

@@ -12,7 +12,7 @@ use ignore::{WalkBuilder, WalkState};
 use super::owners::OwnerNames;
 use super::stat::{FileStat, OpenFolder};
 use super::{FileshareConfig, FileshareConfigError, MarkerConfig, MarkerDateFrom};
-use crate::local_fs::{date_from_path, first_iso_date, name_to_text, read_prefix, to_utc};
+use crate::local_fs::{date_from_path, marker_date, name_to_text, read_prefix, to_utc};
 use crate::record_cache::StampBuilder;
 use crate::{ConnectorError, ProblemKind, Record, RecordKind, RecordSink, ScanContext, ScanReport};
 
@@ -187,6 +187,9 @@ struct FolderState {
 
 struct Shared<'a> {
     root: &'a Path,
+    /// The root with every link in it resolved: a followed link must lead
+    /// inside it.
+    real_root: PathBuf,
     follow_symlinks: bool,
     plan: &'a WalkPlan,
     context: &'a ScanContext,
@@ -219,6 +222,7 @@ pub(crate) fn walk(
 
     let shared = Shared {
         root,
+        real_root: std::fs::canonicalize(root).map_err(unreadable)?,
         follow_symlinks: config.follow_symlinks,
         plan,
         context,
@@ -359,16 +363,45 @@ impl Worker<'_, '_> {
         let Some(file_type) = entry.file_type() else {
             return WalkState::Continue;
         };
+        // A link is followed (when the config says so) only to a place inside
+        // the root, and read there: what lies outside the share is not its.
+        let mut target: Option<PathBuf> = None;
+        if entry.path_is_symlink() && self.shared.follow_symlinks {
+            match std::fs::canonicalize(entry.path()) {
+                Ok(real) if real.starts_with(&self.shared.real_root) => target = Some(real),
+                Ok(_) => {
+                    self.report.count(ProblemKind::SymlinkOutside);
+                    return WalkState::Skip;
+                }
+                Err(error) => {
+                    self.problem(&ignore::Error::Io(error), Some(&relative));
+                    return WalkState::Skip;
+                }
+            }
+        }
         if file_type.is_dir() {
             if self.shared.plan.tracks_directories() {
                 self.dir_info(entry.path(), &relative);
             }
             return WalkState::Continue;
         }
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if file_type.is_fifo()
+                || file_type.is_socket()
+                || file_type.is_block_device()
+                || file_type.is_char_device()
+            {
+                // Never opened: it could block the walker, or never end.
+                self.report.count(ProblemKind::SpecialFile);
+                return WalkState::Continue;
+            }
+        }
         if !file_type.is_file() || self.shared.plan.is_marker(entry.file_name()) {
             return WalkState::Continue;
         }
-        let metadata = match self.folder.stat(entry.path(), self.shared.follow_symlinks) {
+        let path = target.as_deref().unwrap_or(entry.path());
+        let metadata = match self.folder.stat(path, self.shared.follow_symlinks) {
             Ok(metadata) => metadata,
             Err(error) => {
                 self.problem(&ignore::Error::Io(error), Some(&relative));
@@ -380,7 +413,7 @@ impl Worker<'_, '_> {
         };
         if let Some(plan) = &self.shared.context.content {
             let unread_before = self.report.unread_prefixes.len();
-            self.read_content(plan, entry.path(), &metadata, &mut record);
+            self.read_content(plan, path, &metadata, &mut record);
             // Not read whole: tried again next scan, never left out.
             if self.report.unread_prefixes.len() > unread_before {
                 record.stamp = None;
@@ -629,7 +662,7 @@ impl Worker<'_, '_> {
         record.timestamps.modified = modified;
         record.timestamps.created = metadata.created();
         if shared.plan.path_dates.is_match(&record.path)
-            && let Some(date) = date_from_path(&record.path)
+            && let Some(date) = date_from_path(&record.path, shared.context.timezone)
         {
             record.dates.insert("path_date".into(), date);
         }
@@ -673,7 +706,7 @@ impl Worker<'_, '_> {
             info.folders = parent_info.folders.clone();
         }
         for marker in &shared.plan.markers {
-            if let Some(date) = self.marker_date(&dir.join(&marker.file), marker) {
+            if let Some(date) = self.marker_date(&dir.join(&marker.file), relative, marker) {
                 info.dates.retain(|(name, _)| name != &marker.date);
                 info.dates.push((marker.date.clone(), date));
             }
@@ -714,23 +747,48 @@ impl Worker<'_, '_> {
         info
     }
 
-    fn marker_date(&self, path: &Path, marker: &MarkerConfig) -> Option<DateTime<Utc>> {
-        let metadata = std::fs::metadata(path).ok()?;
-        if !metadata.is_file() {
-            return None;
-        }
-        let date = match marker.date_from {
-            MarkerDateFrom::Mtime => metadata.modified().ok().and_then(to_utc),
-            MarkerDateFrom::Content => read_prefix(path, 4096)
-                .ok()
-                .and_then(|bytes| first_iso_date(&String::from_utf8_lossy(&bytes))),
+    /// The date a folder's marker gives. A marker that is there but cannot be
+    /// read or dated (not a regular file, unreadable, no date in it) is
+    /// counted, and what lies under its folder (`relative`) is not fully
+    /// judged: without the date its findings would resolve.
+    fn marker_date(
+        &self,
+        path: &Path,
+        relative: &str,
+        marker: &MarkerConfig,
+    ) -> Option<DateTime<Utc>> {
+        let metadata = match std::fs::symlink_metadata(path) {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(_) => {
+                self.bad_marker(relative);
+                return None;
+            }
         };
-        if date.is_none()
-            && let Ok(mut report) = self.shared.report.lock()
-        {
-            report.count(ProblemKind::BadMarker);
+        let date = if !metadata.is_file() {
+            None
+        } else {
+            match marker.date_from {
+                MarkerDateFrom::Mtime => metadata.modified().ok().and_then(to_utc),
+                MarkerDateFrom::Content => read_prefix(path, 4096).ok().and_then(|bytes| {
+                    marker_date(
+                        &String::from_utf8_lossy(&bytes),
+                        self.shared.context.timezone,
+                    )
+                }),
+            }
+        };
+        if date.is_none() {
+            self.bad_marker(relative);
         }
         date
+    }
+
+    fn bad_marker(&self, relative: &str) {
+        if let Ok(mut report) = self.shared.report.lock() {
+            report.count(ProblemKind::BadMarker);
+            report.unread_prefixes.push(relative.to_owned());
+        }
     }
 
     fn problem(&mut self, error: &ignore::Error, relative: Option<&str>) {

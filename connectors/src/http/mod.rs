@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -647,8 +647,9 @@ fn json_date(
     mapping.date(texts.iter().map(String::as_str), zone)
 }
 
-/// RFC 3339, `YYYY-MM-DD`, or Unix seconds (number or digits).
-pub(crate) fn parse_json_time(value: &Value) -> Option<DateTime<Utc>> {
+/// RFC 3339, `YYYY-MM-DD` (midnight in `zone`, the one date policy), or
+/// Unix seconds (number or digits).
+pub(crate) fn parse_json_time(value: &Value, zone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
     match value {
         Value::Number(number) => DateTime::from_timestamp(number.as_i64()?, 0),
         Value::String(text) => {
@@ -656,8 +657,8 @@ pub(crate) fn parse_json_time(value: &Value) -> Option<DateTime<Utc>> {
             if let Ok(time) = DateTime::parse_from_rfc3339(text) {
                 return Some(time.with_timezone(&Utc));
             }
-            if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-                return date.and_hms_opt(0, 0, 0).map(|time| time.and_utc());
+            if let Some(day) = crate::values::day(text, zone) {
+                return Some(day);
             }
             text.parse::<i64>()
                 .ok()
@@ -970,7 +971,7 @@ impl HttpSource {
             .last_activity
             .as_ref()
             .and_then(|pointer| item.pointer(pointer))
-            .and_then(parse_json_time);
+            .and_then(|value| parse_json_time(value, context.timezone));
         if let Some(plan) = &context.content {
             record.content = plan.fields(&record);
         }
@@ -999,7 +1000,8 @@ impl Connector for HttpSource {
         // The newest change time seen (parsed, and as the API wrote it), and the
         // ids read, which an incremental read judges again.
         let mut newest: Option<(DateTime<Utc>, String)> = since.as_ref().and_then(|text| {
-            parse_json_time(&Value::String(text.clone())).map(|t| (t, text.clone()))
+            parse_json_time(&Value::String(text.clone()), context.timezone)
+                .map(|t| (t, text.clone()))
         });
         let mut every_item_dated = true;
         let mut read: Vec<String> = Vec::new();
@@ -1045,7 +1047,9 @@ impl Connector for HttpSource {
                 let record = self.record(&context, item, &where_, index, &mut report)?;
                 if let Some(incremental) = &config.incremental {
                     let changed = item.pointer(&incremental.field);
-                    match changed.and_then(|value| parse_json_time(value).zip(text_of(value))) {
+                    match changed.and_then(|value| {
+                        parse_json_time(value, context.timezone).zip(text_of(value))
+                    }) {
                         Some((time, text)) => {
                             if newest.as_ref().is_none_or(|(newest, _)| time > *newest) {
                                 newest = Some((time, text));
@@ -1276,7 +1280,7 @@ mod tests {
             (serde_json::json!(true), None),
         ];
         for (value, expected) in times {
-            let got = parse_json_time(&value).map(|time| time.to_rfc3339());
+            let got = parse_json_time(&value, chrono_tz::UTC).map(|time| time.to_rfc3339());
             assert_eq!(got.as_deref(), expected, "{value}");
         }
         assert_eq!(

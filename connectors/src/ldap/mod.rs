@@ -48,7 +48,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use serde::Deserialize;
@@ -697,7 +697,7 @@ impl Connector for LdapSource {
                 None => Some(now.to_string()),
             };
             if let (Some(full_at), Some(newest)) = (full_at, newest) {
-                let settled = parse_directory_time(&newest)
+                let settled = parse_directory_time(&newest, context.timezone)
                     .is_some_and(|time| time.timestamp() < now - SETTLE_SECONDS);
                 report.checkpoints.insert(FULL_AT.into(), full_at);
                 report.checkpoints.insert(SINCE.into(), newest);
@@ -937,7 +937,7 @@ impl LdapSource {
         let fresh = now.saturating_sub(full_at) < i64::try_from(hours.saturating_mul(3600)).ok()?;
         let since = checkpoints.get(SINCE)?;
         // Only a GeneralizedTime goes into the filter.
-        let well_formed = parse_directory_time(since).is_some()
+        let well_formed = parse_directory_time(since, context.timezone).is_some()
             && since
                 .chars()
                 .all(|c| c.is_ascii_digit() || matches!(c, 'Z' | 'z' | '.' | ',' | '+' | '-'));
@@ -1010,7 +1010,7 @@ impl LdapSource {
         }
         record.timestamps.modified = get("modifyTimestamp")
             .and_then(|values| values.first())
-            .and_then(|value| parse_directory_time(value));
+            .and_then(|value| parse_directory_time(value, context.timezone));
         if let Some(mut listed) = groups.and_then(|groups| groups.get(&record.path)).cloned() {
             listed.sort();
             listed.dedup();
@@ -1087,13 +1087,10 @@ fn canonical_dn(dn: &str) -> String {
 }
 
 /// A GeneralizedTime (`20240115103000Z`, with optional fraction and offset) or a
-/// plain `YYYY-MM-DD`, as UTC (the server's own times: `modifyTimestamp`).
-pub(crate) fn parse_directory_time(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.trim();
-    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return date.and_hms_opt(0, 0, 0).map(|time| time.and_utc());
-    }
-    crate::values::generalized_time(text)
+/// plain `YYYY-MM-DD` (midnight in `zone`, the one date policy): the
+/// server's own times (`modifyTimestamp`).
+pub(crate) fn parse_directory_time(text: &str, zone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    crate::values::day(text, zone).or_else(|| crate::values::generalized_time(text.trim()))
 }
 
 #[cfg(test)]
@@ -1147,7 +1144,7 @@ mod tests {
             ("", None),
         ];
         for (text, expected) in cases {
-            let got = parse_directory_time(text).map(|time| time.to_rfc3339());
+            let got = parse_directory_time(text, chrono_tz::UTC).map(|time| time.to_rfc3339());
             assert_eq!(got.as_deref(), *expected, "{text:?}");
         }
     }
