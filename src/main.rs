@@ -237,6 +237,17 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A panic's message can hold what was being read (a parser's panic
+    // carries the bytes it choked on: a DN, an address): only where it
+    // happened is told. The scan it happened in fails by kind `panic`.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map_or_else(|| "an unknown place".to_owned(), ToString::to_string);
+        eprintln!(
+            "tillsyn: a panic at {location} (its message is not shown: it may hold what was read)"
+        );
+    }));
     // A document extraction worker (see tillsyn_extract): no logging, no
     // runtime, one document in, its text out.
     let arguments: Vec<String> = std::env::args().collect();

@@ -638,3 +638,147 @@ timestamp = "date:expires"
     ]);
     assert_exact(&open_findings(&config), &planted);
 }
+
+/// A TCP relay in front of slapd that replaces `from` by `to` (same length)
+/// in what the server sends: an entry whose DN arrives as bytes that are no
+/// UTF-8, as a broken or hostile directory could send it. (slapd itself
+/// validates every DN, so it cannot be made to send one; the relay is the
+/// fault, the directory behind it is real.) Returns its port.
+fn corrupting_relay(server_port: u16, from: &'static [u8], to: &'static [u8]) -> u16 {
+    use std::io::{Read, Write};
+    assert_eq!(from.len(), to.len(), "the BER lengths must not change");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", server_port)) else {
+                continue;
+            };
+            let (mut client_reader, mut server_writer) = (
+                client.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_reader, &mut server_writer);
+            });
+            let (mut server_reader, mut client_writer) = (server, client);
+            std::thread::spawn(move || {
+                // Hold back the last bytes of each read until the next one,
+                // or a quiet moment, so a DN split across reads is caught.
+                let _ = server_reader.set_read_timeout(Some(std::time::Duration::from_millis(30)));
+                let mut pending: Vec<u8> = Vec::new();
+                let mut buffer = [0u8; 16384];
+                loop {
+                    match server_reader.read(&mut buffer) {
+                        Ok(0) => break,
+                        Ok(read) => pending.extend_from_slice(&buffer[..read]),
+                        Err(error)
+                            if matches!(
+                                error.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) =>
+                        {
+                            if client_writer.write_all(&pending).is_err() {
+                                break;
+                            }
+                            pending.clear();
+                            continue;
+                        }
+                        Err(_) => break,
+                    }
+                    let mut at = 0;
+                    while let Some(found) = pending[at..]
+                        .windows(from.len())
+                        .position(|window| window == from)
+                    {
+                        let start = at + found;
+                        pending[start..start + to.len()].copy_from_slice(to);
+                        at = start + to.len();
+                    }
+                    let keep = from.len().saturating_sub(1).min(pending.len());
+                    let send = pending.len() - keep;
+                    if client_writer.write_all(&pending[..send]).is_err() {
+                        break;
+                    }
+                    pending.drain(..send);
+                }
+                let _ = client_writer.write_all(&pending);
+            });
+        }
+    });
+    port
+}
+
+/// An entry the directory sends that cannot be decoded (its DN is no
+/// UTF-8): counted, the scan partial, and nothing of the source resolves,
+/// since which entry it was cannot be told. Read again cleanly, the scan
+/// completes and resolves what is gone.
+#[test]
+fn an_entry_that_cannot_be_decoded_makes_the_scan_partial_and_resolves_nothing() {
+    let people: Vec<Person> = ["gone", "broken"]
+        .iter()
+        .map(|uid| Person {
+            uid: (*uid).into(),
+            status: "former",
+            ended: Some(generalized(730)),
+            opt_out: false,
+        })
+        .collect();
+    let server = Slapd::start(&people);
+    let relay = corrupting_relay(server.port, b"uid=broken", b"uid=br\xffken");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ldap.pw"), format!("{SERVICE_PASSWORD}\n")).expect("pw");
+    let config = dir.path().join("tillsyn.toml");
+    let write = |port: u16| {
+        std::fs::write(
+            &config,
+            format!(
+                "[daemon]\nstate_dir = \"state\"\n\n[[sources]]\nname = \"directory\"\ntype = \"ldap\"\n\
+                 url = \"ldap://127.0.0.1:{port}\"\nallow_plaintext = true\nbind_dn = \"{SERVICE_DN}\"\n\
+                 password_file = \"ldap.pw\"\nbase_dn = \"ou=people,{SUFFIX}\"\n\
+                 filter = \"(objectClass=inetOrgPerson)\"\ntimeout_seconds = 10\n\
+                 attributes = {{ status = \"customerStatus\" }}\n\
+                 dates = {{ customer_ended = \"customerEndDate\" }}\n{RULE}"
+            ),
+        )
+        .expect("config");
+        config.to_str().expect("utf8").to_owned()
+    };
+    // Read cleanly: both found.
+    let clean = write(server.port);
+    let output = tillsyn(&["scan", "--once", "--config", &clean]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let both: BTreeSet<String> = people
+        .iter()
+        .map(|person| format!("P8-former-customers:{}", person.dn()))
+        .collect();
+    assert_exact(&open_findings(&clean), &both);
+    // One entry goes; the other arrives undecodable: partial, nothing resolves.
+    server.modify(&format!("dn: {}\nchangetype: delete\n\n", people[0].dn()));
+    let relayed = write(relay);
+    let output = tillsyn(&["scan", "--once", "--config", &relayed]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("PARTIAL") && stderr.contains("malformed_entry 1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("0 resolved"), "{stderr}");
+    assert!(
+        !stderr.contains("FromUtf8Error")
+            && !stderr.contains("broken")
+            && !stderr.contains("98, 114"),
+        "a decoding panic's message names the entry: {stderr}"
+    );
+    assert_exact(&open_findings(&relayed), &both);
+    // Read cleanly again: complete, and exactly the one gone resolves.
+    let clean = write(server.port);
+    let output = tillsyn(&["scan", "--once", "--config", &clean]);
+    let (_, stderr) = text(&output);
+    assert!(!stderr.contains("PARTIAL"), "{stderr}");
+    assert_exact(
+        &open_findings(&clean),
+        &[format!("P8-former-customers:{}", people[1].dn())].into(),
+    );
+}

@@ -299,7 +299,17 @@ async fn next_entry(
             SearchEntry::construct(entry)
         })) {
             Ok(entry) => return Ok(Some(entry)),
-            Err(_) => report.count(ProblemKind::MalformedEntry),
+            Err(_) => {
+                // Which entry it was is unknown (its DN is what could not be
+                // read): nothing of this source resolves this time.
+                report.count(ProblemKind::MalformedEntry);
+                if !report.unread_prefixes.iter().any(String::is_empty) {
+                    report.unread_prefixes.push(String::new());
+                    report.notes.push(format!(
+                        "{what}: an entry could not be decoded; the scan is partial and no finding of this source resolves"
+                    ));
+                }
+            }
         }
     }
 }
