@@ -17,9 +17,11 @@
 //!
 //! Formats: text, JSON, CSV, and a short HTML summary in Swedish or English.
 //! The report goes to stdout or to a file created 0600; never to a log. Every
-//! lookup is written to the store's audit log (`subject_lookups`): when, the
-//! kinds asked for and their keyed hashes (never the identifiers), and how many
-//! places were found.
+//! lookup is written to the store's audit log (`subject_lookups`) before
+//! anything is looked up or any server asked: when, the kinds asked for and
+//! their keyed hashes (never the identifiers), whether servers were asked;
+//! once it completes, how many places were found. A lookup that fails or is
+//! killed leaves its row, not completed.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -179,6 +181,21 @@ pub async fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliEr
     };
     let mut store = Store::for_config(&config)?;
     let now = Utc::now();
+    // The audit log first: the lookup is processing of personal data even
+    // if it then fails, or is stopped while it asks the servers.
+    let mut hashes: Vec<String> = hash_asked(&config, &args.asked, now)?
+        .iter()
+        .map(tillsyn_connectors::identity::to_hex)
+        .collect();
+    hashes.sort();
+    let audit = store.begin_subject_lookup(&SubjectLookup {
+        at: now,
+        kinds: asked_kinds(&args.asked),
+        hashes,
+        hits: 0,
+        asked_servers: args.search || args.verify,
+        completed_at: None,
+    })?;
     let mut locator = lookup(&config, &store, &args.asked, now)?;
     if args.search {
         server_search(&config, &args.asked, &mut locator).await?;
@@ -191,17 +208,7 @@ pub async fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliEr
         .iter()
         .map(|store| store.places.len() as u64)
         .sum();
-    let mut hashes: Vec<String> = hash_asked(&config, &args.asked, now)?
-        .iter()
-        .map(tillsyn_connectors::identity::to_hex)
-        .collect();
-    hashes.sort();
-    store.log_subject_lookup(&SubjectLookup {
-        at: now,
-        kinds: asked_kinds(&args.asked),
-        hashes,
-        hits,
-    })?;
+    store.complete_subject_lookup(audit, hits, Utc::now())?;
     let rendered = render(&locator, args.format, args.language, &config)?;
     match &args.out {
         Some(path) => crate::privacy::write_private(path, rendered.as_bytes())?,

@@ -494,7 +494,7 @@ fn the_server_searches_what_the_index_does_not_cover() {
          mail: {NEAR}\nemployeeNumber: 19701063-2391\n\n",
         ANNA.to_uppercase()
     );
-    let slapd = Slapd::start_with(&[], &people);
+    let mut slapd = Slapd::start_with(&[], &people);
     expected.insert(format!("directory:uid=kund-1,ou=people,{SUFFIX}"));
     expected.insert(format!("directory:uid=kund-2,ou=people,{SUFFIX}"));
     let dir = tempfile::tempdir().expect("tempdir");
@@ -541,4 +541,27 @@ fn the_server_searches_what_the_index_does_not_cover() {
         let searches = &store["server_searches"];
         assert_eq!(searches.as_array().map(Vec::len), Some(2), "{searches}");
     }
+
+    // The audit row is written before any server is asked: a search that
+    // fails (the directory is down) still leaves it, never completed.
+    slapd.kill();
+    let output = subject(config, &searching, "json");
+    assert_eq!(output.status.code(), Some(2), "{:?}", text(&output));
+    let logged: Vec<(i64, Option<i64>, i64)> = open_store(&dir.path().join("state"))
+        .prepare("SELECT asked_servers, completed_at, hits FROM subject_lookups ORDER BY id")
+        .expect("select")
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("log");
+    assert_eq!(logged.len(), 3, "{logged:?}");
+    assert!(logged[0].0 == 0 && logged[0].1.is_some(), "{logged:?}");
+    assert!(
+        logged[1].0 == 1 && logged[1].1.is_some() && logged[1].2 == expected.len() as i64,
+        "{logged:?}"
+    );
+    assert!(
+        logged[2].0 == 1 && logged[2].1.is_none(),
+        "the failed search: {logged:?}"
+    );
 }

@@ -336,4 +336,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     DELETE FROM conflict_keys;
     DELETE FROM checkpoints WHERE key LIKE 'content:%';
     "#,
+    // 22: the audit log of `tillsyn subject` is written first: a row before
+    // any server is asked, completed afterwards, so that a lookup that
+    // failed or was killed still shows. Earlier rows completed when written.
+    r#"
+    ALTER TABLE subject_lookups ADD COLUMN asked_servers INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE subject_lookups ADD COLUMN completed_at INTEGER;
+    UPDATE subject_lookups SET completed_at = at;
+    "#,
 ];

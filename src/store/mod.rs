@@ -377,8 +377,13 @@ pub struct SubjectLookup {
     pub kinds: Vec<String>,
     /// Their keyed hashes, in hex.
     pub hashes: Vec<String>,
-    /// Places found.
+    /// Places found (0 until it completed).
     pub hits: u64,
+    /// Whether it asked servers (`--search`, `--verify`), not only the index.
+    pub asked_servers: bool,
+    /// When it completed; `None` for one that failed or was stopped
+    /// before it did (its row was written before any server was asked).
+    pub completed_at: Option<DateTime<Utc>>,
 }
 
 /// One erasure request, as the store keeps it.
@@ -1555,15 +1560,39 @@ impl Store {
         Ok(held)
     }
 
-    /// Log one `tillsyn subject` lookup (the audit log).
-    pub fn log_subject_lookup(&mut self, lookup: &SubjectLookup) -> Result<(), StoreError> {
-        self.db().execute(
-            "INSERT INTO subject_lookups (at, kinds, hashes, hits) VALUES ($1, $2, $3, $4)",
+    /// Log the start of one `tillsyn subject` lookup in the audit log, before
+    /// anything is looked up; returns its id for [`Store::complete_subject_lookup`].
+    /// A lookup that fails or is killed still leaves this row.
+    pub fn begin_subject_lookup(&mut self, lookup: &SubjectLookup) -> Result<i64, StoreError> {
+        let inserted = self.db().query(
+            "INSERT INTO subject_lookups (at, kinds, hashes, hits, asked_servers)
+             VALUES ($1, $2, $3, 0, $4) RETURNING id",
             &[
                 Value::from(lookup.at.timestamp()),
                 Value::from(lookup.kinds.join(",")),
                 Value::from(lookup.hashes.join(",")),
-                Value::from(i64::try_from(lookup.hits).unwrap_or(i64::MAX)),
+                Value::from(lookup.asked_servers),
+            ],
+        )?;
+        Ok(inserted
+            .first()
+            .ok_or(StoreError::Missing("subject_lookups"))?
+            .int(0)?)
+    }
+
+    /// The lookup `id` completed at `at`, finding `hits` places.
+    pub fn complete_subject_lookup(
+        &mut self,
+        id: i64,
+        hits: u64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.db().execute(
+            "UPDATE subject_lookups SET hits = $2, completed_at = $3 WHERE id = $1",
+            &[
+                Value::from(id),
+                Value::from(i64::try_from(hits).unwrap_or(i64::MAX)),
+                Value::from(at.timestamp()),
             ],
         )?;
         Ok(())
@@ -1579,7 +1608,8 @@ impl Store {
         };
         self.db()
             .query(
-                "SELECT at, kinds, hashes, hits FROM subject_lookups ORDER BY id",
+                "SELECT at, kinds, hashes, hits, asked_servers, completed_at FROM subject_lookups
+                 ORDER BY id",
                 &[],
             )?
             .iter()
@@ -1589,6 +1619,8 @@ impl Store {
                     kinds: split(row.text(1)?),
                     hashes: split(row.text(2)?),
                     hits: row.int(3)?.max(0) as u64,
+                    asked_servers: row.int(4)? != 0,
+                    completed_at: row.opt_int(5)?.map(to_time),
                 })
             })
             .collect()
