@@ -39,7 +39,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::identity::IdentityPlan;
 use crate::rules::config::Check;
-use crate::store::{ErasureRequest, ScanStatus, Store, StoreError};
+use crate::store::{ErasureRequest, Store, StoreError};
 
 /// Why the register could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -386,10 +386,8 @@ pub fn status(
                 continue;
             }
             let held = store.holds(&source.name, &request.hash)?;
-            let last_complete = store
-                .last_scan(&source.name)?
-                .filter(|scan| scan.status == ScanStatus::Complete)
-                .and_then(|scan| scan.finished_at);
+            // Read completely, every unit of it, as of when.
+            let last_complete = store.source_state(&source.name)?.complete_at;
             let past_due = due.is_some_and(|due| now > due);
             let state = match (held, last_complete) {
                 (true, _) if past_due => StoreState::Overdue,

@@ -25,7 +25,7 @@ use tillsyn_connectors::ProblemKind;
 
 use crate::config::Config;
 use crate::scan::ScanOutcome;
-use crate::store::{OpenGroup, RuleChanges, ScanStatus};
+use crate::store::{OpenGroup, RuleChanges};
 
 /// Error kinds a scan can fail with, as they appear in the `kind` label of
 /// `tillsyn_scan_errors_total`: every one is exported as 0 from the start.
@@ -391,22 +391,15 @@ impl Metrics {
         self.reload_success.set(0);
     }
 
-    /// Set a source's last-scan state from the store at start: whether its last
-    /// scan succeeded and when one last did.
-    pub fn restore_source(
-        &self,
-        source: &str,
-        last_status: Option<ScanStatus>,
-        last_success: Option<DateTime<Utc>>,
-    ) {
-        let succeeded = matches!(
-            last_status,
-            Some(ScanStatus::Complete | ScanStatus::Partial)
-        );
+    /// Set a source's scan state from the store (see
+    /// [`crate::store::SourceState`]): whether every part of it last read to
+    /// its end, and when it last did. At start, and after each unit scan of
+    /// a fleet, so that one account read never speaks for the source.
+    pub fn restore_source(&self, source: &str, state: &crate::store::SourceState) {
         self.scan_success
             .with_label_values(&[source])
-            .set(i64::from(succeeded));
-        if let Some(at) = last_success {
+            .set(i64::from(state.succeeded()));
+        if let Some(at) = state.succeeded_at {
             self.scan_last_success
                 .with_label_values(&[source])
                 .set(at.timestamp() as f64);

@@ -385,6 +385,13 @@ where
     };
     let owned_name = name.to_owned();
     let lease_name = target.lease_name().to_owned();
+    // A unit's scan is recorded as that unit's (its part after the source's
+    // name): the source is complete only when every unit is.
+    let unit_name = unit.and_then(|unit| {
+        unit.name
+            .split_once(UNIT_SEPARATOR)
+            .map(|(_, part)| part.to_owned())
+    });
     let within: Vec<String> = unit.map(|unit| unit.prefixes.clone()).unwrap_or_default();
     let judges_erasures = source_rules.judges_erasures();
     let importer = rules.clone();
@@ -412,7 +419,7 @@ where
             let cache = store.record_cache(&owned_name)?;
             let checked = store.checked_plan(&lease_name)?;
             Ok((
-                store.begin_scan(&owned_name, now)?,
+                store.begin_unit_scan(&owned_name, unit_name.as_deref(), now)?,
                 checkpoints,
                 erasures,
                 cache,

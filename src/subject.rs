@@ -522,12 +522,14 @@ pub fn lookup(
     }
     let mut stores = Vec::new();
     for source in &config.sources {
-        let last = store.last_scan(&source.name)?;
-        let last_scan = match &last {
+        // The one definition of complete: every unit of a source scanned
+        // unit by unit, not the last one that ran.
+        let state = store.source_state(&source.name)?;
+        let last_scan = match state.status {
             None => "never".to_owned(),
-            Some(scan) => scan.status.as_str().to_owned(),
+            Some(status) => status.as_str().to_owned(),
         };
-        let indexed_at = store.last_success(&source.name)?;
+        let indexed_at = state.finished_at;
         let source_rules = rules.for_source(&source.name);
         let found = by_source.remove(source.name.as_str()).unwrap_or_default();
         // One place per record, with every identifier that matched it.

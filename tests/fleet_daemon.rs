@@ -546,4 +546,96 @@ fn three_instances_share_sixty_accounts_and_take_over_a_killed_ones() {
     for mut instance in survivors {
         stop(&mut instance);
     }
+
+    // --- One account's password revoked, in a fresh database: 59 accounts
+    // read to the end and one refused. The source is not complete, by one
+    // definition everywhere: every instance's tillsyn_scan_success, the
+    // report's coverage, `tillsyn subject` and `tillsyn erasure`, however
+    // the account that failed was scanned before or after the others.
+    postgres.psql("CREATE DATABASE fleet_revoked");
+    let config = write_config(dir.path(), &postgres, "fleet_revoked", server.port, None);
+    let accounts = dir.path().join("accounts.toml");
+    let revoked = std::fs::read_to_string(&accounts)
+        .expect("accounts")
+        .replace("password = \"pw-7\"", "password = \"revoked\"");
+    std::fs::write(&accounts, revoked).expect("accounts");
+    std::fs::write(
+        dir.path().join("erasure.csv"),
+        format!(
+            "email,gone@kund.se,{}\n",
+            (chrono::Utc::now() - chrono::TimeDelta::days(40)).format("%Y-%m-%d")
+        ),
+    )
+    .expect("register");
+    let text = std::fs::read_to_string(&config).expect("config").replace(
+        "[[rules]]\nid = \"stale-inbox\"",
+        "[erasure]\nregister = \"erasure.csv\"\n\n[[rules]]\nid = \"erased\"\nkind = \"erased\"\npolicy = \"Raderas på begäran.\"\n\n[[rules]]\nid = \"stale-inbox\"",
+    );
+    std::fs::write(&config, text).expect("config");
+    let mut instances: Vec<Daemon> = (0..2).map(|_| start(&config, dir.path())).collect();
+    waiting_on(&instances, "every account tried for the tick", || {
+        count(&postgres, "fleet_revoked", done) == ACCOUNTS as i64
+    });
+    assert_eq!(
+        count(
+            &postgres,
+            "fleet_revoked",
+            "SELECT count(*) FROM scans WHERE status = 'complete'"
+        ),
+        ACCOUNTS as i64 - 1
+    );
+    for instance in &instances {
+        wait_for("the source's success as every instance shows it", || {
+            instance
+                .metrics()
+                .value("tillsyn_scan_success", &[("source", "mail")])
+                == Some(0.0)
+        });
+    }
+    for instance in &mut instances {
+        stop(instance);
+    }
+    let config_arg = config.to_str().expect("utf8");
+    let month = chrono::Local::now().format("%Y-%m").to_string();
+    let out = dir.path().join("revoked-report");
+    let report = tillsyn(&[
+        "report",
+        "--config",
+        config_arg,
+        "--month",
+        &month,
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    assert!(report.status.success(), "{:?}", report);
+    let text = std::fs::read_to_string(out.join("report.txt")).expect("report");
+    assert!(
+        text.contains("mail (imap): DELVIS kontrollerad"),
+        "one account unread: {text}"
+    );
+    let subject = tillsyn(&[
+        "subject",
+        "--email",
+        "u01@firma.se",
+        "--format",
+        "json",
+        "--config",
+        config_arg,
+    ]);
+    let found: serde_json::Value = serde_json::from_slice(&subject.stdout).expect("json");
+    assert_eq!(found["stores"][0]["last_scan"], "partial", "{found}");
+    let erasure = tillsyn(&["erasure", "--json", "--config", config_arg]);
+    let listed = String::from_utf8_lossy(&erasure.stdout).into_owned();
+    let requests: serde_json::Value = serde_json::from_str(
+        &listed
+            .split_once('[')
+            .map(|(_, rest)| format!("[{rest}"))
+            .expect("json"),
+    )
+    .expect("json");
+    assert_eq!(
+        requests[0]["stores"][0],
+        serde_json::json!(["mail", "not_verified"]),
+        "{requests}"
+    );
 }

@@ -323,8 +323,8 @@ async fn restore_metrics(shared: &Arc<Shared>, loaded: &Loaded) -> Result<Histor
         let mut rows = Vec::new();
         for name in names {
             let last = store.last_scan(&name)?;
-            let success = store.last_success(&name)?;
-            rows.push((name, last, success));
+            let state = store.source_state(&name)?;
+            rows.push((name, last, state));
         }
         Ok((rows, store.open_summary(Utc::now())?))
     })
@@ -334,10 +334,8 @@ async fn restore_metrics(shared: &Arc<Shared>, loaded: &Loaded) -> Result<Histor
     shared.metrics.configure(&loaded.known, &open, now);
     let zone = loaded.config.daemon.timezone.0;
     let mut history = History::new();
-    for (name, last, success) in rows {
-        shared
-            .metrics
-            .restore_source(&name, last.as_ref().map(|row| row.status), success);
+    for (name, last, state) in rows {
+        shared.metrics.restore_source(&name, &state);
         let due = match (&last, loaded.sources.get(&name)) {
             (None, _) => true,
             (Some(row), Some(source)) => source.schedule.missed_since(row.started_at, now, zone),

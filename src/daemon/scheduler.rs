@@ -153,6 +153,7 @@ pub(super) async fn record(
 ) {
     let scan_id = outcome.scan_id;
     let retention = loaded.config.daemon.retention.clone();
+    let source = outcome.source.clone();
     let store_view = with_store(&shared.store, move |store| {
         // What is older than the retention goes after every scan (indexed
         // deletes; nothing to do most of the time).
@@ -163,15 +164,16 @@ pub(super) async fn record(
             true => Some(store.open_summary(Utc::now())?),
             false => None,
         };
-        Ok((store.scan_changes(scan_id)?, open))
+        let state = store.source_state(&source)?;
+        Ok((store.scan_changes(scan_id)?, open, state))
     })
     .await;
     // Unreadable, the open-violation gauges keep their values rather than drop.
-    let (changes, open) = match store_view {
-        Ok((changes, open)) => (changes, open),
+    let (changes, open, state) = match store_view {
+        Ok((changes, open, state)) => (changes, open, Some(state)),
         Err(error) => {
             tracing::error!(source = %outcome.source, error = %error, "Could not read the store after a scan.");
-            (Vec::new(), None)
+            (Vec::new(), None, None)
         }
     };
     shared.metrics.scan_finished(
@@ -182,6 +184,11 @@ pub(super) async fn record(
         &loaded.known,
         open.as_deref(),
     );
+    // Success is the source's, by the one definition: in a fleet, one
+    // account's scan does not speak for the others.
+    if let Some(state) = &state {
+        shared.metrics.restore_source(&outcome.source, state);
+    }
     match &outcome.error {
         None => tracing::info!(
             source = %outcome.source,

@@ -495,9 +495,10 @@ pub fn scanned_since(
     since: DateTime<Utc>,
 ) -> Result<bool, DigestError> {
     for source in &config.sources {
+        // Every unit of it, in a fleet.
         let finished = store
-            .last_scan(&source.name)?
-            .and_then(|scan| scan.finished_at)
+            .source_state(&source.name)?
+            .finished_at
             .is_some_and(|finished| finished >= since);
         if !finished {
             return Ok(false);

@@ -707,9 +707,9 @@ pub fn build_with(
         coverage.push(SourceCoverage {
             name: source.name.clone(),
             kind: source.settings.type_name().to_owned(),
-            status: if complete > 0 {
+            status: if verified_in(&mine) {
                 "verified"
-            } else if partial > 0 {
+            } else if complete + partial > 0 {
                 "partial"
             } else {
                 "not_verified"
@@ -1092,6 +1092,24 @@ fn erasure_section(
         }
     }
     Ok(Some(section))
+}
+
+/// Whether `scans` (one source's, in one month) read it completely: a
+/// complete scan of the whole, or of every unit it was scanned by (a
+/// fleet's accounts), the one definition of complete
+/// ([`crate::store::SourceState`]). One account read to the end never
+/// speaks for the rest.
+fn verified_in(scans: &[&crate::store::ScanSummary]) -> bool {
+    let whole = scans
+        .iter()
+        .any(|scan| scan.unit.is_none() && scan.status == "complete");
+    let mut units: BTreeMap<&str, bool> = BTreeMap::new();
+    for scan in scans {
+        if let Some(unit) = &scan.unit {
+            *units.entry(unit).or_default() |= scan.status == "complete";
+        }
+    }
+    whole || (!units.is_empty() && units.values().all(|complete| *complete))
 }
 
 #[cfg(test)]

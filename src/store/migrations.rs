@@ -344,4 +344,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE subject_lookups ADD COLUMN completed_at INTEGER;
     UPDATE subject_lookups SET completed_at = at;
     "#,
+    // 23: a unit's scan (one account of a fleet's IMAP source) is recorded
+    // as that unit's: a source is complete only when every one of its units
+    // last finished complete, never because one of them did (see
+    // `Store::source_state`).
+    r#"
+    ALTER TABLE scans ADD COLUMN unit TEXT;
+    CREATE INDEX scans_by_unit ON scans (source, unit, id);
+    "#,
 ];

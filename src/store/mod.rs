@@ -545,6 +545,53 @@ pub struct ScanRow {
     pub error_kind: Option<String>,
 }
 
+/// The last scan of one part of a source (the whole, or one unit).
+#[derive(Debug, Clone)]
+struct PartState {
+    status: ScanStatus,
+    started_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    complete_at: Option<DateTime<Utc>>,
+    succeeded_at: Option<DateTime<Utc>>,
+}
+
+/// Where a source stands: the one definition of "complete" that the report,
+/// erasure, `tillsyn subject`, the digests and `tillsyn_scan_success` share.
+///
+/// A source scanned whole is as its last finished scan left it. A source
+/// scanned unit by unit (a fleet's IMAP accounts) is complete only when the
+/// last finished scan of every unit it was scanned by is complete: one
+/// account read to the end never speaks for sixty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceState {
+    /// Complete when every part's last scan is; failed when every part's
+    /// failed; partial otherwise; `None` when never scanned.
+    pub status: Option<ScanStatus>,
+    /// Parts (the whole, or its units) whose last scan failed.
+    pub failed_parts: usize,
+    /// Parts: 1 for a source scanned whole, else its units.
+    pub parts: usize,
+    /// When the source had last been read completely: the earliest of every
+    /// part's latest complete scan (or the last complete scan of the whole,
+    /// if later); `None` while any part has none.
+    pub complete_at: Option<DateTime<Utc>>,
+    /// When the source had last been read to the end (complete or partial),
+    /// every part of it: `tillsyn_scan_last_success_timestamp_seconds`.
+    pub succeeded_at: Option<DateTime<Utc>>,
+    /// When every part had last finished a scan, complete or not.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// When the latest scan of any part started.
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+impl SourceState {
+    /// Every part's last scan read to its end (complete or partial): what
+    /// `tillsyn_scan_success` shows.
+    pub fn succeeded(&self) -> bool {
+        self.status.is_some() && self.failed_parts == 0
+    }
+}
+
 /// The open database.
 pub struct Store {
     /// SQLite in `state_dir`, or a shared PostgreSQL ([`Store::open_postgres`]).
@@ -1040,10 +1087,21 @@ impl Store {
         Ok(())
     }
 
-    /// Record the start of a scan; returns its id.
+    /// Record the start of a scan of the whole of `source`; returns its id.
     pub fn begin_scan(
         &mut self,
         source: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        self.begin_unit_scan(source, None, started_at)
+    }
+
+    /// Record the start of a scan of `source`, or of one `unit` of it (an
+    /// account, in a fleet); returns its id.
+    pub fn begin_unit_scan(
+        &mut self,
+        source: &str,
+        unit: Option<&str>,
         started_at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         // Scans of this source left `running` by a process that holds no
@@ -1062,10 +1120,11 @@ impl Store {
             ],
         )?;
         let inserted = self.db().query(
-            "INSERT INTO scans (source, started_at, status, holder) VALUES ($1, $2, 'running', $3)
-             RETURNING id",
+            "INSERT INTO scans (source, unit, started_at, status, holder)
+             VALUES ($1, $2, $3, 'running', $4) RETURNING id",
             &[
                 Value::from(source),
+                Value::from(unit),
                 Value::from(started_at.timestamp()),
                 Value::from(self.holder.as_str()),
             ],
@@ -1891,6 +1950,105 @@ impl Store {
             .transpose()?
             .flatten()
             .map(to_time))
+    }
+
+    /// Where `source` stands, by the one definition of complete: its last
+    /// scan of the whole, or, when it was last scanned unit by unit, each
+    /// unit's last finished scan. See [`SourceState`].
+    pub fn source_state(&self, source: &str) -> Result<SourceState, StoreError> {
+        let latest = self.db().query(
+            "SELECT unit, finished_at, status, started_at FROM scans
+             WHERE id IN (SELECT max(id) FROM scans
+                          WHERE source = $1 AND status <> 'running' GROUP BY unit)",
+            &[Value::from(source)],
+        )?;
+        let complete = self.db().query(
+            "SELECT unit, max(finished_at) FROM scans
+             WHERE source = $1 AND status = 'complete' GROUP BY unit",
+            &[Value::from(source)],
+        )?;
+        let succeeded = self.db().query(
+            "SELECT unit, max(finished_at) FROM scans
+             WHERE source = $1 AND status IN ('complete', 'partial') GROUP BY unit",
+            &[Value::from(source)],
+        )?;
+        let mut whole: Option<PartState> = None;
+        let mut units: BTreeMap<String, PartState> = BTreeMap::new();
+        for row in &latest {
+            let part = PartState {
+                status: ScanStatus::parse(&row.text(2)?),
+                finished_at: row.opt_int(1)?.map(to_time),
+                started_at: to_time(row.int(3)?),
+                complete_at: None,
+                succeeded_at: None,
+            };
+            match row.opt_text(0)? {
+                Some(unit) => units.insert(unit, part),
+                None => whole.replace(part),
+            };
+        }
+        for (rows, succeeded) in [(&complete, false), (&succeeded, true)] {
+            for row in rows {
+                let at = row.opt_int(1)?.map(to_time);
+                let part = match row.opt_text(0)? {
+                    Some(unit) => units.get_mut(&unit),
+                    None => whole.as_mut(),
+                };
+                if let Some(part) = part {
+                    match succeeded {
+                        true => part.succeeded_at = at,
+                        false => part.complete_at = at,
+                    }
+                }
+            }
+        }
+        // A whole-source scan since the last unit scan speaks for all of it.
+        let newest_unit = units.values().map(|part| part.started_at).max();
+        let parts: Vec<PartState> = match (&whole, newest_unit) {
+            (Some(whole), Some(newest)) if whole.started_at >= newest => vec![whole.clone()],
+            (Some(whole), None) => vec![whole.clone()],
+            _ => units.into_values().collect(),
+        };
+        let whole_complete = whole.as_ref().and_then(|whole| whole.complete_at);
+        let whole_succeeded = whole.as_ref().and_then(|whole| whole.succeeded_at);
+        let all = |test: fn(&PartState) -> bool| !parts.is_empty() && parts.iter().all(test);
+        let status = if parts.is_empty() {
+            None
+        } else if all(|part| part.status == ScanStatus::Complete) {
+            Some(ScanStatus::Complete)
+        } else if all(|part| part.status == ScanStatus::Failed) {
+            Some(ScanStatus::Failed)
+        } else {
+            Some(ScanStatus::Partial)
+        };
+        // Read completely as of the moment every part had been: the earliest
+        // of their latest complete reads, all parts needing one.
+        let parts_complete = parts
+            .iter()
+            .map(|part| part.complete_at)
+            .collect::<Option<Vec<_>>>()
+            .and_then(|times| times.into_iter().min());
+        Ok(SourceState {
+            status,
+            failed_parts: parts
+                .iter()
+                .filter(|part| part.status == ScanStatus::Failed)
+                .count(),
+            parts: parts.len(),
+            complete_at: parts_complete.max(whole_complete),
+            succeeded_at: parts
+                .iter()
+                .map(|part| part.succeeded_at)
+                .collect::<Option<Vec<_>>>()
+                .and_then(|times| times.into_iter().min())
+                .max(whole_succeeded),
+            finished_at: parts
+                .iter()
+                .map(|part| part.finished_at)
+                .collect::<Option<Vec<_>>>()
+                .and_then(|times| times.into_iter().min()),
+            started_at: parts.iter().map(|part| part.started_at).max(),
+        })
     }
 
     /// Problems counted by a scan, by kind.

@@ -47,6 +47,8 @@ pub struct RuleHistory {
 pub struct ScanSummary {
     /// Source.
     pub source: String,
+    /// The unit it scanned (an account, in a fleet); `None` for the whole.
+    pub unit: Option<String>,
     /// Status.
     pub status: String,
     /// Finished, if it did.
@@ -233,7 +235,7 @@ impl Store {
     ) -> Result<Vec<ScanSummary>, StoreError> {
         self.db()
             .query(
-                "SELECT source, status, finished_at, error_kind FROM scans
+                "SELECT source, status, finished_at, error_kind, unit FROM scans
                  WHERE started_at >= $1 AND started_at < $2 ORDER BY id",
                 &[Value::from(from.timestamp()), Value::from(to.timestamp())],
             )?
@@ -244,6 +246,7 @@ impl Store {
                     status: row.text(1)?,
                     finished_at: row.opt_int(2)?.map(to_time),
                     error_kind: row.opt_text(3)?,
+                    unit: row.opt_text(4)?,
                 })
             })
             .collect()
