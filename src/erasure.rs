@@ -381,7 +381,8 @@ pub fn status(
             {
                 continue;
             }
-            if crate::subject::coverage(config, source, &request.kind).is_empty() {
+            let account_kinds = store.account_kinds(&source.name)?;
+            if crate::subject::coverage(config, source, &request.kind, &account_kinds).is_empty() {
                 stores.push((source.name.clone(), StoreState::NotVerified));
                 continue;
             }

@@ -72,6 +72,9 @@ struct Memory {
     addresses: HashCache,
     accounts: HashCache,
     folders: HashSet<String>,
+    /// The kinds the custodians indexed this scan were of (`email` for an
+    /// account that is an address, `account` for one that is not).
+    custodian_kinds: std::collections::BTreeSet<&'static str>,
     /// The last custodian seen, its kind and hash: a mailbox's messages share one.
     custodian: Option<(String, &'static str, Option<IdentityHash>)>,
     /// The last folder seen (its messages come together).
@@ -186,8 +189,23 @@ impl IdentityPlan {
                 self.cached_hash(CustodianKind::Account, custodian),
             ),
         };
-        self.memory.borrow_mut().custodian = Some((custodian.to_owned(), kind, hash));
+        let mut memory = self.memory.borrow_mut();
+        memory.custodian = Some((custodian.to_owned(), kind, hash));
+        if hash.is_some() {
+            memory.custodian_kinds.insert(kind);
+        }
         hash.map(|hash| (kind, hash))
+    }
+
+    /// The kinds the mailbox accounts and file owners indexed by this scan
+    /// were of: what their coverage is judged by ([`crate::subject::coverage`]).
+    pub fn custodian_kinds(&self) -> Vec<&'static str> {
+        self.memory
+            .borrow()
+            .custodian_kinds
+            .iter()
+            .copied()
+            .collect()
     }
 
     /// Whether this scan has not yet written `folder`'s account row (and now

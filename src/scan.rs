@@ -628,6 +628,7 @@ where
     let consumer_store = store.clone();
     let source_name = name.to_owned();
     let consumer_cache = context.records.clone();
+    let whole = unit.is_none();
     let judged = checked
         .as_ref()
         .map(|checked| crate::checked::Judged::new(checked.key));
@@ -640,6 +641,7 @@ where
                 store: &consumer_store,
                 scan_id,
                 source: &source_name,
+                whole,
                 cache: consumer_cache.as_deref(),
                 judged: judged.as_mut(),
             },
@@ -903,6 +905,8 @@ struct Destination<'a> {
     store: &'a Arc<Mutex<Store>>,
     scan_id: i64,
     source: &'a str,
+    /// A scan of the whole source (not one unit of it).
+    whole: bool,
     cache: Option<&'a RecordCache>,
     /// Where the rules that checked each record are noted.
     judged: Option<&'a mut crate::checked::Judged>,
@@ -932,6 +936,7 @@ fn consume(
         store,
         scan_id,
         source,
+        whole,
         cache,
         judged: mut checked,
     } = destination;
@@ -1051,6 +1056,17 @@ fn consume(
     flush(&mut findings_batch)?;
     flush_keys(&mut keys_batch)?;
     flush_identities(&mut identities_batch)?;
+    // What the accounts were indexed as: whether they cover addresses is
+    // judged by this, never assumed.
+    if let Some(identity) = &identity {
+        let kinds = identity.custodian_kinds();
+        if !kinds.is_empty() {
+            store
+                .lock()
+                .map_err(|_| RunError::Worker("store lock poisoned".into()))?
+                .note_account_kinds(source, &kinds, whole)?;
+        }
+    }
     if !requests.is_empty() {
         flush_batch(store, &mut requests, |store, rows| {
             store.import_erasures(rows, now).map(|_| ())

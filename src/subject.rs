@@ -143,6 +143,21 @@ pub struct Coverage {
     pub kind: String,
     /// By which means, in words; empty when not covered.
     pub means: Vec<String>,
+    /// Covered, not covered, or covered but the store's last scan was not
+    /// complete (so what the index says may be out of date).
+    pub state: CoverageState,
+}
+
+/// Whether the index can answer for a kind in a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CoverageState {
+    /// The index holds this kind there, as of a complete scan.
+    Covered,
+    /// Nothing tillsyn reads there indexes this kind.
+    NotCovered,
+    /// Covered, but the last scan (of some unit) was not complete.
+    CoveredIncomplete,
 }
 
 /// One place a person was found.
@@ -525,6 +540,7 @@ pub fn lookup(
         // The one definition of complete: every unit of a source scanned
         // unit by unit, not the last one that ran.
         let state = store.source_state(&source.name)?;
+        let account_kinds = store.account_kinds(&source.name)?;
         let last_scan = match state.status {
             None => "never".to_owned(),
             Some(status) => status.as_str().to_owned(),
@@ -575,9 +591,19 @@ pub fn lookup(
             indexed_at,
             coverage: asked_kinds(asked)
                 .into_iter()
-                .map(|kind| Coverage {
-                    means: coverage(config, source, &kind),
-                    kind,
+                .map(|kind| {
+                    let means = coverage(config, source, &kind, &account_kinds);
+                    Coverage {
+                        state: match (means.is_empty(), state.status) {
+                            (true, _) => CoverageState::NotCovered,
+                            (false, Some(crate::store::ScanStatus::Complete)) => {
+                                CoverageState::Covered
+                            }
+                            (false, _) => CoverageState::CoveredIncomplete,
+                        },
+                        means,
+                        kind,
+                    }
                 })
                 .collect(),
             places,
@@ -647,8 +673,17 @@ fn record_of(row: &IdentityRow) -> tillsyn_connectors::Record {
     record
 }
 
-/// How the index covers `kind` in `source`, in words; empty when it does not.
-pub fn coverage(config: &Config, source: &config::SourceConfig, kind: &str) -> Vec<String> {
+/// How the index covers `kind` in `source`, in words; empty when it does
+/// not. By means, never by assumption: a mailbox's accounts or a share's
+/// file owners cover `email` only when the scans indexed every one of them
+/// as an address, and `account` when they indexed any as a plain account
+/// name (`account_kinds`, [`Store::account_kinds`]).
+pub fn coverage(
+    config: &Config,
+    source: &config::SourceConfig,
+    kind: &str,
+    account_kinds: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
     let mut means = Vec::new();
     if !config.identity.enabled {
         return means;
@@ -669,11 +704,16 @@ pub fn coverage(config: &Config, source: &config::SourceConfig, kind: &str) -> V
     // it, and is not indexed.
     let custodian = match &source.settings {
         SourceSettings::Imap(_) | SourceSettings::Maildir(_) => Some("the mailbox's account"),
-        SourceSettings::Fileshare(_) if kind == "account" => Some("each file's owner"),
+        SourceSettings::Fileshare(_) => Some("each file's owner"),
         _ => None,
     };
+    let covers = match kind {
+        "email" => account_kinds.len() == 1 && account_kinds.contains("email"),
+        "account" => account_kinds.contains("account"),
+        _ => false,
+    };
     if let Some(custodian) = custodian
-        && (kind == "email" || kind == "account")
+        && covers
     {
         means.push(custodian.to_owned());
     }
@@ -792,14 +832,20 @@ fn render(
                     store.indexed_at.map_or("never".to_owned(), when)
                 ));
                 for coverage in &store.coverage {
-                    if coverage.means.is_empty() {
-                        text.push_str(&format!("  {}: NOT COVERED here\n", coverage.kind));
-                    } else {
-                        text.push_str(&format!(
+                    match coverage.state {
+                        CoverageState::NotCovered => {
+                            text.push_str(&format!("  {}: NOT COVERED here\n", coverage.kind))
+                        }
+                        CoverageState::Covered => text.push_str(&format!(
                             "  {}: covered by {}\n",
                             coverage.kind,
                             coverage.means.join("; ")
-                        ));
+                        )),
+                        CoverageState::CoveredIncomplete => text.push_str(&format!(
+                            "  {}: covered by {}, but the last scan was INCOMPLETE\n",
+                            coverage.kind,
+                            coverage.means.join("; ")
+                        )),
                     }
                 }
                 for search in &store.server_searches {

@@ -565,3 +565,103 @@ fn the_server_searches_what_the_index_does_not_cover() {
         "the failed search: {logged:?}"
     );
 }
+
+/// Coverage by means, never by assumption: a mailbox whose account is a
+/// plain name ("anna") does not cover her address, so her erasure can never
+/// read "erased" there while her mailbox exists; the same mailbox with its
+/// headers read covers it (and finds her, overdue); a mailbox whose account
+/// is her address covers it by the account alone.
+#[test]
+fn accounts_cover_addresses_only_when_they_are_addresses() {
+    let dovecot = Dovecot::start(&[("anna", "anna-pw"), ("bo@exempel.se", "bo-pw")]);
+    for (account, password) in [("anna", "anna-pw"), ("bo@exempel.se", "bo-pw")] {
+        dovecot.client(account, password).append(
+            "INBOX",
+            format!("From: kund@kund.se\r\nTo: {ANNA}\r\nSubject: Hej\r\n\r\nHej\r\n").as_bytes(),
+            3,
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::write(
+        root.join("accounts.toml"),
+        "[[accounts]]\nuser = \"anna\"\npassword = \"anna-pw\"\n\n[[accounts]]\nuser = \"bo@exempel.se\"\npassword = \"bo-pw\"\n",
+    )
+    .expect("accounts");
+    let requested = (chrono::Utc::now() - chrono::TimeDelta::days(40)).format("%Y-%m-%d");
+    std::fs::write(
+        root.join("erasure.csv"),
+        format!("email,{ANNA},{requested}\nemail,gone@exempel.se,{requested}\n"),
+    )
+    .expect("register");
+    let config = root.join("tillsyn.toml");
+    let write = |headers: bool| {
+        std::fs::write(
+            &config,
+            format!(
+                "[daemon]\nstate_dir = \"state\"\n\n[identity]\nread_mail_headers = {headers}\n\n\
+                 [erasure]\nregister = \"erasure.csv\"\n\n\
+                 [[sources]]\nname = \"mail\"\ntype = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\n\
+                 security = \"plain\"\nallow_plaintext = true\n\
+                 auth = {{ method = \"password\", accounts_file = \"accounts.toml\" }}\n\n\
+                 [[rules]]\nid = \"erased\"\nkind = \"erased\"\npolicy = \"p\"\n",
+                dovecot.port
+            ),
+        )
+        .expect("config");
+        config.to_str().expect("utf8").to_owned()
+    };
+    let coverage = |config: &str, email: &str| -> String {
+        let output = subject(config, &["--email", email], "json");
+        assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+        report["stores"][0]["coverage"][0]["state"]
+            .as_str()
+            .expect("state")
+            .to_owned()
+    };
+    let erasure = |config: &str| -> Vec<String> {
+        let output = tillsyn(&["erasure", "--json", "--config", config]);
+        let (stdout, _) = text(&output);
+        let requests: serde_json::Value = serde_json::from_str(
+            &stdout
+                .split_once('[')
+                .map(|(_, rest)| format!("[{rest}"))
+                .expect("json"),
+        )
+        .expect("json");
+        requests
+            .as_array()
+            .expect("requests")
+            .iter()
+            .map(|request| request["stores"][0][1].as_str().expect("state").to_owned())
+            .collect()
+    };
+    // Without headers: "anna" is no address, so the mailbox does not cover
+    // addresses (one account is); neither request can be told.
+    let config = write(false);
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_eq!(coverage(&config, ANNA), "not_covered");
+    assert_eq!(erasure(&config), ["not_verified", "not_verified"]);
+
+    // With the headers read: covered, Anna found (overdue), the other erased.
+    let config = write(true);
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_eq!(coverage(&config, ANNA), "covered");
+    let mut states = erasure(&config);
+    states.sort();
+    assert_eq!(states, ["erased", "overdue"]);
+
+    // Every account an address, no headers: the accounts cover addresses.
+    std::fs::write(
+        root.join("accounts.toml"),
+        "[[accounts]]\nuser = \"bo@exempel.se\"\npassword = \"bo-pw\"\n",
+    )
+    .expect("accounts");
+    let config = write(false);
+    let output = tillsyn(&["scan", "--once", "--config", &config]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    assert_eq!(coverage(&config, "bo@exempel.se"), "covered");
+}

@@ -76,7 +76,8 @@ pub struct Needs {
     /// time passing `age_cutoff` (no rule anchors at a fiscal year end), so an
     /// incremental scan may re-check just the records that crossed it.
     pub windowed_ages: bool,
-    /// Fingerprint of the applicable rules: an incremental connector rescans in
+    /// Fingerprint of the applicable rules and of what the identity index and
+    /// the detectors take from a record: an incremental connector rescans in
     /// full when it changes.
     pub plan: u64,
     /// A rule reads inside records ([`ScanContext::content`] says how).

@@ -615,7 +615,10 @@ impl SourceRules {
             age_cutoff,
             only_age: only_age && !content,
             windowed_ages,
-            plan: self.plan(),
+            // What a record read before yields depends on the rules and on
+            // what the index and the detectors take from it: a change to any
+            // reads everything again (headers now wanted, say).
+            plan: self.judging_fingerprint(),
             content,
         }
     }

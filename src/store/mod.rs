@@ -23,7 +23,7 @@ pub use report::{DigestCoverage, DigestMonth, OpenAt, RuleHistory, ScanSummary};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use db::{Database, Value};
@@ -2049,6 +2049,54 @@ impl Store {
                 .and_then(|times| times.into_iter().min()),
             started_at: parts.iter().map(|part| part.started_at).max(),
         })
+    }
+
+    /// Note the kinds the accounts (or file owners) of `source` were indexed
+    /// as by a scan (`email`, `account`): with `replace` (a scan of the whole
+    /// source) instead of what was noted, else added to it (one unit's).
+    pub fn note_account_kinds(
+        &mut self,
+        source: &str,
+        kinds: &[&str],
+        replace: bool,
+    ) -> Result<(), StoreError> {
+        let mut noted = if replace {
+            BTreeSet::new()
+        } else {
+            self.account_kinds(source)?
+        };
+        noted.extend(kinds.iter().map(|kind| (*kind).to_owned()));
+        let name = format!("account_kinds{}{source}", crate::scan::UNIT_SEPARATOR);
+        let value = noted.into_iter().collect::<Vec<_>>().join(",");
+        self.db().execute(
+            "INSERT INTO store_facts (name, value) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            &[Value::from(name.as_str()), Value::from(value.as_str())],
+        )?;
+        Ok(())
+    }
+
+    /// The kinds `source`'s accounts were indexed as ([`Store::note_account_kinds`]);
+    /// empty before a scan indexed any.
+    pub fn account_kinds(&self, source: &str) -> Result<BTreeSet<String>, StoreError> {
+        let name = format!("account_kinds{}{source}", crate::scan::UNIT_SEPARATOR);
+        Ok(self
+            .db()
+            .query(
+                "SELECT value FROM store_facts WHERE name = $1",
+                &[Value::from(name.as_str())],
+            )?
+            .first()
+            .map(|row| row.text(0))
+            .transpose()?
+            .map(|value| {
+                value
+                    .split(',')
+                    .filter(|kind| !kind.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// Problems counted by a scan, by kind.
