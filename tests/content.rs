@@ -605,3 +605,61 @@ fn the_mail_corpus_over_imap_fetches_only_the_parts_worth_reading() {
     ])));
     assert_exact(&open, &planted);
 }
+
+/// A mail body cut at `part_bytes` is not read whole: counted as
+/// `oversized_content`, the scan partial, and the finding a whole read made
+/// on it stays open (the number stands after the cut). Before, the cut text
+/// read clean and the finding resolved.
+#[test]
+fn text_cut_at_the_limit_keeps_its_findings_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let mut mailbox = Mailbox::new(&root.join("mail"), "anna");
+    let body = format!("{}\r\nPersonnummer 811218-9876\r\n", "Lång rad text. ".repeat(400));
+    let id = mailbox.raw(
+        ("anna", "Sent"),
+        &common::mail_corpus::message("Content-Type: text/plain; charset=utf-8\r\n", &body),
+        days_ago(5),
+    );
+    let config = root.join("tillsyn.toml");
+    let scan = |part_bytes: u64| {
+        std::fs::write(
+            &config,
+            CONFIG.replace("part_bytes = 1048576", &format!("part_bytes = {part_bytes}")),
+        )
+        .expect("config");
+        let output = tillsyn(&[
+            "scan",
+            "--once",
+            "--source",
+            "mail",
+            "--config",
+            config.to_str().expect("utf8"),
+        ]);
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        stderr
+    };
+    let open = || {
+        pairs(&json_lines(&tillsyn(&[
+            "findings",
+            "--open",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--format",
+            "json",
+        ])))
+    };
+    let expected: std::collections::BTreeSet<String> =
+        [format!("P3-personnummer-in-mail:{id}")].into();
+    let stderr = scan(1 << 20);
+    assert!(!stderr.contains("PARTIAL"), "{stderr}");
+    assert_exact(&open(), &expected);
+    let stderr = scan(1000);
+    assert!(
+        stderr.contains("PARTIAL") && stderr.contains("oversized_content 1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("0 resolved"), "{stderr}");
+    assert_exact(&open(), &expected);
+}
