@@ -615,7 +615,10 @@ fn text_cut_at_the_limit_keeps_its_findings_open() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let mut mailbox = Mailbox::new(&root.join("mail"), "anna");
-    let body = format!("{}\r\nPersonnummer 811218-9876\r\n", "Lång rad text. ".repeat(400));
+    let body = format!(
+        "{}\r\nPersonnummer 811218-9876\r\n",
+        "Lång rad text. ".repeat(400)
+    );
     let id = mailbox.raw(
         ("anna", "Sent"),
         &common::mail_corpus::message("Content-Type: text/plain; charset=utf-8\r\n", &body),
@@ -625,7 +628,10 @@ fn text_cut_at_the_limit_keeps_its_findings_open() {
     let scan = |part_bytes: u64| {
         std::fs::write(
             &config,
-            CONFIG.replace("part_bytes = 1048576", &format!("part_bytes = {part_bytes}")),
+            CONFIG.replace(
+                "part_bytes = 1048576",
+                &format!("part_bytes = {part_bytes}"),
+            ),
         )
         .expect("config");
         let output = tillsyn(&[

@@ -337,6 +337,13 @@ fn with_the_mail_server_down_the_report_waits_and_is_delivered_once_across_resta
             .value("tillsyn_report_delivery_failures_total", &[])
             .is_some_and(|failures| failures >= 1.0)
     });
+    // The log names why: the server (here, none listening) and its reply.
+    let log = daemon.log_text();
+    assert!(
+        log.contains("Monthly report not delivered")
+            && log.contains(&format!("sending the report to 127.0.0.1:{smtp_port}")),
+        "{log}"
+    );
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit().code(), Some(0));
     let before = outbox(&state);
