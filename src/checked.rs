@@ -448,15 +448,11 @@ pub fn key(rules: &SourceRules) -> Option<[u8; 16]> {
 /// the key (a memory hashed under another key is useless).
 pub fn plan(rules: &SourceRules, key: [u8; 16]) -> u64 {
     let hasher = PathHasher::new(key);
-    crate::rules::fnv1a(
-        crate::rules::FNV_OFFSET,
-        format!(
-            "{:x}|{FORMAT}|{:x}",
-            rules.judging_fingerprint(),
-            hasher.hash(b"checked-records plan")
-        )
-        .as_bytes(),
-    )
+    tillsyn_core::fingerprint::Fingerprint::new("checked records plan")
+        .number(rules.judging_fingerprint())
+        .number(u64::from(FORMAT))
+        .number(hasher.hash(b"checked-records plan"))
+        .value()
 }
 
 /// Counts per rule over several sources: records summed, custodians united.

@@ -339,10 +339,7 @@ pub fn findings(
 
 /// `--since`: a local day or an RFC 3339 instant.
 fn parse_since(text: &str, zone: chrono_tz::Tz) -> Result<chrono::DateTime<Utc>, CliError> {
-    if let Ok(instant) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(instant.with_timezone(&Utc));
-    }
-    tillsyn_connectors::values::day(text, zone).ok_or_else(|| {
+    tillsyn_core::dates::instant(text, zone).ok_or_else(|| {
         CliError::BadArgument(format!(
             "--since {text:?}: give YYYY-MM-DD or an RFC 3339 time"
         ))
@@ -572,7 +569,10 @@ pub async fn check_config(
     // is hashed for keeps, nothing is stored.
     if let Some(path) = &config.erasure.register {
         let plan = crate::identity::IdentityPlan::new(
-            tillsyn_connectors::identity::IdentityKey::new(crate::secret::Secret::new(vec![0; 32])),
+            tillsyn_core::identity::IdentityKey::new(tillsyn_core::secret::Secret::new(vec![
+                0;
+                32
+            ])),
             Default::default(),
             crate::rules::today(config.daemon.timezone.0, Utc::now()),
         );

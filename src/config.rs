@@ -23,7 +23,6 @@ use tillsyn_connectors::ldap::{LdapConfig, LdapSource};
 use tillsyn_connectors::maildir::MaildirConfig;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use crate::period::Period;
 use crate::report::config::{
     DEFAULT_REPORT_SCHEDULE, MailConfig, ReportConfig, ReportFile, SmtpConfig, SmtpSecurity,
 };
@@ -31,8 +30,9 @@ use crate::rules::config::{
     Check, Conditions, ConflictCheck, MaxAgeCheck, MaxIntervalCheck, MaxRecipientsCheck,
     RuleConfig, Severity,
 };
-use crate::schedule::Schedule;
-use crate::secret::{self, Secret};
+use tillsyn_core::period::Period;
+use tillsyn_core::schedule::Schedule;
+use tillsyn_core::secret::{self, Secret};
 
 /// A whole, checked config.
 #[derive(Debug, Clone)]
@@ -113,7 +113,7 @@ pub struct StoreConfig {
     /// `postgres://user@host:port/database`, without the password.
     pub url: String,
     /// The password, from `password_file` or `password_env`.
-    pub password: Option<crate::secret::Secret>,
+    pub password: Option<tillsyn_core::secret::Secret>,
     /// Extra CA certificates for the server's TLS certificate.
     pub ca_file: Option<PathBuf>,
 }
@@ -469,8 +469,10 @@ impl SourceConfig {
     /// settings and `identifiers`): a record cache made under another is not
     /// used.
     pub fn fingerprint(&self) -> u64 {
-        let text = format!("{:?}|{:?}", self.settings, self.identifiers);
-        crate::rules::fnv1a(crate::rules::FNV_OFFSET, text.as_bytes())
+        tillsyn_core::fingerprint::Fingerprint::new("source settings")
+            .debug(&self.settings)
+            .debug(&self.identifiers)
+            .value()
     }
 }
 

@@ -243,7 +243,7 @@ pub fn parse_register(
             problems.push((number, format!("not a valid {kind}")));
             continue;
         };
-        let Some(requested_at) = parse_date(&cells[date_at], zone) else {
+        let Some(requested_at) = tillsyn_core::dates::instant(&cells[date_at], zone) else {
             problems.push((
                 number,
                 "the date must be YYYY-MM-DD or an RFC 3339 time".to_owned(),
@@ -261,13 +261,6 @@ pub fn parse_register(
     } else {
         Err(problems)
     }
-}
-
-fn parse_date(text: &str, zone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
-    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Some(time.with_timezone(&Utc));
-    }
-    tillsyn_connectors::values::day(text, zone)
 }
 
 /// Import the configured register into the store (keyed hashes only).
@@ -402,7 +395,7 @@ pub fn status(
             stores.push((source.name.clone(), state));
         }
         statuses.push(RequestStatus {
-            reference: tillsyn_connectors::identity::to_hex(&request.hash)[..8].to_owned(),
+            reference: tillsyn_core::identity::to_hex(&request.hash)[..8].to_owned(),
             kind: request.kind,
             requested_at: request.requested_at,
             due,
@@ -482,8 +475,8 @@ pub fn state_text(state: StoreState) -> &'static str {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use tillsyn_connectors::identity::IdentityKey;
-    use tillsyn_connectors::secret::Secret;
+    use tillsyn_core::identity::IdentityKey;
+    use tillsyn_core::secret::Secret;
 
     fn plan() -> IdentityPlan {
         IdentityPlan::new(

@@ -14,7 +14,7 @@
 //! marks are set again after every scan and whenever the config is read, so
 //! an edited exception applies at once.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use globset::{GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 
@@ -83,10 +83,9 @@ pub enum ExceptionError {
 }
 
 /// The instant after the last day `until` in `timezone`: the next day's
-/// midnight (the one date policy, [`tillsyn_connectors::values::midnight`]).
+/// midnight (the one date policy, [`tillsyn_core::dates::midnight`]).
 pub fn end_of(until: &str, timezone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
-    let day = NaiveDate::parse_from_str(until.trim(), "%Y-%m-%d").ok()?;
-    tillsyn_connectors::values::midnight(day.succ_opt()?, timezone)
+    tillsyn_core::dates::day_end(until, timezone)
 }
 
 impl Exception {

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
-use crate::secret::Secret;
+use tillsyn_core::secret::Secret;
 
 /// Where the shared database is.
 #[derive(Debug, Clone)]

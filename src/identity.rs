@@ -24,8 +24,8 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 
-use tillsyn_connectors::identity::{IdentityHash, IdentityKey};
 use tillsyn_connectors::{Record, RecordKind};
+use tillsyn_core::identity::{IdentityHash, IdentityKey};
 use tillsyn_detectors::{Builtin, Today};
 
 use crate::store::NewIdentity;
@@ -101,7 +101,7 @@ impl Default for HashCache {
 
 impl HashCache {
     fn slot(value: &str) -> usize {
-        let hash = crate::rules::fnv1a(crate::rules::FNV_OFFSET, value.as_bytes());
+        let hash = tillsyn_core::fingerprint::quick(value.as_bytes());
         (hash as usize) & (CACHE_SLOTS - 1)
     }
 
@@ -387,7 +387,7 @@ mod tests {
     #[test]
     fn a_record_gives_its_custodian_addresses_mapped_attributes_and_content() {
         use tillsyn_connectors::{Address, Participants, RecordKind};
-        let key = IdentityKey::new(tillsyn_connectors::secret::Secret::new(vec![3; 32]));
+        let key = IdentityKey::new(tillsyn_core::secret::Secret::new(vec![3; 32]));
         let plan = IdentityPlan::new(
             key,
             BTreeMap::from([

@@ -52,12 +52,9 @@ pub mod metrics;
 pub mod output;
 #[cfg(test)]
 mod parser_properties;
-pub mod period;
 pub mod privacy;
 pub mod report;
 pub mod rules;
 pub mod scan;
-pub mod schedule;
-pub use tillsyn_connectors::secret;
 pub mod store;
 pub mod subject;

@@ -134,9 +134,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = tillsyn::subject::SubjectFormat::Text)]
         format: tillsyn::subject::SubjectFormat,
-        /// Language of the HTML summary.
-        #[arg(long, value_enum, default_value_t = tillsyn::report::config::Language::Sv)]
-        lang: tillsyn::report::config::Language,
+        /// Language of the HTML summary: sv or en.
+        #[arg(long, default_value_t = tillsyn_core::language::Language::Sv)]
+        lang: tillsyn_core::language::Language,
         /// Write the report to this file (created 0600) instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -212,9 +212,9 @@ enum Command {
     DraftRules {
         /// The policy as plain UTF-8 text (HTML with the tags removed will do).
         policy: PathBuf,
-        /// The policy's language. Default: detected from the text.
-        #[arg(long, value_enum)]
-        language: Option<tillsyn::report::config::Language>,
+        /// The policy's language, sv or en. Default: detected from the text.
+        #[arg(long)]
+        language: Option<tillsyn_core::language::Language>,
         /// Write the pack here. Default: standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -410,8 +410,8 @@ fn run(args: Args) -> anyhow::Result<u8> {
             let args = tillsyn::draft::DraftArgs {
                 policy,
                 lang: language.map(|language| match language {
-                    tillsyn::report::config::Language::Sv => tillsyn::draft::grammar::Lang::Sv,
-                    tillsyn::report::config::Language::En => tillsyn::draft::grammar::Lang::En,
+                    tillsyn_core::language::Language::Sv => tillsyn::draft::grammar::Lang::Sv,
+                    tillsyn_core::language::Language::En => tillsyn::draft::grammar::Lang::En,
                 }),
                 out,
             };

@@ -36,7 +36,7 @@ proptest! {
         "[0-9]{0,25} ?(s|min|h|d|w|months?|månader|y|år|\\PC{0,6})",
         "\\PC*",
     ]) {
-        let _ = text.parse::<crate::period::Period>();
+        let _ = text.parse::<tillsyn_core::period::Period>();
     }
 
     #[test]
@@ -45,7 +45,7 @@ proptest! {
         "-?[0-9]{1,6}-[0-9]{0,3}\\PC{0,3}",
         "\\PC*",
     ]) {
-        let _ = crate::schedule::Schedule::parse(&text);
+        let _ = tillsyn_core::schedule::Schedule::parse(&text);
         let _ = text.parse::<crate::report::Month>();
     }
 
@@ -89,7 +89,7 @@ proptest! {
         ]
     ) {
         let plan = crate::identity::IdentityPlan::new(
-            tillsyn_connectors::identity::IdentityKey::new(crate::secret::Secret::new(vec![1; 32])),
+            tillsyn_core::identity::IdentityKey::new(tillsyn_core::secret::Secret::new(vec![1; 32])),
             Default::default(),
             tillsyn_detectors::Today { year: 2026, month: 11, day: 30 },
         );

@@ -39,7 +39,7 @@ use sha2::Sha256;
 use tillsyn_connectors::{PERSONAL_END, PERSONAL_START};
 
 use crate::config::{Config, PrivacyConfig, SourceSettings};
-use crate::secret::Secret;
+use tillsyn_core::secret::Secret;
 
 /// Turns custodians, record locations and problem notes into what output may show.
 #[derive(Debug, Clone)]
@@ -406,12 +406,11 @@ fn pseudonym_key(privacy: &PrivacyConfig, state_dir: &Path) -> Result<Secret, Ke
 
 /// What hashes identifiers for the identity index: the pseudonym key, so an
 /// identifier can be looked up only by whoever holds it.
-pub fn identity_key(
-    config: &Config,
-) -> Result<tillsyn_connectors::identity::IdentityKey, KeyError> {
-    Ok(tillsyn_connectors::identity::IdentityKey::new(
-        pseudonym_key(&config.privacy, &config.daemon.state_dir)?,
-    ))
+pub fn identity_key(config: &Config) -> Result<tillsyn_core::identity::IdentityKey, KeyError> {
+    Ok(tillsyn_core::identity::IdentityKey::new(pseudonym_key(
+        &config.privacy,
+        &config.daemon.state_dir,
+    )?))
 }
 
 fn state_key(path: &Path) -> Result<Secret, KeyError> {

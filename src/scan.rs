@@ -10,6 +10,8 @@
 //! findings a failed scan saw are still recorded, so a breach seen once is not lost.
 
 use std::sync::{Arc, Mutex};
+use tillsyn_core::fingerprint::Fingerprint;
+use tillsyn_core::unit::{split_unit, unit_name};
 
 use chrono::{DateTime, Utc};
 use tillsyn_connectors::fileshare::FileshareSource;
@@ -89,7 +91,7 @@ impl Source {
                 .account_names()
                 .into_iter()
                 .map(|account| Unit {
-                    name: format!("{name}{UNIT_SEPARATOR}{account}"),
+                    name: unit_name(name, &account),
                     prefixes: vec![account],
                 })
                 .collect(),
@@ -207,27 +209,16 @@ enum Stopped {
     LeaseLost,
 }
 
-/// Separates a source's name from a unit's in lease, memory and fleet names
-/// (`mail` + separator + `anna`). A control character, so no source name
-/// holds it (the config refuses them).
-pub const UNIT_SEPARATOR: char = '\u{1f}';
-
 /// A part of a source scanned on its own, when instances share the work
 /// (issue 16): an IMAP account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
-    /// `source` + [`UNIT_SEPARATOR`] + the part's name: the name its lease,
+    /// [`unit_name`]`(source, part)`: the name its lease,
     /// its memory of records checked and its row in the fleet go by.
     pub name: String,
     /// The record-path prefixes it covers: its scan decides nothing outside
     /// them ([`crate::store::ScanEnd::within`]).
     pub prefixes: Vec<String>,
-}
-
-/// The source a lease, memory or unit name belongs to.
-pub fn whole_source(name: &str) -> &str {
-    name.split_once(UNIT_SEPARATOR)
-        .map_or(name, |(source, _)| source)
 }
 
 /// Asked while a scan runs, every third of its lease: whether the work may go
@@ -387,11 +378,7 @@ where
     let lease_name = target.lease_name().to_owned();
     // A unit's scan is recorded as that unit's (its part after the source's
     // name): the source is complete only when every unit is.
-    let unit_name = unit.and_then(|unit| {
-        unit.name
-            .split_once(UNIT_SEPARATOR)
-            .map(|(_, part)| part.to_owned())
-    });
+    let unit_name = unit.and_then(|unit| split_unit(&unit.name).map(|(_, part)| part.to_owned()));
     let within: Vec<String> = unit.map(|unit| unit.prefixes.clone()).unwrap_or_default();
     let judges_erasures = source_rules.judges_erasures();
     let importer = rules.clone();
@@ -508,16 +495,12 @@ impl RecordMemory {
         now: DateTime<Utc>,
     ) -> Option<RecordMemory> {
         let key = rules.record_cache_key()?;
-        let plan = crate::rules::fnv1a(
-            crate::rules::FNV_OFFSET,
-            format!(
-                "{:x}|{settings:x}|{}|{}",
-                rules.judging_fingerprint(),
-                env!("CARGO_PKG_VERSION"),
-                tillsyn_connectors::record_cache::FORMAT
-            )
-            .as_bytes(),
-        );
+        let plan = Fingerprint::new("record cache plan")
+            .number(rules.judging_fingerprint())
+            .number(settings)
+            .text(env!("CARGO_PKG_VERSION"))
+            .number(u64::from(tillsyn_connectors::record_cache::FORMAT))
+            .value();
         let (entries, stored, stored_complete) = match saved {
             Some(saved) if saved.plan == plan => match RecordCache::decode(&saved.data) {
                 Ok(entries) => (entries, true, saved.complete),
@@ -1034,7 +1017,7 @@ fn consume(
                         record_kind: unerased.record_kind,
                         custodian: record.custodian.clone(),
                         severity: unerased.rule.config.severity.as_str(),
-                        detail: unerased.data.render(crate::report::config::Language::En),
+                        detail: unerased.data.render(tillsyn_core::language::Language::En),
                         detail_data: unerased.data.to_json(),
                         age_days: Some(unerased.age_days),
                         // Erasure is the person's right, not the custodian's call.
@@ -1251,8 +1234,8 @@ mod tests {
         let config = crate::config::parse(toml, &dir.join("tillsyn.toml")).expect("config");
         let rules = RuleSet::for_config(&config)
             .expect("rules")
-            .with_identity_key(tillsyn_connectors::identity::IdentityKey::new(
-                tillsyn_connectors::secret::Secret::new(b"record cache test key".to_vec()),
+            .with_identity_key(tillsyn_core::identity::IdentityKey::new(
+                tillsyn_core::secret::Secret::new(b"record cache test key".to_vec()),
             ));
         let source_config = &config.sources[0];
         let source = Source::build(source_config).expect("source");

@@ -33,10 +33,10 @@ use serde::Serialize;
 use crate::cli::{CliError, EXIT_OK};
 use crate::config::{self, Config, SourceSettings};
 use crate::identity::IdentityPlan;
-use crate::report::config::Language;
 use crate::rules::config::Check;
 use crate::rules::{Governing, RuleSet};
 use crate::store::{FindingFilter, IdentityRow, Store, SubjectLookup};
+use tillsyn_core::language::Language;
 
 /// One identifier as the privacy officer gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,7 +200,7 @@ pub async fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliEr
     // if it then fails, or is stopped while it asks the servers.
     let mut hashes: Vec<String> = hash_asked(&config, &args.asked, now)?
         .iter()
-        .map(tillsyn_connectors::identity::to_hex)
+        .map(tillsyn_core::identity::to_hex)
         .collect();
     hashes.sort();
     let audit = store.begin_subject_lookup(&SubjectLookup {
@@ -630,7 +630,7 @@ fn hash_asked(
     config: &Config,
     asked: &[Asked],
     now: DateTime<Utc>,
-) -> Result<Vec<tillsyn_connectors::identity::IdentityHash>, CliError> {
+) -> Result<Vec<tillsyn_core::identity::IdentityHash>, CliError> {
     let plan = identity_plan(config, now)?;
     asked
         .iter()

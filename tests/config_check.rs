@@ -457,10 +457,10 @@ fn check_durations_and_schedules(text: &str, name: &str, problems: &mut Vec<Stri
     for (number, line) in text.lines().enumerate() {
         for found in quoted.captures_iter(line) {
             let value = &found[1];
-            if duration.is_match(value) && value.parse::<tillsyn::period::Period>().is_err() {
+            if duration.is_match(value) && value.parse::<tillsyn_core::period::Period>().is_err() {
                 problems.push(format!("{name}:{}: {value:?} is no duration", number + 1));
             }
-            if cron.is_match(value) && tillsyn::schedule::Schedule::parse(value).is_err() {
+            if cron.is_match(value) && tillsyn_core::schedule::Schedule::parse(value).is_err() {
                 problems.push(format!("{name}:{}: {value:?} is no schedule", number + 1));
             }
         }

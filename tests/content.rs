@@ -276,8 +276,8 @@ fn luhn(digits: &str) -> bool {
 /// The records of `source` the identity index holds `number` (a normalised
 /// personnummer) in, found by its keyed hash as `tillsyn subject` would.
 fn indexed(state: &Path, source: &str, number: &str) -> BTreeSet<String> {
-    use tillsyn_connectors::identity::IdentityKey;
-    use tillsyn_connectors::secret::Secret;
+    use tillsyn_core::identity::IdentityKey;
+    use tillsyn_core::secret::Secret;
     let key = std::fs::read(state.join("pseudonym.key")).expect("key");
     let hash = IdentityKey::new(Secret::new(key)).hash("personnummer", number);
     tillsyn::store::Store::open(state)

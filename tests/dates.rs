@@ -205,8 +205,7 @@ when = {{ sources = ["directory"] }}
     assert_exact(&found, &expected);
 
     // The register: the request is dated local midnight.
-    let local_midnight =
-        tillsyn_connectors::values::midnight(setting.date, setting.tz).expect("midnight");
+    let local_midnight = tillsyn_core::dates::midnight(setting.date, setting.tz).expect("midnight");
     let output = tillsyn(&["erasure", "--json", "--config", config]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
@@ -235,7 +234,7 @@ when = {{ sources = ["directory"] }}
     } else {
         local_today + TimeDelta::days(1)
     };
-    let since_midnight = tillsyn_connectors::values::midnight(since, setting.tz).expect("since");
+    let since_midnight = tillsyn_core::dates::midnight(since, setting.tz).expect("since");
     let utc_midnight = since.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
     let now = Utc::now();
     assert_ne!(

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::postgres::{PASSWORD, Postgres};
 use tillsyn::fleet::{Fleet, FleetConfig};
-use tillsyn::secret::Secret;
+use tillsyn_core::secret::Secret;
 
 /// One server for the tests of this file, each in a database of its own.
 fn server() -> &'static Postgres {

@@ -127,7 +127,7 @@ fn the_mailed_report_has_every_part_counts_from_the_store_and_shows_a_failing_so
 
     let subject = message.subject().expect("subject");
     assert!(
-        subject.contains(&month.name(report::config::Language::En)),
+        subject.contains(&month.name(tillsyn_core::language::Language::En)),
         "{subject}"
     );
     assert!(
@@ -396,7 +396,7 @@ fn with_the_mail_server_down_the_report_waits_and_is_delivered_once_across_resta
     let subject = message.subject().unwrap_or_default().to_owned();
     let month: Month = previous.parse().expect("month");
     assert!(
-        subject.contains(&month.name(report::config::Language::En)),
+        subject.contains(&month.name(tillsyn_core::language::Language::En)),
         "{subject}"
     );
     let log = daemon.log_text();
@@ -485,7 +485,7 @@ fn a_daemon_down_over_several_month_ends_makes_each_missed_report_once() {
     subjects.sort();
     let expected = [last_sent.next(), last_sent.next().next()];
     for month in expected {
-        let name = month.name(report::config::Language::En);
+        let name = month.name(tillsyn_core::language::Language::En);
         assert!(
             subjects.iter().any(|subject| subject.contains(&name)),
             "{name} missing in {subjects:?}"

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use tillsyn_detectors::{Confidence, DetectorSet, Today};
 
-use crate::identity::{IdentityHash, IdentityKey};
+use tillsyn_core::identity::{IdentityHash, IdentityKey};
 
 /// Whether a content rule looks at a record, judged on what is known before
 /// its content is read (folder, path, kind, attributes).
@@ -332,7 +332,7 @@ impl Content {
                         .replace(',', "%2C")
                         .replace('~', "%7E"),
                     confidence.as_str(),
-                    crate::identity::to_hex(hash)
+                    tillsyn_core::identity::to_hex(hash)
                 )
             })
             .collect::<Vec<_>>()
@@ -364,7 +364,7 @@ impl Content {
                 _ => return None,
             };
             let count: usize = fields.next()?.parse().ok()?;
-            let hash = crate::identity::from_hex(fields.next()?)?;
+            let hash = tillsyn_core::identity::from_hex(fields.next()?)?;
             if fields.next().is_some() || count > 1_000_000 || matches.len() > 10_000_000 {
                 return None;
             }

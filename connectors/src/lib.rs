@@ -30,7 +30,6 @@ pub mod content;
 pub mod dn;
 pub mod fileshare;
 pub mod http;
-pub mod identity;
 pub mod imap;
 pub mod ldap;
 mod local_fs;
@@ -41,7 +40,6 @@ mod mutf7;
 mod parser_properties;
 pub mod record;
 pub mod record_cache;
-pub mod secret;
 pub mod tls;
 pub mod values;
 
@@ -53,6 +51,13 @@ pub use record::{
     Address, PERSONAL_END, PERSONAL_START, Participants, Record, RecordKind, Timestamps,
     mark_personal,
 };
+
+/// The wait before a read that broke off is tried again (an IMAP account, an
+/// HTTP page): one second, doubling, at most a minute.
+pub const READ_RETRY: tillsyn_core::backoff::Backoff = tillsyn_core::backoff::Backoff::new(
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(60),
+);
 
 /// The record attribute a connector sets when the custodian marked the record as
 /// kept on purpose (a flag, a folder; see the IMAP source's `custodian_marks`).
@@ -559,7 +564,7 @@ impl ConnectorError {
 pub enum SourceSetupError {
     /// A credential file could not be read.
     #[error(transparent)]
-    Secret(#[from] secret::SecretError),
+    Secret(#[from] tillsyn_core::secret::SecretError),
     /// TLS settings could not be made.
     #[error(transparent)]
     Tls(#[from] tls::TlsSetupError),

@@ -90,7 +90,7 @@ pub(crate) fn first_iso_date(text: &str, zone: chrono_tz::Tz) -> Option<DateTime
         if !shape_ok || !bounded {
             return None;
         }
-        crate::values::day(std::str::from_utf8(window).ok()?, zone)
+        tillsyn_core::dates::day(std::str::from_utf8(window).ok()?, zone)
     })
 }
 
@@ -152,7 +152,7 @@ pub(crate) fn marker_date(text: &str, zone: chrono_tz::Tz) -> Option<DateTime<Ut
     }
     let date = |day: u32, month: u32, year: i32| {
         NaiveDate::from_ymd_opt(year, month, day)
-            .and_then(|date| crate::values::midnight(date, zone))
+            .and_then(|date| tillsyn_core::dates::midnight(date, zone))
     };
     let words: Vec<&str> = text
         .split(|c: char| c.is_whitespace() || c == ',')
@@ -205,7 +205,8 @@ pub(crate) fn date_from_path(path: &str, zone: chrono_tz::Tz) -> Option<DateTime
         if component.len() != 4 || !(1900..=2200).contains(&year) {
             return None;
         }
-        NaiveDate::from_ymd_opt(year, 1, 1).and_then(|date| crate::values::midnight(date, zone))
+        NaiveDate::from_ymd_opt(year, 1, 1)
+            .and_then(|date| tillsyn_core::dates::midnight(date, zone))
     })
 }
 

@@ -43,8 +43,8 @@ use crate::config::{self, Config, ConfigErrors};
 use crate::metrics::{KnownSeries, Metrics, MetricsError};
 use crate::rules::{RuleError, RuleSet};
 use crate::scan::{BuildError, RunError, Source, Stop, with_store};
-use crate::schedule::Schedule;
 use crate::store::{Store, StoreError};
+use tillsyn_core::schedule::Schedule;
 
 /// Why the daemon could not start (once running, problems are logged and
 /// counted, not returned).

@@ -4,34 +4,14 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
+use tillsyn_core::language::Language;
 
-use crate::schedule::Schedule;
-use crate::secret::Secret;
+use tillsyn_core::schedule::Schedule;
+use tillsyn_core::secret::Secret;
 
 /// When the report for the month just ended is made if `schedule` is not set:
 /// 06:00 on the 1st, in `daemon.timezone`.
 pub const DEFAULT_REPORT_SCHEDULE: &str = "0 0 6 1 * *";
-
-/// Report language.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    /// Swedish.
-    #[default]
-    Sv,
-    /// English.
-    En,
-}
-
-impl Language {
-    /// The config spelling, also the templates' folder name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Language::Sv => "sv",
-            Language::En => "en",
-        }
-    }
-}
 
 /// The checked `[report]` section.
 #[derive(Debug, Clone)]

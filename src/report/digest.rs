@@ -30,12 +30,13 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::Month;
-use super::config::{Language, MailConfig};
+use super::config::MailConfig;
 use crate::config::Config;
 use crate::privacy::PersonDisplay;
 use crate::store::{
     DigestMonth, Finding, FindingFilter, NewOutboxEntry, OutboxKey, OutboxKind, Store, StoreError,
 };
+use tillsyn_core::language::Language;
 
 /// `[digest]`: personal monthly digests to custodians (off unless present).
 #[derive(Debug, Clone, Deserialize)]
@@ -45,7 +46,7 @@ pub struct DigestConfig {
     /// ended: six-field cron in `daemon.timezone`. Default: the report's
     /// schedule.
     #[serde(default)]
-    pub schedule: Option<crate::schedule::Schedule>,
+    pub schedule: Option<tillsyn_core::schedule::Schedule>,
     /// Language of a digest whose custodian the addresses file gives none.
     /// Default: the report's.
     #[serde(default)]

@@ -34,7 +34,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::privacy::PersonDisplay;
 use crate::store::{OpenAt, Store, StoreError};
-use config::Language;
+use tillsyn_core::language::Language;
 
 /// Months in the trend, the report's own included.
 pub const TREND_MONTHS: usize = 12;
@@ -124,7 +124,7 @@ impl Month {
     /// Midnight at the start of the month in `zone`, as UTC.
     pub fn start(self, zone: Tz) -> DateTime<Utc> {
         let date = NaiveDate::from_ymd_opt(self.year, self.month, 1).unwrap_or_default();
-        tillsyn_connectors::values::midnight(date, zone).unwrap_or_else(|| {
+        tillsyn_core::dates::midnight(date, zone).unwrap_or_else(|| {
             Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default())
         })
     }
@@ -606,7 +606,7 @@ fn detail_in(finding: &OpenAt, language: Language) -> String {
     finding
         .detail_data
         .as_deref()
-        .and_then(crate::rules::detail::Detail::from_json)
+        .and_then(tillsyn_core::detail::Detail::from_json)
         .map_or_else(|| finding.detail.clone(), |data| data.render(language))
 }
 

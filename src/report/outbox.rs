@@ -12,6 +12,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tillsyn_core::backoff::Backoff;
+
 use super::config::MailConfig;
 use super::mail::{MailError, deliver};
 use crate::scan::with_store;
@@ -43,13 +45,10 @@ pub struct Delivered {
     pub elsewhere: u64,
 }
 
-/// The wait before attempt number `attempts + 1`: `retry_seconds`, doubling,
-/// at most an hour.
-pub fn backoff(mail: &MailConfig, attempts: u32) -> Duration {
-    Duration::from_secs(mail.retry_seconds)
-        .checked_mul(1u32 << attempts.min(16))
-        .unwrap_or(MAX_RETRY)
-        .min(MAX_RETRY)
+/// The wait after a delivery's `failures`th failure: `retry_seconds`,
+/// doubling, at most an hour.
+pub fn backoff(mail: &MailConfig, failures: u32) -> Duration {
+    Backoff::new(Duration::from_secs(mail.retry_seconds), MAX_RETRY).after(failures)
 }
 
 /// Try to deliver `entry` and record how it went. The report goes to the
@@ -83,7 +82,7 @@ pub async fn deliver_entry(
             // The server's words name the server and perhaps a recipient;
             // the store keeps them, output pseudonymises what it shows.
             let text = error.to_string();
-            let wait = backoff(mail, entry.attempts);
+            let wait = backoff(mail, entry.attempts.saturating_add(1));
             let after =
                 with_store(store, move |store| store.outbox_failed(&key, &text, wait)).await?;
             Ok(Delivery::Failed(error, after))

@@ -11,8 +11,8 @@ use std::path::Path;
 
 use handlebars::Handlebars;
 
-use super::config::Language;
 use super::{Report, chart};
+use tillsyn_core::language::Language;
 
 /// The content id of the chart in the mail.
 pub const CHART_CID: &str = "trend-chart";

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Deserialize;
 use tillsyn_connectors::RecordKind;
 
-use crate::period::Period;
+use tillsyn_core::period::Period;
 
 /// One rule: a promise of the policy, made checkable.
 #[derive(Debug, Clone)]

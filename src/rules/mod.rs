@@ -17,13 +17,14 @@
 //!   as the detectors found it, at a minimum confidence and count.
 
 pub mod config;
-pub mod detail;
+use tillsyn_core::detail;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use globset::{GlobSet, GlobSetBuilder};
 use tillsyn_connectors::{Address, Needs, Record};
+use tillsyn_core::fingerprint::Fingerprint;
 
 use self::config::{
     Anchor, Check, Conditions, MaxAgeCheck, MaxIntervalCheck, MaxRecipientsCheck, MonthDay,
@@ -101,7 +102,7 @@ pub struct RuleSet {
     /// `[content]` limits.
     limits: crate::config::ContentConfig,
     /// Hashes what the detectors find (see [`RuleSet::with_identity_key`]).
-    identity: Option<tillsyn_connectors::identity::IdentityKey>,
+    identity: Option<tillsyn_core::identity::IdentityKey>,
     /// `[identity]`.
     identity_config: crate::config::IdentityConfig,
     /// Each source's `identifiers`.
@@ -124,7 +125,7 @@ pub struct SourceRules {
     timezone: chrono_tz::Tz,
     detectors: Option<Arc<tillsyn_detectors::DetectorSet>>,
     limits: crate::config::ContentConfig,
-    identity: Option<tillsyn_connectors::identity::IdentityKey>,
+    identity: Option<tillsyn_core::identity::IdentityKey>,
     identity_config: crate::config::IdentityConfig,
     identifiers: std::collections::BTreeMap<String, String>,
     /// Erasure requests (keyed hash → when requested), for `erased` rules.
@@ -143,17 +144,6 @@ pub struct SourceRules {
 /// ([`SourceRules::checking`]): one bit each in a word per record.
 pub const CHECKED_RULES: usize = 64;
 
-/// FNV-1a's starting value.
-pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// FNV-1a of `bytes`, continuing from `hash` ([`FNV_OFFSET`] to start): a
-/// fingerprint stable across runs and builds, for what config was in force.
-pub fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(hash, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// Today in `zone`, for personnummer centuries.
 pub fn today(zone: chrono_tz::Tz, now: DateTime<Utc>) -> tillsyn_detectors::Today {
     let local = now.with_timezone(&zone);
@@ -165,8 +155,7 @@ pub fn today(zone: chrono_tz::Tz, now: DateTime<Utc>) -> tillsyn_detectors::Toda
 }
 
 /// Erasure requests as `erased` rules see them: keyed hash → when requested.
-pub type Erasures =
-    std::collections::HashMap<tillsyn_connectors::identity::IdentityHash, DateTime<Utc>>;
+pub type Erasures = std::collections::HashMap<tillsyn_core::identity::IdentityHash, DateTime<Utc>>;
 
 /// A record (or its mailbox folder) that still holds an identifier whose
 /// erasure is overdue.
@@ -283,7 +272,7 @@ impl RuleSet {
 
     /// The key that hashes what the detectors find, for scanning: without
     /// one, `contains` rules read nothing (checking a config needs no key).
-    pub fn with_identity_key(mut self, key: tillsyn_connectors::identity::IdentityKey) -> RuleSet {
+    pub fn with_identity_key(mut self, key: tillsyn_core::identity::IdentityKey) -> RuleSet {
         self.identity = Some(key);
         self
     }
@@ -687,26 +676,26 @@ impl SourceRules {
         }))
     }
 
-    /// FNV-1a over the applicable rules as configured: stable across runs and
-    /// builds, changed by any edit to a rule.
+    /// The fingerprint of the applicable rules as configured: stable across
+    /// runs and builds, changed by any edit to a rule.
     fn plan(&self) -> u64 {
-        self.rules.iter().fold(FNV_OFFSET, |hash, rule| {
-            fnv1a(hash, format!("{:?}", rule.config).as_bytes())
-        })
+        let mut plan = Fingerprint::new("rules");
+        for rule in &self.rules {
+            plan.debug(&rule.config);
+        }
+        plan.value()
     }
 
     /// A fingerprint of everything that decides what a record yields once
     /// read: the rules, the identity index's settings, the content limits
     /// and the detectors. A record cache made under another is not used.
     pub fn judging_fingerprint(&self) -> u64 {
-        let text = format!(
-            "{:x}|{:?}|{:?}|{:?}",
-            self.plan(),
-            self.identity_config,
-            self.limits,
-            self.detectors
-        );
-        fnv1a(FNV_OFFSET, text.as_bytes())
+        Fingerprint::new("judging")
+            .number(self.plan())
+            .debug(&self.identity_config)
+            .debug(&self.limits)
+            .debug(&self.detectors)
+            .value()
     }
 
     /// The key under which the record cache remembers records (see
@@ -770,7 +759,7 @@ impl SourceRules {
             let Some(key) = key
                 .map(tillsyn_connectors::dn::comparable)
                 .filter(|k| !k.is_empty())
-                .map(|key| tillsyn_connectors::identity::to_hex(&identity.hash("conflict", &key)))
+                .map(|key| tillsyn_core::identity::to_hex(&identity.hash("conflict", &key)))
             else {
                 continue;
             };
@@ -871,7 +860,7 @@ impl SourceRules {
                 Some(Violation {
                     rule: rule.clone(),
                     age_days,
-                    detail: data.render(crate::report::config::Language::En),
+                    detail: data.render(tillsyn_core::language::Language::En),
                     data,
                 })
             })
@@ -963,7 +952,7 @@ pub fn after_fiscal_year(
     } else {
         NaiveDate::from_ymd_opt(local.year() + 1, year_end.month, year_end.day)?
     };
-    tillsyn_connectors::values::midnight(end.succ_opt()?, timezone)
+    tillsyn_core::dates::midnight(end.succ_opt()?, timezone)
 }
 
 fn days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {

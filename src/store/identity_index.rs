@@ -28,7 +28,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use super::db::{Database, Value};
-use tillsyn_connectors::identity::IdentityHash;
+use tillsyn_core::identity::IdentityHash;
 
 use super::{IdentityRow, NewIdentity, StoreError};
 

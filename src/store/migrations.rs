@@ -224,7 +224,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         no_address INTEGER NOT NULL
     );
     "#,
-    // 14: what a finding measured, as data (`crate::rules::detail`, JSON),
+    // 14: what a finding measured, as data (`tillsyn_core::detail`, JSON),
     // beside its English text: the report renders it in its own language.
     r#"
     ALTER TABLE findings ADD COLUMN detail_data TEXT;

@@ -22,6 +22,7 @@ pub use report::{DigestCoverage, DigestMonth, OpenAt, RuleHistory, ScanSummary};
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+pub use tillsyn_core::status::ScanStatus;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -126,40 +127,6 @@ fn custodian_words(bytes: &[u8]) -> Vec<u64> {
         .collect()
 }
 
-/// How a scan ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScanStatus {
-    /// Still running (or interrupted, until the store is reopened).
-    Running,
-    /// Read everything.
-    Complete,
-    /// Finished, but some places could not be read.
-    Partial,
-    /// Did not finish.
-    Failed,
-}
-
-impl ScanStatus {
-    /// The stored spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScanStatus::Running => "running",
-            ScanStatus::Complete => "complete",
-            ScanStatus::Partial => "partial",
-            ScanStatus::Failed => "failed",
-        }
-    }
-
-    fn parse(text: &str) -> ScanStatus {
-        match text {
-            "running" => ScanStatus::Running,
-            "complete" => ScanStatus::Complete,
-            "partial" => ScanStatus::Partial,
-            _ => ScanStatus::Failed,
-        }
-    }
-}
-
 /// A finding as the scan runner hands it to the store.
 #[derive(Debug, Clone)]
 pub struct NewFinding {
@@ -179,7 +146,7 @@ pub struct NewFinding {
     pub detail: String,
     /// Days since the rule's timestamp.
     pub age_days: Option<i64>,
-    /// `detail` as data ([`crate::rules::detail::Detail`], JSON), to be read
+    /// `detail` as data ([`tillsyn_core::detail::Detail`], JSON), to be read
     /// in the report's language.
     pub detail_data: Option<String>,
     /// The record's custodian marked it as kept on purpose, and the rule allows
@@ -328,7 +295,7 @@ pub struct NewConflictKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewIdentity<'a> {
     /// The keyed hash ([`tillsyn_connectors::identity`]).
-    pub hash: tillsyn_connectors::identity::IdentityHash,
+    pub hash: tillsyn_core::identity::IdentityHash,
     /// What kind of identifier: a detector's name (`personnummer`, `email`, …).
     pub kind: &'a str,
     /// Where in the record: `body`, `attachment`, `file`, or a field's name.
@@ -390,7 +357,7 @@ pub struct SubjectLookup {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErasureRequest {
     /// The keyed hash of the identifier.
-    pub hash: tillsyn_connectors::identity::IdentityHash,
+    pub hash: tillsyn_core::identity::IdentityHash,
     /// Its kind.
     pub kind: String,
     /// When the erasure was requested or granted.
@@ -691,9 +658,9 @@ impl Store {
     /// kept, which says nothing of the key.
     pub fn check_shared_key(
         &self,
-        key: &tillsyn_connectors::identity::IdentityKey,
+        key: &tillsyn_core::identity::IdentityKey,
     ) -> Result<(), StoreError> {
-        let check = tillsyn_connectors::identity::to_hex(&key.hash("store key check", "tillsyn"));
+        let check = tillsyn_core::identity::to_hex(&key.hash("store key check", "tillsyn"));
         self.db().execute(
             "INSERT INTO store_facts (name, value) VALUES ('pseudonym_key', $1)
              ON CONFLICT (name) DO NOTHING",
@@ -1007,10 +974,8 @@ impl Store {
         // A unit's lease (`source` + UNIT_SEPARATOR + unit) and its whole
         // source's exclude each other: a scan of the whole source and one of
         // an account in it never run at once.
-        let whole = source
-            .split_once(crate::scan::UNIT_SEPARATOR)
-            .map_or(source, |(whole, _)| whole);
-        let units = format!("{whole}{}", crate::scan::UNIT_SEPARATOR);
+        let whole = tillsyn_core::unit::whole_source(source);
+        let units = tillsyn_core::unit::units_prefix(whole);
         let seconds = lease_seconds(lease);
         db::transaction(self.db(), true, |db| {
             // Locked against another process taking it meanwhile: SQLite's
@@ -1531,7 +1496,7 @@ impl Store {
     /// record.
     pub fn identities(
         &self,
-        hashes: &[tillsyn_connectors::identity::IdentityHash],
+        hashes: &[tillsyn_core::identity::IdentityHash],
     ) -> Result<Vec<IdentityRow>, StoreError> {
         let mut rows = Vec::new();
         for hash in hashes {
@@ -1612,7 +1577,7 @@ impl Store {
     pub fn holds(
         &self,
         source: &str,
-        hash: &tillsyn_connectors::identity::IdentityHash,
+        hash: &tillsyn_core::identity::IdentityHash,
     ) -> Result<bool, StoreError> {
         let mut held = false;
         identity_index::lookup(self.db(), hash, Some(source), |_, _| held = true)?;
@@ -1838,7 +1803,7 @@ impl Store {
         for row in &counted {
             let (rule, records) = (row.text(0)?, row.int(2)?.max(0) as u64);
             // A source scanned unit by unit counts in each unit's row.
-            let source = crate::scan::whole_source(&row.text(1)?).to_owned();
+            let source = tillsyn_core::unit::whole_source(&row.text(1)?).to_owned();
             let checked = &mut groups
                 .entry((rule.clone(), source.clone()))
                 .or_insert(OpenGroup {
@@ -2066,7 +2031,7 @@ impl Store {
             self.account_kinds(source)?
         };
         noted.extend(kinds.iter().map(|kind| (*kind).to_owned()));
-        let name = format!("account_kinds{}{source}", crate::scan::UNIT_SEPARATOR);
+        let name = tillsyn_core::unit::unit_name("account_kinds", source);
         let value = noted.into_iter().collect::<Vec<_>>().join(",");
         self.db().execute(
             "INSERT INTO store_facts (name, value) VALUES ($1, $2)
@@ -2079,7 +2044,7 @@ impl Store {
     /// The kinds `source`'s accounts were indexed as ([`Store::note_account_kinds`]);
     /// empty before a scan indexed any.
     pub fn account_kinds(&self, source: &str) -> Result<BTreeSet<String>, StoreError> {
-        let name = format!("account_kinds{}{source}", crate::scan::UNIT_SEPARATOR);
+        let name = tillsyn_core::unit::unit_name("account_kinds", source);
         Ok(self
             .db()
             .query(
@@ -2255,7 +2220,7 @@ impl Store {
             .map(|row| {
                 Ok(CheckedRow {
                     rule: row.text(0)?,
-                    source: crate::scan::whole_source(&row.text(1)?).to_owned(),
+                    source: tillsyn_core::unit::whole_source(&row.text(1)?).to_owned(),
                     records: row.int(2)?.max(0) as u64,
                     custodians: custodian_words(&row.blob(3)?),
                     complete: row.int(4)? != 0,
@@ -2480,10 +2445,10 @@ fn judge_conflicts(
     )?;
     let mut rows: Vec<Vec<Value>> = Vec::with_capacity(current.len());
     for row in &current {
-        let data = crate::rules::detail::Detail::Conflict {
+        let data = tillsyn_core::detail::Detail::Conflict {
             marked_in: row.text(5)?,
         };
-        let detail = data.render(crate::report::config::Language::En);
+        let detail = data.render(tillsyn_core::language::Language::En);
         rows.push(vec![
             Value::from(rule),
             Value::from(row.text(0)?),

@@ -836,7 +836,7 @@ fn a_units_lease_and_its_sources_exclude_each_other() {
     on_both_engines("unit_leases", |open| {
         let mut one = open();
         let mut other = open();
-        let unit = |account: &str| format!("mail{}{account}", crate::scan::UNIT_SEPARATOR);
+        let unit = |account: &str| tillsyn_core::unit::unit_name("mail", account);
         one.take_lease(&unit("anna"), LEASE).expect("anna");
         // Another account of the same source is free; the whole source is not.
         other.take_lease(&unit("bo"), LEASE).expect("bo");

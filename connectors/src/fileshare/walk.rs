@@ -43,7 +43,7 @@ fn content_key(
         Some(cache) => format!("content:{:032x}", cache.key(path)),
         None => format!(
             "content:{}",
-            crate::identity::to_hex(&plan.identity.hash("path", path))
+            tillsyn_core::identity::to_hex(&plan.identity.hash("path", path))
         ),
     }
 }

@@ -27,11 +27,12 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::secret::{self, Secret};
-use crate::values::{DateFormat, DateValue, NotADate, ValueMapping};
+use crate::values::{NotADate, ValueMapping};
 use crate::{
     Connector, ConnectorError, ProblemKind, Record, RecordKind, RecordSink, ScanContext, ScanReport,
 };
+use tillsyn_core::dates::{DateFormat, DateValue};
+use tillsyn_core::secret::{self, Secret};
 
 /// `type = "http"`: one JSON endpoint.
 #[derive(Debug, Clone, Deserialize)]
@@ -73,7 +74,7 @@ pub struct HttpConfig {
     #[serde(default)]
     pub attributes: BTreeMap<String, ValueMapping>,
     /// Record date name → JSON pointer to a date in any format
-    /// [`crate::values::parse_date`] reads (a JSON number is Unix seconds, or
+    /// [`tillsyn_core::dates::parse_date`] reads (a JSON number is Unix seconds, or
     /// milliseconds past 10^11), or a table `{ pointer, pattern, format }`.
     /// Of an array, the first value (that the pattern matches) counts.
     /// Default: none.
@@ -654,11 +655,8 @@ pub(crate) fn parse_json_time(value: &Value, zone: chrono_tz::Tz) -> Option<Date
         Value::Number(number) => DateTime::from_timestamp(number.as_i64()?, 0),
         Value::String(text) => {
             let text = text.trim();
-            if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-                return Some(time.with_timezone(&Utc));
-            }
-            if let Some(day) = crate::values::day(text, zone) {
-                return Some(day);
+            if let Some(time) = tillsyn_core::dates::instant(text, zone) {
+                return Some(time);
             }
             text.parse::<i64>()
                 .ok()
@@ -772,7 +770,6 @@ impl HttpSource {
         report: &mut ScanReport,
     ) -> Result<(reqwest::header::HeaderMap, Vec<u8>), ConnectorError> {
         let config = &self.config;
-        let mut pause = Duration::from_secs(1);
         let mut attempt = 1;
         // An OAuth 2 token refused is asked for anew, once.
         let mut renew_token = false;
@@ -897,10 +894,9 @@ impl HttpSource {
                     ));
                 }
                 Some(seconds) => Duration::from_secs(seconds),
-                None => pause,
+                None => crate::READ_RETRY.after(attempt),
             };
             tokio::time::sleep(wait).await;
-            pause *= 2;
             attempt += 1;
         }
     }
@@ -1218,18 +1214,17 @@ impl HttpSource {
 
     /// What the reads serve: the rules and the mapping.
     fn plan_fingerprint(&self, context: &ScanContext) -> String {
-        use std::hash::{Hash, Hasher};
         let config = &self.config;
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        context.needs.plan.hash(&mut hasher);
-        config.url.hash(&mut hasher);
-        config.items.hash(&mut hasher);
-        config.id.hash(&mut hasher);
-        config.custodian.hash(&mut hasher);
-        config.attributes.hash(&mut hasher);
-        config.dates.hash(&mut hasher);
-        config.last_activity.hash(&mut hasher);
-        format!("{:016x}", hasher.finish())
+        tillsyn_core::fingerprint::Fingerprint::new("http plan")
+            .number(context.needs.plan)
+            .text(&config.url)
+            .text(&config.items)
+            .text(&config.id)
+            .optional(config.custodian.as_deref())
+            .debug(&config.attributes)
+            .debug(&config.dates)
+            .optional(config.last_activity.as_deref())
+            .hex()
     }
 
     /// The change time to read from, when this scan may be incremental.

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::secret::{self, Secret, SecretError};
+use tillsyn_core::secret::{self, Secret, SecretError};
 
 /// `type = "imap"`: mailboxes on an IMAP server.
 #[derive(Debug, Clone, Deserialize)]

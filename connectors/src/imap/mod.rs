@@ -218,7 +218,6 @@ impl ImapSource {
         context: &ScanContext,
         sink: &RecordSink,
     ) -> Result<ScanReport, ImapError> {
-        let mut pause = std::time::Duration::from_secs(1);
         let attempts = self.config.attempts.max(1);
         let mut attempt = 1;
         // Reads the server broke off by being busy or hanging up.
@@ -244,8 +243,7 @@ impl ImapSource {
                         attempt,
                         "IMAP account read interrupted; trying again."
                     );
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
+                    tokio::time::sleep(crate::READ_RETRY.after(attempt)).await;
                     attempt += 1;
                 }
                 Err(error) => return Err(error),

@@ -281,7 +281,7 @@ impl async_imap::Authenticator for XOAuth2 {
 
 async fn token(source: &TokenSource, user: &str, seconds: u64) -> Result<String, ImapError> {
     let bytes = match source {
-        TokenSource::File(path) => crate::secret::read_file(path)
+        TokenSource::File(path) => tillsyn_core::secret::read_file(path)
             .map_err(|error| ImapError::Token(error.to_string()))?
             .expose()
             .to_vec(),

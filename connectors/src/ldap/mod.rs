@@ -53,11 +53,12 @@ use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use serde::Deserialize;
 
-use crate::secret::{self, Secret};
-use crate::values::{DateValue, NotADate, ValueMapping};
+use crate::values::{NotADate, ValueMapping};
 use crate::{
     Connector, ConnectorError, ProblemKind, Record, RecordKind, RecordSink, ScanContext, ScanReport,
 };
+use tillsyn_core::dates::DateValue;
+use tillsyn_core::secret::{self, Secret};
 
 /// `type = "ldap"`: a directory.
 #[derive(Debug, Clone, Deserialize)]
@@ -109,7 +110,7 @@ pub struct LdapConfig {
     #[serde(default)]
     pub attributes: BTreeMap<String, ValueMapping>,
     /// Record date name → LDAP attribute holding a date in any format
-    /// [`crate::values::parse_date`] reads, e.g.
+    /// [`tillsyn_core::dates::parse_date`] reads, e.g.
     /// `{ customer_ended = "customerEndDate" }`, or a table `{ attribute,
     /// pattern, format }`. Of several values, the first (that the pattern
     /// matches) counts. Default: none.
@@ -734,16 +735,16 @@ impl Connector for LdapSource {
 impl LdapSource {
     /// What the reads ask for: rules, base, filter and attributes.
     fn plan_fingerprint(&self, context: &ScanContext) -> String {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        context.needs.plan.hash(&mut hasher);
-        self.config.base_dn.hash(&mut hasher);
-        self.config.filter.hash(&mut hasher);
-        self.requested_attributes().hash(&mut hasher);
-        self.config.group_base_dn.hash(&mut hasher);
-        self.config.group_filter.hash(&mut hasher);
-        self.config.groups_attribute.hash(&mut hasher);
-        format!("{:016x}", hasher.finish())
+        let config = &self.config;
+        tillsyn_core::fingerprint::Fingerprint::new("ldap plan")
+            .number(context.needs.plan)
+            .text(&config.base_dn)
+            .text(&config.filter)
+            .texts(self.requested_attributes().iter().map(String::as_str))
+            .optional(config.group_base_dn.as_deref())
+            .text(&config.group_filter)
+            .text(&config.groups_attribute)
+            .hex()
     }
 
     /// Read every group under `base`: who is in which, and the newest
@@ -1100,7 +1101,8 @@ fn canonical_dn(dn: &str) -> String {
 /// plain `YYYY-MM-DD` (midnight in `zone`, the one date policy): the
 /// server's own times (`modifyTimestamp`).
 pub(crate) fn parse_directory_time(text: &str, zone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
-    crate::values::day(text, zone).or_else(|| crate::values::generalized_time(text.trim()))
+    tillsyn_core::dates::day(text, zone)
+        .or_else(|| tillsyn_core::dates::generalized_time(text.trim()))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::config::Language;
+use crate::language::Language;
 
 /// What was measured, by rule kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

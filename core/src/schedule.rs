@@ -75,7 +75,7 @@ impl Schedule {
     }
 
     /// The last time at or before `at` that matches, read in `zone`: the tick
-    /// a fleet's units are due for ([`crate::fleet`]). `None` when the pattern
+    /// a fleet's units are due for (the fleet). `None` when the pattern
     /// never matched.
     pub fn last_at_or_before(&self, at: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
         let local = at.with_timezone(&zone);
