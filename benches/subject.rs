@@ -34,7 +34,7 @@ fn main() {
          [[sources]]\nname = \"mail\"\ntype = \"maildir\"\nroot = \"mail\"\n",
     )
     .expect("config");
-    let config = tillsyn::config::load(&config_path).expect("config");
+    let config = tillsyn_config::load(&config_path).expect("config");
     let key = tillsyn::privacy::identity_key(&config).expect("key");
     let address = |person: u64| format!("person{person}@kund.se");
 

@@ -517,7 +517,7 @@ mod tests {
     }
 
     fn source_rules() -> SourceRules {
-        let config = crate::config::parse(
+        let config = tillsyn_config::parse(
             "[daemon]\nstate_dir = \"state\"\n\n\
              [[sources]]\nname = \"crm\"\ntype = \"http\"\nurl = \"http://127.0.0.1:9/\"\n\
              allow_plaintext = true\nitems = \"/items\"\nid = \"/id\"\n\n\

@@ -18,12 +18,12 @@ use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 
-use crate::config::{self, Config, ConfigErrors};
 use crate::output::{self, Format};
 use crate::privacy::{KeyError, PersonDisplay};
 use crate::rules::{RuleError, RuleSet};
 use crate::scan::{self, BuildError, RunError, ScanOutcome, Source};
 use crate::store::{FindingFilter, ScanStatus, Store, StoreError};
+use tillsyn_config::{self as config, Config, ConfigErrors};
 
 /// Exit status: all good.
 pub const EXIT_OK: u8 = 0;
@@ -385,7 +385,7 @@ pub fn explain(
     reveal: bool,
     out: &mut dyn Write,
 ) -> Result<u8, CliError> {
-    use crate::rules::config::Check;
+    use tillsyn_config::rules::Check;
     let config = config::load_offline(config_path)?;
     let store = Store::for_config(&config)?;
     let custodians = display(&config, reveal)?;
@@ -434,8 +434,8 @@ pub fn explain(
                         fields.join(", ")
                     )?;
                     let anchor = match check.anchor {
-                        crate::rules::config::Anchor::None => "the timestamp itself".to_owned(),
-                        crate::rules::config::Anchor::EndOfYear => {
+                        tillsyn_config::rules::Anchor::None => "the timestamp itself".to_owned(),
+                        tillsyn_config::rules::Anchor::EndOfYear => {
                             "the end of the fiscal year the timestamp falls in".to_owned()
                         }
                     };
@@ -665,7 +665,7 @@ pub async fn check_config(
         // Reached and logged in; nothing is written.
         let store = store.clone();
         let reached = tokio::task::spawn_blocking(move || {
-            let database = crate::store::db::Postgres::connect(&store.target())?;
+            let database = crate::store::db::Postgres::connect(&store)?;
             crate::store::db::Database::query(&database, "SHOW server_version", &[])?
                 .first()
                 .map(|row| row.text(0))

@@ -16,9 +16,9 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 
 use crate::cli::CliError;
-use crate::config;
 use crate::privacy::PersonDisplay;
 use crate::store::{Finding, FindingFilter, ScanStatus};
+use tillsyn_config as config;
 
 const MARKER: &str = ".tillsyn-demo";
 const DOMAIN: &str = "exempel.se";

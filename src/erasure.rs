@@ -36,10 +36,10 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::identity::IdentityPlan;
-use crate::rules::config::Check;
 use crate::store::{ErasureRequest, Store, StoreError};
+use tillsyn_config::Config;
+use tillsyn_config::rules::Check;
 
 /// Why the register could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -416,7 +416,7 @@ pub fn run(
     out: &mut dyn std::io::Write,
 ) -> Result<u8, crate::cli::CliError> {
     use crate::cli::{CliError, EXIT_CONFIG, EXIT_OK};
-    let config = crate::config::load_offline(config_path)?;
+    let config = tillsyn_config::load_offline(config_path)?;
     let rules = crate::rules::RuleSet::for_config(&config)?
         .with_identity_key(crate::privacy::identity_key(&config)?);
     let mut store = Store::for_config(&config)?;

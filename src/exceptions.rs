@@ -16,35 +16,8 @@
 
 use chrono::{DateTime, Utc};
 use globset::{GlobSet, GlobSetBuilder};
-use serde::Deserialize;
 
-use crate::rules::config::PathGlob;
-
-/// `[[exceptions]]`: findings kept on purpose.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExceptionConfig {
-    /// A short name, shown with every finding it covers (`tvist-2024`).
-    pub id: String,
-    /// The rule it covers, or `"*"` for every rule.
-    pub rule: String,
-    /// Sources it covers. Default: every source.
-    #[serde(default)]
-    pub sources: Vec<String>,
-    /// Record-path globs it covers, as in rule `paths` (`Ekonomi/Tvist/**`,
-    /// `anna/Behålls/*`). Default: every path.
-    #[serde(default)]
-    pub paths: Vec<PathGlob>,
-    /// Single records, by their path as findings show it. Default: none (the
-    /// globs decide).
-    #[serde(default)]
-    pub records: Vec<String>,
-    /// Why it is kept (required): shown with the findings and in the report.
-    pub reason: String,
-    /// The last day it is in force, `YYYY-MM-DD` (required): from the next
-    /// midnight in `daemon.timezone` its findings count again.
-    pub until: String,
-}
+use tillsyn_config::{ExceptionConfig, ExceptionError};
 
 /// Exceptions as checked: their globs compiled and their end as an instant.
 #[derive(Debug, Clone, Default)]
@@ -62,49 +35,13 @@ pub struct Exception {
     paths: GlobSet,
 }
 
-/// Why an `[[exceptions]]` entry is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ExceptionError {
-    /// No id.
-    #[error("`id` is empty")]
-    NoId,
-    /// The id custodians' marks go under.
-    #[error("the id `custodian-mark` is kept for what custodians mark themselves; choose another")]
-    Reserved,
-    /// No reason: nothing is excepted without one.
-    #[error("`reason` is empty: say why it is kept")]
-    NoReason,
-    /// `until` is not a date.
-    #[error("`until` {0:?} is not a date (YYYY-MM-DD)")]
-    Until(String),
-    /// The globs do not compile together.
-    #[error("`paths`: {0}")]
-    Globs(String),
-}
-
-/// The instant after the last day `until` in `timezone`: the next day's
-/// midnight (the one date policy, [`tillsyn_core::dates::midnight`]).
-pub fn end_of(until: &str, timezone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
-    tillsyn_core::dates::day_end(until, timezone)
-}
-
 impl Exception {
     /// Check and compile one entry.
     pub fn new(
         config: ExceptionConfig,
         timezone: chrono_tz::Tz,
     ) -> Result<Exception, ExceptionError> {
-        if config.id.trim().is_empty() {
-            return Err(ExceptionError::NoId);
-        }
-        if config.id == crate::store::CUSTODIAN_MARK_EXCEPTION {
-            return Err(ExceptionError::Reserved);
-        }
-        if config.reason.trim().is_empty() {
-            return Err(ExceptionError::NoReason);
-        }
-        let ends = end_of(&config.until, timezone)
-            .ok_or_else(|| ExceptionError::Until(config.until.clone()))?;
+        let ends = config.check(timezone)?;
         let mut builder = GlobSetBuilder::new();
         for glob in &config.paths {
             builder.add(glob.glob.clone());
@@ -137,7 +74,7 @@ impl Exceptions {
     }
 
     /// Compile the config's entries (checked when the config was read).
-    pub fn from_config(config: &crate::config::Config) -> Exceptions {
+    pub fn from_config(config: &tillsyn_config::Config) -> Exceptions {
         let timezone = config.daemon.timezone.0;
         Exceptions::new(
             config

@@ -28,19 +28,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
-use tillsyn_core::secret::Secret;
-
-/// Where the shared database is.
-#[derive(Debug, Clone)]
-pub struct FleetConfig {
-    /// `postgres://user@host:port/database`, without the password.
-    pub url: String,
-    /// The password, from a file or the environment.
-    pub password: Option<Secret>,
-    /// Extra CA certificates for the server's TLS certificate (see
-    /// [`crate::store::db::PostgresTarget::prepare`] for when TLS is used).
-    pub ca_file: Option<std::path::PathBuf>,
-}
+use tillsyn_config::StoreConfig;
 
 /// Why the fleet's table could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -103,17 +91,8 @@ CREATE TABLE IF NOT EXISTS fleet_once (
 
 impl Fleet {
     /// Connect as `instance` and make sure the tables are there.
-    pub async fn connect(config: &FleetConfig, instance: &str) -> Result<Fleet, FleetError> {
-        let target = crate::store::db::PostgresTarget {
-            url: config.url.clone(),
-            password: config
-                .password
-                .as_ref()
-                .map(|password| password.expose().to_vec()),
-            ca_file: config.ca_file.clone(),
-        };
-        let (pg, tls) = target
-            .prepare()
+    pub async fn connect(config: &StoreConfig, instance: &str) -> Result<Fleet, FleetError> {
+        let (pg, tls) = crate::store::db::prepare(config)
             .map_err(|error| FleetError::Url(error.to_string()))?;
         let place = pg
             .get_hosts()

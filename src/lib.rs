@@ -40,7 +40,6 @@
 
 pub mod checked;
 pub mod cli;
-pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod draft;

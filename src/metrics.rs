@@ -23,9 +23,9 @@ use prometheus::{
 };
 use tillsyn_connectors::ProblemKind;
 
-use crate::config::Config;
 use crate::scan::ScanOutcome;
 use crate::store::{OpenGroup, RuleChanges};
+use tillsyn_config::Config;
 
 /// Error kinds a scan can fail with, as they appear in the `kind` label of
 /// `tillsyn_scan_errors_total`: every one is exported as 0 from the start.

@@ -51,10 +51,10 @@ proptest! {
 
     #[test]
     fn the_config_reader_never_panics(text in prop_oneof![config_like(), "\\PC*"]) {
-        let _ = crate::config::parse_with(
+        let _ = tillsyn_config::parse_with(
             &text,
             std::path::Path::new("/nonexistent/tillsyn.toml"),
-            crate::config::Secrets::NONE,
+            tillsyn_config::Secrets::NONE,
         );
     }
 
@@ -67,8 +67,8 @@ proptest! {
         ],
     ) {
         let dir = std::env::temp_dir().join("tillsyn-proptest-key");
-        let shown = PersonDisplay::new(&crate::config::PrivacyConfig::default(), &dir)
-            .or_else(|_| PersonDisplay::new(&crate::config::PrivacyConfig::default(), &dir));
+        let shown = PersonDisplay::new(&tillsyn_config::PrivacyConfig::default(), &dir)
+            .or_else(|_| PersonDisplay::new(&tillsyn_config::PrivacyConfig::default(), &dir));
         let Ok(shown) = shown else { return Ok(()) };
         let record = shown.record("unknown", kind, &path, custodian.as_deref());
         // Whatever the shape, a mail address never survives into output.

@@ -38,7 +38,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tillsyn_connectors::{PERSONAL_END, PERSONAL_START};
 
-use crate::config::{Config, PrivacyConfig, SourceSettings};
+use tillsyn_config::{Config, PrivacyConfig, SourceSettings};
 use tillsyn_core::secret::Secret;
 
 /// Turns custodians, record locations and problem notes into what output may show.
@@ -503,7 +503,7 @@ id = "/id"
             dir.display()
         );
         let config =
-            crate::config::parse(&config_text, &dir.join("config.toml")).expect("config parses");
+            tillsyn_config::parse(&config_text, &dir.join("config.toml")).expect("config parses");
         PersonDisplay::for_config(&config).expect("display")
     }
 
@@ -600,7 +600,7 @@ id = "/id"
             dir.path().display().to_string()
         );
         let config =
-            crate::config::parse(&config_text, &dir.path().join("c.toml")).expect("config");
+            tillsyn_config::parse(&config_text, &dir.path().join("c.toml")).expect("config");
         let shown = PersonDisplay::for_config(&config).expect("display");
         assert_eq!(
             shown.record("crm", "contact", "Anna Svensson", None),

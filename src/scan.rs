@@ -25,12 +25,12 @@ use tillsyn_connectors::{
     ScanContext, ScanReport,
 };
 
-use crate::config::{SourceConfig, SourceSettings};
 use crate::rules::{RuleSet, SourceRules};
 use crate::store::{
     IdentityBatch, NewConflictKey, NewFinding, RecordCacheUpdate, SavedRecordCache, ScanEnd,
     ScanStatus, ScanTally, Store, StoreError,
 };
+use tillsyn_config::{SourceConfig, SourceSettings};
 
 /// Findings are written in transactions of this many.
 const BATCH: usize = 1000;
@@ -1231,7 +1231,7 @@ mod tests {
         store: &Arc<Mutex<Store>>,
         now: DateTime<Utc>,
     ) -> (ScanOutcome, std::collections::BTreeSet<String>) {
-        let config = crate::config::parse(toml, &dir.join("tillsyn.toml")).expect("config");
+        let config = tillsyn_config::parse(toml, &dir.join("tillsyn.toml")).expect("config");
         let rules = RuleSet::for_config(&config)
             .expect("rules")
             .with_identity_key(tillsyn_core::identity::IdentityKey::new(

@@ -31,11 +31,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cli::{CliError, EXIT_OK};
-use crate::config::{self, Config, SourceSettings};
 use crate::identity::IdentityPlan;
-use crate::rules::config::Check;
 use crate::rules::{Governing, RuleSet};
 use crate::store::{FindingFilter, IdentityRow, Store, SubjectLookup};
+use tillsyn_config::rules::Check;
+use tillsyn_config::{self as config, Config, SourceSettings};
 use tillsyn_core::language::Language;
 
 /// One identifier as the privacy officer gave it.

@@ -400,10 +400,10 @@ const TOLERATED: [&str; 8] = [
 ];
 
 fn new_problems(text: &str, name: &str) -> Vec<String> {
-    match tillsyn::config::parse_with(
+    match tillsyn_config::parse_with(
         text,
         &std::path::Path::new("/nonexistent").join(name),
-        tillsyn::config::Secrets::NONE,
+        tillsyn_config::Secrets::NONE,
     ) {
         Ok(_) => Vec::new(),
         Err(errors) => errors

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::postgres::{PASSWORD, Postgres};
-use tillsyn::fleet::{Fleet, FleetConfig};
+use tillsyn::fleet::Fleet;
+use tillsyn_config::StoreConfig as FleetConfig;
 use tillsyn_core::secret::Secret;
 
 /// One server for the tests of this file, each in a database of its own.

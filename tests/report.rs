@@ -597,14 +597,14 @@ when = { sources = ["crm"] }
 
 /// Three months of scans: stale mail comes and goes, one wide-CC mail stays, and
 /// the CRM's only scan in March fails.
-fn golden_store(dir: &Path, language: &str) -> tillsyn::config::Config {
+fn golden_store(dir: &Path, language: &str) -> tillsyn_config::Config {
     std::fs::write(dir.join("pseudonym.key"), "golden-test-key-0123456789").expect("key");
     let text = format!(
         "{GOLDEN_CONFIG}\n[report]\nlanguage = \"{language}\"\norganisation = \"Exempel AB\"\n"
     );
     let path = dir.join("tillsyn.toml");
     std::fs::write(&path, &text).expect("config");
-    let config = tillsyn::config::load(&path).expect("golden config");
+    let config = tillsyn_config::load(&path).expect("golden config");
     let mut store = Store::open(&config.daemon.state_dir).expect("store");
     let a = finding(
         "stale-inbox",
@@ -719,7 +719,7 @@ fn golden_path(name: &str) -> PathBuf {
 fn a_rate_over_an_uncounted_source_is_a_lower_bound() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = golden_store(dir.path(), "en");
-    let rate = |config: &tillsyn::config::Config| {
+    let rate = |config: &tillsyn_config::Config| {
         let mut store = Store::open(&config.daemon.state_dir).expect("store");
         let built = report::build(
             config,
@@ -745,7 +745,7 @@ fn a_rate_over_an_uncounted_source_is_a_lower_bound() {
         "when = { sources = [\"mail\", \"crm\"], folders = [\"INBOX\"] }",
     );
     std::fs::write(&path, text).expect("config");
-    let wider = tillsyn::config::load(&path).expect("config");
+    let wider = tillsyn_config::load(&path).expect("config");
     assert_eq!(
         rate(&wider).as_deref(),
         Some("2 of at least 1,234 records (<1 %) in 2 of 3 custodians")
@@ -1089,7 +1089,7 @@ timeout_seconds = 30
     ));
     let config_path = dir.path().join("tillsyn.toml");
     std::fs::write(&config_path, &config_text).expect("config");
-    let config = tillsyn::config::load(&config_path).expect("config");
+    let config = tillsyn_config::load(&config_path).expect("config");
     let month = Month::of(Utc::now(), chrono_tz::UTC).previous();
     let scanned = month.start(chrono_tz::UTC) + chrono::TimeDelta::days(10);
     // Paths people named; `@` is left to the detail, since a path segment

@@ -11,10 +11,10 @@ use common::postgres::{PASSWORD, Postgres as Server, USER};
 use tillsyn::store::db::{self, Database, Postgres, Value};
 
 /// The server at `url`, logged in with `password`.
-fn target(url: &str, password: &[u8]) -> tillsyn::store::db::PostgresTarget {
-    tillsyn::store::db::PostgresTarget {
+fn target(url: &str, password: &[u8]) -> tillsyn_config::StoreConfig {
+    tillsyn_config::StoreConfig {
         url: url.to_owned(),
-        password: Some(password.to_vec()),
+        password: Some(tillsyn_core::secret::Secret::new(password.to_vec())),
         ca_file: None,
     }
 }

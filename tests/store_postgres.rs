@@ -634,16 +634,18 @@ fn tls_to_the_store_is_verified_against_the_configured_ca() {
         &certificates.path().join("server.pem"),
         &certificates.path().join("server.key"),
     );
-    let target = |mode: &str, ca: Option<&str>| tillsyn::store::db::PostgresTarget {
+    let target = |mode: &str, ca: Option<&str>| tillsyn_config::StoreConfig {
         url: format!(
             "postgres://{USER}@127.0.0.1:{}/{}{mode}",
             server.port,
             common::postgres::DATABASE
         ),
-        password: Some(PASSWORD.as_bytes().to_vec()),
+        password: Some(tillsyn_core::secret::Secret::new(
+            PASSWORD.as_bytes().to_vec(),
+        )),
         ca_file: ca.map(|name| certificates.path().join(format!("{name}.pem"))),
     };
-    let encrypted = |target: &tillsyn::store::db::PostgresTarget| {
+    let encrypted = |target: &tillsyn_config::StoreConfig| {
         let connection = tillsyn::store::db::Postgres::connect(target)?;
         tillsyn::store::db::Database::query(
             &connection,

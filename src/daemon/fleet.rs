@@ -39,10 +39,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{Loaded, ScheduledSource, Shared};
-use crate::config::FleetSettings;
 use crate::fleet::{Fleet, Lease};
 use crate::scan::{self, KeepAlive, Source, Unit, with_store};
 use crate::store::StoreError;
+use tillsyn_config::FleetSettings;
 
 /// How often every instance reads the open-violation gauges from the store.
 pub const GAUGE_REFRESH: Duration = Duration::from_secs(30);

@@ -39,11 +39,11 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::{self, Config, ConfigErrors};
 use crate::metrics::{KnownSeries, Metrics, MetricsError};
 use crate::rules::{RuleError, RuleSet};
 use crate::scan::{BuildError, RunError, Source, Stop, with_store};
 use crate::store::{Store, StoreError};
+use tillsyn_config::{self as config, Config, ConfigErrors};
 use tillsyn_core::schedule::Schedule;
 
 /// Why the daemon could not start (once running, problems are logged and
@@ -119,7 +119,7 @@ pub struct ScheduledSource {
     pub schedule: Schedule,
     /// How long one scan may take.
     pub timeout: std::time::Duration,
-    /// [`crate::config::SourceConfig::fingerprint`].
+    /// [`tillsyn_config::SourceConfig::fingerprint`].
     pub settings: u64,
 }
 
@@ -206,12 +206,7 @@ pub async fn run(path: PathBuf, listen: Option<SocketAddr>) -> Result<(), Daemon
         .map_err(|error| RunError::Worker(error.to_string()))??;
     let fleet = match (&loaded.config.fleet, &loaded.config.store) {
         (Some(settings), Some(store_config)) => {
-            let connection = crate::fleet::FleetConfig {
-                url: store_config.url.clone(),
-                password: store_config.password.clone(),
-                ca_file: store_config.ca_file.clone(),
-            };
-            let joined = crate::fleet::Fleet::connect(&connection, store.holder()).await?;
+            let joined = crate::fleet::Fleet::connect(store_config, store.holder()).await?;
             tracing::info!(
                 instance = %store.holder(),
                 lease_seconds = settings.lease_seconds,
@@ -433,7 +428,7 @@ async fn reload(path: &Path, shared: &Arc<Shared>, sender: &watch::Sender<Arc<Lo
     {
         let running = sender.borrow();
         let store_url =
-            |config: &crate::config::Config| config.store.as_ref().map(|store| store.url.clone());
+            |config: &tillsyn_config::Config| config.store.as_ref().map(|store| store.url.clone());
         if running.config.daemon.listen != loaded.config.daemon.listen
             || running.config.daemon.state_dir != loaded.config.daemon.state_dir
             || store_url(&running.config) != store_url(&loaded.config)

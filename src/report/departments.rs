@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{Config, SourceSettings};
 use crate::report::Month;
-use crate::report::config::DepartmentLookup;
 use crate::store::Store;
+use tillsyn_config::report::DepartmentLookup;
+use tillsyn_config::{Config, SourceSettings};
 
 /// Custodian (as findings have it) → department.
 pub type Departments = BTreeMap<String, String>;

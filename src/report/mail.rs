@@ -27,12 +27,12 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::config::{MailConfig, SmtpSecurity};
 use super::render::{CHART_CID, Rendered};
 use super::{Month, ReportError, build_with, render::render};
-use crate::config::Config;
 use crate::scan::{RunError, with_store};
 use crate::store::{NewOutboxEntry, OutboxEntry, OutboxKey, Store};
+use tillsyn_config::Config;
+use tillsyn_config::report::{MailConfig, SmtpSecurity};
 
 /// Why a report could not be made into mail or delivered.
 #[derive(Debug, thiserror::Error)]

@@ -18,7 +18,6 @@
 //! `[privacy] name_people` is set (see [`crate::privacy`]).
 
 pub mod chart;
-pub mod config;
 pub mod departments;
 pub mod digest;
 pub mod mail;
@@ -31,9 +30,9 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::privacy::PersonDisplay;
 use crate::store::{OpenAt, Store, StoreError};
+use tillsyn_config::Config;
 use tillsyn_core::language::Language;
 
 /// Months in the trend, the report's own included.
@@ -1070,7 +1069,7 @@ fn erasure_section(
     let judged = config
         .rules
         .iter()
-        .any(|rule| matches!(rule.check, crate::rules::config::Check::Erased(_)));
+        .any(|rule| matches!(rule.check, tillsyn_config::rules::Check::Erased(_)));
     let statuses = crate::erasure::status(config, store, now)?;
     if !judged && statuses.is_empty() {
         return Ok(None);

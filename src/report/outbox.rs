@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use tillsyn_core::backoff::Backoff;
 
-use super::config::MailConfig;
 use super::mail::{MailError, deliver};
 use crate::scan::with_store;
 use crate::store::{AfterFailure, OutboxEntry, OutboxKey, OutboxKind, Store};
+use tillsyn_config::report::MailConfig;
 
 /// Longest wait between two delivery attempts.
 const MAX_RETRY: Duration = Duration::from_secs(3600);

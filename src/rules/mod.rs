@@ -16,7 +16,6 @@
 //! - `contains`: personal data inside a record (a personnummer in a mail body),
 //!   as the detectors found it, at a minimum confidence and count.
 
-pub mod config;
 use tillsyn_core::detail;
 
 use std::sync::Arc;
@@ -26,7 +25,7 @@ use globset::{GlobSet, GlobSetBuilder};
 use tillsyn_connectors::{Address, Needs, Record};
 use tillsyn_core::fingerprint::Fingerprint;
 
-use self::config::{
+use tillsyn_config::rules::{
     Anchor, Check, Conditions, MaxAgeCheck, MaxIntervalCheck, MaxRecipientsCheck, MonthDay,
     RecipientField, RuleConfig, TimestampField,
 };
@@ -100,11 +99,11 @@ pub struct RuleSet {
     /// The detectors, when a `contains` rule needs them.
     detectors: Option<Arc<tillsyn_detectors::DetectorSet>>,
     /// `[content]` limits.
-    limits: crate::config::ContentConfig,
+    limits: tillsyn_config::ContentConfig,
     /// Hashes what the detectors find (see [`RuleSet::with_identity_key`]).
     identity: Option<tillsyn_core::identity::IdentityKey>,
     /// `[identity]`.
-    identity_config: crate::config::IdentityConfig,
+    identity_config: tillsyn_config::IdentityConfig,
     /// Each source's `identifiers`.
     identifiers: std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
     /// `[erasure] register`.
@@ -113,7 +112,7 @@ pub struct RuleSet {
     /// is refused.
     erasure_kinds: Arc<std::collections::BTreeSet<String>>,
     /// `[erasure.source]`.
-    erasure_source: Option<crate::config::ErasureSource>,
+    erasure_source: Option<tillsyn_config::ErasureSource>,
     /// `[[exceptions]]`.
     exceptions: Arc<crate::exceptions::Exceptions>,
 }
@@ -124,14 +123,14 @@ pub struct SourceRules {
     rules: Vec<Arc<CompiledRule>>,
     timezone: chrono_tz::Tz,
     detectors: Option<Arc<tillsyn_detectors::DetectorSet>>,
-    limits: crate::config::ContentConfig,
+    limits: tillsyn_config::ContentConfig,
     identity: Option<tillsyn_core::identity::IdentityKey>,
-    identity_config: crate::config::IdentityConfig,
+    identity_config: tillsyn_config::IdentityConfig,
     identifiers: std::collections::BTreeMap<String, String>,
     /// Erasure requests (keyed hash → when requested), for `erased` rules.
     erasures: Arc<Erasures>,
     /// When this source's records are erasure requests: how to read them.
-    erasure_source: Option<crate::config::ErasureSource>,
+    erasure_source: Option<tillsyn_config::ErasureSource>,
     /// The identifier kinds the config knows (a request of another is no
     /// request).
     erasure_kinds: Arc<std::collections::BTreeSet<String>>,
@@ -217,7 +216,10 @@ impl Violation {
     }
 }
 
-fn glob_set(rule: &RuleConfig, globs: &[config::PathGlob]) -> Result<GlobSet, RuleError> {
+fn glob_set(
+    rule: &RuleConfig,
+    globs: &[tillsyn_config::rules::PathGlob],
+) -> Result<GlobSet, RuleError> {
     let mut builder = GlobSetBuilder::new();
     for glob in globs {
         builder.add(glob.glob.clone());
@@ -279,7 +281,7 @@ impl RuleSet {
 
     /// Compile the rules of `config`, with the detectors its `contains` rules
     /// use (the built-ins and `[[detectors]]`), built once.
-    pub fn for_config(config: &crate::config::Config) -> Result<RuleSet, RuleError> {
+    pub fn for_config(config: &tillsyn_config::Config) -> Result<RuleSet, RuleError> {
         let mut set = RuleSet::new(&config.rules, config.daemon.timezone.0)?;
         set.limits = config.content.clone();
         set.identity_config = config.identity.clone();
@@ -1044,7 +1046,7 @@ fn max_interval(
 }
 
 fn contains(
-    check: &config::ContainsCheck,
+    check: &tillsyn_config::rules::ContainsCheck,
     record: &Record,
     now: DateTime<Utc>,
 ) -> Option<(Option<i64>, detail::Detail)> {

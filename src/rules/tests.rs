@@ -18,12 +18,12 @@ fn rules(toml_rules: &str) -> RuleSet {
         "[[sources]]\nname = \"mail\"\ntype = \"maildir\"\nroot = \"/nonexistent\"\n\
          [[sources]]\nname = \"share\"\ntype = \"fileshare\"\nroot = \"/nonexistent\"\n{toml_rules}"
     );
-    let config = crate::config::parse(&text, std::path::Path::new("/etc/t.toml"))
+    let config = tillsyn_config::parse(&text, std::path::Path::new("/etc/t.toml"))
         .unwrap_or_else(|errors| unreachable_config(&errors));
     RuleSet::new(&config.rules, "Europe/Stockholm".parse().expect("tz")).expect("rules")
 }
 
-fn unreachable_config(errors: &crate::config::ConfigErrors) -> crate::config::Config {
+fn unreachable_config(errors: &tillsyn_config::ConfigErrors) -> tillsyn_config::Config {
     assert!(errors.issues.is_empty(), "test config invalid: {errors}");
     unreachable!()
 }
@@ -305,7 +305,7 @@ when = { attributes = { class = "receipt" } }
 #[test]
 fn year_end_follows_the_configured_time_zone() {
     let stockholm: chrono_tz::Tz = "Europe/Stockholm".parse().expect("tz");
-    let december = config::MonthDay { month: 12, day: 31 };
+    let december = tillsyn_config::rules::MonthDay { month: 12, day: 31 };
     // 23:30 UTC on 31 Dec is already 1 Jan in Stockholm: the next fiscal year.
     let late = Utc
         .with_ymd_and_hms(2019, 12, 31, 23, 30, 0)

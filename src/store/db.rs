@@ -14,6 +14,7 @@
 //! selected by `[store] url` once they all have.
 
 use std::borrow::Cow;
+use tillsyn_config::StoreConfig;
 
 use super::migrations::MIGRATIONS;
 
@@ -501,70 +502,56 @@ enum Request {
     Batch(String, std::sync::mpsc::Sender<Result<(), DbError>>),
 }
 
-/// Where a PostgreSQL is and how to reach it: the store's and the fleet's
-/// connections are made from it alike.
-#[derive(Debug, Clone)]
-pub struct PostgresTarget {
-    /// `postgres://user@host:port/database[?sslmode=…]`, without the password.
-    pub url: String,
-    /// The password, from a file or the environment.
-    pub password: Option<Vec<u8>>,
-    /// PEM file of extra CA certificates (an internal CA), trusted besides
-    /// the system's.
-    pub ca_file: Option<std::path::PathBuf>,
-}
-
-impl PostgresTarget {
-    /// The driver's settings and TLS for this target.
-    ///
-    /// TLS follows the url's `sslmode` (`disable`, `prefer` or `require`);
-    /// without one, it is `require`, except on loopback and Unix sockets,
-    /// where it is `prefer`. Whenever TLS is used the server's certificate
-    /// is verified against the system's roots and `ca_file`, and its name
-    /// against the host (stricter than libpq's `require`, as tillsyn's other
-    /// connections are).
-    pub fn prepare(
-        &self,
-    ) -> Result<
-        (
-            tokio_postgres::Config,
-            tokio_postgres_rustls::MakeRustlsConnect,
-        ),
-        DbError,
-    > {
-        let mut config: tokio_postgres::Config = self.url.parse()?;
-        if let Some(password) = &self.password {
-            config.password(password);
-        }
-        config.connect_timeout(std::time::Duration::from_secs(10));
-        if !self.url.contains("sslmode=") {
-            let local = config.get_hosts().iter().all(|host| match host {
-                tokio_postgres::config::Host::Tcp(name) => {
-                    name == "localhost"
-                        || name
-                            .parse::<std::net::IpAddr>()
-                            .is_ok_and(|address| address.is_loopback())
-                }
-                tokio_postgres::config::Host::Unix(_) => true,
-            });
-            config.ssl_mode(match local {
-                true => tokio_postgres::config::SslMode::Prefer,
-                false => tokio_postgres::config::SslMode::Require,
-            });
-        }
-        let tls = tillsyn_connectors::tls::tls_config(self.ca_file.as_deref(), true)
-            .map_err(|error| DbError::Postgres(error.to_string()))?;
-        Ok((
-            config,
-            tokio_postgres_rustls::MakeRustlsConnect::new((*tls).clone()),
-        ))
+/// The driver's settings and TLS for the PostgreSQL of `[store]` (the
+/// store's and the fleet's connections alike).
+///
+/// TLS follows the url's `sslmode` (`disable`, `prefer` or `require`);
+/// without one, it is `require`, except on loopback and Unix sockets,
+/// where it is `prefer`. Whenever TLS is used the server's certificate
+/// is verified against the system's roots and `ca_file`, and its name
+/// against the host (stricter than libpq's `require`, as tillsyn's other
+/// connections are).
+pub fn prepare(
+    target: &StoreConfig,
+) -> Result<
+    (
+        tokio_postgres::Config,
+        tokio_postgres_rustls::MakeRustlsConnect,
+    ),
+    DbError,
+> {
+    let mut config: tokio_postgres::Config = target.url.parse()?;
+    if let Some(password) = &target.password {
+        config.password(password.expose());
     }
+    config.connect_timeout(std::time::Duration::from_secs(10));
+    if !target.url.contains("sslmode=") {
+        let local = config.get_hosts().iter().all(|host| match host {
+            tokio_postgres::config::Host::Tcp(name) => {
+                name == "localhost"
+                    || name
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|address| address.is_loopback())
+            }
+            tokio_postgres::config::Host::Unix(_) => true,
+        });
+        config.ssl_mode(match local {
+            true => tokio_postgres::config::SslMode::Prefer,
+            false => tokio_postgres::config::SslMode::Require,
+        });
+    }
+    let tls = tillsyn_connectors::tls::tls_config(target.ca_file.as_deref(), true)
+        .map_err(|error| DbError::Postgres(error.to_string()))?;
+    Ok((
+        config,
+        tokio_postgres_rustls::MakeRustlsConnect::new((*tls).clone()),
+    ))
 }
 
 impl Postgres {
     /// Connect to `target`.
-    pub fn connect(target: &PostgresTarget) -> Result<Postgres, DbError> {
-        let (config, tls) = target.prepare()?;
+    pub fn connect(target: &StoreConfig) -> Result<Postgres, DbError> {
+        let (config, tls) = prepare(target)?;
         let (requests, incoming) = std::sync::mpsc::channel::<Request>();
         let (ready, connected) = std::sync::mpsc::channel::<Result<(), DbError>>();
         std::thread::Builder::new()
@@ -886,16 +873,16 @@ impl Database for Postgres {
 
 #[cfg(test)]
 mod tests {
-    use super::PostgresTarget;
+    use tillsyn_config::StoreConfig;
     use tokio_postgres::config::SslMode;
 
     fn mode(url: &str) -> SslMode {
-        let target = PostgresTarget {
+        let target = StoreConfig {
             url: url.to_owned(),
             password: None,
             ca_file: None,
         };
-        match target.prepare() {
+        match super::prepare(&target) {
             Ok((config, _)) => config.get_ssl_mode(),
             Err(error) => unreachable!("{url}: {error}"),
         }

@@ -155,9 +155,7 @@ pub struct NewFinding {
     pub custodian_marked: bool,
 }
 
-/// The exception id of findings on records their custodian marked as kept (see
-/// the IMAP source's `custodian_marks`); no `[[exceptions]]` entry may use it.
-pub const CUSTODIAN_MARK_EXCEPTION: &str = "custodian-mark";
+pub use tillsyn_config::CUSTODIAN_MARK_EXCEPTION;
 
 /// Until when a custodian's mark excepts: for as long as it stays, which the
 /// next scan that reads the record decides.
@@ -639,10 +637,10 @@ fn to_time(seconds: i64) -> DateTime<Utc> {
 impl Store {
     /// The store `config` names: the shared PostgreSQL of `[store]`, or
     /// SQLite in `state_dir`.
-    pub fn for_config(config: &crate::config::Config) -> Result<Store, StoreError> {
+    pub fn for_config(config: &tillsyn_config::Config) -> Result<Store, StoreError> {
         match &config.store {
             Some(store) => {
-                let opened = Store::open_postgres_at(&store.target())?;
+                let opened = Store::open_postgres_at(store)?;
                 let key = crate::privacy::identity_key(config)
                     .map_err(|error| StoreError::Postgres(error.to_string()))?;
                 opened.check_shared_key(&key)?;
@@ -684,9 +682,9 @@ impl Store {
     /// A private copy of the store `config` names, for `--dry-run` and
     /// `--verify` (see [`Store::open_copy`]). A shared PostgreSQL is not
     /// copied: those runs are refused there, with why.
-    pub fn copy_for_config(config: &crate::config::Config) -> Result<Store, StoreError> {
+    pub fn copy_for_config(config: &tillsyn_config::Config) -> Result<Store, StoreError> {
         match &config.store {
-            Some(store) => Store::copy_of_postgres(&store.target()),
+            Some(store) => Store::copy_of_postgres(store),
             None => Store::open_copy(&config.daemon.state_dir),
         }
     }
@@ -697,7 +695,7 @@ impl Store {
     /// run against it exactly as against the real one, and nothing reaches
     /// PostgreSQL. The shared store must be at this version's schema (the
     /// copy does not migrate it: that would be a write).
-    pub fn copy_of_postgres(target: &db::PostgresTarget) -> Result<Store, StoreError> {
+    pub fn copy_of_postgres(target: &tillsyn_config::StoreConfig) -> Result<Store, StoreError> {
         let source = db::Postgres::connect(target)?;
         let (found, known) = (source.schema_version()?, migrations::MIGRATIONS.len());
         if found != known {
@@ -843,15 +841,15 @@ impl Store {
     /// Scans left `running` are not failed here: in a fleet, another instance
     /// may be running them.
     pub fn open_postgres(url: &str, password: Option<&[u8]>) -> Result<Store, StoreError> {
-        Store::open_postgres_at(&db::PostgresTarget {
+        Store::open_postgres_at(&tillsyn_config::StoreConfig {
             url: url.to_owned(),
-            password: password.map(<[u8]>::to_vec),
+            password: password.map(|password| tillsyn_core::secret::Secret::new(password.to_vec())),
             ca_file: None,
         })
     }
 
     /// [`Store::open_postgres`] at `target`, with its TLS settings.
-    pub fn open_postgres_at(target: &db::PostgresTarget) -> Result<Store, StoreError> {
+    pub fn open_postgres_at(target: &tillsyn_config::StoreConfig) -> Result<Store, StoreError> {
         Store::ready(Box::new(db::Postgres::connect(target)?), None)
     }
 
