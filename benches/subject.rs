@@ -19,7 +19,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{arg, measure, median};
-use tillsyn::store::{IdentityBatch, NewIdentity, ScanEnd, Store};
+use tillsyn::store::{IdentityBatch, ScanEnd, Store};
+use tillsyn_rules::identity::NewIdentity;
 
 fn main() {
     let rows = arg("--rows").unwrap_or(10_000_000);

@@ -20,10 +20,10 @@ use chrono::Utc;
 
 use crate::output::{self, Format};
 use crate::privacy::{KeyError, PersonDisplay};
-use crate::rules::{RuleError, RuleSet};
 use crate::scan::{self, BuildError, RunError, ScanOutcome, Source};
 use crate::store::{FindingFilter, ScanStatus, Store, StoreError};
 use tillsyn_config::{self as config, Config, ConfigErrors};
+use tillsyn_rules::{RuleError, RuleSet};
 
 /// Exit status: all good.
 pub const EXIT_OK: u8 = 0;
@@ -256,7 +256,7 @@ pub async fn scan(
             store.prune(cutoff)?;
         }
     }
-    let exceptions = crate::exceptions::Exceptions::from_config(&config);
+    let exceptions = tillsyn_rules::exceptions::Exceptions::from_config(&config);
     output::write_findings(
         out,
         args.format,
@@ -315,8 +315,8 @@ pub fn findings(
     let config = config::load_offline(config_path)?;
     let mut store = Store::for_config(&config)?;
     // The exceptions as the config has them now, edits included.
-    let exceptions = crate::exceptions::Exceptions::from_config(&config);
-    exceptions.apply(&mut store, None)?;
+    let exceptions = tillsyn_rules::exceptions::Exceptions::from_config(&config);
+    store.mark_exceptions(&exceptions, None)?;
     let custodians = display(&config, args.reveal)?;
     let mut query = args.query.clone();
     if let Some(since) = &args.since {
@@ -567,24 +567,14 @@ pub async fn check_config(
     write_warnings(&config, out)?;
     // The erasure register's lines are checked with a throwaway key: nothing
     // is hashed for keeps, nothing is stored.
-    if let Some(path) = &config.erasure.register {
-        let plan = crate::identity::IdentityPlan::new(
-            tillsyn_core::identity::IdentityKey::new(tillsyn_core::secret::Secret::new(vec![
-                0;
-                32
-            ])),
-            Default::default(),
-            crate::rules::today(config.daemon.timezone.0, Utc::now()),
-        );
-        if let Err(error) = crate::erasure::read_register(
-            path,
-            &plan,
-            config.daemon.timezone.0,
-            &config.identifier_kinds(),
-        ) {
-            writeln!(out, "{}: 1 problem\n  {error}", config_path.display())?;
-            return Ok(EXIT_CONFIG);
-        }
+    let throwaway = rules
+        .clone()
+        .with_identity_key(tillsyn_core::identity::IdentityKey::new(
+            tillsyn_core::secret::Secret::new(vec![0; 32]),
+        ));
+    if let Some(Err(error)) = crate::erasure::read_register(&throwaway, Utc::now()) {
+        writeln!(out, "{}: 1 problem\n  {error}", config_path.display())?;
+        return Ok(EXIT_CONFIG);
     }
     let store_place = match &config.store {
         Some(store) => format!("store in PostgreSQL at {}", store.url),
@@ -628,12 +618,12 @@ pub async fn check_config(
     }
     // Exceptions: one that ended, or that covers none of the findings the
     // store holds, is most likely a mistake (a typo in a path or an id).
-    let exceptions = crate::exceptions::Exceptions::from_config(&config);
+    let exceptions = tillsyn_rules::exceptions::Exceptions::from_config(&config);
     if !exceptions.is_empty() {
         let now = Utc::now();
         let covered = if config.daemon.state_dir.join("findings.sqlite").exists() {
             let mut copy = Store::copy_for_config(&config)?;
-            Some(exceptions.apply(&mut copy, None)?)
+            Some(copy.mark_exceptions(&exceptions, None)?)
         } else {
             None
         };

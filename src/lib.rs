@@ -38,22 +38,18 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::panic)]
 
-pub mod checked;
 pub mod cli;
 pub mod daemon;
 pub mod demo;
 pub mod draft;
 pub mod erasure;
-pub mod exceptions;
 pub mod fleet;
-pub mod identity;
 pub mod metrics;
 pub mod output;
 #[cfg(test)]
 mod parser_properties;
 pub mod privacy;
 pub mod report;
-pub mod rules;
 pub mod scan;
 pub mod store;
 pub mod subject;

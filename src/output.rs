@@ -84,7 +84,7 @@ pub fn write_findings(
     findings: &[Finding],
     policies: &BTreeMap<String, String>,
     custodians: &PersonDisplay,
-    exceptions: &crate::exceptions::Exceptions,
+    exceptions: &tillsyn_rules::exceptions::Exceptions,
 ) -> std::io::Result<()> {
     let now = chrono::Utc::now();
     // An open finding under an exception in force: which, why, until when.

@@ -88,13 +88,13 @@ proptest! {
             "\\PC{0,200}",
         ]
     ) {
-        let plan = crate::identity::IdentityPlan::new(
+        let plan = tillsyn_rules::identity::IdentityPlan::new(
             tillsyn_core::identity::IdentityKey::new(tillsyn_core::secret::Secret::new(vec![1; 32])),
             Default::default(),
             tillsyn_detectors::Today { year: 2026, month: 11, day: 30 },
         );
         let kinds = ["email", "personnummer", "phone", "account"].map(str::to_owned).into();
-        if let Err(problems) = crate::erasure::parse_register(&text, &plan, chrono_tz::UTC, &kinds) {
+        if let Err(problems) = tillsyn_rules::register::parse_register(&text, &plan, chrono_tz::UTC, &kinds) {
             // Every problem names a line that exists.
             let lines = text.lines().count();
             prop_assert!(problems.iter().all(|(line, _)| *line >= 1 && *line <= lines));

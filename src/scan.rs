@@ -25,12 +25,12 @@ use tillsyn_connectors::{
     ScanContext, ScanReport,
 };
 
-use crate::rules::{RuleSet, SourceRules};
 use crate::store::{
     IdentityBatch, NewConflictKey, NewFinding, RecordCacheUpdate, SavedRecordCache, ScanEnd,
     ScanStatus, ScanTally, Store, StoreError,
 };
 use tillsyn_config::{SourceConfig, SourceSettings};
+use tillsyn_rules::{RuleSet, SourceRules};
 
 /// Findings are written in transactions of this many.
 const BATCH: usize = 1000;
@@ -382,18 +382,18 @@ where
     let within: Vec<String> = unit.map(|unit| unit.prefixes.clone()).unwrap_or_default();
     let judges_erasures = source_rules.judges_erasures();
     let importer = rules.clone();
-    let checked_key = crate::checked::key(&source_rules);
-    let checked_plan = checked_key.map(|key| crate::checked::plan(&source_rules, key));
+    let checked_key = tillsyn_rules::checked::key(&source_rules);
+    let checked_plan = checked_key.map(|key| tillsyn_rules::checked::plan(&source_rules, key));
     let (scan_id, checkpoints, erasures, saved_cache, saved_checked) =
         with_store(store, move |store| {
             store.take_lease(&lease_name, lease)?;
             // The erasure register, when there is one, is read at every scan: a
             // register with bad lines is refused whole (its line numbers logged,
             // never its content), and what the store holds stays.
-            if let Some(Err(error)) = importer.import_erasures(store, now) {
+            if let Some(Err(error)) = crate::erasure::import(&importer, store, now) {
                 tracing::warn!(source = %owned_name, error = %error, "Erasure register not read.");
             }
-            let erasures: crate::rules::Erasures = if judges_erasures {
+            let erasures: tillsyn_rules::Erasures = if judges_erasures {
                 store
                     .erasure_requests()?
                     .into_iter()
@@ -454,7 +454,7 @@ struct Started<'a> {
     /// What earlier scans checked, to count this one's checked records.
     checked: Option<CheckedMemory>,
     /// `[[exceptions]]`, to mark this scan's findings with.
-    exceptions: Arc<crate::exceptions::Exceptions>,
+    exceptions: Arc<tillsyn_rules::exceptions::Exceptions>,
     now: DateTime<Utc>,
 }
 
@@ -593,8 +593,9 @@ where
     let lease_name = target.lease_name();
     // Findings this scan recorded are marked with the exceptions covering
     // them before the scan's open count is taken.
-    let apply_exceptions =
-        move |store: &mut Store, source: &str| exceptions.apply(store, Some(source)).map(|_| ());
+    let apply_exceptions = move |store: &mut Store, source: &str| {
+        store.mark_exceptions(&exceptions, Some(source)).map(|_| ())
+    };
     let apply_on_failure = apply_exceptions.clone();
     // This scan's own flag: set by shutdown or by the deadline, whichever first.
     let scan_flag = CancelFlag::default();
@@ -603,7 +604,10 @@ where
         needs: source_rules.needs(now),
         cancel: scan_flag.clone(),
         checkpoints,
-        content: source_rules.content_plan(now),
+        content: source_rules.content_plan(now).map(|mut plan| {
+            plan.extractor = document_extractor(source_rules.content_limits());
+            Arc::new(plan)
+        }),
         timezone: source_rules.timezone(),
         records: memory.as_ref().map(|memory| memory.cache.clone()),
     };
@@ -614,7 +618,7 @@ where
     let whole = unit.is_none();
     let judged = checked
         .as_ref()
-        .map(|checked| crate::checked::Judged::new(checked.key));
+        .map(|checked| tillsyn_rules::checked::Judged::new(checked.key));
     let consumer = tokio::task::spawn_blocking(move || {
         let mut judged = judged;
         let consumed = consume(
@@ -757,7 +761,7 @@ where
             // counted when the scan changed something.
             let counting = match (checked, judged, source_rules) {
                 (Some(checked), Some(judged), Some(rules))
-                    if !crate::checked::unchanged(checked.remembered, &judged, &report) =>
+                    if !tillsyn_rules::checked::unchanged(checked.remembered, &judged, &report) =>
                 {
                     Some((checked, judged, rules))
                 }
@@ -790,7 +794,7 @@ where
                         true => store.checked_memory(source)?,
                         false => None,
                     };
-                    let counted = crate::checked::count(
+                    let counted = tillsyn_rules::checked::count(
                         previous
                             .as_ref()
                             .filter(|(plan, _)| *plan == checked.plan)
@@ -892,7 +896,7 @@ struct Destination<'a> {
     whole: bool,
     cache: Option<&'a RecordCache>,
     /// Where the rules that checked each record are noted.
-    judged: Option<&'a mut crate::checked::Judged>,
+    judged: Option<&'a mut tillsyn_rules::checked::Judged>,
 }
 
 /// What [`consume`] did.
@@ -1086,6 +1090,27 @@ fn flush_batch<T>(
     write(&mut guard, batch)?;
     batch.clear();
     Ok(())
+}
+
+/// The document extractor for `[content]`'s limits: workers of this binary
+/// (`tillsyn __extract`), one per document; `None` when this binary cannot
+/// be found to start them (documents are then not read, and not counted as
+/// unreadable either).
+fn document_extractor(
+    limits: &tillsyn_config::ContentConfig,
+) -> Option<Arc<tillsyn_extract::Isolated>> {
+    let isolated = tillsyn_extract::Isolated::of_this_binary().ok()?;
+    Some(Arc::new(tillsyn_extract::Isolated {
+        limits: tillsyn_extract::Limits {
+            member_bytes: limits.member_bytes,
+            total_bytes: limits.archive_total_bytes,
+            depth: limits.archive_depth,
+            ..isolated.limits
+        },
+        deadline: std::time::Duration::from_secs(limits.document_seconds.max(1)),
+        memory_bytes: limits.document_memory_bytes,
+        ..isolated
+    }))
 }
 
 #[cfg(test)]

@@ -31,12 +31,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cli::{CliError, EXIT_OK};
-use crate::identity::IdentityPlan;
-use crate::rules::{Governing, RuleSet};
 use crate::store::{FindingFilter, IdentityRow, Store, SubjectLookup};
 use tillsyn_config::rules::Check;
 use tillsyn_config::{self as config, Config, SourceSettings};
 use tillsyn_core::language::Language;
+use tillsyn_rules::identity::IdentityPlan;
+use tillsyn_rules::{Governing, RuleSet};
 
 /// One identifier as the privacy officer gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,7 +300,7 @@ async fn server_search(
     asked: &[Asked],
     locator: &mut Locator,
 ) -> Result<(), CliError> {
-    let today = crate::rules::today(config.daemon.timezone.0, locator.generated_at);
+    let today = tillsyn_rules::today(config.daemon.timezone.0, locator.generated_at);
     for source in &config.sources {
         let (found, searched) = match &source.settings {
             SourceSettings::Imap(imap) => {
@@ -415,7 +415,8 @@ fn imap_terms(
     };
     let (mut addresses, mut texts, mut searched) = (Vec::new(), Vec::new(), Vec::new());
     for asked in asked {
-        let Some(canonical) = crate::identity::normalise(&asked.kind, &asked.value, today) else {
+        let Some(canonical) = tillsyn_rules::identity::normalise(&asked.kind, &asked.value, today)
+        else {
             continue;
         };
         match asked.kind.as_str() {
@@ -460,7 +461,8 @@ fn ldap_terms(
         if source.identifiers.values().any(|kind| *kind == asked.kind) {
             continue;
         }
-        let Some(canonical) = crate::identity::normalise(&asked.kind, &asked.value, today) else {
+        let Some(canonical) = tillsyn_rules::identity::normalise(&asked.kind, &asked.value, today)
+        else {
             continue;
         };
         let mut add = |attributes: &[&str], values: &[String]| {

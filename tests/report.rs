@@ -688,13 +688,13 @@ fn golden_store(dir: &Path, language: &str) -> tillsyn_config::Config {
     // the Cc rule's count is only a lower bound (an incremental read carried
     // messages no memory held).
     let counts = [
-        tillsyn::checked::RuleCount {
+        tillsyn_rules::checked::RuleCount {
             rule: "stale-inbox".into(),
             records: 1234,
             custodians: vec![11, 12, 13],
             complete: true,
         },
-        tillsyn::checked::RuleCount {
+        tillsyn_rules::checked::RuleCount {
             rule: "wide-cc".into(),
             records: 56,
             custodians: vec![11, 12, 13],

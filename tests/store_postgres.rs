@@ -12,10 +12,12 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use common::postgres::{PASSWORD, Postgres as Server, USER};
 use tillsyn::store::{
-    ErasureRequest, FindingFilter, IdentityBatch, NewConflictKey, NewFinding, NewIdentity,
-    RecordCacheUpdate, ScanEnd, ScanStatus, Store, StoreError,
+    FindingFilter, IdentityBatch, NewConflictKey, NewFinding, RecordCacheUpdate, ScanEnd,
+    ScanStatus, Store, StoreError,
 };
 use tillsyn_connectors::CarriedScope;
+use tillsyn_rules::identity::NewIdentity;
+use tillsyn_rules::register::ErasureRequest;
 
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
@@ -354,7 +356,7 @@ fn life(store: &mut Store) -> Vec<String> {
             "mail",
             9,
             &[4, 5],
-            &[tillsyn::checked::RuleCount {
+            &[tillsyn_rules::checked::RuleCount {
                 rule: "stale".into(),
                 records: 50,
                 custodians: vec![1, 2],

@@ -40,11 +40,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::metrics::{KnownSeries, Metrics, MetricsError};
-use crate::rules::{RuleError, RuleSet};
 use crate::scan::{BuildError, RunError, Source, Stop, with_store};
 use crate::store::{Store, StoreError};
 use tillsyn_config::{self as config, Config, ConfigErrors};
 use tillsyn_core::schedule::Schedule;
+use tillsyn_rules::{RuleError, RuleSet};
 
 /// Why the daemon could not start (once running, problems are logged and
 /// counted, not returned).
@@ -314,7 +314,7 @@ async fn restore_metrics(shared: &Arc<Shared>, loaded: &Loaded) -> Result<Histor
     let exceptions = loaded.rules.exceptions().clone();
     let rows = with_store(&shared.store, move |store| {
         // The exceptions as configured now, before anything is counted.
-        exceptions.apply(store, None)?;
+        store.mark_exceptions(&exceptions, None)?;
         let mut rows = Vec::new();
         for name in names {
             let last = store.last_scan(&name)?;
@@ -441,7 +441,7 @@ async fn reload(path: &Path, shared: &Arc<Shared>, sender: &watch::Sender<Arc<Lo
     }
     let exceptions = loaded.rules.exceptions().clone();
     let open = with_store(&shared.store, move |store| {
-        exceptions.apply(store, None)?;
+        store.mark_exceptions(&exceptions, None)?;
         store.open_summary(Utc::now())
     })
     .await;

@@ -406,7 +406,10 @@ pub async fn prepare(
         .unwrap_or_default();
     let open = {
         let mut guard = lock(store)?;
-        crate::exceptions::Exceptions::from_config(config).apply(&mut guard, None)?;
+        guard.mark_exceptions(
+            &tillsyn_rules::exceptions::Exceptions::from_config(config),
+            None,
+        )?;
         guard.findings(FindingFilter::Open, None, None)?
     };
     let mut made = DigestMonth::default();

@@ -510,7 +510,7 @@ struct Breach {
 fn rate_text(
     language: Language,
     breach: Breach,
-    checked: &crate::checked::Checked,
+    checked: &tillsyn_rules::checked::Checked,
     kinds: &BTreeSet<&str>,
 ) -> Option<String> {
     if checked.records == 0 || breach.records > checked.records {
@@ -648,8 +648,8 @@ pub fn build_with(
 ) -> Result<Report, ReportError> {
     // The exceptions as configured now: what they cover is not counted as
     // broken, at the month's end or in the trend.
-    let exceptions = crate::exceptions::Exceptions::from_config(config);
-    let covered = exceptions.apply(store, None)?;
+    let exceptions = tillsyn_rules::exceptions::Exceptions::from_config(config);
+    let covered = store.mark_exceptions(&exceptions, None)?;
     let store: &Store = store;
     let zone = config.daemon.timezone.0;
     let report_config = config.report.clone();
@@ -837,7 +837,7 @@ pub fn build_with(
         let uncounted = sources
             .iter()
             .any(|source| !rows.iter().any(|row| &row.source == source));
-        let mut checked = crate::checked::by_rule(rows.iter().map(|row| {
+        let mut checked = tillsyn_rules::checked::by_rule(rows.iter().map(|row| {
             (
                 row.rule.as_str(),
                 row.records,

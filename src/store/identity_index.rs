@@ -30,7 +30,8 @@ use std::collections::HashMap;
 use super::db::{Database, Value};
 use tillsyn_core::identity::IdentityHash;
 
-use super::{IdentityRow, NewIdentity, StoreError};
+use super::{IdentityRow, StoreError};
+use tillsyn_rules::identity::NewIdentity;
 
 /// Encoded bytes a running scan holds in memory before it spills them.
 const SPILL_BYTES: usize = 32 << 20;

@@ -23,6 +23,7 @@ pub use report::{DigestCoverage, DigestMonth, OpenAt, RuleHistory, ScanSummary};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 pub use tillsyn_core::status::ScanStatus;
+use tillsyn_rules::register::ErasureRequest;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -287,29 +288,6 @@ pub struct NewConflictKey {
     pub custodian: Option<String>,
 }
 
-/// One identifier found in a record, as the identity index keeps it,
-/// borrowed from the record (see [`IdentityBatch`] for rows kept until
-/// written).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NewIdentity<'a> {
-    /// The keyed hash ([`tillsyn_connectors::identity`]).
-    pub hash: tillsyn_core::identity::IdentityHash,
-    /// What kind of identifier: a detector's name (`personnummer`, `email`, …).
-    pub kind: &'a str,
-    /// Where in the record: `body`, `attachment`, `file`, or a field's name.
-    pub field: &'a str,
-    /// Record id.
-    pub record_id: &'a str,
-    /// Record path.
-    pub record_path: &'a str,
-    /// Record kind.
-    pub record_kind: &'static str,
-    /// The container it lives in (a mail folder, a directory, a base DN).
-    pub container: &'a str,
-    /// When the record was received or last modified (seconds).
-    pub record_time: Option<i64>,
-}
-
 pub use identity_index::IdentityBatch;
 
 /// One place the identity index holds an identifier.
@@ -349,17 +327,6 @@ pub struct SubjectLookup {
     /// When it completed; `None` for one that failed or was stopped
     /// before it did (its row was written before any server was asked).
     pub completed_at: Option<DateTime<Utc>>,
-}
-
-/// One erasure request, as the store keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErasureRequest {
-    /// The keyed hash of the identifier.
-    pub hash: tillsyn_core::identity::IdentityHash,
-    /// Its kind.
-    pub kind: String,
-    /// When the erasure was requested or granted.
-    pub requested_at: DateTime<Utc>,
 }
 
 /// How a scan that read its source to the end finished.
@@ -1830,6 +1797,27 @@ impl Store {
         Ok(())
     }
 
+    /// Mark the open findings (of `source`, or of all) with `exceptions`:
+    /// each with the first exception, in config order, that covers it.
+    /// Returns how many open findings each covers, by id.
+    pub fn mark_exceptions(
+        &mut self,
+        exceptions: &tillsyn_rules::exceptions::Exceptions,
+        source: Option<&str>,
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        // None configured (the usual case): only marks left by earlier
+        // exceptions go, found by their index, without reading every finding.
+        if exceptions.is_empty() {
+            self.clear_exceptions(source)?;
+            return Ok(BTreeMap::new());
+        }
+        self.apply_exceptions(source, |rule, source, path| {
+            exceptions
+                .covering(rule, source, path)
+                .map(|exception| (exception.config.id.clone(), exception.ends))
+        })
+    }
+
     /// Mark the open findings (of `source`, or of every source) with the
     /// exception that covers them, as `covering` says (its id and end), and
     /// clear the mark where none does any more. Returns how many open
@@ -2164,7 +2152,7 @@ impl Store {
         source: &str,
         plan: u64,
         memory: &[u8],
-        counts: &[crate::checked::RuleCount],
+        counts: &[tillsyn_rules::checked::RuleCount],
     ) -> Result<(), StoreError> {
         db::transaction(self.db(), true, |db| {
             db.execute(

@@ -7,6 +7,7 @@ use chrono::{TimeDelta, Utc};
 use tillsyn_connectors::CarriedScope;
 
 use super::*;
+use tillsyn_rules::identity::NewIdentity;
 
 /// A lease as the scan runner takes it.
 const LEASE: std::time::Duration = std::time::Duration::from_secs(60);

@@ -6,6 +6,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use tillsyn_connectors::{Address, Participants, Record, RecordKind};
 
 use super::*;
+use crate::checks::after_fiscal_year;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0)
@@ -448,7 +449,7 @@ max = "72h"
 
 #[test]
 fn an_attribute_condition_matches_one_item_of_a_list() {
-    use crate::rules::attribute_matches;
+    use crate::checks::attribute_matches;
     assert!(attribute_matches("closed", "closed"));
     assert!(attribute_matches("Closed", "closed"));
     assert!(!attribute_matches("closed", "close"));

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tillsyn_connectors::record_cache::PathHasher;
 use tillsyn_connectors::{CarriedScope, LeftOut, PlaceTotal, Record, ScanReport};
 
-use crate::rules::{CHECKED_RULES, SourceRules};
+use crate::{CHECKED_RULES, SourceRules};
 
 /// The layout of [`Memory::encode`]: part of the plan a memory is kept under.
 pub const FORMAT: u32 = 1;
@@ -528,7 +528,7 @@ mod tests {
             std::path::Path::new("/nonexistent/tillsyn.toml"),
         )
         .expect("config");
-        crate::rules::RuleSet::for_config(&config)
+        crate::RuleSet::for_config(&config)
             .expect("rules")
             .for_source("crm")
     }

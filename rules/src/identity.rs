@@ -28,7 +28,28 @@ use tillsyn_connectors::{Record, RecordKind};
 use tillsyn_core::identity::{IdentityHash, IdentityKey};
 use tillsyn_detectors::{Builtin, Today};
 
-use crate::store::NewIdentity;
+/// One identifier found in a record, as the identity index keeps it,
+/// borrowed from the record (the store keeps rows until
+/// written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewIdentity<'a> {
+    /// The keyed hash ([`tillsyn_core::identity`]).
+    pub hash: tillsyn_core::identity::IdentityHash,
+    /// What kind of identifier: a detector's name (`personnummer`, `email`, …).
+    pub kind: &'a str,
+    /// Where in the record: `body`, `attachment`, `file`, or a field's name.
+    pub field: &'a str,
+    /// Record id.
+    pub record_id: &'a str,
+    /// Record path.
+    pub record_path: &'a str,
+    /// Record kind.
+    pub record_kind: &'static str,
+    /// The container it lives in (a mail folder, a directory, a base DN).
+    pub container: &'a str,
+    /// When the record was received or last modified (seconds).
+    pub record_time: Option<i64>,
+}
 
 /// An identifier in canonical form, or `None` when `value` is not one of
 /// `kind`. `account` is lower-cased and trimmed.

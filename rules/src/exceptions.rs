@@ -8,7 +8,7 @@
 //!
 //! Exceptions never change what a scan finds. The store marks each open
 //! finding with the first exception in config order that covers it, and when
-//! that exception ends ([`crate::store::Store::apply_exceptions`]); a finding
+//! that exception ends (`Store::mark_exceptions` in the store); a finding
 //! is excepted at a time only while its exception is still in force, so an
 //! exception that ends makes its findings count again without a scan. The
 //! marks are set again after every scan and whenever the config is read, so
@@ -98,26 +98,6 @@ impl Exceptions {
         self.entries
             .iter()
             .find(|exception| exception.config.id == id)
-    }
-
-    /// Mark the open findings (of `source`, or of all) in `store` with the
-    /// exceptions covering them; returns how many open findings each covers,
-    /// by id.
-    pub fn apply(
-        &self,
-        store: &mut crate::store::Store,
-        source: Option<&str>,
-    ) -> Result<std::collections::BTreeMap<String, u64>, crate::store::StoreError> {
-        // None configured (the usual case): only marks left by earlier
-        // exceptions go, found by their index, without reading every finding.
-        if self.entries.is_empty() {
-            store.clear_exceptions(source)?;
-            return Ok(Default::default());
-        }
-        store.apply_exceptions(source, |rule, source, path| {
-            self.covering(rule, source, path)
-                .map(|exception| (exception.config.id.clone(), exception.ends))
-        })
     }
 
     /// Every exception, in config order.
