@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 
+use crate::engine::Engine;
 use crate::output::{self, Format};
 use crate::privacy::{KeyError, PersonDisplay};
 use crate::scan::{self, BuildError, RunError, ScanOutcome, Source};
@@ -89,6 +90,15 @@ pub enum CliError {
     NeedsOnce,
 }
 
+impl From<crate::engine::EngineError> for CliError {
+    fn from(error: crate::engine::EngineError) -> CliError {
+        match error {
+            crate::engine::EngineError::Key(error) => CliError::Key(error),
+            crate::engine::EngineError::Rules(error) => CliError::Rules(error),
+        }
+    }
+}
+
 impl CliError {
     /// The exit status this error ends the process with.
     pub fn exit_code(&self) -> u8 {
@@ -138,11 +148,11 @@ pub struct ScanPass {
 
 /// Scan every source once (or the one named) and store what was found.
 pub async fn scan_once(
-    config: &Config,
+    engine: &Engine,
     source_filter: Option<&str>,
 ) -> Result<(Vec<ScanOutcome>, Arc<Mutex<Store>>), CliError> {
-    let store = Store::for_config(config)?;
-    let pass = scan_pass(config, source_filter, store, false).await?;
+    let store = engine.open_store()?;
+    let pass = scan_pass(engine, source_filter, store, false).await?;
     if let Some(busy) = pass.busy.into_iter().next() {
         return Err(busy.into());
     }
@@ -153,13 +163,13 @@ pub async fn scan_once(
 /// process is scanning is waited for (`wait`) or left out and listed in
 /// [`ScanPass::busy`].
 pub async fn scan_pass(
-    config: &Config,
+    engine: &Engine,
     source_filter: Option<&str>,
     store: Store,
     wait: bool,
 ) -> Result<ScanPass, CliError> {
-    let rules =
-        RuleSet::for_config(config)?.with_identity_key(crate::privacy::identity_key(config)?);
+    let config = engine.config();
+    let rules = engine.rules();
     let selected: Vec<_> = config
         .sources
         .iter()
@@ -178,7 +188,7 @@ pub async fn scan_pass(
     let mut outcomes = Vec::new();
     let mut busy = Vec::new();
     for source_config in selected {
-        let source = Source::build(source_config)?;
+        let source = engine.source(source_config)?;
         let job = scan::Job::whole(
             &source_config.name,
             &source,
@@ -187,7 +197,7 @@ pub async fn scan_pass(
         );
         tracing::info!(source = %source_config.name, "Scan started.");
         let outcome = loop {
-            match scan::scan_source(job, &rules, &store, Utc::now(), &scan::Stop::default()).await {
+            match scan::scan_source(job, rules, &store, Utc::now(), &scan::Stop::default()).await {
                 Err(RunError::Store(StoreError::Leased { .. })) if wait => {
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 }
@@ -230,15 +240,16 @@ pub async fn scan(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, CliError> {
-    let config = config::load(&args.config)?;
+    let engine = Engine::new(config::load(&args.config)?)?;
+    let config = engine.config();
     let store = if args.dry_run {
-        Store::copy_for_config(&config)?
+        engine.copy_store()?
     } else {
-        Store::for_config(&config)?
+        engine.open_store()?
     };
-    let pass = scan_pass(&config, args.source.as_deref(), store, args.wait).await?;
-    let custodians = display(&config, args.reveal)?;
-    let policies = policies(&config);
+    let pass = scan_pass(&engine, args.source.as_deref(), store, args.wait).await?;
+    let custodians = engine.display(args.reveal)?;
+    let policies = policies(config);
     let mut findings = Vec::new();
     {
         let mut store = pass
@@ -256,14 +267,14 @@ pub async fn scan(
             store.prune(cutoff)?;
         }
     }
-    let exceptions = tillsyn_rules::exceptions::Exceptions::from_config(&config);
+    let exceptions = engine.rules().exceptions();
     output::write_findings(
         out,
         args.format,
         &findings,
         &policies,
         &custodians,
-        &exceptions,
+        exceptions,
     )?;
     for outcome in &pass.outcomes {
         writeln!(err, "{}", output::describe_outcome(outcome, &custodians))?;
@@ -312,12 +323,13 @@ pub fn findings(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<u8, CliError> {
-    let config = config::load_offline(config_path)?;
-    let mut store = Store::for_config(&config)?;
+    let engine = Engine::new(config::load_offline(config_path)?)?;
+    let config = engine.config();
+    let mut store = engine.open_store()?;
     // The exceptions as the config has them now, edits included.
-    let exceptions = tillsyn_rules::exceptions::Exceptions::from_config(&config);
+    let exceptions = engine.rules().exceptions().clone();
     store.mark_exceptions(&exceptions, None)?;
-    let custodians = display(&config, args.reveal)?;
+    let custodians = engine.display(args.reveal)?;
     let mut query = args.query.clone();
     if let Some(since) = &args.since {
         query.since = Some(parse_since(since, config.daemon.timezone.0)?);
@@ -330,7 +342,7 @@ pub fn findings(
         out,
         format,
         &findings,
-        &policies(&config),
+        &policies(config),
         &custodians,
         &exceptions,
     )?;
@@ -346,6 +358,17 @@ fn parse_since(text: &str, zone: chrono_tz::Tz) -> Result<chrono::DateTime<Utc>,
     })
 }
 
+/// tillsyn's own crates, whose logs `TILLSYN_LOG` sets (every layer of
+/// the workspace: a crate left out would log warnings only).
+const TILLSYN_CRATES: [&str; 6] = [
+    "tillsyn",
+    "tillsyn_core",
+    "tillsyn_connectors",
+    "tillsyn_config",
+    "tillsyn_rules",
+    "tillsyn_extract",
+];
+
 /// The log filter: `TILLSYN_LOG` (or `default_level`) applies to tillsyn's own
 /// crates; other crates log warnings and errors only unless named in it
 /// (`TILLSYN_LOG=debug,ldap3=debug`), since protocol crates may log what they
@@ -357,24 +380,14 @@ pub fn log_filter(setting: Option<&str>, default_level: &str) -> tracing_subscri
         if directive.contains('=') || directive.contains('[') {
             directives.push(directive.to_owned());
         } else {
-            directives.push(format!("tillsyn={directive}"));
-            directives.push(format!("tillsyn_connectors={directive}"));
+            directives.extend(TILLSYN_CRATES.map(|name| format!("{name}={directive}")));
         }
     }
     tracing_subscriber::EnvFilter::try_new(directives.join(",")).unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!(
-            "warn,tillsyn={default_level},tillsyn_connectors={default_level}"
-        ))
-    })
-}
-
-/// How people are shown: per the config, or by name with `--reveal`.
-fn display(config: &Config, reveal: bool) -> Result<PersonDisplay, CliError> {
-    let custodians = PersonDisplay::for_config(config)?;
-    Ok(if reveal {
-        custodians.revealing()
-    } else {
-        custodians
+        let own: Vec<String> = TILLSYN_CRATES
+            .map(|name| format!("{name}={default_level}"))
+            .to_vec();
+        tracing_subscriber::EnvFilter::new(format!("warn,{}", own.join(",")))
     })
 }
 
@@ -386,9 +399,10 @@ pub fn explain(
     out: &mut dyn Write,
 ) -> Result<u8, CliError> {
     use tillsyn_config::rules::Check;
-    let config = config::load_offline(config_path)?;
-    let store = Store::for_config(&config)?;
-    let custodians = display(&config, reveal)?;
+    let engine = Engine::new(config::load_offline(config_path)?)?;
+    let config = engine.config();
+    let store = engine.open_store()?;
+    let custodians = engine.display(reveal)?;
     let finding = store.finding(id)?.ok_or(CliError::NoFinding(id))?;
     let zone = config.daemon.timezone.0;
     let local = |time: chrono::DateTime<Utc>| {
@@ -728,7 +742,7 @@ pub async fn digest(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
     let month = args
         .month
         .unwrap_or_else(|| Month::of(Utc::now(), zone).previous());
-    let store = Arc::new(Mutex::new(Store::for_config(&config)?));
+    let store = Arc::new(Mutex::new(Engine::new(config.clone())?.open_store()?));
     let prepared = digest::prepare(&config, &store, month, Utc::now()).await?;
     let made = prepared.month;
     writeln!(
@@ -777,7 +791,7 @@ pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
     let month = args
         .month
         .unwrap_or_else(|| Month::of(Utc::now(), zone).previous());
-    let store = Arc::new(Mutex::new(Store::for_config(&config)?));
+    let store = Arc::new(Mutex::new(Engine::new((*config).clone())?.open_store()?));
     let directory = match (&args.out, args.send) {
         (Some(dir), _) => Some(dir.clone()),
         (None, false) => Some(PathBuf::from(format!("tillsyn-report-{month}"))),

@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 
 use crate::cli::CliError;
-use crate::privacy::PersonDisplay;
 use crate::store::{Finding, FindingFilter, ScanStatus};
 use tillsyn_config as config;
 
@@ -392,9 +391,10 @@ pub fn build(dir: &Path, now: DateTime<Utc>) -> Result<PathBuf, DemoError> {
 pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
     let config_path = build(dir, Utc::now())
         .map_err(|error| CliError::Output(std::io::Error::other(error.to_string())))?;
-    let config = config::load(&config_path)?;
-    let (outcomes, store) = crate::cli::scan_once(&config, None).await?;
-    let custodians = PersonDisplay::for_config(&config)?;
+    let engine = crate::engine::Engine::new(config::load(&config_path)?)?;
+    let config = engine.config();
+    let (outcomes, store) = crate::cli::scan_once(&engine, None).await?;
+    let custodians = engine.display(false)?;
     let findings = store
         .lock()
         .map_err(|_| CliError::Output(std::io::Error::other("store lock poisoned")))?
@@ -479,7 +479,7 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
         let mut guard = store
             .lock()
             .map_err(|_| CliError::Output(std::io::Error::other("store lock poisoned")))?;
-        let built = crate::report::build(&config, &mut guard, month, Utc::now())?;
+        let built = crate::report::build(config, &mut guard, month, Utc::now())?;
         let templates = config.report.as_ref().and_then(|r| r.templates_dir.clone());
         crate::report::render::render(&built, templates.as_deref())
             .map_err(crate::report::ReportError::from)?

@@ -245,12 +245,12 @@ pub fn run(
     out: &mut dyn std::io::Write,
 ) -> Result<u8, crate::cli::CliError> {
     use crate::cli::{CliError, EXIT_CONFIG, EXIT_OK};
-    let config = tillsyn_config::load_offline(config_path)?;
-    let rules = tillsyn_rules::RuleSet::for_config(&config)?
-        .with_identity_key(crate::privacy::identity_key(&config)?);
-    let mut store = Store::for_config(&config)?;
+    let engine = crate::engine::Engine::new(tillsyn_config::load_offline(config_path)?)?;
+    let config = engine.config();
+    let rules = engine.rules();
+    let mut store = engine.open_store()?;
     let now = Utc::now();
-    match import(&rules, &mut store, now) {
+    match import(rules, &mut store, now) {
         Some(Err(ImportError::Register(error))) => {
             writeln!(out, "{error}")?;
             return Ok(EXIT_CONFIG);
@@ -259,7 +259,7 @@ pub fn run(
         Some(Ok(new)) => writeln!(out, "erasure register read: {new} new request(s)")?,
         None => {}
     }
-    let statuses = status(&config, &store, now)?;
+    let statuses = status(config, &store, now)?;
     let zone = config.daemon.timezone.0;
     let day = |time: DateTime<Utc>| time.with_timezone(&zone).format("%Y-%m-%d").to_string();
     if json {

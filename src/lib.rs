@@ -42,6 +42,7 @@ pub mod cli;
 pub mod daemon;
 pub mod demo;
 pub mod draft;
+pub mod engine;
 pub mod erasure;
 pub mod fleet;
 pub mod metrics;

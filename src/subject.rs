@@ -31,12 +31,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cli::{CliError, EXIT_OK};
+use crate::engine::Engine;
 use crate::store::{FindingFilter, IdentityRow, Store, SubjectLookup};
 use tillsyn_config::rules::Check;
 use tillsyn_config::{self as config, Config, SourceSettings};
 use tillsyn_core::language::Language;
+use tillsyn_rules::Governing;
 use tillsyn_rules::identity::IdentityPlan;
-use tillsyn_rules::{Governing, RuleSet};
 
 /// One identifier as the privacy officer gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,11 +195,13 @@ pub async fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliEr
     } else {
         config::load_offline(&args.config)?
     };
-    let mut store = Store::for_config(&config)?;
+    let engine = Engine::new(config)?;
+    let config = engine.config();
+    let mut store = engine.open_store()?;
     let now = Utc::now();
     // The audit log first: the lookup is processing of personal data even
     // if it then fails, or is stopped while it asks the servers.
-    let mut hashes: Vec<String> = hash_asked(&config, &args.asked, now)?
+    let mut hashes: Vec<String> = hash_asked(&engine, &args.asked, now)?
         .iter()
         .map(tillsyn_core::identity::to_hex)
         .collect();
@@ -211,12 +214,12 @@ pub async fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliEr
         asked_servers: args.search || args.verify,
         completed_at: None,
     })?;
-    let mut locator = lookup(&config, &store, &args.asked, now)?;
+    let mut locator = lookup(&engine, &store, &args.asked, now)?;
     if args.search {
-        server_search(&config, &args.asked, &mut locator).await?;
+        server_search(&engine, &args.asked, &mut locator).await?;
     }
     if args.verify {
-        verify(&config, &args.asked, &mut locator).await?;
+        verify(&engine, &args.asked, &mut locator).await?;
     }
     let hits: u64 = locator
         .stores
@@ -224,7 +227,7 @@ pub async fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliEr
         .map(|store| store.places.len() as u64)
         .sum();
     store.complete_subject_lookup(audit, hits, Utc::now())?;
-    let rendered = render(&locator, args.format, args.language, &config)?;
+    let rendered = render(&locator, args.format, args.language, config)?;
     match &args.out {
         Some(path) => crate::privacy::write_private(path, rendered.as_bytes())?,
         None => stdout.write_all(rendered.as_bytes())?,
@@ -236,9 +239,9 @@ pub async fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliEr
 /// written to the real one) and look the person up again there: each place
 /// found is still there or gone, and places new since the last scan are
 /// listed.
-async fn verify(config: &Config, asked: &[Asked], locator: &mut Locator) -> Result<(), CliError> {
-    let copy = Store::copy_for_config(config)?;
-    let pass = crate::cli::scan_pass(config, None, copy, true).await?;
+async fn verify(engine: &Engine, asked: &[Asked], locator: &mut Locator) -> Result<(), CliError> {
+    let copy = engine.copy_store()?;
+    let pass = crate::cli::scan_pass(engine, None, copy, true).await?;
     let statuses: BTreeMap<String, String> = pass
         .outcomes
         .iter()
@@ -249,7 +252,7 @@ async fn verify(config: &Config, asked: &[Asked], locator: &mut Locator) -> Resu
             .store
             .lock()
             .map_err(|_| CliError::BadArgument("store lock poisoned".into()))?;
-        lookup(config, &store, asked, locator.generated_at)?
+        lookup(engine, &store, asked, locator.generated_at)?
     };
     for section in &mut locator.stores {
         let status = statuses
@@ -296,10 +299,11 @@ async fn verify(config: &Config, asked: &[Asked], locator: &mut Locator) -> Resu
 /// reads content (`UID SEARCH TEXT` for each usual written form: text parts the
 /// server decodes, not documents). Messages found are added as places.
 async fn server_search(
-    config: &Config,
+    engine: &Engine,
     asked: &[Asked],
     locator: &mut Locator,
 ) -> Result<(), CliError> {
+    let config = engine.config();
     let today = tillsyn_rules::today(config.daemon.timezone.0, locator.generated_at);
     for source in &config.sources {
         let (found, searched) = match &source.settings {
@@ -333,8 +337,7 @@ async fn server_search(
             SourceSettings::Ldap(_) => "contact",
             _ => "message",
         };
-        let rules = RuleSet::for_config(config)?;
-        let source_rules = rules.for_source(&source.name);
+        let source_rules = engine.rules().for_source(&source.name);
         let Some(section) = locator
             .stores
             .iter_mut()
@@ -506,8 +509,9 @@ fn ldap_terms(
     (terms, searched)
 }
 
-fn identity_plan(config: &Config, now: DateTime<Utc>) -> Result<IdentityPlan, CliError> {
-    let key = crate::privacy::identity_key(config)?;
+fn identity_plan(engine: &Engine, now: DateTime<Utc>) -> Result<IdentityPlan, CliError> {
+    let config = engine.config();
+    let key = engine.key().clone();
     let local = now.with_timezone(&config.daemon.timezone.0);
     use chrono::Datelike;
     Ok(IdentityPlan::new(
@@ -525,14 +529,15 @@ fn identity_plan(config: &Config, now: DateTime<Utc>) -> Result<IdentityPlan, Cl
 /// not one of its kind (a personnummer with a wrong check digit) is an error:
 /// a lookup that cannot match must not read as "not found".
 pub fn lookup(
-    config: &Config,
+    engine: &Engine,
     store: &Store,
     asked: &[Asked],
     now: DateTime<Utc>,
 ) -> Result<Locator, CliError> {
-    let hashes = hash_asked(config, asked, now)?;
+    let config = engine.config();
+    let hashes = hash_asked(engine, asked, now)?;
     let rows = store.identities(&hashes)?;
-    let rules = RuleSet::for_config(config)?;
+    let rules = engine.rules();
     let mut by_source: BTreeMap<&str, Vec<&IdentityRow>> = BTreeMap::new();
     for row in &rows {
         by_source.entry(row.source.as_str()).or_default().push(row);
@@ -629,11 +634,11 @@ pub fn lookup(
 /// The keyed hash of each identifier asked for; an error for one that is not
 /// valid for its kind.
 fn hash_asked(
-    config: &Config,
+    engine: &Engine,
     asked: &[Asked],
     now: DateTime<Utc>,
 ) -> Result<Vec<tillsyn_core::identity::IdentityHash>, CliError> {
-    let plan = identity_plan(config, now)?;
+    let plan = identity_plan(engine, now)?;
     asked
         .iter()
         .map(|asked| {

@@ -124,7 +124,7 @@ pub async fn source_loop(
             break;
         }
         let loaded = config.borrow_and_update().clone();
-        let zone = loaded.config.daemon.timezone.0;
+        let zone = loaded.engine.config().daemon.timezone.0;
         let Some(source) = loaded.sources.get(&name).cloned() else {
             // Removed by a reload: idle until a reload brings it back.
             if wait(&shared, &mut config, &mut running, None).await {
@@ -293,8 +293,14 @@ async fn scan_unit(work: UnitScan) {
     };
     tracing::debug!(source = %name, "Unit scan started.");
     let started = Instant::now();
-    let result =
-        scan::scan_source(job, &loaded.rules, &shared.store, Utc::now(), &shared.stop).await;
+    let result = scan::scan_source(
+        job,
+        loaded.engine.rules(),
+        &shared.store,
+        Utc::now(),
+        &shared.stop,
+    )
+    .await;
     let duration = started.elapsed().as_secs_f64();
     let finish = match &result {
         Ok(outcome) => !matches!(
@@ -381,7 +387,7 @@ async fn judge_conflicts_once(
     shared: &Arc<Shared>,
     fleet: &FleetShared,
 ) {
-    let conflict_rules = loaded.rules.for_source(name).conflict_rules();
+    let conflict_rules = loaded.engine.rules().for_source(name).conflict_rules();
     if conflict_rules.is_empty() {
         return;
     }

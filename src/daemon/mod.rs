@@ -42,9 +42,11 @@ use tokio::task::JoinSet;
 use crate::metrics::{KnownSeries, Metrics, MetricsError};
 use crate::scan::{BuildError, RunError, Source, Stop, with_store};
 use crate::store::{Store, StoreError};
-use tillsyn_config::{self as config, Config, ConfigErrors};
+use tillsyn_config::{self as config, ConfigErrors};
 use tillsyn_core::schedule::Schedule;
-use tillsyn_rules::{RuleError, RuleSet};
+use tillsyn_rules::RuleError;
+
+use crate::engine::Engine;
 
 /// Why the daemon could not start (once running, problems are logged and
 /// counted, not returned).
@@ -92,6 +94,15 @@ pub enum DaemonError {
     Fleet(#[from] crate::fleet::FleetError),
 }
 
+impl From<crate::engine::EngineError> for DaemonError {
+    fn from(error: crate::engine::EngineError) -> DaemonError {
+        match error {
+            crate::engine::EngineError::Key(error) => DaemonError::Key(error),
+            crate::engine::EngineError::Rules(error) => DaemonError::Rules(error),
+        }
+    }
+}
+
 impl DaemonError {
     /// Bounded kind, for logs that must not quote the config.
     pub fn kind(&self) -> &'static str {
@@ -125,10 +136,8 @@ pub struct ScheduledSource {
 
 /// A config made ready to run: rules compiled, sources built.
 pub struct Loaded {
-    /// The config.
-    pub config: Config,
-    /// Compiled rules.
-    pub rules: Arc<RuleSet>,
+    /// The config, built.
+    pub engine: Engine,
     /// Sources by name.
     pub sources: BTreeMap<String, Arc<ScheduledSource>>,
     /// The metric series this config defines.
@@ -146,12 +155,10 @@ impl Loaded {
                 "The config uses a key renamed in this release."
             );
         }
-        let rules = Arc::new(
-            RuleSet::for_config(&config)?.with_identity_key(crate::privacy::identity_key(&config)?),
-        );
+        let engine = Engine::new(config)?;
         let mut sources = BTreeMap::new();
-        for source in &config.sources {
-            let built = Source::build(source).map_err(|error| DaemonError::Build {
+        for source in &engine.config().sources {
+            let built = engine.source(source).map_err(|error| DaemonError::Build {
                 name: source.name.clone(),
                 source: error,
             })?;
@@ -165,10 +172,9 @@ impl Loaded {
                 }),
             );
         }
-        let known = KnownSeries::from_config(&config, Utc::now());
+        let known = KnownSeries::from_config(engine.config(), Utc::now());
         Ok(Loaded {
-            config,
-            rules,
+            engine,
             sources,
             known,
         })
@@ -198,13 +204,13 @@ pub async fn run(path: PathBuf, listen: Option<SocketAddr>) -> Result<(), Daemon
     })
     .await
     .map_err(|error| RunError::Worker(error.to_string()))??;
-    let listen = listen.unwrap_or(loaded.config.daemon.listen);
-    let grace = Duration::from_secs(loaded.config.daemon.shutdown_grace_seconds);
-    let store_config = loaded.config.clone();
-    let store = tokio::task::spawn_blocking(move || Store::for_config(&store_config))
+    let listen = listen.unwrap_or(loaded.engine.config().daemon.listen);
+    let grace = Duration::from_secs(loaded.engine.config().daemon.shutdown_grace_seconds);
+    let store_engine = loaded.engine.clone();
+    let store = tokio::task::spawn_blocking(move || store_engine.open_store())
         .await
         .map_err(|error| RunError::Worker(error.to_string()))??;
-    let fleet = match (&loaded.config.fleet, &loaded.config.store) {
+    let fleet = match (&loaded.engine.config().fleet, &loaded.engine.config().store) {
         (Some(settings), Some(store_config)) => {
             let joined = crate::fleet::Fleet::connect(store_config, store.holder()).await?;
             tracing::info!(
@@ -311,7 +317,7 @@ type History = BTreeMap<String, bool>;
 
 async fn restore_metrics(shared: &Arc<Shared>, loaded: &Loaded) -> Result<History, DaemonError> {
     let names: Vec<String> = loaded.sources.keys().cloned().collect();
-    let exceptions = loaded.rules.exceptions().clone();
+    let exceptions = loaded.engine.rules().exceptions().clone();
     let rows = with_store(&shared.store, move |store| {
         // The exceptions as configured now, before anything is counted.
         store.mark_exceptions(&exceptions, None)?;
@@ -327,7 +333,7 @@ async fn restore_metrics(shared: &Arc<Shared>, loaded: &Loaded) -> Result<Histor
     let (rows, open) = rows;
     let now = Utc::now();
     shared.metrics.configure(&loaded.known, &open, now);
-    let zone = loaded.config.daemon.timezone.0;
+    let zone = loaded.engine.config().daemon.timezone.0;
     let mut history = History::new();
     for (name, last, state) in rows {
         shared.metrics.restore_source(&name, &state);
@@ -429,17 +435,17 @@ async fn reload(path: &Path, shared: &Arc<Shared>, sender: &watch::Sender<Arc<Lo
         let running = sender.borrow();
         let store_url =
             |config: &tillsyn_config::Config| config.store.as_ref().map(|store| store.url.clone());
-        if running.config.daemon.listen != loaded.config.daemon.listen
-            || running.config.daemon.state_dir != loaded.config.daemon.state_dir
-            || store_url(&running.config) != store_url(&loaded.config)
-            || running.config.fleet != loaded.config.fleet
+        if running.engine.config().daemon.listen != loaded.engine.config().daemon.listen
+            || running.engine.config().daemon.state_dir != loaded.engine.config().daemon.state_dir
+            || store_url(running.engine.config()) != store_url(loaded.engine.config())
+            || running.engine.config().fleet != loaded.engine.config().fleet
         {
             tracing::warn!(
                 "daemon.listen, daemon.state_dir, [store] and [fleet] take effect at the next restart; the rest of the config is reloaded."
             );
         }
     }
-    let exceptions = loaded.rules.exceptions().clone();
+    let exceptions = loaded.engine.rules().exceptions().clone();
     let open = with_store(&shared.store, move |store| {
         store.mark_exceptions(&exceptions, None)?;
         store.open_summary(Utc::now())
@@ -455,7 +461,7 @@ async fn reload(path: &Path, shared: &Arc<Shared>, sender: &watch::Sender<Arc<Lo
     }
     tracing::info!(
         sources = loaded.sources.len(),
-        rules = loaded.config.rules.len(),
+        rules = loaded.engine.config().rules.len(),
         "Config reloaded."
     );
     sender.send_replace(Arc::new(loaded));

@@ -41,7 +41,7 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
             return;
         }
         let loaded = config.borrow_and_update().clone();
-        let report = loaded.config.report.clone();
+        let report = loaded.engine.config().report.clone();
         let mail = report.as_ref().and_then(|report| report.mail.clone());
         shared.metrics.report_enabled(mail.is_some());
         let (Some(report), Some(mail)) = (report, mail) else {
@@ -52,7 +52,7 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
             }
             continue;
         };
-        let zone = loaded.config.daemon.timezone.0;
+        let zone = loaded.engine.config().daemon.timezone.0;
         let now = Utc::now();
         let latest = Month::of(now, zone).previous();
         // Every month since the newest one in the outbox (at most a year), or
@@ -77,7 +77,7 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
             if due.is_none_or(|due| due > now) {
                 continue;
             }
-            let config = Arc::new(loaded.config.clone());
+            let config = Arc::new(loaded.engine.config().clone());
             match prepare(&config, &shared.store, month, now).await {
                 Ok(entry) if entry.sent_at.is_none() && entry.attempts == 0 => {
                     tracing::info!(month = %month, "Monthly report made; sending it.");
@@ -103,7 +103,7 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
                     shared.metrics.report_delivery_failed();
                     // The server's reply is logged with any address in it
                     // pseudonymised (it may name a recipient).
-                    let reply = crate::privacy::PersonDisplay::for_config(&loaded.config)
+                    let reply = crate::privacy::PersonDisplay::for_config(loaded.engine.config())
                         .map(|display| display.text(&error.to_string()))
                         .unwrap_or_else(|_| "(not logged: the pseudonym key is unreadable)".into());
                     match after {
@@ -139,7 +139,8 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
             next_retry = Some(next_retry.map_or(report_retry, |retry| retry.min(report_retry)));
         }
         let digest_tick = loaded
-            .config
+            .engine
+            .config()
             .digest
             .as_ref()
             .and_then(|digest| digest.schedule.as_ref())
@@ -175,16 +176,17 @@ async fn digests(
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     use crate::report::digest;
-    let settings = loaded.config.digest.as_ref()?;
-    let zone = loaded.config.daemon.timezone.0;
+    let settings = loaded.engine.config().digest.as_ref()?;
+    let zone = loaded.engine.config().daemon.timezone.0;
     let schedule = settings.schedule.as_ref().or(loaded
-        .config
+        .engine
+        .config()
         .report
         .as_ref()
         .map(|report| &report.schedule))?;
     let due = schedule.next_after(month.end(zone) - chrono::TimeDelta::seconds(1), zone);
     if due.is_some_and(|due| due <= now) {
-        let config = loaded.config.clone();
+        let config = loaded.engine.config().clone();
         let month_end = month.end(zone);
         let ready = with_store(&shared.store, move |store| {
             Ok(!digest::made(store, month).unwrap_or(true)
@@ -193,7 +195,7 @@ async fn digests(
         .await;
         let made = match ready {
             Ok(true) => Ok(Some(
-                digest::prepare(&loaded.config, &shared.store, month, now).await,
+                digest::prepare(loaded.engine.config(), &shared.store, month, now).await,
             )),
             Ok(false) => Ok(None),
             Err(error) => Err(error),
@@ -215,7 +217,7 @@ async fn digests(
             Err(error) => tracing::error!(error = %error, "Personal digests: the store failed."),
         }
     }
-    match digest::deliver_due(&loaded.config, &shared.store).await {
+    match digest::deliver_due(loaded.engine.config(), &shared.store).await {
         Ok(delivered) if delivered.sent + delivered.failed + delivered.gave_up > 0 => {
             tracing::info!(
                 sent = delivered.sent,

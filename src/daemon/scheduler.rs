@@ -46,7 +46,7 @@ pub async fn source_loop(
             return;
         }
         let loaded = config.borrow_and_update().clone();
-        let zone = loaded.config.daemon.timezone.0;
+        let zone = loaded.engine.config().daemon.timezone.0;
         let due = match loaded.sources.get(&name) {
             // Removed by a reload: idle until a reload brings it back.
             None => None,
@@ -120,8 +120,14 @@ async fn scan_now(
     tracing::info!(source = %name, "Scan started.");
     let started = Instant::now();
     let job = scan::Job::whole(name, &source.source, source.timeout, source.settings);
-    let result =
-        scan::scan_source(job, &loaded.rules, &shared.store, Utc::now(), &shared.stop).await;
+    let result = scan::scan_source(
+        job,
+        loaded.engine.rules(),
+        &shared.store,
+        Utc::now(),
+        &shared.stop,
+    )
+    .await;
     let duration = started.elapsed().as_secs_f64();
     shared.metrics.scan_running(name, false);
     match result {
@@ -152,7 +158,7 @@ pub(super) async fn record(
     read_open: bool,
 ) {
     let scan_id = outcome.scan_id;
-    let retention = loaded.config.daemon.retention.clone();
+    let retention = loaded.engine.config().daemon.retention.clone();
     let source = outcome.source.clone();
     let store_view = with_store(&shared.store, move |store| {
         // What is older than the retention goes after every scan (indexed

@@ -603,14 +603,16 @@ fn to_time(seconds: i64) -> DateTime<Utc> {
 
 impl Store {
     /// The store `config` names: the shared PostgreSQL of `[store]`, or
-    /// SQLite in `state_dir`.
-    pub fn for_config(config: &tillsyn_config::Config) -> Result<Store, StoreError> {
+    /// SQLite in `state_dir`. A shared store must have been used under
+    /// `key` only ([`Store::check_shared_key`]).
+    pub fn for_config(
+        config: &tillsyn_config::Config,
+        key: &tillsyn_core::identity::IdentityKey,
+    ) -> Result<Store, StoreError> {
         match &config.store {
             Some(store) => {
                 let opened = Store::open_postgres_at(store)?;
-                let key = crate::privacy::identity_key(config)
-                    .map_err(|error| StoreError::Postgres(error.to_string()))?;
-                opened.check_shared_key(&key)?;
+                opened.check_shared_key(key)?;
                 Ok(opened)
             }
             None => Store::open(&config.daemon.state_dir),
