@@ -76,7 +76,7 @@ fn fill(dir: &Path, findings: u64, month: Month) -> u64 {
         first_month = first_month.previous();
     }
     let start = first_month.start(zone).timestamp();
-    drop(tillsyn::store::Store::open(&dir.join("state")).expect("store"));
+    drop(tillsyn_store::Store::open(&dir.join("state")).expect("store"));
     let mut connection =
         rusqlite::Connection::open(dir.join("state/findings.sqlite")).expect("open");
     let transaction = connection.transaction().expect("transaction");

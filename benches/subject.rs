@@ -19,8 +19,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{arg, measure, median};
-use tillsyn::store::{IdentityBatch, ScanEnd, Store};
 use tillsyn_rules::identity::NewIdentity;
+use tillsyn_store::{IdentityBatch, ScanEnd, Store};
 
 fn main() {
     let rows = arg("--rows").unwrap_or(10_000_000);
@@ -67,7 +67,7 @@ fn main() {
         }
         store.record_identities(scan, &mut batch).expect("stage");
         let end = ScanEnd {
-            record_cache: tillsyn::store::RecordCacheUpdate::Keep,
+            record_cache: tillsyn_store::RecordCacheUpdate::Keep,
             ..ScanEnd::complete(rows, chrono::Utc::now())
         };
         store.finish_scan(scan, &end).expect("finish");

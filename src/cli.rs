@@ -22,9 +22,9 @@ use crate::engine::Engine;
 use crate::output::{self, Format};
 use crate::privacy::{KeyError, PersonDisplay};
 use crate::scan::{self, BuildError, RunError, ScanOutcome, Source};
-use crate::store::{FindingFilter, ScanStatus, Store, StoreError};
 use tillsyn_config::{self as config, Config, ConfigErrors};
 use tillsyn_rules::{RuleError, RuleSet};
+use tillsyn_store::{FindingFilter, ScanStatus, Store, StoreError};
 
 /// Exit status: all good.
 pub const EXIT_OK: u8 = 0;
@@ -305,7 +305,7 @@ pub async fn scan(
 #[derive(Debug, Clone, Default)]
 pub struct FindingsArgs {
     /// Open, resolved or all, and the store-side filters.
-    pub query: crate::store::FindingQuery,
+    pub query: tillsyn_store::FindingQuery,
     /// Only findings first seen on or after this day (`YYYY-MM-DD`, in
     /// `daemon.timezone`) or instant (RFC 3339).
     pub since: Option<String>,
@@ -669,8 +669,8 @@ pub async fn check_config(
         // Reached and logged in; nothing is written.
         let store = store.clone();
         let reached = tokio::task::spawn_blocking(move || {
-            let database = crate::store::db::Postgres::connect(&store)?;
-            crate::store::db::Database::query(&database, "SHOW server_version", &[])?
+            let database = tillsyn_store::db::Postgres::connect(&store)?;
+            tillsyn_store::db::Database::query(&database, "SHOW server_version", &[])?
                 .first()
                 .map(|row| row.text(0))
                 .transpose()
@@ -779,7 +779,7 @@ pub async fn digest(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
 pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliError> {
     use crate::report::outbox::Delivery;
     use crate::report::{self, Month, mail};
-    use crate::store::AfterFailure;
+    use tillsyn_store::AfterFailure;
     // Writing files needs no secret; sending needs the SMTP password only.
     let secrets = if args.send {
         config::Secrets::MAIL
@@ -860,7 +860,7 @@ pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
                 AfterFailure::GaveUp => writeln!(
                     out,
                     "Not sent: {reply}\nThe report for {month} failed {} times and is given up.",
-                    crate::store::OutboxKind::Report.max_attempts()
+                    tillsyn_store::OutboxKind::Report.max_attempts()
                 )?,
             }
             Ok(EXIT_FAILED)

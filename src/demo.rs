@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 
 use crate::cli::CliError;
-use crate::store::{Finding, FindingFilter, ScanStatus};
 use tillsyn_config as config;
+use tillsyn_store::{Finding, FindingFilter, ScanStatus};
 
 const MARKER: &str = ".tillsyn-demo";
 const DOMAIN: &str = "exempel.se";

@@ -9,7 +9,7 @@ use tillsyn_rules::{RuleError, RuleSet};
 
 use crate::privacy::{KeyError, PersonDisplay};
 use crate::scan::{BuildError, Source};
-use crate::store::{Store, StoreError};
+use tillsyn_store::{Store, StoreError};
 
 /// A config, built: its rules hashing under its key.
 #[derive(Debug, Clone)]

@@ -36,11 +36,11 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::store::{Store, StoreError};
 use tillsyn_config::Config;
 use tillsyn_config::rules::Check;
 use tillsyn_rules::RuleSet;
 use tillsyn_rules::register::ErasureRequest;
+use tillsyn_store::{Store, StoreError};
 
 /// Why the register could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -44,7 +44,6 @@ pub mod demo;
 pub mod draft;
 pub mod engine;
 pub mod erasure;
-pub mod fleet;
 pub mod metrics;
 pub mod output;
 #[cfg(test)]
@@ -52,5 +51,4 @@ mod parser_properties;
 pub mod privacy;
 pub mod report;
 pub mod scan;
-pub mod store;
 pub mod subject;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tillsyn::cli;
 use tillsyn::output::Format;
-use tillsyn::store::FindingFilter;
+use tillsyn_store::FindingFilter;
 
 const DEFAULT_CONFIG: &str = "/etc/tillsyn/config.toml";
 
@@ -340,7 +340,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 FindingFilter::Open
             };
             let args = cli::FindingsArgs {
-                query: tillsyn::store::FindingQuery {
+                query: tillsyn_store::FindingQuery {
                     filter,
                     source,
                     rule,

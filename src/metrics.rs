@@ -24,8 +24,8 @@ use prometheus::{
 use tillsyn_connectors::ProblemKind;
 
 use crate::scan::ScanOutcome;
-use crate::store::{OpenGroup, RuleChanges};
 use tillsyn_config::Config;
+use tillsyn_store::{OpenGroup, RuleChanges};
 
 /// Error kinds a scan can fail with, as they appear in the `kind` label of
 /// `tillsyn_scan_errors_total`: every one is exported as 0 from the start.
@@ -392,10 +392,10 @@ impl Metrics {
     }
 
     /// Set a source's scan state from the store (see
-    /// [`crate::store::SourceState`]): whether every part of it last read to
+    /// [`tillsyn_store::SourceState`]): whether every part of it last read to
     /// its end, and when it last did. At start, and after each unit scan of
     /// a fleet, so that one account read never speaks for the source.
-    pub fn restore_source(&self, source: &str, state: &crate::store::SourceState) {
+    pub fn restore_source(&self, source: &str, state: &tillsyn_store::SourceState) {
         self.scan_success
             .with_label_values(&[source])
             .set(i64::from(state.succeeded()));

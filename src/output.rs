@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::privacy::PersonDisplay;
 use crate::scan::ScanOutcome;
-use crate::store::{Finding, ScanStatus};
+use tillsyn_store::{Finding, ScanStatus};
 
 /// Output format for findings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -93,7 +93,7 @@ pub fn write_findings(
             .resolved_at
             .is_none()
             .then(|| finding.excepted_at(now))??;
-        if id == crate::store::CUSTODIAN_MARK_EXCEPTION {
+        if id == tillsyn_store::CUSTODIAN_MARK_EXCEPTION {
             return Some(ExceptedLine {
                 id: id.to_owned(),
                 reason: "marked by custodian".to_owned(),

@@ -25,12 +25,12 @@ use tillsyn_connectors::{
     ScanContext, ScanReport,
 };
 
-use crate::store::{
+use tillsyn_config::{SourceConfig, SourceSettings};
+use tillsyn_rules::{RuleSet, SourceRules};
+use tillsyn_store::{
     IdentityBatch, NewConflictKey, NewFinding, RecordCacheUpdate, SavedRecordCache, ScanEnd,
     ScanStatus, ScanTally, Store, StoreError,
 };
-use tillsyn_config::{SourceConfig, SourceSettings};
-use tillsyn_rules::{RuleSet, SourceRules};
 
 /// Findings are written in transactions of this many.
 const BATCH: usize = 1000;
@@ -217,7 +217,7 @@ pub struct Unit {
     /// its memory of records checked and its row in the fleet go by.
     pub name: String,
     /// The record-path prefixes it covers: its scan decides nothing outside
-    /// them ([`crate::store::ScanEnd::within`]).
+    /// them ([`tillsyn_store::ScanEnd::within`]).
     pub prefixes: Vec<String>,
 }
 
@@ -1079,7 +1079,7 @@ fn consume(
 fn flush_batch<T>(
     store: &Arc<Mutex<Store>>,
     batch: &mut Vec<T>,
-    write: impl FnOnce(&mut Store, &[T]) -> Result<(), crate::store::StoreError>,
+    write: impl FnOnce(&mut Store, &[T]) -> Result<(), tillsyn_store::StoreError>,
 ) -> Result<(), RunError> {
     if batch.is_empty() {
         return Ok(());
@@ -1146,7 +1146,7 @@ mod tests {
         scan_with(target, read, rules, store, Utc::now(), &quick_stop()).await
     }
 
-    fn last_scan(store: &Arc<Mutex<Store>>) -> crate::store::ScanRow {
+    fn last_scan(store: &Arc<Mutex<Store>>) -> tillsyn_store::ScanRow {
         store
             .lock()
             .expect("lock")
@@ -1277,7 +1277,7 @@ mod tests {
         let open = store
             .lock()
             .expect("lock")
-            .findings(crate::store::FindingFilter::Open, None, None)
+            .findings(tillsyn_store::FindingFilter::Open, None, None)
             .expect("findings")
             .into_iter()
             .map(|finding| format!("{}:{}", finding.rule, finding.record_path))

@@ -32,12 +32,12 @@ use serde::Serialize;
 
 use crate::cli::{CliError, EXIT_OK};
 use crate::engine::Engine;
-use crate::store::{FindingFilter, IdentityRow, Store, SubjectLookup};
 use tillsyn_config::rules::Check;
 use tillsyn_config::{self as config, Config, SourceSettings};
 use tillsyn_core::language::Language;
 use tillsyn_rules::Governing;
 use tillsyn_rules::identity::IdentityPlan;
+use tillsyn_store::{FindingFilter, IdentityRow, Store, SubjectLookup};
 
 /// One identifier as the privacy officer gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -560,7 +560,7 @@ pub fn lookup(
         for row in found {
             places.entry(row.record_id.as_str()).or_default().push(row);
         }
-        let open = store.query(&crate::store::FindingQuery {
+        let open = store.query(&tillsyn_store::FindingQuery {
             filter: FindingFilter::Open,
             source: Some(source.name.clone()),
             ..Default::default()
@@ -603,7 +603,7 @@ pub fn lookup(
                     Coverage {
                         state: match (means.is_empty(), state.status) {
                             (true, _) => CoverageState::NotCovered,
-                            (false, Some(crate::store::ScanStatus::Complete)) => {
+                            (false, Some(tillsyn_store::ScanStatus::Complete)) => {
                                 CoverageState::Covered
                             }
                             (false, _) => CoverageState::CoveredIncomplete,

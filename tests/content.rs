@@ -280,7 +280,7 @@ fn indexed(state: &Path, source: &str, number: &str) -> BTreeSet<String> {
     use tillsyn_core::secret::Secret;
     let key = std::fs::read(state.join("pseudonym.key")).expect("key");
     let hash = IdentityKey::new(Secret::new(key)).hash("personnummer", number);
-    tillsyn::store::Store::open(state)
+    tillsyn_store::Store::open(state)
         .expect("store")
         .identities(&[hash])
         .expect("lookup")

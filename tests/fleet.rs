@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::postgres::{PASSWORD, Postgres};
-use tillsyn::fleet::Fleet;
 use tillsyn_config::StoreConfig as FleetConfig;
 use tillsyn_core::secret::Secret;
+use tillsyn_store::fleet::Fleet;
 
 /// One server for the tests of this file, each in a database of its own.
 fn server() -> &'static Postgres {

@@ -1138,7 +1138,7 @@ fn messages_their_custodian_marked_as_kept_are_excepted_only_where_allowed() {
 
 /// The records checked per rule, as the last finished scans counted them.
 fn checked(dir: &Path) -> BTreeMap<String, (u64, usize, bool)> {
-    let store = tillsyn::store::Store::open(&dir.join("state")).expect("store");
+    let store = tillsyn_store::Store::open(&dir.join("state")).expect("store");
     store
         .checked_counts()
         .expect("counts")

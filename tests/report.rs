@@ -16,7 +16,7 @@ use common::smtp::SmtpSink;
 use common::*;
 use mail_parser::{MessageParser, MimeHeaders};
 use tillsyn::report::{self, Month};
-use tillsyn::store::{NewFinding, ScanEnd, Store};
+use tillsyn_store::{NewFinding, ScanEnd, Store};
 
 fn config_text(smtp_port: u16, extra_daemon: &str) -> String {
     format!(
@@ -946,7 +946,7 @@ fn the_report_says_what_changed_and_who_holds_the_open_violations() {
     );
     // The oldest open one, as the store has it.
     let oldest = store
-        .findings(tillsyn::store::FindingFilter::Open, None, None)
+        .findings(tillsyn_store::FindingFilter::Open, None, None)
         .expect("findings")
         .into_iter()
         .min_by_key(|finding| finding.first_seen)

@@ -8,7 +8,7 @@ mod common;
 use std::sync::OnceLock;
 
 use common::postgres::{PASSWORD, Postgres as Server, USER};
-use tillsyn::store::db::{self, Database, Postgres, Value};
+use tillsyn_store::db::{self, Database, Postgres, Value};
 
 /// The server at `url`, logged in with `password`.
 fn target(url: &str, password: &[u8]) -> tillsyn_config::StoreConfig {

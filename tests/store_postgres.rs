@@ -11,13 +11,13 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use common::postgres::{PASSWORD, Postgres as Server, USER};
-use tillsyn::store::{
-    FindingFilter, IdentityBatch, NewConflictKey, NewFinding, RecordCacheUpdate, ScanEnd,
-    ScanStatus, Store, StoreError,
-};
 use tillsyn_connectors::CarriedScope;
 use tillsyn_rules::identity::NewIdentity;
 use tillsyn_rules::register::ErasureRequest;
+use tillsyn_store::{
+    FindingFilter, IdentityBatch, NewConflictKey, NewFinding, RecordCacheUpdate, ScanEnd,
+    ScanStatus, Store, StoreError,
+};
 
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
@@ -273,7 +273,7 @@ fn life(store: &mut Store) -> Vec<String> {
 
     // The outbox, a report and a digest each claimed once. Its times are
     // the database's clock, so only whether they are set is noted.
-    use tillsyn::store::{NewOutboxEntry, OutboxKey, OutboxKind};
+    use tillsyn_store::{NewOutboxEntry, OutboxKey, OutboxKind};
     let hold = std::time::Duration::from_secs(60);
     let report = OutboxKey::report("2026-11");
     let digest = OutboxKey::digest("2026-11", "p-1");
@@ -337,7 +337,7 @@ fn life(store: &mut Store) -> Vec<String> {
     store
         .digest_month(
             "2026-11",
-            tillsyn::store::DigestMonth {
+            tillsyn_store::DigestMonth {
                 custodians: 2,
                 no_address: 1,
                 outside_domains: 3,
@@ -648,8 +648,8 @@ fn tls_to_the_store_is_verified_against_the_configured_ca() {
         ca_file: ca.map(|name| certificates.path().join(format!("{name}.pem"))),
     };
     let encrypted = |target: &tillsyn_config::StoreConfig| {
-        let connection = tillsyn::store::db::Postgres::connect(target)?;
-        tillsyn::store::db::Database::query(
+        let connection = tillsyn_store::db::Postgres::connect(target)?;
+        tillsyn_store::db::Database::query(
             &connection,
             "SELECT CAST(ssl AS TEXT) FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
             &[],
@@ -693,7 +693,7 @@ fn tls_to_the_store_is_verified_against_the_configured_ca() {
 /// looked run out.
 #[test]
 fn a_host_whose_clock_runs_ahead_takes_no_lease_or_claim_another_holds() {
-    use tillsyn::store::{NewOutboxEntry, OutboxKey};
+    use tillsyn_store::{NewOutboxEntry, OutboxKey};
     let server = server();
     server.psql("CREATE DATABASE store_skew");
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,6 +1,6 @@
 //! `tillsyn run` with `[fleet]`: one of several instances with the same config
 //! and the same `[store]` PostgreSQL, sharing the work by leases in it (see
-//! [`crate::fleet`] for the lease table).
+//! [`tillsyn_store::fleet`] for the lease table).
 //!
 //! - **Units.** Per source, a task registers the source's units (one per IMAP
 //!   account, else the whole source) and, whenever fewer than `units_at_once`
@@ -39,10 +39,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{Loaded, ScheduledSource, Shared};
-use crate::fleet::{Fleet, Lease};
 use crate::scan::{self, KeepAlive, Source, Unit, with_store};
-use crate::store::StoreError;
 use tillsyn_config::FleetSettings;
+use tillsyn_store::StoreError;
+use tillsyn_store::fleet::{Fleet, Lease};
 
 /// How often every instance reads the open-violation gauges from the store.
 pub const GAUGE_REFRESH: Duration = Duration::from_secs(30);

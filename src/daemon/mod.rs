@@ -41,10 +41,10 @@ use tokio::task::JoinSet;
 
 use crate::metrics::{KnownSeries, Metrics, MetricsError};
 use crate::scan::{BuildError, RunError, Source, Stop, with_store};
-use crate::store::{Store, StoreError};
 use tillsyn_config::{self as config, ConfigErrors};
 use tillsyn_core::schedule::Schedule;
 use tillsyn_rules::RuleError;
+use tillsyn_store::{Store, StoreError};
 
 use crate::engine::Engine;
 
@@ -91,7 +91,7 @@ pub enum DaemonError {
     Key(#[from] crate::privacy::KeyError),
     /// The fleet's lease table could not be reached.
     #[error(transparent)]
-    Fleet(#[from] crate::fleet::FleetError),
+    Fleet(#[from] tillsyn_store::fleet::FleetError),
 }
 
 impl From<crate::engine::EngineError> for DaemonError {
@@ -212,7 +212,7 @@ pub async fn run(path: PathBuf, listen: Option<SocketAddr>) -> Result<(), Daemon
         .map_err(|error| RunError::Worker(error.to_string()))??;
     let fleet = match (&loaded.engine.config().fleet, &loaded.engine.config().store) {
         (Some(settings), Some(store_config)) => {
-            let joined = crate::fleet::Fleet::connect(store_config, store.holder()).await?;
+            let joined = tillsyn_store::fleet::Fleet::connect(store_config, store.holder()).await?;
             tracing::info!(
                 instance = %store.holder(),
                 lease_seconds = settings.lease_seconds,

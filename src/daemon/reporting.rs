@@ -22,7 +22,7 @@ use crate::report::Month;
 use crate::report::mail::prepare;
 use crate::report::outbox::deliver_due;
 use crate::scan::with_store;
-use crate::store::{AfterFailure, OutboxKind};
+use tillsyn_store::{AfterFailure, OutboxKind};
 
 /// Longest single sleep before the wall clock is read again.
 const MAX_SLEEP: Duration = Duration::from_secs(60);

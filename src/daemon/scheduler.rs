@@ -132,7 +132,7 @@ async fn scan_now(
     shared.metrics.scan_running(name, false);
     match result {
         Ok(outcome) => record(&outcome, duration, loaded, shared, true).await,
-        Err(scan::RunError::Store(crate::store::StoreError::Leased { .. })) => {
+        Err(scan::RunError::Store(tillsyn_store::StoreError::Leased { .. })) => {
             // Another process (a `scan --once`, another instance) is scanning
             // it: this tick is skipped, as when the previous scan still runs.
             shared.metrics.scans_skipped(name, 1);

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use crate::report::Month;
-use crate::store::Store;
 use tillsyn_config::report::DepartmentLookup;
 use tillsyn_config::{Config, SourceSettings};
+use tillsyn_store::Store;
 
 /// Custodian (as findings have it) → department.
 pub type Departments = BTreeMap<String, String>;

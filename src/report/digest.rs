@@ -30,12 +30,12 @@ use chrono_tz::Tz;
 
 use super::Month;
 use crate::privacy::PersonDisplay;
-use crate::store::{
-    DigestMonth, Finding, FindingFilter, NewOutboxEntry, OutboxKey, OutboxKind, Store, StoreError,
-};
 use tillsyn_config::report::MailConfig;
 use tillsyn_config::{Config, DigestConfig, DirectoryLookup};
 use tillsyn_core::language::Language;
+use tillsyn_store::{
+    DigestMonth, Finding, FindingFilter, NewOutboxEntry, OutboxKey, OutboxKind, Store, StoreError,
+};
 
 /// Why digests could not be made or sent.
 #[derive(Debug, thiserror::Error)]
@@ -527,7 +527,7 @@ pub async fn deliver_due(
     let gave_up = round
         .failed
         .iter()
-        .filter(|(_, _, after)| *after == crate::store::AfterFailure::GaveUp)
+        .filter(|(_, _, after)| *after == tillsyn_store::AfterFailure::GaveUp)
         .count() as u64;
     Ok(Delivered {
         sent: round.sent.len() as u64,

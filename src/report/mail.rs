@@ -5,7 +5,7 @@
 //! the HTML shows by `cid:`) and the CSV as an attachment. Subject and names are
 //! UTF-8 (å, ä, ö); `Date` and `Message-ID` are set.
 //!
-//! The outbox ([`crate::store::outbox`]) holds the finished message, bytes as
+//! The outbox ([`tillsyn_store::outbox`]) holds the finished message, bytes as
 //! sent, before the first attempt; [`super::outbox`] delivers it, never a
 //! re-render. A month already in the outbox is never rendered again, so a
 //! restart, a second daemon tick or `tillsyn report --send` cannot send it
@@ -30,9 +30,9 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use super::render::{CHART_CID, Rendered};
 use super::{Month, ReportError, build_with, render::render};
 use crate::scan::{RunError, with_store};
-use crate::store::{NewOutboxEntry, OutboxEntry, OutboxKey, Store};
 use tillsyn_config::Config;
 use tillsyn_config::report::{MailConfig, SmtpSecurity};
+use tillsyn_store::{NewOutboxEntry, OutboxEntry, OutboxKey, Store};
 
 /// Why a report could not be made into mail or delivered.
 #[derive(Debug, thiserror::Error)]
@@ -323,7 +323,7 @@ pub async fn prepare(
         })?;
         store
             .outbox_entry(&key)?
-            .ok_or(crate::store::StoreError::Missing("outbox"))
+            .ok_or(tillsyn_store::StoreError::Missing("outbox"))
     })
     .await?)
 }

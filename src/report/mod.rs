@@ -31,9 +31,9 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::privacy::PersonDisplay;
-use crate::store::{OpenAt, Store, StoreError};
 use tillsyn_config::Config;
 use tillsyn_core::language::Language;
+use tillsyn_store::{OpenAt, Store, StoreError};
 
 /// Months in the trend, the report's own included.
 pub const TREND_MONTHS: usize = 12;
@@ -215,7 +215,7 @@ pub struct ReportData {
     /// order.
     pub exceptions: Vec<ExceptionLine>,
     /// The month's personal digests, counted, when any were made.
-    pub digest: Option<crate::store::DigestCoverage>,
+    pub digest: Option<tillsyn_store::DigestCoverage>,
     /// What changed since the month before.
     pub changes: Changes,
     /// The CSV lists every open finding (else counts per promise and custodian).
@@ -828,7 +828,7 @@ pub fn build_with(
                 }
             })
             .collect();
-        let rows: Vec<&crate::store::CheckedRow> = checked_rows
+        let rows: Vec<&tillsyn_store::CheckedRow> = checked_rows
             .iter()
             .filter(|row| row.rule == rule.id && sources.contains(&row.source))
             .collect();
@@ -1096,9 +1096,9 @@ fn erasure_section(
 /// Whether `scans` (one source's, in one month) read it completely: a
 /// complete scan of the whole, or of every unit it was scanned by (a
 /// fleet's accounts), the one definition of complete
-/// ([`crate::store::SourceState`]). One account read to the end never
+/// ([`tillsyn_store::SourceState`]). One account read to the end never
 /// speaks for the rest.
-fn verified_in(scans: &[&crate::store::ScanSummary]) -> bool {
+fn verified_in(scans: &[&tillsyn_store::ScanSummary]) -> bool {
     let whole = scans
         .iter()
         .any(|scan| scan.unit.is_none() && scan.status == "complete");

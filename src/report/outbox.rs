@@ -16,8 +16,8 @@ use tillsyn_core::backoff::Backoff;
 
 use super::mail::{MailError, deliver};
 use crate::scan::with_store;
-use crate::store::{AfterFailure, OutboxEntry, OutboxKey, OutboxKind, Store};
 use tillsyn_config::report::MailConfig;
+use tillsyn_store::{AfterFailure, OutboxEntry, OutboxKey, OutboxKind, Store};
 
 /// Longest wait between two delivery attempts.
 const MAX_RETRY: Duration = Duration::from_secs(3600);

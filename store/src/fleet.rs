@@ -51,7 +51,7 @@ pub enum FleetError {
 
 impl From<tokio_postgres::Error> for FleetError {
     fn from(error: tokio_postgres::Error) -> FleetError {
-        FleetError::Query(crate::store::db::postgres_message(&error))
+        FleetError::Query(crate::db::postgres_message(&error))
     }
 }
 
@@ -92,8 +92,8 @@ CREATE TABLE IF NOT EXISTS fleet_once (
 impl Fleet {
     /// Connect as `instance` and make sure the tables are there.
     pub async fn connect(config: &StoreConfig, instance: &str) -> Result<Fleet, FleetError> {
-        let (pg, tls) = crate::store::db::prepare(config)
-            .map_err(|error| FleetError::Url(error.to_string()))?;
+        let (pg, tls) =
+            crate::db::prepare(config).map_err(|error| FleetError::Url(error.to_string()))?;
         let place = pg
             .get_hosts()
             .iter()
@@ -138,9 +138,7 @@ impl Fleet {
         self.pool.get().await.map_err(|error| FleetError::Connect {
             place: self.place.clone(),
             message: match error {
-                deadpool_postgres::PoolError::Backend(error) => {
-                    crate::store::db::postgres_message(&error)
-                }
+                deadpool_postgres::PoolError::Backend(error) => crate::db::postgres_message(&error),
                 other => other.to_string(),
             },
         })

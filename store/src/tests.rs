@@ -7,6 +7,8 @@ use chrono::{TimeDelta, Utc};
 use tillsyn_connectors::CarriedScope;
 
 use super::*;
+use rusqlite::Connection;
+use std::os::unix::fs::PermissionsExt;
 use tillsyn_rules::identity::NewIdentity;
 
 /// A lease as the scan runner takes it.
