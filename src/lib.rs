@@ -41,7 +41,6 @@
 pub mod cli;
 pub mod daemon;
 pub mod demo;
-pub mod draft;
 pub mod engine;
 pub mod erasure;
 pub mod metrics;

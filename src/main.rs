@@ -407,15 +407,12 @@ fn run(args: Args) -> anyhow::Result<u8> {
             language,
             out,
         } => {
-            let args = tillsyn::draft::DraftArgs {
+            let args = tillsyn_draft::DraftArgs {
                 policy,
-                lang: language.map(|language| match language {
-                    tillsyn_core::language::Language::Sv => tillsyn::draft::grammar::Lang::Sv,
-                    tillsyn_core::language::Language::En => tillsyn::draft::grammar::Lang::En,
-                }),
+                lang: language,
                 out,
             };
-            tillsyn::draft::run(&args, &mut stdout, &mut std::io::stderr())?;
+            tillsyn_draft::run(&args, &mut stdout, &mut std::io::stderr())?;
             cli::EXIT_OK
         }
         Command::CheckConfig {

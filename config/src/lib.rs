@@ -16,6 +16,8 @@
 
 mod digest;
 mod exceptions;
+#[cfg(test)]
+mod properties;
 mod reader;
 pub mod report;
 pub mod rules;

@@ -17,6 +17,8 @@ pub mod fingerprint;
 pub mod identity;
 pub mod language;
 pub mod period;
+#[cfg(test)]
+mod properties;
 pub mod schedule;
 pub mod secret;
 pub mod status;

@@ -20,6 +20,8 @@ pub mod checked;
 mod checks;
 pub mod exceptions;
 pub mod identity;
+#[cfg(test)]
+mod properties;
 pub mod register;
 mod set;
 mod source;

@@ -12,12 +12,14 @@
 //! summary at the end, each with its reason.
 
 pub mod grammar;
+#[cfg(test)]
+mod properties;
 pub mod sentences;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use grammar::{Bound, Clock, Cue, Lang, Span};
+use grammar::{Bound, Clock, Cue, Language, Span, detect_language};
 
 /// What a promise is drafted as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +80,7 @@ pub struct Passed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Draft {
     /// The policy's language.
-    pub lang: Lang,
+    pub lang: Language,
     /// Promises drafted as rules.
     pub rules: Vec<DraftRule>,
     /// Promises that cannot be checked as written.
@@ -94,8 +96,8 @@ pub struct Draft {
 const EVENT_GRACE: &str = "30d";
 
 /// Read `text` (in `lang`, or the language it is mostly in) into a draft.
-pub fn draft(text: &str, lang: Option<Lang>) -> Draft {
-    let lang = lang.unwrap_or_else(|| Lang::detect(text));
+pub fn draft(text: &str, lang: Option<Language>) -> Draft {
+    let lang = lang.unwrap_or_else(|| detect_language(text));
     let mut draft = Draft {
         lang,
         rules: Vec::new(),
@@ -171,7 +173,7 @@ enum Reading {
     },
 }
 
-fn read(text: &str, lang: Lang) -> Reading {
+fn read(text: &str, lang: Language) -> Reading {
     match grammar::cue(text, lang) {
         None | Some(Cue::Cookies) => Reading::Nothing,
         Some(Cue::Right) => Reading::Right,
@@ -203,7 +205,7 @@ fn read(text: &str, lang: Lang) -> Reading {
 }
 
 /// "Rapporterar inom 72 timmar efter upptäckt": an interval rule.
-fn deadline(text: &str, lang: Lang) -> Reading {
+fn deadline(text: &str, lang: Language) -> Reading {
     let Some(span) = grammar::span(text, lang) else {
         return Reading::Nothing;
     };
@@ -245,7 +247,7 @@ fn deadline(text: &str, lang: Lang) -> Reading {
 }
 
 /// Kept or deleted: a period, an event, or not checkable as written.
-fn retention(text: &str, lang: Lang) -> Reading {
+fn retention(text: &str, lang: Language) -> Reading {
     let clock = grammar::clock(text, lang);
     let Some(span) = grammar::span(text, lang) else {
         let unbounded = grammar::not_checkable(text, lang);
@@ -408,8 +410,8 @@ pub fn render(draft: &Draft, policy: &str) -> String {
         &format!(
             "Draft policy pack from {policy}, made by `tillsyn draft-rules` ({}). Review every rule: its kind and numbers are tillsyn's reading of the sentence it quotes. The sources and `when` conditions are yours to fill in (each rule's TODO says what); add the [[sources]] below, then run `tillsyn check-config`.",
             match draft.lang {
-                Lang::Sv => "sv",
-                Lang::En => "en",
+                Language::Sv => "sv",
+                Language::En => "en",
             }
         ),
     );
@@ -516,7 +518,7 @@ pub struct DraftArgs {
     /// The policy's text file.
     pub policy: std::path::PathBuf,
     /// Its language; detected when not given.
-    pub lang: Option<Lang>,
+    pub lang: Option<Language>,
     /// Where to write the pack; standard output when not given.
     pub out: Option<std::path::PathBuf>,
 }

@@ -13,38 +13,28 @@
 use std::sync::LazyLock;
 
 use regex::Regex;
+pub use tillsyn_core::language::Language;
 
-/// The policy's language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    /// Swedish.
-    Sv,
-    /// English.
-    En,
-}
-
-impl Lang {
-    /// The language `text` is mostly written in: the one whose most common
-    /// small words it uses more.
-    pub fn detect(text: &str) -> Lang {
-        let lower = text.to_lowercase();
-        let count = |words: &[&str]| {
-            lower
-                .split(|c: char| !c.is_alphabetic())
-                .filter(|word| words.contains(word))
-                .count()
-        };
-        let swedish = count(&[
-            "och", "att", "som", "av", "för", "med", "är", "vi", "till", "på",
-        ]);
-        let english = count(&[
-            "and", "the", "that", "of", "for", "with", "is", "we", "to", "on",
-        ]);
-        if english > swedish {
-            Lang::En
-        } else {
-            Lang::Sv
-        }
+/// The language `text` is mostly written in: the one whose most common
+/// small words it uses more.
+pub fn detect_language(text: &str) -> Language {
+    let lower = text.to_lowercase();
+    let count = |words: &[&str]| {
+        lower
+            .split(|c: char| !c.is_alphabetic())
+            .filter(|word| words.contains(word))
+            .count()
+    };
+    let swedish = count(&[
+        "och", "att", "som", "av", "för", "med", "är", "vi", "till", "på",
+    ]);
+    let english = count(&[
+        "and", "the", "that", "of", "for", "with", "is", "we", "to", "on",
+    ]);
+    if english > swedish {
+        Language::En
+    } else {
+        Language::Sv
     }
 }
 
@@ -216,12 +206,12 @@ static EN_ROUTINE: LazyLock<Pattern> = LazyLock::new(|| {
 });
 
 /// The number a word or digits stand for.
-fn number(word: &str, lang: Lang) -> Option<u32> {
+fn number(word: &str, lang: Language) -> Option<u32> {
     if let Ok(value) = word.parse::<u32>() {
         return Some(value);
     }
     let (units, teens, tens): (&[&str], &[&str], &[&str]) = match lang {
-        Lang::Sv => (
+        Language::Sv => (
             &[
                 "noll", "ett", "två", "tre", "fyra", "fem", "sex", "sju", "åtta", "nio",
             ],
@@ -234,7 +224,7 @@ fn number(word: &str, lang: Lang) -> Option<u32> {
                 "nittio",
             ],
         ),
-        Lang::En => (
+        Language::En => (
             &[
                 "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
             ],
@@ -258,8 +248,8 @@ fn number(word: &str, lang: Lang) -> Option<u32> {
     };
     let word = word.trim();
     match (lang, word) {
-        (Lang::Sv, "en") | (Lang::En, "a" | "an") => return Some(1),
-        (Lang::Sv, "hundra") | (Lang::En, "hundred") => return Some(100),
+        (Language::Sv, "en") | (Language::En, "a" | "an") => return Some(1),
+        (Language::Sv, "hundra") | (Language::En, "hundred") => return Some(100),
         _ => {}
     }
     if let Some(unit) = units.iter().position(|unit| *unit == word) {
@@ -275,7 +265,7 @@ fn number(word: &str, lang: Lang) -> Option<u32> {
                 return Some(index as u32 * 10);
             }
             let unit = match (lang, rest) {
-                (Lang::Sv, "en") => Some(1),
+                (Language::Sv, "en") => Some(1),
                 _ => units
                     .iter()
                     .position(|unit| *unit == rest)
@@ -307,11 +297,11 @@ fn unit(word: &str) -> Option<Unit> {
 /// The longest span of time `text` states, as a limit unless it reads as a
 /// minimum; a range gives its upper end. A routine's rhythm counts as a span
 /// ("månadsrutin": a month, written as 31 days). `None` when none is stated.
-pub fn span(text: &str, lang: Lang) -> Option<Span> {
+pub fn span(text: &str, lang: Language) -> Option<Span> {
     let lower = text.to_lowercase();
     let (pattern, half, least, routine) = match lang {
-        Lang::Sv => (&*SV_SPAN, &*SV_HALF_YEAR, &*SV_LEAST, &*SV_ROUTINE),
-        Lang::En => (&*EN_SPAN, &*EN_HALF_YEAR, &*EN_LEAST, &*EN_ROUTINE),
+        Language::Sv => (&*SV_SPAN, &*SV_HALF_YEAR, &*SV_LEAST, &*SV_ROUTINE),
+        Language::En => (&*EN_SPAN, &*EN_HALF_YEAR, &*EN_LEAST, &*EN_ROUTINE),
     };
     let bound = if least.is_match(&lower) {
         Bound::Least
@@ -481,11 +471,11 @@ static EN_CLOCKS: LazyLock<Vec<(Clock, Pattern)>> = LazyLock::new(|| {
 
 /// What starts the clock in `text`: the first of the known events it names,
 /// in the order the patterns are tried (the most specific first).
-pub fn clock(text: &str, lang: Lang) -> Option<Clock> {
+pub fn clock(text: &str, lang: Language) -> Option<Clock> {
     let lower = text.to_lowercase();
     let clocks = match lang {
-        Lang::Sv => &*SV_CLOCKS,
-        Lang::En => &*EN_CLOCKS,
+        Language::Sv => &*SV_CLOCKS,
+        Language::En => &*EN_CLOCKS,
     };
     clocks
         .iter()
@@ -618,16 +608,16 @@ static EN_CUES: LazyLock<CuePatterns> = LazyLock::new(|| CuePatterns {
     while_condition: regex(r"\bas\s+long\s+as\b|\buntil\b"),
 });
 
-fn cues(lang: Lang) -> &'static CuePatterns {
+fn cues(lang: Language) -> &'static CuePatterns {
     match lang {
-        Lang::Sv => &SV_CUES,
-        Lang::En => &EN_CUES,
+        Language::Sv => &SV_CUES,
+        Language::En => &EN_CUES,
     }
 }
 
 /// What kind of sentence `text` is, by the first cue that decides it; `None`
 /// for a sentence that promises nothing tillsyn could check or flag.
-pub fn cue(text: &str, lang: Lang) -> Option<Cue> {
+pub fn cue(text: &str, lang: Language) -> Option<Cue> {
     let lower = text.to_lowercase();
     let cues = cues(lang);
     if cues.cookies.is_match(&lower) {
@@ -685,19 +675,19 @@ impl Unbounded {
 
     /// The reason, as the draft states it (with the policy's own words for
     /// a Swedish policy).
-    pub fn reason(self, lang: Lang) -> &'static str {
+    pub fn reason(self, lang: Language) -> &'static str {
         match (self, lang) {
-            (Unbounded::Needed, Lang::Sv) => {
+            (Unbounded::Needed, Language::Sv) => {
                 "kept as long as it is needed (\"så länge det behövs\"): no period is named"
             }
-            (Unbounded::Needed, Lang::En) => "kept as long as it is needed: no period is named",
+            (Unbounded::Needed, Language::En) => "kept as long as it is needed: no period is named",
             (Unbounded::Future, _) => {
                 "kept for an open-ended purpose (future needs): no period is named"
             }
-            (Unbounded::Routine, Lang::Sv) => {
+            (Unbounded::Routine, Language::Sv) => {
                 "a routine of regular disposal (\"regelbunden gallring\") without a period"
             }
-            (Unbounded::Routine, Lang::En) => "a routine of regular disposal without a period",
+            (Unbounded::Routine, Language::En) => "a routine of regular disposal without a period",
             (Unbounded::Condition, _) => {
                 "kept while a condition holds that no store records a date for"
             }
@@ -711,7 +701,7 @@ impl Unbounded {
 /// Why a retention sentence without a period cannot be checked as written;
 /// `None` when it is no more than a statement that data is kept (no limit,
 /// no deletion).
-pub fn not_checkable(text: &str, lang: Lang) -> Option<Unbounded> {
+pub fn not_checkable(text: &str, lang: Language) -> Option<Unbounded> {
     let lower = text.to_lowercase();
     let cues = cues(lang);
     let found = if cues.needed.is_match(&lower) {
@@ -734,7 +724,7 @@ pub fn not_checkable(text: &str, lang: Lang) -> Option<Unbounded> {
 mod tests {
     use super::*;
 
-    fn period(text: &str, lang: Lang) -> Option<String> {
+    fn period(text: &str, lang: Language) -> Option<String> {
         span(text, lang).map(|span| span.period())
     }
 
@@ -768,7 +758,7 @@ mod tests {
             ("i tre exemplar", None),
         ];
         for (text, expected) in swedish {
-            assert_eq!(period(text, Lang::Sv).as_deref(), expected, "{text}");
+            assert_eq!(period(text, Language::Sv).as_deref(), expected, "{text}");
         }
         let english = [
             ("kept for 36 months", Some("36 months")),
@@ -787,17 +777,17 @@ mod tests {
             ("as long as necessary", None),
         ];
         for (text, expected) in english {
-            assert_eq!(period(text, Lang::En).as_deref(), expected, "{text}");
+            assert_eq!(period(text, Language::En).as_deref(), expected, "{text}");
         }
     }
 
     #[test]
     fn a_range_takes_its_upper_end_and_says_so() {
         for (text, lang) in [
-            ("sparas 12–36 månader", Lang::Sv),
-            ("sparas 12-36 månader", Lang::Sv),
-            ("sparas tolv till trettiosex månader", Lang::Sv),
-            ("kept for 12 to 36 months", Lang::En),
+            ("sparas 12–36 månader", Language::Sv),
+            ("sparas 12-36 månader", Language::Sv),
+            ("sparas tolv till trettiosex månader", Language::Sv),
+            ("kept for 12 to 36 months", Language::En),
         ] {
             let span = span(text, lang).expect(text);
             assert_eq!((span.amount, span.range_from), (36, Some(12)), "{text}");
@@ -808,10 +798,10 @@ mod tests {
     #[test]
     fn a_minimum_reads_as_one() {
         let least = [
-            ("i tre månader innan den kan tas bort", Lang::Sv),
-            ("sparas i minst sju år", Lang::Sv),
-            ("kept for at least seven years", Lang::En),
-            ("for three months before it can be deleted", Lang::En),
+            ("i tre månader innan den kan tas bort", Language::Sv),
+            ("sparas i minst sju år", Language::Sv),
+            ("kept for at least seven years", Language::En),
+            ("for three months before it can be deleted", Language::En),
         ];
         for (text, lang) in least {
             assert_eq!(
@@ -821,8 +811,8 @@ mod tests {
             );
         }
         let most = [
-            ("raderas efter maximalt 36 månader", Lang::Sv),
-            ("deleted within three months", Lang::En),
+            ("raderas efter maximalt 36 månader", Language::Sv),
+            ("deleted within three months", Language::En),
         ];
         for (text, lang) in most {
             assert_eq!(
@@ -874,7 +864,7 @@ mod tests {
             ("upptagen", None),
         ];
         for (text, expected) in swedish {
-            assert_eq!(clock(text, Lang::Sv), expected, "{text}");
+            assert_eq!(clock(text, Language::Sv), expected, "{text}");
         }
         let english = [
             ("36 months from the last contact", Some(Clock::LastActivity)),
@@ -898,7 +888,7 @@ mod tests {
             ("the position of the data", None),
         ];
         for (text, expected) in english {
-            assert_eq!(clock(text, Lang::En), expected, "{text}");
+            assert_eq!(clock(text, Language::En), expected, "{text}");
         }
     }
 
@@ -944,7 +934,7 @@ mod tests {
             ("Denna policy uppdaterades senast maj 2018.", None),
         ];
         for (text, expected) in swedish {
-            assert_eq!(cue(text, Lang::Sv), expected, "{text}");
+            assert_eq!(cue(text, Language::Sv), expected, "{text}");
         }
         let reasons = [
             (
@@ -978,7 +968,7 @@ mod tests {
             ("Alla uppgifter lagras i enlighet med GDPR.", None),
         ];
         for (text, expected) in reasons {
-            assert_eq!(not_checkable(text, Lang::Sv), expected, "{text}");
+            assert_eq!(not_checkable(text, Language::Sv), expected, "{text}");
         }
         let english = [
             ("We use cookies.", Some(Cue::Cookies)),
@@ -1002,14 +992,14 @@ mod tests {
             ("Contact us at privacy@example.com.", None),
         ];
         for (text, expected) in english {
-            assert_eq!(cue(text, Lang::En), expected, "{text}");
+            assert_eq!(cue(text, Language::En), expected, "{text}");
         }
         assert_eq!(
-            not_checkable("We keep your data as long as necessary.", Lang::En),
+            not_checkable("We keep your data as long as necessary.", Language::En),
             Some(Unbounded::Needed)
         );
         assert_eq!(
-            not_checkable("Applications are kept for future positions.", Lang::En),
+            not_checkable("Applications are kept for future positions.", Language::En),
             Some(Unbounded::Future)
         );
     }
@@ -1041,12 +1031,12 @@ mod tests {
     #[test]
     fn the_language_is_told_from_its_small_words() {
         assert_eq!(
-            Lang::detect("Vi sparar fakturor och kvitton i sju år."),
-            Lang::Sv
+            detect_language("Vi sparar fakturor och kvitton i sju år."),
+            Language::Sv
         );
         assert_eq!(
-            Lang::detect("We keep the invoices and receipts for seven years."),
-            Lang::En
+            detect_language("We keep the invoices and receipts for seven years."),
+            Language::En
         );
     }
 }
