@@ -21,7 +21,7 @@ use chrono::Utc;
 use crate::engine::Engine;
 use crate::output::{self, Format};
 use crate::privacy::{KeyError, PersonDisplay};
-use crate::scan::{self, BuildError, RunError, ScanOutcome, Source};
+use crate::scan::{self, BuildError, RunError, Source};
 use tillsyn_config::{self as config, Config, ConfigErrors};
 use tillsyn_rules::{RuleError, RuleSet};
 use tillsyn_store::{FindingFilter, ScanStatus, Store, StoreError};
@@ -57,14 +57,12 @@ pub enum CliError {
     /// The scan runner failed.
     #[error(transparent)]
     Run(#[from] RunError),
-    /// `--source` named no configured source.
-    #[error("no source named {name:?}; configured: {known}")]
-    UnknownSource {
-        /// The name given.
-        name: String,
-        /// The names configured.
-        known: String,
-    },
+    /// A person could not be looked up.
+    #[error(transparent)]
+    Subject(#[from] crate::subject::SubjectError),
+    /// A pass over the sources could not be run.
+    #[error(transparent)]
+    Pass(#[from] scan::PassError),
     /// Writing output failed.
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
@@ -103,7 +101,11 @@ impl CliError {
     /// The exit status this error ends the process with.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Config(_) | CliError::Rules(_) | CliError::Build(_) => EXIT_CONFIG,
+            CliError::Config(_)
+            | CliError::Rules(_)
+            | CliError::Build(_)
+            | CliError::Pass(scan::PassError::Build(_))
+            | CliError::Subject(crate::subject::SubjectError::Build(_)) => EXIT_CONFIG,
             _ => EXIT_FAILED,
         }
     }
@@ -136,104 +138,6 @@ fn policies(config: &Config) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// What one pass over the sources did.
-pub struct ScanPass {
-    /// One outcome per source scanned.
-    pub outcomes: Vec<ScanOutcome>,
-    /// Sources not scanned because another process was scanning them.
-    pub busy: Vec<StoreError>,
-    /// The store the pass wrote to.
-    pub store: Arc<Mutex<Store>>,
-}
-
-/// Scan every source once (or the one named) and store what was found.
-pub async fn scan_once(
-    engine: &Engine,
-    source_filter: Option<&str>,
-) -> Result<(Vec<ScanOutcome>, Arc<Mutex<Store>>), CliError> {
-    let store = engine.open_store()?;
-    let pass = scan_pass(engine, source_filter, store, false).await?;
-    if let Some(busy) = pass.busy.into_iter().next() {
-        return Err(busy.into());
-    }
-    Ok((pass.outcomes, pass.store))
-}
-
-/// Scan every source once (or the one named) into `store`. A source another
-/// process is scanning is waited for (`wait`) or left out and listed in
-/// [`ScanPass::busy`].
-pub async fn scan_pass(
-    engine: &Engine,
-    source_filter: Option<&str>,
-    store: Store,
-    wait: bool,
-) -> Result<ScanPass, CliError> {
-    let config = engine.config();
-    let rules = engine.rules();
-    let selected: Vec<_> = config
-        .sources
-        .iter()
-        .filter(|source| source_filter.is_none_or(|name| source.name == name))
-        .collect();
-    if let Some(name) = source_filter
-        && selected.is_empty()
-    {
-        let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-        return Err(CliError::UnknownSource {
-            name: name.to_owned(),
-            known: known.join(", "),
-        });
-    }
-    let store = Arc::new(Mutex::new(store));
-    let mut outcomes = Vec::new();
-    let mut busy = Vec::new();
-    for source_config in selected {
-        let source = engine.source(source_config)?;
-        let job = scan::Job::whole(
-            &source_config.name,
-            &source,
-            source_config.scan_timeout,
-            source_config.fingerprint(),
-        );
-        tracing::info!(source = %source_config.name, "Scan started.");
-        let outcome = loop {
-            match scan::scan_source(job, rules, &store, Utc::now(), &scan::Stop::default()).await {
-                Err(RunError::Store(StoreError::Leased { .. })) if wait => {
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-                Err(RunError::Store(leased @ StoreError::Leased { .. })) => {
-                    busy.push(leased);
-                    break None;
-                }
-                other => break Some(other?),
-            }
-        };
-        let Some(outcome) = outcome else { continue };
-        match &outcome.error {
-            None => tracing::info!(
-                source = %outcome.source,
-                status = outcome.status.as_str(),
-                records = outcome.records,
-                findings = outcome.findings,
-                "Scan finished."
-            ),
-            // The message names accounts (often addresses): it goes to the
-            // operator's output and the store, never to the log.
-            Some((kind, _)) => tracing::warn!(
-                source = %outcome.source,
-                error_kind = %kind,
-                "Scan failed."
-            ),
-        }
-        outcomes.push(outcome);
-    }
-    Ok(ScanPass {
-        outcomes,
-        busy,
-        store,
-    })
-}
-
 /// `tillsyn scan --once`.
 pub async fn scan(
     args: &ScanArgs,
@@ -247,7 +151,7 @@ pub async fn scan(
     } else {
         engine.open_store()?
     };
-    let pass = scan_pass(&engine, args.source.as_deref(), store, args.wait).await?;
+    let pass = scan::scan_pass(&engine, args.source.as_deref(), store, args.wait).await?;
     let custodians = engine.display(args.reveal)?;
     let policies = policies(config);
     let mut findings = Vec::new();
@@ -690,7 +594,7 @@ pub async fn check_config(
         }
     }
     for source_config in &config.sources {
-        let result = match Source::build(source_config) {
+        let result = match Source::build(&source_config.settings) {
             Ok(source) => source.probe().await.map_err(|error| error.to_string()),
             Err(error) => Err(error.to_string()),
         };
@@ -866,4 +770,83 @@ pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
             Ok(EXIT_FAILED)
         }
     }
+}
+
+/// `tillsyn subject`: where the index (and, asked, the servers) hold a
+/// person, written to `out` (created 0600) or `stdout`. Verifying and
+/// searching read the stores, and need their credentials; a lookup does not.
+pub async fn subject(
+    config_path: &std::path::Path,
+    request: &crate::subject::SubjectRequest,
+    out: Option<&std::path::Path>,
+    stdout: &mut dyn Write,
+) -> Result<u8, CliError> {
+    let config = if request.verify || request.search {
+        config::load(config_path)?
+    } else {
+        config::load_offline(config_path)?
+    };
+    let engine = Engine::new(config)?;
+    let rendered = crate::subject::answer(&engine, request).await?;
+    match out {
+        Some(path) => crate::privacy::write_private(path, rendered.as_bytes())?,
+        None => stdout.write_all(rendered.as_bytes())?,
+    }
+    Ok(EXIT_OK)
+}
+
+/// `tillsyn erasure`: read the register into the store, then print every
+/// request's state per store (`json`: one document; otherwise a table).
+/// Requests are named by the first 8 hex digits of their keyed hash, never by
+/// the identifier. A register with bad lines: every bad line's number, nothing
+/// imported, exit 3.
+pub fn erasure(
+    config_path: &std::path::Path,
+    json: bool,
+    out: &mut dyn std::io::Write,
+) -> Result<u8, CliError> {
+    use crate::erasure::{ImportError, import, state_text, status};
+    let engine = crate::engine::Engine::new(tillsyn_config::load_offline(config_path)?)?;
+    let config = engine.config();
+    let rules = engine.rules();
+    let mut store = engine.open_store()?;
+    let now = Utc::now();
+    match import(rules, &mut store, now) {
+        Some(Err(ImportError::Register(error))) => {
+            writeln!(out, "{error}")?;
+            return Ok(EXIT_CONFIG);
+        }
+        Some(Err(ImportError::Store(error))) => return Err(CliError::Store(error)),
+        Some(Ok(new)) => writeln!(out, "erasure register read: {new} new request(s)")?,
+        None => {}
+    }
+    let statuses = status(config, &store, now)?;
+    let zone = config.daemon.timezone.0;
+    let day =
+        |time: chrono::DateTime<Utc>| time.with_timezone(&zone).format("%Y-%m-%d").to_string();
+    if json {
+        let text = serde_json::to_string_pretty(&statuses)
+            .map_err(|error| CliError::BadArgument(format!("JSON: {error}")))?;
+        writeln!(out, "{text}")?;
+        return Ok(EXIT_OK);
+    }
+    writeln!(out, "{} erasure request(s)", statuses.len())?;
+    for request in &statuses {
+        let stores: Vec<String> = request
+            .stores
+            .iter()
+            .map(|(name, state)| format!("{name} {}", state_text(*state)))
+            .collect();
+        writeln!(
+            out,
+            "{} {} requested {} due {}: {} ({})",
+            request.reference,
+            request.kind,
+            day(request.requested_at),
+            request.due.map_or("-".to_owned(), day),
+            state_text(request.overall()),
+            stores.join(", ")
+        )?;
+    }
+    Ok(EXIT_OK)
 }

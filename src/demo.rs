@@ -393,7 +393,7 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
         .map_err(|error| CliError::Output(std::io::Error::other(error.to_string())))?;
     let engine = crate::engine::Engine::new(config::load(&config_path)?)?;
     let config = engine.config();
-    let (outcomes, store) = crate::cli::scan_once(&engine, None).await?;
+    let (outcomes, store) = crate::scan::scan_once(&engine, None).await?;
     let custodians = engine.display(false)?;
     let findings = store
         .lock()

@@ -8,7 +8,7 @@ use tillsyn_core::identity::IdentityKey;
 use tillsyn_rules::{RuleError, RuleSet};
 
 use crate::privacy::{KeyError, PersonDisplay};
-use crate::scan::{BuildError, Source};
+use tillsyn_connectors::source::{BuildError, Source};
 use tillsyn_store::{Store, StoreError};
 
 /// A config, built: its rules hashing under its key.
@@ -67,7 +67,7 @@ impl Engine {
 
     /// The connector of one configured source.
     pub fn source(&self, source: &SourceConfig) -> Result<Source, BuildError> {
-        Source::build(source)
+        Source::build(&source.settings)
     }
 
     /// How output shows people: by name only where the config says so,

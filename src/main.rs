@@ -353,7 +353,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
             cli::findings(&config, &args, format, &mut stdout)?
         }
         Command::Explain { id, config, reveal } => cli::explain(&config, id, reveal, &mut stdout)?,
-        Command::Erasure { config, json } => tillsyn::erasure::run(&config, json, &mut stdout)?,
+        Command::Erasure { config, json } => cli::erasure(&config, json, &mut stdout)?,
         Command::Subject {
             config,
             email,
@@ -391,16 +391,14 @@ fn run(args: Args) -> anyhow::Result<u8> {
                     value: value.to_owned(),
                 });
             }
-            let args = tillsyn::subject::SubjectArgs {
-                config,
+            let request = tillsyn::subject::SubjectRequest {
                 asked,
                 format,
                 language: lang,
-                out,
                 verify,
                 search,
             };
-            runtime.block_on(tillsyn::subject::run(&args, &mut stdout))?
+            runtime.block_on(cli::subject(&config, &request, out.as_deref(), &mut stdout))?
         }
         Command::DraftRules {
             policy,

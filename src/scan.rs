@@ -14,18 +14,15 @@ use tillsyn_core::fingerprint::Fingerprint;
 use tillsyn_core::unit::{split_unit, unit_name};
 
 use chrono::{DateTime, Utc};
-use tillsyn_connectors::fileshare::FileshareSource;
-use tillsyn_connectors::http::HttpSource;
-use tillsyn_connectors::imap::ImapSource;
-use tillsyn_connectors::ldap::LdapSource;
-use tillsyn_connectors::maildir::MaildirSource;
+
+use crate::engine::Engine;
 use tillsyn_connectors::record_cache::{CachedRecord, RecordCache};
+pub use tillsyn_connectors::source::{BuildError, Source};
 use tillsyn_connectors::{
     CancelFlag, CarriedScope, Connector, ConnectorError, LeftOut, ProblemKind, RecordSink,
     ScanContext, ScanReport,
 };
 
-use tillsyn_config::{SourceConfig, SourceSettings};
 use tillsyn_rules::{RuleSet, SourceRules};
 use tillsyn_store::{
     IdentityBatch, NewConflictKey, NewFinding, RecordCacheUpdate, SavedRecordCache, ScanEnd,
@@ -37,104 +34,139 @@ const BATCH: usize = 1000;
 /// Records in flight between connector and rules.
 const CHANNEL: usize = 1024;
 
-/// A source built from its config, ready to scan. One arm per kind of store.
-#[derive(Debug, Clone)]
-pub enum Source {
-    /// A file share.
-    Fileshare(Box<FileshareSource>),
-    /// Local Maildirs.
-    Maildir(MaildirSource),
-    /// Mailboxes over IMAP.
-    Imap(ImapSource),
-    /// A directory over LDAP.
-    Ldap(LdapSource),
-    /// A CRM or register over HTTP.
-    Http(HttpSource),
-}
-
-/// Why a source could not be built.
+/// Why a pass over the sources could not be run (a failed scan is an
+/// outcome, not this).
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The file-share config is invalid.
+pub enum PassError {
+    /// `--source` named no configured source.
+    #[error("no source named {name:?}; configured: {known}")]
+    UnknownSource {
+        /// The name given.
+        name: String,
+        /// The names configured.
+        known: String,
+    },
+    /// A source could not be built.
     #[error(transparent)]
-    Fileshare(#[from] tillsyn_connectors::fileshare::FileshareConfigError),
-    /// The IMAP credentials or TLS settings could not be read.
+    Build(#[from] BuildError),
+    /// The runner failed.
     #[error(transparent)]
-    Imap(#[from] tillsyn_connectors::imap::ImapBuildError),
-    /// The LDAP or HTTP settings could not be used.
+    Run(#[from] RunError),
+    /// The store failed.
     #[error(transparent)]
-    Network(#[from] tillsyn_connectors::SourceSetupError),
+    Store(#[from] StoreError),
 }
 
-impl Source {
-    /// Build the connector for a configured source.
-    pub fn build(config: &SourceConfig) -> Result<Source, BuildError> {
-        Ok(match &config.settings {
-            SourceSettings::Fileshare(settings) => {
-                Source::Fileshare(Box::new(FileshareSource::build(settings.clone())?))
+/// What one pass over the sources did.
+pub struct ScanPass {
+    /// One outcome per source scanned.
+    pub outcomes: Vec<ScanOutcome>,
+    /// Sources not scanned because another process was scanning them.
+    pub busy: Vec<StoreError>,
+    /// The store the pass wrote to.
+    pub store: Arc<Mutex<Store>>,
+}
+
+/// Scan every source once (or the one named) and store what was found.
+pub async fn scan_once(
+    engine: &Engine,
+    source_filter: Option<&str>,
+) -> Result<(Vec<ScanOutcome>, Arc<Mutex<Store>>), PassError> {
+    let store = engine.open_store()?;
+    let pass = scan_pass(engine, source_filter, store, false).await?;
+    if let Some(busy) = pass.busy.into_iter().next() {
+        return Err(busy.into());
+    }
+    Ok((pass.outcomes, pass.store))
+}
+
+/// Scan every source once (or the one named) into `store`. A source another
+/// process is scanning is waited for (`wait`) or left out and listed in
+/// [`ScanPass::busy`].
+pub async fn scan_pass(
+    engine: &Engine,
+    source_filter: Option<&str>,
+    store: Store,
+    wait: bool,
+) -> Result<ScanPass, PassError> {
+    let config = engine.config();
+    let rules = engine.rules();
+    let selected: Vec<_> = config
+        .sources
+        .iter()
+        .filter(|source| source_filter.is_none_or(|name| source.name == name))
+        .collect();
+    if let Some(name) = source_filter
+        && selected.is_empty()
+    {
+        let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+        return Err(PassError::UnknownSource {
+            name: name.to_owned(),
+            known: known.join(", "),
+        });
+    }
+    let store = Arc::new(Mutex::new(store));
+    let mut outcomes = Vec::new();
+    let mut busy = Vec::new();
+    for source_config in selected {
+        let source = engine.source(source_config)?;
+        let job = Job::whole(
+            &source_config.name,
+            &source,
+            source_config.scan_timeout,
+            source_config.fingerprint(),
+        );
+        tracing::info!(source = %source_config.name, "Scan started.");
+        let outcome = loop {
+            match scan_source(job, rules, &store, Utc::now(), &Stop::default()).await {
+                Err(RunError::Store(StoreError::Leased { .. })) if wait => {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(RunError::Store(leased @ StoreError::Leased { .. })) => {
+                    busy.push(leased);
+                    break None;
+                }
+                other => break Some(other?),
             }
-            SourceSettings::Maildir(settings) => {
-                Source::Maildir(MaildirSource::build(settings.clone()))
-            }
-            SourceSettings::Imap(settings) => Source::Imap(ImapSource::build(settings.clone())?),
-            SourceSettings::Ldap(settings) => Source::Ldap(LdapSource::build(settings.clone())?),
-            SourceSettings::Http(settings) => Source::Http(HttpSource::build(settings.clone())?),
+        };
+        let Some(outcome) = outcome else { continue };
+        match &outcome.error {
+            None => tracing::info!(
+                source = %outcome.source,
+                status = outcome.status.as_str(),
+                records = outcome.records,
+                findings = outcome.findings,
+                "Scan finished."
+            ),
+            // The message names accounts (often addresses): it goes to the
+            // operator's output and the store, never to the log.
+            Some((kind, _)) => tracing::warn!(
+                source = %outcome.source,
+                error_kind = %kind,
+                "Scan failed."
+            ),
+        }
+        outcomes.push(outcome);
+    }
+    Ok(ScanPass {
+        outcomes,
+        busy,
+        store,
+    })
+}
+
+/// The units `source`, named `name`, splits into when instances share the
+/// work: one per part ([`Source::parts`], an IMAP account, whose record
+/// paths begin with its name). Empty: the source is one unit, scanned whole.
+pub fn units(source: &Source, name: &str) -> Vec<Unit> {
+    source
+        .parts()
+        .into_iter()
+        .map(|part| Unit {
+            name: unit_name(name, &part),
+            prefixes: vec![part],
         })
-    }
-
-    /// The units the source splits into when instances share the work: one
-    /// per IMAP account (its record paths begin with the account's name).
-    /// Empty: the source is one unit, scanned whole.
-    pub fn units(&self, name: &str) -> Vec<Unit> {
-        match self {
-            Source::Imap(source) => source
-                .account_names()
-                .into_iter()
-                .map(|account| Unit {
-                    name: unit_name(name, &account),
-                    prefixes: vec![account],
-                })
-                .collect(),
-            Source::Fileshare(_) | Source::Maildir(_) | Source::Ldap(_) | Source::Http(_) => {
-                Vec::new()
-            }
-        }
-    }
-
-    /// The source reading `unit` only.
-    fn only(&self, unit: &Unit) -> Source {
-        match self {
-            Source::Imap(source) => Source::Imap(source.only(&unit.prefixes)),
-            other => other.clone(),
-        }
-    }
-
-    /// Try the source read-only without scanning it (`check-config --connect`):
-    /// IMAP login and LIST for every account, LDAP bind and a one-entry search of
-    /// the base, the first HTTP page, share and Maildir roots listed.
-    pub async fn probe(&self) -> Result<String, ConnectorError> {
-        match self {
-            Source::Fileshare(source) => source.probe(),
-            Source::Maildir(source) => source.probe(),
-            Source::Imap(source) => source.probe().await,
-            Source::Ldap(source) => source.probe().await,
-            Source::Http(source) => source.probe().await,
-        }
-    }
-
-    async fn scan(
-        &self,
-        context: ScanContext,
-        sink: RecordSink,
-    ) -> Result<ScanReport, ConnectorError> {
-        match self {
-            Source::Fileshare(source) => source.scan(context, sink).await,
-            Source::Maildir(source) => source.scan(context, sink).await,
-            Source::Imap(source) => source.scan(context, sink).await,
-            Source::Ldap(source) => source.scan(context, sink).await,
-            Source::Http(source) => source.scan(context, sink).await,
-        }
-    }
+        .collect()
 }
 
 /// The result of one scan.
@@ -297,7 +329,7 @@ pub async fn scan_source(
     stop: &Stop,
 ) -> Result<ScanOutcome, RunError> {
     let source = match job.unit {
-        Some(unit) => job.source.only(unit),
+        Some(unit) => job.source.only(&unit.prefixes),
         None => job.source.clone(),
     };
     let read = move |context: ScanContext, sink: RecordSink| async move {
@@ -1263,7 +1295,7 @@ mod tests {
                 tillsyn_core::secret::Secret::new(b"record cache test key".to_vec()),
             ));
         let source_config = &config.sources[0];
-        let source = Source::build(source_config).expect("source");
+        let source = Source::build(&source_config.settings).expect("source");
         let job = Job::whole(
             &source_config.name,
             &source,

@@ -24,20 +24,19 @@
 //! killed leaves its row, not completed.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::cli::{CliError, EXIT_OK};
 use crate::engine::Engine;
+use crate::scan::{BuildError, PassError};
 use tillsyn_config::rules::Check;
-use tillsyn_config::{self as config, Config, SourceSettings};
+use tillsyn_config::{Config, SourceConfig, SourceSettings};
+use tillsyn_connectors::capability::SearchTerms;
 use tillsyn_core::language::Language;
 use tillsyn_rules::Governing;
 use tillsyn_rules::identity::IdentityPlan;
-use tillsyn_store::{FindingFilter, IdentityRow, Store, SubjectLookup};
+use tillsyn_store::{FindingFilter, IdentityRow, Store, StoreError, SubjectLookup};
 
 /// One identifier as the privacy officer gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,17 +63,13 @@ pub enum SubjectFormat {
 
 /// Arguments of `tillsyn subject`.
 #[derive(Debug, Clone)]
-pub struct SubjectArgs {
-    /// Config file.
-    pub config: PathBuf,
+pub struct SubjectRequest {
     /// The identifiers to look up (at least one).
     pub asked: Vec<Asked>,
     /// Output format.
     pub format: SubjectFormat,
     /// Language of the HTML summary.
     pub language: Language,
-    /// Write here (created 0600) instead of stdout.
-    pub out: Option<PathBuf>,
     /// Re-read every store (read-only, into a private copy of the store) and
     /// say of each place found whether it still holds the person.
     pub verify: bool,
@@ -161,6 +156,23 @@ pub enum CoverageState {
     CoveredIncomplete,
 }
 
+/// Why a person could not be looked up.
+#[derive(Debug, thiserror::Error)]
+pub enum SubjectError {
+    /// What was asked, or how it is to be shown, cannot be used.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A source could not be built for a server search.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The stores could not be read again (`--verify`).
+    #[error(transparent)]
+    Pass(#[from] PassError),
+}
+
 /// One place a person was found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Place {
@@ -182,26 +194,18 @@ pub struct Place {
 
 /// Run `tillsyn subject`: look up, verify when asked, write the report, log
 /// the lookup.
-pub async fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliError> {
+pub async fn answer(engine: &Engine, args: &SubjectRequest) -> Result<String, SubjectError> {
     if args.asked.is_empty() {
-        return Err(CliError::BadArgument(
+        return Err(SubjectError::Invalid(
             "name at least one identifier: --email, --personnummer, --phone, --account or --id KIND=VALUE".into(),
         ));
     }
-    // Verifying and searching read the stores, and need their credentials; a
-    // lookup does not.
-    let config = if args.verify || args.search {
-        config::load(&args.config)?
-    } else {
-        config::load_offline(&args.config)?
-    };
-    let engine = Engine::new(config)?;
     let config = engine.config();
     let mut store = engine.open_store()?;
     let now = Utc::now();
     // The audit log first: the lookup is processing of personal data even
     // if it then fails, or is stopped while it asks the servers.
-    let mut hashes: Vec<String> = hash_asked(&engine, &args.asked, now)?
+    let mut hashes: Vec<String> = hash_asked(engine, &args.asked, now)?
         .iter()
         .map(tillsyn_core::identity::to_hex)
         .collect();
@@ -214,12 +218,12 @@ pub async fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliEr
         asked_servers: args.search || args.verify,
         completed_at: None,
     })?;
-    let mut locator = lookup(&engine, &store, &args.asked, now)?;
+    let mut locator = lookup(engine, &store, &args.asked, now)?;
     if args.search {
-        server_search(&engine, &args.asked, &mut locator).await?;
+        server_search(engine, &args.asked, &mut locator).await?;
     }
     if args.verify {
-        verify(&engine, &args.asked, &mut locator).await?;
+        verify(engine, &args.asked, &mut locator).await?;
     }
     let hits: u64 = locator
         .stores
@@ -227,21 +231,20 @@ pub async fn run(args: &SubjectArgs, stdout: &mut dyn Write) -> Result<u8, CliEr
         .map(|store| store.places.len() as u64)
         .sum();
     store.complete_subject_lookup(audit, hits, Utc::now())?;
-    let rendered = render(&locator, args.format, args.language, config)?;
-    match &args.out {
-        Some(path) => crate::privacy::write_private(path, rendered.as_bytes())?,
-        None => stdout.write_all(rendered.as_bytes())?,
-    }
-    Ok(EXIT_OK)
+    render(&locator, args.format, args.language, config)
 }
 
 /// Re-read every store into a private copy of the store (nothing is
 /// written to the real one) and look the person up again there: each place
 /// found is still there or gone, and places new since the last scan are
 /// listed.
-async fn verify(engine: &Engine, asked: &[Asked], locator: &mut Locator) -> Result<(), CliError> {
+async fn verify(
+    engine: &Engine,
+    asked: &[Asked],
+    locator: &mut Locator,
+) -> Result<(), SubjectError> {
     let copy = engine.copy_store()?;
-    let pass = crate::cli::scan_pass(engine, None, copy, true).await?;
+    let pass = crate::scan::scan_pass(engine, None, copy, true).await?;
     let statuses: BTreeMap<String, String> = pass
         .outcomes
         .iter()
@@ -251,7 +254,7 @@ async fn verify(engine: &Engine, asked: &[Asked], locator: &mut Locator) -> Resu
         let store = pass
             .store
             .lock()
-            .map_err(|_| CliError::BadArgument("store lock poisoned".into()))?;
+            .map_err(|_| SubjectError::Invalid("store lock poisoned".into()))?;
         lookup(engine, &store, asked, locator.generated_at)?
     };
     for section in &mut locator.stores {
@@ -302,37 +305,39 @@ async fn server_search(
     engine: &Engine,
     asked: &[Asked],
     locator: &mut Locator,
-) -> Result<(), CliError> {
+) -> Result<(), SubjectError> {
     let config = engine.config();
     let today = tillsyn_rules::today(config.daemon.timezone.0, locator.generated_at);
     for source in &config.sources {
-        let (found, searched) = match &source.settings {
-            SourceSettings::Imap(imap) => {
+        let (terms, searched) = match &source.settings {
+            SourceSettings::Imap(_) => {
                 let (addresses, texts, searched) = imap_terms(config, source, asked, today);
-                if addresses.is_empty() && texts.is_empty() {
-                    continue;
-                }
-                let server = tillsyn_connectors::imap::ImapSource::build(imap.clone())
-                    .map_err(|error| CliError::Build(crate::scan::BuildError::Imap(error)))?;
-                let found = server.search(&addresses, &texts).await.map_err(|error| {
-                    CliError::BadArgument(format!("source {:?}: {error}", source.name))
-                })?;
-                (found, searched)
+                let terms = SearchTerms {
+                    addresses,
+                    texts,
+                    ..SearchTerms::default()
+                };
+                (terms, searched)
             }
-            SourceSettings::Ldap(ldap) => {
-                let (terms, searched) = ldap_terms(source, asked, today);
-                if terms.is_empty() {
-                    continue;
-                }
-                let server = tillsyn_connectors::ldap::LdapSource::build(ldap.clone())
-                    .map_err(|error| CliError::Build(crate::scan::BuildError::Network(error)))?;
-                let found = server.search(&terms).await.map_err(|error| {
-                    CliError::BadArgument(format!("source {:?}: {error}", source.name))
-                })?;
-                (found, searched)
+            SourceSettings::Ldap(_) => {
+                let (attributes, searched) = ldap_terms(source, asked, today);
+                let terms = SearchTerms {
+                    attributes,
+                    ..SearchTerms::default()
+                };
+                (terms, searched)
             }
             _ => continue,
         };
+        if terms.is_empty() {
+            continue;
+        }
+        let server = engine.source(source)?;
+        let Some(found) = server.search(&terms).await else {
+            continue;
+        };
+        let found = found
+            .map_err(|error| SubjectError::Invalid(format!("source {:?}: {error}", source.name)))?;
         let record_kind = match source.settings {
             SourceSettings::Ldap(_) => "contact",
             _ => "message",
@@ -402,7 +407,7 @@ fn personnummer_forms(canonical: &str) -> Vec<String> {
 /// numbers where no `contains` rule reads mail; and the searches, in words.
 fn imap_terms(
     config: &Config,
-    source: &config::SourceConfig,
+    source: &SourceConfig,
     asked: &[Asked],
     today: tillsyn_detectors::Today,
 ) -> (Vec<String>, Vec<String>, Vec<String>) {
@@ -455,7 +460,7 @@ fn imap_terms(
 /// written form; a phone number in `telephoneNumber`, `mobile` and `homePhone`
 /// as E.164 and national digits. Equality matches, as the schema compares.
 fn ldap_terms(
-    source: &config::SourceConfig,
+    source: &SourceConfig,
     asked: &[Asked],
     today: tillsyn_detectors::Today,
 ) -> (Vec<(String, String)>, Vec<String>) {
@@ -509,7 +514,7 @@ fn ldap_terms(
     (terms, searched)
 }
 
-fn identity_plan(engine: &Engine, now: DateTime<Utc>) -> Result<IdentityPlan, CliError> {
+fn identity_plan(engine: &Engine, now: DateTime<Utc>) -> Result<IdentityPlan, SubjectError> {
     let config = engine.config();
     let key = engine.key().clone();
     let local = now.with_timezone(&config.daemon.timezone.0);
@@ -533,7 +538,7 @@ pub fn lookup(
     store: &Store,
     asked: &[Asked],
     now: DateTime<Utc>,
-) -> Result<Locator, CliError> {
+) -> Result<Locator, SubjectError> {
     let config = engine.config();
     let hashes = hash_asked(engine, asked, now)?;
     let rows = store.identities(&hashes)?;
@@ -599,7 +604,8 @@ pub fn lookup(
             coverage: asked_kinds(asked)
                 .into_iter()
                 .map(|kind| {
-                    let means = coverage(config, source, &kind, &account_kinds);
+                    let means =
+                        tillsyn_rules::coverage::coverage(config, source, &kind, &account_kinds);
                     Coverage {
                         state: match (means.is_empty(), state.status) {
                             (true, _) => CoverageState::NotCovered,
@@ -637,13 +643,13 @@ fn hash_asked(
     engine: &Engine,
     asked: &[Asked],
     now: DateTime<Utc>,
-) -> Result<Vec<tillsyn_core::identity::IdentityHash>, CliError> {
+) -> Result<Vec<tillsyn_core::identity::IdentityHash>, SubjectError> {
     let plan = identity_plan(engine, now)?;
     asked
         .iter()
         .map(|asked| {
             plan.hash(&asked.kind, &asked.value).ok_or_else(|| {
-                CliError::BadArgument(format!(
+                SubjectError::Invalid(format!(
                     "the {} given is not a valid {}; nothing was looked up",
                     asked.kind, asked.kind
                 ))
@@ -680,83 +686,12 @@ fn record_of(row: &IdentityRow) -> tillsyn_connectors::Record {
     record
 }
 
-/// How the index covers `kind` in `source`, in words; empty when it does
-/// not. By means, never by assumption: a mailbox's accounts or a share's
-/// file owners cover `email` only when the scans indexed every one of them
-/// as an address, and `account` when they indexed any as a plain account
-/// name (`account_kinds`, [`Store::account_kinds`]).
-pub fn coverage(
-    config: &Config,
-    source: &config::SourceConfig,
-    kind: &str,
-    account_kinds: &std::collections::BTreeSet<String>,
-) -> Vec<String> {
-    let mut means = Vec::new();
-    if !config.identity.enabled {
-        return means;
-    }
-    let mail = matches!(
-        source.settings,
-        SourceSettings::Imap(_) | SourceSettings::Maildir(_)
-    );
-    let headers_read = config.identity.read_mail_headers
-        || config.rules.iter().any(|rule| {
-            matches!(rule.check, Check::MaxRecipients(_)) && rule.when.names_source(&source.name)
-        });
-    if mail && kind == "email" && headers_read {
-        means.push("From, To and Cc of every message".to_owned());
-    }
-    // A mailbox's account and a file's owner are subjects of what they
-    // hold; a directory entry's or API item's custodian is only who acts on
-    // it, and is not indexed.
-    let custodian = match &source.settings {
-        SourceSettings::Imap(_) | SourceSettings::Maildir(_) => Some("the mailbox's account"),
-        SourceSettings::Fileshare(_) => Some("each file's owner"),
-        _ => None,
-    };
-    let covers = match kind {
-        "email" => account_kinds.len() == 1 && account_kinds.contains("email"),
-        "account" => account_kinds.contains("account"),
-        _ => false,
-    };
-    if let Some(custodian) = custodian
-        && covers
-    {
-        means.push(custodian.to_owned());
-    }
-    for (attribute, identifier) in &source.identifiers {
-        if identifier == kind {
-            means.push(format!("attribute {attribute}"));
-        }
-    }
-    for rule in &config.rules {
-        if let Check::Contains(check) = &rule.check
-            && rule.when.names_source(&source.name)
-            && check.detectors.iter().any(|detector| detector == kind)
-        {
-            let place = match source.settings {
-                SourceSettings::Imap(_) | SourceSettings::Maildir(_) => {
-                    "mail bodies and attachments"
-                }
-                SourceSettings::Fileshare(_) => "file content",
-                _ => "mapped fields",
-            };
-            means.push(format!(
-                "{place} where rule {} reads (from {} confidence)",
-                rule.id,
-                check.min_confidence.level().as_str()
-            ));
-        }
-    }
-    means
-}
-
 fn render(
     locator: &Locator,
     format: SubjectFormat,
     language: Language,
     config: &Config,
-) -> Result<String, CliError> {
+) -> Result<String, SubjectError> {
     let zone = config.daemon.timezone.0;
     let day = |time: DateTime<Utc>| time.with_timezone(&zone).format("%Y-%m-%d").to_string();
     let when = |time: DateTime<Utc>| {
@@ -767,7 +702,7 @@ fn render(
     match format {
         SubjectFormat::Json => serde_json::to_string_pretty(locator)
             .map(|text| text + "\n")
-            .map_err(|error| CliError::BadArgument(format!("JSON: {error}"))),
+            .map_err(|error| SubjectError::Invalid(format!("JSON: {error}"))),
         SubjectFormat::Csv => {
             let mut rows: Vec<Vec<String>> = vec![
                 [
@@ -810,7 +745,7 @@ fn render(
                 }
             }
             let bytes = crate::output::spreadsheet_csv(rows)
-                .map_err(|error| CliError::BadArgument(format!("CSV: {error}")))?;
+                .map_err(|error| SubjectError::Invalid(format!("CSV: {error}")))?;
             Ok(String::from_utf8_lossy(&bytes).into_owned())
         }
         SubjectFormat::Text => {

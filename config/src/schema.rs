@@ -5,11 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use tillsyn_connectors::fileshare::FileshareConfig;
-use tillsyn_connectors::http::HttpConfig;
-use tillsyn_connectors::imap::ImapConfig;
-use tillsyn_connectors::ldap::LdapConfig;
-use tillsyn_connectors::maildir::MaildirConfig;
 use tillsyn_core::period::Period;
 use tillsyn_core::schedule::Schedule;
 use tillsyn_core::secret::Secret;
@@ -446,30 +441,4 @@ impl SourceConfig {
     }
 }
 
-/// The kinds of store, by `type`.
-#[derive(Debug, Clone)]
-pub enum SourceSettings {
-    /// `type = "fileshare"`.
-    Fileshare(FileshareConfig),
-    /// `type = "maildir"`.
-    Maildir(MaildirConfig),
-    /// `type = "imap"`.
-    Imap(ImapConfig),
-    /// `type = "ldap"`.
-    Ldap(LdapConfig),
-    /// `type = "http"`.
-    Http(HttpConfig),
-}
-
-impl SourceSettings {
-    /// The `type` spelling.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            SourceSettings::Fileshare(_) => "fileshare",
-            SourceSettings::Maildir(_) => "maildir",
-            SourceSettings::Imap(_) => "imap",
-            SourceSettings::Ldap(_) => "ldap",
-            SourceSettings::Http(_) => "http",
-        }
-    }
-}
+pub use tillsyn_connectors::source::SourceSettings;

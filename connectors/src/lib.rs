@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::panic)]
 
+pub mod capability;
 pub mod content;
 pub mod dn;
 pub mod fileshare;
@@ -40,6 +41,7 @@ mod mutf7;
 mod parser_properties;
 pub mod record;
 pub mod record_cache;
+pub mod source;
 pub mod tls;
 pub mod values;
 

@@ -18,6 +18,7 @@
 
 pub mod checked;
 mod checks;
+pub mod coverage;
 pub mod exceptions;
 pub mod identity;
 #[cfg(test)]

@@ -93,7 +93,7 @@ type UnitsByName = BTreeMap<String, Option<Unit>>;
 
 /// The units of `source` named `name`: its own, or the whole source as one.
 fn units_of(name: &str, source: &Source) -> Vec<Option<Unit>> {
-    let units = source.units(name);
+    let units = scan::units(source, name);
     if units.is_empty() {
         vec![None]
     } else {

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use crate::report::Month;
+use tillsyn_config::Config;
 use tillsyn_config::report::DepartmentLookup;
-use tillsyn_config::{Config, SourceSettings};
 use tillsyn_store::Store;
 
 /// Custodian (as findings have it) → department.
@@ -83,10 +83,8 @@ pub async fn ask(
         .iter()
         .find(|source| source.name == lookup.source)
         .map(|source| &source.settings);
-    let Some(SourceSettings::Ldap(ldap)) = settings else {
-        return Err(DepartmentError::NotLdap(lookup.source.clone()));
-    };
-    let source = tillsyn_connectors::ldap::LdapSource::build(ldap.clone())
+    let settings = settings.ok_or_else(|| DepartmentError::NotLdap(lookup.source.clone()))?;
+    let source = tillsyn_connectors::source::Source::build(settings)
         .map_err(|error| DepartmentError::Directory(error.to_string()))?;
     let found = source
         .lookup(
@@ -95,6 +93,7 @@ pub async fn ask(
             &[&lookup.attribute],
         )
         .await
+        .ok_or_else(|| DepartmentError::NotLdap(lookup.source.clone()))?
         .map_err(|error| DepartmentError::Directory(error.to_string()))?;
     Ok(found
         .into_iter()

@@ -116,13 +116,14 @@ impl Recipients {
             .iter()
             .find(|source| source.name == directory.source)
             .map(|source| &source.settings);
-        let Some(tillsyn_config::SourceSettings::Ldap(ldap)) = settings else {
-            return Err(DigestError::Config(format!(
+        let no_directory = || {
+            DigestError::Config(format!(
                 "[digest.directory]: {:?} is no ldap source",
                 directory.source
-            )));
+            ))
         };
-        let source = tillsyn_connectors::ldap::LdapSource::build(ldap.clone())
+        let settings = settings.ok_or_else(no_directory)?;
+        let source = tillsyn_connectors::source::Source::build(settings)
             .map_err(|error| DigestError::Directory(error.to_string()))?;
         let found = source
             .lookup(
@@ -131,6 +132,7 @@ impl Recipients {
                 &[&directory.mail_attribute, &directory.language_attribute],
             )
             .await
+            .ok_or_else(no_directory)?
             .map_err(|error| DigestError::Directory(error.to_string()))?;
         for (custodian, attributes) in found {
             let Some(address) = attributes

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::db::{self, Database, Value};
-use crate::scans::{kept, rows_within, whole_and_read};
+use crate::scope::{kept, rows_within, whole_and_read};
 use crate::{NewConflictKey, ScanEnd, Store, StoreError};
 
 impl Store {

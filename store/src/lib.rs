@@ -26,6 +26,7 @@ mod outbox;
 mod report;
 mod retention;
 mod scans;
+mod scope;
 
 pub use model::*;
 pub use outbox::{AfterFailure, NewOutboxEntry, OutboxCounts, OutboxEntry, OutboxKey, OutboxKind};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::db::{self, Value};
-use crate::scans::rows_within;
+use crate::scope::rows_within;
 use crate::{CheckedRow, SavedRecordCache, Store, StoreError, custodian_words};
 
 impl Store {

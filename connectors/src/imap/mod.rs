@@ -75,30 +75,6 @@ impl ImapSource {
         })
     }
 
-    /// The accounts' names, as record paths begin with them.
-    pub fn account_names(&self) -> Vec<String> {
-        self.accounts
-            .iter()
-            .map(|account| account.name.clone())
-            .collect()
-    }
-
-    /// The same source reading only the accounts named in `names` (one unit
-    /// of the work, when instances share it).
-    pub fn only(&self, names: &[String]) -> ImapSource {
-        ImapSource {
-            config: self.config.clone(),
-            accounts: Arc::new(
-                self.accounts
-                    .iter()
-                    .filter(|account| names.contains(&account.name))
-                    .cloned()
-                    .collect(),
-            ),
-            tls: self.tls.clone(),
-        }
-    }
-
     /// Try every account, read-only: log in and LIST (at most
     /// `max_connections` at once). Returns what was checked, or the failures,
     /// accounts marked personal.
@@ -182,7 +158,7 @@ impl ImapSource {
     /// `addresses` in From, To or Cc, and `texts` anywhere in a message (IMAP
     /// `TEXT`, the server's own substring search). Returns record ids. Used by
     /// `tillsyn subject` where the identity index does not cover a kind.
-    pub async fn search(
+    async fn search_messages(
         &self,
         addresses: &[String],
         texts: &[String],
@@ -338,6 +314,41 @@ fn search_string(text: &str) -> String {
     }
     quoted.push('"');
     quoted
+}
+
+impl crate::capability::Units for ImapSource {
+    /// The accounts' names, as record paths begin with them.
+    fn parts(&self) -> Vec<String> {
+        self.accounts
+            .iter()
+            .map(|account| account.name.clone())
+            .collect()
+    }
+
+    /// The same source reading only the accounts named in `names` (one unit
+    /// of the work, when instances share it).
+    fn only(&self, names: &[String]) -> ImapSource {
+        ImapSource {
+            config: self.config.clone(),
+            accounts: Arc::new(
+                self.accounts
+                    .iter()
+                    .filter(|account| names.contains(&account.name))
+                    .cloned()
+                    .collect(),
+            ),
+            tls: self.tls.clone(),
+        }
+    }
+}
+
+impl crate::capability::ServerSearch for ImapSource {
+    async fn search(
+        &self,
+        terms: &crate::capability::SearchTerms,
+    ) -> Result<Vec<String>, ConnectorError> {
+        self.search_messages(&terms.addresses, &terms.texts).await
+    }
 }
 
 #[cfg(test)]

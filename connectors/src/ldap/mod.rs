@@ -408,7 +408,10 @@ impl LdapSource {
     /// equality match, as the directory's schema compares. Read-only; returns
     /// record ids (DNs, lower-cased). Used by `tillsyn subject` where the
     /// identity index does not cover a kind.
-    pub async fn search(&self, terms: &[(String, String)]) -> Result<Vec<String>, ConnectorError> {
+    async fn search_entries(
+        &self,
+        terms: &[(String, String)],
+    ) -> Result<Vec<String>, ConnectorError> {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
@@ -452,7 +455,7 @@ impl LdapSource {
     /// each of `wanted` it has. Read-only; asks only for those attributes, in
     /// searches of up to 100 values each. An attribute name that is not a
     /// plain name is refused.
-    pub async fn lookup(
+    async fn lookup_entries(
         &self,
         attribute: &str,
         values: &[String],
@@ -1103,6 +1106,26 @@ fn canonical_dn(dn: &str) -> String {
 pub(crate) fn parse_directory_time(text: &str, zone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
     tillsyn_core::dates::day(text, zone)
         .or_else(|| tillsyn_core::dates::generalized_time(text.trim()))
+}
+
+impl crate::capability::ServerSearch for LdapSource {
+    async fn search(
+        &self,
+        terms: &crate::capability::SearchTerms,
+    ) -> Result<Vec<String>, ConnectorError> {
+        self.search_entries(&terms.attributes).await
+    }
+}
+
+impl crate::capability::PeopleLookup for LdapSource {
+    async fn lookup(
+        &self,
+        attribute: &str,
+        values: &[String],
+        wanted: &[&str],
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, ConnectorError> {
+        self.lookup_entries(attribute, values, wanted).await
+    }
 }
 
 #[cfg(test)]
