@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use support::{measure, median};
-use tillsyn::report::Month;
+use tillsyn_app::report::Month;
 
 mod support;
 

@@ -36,7 +36,7 @@ fn main() {
     )
     .expect("config");
     let config = tillsyn_config::load(&config_path).expect("config");
-    let key = tillsyn::privacy::identity_key(&config).expect("key");
+    let key = tillsyn_app::privacy::identity_key(&config).expect("key");
     let address = |person: u64| format!("person{person}@kund.se");
 
     println!("## Identity index: {rows} occurrences of {people} people\n");

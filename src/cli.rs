@@ -18,10 +18,10 @@ use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 
-use crate::engine::Engine;
-use crate::output::{self, Format};
-use crate::privacy::{KeyError, PersonDisplay};
-use crate::scan::{self, BuildError, RunError, Source};
+use tillsyn_app::engine::Engine;
+use tillsyn_app::output::{self, Format};
+use tillsyn_app::privacy::{KeyError, PersonDisplay};
+use tillsyn_app::runner::{self, BuildError, RunError, Source};
 use tillsyn_config::{self as config, Config, ConfigErrors};
 use tillsyn_rules::{RuleError, RuleSet};
 use tillsyn_store::{FindingFilter, ScanStatus, Store, StoreError};
@@ -59,22 +59,22 @@ pub enum CliError {
     Run(#[from] RunError),
     /// A person could not be looked up.
     #[error(transparent)]
-    Subject(#[from] crate::subject::SubjectError),
+    Subject(#[from] tillsyn_app::subject::SubjectError),
     /// A pass over the sources could not be run.
     #[error(transparent)]
-    Pass(#[from] scan::PassError),
+    Pass(#[from] runner::PassError),
     /// Writing output failed.
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
     /// A report could not be built.
     #[error(transparent)]
-    Report(#[from] crate::report::ReportError),
+    Report(#[from] tillsyn_app::report::ReportError),
     /// A report could not be mailed.
     #[error(transparent)]
-    Mail(#[from] crate::report::mail::MailError),
+    Mail(#[from] tillsyn_app::report::mail::MailError),
     /// Digests could not be made or sent.
     #[error(transparent)]
-    Digest(#[from] crate::report::digest::DigestError),
+    Digest(#[from] tillsyn_app::report::digest::DigestError),
     /// A command-line argument is unusable.
     #[error("{0}")]
     BadArgument(String),
@@ -88,11 +88,11 @@ pub enum CliError {
     NeedsOnce,
 }
 
-impl From<crate::engine::EngineError> for CliError {
-    fn from(error: crate::engine::EngineError) -> CliError {
+impl From<tillsyn_app::engine::EngineError> for CliError {
+    fn from(error: tillsyn_app::engine::EngineError) -> CliError {
         match error {
-            crate::engine::EngineError::Key(error) => CliError::Key(error),
-            crate::engine::EngineError::Rules(error) => CliError::Rules(error),
+            tillsyn_app::engine::EngineError::Key(error) => CliError::Key(error),
+            tillsyn_app::engine::EngineError::Rules(error) => CliError::Rules(error),
         }
     }
 }
@@ -104,8 +104,8 @@ impl CliError {
             CliError::Config(_)
             | CliError::Rules(_)
             | CliError::Build(_)
-            | CliError::Pass(scan::PassError::Build(_))
-            | CliError::Subject(crate::subject::SubjectError::Build(_)) => EXIT_CONFIG,
+            | CliError::Pass(runner::PassError::Build(_))
+            | CliError::Subject(tillsyn_app::subject::SubjectError::Build(_)) => EXIT_CONFIG,
             _ => EXIT_FAILED,
         }
     }
@@ -151,7 +151,7 @@ pub async fn scan(
     } else {
         engine.open_store()?
     };
-    let pass = scan::scan_pass(&engine, args.source.as_deref(), store, args.wait).await?;
+    let pass = runner::scan_pass(&engine, args.source.as_deref(), store, args.wait).await?;
     let custodians = engine.display(args.reveal)?;
     let policies = policies(config);
     let mut findings = Vec::new();
@@ -264,13 +264,17 @@ fn parse_since(text: &str, zone: chrono_tz::Tz) -> Result<chrono::DateTime<Utc>,
 
 /// tillsyn's own crates, whose logs `TILLSYN_LOG` sets (every layer of
 /// the workspace: a crate left out would log warnings only).
-const TILLSYN_CRATES: [&str; 6] = [
+const TILLSYN_CRATES: [&str; 10] = [
     "tillsyn",
-    "tillsyn_core",
-    "tillsyn_connectors",
-    "tillsyn_config",
+    "tillsyn_app",
+    "tillsyn_draft",
+    "tillsyn_store",
     "tillsyn_rules",
+    "tillsyn_config",
+    "tillsyn_connectors",
     "tillsyn_extract",
+    "tillsyn_detectors",
+    "tillsyn_core",
 ];
 
 /// The log filter: `TILLSYN_LOG` (or `default_level`) applies to tillsyn's own
@@ -490,7 +494,7 @@ pub async fn check_config(
         .with_identity_key(tillsyn_core::identity::IdentityKey::new(
             tillsyn_core::secret::Secret::new(vec![0; 32]),
         ));
-    if let Some(Err(error)) = crate::erasure::read_register(&throwaway, Utc::now()) {
+    if let Some(Err(error)) = tillsyn_app::erasure::read_register(&throwaway, Utc::now()) {
         writeln!(out, "{}: 1 problem\n  {error}", config_path.display())?;
         return Ok(EXIT_CONFIG);
     }
@@ -625,7 +629,7 @@ pub struct ReportArgs {
     /// Config file.
     pub config: PathBuf,
     /// The month; default the one before the current one.
-    pub month: Option<crate::report::Month>,
+    pub month: Option<tillsyn_app::report::Month>,
     /// Where to write the files.
     pub out: Option<PathBuf>,
     /// Send it (through the outbox).
@@ -635,7 +639,7 @@ pub struct ReportArgs {
 /// `tillsyn digest`: make each custodian's digest of a month, write them to files
 /// to look at, and/or send them through the outbox.
 pub async fn digest(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliError> {
-    use crate::report::{Month, digest};
+    use tillsyn_app::report::{Month, digest};
     let secrets = if args.send {
         config::Secrets::MAIL
     } else {
@@ -681,8 +685,8 @@ pub async fn digest(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
 
 /// `tillsyn report`: write a month's report to files and/or send it.
 pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliError> {
-    use crate::report::outbox::Delivery;
-    use crate::report::{self, Month, mail};
+    use tillsyn_app::report::outbox::Delivery;
+    use tillsyn_app::report::{self, Month, mail};
     use tillsyn_store::AfterFailure;
     // Writing files needs no secret; sending needs the SMTP password only.
     let secrets = if args.send {
@@ -740,7 +744,7 @@ pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
         )?;
         return Ok(EXIT_OK);
     }
-    match crate::report::outbox::deliver_entry(&mail_config, &store, &entry).await? {
+    match tillsyn_app::report::outbox::deliver_entry(&mail_config, &store, &entry).await? {
         Delivery::Sent => {
             writeln!(out, "Sent the report for {month}: {}", entry.subject)?;
             Ok(EXIT_OK)
@@ -777,7 +781,7 @@ pub async fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, CliErr
 /// searching read the stores, and need their credentials; a lookup does not.
 pub async fn subject(
     config_path: &std::path::Path,
-    request: &crate::subject::SubjectRequest,
+    request: &tillsyn_app::subject::SubjectRequest,
     out: Option<&std::path::Path>,
     stdout: &mut dyn Write,
 ) -> Result<u8, CliError> {
@@ -787,9 +791,9 @@ pub async fn subject(
         config::load_offline(config_path)?
     };
     let engine = Engine::new(config)?;
-    let rendered = crate::subject::answer(&engine, request).await?;
+    let rendered = tillsyn_app::subject::answer(&engine, request).await?;
     match out {
-        Some(path) => crate::privacy::write_private(path, rendered.as_bytes())?,
+        Some(path) => tillsyn_app::privacy::write_private(path, rendered.as_bytes())?,
         None => stdout.write_all(rendered.as_bytes())?,
     }
     Ok(EXIT_OK)
@@ -805,8 +809,8 @@ pub fn erasure(
     json: bool,
     out: &mut dyn std::io::Write,
 ) -> Result<u8, CliError> {
-    use crate::erasure::{ImportError, import, state_text, status};
-    let engine = crate::engine::Engine::new(tillsyn_config::load_offline(config_path)?)?;
+    use tillsyn_app::erasure::{ImportError, import, state_text, status};
+    let engine = tillsyn_app::engine::Engine::new(tillsyn_config::load_offline(config_path)?)?;
     let config = engine.config();
     let rules = engine.rules();
     let mut store = engine.open_store()?;

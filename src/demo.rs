@@ -391,9 +391,9 @@ pub fn build(dir: &Path, now: DateTime<Utc>) -> Result<PathBuf, DemoError> {
 pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
     let config_path = build(dir, Utc::now())
         .map_err(|error| CliError::Output(std::io::Error::other(error.to_string())))?;
-    let engine = crate::engine::Engine::new(config::load(&config_path)?)?;
+    let engine = tillsyn_app::engine::Engine::new(config::load(&config_path)?)?;
     let config = engine.config();
-    let (outcomes, store) = crate::scan::scan_once(&engine, None).await?;
+    let (outcomes, store) = tillsyn_app::runner::scan_once(&engine, None).await?;
     let custodians = engine.display(false)?;
     let findings = store
         .lock()
@@ -406,7 +406,7 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
         writeln!(
             out,
             "  {}",
-            crate::output::describe_outcome(outcome, &custodians)
+            tillsyn_app::output::describe_outcome(outcome, &custodians)
         )?;
     }
     writeln!(out)?;
@@ -473,18 +473,18 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> Result<u8, CliError> {
         }
     }
     // The month so far as management would read it.
-    let month = crate::report::Month::of(Utc::now(), config.daemon.timezone.0);
+    let month = tillsyn_app::report::Month::of(Utc::now(), config.daemon.timezone.0);
     let report_dir = dir.join(format!("report-{month}"));
     let rendered = {
         let mut guard = store
             .lock()
             .map_err(|_| CliError::Output(std::io::Error::other("store lock poisoned")))?;
-        let built = crate::report::build(config, &mut guard, month, Utc::now())?;
+        let built = tillsyn_app::report::build(config, &mut guard, month, Utc::now())?;
         let templates = config.report.as_ref().and_then(|r| r.templates_dir.clone());
-        crate::report::render::render(&built, templates.as_deref())
-            .map_err(crate::report::ReportError::from)?
+        tillsyn_app::report::render::render(&built, templates.as_deref())
+            .map_err(tillsyn_app::report::ReportError::from)?
     };
-    crate::report::render::write_files(&rendered, month, &report_dir)?;
+    tillsyn_app::report::render::write_files(&rendered, month, &report_dir)?;
     writeln!(out)?;
     writeln!(
         out,

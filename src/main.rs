@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tillsyn::cli;
-use tillsyn::output::Format;
+use tillsyn_app::output::Format;
 use tillsyn_store::FindingFilter;
 
 const DEFAULT_CONFIG: &str = "/etc/tillsyn/config.toml";
@@ -132,8 +132,8 @@ enum Command {
         #[arg(long = "id")]
         ids: Vec<String>,
         /// Output format.
-        #[arg(long, value_enum, default_value_t = tillsyn::subject::SubjectFormat::Text)]
-        format: tillsyn::subject::SubjectFormat,
+        #[arg(long, value_enum, default_value_t = tillsyn_app::subject::SubjectFormat::Text)]
+        format: tillsyn_app::subject::SubjectFormat,
         /// Language of the HTML summary: sv or en.
         #[arg(long, default_value_t = tillsyn_core::language::Language::Sv)]
         lang: tillsyn_core::language::Language,
@@ -179,7 +179,7 @@ enum Command {
         config: PathBuf,
         /// The month, YYYY-MM. Default: the month before this one.
         #[arg(long)]
-        month: Option<tillsyn::report::Month>,
+        month: Option<tillsyn_app::report::Month>,
         /// Folder to write report.html, report.txt, trend.png and the CSV to.
         /// Default without --send: ./tillsyn-report-YYYY-MM.
         #[arg(long)]
@@ -197,7 +197,7 @@ enum Command {
         config: PathBuf,
         /// The month, YYYY-MM. Default: the month before this one.
         #[arg(long)]
-        month: Option<tillsyn::report::Month>,
+        month: Option<tillsyn_app::report::Month>,
         /// Folder to write the unsent digests to (one .eml per custodian, named by
         /// pseudonym), to look at before sending.
         #[arg(long)]
@@ -374,7 +374,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 ("phone", phone),
                 ("account", account),
             ] {
-                asked.extend(values.into_iter().map(|value| tillsyn::subject::Asked {
+                asked.extend(values.into_iter().map(|value| tillsyn_app::subject::Asked {
                     kind: kind.to_owned(),
                     value,
                 }));
@@ -386,12 +386,12 @@ fn run(args: Args) -> anyhow::Result<u8> {
                     )
                     .into());
                 };
-                asked.push(tillsyn::subject::Asked {
+                asked.push(tillsyn_app::subject::Asked {
                     kind: kind.trim().to_owned(),
                     value: value.to_owned(),
                 });
             }
-            let request = tillsyn::subject::SubjectRequest {
+            let request = tillsyn_app::subject::SubjectRequest {
                 asked,
                 format,
                 language: lang,

@@ -360,7 +360,7 @@ fn three_instances_share_sixty_accounts_and_take_over_a_killed_ones() {
     let reports = sink.messages().len();
     let month = chrono::Local::now().format("%Y-%m").to_string();
     let month = {
-        let this: tillsyn::report::Month = month.parse().expect("month");
+        let this: tillsyn_app::report::Month = month.parse().expect("month");
         this.previous().to_string()
     };
     let cli = std::process::Command::new(env!("CARGO_BIN_EXE_tillsyn"))

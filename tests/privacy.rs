@@ -342,7 +342,7 @@ fn planted_in(text: &str) -> Vec<&'static str> {
 #[test]
 fn no_output_names_a_person_unless_the_config_says_so() {
     let mut world = world();
-    let month = tillsyn::report::Month::of(chrono::Utc::now(), chrono_tz::UTC).to_string();
+    let month = tillsyn_app::report::Month::of(chrono::Utc::now(), chrono_tz::UTC).to_string();
 
     // The daemon, logging at debug level, scans every source once at start.
     let config = world.dir.path().join("tillsyn.toml");

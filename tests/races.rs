@@ -152,7 +152,7 @@ fn the_daemon_and_report_send_racing_on_one_month_send_one_mail() {
     let config_text = config.to_str().expect("utf8");
     let month = {
         let now = chrono::Utc::now();
-        tillsyn::report::Month::of(now, chrono_tz::UTC)
+        tillsyn_app::report::Month::of(now, chrono_tz::UTC)
             .previous()
             .to_string()
     };

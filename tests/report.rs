@@ -15,7 +15,7 @@ use common::process::free_port;
 use common::smtp::SmtpSink;
 use common::*;
 use mail_parser::{MessageParser, MimeHeaders};
-use tillsyn::report::{self, Month};
+use tillsyn_app::report::{self, Month};
 use tillsyn_store::{NewFinding, ScanEnd, Store};
 
 fn config_text(smtp_port: u16, extra_daemon: &str) -> String {

@@ -11,7 +11,7 @@
 //!   finished (a new install, or a tick missed while every instance was down)
 //!   is due at once.
 //! - **Leases.** The scan runner renews the unit's lease every third of
-//!   `lease_seconds` ([`crate::scan::Job::keep_alive`]); a lease it cannot
+//!   `lease_seconds` ([`tillsyn_app::runner::Job::keep_alive`]); a lease it cannot
 //!   renew stops the scan, recorded as failed (`lease_lost`). A killed
 //!   instance renews nothing, and its units are claimed again once their
 //!   leases run out. A scan that ends (complete, partial or failed) finishes
@@ -39,7 +39,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{Loaded, ScheduledSource, Shared};
-use crate::scan::{self, KeepAlive, Source, Unit, with_store};
+use tillsyn_app::runner::{self, KeepAlive, Source, Unit, with_store};
 use tillsyn_config::FleetSettings;
 use tillsyn_store::StoreError;
 use tillsyn_store::fleet::{Fleet, Lease};
@@ -93,7 +93,7 @@ type UnitsByName = BTreeMap<String, Option<Unit>>;
 
 /// The units of `source` named `name`: its own, or the whole source as one.
 fn units_of(name: &str, source: &Source) -> Vec<Option<Unit>> {
-    let units = scan::units(source, name);
+    let units = runner::units(source, name);
     if units.is_empty() {
         vec![None]
     } else {
@@ -282,7 +282,7 @@ async fn scan_unit(work: UnitScan) {
         fleet,
     } = work;
     let keep_alive = keep_alive(fleet.clone(), lease.unit.clone());
-    let job = scan::Job {
+    let job = runner::Job {
         name: &name,
         source: &source.source,
         timeout: source.timeout,
@@ -293,7 +293,7 @@ async fn scan_unit(work: UnitScan) {
     };
     tracing::debug!(source = %name, "Unit scan started.");
     let started = Instant::now();
-    let result = scan::scan_source(
+    let result = runner::scan_source(
         job,
         loaded.engine.rules(),
         &shared.store,
@@ -311,7 +311,7 @@ async fn scan_unit(work: UnitScan) {
     };
     match result {
         Ok(outcome) => super::scheduler::record(&outcome, duration, &loaded, &shared, false).await,
-        Err(scan::RunError::Store(StoreError::Leased { .. })) => {
+        Err(runner::RunError::Store(StoreError::Leased { .. })) => {
             tracing::info!(source = %name, "Unit skipped: another tillsyn process is scanning it.");
         }
         Err(error) => {

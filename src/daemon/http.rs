@@ -15,8 +15,8 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use super::{Loaded, Shared};
-use crate::metrics::CONTENT_TYPE;
-use crate::scan::with_store;
+use tillsyn_app::metrics::CONTENT_TYPE;
+use tillsyn_app::runner::with_store;
 
 #[derive(Clone)]
 struct Endpoints {

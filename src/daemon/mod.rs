@@ -39,14 +39,14 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::metrics::{KnownSeries, Metrics, MetricsError};
-use crate::scan::{BuildError, RunError, Source, Stop, with_store};
+use tillsyn_app::metrics::{KnownSeries, Metrics, MetricsError};
+use tillsyn_app::runner::{BuildError, RunError, Source, Stop, with_store};
 use tillsyn_config::{self as config, ConfigErrors};
 use tillsyn_core::schedule::Schedule;
 use tillsyn_rules::RuleError;
 use tillsyn_store::{Store, StoreError};
 
-use crate::engine::Engine;
+use tillsyn_app::engine::Engine;
 
 /// Why the daemon could not start (once running, problems are logged and
 /// counted, not returned).
@@ -88,17 +88,17 @@ pub enum DaemonError {
     Signals(std::io::Error),
     /// The pseudonym key could not be read or made.
     #[error(transparent)]
-    Key(#[from] crate::privacy::KeyError),
+    Key(#[from] tillsyn_app::privacy::KeyError),
     /// The fleet's lease table could not be reached.
     #[error(transparent)]
     Fleet(#[from] tillsyn_store::fleet::FleetError),
 }
 
-impl From<crate::engine::EngineError> for DaemonError {
-    fn from(error: crate::engine::EngineError) -> DaemonError {
+impl From<tillsyn_app::engine::EngineError> for DaemonError {
+    fn from(error: tillsyn_app::engine::EngineError) -> DaemonError {
         match error {
-            crate::engine::EngineError::Key(error) => DaemonError::Key(error),
-            crate::engine::EngineError::Rules(error) => DaemonError::Rules(error),
+            tillsyn_app::engine::EngineError::Key(error) => DaemonError::Key(error),
+            tillsyn_app::engine::EngineError::Rules(error) => DaemonError::Rules(error),
         }
     }
 }

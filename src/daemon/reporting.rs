@@ -18,10 +18,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use super::{Loaded, Shared};
-use crate::report::Month;
-use crate::report::mail::prepare;
-use crate::report::outbox::deliver_due;
-use crate::scan::with_store;
+use tillsyn_app::report::Month;
+use tillsyn_app::report::mail::prepare;
+use tillsyn_app::report::outbox::deliver_due;
+use tillsyn_app::runner::with_store;
 use tillsyn_store::{AfterFailure, OutboxKind};
 
 /// Longest single sleep before the wall clock is read again.
@@ -103,9 +103,12 @@ pub async fn report_loop(shared: Arc<Shared>, mut config: watch::Receiver<Arc<Lo
                     shared.metrics.report_delivery_failed();
                     // The server's reply is logged with any address in it
                     // pseudonymised (it may name a recipient).
-                    let reply = crate::privacy::PersonDisplay::for_config(loaded.engine.config())
-                        .map(|display| display.text(&error.to_string()))
-                        .unwrap_or_else(|_| "(not logged: the pseudonym key is unreadable)".into());
+                    let reply =
+                        tillsyn_app::privacy::PersonDisplay::for_config(loaded.engine.config())
+                            .map(|display| display.text(&error.to_string()))
+                            .unwrap_or_else(|_| {
+                                "(not logged: the pseudonym key is unreadable)".into()
+                            });
                     match after {
                         AfterFailure::Retry(next) => tracing::warn!(
                             month = %key.period,
@@ -175,7 +178,7 @@ async fn digests(
     month: Month,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    use crate::report::digest;
+    use tillsyn_app::report::digest;
     let settings = loaded.engine.config().digest.as_ref()?;
     let zone = loaded.engine.config().daemon.timezone.0;
     let schedule = settings.schedule.as_ref().or(loaded

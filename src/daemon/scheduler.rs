@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use super::{Loaded, Shared};
-use crate::scan::{self, ScanOutcome, with_store};
+use tillsyn_app::runner::{self, ScanOutcome, with_store};
 
 /// Longest single sleep before the wall clock is read again.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
@@ -119,8 +119,8 @@ async fn scan_now(
     shared.metrics.scan_running(name, true);
     tracing::info!(source = %name, "Scan started.");
     let started = Instant::now();
-    let job = scan::Job::whole(name, &source.source, source.timeout, source.settings);
-    let result = scan::scan_source(
+    let job = runner::Job::whole(name, &source.source, source.timeout, source.settings);
+    let result = runner::scan_source(
         job,
         loaded.engine.rules(),
         &shared.store,
@@ -132,7 +132,7 @@ async fn scan_now(
     shared.metrics.scan_running(name, false);
     match result {
         Ok(outcome) => record(&outcome, duration, loaded, shared, true).await,
-        Err(scan::RunError::Store(tillsyn_store::StoreError::Leased { .. })) => {
+        Err(runner::RunError::Store(tillsyn_store::StoreError::Leased { .. })) => {
             // Another process (a `scan --once`, another instance) is scanning
             // it: this tick is skipped, as when the previous scan still runs.
             shared.metrics.scans_skipped(name, 1);

@@ -19,7 +19,7 @@ pub const WIDTH: u32 = 880;
 const COLUMNS: u32 = 3;
 /// One row of panels, in pixels.
 const ROW_HEIGHT: u32 = 170;
-const FONT: &[u8] = include_bytes!("../../reports/fonts/DejaVuSans.ttf");
+const FONT: &[u8] = include_bytes!("../../../reports/fonts/DejaVuSans.ttf");
 
 /// The chart's height for `promises` panels (one empty panel when none).
 pub fn height(promises: usize) -> u32 {

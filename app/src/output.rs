@@ -8,7 +8,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::privacy::PersonDisplay;
-use crate::scan::ScanOutcome;
+use crate::runner::ScanOutcome;
 use tillsyn_store::{Finding, ScanStatus};
 
 /// Output format for findings.

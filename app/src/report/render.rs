@@ -74,12 +74,12 @@ pub enum RenderError {
 
 fn built_in(language: Language, name: &str) -> &'static str {
     match (language, name) {
-        (Language::Sv, "subject.hbs") => include_str!("../../reports/sv/subject.hbs"),
-        (Language::Sv, "report.txt.hbs") => include_str!("../../reports/sv/report.txt.hbs"),
-        (Language::Sv, _) => include_str!("../../reports/sv/report.html.hbs"),
-        (Language::En, "subject.hbs") => include_str!("../../reports/en/subject.hbs"),
-        (Language::En, "report.txt.hbs") => include_str!("../../reports/en/report.txt.hbs"),
-        (Language::En, _) => include_str!("../../reports/en/report.html.hbs"),
+        (Language::Sv, "subject.hbs") => include_str!("../../../reports/sv/subject.hbs"),
+        (Language::Sv, "report.txt.hbs") => include_str!("../../../reports/sv/report.txt.hbs"),
+        (Language::Sv, _) => include_str!("../../../reports/sv/report.html.hbs"),
+        (Language::En, "subject.hbs") => include_str!("../../../reports/en/subject.hbs"),
+        (Language::En, "report.txt.hbs") => include_str!("../../../reports/en/report.txt.hbs"),
+        (Language::En, _) => include_str!("../../../reports/en/report.html.hbs"),
     }
 }
 

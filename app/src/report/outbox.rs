@@ -15,7 +15,7 @@ use std::time::Duration;
 use tillsyn_core::backoff::Backoff;
 
 use super::mail::{MailError, deliver};
-use crate::scan::with_store;
+use crate::runner::with_store;
 use tillsyn_config::report::MailConfig;
 use tillsyn_store::{AfterFailure, OutboxEntry, OutboxKey, OutboxKind, Store};
 

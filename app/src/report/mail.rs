@@ -29,7 +29,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::render::{CHART_CID, Rendered};
 use super::{Month, ReportError, build_with, render::render};
-use crate::scan::{RunError, with_store};
+use crate::runner::{RunError, with_store};
 use tillsyn_config::Config;
 use tillsyn_config::report::{MailConfig, SmtpSecurity};
 use tillsyn_store::{NewOutboxEntry, OutboxEntry, OutboxKey, Store};

@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::engine::Engine;
-use crate::scan::{BuildError, PassError};
+use crate::runner::{BuildError, PassError};
 use tillsyn_config::rules::Check;
 use tillsyn_config::{Config, SourceConfig, SourceSettings};
 use tillsyn_connectors::capability::SearchTerms;
@@ -244,7 +244,7 @@ async fn verify(
     locator: &mut Locator,
 ) -> Result<(), SubjectError> {
     let copy = engine.copy_store()?;
-    let pass = crate::scan::scan_pass(engine, None, copy, true).await?;
+    let pass = crate::runner::scan_pass(engine, None, copy, true).await?;
     let statuses: BTreeMap<String, String> = pass
         .outcomes
         .iter()

@@ -23,7 +23,7 @@ use prometheus::{
 };
 use tillsyn_connectors::ProblemKind;
 
-use crate::scan::ScanOutcome;
+use crate::runner::ScanOutcome;
 use tillsyn_config::Config;
 use tillsyn_store::{OpenGroup, RuleChanges};
 
