@@ -1,0 +1,101 @@
+//! `tillsyn scan --once`: one pass over the sources, its findings and how
+//! each scan ended.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use chrono::Utc;
+
+use tillsyn_app::engine::Engine;
+use tillsyn_app::output::{self, Format};
+use tillsyn_app::runner::{self, RunError};
+use tillsyn_config::{self as config};
+use tillsyn_store::{FindingFilter, ScanStatus};
+
+use super::{CliError, EXIT_FAILED, EXIT_FINDINGS, EXIT_OK, policies};
+
+/// Arguments of `tillsyn scan`.
+#[derive(Debug, Clone)]
+pub struct ScanArgs {
+    /// Config file.
+    pub config: PathBuf,
+    /// Only this source.
+    pub source: Option<String>,
+    /// Output format.
+    pub format: Format,
+    /// Exit 1 when findings are present.
+    pub fail_on_findings: bool,
+    /// Scan against a private copy of the store: nothing is written.
+    pub dry_run: bool,
+    /// Wait for a source another process is scanning, rather than refuse it.
+    pub wait: bool,
+    /// Show people by name.
+    pub reveal: bool,
+}
+
+/// `tillsyn scan --once`.
+pub async fn scan(
+    args: &ScanArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, CliError> {
+    let engine = Engine::new(config::load(&args.config)?)?;
+    let config = engine.config();
+    let store = if args.dry_run {
+        engine.copy_store()?
+    } else {
+        engine.open_store()?
+    };
+    let pass = runner::scan_pass(&engine, args.source.as_deref(), store, args.wait).await?;
+    let custodians = engine.display(args.reveal)?;
+    let policies = policies(config);
+    let mut findings = Vec::new();
+    {
+        let mut store = pass
+            .store
+            .lock()
+            .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
+        // What is open for each scanned source now: seen in this scan, carried
+        // by an incremental read, or kept where the scan could not read.
+        for outcome in &pass.outcomes {
+            findings.extend(store.findings(FindingFilter::Open, Some(&outcome.source), None)?);
+        }
+        if !args.dry_run
+            && let Some(cutoff) = config.daemon.retention.before(Utc::now())
+        {
+            store.prune(cutoff)?;
+        }
+    }
+    let exceptions = engine.rules().exceptions();
+    output::write_findings(
+        out,
+        args.format,
+        &findings,
+        &policies,
+        &custodians,
+        exceptions,
+    )?;
+    for outcome in &pass.outcomes {
+        writeln!(err, "{}", output::describe_outcome(outcome, &custodians))?;
+    }
+    for busy in &pass.busy {
+        writeln!(
+            err,
+            "{busy}. Run again when it is done, or with --wait to wait for it."
+        )?;
+    }
+    if args.dry_run {
+        writeln!(err, "Dry run: nothing was written to the store.")?;
+    }
+    let failed = pass
+        .outcomes
+        .iter()
+        .any(|outcome| outcome.status == ScanStatus::Failed);
+    Ok(if failed || !pass.busy.is_empty() {
+        EXIT_FAILED
+    } else if args.fail_on_findings && !findings.is_empty() {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    })
+}
