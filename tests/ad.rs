@@ -237,7 +237,7 @@ fn active_directory_accounts_lists_and_ids_as_ad_keeps_them() {
     // Numbers from another controller are not this one's: a full read.
     open_store(&incremental.join("state"))
         .execute(
-            "UPDATE checkpoints SET value = 'another-dc' WHERE key = 'ldap.dc'",
+            "UPDATE checkpoints SET value = replace(value, '\"invocation\":\"', '\"invocation\":\"another-') WHERE key = 'ldap'",
             [],
         )
         .expect("checkpoint");

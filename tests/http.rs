@@ -276,7 +276,7 @@ fn incremental_rescans_ask_only_for_changes_and_a_full_read_resolves_deleted_ite
     assert_exact(&open_findings(&config), &planted);
 
     // The last full read "25 hours ago": everything is read, case-10 resolves.
-    backdate_full_read(&dir.path().join("state"), "http.full_at");
+    backdate_full_read(&dir.path().join("state"), "http");
     let full = scan(249);
     assert!(!full.contains("incremental"), "{full}");
     planted.remove("P4-closed-cases:case-10");

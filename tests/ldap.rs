@@ -242,7 +242,7 @@ fn incremental_rescans_read_only_changed_entries_and_a_full_read_resolves_delete
 
     // The last full read made "25 hours ago": this scan reads everything, and
     // the deleted entry's finding resolves.
-    backdate_full_read(&dir.path().join("state"), "ldap.full_at");
+    backdate_full_read(&dir.path().join("state"), "ldap");
     let full = scan();
     assert_eq!(work(&full, "entries_read"), 4999, "{full}");
     assert_eq!(work(&full, "incremental"), 0, "{full}");
@@ -428,7 +428,7 @@ fn a_date_it_cannot_read_keeps_the_finding_open_and_never_panics() {
     assert_exact(&open_findings(&config), &still);
 
     // A full read (as the next periodic one) judges the same way.
-    backdate_full_read(&dir.path().join("state"), "ldap.full_at");
+    backdate_full_read(&dir.path().join("state"), "ldap");
     let output = tillsyn(&["scan", "--once", "--config", &config]);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");

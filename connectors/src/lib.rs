@@ -27,6 +27,7 @@
 #![deny(clippy::unwrap_used, clippy::panic)]
 
 pub mod capability;
+pub mod checkpoint;
 pub mod content;
 pub mod dn;
 pub mod fileshare;

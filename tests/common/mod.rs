@@ -229,10 +229,27 @@ pub fn open_store(state: &Path) -> rusqlite::Connection {
 /// Move a source's checkpoint `key` (Unix seconds) 25 hours into the past, as
 /// if the last full read were that old.
 pub fn backdate_full_read(state: &Path, key: &str) {
-    let changed = open_store(state)
+    // A typed checkpoint is stored as `v{version} {plan} {json}`, its last
+    // full read in the JSON's `full_at`.
+    let store = open_store(state);
+    let value: String = store
+        .query_row("SELECT value FROM checkpoints WHERE key = ?1", [key], |row| {
+            row.get(0)
+        })
+        .unwrap_or_else(|error| panic!("no checkpoint {key}: {error}"));
+    let mut parts = value.splitn(3, ' ');
+    let (version, plan, json) = (
+        parts.next().expect("version"),
+        parts.next().expect("plan"),
+        parts.next().expect("json"),
+    );
+    let mut state: serde_json::Value = serde_json::from_str(json).expect("checkpoint JSON");
+    let full_at = state["full_at"].as_i64().expect("full_at");
+    state["full_at"] = serde_json::Value::from(full_at - 90_000);
+    let changed = store
         .execute(
-            "UPDATE checkpoints SET value = CAST(value AS INTEGER) - 90000 WHERE key = ?1",
-            [key],
+            "UPDATE checkpoints SET value = ?1 WHERE key = ?2",
+            [format!("{version} {plan} {state}"), key.to_owned()],
         )
         .expect("backdate");
     assert_eq!(changed, 1, "no checkpoint {key}");
