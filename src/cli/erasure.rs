@@ -1,7 +1,6 @@
 //! `tillsyn erasure`: the register imported, and each request's state per
 //! store.
 
-
 use chrono::Utc;
 
 use super::{CliError, EXIT_CONFIG, EXIT_OK};

@@ -233,9 +233,11 @@ pub fn backdate_full_read(state: &Path, key: &str) {
     // full read in the JSON's `full_at`.
     let store = open_store(state);
     let value: String = store
-        .query_row("SELECT value FROM checkpoints WHERE key = ?1", [key], |row| {
-            row.get(0)
-        })
+        .query_row(
+            "SELECT value FROM checkpoints WHERE key = ?1",
+            [key],
+            |row| row.get(0),
+        )
         .unwrap_or_else(|error| panic!("no checkpoint {key}: {error}"));
     let mut parts = value.splitn(3, ' ');
     let (version, plan, json) = (

@@ -1,8 +1,8 @@
 //! `type = "http"`: a CRM's or register's settings as the config writes
 //! them: where, what each item maps to, how to authenticate and page.
 
-use crate::values::ValueMapping;
 use crate::RecordKind;
+use crate::values::ValueMapping;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use super::folder::Folder;
+use super::folders::Folder;
 
 /// Which scanned folder each label shows its messages in.
 #[derive(Debug, Clone, Default)]

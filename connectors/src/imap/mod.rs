@@ -25,9 +25,12 @@
 //! The flow and the split (transport, config, per-folder reading) follow the
 //! design notes: connectors produce records, the scan runner does the rest.
 
+mod checkpoint;
 mod config;
-mod folder;
+mod folders;
 mod gmail;
+mod read;
+mod search;
 pub(crate) mod structure;
 mod transport;
 
@@ -153,40 +156,6 @@ impl ImapSource {
         self.config.max_connections.max(1)
     }
 
-    /// Ask the server, account by account, for the messages that name a person
-    /// (read-only: EXAMINE and UID SEARCH in the folders the source reads):
-    /// `addresses` in From, To or Cc, and `texts` anywhere in a message (IMAP
-    /// `TEXT`, the server's own substring search). Returns record ids. Used by
-    /// `tillsyn subject` where the identity index does not cover a kind.
-    async fn search_messages(
-        &self,
-        addresses: &[String],
-        texts: &[String],
-    ) -> Result<Vec<String>, ConnectorError> {
-        let mut criteria = Vec::new();
-        for address in addresses {
-            let quoted = search_string(address);
-            criteria.push(format!("OR OR FROM {quoted} TO {quoted} CC {quoted}"));
-        }
-        for text in texts {
-            criteria.push(format!("TEXT {}", search_string(text)));
-        }
-        if criteria.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut ids = Vec::new();
-        for account in self.accounts.iter() {
-            let found = folder::search_account(&self.config, &self.tls, account, &criteria)
-                .await
-                .map_err(|error| ConnectorError::Unavailable {
-                    kind: error.kind(),
-                    message: format!("account {}: {error}", crate::mark_personal(&account.name)),
-                })?;
-            ids.extend(found);
-        }
-        Ok(ids)
-    }
-
     /// Read one account, trying again after connection problems.
     async fn account(
         &self,
@@ -201,7 +170,7 @@ impl ImapSource {
         loop {
             let mut report = ScanReport::default();
             let result =
-                folder::read_account(&self.config, &self.tls, account, context, sink, &mut report)
+                read::read_account(&self.config, &self.tls, account, context, sink, &mut report)
                     .await;
             match result {
                 Ok(()) => {
@@ -301,21 +270,6 @@ impl Connector for ImapSource {
     }
 }
 
-/// An IMAP quoted string: `"` and `\` escaped, line breaks and other control
-/// characters dropped (they cannot be in a quoted string).
-fn search_string(text: &str) -> String {
-    let mut quoted = String::with_capacity(text.len() + 2);
-    quoted.push('"');
-    for c in text.chars().filter(|c| !c.is_control()) {
-        if c == '"' || c == '\\' {
-            quoted.push('\\');
-        }
-        quoted.push(c);
-    }
-    quoted.push('"');
-    quoted
-}
-
 impl crate::capability::Units for ImapSource {
     /// The accounts' names, as record paths begin with them.
     fn parts(&self) -> Vec<String> {
@@ -342,23 +296,8 @@ impl crate::capability::Units for ImapSource {
     }
 }
 
-impl crate::capability::ServerSearch for ImapSource {
-    async fn search(
-        &self,
-        terms: &crate::capability::SearchTerms,
-    ) -> Result<Vec<String>, ConnectorError> {
-        self.search_messages(&terms.addresses, &terms.texts).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn search_strings_are_quoted_and_cannot_break_the_command() {
-        assert_eq!(super::search_string("anna@kund.se"), "\"anna@kund.se\"");
-        assert_eq!(super::search_string("a\"b\\c\r\nX"), "\"a\\\"b\\\\cX\"");
-    }
-
     /// The connector's source never calls a command that changes a mailbox. The
     /// integration tests prove flags and UIDs stay; this keeps a future edit from
     /// even trying.
@@ -366,7 +305,10 @@ mod tests {
     fn no_mutating_command_is_ever_called() {
         let sources = [
             include_str!("mod.rs"),
-            include_str!("folder.rs"),
+            include_str!("folders.rs"),
+            include_str!("read.rs"),
+            include_str!("search.rs"),
+            include_str!("checkpoint.rs"),
             include_str!("transport.rs"),
         ];
         let forbidden = [

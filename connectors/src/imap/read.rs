@@ -1,16 +1,18 @@
-//! Reading one account: which folders, and for each folder a full or an
+//! Reading one account: for each folder [`super::folders`] chose, a full or an
 //! incremental read, turning FETCH responses into records.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use async_imap::imap_proto::{MessageSection, SectionPath};
-use async_imap::types::{Fetch, NameAttribute};
+use async_imap::types::Fetch;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 use mail_parser::MessageParser;
 
+use super::checkpoint::FolderCheckpoint;
 use super::config::{Account, ImapConfig};
+use super::folders::{Folder, choose_folders};
 use super::structure::{self, Selection};
 use super::transport::{self, ImapError, ImapSession, from_imap, timed};
 use crate::content::{Content, ContentPlan};
@@ -19,40 +21,6 @@ use crate::{
     CarriedScope, Participants, PlaceTotal, ProblemKind, Record, RecordKind, RecordSink,
     ScanContext, ScanReport,
 };
-
-/// Names (the last level, lower-cased) that hold sent mail on servers
-/// without SPECIAL-USE, as clients in several languages name it.
-const SENT_NAMES: [&str; 16] = [
-    "sent",
-    "sent items",
-    "sent messages",
-    "sent mail",
-    "skickat",
-    "skickade objekt",
-    "skickade",
-    "sendt",
-    "sendte elementer",
-    "sendte",
-    "gesendet",
-    "gesendete elemente",
-    "gesendete objekte",
-    "éléments envoyés",
-    "lähetetyt",
-    "verzonden items",
-];
-
-/// A folder's name as records show it: decoded from modified UTF-7, with the
-/// server's hierarchy separator (`.` on Courier and Cyrus layouts) written as
-/// `/`, so record paths read the same whatever the server.
-pub(crate) fn display_name(raw: &str, delimiter: Option<&str>) -> String {
-    let decoded = crate::mutf7::decode(raw);
-    match delimiter {
-        Some(delimiter) if !delimiter.is_empty() && delimiter != "/" => {
-            decoded.replace(delimiter, "/")
-        }
-        _ => decoded,
-    }
-}
 
 /// Only these headers are fetched: the participants, nothing else. No
 /// RFC822.SIZE: no rule needs it, and a server may have to read every message
@@ -176,81 +144,6 @@ enum Read {
     DatesOnly,
 }
 
-/// A folder chosen for reading.
-#[derive(Debug, Clone)]
-pub(crate) struct Folder {
-    /// The name as the server spells it (modified UTF-7), for commands.
-    pub(crate) raw: String,
-    /// The name for people and record ids.
-    pub(crate) display: String,
-    /// `\Inbox`, `\Sent`, … when known.
-    pub(crate) special_use: Option<&'static str>,
-}
-
-/// What an incremental read starts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Checkpoint {
-    uid_validity: u32,
-    last_uid: u32,
-    /// EXISTS at the last read: with `last_uid` unchanged, an equal count means
-    /// nothing was expunged either.
-    exists: u32,
-    /// The age cutoff of the last read (seconds).
-    cutoff: Option<i64>,
-    /// No message that was younger than `cutoff` then was received before this
-    /// (seconds): until the cutoff passes it, no message can have become due.
-    next_due: Option<i64>,
-    plan: u64,
-}
-
-fn optional(value: Option<i64>) -> String {
-    value.map_or("-".to_owned(), |v| v.to_string())
-}
-
-impl Checkpoint {
-    fn encode(&self) -> String {
-        format!(
-            "v2 {} {} {} {} {} {:x}",
-            self.uid_validity,
-            self.last_uid,
-            self.exists,
-            optional(self.cutoff),
-            optional(self.next_due),
-            self.plan
-        )
-    }
-
-    fn decode(text: &str) -> Option<Checkpoint> {
-        let mut parts = text.split(' ');
-        if parts.next()? != "v2" {
-            return None;
-        }
-        let mut number = || -> Option<Option<i64>> {
-            match parts.next()? {
-                "-" => Some(None),
-                value => Some(Some(value.parse().ok()?)),
-            }
-        };
-        let uid_validity = number()??.try_into().ok()?;
-        let last_uid = number()??.try_into().ok()?;
-        let exists = number()??.try_into().ok()?;
-        let cutoff = number()?;
-        let next_due = number()?;
-        let plan = u64::from_str_radix(parts.next()?, 16).ok()?;
-        if parts.next().is_some() {
-            return None;
-        }
-        Some(Checkpoint {
-            uid_validity,
-            last_uid,
-            exists,
-            cutoff,
-            next_due,
-            plan,
-        })
-    }
-}
-
 /// IMAP's date for SEARCH: `21-Nov-2026`.
 fn search_date(time: DateTime<Utc>) -> String {
     time.format("%d-%b-%Y").to_string()
@@ -288,52 +181,10 @@ fn range_text(start: u32, end: u32) -> String {
     }
 }
 
-fn to_uids(set: HashSet<u32>) -> Vec<u32> {
+pub(super) fn to_uids(set: HashSet<u32>) -> Vec<u32> {
     let mut uids: Vec<u32> = set.into_iter().collect();
     uids.sort_unstable();
     uids
-}
-
-/// Search one account's chosen folders on the server (read-only: EXAMINE and
-/// UID SEARCH), each of `criteria` (IMAP search keys) in turn; the record ids
-/// (`account/folder/uid`) of every message any of them matches.
-pub(crate) async fn search_account(
-    config: &ImapConfig,
-    tls: &Arc<rustls::ClientConfig>,
-    account: &Account,
-    criteria: &[String],
-) -> Result<Vec<String>, ImapError> {
-    let seconds = config.timeout_seconds;
-    let mut notes = ScanReport::default();
-    let folders = {
-        let mut lister = transport::login(config, tls, account).await?;
-        let folders = choose_folders(config, &mut lister, &mut notes, &account.name).await?;
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), lister.logout()).await;
-        folders
-    };
-    let mut session = transport::login(config, tls, account).await?;
-    let mut ids = Vec::new();
-    for folder in &folders {
-        timed(seconds, async {
-            session.examine(&folder.raw).await.map_err(from_imap)
-        })
-        .await?;
-        let mut uids = HashSet::new();
-        for criterion in criteria {
-            let found = timed(seconds, async {
-                session.uid_search(criterion).await.map_err(from_imap)
-            })
-            .await?;
-            uids.extend(found);
-        }
-        ids.extend(
-            to_uids(uids)
-                .into_iter()
-                .map(|uid| format!("{}/{}/{uid}", account.name, folder.display)),
-        );
-    }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), session.logout()).await;
-    Ok(ids)
 }
 
 /// Read one account: log in, choose folders, read each.
@@ -401,118 +252,6 @@ pub(crate) async fn read_account(
     Ok(())
 }
 
-async fn choose_folders(
-    config: &ImapConfig,
-    session: &mut ImapSession,
-    report: &mut ScanReport,
-    account: &str,
-) -> Result<Vec<Folder>, ImapError> {
-    let seconds = config.timeout_seconds;
-    let mut listed: Vec<(String, Option<String>, Vec<NameAttribute<'static>>)> = Vec::new();
-    {
-        let mut names = timed(seconds, async {
-            session.list(Some(""), Some("*")).await.map_err(from_imap)
-        })
-        .await?;
-        while let Some(name) = timed(seconds, async { Ok(names.next().await) }).await? {
-            let name = name.map_err(from_imap)?;
-            let attributes = name
-                .attributes()
-                .iter()
-                .map(|attribute| match attribute {
-                    NameAttribute::Sent => NameAttribute::Sent,
-                    NameAttribute::Archive => NameAttribute::Archive,
-                    NameAttribute::Drafts => NameAttribute::Drafts,
-                    NameAttribute::Junk => NameAttribute::Junk,
-                    NameAttribute::Trash => NameAttribute::Trash,
-                    NameAttribute::All => NameAttribute::All,
-                    NameAttribute::Flagged => NameAttribute::Flagged,
-                    NameAttribute::NoSelect => NameAttribute::NoSelect,
-                    _ => NameAttribute::Marked,
-                })
-                .collect();
-            listed.push((
-                name.name().to_owned(),
-                name.delimiter().map(str::to_owned),
-                attributes,
-            ));
-        }
-    }
-    let special = |attributes: &[NameAttribute<'_>]| -> Option<&'static str> {
-        attributes.iter().find_map(|attribute| match attribute {
-            NameAttribute::Sent => Some("\\Sent"),
-            NameAttribute::Archive => Some("\\Archive"),
-            NameAttribute::Drafts => Some("\\Drafts"),
-            NameAttribute::Junk => Some("\\Junk"),
-            NameAttribute::Trash => Some("\\Trash"),
-            NameAttribute::All => Some("\\All"),
-            NameAttribute::Flagged => Some("\\Flagged"),
-            _ => None,
-        })
-    };
-    let has_sent = listed
-        .iter()
-        .any(|(_, _, attributes)| special(attributes) == Some("\\Sent"));
-    let folders: Vec<Folder> = listed
-        .iter()
-        .filter(|(_, _, attributes)| !attributes.contains(&NameAttribute::NoSelect))
-        .map(|(raw, delimiter, attributes)| {
-            let display = display_name(raw, delimiter.as_deref());
-            let last = display
-                .rsplit('/')
-                .next()
-                .unwrap_or(&display)
-                .to_lowercase();
-            let special_use = if raw.eq_ignore_ascii_case("INBOX") {
-                Some("\\Inbox")
-            } else if !has_sent && SENT_NAMES.contains(&last.as_str()) {
-                Some("\\Sent")
-            } else {
-                special(attributes)
-            };
-            Folder {
-                raw: raw.clone(),
-                display,
-                special_use,
-            }
-        })
-        .collect();
-    let mut chosen: Vec<Folder> = Vec::new();
-    for wanted in &config.folders {
-        let matches: Vec<&Folder> = folders
-            .iter()
-            .filter(|folder| {
-                if wanted == "*" {
-                    // Gmail's All Mail holds every message again, under every
-                    // label: read only when named.
-                    folder.special_use != Some("\\All")
-                } else if wanted.starts_with('\\') {
-                    folder
-                        .special_use
-                        .is_some_and(|special| special.eq_ignore_ascii_case(wanted))
-                } else if wanted.eq_ignore_ascii_case("INBOX") {
-                    folder.raw.eq_ignore_ascii_case("INBOX")
-                } else {
-                    // As records show it, or as the server names it.
-                    folder.display == *wanted || crate::mutf7::decode(&folder.raw) == *wanted
-                }
-            })
-            .collect();
-        if matches.is_empty() && wanted != "*" {
-            report.notes.push(format!(
-                "account {}: no folder {wanted}",
-                crate::mark_personal(account)
-            ));
-        }
-        for folder in matches {
-            if !chosen.iter().any(|seen| seen.raw == folder.raw) {
-                chosen.push(folder.clone());
-            }
-        }
-    }
-    Ok(chosen)
-}
-
 struct FolderReader<'a> {
     config: &'a ImapConfig,
     account: &'a str,
@@ -561,18 +300,21 @@ impl FolderReader<'_> {
         // Without UIDVALIDITY and UIDNEXT the server gives no way to tell that a
         // folder is unchanged: it is read in full, and no checkpoint is kept.
         let comparable = mailbox.uid_validity.is_some() && mailbox.uid_next.is_some();
-        let previous = self
-            .context
-            .checkpoints
-            .get(&prefix)
-            .filter(|_| comparable)
-            .and_then(|text| Checkpoint::decode(text))
+        let plan = super::checkpoint::plan(needs.plan);
+        let previous = comparable
+            .then(|| {
+                crate::checkpoint::load::<FolderCheckpoint>(
+                    &self.context.checkpoints,
+                    &prefix,
+                    &plan,
+                )
+            })
+            .flatten()
             // A flag set or taken away changes no UID: with flags as custodian
             // marks, every folder is read in full.
             .filter(|_| !self.config.custodian_marks.flagged)
             .filter(|previous| {
                 previous.uid_validity == uid_validity
-                    && previous.plan == needs.plan
                     && previous.last_uid <= last_uid
                     && (needs.windowed_ages || needs.age_cutoff.is_none())
             });
@@ -590,16 +332,15 @@ impl FolderReader<'_> {
                 }
             };
         }
-        let checkpoint = Checkpoint {
+        let checkpoint = FolderCheckpoint {
             uid_validity,
             last_uid,
             exists: mailbox.exists,
             cutoff: needs.age_cutoff.map(|cutoff| cutoff.timestamp()),
             next_due: next_due.map(|due| due.timestamp()),
-            plan: needs.plan,
         };
         if comparable {
-            self.report.checkpoints.insert(prefix, checkpoint.encode());
+            crate::checkpoint::store(&mut self.report.checkpoints, prefix, &plan, &checkpoint);
         } else {
             self.report.add_work("folders_without_uidvalidity", 1);
         }
@@ -623,7 +364,7 @@ impl FolderReader<'_> {
         session: &mut ImapSession,
         folder: &Folder,
         prefix: &str,
-        previous: Checkpoint,
+        previous: FolderCheckpoint,
         last_uid: u32,
         exists: u32,
     ) -> Result<Option<DateTime<Utc>>, ImapError> {
@@ -1207,34 +948,6 @@ mod tests {
         assert_eq!(uid_sets(vec![5, 1, 2, 3, 9, 10, 7], 100), ["1:3,5,7,9:10"]);
         assert_eq!(uid_sets(vec![1, 2, 3, 4, 5], 2), ["1:2", "3:4", "5"]);
         assert!(uid_sets(Vec::new(), 10).is_empty());
-    }
-
-    #[test]
-    fn checkpoints_round_trip_and_reject_garbage() {
-        let checkpoint = Checkpoint {
-            uid_validity: 1_700_000_000,
-            last_uid: 42,
-            exists: 40,
-            cutoff: Some(1_790_000_000),
-            next_due: Some(1_790_100_000),
-            plan: 0xdead_beef,
-        };
-        assert_eq!(Checkpoint::decode(&checkpoint.encode()), Some(checkpoint));
-        let unknown = Checkpoint {
-            cutoff: None,
-            next_due: None,
-            ..checkpoint
-        };
-        assert_eq!(Checkpoint::decode(&unknown.encode()), Some(unknown));
-        for garbage in [
-            "",
-            "v1 1 2 - 3",
-            "v2 x 2 3 - - 3",
-            "v2 1 2 3 - -",
-            "v2 1 2 3 - - 3 x",
-        ] {
-            assert_eq!(Checkpoint::decode(garbage), None, "{garbage}");
-        }
     }
 
     #[test]
