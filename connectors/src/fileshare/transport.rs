@@ -1,5 +1,5 @@
-//! File metadata as the share walker needs it, read relative to the folder
-//! the file is in.
+//! Reaching the files: their metadata as the share walker needs it, read
+//! relative to the folder the file is in.
 //!
 //! A `stat` by full path makes the kernel walk every component of the path
 //! again for every file; on a deep tree of a million files that walk is a

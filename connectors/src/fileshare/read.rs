@@ -1,4 +1,6 @@
-//! The parallel walk behind the file-share connector.
+//! Reading the share: the parallel walk, each file and folder a record,
+//! classified, dated by markers and paths, its content read when a rule
+//! asks.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -9,8 +11,9 @@ use chrono::{DateTime, Utc};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use ignore::{WalkBuilder, WalkState};
 
+use super::checkpoint::{self, content_key};
 use super::owners::OwnerNames;
-use super::stat::{FileStat, OpenFolder};
+use super::transport::{FileStat, OpenFolder};
 use super::{FileshareConfig, FileshareConfigError, MarkerConfig, MarkerDateFrom};
 use crate::local_fs::{date_from_path, marker_date, name_to_text, read_prefix, to_utc};
 use crate::record_cache::StampBuilder;
@@ -29,23 +32,6 @@ pub(crate) struct WalkPlan {
     path_dates: GlobSet,
     /// Paths that name their custodian: the glob, and which folder name is it.
     custodian_from: Vec<(globset::GlobMatcher, usize)>,
-}
-
-/// The key of a file's entry in the share's content cache: the record
-/// cache's keyed hash of its path (without a record cache, the content
-/// plan's), never the path: the store holds no file name for it.
-fn content_key(
-    context: &crate::ScanContext,
-    plan: &crate::content::ContentPlan,
-    path: &str,
-) -> String {
-    match &context.records {
-        Some(cache) => format!("content:{:032x}", cache.key(path)),
-        None => format!(
-            "content:{}",
-            tillsyn_core::identity::to_hex(&plan.identity.hash("path", path))
-        ),
-    }
 }
 
 /// `Hem/{custodian}/**` as a glob (`Hem/*/**`) and the position of `{custodian}`.
@@ -497,20 +483,12 @@ impl Worker<'_, '_> {
         // rules): what the detectors found then stands, and the file is not
         // read again.
         let key = content_key(self.shared.context, plan, &record.path);
-        let stamp = format!(
-            "{}:{}.{}:{}:{:x}|",
-            metadata.size,
-            metadata.mtime.0,
-            metadata.mtime.1,
-            metadata.ino,
-            self.shared.context.needs.plan
-        );
-        if let Some(cached) = self.shared.context.checkpoints.get(&key)
-            && let Some(summary) = cached.strip_prefix(&stamp)
-            && let Some(content) = crate::content::Content::decode_summary(summary)
+        let content_plan = checkpoint::plan(self.shared.context);
+        if let Some((cached, content)) =
+            checkpoint::cached(self.shared.context, &key, &content_plan, metadata)
         {
             self.report.add_work("files_content_cached", 1);
-            self.report.checkpoints.insert(key, cached.clone());
+            self.report.checkpoints.insert(key, cached);
             if content.unreadable > 0 {
                 unread(&mut self.report, ProblemKind::UnreadableContent);
             } else {
@@ -570,9 +548,13 @@ impl Worker<'_, '_> {
             }
             None => return,
         };
-        self.report
-            .checkpoints
-            .insert(key, format!("{stamp}{}", content.encode_summary()));
+        checkpoint::remember(
+            &mut self.report.checkpoints,
+            key,
+            &content_plan,
+            metadata,
+            &content,
+        );
         // A cut document's matches count; its record stays open all the same
         // (the cut was counted above).
         if content.unreadable == 0 {
