@@ -244,7 +244,16 @@ async fn verify(
     locator: &mut Locator,
 ) -> Result<(), SubjectError> {
     let copy = engine.copy_store()?;
-    let pass = crate::runner::scan_pass(engine, None, copy, true).await?;
+    let pass = crate::runner::scan_pass(
+        engine,
+        None,
+        copy,
+        crate::runner::PassStore::Copy,
+        crate::runner::Contention::Wait {
+            poll: crate::runner::WAIT_POLL,
+        },
+    )
+    .await?;
     let statuses: BTreeMap<String, String> = pass
         .outcomes
         .iter()

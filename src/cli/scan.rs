@@ -4,8 +4,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use chrono::Utc;
-
 use tillsyn_app::engine::Engine;
 use tillsyn_app::output::{self, Format};
 use tillsyn_app::runner::{self, RunError};
@@ -46,12 +44,22 @@ pub async fn scan(
     } else {
         engine.open_store()?
     };
-    let pass = runner::scan_pass(&engine, args.source.as_deref(), store, args.wait).await?;
+    let kind = match args.dry_run {
+        true => runner::PassStore::Copy,
+        false => runner::PassStore::Configured,
+    };
+    let contention = match args.wait {
+        true => runner::Contention::Wait {
+            poll: runner::WAIT_POLL,
+        },
+        false => runner::Contention::Skip,
+    };
+    let pass = runner::scan_pass(&engine, args.source.as_deref(), store, kind, contention).await?;
     let custodians = engine.display(args.reveal)?;
     let policies = policies(config);
     let mut findings = Vec::new();
     {
-        let mut store = pass
+        let store = pass
             .store
             .lock()
             .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
@@ -59,11 +67,6 @@ pub async fn scan(
         // by an incremental read, or kept where the scan could not read.
         for outcome in &pass.outcomes {
             findings.extend(store.findings(FindingFilter::Open, Some(&outcome.source), None)?);
-        }
-        if !args.dry_run
-            && let Some(cutoff) = config.daemon.retention.before(Utc::now())
-        {
-            store.prune(cutoff)?;
         }
     }
     let exceptions = engine.rules().exceptions();

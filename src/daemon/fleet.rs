@@ -11,7 +11,8 @@
 //!   finished (a new install, or a tick missed while every instance was down)
 //!   is due at once.
 //! - **Leases.** The scan runner renews the unit's lease every third of
-//!   `lease_seconds` ([`tillsyn_app::runner::Job::keep_alive`]); a lease it cannot
+//!   `lease_seconds` (a [`tillsyn_app::runner::Lease`], renewed with the
+//!   store's own); a lease it cannot
 //!   renew stops the scan, recorded as failed (`lease_lost`). A killed
 //!   instance renews nothing, and its units are claimed again once their
 //!   leases run out. A scan that ends (complete, partial or failed) finishes
@@ -30,6 +31,8 @@
 //!   instances. `tillsyn_instance_units_leased` counts this instance's leases.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,9 +42,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{Loaded, ScheduledSource, Shared};
-use tillsyn_app::runner::{self, KeepAlive, Source, Unit, with_store};
+use tillsyn_app::runner::{self, Contention, Ran, Runner, Source, Unit, with_store};
 use tillsyn_config::FleetSettings;
-use tillsyn_store::StoreError;
 use tillsyn_store::fleet::{Fleet, Lease};
 
 /// How often every instance reads the open-violation gauges from the store.
@@ -119,6 +121,8 @@ pub async fn source_loop(
     // The units of the source as last built (a source of 20,000 accounts is
     // not listed again after every scan): rebuilt when a reload changes it.
     let mut built: Option<(Arc<ScheduledSource>, Arc<UnitsByName>)> = None;
+    // The tick whose erasure register this instance imported last.
+    let mut imported_for: Option<i64> = None;
     loop {
         if shared.stop.flag.is_cancelled() {
             break;
@@ -167,6 +171,13 @@ pub async fn source_loop(
             }
             continue;
         };
+        if imported_for != Some(tick.timestamp()) {
+            // Once per tick on each instance, before its first unit.
+            Runner::new(&loaded.engine, &shared.store, &shared.stop)
+                .before_tick(Utc::now())
+                .await;
+            imported_for = Some(tick.timestamp());
+        }
         let capacity = fleet
             .settings
             .units_at_once
@@ -281,51 +292,39 @@ async fn scan_unit(work: UnitScan) {
         shared,
         fleet,
     } = work;
-    let keep_alive = keep_alive(fleet.clone(), lease.unit.clone());
+    let held = UnitLease {
+        fleet: fleet.clone(),
+        unit: lease.unit.clone(),
+        last_renewed: Mutex::new(Instant::now()),
+    };
     let job = runner::Job {
         name: &name,
-        source: &source.source,
         timeout: source.timeout,
         settings: source.settings,
         unit: unit.as_ref(),
-        lease: fleet.lease(),
-        keep_alive: Some(&keep_alive),
+        held: Some(&held),
     };
     tracing::debug!(source = %name, "Unit scan started.");
     let started = Instant::now();
-    let result = runner::scan_source(
-        job,
-        loaded.engine.rules(),
-        &shared.store,
-        Utc::now(),
-        &shared.stop,
-    )
-    .await;
+    // Not run, or stopped by a lost lease: held a moment longer before it is
+    // given back, so a unit that cannot be scanned now (the store failing,
+    // another process scanning it) is not claimed again at once.
+    let contention = Contention::Hold(RETRY.min(fleet.lease() / 2));
+    let result = Runner::new(&loaded.engine, &shared.store, &shared.stop)
+        .run(job, &source.source, contention)
+        .await;
     let duration = started.elapsed().as_secs_f64();
-    let finish = match &result {
-        Ok(outcome) => !matches!(
-            outcome.error.as_ref().map(|(kind, _)| kind.as_str()),
-            Some("cancelled" | "lease_lost")
-        ),
-        Err(_) => false,
-    };
+    let finish = matches!(&result, Ok(Ran::Scanned(outcome)) if outcome.finished());
     match result {
-        Ok(outcome) => super::scheduler::record(&outcome, duration, &loaded, &shared, false).await,
-        Err(runner::RunError::Store(StoreError::Leased { .. })) => {
+        Ok(Ran::Scanned(outcome)) => {
+            super::scheduler::record(&outcome, duration, &loaded, &shared, false).await
+        }
+        Ok(Ran::Busy(_)) => {
             tracing::info!(source = %name, "Unit skipped: another tillsyn process is scanning it.");
         }
         Err(error) => {
             shared.metrics.scan_error(&name, "store");
             tracing::error!(source = %name, error = %error, "Unit scan could not be run.");
-        }
-    }
-    if !finish && !shared.stop.flag.is_cancelled() {
-        // Not run, or stopped by a lost lease: held a moment longer before it
-        // is given back, so a unit that cannot be scanned now (the store
-        // failing, another process scanning it) is not claimed again at once.
-        tokio::select! {
-            () = tokio::time::sleep(RETRY.min(fleet.lease() / 2)) => {}
-            () = shared.stop.flag.cancelled() => {}
         }
     }
     let ended = if finish {
@@ -347,19 +346,26 @@ async fn scan_unit(work: UnitScan) {
     }
 }
 
-/// Renew `unit`'s lease: `false` once it is lost, or when the database has
-/// not answered for half the lease (the scan then stops before another
-/// instance may take the unit).
-fn keep_alive(fleet: Arc<FleetShared>, unit: String) -> KeepAlive {
-    let last_renewed = Arc::new(Mutex::new(Instant::now()));
-    Arc::new(move || {
-        let fleet = fleet.clone();
-        let unit = unit.clone();
-        let last_renewed = last_renewed.clone();
+/// A fleet's lease on one unit, renewed with the scan's store lease:
+/// lost when another instance took the unit, or when the database has not
+/// answered for half the lease (the scan then stops before another instance
+/// may take the unit).
+struct UnitLease {
+    fleet: Arc<FleetShared>,
+    unit: String,
+    last_renewed: Mutex<Instant>,
+}
+
+impl runner::Lease for UnitLease {
+    fn duration(&self) -> Duration {
+        self.fleet.lease()
+    }
+
+    fn renew(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
         Box::pin(async move {
-            match fleet.fleet.renew(&unit, fleet.lease()).await {
+            match self.fleet.fleet.renew(&self.unit, self.fleet.lease()).await {
                 Ok(true) => {
-                    if let Ok(mut last) = last_renewed.lock() {
+                    if let Ok(mut last) = self.last_renewed.lock() {
                         *last = Instant::now();
                     }
                     true
@@ -367,14 +373,14 @@ fn keep_alive(fleet: Arc<FleetShared>, unit: String) -> KeepAlive {
                 Ok(false) => false,
                 Err(error) => {
                     tracing::warn!(error = %error, "Could not renew a unit's lease.");
-                    last_renewed
+                    self.last_renewed
                         .lock()
-                        .map(|last| last.elapsed() < fleet.lease() / 2)
+                        .map(|last| last.elapsed() < self.fleet.lease() / 2)
                         .unwrap_or(false)
                 }
             }
         })
-    })
+    }
 }
 
 /// After a unit of `name` finished for its tick: when it was the tick's last

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use super::{Loaded, Shared};
-use tillsyn_app::runner::{self, ScanOutcome, with_store};
+use tillsyn_app::runner::{self, Contention, Ran, Runner, ScanOutcome, with_store};
 
 /// Longest single sleep before the wall clock is read again.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
@@ -119,20 +119,16 @@ async fn scan_now(
     shared.metrics.scan_running(name, true);
     tracing::info!(source = %name, "Scan started.");
     let started = Instant::now();
-    let job = runner::Job::whole(name, &source.source, source.timeout, source.settings);
-    let result = runner::scan_source(
-        job,
-        loaded.engine.rules(),
-        &shared.store,
-        Utc::now(),
-        &shared.stop,
-    )
-    .await;
+    let runner = Runner::new(&loaded.engine, &shared.store, &shared.stop);
+    // Each due time of a source's schedule is its own tick.
+    runner.before_tick(Utc::now()).await;
+    let job = runner::Job::whole(name, source.timeout, source.settings);
+    let result = runner.run(job, &source.source, Contention::Skip).await;
     let duration = started.elapsed().as_secs_f64();
     shared.metrics.scan_running(name, false);
     match result {
-        Ok(outcome) => record(&outcome, duration, loaded, shared, true).await,
-        Err(runner::RunError::Store(tillsyn_store::StoreError::Leased { .. })) => {
+        Ok(Ran::Scanned(outcome)) => record(&outcome, duration, loaded, shared, true).await,
+        Ok(Ran::Busy(_)) => {
             // Another process (a `scan --once`, another instance) is scanning
             // it: this tick is skipped, as when the previous scan still runs.
             shared.metrics.scans_skipped(name, 1);
@@ -158,14 +154,8 @@ pub(super) async fn record(
     read_open: bool,
 ) {
     let scan_id = outcome.scan_id;
-    let retention = loaded.engine.config().daemon.retention.clone();
     let source = outcome.source.clone();
     let store_view = with_store(&shared.store, move |store| {
-        // What is older than the retention goes after every scan (indexed
-        // deletes; nothing to do most of the time).
-        if let Some(cutoff) = retention.before(Utc::now()) {
-            store.prune(cutoff)?;
-        }
         let open = match read_open {
             true => Some(store.open_summary(Utc::now())?),
             false => None,

@@ -237,6 +237,24 @@ impl Postgres {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+        // Listening is not accepting: until recovery or start-up is done the
+        // server answers "the database system is starting up".
+        let socket = self.dir.path().display().to_string();
+        loop {
+            let ready = Command::new(self.bin.join("pg_isready"))
+                .args(["-h", &socket, "-p", &port, "-U", USER, "-q"])
+                .status()
+                .is_ok_and(|status| status.success());
+            if ready {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "postgres never accepted connections: {}",
+                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The connection URL, without the password (that comes from a file or
