@@ -183,6 +183,29 @@ fn wrong_password_wrong_ca_and_server_down_fail_clearly_and_resolve_nothing() {
         );
         assert_exact(&open_findings(&config), &planted);
     }
+
+    // A directory that is not reachable at the first attempt but is a moment
+    // later (a restart, a failover): the connection is tried again and the
+    // scan completes. The log shows the retry, so this is not a first try
+    // that happened to succeed.
+    let late = late_forwarder(server.tls_port, std::time::Duration::from_millis(400));
+    let late_url = format!("ldaps://localhost:{late}");
+    let config = write_config(
+        dir.path(),
+        &late_url,
+        &server.path("ca.pem"),
+        SERVICE_PASSWORD,
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tillsyn"))
+        .args(["scan", "--once", "--config", &config])
+        .env("TILLSYN_LOG", "info")
+        .output()
+        .expect("run tillsyn");
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "late directory: {stderr}");
+    assert!(stderr.contains("trying again"), "{stderr}");
+    assert_exact(&open_findings(&config), &planted);
+
     server.kill();
     let config = write_config(dir.path(), &url, &server.path("ca.pem"), SERVICE_PASSWORD);
     let output = tillsyn(&["scan", "--once", "--config", &config]);
@@ -637,6 +660,37 @@ timestamp = "date:expires"
         format!("expired-accounts:{}", dn("expired")),
     ]);
     assert_exact(&open_findings(&config), &planted);
+}
+
+/// A TCP forwarder to slapd's `server_port` that starts listening only
+/// `after` this long: until then its port refuses connections. Returns the
+/// port.
+fn late_forwarder(server_port: u16, after: std::time::Duration) -> u16 {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("address").port()
+    };
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("rebind");
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", server_port)) else {
+                continue;
+            };
+            let (mut client_reader, mut server_writer) = (
+                client.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_reader, &mut server_writer);
+            });
+            let (mut server_reader, mut client_writer) = (server, client);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut server_reader, &mut client_writer);
+            });
+        }
+    });
+    port
 }
 
 /// A TCP relay in front of slapd that replaces `from` by `to` (same length)

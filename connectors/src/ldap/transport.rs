@@ -108,9 +108,37 @@ pub(super) fn classify(error: &ldap3::LdapError) -> &'static str {
     }
 }
 
+/// Connections tried per scan or probe before the directory counts as
+/// unreachable.
+pub(super) const CONNECT_ATTEMPTS: u32 = 3;
+
 impl LdapSource {
-    /// Connect and bind read-only.
+    /// Connect and bind read-only. A connection that cannot be made or
+    /// times out is tried again ([`CONNECT_ATTEMPTS`] in all, waiting by the
+    /// connectors' one [`crate::READ_RETRY`] backoff); a refused bind or a
+    /// TLS failure is not, as trying again cannot change it.
     pub(super) async fn bind(&self) -> Result<ldap3::Ldap, ConnectorError> {
+        let mut attempt = 1;
+        loop {
+            match self.bind_once().await {
+                Err(ConnectorError::Unavailable { kind, .. })
+                    if matches!(kind, "connect" | "timeout") && attempt < CONNECT_ATTEMPTS =>
+                {
+                    tracing::info!(
+                        error_kind = kind,
+                        attempt,
+                        "LDAP connection failed; trying again."
+                    );
+                    tokio::time::sleep(crate::READ_RETRY.after(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One attempt at [`LdapSource::bind`].
+    async fn bind_once(&self) -> Result<ldap3::Ldap, ConnectorError> {
         let config = &self.config;
         let timeout = Duration::from_secs(config.timeout_seconds);
         let settings = LdapConnSettings::new()

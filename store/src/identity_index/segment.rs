@@ -1,0 +1,278 @@
+//! Segments and runs: writing sorted entries as front-coded segments of one
+//! hash range each, reading them back, and the segment rows in the store
+//! (a new run id, batched inserts, one segment read).
+
+use super::codec::{
+    Bytes, Entry, HAS_TIME, NEW_CONTAINER, NEW_FIELD, NEW_KIND, NEW_RECORD_KIND, OwnedEntry,
+    PATH_IS_ID, RawEntry, corrupt, put_short_bytes, put_varint, shared_prefix,
+};
+use super::{bits_for, key};
+use crate::StoreError;
+use crate::db::{Database, Value};
+
+/// Writes one segment's entries, front-coded.
+#[derive(Debug, Default)]
+pub(super) struct SegmentWriter {
+    pub(super) data: Vec<u8>,
+    pub(super) count: i64,
+    pub(super) kind: Vec<u8>,
+    pub(super) field: Vec<u8>,
+    pub(super) record_kind: Vec<u8>,
+    pub(super) container: Vec<u8>,
+    pub(super) record_id: Vec<u8>,
+    pub(super) record_path: Vec<u8>,
+}
+
+/// Make `held` a copy of `new`, reusing its room.
+pub(super) fn remember(held: &mut Vec<u8>, new: &[u8]) {
+    held.clear();
+    held.extend_from_slice(new);
+}
+
+impl SegmentWriter {
+    pub(super) fn push(&mut self, entry: &RawEntry<'_>) {
+        let first = self.count == 0;
+        let mut flags = 0;
+        if entry.record_time.is_some() {
+            flags |= HAS_TIME;
+        }
+        if entry.record_path == entry.record_id {
+            flags |= PATH_IS_ID;
+        }
+        for (bit, new, previous) in [
+            (NEW_KIND, entry.kind, &self.kind),
+            (NEW_FIELD, entry.field, &self.field),
+            (NEW_RECORD_KIND, entry.record_kind, &self.record_kind),
+            (NEW_CONTAINER, entry.container, &self.container),
+        ] {
+            if first || new != previous.as_slice() {
+                flags |= bit;
+            }
+        }
+        self.data.extend_from_slice(&entry.hash);
+        self.data.push(flags);
+        if let Some(time) = entry.record_time {
+            put_varint(&mut self.data, ((time << 1) ^ (time >> 63)) as u64);
+        }
+        if flags & NEW_KIND != 0 {
+            put_short_bytes(&mut self.data, entry.kind);
+            remember(&mut self.kind, entry.kind);
+        }
+        if flags & NEW_FIELD != 0 {
+            put_short_bytes(&mut self.data, entry.field);
+            remember(&mut self.field, entry.field);
+        }
+        let shared = shared_prefix(entry.record_id, &self.record_id);
+        put_varint(&mut self.data, shared as u64);
+        put_short_bytes(&mut self.data, &entry.record_id[shared..]);
+        if flags & PATH_IS_ID == 0 {
+            let shared = shared_prefix(entry.record_path, &self.record_path);
+            put_varint(&mut self.data, shared as u64);
+            put_short_bytes(&mut self.data, &entry.record_path[shared..]);
+        }
+        remember(&mut self.record_id, entry.record_id);
+        remember(&mut self.record_path, entry.record_path);
+        if flags & NEW_RECORD_KIND != 0 {
+            put_short_bytes(&mut self.data, entry.record_kind);
+            remember(&mut self.record_kind, entry.record_kind);
+        }
+        if flags & NEW_CONTAINER != 0 {
+            put_short_bytes(&mut self.data, entry.container);
+            remember(&mut self.container, entry.container);
+        }
+        self.count += 1;
+    }
+
+    /// The segment so far, and a fresh start (the next entry is coded
+    /// against nothing before it).
+    pub(super) fn take(&mut self) -> (i64, Vec<u8>) {
+        let taken = (self.count, std::mem::take(&mut self.data));
+        self.count = 0;
+        self.record_id.clear();
+        self.record_path.clear();
+        taken
+    }
+}
+
+/// Reads one segment's entries.
+pub(super) struct SegmentReader<'a> {
+    pub(super) bytes: Bytes<'a>,
+    pub(super) kind: &'a str,
+    pub(super) field: &'a str,
+    pub(super) record_kind: &'a str,
+    pub(super) container: &'a str,
+    pub(super) record_id: String,
+    pub(super) record_path: String,
+}
+
+impl<'a> SegmentReader<'a> {
+    pub(super) fn new(data: &'a [u8]) -> SegmentReader<'a> {
+        SegmentReader {
+            bytes: Bytes { data, at: 0 },
+            kind: "",
+            field: "",
+            record_kind: "",
+            container: "",
+            record_id: String::new(),
+            record_path: String::new(),
+        }
+    }
+
+    /// Apply a shared prefix and suffix to `text`.
+    pub(super) fn front_coded(bytes: &mut Bytes<'a>, text: &mut String) -> Result<(), StoreError> {
+        let shared = usize::try_from(bytes.varint()?).map_err(|_| corrupt())?;
+        if shared > text.len() || !text.is_char_boundary(shared) {
+            return Err(corrupt());
+        }
+        text.truncate(shared);
+        text.push_str(bytes.short_str()?);
+        Ok(())
+    }
+
+    /// The next entry, `None` at the end.
+    pub(super) fn next_entry(&mut self) -> Result<Option<Entry<'_>>, StoreError> {
+        if self.bytes.done() {
+            return Ok(None);
+        }
+        let first = self.bytes.at == 0;
+        let hash = self.bytes.hash()?;
+        let flags = self.bytes.byte()?;
+        let all_new = NEW_KIND | NEW_FIELD | NEW_RECORD_KIND | NEW_CONTAINER;
+        if first && flags & all_new != all_new {
+            return Err(corrupt());
+        }
+        let record_time = if flags & HAS_TIME != 0 {
+            let zigzag = self.bytes.varint()?;
+            Some((zigzag >> 1) as i64 ^ -((zigzag & 1) as i64))
+        } else {
+            None
+        };
+        if flags & NEW_KIND != 0 {
+            self.kind = self.bytes.short_str()?;
+        }
+        if flags & NEW_FIELD != 0 {
+            self.field = self.bytes.short_str()?;
+        }
+        Self::front_coded(&mut self.bytes, &mut self.record_id)?;
+        if flags & PATH_IS_ID == 0 {
+            Self::front_coded(&mut self.bytes, &mut self.record_path)?;
+        } else {
+            self.record_path.clear();
+            self.record_path.push_str(&self.record_id);
+        }
+        if flags & NEW_RECORD_KIND != 0 {
+            self.record_kind = self.bytes.short_str()?;
+        }
+        if flags & NEW_CONTAINER != 0 {
+            self.container = self.bytes.short_str()?;
+        }
+        Ok(Some(Entry {
+            hash,
+            kind: self.kind,
+            field: self.field,
+            record_id: &self.record_id,
+            record_path: &self.record_path,
+            record_kind: self.record_kind,
+            container: self.container,
+            record_time,
+        }))
+    }
+}
+
+/// Every entry of a segment, owned (for merging and tests).
+pub(super) fn owned_entries(data: &[u8]) -> Result<Vec<OwnedEntry>, StoreError> {
+    let mut reader = SegmentReader::new(data);
+    let mut entries = Vec::new();
+    while let Some(entry) = reader.next_entry()? {
+        entries.push(OwnedEntry::new(&entry));
+    }
+    Ok(entries)
+}
+
+/// Where a run's segments go: `(key, entries, data)`.
+pub(super) type SegmentSink<'w> = Box<dyn FnMut(i64, i64, &[u8]) -> Result<(), StoreError> + 'w>;
+
+/// Split entries in hash order into segments at `bits`' granularity, handing
+/// each to `write`.
+pub(super) struct RunWriter<'w> {
+    pub(super) bits: u32,
+    pub(super) key: Option<i64>,
+    pub(super) segment: SegmentWriter,
+    pub(super) write: SegmentSink<'w>,
+}
+
+impl<'w> RunWriter<'w> {
+    pub(super) fn new(
+        entries: usize,
+        write: impl FnMut(i64, i64, &[u8]) -> Result<(), StoreError> + 'w,
+    ) -> RunWriter<'w> {
+        RunWriter {
+            bits: bits_for(entries),
+            key: None,
+            segment: SegmentWriter::default(),
+            write: Box::new(write),
+        }
+    }
+
+    pub(super) fn push(&mut self, entry: &RawEntry<'_>) -> Result<(), StoreError> {
+        let key = key(&entry.hash, self.bits);
+        if self.key != Some(key) {
+            self.flush()?;
+            self.key = Some(key);
+        }
+        self.segment.push(entry);
+        Ok(())
+    }
+
+    pub(super) fn flush(&mut self) -> Result<(), StoreError> {
+        if let Some(key) = self.key
+            && self.segment.count > 0
+        {
+            let (count, data) = self.segment.take();
+            (self.write)(key, count, &data)?;
+        }
+        Ok(())
+    }
+}
+
+/// A run id not in use.
+pub(super) fn next_run(database: &dyn Database) -> Result<i64, StoreError> {
+    Ok(database
+        .query(
+            "SELECT CAST(coalesce(max(run), 0) + 1 AS BIGINT) FROM identity_segments",
+            &[],
+        )?
+        .first()
+        .map(|row| row.int(0))
+        .transpose()?
+        .unwrap_or(1))
+}
+
+/// Segments written to the database in one batch.
+pub(super) const SEGMENT_BATCH: usize = 512;
+
+/// Write segments (key, source, scan, run, entries, data) of a run.
+pub(super) fn insert_segments(
+    database: &dyn Database,
+    segments: Vec<Vec<Value>>,
+) -> Result<(), StoreError> {
+    database.insert_many(
+        "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        segments,
+    )?;
+    Ok(())
+}
+
+/// The data of segment `id`.
+pub(super) fn segment_data(database: &dyn Database, id: i64) -> Result<Vec<u8>, StoreError> {
+    database
+        .query(
+            "SELECT data FROM identity_segments WHERE id = $1",
+            &[Value::from(id)],
+        )?
+        .first()
+        .ok_or(StoreError::Missing("identity_segments"))?
+        .blob(0)
+        .map_err(StoreError::from)
+}
