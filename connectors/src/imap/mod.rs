@@ -27,9 +27,11 @@
 
 mod checkpoint;
 mod config;
+mod content;
 mod folders;
 mod gmail;
 mod read;
+mod reader;
 mod search;
 pub(crate) mod structure;
 mod transport;

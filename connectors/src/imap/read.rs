@@ -1,7 +1,7 @@
 //! Reading one account: for each folder [`super::folders`] chose, a full or an
 //! incremental read, turning FETCH responses into records.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_imap::imap_proto::{MessageSection, SectionPath};
@@ -12,10 +12,12 @@ use mail_parser::MessageParser;
 
 use super::checkpoint::FolderCheckpoint;
 use super::config::{Account, ImapConfig};
+use super::content::{JudgeQueue, Unjudged, WHOLE_MESSAGE_BYTES};
 use super::folders::{Folder, choose_folders};
-use super::structure::{self, Selection};
-use super::transport::{self, ImapError, ImapSession, from_imap, timed};
-use crate::content::{Content, ContentPlan};
+use super::reader::{FolderReader, Held};
+use super::transport::{
+    self, ImapError, ImapSession, from_imap, range_text, search_date, timed, to_uids, uid_sets,
+};
 use crate::mail_headers::{self, HeaderProblem};
 use crate::{
     CarriedScope, Participants, PlaceTotal, ProblemKind, Record, RecordKind, RecordSink,
@@ -31,110 +33,9 @@ const HEADER_QUERY: &str = "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (FROM TO C
 const HEADER_ONLY_QUERY: &str = "(UID BODY.PEEK[HEADER.FIELDS (FROM TO CC)])";
 const DATE_QUERY: &str = "(UID INTERNALDATE)";
 
-/// Messages being parsed and judged on a blocking thread, each with its
-/// record and what was found.
-type Judging = tokio::task::JoinHandle<Vec<(Record, Option<Content>)>>;
-
-/// What waits to be judged, for one record.
-enum Unjudged {
-    /// The whole message (a small one, or the server sent no structure).
-    Whole(Vec<u8>),
-    /// The chosen parts: each one's made header and raw bytes (`None` when
-    /// the server sent none).
-    Parts(Vec<(Vec<u8>, Option<Vec<u8>>)>),
-}
-
-/// Parse and judge fetched messages on one blocking thread: documents are
-/// extracted by worker processes, which must not be awaited on the runtime's
-/// threads, and one hand-off per message would cost more than the parsing.
-fn judge(plan: &Arc<ContentPlan>, pending: Vec<(Record, Unjudged)>) -> Judging {
-    let plan = plan.clone();
-    tokio::task::spawn_blocking(move || {
-        let parser = MessageParser::new();
-        pending
-            .into_iter()
-            .map(|(record, unjudged)| {
-                let content = match unjudged {
-                    Unjudged::Whole(raw) => plan.mail(&parser, &raw),
-                    Unjudged::Parts(parts) => Some(plan.mail_parts(&parser, &parts)),
-                };
-                (record, content)
-            })
-            .collect()
-    })
-}
-
-/// Messages whose parts are to be fetched, by UID: their position among the
-/// large messages, and the parts.
-type ByUid = HashMap<u32, (usize, Selection)>;
-
-/// Large messages of a batch: UID, and the record until it goes to be judged.
-type Held = Vec<(u32, Option<Record>)>;
-
-/// A message this small is fetched whole with its headers: asking for its
-/// structure first would cost a round trip more than the bytes it could save.
-/// Larger ones are fetched part by part.
-const WHOLE_MESSAGE_BYTES: u64 = 64 << 10;
-
-/// Messages wait, up to this many bytes, to be judged together. Small, so
-/// that records flow on steadily and little is left to judge when a batch's
-/// last message arrives (measured: 8 MB made the content scan 25 % slower).
-const PENDING_BYTES: usize = 1 << 20;
-
-/// Fetched content on its way to [`judge`], records with it: one batch is
-/// judged while the next is received, and judged records go straight on.
-struct JudgeQueue {
-    plan: Arc<ContentPlan>,
-    pending: Vec<(Record, Unjudged)>,
-    pending_bytes: usize,
-    in_flight: Option<Judging>,
-}
-
-impl JudgeQueue {
-    fn new(plan: &Arc<ContentPlan>) -> JudgeQueue {
-        JudgeQueue {
-            plan: plan.clone(),
-            pending: Vec::new(),
-            pending_bytes: 0,
-            in_flight: None,
-        }
-    }
-
-    async fn push(
-        &mut self,
-        reader: &mut FolderReader<'_>,
-        record: Record,
-        unjudged: Unjudged,
-        bytes: usize,
-    ) -> Result<(), ImapError> {
-        self.pending.push((record, unjudged));
-        self.pending_bytes += bytes;
-        if self.pending_bytes >= PENDING_BYTES {
-            if let Some(judging) = self.in_flight.take() {
-                reader.deliver(judging.await).await?;
-            }
-            self.in_flight = Some(judge(&self.plan, std::mem::take(&mut self.pending)));
-            self.pending_bytes = 0;
-        }
-        Ok(())
-    }
-
-    async fn finish(mut self, reader: &mut FolderReader<'_>) -> Result<(), ImapError> {
-        if let Some(judging) = self.in_flight.take() {
-            reader.deliver(judging.await).await?;
-        }
-        if !self.pending.is_empty() {
-            reader
-                .deliver(judge(&self.plan, self.pending).await)
-                .await?;
-        }
-        Ok(())
-    }
-}
-
 /// What one FETCH round reads of each message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Read {
+pub(super) enum Read {
     /// Participants' headers (and dates when a rule needs them), and content
     /// where a content rule looks.
     Headers,
@@ -142,49 +43,6 @@ enum Read {
     Dates,
     /// Dates only: messages read before, dated again.
     DatesOnly,
-}
-
-/// IMAP's date for SEARCH: `21-Nov-2026`.
-fn search_date(time: DateTime<Utc>) -> String {
-    time.format("%d-%b-%Y").to_string()
-}
-
-/// Sorted UIDs as a compact set (`1:5,7,9:12`), in pieces of at most `batch`.
-fn uid_sets(mut uids: Vec<u32>, batch: usize) -> Vec<String> {
-    uids.sort_unstable();
-    uids.dedup();
-    uids.chunks(batch.max(1))
-        .map(|chunk| {
-            let mut parts = Vec::new();
-            let mut start = chunk[0];
-            let mut end = chunk[0];
-            for &uid in &chunk[1..] {
-                if uid == end + 1 {
-                    end = uid;
-                } else {
-                    parts.push(range_text(start, end));
-                    start = uid;
-                    end = uid;
-                }
-            }
-            parts.push(range_text(start, end));
-            parts.join(",")
-        })
-        .collect()
-}
-
-fn range_text(start: u32, end: u32) -> String {
-    if start == end {
-        start.to_string()
-    } else {
-        format!("{start}:{end}")
-    }
-}
-
-pub(super) fn to_uids(set: HashSet<u32>) -> Vec<u32> {
-    let mut uids: Vec<u32> = set.into_iter().collect();
-    uids.sort_unstable();
-    uids
 }
 
 /// Read one account: log in, choose folders, read each.
@@ -252,24 +110,8 @@ pub(crate) async fn read_account(
     Ok(())
 }
 
-struct FolderReader<'a> {
-    config: &'a ImapConfig,
-    account: &'a str,
-    context: &'a ScanContext,
-    sink: RecordSink,
-    report: &'a mut ScanReport,
-    parser: MessageParser,
-    /// Earliest received time, among messages read in this folder, at or after
-    /// the age cutoff (not due yet).
-    earliest_young: Option<DateTime<Utc>>,
-    /// On Gmail: which folder shows each label's messages.
-    labels: Option<super::gmail::LabelFolders>,
-    /// The position of the folder being read among those scanned.
-    position: usize,
-}
-
 impl FolderReader<'_> {
-    async fn folder(
+    pub(super) async fn folder(
         &mut self,
         session: &mut ImapSession,
         folder: &Folder,
@@ -350,7 +192,7 @@ impl FolderReader<'_> {
     /// The earliest time a message read so far can become due: the earliest
     /// young message seen, or `bound` when the read could not see beyond it.
     /// `None` when nothing is known (every later read re-checks).
-    fn next_due(&self, bound: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    pub(super) fn next_due(&self, bound: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
         match (self.earliest_young, bound) {
             (Some(young), Some(bound)) => Some(young.min(bound)),
             (Some(young), None) => Some(young),
@@ -359,7 +201,7 @@ impl FolderReader<'_> {
     }
 
     /// Read what changed since `previous`; returns the new `next_due` bound.
-    async fn incremental(
+    pub(super) async fn incremental(
         &mut self,
         session: &mut ImapSession,
         folder: &Folder,
@@ -436,7 +278,7 @@ impl FolderReader<'_> {
     /// Read UIDs `first..=last` as the plan needs: headers, or the dates of the
     /// candidates a server-side search picks, or all dates. When a search stopped
     /// short of the young messages, returns the time below which it saw them all.
-    async fn range(
+    pub(super) async fn range(
         &mut self,
         session: &mut ImapSession,
         folder: &Folder,
@@ -486,7 +328,7 @@ impl FolderReader<'_> {
         }
     }
 
-    async fn search(
+    pub(super) async fn search(
         &mut self,
         session: &mut ImapSession,
         query: &str,
@@ -498,7 +340,7 @@ impl FolderReader<'_> {
         .await
     }
 
-    async fn fetch(
+    pub(super) async fn fetch(
         &mut self,
         session: &mut ImapSession,
         folder: &Folder,
@@ -609,224 +451,9 @@ impl FolderReader<'_> {
         Ok(())
     }
 
-    async fn send(&mut self, record: Record) -> Result<(), ImapError> {
-        self.sink.send(record).await.map_err(|_| ImapError::Sink)?;
-        self.report.records += 1;
-        Ok(())
-    }
-
-    /// The content of the larger messages: their structures, then what
-    /// [`read_content`](Self::read_content) fetches of them.
-    async fn read_large(
-        &mut self,
-        session: &mut ImapSession,
-        plan: &Arc<ContentPlan>,
-        held: &mut Held,
-        queue: JudgeQueue,
-    ) -> Result<(), ImapError> {
-        let seconds = self.config.timeout_seconds;
-        let batch = self.config.fetch_batch.max(1) as usize;
-        let limit = plan.limits.message_bytes;
-        let mut by_parts: Vec<(usize, Selection)> = Vec::new();
-        let mut whole: Vec<usize> = Vec::new();
-        let mut waiting: HashMap<u32, usize> = held
-            .iter()
-            .enumerate()
-            .map(|(position, (uid, _))| (*uid, position))
-            .collect();
-        for set in uid_sets(waiting.keys().copied().collect(), batch) {
-            let mut stream = timed(seconds, async {
-                session
-                    .uid_fetch(&set, "(UID RFC822.SIZE BODYSTRUCTURE)")
-                    .await
-                    .map_err(from_imap)
-            })
-            .await?;
-            while let Some(item) = timed(seconds, async { Ok(stream.next().await) }).await? {
-                if self.context.cancel.is_cancelled() {
-                    return Err(ImapError::Cancelled);
-                }
-                let fetch = item.map_err(from_imap)?;
-                let Some((position, path)) = fetch
-                    .uid
-                    .and_then(|uid| waiting.remove(&uid))
-                    .and_then(|position| {
-                        Some((position, held.get(position)?.1.as_ref()?.path.clone()))
-                    })
-                else {
-                    continue;
-                };
-                match fetch.bodystructure() {
-                    Some(root) => {
-                        let selection = structure::select(root, plan.limits.part_bytes);
-                        self.report
-                            .add_work("message_parts_skipped", selection.skipped.into());
-                        if selection.octets() > limit {
-                            self.report.count(ProblemKind::OversizedContent);
-                            self.report.unread_prefixes.push(path);
-                            continue;
-                        }
-                        for _ in 0..selection.too_large {
-                            self.report.count(ProblemKind::OversizedContent);
-                        }
-                        if selection.too_large > 0 {
-                            self.report.unread_prefixes.push(path);
-                        }
-                        self.report.add_work("messages_content_read", 1);
-                        by_parts.push((position, selection));
-                    }
-                    None if fetch.size.is_some_and(|size| u64::from(size) > limit) => {
-                        self.report.count(ProblemKind::OversizedContent);
-                        self.report.unread_prefixes.push(path);
-                    }
-                    None => {
-                        self.report.add_work("messages_content_read", 1);
-                        whole.push(position);
-                    }
-                }
-            }
-        }
-        for position in waiting.into_values() {
-            self.vanished(held, position);
-        }
-        self.read_content(session, plan, held, by_parts, whole, queue)
-            .await
-    }
-
-    /// Fetch and judge the content of held records: the chosen parts of each
-    /// message, messages of the same shape (the same sections) in one command,
-    /// and whole messages where the server gave no structure, each cut one
-    /// byte past the limit (so one over it costs no more than the limit and is
-    /// known to be over). `BODY.PEEK` only: `\Seen` never changes. A message
-    /// gone between the two reads (expunged) is counted as vanished.
-    async fn read_content(
-        &mut self,
-        session: &mut ImapSession,
-        plan: &Arc<ContentPlan>,
-        held: &mut Held,
-        by_parts: Vec<(usize, Selection)>,
-        whole: Vec<usize>,
-        mut queue: JudgeQueue,
-    ) -> Result<(), ImapError> {
-        let seconds = self.config.timeout_seconds;
-        let batch = self.config.fetch_batch.max(1) as usize;
-        // Messages by shape (their sections), each by UID.
-        let mut shapes: BTreeMap<Vec<Vec<u32>>, ByUid> = BTreeMap::new();
-        for (position, selection) in by_parts {
-            let Some((uid, Some(record))) = held.get_mut(position) else {
-                continue;
-            };
-            if selection.parts.is_empty() {
-                // Nothing in it is text or a document: judged as it is.
-                record.content = Some(Content::default());
-                continue;
-            }
-            shapes
-                .entry(selection.shape())
-                .or_default()
-                .insert(*uid, (position, selection));
-        }
-        for (shape, mut waiting) in shapes {
-            let sections: Vec<String> = shape
-                .iter()
-                .map(|section| format!("BODY.PEEK[{}]", structure::section_text(section)))
-                .collect();
-            let query = format!("(UID {})", sections.join(" "));
-            for set in uid_sets(waiting.keys().copied().collect(), batch) {
-                let mut stream = timed(seconds, async {
-                    session.uid_fetch(&set, &query).await.map_err(from_imap)
-                })
-                .await?;
-                while let Some(item) = timed(seconds, async { Ok(stream.next().await) }).await? {
-                    if self.context.cancel.is_cancelled() {
-                        return Err(ImapError::Cancelled);
-                    }
-                    let fetch = item.map_err(from_imap)?;
-                    let Some((position, selection)) =
-                        fetch.uid.and_then(|uid| waiting.remove(&uid))
-                    else {
-                        continue;
-                    };
-                    let mut bytes = 0;
-                    let parts: Vec<(Vec<u8>, Option<Vec<u8>>)> = selection
-                        .parts
-                        .into_iter()
-                        .map(|part| {
-                            let body = fetch
-                                .section(&SectionPath::Part(part.section, None))
-                                .map(<[u8]>::to_vec);
-                            bytes += body.as_ref().map_or(0, Vec::len);
-                            (part.header, body)
-                        })
-                        .collect();
-                    self.report
-                        .add_work("message_parts_read", parts.len() as u64);
-                    if let Some(record) = held.get_mut(position).and_then(|(_, r)| r.take()) {
-                        queue
-                            .push(self, record, Unjudged::Parts(parts), bytes)
-                            .await?;
-                    }
-                }
-            }
-            for (position, _) in waiting.into_values() {
-                self.vanished(held, position);
-            }
-        }
-        if !whole.is_empty() {
-            let limit = plan.limits.message_bytes;
-            let query = format!("(UID BODY.PEEK[]<0.{}>)", limit.saturating_add(1));
-            let mut waiting: HashMap<u32, usize> = whole
-                .into_iter()
-                .filter_map(|position| held.get(position).map(|(uid, _)| (*uid, position)))
-                .collect();
-            for set in uid_sets(waiting.keys().copied().collect(), batch) {
-                let mut stream = timed(seconds, async {
-                    session.uid_fetch(&set, &query).await.map_err(from_imap)
-                })
-                .await?;
-                while let Some(item) = timed(seconds, async { Ok(stream.next().await) }).await? {
-                    if self.context.cancel.is_cancelled() {
-                        return Err(ImapError::Cancelled);
-                    }
-                    let fetch = item.map_err(from_imap)?;
-                    let (Some(position), Some(raw)) =
-                        (fetch.uid.and_then(|uid| waiting.remove(&uid)), fetch.body())
-                    else {
-                        continue;
-                    };
-                    let Some(record) = held.get_mut(position).and_then(|(_, r)| r.take()) else {
-                        continue;
-                    };
-                    if raw.len() as u64 > limit {
-                        self.report.count(ProblemKind::OversizedContent);
-                        self.report.unread_prefixes.push(record.path.clone());
-                        self.send(record).await?;
-                        continue;
-                    }
-                    queue
-                        .push(self, record, Unjudged::Whole(raw.to_vec()), raw.len())
-                        .await?;
-                }
-            }
-            for position in waiting.into_values() {
-                self.vanished(held, position);
-            }
-        }
-        queue.finish(self).await
-    }
-
-    /// A message whose content was to be read is gone (expunged since its
-    /// structure was read): counted, and its findings stay open.
-    fn vanished(&mut self, held: &Held, position: usize) {
-        self.report.count(ProblemKind::Vanished);
-        if let Some((_, Some(record))) = held.get(position) {
-            self.report.unread_prefixes.push(record.path.clone());
-        }
-    }
-
     /// A record standing for any message of `folder`, to ask whether a
     /// content rule looks at the folder at all before its bodies are fetched.
-    fn folder_probe(&self, folder: &Folder) -> Record {
+    pub(super) fn folder_probe(&self, folder: &Folder) -> Record {
         let id = format!("{}/{}/0", self.account, folder.display);
         let mut record = Record::new(RecordKind::Message, self.context.source.clone(), id);
         record.container = folder.display.clone();
@@ -839,38 +466,12 @@ impl FolderReader<'_> {
         record
     }
 
-    /// Records [`judge`] is done with: their content attached (problems
-    /// counted, a record not fully judged kept open), then sent on.
-    async fn deliver(
+    pub(super) fn record(
         &mut self,
-        judged: Result<Vec<(Record, Option<Content>)>, tokio::task::JoinError>,
-    ) -> Result<(), ImapError> {
-        let judged = judged.map_err(|error| ImapError::Lost(format!("content worker: {error}")))?;
-        for (mut record, content) in judged {
-            match content {
-                Some(content) => {
-                    for _ in 0..content.unreadable {
-                        self.report.count(ProblemKind::UnreadableContent);
-                    }
-                    for _ in 0..content.oversized {
-                        self.report.count(ProblemKind::OversizedContent);
-                    }
-                    if content.unreadable > 0 || content.oversized > 0 {
-                        self.report.unread_prefixes.push(record.path.clone());
-                    }
-                    record.content = Some(content);
-                }
-                None => {
-                    self.report.count(ProblemKind::MalformedMail);
-                    self.report.unread_prefixes.push(record.path.clone());
-                }
-            }
-            self.send(record).await?;
-        }
-        Ok(())
-    }
-
-    fn record(&mut self, fetch: &Fetch, folder: &Folder, headers: bool) -> Option<Record> {
+        fetch: &Fetch,
+        folder: &Folder,
+        headers: bool,
+    ) -> Option<Record> {
         let uid = fetch.uid?;
         let header_section = SectionPath::Full(MessageSection::Header);
         // Without an age rule the date is not asked for (see `fetch`); then the
@@ -936,23 +537,5 @@ impl FolderReader<'_> {
             record.participants = Some(participants);
         }
         Some(record)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uid_sets_compress_and_split() {
-        assert_eq!(uid_sets(vec![5, 1, 2, 3, 9, 10, 7], 100), ["1:3,5,7,9:10"]);
-        assert_eq!(uid_sets(vec![1, 2, 3, 4, 5], 2), ["1:2", "3:4", "5"]);
-        assert!(uid_sets(Vec::new(), 10).is_empty());
-    }
-
-    #[test]
-    fn search_dates_are_imap_dates() {
-        let time = DateTime::from_timestamp(1_795_300_000, 0).expect("time");
-        assert_eq!(search_date(time), "21-Nov-2026");
     }
 }

@@ -4,7 +4,7 @@
 use super::ImapSource;
 use super::config::{Account, ImapConfig};
 use super::folders::choose_folders;
-use super::read::to_uids;
+use super::transport::to_uids;
 use super::transport::{self, ImapError, from_imap, timed};
 use crate::ConnectorError;
 use crate::ScanReport;

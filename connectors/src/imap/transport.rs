@@ -3,11 +3,13 @@
 //! are sorted into kinds that say whether trying again can help, and their
 //! messages never carry server data beyond the server's own status text.
 
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_imap::{Client, Session};
+use chrono::{DateTime, Utc};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -131,6 +133,49 @@ pub(crate) fn busy(text: &str) -> bool {
     ]
     .iter()
     .any(|sign| upper.contains(sign))
+}
+
+/// IMAP's date for SEARCH: `21-Nov-2026`.
+pub(super) fn search_date(time: DateTime<Utc>) -> String {
+    time.format("%d-%b-%Y").to_string()
+}
+
+/// Sorted UIDs as a compact set (`1:5,7,9:12`), in pieces of at most `batch`.
+pub(super) fn uid_sets(mut uids: Vec<u32>, batch: usize) -> Vec<String> {
+    uids.sort_unstable();
+    uids.dedup();
+    uids.chunks(batch.max(1))
+        .map(|chunk| {
+            let mut parts = Vec::new();
+            let mut start = chunk[0];
+            let mut end = chunk[0];
+            for &uid in &chunk[1..] {
+                if uid == end + 1 {
+                    end = uid;
+                } else {
+                    parts.push(range_text(start, end));
+                    start = uid;
+                    end = uid;
+                }
+            }
+            parts.push(range_text(start, end));
+            parts.join(",")
+        })
+        .collect()
+}
+
+pub(super) fn range_text(start: u32, end: u32) -> String {
+    if start == end {
+        start.to_string()
+    } else {
+        format!("{start}:{end}")
+    }
+}
+
+pub(super) fn to_uids(set: HashSet<u32>) -> Vec<u32> {
+    let mut uids: Vec<u32> = set.into_iter().collect();
+    uids.sort_unstable();
+    uids
 }
 
 #[cfg(test)]
@@ -376,5 +421,23 @@ mod tests {
             "[AUTHENTICATIONFAILED] Authentication failed."
         );
         assert_eq!(server_text("plain text"), "plain text");
+    }
+}
+
+#[cfg(test)]
+mod uid_tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_compress_and_split() {
+        assert_eq!(uid_sets(vec![5, 1, 2, 3, 9, 10, 7], 100), ["1:3,5,7,9:10"]);
+        assert_eq!(uid_sets(vec![1, 2, 3, 4, 5], 2), ["1:2", "3:4", "5"]);
+        assert!(uid_sets(Vec::new(), 10).is_empty());
+    }
+
+    #[test]
+    fn search_dates_are_imap_dates() {
+        let time = DateTime::from_timestamp(1_795_300_000, 0).expect("time");
+        assert_eq!(search_date(time), "21-Nov-2026");
     }
 }
