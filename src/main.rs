@@ -234,6 +234,17 @@ enum Command {
         #[arg(long, conflicts_with = "connect")]
         upgrade: bool,
     },
+    /// Write man pages and shell completions made from this CLI (for
+    /// packagers).
+    #[command(name = "__generate", hide = true)]
+    Generate {
+        /// Folder for tillsyn.1 and one tillsyn-COMMAND.1 per command.
+        #[arg(long)]
+        man: Option<PathBuf>,
+        /// Folder for the bash, zsh and fish completions.
+        #[arg(long)]
+        completions: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -448,6 +459,13 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 send,
             };
             runtime.block_on(cli::digest(&args, &mut stdout))?
+        }
+        Command::Generate { man, completions } => {
+            let command = <Args as clap::CommandFactory>::command();
+            for path in cli::generate(command, man.as_deref(), completions.as_deref())? {
+                std::io::Write::write_fmt(&mut stdout, format_args!("{path}\n"))?;
+            }
+            cli::EXIT_OK
         }
         Command::Run { config, listen } => {
             drop(stdout);
