@@ -2,7 +2,9 @@
 //! `promtool check metrics`, the alerting rules pass `promtool check rules`,
 //! every tillsyn metric the rules and the dashboard use is one the daemon
 //! exports, and no label value (nor log line) carries anything that identifies
-//! a person whose mail or files were scanned.
+//! a person whose mail or files were scanned. And the first alert end to end:
+//! a real Prometheus with `monitoring/alerts.yml` fires `TillsynPromiseBroken`
+//! for exactly the broken promises and resolves it once the fix is scanned.
 
 mod common;
 
@@ -281,4 +283,155 @@ fn a_real_scrape_passes_promtool_covers_the_rules_and_dashboard_and_names_nobody
     );
     let missing: Vec<&String> = used.difference(&exported).collect();
     assert!(missing.is_empty(), "used but not exported: {missing:?}");
+}
+
+/// A Prometheus server (Debian's `prometheus`) on a loopback port, with
+/// `monitoring/alerts.yml` as its rules, scraping `target` every second and
+/// evaluating every second. Killed on drop.
+struct Prometheus {
+    child: Option<std::process::Child>,
+    port: u16,
+}
+
+impl Prometheus {
+    fn start(dir: &Path, target: u16) -> Prometheus {
+        let port = free_port();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 rule_files:\n  - {rules:?}\n\
+                 scrape_configs:\n  - job_name: tillsyn\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\n",
+                rules = repo().join("monitoring/alerts.yml").display().to_string()
+            ),
+        )
+        .expect("prometheus.yml");
+        let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus (Debian package prometheus)");
+        let mut server = Prometheus {
+            child: Some(child),
+            port,
+        };
+        wait_for("Prometheus to be ready", || {
+            if let Some(Ok(Some(status))) = server.child.as_mut().map(|child| child.try_wait()) {
+                panic!(
+                    "prometheus exited with {status}:\n{}",
+                    std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
+                );
+            }
+            server
+                .get("/-/ready")
+                .is_some_and(|body| body.contains("Ready"))
+        });
+        server
+    }
+
+    /// The body of a GET of `path`, when the server answers.
+    fn get(&self, path: &str) -> Option<String> {
+        use std::io::Read;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+    }
+
+    /// The rules of `alertname` alerts that are firing, as Prometheus's own
+    /// `/api/v1/alerts` lists them.
+    fn firing(&self, alertname: &str) -> Option<BTreeSet<String>> {
+        let body = self.get("/api/v1/alerts")?;
+        let answer: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let alerts = answer.pointer("/data/alerts")?.as_array()?;
+        Some(
+            alerts
+                .iter()
+                .filter(|alert| {
+                    alert.pointer("/labels/alertname").and_then(|v| v.as_str()) == Some(alertname)
+                        && alert.get("state").and_then(|v| v.as_str()) == Some("firing")
+                })
+                .filter_map(|alert| alert.pointer("/labels/rule")?.as_str().map(str::to_owned))
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The first alert, end to end: Prometheus scrapes a daemon watching a world
+/// with broken promises and one kept; `TillsynPromiseBroken` fires for
+/// exactly the broken ones (read from Prometheus's own API). Once the old
+/// files are deleted and the share rescanned, the alert for that promise
+/// resolves and the others keep firing.
+#[test]
+fn the_promise_broken_alert_fires_in_prometheus_and_resolves_when_fixed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    plant(dir.path());
+    let port = free_port();
+    let config = config(dir.path(), port);
+    // A promise that is kept: it must not alert.
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(
+        "\n[[rules]]\nid = \"kept-files\"\nkind = \"max_age\"\n\
+         policy = \"Files are kept at most ten years.\"\nmax_age = \"3650d\"\n\
+         timestamp = \"modified\"\nwhen = { sources = [\"share\"] }\n",
+    );
+    std::fs::write(&config, text).expect("config");
+    let daemon = Daemon::start(&config, port, dir.path(), &[]);
+    let prometheus = Prometheus::start(dir.path(), port);
+
+    let broken: BTreeSet<String> = ["old-files", "stale-inbox", "wide-cc"]
+        .map(str::to_owned)
+        .into();
+    wait_for(
+        "TillsynPromiseBroken to fire for the broken promises",
+        || prometheus.firing("TillsynPromiseBroken").as_ref() == Some(&broken),
+    );
+    // Firing for the three, and for nothing else, a few evaluations on.
+    let scans = daemon
+        .metrics()
+        .get("tillsyn_scans_total", &[("source", "share")]);
+    wait_for("more scans and evaluations", || {
+        daemon
+            .metrics()
+            .get("tillsyn_scans_total", &[("source", "share")])
+            >= scans + 2.0
+    });
+    assert_eq!(prometheus.firing("TillsynPromiseBroken"), Some(broken));
+
+    // The fix: the old files go; the share's next scan resolves them.
+    std::fs::remove_dir_all(dir.path().join("share/HR")).expect("delete the old files");
+    let still: BTreeSet<String> = ["stale-inbox", "wide-cc"].map(str::to_owned).into();
+    wait_for("the old-files alert to resolve", || {
+        prometheus.firing("TillsynPromiseBroken").as_ref() == Some(&still)
+    });
+    assert_eq!(
+        daemon
+            .metrics()
+            .value("tillsyn_open_violations", &[("rule", "old-files")]),
+        Some(0.0)
+    );
 }
