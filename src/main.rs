@@ -234,6 +234,10 @@ enum Command {
         #[arg(long, conflicts_with = "connect")]
         upgrade: bool,
     },
+    /// Write a starting config from a few answers (flags, or questions in a
+    /// terminal), say which secret files to create, then check it and connect
+    /// to every source.
+    Init(Box<cli::InitArgs>),
     /// Write man pages and shell completions made from this CLI (for
     /// packagers).
     #[command(name = "__generate", hide = true)]
@@ -459,6 +463,11 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 send,
             };
             runtime.block_on(cli::digest(&args, &mut stdout))?
+        }
+        Command::Init(args) => {
+            let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+            let mut input = std::io::stdin().lock();
+            cli::init(*args, interactive, &mut input, &mut stdout)?
         }
         Command::Generate { man, completions } => {
             let command = <Args as clap::CommandFactory>::command();

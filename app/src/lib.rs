@@ -8,6 +8,7 @@
 //! - [`runner`]: one scan from connector to stored findings (lease,
 //!   deadline, panics, cancellation), and a pass over every source;
 //! - [`erasure`]: the erasure register imported, and each request's state;
+//! - [`init`]: `tillsyn init`'s starting config from a few answers;
 //! - [`subject`]: where a person's data is (`tillsyn subject`);
 //! - [`report`]: the monthly report, the custodians' digests, their mail
 //!   and the outbox delivering both;
@@ -19,6 +20,7 @@
 
 pub mod engine;
 pub mod erasure;
+pub mod init;
 pub mod metrics;
 pub mod output;
 #[cfg(test)]

@@ -423,6 +423,55 @@ pub fn render(draft: &Draft, policy: &str) -> String {
         "",
         "TODO: the [[sources]] where these promises are kept (mail, shares, directories, CRMs); see config.example.toml. Without `when = { sources = [...] }` a rule checks every source.",
     );
+    out.push_str(&render_rules(draft));
+    out.push_str(
+        "\n# ---------------------------------------------------------------------------\n",
+    );
+    let checkable = draft.rules.len();
+    let not = draft.not_checkable.len();
+    comment(
+        &mut out,
+        "",
+        &format!(
+            "Summary: {} promises found; {checkable} drafted as rules, {not} not checkable as written, {} ambiguous. {} sentences grant rights.",
+            checkable + not,
+            draft.ambiguous.len(),
+            draft.rights.len()
+        ),
+    );
+    let section = |out: &mut String, title: &str, items: &[Passed]| {
+        if items.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "#\n# {title}");
+        for item in items {
+            comment(
+                out,
+                "  ",
+                &format!("{} ({})", quoted(&item.sentence), item.reason),
+            );
+        }
+    };
+    section(&mut out, "Not checkable as written:", &draft.not_checkable);
+    section(
+        &mut out,
+        "Ambiguous (looked like a promise; not drafted):",
+        &draft.ambiguous,
+    );
+    if !draft.rights.is_empty() {
+        out.push_str("#\n# Rights (answered with `tillsyn subject`; erasure verified by an `erased` rule, see config.example.toml):\n");
+        for right in &draft.rights {
+            comment(&mut out, "  ", &quoted(right));
+        }
+    }
+    out
+}
+
+/// The drafted rules alone, each a `[[rules]]` table with its notes and
+/// TODO as comments: what [`render`] puts in a pack, and what `tillsyn init`
+/// puts in a starting config.
+pub fn render_rules(draft: &Draft) -> String {
+    let mut out = String::new();
     for rule in &draft.rules {
         out.push_str("\n[[rules]]\n");
         for note in &rule.notes {
@@ -467,46 +516,6 @@ pub fn render(draft: &Draft, policy: &str) -> String {
             DraftKind::Contains => {
                 out.push_str("detectors = [\"personnummer\"]\nmin_confidence = \"medium\"\nmin_count = 1 # TODO: the threshold; the policy names none\n");
             }
-        }
-    }
-    out.push_str(
-        "\n# ---------------------------------------------------------------------------\n",
-    );
-    let checkable = draft.rules.len();
-    let not = draft.not_checkable.len();
-    comment(
-        &mut out,
-        "",
-        &format!(
-            "Summary: {} promises found; {checkable} drafted as rules, {not} not checkable as written, {} ambiguous. {} sentences grant rights.",
-            checkable + not,
-            draft.ambiguous.len(),
-            draft.rights.len()
-        ),
-    );
-    let section = |out: &mut String, title: &str, items: &[Passed]| {
-        if items.is_empty() {
-            return;
-        }
-        let _ = writeln!(out, "#\n# {title}");
-        for item in items {
-            comment(
-                out,
-                "  ",
-                &format!("{} ({})", quoted(&item.sentence), item.reason),
-            );
-        }
-    };
-    section(&mut out, "Not checkable as written:", &draft.not_checkable);
-    section(
-        &mut out,
-        "Ambiguous (looked like a promise; not drafted):",
-        &draft.ambiguous,
-    );
-    if !draft.rights.is_empty() {
-        out.push_str("#\n# Rights (answered with `tillsyn subject`; erasure verified by an `erased` rule, see config.example.toml):\n");
-        for right in &draft.rights {
-            comment(&mut out, "  ", &quoted(right));
         }
     }
     out
