@@ -40,7 +40,8 @@ impl Runner<'_> {
     /// recorded like any other failure, and never the caller. At
     /// `job.timeout` the scan is asked to stop (file walkers poll the same
     /// flag) and, `stop.grace` later, cut off and recorded as failed (kind
-    /// `timeout`). After it, the retention is applied.
+    /// `timeout`). After it, the retention is applied (a failure to prune is
+    /// logged; the scan's outcome stands).
     pub async fn scan_source(
         &self,
         job: Job<'_>,
@@ -55,7 +56,11 @@ impl Runner<'_> {
             source.scan(context, sink).await
         };
         let outcome = self.scan_with(job, read, now).await?;
-        self.after_scan(Utc::now()).await?;
+        // The scan is stored whatever happens here: a store that cannot
+        // prune now is told, and prunes after the next scan.
+        if let Err(error) = self.after_scan(Utc::now()).await {
+            tracing::warn!(source = %job.name, error = %error, "Could not prune what is past the retention after the scan.");
+        }
         Ok(outcome)
     }
 
