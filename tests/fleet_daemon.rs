@@ -426,8 +426,11 @@ fn three_instances_share_sixty_accounts_and_take_over_a_killed_ones() {
     let config = write_config(dir.path(), &postgres, "fleet_killed", server.port, None);
     let before = logins(&server);
     let mut doomed = start(&config, dir.path());
-    let progress = "SELECT count(*) FILTER (WHERE done_tick IS NOT NULL) || ' ' || \
-                    count(*) FILTER (WHERE leased_until > now()) FROM fleet_units";
+    // Mid-scan: a unit leased and its scan row running (a unit is also
+    // leased for a moment before its scan starts and after it ends).
+    let progress = "SELECT (SELECT count(*) FROM fleet_units WHERE done_tick IS NOT NULL) || ' ' || \
+                    (SELECT count(*) FROM fleet_units WHERE leased_until > now()) || ' ' || \
+                    (SELECT count(*) FROM scans WHERE status = 'running')";
     wait_for(
         "the doomed instance mid-scan with some accounts done",
         || {
@@ -435,8 +438,12 @@ fn three_instances_share_sixty_accounts_and_take_over_a_killed_ones() {
             let mut numbers = line
                 .split_whitespace()
                 .map(|n| n.parse::<i64>().unwrap_or(0));
-            let (finished, leased) = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
-            finished >= 3 && leased >= 1
+            let (finished, leased, running) = (
+                numbers.next().unwrap_or(0),
+                numbers.next().unwrap_or(0),
+                numbers.next().unwrap_or(0),
+            );
+            finished >= 3 && leased >= 1 && running >= 1
         },
     );
     doomed.signal(libc::SIGKILL);
