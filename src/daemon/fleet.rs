@@ -305,7 +305,6 @@ async fn scan_unit(work: UnitScan) {
         held: Some(&held),
     };
     tracing::debug!(source = %name, "Unit scan started.");
-    let started = Instant::now();
     // Not run, or stopped by a lost lease: held a moment longer before it is
     // given back, so a unit that cannot be scanned now (the store failing,
     // another process scanning it) is not claimed again at once.
@@ -313,10 +312,10 @@ async fn scan_unit(work: UnitScan) {
     let result = Runner::new(&loaded.engine, &shared.store, &shared.stop)
         .run(job, &source.source, contention)
         .await;
-    let duration = started.elapsed().as_secs_f64();
     let finish = matches!(&result, Ok(Ran::Scanned(outcome)) if outcome.finished());
     match result {
         Ok(Ran::Scanned(outcome)) => {
+            let duration = outcome.duration.as_secs_f64();
             super::scheduler::record(&outcome, duration, &loaded, &shared, false).await
         }
         Ok(Ran::Busy(_)) => {

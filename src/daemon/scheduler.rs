@@ -8,7 +8,7 @@
 //! machine) does not push a scan out by the length of the jump.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
@@ -118,16 +118,17 @@ async fn scan_now(
 ) {
     shared.metrics.scan_running(name, true);
     tracing::info!(source = %name, "Scan started.");
-    let started = Instant::now();
     let runner = Runner::new(&loaded.engine, &shared.store, &shared.stop);
     // Each due time of a source's schedule is its own tick.
     runner.before_tick(Utc::now()).await;
     let job = runner::Job::whole(name, source.timeout, source.settings);
     let result = runner.run(job, &source.source, Contention::Skip).await;
-    let duration = started.elapsed().as_secs_f64();
     shared.metrics.scan_running(name, false);
     match result {
-        Ok(Ran::Scanned(outcome)) => record(&outcome, duration, loaded, shared, true).await,
+        Ok(Ran::Scanned(outcome)) => {
+            let duration = outcome.duration.as_secs_f64();
+            record(&outcome, duration, loaded, shared, true).await
+        }
         Ok(Ran::Busy(_)) => {
             // Another process (a `scan --once`, another instance) is scanning
             // it: this tick is skipped, as when the previous scan still runs.

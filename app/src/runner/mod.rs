@@ -130,6 +130,9 @@ pub struct ScanOutcome {
     pub work: std::collections::BTreeMap<&'static str, u64>,
     /// Why it failed: bounded kind and message.
     pub error: Option<(String, String)>,
+    /// How long the scan took, from taking its lease to storing its end
+    /// (a caller's wait or hold around it not counted).
+    pub duration: std::time::Duration,
 }
 
 /// Errors that stop the runner itself (not a failed scan, which is an outcome).

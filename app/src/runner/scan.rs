@@ -55,7 +55,9 @@ impl Runner<'_> {
         let read = move |context: ScanContext, sink: RecordSink| async move {
             source.scan(context, sink).await
         };
-        let outcome = self.scan_with(job, read, now).await?;
+        let started = std::time::Instant::now();
+        let mut outcome = self.scan_with(job, read, now).await?;
+        outcome.duration = started.elapsed();
         // The scan is stored whatever happens here: a store that cannot
         // prune now is told, and prunes after the next scan.
         if let Err(error) = self.after_scan(Utc::now()).await {
@@ -442,6 +444,7 @@ impl Runner<'_> {
                     notes,
                     work,
                     error: None,
+                    duration: std::time::Duration::ZERO,
                 })
             }
             Err(error) => {
@@ -474,6 +477,7 @@ impl Runner<'_> {
                     notes: Vec::new(),
                     work: Default::default(),
                     error: Some((kind, message)),
+                    duration: std::time::Duration::ZERO,
                 })
             }
         }
