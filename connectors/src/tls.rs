@@ -1,6 +1,6 @@
 //! TLS client settings shared by the network connectors (IMAP, LDAP): the
 //! system's root certificates plus an optional internal CA, always verified, with
-//! the aws-lc-rs provider named explicitly so no process-wide default is needed.
+//! the ring provider named explicitly so no process-wide default is needed.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ fn native_roots() -> &'static [CertificateDer<'static>] {
 }
 
 /// TLS client settings: the system's roots plus `ca_file`, always verified, with
-/// the aws-lc-rs provider set explicitly (no process-wide default needed). A
+/// the ring provider set explicitly (no process-wide default needed). A
 /// plain connection (`with_system_roots` false) still gets a config, unused.
 pub fn tls_config(
     ca_file: Option<&Path>,
@@ -61,7 +61,7 @@ pub fn tls_config(
                 .map_err(|error| ca_error(error.to_string()))?;
         }
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
@@ -69,10 +69,10 @@ pub fn tls_config(
     Ok(Arc::new(config))
 }
 
-/// Make aws-lc-rs the process's default rustls provider, for libraries that build
+/// Make ring the process's default rustls provider, for libraries that build
 /// their own TLS configs from it (the SMTP client). Call once, first thing; a
 /// second call changes nothing.
 pub fn install_default_provider() {
     // Err means a provider is installed already: the first one stays.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
