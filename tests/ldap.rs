@@ -673,24 +673,40 @@ fn late_forwarder(server_port: u16, after: std::time::Duration) -> u16 {
     std::thread::spawn(move || {
         std::thread::sleep(after);
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("rebind");
-        for client in listener.incoming().flatten() {
-            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", server_port)) else {
-                continue;
-            };
-            let (mut client_reader, mut server_writer) = (
-                client.try_clone().expect("clone"),
-                server.try_clone().expect("clone"),
-            );
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut client_reader, &mut server_writer);
-            });
-            let (mut server_reader, mut client_writer) = (server, client);
-            std::thread::spawn(move || {
+        relay(
+            listener,
+            server_port,
+            |mut server_reader, mut client_writer| {
                 let _ = std::io::copy(&mut server_reader, &mut client_writer);
-            });
-        }
+            },
+        );
     });
     port
+}
+
+/// Accept on `listener` for ever, connecting each client to `server_port`:
+/// what the client sends is copied to the server as it is, and
+/// `downstream(server, client)` runs on a thread of its own for what the
+/// server sends back.
+fn relay(
+    listener: std::net::TcpListener,
+    server_port: u16,
+    downstream: impl Fn(std::net::TcpStream, std::net::TcpStream) + Clone + Send + 'static,
+) {
+    for client in listener.incoming().flatten() {
+        let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", server_port)) else {
+            continue;
+        };
+        let (mut client_reader, mut server_writer) = (
+            client.try_clone().expect("clone"),
+            server.try_clone().expect("clone"),
+        );
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut client_reader, &mut server_writer);
+        });
+        let downstream = downstream.clone();
+        std::thread::spawn(move || downstream(server, client));
+    }
 }
 
 /// A TCP relay in front of slapd that replaces `from` by `to` (same length)
@@ -704,19 +720,10 @@ fn corrupting_relay(server_port: u16, from: &'static [u8], to: &'static [u8]) ->
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
     std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", server_port)) else {
-                continue;
-            };
-            let (mut client_reader, mut server_writer) = (
-                client.try_clone().expect("clone"),
-                server.try_clone().expect("clone"),
-            );
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut client_reader, &mut server_writer);
-            });
-            let (mut server_reader, mut client_writer) = (server, client);
-            std::thread::spawn(move || {
+        relay(
+            listener,
+            server_port,
+            move |mut server_reader, mut client_writer| {
                 // Hold back the last bytes of each read until the next one,
                 // or a quiet moment, so a DN split across reads is caught.
                 let _ = server_reader.set_read_timeout(Some(std::time::Duration::from_millis(30)));
@@ -757,8 +764,8 @@ fn corrupting_relay(server_port: u16, from: &'static [u8], to: &'static [u8]) ->
                     pending.drain(..send);
                 }
                 let _ = client_writer.write_all(&pending);
-            });
-        }
+            },
+        );
     });
     port
 }

@@ -339,29 +339,18 @@ async fn the_record_cache_leaves_out_only_what_cannot_have_changed() {
     );
 }
 
-/// A lease held elsewhere that is lost at its first renewal.
-struct LostLease;
+/// A lease held elsewhere whose every renewal answers `.0`: `false`, lost
+/// at its first renewal; `true`, always kept.
+struct FixedLease(bool);
 
-impl Lease for LostLease {
+impl Lease for FixedLease {
     fn duration(&self) -> Duration {
         Duration::from_millis(300)
     }
 
     fn renew(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
-        Box::pin(async { false })
-    }
-}
-
-/// A lease held elsewhere that is always renewed.
-struct KeptLease;
-
-impl Lease for KeptLease {
-    fn duration(&self) -> Duration {
-        Duration::from_millis(300)
-    }
-
-    fn renew(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
-        Box::pin(async { true })
+        let kept = self.0;
+        Box::pin(async move { kept })
     }
 }
 
@@ -380,7 +369,7 @@ async fn a_held_lease_lost_stops_the_scan_and_the_store_lease_is_given_up() {
     let stop = quick_stop();
     let runner = runner(&rules, &store, &stop);
     let job = Job {
-        held: Some(&LostLease),
+        held: Some(&FixedLease(false)),
         ..Job::whole("s", Duration::from_secs(3600), 0)
     };
     let outcome = runner
@@ -399,7 +388,7 @@ async fn a_held_lease_lost_stops_the_scan_and_the_store_lease_is_given_up() {
     // The same scan with a lease that is kept runs until something else
     // stops it: here, its deadline.
     let job = Job {
-        held: Some(&KeptLease),
+        held: Some(&FixedLease(true)),
         ..Job::whole("s", Duration::from_millis(700), 0)
     };
     let (_dir, store, rules) = setup();
