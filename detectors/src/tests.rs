@@ -253,4 +253,121 @@ mod properties {
             }
         }
     }
+
+    /// A valid personnummer (or samordningsnummer) written in one of its
+    /// forms: 10 digits, 6-4 with `-` or `+`, 12 digits, 8-4.
+    fn personnummer_written() -> impl Strategy<Value = String> {
+        (
+            0u32..100,
+            1u32..13,
+            1u32..29,
+            any::<bool>(),
+            0u32..1000,
+            0usize..5,
+            any::<bool>(),
+        )
+            .prop_map(|(yy, mm, dd, coordination, serial, form, old)| {
+                let day = if coordination { dd + 60 } else { dd };
+                let nine = format!("{yy:02}{mm:02}{day:02}{serial:03}");
+                let check = (0..10u8)
+                    .find(|digit| {
+                        let mut ten = nine.clone().into_bytes();
+                        ten.push(b'0' + digit);
+                        crate::checksum::luhn(&ten)
+                    })
+                    .unwrap_or(0);
+                let ten = format!("{nine}{check}");
+                let century = if old { "19" } else { "20" };
+                match form {
+                    0 => ten,
+                    1 => format!("{}-{}", &ten[..6], &ten[6..]),
+                    2 => format!("{}+{}", &ten[..6], &ten[6..]),
+                    3 => format!("{century}{ten}"),
+                    _ => format!("{century}{}-{}", &ten[..6], &ten[6..]),
+                }
+            })
+    }
+
+    /// Text around personnummer: valid numbers in every form, mobile
+    /// numbers, digit runs of every length, separators, word bytes before
+    /// and after, every kind of keyword (and one that hides another inside
+    /// a longer non-word-start match), long prose with no byte to resume the
+    /// keyword search after, and UTF-8.
+    fn text_around_personnummer() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![
+                4 => personnummer_written(),
+                1 => "07[0-9]{8}",
+                1 => "[0-9]{1,14}",
+                1 => Just("-".to_owned()),
+                1 => Just("+".to_owned()),
+                1 => Just(" ".to_owned()),
+                1 => Just("\n".to_owned()),
+                1 => Just(", ".to_owned()),
+                1 => Just("_".to_owned()),
+                1 => Just("personnummer ".to_owned()),
+                1 => Just("Pnr: ".to_owned()),
+                1 => Just("FÖDD ".to_owned()),
+                1 => Just("fakturanr ".to_owned()),
+                1 => Just(" OCR ".to_owned()),
+                1 => Just("xpersonal identity number ".to_owned()),
+                1 => Just("personal id-nummer ".to_owned()),
+                1 => Just("telefon ".to_owned()),
+                1 => Just("åäö".to_owned()),
+                1 => "[A-Za-z]{1,6}",
+                1 => "[a-z ]{60,400}",
+                1 => "\\PC{1,3}",
+            ],
+            0..60,
+        )
+        .prop_map(|parts| parts.concat().into_bytes())
+    }
+
+    static DIGIT_RUNS: std::sync::LazyLock<DetectorSet> = std::sync::LazyLock::new(|| {
+        DetectorSet::with(&[Builtin::Personnummer], Vec::new()).expect("set")
+    });
+    static GENERAL: std::sync::LazyLock<DetectorSet> = std::sync::LazyLock::new(|| {
+        DetectorSet::general(&[Builtin::Personnummer], Vec::new()).expect("set")
+    });
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The personnummer's digit-run scanner and the general regex path
+        /// find the same matches, place, confidence and value, in the same
+        /// order.
+        #[test]
+        fn the_digit_run_scanner_finds_what_the_regex_finds(
+            text in prop_oneof![
+                4 => text_around_personnummer(),
+                1 => text_like(),
+                1 => prop::collection::vec(any::<u8>(), 0..256),
+            ],
+        ) {
+            let fast = DIGIT_RUNS.scan(&text, TODAY, Confidence::Low);
+            let general = GENERAL.scan(&text, TODAY, Confidence::Low);
+            prop_assert_eq!(fast, general);
+        }
+    }
+
+    /// A keyword hit that hides another: the general pass consumes
+    /// "personal identity number" at a non-word start (so neither it nor the
+    /// "identity number" inside counts), where a search begun inside it would
+    /// see "identity number". At every distance between the hit and a bare
+    /// number, both paths alike.
+    #[test]
+    fn a_window_never_starts_inside_a_keyword_hit() {
+        for padding in 1..120 {
+            for before in ["", "ab ", "12 "] {
+                let text = format!(
+                    "{before}xpersonal identity number{}8112189876 slut",
+                    " ".repeat(padding)
+                );
+                let fast = DIGIT_RUNS.scan(text.as_bytes(), TODAY, Confidence::Low);
+                let general = GENERAL.scan(text.as_bytes(), TODAY, Confidence::Low);
+                assert_eq!(fast, general, "{text:?}");
+                assert_eq!(fast.len(), 1, "{text:?}");
+            }
+        }
+    }
 }

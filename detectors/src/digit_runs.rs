@@ -1,0 +1,281 @@
+//! The personnummer's own scanner, for a set that holds that detector alone
+//! (a `contains personnummer` rule, the most common content promise).
+//!
+//! The regex engine's prefilter finds no literal in the personnummer pattern
+//! (it is all digit classes), so the general path walks the lazy DFA over
+//! every byte. Here the text is read eight bytes at a time for an ASCII digit
+//! ([`next_digit`]), each maximal digit run is shaped as the pattern shapes it
+//! ([`Candidates`]: the same matches, leftmost-first, as
+//! [`crate::Builtin::pattern`]), and context keywords are looked for only
+//! around candidates that validated ([`LazyKeywords`]), by an Aho-Corasick
+//! automaton of the same keywords, leftmost-first and ASCII letters in either
+//! case as the keyword patterns match: the same hits as the general path's
+//! one pass. The property
+//! test in `tests.rs` runs both paths over random text and compares every
+//! match.
+
+use regex_automata::Input;
+use regex_automata::dfa::Automaton;
+use regex_automata::dfa::dense::DFA;
+
+use crate::context::{Context, Found};
+
+/// Every byte of `0x01` repeated: the SWAR multiplier.
+const ONES: u64 = 0x0101_0101_0101_0101;
+/// The top bit of every byte.
+const TOPS: u64 = 0x8080_8080_8080_8080;
+
+/// A word byte for ASCII `\b`: `[0-9A-Za-z_]`. Bytes of UTF-8 sequences are
+/// not (the set's patterns use ASCII word boundaries).
+fn is_word(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_'
+}
+
+/// The top bit of each byte of `word` that is an ASCII digit, others clear.
+/// Exact for every byte: bytes from 0x80 up are masked by `!word`, and no
+/// byte's sum or difference carries into its neighbour (the low seven bits
+/// plus 0x50 stay below 0x100, 0xB9 minus them stays above zero).
+fn digit_bits(word: u64) -> u64 {
+    let low = word & (ONES * 0x7f);
+    // 0xB9 - b has its top bit set for b <= 0x39; b + 0x50 for b >= 0x30.
+    (ONES * 0xb9 - low) & !word & (low + ONES * 0x50) & TOPS
+}
+
+/// The index of the first ASCII digit at or after `from`.
+pub(crate) fn next_digit(text: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(pair) = text.get(at..).and_then(|rest| rest.first_chunk::<16>()) {
+        let (first, second) = pair.split_at(8);
+        let first = u64::from_le_bytes(first.try_into().unwrap_or([0; 8]));
+        let second = u64::from_le_bytes(second.try_into().unwrap_or([0; 8]));
+        let bits = digit_bits(first);
+        if bits != 0 {
+            return Some(at + (bits.trailing_zeros() / 8) as usize);
+        }
+        let bits = digit_bits(second);
+        if bits != 0 {
+            return Some(at + 8 + (bits.trailing_zeros() / 8) as usize);
+        }
+        at += 16;
+    }
+    let rest = text.get(at..)?;
+    rest.iter()
+        .position(u8::is_ascii_digit)
+        .map(|at_rest| at + at_rest)
+}
+
+/// The end of the digit run starting at `start` (the first non-digit index).
+fn run_end(text: &[u8], start: usize) -> usize {
+    let rest = text.get(start..).unwrap_or_default();
+    start
+        + rest
+            .iter()
+            .position(|byte| !byte.is_ascii_digit())
+            .unwrap_or(rest.len())
+}
+
+/// Personnummer-shaped candidates, `(start, end)` in text order: exactly what
+/// `(?-u:\b)(?:[0-9]{2})?[0-9]{6}[-+]?[0-9]{4}(?-u:\b)` finds, leftmost-first
+/// and without overlap. A candidate starts a digit run that no word byte
+/// precedes, and is 12 or 10 digits, or 8 or 6 digits, one `-` or `+` and 4
+/// digits, with no word byte after it. Nothing else can match: inside a run
+/// there is no word boundary, so a run that is not a candidate is skipped
+/// whole, and the run after its separator is tried on its own.
+pub(crate) struct Candidates<'text> {
+    text: &'text [u8],
+    at: usize,
+}
+
+impl<'text> Candidates<'text> {
+    /// The candidates of `text`.
+    pub(crate) fn new(text: &'text [u8]) -> Candidates<'text> {
+        Candidates { text, at: 0 }
+    }
+
+    /// No word byte at `end` (or the text ends there).
+    fn bounded(&self, end: usize) -> bool {
+        self.text.get(end).is_none_or(|byte| !is_word(*byte))
+    }
+}
+
+impl Iterator for Candidates<'_> {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let text = self.text;
+        loop {
+            let start = next_digit(text, self.at)?;
+            let end = run_end(text, start);
+            self.at = end;
+            if start > 0 && text.get(start - 1).copied().is_some_and(is_word) {
+                continue;
+            }
+            let length = end - start;
+            if (length == 12 || length == 10) && self.bounded(end) {
+                return Some((start, end));
+            }
+            if (length == 8 || length == 6) && matches!(text.get(end), Some(b'-' | b'+')) {
+                let tail = end + 1;
+                let tail_end = run_end(text, tail);
+                if tail_end - tail == 4 && self.bounded(tail_end) {
+                    self.at = tail_end;
+                    return Some((start, tail_end));
+                }
+            }
+        }
+    }
+}
+
+/// The context keywords of one text, found only where a candidate asks:
+/// every hit the general path's one pass records between the candidates'
+/// windows, and nothing the pass would not.
+///
+/// The pass is leftmost-first without overlap, so a search may only begin
+/// where the pass could be: where it ended a hit, or where no hit can lie
+/// across (after a byte no keyword holds: a digit, a comma, a line end).
+/// `synced` is such a place; every hit starting before it has been recorded
+/// or lies before any window still to come.
+pub(crate) struct LazyKeywords<'set, 'text> {
+    automaton: &'set DFA<Vec<u32>>,
+    context: &'set Context,
+    text: &'text [u8],
+    synced: usize,
+    /// The hits so far, in text order, for the window checks.
+    pub(crate) found: Found,
+}
+
+/// How far back from a window to look for a place no keyword hit crosses
+/// before giving up the jump and searching on from where the last search
+/// stopped.
+const SYNC_LOOKBACK: usize = 256;
+
+impl<'set, 'text> LazyKeywords<'set, 'text> {
+    /// Keywords of `text` by `regex` (the keyword patterns alone, in the
+    /// context's order); `widest` as [`Context::collector`] takes it.
+    pub(crate) fn new(
+        automaton: &'set DFA<Vec<u32>>,
+        context: &'set Context,
+        text: &'text [u8],
+        widest: usize,
+    ) -> LazyKeywords<'set, 'text> {
+        LazyKeywords {
+            automaton,
+            context,
+            text,
+            synced: 0,
+            found: context.collector(widest),
+        }
+    }
+
+    /// Record every hit that may overlap `from .. to`: those starting before
+    /// `to` and ending after `from`. Calls come with `from` and `to` in text
+    /// order.
+    pub(crate) fn cover(&mut self, from: usize, to: usize) {
+        let to = to.min(self.text.len());
+        if from > self.synced {
+            self.synced = self.sync_point(from);
+        }
+        if self.synced >= to {
+            return;
+        }
+        // A hit starting before `to` ends within the longest keyword after.
+        let span_end = to.saturating_add(self.found.longest()).min(self.text.len());
+        let mut input = Input::new(self.text).span(self.synced..span_end);
+        let mut resume = to;
+        // A dense DFA without quit bytes or Unicode word boundaries never
+        // fails a search; were it to, the hits so far stand.
+        while let Ok(Some(hit)) = self.automaton.try_search_fwd(&input) {
+            let (end, pattern) = (hit.offset(), hit.pattern().as_usize());
+            // Every keyword is a literal: its hit is as long as it is.
+            let start = end.saturating_sub(self.context.length(pattern));
+            if start >= to {
+                break;
+            }
+            self.context
+                .record(&mut self.found, self.text, pattern, start);
+            resume = resume.max(end);
+            input.set_start(end);
+        }
+        // No hit starts between the last one's end and `to`, so the pass
+        // would next search from there: in step.
+        self.synced = resume;
+    }
+
+    /// The last place at or before `from` (after `synced`) that no hit can
+    /// cross, or `synced` if none is near. A hit that ends before it ends
+    /// before `from`.
+    fn sync_point(&self, from: usize) -> usize {
+        let floor = self.synced.max(from.saturating_sub(SYNC_LOOKBACK));
+        (floor..=from)
+            .rev()
+            .find(|at| self.context.no_hit_across(self.text, *at))
+            .unwrap_or(self.synced)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digit_bits_is_exact_for_every_byte_in_every_lane() {
+        for byte in 0..=255u8 {
+            for lane in 0..8 {
+                // The byte among neighbours that are digits and not.
+                for filler in [b'a', b'5', 0xff, 0x00, b'/', b':'] {
+                    let mut word = [filler; 8];
+                    word[lane] = byte;
+                    let bits = digit_bits(u64::from_le_bytes(word));
+                    let expected = word
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, b)| b.is_ascii_digit())
+                        .fold(0u64, |acc, (i, _)| acc | (0x80 << (8 * i)));
+                    assert_eq!(bits, expected, "byte {byte:#x} lane {lane} filler {filler}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn next_digit_finds_the_first_at_every_offset_and_length() {
+        for length in 0..40 {
+            for digit_at in 0..=length {
+                let mut text = vec![b'x'; length];
+                if digit_at < length {
+                    text[digit_at] = b'7';
+                }
+                let expected = (digit_at < length).then_some(digit_at);
+                assert_eq!(next_digit(&text, 0), expected, "{length} {digit_at}");
+                for from in 0..=length + 1 {
+                    let expected = text
+                        .iter()
+                        .enumerate()
+                        .skip(from)
+                        .find(|(_, b)| b.is_ascii_digit())
+                        .map(|(i, _)| i);
+                    assert_eq!(next_digit(&text, from), expected);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn candidates_take_each_written_form_and_skip_the_rest() {
+        let text = b"a 811218-9876 b 198112189876, 8112189876; 19811218+9876 \
+            x811218-9876 811218-98765 12345678901 811218-987 811218_9876 \
+            19811218-9876-1 8112189876\xc3\xa5";
+        let found: Vec<&[u8]> = Candidates::new(text)
+            .map(|(start, end)| &text[start..end])
+            .collect();
+        let expected: Vec<&[u8]> = vec![
+            b"811218-9876",
+            b"198112189876",
+            b"8112189876",
+            b"19811218+9876",
+            b"19811218-9876",
+            b"8112189876",
+        ];
+        assert_eq!(found, expected);
+    }
+}
