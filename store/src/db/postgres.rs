@@ -170,21 +170,21 @@ fn serve(
         }
     };
     let _ = ready.send(Ok(()));
+    let mut statements = Statements::default();
     while let Ok(request) = incoming.recv() {
         runtime.block_on(async {
             match request {
                 Request::Execute(sql, params, answer) => {
                     let params = as_params(&params);
-                    let _ = answer.send(
-                        client
-                            .execute(sql.as_str(), &params)
-                            .await
-                            .map_err(DbError::from),
-                    );
+                    let changed = async {
+                        let statement = statements.prepared(&client, &sql).await?;
+                        client.execute(&statement, &params).await
+                    };
+                    let _ = answer.send(changed.await.map_err(DbError::from));
                 }
                 Request::ExecuteMany(sql, rows, answer) => {
                     let changed = async {
-                        let statement = client.prepare(sql.as_str()).await?;
+                        let statement = statements.prepared(&client, &sql).await?;
                         let params: Vec<Vec<&(dyn tokio_postgres::types::ToSql + Sync)>> =
                             rows.iter().map(|row| as_params(row)).collect();
                         let changed = futures_util::future::try_join_all(
@@ -199,7 +199,11 @@ fn serve(
                 }
                 Request::Query(sql, params, answer) => {
                     let params = as_params(&params);
-                    let rows = match client.query(sql.as_str(), &params).await {
+                    let found = async {
+                        let statement = statements.prepared(&client, &sql).await?;
+                        client.query(&statement, &params).await
+                    };
+                    let rows = match found.await {
                         Ok(rows) => rows
                             .iter()
                             .map(|row| {
@@ -214,6 +218,12 @@ fn serve(
                     let _ = answer.send(rows);
                 }
                 Request::Batch(sql, answer) => {
+                    // A batch may change the schema under a prepared
+                    // statement: each is prepared again when next used.
+                    // Beginning and ending a transaction change nothing.
+                    if !matches!(sql.as_str(), "BEGIN" | "COMMIT" | "ROLLBACK") {
+                        statements.clear();
+                    }
                     let _ = answer.send(
                         client
                             .batch_execute(sql.as_str())
@@ -223,6 +233,43 @@ fn serve(
                 }
             }
         });
+    }
+}
+
+/// The statements this connection has prepared, by their text: each is
+/// parsed and planned by the server once per connection, and a statement
+/// costs one round trip instead of two (a text statement is prepared
+/// unnamed, then bound and run).
+#[derive(Default)]
+struct Statements {
+    by_text: std::collections::HashMap<String, tokio_postgres::Statement>,
+}
+
+/// At most this many statements are kept: the many-row inserts make one text
+/// per row count, and a long run should not keep them all.
+const PREPARED_STATEMENTS: usize = 256;
+
+impl Statements {
+    /// `sql` prepared on `client`, once.
+    async fn prepared(
+        &mut self,
+        client: &tokio_postgres::Client,
+        sql: &str,
+    ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.by_text.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = client.prepare(sql).await?;
+        if self.by_text.len() >= PREPARED_STATEMENTS {
+            self.by_text.clear();
+        }
+        self.by_text.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    /// Forget every statement (dropping one closes it on the server).
+    fn clear(&mut self) {
+        self.by_text.clear();
     }
 }
 
