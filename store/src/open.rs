@@ -198,6 +198,7 @@ impl Store {
     /// gone with the connection, so a crashed scan leaves nothing behind.
     fn create_staging(&self) -> Result<(), StoreError> {
         let table = "CREATE TEMP TABLE IF NOT EXISTS staged_identity_segments (
+                 id      INTEGER PRIMARY KEY,
                  scan_id INTEGER NOT NULL,
                  spill   INTEGER NOT NULL,
                  key     INTEGER NOT NULL,

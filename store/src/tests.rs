@@ -352,6 +352,66 @@ fn many_incremental_scans_are_merged_and_spilled_rows_count_like_held_ones() {
     );
 }
 
+#[test]
+fn an_address_in_every_message_takes_bounded_segments_and_stays_whole() {
+    on_both_engines(
+        "an_address_in_every_message_takes_bounded_segments_and_stays_whole",
+        |open| {
+            let mut store = open();
+            let now = Utc::now();
+            // The mailbox's own address (or a list's) in every message, beside
+            // a sender of its own per message; three incremental scans with a
+            // spill at every batch, then six more read whole, so that runs
+            // are spilled, written and merged.
+            let everyone = [0x42; 16];
+            let mut present: Vec<u32> = Vec::new();
+            for scan in 0..9u32 {
+                store.staging =
+                    identity_index::Staging::spilling_at(if scan < 3 { 1 } else { usize::MAX });
+                let id = store.begin_scan("mail", now).expect("begin");
+                let new: Vec<u32> = (scan * 2_500..scan * 2_500 + 2_500).collect();
+                for part in new.chunks(1_000) {
+                    let paths: Vec<String> =
+                        part.iter().map(|n| format!("anna/INBOX/{n}")).collect();
+                    let rows: Vec<NewIdentity<'_>> = part
+                        .iter()
+                        .zip(&paths)
+                        .flat_map(|(&n, path)| {
+                            [identity(spread(n), path), identity(everyone, path)]
+                        })
+                        .collect();
+                    store.record_rows(id, "mail", &rows).expect("stage");
+                }
+                present.extend(&new);
+                let carried = [CarriedScope {
+                    prefix: "anna/INBOX".into(),
+                    gone: Vec::new(),
+                    present: Some(std::sync::Arc::new(present.clone())),
+                    left_out: None,
+                }];
+                finish_carried(&mut store, id, &carried, now);
+            }
+            // No segment holds more than the most, the shared address's
+            // entries take several, and every one of them is found.
+            let largest = count(&store, "SELECT max(entries) FROM identity_segments");
+            assert!(largest <= identity_index::MAX_SEGMENT_ENTRIES, "{largest}");
+            let found = holding(&store, everyone);
+            assert_eq!(found.len(), present.len());
+            let mut expected: Vec<String> =
+                present.iter().map(|n| format!("anna/INBOX/{n}")).collect();
+            let mut found_sorted = found.clone();
+            found_sorted.sort();
+            expected.sort();
+            assert_eq!(found_sorted, expected);
+            for n in [0u32, 7_499, 22_499] {
+                assert_eq!(holding(&store, spread(n)), [format!("anna/INBOX/{n}")]);
+            }
+            let held = count(&store, "SELECT sum(entries) FROM identity_segments");
+            assert_eq!(held as usize, 2 * present.len());
+        },
+    );
+}
+
 /// The one number `sql` selects.
 /// Run `sql` on the store's database, as if time had passed (leases and
 /// claims are set by the database's clock, which a test cannot move).

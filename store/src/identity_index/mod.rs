@@ -6,7 +6,8 @@
 //!   are sorted and spilled to a temporary table as a run of their own.
 //! - **Runs and segments.** A finishing scan writes its rows sorted by hash as
 //!   a *run*: a few SQLite rows (segments), each holding the entries of one
-//!   hash range. A run of n entries splits the hash space into 2^b ranges
+//!   hash range (at most [`MAX_SEGMENT_ENTRIES`]: a range with more takes
+//!   several segments under its key, read in the order written). A run of n entries splits the hash space into 2^b ranges
 //!   (b ≤ 12) so that a segment holds about [`SEGMENT_ENTRIES`]: 200,000
 //!   entries make 1,024 rows, ten make one.
 //! - **Lookup.** A hash lies in one range per granularity, so a lookup asks
@@ -42,6 +43,13 @@ const SPILL_BYTES: usize = 32 << 20;
 
 /// Entries a segment holds, about (a run's granularity is chosen for it).
 const SEGMENT_ENTRIES: usize = 256;
+
+/// Entries a segment holds at most. A hash range with more (one address in
+/// every message of a mailbox: its owner's, a list's) takes several
+/// segments under one key, in order, so that reading or merging any one
+/// segment holds a bounded number of entries in memory (measured: one
+/// address in 1,000,000 messages made one segment whose merge took 350 MB).
+pub(crate) const MAX_SEGMENT_ENTRIES: i64 = 4096;
 
 /// Bits of the hash that key the finest segments.
 const KEY_BITS: u32 = 12;

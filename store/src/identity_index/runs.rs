@@ -194,7 +194,7 @@ pub(crate) fn compact(database: &dyn Database, source: &str) -> Result<(), Store
         for &(run, scan_id, _) in &runs {
             let ids: Vec<i64> = database
                 .query(
-                    "SELECT id FROM identity_segments WHERE run = $1 ORDER BY key",
+                    "SELECT id FROM identity_segments WHERE run = $1 ORDER BY key, id",
                     &[Value::from(run)],
                 )?
                 .iter()

@@ -6,7 +6,7 @@ use super::codec::{
     Bytes, Entry, HAS_TIME, NEW_CONTAINER, NEW_FIELD, NEW_KIND, NEW_RECORD_KIND, OwnedEntry,
     PATH_IS_ID, RawEntry, corrupt, put_short_bytes, put_varint, shared_prefix,
 };
-use super::{bits_for, key};
+use super::{MAX_SEGMENT_ENTRIES, bits_for, key};
 use crate::StoreError;
 use crate::db::{Database, Value};
 
@@ -216,7 +216,7 @@ impl<'w> RunWriter<'w> {
 
     pub(super) fn push(&mut self, entry: &RawEntry<'_>) -> Result<(), StoreError> {
         let key = key(&entry.hash, self.bits);
-        if self.key != Some(key) {
+        if self.key != Some(key) || self.segment.count >= MAX_SEGMENT_ENTRIES {
             self.flush()?;
             self.key = Some(key);
         }

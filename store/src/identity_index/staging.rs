@@ -235,7 +235,7 @@ impl Staging {
         database.execute(
             "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
              SELECT key, $2, scan_id, $3 + spill, entries, data FROM staged_identity_segments
-             WHERE scan_id = $1",
+             WHERE scan_id = $1 ORDER BY spill, id",
             &[Value::from(scan_id), Value::from(source), Value::from(base)],
         )?;
         if let Some(staged) = self.scans.remove(&scan_id) {
