@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
+use super::SPILL_BYTES;
 use super::codec::{RawEntry, corrupt, decode_staged, encode_staged, staged_identity};
 use super::segment::RunWriter;
 use super::segment::{SEGMENT_BATCH, insert_segments, next_run};
-use super::{KEY_BITS, SPILL_BYTES, prefix};
 use crate::StoreError;
 use crate::db::{Database, Value};
 use tillsyn_rules::identity::NewIdentity;
@@ -86,7 +86,11 @@ impl Staged {
     pub(super) fn take(&mut self, batch: &mut IdentityBatch) {
         self.bytes += batch.bytes.len();
         self.entries += batch.spans.len();
-        self.batches.push(std::mem::take(batch));
+        // Held until the spill: without the room a growing batch left over.
+        let mut taken = std::mem::take(batch);
+        taken.bytes.shrink_to_fit();
+        taken.spans.shrink_to_fit();
+        self.batches.push(taken);
     }
 
     /// Write the entries as one run, sorted by hash, kind, field and record,
@@ -97,45 +101,29 @@ impl Staged {
         write: impl FnMut(i64, i64, &[u8]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         // Each entry with its hash as a number (most comparisons end there),
-        // put in order of the hash's first bits by counting, then sorted
-        // within each range.
-        let mut counts = vec![0usize; (1 << KEY_BITS) + 1];
+        // sorted in place: one array the size of the entries, no second.
         let mut keyed: Vec<(u128, &[u8])> = Vec::with_capacity(self.entries);
         for batch in &self.batches {
             for &(start, end) in &batch.spans {
                 let raw = batch.bytes.get(start..end).ok_or_else(corrupt)?;
                 let mut hash = [0u8; 16];
                 hash.copy_from_slice(raw.get(..16).ok_or_else(corrupt)?);
-                counts[prefix(&hash) as usize + 1] += 1;
                 keyed.push((u128::from_be_bytes(hash), raw));
             }
         }
-        for index in 1..counts.len() {
-            counts[index] += counts[index - 1];
-        }
-        let mut order: Vec<(u128, &[u8])> = vec![(0, &[][..]); keyed.len()];
-        let mut next = counts.clone();
-        for entry in keyed {
-            let range = (entry.0 >> (128 - KEY_BITS)) as usize;
-            order[next[range]] = entry;
-            next[range] += 1;
-        }
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
         let mut run = RunWriter::new(self.entries, write);
-        for range in counts.windows(2) {
-            let entries = &mut order[range[0]..range[1]];
-            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-            let mut previous: Option<&(u128, &[u8])> = None;
-            for entry in entries.iter() {
-                if previous.is_some_and(|last| {
-                    last.0 == entry.0 && staged_identity(last.1) == staged_identity(entry.1)
-                }) {
-                    continue;
-                }
-                let entry_read = decode_staged(entry.1)?;
-                places.add(&entry_read);
-                run.push(&entry_read)?;
-                previous = Some(entry);
+        let mut previous: Option<&(u128, &[u8])> = None;
+        for entry in &keyed {
+            if previous.is_some_and(|last| {
+                last.0 == entry.0 && staged_identity(last.1) == staged_identity(entry.1)
+            }) {
+                continue;
             }
+            let entry_read = decode_staged(entry.1)?;
+            places.add(&entry_read);
+            run.push(&entry_read)?;
+            previous = Some(entry);
         }
         run.flush()
     }
@@ -235,7 +223,7 @@ impl Staging {
         database.execute(
             "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
              SELECT key, $2, scan_id, $3 + spill, entries, data FROM staged_identity_segments
-             WHERE scan_id = $1 ORDER BY spill, id",
+             WHERE scan_id = $1 ORDER BY id",
             &[Value::from(scan_id), Value::from(source), Value::from(base)],
         )?;
         if let Some(staged) = self.scans.remove(&scan_id) {
