@@ -288,6 +288,38 @@ fn spread(number: u32) -> [u8; 16] {
     hash
 }
 
+/// Stage messages `numbers` of anna's INBOX for scan `id`, `per_batch` at a
+/// time, each message's rows made by `rows` from its number and path.
+fn stage_messages(
+    store: &mut Store,
+    id: i64,
+    numbers: &[u32],
+    per_batch: usize,
+    rows: impl for<'p> Fn(u32, &'p str) -> Vec<NewIdentity<'p>>,
+) {
+    for part in numbers.chunks(per_batch) {
+        let paths: Vec<String> = part.iter().map(|n| format!("anna/INBOX/{n}")).collect();
+        let batch: Vec<NewIdentity<'_>> = part
+            .iter()
+            .zip(&paths)
+            .flat_map(|(&n, path)| rows(n, path))
+            .collect();
+        store.record_rows(id, "mail", &batch).expect("stage");
+    }
+}
+
+/// Finish scan `id` as an incremental read of anna's INBOX in which the
+/// messages `present` are there.
+fn finish_with_present(store: &mut Store, id: i64, present: &[u32], now: chrono::DateTime<Utc>) {
+    let carried = [CarriedScope {
+        prefix: "anna/INBOX".into(),
+        gone: Vec::new(),
+        present: Some(std::sync::Arc::new(present.to_vec())),
+        left_out: None,
+    }];
+    finish_carried(store, id, &carried, now);
+}
+
 #[test]
 fn many_incremental_scans_are_merged_and_spilled_rows_count_like_held_ones() {
     on_both_engines(
@@ -303,25 +335,12 @@ fn many_incremental_scans_are_merged_and_spilled_rows_count_like_held_ones() {
             for scan in 0..10u32 {
                 let id = store.begin_scan("mail", now).expect("begin");
                 let new: Vec<u32> = (scan * 300..scan * 300 + 300).collect();
-                for half in new.chunks(150) {
-                    let paths: Vec<String> =
-                        half.iter().map(|n| format!("anna/INBOX/{n}")).collect();
-                    let rows: Vec<NewIdentity<'_>> = half
-                        .iter()
-                        .zip(&paths)
-                        .map(|(&n, path)| identity(spread(n), path))
-                        .collect();
-                    store.record_rows(id, "mail", &rows).expect("stage");
-                }
+                stage_messages(&mut store, id, &new, 150, |n, path| {
+                    vec![identity(spread(n), path)]
+                });
                 present.retain(|n| n % 7 != scan % 7 || *n == 0);
                 present.extend(&new);
-                let carried = [CarriedScope {
-                    prefix: "anna/INBOX".into(),
-                    gone: Vec::new(),
-                    present: Some(std::sync::Arc::new(present.clone())),
-                    left_out: None,
-                }];
-                finish_carried(&mut store, id, &carried, now);
+                finish_with_present(&mut store, id, &present, now);
                 let runs = count(
                     &store,
                     "SELECT count(DISTINCT run) FROM identity_segments WHERE source = 'mail'",
@@ -370,26 +389,11 @@ fn an_address_in_every_message_takes_bounded_segments_and_stays_whole() {
                     identity_index::Staging::spilling_at(if scan < 3 { 1 } else { usize::MAX });
                 let id = store.begin_scan("mail", now).expect("begin");
                 let new: Vec<u32> = (scan * 2_500..scan * 2_500 + 2_500).collect();
-                for part in new.chunks(1_000) {
-                    let paths: Vec<String> =
-                        part.iter().map(|n| format!("anna/INBOX/{n}")).collect();
-                    let rows: Vec<NewIdentity<'_>> = part
-                        .iter()
-                        .zip(&paths)
-                        .flat_map(|(&n, path)| {
-                            [identity(spread(n), path), identity(everyone, path)]
-                        })
-                        .collect();
-                    store.record_rows(id, "mail", &rows).expect("stage");
-                }
+                stage_messages(&mut store, id, &new, 1_000, |n, path| {
+                    vec![identity(spread(n), path), identity(everyone, path)]
+                });
                 present.extend(&new);
-                let carried = [CarriedScope {
-                    prefix: "anna/INBOX".into(),
-                    gone: Vec::new(),
-                    present: Some(std::sync::Arc::new(present.clone())),
-                    left_out: None,
-                }];
-                finish_carried(&mut store, id, &carried, now);
+                finish_with_present(&mut store, id, &present, now);
             }
             // No segment holds more than the most, the shared address's
             // entries take several, and every one of them is found.
