@@ -294,7 +294,8 @@ impl DetectorSet {
     ///
     /// The personnummer alone (a `contains personnummer` rule) is scanned by
     /// its own digit-run scanner, with the same matches as the general path
-    /// (see [`DetectorSet::general`]) at several times its speed.
+    /// (see [`DetectorSet::general`]), about 1.5 times as fast on the
+    /// detector benchmark.
     pub fn with(
         builtins: &[Builtin],
         customs: Vec<CustomDetector>,
