@@ -65,23 +65,36 @@ pub struct ExceptedLine {
     pub until: String,
 }
 
-/// `custodian` as output may show it, from `cache` when already computed.
-fn show<'a>(
-    cache: &mut std::collections::HashMap<Option<&'a str>, String>,
-    custodians: &PersonDisplay,
-    custodian: Option<&'a str>,
-) -> String {
-    cache
-        .entry(custodian)
-        .or_insert_with(|| custodians.show(custodian))
-        .clone()
-}
-
 /// Write findings to `out`. `policies` maps rule id to the quoted promise.
 pub fn write_findings(
     out: &mut dyn Write,
     format: Format,
     findings: &[Finding],
+    policies: &BTreeMap<String, String>,
+    custodians: &PersonDisplay,
+    exceptions: &tillsyn_rules::exceptions::Exceptions,
+) -> std::io::Result<()> {
+    // One page: the whole slice, then nothing after it.
+    let mut pages = |after: Option<&Finding>| -> std::io::Result<Vec<Finding>> {
+        Ok(match after {
+            None => findings.to_vec(),
+            Some(_) => Vec::new(),
+        })
+    };
+    write_findings_paged(out, format, &mut pages, policies, custodians, exceptions)
+}
+
+/// Findings read a page at a time: given the last finding of the previous
+/// page (`None` for the first), the next page, empty when there are no more.
+pub type FindingPages<'p> = dyn FnMut(Option<&Finding>) -> std::io::Result<Vec<Finding>> + 'p;
+
+/// [`write_findings`] for findings read a page at a time, so that listing
+/// many holds one page in memory: JSON in one pass, the table in two (the
+/// first takes the columns' widths).
+pub fn write_findings_paged(
+    out: &mut dyn Write,
+    format: Format,
+    pages: &mut FindingPages<'_>,
     policies: &BTreeMap<String, String>,
     custodians: &PersonDisplay,
     exceptions: &tillsyn_rules::exceptions::Exceptions,
@@ -108,44 +121,51 @@ pub fn write_findings(
         })
     };
     // Few custodians, many findings: each pseudonym is computed once.
-    let mut shown: std::collections::HashMap<Option<&str>, String> = Default::default();
+    let mut shown: std::collections::HashMap<Option<String>, String> = Default::default();
+    let mut show = |custodian: Option<&str>| -> String {
+        shown
+            .entry(custodian.map(str::to_owned))
+            .or_insert_with(|| custodians.show(custodian))
+            .clone()
+    };
     let mut out = std::io::BufWriter::new(out);
     let out: &mut dyn Write = &mut out;
     match format {
         Format::Json => {
-            for finding in findings {
-                let line = FindingLine {
-                    id: finding.id,
-                    rule: &finding.rule,
-                    source: &finding.source,
-                    severity: &finding.severity,
-                    record: custodians.record(
-                        &finding.source,
-                        &finding.record_kind,
-                        &finding.record_path,
-                        finding.custodian.as_deref(),
-                    ),
-                    kind: &finding.record_kind,
-                    custodian: show(&mut shown, custodians, finding.custodian.as_deref()),
-                    age_days: finding.age_days,
-                    detail: &finding.detail,
-                    policy: policies
-                        .get(&finding.rule)
-                        .map(String::as_str)
-                        .unwrap_or("(rule no longer in the config)"),
-                    first_seen: finding.first_seen.to_rfc3339(),
-                    resolved_at: finding.resolved_at.map(|time| time.to_rfc3339()),
-                    excepted: excepted(finding),
-                };
-                serde_json::to_writer(&mut *out, &line)?;
-                out.write_all(b"\n")?;
+            let mut page = pages(None)?;
+            while !page.is_empty() {
+                for finding in &page {
+                    let line = FindingLine {
+                        id: finding.id,
+                        rule: &finding.rule,
+                        source: &finding.source,
+                        severity: &finding.severity,
+                        record: custodians.record(
+                            &finding.source,
+                            &finding.record_kind,
+                            &finding.record_path,
+                            finding.custodian.as_deref(),
+                        ),
+                        kind: &finding.record_kind,
+                        custodian: show(finding.custodian.as_deref()),
+                        age_days: finding.age_days,
+                        detail: &finding.detail,
+                        policy: policies
+                            .get(&finding.rule)
+                            .map(String::as_str)
+                            .unwrap_or("(rule no longer in the config)"),
+                        first_seen: finding.first_seen.to_rfc3339(),
+                        resolved_at: finding.resolved_at.map(|time| time.to_rfc3339()),
+                        excepted: excepted(finding),
+                    };
+                    serde_json::to_writer(&mut *out, &line)?;
+                    out.write_all(b"\n")?;
+                }
+                page = pages(page.last())?;
             }
             Ok(())
         }
         Format::Table => {
-            if findings.is_empty() {
-                return writeln!(out, "No findings.");
-            }
             let header = [
                 "ID",
                 "SEVERITY",
@@ -155,42 +175,49 @@ pub fn write_findings(
                 "CUSTODIAN",
                 "RECORD",
             ];
-            let rows: Vec<[String; 7]> = findings
-                .iter()
-                .map(|finding| {
-                    [
-                        finding.id.to_string(),
-                        finding.severity.clone(),
-                        finding.rule.clone(),
-                        finding.source.clone(),
-                        finding
-                            .age_days
-                            .map(|days| format!("{days}d"))
-                            .unwrap_or_else(|| "-".into()),
-                        show(&mut shown, custodians, finding.custodian.as_deref()),
-                        {
-                            let record = custodians.record(
-                                &finding.source,
-                                &finding.record_kind,
-                                &finding.record_path,
-                                finding.custodian.as_deref(),
-                            );
-                            match excepted(finding) {
-                                Some(line) => format!(
-                                    "{record}  [excepted: {} until {}: {}]",
-                                    line.id, line.until, line.reason
-                                ),
-                                None => record,
-                            }
-                        },
-                    ]
-                })
-                .collect();
+            let mut row = |finding: &Finding| -> [String; 7] {
+                [
+                    finding.id.to_string(),
+                    finding.severity.clone(),
+                    finding.rule.clone(),
+                    finding.source.clone(),
+                    finding
+                        .age_days
+                        .map(|days| format!("{days}d"))
+                        .unwrap_or_else(|| "-".into()),
+                    show(finding.custodian.as_deref()),
+                    {
+                        let record = custodians.record(
+                            &finding.source,
+                            &finding.record_kind,
+                            &finding.record_path,
+                            finding.custodian.as_deref(),
+                        );
+                        match excepted(finding) {
+                            Some(line) => format!(
+                                "{record}  [excepted: {} until {}: {}]",
+                                line.id, line.until, line.reason
+                            ),
+                            None => record,
+                        }
+                    },
+                ]
+            };
+            // First pass: the columns' widths.
             let mut widths = header.map(str::len);
-            for row in &rows {
-                for (width, cell) in widths.iter_mut().zip(row) {
-                    *width = (*width).max(cell.chars().count());
+            let mut any = false;
+            let mut page = pages(None)?;
+            while !page.is_empty() {
+                any = true;
+                for finding in &page {
+                    for (width, cell) in widths.iter_mut().zip(row(finding)) {
+                        *width = (*width).max(cell.chars().count());
+                    }
                 }
+                page = pages(page.last())?;
+            }
+            if !any {
+                return writeln!(out, "No findings.");
             }
             let print = |out: &mut dyn Write, cells: [&str; 7]| -> std::io::Result<()> {
                 let mut line = String::new();
@@ -198,16 +225,22 @@ pub fn write_findings(
                     if index == cells.len() - 1 {
                         line.push_str(cell);
                     } else {
-                        let pad = widths[index] - cell.chars().count();
+                        let pad = widths[index].saturating_sub(cell.chars().count());
                         line.push_str(cell);
                         line.push_str(&" ".repeat(pad + 2));
                     }
                 }
                 writeln!(out, "{}", line.trim_end())
             };
+            // Second pass: the lines.
             print(out, header)?;
-            for row in &rows {
-                print(out, row.each_ref().map(String::as_str))?;
+            let mut page = pages(None)?;
+            while !page.is_empty() {
+                for finding in &page {
+                    let cells = row(finding);
+                    print(out, cells.each_ref().map(String::as_str))?;
+                }
+                page = pages(page.last())?;
             }
             Ok(())
         }

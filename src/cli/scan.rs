@@ -8,9 +8,12 @@ use tillsyn_app::engine::Engine;
 use tillsyn_app::output::{self, Format};
 use tillsyn_app::runner::{self, RunError};
 use tillsyn_config::{self as config};
-use tillsyn_store::{FindingFilter, ScanStatus};
+use tillsyn_store::{Finding, ScanStatus};
 
 use super::{CliError, EXIT_FAILED, EXIT_FINDINGS, EXIT_OK, policies};
+
+/// Open findings read from the store at a time for the listing.
+const LISTING_PAGE: usize = 2_000;
 
 /// Arguments of `tillsyn scan`.
 #[derive(Debug, Clone)]
@@ -57,27 +60,52 @@ pub async fn scan(
     let pass = runner::scan_pass(&engine, args.source.as_deref(), store, kind, contention).await?;
     let custodians = engine.display(args.reveal)?;
     let policies = policies(config);
-    let mut findings = Vec::new();
+    let exceptions = engine.rules().exceptions();
+    let mut any_open = false;
     {
         let store = pass
             .store
             .lock()
             .map_err(|_| RunError::Worker("store lock poisoned".into()))?;
         // What is open for each scanned source now: seen in this scan, carried
-        // by an incremental read, or kept where the scan could not read.
-        for outcome in &pass.outcomes {
-            findings.extend(store.findings(FindingFilter::Open, Some(&outcome.source), None)?);
-        }
+        // by an incremental read, or kept where the scan could not read. Read
+        // a page at a time: a large first scan has tens of thousands.
+        let sources: Vec<&str> = pass
+            .outcomes
+            .iter()
+            .map(|outcome| outcome.source.as_str())
+            .collect();
+        let mut pages = |after: Option<&Finding>| -> std::io::Result<Vec<Finding>> {
+            let mut index = match after {
+                None => 0,
+                Some(last) => sources
+                    .iter()
+                    .position(|source| *source == last.source)
+                    .unwrap_or(sources.len()),
+            };
+            let mut after = after;
+            while let Some(source) = sources.get(index) {
+                let page = store
+                    .open_findings_page(source, after, LISTING_PAGE)
+                    .map_err(std::io::Error::other)?;
+                if !page.is_empty() {
+                    any_open = true;
+                    return Ok(page);
+                }
+                index += 1;
+                after = None;
+            }
+            Ok(Vec::new())
+        };
+        output::write_findings_paged(
+            out,
+            args.format,
+            &mut pages,
+            &policies,
+            &custodians,
+            exceptions,
+        )?;
     }
-    let exceptions = engine.rules().exceptions();
-    output::write_findings(
-        out,
-        args.format,
-        &findings,
-        &policies,
-        &custodians,
-        exceptions,
-    )?;
     for outcome in &pass.outcomes {
         writeln!(err, "{}", output::describe_outcome(outcome, &custodians))?;
     }
@@ -96,7 +124,7 @@ pub async fn scan(
         .any(|outcome| outcome.status == ScanStatus::Failed);
     Ok(if failed || !pass.busy.is_empty() {
         EXIT_FAILED
-    } else if args.fail_on_findings && !findings.is_empty() {
+    } else if args.fail_on_findings && any_open {
         EXIT_FINDINGS
     } else {
         EXIT_OK

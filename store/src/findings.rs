@@ -71,6 +71,40 @@ impl Store {
             .collect()
     }
 
+    /// Open findings of `source` in rule and record order, at most `limit`,
+    /// after `after` (the last of the page before): a listing of many read a
+    /// page at a time.
+    pub fn open_findings_page(
+        &self,
+        source: &str,
+        after: Option<&Finding>,
+        limit: usize,
+    ) -> Result<Vec<Finding>, StoreError> {
+        // Open findings are unique by (rule, source, record): that order is
+        // the partial index's.
+        let sql = format!(
+            "SELECT {FINDING_COLUMNS}
+             FROM findings
+             WHERE resolved_at IS NULL AND source = $1
+                 AND (CAST($2 AS TEXT) IS NULL OR rule > $2 OR (rule = $2 AND record_id > $3))
+             ORDER BY rule, source, record_id
+             LIMIT $4"
+        );
+        self.db()
+            .query(
+                &sql,
+                &[
+                    Value::from(source),
+                    Value::from(after.map(|finding| finding.rule.clone())),
+                    Value::from(after.map(|finding| finding.record_id.clone())),
+                    Value::from(i64::try_from(limit).unwrap_or(i64::MAX)),
+                ],
+            )?
+            .iter()
+            .map(|row| Ok(finding_row(row)?))
+            .collect()
+    }
+
     /// One finding by id.
     pub fn finding(&self, id: i64) -> Result<Option<Finding>, StoreError> {
         Ok(self

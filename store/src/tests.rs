@@ -416,6 +416,54 @@ fn an_address_in_every_message_takes_bounded_segments_and_stays_whole() {
     );
 }
 
+#[test]
+fn open_findings_read_a_page_at_a_time_are_all_of_them_in_order() {
+    on_both_engines(
+        "open_findings_read_a_page_at_a_time_are_all_of_them_in_order",
+        |open| {
+            let mut store = open();
+            let now = Utc::now();
+            let id = store.begin_scan("share", now).expect("begin");
+            let seen: Vec<NewFinding> = ["b", "a"]
+                .iter()
+                .flat_map(|rule| {
+                    ["z", "x/1", "x/10", "x/2", "é", "y"].map(|path| finding(rule, path))
+                })
+                .collect();
+            store
+                .record_findings(id, "share", now, &seen)
+                .expect("record");
+            let other = store.begin_scan("other", now).expect("begin");
+            store
+                .record_findings(other, "other", now, &[finding("a", "x/1")])
+                .expect("record");
+            let whole: Vec<(String, String)> = store
+                .findings(FindingFilter::Open, Some("share"), None)
+                .expect("findings")
+                .into_iter()
+                .map(|f| (f.rule, f.record_id))
+                .collect();
+            assert_eq!(whole.len(), 12);
+            for per_page in [1, 5, 12, 50] {
+                let mut paged = Vec::new();
+                let mut last: Option<Finding> = None;
+                loop {
+                    let page = store
+                        .open_findings_page("share", last.as_ref(), per_page)
+                        .expect("page");
+                    assert!(page.len() <= per_page);
+                    let Some(end) = page.last().cloned() else {
+                        break;
+                    };
+                    paged.extend(page.into_iter().map(|f| (f.rule, f.record_id)));
+                    last = Some(end);
+                }
+                assert_eq!(paged, whole, "{per_page} a page");
+            }
+        },
+    );
+}
+
 /// The one number `sql` selects.
 /// Run `sql` on the store's database, as if time had passed (leases and
 /// claims are set by the database's clock, which a test cannot move).
