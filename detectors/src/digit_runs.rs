@@ -7,12 +7,10 @@
 //! ([`next_digit`]), each maximal digit run is shaped as the pattern shapes it
 //! ([`Candidates`]: the same matches, leftmost-first, as
 //! [`crate::Builtin::pattern`]), and context keywords are looked for only
-//! around candidates that validated ([`LazyKeywords`]), by an Aho-Corasick
-//! automaton of the same keywords, leftmost-first and ASCII letters in either
-//! case as the keyword patterns match: the same hits as the general path's
-//! one pass. The property
-//! test in `tests.rs` runs both paths over random text and compares every
-//! match.
+//! around candidates that validated ([`LazyKeywords`]), by a dense DFA of the
+//! keyword patterns alone, started only where the general path's one pass
+//! could be: the same hits as that pass. The property test in `tests.rs`
+//! runs both paths over random text and compares every match.
 
 use regex_automata::Input;
 use regex_automata::dfa::Automaton;
@@ -132,9 +130,10 @@ impl Iterator for Candidates<'_> {
 ///
 /// The pass is leftmost-first without overlap, so a search may only begin
 /// where the pass could be: where it ended a hit, or where no hit can lie
-/// across (after a byte no keyword holds: a digit, a comma, a line end).
-/// `synced` is such a place; every hit starting before it has been recorded
-/// or lies before any window still to come.
+/// across ([`Context::no_hit_across`]: after a byte no keyword holds, such
+/// as a digit or a line end, or after a space that ends no beginning of a
+/// keyword). `synced` is such a place; every hit starting before it has
+/// been recorded or ends before any window still to come.
 pub(crate) struct LazyKeywords<'set, 'text> {
     automaton: &'set DFA<Vec<u32>>,
     context: &'set Context,
@@ -150,8 +149,8 @@ pub(crate) struct LazyKeywords<'set, 'text> {
 const SYNC_LOOKBACK: usize = 256;
 
 impl<'set, 'text> LazyKeywords<'set, 'text> {
-    /// Keywords of `text` by `regex` (the keyword patterns alone, in the
-    /// context's order); `widest` as [`Context::collector`] takes it.
+    /// Keywords of `text` by `automaton` (the keyword patterns alone, in
+    /// the context's order); `widest` as [`Context::collector`] takes it.
     pub(crate) fn new(
         automaton: &'set DFA<Vec<u32>>,
         context: &'set Context,
