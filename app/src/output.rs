@@ -2,6 +2,7 @@
 //! JSON Lines (one finding per line). Custodians pass through [`PersonDisplay`], so
 //! output never names a person unless the config says so.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -74,19 +75,21 @@ pub fn write_findings(
     custodians: &PersonDisplay,
     exceptions: &tillsyn_rules::exceptions::Exceptions,
 ) -> std::io::Result<()> {
-    // One page: the whole slice, then nothing after it.
-    let mut pages = |after: Option<&Finding>| -> std::io::Result<Vec<Finding>> {
-        Ok(match after {
-            None => findings.to_vec(),
-            Some(_) => Vec::new(),
-        })
+    // One page: the whole slice (borrowed, not copied), then nothing.
+    let mut pages = |after: Option<&Finding>| -> std::io::Result<Cow<'_, [Finding]>> {
+        Ok(Cow::Borrowed(match after {
+            None => findings,
+            Some(_) => &[],
+        }))
     };
     write_findings_paged(out, format, &mut pages, policies, custodians, exceptions)
 }
 
 /// Findings read a page at a time: given the last finding of the previous
 /// page (`None` for the first), the next page, empty when there are no more.
-pub type FindingPages<'p> = dyn FnMut(Option<&Finding>) -> std::io::Result<Vec<Finding>> + 'p;
+/// A page is borrowed where the findings are at hand, owned where read.
+pub type FindingPages<'s, 'p> =
+    dyn FnMut(Option<&Finding>) -> std::io::Result<Cow<'s, [Finding]>> + 'p;
 
 /// [`write_findings`] for findings read a page at a time, so that listing
 /// many holds one page in memory: JSON in one pass, the table in two (the
@@ -94,7 +97,7 @@ pub type FindingPages<'p> = dyn FnMut(Option<&Finding>) -> std::io::Result<Vec<F
 pub fn write_findings_paged(
     out: &mut dyn Write,
     format: Format,
-    pages: &mut FindingPages<'_>,
+    pages: &mut FindingPages<'_, '_>,
     policies: &BTreeMap<String, String>,
     custodians: &PersonDisplay,
     exceptions: &tillsyn_rules::exceptions::Exceptions,
@@ -134,7 +137,7 @@ pub fn write_findings_paged(
         Format::Json => {
             let mut page = pages(None)?;
             while !page.is_empty() {
-                for finding in &page {
+                for finding in page.iter() {
                     let line = FindingLine {
                         id: finding.id,
                         rule: &finding.rule,
@@ -209,7 +212,7 @@ pub fn write_findings_paged(
             let mut page = pages(None)?;
             while !page.is_empty() {
                 any = true;
-                for finding in &page {
+                for finding in page.iter() {
                     for (width, cell) in widths.iter_mut().zip(row(finding)) {
                         *width = (*width).max(cell.chars().count());
                     }
@@ -236,7 +239,7 @@ pub fn write_findings_paged(
             print(out, header)?;
             let mut page = pages(None)?;
             while !page.is_empty() {
-                for finding in &page {
+                for finding in page.iter() {
                     let cells = row(finding);
                     print(out, cells.each_ref().map(String::as_str))?;
                 }

@@ -1,6 +1,7 @@
 //! `tillsyn scan --once`: one pass over the sources, its findings and how
 //! each scan ended.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -75,7 +76,7 @@ pub async fn scan(
             .iter()
             .map(|outcome| outcome.source.as_str())
             .collect();
-        let mut pages = |after: Option<&Finding>| -> std::io::Result<Vec<Finding>> {
+        let mut pages = |after: Option<&Finding>| -> std::io::Result<Cow<'_, [Finding]>> {
             let mut index = match after {
                 None => 0,
                 Some(last) => sources
@@ -90,12 +91,12 @@ pub async fn scan(
                     .map_err(std::io::Error::other)?;
                 if !page.is_empty() {
                     any_open = true;
-                    return Ok(page);
+                    return Ok(Cow::Owned(page));
                 }
                 index += 1;
                 after = None;
             }
-            Ok(Vec::new())
+            Ok(Cow::Owned(Vec::new()))
         };
         output::write_findings_paged(
             out,

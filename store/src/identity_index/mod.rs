@@ -7,9 +7,10 @@
 //! - **Runs and segments.** A finishing scan writes its rows sorted by hash as
 //!   a *run*: a few SQLite rows (segments), each holding the entries of one
 //!   hash range (at most [`MAX_SEGMENT_ENTRIES`]: a range with more takes
-//!   several segments under its key, read in the order written). A run of n entries splits the hash space into 2^b ranges
-//!   (b ≤ 12) so that a segment holds about [`SEGMENT_ENTRIES`]: 200,000
-//!   entries make 1,024 rows, ten make one.
+//!   several segments under its key, read in the order written). A run of n
+//!   entries splits the hash space into 2^b ranges (b ≤ 12) so that a
+//!   segment holds about [`SEGMENT_ENTRIES`]: 200,000 entries make 1,024
+//!   rows, ten make one.
 //! - **Lookup.** A hash lies in one range per granularity, so a lookup asks
 //!   for 13 keys and walks the few segments found; entries are sorted, so it
 //!   stops at the first larger hash.
