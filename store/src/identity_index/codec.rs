@@ -83,7 +83,7 @@ impl<'a> Entry<'a> {
 }
 
 /// An entry with its own strings (for merging runs).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct OwnedEntry {
     pub(super) hash: IdentityHash,
     pub(super) kind: String,
@@ -96,6 +96,7 @@ pub(super) struct OwnedEntry {
 }
 
 impl OwnedEntry {
+    #[cfg(test)]
     pub(super) fn new(entry: &Entry<'_>) -> OwnedEntry {
         OwnedEntry {
             hash: entry.hash,

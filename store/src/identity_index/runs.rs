@@ -3,10 +3,9 @@
 
 use std::cmp::Ordering;
 
-use super::codec::{Entry, OwnedEntry, corrupt};
+use super::codec::{Bytes, Entry, OwnedEntry, corrupt};
 use super::segment::{
-    RunWriter, SEGMENT_BATCH, SegmentReader, SegmentWriter, insert_segments, next_run,
-    owned_entries, segment_data,
+    Delta, RunWriter, SegmentInserts, SegmentReader, SegmentWriter, next_run, segment_data,
 };
 use super::staging::Places;
 use super::{KEY_BITS, MAX_RUNS, key};
@@ -101,36 +100,99 @@ pub(crate) fn set_places(
     Ok(())
 }
 
-/// One run being merged: its segments in hash order, read one at a time.
+/// One run being merged: its segments in hash order, read a few at a time
+/// and decoded one entry at a time into [`RunCursor::current`].
 pub(super) struct RunCursor {
     pub(super) scan_id: i64,
     pub(super) run: i64,
-    pub(super) segments: std::vec::IntoIter<i64>,
+    /// Its segments' ids and entry counts, in key order.
+    pub(super) segments: std::vec::IntoIter<(i64, i64)>,
     /// Segments read ahead, in key order.
     pub(super) ahead: std::collections::VecDeque<Vec<u8>>,
-    pub(super) entries: std::vec::IntoIter<OwnedEntry>,
+    /// The segment being decoded, and where its next entry starts.
+    pub(super) data: Vec<u8>,
+    pub(super) at: usize,
+    /// The entry at the cursor (its room reused by the next); `None` once
+    /// the run is done.
     pub(super) current: Option<OwnedEntry>,
 }
 
-/// Segments a merge reads in one statement (one round trip on PostgreSQL).
+/// Segments a merge reads in one statement (one round trip on PostgreSQL),
+/// at most.
 pub(super) const READ_AHEAD: usize = 32;
 
+/// Entries a run's read-ahead holds, about: a hash in every message makes
+/// segments of [`super::MAX_SEGMENT_ENTRIES`], and 32 of those for each of a
+/// merge's runs held 24 MB.
+const READ_AHEAD_ENTRIES: i64 = 2 * super::MAX_SEGMENT_ENTRIES;
+
 impl RunCursor {
+    /// A cursor at the first entry of `run`.
+    pub(super) fn open(
+        database: &dyn Database,
+        run: i64,
+        scan_id: i64,
+    ) -> Result<RunCursor, StoreError> {
+        let segments: Vec<(i64, i64)> = database
+            .query(
+                "SELECT id, entries FROM identity_segments WHERE run = $1 ORDER BY key, id",
+                &[Value::from(run)],
+            )?
+            .iter()
+            .map(|row| Ok((row.int(0)?, row.int(1)?)))
+            .collect::<Result<_, StoreError>>()?;
+        let mut cursor = RunCursor {
+            scan_id,
+            run,
+            segments: segments.into_iter(),
+            ahead: Default::default(),
+            data: Vec::new(),
+            at: 0,
+            current: Some(OwnedEntry::default()),
+        };
+        cursor.advance(database)?;
+        Ok(cursor)
+    }
+
+    /// Move to the next entry.
     pub(super) fn advance(&mut self, database: &dyn Database) -> Result<(), StoreError> {
         loop {
-            if let Some(entry) = self.entries.next() {
-                self.current = Some(entry);
+            let Some(current) = self.current.as_mut() else {
+                return Ok(());
+            };
+            if self.at < self.data.len() {
+                if self.at == 0 {
+                    // A segment starts afresh.
+                    current.record_id.clear();
+                    current.record_path.clear();
+                }
+                let mut bytes = Bytes {
+                    data: &self.data,
+                    at: self.at,
+                };
+                Delta::read(&mut bytes)?.apply_to(current)?;
+                self.at = bytes.at;
                 return Ok(());
             }
             if self.ahead.is_empty() {
-                let ids: Vec<i64> = self.segments.by_ref().take(READ_AHEAD).collect();
+                let mut ids = Vec::new();
+                let mut entries = 0;
+                while ids.len() < READ_AHEAD
+                    && (ids.is_empty() || entries < READ_AHEAD_ENTRIES)
+                    && let Some((id, count)) = self.segments.next()
+                {
+                    ids.push(id);
+                    entries += count;
+                }
                 self.ahead = segments_data(database, &ids)?.into();
             }
-            let Some(data) = self.ahead.pop_front() else {
-                self.current = None;
-                return Ok(());
-            };
-            self.entries = owned_entries(&data)?.into_iter();
+            match self.ahead.pop_front() {
+                Some(data) => {
+                    self.data = data;
+                    self.at = 0;
+                }
+                None => self.current = None,
+            }
         }
     }
 }
@@ -192,42 +254,14 @@ pub(crate) fn compact(database: &dyn Database, source: &str) -> Result<(), Store
     let mut cursors = Vec::new();
     {
         for &(run, scan_id, _) in &runs {
-            let ids: Vec<i64> = database
-                .query(
-                    "SELECT id FROM identity_segments WHERE run = $1 ORDER BY key, id",
-                    &[Value::from(run)],
-                )?
-                .iter()
-                .map(|row| row.int(0))
-                .collect::<Result<_, _>>()?;
-            let mut cursor = RunCursor {
-                scan_id,
-                run,
-                segments: ids.into_iter(),
-                ahead: Default::default(),
-                entries: Vec::new().into_iter(),
-                current: None,
-            };
-            cursor.advance(database)?;
-            cursors.push(cursor);
+            cursors.push(RunCursor::open(database, run, scan_id)?);
         }
-        // Written in batches: one round trip per batch on PostgreSQL.
-        let pending: std::cell::RefCell<Vec<Vec<Value>>> = Default::default();
+        let mut inserts = SegmentInserts::new(database, source, merged_scan, merged_run);
         let mut out = RunWriter::new(usize::try_from(total).unwrap_or(0), |key, count, data| {
-            let mut pending = pending.borrow_mut();
-            pending.push(vec![
-                Value::from(key),
-                Value::from(source),
-                Value::from(merged_scan),
-                Value::from(merged_run),
-                Value::from(count),
-                Value::from(data),
-            ]);
-            if pending.len() >= SEGMENT_BATCH {
-                insert_segments(database, std::mem::take(&mut *pending))?;
-            }
-            Ok(())
+            inserts.push(key, count, data)
         });
+        // The entry written last (its room reused).
+        let mut chosen = OwnedEntry::default();
         loop {
             // The least entry; of equals, the newest scan's.
             let mut least: Option<usize> = None;
@@ -258,11 +292,12 @@ pub(crate) fn compact(database: &dyn Database, source: &str) -> Result<(), Store
             let Some(best) = least else {
                 break;
             };
-            let Some(chosen) = cursors[best].current.take() else {
+            let Some(current) = &cursors[best].current else {
                 break;
             };
+            chosen.clone_from(current);
             out.push(&chosen.view().raw())?;
-            // Its equals in other runs are older: skip them.
+            // Past it, and past its equals in other runs (older ones).
             for cursor in cursors.iter_mut() {
                 while cursor
                     .current
@@ -272,11 +307,10 @@ pub(crate) fn compact(database: &dyn Database, source: &str) -> Result<(), Store
                     cursor.advance(database)?;
                 }
             }
-            cursors[best].advance(database)?;
         }
         out.flush()?;
         drop(out);
-        insert_segments(database, pending.take())?;
+        inserts.flush()?;
     }
     for (run, _, _) in runs {
         database.execute(

@@ -9,6 +9,7 @@ use super::codec::{
 use super::{MAX_SEGMENT_ENTRIES, bits_for, key};
 use crate::StoreError;
 use crate::db::{Database, Value};
+use tillsyn_core::identity::IdentityHash;
 
 /// Writes one segment's entries, front-coded.
 #[derive(Debug, Default)]
@@ -94,6 +95,106 @@ impl SegmentWriter {
     }
 }
 
+/// What one front-coded entry changes from the one before it: new values,
+/// or `None` where the previous one's stands.
+pub(super) struct Delta<'a> {
+    pub(super) hash: IdentityHash,
+    pub(super) record_time: Option<i64>,
+    pub(super) kind: Option<&'a str>,
+    pub(super) field: Option<&'a str>,
+    /// Bytes of the previous record id kept, and what follows them.
+    pub(super) record_id: (usize, &'a str),
+    /// The same for the path; `None` when the path is the record id.
+    pub(super) record_path: Option<(usize, &'a str)>,
+    pub(super) record_kind: Option<&'a str>,
+    pub(super) container: Option<&'a str>,
+}
+
+impl<'a> Delta<'a> {
+    /// Read the entry at `bytes`; `first` when it opens its segment (which
+    /// must then give every value).
+    pub(super) fn read(bytes: &mut Bytes<'a>) -> Result<Delta<'a>, StoreError> {
+        let first = bytes.at == 0;
+        let hash = bytes.hash()?;
+        let flags = bytes.byte()?;
+        let all_new = NEW_KIND | NEW_FIELD | NEW_RECORD_KIND | NEW_CONTAINER;
+        if first && flags & all_new != all_new {
+            return Err(corrupt());
+        }
+        let record_time = if flags & HAS_TIME != 0 {
+            let zigzag = bytes.varint()?;
+            Some((zigzag >> 1) as i64 ^ -((zigzag & 1) as i64))
+        } else {
+            None
+        };
+        let new_if = |bit: u8, bytes: &mut Bytes<'a>| -> Result<Option<&'a str>, StoreError> {
+            if flags & bit != 0 {
+                bytes.short_str().map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let kind = new_if(NEW_KIND, bytes)?;
+        let field = new_if(NEW_FIELD, bytes)?;
+        let front_coded = |bytes: &mut Bytes<'a>| -> Result<(usize, &'a str), StoreError> {
+            let shared = usize::try_from(bytes.varint()?).map_err(|_| corrupt())?;
+            Ok((shared, bytes.short_str()?))
+        };
+        let record_id = front_coded(bytes)?;
+        let record_path = if flags & PATH_IS_ID == 0 {
+            Some(front_coded(bytes)?)
+        } else {
+            None
+        };
+        let record_kind = new_if(NEW_RECORD_KIND, bytes)?;
+        let container = new_if(NEW_CONTAINER, bytes)?;
+        Ok(Delta {
+            hash,
+            record_time,
+            kind,
+            field,
+            record_id,
+            record_path,
+            record_kind,
+            container,
+        })
+    }
+
+    /// Make `text` the previous value's shared bytes and this one's suffix.
+    fn front_code(text: &mut String, (shared, suffix): (usize, &str)) -> Result<(), StoreError> {
+        if shared > text.len() || !text.is_char_boundary(shared) {
+            return Err(corrupt());
+        }
+        text.truncate(shared);
+        text.push_str(suffix);
+        Ok(())
+    }
+
+    /// Apply to `entry`, the previous entry of the same segment (reusing its
+    /// room), or a cleared one at a segment's start.
+    pub(super) fn apply_to(&self, entry: &mut OwnedEntry) -> Result<(), StoreError> {
+        entry.hash = self.hash;
+        entry.record_time = self.record_time;
+        for (new, held) in [
+            (self.kind, &mut entry.kind),
+            (self.field, &mut entry.field),
+            (self.record_kind, &mut entry.record_kind),
+            (self.container, &mut entry.container),
+        ] {
+            if let Some(new) = new {
+                held.clear();
+                held.push_str(new);
+            }
+        }
+        Self::front_code(&mut entry.record_id, self.record_id)?;
+        match self.record_path {
+            Some(path) => Self::front_code(&mut entry.record_path, path)?,
+            None => entry.record_path.clone_from(&entry.record_id),
+        }
+        Ok(())
+    }
+}
+
 /// Reads one segment's entries.
 pub(super) struct SegmentReader<'a> {
     pub(super) bytes: Bytes<'a>,
@@ -118,68 +219,42 @@ impl<'a> SegmentReader<'a> {
         }
     }
 
-    /// Apply a shared prefix and suffix to `text`.
-    pub(super) fn front_coded(bytes: &mut Bytes<'a>, text: &mut String) -> Result<(), StoreError> {
-        let shared = usize::try_from(bytes.varint()?).map_err(|_| corrupt())?;
-        if shared > text.len() || !text.is_char_boundary(shared) {
-            return Err(corrupt());
-        }
-        text.truncate(shared);
-        text.push_str(bytes.short_str()?);
-        Ok(())
-    }
-
     /// The next entry, `None` at the end.
     pub(super) fn next_entry(&mut self) -> Result<Option<Entry<'_>>, StoreError> {
         if self.bytes.done() {
             return Ok(None);
         }
-        let first = self.bytes.at == 0;
-        let hash = self.bytes.hash()?;
-        let flags = self.bytes.byte()?;
-        let all_new = NEW_KIND | NEW_FIELD | NEW_RECORD_KIND | NEW_CONTAINER;
-        if first && flags & all_new != all_new {
-            return Err(corrupt());
+        let delta = Delta::read(&mut self.bytes)?;
+        for (new, held) in [
+            (delta.kind, &mut self.kind),
+            (delta.field, &mut self.field),
+            (delta.record_kind, &mut self.record_kind),
+            (delta.container, &mut self.container),
+        ] {
+            if let Some(new) = new {
+                *held = new;
+            }
         }
-        let record_time = if flags & HAS_TIME != 0 {
-            let zigzag = self.bytes.varint()?;
-            Some((zigzag >> 1) as i64 ^ -((zigzag & 1) as i64))
-        } else {
-            None
-        };
-        if flags & NEW_KIND != 0 {
-            self.kind = self.bytes.short_str()?;
-        }
-        if flags & NEW_FIELD != 0 {
-            self.field = self.bytes.short_str()?;
-        }
-        Self::front_coded(&mut self.bytes, &mut self.record_id)?;
-        if flags & PATH_IS_ID == 0 {
-            Self::front_coded(&mut self.bytes, &mut self.record_path)?;
-        } else {
-            self.record_path.clear();
-            self.record_path.push_str(&self.record_id);
-        }
-        if flags & NEW_RECORD_KIND != 0 {
-            self.record_kind = self.bytes.short_str()?;
-        }
-        if flags & NEW_CONTAINER != 0 {
-            self.container = self.bytes.short_str()?;
+        Delta::front_code(&mut self.record_id, delta.record_id)?;
+        match delta.record_path {
+            Some(path) => Delta::front_code(&mut self.record_path, path)?,
+            None => self.record_path.clone_from(&self.record_id),
         }
         Ok(Some(Entry {
-            hash,
+            hash: delta.hash,
             kind: self.kind,
             field: self.field,
             record_id: &self.record_id,
             record_path: &self.record_path,
             record_kind: self.record_kind,
             container: self.container,
-            record_time,
+            record_time: delta.record_time,
         }))
     }
 }
 
-/// Every entry of a segment, owned (for merging and tests).
+/// Every entry of a segment, owned (for tests).
+#[cfg(test)]
 pub(super) fn owned_entries(data: &[u8]) -> Result<Vec<OwnedEntry>, StoreError> {
     let mut reader = SegmentReader::new(data);
     let mut entries = Vec::new();
@@ -248,20 +323,75 @@ pub(super) fn next_run(database: &dyn Database) -> Result<i64, StoreError> {
         .unwrap_or(1))
 }
 
-/// Segments written to the database in one batch.
-pub(super) const SEGMENT_BATCH: usize = 512;
+/// Segments written to the database in one batch, at most.
+const SEGMENT_BATCH: usize = 512;
 
-/// Write segments (key, source, scan, run, entries, data) of a run.
-pub(super) fn insert_segments(
-    database: &dyn Database,
-    segments: Vec<Vec<Value>>,
-) -> Result<(), StoreError> {
-    database.insert_many(
-        "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        segments,
-    )?;
-    Ok(())
+/// Segment bytes a batch holds before it is written, whatever its count: a
+/// hash range in every message makes segments of [`MAX_SEGMENT_ENTRIES`]
+/// entries, and 512 of those held 19 MB at the end of a scan of a million
+/// messages.
+const SEGMENT_BATCH_BYTES: usize = 1 << 20;
+
+/// The segments of one run (its source, scan and run id), written in
+/// batches: one round trip per batch on PostgreSQL, bounded in count and
+/// bytes.
+pub(super) struct SegmentInserts<'d> {
+    database: &'d dyn Database,
+    source: &'d str,
+    scan_id: i64,
+    run: i64,
+    pending: Vec<Vec<Value>>,
+    bytes: usize,
+}
+
+impl<'d> SegmentInserts<'d> {
+    pub(super) fn new(
+        database: &'d dyn Database,
+        source: &'d str,
+        scan_id: i64,
+        run: i64,
+    ) -> SegmentInserts<'d> {
+        SegmentInserts {
+            database,
+            source,
+            scan_id,
+            run,
+            pending: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Add segment `key` of `count` entries; writes the batch once full.
+    pub(super) fn push(&mut self, key: i64, count: i64, data: &[u8]) -> Result<(), StoreError> {
+        self.bytes += data.len();
+        self.pending.push(vec![
+            Value::from(key),
+            Value::from(self.source),
+            Value::from(self.scan_id),
+            Value::from(self.run),
+            Value::from(count),
+            Value::from(data),
+        ]);
+        if self.pending.len() >= SEGMENT_BATCH || self.bytes >= SEGMENT_BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Write what is pending.
+    pub(super) fn flush(&mut self) -> Result<(), StoreError> {
+        self.bytes = 0;
+        let pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.database.insert_many(
+            "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            pending,
+        )?;
+        Ok(())
+    }
 }
 
 /// The data of segment `id`.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::SPILL_BYTES;
 use super::codec::{RawEntry, corrupt, decode_staged, encode_staged, staged_identity};
 use super::segment::RunWriter;
-use super::segment::{SEGMENT_BATCH, insert_segments, next_run};
+use super::segment::{SegmentInserts, next_run};
 use crate::StoreError;
 use crate::db::{Database, Value};
 use tillsyn_rules::identity::NewIdentity;
@@ -228,23 +228,11 @@ impl Staging {
         )?;
         if let Some(staged) = self.scans.remove(&scan_id) {
             let run = base + self.spilled.get(&scan_id).copied().unwrap_or(0) + 1;
-            // Sent in batches: one round trip per batch on PostgreSQL.
-            let mut segments: Vec<Vec<Value>> = Vec::new();
+            let mut inserts = SegmentInserts::new(database, source, scan_id, run);
             staged.write_run(&mut places, |key, count, data| {
-                segments.push(vec![
-                    Value::from(key),
-                    Value::from(source),
-                    Value::from(scan_id),
-                    Value::from(run),
-                    Value::from(count),
-                    Value::from(data),
-                ]);
-                if segments.len() >= SEGMENT_BATCH {
-                    insert_segments(database, std::mem::take(&mut segments))?;
-                }
-                Ok(())
+                inserts.push(key, count, data)
             })?;
-            insert_segments(database, segments)?;
+            inserts.flush()?;
         }
         Ok(places)
     }
