@@ -41,8 +41,8 @@ pub(crate) use staging::Staging;
 
 /// Encoded bytes a running scan holds in memory before it spills them
 /// (with their sort array, about 1.4 times this at a spill). At 8 MB a
-/// header scan of a million messages peaks at 92 MB RSS; 16 MB added about
-/// 10 MB to that peak, 32 MB about 40.
+/// header scan of a million messages peaks at 92 MB RSS; at 16 MB the
+/// staged bytes and their sort array held 13 MB more at a spill (heaptrack).
 const SPILL_BYTES: usize = 8 << 20;
 
 /// Entries a segment holds, about (a run's granularity is chosen for it).
