@@ -1,8 +1,9 @@
-//! The `tillsyn` binary's commands: it parses arguments (`main.rs`) and
-//! wires the layers below, nothing more. What a command does lives in
+//! The `tillsyn` binary's commands: it parses arguments ([`cli::Args`])
+//! and wires the layers below, nothing more. What a command does lives in
 //! `tillsyn-app` and the crates under it (ARCHITECTURE.md has the map).
 //!
-//! - [`cli`]: one function per command, and the exit codes;
+//! - [`cli`]: the command line, one function per command, and the exit
+//!   codes;
 //! - [`daemon`]: `tillsyn run`: schedules, `/metrics`, reloads, the report's
 //!   and digests' schedule, the fleet, shutdown;
 //! - [`demo`]: builds a small organisation on disk and audits it.
