@@ -26,6 +26,8 @@ pub mod output;
 #[cfg(test)]
 mod parser_properties;
 pub mod privacy;
+#[cfg(target_os = "linux")]
+mod process_metrics;
 pub mod report;
 pub mod runner;
 pub mod subject;

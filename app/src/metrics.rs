@@ -223,9 +223,7 @@ impl Metrics {
         )?;
         registry.register(Box::new(units_leased.clone()))?;
         #[cfg(target_os = "linux")]
-        registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        registry.register(Box::new(crate::process_metrics::ProcessMetrics::new()?))?;
         Ok(Metrics {
             open_violations: int_gauge_vec(
                 &registry,
