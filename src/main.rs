@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tillsyn::cli::{self, Args, Command};
+use tillsyn::cli;
+use tillsyn::command_line::{self, Args, Command};
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
@@ -44,7 +45,7 @@ fn main() -> ExitCode {
     } else {
         logs.init();
     }
-    match cli::run(args) {
+    match command_line::run(args) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             eprintln!("tillsyn: {error:#}");

@@ -1,6 +1,6 @@
-//! The commands behind the `tillsyn` binary. [`run`] takes the parsed
-//! arguments ([`Args`]) and calls one of these; each returns the process
-//! exit status or a typed error.
+//! The commands behind the `tillsyn` binary. [`crate::command_line::run`]
+//! takes the parsed arguments and calls one of these; each returns the
+//! process exit status or a typed error.
 //!
 //! Exit statuses, the same for every command:
 //! - 0 ([`EXIT_OK`]): done; every source asked for was read.
@@ -13,7 +13,6 @@
 //!   its line).
 
 mod check_config;
-mod command_line;
 mod digest;
 mod erasure;
 mod explain;
@@ -25,7 +24,6 @@ mod scan;
 mod subject;
 
 pub use check_config::{check_config, upgrade_config};
-pub use command_line::{Args, Command, run};
 pub use digest::digest;
 pub use erasure::erasure;
 pub use explain::explain;
