@@ -5,7 +5,8 @@ use std::cmp::Ordering;
 
 use super::codec::{Bytes, Entry, OwnedEntry, corrupt};
 use super::segment::{
-    Delta, RunWriter, SegmentInserts, SegmentReader, SegmentWriter, next_run, segment_data,
+    Delta, RunTarget, RunWriter, SegmentInserts, SegmentReader, SegmentWriter, next_run,
+    segment_data,
 };
 use super::staging::Places;
 use super::{KEY_BITS, MAX_RUNS, key};
@@ -256,7 +257,14 @@ pub(crate) fn compact(database: &dyn Database, source: &str) -> Result<(), Store
         for &(run, scan_id, _) in &runs {
             cursors.push(RunCursor::open(database, run, scan_id)?);
         }
-        let mut inserts = SegmentInserts::new(database, source, merged_scan, merged_run);
+        let mut inserts = SegmentInserts::new(
+            database,
+            RunTarget::Index {
+                source,
+                scan_id: merged_scan,
+                run: merged_run,
+            },
+        );
         let mut out = RunWriter::new(usize::try_from(total).unwrap_or(0), |key, count, data| {
             inserts.push(key, count, data)
         });

@@ -332,30 +332,34 @@ const SEGMENT_BATCH: usize = 512;
 /// messages.
 const SEGMENT_BATCH_BYTES: usize = 1 << 20;
 
-/// The segments of one run (its source, scan and run id), written in
-/// batches: one round trip per batch on PostgreSQL, bounded in count and
-/// bytes.
+/// Where a run's segments are written.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum RunTarget<'d> {
+    /// The index: a run of `source`'s, written by scan `scan_id`.
+    Index {
+        source: &'d str,
+        scan_id: i64,
+        run: i64,
+    },
+    /// The connection's staging table: spill `spill` of running scan
+    /// `scan_id`.
+    Staged { scan_id: i64, spill: i64 },
+}
+
+/// The segments of one run, written in batches: one round trip per batch
+/// on PostgreSQL, bounded in count and bytes.
 pub(super) struct SegmentInserts<'d> {
     database: &'d dyn Database,
-    source: &'d str,
-    scan_id: i64,
-    run: i64,
+    target: RunTarget<'d>,
     pending: Vec<Vec<Value>>,
     bytes: usize,
 }
 
 impl<'d> SegmentInserts<'d> {
-    pub(super) fn new(
-        database: &'d dyn Database,
-        source: &'d str,
-        scan_id: i64,
-        run: i64,
-    ) -> SegmentInserts<'d> {
+    pub(super) fn new(database: &'d dyn Database, target: RunTarget<'d>) -> SegmentInserts<'d> {
         SegmentInserts {
             database,
-            source,
-            scan_id,
-            run,
+            target,
             pending: Vec::new(),
             bytes: 0,
         }
@@ -364,14 +368,27 @@ impl<'d> SegmentInserts<'d> {
     /// Add segment `key` of `count` entries; writes the batch once full.
     pub(super) fn push(&mut self, key: i64, count: i64, data: &[u8]) -> Result<(), StoreError> {
         self.bytes += data.len();
-        self.pending.push(vec![
-            Value::from(key),
-            Value::from(self.source),
-            Value::from(self.scan_id),
-            Value::from(self.run),
-            Value::from(count),
-            Value::from(data),
-        ]);
+        self.pending.push(match self.target {
+            RunTarget::Index {
+                source,
+                scan_id,
+                run,
+            } => vec![
+                Value::from(key),
+                Value::from(source),
+                Value::from(scan_id),
+                Value::from(run),
+                Value::from(count),
+                Value::from(data),
+            ],
+            RunTarget::Staged { scan_id, spill } => vec![
+                Value::from(scan_id),
+                Value::from(spill),
+                Value::from(key),
+                Value::from(count),
+                Value::from(data),
+            ],
+        });
         if self.pending.len() >= SEGMENT_BATCH || self.bytes >= SEGMENT_BATCH_BYTES {
             self.flush()?;
         }
@@ -385,11 +402,17 @@ impl<'d> SegmentInserts<'d> {
         if pending.is_empty() {
             return Ok(());
         }
-        self.database.insert_many(
-            "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            pending,
-        )?;
+        let statement = match self.target {
+            RunTarget::Index { .. } => {
+                "INSERT INTO identity_segments (key, source, scan_id, run, entries, data)
+                 VALUES ($1, $2, $3, $4, $5, $6)"
+            }
+            RunTarget::Staged { .. } => {
+                "INSERT INTO staged_identity_segments (scan_id, spill, key, entries, data)
+                 VALUES ($1, $2, $3, $4, $5)"
+            }
+        };
+        self.database.insert_many(statement, pending)?;
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::SPILL_BYTES;
 use super::codec::{RawEntry, corrupt, decode_staged, encode_staged, staged_identity};
 use super::segment::RunWriter;
-use super::segment::{SegmentInserts, next_run};
+use super::segment::{RunTarget, SegmentInserts, next_run};
 use crate::StoreError;
 use crate::db::{Database, Value};
 use tillsyn_rules::identity::NewIdentity;
@@ -178,20 +178,10 @@ impl Staging {
             let spill = *spill;
             let places = self.spilled_places.entry(scan_id).or_default();
             crate::db::transaction(database, true, |database| {
-                staged.write_run(places, |key, count, data| {
-                    database.execute(
-                        "INSERT INTO staged_identity_segments (scan_id, spill, key, entries, data)
-                         VALUES ($1, $2, $3, $4, $5)",
-                        &[
-                            Value::from(scan_id),
-                            Value::from(spill),
-                            Value::from(key),
-                            Value::from(count),
-                            Value::from(data),
-                        ],
-                    )?;
-                    Ok(())
-                })
+                let mut inserts =
+                    SegmentInserts::new(database, RunTarget::Staged { scan_id, spill });
+                staged.write_run(places, |key, count, data| inserts.push(key, count, data))?;
+                inserts.flush()
             })?;
             *staged = Staged::default();
         }
@@ -228,7 +218,14 @@ impl Staging {
         )?;
         if let Some(staged) = self.scans.remove(&scan_id) {
             let run = base + self.spilled.get(&scan_id).copied().unwrap_or(0) + 1;
-            let mut inserts = SegmentInserts::new(database, source, scan_id, run);
+            let mut inserts = SegmentInserts::new(
+                database,
+                RunTarget::Index {
+                    source,
+                    scan_id,
+                    run,
+                },
+            );
             staged.write_run(&mut places, |key, count, data| {
                 inserts.push(key, count, data)
             })?;
