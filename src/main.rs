@@ -1,5 +1,6 @@
-//! The `tillsyn` command: parses arguments, sets up logging, runs a command from
-//! [`tillsyn::cli`].
+//! The `tillsyn` command: sets up the process (the allocator, the panic
+//! hook, logging), parses arguments and runs the command through
+//! [`tillsyn::command_line`].
 
 use std::process::ExitCode;
 
