@@ -218,10 +218,6 @@ impl<'a> Bytes<'a> {
         let length = usize::try_from(self.varint()?).map_err(|_| corrupt())?;
         std::str::from_utf8(self.take(length)?).map_err(|_| corrupt())
     }
-
-    pub(super) fn done(&self) -> bool {
-        self.at >= self.data.len()
-    }
 }
 
 pub(super) fn decode_staged(raw: &[u8]) -> Result<RawEntry<'_>, StoreError> {

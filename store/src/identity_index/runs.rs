@@ -3,9 +3,9 @@
 
 use std::cmp::Ordering;
 
-use super::codec::{Bytes, Entry, OwnedEntry, corrupt};
+use super::codec::{Entry, OwnedEntry, corrupt};
 use super::segment::{
-    Delta, RunTarget, RunWriter, SegmentInserts, SegmentReader, SegmentWriter, next_run,
+    RunTarget, RunWriter, SegmentInserts, SegmentReader, SegmentWriter, decode_next, next_run,
     segment_data,
 };
 use super::staging::Places;
@@ -162,18 +162,7 @@ impl RunCursor {
                 return Ok(());
             };
             if self.at < self.data.len() {
-                if self.at == 0 {
-                    // A segment starts afresh.
-                    current.record_id.clear();
-                    current.record_path.clear();
-                }
-                let mut bytes = Bytes {
-                    data: &self.data,
-                    at: self.at,
-                };
-                Delta::read(&mut bytes)?.apply_to(current)?;
-                self.at = bytes.at;
-                return Ok(());
+                return decode_next(&self.data, &mut self.at, current);
             }
             if self.ahead.is_empty() {
                 let mut ids = Vec::new();

@@ -97,23 +97,23 @@ impl SegmentWriter {
 
 /// What one front-coded entry changes from the one before it: new values,
 /// or `None` where the previous one's stands.
-pub(super) struct Delta<'a> {
-    pub(super) hash: IdentityHash,
-    pub(super) record_time: Option<i64>,
-    pub(super) kind: Option<&'a str>,
-    pub(super) field: Option<&'a str>,
+struct Delta<'a> {
+    hash: IdentityHash,
+    record_time: Option<i64>,
+    kind: Option<&'a str>,
+    field: Option<&'a str>,
     /// Bytes of the previous record id kept, and what follows them.
-    pub(super) record_id: (usize, &'a str),
+    record_id: (usize, &'a str),
     /// The same for the path; `None` when the path is the record id.
-    pub(super) record_path: Option<(usize, &'a str)>,
-    pub(super) record_kind: Option<&'a str>,
-    pub(super) container: Option<&'a str>,
+    record_path: Option<(usize, &'a str)>,
+    record_kind: Option<&'a str>,
+    container: Option<&'a str>,
 }
 
 impl<'a> Delta<'a> {
     /// Read the entry at `bytes`; `first` when it opens its segment (which
     /// must then give every value).
-    pub(super) fn read(bytes: &mut Bytes<'a>) -> Result<Delta<'a>, StoreError> {
+    fn read(bytes: &mut Bytes<'a>) -> Result<Delta<'a>, StoreError> {
         let first = bytes.at == 0;
         let hash = bytes.hash()?;
         let flags = bytes.byte()?;
@@ -172,7 +172,7 @@ impl<'a> Delta<'a> {
 
     /// Apply to `entry`, the previous entry of the same segment (reusing its
     /// room), or a cleared one at a segment's start.
-    pub(super) fn apply_to(&self, entry: &mut OwnedEntry) -> Result<(), StoreError> {
+    fn apply_to(&self, entry: &mut OwnedEntry) -> Result<(), StoreError> {
         entry.hash = self.hash;
         entry.record_time = self.record_time;
         for (new, held) in [
@@ -195,61 +195,47 @@ impl<'a> Delta<'a> {
     }
 }
 
+/// Decode the entry at `*at` of segment `data` into `entry` (the segment's
+/// previous entry, whose room is reused; cleared where a segment starts
+/// afresh) and move `*at` past it.
+pub(super) fn decode_next(
+    data: &[u8],
+    at: &mut usize,
+    entry: &mut OwnedEntry,
+) -> Result<(), StoreError> {
+    if *at == 0 {
+        entry.record_id.clear();
+        entry.record_path.clear();
+    }
+    let mut bytes = Bytes { data, at: *at };
+    Delta::read(&mut bytes)?.apply_to(entry)?;
+    *at = bytes.at;
+    Ok(())
+}
+
 /// Reads one segment's entries.
 pub(super) struct SegmentReader<'a> {
-    pub(super) bytes: Bytes<'a>,
-    pub(super) kind: &'a str,
-    pub(super) field: &'a str,
-    pub(super) record_kind: &'a str,
-    pub(super) container: &'a str,
-    pub(super) record_id: String,
-    pub(super) record_path: String,
+    data: &'a [u8],
+    at: usize,
+    entry: OwnedEntry,
 }
 
 impl<'a> SegmentReader<'a> {
     pub(super) fn new(data: &'a [u8]) -> SegmentReader<'a> {
         SegmentReader {
-            bytes: Bytes { data, at: 0 },
-            kind: "",
-            field: "",
-            record_kind: "",
-            container: "",
-            record_id: String::new(),
-            record_path: String::new(),
+            data,
+            at: 0,
+            entry: OwnedEntry::default(),
         }
     }
 
     /// The next entry, `None` at the end.
     pub(super) fn next_entry(&mut self) -> Result<Option<Entry<'_>>, StoreError> {
-        if self.bytes.done() {
+        if self.at >= self.data.len() {
             return Ok(None);
         }
-        let delta = Delta::read(&mut self.bytes)?;
-        for (new, held) in [
-            (delta.kind, &mut self.kind),
-            (delta.field, &mut self.field),
-            (delta.record_kind, &mut self.record_kind),
-            (delta.container, &mut self.container),
-        ] {
-            if let Some(new) = new {
-                *held = new;
-            }
-        }
-        Delta::front_code(&mut self.record_id, delta.record_id)?;
-        match delta.record_path {
-            Some(path) => Delta::front_code(&mut self.record_path, path)?,
-            None => self.record_path.clone_from(&self.record_id),
-        }
-        Ok(Some(Entry {
-            hash: delta.hash,
-            kind: self.kind,
-            field: self.field,
-            record_id: &self.record_id,
-            record_path: &self.record_path,
-            record_kind: self.record_kind,
-            container: self.container,
-            record_time: delta.record_time,
-        }))
+        decode_next(self.data, &mut self.at, &mut self.entry)?;
+        Ok(Some(self.entry.view()))
     }
 }
 
