@@ -92,8 +92,8 @@ pub type FindingPages<'s, 'p> =
     dyn FnMut(Option<&Finding>) -> std::io::Result<Cow<'s, [Finding]>> + 'p;
 
 /// [`write_findings`] for findings read a page at a time, so that listing
-/// many holds one page in memory: JSON in one pass, the table in two (the
-/// first takes the columns' widths).
+/// many holds one page of findings in memory (the table also holds its own
+/// rendered text until the columns' widths are known).
 pub fn write_findings_paged(
     out: &mut dyn Write,
     format: Format,
@@ -206,20 +206,24 @@ pub fn write_findings_paged(
                     },
                 ]
             };
-            // First pass: the columns' widths.
+            // One pass over the findings renders every row once, held as
+            // the table's text (about its printed size, not the findings)
+            // until the columns' widths are known.
             let mut widths = header.map(str::len);
-            let mut any = false;
+            let mut text = String::new();
+            let mut cell_ends: Vec<usize> = Vec::new();
             let mut page = pages(None)?;
             while !page.is_empty() {
-                any = true;
                 for finding in page.iter() {
                     for (width, cell) in widths.iter_mut().zip(row(finding)) {
                         *width = (*width).max(cell.chars().count());
+                        text.push_str(&cell);
+                        cell_ends.push(text.len());
                     }
                 }
                 page = pages(page.last())?;
             }
-            if !any {
+            if cell_ends.is_empty() {
                 return writeln!(out, "No findings.");
             }
             let print = |out: &mut dyn Write, cells: [&str; 7]| -> std::io::Result<()> {
@@ -235,15 +239,15 @@ pub fn write_findings_paged(
                 }
                 writeln!(out, "{}", line.trim_end())
             };
-            // Second pass: the lines.
             print(out, header)?;
-            let mut page = pages(None)?;
-            while !page.is_empty() {
-                for finding in page.iter() {
-                    let cells = row(finding);
-                    print(out, cells.each_ref().map(String::as_str))?;
+            let mut start = 0;
+            for ends in cell_ends.chunks(header.len()) {
+                let mut cells = [""; 7];
+                for (cell, &end) in cells.iter_mut().zip(ends) {
+                    *cell = text.get(start..end).unwrap_or_default();
+                    start = end;
                 }
-                page = pages(page.last())?;
+                print(out, cells)?;
             }
             Ok(())
         }
