@@ -1,17 +1,23 @@
 //! Context words: words that name what a number is ("personnummer", "född",
 //! "IBAN", a custom detector's own keywords), and words that speak against a
 //! personnummer, phone or card number ("faktura", "OCR", "orgnr", "bankgiro":
-//! invoice, order and reference numbers that happen to pass the checks). ASCII
-//! letters match in either case; a keyword counts only where a word starts.
+//! invoice, order and reference numbers that happen to pass the checks).
 //!
-//! The keywords are extra patterns of the set's one regex rather than a second
-//! (Aho-Corasick) pass: the lazy DFA moves through text at the same cost per
-//! byte whatever the number of literals it holds, so the keywords come at no
-//! extra pass. Measured on the detector benchmark: the separate Aho-Corasick
-//! pass was 40 % of the instructions (callgrind) of a personnummer scan.
-//! A set of the personnummer alone has no regex pass to ride along: it looks
-//! for keywords only around numbers that validated (`digit_runs`), with the
-//! same hits.
+//! A keyword stands wherever a word begins with it: at a byte after one that
+//! is no ASCII letter or digit and no part of a UTF-8 sequence, ASCII letters
+//! in either case, other bytes as written; where several begin a word, the
+//! first in list order counts. Each word start is judged on its own, so one
+//! keyword never hides another ("personal identity number" holds "identity
+//! number", a word start too).
+//!
+//! Keywords matter only in the window of a candidate that validated and
+//! whose confidence a keyword can move, so [`Keywords`] looks at the word
+//! starts of those windows only, each once, through a table of the byte
+//! pairs keywords begin with. Measured on the detector benchmark, searching
+//! for the keywords cost more than finding the candidates wherever it was a
+//! pass of its own: over every byte (Aho-Corasick, 40 % of the
+//! instructions), and with a DFA over the windows alone (about half the
+//! time).
 
 use crate::{Builtin, CustomDetector, DetectorId};
 
@@ -87,21 +93,18 @@ enum Meaning {
     Against,
 }
 
-/// The keywords, as extra patterns of the detector set's one regex: a keyword
-/// hit and a candidate are found in the same pass over the text.
+/// The keywords of a detector set and what each says.
 #[derive(Debug)]
 pub(crate) struct Context {
+    /// Every keyword, built-ins first, in list order.
+    words: Vec<Vec<u8>>,
     meanings: Vec<Meaning>,
-    lengths: Vec<usize>,
-    /// The bytes some keyword holds, ASCII letters in both cases (the
-    /// patterns match them either way): where none stands, no hit can lie
-    /// across.
-    keyword_bytes: [bool; 256],
-    /// Each beginning of a keyword that ends in a byte other than an ASCII
-    /// letter ("pers ", "org.", "p-", the first byte of "ö"), in lower case:
-    /// after such a byte, a hit can lie across only where one of these ends.
-    /// Indexed by their last byte.
-    inner_prefixes: Vec<Vec<Vec<u8>>>,
+    /// The detectors some keyword names, each once.
+    named: Vec<DetectorId>,
+    /// Where the keywords are looked up by their beginnings.
+    beginnings: Beginnings,
+    /// The longest keyword's length.
+    longest: usize,
 }
 
 /// Keywords found in one text: (start, end, meaning), by start.
@@ -117,15 +120,174 @@ pub(crate) struct Found {
     cursor: std::cell::Cell<usize>,
 }
 
+/// Whether words that speak against a number (see [`NEGATIVE`]) apply to
+/// `detector`.
+pub(crate) fn negatives_apply(detector: DetectorId) -> bool {
+    matches!(
+        detector,
+        DetectorId::Builtin(Builtin::Personnummer | Builtin::Phone | Builtin::PaymentCard)
+    )
+}
+
+/// Whether a word can begin after `byte`: it is no ASCII letter or digit and
+/// no byte of a UTF-8 sequence.
+fn ends_no_word(byte: u8) -> bool {
+    !(byte.is_ascii_alphanumeric() || byte >= 0x80)
+}
+
+/// `(high - low)` SWAR range test: the top bit of each byte of `word` whose
+/// low seven bits lie in `low..=high`, for bytes below 0x80 (the caller
+/// masks the others). Nothing carries between bytes.
+fn seven_bit_range(word: u64, low: u8, high: u8) -> u64 {
+    use crate::digit_runs::{ONES, TOPS};
+    let seven = word & (ONES * 0x7f);
+    (ONES * (0x80 + u64::from(high)) - seven) & (seven + ONES * (0x80 - u64::from(low))) & TOPS
+}
+
+/// The top bit of each byte of `word` after which a word can begin
+/// ([`ends_no_word`]), others clear. Exact for every byte, as
+/// [`crate::digit_runs::digit_bits`] is: bytes from 0x80 up are masked.
+fn no_word_bits(word: u64) -> u64 {
+    use crate::digit_runs::{ONES, TOPS};
+    // ASCII letters with bit 0x20 set are the lower-case ones.
+    let letters = seven_bit_range(word | (ONES * 0x20), b'a', b'z');
+    let digits = seven_bit_range(word, b'0', b'9');
+    !(letters | digits) & !word & TOPS
+}
+
+/// `word` with its ASCII upper-case letters in lower case.
+fn fold_ascii(word: u64) -> u64 {
+    let upper = seven_bit_range(word, b'A', b'Z') & !word;
+    word | (upper >> 2)
+}
+
+/// The first four bytes of `text` from `at`, ASCII letters in lower case,
+/// little-endian (zero past the end of the text).
+#[inline]
+fn folded_four(text: &[u8], at: usize) -> u64 {
+    match text.get(at..).and_then(|rest| rest.first_chunk::<4>()) {
+        Some(four) => fold_ascii(u64::from(u32::from_le_bytes(*four))),
+        None => {
+            let mut value = 0u64;
+            for (shift, byte) in text.get(at..).unwrap_or_default().iter().enumerate() {
+                value |= u64::from(*byte) << (8 * shift);
+            }
+            fold_ascii(value)
+        }
+    }
+}
+
+/// A 16-bit hash of four folded bytes.
+#[inline]
+fn bucket(four: u64) -> usize {
+    ((four as u32).wrapping_mul(0x9e37_79b1) >> 16) as usize
+}
+
+/// The keywords a word start may begin, found by its first four bytes
+/// (ASCII letters in lower case) without going through the list: a bit set
+/// of their hashes, then the group of keywords whose first four bytes hash
+/// alike (a keyword of three bytes stands under every fourth byte). The few
+/// keywords of one or two bytes (custom ones) are looked for by their first
+/// byte. Each group is in list order.
+struct Beginnings {
+    /// Bit `bucket` set when some keyword's first four bytes hash there.
+    four: Vec<u64>,
+    /// The group of each bucket (0: none).
+    group_of: Vec<u16>,
+    /// Keyword indices of each group, in list order; group 0 is empty.
+    groups: Vec<Vec<usize>>,
+    /// Keyword indices of the keywords of one or two bytes, by first byte.
+    short: Vec<Vec<usize>>,
+    /// Whether there are any such.
+    any_short: bool,
+}
+
+impl std::fmt::Debug for Beginnings {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Beginnings")
+    }
+}
+
+impl Beginnings {
+    /// The beginnings of `words` (in list order).
+    fn new(words: &[Vec<u8>]) -> Beginnings {
+        let mut beginnings = Beginnings {
+            four: vec![0; (1 << 16) / 64],
+            group_of: vec![0; 1 << 16],
+            groups: vec![Vec::new()],
+            short: vec![Vec::new(); 256],
+            any_short: false,
+        };
+        for (index, word) in words.iter().enumerate() {
+            let four = folded_four(word, 0);
+            match word.len() {
+                0 => {}
+                1 | 2 => {
+                    beginnings.short[(four & 0xff) as usize].push(index);
+                    beginnings.any_short = true;
+                }
+                3 => {
+                    for fourth in 0..=255u64 {
+                        beginnings.add(bucket(four | (fourth << 24)), index);
+                    }
+                }
+                _ => beginnings.add(bucket(four), index),
+            }
+        }
+        beginnings
+    }
+
+    fn add(&mut self, bucket: usize, index: usize) {
+        self.four[bucket / 64] |= 1 << (bucket % 64);
+        let group = match self.group_of[bucket] {
+            0 => {
+                self.groups.push(Vec::new());
+                let group = self.groups.len() - 1;
+                // At most one group per bucket: fewer than 65,536.
+                self.group_of[bucket] = u16::try_from(group).unwrap_or(0);
+                group
+            }
+            group => usize::from(group),
+        };
+        if let Some(list) = self.groups.get_mut(group)
+            && !list.contains(&index)
+        {
+            list.push(index);
+        }
+    }
+
+    /// Whether some keyword may begin with `four` (the first four bytes at
+    /// a word start, as [`folded_four`] reads them): asked of every word
+    /// start, so kept to a bit test where no keyword is short.
+    #[inline]
+    fn may_begin(&self, four: u64) -> bool {
+        let bucket = bucket(four);
+        self.four[bucket / 64] & (1 << (bucket % 64)) != 0
+            || (self.any_short && !self.short[(four & 0xff) as usize].is_empty())
+    }
+
+    /// The keywords that may begin with `four`, in list order: those of
+    /// four bytes or more whose first four hash alike, then the short ones
+    /// with its first byte.
+    fn candidates(&self, four: u64) -> (&[usize], &[usize]) {
+        let bucket = bucket(four);
+        let long: &[usize] = if self.four[bucket / 64] & (1 << (bucket % 64)) == 0 {
+            &[]
+        } else {
+            &self.groups[usize::from(self.group_of[bucket])]
+        };
+        (long, &self.short[(four & 0xff) as usize])
+    }
+}
+
 impl Context {
-    /// The keyword list and, for each keyword, its pattern (ASCII letters in
-    /// either case; other bytes as written).
-    pub(crate) fn new(customs: &[CustomDetector]) -> (Context, Vec<String>) {
-        let mut words: Vec<String> = Vec::new();
+    /// The built-in keywords and those of `customs`.
+    pub(crate) fn new(customs: &[CustomDetector]) -> Context {
+        let mut words: Vec<Vec<u8>> = Vec::new();
         let mut meanings = Vec::new();
         let mut add = |list: &[&str], meaning: Meaning| {
             for word in list {
-                words.push((*word).to_owned());
+                words.push(word.as_bytes().to_vec());
                 meanings.push(meaning);
             }
         };
@@ -143,116 +305,145 @@ impl Context {
         for (index, custom) in customs.iter().enumerate() {
             for word in &custom.keywords {
                 if !word.is_empty() {
-                    words.push(word.clone());
+                    words.push(word.as_bytes().to_vec());
                     meanings.push(Meaning::Names(DetectorId::Custom(index)));
                 }
             }
         }
-        let lengths = words.iter().map(String::len).collect();
-        let mut keyword_bytes = [false; 256];
-        for byte in words.iter().flat_map(|word| word.bytes()) {
-            for case in [byte, byte.to_ascii_lowercase(), byte.to_ascii_uppercase()] {
-                keyword_bytes[usize::from(case)] = true;
+        let beginnings = Beginnings::new(&words);
+        let mut named = Vec::new();
+        for meaning in &meanings {
+            if let Meaning::Names(detector) = meaning
+                && !named.contains(detector)
+            {
+                named.push(*detector);
             }
         }
-        let patterns: Vec<String> = words
-            .iter()
-            .map(|word| format!("(?i-u:{})", escape(word)))
-            .collect();
-        let mut inner_prefixes: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 256];
-        for word in &words {
-            let word = word.to_ascii_lowercase().into_bytes();
-            for end in 1..word.len() {
-                let (prefix, last) = (&word[..end], word[end - 1]);
-                let list = &mut inner_prefixes[usize::from(last)];
-                if !last.is_ascii_alphabetic() && !list.iter().any(|known| known == prefix) {
-                    list.push(prefix.to_vec());
-                }
-            }
+        Context {
+            longest: words.iter().map(Vec::len).max().unwrap_or(0),
+            words,
+            meanings,
+            named,
+            beginnings,
         }
-        (
-            Context {
-                inner_prefixes,
-                meanings,
-                lengths,
-                keyword_bytes,
-            },
-            patterns,
-        )
     }
 
-    /// Collects the keyword hits of one text, as the set's regex reports them;
-    /// `widest` is the largest window any detector of the set uses.
-    pub(crate) fn collector(&self, widest: usize) -> Found {
+    /// Whether some keyword can move `detector`'s confidence: a word names
+    /// it, or words against a number apply to it. The others' matches need
+    /// no window looked at.
+    pub(crate) fn moves(&self, detector: DetectorId) -> bool {
+        negatives_apply(detector) || self.named.contains(&detector)
+    }
+
+    /// Collects the keyword hits of one text; `widest` is the largest window
+    /// any detector of the set uses.
+    fn collector(&self, widest: usize) -> Found {
         Found {
             hits: Vec::new(),
-            longest: self.lengths.iter().copied().max().unwrap_or(0),
+            longest: self.longest,
             widest,
             cursor: std::cell::Cell::new(0),
         }
     }
 
-    /// The length in bytes of keyword `index` (0 for none).
-    pub(crate) fn length(&self, index: usize) -> usize {
-        self.lengths.get(index).copied().unwrap_or(0)
-    }
-
-    /// Whether no keyword hit can lie across `at` (begin before it and end
-    /// after): no beginning of a keyword ends there. Where the byte before is
-    /// an ASCII letter this is not looked into and the answer is no.
-    pub(crate) fn no_hit_across(&self, text: &[u8], at: usize) -> bool {
-        let Some(before) = at.checked_sub(1).and_then(|last| text.get(last)) else {
-            return true;
+    /// The first keyword in list order that `text` holds at `at` (whose
+    /// first four bytes are `four`), whatever comes before.
+    #[inline(never)]
+    fn keyword_at(&self, text: &[u8], at: usize, four: u64) -> Option<usize> {
+        let holds = |index: &usize| {
+            let word = &self.words[*index];
+            text.get(at..at + word.len())
+                .is_some_and(|written| written.eq_ignore_ascii_case(word))
         };
-        if !self.keyword_bytes[usize::from(*before)] {
-            return true;
+        let (long, short) = self.beginnings.candidates(four);
+        let long = long.iter().copied().find(holds);
+        if short.is_empty() {
+            return long;
         }
-        if before.is_ascii_alphabetic() {
-            return false;
-        }
-        let Some(ending_here) = self.inner_prefixes.get(usize::from(*before)) else {
-            return true;
-        };
-        !ending_here.iter().any(|prefix| {
-            at.checked_sub(prefix.len())
-                .and_then(|start| text.get(start..at))
-                .is_some_and(|written| written.eq_ignore_ascii_case(prefix))
-        })
-    }
-
-    /// Record keyword `index` found at `start` in `text`, if it starts a word.
-    pub(crate) fn record(&self, found: &mut Found, text: &[u8], index: usize, start: usize) {
-        let starts_word = start == 0 || {
-            let before = text[start - 1];
-            !(before.is_ascii_alphanumeric() || before >= 0x80)
-        };
-        if !starts_word {
-            return;
-        }
-        if let (Some(meaning), Some(length)) = (self.meanings.get(index), self.lengths.get(index)) {
-            found.hits.push((start, start + length, *meaning));
-        }
+        let short = short.iter().copied().find(holds);
+        long.into_iter().chain(short).min()
     }
 }
 
-/// `word` as a regex matching itself.
-fn escape(word: &str) -> String {
-    let mut escaped = String::with_capacity(word.len() * 2);
-    for c in word.chars() {
-        if c.is_ascii_punctuation() || c == ' ' {
-            escaped.push('\\');
+/// The context keywords of one text, looked for only where a candidate
+/// asks: every keyword standing in the candidates' windows, each word start
+/// looked at once.
+pub(crate) struct Keywords<'set, 'text> {
+    context: &'set Context,
+    text: &'text [u8],
+    /// Word starts before this index have been looked at.
+    looked: usize,
+    /// The hits so far, in text order, for the window checks.
+    pub(crate) found: Found,
+}
+
+impl<'set, 'text> Keywords<'set, 'text> {
+    /// Keywords of `text`; `widest` is the largest window any detector of
+    /// the set uses.
+    pub(crate) fn new(
+        context: &'set Context,
+        text: &'text [u8],
+        widest: usize,
+    ) -> Keywords<'set, 'text> {
+        Keywords {
+            context,
+            text,
+            looked: 0,
+            found: context.collector(widest),
         }
-        escaped.push(c);
     }
-    escaped
+
+    /// Record every keyword that overlaps `from .. to`: those starting before
+    /// `to` and ending after `from`. Calls come with `from` and `to` in text
+    /// order.
+    pub(crate) fn cover(&mut self, from: usize, to: usize) {
+        let text = self.text;
+        let to = to.min(text.len());
+        // A keyword ending after `from` starts after `from - longest`.
+        let at = self
+            .looked
+            .max(from.saturating_sub(self.context.longest.saturating_sub(1)));
+        if at >= to {
+            return;
+        }
+        // Each word start: `at` itself if one, then the place after each
+        // byte that ends no word, found eight bytes at a time.
+        let context = self.context;
+        let hits = &mut self.found.hits;
+        let mut look_at = |start: usize| {
+            let four = folded_four(text, start);
+            if context.beginnings.may_begin(four)
+                && let Some(index) = context.keyword_at(text, start, four)
+            {
+                let length = context.words[index].len();
+                hits.push((start, start + length, context.meanings[index]));
+            }
+        };
+        if at == 0 || ends_no_word(text[at - 1]) {
+            look_at(at);
+        }
+        let mut byte_at = at;
+        while byte_at + 1 < to {
+            let (mut bits, step) =
+                match text.get(byte_at..).and_then(|rest| rest.first_chunk::<8>()) {
+                    Some(chunk) => (no_word_bits(u64::from_le_bytes(*chunk)), 8),
+                    None => (u64::from(ends_no_word(text[byte_at])) << 7, 1),
+                };
+            while bits != 0 {
+                let start = byte_at + (bits.trailing_zeros() / 8) as usize + 1;
+                if start >= to {
+                    break;
+                }
+                look_at(start);
+                bits &= bits - 1;
+            }
+            byte_at += step;
+        }
+        self.looked = to;
+    }
 }
 
 impl Found {
-    /// The longest keyword's length.
-    pub(crate) fn longest(&self) -> usize {
-        self.longest
-    }
-
     /// Keywords overlapping `start - window .. end + window`. Asked in text
     /// order of `start` (see `cursor`).
     fn near(
@@ -298,5 +489,138 @@ impl Found {
     pub(crate) fn negative_near(&self, start: usize, end: usize, window: usize) -> bool {
         self.near(start, end, window)
             .any(|hit| hit.2 == Meaning::Against)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every keyword of `text` by the definition, word start by word start:
+    /// the first keyword in list order that the text holds there.
+    fn by_definition(context: &Context, text: &[u8]) -> Vec<(usize, usize, Meaning)> {
+        (0..text.len())
+            .filter(|at| *at == 0 || ends_no_word(text[at - 1]))
+            .filter_map(|at| {
+                let index = context.words.iter().position(|word| {
+                    text.len() >= at + word.len()
+                        && text[at..at + word.len()].eq_ignore_ascii_case(word)
+                })?;
+                Some((at, at + context.words[index].len(), context.meanings[index]))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_word_bits_is_exact_for_every_byte_in_every_lane() {
+        for byte in 0..=255u8 {
+            for lane in 0..8 {
+                for filler in [b'a', b'Z', b'5', b' ', 0xff, 0x00, b'@', b'`', 0xc3] {
+                    let mut word = [filler; 8];
+                    word[lane] = byte;
+                    let expected = word
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, b)| ends_no_word(**b))
+                        .fold(0u64, |acc, (i, _)| acc | (0x80 << (8 * i)));
+                    let bits = no_word_bits(u64::from_le_bytes(word));
+                    assert_eq!(bits, expected, "byte {byte:#x} lane {lane} filler {filler}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_keyword_never_hides_another() {
+        let context = Context::new(&[]);
+        let text = b"xpersonal identity number, Personal identity number; ORGNR";
+        let hits: Vec<(usize, usize)> = by_definition(&context, text)
+            .into_iter()
+            .map(|(start, end, _)| (start, end))
+            .collect();
+        // "identity number" inside the first; the whole at a word start,
+        // with the one inside it; an upper-case "orgnr".
+        assert_eq!(hits, [(10, 25), (27, 51), (36, 51), (53, 58)]);
+        let mut lazy = Keywords::new(&context, text, 64);
+        lazy.cover(0, text.len());
+        let lazy: Vec<(usize, usize)> = lazy.found.hits.iter().map(|hit| (hit.0, hit.1)).collect();
+        assert_eq!(lazy, hits);
+    }
+
+    /// Prose with keywords of every meaning, written in either case, inside
+    /// words and after them, keywords that hold spaces, dots and dashes,
+    /// one inside another, custom one-byte and non-ASCII keywords, digits
+    /// and UTF-8.
+    fn text_with_keywords() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![
+                Just("personnummer ".to_owned()),
+                Just("Pnr: ".to_owned()),
+                Just("pers nr".to_owned()),
+                Just("FÖDD ".to_owned()),
+                Just("född".to_owned()),
+                Just("fakturanr ".to_owned()),
+                Just("org.nr".to_owned()),
+                Just("p-nr".to_owned()),
+                Just(" OCR ".to_owned()),
+                Just("xpersonal identity number ".to_owned()),
+                Just("personal id-nummer ".to_owned()),
+                Just("telefon ".to_owned()),
+                Just("IBAN".to_owned()),
+                Just("q".to_owned()),
+                Just("ärende".to_owned()),
+                "[0-9]{1,12}",
+                "[a-z ]{1,80}",
+                "[ .,:\\-\n]{1,2}",
+                "[A-Za-zåäö]{1,6}",
+                "\\PC{1,3}",
+            ],
+            0..50,
+        )
+        .prop_map(|parts| parts.concat().into_bytes())
+    }
+
+    static CONTEXT: std::sync::LazyLock<Context> = std::sync::LazyLock::new(|| {
+        Context::new(&[CustomDetector {
+            name: "case".into(),
+            pattern: "X[0-9]+".into(),
+            checksum: None,
+            keywords: vec!["q".into(), "ärende".into(), "Ärendenr".into()],
+            window: 100,
+        }])
+    });
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Looked for in windows only, the keywords are the definition's:
+        /// every keyword that overlaps a window is found, and nothing else
+        /// but keywords the definition finds.
+        #[test]
+        fn windows_find_what_the_definition_finds(
+            text in text_with_keywords(),
+            places in prop::collection::vec(0usize..4000, 0..12),
+            width in 0usize..100,
+        ) {
+            let whole = by_definition(&CONTEXT, &text);
+            let mut places: Vec<usize> = places.into_iter().map(|at| at % (text.len() + 1)).collect();
+            places.sort_unstable();
+            let mut lazy = Keywords::new(&CONTEXT, &text, width);
+            let mut windows = Vec::new();
+            for at in places {
+                let window = (at.saturating_sub(width), at + 1 + width);
+                lazy.cover(window.0, window.1);
+                windows.push(window);
+            }
+            for hit in &lazy.found.hits {
+                prop_assert!(whole.contains(hit), "{:?} is no keyword", hit);
+            }
+            for hit in &whole {
+                if windows.iter().any(|(from, to)| hit.1 > *from && hit.0 < *to) {
+                    prop_assert!(lazy.found.hits.contains(hit), "{:?} missed", hit);
+                }
+            }
+        }
     }
 }

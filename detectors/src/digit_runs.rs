@@ -2,26 +2,17 @@
 //! (a `contains personnummer` rule, the most common content promise).
 //!
 //! The regex engine's prefilter finds no literal in the personnummer pattern
-//! (it is all digit classes), so the general path walks the lazy DFA over
+//! (it is all digit classes), so a whole-text search walks the lazy DFA over
 //! every byte. Here the text is read eight bytes at a time for an ASCII digit
-//! ([`next_digit`]), each maximal digit run is shaped as the pattern shapes it
-//! ([`Candidates`]: the same matches, leftmost-first, as
-//! [`crate::Builtin::pattern`]), and context keywords are looked for only
-//! around candidates that validated ([`LazyKeywords`]), by a dense DFA of the
-//! keyword patterns alone, started only where the general path's one pass
-//! could be: the same hits as that pass. The property test in `tests.rs`
-//! runs both paths over random text and compares every match.
-
-use regex_automata::Input;
-use regex_automata::dfa::Automaton;
-use regex_automata::dfa::dense::DFA;
-
-use crate::context::{Context, Found};
+//! ([`next_digit`]), and each maximal digit run is shaped as the pattern
+//! shapes it ([`Candidates`]: the same matches, leftmost-first, as
+//! [`crate::Builtin::pattern`]). The property test in `tests.rs` runs this
+//! and the whole-text search over random text and compares every match.
 
 /// Every byte of `0x01` repeated: the SWAR multiplier.
-const ONES: u64 = 0x0101_0101_0101_0101;
+pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
 /// The top bit of every byte.
-const TOPS: u64 = 0x8080_8080_8080_8080;
+pub(crate) const TOPS: u64 = 0x8080_8080_8080_8080;
 
 /// A word byte for ASCII `\b`: `[0-9A-Za-z_]`. Bytes of UTF-8 sequences are
 /// not (the set's patterns use ASCII word boundaries).
@@ -33,7 +24,7 @@ fn is_word(byte: u8) -> bool {
 /// Exact for every byte: bytes from 0x80 up are masked by `!word`, and no
 /// byte's sum or difference carries into its neighbour (the low seven bits
 /// plus 0x50 stay below 0x100, 0xB9 minus them stays above zero).
-fn digit_bits(word: u64) -> u64 {
+pub(crate) fn digit_bits(word: u64) -> u64 {
     let low = word & (ONES * 0x7f);
     // 0xB9 - b has its top bit set for b <= 0x39; b + 0x50 for b >= 0x30.
     (ONES * 0xb9 - low) & !word & (low + ONES * 0x50) & TOPS
@@ -121,94 +112,6 @@ impl Iterator for Candidates<'_> {
                 }
             }
         }
-    }
-}
-
-/// The context keywords of one text, found only where a candidate asks:
-/// every hit the general path's one pass records between the candidates'
-/// windows, and nothing the pass would not.
-///
-/// The pass is leftmost-first without overlap, so a search may only begin
-/// where the pass could be: where it ended a hit, or where no hit can lie
-/// across ([`Context::no_hit_across`]: after a byte no keyword holds, such
-/// as a digit or a line end, or after a space that ends no beginning of a
-/// keyword). `synced` is such a place; every hit starting before it has
-/// been recorded or ends before any window still to come.
-pub(crate) struct LazyKeywords<'set, 'text> {
-    automaton: &'set DFA<Vec<u32>>,
-    context: &'set Context,
-    text: &'text [u8],
-    synced: usize,
-    /// The hits so far, in text order, for the window checks.
-    pub(crate) found: Found,
-}
-
-/// How far back from a window to look for a place no keyword hit crosses
-/// before giving up the jump and searching on from where the last search
-/// stopped.
-const SYNC_LOOKBACK: usize = 256;
-
-impl<'set, 'text> LazyKeywords<'set, 'text> {
-    /// Keywords of `text` by `automaton` (the keyword patterns alone, in
-    /// the context's order); `widest` as [`Context::collector`] takes it.
-    pub(crate) fn new(
-        automaton: &'set DFA<Vec<u32>>,
-        context: &'set Context,
-        text: &'text [u8],
-        widest: usize,
-    ) -> LazyKeywords<'set, 'text> {
-        LazyKeywords {
-            automaton,
-            context,
-            text,
-            synced: 0,
-            found: context.collector(widest),
-        }
-    }
-
-    /// Record every hit that may overlap `from .. to`: those starting before
-    /// `to` and ending after `from`. Calls come with `from` and `to` in text
-    /// order.
-    pub(crate) fn cover(&mut self, from: usize, to: usize) {
-        let to = to.min(self.text.len());
-        if from > self.synced {
-            self.synced = self.sync_point(from);
-        }
-        if self.synced >= to {
-            return;
-        }
-        // A hit starting before `to` ends within the longest keyword after.
-        let span_end = to.saturating_add(self.found.longest()).min(self.text.len());
-        let mut input = Input::new(self.text).span(self.synced..span_end);
-        let mut resume = to;
-        // A dense DFA without quit bytes or Unicode word boundaries never
-        // fails a search; were it to, the hits so far stand.
-        while let Ok(Some(hit)) = self.automaton.try_search_fwd(&input) {
-            let (end, pattern) = (hit.offset(), hit.pattern().as_usize());
-            // Every keyword is a literal: its hit is as long as it is.
-            let start = end.saturating_sub(self.context.length(pattern));
-            if start >= to {
-                break;
-            }
-            self.context
-                .record(&mut self.found, self.text, pattern, start);
-            resume = resume.max(end);
-            input.set_start(end);
-        }
-        // No hit starts between the last one's end and `to`, so the pass
-        // would next search from there: in step.
-        self.synced = resume;
-    }
-
-    /// The last place at or before `from` (after `synced`) that no hit can
-    /// cross, or `synced` if none is near. A hit that ends before it ends
-    /// before `from`.
-    fn sync_point(&self, from: usize) -> usize {
-        let floor = self.synced.max(from.saturating_sub(SYNC_LOOKBACK));
-        (floor..=from)
-            .rev()
-            .find(|at| self.context.no_hit_across(self.text, *at))
-            .unwrap_or(self.synced)
     }
 }
 

@@ -4,13 +4,16 @@
 //! of what they match, the identity index of data-subject lookups.
 //!
 //! Pure functions over bytes: no I/O, no clock (today's date is a parameter),
-//! no allocation per byte. A scan is one pass over a text, whatever
-//! the number of detectors: one multi-pattern regex (`regex-automata`'s meta
-//! engine, leftmost-first) finds candidates and context keywords (personnummer,
-//! född, …; and words that speak against a match: faktura, OCR, orgnr, …)
-//! together. Patterns use ASCII classes and ASCII word boundaries
-//! (`(?-u:\b)`): a Unicode `\b` makes the fast engine give up at the first å,
-//! ä or ö, about 15× slower on Swedish text.
+//! no allocation per byte. Candidates are the matches of one multi-pattern
+//! regex of every detector's pattern (`regex-automata`'s meta engine,
+//! leftmost-first), whatever the number of detectors. Patterns use ASCII
+//! classes and ASCII word boundaries (`(?-u:\b)`): a Unicode `\b` makes the
+//! fast engine give up at the first å, ä or ö, about 15× slower on Swedish
+//! text. A set of built-ins alone finds the same matches without walking
+//! the regex over every byte: [`digit_runs`] for the personnummer alone,
+//! [`spans`] for any other. Context keywords (personnummer, född, …; and
+//! words that speak against a match: faktura, OCR, orgnr, …) are looked for
+//! only around candidates that validated ([`context`]).
 //!
 //! Each candidate is then validated by its kind (date and Luhn, mod 97, card
 //! prefixes, octets) and given a [`Confidence`]. What leaves this crate is the
@@ -20,7 +23,8 @@
 //!
 //! Layout: [`personnummer`] (the Swedish identity number rules), [`checksum`]
 //! (Luhn, mod 97), [`validate`] (every other kind), [`context`] (keyword
-//! windows). The set, its configuration and the scan are here.
+//! windows), [`digit_runs`] and [`spans`] (the built-ins' own scanners). The
+//! set, its configuration and the scan are here.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::panic)]
 
@@ -28,6 +32,7 @@ pub mod checksum;
 pub mod context;
 mod digit_runs;
 pub mod personnummer;
+mod spans;
 pub mod validate;
 
 use regex_automata::meta::Regex;
@@ -274,14 +279,36 @@ pub struct Found<'a> {
 /// once, use from many threads).
 #[derive(Debug)]
 pub struct DetectorSet {
+    /// Every detector's candidate pattern, leftmost-first in set order.
     regex: Regex,
     /// Pattern index → detector.
     detectors: Vec<DetectorId>,
     customs: Vec<CustomDetector>,
     context: context::Context,
-    /// For a set of the personnummer alone: the keywords by themselves, and
-    /// the scan is [`digit_runs`]'. `None`: the general path.
-    keywords_alone: Option<regex_automata::dfa::dense::DFA<Vec<u32>>>,
+    /// The widest window of any detector in the set.
+    widest: usize,
+    finder: Finder,
+}
+
+/// How a set finds the matches of its regex: each way finds the same.
+#[derive(Debug)]
+enum Finder {
+    /// The personnummer alone: [`digit_runs`].
+    DigitRuns,
+    /// Built-ins without custom detectors: the regex over the spans around
+    /// trigger bytes ([`spans`]).
+    Spans,
+    /// Built-ins and custom detectors: the built-ins' regex over its spans,
+    /// and a regex of the customs' patterns (which may hold anything) over
+    /// the whole text, merged ([`spans::WithCustoms`]).
+    WithCustoms {
+        /// The built-in patterns.
+        builtins: Regex,
+        /// The custom patterns.
+        customs: Regex,
+    },
+    /// The one regex over the whole text: what the others stand in for.
+    Whole,
 }
 
 impl DetectorSet {
@@ -292,36 +319,45 @@ impl DetectorSet {
 
     /// The built-ins named and `customs`.
     ///
-    /// The personnummer alone (a `contains personnummer` rule) is scanned by
-    /// its own digit-run scanner, with the same matches as the general path
-    /// (see [`DetectorSet::general`]), about 1.5 times as fast on the
-    /// detector benchmark.
+    /// The built-ins are scanned by their own scanners, with the same
+    /// matches as the one regex over the whole text (see
+    /// [`DetectorSet::general`]): the personnummer alone (a `contains
+    /// personnummer` rule) by its digit runs, any other set by the spans
+    /// around digits, `@` and `:`; custom detectors by a regex of their own
+    /// over the whole text, merged with the built-ins' matches.
     pub fn with(
         builtins: &[Builtin],
         customs: Vec<CustomDetector>,
     ) -> Result<DetectorSet, BuildError> {
         let mut set = DetectorSet::general(builtins, customs)?;
-        if builtins == [Builtin::Personnummer] && set.customs.is_empty() {
-            use regex_automata::dfa::dense;
-            let (_, keyword_patterns) = context::Context::new(&[]);
-            let automaton = dense::Builder::new()
-                .configure(
-                    dense::Config::new().match_kind(regex_automata::MatchKind::LeftmostFirst),
-                )
-                .build_many(&keyword_patterns)
-                .map_err(|error| BuildError::Pattern {
-                    name: "(the keywords)".into(),
-                    message: error.to_string(),
-                })?;
-            set.keywords_alone = Some(automaton);
-        }
+        set.finder = if set.customs.is_empty() {
+            if builtins == [Builtin::Personnummer] {
+                Finder::DigitRuns
+            } else {
+                Finder::Spans
+            }
+        } else {
+            let builtin_patterns: Vec<String> = builtins
+                .iter()
+                .map(|builtin| builtin.pattern().to_owned())
+                .collect();
+            let custom_patterns: Vec<String> = set
+                .customs
+                .iter()
+                .map(|custom| custom.pattern.clone())
+                .collect();
+            Finder::WithCustoms {
+                builtins: build_regex(&builtin_patterns)?,
+                customs: build_regex(&custom_patterns)?,
+            }
+        };
         Ok(set)
     }
 
     /// The built-ins named and `customs`, always scanned by the one regex of
-    /// every candidate pattern and keyword: what [`DetectorSet::with`] does
-    /// for any set but the personnummer alone. Public for the property test
-    /// and the benchmark that compare the two.
+    /// every candidate pattern over the whole text: what the scanners of
+    /// [`DetectorSet::with`] stand in for. Public for the property tests and
+    /// the benchmark that compare them.
     pub fn general(
         builtins: &[Builtin],
         customs: Vec<CustomDetector>,
@@ -344,20 +380,34 @@ impl DetectorSet {
                     message,
                 });
             }
+            // A candidate holds something; an empty one would be a match
+            // at every place the pattern allows.
+            let empty = regex_automata::util::syntax::parse(&custom.pattern)
+                .is_ok_and(|hir| hir.properties().minimum_len() == Some(0));
+            if empty {
+                return Err(BuildError::Pattern {
+                    name: custom.name.clone(),
+                    message: "it matches the empty string; a candidate must hold at least one \
+                              character"
+                        .into(),
+                });
+            }
             patterns.push(custom.pattern.clone());
             detectors.push(DetectorId::Custom(index));
         }
-        // Keywords last: where a candidate and a keyword start at one place,
-        // the candidate wins (leftmost-first takes the earlier pattern).
-        let (context, keyword_patterns) = context::Context::new(&customs);
-        patterns.extend(keyword_patterns);
         let regex = build_regex(&patterns)?;
+        let context = context::Context::new(&customs);
+        let widest = customs
+            .iter()
+            .map(|custom| custom.window)
+            .fold(DEFAULT_WINDOW, usize::max);
         Ok(DetectorSet {
             regex,
             detectors,
             customs,
             context,
-            keywords_alone: None,
+            widest,
+            finder: Finder::Whole,
         })
     }
 
@@ -398,62 +448,62 @@ impl DetectorSet {
         min: Confidence,
         mut visit: impl FnMut(Found<'_>),
     ) {
-        if let Some(keywords_alone) = &self.keywords_alone {
-            self.scan_digit_runs(keywords_alone, text, today, min, &mut visit);
-            return;
-        }
-        // One pass: candidates and keywords together. A candidate's context may
-        // lie after it, so candidates are judged once the pass is done.
-        let mut candidates: Vec<(DetectorId, usize, usize)> = Vec::new();
-        let widest = self
-            .customs
-            .iter()
-            .map(|custom| custom.window)
-            .fold(DEFAULT_WINDOW, usize::max);
-        let mut keywords = self.context.collector(widest);
-        for found in self.regex.find_iter(text) {
-            let (start, end) = (found.start(), found.end());
-            let index = found.pattern().as_usize();
-            match self.detectors.get(index) {
-                Some(detector) => candidates.push((*detector, start, end)),
-                None => {
-                    self.context
-                        .record(&mut keywords, text, index - self.detectors.len(), start)
+        // Candidates come in text order, so each is judged as it comes and
+        // the keywords are searched for in its window when it validated.
+        let mut keywords = context::Keywords::new(&self.context, text, self.widest);
+        let mut values = [String::new(), String::new()];
+        let mut candidate = |detector: DetectorId, start: usize, end: usize| {
+            let judged = self.judge(detector, &text[start..end], today, &mut values);
+            let moved = judged
+                .iter()
+                .flatten()
+                .any(|(_, detector)| self.context.moves(*detector));
+            if moved {
+                keywords.cover(
+                    start.saturating_sub(self.widest),
+                    end.saturating_add(self.widest),
+                );
+            }
+            self.visit_judged(
+                judged,
+                start,
+                end,
+                &keywords.found,
+                min,
+                &values,
+                &mut visit,
+            );
+        };
+        match &self.finder {
+            Finder::DigitRuns => {
+                let detector = DetectorId::Builtin(Builtin::Personnummer);
+                for (start, end) in digit_runs::Candidates::new(text) {
+                    candidate(detector, start, end);
                 }
             }
-        }
-        let mut values = [String::new(), String::new()];
-        for (detector, start, end) in candidates {
-            let judged = self.judge(detector, &text[start..end], today, &mut values);
-            self.visit_judged(judged, start, end, &keywords, min, &values, &mut visit);
-        }
-    }
-
-    /// The personnummer alone: candidates from the digit-run scanner, judged
-    /// as they come, with the keywords looked for around those that
-    /// validated. The same matches as the general path (property-tested).
-    fn scan_digit_runs(
-        &self,
-        keywords_alone: &regex_automata::dfa::dense::DFA<Vec<u32>>,
-        text: &[u8],
-        today: Today,
-        min: Confidence,
-        visit: &mut impl FnMut(Found<'_>),
-    ) {
-        let detector = DetectorId::Builtin(Builtin::Personnummer);
-        let mut keywords =
-            digit_runs::LazyKeywords::new(keywords_alone, &self.context, text, DEFAULT_WINDOW);
-        let mut values = [String::new(), String::new()];
-        for (start, end) in digit_runs::Candidates::new(text) {
-            let judged = self.judge(detector, &text[start..end], today, &mut values);
-            if judged.iter().all(Option::is_none) {
-                continue;
+            Finder::Spans => {
+                for (pattern, start, end) in spans::Spans::new(&self.regex, text) {
+                    if let Some(detector) = self.detectors.get(pattern) {
+                        candidate(*detector, start, end);
+                    }
+                }
             }
-            keywords.cover(
-                start.saturating_sub(DEFAULT_WINDOW),
-                end.saturating_add(DEFAULT_WINDOW),
-            );
-            self.visit_judged(judged, start, end, &keywords.found, min, &values, visit);
+            Finder::WithCustoms { builtins, customs } => {
+                let count = self.detectors.len() - self.customs.len();
+                for (pattern, start, end) in spans::WithCustoms::new(builtins, count, customs, text)
+                {
+                    if let Some(detector) = self.detectors.get(pattern) {
+                        candidate(*detector, start, end);
+                    }
+                }
+            }
+            Finder::Whole => {
+                for found in self.regex.find_iter(text) {
+                    if let Some(detector) = self.detectors.get(found.pattern().as_usize()) {
+                        candidate(*detector, found.start(), found.end());
+                    }
+                }
+            }
         }
     }
 
@@ -567,17 +617,14 @@ impl DetectorSet {
                 .map_or(DEFAULT_WINDOW, |custom| custom.window),
             DetectorId::Builtin(_) => DEFAULT_WINDOW,
         };
+        if !self.context.moves(detector) {
+            return Some(confidence);
+        }
         let mut confidence = confidence;
         if keywords.naming_near(detector, start, end, window) {
             confidence = confidence.promoted();
         }
-        if matches!(
-            detector,
-            DetectorId::Builtin(Builtin::Personnummer)
-                | DetectorId::Builtin(Builtin::Phone)
-                | DetectorId::Builtin(Builtin::PaymentCard)
-        ) && keywords.negative_near(start, end, window)
-        {
+        if context::negatives_apply(detector) && keywords.negative_near(start, end, window) {
             return confidence.demoted();
         }
         Some(confidence)
