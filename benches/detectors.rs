@@ -5,8 +5,9 @@
 //! `cargo bench --bench detectors -- [--megabytes 1024]` (needs `rg`, Debian
 //! package ripgrep)
 //!
-//! The text is Swedish-looking prose (å, ä and ö throughout) with a number
-//! every line or so: valid personnummer in every written form, decoys (bad
+//! The text is Swedish-looking prose (å, ä and ö throughout), first dense (a
+//! number on two lines of three), then sparse as mail is (a number on one
+//! line in twenty): valid personnummer in every written form, decoys (bad
 //! check digits, organisationsnummer, invoice and OCR numbers beside their
 //! words, phone numbers, dates, amounts), addresses and IPs. A 64 MB block is
 //! generated and written as many times as it takes. Both tools read the file
@@ -129,7 +130,8 @@ fn number(rng: &mut Xorshift) -> String {
     }
 }
 
-fn block(seed: u64) -> Vec<u8> {
+/// A block of prose with a number on `numbered` lines in `lines`.
+fn block(seed: u64, numbered: u64, lines: u64) -> Vec<u8> {
     let mut rng = Xorshift(seed);
     let mut text = Vec::with_capacity(BLOCK + 256);
     while text.len() < BLOCK {
@@ -140,7 +142,7 @@ fn block(seed: u64) -> Vec<u8> {
             }
             text.extend_from_slice(WORDS[rng.below(WORDS.len() as u64) as usize].as_bytes());
         }
-        if rng.below(3) > 0 {
+        if rng.below(lines) < numbered {
             text.push(b' ');
             text.extend_from_slice(number(&mut rng).as_bytes());
         }
@@ -249,16 +251,9 @@ fn main() {
         .and_then(|at| args.get(at + 1));
     let path = keep.map_or_else(|| dir.path().join("text.txt"), std::path::PathBuf::from);
     let started = Instant::now();
-    {
-        let block = block(0x5eed);
-        let mut out = BufWriter::new(std::fs::File::create(&path).expect("create"));
-        let mut written = 0;
-        while written < megabytes << 20 {
-            out.write_all(&block).expect("write");
-            written += block.len();
-        }
-        out.flush().expect("flush");
-    }
+    // Dense: a number on two lines of three, every kind of decoy among
+    // them; the context of each number is looked at.
+    write_text(&path, megabytes, block(0x5eed, 2, 3));
     let size = std::fs::metadata(&path).expect("size").len();
     if keep.is_some() {
         return;
@@ -273,53 +268,112 @@ fn main() {
     let all = all.join("|");
     let pnr = Builtin::Personnummer.pattern();
     let exe = std::env::current_exe().expect("exe");
-    let runs: Vec<(&str, Command)> = vec![
-        ("rg -c, the personnummer candidate pattern", {
-            let mut c = Command::new("rg");
-            c.args(["-c", "--no-config", "-j1", pnr, path_text]);
-            c
-        }),
-        ("rg -c, every detector's candidate pattern", {
-            let mut c = Command::new("rg");
-            c.args(["-c", "--no-config", "-j1", &all, path_text]);
-            c
-        }),
-        ("tillsyn detectors (find + validate + context)", {
-            let mut c = Command::new(&exe);
-            c.args(["--scan", path_text]);
-            c
-        }),
-        ("tillsyn personnummer alone (digit-run scanner)", {
-            let mut c = Command::new(&exe);
-            c.args(["--scan", path_text, "--only", "personnummer"]);
-            c
-        }),
-        ("tillsyn personnummer alone, general regex path", {
-            let mut c = Command::new(&exe);
-            c.args(["--scan", path_text, "--only", "personnummer", "--general"]);
-            c
-        }),
-        (
-            "tillsyn every detector and a custom one (spans and its own regex)",
-            {
-                let mut c = Command::new(&exe);
-                c.args(["--scan", path_text, "--custom"]);
-                c
-            },
+    let rg = |pattern: &str| {
+        let mut c = Command::new("rg");
+        c.args(["-c", "--no-config", "-j1", pattern, path_text]);
+        c
+    };
+    let tillsyn = |extra: &[&str]| {
+        let mut c = Command::new(&exe);
+        c.args(["--scan", path_text]).args(extra);
+        c
+    };
+    let throughputs = table(
+        &format!(
+            "**Detectors over {:.2} GB of Swedish-looking text, a number on two lines of \
+             three, one thread, warm page cache**",
+            size as f64 / 1e9
         ),
-        (
-            "tillsyn every detector and a custom one, general regex path",
-            {
-                let mut c = Command::new(&exe);
-                c.args(["--scan", path_text, "--custom", "--general"]);
-                c
-            },
-        ),
-    ];
-    println!(
-        "**Detectors over {:.2} GB of Swedish-looking text, one thread, warm page cache**\n",
-        size as f64 / 1e9
+        size,
+        vec![
+            ("rg -c, the personnummer candidate pattern", rg(pnr)),
+            ("rg -c, every detector's candidate pattern", rg(&all)),
+            (
+                "tillsyn detectors (find + validate + context)",
+                tillsyn(&[]),
+            ),
+            (
+                "tillsyn personnummer alone (digit-run scanner)",
+                tillsyn(&["--only", "personnummer"]),
+            ),
+            (
+                "tillsyn personnummer alone, general regex path",
+                tillsyn(&["--only", "personnummer", "--general"]),
+            ),
+            (
+                "tillsyn every detector and a custom one (spans and its own regex)",
+                tillsyn(&["--custom"]),
+            ),
+            (
+                "tillsyn every detector and a custom one, general regex path",
+                tillsyn(&["--custom", "--general"]),
+            ),
+        ],
     );
+    println!(
+        "\nEvery detector / rg (every pattern): {:.2}x; the personnummer alone / rg \
+         (personnummer pattern): {:.2}x (general path: {:.2}x); every detector and a \
+         custom one / rg (every pattern): {:.2}x (general path: {:.2}x)",
+        throughputs[2] / throughputs[1],
+        throughputs[3] / throughputs[0],
+        throughputs[4] / throughputs[0],
+        throughputs[5] / throughputs[1],
+        throughputs[6] / throughputs[1]
+    );
+    counts(&exe, path_text, &[&[], &["--custom"]]);
+
+    // Sparse: a number on one line in twenty, as in mail, where most of a
+    // text is prose that holds nothing.
+    write_text(&path, megabytes, block(0x5eed, 1, 20));
+    let size = std::fs::metadata(&path).expect("size").len();
+    let throughputs = table(
+        &format!(
+            "**The same over {:.2} GB with a number on one line in twenty**",
+            size as f64 / 1e9
+        ),
+        size,
+        vec![
+            ("rg -c, the personnummer candidate pattern", rg(pnr)),
+            ("rg -c, every detector's candidate pattern", rg(&all)),
+            (
+                "tillsyn detectors (find + validate + context)",
+                tillsyn(&[]),
+            ),
+            (
+                "tillsyn personnummer alone (digit-run scanner)",
+                tillsyn(&["--only", "personnummer"]),
+            ),
+            (
+                "tillsyn every detector, general regex path",
+                tillsyn(&["--general"]),
+            ),
+        ],
+    );
+    println!(
+        "\nEvery detector / rg (every pattern): {:.2}x (general path: {:.2}x); the \
+         personnummer alone / rg (personnummer pattern): {:.2}x",
+        throughputs[2] / throughputs[1],
+        throughputs[4] / throughputs[1],
+        throughputs[3] / throughputs[0],
+    );
+    counts(&exe, path_text, &[&[], &["--general"]]);
+}
+
+/// `megabytes` of `block` repeated, written to `path`.
+fn write_text(path: &Path, megabytes: usize, block: Vec<u8>) {
+    let mut out = BufWriter::new(std::fs::File::create(path).expect("create"));
+    let mut written = 0;
+    while written < megabytes << 20 {
+        out.write_all(&block).expect("write");
+        written += block.len();
+    }
+    out.flush().expect("flush");
+}
+
+/// Each command timed warm (one run discarded, the median of 3), printed as
+/// a table under `title`; the throughputs in MB/s, in order.
+fn table(title: &str, size: u64, runs: Vec<(&str, Command)>) -> Vec<f64> {
+    println!("{title}\n");
     println!("| tool | warm (median of 3) | throughput | peak RSS |");
     println!("|---|---|---|---|");
     let mut throughputs = Vec::new();
@@ -341,26 +395,15 @@ fn main() {
             rss as f64 / 1024.0
         );
     }
-    println!(
-        "\nEvery detector / rg (every pattern): {:.2}x; the personnummer alone / rg \
-         (personnummer pattern): {:.2}x (general path: {:.2}x); every detector and a \
-         custom one / rg (every pattern): {:.2}x (general path: {:.2}x)",
-        throughputs[2] / throughputs[1],
-        throughputs[3] / throughputs[0],
-        throughputs[4] / throughputs[0],
-        throughputs[5] / throughputs[1],
-        throughputs[6] / throughputs[1]
-    );
-    for extra in [
-        &[][..],
-        &["--only", "personnummer"],
-        &["--only", "personnummer", "--general"],
-        &["--custom"],
-        &["--custom", "--general"],
-    ] {
-        let output = Command::new(&exe)
+    throughputs
+}
+
+/// The counts each `--scan` with `extras` finds, as it prints them.
+fn counts(exe: &Path, path_text: &str, extras: &[&[&str]]) {
+    for extra in extras {
+        let output = Command::new(exe)
             .args(["--scan", path_text])
-            .args(extra)
+            .args(*extra)
             .output()
             .expect("scan for counts");
         print!("{}", String::from_utf8_lossy(&output.stderr));
