@@ -98,6 +98,10 @@ enum Meaning {
 pub(crate) struct Context {
     /// Every keyword, built-ins first, in list order.
     words: Vec<Vec<u8>>,
+    /// Each keyword's first eight bytes as [`folded_eight`] reads them, and
+    /// the mask of those it has: most words that begin like a keyword
+    /// differ from it there.
+    prefixes: Vec<(u64, u64)>,
     meanings: Vec<Meaning>,
     /// The detectors some keyword names, each once.
     named: Vec<DetectorId>,
@@ -167,6 +171,15 @@ fn fold_ascii(word: u64) -> u64 {
 fn folded_four(text: &[u8], at: usize) -> u64 {
     match text.get(at..).and_then(|rest| rest.first_chunk::<4>()) {
         Some(four) => fold_ascii(u64::from(u32::from_le_bytes(*four))),
+        None => folded_eight(text, at) & 0xffff_ffff,
+    }
+}
+
+/// The first eight bytes of `text` from `at`, ASCII letters in lower case,
+/// little-endian (zero past the end of the text).
+fn folded_eight(text: &[u8], at: usize) -> u64 {
+    match text.get(at..).and_then(|rest| rest.first_chunk::<8>()) {
+        Some(eight) => fold_ascii(u64::from_le_bytes(*eight)),
         None => {
             let mut value = 0u64;
             for (shift, byte) in text.get(at..).unwrap_or_default().iter().enumerate() {
@@ -319,8 +332,21 @@ impl Context {
                 named.push(*detector);
             }
         }
+        let prefixes = words
+            .iter()
+            .map(|word| {
+                let held = word.len().min(8);
+                let mask = if held == 8 {
+                    u64::MAX
+                } else {
+                    (1u64 << (8 * held)) - 1
+                };
+                (folded_eight(word, 0) & mask, mask)
+            })
+            .collect();
         Context {
             longest: words.iter().map(Vec::len).max().unwrap_or(0),
+            prefixes,
             words,
             meanings,
             named,
@@ -350,10 +376,15 @@ impl Context {
     /// first four bytes are `four`), whatever comes before.
     #[inline(never)]
     fn keyword_at(&self, text: &[u8], at: usize, four: u64) -> Option<usize> {
+        let eight = folded_eight(text, at);
         let holds = |index: &usize| {
-            let word = &self.words[*index];
-            text.get(at..at + word.len())
-                .is_some_and(|written| written.eq_ignore_ascii_case(word))
+            let (word, (prefix, mask)) = (&self.words[*index], self.prefixes[*index]);
+            eight & mask == prefix
+                && text.len().saturating_sub(at) >= word.len()
+                && (word.len() <= 8
+                    || text
+                        .get(at + 8..at + word.len())
+                        .is_some_and(|rest| rest.eq_ignore_ascii_case(&word[8..])))
         };
         let (long, short) = self.beginnings.candidates(four);
         let long = long.iter().copied().find(holds);
