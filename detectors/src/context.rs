@@ -11,7 +11,7 @@
 //! number", a word start too).
 //!
 //! Keywords matter only in the window of a candidate that validated and
-//! whose confidence a keyword can move, so [`Keywords`] looks at the word
+//! whose confidence a keyword can move, so `Keywords` looks at the word
 //! starts of those windows only, each once, through a table of the byte
 //! pairs keywords begin with. Measured on the detector benchmark, searching
 //! for the keywords cost more than finding the candidates wherever it was a

@@ -1,7 +1,7 @@
-//! Personal data in text, found in one pass and judged with checksums and
-//! context: the detectors behind tillsyn's `contains` rule (promise P3, "send
-//! personal data by mail as little as possible") and, through the keyed hashes
-//! of what they match, the identity index of data-subject lookups.
+//! Personal data in text, found and judged with checksums and context: the
+//! detectors behind tillsyn's `contains` rule (promise P3, "send personal
+//! data by mail as little as possible") and, through the keyed hashes of
+//! what they match, the identity index of data-subject lookups.
 //!
 //! Pure functions over bytes: no I/O, no clock (today's date is a parameter),
 //! no allocation per byte. Candidates are the matches of one multi-pattern
@@ -9,9 +9,10 @@
 //! leftmost-first), whatever the number of detectors. Patterns use ASCII
 //! classes and ASCII word boundaries (`(?-u:\b)`): a Unicode `\b` makes the
 //! fast engine give up at the first å, ä or ö, about 15× slower on Swedish
-//! text. A set of built-ins alone finds the same matches without walking
-//! the regex over every byte: [`digit_runs`] for the personnummer alone,
-//! [`spans`] for any other. Context keywords (personnummer, född, …; and
+//! text. The built-ins find the same matches without walking the regex over
+//! every byte: `digit_runs` for the personnummer alone, `spans` for any
+//! other set (custom detectors then have a regex of their own over the
+//! whole text, merged in). Context keywords (personnummer, född, …; and
 //! words that speak against a match: faktura, OCR, orgnr, …) are looked for
 //! only around candidates that validated ([`context`]).
 //!
@@ -23,7 +24,7 @@
 //!
 //! Layout: [`personnummer`] (the Swedish identity number rules), [`checksum`]
 //! (Luhn, mod 97), [`validate`] (every other kind), [`context`] (keyword
-//! windows), [`digit_runs`] and [`spans`] (the built-ins' own scanners). The
+//! windows), `digit_runs` and `spans` (the built-ins' own scanners). The
 //! set, its configuration and the scan are here.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::panic)]
