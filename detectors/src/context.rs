@@ -630,7 +630,10 @@ mod tests {
         /// but keywords the definition finds.
         #[test]
         fn windows_find_what_the_definition_finds(
-            text in text_with_keywords(),
+            text in prop_oneof![
+                4 => text_with_keywords(),
+                1 => prop::collection::vec(any::<u8>(), 0..256),
+            ],
             places in prop::collection::vec(0usize..4000, 0..12),
             width in 0usize..100,
         ) {
