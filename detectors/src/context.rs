@@ -19,6 +19,7 @@
 //! instructions), and with a DFA over the windows alone (about half the
 //! time).
 
+use crate::swar::{alphanumeric_bits, fold_ascii};
 use crate::{Builtin, CustomDetector, DetectorId};
 
 /// Words that name a Swedish identity number.
@@ -139,30 +140,10 @@ fn ends_no_word(byte: u8) -> bool {
     !(byte.is_ascii_alphanumeric() || byte >= 0x80)
 }
 
-/// `(high - low)` SWAR range test: the top bit of each byte of `word` whose
-/// low seven bits lie in `low..=high`, for bytes below 0x80 (the caller
-/// masks the others). Nothing carries between bytes.
-fn seven_bit_range(word: u64, low: u8, high: u8) -> u64 {
-    use crate::digit_runs::{ONES, TOPS};
-    let seven = word & (ONES * 0x7f);
-    (ONES * (0x80 + u64::from(high)) - seven) & (seven + ONES * (0x80 - u64::from(low))) & TOPS
-}
-
 /// The top bit of each byte of `word` after which a word can begin
-/// ([`ends_no_word`]), others clear. Exact for every byte, as
-/// [`crate::digit_runs::digit_bits`] is: bytes from 0x80 up are masked.
+/// ([`ends_no_word`]), others clear.
 fn no_word_bits(word: u64) -> u64 {
-    use crate::digit_runs::{ONES, TOPS};
-    // ASCII letters with bit 0x20 set are the lower-case ones.
-    let letters = seven_bit_range(word | (ONES * 0x20), b'a', b'z');
-    let digits = seven_bit_range(word, b'0', b'9');
-    !(letters | digits) & !word & TOPS
-}
-
-/// `word` with its ASCII upper-case letters in lower case.
-fn fold_ascii(word: u64) -> u64 {
-    let upper = seven_bit_range(word, b'A', b'Z') & !word;
-    word | (upper >> 2)
+    !alphanumeric_bits(word) & !word & crate::swar::TOPS
 }
 
 /// The first four bytes of `text` from `at`, ASCII letters in lower case,
@@ -545,21 +526,11 @@ mod tests {
 
     #[test]
     fn no_word_bits_is_exact_for_every_byte_in_every_lane() {
-        for byte in 0..=255u8 {
-            for lane in 0..8 {
-                for filler in [b'a', b'Z', b'5', b' ', 0xff, 0x00, b'@', b'`', 0xc3] {
-                    let mut word = [filler; 8];
-                    word[lane] = byte;
-                    let expected = word
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, b)| ends_no_word(**b))
-                        .fold(0u64, |acc, (i, _)| acc | (0x80 << (8 * i)));
-                    let bits = no_word_bits(u64::from_le_bytes(word));
-                    assert_eq!(bits, expected, "byte {byte:#x} lane {lane} filler {filler}");
-                }
-            }
-        }
+        crate::swar::assert_exact(
+            no_word_bits,
+            ends_no_word,
+            &[b'a', b'Z', b'5', b' ', 0xff, 0x00, b'@', b'`', 0xc3],
+        );
     }
 
     #[test]

@@ -9,25 +9,12 @@
 //! [`crate::Builtin::pattern`]). The property test in `tests.rs` runs this
 //! and the whole-text search over random text and compares every match.
 
-/// Every byte of `0x01` repeated: the SWAR multiplier.
-pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
-/// The top bit of every byte.
-pub(crate) const TOPS: u64 = 0x8080_8080_8080_8080;
+use crate::swar::digit_bits;
 
 /// A word byte for ASCII `\b`: `[0-9A-Za-z_]`. Bytes of UTF-8 sequences are
 /// not (the set's patterns use ASCII word boundaries).
 fn is_word(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || byte == b'_'
-}
-
-/// The top bit of each byte of `word` that is an ASCII digit, others clear.
-/// Exact for every byte: bytes from 0x80 up are masked by `!word`, and no
-/// byte's sum or difference carries into its neighbour (the low seven bits
-/// plus 0x50 stay below 0x100, 0xB9 minus them stays above zero).
-pub(crate) fn digit_bits(word: u64) -> u64 {
-    let low = word & (ONES * 0x7f);
-    // 0xB9 - b has its top bit set for b <= 0x39; b + 0x50 for b >= 0x30.
-    (ONES * 0xb9 - low) & !word & (low + ONES * 0x50) & TOPS
 }
 
 /// The index of the first ASCII digit at or after `from`.
@@ -118,26 +105,6 @@ impl Iterator for Candidates<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digit_bits_is_exact_for_every_byte_in_every_lane() {
-        for byte in 0..=255u8 {
-            for lane in 0..8 {
-                // The byte among neighbours that are digits and not.
-                for filler in [b'a', b'5', 0xff, 0x00, b'/', b':'] {
-                    let mut word = [filler; 8];
-                    word[lane] = byte;
-                    let bits = digit_bits(u64::from_le_bytes(word));
-                    let expected = word
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, b)| b.is_ascii_digit())
-                        .fold(0u64, |acc, (i, _)| acc | (0x80 << (8 * i)));
-                    assert_eq!(bits, expected, "byte {byte:#x} lane {lane} filler {filler}");
-                }
-            }
-        }
-    }
 
     #[test]
     fn next_digit_finds_the_first_at_every_offset_and_length() {

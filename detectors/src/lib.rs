@@ -24,8 +24,9 @@
 //!
 //! Layout: [`personnummer`] (the Swedish identity number rules), [`checksum`]
 //! (Luhn, mod 97), [`validate`] (every other kind), [`context`] (keyword
-//! windows), `digit_runs` and `spans` (the built-ins' own scanners). The
-//! set, its configuration and the scan are here.
+//! windows), `digit_runs` and `spans` (the built-ins' own scanners), `swar`
+//! (their byte tests eight at a time). The set, its configuration and the
+//! scan are here.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::panic)]
 
@@ -34,6 +35,7 @@ pub mod context;
 mod digit_runs;
 pub mod personnummer;
 mod spans;
+mod swar;
 pub mod validate;
 
 use regex_automata::meta::Regex;

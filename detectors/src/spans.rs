@@ -28,15 +28,7 @@
 use regex_automata::Input;
 use regex_automata::meta::Regex;
 
-use crate::digit_runs::{ONES, TOPS, digit_bits};
-
-/// The top bit of each byte of `word` equal to `byte`, others clear. Exact:
-/// `(x & 0x7f) + 0x7f` stays within its byte, so nothing carries.
-fn equal_bits(word: u64, byte: u8) -> u64 {
-    let x = word ^ (ONES * u64::from(byte));
-    let low = ONES * 0x7f;
-    !(((x & low) + low) | x) & TOPS
-}
+use crate::swar::{digit_bits, equal_bits};
 
 /// The top bit of each trigger byte of `word`: an ASCII digit, `@` or `:`.
 fn trigger_bits(word: u64) -> u64 {
@@ -283,21 +275,11 @@ mod tests {
 
     #[test]
     fn trigger_bits_is_exact_for_every_byte_in_every_lane() {
-        for byte in 0..=255u8 {
-            for lane in 0..8 {
-                for filler in [b'a', b'5', b'@', b':', 0xff, 0x00, b'?', b'A', 0xc0] {
-                    let mut word = [filler; 8];
-                    word[lane] = byte;
-                    let bits = trigger_bits(u64::from_le_bytes(word));
-                    let expected = word
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, b)| is_trigger(**b))
-                        .fold(0u64, |acc, (i, _)| acc | (0x80 << (8 * i)));
-                    assert_eq!(bits, expected, "byte {byte:#x} lane {lane} filler {filler}");
-                }
-            }
-        }
+        crate::swar::assert_exact(
+            trigger_bits,
+            is_trigger,
+            &[b'a', b'5', b'@', b':', 0xff, 0x00, b'?', b'A', 0xc0],
+        );
     }
 
     #[test]
