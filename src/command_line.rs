@@ -30,6 +30,29 @@ pub struct Args {
     pub command: Command,
 }
 
+/// The config and month a report or the digests are made from.
+#[derive(clap::Args)]
+pub struct MonthOf {
+    /// Config file.
+    #[arg(long, short, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// The month, YYYY-MM. Default: the month before this one.
+    #[arg(long)]
+    month: Option<tillsyn_app::report::Month>,
+}
+
+impl MonthOf {
+    /// The command's arguments, with where to write and whether to send.
+    fn with(self, out: Option<PathBuf>, send: bool) -> cli::ReportArgs {
+        cli::ReportArgs {
+            config: self.config,
+            month: self.month,
+            out,
+            send,
+        }
+    }
+}
+
 /// One command and its arguments.
 #[derive(Subcommand)]
 pub enum Command {
@@ -183,12 +206,9 @@ pub enum Command {
     },
     /// Make the monthly compliance report: write it to files, send it, or both.
     Report {
-        /// Config file.
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-        /// The month, YYYY-MM. Default: the month before this one.
-        #[arg(long)]
-        month: Option<tillsyn_app::report::Month>,
+        /// The config and the month.
+        #[command(flatten)]
+        of: MonthOf,
         /// Folder to write report.html, report.txt, trend.png and the CSV to.
         /// Default without --send: ./tillsyn-report-YYYY-MM.
         #[arg(long)]
@@ -201,12 +221,9 @@ pub enum Command {
     /// Each custodian's personal digest of a month (`[digest]`): their own open
     /// findings, with what to do. Put in the outbox once per custodian and month.
     Digest {
-        /// Config file.
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-        /// The month, YYYY-MM. Default: the month before this one.
-        #[arg(long)]
-        month: Option<tillsyn_app::report::Month>,
+        /// The config and the month.
+        #[command(flatten)]
+        of: MonthOf,
         /// Folder to write the unsent digests to (one .eml per custodian, named by
         /// pseudonym), to look at before sending.
         #[arg(long)]
@@ -398,33 +415,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Command::CheckConfig {
             config, connect, ..
         } => runtime.block_on(cli::check_config(&config, connect, &mut stdout))?,
-        Command::Report {
-            config,
-            month,
-            out,
-            send,
-        } => {
-            let args = cli::ReportArgs {
-                config,
-                month,
-                out,
-                send,
-            };
-            runtime.block_on(cli::report(&args, &mut stdout))?
+        Command::Report { of, out, send } => {
+            runtime.block_on(cli::report(&of.with(out, send), &mut stdout))?
         }
-        Command::Digest {
-            config,
-            month,
-            out,
-            send,
-        } => {
-            let args = cli::ReportArgs {
-                config,
-                month,
-                out,
-                send,
-            };
-            runtime.block_on(cli::digest(&args, &mut stdout))?
+        Command::Digest { of, out, send } => {
+            runtime.block_on(cli::digest(&of.with(out, send), &mut stdout))?
         }
         Command::Init(args) => {
             let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
