@@ -127,7 +127,11 @@ impl ProcessMetrics {
                 if grown > 0.0 {
                     self.cpu_seconds.inc_by(grown);
                 }
-                if let Some(boot) = read("/proc/stat").as_deref().and_then(boot_time) {
+                // The start never moves: read once, at the first scrape
+                // that can.
+                if self.start_time.get() == 0.0
+                    && let Some(boot) = read("/proc/stat").as_deref().and_then(boot_time)
+                {
                     self.start_time
                         .set(boot as f64 + stat.start_ticks as f64 / ticks);
                 }
