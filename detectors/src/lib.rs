@@ -282,8 +282,6 @@ pub struct Found<'a> {
 /// once, use from many threads).
 #[derive(Debug)]
 pub struct DetectorSet {
-    /// Every detector's candidate pattern, leftmost-first in set order.
-    regex: Regex,
     /// Pattern index → detector.
     detectors: Vec<DetectorId>,
     customs: Vec<CustomDetector>,
@@ -298,9 +296,9 @@ pub struct DetectorSet {
 enum Finder {
     /// The personnummer alone: [`digit_runs`].
     DigitRuns,
-    /// Built-ins without custom detectors: the regex over the spans around
-    /// trigger bytes ([`spans`]).
-    Spans,
+    /// Built-ins without custom detectors: their regex over the spans
+    /// around trigger bytes (`spans`).
+    Spans(Regex),
     /// Built-ins and custom detectors: the built-ins' regex over its spans,
     /// and a regex of the customs' patterns (which may hold anything) over
     /// the whole text, merged ([`spans::WithCustoms`]).
@@ -310,8 +308,9 @@ enum Finder {
         /// The custom patterns.
         customs: Regex,
     },
-    /// The one regex over the whole text: what the others stand in for.
-    Whole,
+    /// The one regex of every pattern over the whole text: what the others
+    /// stand in for.
+    Whole(Regex),
 }
 
 impl DetectorSet {
@@ -332,29 +331,7 @@ impl DetectorSet {
         builtins: &[Builtin],
         customs: Vec<CustomDetector>,
     ) -> Result<DetectorSet, BuildError> {
-        let mut set = DetectorSet::general(builtins, customs)?;
-        set.finder = if set.customs.is_empty() {
-            if builtins == [Builtin::Personnummer] {
-                Finder::DigitRuns
-            } else {
-                Finder::Spans
-            }
-        } else {
-            let builtin_patterns: Vec<String> = builtins
-                .iter()
-                .map(|builtin| builtin.pattern().to_owned())
-                .collect();
-            let custom_patterns: Vec<String> = set
-                .customs
-                .iter()
-                .map(|custom| custom.pattern.clone())
-                .collect();
-            Finder::WithCustoms {
-                builtins: build_regex(&builtin_patterns)?,
-                customs: build_regex(&custom_patterns)?,
-            }
-        };
-        Ok(set)
+        DetectorSet::build(builtins, customs, true)
     }
 
     /// The built-ins named and `customs`, always scanned by the one regex of
@@ -365,12 +342,20 @@ impl DetectorSet {
         builtins: &[Builtin],
         customs: Vec<CustomDetector>,
     ) -> Result<DetectorSet, BuildError> {
-        let mut patterns: Vec<String> = Vec::new();
-        let mut detectors = Vec::new();
-        for builtin in builtins {
-            patterns.push(builtin.pattern().to_owned());
-            detectors.push(DetectorId::Builtin(*builtin));
-        }
+        DetectorSet::build(builtins, customs, false)
+    }
+
+    /// [`DetectorSet::with`] (`scanners`) or [`DetectorSet::general`]: only
+    /// the regexes the chosen finder searches with are built.
+    fn build(
+        builtins: &[Builtin],
+        customs: Vec<CustomDetector>,
+        scanners: bool,
+    ) -> Result<DetectorSet, BuildError> {
+        let mut detectors: Vec<DetectorId> = builtins
+            .iter()
+            .map(|builtin| DetectorId::Builtin(*builtin))
+            .collect();
         for (index, custom) in customs.iter().enumerate() {
             if let Err(error) = Regex::new(&custom.pattern) {
                 // The syntax error says where and why; the build error alone
@@ -395,22 +380,42 @@ impl DetectorSet {
                         .into(),
                 });
             }
-            patterns.push(custom.pattern.clone());
             detectors.push(DetectorId::Custom(index));
         }
-        let regex = build_regex(&patterns)?;
+        // Pattern index → detector: the built-ins' first, then the customs'.
+        let builtin_patterns: Vec<String> = builtins
+            .iter()
+            .map(|builtin| builtin.pattern().to_owned())
+            .collect();
+        let custom_patterns: Vec<String> = customs
+            .iter()
+            .map(|custom| custom.pattern.clone())
+            .collect();
+        let finder = if !scanners {
+            Finder::Whole(build_regex(
+                &[builtin_patterns.as_slice(), custom_patterns.as_slice()].concat(),
+            )?)
+        } else if !customs.is_empty() {
+            Finder::WithCustoms {
+                builtins: build_regex(&builtin_patterns)?,
+                customs: build_regex(&custom_patterns)?,
+            }
+        } else if builtins == [Builtin::Personnummer] {
+            Finder::DigitRuns
+        } else {
+            Finder::Spans(build_regex(&builtin_patterns)?)
+        };
         let context = context::Context::new(&customs);
         let widest = customs
             .iter()
             .map(|custom| custom.window)
             .fold(DEFAULT_WINDOW, usize::max);
         Ok(DetectorSet {
-            regex,
             detectors,
             customs,
             context,
             widest,
-            finder: Finder::Whole,
+            finder,
         })
     }
 
@@ -484,8 +489,8 @@ impl DetectorSet {
                     candidate(detector, start, end);
                 }
             }
-            Finder::Spans => {
-                for (pattern, start, end) in spans::Spans::new(&self.regex, text) {
+            Finder::Spans(regex) => {
+                for (pattern, start, end) in spans::Spans::new(regex, text) {
                     if let Some(detector) = self.detectors.get(pattern) {
                         candidate(*detector, start, end);
                     }
@@ -500,8 +505,8 @@ impl DetectorSet {
                     }
                 }
             }
-            Finder::Whole => {
-                for found in self.regex.find_iter(text) {
+            Finder::Whole(regex) => {
+                for found in regex.find_iter(text) {
                     if let Some(detector) = self.detectors.get(found.pattern().as_usize()) {
                         candidate(*detector, found.start(), found.end());
                     }
