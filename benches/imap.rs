@@ -721,6 +721,25 @@ fn content_comparison(server: &mut Dovecot, dir: &Path, messages: u64, loaded: D
         rows[0].2.as_secs_f64() / rows[1].2.as_secs_f64(),
         (0..messages).filter(|n| n % 10 == 0).count()
     );
+    // Bytes the server sent: the raw FETCH's answer, and what tillsyn
+    // counted over its session (its `bytes_received` work).
+    let (_, raw_bytes) = raw_session(port, "UID FETCH 1:* BODY.PEEK[]");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let received: Option<u64> = stderr
+        .split("bytes_received ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|number| number.parse().ok());
+    let megabytes = |bytes: f64| bytes / 1_000_000.0;
+    match received {
+        Some(received) => println!(
+            "- bytes fetched: raw FETCH {:.1} MB, tillsyn {:.1} MB ({:.2}× the raw)",
+            megabytes(raw_bytes as f64),
+            megabytes(received as f64),
+            received as f64 / raw_bytes as f64
+        ),
+        None => println!("- bytes fetched: tillsyn reported none ({stderr})"),
+    }
     let (again, _) = measure(&mut tillsyn(&config, false));
     let (_, first, _, _) = &rows[1];
     println!(

@@ -728,13 +728,15 @@ fn content_is_read_with_peek_and_only_for_new_mail() {
                  headers: &str,
                  body: &str,
                  hit: bool| {
-        let uid = anna.append("Sent", &with_body(id, headers, body), 3);
+        let message = with_body(id, headers, body);
+        let uid = anna.append("Sent", &message, 3);
         if hit {
             planted.insert(format!("P3-personnummer-in-mail:anna/Sent/{uid}"));
         }
+        message.len() as u64
     };
     let plain = PLAIN_TEXT;
-    plant(
+    let mut sent_bytes = plant(
         &mut anna,
         &mut planted,
         1,
@@ -742,7 +744,7 @@ fn content_is_read_with_peek_and_only_for_new_mail() {
         "Personnummer 19811218-9876.\r\n",
         true,
     );
-    plant(
+    sent_bytes += plant(
         &mut anna,
         &mut planted,
         2,
@@ -752,7 +754,7 @@ fn content_is_read_with_peek_and_only_for_new_mail() {
          Content-Transfer-Encoding: base64\r\n\r\nTmFtbjtQTlIKQW5uYTs4MTEyMTgtOTg3Ngo=\r\n--b--\r\n",
         true,
     );
-    plant(
+    sent_bytes += plant(
         &mut anna,
         &mut planted,
         3,
@@ -760,7 +762,7 @@ fn content_is_read_with_peek_and_only_for_new_mail() {
         "Orgnr 556677-8899, fakturanr 811218-9876.\r\n",
         false,
     );
-    plant(
+    sent_bytes += plant(
         &mut anna,
         &mut planted,
         4,
@@ -789,6 +791,12 @@ fn content_is_read_with_peek_and_only_for_new_mail() {
     assert_exact(&found, &planted);
     // The four in Sent; the inbox is no content rule's, so it is not read.
     assert_eq!(work(&stderr, "messages_content_read"), 4, "{stderr}");
+    // What the server sent is counted: at least the four messages whole.
+    let first_bytes = work(&stderr, "bytes_received");
+    assert!(
+        first_bytes >= sent_bytes,
+        "{first_bytes} < {sent_bytes}: {stderr}"
+    );
     // BODY.PEEK only: no flag, no MODSEQ moved.
     assert_eq!(
         before,
@@ -823,10 +831,16 @@ fn content_is_read_with_peek_and_only_for_new_mail() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(work(&stderr, "messages_content_read"), 3, "{stderr}");
     assert_exact(&open_findings(&config), &planted);
-    // Unchanged: nothing is read again.
+    // Unchanged: nothing is read again, and the traffic shows it: the
+    // session's answers only, the first scan's less at least the messages.
     let (output, _) = scan(&config);
     let (_, stderr) = text(&output);
     assert_eq!(work(&stderr, "messages_content_read"), 0, "{stderr}");
+    let unchanged_bytes = work(&stderr, "bytes_received");
+    assert!(
+        unchanged_bytes > 0 && unchanged_bytes + sent_bytes <= first_bytes,
+        "unchanged {unchanged_bytes}, messages {sent_bytes}, first {first_bytes}: {stderr}"
+    );
     assert_exact(&open_findings(&config), &planted);
 }
 

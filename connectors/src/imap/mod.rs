@@ -92,8 +92,13 @@ impl ImapSource {
                     async move {
                         let account = &source.accounts[index];
                         let result = async {
-                            let mut session =
-                                transport::login(&source.config, &source.tls, account).await?;
+                            let mut session = transport::login(
+                                &source.config,
+                                &source.tls,
+                                account,
+                                &transport::Received::default(),
+                            )
+                            .await?;
                             let folders = transport::timed(seconds, async {
                                 let names = session
                                     .list(Some(""), Some("*"))
@@ -169,16 +174,26 @@ impl ImapSource {
         let mut attempt = 1;
         // Reads the server broke off by being busy or hanging up.
         let mut throttled = 0u64;
+        // What the server sent, over every attempt.
+        let received = transport::Received::default();
         loop {
             let mut report = ScanReport::default();
-            let result =
-                read::read_account(&self.config, &self.tls, account, context, sink, &mut report)
-                    .await;
+            let result = read::read_account(
+                &self.config,
+                &self.tls,
+                account,
+                context,
+                sink,
+                &mut report,
+                &received,
+            )
+            .await;
             match result {
                 Ok(()) => {
                     for _ in 0..throttled {
                         report.count(crate::ProblemKind::Throttled);
                     }
+                    report.add_work("bytes_received", received.bytes());
                     return Ok(report);
                 }
                 Err(error) if error.retryable() && attempt < attempts => {

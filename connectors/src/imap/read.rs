@@ -45,7 +45,8 @@ pub(super) enum Read {
     DatesOnly,
 }
 
-/// Read one account: log in, choose folders, read each.
+/// Read one account: log in, choose folders, read each; what the server
+/// sends is counted in `received`.
 pub(crate) async fn read_account(
     config: &ImapConfig,
     tls: &Arc<rustls::ClientConfig>,
@@ -53,6 +54,7 @@ pub(crate) async fn read_account(
     context: &ScanContext,
     sink: &RecordSink,
     report: &mut ScanReport,
+    received: &transport::Received,
 ) -> Result<(), ImapError> {
     let folders = if config
         .folders
@@ -69,12 +71,12 @@ pub(crate) async fn read_account(
         // that has run LIST (with its default mailbox_list_index = yes), every
         // later EXAMINE re-reads the whole Maildir, 0.3 s per 20,000 messages
         // (measured; see BENCHMARKS.md). One more login costs milliseconds.
-        let mut lister = transport::login(config, tls, account).await?;
+        let mut lister = transport::login(config, tls, account, received).await?;
         let folders = choose_folders(config, &mut lister, report, &account.name).await?;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), lister.logout()).await;
         folders
     };
-    let mut session = transport::login(config, tls, account).await?;
+    let mut session = transport::login(config, tls, account, received).await?;
     // Gmail shows a message in the folder of each of its labels: read it in
     // one (see `gmail`).
     let labels = if folders.len() > 1 {

@@ -22,13 +22,15 @@ pub(crate) async fn search_account(
 ) -> Result<Vec<String>, ImapError> {
     let seconds = config.timeout_seconds;
     let mut notes = ScanReport::default();
+    // A search's traffic is not a scan's: counted, and not reported.
+    let received = transport::Received::default();
     let folders = {
-        let mut lister = transport::login(config, tls, account).await?;
+        let mut lister = transport::login(config, tls, account, &received).await?;
         let folders = choose_folders(config, &mut lister, &mut notes, &account.name).await?;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), lister.logout()).await;
         folders
     };
-    let mut session = transport::login(config, tls, account).await?;
+    let mut session = transport::login(config, tls, account, &received).await?;
     let mut ids = Vec::new();
     for folder in &folders {
         timed(seconds, async {

@@ -5,13 +5,16 @@
 
 use std::collections::HashSet;
 use std::fmt::Debug;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_imap::{Client, Session};
 use chrono::{DateTime, Utc};
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::config::{Account, ImapConfig, Login, Security, TokenSource};
@@ -22,6 +25,78 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Io for T {}
 
 /// A logged-in session.
 pub(crate) type ImapSession = Session<Box<dyn Io>>;
+
+/// Bytes the server sent over a scan's connections, counted after TLS (what
+/// IMAP carried): reported as the scan's `bytes_received` work, so that what
+/// a scan fetched can be set beside a plain full fetch of the same mail.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Received(Arc<AtomicU64>);
+
+impl Received {
+    /// The bytes counted so far.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A stream that adds what it reads to a [`Received`]; writes pass through.
+#[derive(Debug)]
+struct Counted<S> {
+    inner: S,
+    received: Received,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buffer.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(context, buffer);
+        if let Poll::Ready(Ok(())) = poll {
+            let read = buffer.filled().len().saturating_sub(before);
+            self.received.0.fetch_add(read as u64, Ordering::Relaxed);
+        }
+        poll
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(context, bytes)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffers: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(context, buffers)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(context)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(context)
+    }
+}
 
 /// What went wrong talking to the server.
 #[derive(Debug, thiserror::Error)]
@@ -235,9 +310,11 @@ async fn tls_upgrade(
 }
 
 /// Open a connection and read the greeting; for STARTTLS, upgrade first.
+/// What the server sends from then on is counted in `received`.
 pub(crate) async fn connect(
     config: &ImapConfig,
     tls: &Arc<rustls::ClientConfig>,
+    received: &Received,
 ) -> Result<Client<Box<dyn Io>>, ImapError> {
     let address = format!("{}:{}", config.host, config.port());
     let seconds = config.timeout_seconds;
@@ -259,6 +336,10 @@ pub(crate) async fn connect(
             timed(seconds, tls_upgrade(config, tls, tcp, &address)).await?
         }
     };
+    let stream: Box<dyn Io> = Box::new(Counted {
+        inner: stream,
+        received: received.clone(),
+    });
     let mut client = Client::new(stream);
     if config.security != Security::Starttls {
         let greeting = timed(seconds, async {
@@ -363,13 +444,15 @@ async fn token(source: &TokenSource, user: &str, seconds: u64) -> Result<String,
     Ok(token)
 }
 
-/// Connect and log in as `account`.
+/// Connect and log in as `account`, counting what the server sends in
+/// `received`.
 pub(crate) async fn login(
     config: &ImapConfig,
     tls: &Arc<rustls::ClientConfig>,
     account: &Account,
+    received: &Received,
 ) -> Result<ImapSession, ImapError> {
-    let client = connect(config, tls).await?;
+    let client = connect(config, tls, received).await?;
     let seconds = config.timeout_seconds;
     let refused = |error: async_imap::error::Error| match error {
         async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => {
