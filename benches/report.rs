@@ -188,6 +188,7 @@ fn main() {
         rss = rss.max(peak);
     }
     let warm: Duration = median(warm);
+
     let csv = std::fs::metadata(out.join(format!("tillsyn-{month}.csv")))
         .map(|m| m.len())
         .unwrap_or(0);
@@ -203,7 +204,11 @@ fn main() {
         rss as f64 / 1024.0
     );
     println!(
-        "\nOutput: report.html, report.txt, trend.png and a CSV of {open} open findings ({:.1} MB). Targets: under 5 s and under 200 MB.",
+        "\nOutput: report.html, report.txt, trend.png and the CSV of open counts per promise and custodian ({:.1} MB) for {open} open findings. Targets: under 5 s and under 200 MB.",
         csv as f64 / 1e6
     );
+    // `--keep` leaves the store, config and output for a look by hand.
+    if std::env::args().any(|argument| argument == "--keep") {
+        println!("Kept: {}", dir.keep().display());
+    }
 }

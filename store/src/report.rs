@@ -8,6 +8,14 @@ use chrono::{DateTime, Utc};
 use super::db::Value;
 use super::{Store, StoreError, to_time};
 
+/// Open at the moment `$1` and counted as broken: first seen before it, not
+/// resolved by then, and under no exception in force then.
+const OPEN_AT: &str = "first_seen < $1 AND (resolved_at IS NULL OR resolved_at >= $1)
+     AND NOT coalesce(excepted_until, 0) > $1";
+
+/// Findings [`Store::open_at`] reads a page.
+const OPEN_PAGE: usize = 10_000;
+
 /// A finding as it stood at some moment (open then).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenAt {
@@ -138,31 +146,81 @@ impl Store {
     }
 
     /// Findings open at `moment` and counted as broken: first seen before it,
-    /// not resolved by then, and under no exception in force then.
+    /// not resolved by then, and under no exception in force then. Ordered
+    /// by rule (as bytes), then oldest first.
+    ///
+    /// Read in pages of [`OPEN_PAGE`] in the table's order, each page's rows
+    /// made findings before the next is read: a month with hundreds of
+    /// thousands open holds them once, not a second time as rows.
     pub fn open_at(&self, moment: DateTime<Utc>) -> Result<Vec<OpenAt>, StoreError> {
+        self.open_at_in_pages(moment, OPEN_PAGE)
+    }
+
+    /// [`Store::open_at`], `page` findings a read.
+    pub(crate) fn open_at_in_pages(
+        &self,
+        moment: DateTime<Utc>,
+        page: usize,
+    ) -> Result<Vec<OpenAt>, StoreError> {
+        let mut open = Vec::new();
+        let mut after = i64::MIN;
+        loop {
+            let rows = self.db().query(
+                &format!(
+                    "SELECT id, rule, source, record_kind, record_path, custodian, severity,
+                            detail, first_seen, detail_data
+                     FROM findings
+                     WHERE id > $2 AND {OPEN_AT}
+                     ORDER BY id LIMIT {page}"
+                ),
+                &[Value::from(moment.timestamp()), Value::from(after)],
+            )?;
+            for row in &rows {
+                after = row.int(0)?;
+                open.push(OpenAt {
+                    rule: row.text(1)?,
+                    source: row.text(2)?,
+                    record_kind: row.text(3)?,
+                    record_path: row.text(4)?,
+                    custodian: row.opt_text(5)?,
+                    severity: row.text(6)?,
+                    detail: row.text(7)?,
+                    first_seen: to_time(row.int(8)?),
+                    detail_data: row.opt_text(9)?,
+                });
+            }
+            if rows.len() < page {
+                break;
+            }
+        }
+        // Stable: findings seen at the same moment stay in the order found.
+        open.sort_by(|a, b| {
+            a.rule
+                .as_bytes()
+                .cmp(b.rule.as_bytes())
+                .then(a.first_seen.cmp(&b.first_seen))
+        });
+        Ok(open)
+    }
+
+    /// How many findings were open at `moment` (as [`Store::open_at`]
+    /// counts them), per rule and custodian.
+    pub fn open_counts_at(
+        &self,
+        moment: DateTime<Utc>,
+    ) -> Result<BTreeMap<(String, Option<String>), u64>, StoreError> {
         self.db()
             .query(
-            "SELECT rule, source, record_kind, record_path, custodian, severity, detail, first_seen,
-                    detail_data
-             FROM findings
-             WHERE first_seen < $1 AND (resolved_at IS NULL OR resolved_at >= $1)
-                 AND NOT coalesce(excepted_until, 0) > $1
-             ORDER BY rule, first_seen, id",
+                &format!(
+                    "SELECT rule, custodian, count(*) FROM findings WHERE {OPEN_AT}
+                     GROUP BY rule, custodian"
+                ),
                 &[Value::from(moment.timestamp())],
             )?
             .iter()
             .map(|row| {
-                Ok(OpenAt {
-                    rule: row.text(0)?,
-                    source: row.text(1)?,
-                    record_kind: row.text(2)?,
-                    record_path: row.text(3)?,
-                    custodian: row.opt_text(4)?,
-                    severity: row.text(5)?,
-                    detail: row.text(6)?,
-                    first_seen: to_time(row.int(7)?),
-                    detail_data: row.opt_text(8)?,
-                })
+                let count = u64::try_from(row.int(2)?).unwrap_or(0);
+                Ok(((row.text(0)?, row.opt_text(1)?), count))
             })
             .collect()
     }

@@ -464,6 +464,69 @@ fn open_findings_read_a_page_at_a_time_are_all_of_them_in_order() {
     );
 }
 
+#[test]
+fn findings_open_at_a_moment_read_in_pages_are_all_of_them_by_rule_and_age() {
+    on_both_engines(
+        "findings_open_at_a_moment_read_in_pages_are_all_of_them_by_rule_and_age",
+        |open| {
+            let mut store = open();
+            // Whole seconds, as the store keeps times.
+            let start =
+                chrono::DateTime::from_timestamp(Utc::now().timestamp() - 3600, 0).expect("a time");
+            let id = store.begin_scan("share", start).expect("begin");
+            // Rule b's findings first and newest first, so that neither the
+            // table's order nor the time's is the answer's.
+            let mut expected = Vec::new();
+            for (minute, rule, path) in [
+                (9, "b", "z"),
+                (8, "b", "y"),
+                (7, "a", "x/2"),
+                (1, "b", "w"),
+                (5, "a", "x/1"),
+                (5, "a", "x/10"),
+                (3, "a", "é"),
+            ] {
+                let at = start + TimeDelta::minutes(minute);
+                store
+                    .record_findings(id, "share", at, &[finding(rule, path)])
+                    .expect("record");
+                expected.push((rule.to_owned(), minute, path.to_owned()));
+            }
+            // By rule, then oldest first; seen at the same minute: as found.
+            expected.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+            let moment = start + TimeDelta::minutes(30);
+            let whole = store.open_at(moment).expect("open at");
+            let listed: Vec<(String, i64, String)> = whole
+                .iter()
+                .map(|f| {
+                    let minute = (f.first_seen - start).num_minutes();
+                    (f.rule.clone(), minute, f.record_path.clone())
+                })
+                .collect();
+            assert_eq!(listed, expected);
+            for page in [1, 2, 6, 7, 100] {
+                assert_eq!(
+                    store.open_at_in_pages(moment, page).expect("paged"),
+                    whole,
+                    "{page} a page"
+                );
+            }
+            // Before the fourth minute only the two seen by then were open.
+            let early = store
+                .open_at(start + TimeDelta::minutes(4))
+                .expect("open at");
+            assert_eq!(early.len(), 2, "{early:?}");
+            let mut counted = BTreeMap::new();
+            for finding in &whole {
+                *counted
+                    .entry((finding.rule.clone(), finding.custodian.clone()))
+                    .or_insert(0u64) += 1;
+            }
+            assert_eq!(store.open_counts_at(moment).expect("counts"), counted);
+        },
+    );
+}
+
 /// The one number `sql` selects.
 /// Run `sql` on the store's database, as if time had passed (leases and
 /// claims are set by the database's clock, which a test cannot move).

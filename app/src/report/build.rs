@@ -80,12 +80,7 @@ pub fn build_with(
         .len()
         .checked_sub(2)
         .map_or(start, |index| moments[index]);
-    let mut custodians_before: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
-    for finding in store.open_at(previous_end)? {
-        *custodians_before
-            .entry((finding.rule, finding.custodian))
-            .or_insert(0) += 1;
-    }
+    let custodians_before = store.open_counts_at(previous_end)?;
     let coverage = coverage(config, &store.scans_between(start, end)?, zone);
     let month_view = MonthView {
         config,

@@ -55,11 +55,11 @@ pub async fn look_up(
                 .lock()
                 .map_err(|_| DepartmentError::Store("store lock poisoned".into()))?;
             let open = guard
-                .open_at(end)
+                .open_counts_at(end)
                 .map_err(|error| DepartmentError::Store(error.to_string()))?;
             let custodians: std::collections::BTreeSet<String> = open
-                .into_iter()
-                .filter_map(|finding| finding.custodian)
+                .into_keys()
+                .filter_map(|(_, custodian)| custodian)
                 .collect();
             Ok(custodians.into_iter().collect())
         })
