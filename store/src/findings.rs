@@ -40,8 +40,8 @@ impl Store {
             FindingFilter::Resolved => "resolved_at IS NOT NULL",
             FindingFilter::All => "TRUE",
         };
-        // Open findings are unique by (rule, source, record): that order is the
-        // partial index's, no sort needed.
+        // Open findings are unique by (rule, source, record): ordered so,
+        // they need no tie-break.
         let order = match query.filter {
             FindingFilter::Open => "rule, source, record_id",
             FindingFilter::Resolved | FindingFilter::All => "rule, source, record_id, id",
@@ -80,29 +80,38 @@ impl Store {
         after: Option<&Finding>,
         limit: usize,
     ) -> Result<Vec<Finding>, StoreError> {
-        // Open findings are unique by (rule, source, record): that order is
-        // the partial index's.
-        let sql = format!(
-            "SELECT {FINDING_COLUMNS}
-             FROM findings
-             WHERE resolved_at IS NULL AND source = $1
-                 AND (CAST($2 AS TEXT) IS NULL OR rule > $2 OR (rule = $2 AND record_id > $3))
-             ORDER BY rule, source, record_id
-             LIMIT $4"
-        );
-        self.db()
-            .query(
-                &sql,
+        // Open findings are unique by (source, rule, record): a page is a
+        // range of that index, read in its order with nothing to sort.
+        let limit = Value::from(i64::try_from(limit).unwrap_or(i64::MAX));
+        let rows = match after {
+            None => self.db().query(
+                &format!(
+                    "SELECT {FINDING_COLUMNS}
+                     FROM findings
+                     WHERE resolved_at IS NULL AND source = $1
+                     ORDER BY rule, record_id
+                     LIMIT $2"
+                ),
+                &[Value::from(source), limit],
+            )?,
+            Some(last) => self.db().query(
+                &format!(
+                    "SELECT {FINDING_COLUMNS}
+                     FROM findings
+                     WHERE resolved_at IS NULL AND source = $1
+                         AND (rule, record_id) > ($2, $3)
+                     ORDER BY rule, record_id
+                     LIMIT $4"
+                ),
                 &[
                     Value::from(source),
-                    Value::from(after.map(|finding| finding.rule.clone())),
-                    Value::from(after.map(|finding| finding.record_id.clone())),
-                    Value::from(i64::try_from(limit).unwrap_or(i64::MAX)),
+                    Value::from(last.rule.as_str()),
+                    Value::from(last.record_id.as_str()),
+                    limit,
                 ],
-            )?
-            .iter()
-            .map(|row| Ok(finding_row(row)?))
-            .collect()
+            )?,
+        };
+        rows.iter().map(|row| Ok(finding_row(row)?)).collect()
     }
 
     /// One finding by id.
