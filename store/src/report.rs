@@ -149,7 +149,7 @@ impl Store {
     /// not resolved by then, and under no exception in force then. Ordered
     /// by rule (as bytes), then oldest first.
     ///
-    /// Read in pages of [`OPEN_PAGE`] in the table's order, each page's rows
+    /// Read 10,000 at a time in the table's order, each page's rows
     /// made findings before the next is read: a month with hundreds of
     /// thousands open holds them once, not a second time as rows.
     pub fn open_at(&self, moment: DateTime<Utc>) -> Result<Vec<OpenAt>, StoreError> {
